@@ -1,0 +1,1 @@
+"""eventlog-capnp: Cap'n Proto format for eventlog, ready for ClickHouse."""

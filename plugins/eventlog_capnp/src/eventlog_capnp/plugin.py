@@ -1,0 +1,1 @@
+"""Hook implementations of eventlog-capnp (registered through the entry point group 'eventlog')."""

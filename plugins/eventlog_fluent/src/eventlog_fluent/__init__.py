@@ -1,0 +1,1 @@
+"""eventlog-fluent: Fluentd / Fluent Bit Forward protocol transport and msgpack format for eventlog."""

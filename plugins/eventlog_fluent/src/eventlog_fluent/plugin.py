@@ -1,0 +1,1 @@
+"""Hook implementations of eventlog-fluent (registered through the entry point group 'eventlog')."""

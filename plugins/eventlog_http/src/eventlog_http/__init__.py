@@ -1,0 +1,1 @@
+"""eventlog-http: HTTP POST transport for eventlog."""

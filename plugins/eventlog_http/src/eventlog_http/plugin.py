@@ -1,0 +1,1 @@
+"""Hook implementations of eventlog-http (registered through the entry point group 'eventlog')."""

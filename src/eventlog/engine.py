@@ -1,0 +1,500 @@
+"""The pipeline engine: queue, worker thread, batching, retries, flush, shutdown, fork.
+
+The caller's side (:meth:`Pipeline.submit`) appends to a deque and returns:
+no I/O, no formatting, no hook dispatch, no lock unless the queue is full.
+One worker thread per pipeline takes batches, converts log records to events,
+runs worker-stage enrichers, formats, optionally spools, and sends with
+retries.  Transports only move bytes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from eventlog import metrics
+from eventlog.config import Settings, check_unknown, option_key
+from eventlog.event import Event
+from eventlog.interfaces import (
+    Batch,
+    ConfigurationError,
+    Formatter,
+    PluginContext,
+    Record,
+    Transport,
+    TransportError,
+)
+from eventlog.metrics import Stats
+from eventlog.records import record_to_event
+from eventlog.registry import Registry, get_registry
+from eventlog.wire import to_wire
+
+if TYPE_CHECKING:
+    from eventlog.context import RequestContext
+
+#: eventlog's own diagnostics.  It does not propagate, so an EventHandler on the
+#: root logger never feeds eventlog's complaints about a dead peer back into it.
+log = logging.getLogger("eventlog")
+log.propagate = False
+if not log.handlers:
+    _stderr = logging.StreamHandler()
+    _stderr.setFormatter(logging.Formatter("eventlog: %(levelname)s: %(message)s"))
+    log.addHandler(_stderr)
+    log.setLevel(logging.INFO)
+
+#: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
+BACKOFF_START = 0.05
+
+
+class Spool(Protocol):
+    """Where formatted records wait for delivery in spool mode (``EVENTLOG_DB``).
+
+    The engine adds each batch in one transaction, sends what ``pending``
+    returns in order, and removes what was delivered or given up.
+    """
+
+    def add(self, records: Sequence[Record]) -> None: ...
+    def pending(self, limit: int) -> list[Record]: ...
+    def remove(self, records: Sequence[Record]) -> None: ...
+    def depth(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class _Flush:
+    """A marker in the queue: set once everything before it was sent or given up."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class Pipeline:
+    """A queue, a worker and the formatter, enrichers and transport configuration names.
+
+    Build one with :func:`eventlog.configure` (the default pipeline) or
+    directly, for a second destination: ``Pipeline(Settings.load({...}))``.
+    """
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        registry = registry or get_registry()
+        self.settings = settings
+        self.name: str = settings.name
+        self.stats = Stats()
+        transport_name = settings.transport or ("logstash" if settings.host else "console")
+        transport_reg = registry.transport(transport_name)
+        transport_spec = transport_reg.spec
+        format_name = settings.format or transport_spec.default_format
+        formatter_reg = registry.formatter(format_name)
+        if transport_spec.formats is not None and format_name not in transport_spec.formats:
+            raise ConfigurationError(
+                f"transport {transport_name!r} cannot carry format {format_name!r}; "
+                f"it carries: {', '.join(sorted(transport_spec.formats))} "
+                "(set EVENTLOG_FORMAT to one of them)"
+            )
+        known = {o.name for o in settings_options()}
+        formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)
+        known |= {option_key(format_name, o) for o in formatter_reg.spec.options}
+        self.formatter: Formatter = formatter_reg.spec.factory(
+            PluginContext(settings, formatter_options)
+        )
+        transport_options = settings.plugin_options(transport_name, transport_spec.options)
+        known |= {option_key(transport_name, o) for o in transport_spec.options}
+        self._transport_factory: Callable[[], Transport] = lambda: transport_spec.factory(
+            PluginContext(settings, transport_options, self.formatter, format_name)
+        )
+        # Build one now so that configuration errors surface at configure time.
+        self._transport: Transport | None = self._transport_factory()
+        self.transport_name, self.format_name = transport_name, format_name
+        self._caller_enrichers: list[Callable[[Event], None]] = []
+        self._worker_enrichers: list[Callable[[Event], None]] = []
+        for enricher_name in settings.enrichers:
+            spec = registry.enricher(enricher_name).spec
+            enricher_options = settings.plugin_options(enricher_name, spec.options)
+            known |= {option_key(enricher_name, o) for o in spec.options}
+            func = spec.factory(PluginContext(settings, enricher_options))
+            (self._caller_enrichers if spec.stage == "caller" else self._worker_enrichers).append(
+                func
+            )
+        check_unknown(settings.given, known)
+        self._format = self.formatter.format
+        self._batch_size: int = settings.batch_size
+        self._maxsize: int = settings.queue_size
+        self._linger: float = settings.linger_ms / 1000.0
+        self._spool: Spool | None = self._open_spool() if settings.db else None
+        self._warned: set[str] = set()
+        self._setup_runtime()
+        metrics.track(self)
+        _live.add(self)
+        if settings.metrics_port is not None:
+            self.metrics_port: int | None = metrics.serve(settings.metrics_addr, settings.metrics_port)
+        else:
+            self.metrics_port = None
+
+    # ------------------------------------------------------------ the caller's side
+
+    def _setup_runtime(self) -> None:
+        """Queue, worker state and locks: made at start and again in a forked child."""
+        self._queue: deque[Any] = deque()
+        self._sleeping = True  # True also means "worker not started": submit wakes it
+        self._wake_event = threading.Event()
+        self._stop_event = threading.Event()
+        self._start_lock = threading.Lock()
+        self._overflow_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self._deadline = float("inf")
+
+    def submit(self, item: Any) -> None:
+        """Queue an Event (or a (record, message, context) tuple).  Never blocks, never raises."""
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            self._overflowed()
+            return
+        queue.append(item)
+        if self._sleeping:
+            self._wake()
+
+    def submit_event(self, event: Event) -> None:
+        """Run caller-stage enrichers, then queue the event."""
+        for enrich in self._caller_enrichers:
+            try:
+                enrich(event)
+            except Exception:
+                self._enricher_failed(enrich)
+        self.submit(event)
+
+    def submit_record(self, record: logging.LogRecord, message: str, ctx: RequestContext) -> None:
+        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run)."""
+        if self._caller_enrichers:
+            self.submit_event(record_to_event(record, message, ctx))
+        else:
+            self.submit((record, message, ctx))
+
+    def _overflowed(self) -> None:
+        with self._overflow_lock:
+            self.stats.overflow += 1
+        if self._sleeping:
+            self._wake()
+
+    def _enricher_failed(self, enrich: Callable[[Event], None]) -> None:
+        with self._overflow_lock:
+            self.stats.converted["enricher_error"] = self.stats.converted.get("enricher_error", 0) + 1
+        self._warn_once(
+            f"enricher:{enrich!r}", "an enricher raised; events go on without it", exc_info=True
+        )
+
+    def _wake(self) -> None:
+        if self._worker is None:
+            self._start()
+        self._wake_event.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._worker is not None or self._closed:
+                return
+            worker = threading.Thread(
+                target=self._run, name=f"eventlog-{self.name}", daemon=True
+            )
+            self._worker = worker
+            worker.start()
+
+    # ------------------------------------------------------------ flush and shutdown
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event queued before this call was sent or given up.
+
+        Returns False if that did not happen within ``timeout`` seconds.
+        """
+        if self._closed:
+            return not self._queue
+        if not self._queue and self._worker is None and (not self._spool or not self._spool.depth()):
+            return True
+        marker = _Flush()
+        self._queue.append(marker)  # a marker is never refused, even when the queue is full
+        self._wake()
+        return marker.done.wait(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Send what is queued until the deadline, then stop the worker and close the transport.
+
+        Never blocks longer than ``timeout`` (default: the ``shutdown_timeout``
+        setting).  In spool mode, what could not be sent stays in the spool.
+        Returns True when everything was delivered.
+        """
+        if self._closed:
+            return True
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self._deadline = deadline
+        delivered = self.flush(timeout)
+        self._stopping = True
+        self._closed = True
+        self._stop_event.set()
+        self._wake_event.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                self._warn_once(
+                    "shutdown", f"shutdown deadline of {timeout}s passed with a send in progress"
+                )
+                return False
+        else:
+            self._close_transport()
+            if self._spool is not None:
+                self._spool.close()
+        left = len(self._queue)
+        if left and self._spool is None:
+            self.stats.drop("shutdown", left)
+        _live.discard(self)
+        return delivered and not left
+
+    def queue_depth(self) -> int:
+        """Events waiting in memory."""
+        return sum(1 for item in list(self._queue) if type(item) is not _Flush)
+
+    def spool_depth(self) -> int:
+        """Events waiting in the spool (0 in memory mode)."""
+        try:
+            return self._spool.depth() if self._spool is not None else 0
+        except Exception:
+            return 0
+
+    # ------------------------------------------------------------ the worker
+
+    def _run(self) -> None:
+        queue = self._queue
+        try:
+            if self._spool is not None:
+                self._drain_spool()  # what an earlier run left goes first, in order
+            while True:
+                if not queue:
+                    if self._stopping:
+                        break
+                    self._sleeping = True
+                    if not queue:  # re-check: a caller may have appended before seeing the flag
+                        self._wake_event.wait()
+                        self._wake_event.clear()
+                    self._sleeping = False
+                    continue
+                if self._linger and len(queue) < self._batch_size and not self._stopping:
+                    self._stop_event.wait(self._linger)
+                items, markers = self._take(queue)
+                if items:
+                    self._handle(items)
+                for marker in markers:
+                    marker.done.set()
+                if self._stopping and time.monotonic() > self._deadline:
+                    break
+        except Exception:
+            log.exception("eventlog worker failed; events logged from now on are dropped")
+        finally:
+            self._close_transport()
+            if self._spool is not None:
+                try:
+                    self._spool.close()
+                except Exception:
+                    pass
+            for item in list(queue):
+                if type(item) is _Flush:
+                    item.done.set()
+
+    def _take(self, queue: deque[Any]) -> tuple[list[Any], list[_Flush]]:
+        """Up to batch_size items; a flush marker ends the batch."""
+        items: list[Any] = []
+        markers: list[_Flush] = []
+        popleft = queue.popleft
+        limit = self._batch_size
+        while queue and len(items) < limit:
+            item = popleft()
+            if type(item) is _Flush:
+                markers.append(item)
+                break
+            items.append(item)
+        self.stats.taken += len(items)
+        return items, markers
+
+    def _handle(self, items: list[Any]) -> None:
+        records = self._encode(items)
+        if self._spool is not None:
+            self._spool_and_send(records)
+        elif records:
+            self._send(records)
+
+    def _encode(self, items: list[Any]) -> list[Record]:
+        records: list[Record] = []
+        enrichers = self._worker_enrichers
+        fmt = self._format
+        conversions = self.stats.converted
+        for item in items:
+            try:
+                event = item if type(item) is Event else record_to_event(*item)
+                for enrich in enrichers:
+                    try:
+                        enrich(event)
+                    except Exception:
+                        self._enricher_failed(enrich)
+                wire = to_wire(event, conversions)
+                payload = fmt(wire)
+            except Exception as exc:
+                # A poison event: set aside with its reason; the rest of the batch goes on.
+                self.stats.drop("unencodable")
+                self._warn_once(
+                    f"encode:{type(exc).__name__}",
+                    f"an event could not be formatted as {self.format_name!r} and was set "
+                    f"aside: {type(exc).__name__}: {exc}",
+                )
+                continue
+            records.append(Record(wire["id"], wire["action"], event.time_ns, payload))
+        return records
+
+    # ------------------------------------------------------------ sending
+
+    def _send(self, batch: Batch) -> bool:
+        """Send one batch, retrying as the transport says; False if shutdown cut it short."""
+        attempt = 0
+        first_failure: float | None = None
+        while True:
+            try:
+                if self._transport is None:
+                    self._transport = self._transport_factory()
+                started = time.perf_counter()
+                refused = self._transport.send(batch) or ()
+                self.stats.observe_latency(time.perf_counter() - started)
+                self.stats.sent += len(batch) - len(refused)
+                for record, reason in refused:
+                    self.stats.drop("rejected")
+                    self._warn_once(f"refused:{reason.split(':')[0]}", f"event {record.id} refused: {reason}")
+                if not self.stats.transport_up and first_failure is not None:
+                    log.info("sending to %s works again", self.transport_name)
+                self.stats.transport_up = 1
+                self._warned.discard("send")
+                return True
+            except TransportError as exc:
+                error: BaseException = exc
+                retryable = exc.retryable
+            except Exception as exc:  # a plugin bug: keep the events, say what happened
+                error, retryable = exc, True
+            self.stats.transport_up = 0
+            self._close_transport()
+            if not retryable:
+                self.stats.drop("rejected", len(batch))
+                self._warn_once(
+                    f"rejected:{type(error).__name__}",
+                    f"{len(batch)} events set aside: the {self.transport_name} peer refused "
+                    f"them for good: {error}",
+                )
+                return True
+            now = time.monotonic()
+            if first_failure is None:
+                first_failure = now
+                self._warn_once("send", f"sending failed, will retry: {error}")
+            max_age = self.settings.max_retry_age
+            if max_age and now - first_failure > max_age:
+                self.stats.drop("expired", len(batch))
+                log.warning("gave up on %d events after %.0fs of failures", len(batch), max_age)
+                return True
+            if self._stopping and now > self._deadline:
+                return False
+            attempt += 1
+            self.stats.retries += 1
+            delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
+            delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
+            if self._stopping:
+                # Shutdown started: wait for real (the stop event is already set), within the deadline.
+                time.sleep(min(delay, max(0.0, self._deadline - now)))
+            else:
+                self._stop_event.wait(delay)  # shutdown cuts the wait short for one last try
+
+    def _close_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                transport.close()
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------ spool mode
+
+    def _open_spool(self) -> Spool:
+        try:
+            from eventlog.spool import open_spool  # type: ignore[attr-defined]
+        except ImportError:
+            raise ConfigurationError(
+                f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"
+            ) from None
+        spool: Spool = open_spool(self.settings, self)
+        return spool
+
+    def _spool_and_send(self, records: list[Record]) -> None:
+        assert self._spool is not None
+        if records:
+            self._spool.add(records)
+        self._drain_spool()
+
+    def _drain_spool(self) -> None:
+        assert self._spool is not None
+        while True:
+            batch = self._spool.pending(self._batch_size)
+            if not batch:
+                return
+            if not self._send(batch):
+                return  # shutdown deadline: the rest stays in the spool
+            self._spool.remove(batch)
+            if self._queue and len(batch) < self._batch_size:
+                return  # new events are waiting; they join the spool next round
+
+    # ------------------------------------------------------------ diagnostics
+
+    def _warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        log.warning("[%s] %s", self.name, message, exc_info=exc_info)
+
+    def _after_fork(self) -> None:
+        # The child gets a fresh queue and worker; the parent's socket and spool
+        # connection belong to the parent, so the child forgets them unclosed.
+        self._transport = None
+        if self._spool is not None and hasattr(self._spool, "after_fork"):
+            self._spool.after_fork()
+        self.stats = Stats()
+        self._warned = set()
+        self._setup_runtime()
+
+
+def settings_options() -> Sequence[Any]:
+    """The core settings (for configure()'s unknown-keyword check)."""
+    from eventlog.config import CORE_OPTIONS
+
+    return CORE_OPTIONS
+
+
+_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pipeline in list(_live):
+        pipeline._after_fork()
+
+
+def _shutdown_all() -> None:
+    for pipeline in list(_live):
+        try:
+            pipeline.shutdown()
+        except Exception:
+            pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_shutdown_all)

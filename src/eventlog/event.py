@@ -1,0 +1,191 @@
+"""The Event: what the application hands to eventlog.
+
+Construction is on the caller's hot path, so it only stores what it is given,
+the clock and the request context.  Static fields (host, pid, site, cluster),
+the id, and every conversion to wire form happen in the worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from eventlog import context as _context
+from eventlog.context import RequestContext
+
+_now_ns = time.time_ns
+_current_context = _context.current
+
+# Frames inside these folders are never the "caller" of log_code=True.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or ""))
+
+
+def caller_location(depth: int = 2) -> tuple[str, int, str]:
+    """File, line and function of the first frame outside eventlog and logging."""
+    frame: Any = sys._getframe(depth)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_LOGGING_DIR)):
+            return filename, frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back
+    return "<unknown>", 0, "<unknown>"
+
+
+class Event:
+    """One application event.
+
+    ``Event('click', 'my-button', 'ui')`` is (action, target, tgType) as in the
+    seed.  ``fields`` may be a mapping or a list of (key, value) tuples; values
+    are int, float or str (others are converted in the worker and counted).
+
+    >>> Event("account.admin.create", "alice", "user", tags=["admin"])
+    Event('account.admin.create', 'alice', 'user')
+    """
+
+    __slots__ = (
+        "action",
+        "target",
+        "tg_type",
+        "message",
+        "level",
+        "tags",
+        "fields",
+        "metrics",
+        "time_ns",
+        "context",
+        "user",
+        "session",
+        "request_id",
+        "code_file",
+        "code_line",
+        "code_func",
+        "exc_info",
+        "thread",
+        "id",
+        "site",
+        "cluster",
+        "host",
+        "pid",
+    )
+
+    action: str
+    target: str | None
+    tg_type: str | None
+    message: str | None
+    level: int | None
+    tags: list[str] | None
+    fields: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    time_ns: int
+    context: RequestContext
+    user: str | None
+    session: str | None
+    request_id: str | None
+    code_file: str | None
+    code_line: int | None
+    code_func: str | None
+    exc_info: str | None
+    thread: str | None
+    id: str | None
+    site: str | None
+    cluster: str | None
+    host: str | None
+    pid: int | None
+
+    def __init__(
+        self,
+        action: str,
+        target: str | None = None,
+        tg_type: str | None = None,
+        *,
+        message: str | None = None,
+        level: int | None = None,
+        tags: str | Iterable[str] | None = None,
+        fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        log_code: bool = False,
+        logCode: bool | None = None,  # noqa: N803 - the seed's documented spelling
+        user: str | None = None,
+        session: str | None = None,
+        request_id: str | None = None,
+        time_ns: int | None = None,
+    ) -> None:
+        if type(action) is not str or not action:
+            raise TypeError(
+                f"Event action must be a non-empty str, got {action!r}; "
+                "use a dotted name such as 'account.admin.create'"
+            )
+        if target is not None and type(target) is not str:
+            raise TypeError(f"Event target must be a str or None, got {type(target).__name__}")
+        if tg_type is not None and type(tg_type) is not str:
+            raise TypeError(f"Event tg_type must be a str or None, got {type(tg_type).__name__}")
+        if level is not None and type(level) is not int:
+            raise TypeError(f"Event level must be an int (a logging level), got {level!r}")
+        self.action = action
+        self.target = target
+        self.tg_type = tg_type
+        self.message = message
+        self.level = level
+        self.tags = _tags(tags) if tags is not None else None
+        self.fields = _fields(fields) if fields is not None else None
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
+            )
+        self.metrics = dict(metrics) if metrics is not None else None
+        self.time_ns = _now_ns() if time_ns is None else time_ns
+        self.context = _current_context()
+        self.user = user
+        self.session = session
+        self.request_id = request_id
+        if log_code or logCode:
+            self.code_file, self.code_line, self.code_func = caller_location()
+        else:
+            self.code_file = self.code_line = self.code_func = None
+        self.exc_info = None
+        self.thread = None
+        self.id = None
+        self.site = self.cluster = self.host = None
+        self.pid = None
+
+    @property
+    def tstamp(self) -> int:
+        """Milliseconds since the epoch, UTC (the seed's ``tstamp``)."""
+        return self.time_ns // 1_000_000
+
+    def __repr__(self) -> str:
+        args = ", ".join(repr(a) for a in (self.action, self.target, self.tg_type) if a is not None)
+        return f"Event({args})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form of this event, as a formatter sees it (fields converted)."""
+        from eventlog.wire import to_wire
+
+        return to_wire(self, None)
+
+
+def _tags(tags: str | Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        return [tags]
+    try:
+        return list(tags)
+    except TypeError:
+        raise TypeError(
+            f"Event tags must be a str or an iterable of str, got {type(tags).__name__}"
+        ) from None
+
+
+def _fields(fields: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    if isinstance(fields, Mapping):
+        return dict(fields)
+    try:
+        return dict(fields)
+    except (TypeError, ValueError):
+        raise TypeError(
+            "Event fields must be a mapping or a list of (key, value) tuples, "
+            f"got {type(fields).__name__}"
+        ) from None

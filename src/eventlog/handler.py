@@ -1,0 +1,83 @@
+"""The ``logging`` door: EventHandler, the seed's asyncEventLogger, and get_logger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from eventlog import api
+from eventlog.config import Settings
+from eventlog.context import current as _current_context
+from eventlog.engine import Pipeline
+
+
+class EventHandler(logging.Handler):
+    """A ``logging.Handler`` that wraps each record in an Event and queues it.
+
+    Without arguments it feeds the default pipeline (configured from the
+    environment on first use).  Keyword settings give it a pipeline of its
+    own, which makes it usable from ``logging.config.dictConfig``::
+
+        "handlers": {"events": {"class": "eventlog.EventHandler",
+                                "transport": "tcp", "host": "127.0.0.1", "port": 5959}}
+    """
+
+    def __init__(
+        self, level: int | str = logging.NOTSET, *, pipeline: Pipeline | None = None, **settings: Any
+    ) -> None:
+        super().__init__(level)
+        if pipeline is None and settings:
+            pipeline = Pipeline(Settings.load(settings))
+        self.pipeline = pipeline
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # No handler lock: the queue is thread-safe, and the lock is the cost we avoid.
+        if (self.filters and not self.filter(record)) or record.name == "eventlog":
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.msg
+            # Render now: arguments may change after the call returns.
+            message = msg if (type(msg) is str and not record.args) else record.getMessage()
+            (self.pipeline or api._default or api.get_pipeline()).submit_record(
+                record, message, _current_context()
+            )
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait (up to the shutdown timeout) until queued events are sent."""
+        pipeline = self.pipeline or api._default
+        if pipeline is not None:
+            pipeline.flush(pipeline.settings.shutdown_timeout)
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.shutdown()
+        super().close()
+
+
+class EventLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose calls also accept ``tags=``, ``metrics=`` and ``fields=``.
+
+    >>> log = get_logger("my-app")
+    >>> log.info("my message", tags=["thing-one"], metrics={"durationMs": 34.2})  # doctest: +SKIP
+    """
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = dict(kwargs.get("extra") or {})
+        for key in ("tags", "metrics", "fields"):
+            if key in kwargs:
+                extra[key] = kwargs.pop(key)
+        if extra:
+            kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def get_logger(name: str | None = None, extra: Mapping[str, object] | None = None) -> EventLogger:
+    """``logging.getLogger(name)`` whose methods accept tags=, metrics= and fields=."""
+    return EventLogger(logging.getLogger(name), extra)

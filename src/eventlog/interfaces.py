@@ -1,0 +1,211 @@
+"""What a plugin implements: formatters, transports, enrichers, and their options.
+
+The engine owns the queue, the spool, batching, retries and threads; a
+transport only moves bytes (as OpenTelemetry's exporters do), and a formatter
+only turns one event into bytes.  See ``docs/plugins.md`` for a walk-through.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from eventlog.config import Settings
+    from eventlog.event import Event
+
+
+class Record(NamedTuple):
+    """One formatted event as transports see it.
+
+    ``payload`` is what the formatter produced; the other fields are kept
+    beside it (also in the spool) so a transport can route without parsing it.
+    """
+
+    id: str
+    action: str
+    time_ns: int
+    payload: bytes
+
+
+Batch = Sequence[Record]
+
+
+# ---------------------------------------------------------------- errors
+
+
+class EventlogError(Exception):
+    """Base of every error eventlog raises."""
+
+
+class ConfigurationError(EventlogError, ValueError):
+    """A setting is wrong; the message names the setting, the value and what is allowed."""
+
+
+class PluginError(ConfigurationError):
+    """A plugin name is unknown, registered twice, or cannot work with another."""
+
+
+class TransportError(EventlogError):
+    """A send failed.  ``retryable`` says whether sending the same batch again can help.
+
+    Raise it (or a subclass) from :meth:`Transport.send`.  The engine keeps a
+    batch whose error is retryable, backs off and sends it again; a batch
+    whose error is not retryable is set aside, logged once and counted.
+    """
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ConnectError(TransportError):
+    """The peer could not be reached or the connection broke (retryable)."""
+
+
+class SendTimeout(TransportError):
+    """The peer did not take or acknowledge the data in time (retryable)."""
+
+
+class AuthError(TransportError):
+    """The peer refused our credentials.  Retryable: events wait until the key is fixed."""
+
+
+class RejectedError(TransportError):
+    """The peer refused this batch for good (HTTP 400, oversized ...): not retryable."""
+
+    retryable = False
+
+
+# ---------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a plugin.
+
+    A transport named ``fluent`` with ``Option("tag", str, "app")`` reads the
+    environment variable ``EVENTLOG_FLUENT_TAG``, the Django setting of the same
+    name, or ``configure(fluent_tag=...)``.  ``parse`` turns the text from the
+    environment (or the value given in code) into the value, raising ValueError
+    with a short reason when it cannot.
+    """
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any = None
+    help: str = ""
+    #: Secrets are never printed (errors, ``eventlog plugins``, logs).
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+
+
+# ---------------------------------------------------------------- formatters
+
+
+class Formatter(abc.ABC):
+    """Turns one event (its wire dict, see :mod:`eventlog.schema`) into bytes.
+
+    Formatting runs in the worker thread.  Raise any exception to say that an
+    event cannot be encoded: that event is set aside and counted, and the rest
+    of its batch goes on.
+    """
+
+    #: MIME type of a batch body, for transports that post whole batches.
+    content_type: ClassVar[str] = "application/octet-stream"
+
+    @abc.abstractmethod
+    def format(self, wire: dict[str, Any]) -> bytes:
+        """Encode one event.  Payloads must be self-delimiting when concatenated."""
+
+    def format_batch(self, payloads: Sequence[bytes]) -> bytes:
+        """One body for many events (default: the payloads concatenated)."""
+        return b"".join(payloads)
+
+
+# ---------------------------------------------------------------- transports
+
+
+class Transport(abc.ABC):
+    """Moves batches of formatted events to a peer.
+
+    The engine calls every method from its one worker thread: ``open`` before
+    the first send and again after a failure, ``send`` with each batch,
+    ``close`` at shutdown or after a failure.  ``send`` returns when the peer
+    has the batch (as far as the protocol can tell) and raises
+    :class:`TransportError` otherwise.  A transport that can refuse single
+    events may return them, with a reason, instead of raising for all.
+    """
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect.  Raise :class:`TransportError` if the peer cannot be reached."""
+
+    @abc.abstractmethod
+    def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
+        """Deliver the batch; return the events refused for good, with reasons, if any."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection.  Must not raise."""
+
+
+# ---------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True)
+class PluginContext:
+    """What a factory receives: the core settings, its own options, the formatter."""
+
+    settings: Settings
+    options: Mapping[str, Any]
+    formatter: Formatter | None = None
+    formatter_name: str | None = None
+
+
+@dataclass(frozen=True)
+class FormatterSpec:
+    """A formatter a plugin provides: ``factory(context) -> Formatter``."""
+
+    name: str
+    factory: Callable[[PluginContext], Formatter]
+    description: str = ""
+    options: Sequence[Option] = ()
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """A transport a plugin provides: ``factory(context) -> Transport``.
+
+    ``formats`` lists the formatter names it can carry (None: any).  The check
+    happens at configure time.  ``default_format`` is used when the user
+    names none.
+    """
+
+    name: str
+    factory: Callable[[PluginContext], Transport]
+    description: str = ""
+    options: Sequence[Option] = ()
+    formats: frozenset[str] | None = None
+    default_format: str = "json"
+
+
+@dataclass(frozen=True)
+class EnricherSpec:
+    """An enricher: ``factory(context)`` returns ``func(event)``, which changes the Event in place.
+
+    ``stage="worker"`` (the default) runs in the worker thread, for static or
+    costly data.  ``stage="caller"`` runs in the application's thread while it
+    logs, for data that only that thread knows; keep it cheap.
+    """
+
+    name: str
+    factory: Callable[[PluginContext], Callable[[Event], None]]
+    stage: Literal["caller", "worker"] = "worker"
+    description: str = ""
+    options: Sequence[Option] = field(default_factory=tuple)

@@ -1,0 +1,162 @@
+"""Prometheus metrics, read from plain counters at scrape time.
+
+The engine counts in ordinary integers (the worker owns most of them); this
+collector turns them into metric families only when Prometheus scrapes, so no
+metric lock is taken per event.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eventlog.engine import Pipeline
+
+#: Upper bounds of the send-latency histogram, in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Stats:
+    """The counters of one pipeline.  Plain ints: written by one thread each."""
+
+    def __init__(self) -> None:
+        self.taken = 0  # events the worker took from the queue
+        self.sent = 0
+        self.retries = 0
+        self.dropped: dict[str, int] = {}
+        self.converted: dict[str, int] = {}
+        self.transport_up = 0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.overflow = 0  # written by callers under the pipeline's overflow lock
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        """Count events given up, by reason (worker thread)."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def observe_latency(self, seconds: float) -> None:
+        """Record one send's duration (worker thread)."""
+        for index, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                break
+        else:
+            index = len(LATENCY_BUCKETS)
+        self.latency_counts[index] += 1
+        self.latency_sum += seconds
+
+    def dropped_by_reason(self) -> dict[str, int]:
+        """Every drop, including queue overflow."""
+        out = dict(self.dropped)
+        if self.overflow:
+            out["queue_full"] = out.get("queue_full", 0) + self.overflow
+        return out
+
+
+_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+
+
+def track(pipeline: Pipeline) -> None:
+    """Make a pipeline visible to the collector."""
+    _pipelines.add(pipeline)
+
+
+class EventlogCollector:
+    """A prometheus_client collector over every live pipeline."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        accepted = CounterMetricFamily(
+            "eventlog_events_accepted", "Events accepted into the queue", labels=["pipeline"]
+        )
+        sent = CounterMetricFamily(
+            "eventlog_events_sent", "Events the transport delivered", labels=["pipeline"]
+        )
+        dropped = CounterMetricFamily(
+            "eventlog_events_dropped", "Events given up, by reason", labels=["pipeline", "reason"]
+        )
+        converted = CounterMetricFamily(
+            "eventlog_values_converted",
+            "Values changed to be encodable (truncated, not text, ...), by reason",
+            labels=["pipeline", "reason"],
+        )
+        retries = CounterMetricFamily(
+            "eventlog_send_retries", "Batch sends retried", labels=["pipeline"]
+        )
+        depth = GaugeMetricFamily(
+            "eventlog_queue_depth", "Events waiting in memory", labels=["pipeline"]
+        )
+        spooled = GaugeMetricFamily(
+            "eventlog_spool_depth", "Events waiting in the spool", labels=["pipeline"]
+        )
+        up = GaugeMetricFamily(
+            "eventlog_transport_up", "1 when the last send succeeded", labels=["pipeline"]
+        )
+        latency = HistogramMetricFamily(
+            "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
+        )
+        for pipeline in list(_pipelines):
+            stats, name = pipeline.stats, pipeline.name
+            queued = pipeline.queue_depth()
+            accepted.add_metric([name], stats.taken + queued)
+            sent.add_metric([name], stats.sent)
+            for reason, count in sorted(stats.dropped_by_reason().items()):
+                dropped.add_metric([name, reason], count)
+            for reason, count in sorted(stats.converted.items()):
+                converted.add_metric([name, reason], count)
+            retries.add_metric([name], stats.retries)
+            depth.add_metric([name], queued)
+            spooled.add_metric([name], pipeline.spool_depth())
+            up.add_metric([name], stats.transport_up)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            latency.add_metric([name], buckets, stats.latency_sum)
+        yield from (accepted, sent, dropped, converted, retries, depth, spooled, up, latency)
+
+
+_registered = False
+_servers: dict[tuple[str, int], Any] = {}
+_lock = threading.Lock()
+
+
+def register_collector() -> None:
+    """Add the collector to prometheus_client's default registry (once per process)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        from prometheus_client import REGISTRY
+
+        REGISTRY.register(EventlogCollector())  # type: ignore[arg-type]
+        _registered = True
+
+
+def serve(addr: str, port: int) -> int:
+    """Serve the default registry over HTTP on ``addr:port`` (once per address); return the port."""
+    register_collector()
+    with _lock:
+        if (addr, port) in _servers and port != 0:
+            return port
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=addr)
+        bound = server.server_address[1]
+        _servers[(addr, bound)] = server
+        return int(bound)
+
+
+def render() -> str:
+    """The metrics in Prometheus text format (what a scrape returns)."""
+    register_collector()
+    from prometheus_client import REGISTRY, generate_latest
+
+    return generate_latest(REGISTRY).decode("utf-8")

@@ -1,0 +1,95 @@
+"""``logging.LogRecord`` -> Event, following the seed's mapping table.
+
+The handler captures only the rendered message and the request context in the
+caller's thread; this conversion runs in the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import traceback
+from types import TracebackType
+from typing import Any
+
+from eventlog.context import RequestContext
+from eventlog.event import Event
+
+logging.addLevelName(5, "TRACE")
+
+# Attributes every LogRecord has; anything else on a record came from extra=.
+_STANDARD = frozenset(
+    logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__
+) | {"message", "asctime", "taskName", "stack_info"}
+
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+
+
+def exception_json(exc_info: ExcInfo) -> str:
+    """JSON text with the exception's type, value and stack (the seed's exc_info)."""
+    exc_type, exc_value, tb = exc_info
+    name = "None"
+    if exc_type is not None:
+        module = exc_type.__module__
+        name = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+    try:
+        value = str(exc_value)
+    except Exception:  # a hostile __str__ must not lose the event
+        value = f"<unprintable {name}>"
+    stack = "".join(traceback.format_exception(exc_type, exc_value, tb)) if exc_type else ""
+    return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
+
+
+def record_to_event(record: logging.LogRecord, message: str, ctx: RequestContext) -> Event:
+    """Build the Event for a log record (see the README's mapping table)."""
+    event = Event.__new__(Event)
+    level_name = record.levelname.lower() if record.levelname else f"level{record.levelno}"
+    event.action = "log." + level_name
+    event.target = record.name
+    event.tg_type = "logger"
+    event.message = message
+    event.level = record.levelno
+    event.time_ns = int(record.created * 1_000_000_000)
+    event.context = ctx
+    event.user = event.session = event.request_id = None
+    event.code_file, event.code_line, event.code_func = (
+        record.pathname,
+        record.lineno,
+        record.funcName,
+    )
+    event.thread = record.threadName
+    event.id = None
+    event.site = event.cluster = event.host = None
+    event.pid = None
+    exc_info = record.exc_info
+    if exc_info and exc_info[0] is not None:
+        event.exc_info = exception_json(exc_info)
+    elif record.exc_text:
+        event.exc_info = json.dumps({"type": None, "value": None, "stack": record.exc_text})
+    else:
+        event.exc_info = None
+    tags: list[str] | None = None
+    fields: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    for key, value in record.__dict__.items():
+        if key in _STANDARD:
+            continue
+        if key == "tags":
+            tags = [value] if isinstance(value, str) else list(value) if value else []
+        elif key == "metrics" and isinstance(value, dict):
+            metrics = {**(metrics or {}), **value}
+        elif key == "fields" and isinstance(value, dict):
+            fields = {**(fields or {}), **value}
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            # The seed: extra= keys and values go to the metrics map; numbers are metrics ...
+            metrics = metrics or {}
+            metrics.setdefault(key, value)
+        else:
+            # ... and anything else is kept as a typed field rather than lost.
+            fields = fields or {}
+            fields.setdefault(key, value)
+    event.tags = tags
+    event.fields = fields
+    event.metrics = metrics
+    return event

@@ -1,0 +1,67 @@
+"""The event schema: one declaration that every formatter reads.
+
+Wire names follow the seed document, because they are the columns users query.
+JSON keys, msgpack keys, the Cap'n Proto schema and the ClickHouse DDL are all
+derived from :data:`FIELDS`; a test keeps the shipped ``.capnp`` file in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: Value kinds a wire field can have.  ``typed_map`` is a str -> int|float|str
+#: map whose values are kept apart by type; ``number_map`` is str -> float.
+Kind = Literal["str", "int", "str_list", "typed_map", "number_map"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One wire field of an event."""
+
+    wire: str
+    kind: Kind
+    doc: str
+    #: True when every event carries it (the rest are omitted when empty).
+    always: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("id", "str", "unique, time-ordered event id; lets receivers drop duplicates", True),
+    Field("tstamp", "int", "milliseconds since the epoch, UTC", True),
+    Field("action", "str", "the event's name, dotted general to specific", True),
+    Field("target", "str", "the object of the event"),
+    Field("tgType", "str", "the type of the target"),
+    Field("level", "int", "Python logging level number (TRACE is 5)"),
+    Field("levelName", "str", "the level's name, e.g. INFO"),
+    Field("message", "str", "log message, or the (redacted) HTTP POST body"),
+    Field("tags", "str_list", "free-form strings"),
+    Field("fields", "typed_map", "str -> int|float|str, kept apart by value type"),
+    Field("metrics", "number_map", "str -> number, from metrics= or extra="),
+    Field("user", "str", "the current user (request context)"),
+    Field("session", "str", "the current session (request context)"),
+    Field("reqId", "str", "the current request id (request context)"),
+    Field("site", "str", "EVENTLOG_SITE"),
+    Field("cluster", "str", "EVENTLOG_CLUSTER"),
+    Field("host", "str", "host name of the process that made the event"),
+    Field("pid", "int", "process id of the process that made the event"),
+    Field("thread", "str", "name of the thread that made the event"),
+    Field("codeFile", "str", "source file of the call (log_code=True, log records)"),
+    Field("codeLine", "int", "source line of the call"),
+    Field("codeFunc", "str", "function of the call"),
+    Field("exc_info", "str", "JSON text: exception type, value and stack"),
+)
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.wire for f in FIELDS)
+FIELDS_BY_NAME: dict[str, Field] = {f.wire: f for f in FIELDS}
+
+#: Level numbers, Python's plus TRACE.
+TRACE = 5
+LEVEL_NAMES: dict[int, str] = {
+    5: "TRACE",
+    10: "DEBUG",
+    20: "INFO",
+    30: "WARNING",
+    40: "ERROR",
+    50: "CRITICAL",
+}
