@@ -1,0 +1,111 @@
+"""Sessions: tests, lint, typecheck, demo, bench, package.
+
+``nox -s tests`` does all the set-up a fresh machine needs: the Python
+packages in its own virtual environment, then the peers (Debian and npm
+packages) through ``scripts/provision-peers``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+PLUGINS = ["plugins/eventlog_fluent", "plugins/eventlog_capnp", "plugins/eventlog_http"]
+EXAMPLES = ["examples/eventlog_redis_streams"]
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "django>=4.2",
+    "requests>=2.31",
+    "redis>=5",
+    "orjson>=3.9",
+]
+
+
+def _install_project(session: nox.Session) -> None:
+    local = ["-e", "."]
+    for path in PLUGINS + EXAMPLES:
+        if (ROOT / path / "pyproject.toml").exists():
+            local += ["-e", path]
+    session.install(*local)
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The whole suite, against real peers (set EVENTLOG_REQUIRE_PEERS=1 to fail when one is missing)."""
+    _install_project(session)
+    session.install(*TEST_DEPS)
+    if not os.environ.get("EVENTLOG_SKIP_PROVISION"):
+        session.run("bash", "scripts/provision-peers", external=True)
+    # pytest's exit code 5 (no tests ran) is a failure here, as every other non-zero code.
+    session.run("pytest", *(session.posargs or ["-q", "tests"]))
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff over the core, the plugins, the tests and the examples."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the core and the plugins."""
+    _install_project(session)
+    session.install("mypy>=1.10", "django-stubs>=5", "types-requests")
+    session.run("mypy", "src/eventlog", *[f"{p}/src" for p in PLUGINS if (ROOT / p).exists()])
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """The library's main job on an embedded receiver: eventlog demo."""
+    _install_project(session)
+    session.run("eventlog", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Caller cost and throughput against the peers, side by side in one run (benchmarks/)."""
+    _install_project(session)
+    session.install(
+        "python-logstash-async>=3",
+        "fluent-logger>=0.10",
+        "opentelemetry-sdk>=1.20",
+        "matplotlib>=3.7",
+        "msgpack>=1.0",
+        "orjson>=3.9",
+    )
+    session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def package(session: nox.Session) -> None:
+    """Build every distribution's wheel, then install eventlog[fluent] from them alone.
+
+    ``--no-index`` is what keeps pip from resolving to the unrelated 2015
+    project called ``eventlog`` on the public index.
+    """
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build>=1.0")
+    for path in [".", *PLUGINS]:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), path)
+    check = Path(session.create_tmp()) / "fresh-venv"
+    shutil.rmtree(check, ignore_errors=True)
+    session.run("python", "-m", "venv", str(check))
+    pip = str(check / "bin" / "pip")
+    # Dependencies from the index (msgpack ...), our own distributions only from dist/.
+    session.run(pip, "install", "--quiet", "pluggy", "prometheus_client", "msgpack", external=True)
+    session.run(
+        pip, "install", "--no-index", "--find-links", str(dist), "eventlog[fluent]", external=True
+    )
+    session.run(str(check / "bin" / "eventlog"), "plugins", external=True)

@@ -1,0 +1,29 @@
+"""Shared fixtures: every test gets a clean default pipeline and environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import eventlog
+from eventlog import api
+from eventlog.receiver import LineReceiver
+
+
+@pytest.fixture(autouse=True)
+def _clean_eventlog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("EVENTLOG_") and key != "EVENTLOG_REQUIRE_PEERS":
+            monkeypatch.delenv(key)
+    yield
+    eventlog.shutdown(timeout=2)
+    api._default = None
+
+
+@pytest.fixture
+def receiver() -> Iterator[LineReceiver]:
+    """A real JSON-lines TCP listener on 127.0.0.1."""
+    with LineReceiver() as r:
+        yield r
