@@ -47,8 +47,24 @@ def exception_json(exc_info: ExcInfo) -> str:
     return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
 
 
-def record_to_event(record: logging.LogRecord, message: str, ctx: RequestContext) -> Event:
-    """Build the Event for a log record (see the README's mapping table)."""
+def render(msg: str, args: Any) -> str:
+    """``msg % args`` as logging renders it; a mismatch keeps both rather than losing the event."""
+    try:
+        text: str = msg % args
+        return text
+    except Exception:
+        return f"{msg} {args!r}"
+
+
+def record_to_event(
+    record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
+) -> Event:
+    """Build the Event for a log record (see the README's mapping table).
+
+    ``message`` is the rendered message or ``(msg, args)`` still to render.
+    """
+    if type(message) is tuple:
+        message = render(*message)
     event = Event.__new__(Event)
     action = _ACTIONS.get(record.levelname)
     if action is None:
@@ -57,7 +73,7 @@ def record_to_event(record: logging.LogRecord, message: str, ctx: RequestContext
     event.action = action
     event.target = record.name
     event.tg_type = "logger"
-    event.message = message
+    event.message = message  # type: ignore[assignment]
     event.level = record.levelno
     event.time_ns = int(record.created * 1_000_000_000)
     event.context = ctx
