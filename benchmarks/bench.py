@@ -102,16 +102,20 @@ def run_phase(contender: Contender, phase: str, args: dict[str, Any], defer: boo
             timeout=args.get("timeout", 60) * 3 + 120,
         )
     except subprocess.TimeoutExpired:
-        return {"error": f"{phase}: timed out"}
+        return {f"{phase}_error": "timed out"}
     finally:
         if receiver is not None:
             receiver.stop()
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or "").strip().splitlines()[-3:]
-        return {"error": f"{phase}: exit {proc.returncode}: {' | '.join(tail)}"}
+        return {f"{phase}_error": f"exit {proc.returncode}: {' | '.join(tail)}"}
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def _prefixed(phase: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {k if k.endswith("_error") else f"{phase}_{k}": v for k, v in result.items()}
 
 
 def measure(c: Contender, counts: dict[str, Any]) -> None:
@@ -133,12 +137,12 @@ def measure(c: Contender, counts: dict[str, Any]) -> None:
         "latency",
         {"rate": 1000, "seconds": counts["latency_seconds"], "timeout": counts["latency_timeout"]},
     )
-    c.results.update({f"latency_{k}": v for k, v in latency.items()})
+    c.results.update(_prefixed("latency", latency))
     if c.name.startswith("eventlog spool"):
         outage = run_phase(
             c, "outage", {"events": counts["outage_events"], "timeout": 600}, defer=True
         )
-        c.results.update({f"outage_{k}": v for k, v in outage.items()})
+        c.results.update(_prefixed("outage", outage))
 
 
 # ---------------------------------------------------------------- report
@@ -165,9 +169,6 @@ def table(found: list[Contender], counts: dict[str, Any]) -> str:
     rows = [head, "|" + "---|" * 12]
     for c in found:
         r = c.results
-        if "error" in r and len(r) == 1:
-            rows.append(f"| {c.name} | {r['error']} |" + " |" * 10)
-            continue
         rate = r.get("events_per_s")
         rate_text = "-" if rate is None else f"{rate:,.0f}" + ("" if r.get("complete") else " *")
         p50, p99 = r.get("latency_p50_ms"), r.get("latency_p99_ms")
@@ -302,6 +303,10 @@ def main() -> None:
     )
     for line in outage_lines(found):
         print(line)
+    for c in found:
+        for key, value in c.results.items():
+            if key.endswith("_error"):
+                print(f"error: {c.name}, {key[:-6]} phase: {value}")
     for note in notes:
         print(f"note: {note}")
     print(f"machine: {caption()}")
