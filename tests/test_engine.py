@@ -193,7 +193,9 @@ def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver
     eventlog.log_event(Event("refused"))
     assert eventlog.flush(10)
     assert pipeline.metrics_port
-    with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=5
+    ) as r:
         text = r.read().decode()
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -203,7 +205,12 @@ def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver
     label = (("pipeline", "scraped"),)
     assert samples[("eventlog_events_sent_total", label)] == 251
     assert samples[("eventlog_events_accepted_total", label)] == 252
-    assert samples[("eventlog_events_dropped_total", (("pipeline", "scraped"), ("reason", "unencodable")))] == 1
+    assert (
+        samples[
+            ("eventlog_events_dropped_total", (("pipeline", "scraped"), ("reason", "unencodable")))
+        ]
+        == 1
+    )
     assert samples[("eventlog_queue_depth", label)] == 0
     assert samples[("eventlog_transport_up", label)] == 1
     assert samples[("eventlog_send_seconds_count", label)] >= 1
@@ -276,7 +283,7 @@ def test_context_follows_threads_and_asyncio_tasks(receiver: LineReceiver) -> No
     by_action: dict[str, list[dict[str, object]]] = {}
     for e in receiver.events():
         by_action.setdefault(str(e["action"]), []).append(e)
-    who = lambda e: (e.get("user"), e.get("session"), e.get("reqId"))  # noqa: E731
+    who = lambda e: (e.get("user"), e.get("session"), e.get("reqId"))
     assert who(by_action["ctx.outer"][0]) == ("alice", "s1", "r1")
     assert who(by_action["ctx.inner"][0]) == ("alice", "s1", "r2")
     assert who(by_action["ctx.thread"][0]) == ("alice", "s1", "r1")
@@ -358,7 +365,9 @@ def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) ->
 
 def test_wire_numbers_stay_typed(receiver: LineReceiver) -> None:
     _configure(receiver)
-    eventlog.log_event(Event("typed", fields={"i": 7, "f": 2.5, "s": "x", "neg": -1}, metrics={"m": 1}))
+    eventlog.log_event(
+        Event("typed", fields={"i": 7, "f": 2.5, "s": "x", "neg": -1}, metrics={"m": 1})
+    )
     assert eventlog.flush(5) and receiver.wait_for(1)
     raw = receiver.lines[0]
     assert b'"fields":{"i":7,"f":2.5,"s":"x","neg":-1}' in raw

@@ -36,7 +36,9 @@ def test_tcp_delivers_exactly_the_events_sent(receiver: LineReceiver) -> None:
 def test_tcp_reconnects_across_a_listener_restart() -> None:
     first = LineReceiver()
     port = first.port
-    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, retry_backoff_max=0.2)
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=port, retry_backoff_max=0.2
+    )
     before = [Event("phase.one", str(i)) for i in range(100)]
     for event in before:
         eventlog.log_event(event)
@@ -108,7 +110,11 @@ def tls_receiver(tmp_path: Path) -> Iterator[tuple[LineReceiver, Path]]:
 def test_tls_verifies_the_server_with_the_test_ca(tls_receiver: tuple[LineReceiver, Path]) -> None:
     receiver, ca = tls_receiver
     eventlog.configure(
-        transport="logstash", host="127.0.0.1", port=receiver.port, logstash_tls=True, logstash_tls_ca=str(ca)
+        transport="logstash",
+        host="127.0.0.1",
+        port=receiver.port,
+        logstash_tls=True,
+        logstash_tls_ca=str(ca),
     )
     sent = [Event("secure", str(i)) for i in range(300)]
     for event in sent:
@@ -150,7 +156,10 @@ def test_bad_settings_fail_at_configure_time_naming_the_setting() -> None:
 
 def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTLOG_BATCH_SIZE", "0")
-    with pytest.raises(ConfigurationError, match="environment variable EVENTLOG_BATCH_SIZE = '0' is invalid: must be 1 or more"):
+    with pytest.raises(
+        ConfigurationError,
+        match="environment variable EVENTLOG_BATCH_SIZE = '0' is invalid: must be 1 or more",
+    ):
         eventlog.configure()
 
 
