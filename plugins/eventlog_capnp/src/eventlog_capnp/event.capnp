@@ -1,7 +1,8 @@
 # The eventlog event as Cap'n Proto, for ClickHouse's CapnProto input format.
-# Generated from eventlog.schema.FIELDS by `eventlog capnp schema`; do not edit.
-# Place it in the server's format_schema_path and insert with
-#   INSERT INTO events FORMAT CapnProto SETTINGS format_schema='event:Event'
+# Generated from eventlog.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not
+# edit.  `eventlog capnp schema --output DIR` writes it into the server's folder.
+# Insert into the table of `eventlog capnp ddl` with the setting
+#   format_schema='event:Event'
 
 @0xe7a35c0d9b214f86;
 

@@ -32,10 +32,6 @@ SCHEMA_FILE = "event.capnp"
 ROOT_STRUCT = "Event"
 #: Cap'n Proto needs a unique 64-bit file id; this one is ours, fixed so the file is stable.
 FILE_ID = 0xE7A3_5C0D_9B21_4F86
-#: Default table name of the DDL.
-DEFAULT_TABLE = "events"
-#: Sorting key of the table (the seed's primary key); ``day`` is derived from ``tstamp``.
-ORDER_BY = ("day", "tgType", "action", "target", "user")
 
 
 @dataclass(frozen=True)
@@ -111,9 +107,10 @@ def render_capnp() -> str:
     """The text of ``event.capnp``, generated from :data:`eventlog.schema.FIELDS`."""
     lines = [
         "# The eventlog event as Cap'n Proto, for ClickHouse's CapnProto input format.",
-        "# Generated from eventlog.schema.FIELDS by `eventlog capnp schema`; do not edit.",
-        "# Place it in the server's format_schema_path and insert with",
-        f"#   INSERT INTO {DEFAULT_TABLE} FORMAT CapnProto SETTINGS format_schema='event:Event'",
+        "# Generated from eventlog.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not",
+        "# edit.  `eventlog capnp schema --output DIR` writes it into the server's folder.",
+        "# Insert into the table of `eventlog capnp ddl` with the setting",
+        f"#   format_schema='{Path(SCHEMA_FILE).stem}:{ROOT_STRUCT}'",
         "",
         f"@0x{FILE_ID:016x};",
         "",
@@ -133,34 +130,6 @@ def render_capnp() -> str:
             "}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def render_ddl(table: str = DEFAULT_TABLE, *, if_not_exists: bool = True) -> str:
-    """``CREATE TABLE`` for ClickHouse (18.16 and later) matching ``event.capnp``.
-
-    A MergeTree table ordered by the seed's key ``(day, tgType, action, target,
-    user)``, partitioned by month; ``day`` is MATERIALIZED from ``tstamp``
-    (UTC), so inserts do not send it.
-    """
-    lines = []
-    for column in COLUMNS:
-        lines.append(f"    `{column.name}` {column.clickhouse_type},")
-    lines.append("    `day` Date MATERIALIZED toDate(intDiv(tstamp, 1000), 'UTC')")
-    guard = "IF NOT EXISTS " if if_not_exists else ""
-    order = ", ".join(f"`{c}`" for c in ORDER_BY)
-    return (
-        f"CREATE TABLE {guard}{table}\n(\n"
-        + "\n".join(lines)
-        + "\n)\nENGINE = MergeTree\n"
-        + "PARTITION BY toYYYYMM(day)\n"
-        + f"ORDER BY ({order})\n"
-    )
-
-
-def format_schema_setting() -> str:
-    """The value of ClickHouse's ``format_schema`` setting for the shipped file."""
-    # ClickHouse 18.16 appends ".capnp" itself and rejects a name with a dot in it.
-    return f"{Path(SCHEMA_FILE).stem}:{ROOT_STRUCT}"
 
 
 def schema_path() -> Path:
