@@ -16,6 +16,7 @@ import pytest
 import eventlog
 from eventlog import registry
 from eventlog.cli import main
+from eventlog.event import Event
 from eventlog.interfaces import PluginError
 from eventlog.schema import FIELDS
 from eventlog.wire import to_wire
@@ -160,9 +161,15 @@ def _from_message(message: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def events() -> list[dict[str, Any]]:
-    """10,000 varied events as wire dicts (ids assigned, as the pipeline would)."""
-    return [to_wire(event, None) for event in varied_events(EVENT_COUNT)]
+def varied() -> list[Event]:
+    """10,000 varied events (see tests/varied.py)."""
+    return list(varied_events(EVENT_COUNT))
+
+
+@pytest.fixture(scope="module")
+def events(varied: list[Event]) -> list[dict[str, Any]]:
+    """The varied events as wire dicts; this assigns their ids, which the pipeline keeps."""
+    return [to_wire(event, None) for event in varied]
 
 
 @pytest.mark.parametrize(
@@ -281,29 +288,51 @@ def test_insert_query_starts_the_rows_word_aligned(table: str) -> None:
 # ---------------------------------------------------------------- a real ClickHouse
 
 
-def _post(clickhouse: ClickHouse, table: str, wires: list[dict[str, Any]]) -> None:
+def _send(clickhouse: ClickHouse, table: str, events: list[Event], **settings: Any) -> None:
+    """Log ``events`` through the ``http`` transport, format ``capnp``, into ``table``.
+
+    While eventlog-http is not installed, the batches are posted with requests.
+    """
+    url = insert_url(clickhouse.url, table)
+    if "http" not in registry.get_registry().transports:
+        _post(url, [to_wire(event, None) for event in events])
+        return
+    pipeline = eventlog.configure(
+        transport="http", format="capnp", http_url=url, enrichers="", **settings
+    )
+    for event in events:
+        eventlog.log_event(event)
+    assert pipeline.flush(60)
+    assert (pipeline.stats.sent, pipeline.stats.dropped_by_reason()) == (len(events), {})
+    eventlog.shutdown(5)
+
+
+def _post(url: str, wires: list[dict[str, Any]]) -> None:
     import requests
 
     formatter = CapnpFormatter()
-    for start in range(0, len(wires), 2500):
-        body = formatter.format_batch([formatter.format(w) for w in wires[start : start + 2500]])
-        response = requests.post(
-            insert_url(clickhouse.url, table),
-            data=body,
-            headers={"Content-Type": formatter.content_type},
-            timeout=60,
-        )
+    for start in range(0, len(wires), 500):
+        body = formatter.format_batch([formatter.format(w) for w in wires[start : start + 500]])
+        headers = {"Content-Type": formatter.content_type}
+        response = requests.post(url, data=body, headers=headers, timeout=60)
         assert response.status_code == 200, response.text[:1000]
 
 
-@pytest.fixture(scope="module")
-def loaded(clickhouse: ClickHouse, events: list[dict[str, Any]]) -> Iterator[str]:
-    """The table of ``eventlog capnp ddl``, with the 10,000 varied events inserted as capnp."""
-    table = "capnp_events"
+def _create(clickhouse: ClickHouse, table: str) -> None:
+    """Place the schema and create the table as the README says: with the two commands."""
     assert main(["capnp", "schema", "--output", str(clickhouse.format_schema_dir)]) == 0
     clickhouse.query(f"DROP TABLE IF EXISTS {table}")
     clickhouse.query(render_ddl(table))
-    _post(clickhouse, table, events)
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    clickhouse: ClickHouse, varied: list[Event], events: list[dict[str, Any]]
+) -> Iterator[str]:
+    """The table of ``eventlog capnp ddl``, with the 10,000 varied events sent as capnp."""
+    table = "capnp_events"
+    _create(clickhouse, table)
+    _send(clickhouse, table, varied, batch_size=500)
     yield table
     clickhouse.query(f"DROP TABLE IF EXISTS {table}")
 
@@ -379,3 +408,20 @@ def test_dotted_actions_count_under_their_prefix(
         w["action"] for w in events if w["action"].startswith("account.admin.")
     )
     assert {r["action"]: r["n"] for r in rows} == dict(counts)
+
+
+@pytest.mark.peer("clickhouse")
+def test_gzipped_and_split_bodies_insert_every_event(
+    clickhouse: ClickHouse, events: list[dict[str, Any]]
+) -> None:
+    pytest.importorskip("eventlog_http")
+    table = "capnp_gzip"
+    _create(clickhouse, table)
+    sample = list(varied_events(3000, seed=21))
+    # 256 KiB bodies: a batch of 500 (about 700 KB) is split into several POSTs, each gzipped.
+    _send(clickhouse, table, sample, http_gzip=True, http_max_body_bytes=262_144, batch_size=500)
+    rows = _rows(clickhouse, f"SELECT * FROM {table}")
+    assert sorted(r["id"] for r in rows) == sorted(e.id or "" for e in sample)
+    wires = {w["id"]: w for w in (to_wire(e, None) for e in sample)}
+    assert all(_from_row(r) == expected(wires[r["id"]]) for r in rows)
+    clickhouse.query(f"DROP TABLE {table}")
