@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.varied import varied_events
 
 from eventlog.config import Settings
+from eventlog.event import Event
 from eventlog.interfaces import Formatter, PluginContext
 from eventlog.registry import get_registry
 from eventlog.wire import to_wire
@@ -49,6 +50,23 @@ def measure(formatter: Formatter, wires: list[dict[str, object]], batch: int) ->
     return plain / len(wires), packed / len(wires)
 
 
+def typical_event() -> Event:
+    """A small everyday event: the README's example with a level, tags and process fields."""
+    event = Event(
+        "account.admin.create",
+        "bob",
+        "user",
+        message="account created",
+        level=20,
+        tags=["admin", "billing"],
+        fields={"plan": "pro", "seats": 5, "discount": 0.2},
+        user="alice",
+        time_ns=1_795_132_800_123_000_000,
+    )
+    event.host, event.pid, event.thread = "web-1", 48213, "MainThread"
+    return event
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -70,6 +88,13 @@ def main() -> None:
         plain, zipped = results[name]
         ratios = f"{plain / base[0]:>12.2f}{zipped / base[1]:>11.2f}" if base else ""
         print(f"{name:<14}{plain:>10.1f}{zipped:>10.1f}{ratios}")
+    typical = to_wire(typical_event(), None)
+    sizes = []
+    for name in FORMATS:
+        formatter = make_formatter(name)
+        if formatter is not None:
+            sizes.append(f"{name} {len(formatter.format(typical))}")
+    print("\none typical event (benchmarks/sizes.py typical_event), bytes: " + ", ".join(sizes))
 
 
 if __name__ == "__main__":
