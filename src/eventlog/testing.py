@@ -337,6 +337,8 @@ class TransportConformance:
     detects_peer_loss: ClassVar[bool] = True
     #: How long the peer may take to show what was sent, in seconds.
     delivery_timeout: ClassVar[float] = 10.0
+    #: How long threads started by the transport (or peer connections) may take to end.
+    thread_timeout: ClassVar[float] = 5.0
 
     # ------------------------------------------------------------ what a plugin implements
 
@@ -494,7 +496,7 @@ class TransportConformance:
         self._send(transport, make_records(5, formatter))
         transport.close()
         self.wait_delivered(peer, 5)
-        assert _leaked(before) == [], "threads still alive after close()"
+        assert _leaked(before, self.thread_timeout) == [], "threads still alive after close()"
 
     def test_pipeline_delivers_every_event_then_shutdown_closes(self, peer: Any) -> None:
         before = _threads()
@@ -507,7 +509,7 @@ class TransportConformance:
         assert got == [e.id for e in events]
         assert pipeline.stats.sent == len(events)
         assert pipeline.stats.dropped_by_reason() == {}
-        assert _leaked(before) == [], "threads still alive after shutdown()"
+        assert _leaked(before, self.thread_timeout) == [], "threads still alive after shutdown()"
 
     def test_shutdown_keeps_its_deadline_when_the_peer_is_unreachable(self) -> None:
         if not self.detects_unreachable_peer:
