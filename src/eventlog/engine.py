@@ -150,6 +150,7 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._opened = False  # has the current transport's open() been called?
         self._stopping = False
         self._closed = False
         self._deadline = float("inf")
@@ -368,6 +369,10 @@ class Pipeline:
             try:
                 if self._transport is None:
                     self._transport = self._transport_factory()
+                if not self._opened:
+                    # The Transport contract: open() before the first send of each instance.
+                    self._transport.open()
+                    self._opened = True
                 started = time.perf_counter()
                 refused = self._transport.send(batch) or ()
                 self.stats.observe_latency(time.perf_counter() - started)
@@ -418,6 +423,7 @@ class Pipeline:
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
+        self._opened = False
         if transport is not None:
             try:
                 transport.close()
