@@ -8,10 +8,12 @@ server cannot have been asked again sooner than it said), never from above.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import shutil
 import ssl
 import subprocess
+import urllib.parse
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +23,9 @@ import pytest
 import eventlog
 from eventlog import ConfigurationError, Event, metrics
 from eventlog.engine import Pipeline
+from eventlog.wire import make_id
 from tests.peers import missing
+from tests.peers.clickhouse import ClickHouse
 from tests.peers.http_server import Answer, HttpPeer
 
 pytestmark = pytest.mark.timeout(60)
@@ -442,3 +446,90 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca(
     pipeline = configure(https_peer.url, http_tls_ca=str(certificate[0]))
     send(pipeline, ["t1"])
     assert [e["target"] for e in https_peer.requests[0].events()] == ["t1"]
+
+
+# ---------------------------------------------------------------- ClickHouse
+
+CH_COLUMNS = (
+    "id String, tstamp UInt64, action String, target String, tgType String, "
+    "message String, tags Array(String)"
+)
+
+
+def clickhouse_events(prefix: str, count: int) -> tuple[list[Event], list[dict[str, object]]]:
+    """Events with their ids set now, and the rows they must become."""
+    events, rows = [], []
+    for i in range(count):
+        event = Event(
+            "ch.insert",
+            f"{prefix}{i}",
+            "test",
+            message=f'h\u00e9llo \u2713 "quoted" back\\slash\ttab {i}',
+            tags=["http", f"n{i}"],
+        )
+        event.id = make_id(event.time_ns)
+        events.append(event)
+        rows.append(
+            {
+                "id": event.id,
+                "tstamp": event.time_ns // 1_000_000,
+                "action": "ch.insert",
+                "target": f"{prefix}{i}",
+                "tgType": "test",
+                "message": event.message,
+                "tags": ["http", f"n{i}"],
+            }
+        )
+    return events, rows
+
+
+def clickhouse_rows(clickhouse: ClickHouse, table: str) -> list[dict[str, object]]:
+    text = clickhouse.query(
+        f"SELECT * FROM {table} ORDER BY id FORMAT JSONEachRow",
+        output_format_json_quote_64bit_integers="0",
+    )
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def insert_url(clickhouse: ClickHouse, table: str) -> str:
+    query = urllib.parse.urlencode({"query": f"INSERT INTO {table} FORMAT JSONEachRow"})
+    return f"{clickhouse.url}?{query}"
+
+
+@pytest.mark.peer("clickhouse")
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_clickhouse_stores_json_rows_equal_to_the_events(
+    clickhouse: ClickHouse, compress: bool
+) -> None:
+    table = f"default.http_events_{'gzip' if compress else 'plain'}"
+    clickhouse.query(f"CREATE TABLE {table} ({CH_COLUMNS}) ENGINE = MergeTree ORDER BY id")
+    # Basic auth as ClickHouse's own user "default" (no password in the Debian config).
+    pipeline = configure(insert_url(clickhouse, table), http_gzip=compress, http_user="default")
+    events, rows = clickhouse_events("row", 40)
+    for event in events:
+        pipeline.submit_event(event)
+    assert pipeline.flush(30)
+    assert pipeline.stats.sent == 40
+    assert clickhouse_rows(clickhouse, table) == sorted(rows, key=lambda r: str(r["id"]))
+
+
+@pytest.mark.peer("clickhouse")
+def test_clickhouse_refusing_a_batch_sets_it_aside_and_later_batches_land(
+    clickhouse: ClickHouse, log_lines: LogLines
+) -> None:
+    table = "default.http_events_refused"
+    clickhouse.query(f"CREATE TABLE {table} ({CH_COLUMNS}) ENGINE = Memory")
+    pipeline = configure(insert_url(clickhouse, table))
+    # A "fields" map has no column: ClickHouse 18.16 answers 500 with code 117.
+    bad = [Event("ch.insert", f"bad{i}", "test", fields={"n": i}) for i in range(3)]
+    for event in bad:
+        pipeline.submit_event(event)
+    assert pipeline.flush(30)
+    good, rows = clickhouse_events("good", 5)
+    for event in good:
+        pipeline.submit_event(event)
+    assert pipeline.flush(30)
+    assert clickhouse_rows(clickhouse, table) == sorted(rows, key=lambda r: str(r["id"]))
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 3}
+    assert pipeline.stats.retries == 0  # no retry storm against a server that said no
+    assert "Code: 117" in log_lines.text()

@@ -3,16 +3,17 @@
 Retries happen in two layers that do not wait twice:
 
 * urllib3's :class:`~urllib3.util.Retry` on the session's adapter makes a few
-  quick retries inside one send (connection errors, timeouts, 5xx, 408, 429),
-  keeping the pooled connection, and honours a short Retry-After itself.
-* When those are used up, or the server asks for a longer pause than
-  ``retry_after_max``, the send raises a retryable :class:`TransportError`
+  quick retries inside one send (connection errors, timeouts, 408, 429, 502,
+  503, 504), keeping the pooled connection, and honours a short Retry-After.
+* When those are used up, on a 500, or when the server asks for a longer pause
+  than ``retry_after_max``, the send raises a retryable :class:`TransportError`
   carrying the Retry-After; the engine then backs off (exponentially, with
   jitter, at least as long as the server asked) and sends the batch again.
   That wait is the engine's, so shutdown can cut it short.
 
-A 4xx that a retry cannot fix sets the batch aside (``RejectedError``) with the
-status and the start of the response body, instead of a retry storm.
+A 4xx that a retry cannot fix (and ClickHouse's 500 for data it cannot parse)
+sets the batch aside (``RejectedError``) with the status and the start of the
+response body, instead of a retry storm.  A 413 first splits the batch.
 """
 
 from __future__ import annotations
@@ -49,8 +50,16 @@ from eventlog.interfaces import (
     TransportError,
 )
 
-#: Statuses worth sending the same body again: the server may take it later.
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
+#: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
+#: the same answer every time.
+QUICK_RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+#: ClickHouse (18.x at least) answers 500 to input it cannot take; with these codes
+#: the batch itself is wrong and sending it again cannot help: 6 CANNOT_PARSE_TEXT,
+#: 16 NO_SUCH_COLUMN_IN_TABLE, 27 CANNOT_PARSE_INPUT_ASSERTION_FAILED, 53 TYPE_MISMATCH,
+#: 70 CANNOT_CONVERT_TYPE, 72 CANNOT_PARSE_NUMBER, 117 INCORRECT_DATA, 164 READONLY.
+CLICKHOUSE_INPUT_ERRORS = frozenset({6, 16, 27, 53, 70, 72, 117, 164})
+_CLICKHOUSE_CODE = re.compile(rb"^Code: (\d+)[.,]")
 #: How much of an error response body goes into the log line.
 BODY_EXCERPT_CHARS = 300
 
@@ -87,6 +96,15 @@ def shown_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
+
+
+def clickhouse_input_error(response: requests.Response) -> bool:
+    """True when a 5xx is ClickHouse refusing the data itself (see CLICKHOUSE_INPUT_ERRORS)."""
+    code = response.headers.get("X-ClickHouse-Exception-Code")
+    if code is None:
+        found = _CLICKHOUSE_CODE.match(response.content)
+        code = found.group(1).decode() if found else None
+    return code is not None and code.isdigit() and int(code) in CLICKHOUSE_INPUT_ERRORS
 
 
 class ServerPacedRetry(Retry):
@@ -133,7 +151,7 @@ def make_retry(config: HttpConfig) -> ServerPacedRetry:
         other=0,  # TLS failures and the like: a quick retry will not help
         redirect=0,
         allowed_methods=frozenset({"POST"}),  # safe: events carry ids, receivers can drop repeats
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=QUICK_RETRY_STATUSES,
         backoff_factor=config.backoff_factor,
         backoff_jitter=config.backoff_factor,
         raise_on_status=False,  # we read the final answer's status, body and Retry-After
@@ -238,7 +256,7 @@ class HttpTransport(Transport):
             return self._halves(piece)
         where = f"POST to {self.config.shown_url} got {status} {response.reason or ''}".rstrip()
         excerpt = self._excerpt(response)
-        if status in RETRY_STATUSES or 500 <= status < 600:
+        if status in (408, 429) or (500 <= status < 600 and not clickhouse_input_error(response)):
             raise TransportError(
                 f"{where}: {excerpt}", retryable=True, retry_after=self._retry_after(response)
             )
