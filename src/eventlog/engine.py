@@ -415,6 +415,9 @@ class Pipeline:
             self.stats.retries += 1
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after:  # the peer said when to come back: not sooner
+                delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             if self._stopping:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
