@@ -46,7 +46,9 @@ def _parse_hostname(value: object) -> str:
 
 
 FLUENT_OPTIONS: tuple[Option, ...] = (
-    Option("tag", _parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"),
+    Option(
+        "tag", _parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"
+    ),
     Option(
         "tag_mode",
         parse_str,
