@@ -127,8 +127,8 @@ def require_fluent_server() -> None:
         missing("FluentServer", f"{PACKAGE} is missing (npm install in tests/peers/node)")
 
 
-@pytest.fixture
-def fluent_peer(tmp_path: Path) -> Iterator[Callable[..., FluentPeer]]:
+@pytest.fixture(name="fluent_peer")
+def fluent_peer_fixture(tmp_path: Path) -> Iterator[Callable[..., FluentPeer]]:
     """``fluent_peer(shared_key=..., users=..., tls=..., unix_path=..., ack=...)`` starts a server.
 
     Every server started through it is stopped when the test ends.

@@ -24,18 +24,22 @@ const env = process.env;
 
 class RecordingServer extends FluentServer {
   async handleConnection(socket) {
-    // FluentServer writes the ack before it emits the entries.  Deferring every
-    // write to the next turn of the event loop makes the entries reach the file
-    // before the client can see their ack, as a real Fluentd buffers before it
-    // acks; otherwise a kill -9 between the two would lose acknowledged events.
+    // FluentServer writes an ack before it emits the entries of that message.
+    // Deferring the ack to the next turn of the event loop makes the entries
+    // reach the file before the client can see their ack, as a real Fluentd
+    // buffers before it acks; otherwise a kill -9 between the two would lose
+    // acknowledged events.  HELO and PONG go out at once: after a refusing PONG
+    // FluentServer destroys the socket.
     const write = socket.write.bind(socket);
     socket.write = (data, ...rest) => {
-      if (env.FLUENT_ACK === "0" && isAck(data)) return true;
+      if (!isAck(data)) return write(data, ...rest);
+      if (env.FLUENT_ACK === "0") return true;
       setImmediate(() => {
-        if (!socket.destroyed) write(data, ...rest);
+        if (!socket.destroyed && !socket.writableEnded) write(data, ...rest);
       });
       return true;
     };
+    socket.on("error", () => socket.destroy()); // a client that vanished: not our concern
     return super.handleConnection(socket);
   }
 
