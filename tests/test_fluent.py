@@ -331,6 +331,7 @@ def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: l
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
     assert any("username/password mismatch" in line for line in eventlog_log), eventlog_log
+    pipeline.shutdown(0.1)  # it would retry until the end of the test's shutdown deadline
 
 
 def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
@@ -342,6 +343,7 @@ def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
     assert any("asks for shared-key authentication" in line for line in eventlog_log)
+    pipeline.shutdown(0.1)
 
 
 # ---------------------------------------------------------------- TLS
@@ -439,3 +441,4 @@ def test_tls_without_the_ca_is_refused(
     assert wait_until(lambda: pipeline.stats.send_errors.get("ConnectError", 0) >= 2)
     assert peer.entries() == []
     assert any("CERTIFICATE_VERIFY_FAILED" in line for line in eventlog_log), eventlog_log
+    pipeline.shutdown(0.1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from eventlog.config import parse_bool, parse_int, parse_seconds, parse_str
+from eventlog.config import parse_bool, parse_seconds, parse_str
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
     ConfigurationError,
@@ -97,7 +97,7 @@ def _fluent(context: PluginContext) -> Transport:
             "unix:///path/to/socket) and EVENTLOG_PORT (default 24224)"
         )
     unix = host.startswith(("/", "unix://"))
-    port = parse_int(settings.port) if settings.port is not None else FORWARD_PORT
+    port: int = settings.port if settings.port is not None else FORWARD_PORT
     if options["password"] is not None and options["username"] is None:
         raise ConfigurationError(
             "EVENTLOG_FLUENT_PASSWORD is set but EVENTLOG_FLUENT_USERNAME is not; set both"
