@@ -88,7 +88,7 @@ def parse_list(value: Any) -> tuple[str, ...]:
 
 def parse_path(value: Any) -> str:
     """A file system path; ``~`` is expanded."""
-    text = os.path.expanduser(os.fspath(value))
+    text = str(os.path.expanduser(os.fspath(value)))
     if not text:
         raise ValueError("must not be empty")
     return text

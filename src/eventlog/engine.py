@@ -430,7 +430,7 @@ class Pipeline:
 
     def _open_spool(self) -> Spool:
         try:
-            from eventlog.spool import open_spool  # type: ignore[attr-defined]
+            from eventlog.spool import open_spool  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise ConfigurationError(
                 f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"

@@ -7,6 +7,7 @@ metric lock is taken per event.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import weakref
 from collections.abc import Iterator
@@ -40,12 +41,7 @@ class Stats:
 
     def observe_latency(self, seconds: float) -> None:
         """Record one send's duration (worker thread)."""
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                break
-        else:
-            index = len(LATENCY_BUCKETS)
-        self.latency_counts[index] += 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
     def dropped_by_reason(self) -> dict[str, int]:
