@@ -391,6 +391,8 @@ class Pipeline:
             except Exception as exc:  # a plugin bug: keep the events, say what happened
                 error, retryable = exc, True
             self.stats.transport_up = 0
+            kind = type(error).__name__
+            self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self._close_transport()
             if not retryable:
                 self.stats.drop("rejected", len(batch))
