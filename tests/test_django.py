@@ -290,9 +290,9 @@ def test_a_raising_view_gives_a_500_event_and_the_exception_propagates(
 ) -> None:
     from django.test import Client
 
-    from djangoproject.views import Boom
+    from djangoproject.views import BoomError
 
-    with pytest.raises(Boom) as raised:
+    with pytest.raises(BoomError) as raised:
         Client().get("/boom/", headers={"X-Request-ID": "boom-1"})
     assert str(raised.value) == "the view failed"
     assert raised.traceback[-1].name == "boom"  # raised in the view, not re-made by us
@@ -305,25 +305,25 @@ def test_a_raising_view_gives_a_500_event_and_the_exception_propagates(
         assert request["fields"]["status"] == 500
         assert request["level"] == 40
         exc = json.loads(request["exc_info"])
-        assert exc["type"] == "djangoproject.views.Boom"
+        assert exc["type"] == "djangoproject.views.BoomError"
         assert exc["value"] == "the view failed"
-        assert 'raise Boom("the view failed")' in exc["stack"]
+        assert 'raise BoomError("the view failed")' in exc["stack"]
     assert first["reqId"] == "boom-1"
 
 
 def test_a_raising_async_request_gives_a_500_event(events: LineReceiver) -> None:
     from django.test import AsyncClient
 
-    from djangoproject.views import Boom
+    from djangoproject.views import BoomError
 
     async def visit() -> None:
-        with pytest.raises(Boom):
+        with pytest.raises(BoomError):
             await AsyncClient().get("/boom/")
 
     asyncio.run(visit())
     (request,) = received(events, 1)
     assert request["fields"]["status"] == 500
-    assert json.loads(request["exc_info"])["type"] == "djangoproject.views.Boom"
+    assert json.loads(request["exc_info"])["type"] == "djangoproject.views.BoomError"
 
 
 # ---------------------------------------------------------------- settings
@@ -413,8 +413,15 @@ def runserver(project: Path, tmp_path: Path) -> Iterator[tuple[str, LineReceiver
     )
     output = (tmp_path / "runserver.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload",
-         "--skip-checks"],
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "runserver",
+            f"127.0.0.1:{port}",
+            "--noreload",
+            "--skip-checks",
+        ],
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -427,7 +434,8 @@ def runserver(project: Path, tmp_path: Path) -> Iterator[tuple[str, LineReceiver
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"runserver did not start:\n{(tmp_path / 'runserver.log').read_text()}")
+                    log = (tmp_path / "runserver.log").read_text()
+                    pytest.fail(f"runserver did not start:\n{log}")
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}", receiver, server
     finally:
@@ -477,7 +485,7 @@ def test_runserver_over_http(runserver: tuple[str, LineReceiver, Any]) -> None:
     assert [e["fields"]["status"] for e in got if e.get("target") == "/count/"] == [200] * 3
     boom = next(e for e in got if e.get("target") == "/boom/")
     assert boom["fields"]["status"] == 500
-    assert json.loads(boom["exc_info"])["type"] == "djangoproject.views.Boom"
+    assert json.loads(boom["exc_info"])["type"] == "djangoproject.views.BoomError"
     (counter,) = [e for e in got if e["action"] == "djangoproject.hit"]
     assert counter["metrics"]["count"] == 3
     assert counter["fields"] == {"metric": "counter"}

@@ -28,9 +28,8 @@ MIDDLEWARE = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get(
-            "DJANGOPROJECT_DB", os.path.join(tempfile.gettempdir(), "eventlog-djangoproject.sqlite3")
-        ),
+        "NAME": os.environ.get("DJANGOPROJECT_DB")
+        or os.path.join(tempfile.gettempdir(), "eventlog-djangoproject.sqlite3"),
     }
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only

@@ -16,7 +16,7 @@ log = logging.getLogger("djangoproject")
 hits = eventlog.Counter("djangoproject.hit", "count")
 
 
-class Boom(RuntimeError):
+class BoomError(RuntimeError):
     """The exception boom() raises; the test checks it arrives unchanged."""
 
 
@@ -56,7 +56,7 @@ def thread_view(request: HttpRequest) -> HttpResponse:
 
 
 def boom(request: HttpRequest) -> HttpResponse:
-    raise Boom("the view failed")
+    raise BoomError("the view failed")
 
 
 @csrf_exempt
