@@ -24,6 +24,7 @@ import itertools
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -40,6 +41,8 @@ SeriesKey = tuple[str, str | None, str | None, tuple[str, ...], tuple[tuple[str,
 
 #: Seconds between emissions when no setting says otherwise.
 DEFAULT_INTERVAL = 60.0
+#: Amounts of ``Counter.inc(n)`` queued before the caller sums them up.
+FOLD_AT = 1024
 
 
 class _Series:
@@ -124,8 +127,8 @@ class Counter(_Series):
 
     Creating a counter with the same action, target, tg_type, tags and fields
     again returns the same object, so ``Counter("x").inc()`` anywhere is safe.
-    ``inc()`` is thread-safe and takes no lock (an ``itertools.count`` tick);
-    ``inc(n)`` for other ``n`` takes a short lock.
+    ``inc()`` and ``inc(n)`` are thread-safe and take no lock (an
+    ``itertools.count`` tick, a ``deque.append``).
 
     >>> hits = Counter("cache.hit", "sessions")   # doctest: +SKIP
     >>> hits.inc()                                # doctest: +SKIP
@@ -136,6 +139,7 @@ class Counter(_Series):
     _ticks: itertools.count[int]
     _ticks_read: int
     _ticks_sent: int
+    _amounts: deque[Number]
     _extra: Number
     _lock: threading.Lock
 
@@ -145,6 +149,7 @@ class Counter(_Series):
         self._tick = self._ticks.__next__
         self._ticks_read = 0  # how many of the ticks were the reader's own
         self._ticks_sent = 0
+        self._amounts = deque()
         self._extra = 0
         self._lock = threading.Lock()
 
@@ -152,17 +157,32 @@ class Counter(_Series):
         """Add ``n`` (default 1) to the count.  Never blocks on I/O."""
         if n == 1:
             self._tick()
+        elif n >= 0:
+            amounts = self._amounts
+            amounts.append(n)  # deque.append is atomic: no lock on this path either
+            if len(amounts) > FOLD_AT:
+                self._fold()
         else:
-            if n < 0:
-                raise ValueError(f"Counter.inc({n!r}): a counter only goes up; use a Gauge")
-            with self._lock:
-                self._extra += n
+            raise ValueError(f"Counter.inc({n!r}): a counter only goes up; use a Gauge")
+
+    def _fold(self) -> None:
+        """Sum the queued amounts into one number (keeps memory bounded between intervals)."""
+        amounts = self._amounts
+        total: Number = 0
+        try:
+            while True:
+                total += amounts.popleft()  # each amount is popped by exactly one thread
+        except IndexError:
+            pass
+        with self._lock:
+            self._extra += total
 
     def _collect(self, now_ns: int) -> dict[str, Number] | None:
         # Every next() returns how many next() calls came before it, so the
         # number of inc() ticks is that minus the reader's own earlier calls.
         ticks = self._tick() - self._ticks_read
         self._ticks_read += 1
+        self._fold()
         with self._lock:
             extra, self._extra = self._extra, 0
         count = ticks - self._ticks_sent + extra
