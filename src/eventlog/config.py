@@ -111,6 +111,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
     Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
+    Option(
+        "counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"
+    ),
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
