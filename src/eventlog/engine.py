@@ -133,6 +133,8 @@ class Pipeline:
         self._unspooled: list[Record] = []  # encoded, but the spool could not take them
         self._warned: set[str] = set()
         self._setup_runtime()
+        if self._spool is not None and self._spool.depth():
+            self._wake()  # what an earlier run left is sent without waiting for a new event
         metrics.track(self)
         _live.add(self)
         if settings.metrics_port is not None:
@@ -303,6 +305,7 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 try:
+                    self._spool_queued(everything=True)  # past the deadline: keep, not lose
                     self._spool.close()
                 except Exception:
                     pass
@@ -409,6 +412,7 @@ class Pipeline:
                 return False
             attempt += 1
             self.stats.retries += 1
+            self._spool_queued()  # spool mode: an outage fills the disk, not the memory queue
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
             if self._stopping:
