@@ -28,6 +28,8 @@ TEST_DEPS = [
     "requests>=2.31",
     "redis>=5",
     "orjson>=3.9",
+    "cryptography>=42",
+    "prometheus_client>=0.20",
 ]
 
 

@@ -1,0 +1,4 @@
+import sys
+from eventlog.cli import main
+
+sys.exit(main())
