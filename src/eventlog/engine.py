@@ -510,6 +510,34 @@ class Pipeline:
                 for marker in markers:
                     marker.done.set()
 
+    def replay(
+        self,
+        spool: Spool,
+        *,
+        timeout: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send what ``spool`` holds through this pipeline's transport, now; return the count.
+
+        Gives up on retries after ``timeout`` seconds; what is left stays in
+        the spool.  ``progress`` receives the number delivered so far.
+        """
+        self._stopping = True  # _send: retry until the deadline, then leave the rest
+        self._deadline = time.monotonic() + timeout
+        done = 0
+        try:
+            while time.monotonic() <= self._deadline:
+                batch = spool.pending(self._batch_size)
+                if not batch or not self._send(batch):
+                    break
+                spool.remove(batch)
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
+        finally:
+            self._close_transport()
+        return done
+
     def _count_fallback(self, exc: OSError, count: int) -> None:
         reason = getattr(exc, "reason", "io_error")
         fallback = self.stats.spool_fallback

@@ -173,7 +173,7 @@ def _path_lock(path: str) -> Iterator[None]:
 
 
 def move_aside(path: str) -> str:
-    """Rename a damaged spool (and its WAL) to ``<path>.corrupt-<UTC time>``; return the new name."""
+    """Rename a damaged spool (and its WAL) to ``<path>.corrupt-<UTC time>``; return that."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = f"{path}.corrupt-{stamp}"
     number = 1
@@ -291,10 +291,9 @@ class SQLiteSpool:
         self._next_housekeeping = 0.0
         self._warned_formats: set[str] = set()
         self._page_size = 4096
-        try:
+        # On failure: logged once; the engine sends from memory until the spool works.
+        with contextlib.suppress(SpoolUnavailable):
             self._open()
-        except SpoolUnavailable:
-            pass  # counted and logged once; the engine sends from memory meanwhile
 
     # ------------------------------------------------------------ connection
 
@@ -524,7 +523,8 @@ class SQLiteSpool:
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         if free > FREE_PAGES_KEPT:
             # A few pages per round, so the worker never stalls on one big vacuum.
-            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})").fetchall()
+            # executescript steps it to the end; execute() would free a single page
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -639,7 +639,8 @@ def purge(path: str, *, format_name: str | None = None, older_than: float | None
     """Delete waiting events (all, or of one format, or added more than ``older_than`` s ago)."""
     conn, _ = open_database(path)
     try:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | float] = []
         if format_name is not None:
             clauses.append("format = ?")
             params.append(format_name)
@@ -649,7 +650,7 @@ def purge(path: str, *, format_name: str | None = None, older_than: float | None
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         with _transaction(conn):
             count = int(conn.execute(f"DELETE FROM events{where}", params).rowcount)
-        conn.execute("PRAGMA incremental_vacuum").fetchall()
+        conn.executescript("PRAGMA incremental_vacuum;")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:
         conn.close()
