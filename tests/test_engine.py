@@ -228,7 +228,8 @@ def _refusing(fmt):  # type: ignore[no-untyped-def]
 def test_no_thread_and_no_socket_before_the_first_event(receiver: LineReceiver) -> None:
     before = {t.name for t in threading.enumerate()}
     pipeline = _configure(receiver)
-    assert {t.name for t in threading.enumerate()} == before
+    # Threads of earlier tests may end meanwhile; what matters is that none was started.
+    assert {t.name for t in threading.enumerate()} - before == set()
     assert receiver.connections == 0
     assert pipeline.flush(1)
     eventlog.log_event(Event("first"))
