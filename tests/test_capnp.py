@@ -289,33 +289,19 @@ def test_insert_query_starts_the_rows_word_aligned(table: str) -> None:
 
 
 def _send(clickhouse: ClickHouse, table: str, events: list[Event], **settings: Any) -> None:
-    """Log ``events`` through the ``http`` transport, format ``capnp``, into ``table``.
-
-    While eventlog-http is not installed, the batches are posted with requests.
-    """
-    url = insert_url(clickhouse.url, table)
-    if "http" not in registry.get_registry().transports:
-        _post(url, [to_wire(event, None) for event in events])
-        return
+    """Log ``events`` through the ``http`` transport, format ``capnp``, into ``table``."""
     pipeline = eventlog.configure(
-        transport="http", format="capnp", http_url=url, enrichers="", **settings
+        transport="http",
+        format="capnp",
+        http_url=insert_url(clickhouse.url, table),
+        enrichers="",
+        **settings,
     )
     for event in events:
         eventlog.log_event(event)
     assert pipeline.flush(60)
     assert (pipeline.stats.sent, pipeline.stats.dropped_by_reason()) == (len(events), {})
     eventlog.shutdown(5)
-
-
-def _post(url: str, wires: list[dict[str, Any]]) -> None:
-    import requests
-
-    formatter = CapnpFormatter()
-    for start in range(0, len(wires), 500):
-        body = formatter.format_batch([formatter.format(w) for w in wires[start : start + 500]])
-        headers = {"Content-Type": formatter.content_type}
-        response = requests.post(url, data=body, headers=headers, timeout=60)
-        assert response.status_code == 200, response.text[:1000]
 
 
 def _create(clickhouse: ClickHouse, table: str) -> None:
@@ -414,7 +400,6 @@ def test_dotted_actions_count_under_their_prefix(
 def test_gzipped_and_split_bodies_insert_every_event(
     clickhouse: ClickHouse, events: list[dict[str, Any]]
 ) -> None:
-    pytest.importorskip("eventlog_http")
     table = "capnp_gzip"
     _create(clickhouse, table)
     sample = list(varied_events(3000, seed=21))
