@@ -228,7 +228,7 @@ def test_capnp_without_the_plugin_is_a_configure_time_error(
     )
 
 
-def test_packed_capnp_over_tcp_reads_back(events: list[dict[str, Any]]) -> None:
+def test_packed_capnp_over_tcp_reads_back() -> None:
     """capnp-packed where it fits: a plain TCP stream of self-delimiting messages."""
     received = bytearray()
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -246,9 +246,14 @@ def test_packed_capnp_over_tcp_reads_back(events: list[dict[str, Any]]) -> None:
             transport="tcp", host="127.0.0.1", port=port, format="capnp-packed", enrichers=""
         )
         sample = list(varied_events(300, seed=11))
-        for event in sample:
+        for event in sample[:150]:
+            eventlog.log_event(event)
+        # Beyond Int64: pycapnp refuses it, the engine sets that one event aside and counts it.
+        eventlog.log_event(Event("poison", level=2**70))
+        for event in sample[150:]:
             eventlog.log_event(event)
         assert pipeline.flush(20)
+        assert pipeline.stats.dropped_by_reason() == {"unencodable": 1}
         eventlog.shutdown(5)
         reader.join(10)
     messages = read_messages(bytes(received), packed=True)
