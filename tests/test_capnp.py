@@ -6,6 +6,7 @@ import collections
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -414,4 +415,38 @@ def test_gzipped_and_split_bodies_insert_every_event(
     assert sorted(r["id"] for r in rows) == sorted(e.id or "" for e in sample)
     wires = {w["id"]: w for w in (to_wire(e, None) for e in sample)}
     assert all(_from_row(r) == expected(wires[r["id"]]) for r in rows)
+    clickhouse.query(f"DROP TABLE {table}")
+
+
+@pytest.mark.peer("clickhouse")
+def test_events_wait_for_a_missing_schema_and_arrive_once_it_is_placed(
+    clickhouse: ClickHouse,
+) -> None:
+    table = "capnp_late_schema"
+    _create(clickhouse, table)
+    late = clickhouse.format_schema_dir / "late.capnp"
+    late.unlink(missing_ok=True)
+    url = insert_url(clickhouse.url, table).replace("=event%3AEvent", "=late%3AEvent")
+    pipeline = eventlog.configure(
+        transport="http",
+        format="capnp",
+        http_url=url,
+        http_retries=0,
+        retry_backoff_max=0.2,
+        enrichers="",
+    )
+    sample = list(varied_events(50, seed=5))
+    for event in sample:
+        eventlog.log_event(event)
+    for _ in range(200):  # until ClickHouse has refused the batch at least once
+        if pipeline.stats.send_errors:
+            break
+        time.sleep(0.05)
+    assert pipeline.stats.send_errors
+    assert clickhouse.query(f"SELECT count() FROM {table}").strip() == "0"
+    late.write_text(shipped_schema(), encoding="utf-8")
+    assert pipeline.flush(30)
+    assert pipeline.stats.dropped_by_reason() == {}
+    rows = _rows(clickhouse, f"SELECT id FROM {table}")
+    assert sorted(r["id"] for r in rows) == sorted(e.id or "" for e in sample)
     clickhouse.query(f"DROP TABLE {table}")
