@@ -21,23 +21,11 @@ from eventlog.event import Event
 from eventlog.interfaces import PluginError
 from eventlog.schema import FIELDS
 from eventlog.wire import to_wire
+from eventlog_capnp.clickhouse import insert_query, insert_url, render_ddl
+from eventlog_capnp.format import CapnpFormatter, PackedCapnpFormatter, load_schema, read_messages
+from eventlog_capnp.schema import COLUMNS, render_capnp, schema_path, shipped_schema
 from tests.peers.clickhouse import ClickHouse
 from tests.varied import varied_events
-
-capnp = pytest.importorskip("capnp")
-
-from eventlog_capnp.clickhouse import (  # noqa: E402
-    insert_query,
-    insert_url,
-    render_ddl,
-)
-from eventlog_capnp.format import (  # noqa: E402
-    CapnpFormatter,
-    PackedCapnpFormatter,
-    load_schema,
-    read_messages,
-)
-from eventlog_capnp.schema import COLUMNS, render_capnp, schema_path, shipped_schema  # noqa: E402
 
 INT64_MAX = 2**63 - 1
 EVENT_COUNT = 10_000
