@@ -398,6 +398,9 @@ def test_credentials_in_the_url_become_basic_auth_and_leave_the_url(
     assert request.headers["Authorization"].startswith("Basic ")
     assert f"{http_peer.url}db got 400" in log_lines.text()
     assert PASSWORD not in log_lines.text()
+    with pytest.raises(ConfigurationError, match="invalid port") as caught:
+        configure(f"http://ingest:{PASSWORD}@127.0.0.1:99999/?password={PASSWORD}")
+    assert PASSWORD not in str(caught.value)
 
 
 # ---------------------------------------------------------------- TLS
