@@ -87,13 +87,13 @@ def test_counter_under_8_threads_sums_exactly(receiver: LineReceiver) -> None:
     def work() -> None:
         for _ in range(20_000):
             counter.inc()
-        for _ in range(500):
+        for _ in range(2_000):  # more than FOLD_AT: callers fold amounts while others add
             counter.inc(3)
 
     run_threads(work)
     settle(receiver)
     events = series_events(receiver, "test.threads.count")
-    assert sum(e["metrics"]["count"] for e in events) == THREADS * (20_000 + 500 * 3)
+    assert sum(e["metrics"]["count"] for e in events) == THREADS * (20_000 + 2_000 * 3)
     assert all(e["metrics"]["count"] > 0 for e in events)  # no empty intervals sent
 
 

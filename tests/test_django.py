@@ -282,6 +282,27 @@ def test_body_is_capped(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -
     assert request["message"] == "comment=xxxxxxxxxxxx...[88 more characters]"
 
 
+def test_skip_paths_no_body_and_no_user(
+    events: LineReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import override_settings
+
+    monkeypatch.setenv("EVENTLOG_DJANGO_SKIP_PATHS", "/count/, /thread/")
+    monkeypatch.setenv("EVENTLOG_DJANGO_LOG_BODY", "false")
+    monkeypatch.setenv("EVENTLOG_DJANGO_USER_FIELD", "none")
+    with override_settings(EVENTLOG_DJANGO_LOG_BODY=True):  # the environment wins
+        client = logged_in_client()
+        client.get("/count/")
+        client.post("/echo/", {"comment": "not logged"})
+    got = received(events, 3)  # login, echo, and the skipped request's counter at flush
+    assert sorted(e["action"] for e in got) == ["djangoproject.hit", "http.post", "http.post"]
+    for event in got:
+        assert "message" not in event and "user" not in event
+    assert all(
+        "session" in e for e in got if e["action"] == "http.post" and e["target"] == "/echo/"
+    )
+
+
 # ---------------------------------------------------------------- a view that raises
 
 
