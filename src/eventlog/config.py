@@ -88,7 +88,7 @@ def parse_list(value: Any) -> tuple[str, ...]:
 
 def parse_path(value: Any) -> str:
     """A file system path; ``~`` is expanded."""
-    text = os.path.expanduser(os.fspath(value))
+    text = str(os.path.expanduser(os.fspath(value)))
     if not text:
         raise ValueError("must not be empty")
     return text
@@ -100,6 +100,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("host", parse_str, None, "host of the log server; unset means console output"),
     Option("port", parse_port, None, "port of the log server"),
     Option("db", parse_path, None, "SQLite spool path; set means spool mode (durable)"),
+    Option("spool_max_bytes", parse_positive_int, 256 * 1024 * 1024,
+           "spool size limit in bytes; the oldest events are evicted beyond it"),
+    Option("spool_max_age", parse_seconds, 0.0,
+           "evict spooled events older than so many seconds (0: never)"),
+    Option("spool_sync", parse_str, "normal", "SQLite synchronous level of the spool",
+           choices=("normal", "full")),
     Option("format", parse_str, None, "formatter name (default: the transport's)"),
     Option("transport", parse_str, None, "transport name (default: logstash if host is set)"),
     Option("site", parse_str, None, "site (organisation) name added to every event"),
