@@ -174,3 +174,27 @@ def test_same_series_is_the_same_object_and_kinds_do_not_mix() -> None:
         first.inc(-1)
     with pytest.raises(TypeError, match="non-empty str"):
         eventlog.Counter("")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_counts_only_its_own(receiver: LineReceiver) -> None:
+    configure(receiver)
+    counter = eventlog.Counter("test.fork.count")
+    counter.inc(5)
+    pid = os.fork()
+    if pid == 0:  # the child: its count starts at zero, the parent sends the 5
+        code = 1
+        try:
+            counter.inc(2)
+            eventlog.Counter("test.fork.count").inc()
+            code = 0 if eventlog.flush(10) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert eventlog.flush(10)
+    assert receiver.wait_for(2, 10)  # one event from each process
+    counts = sorted(e["metrics"]["count"] for e in series_events(receiver, "test.fork.count"))
+    assert counts == [3, 5]
+    pids = {e["pid"] for e in series_events(receiver, "test.fork.count")}
+    assert pids == {pid, os.getpid()}

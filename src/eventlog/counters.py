@@ -67,10 +67,10 @@ class _Series:
         fields: Mapping[str, Any] | None = None,
         pipeline: Pipeline | None = None,
     ) -> Self:
-        # Probe the arguments once, with Event's own checks and error messages.
-        Event(action, target, tg_type, tags=tags, fields=fields)
         tag_list = [tags] if isinstance(tags, str) else list(tags) if tags is not None else None
         field_map = dict(fields) if fields else {}
+        # Check the arguments once, with Event's own checks and error messages.
+        Event(action, target, tg_type, tags=tag_list, fields=field_map)
         key: SeriesKey = (
             action,
             target,
@@ -331,6 +331,8 @@ class _Registry:
         self._after_fork()
         for series in self._series.values():
             series._reset_after_fork()
+        if self._series:
+            self._start()  # the parent's timer thread did not come along
 
 
 def _interval() -> float:
