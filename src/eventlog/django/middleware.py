@@ -48,7 +48,7 @@ MAX_VALUE_CHARS = 512
 MAX_BODY_READ = 256 * 1024
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 _STATE_ATTR = "_eventlog_request"
 _SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 _AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -163,7 +163,7 @@ class EventlogMiddleware:
     def _begin(self, request: HttpRequest) -> tuple[int, int, str]:
         """Wall clock, monotonic clock and request id at the start of the request."""
         incoming = request.META.get(self._request_id_meta)
-        if isinstance(incoming, str) and _REQUEST_ID.match(incoming):
+        if isinstance(incoming, str) and _REQUEST_ID.fullmatch(incoming):
             request_id = incoming
         else:
             request_id = uuid.uuid4().hex
