@@ -356,7 +356,8 @@ def test_secrets_appear_in_no_log_error_or_metric(
     text = log_lines.text()
     assert "got 401" in text and "got 503" in text and "denied" in text  # the reasons are there
     out, err = capfd.readouterr()
-    for where in (text, out, err, metrics.render()):
+    transport = pipeline._transport_factory()
+    for where in (text, out, err, metrics.render(), repr(transport.config)):  # type: ignore[attr-defined]
         for secret in (TOKEN, PASSWORD, API_KEY):
             assert secret not in where
 
@@ -398,6 +399,9 @@ def test_credentials_in_the_url_become_basic_auth_and_leave_the_url(
     assert request.headers["Authorization"].startswith("Basic ")
     assert f"{http_peer.url}db got 400" in log_lines.text()
     assert PASSWORD not in log_lines.text()
+    with pytest.raises(ConfigurationError, match="invalid port") as caught:
+        configure(f"http://ingest:{PASSWORD}@127.0.0.1:99999/?password={PASSWORD}")
+    assert PASSWORD not in str(caught.value)
 
 
 # ---------------------------------------------------------------- TLS
@@ -420,32 +424,48 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-@pytest.fixture
-def https_peer(certificate: tuple[Path, Path]) -> Iterator[HttpPeer]:
+def https_peer(certificate: tuple[Path, Path], *, client_ca: Path | None = None) -> HttpPeer:
+    """An HttpPeer behind TLS; with ``client_ca`` it also demands a client certificate."""
     peer = HttpPeer()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(*certificate)
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
     peer.server.socket = context.wrap_socket(peer.server.socket, server_side=True)
     peer.url = peer.url.replace("http://", "https://")
-    peer.start()
-    try:
-        yield peer
-    finally:
-        peer.stop()
+    return peer
 
 
 def test_tls_is_verified_by_default_and_trusts_the_given_ca(
-    https_peer: HttpPeer, certificate: tuple[Path, Path], log_lines: LogLines
+    certificate: tuple[Path, Path], log_lines: LogLines
 ) -> None:
-    pipeline = configure(https_peer.url, http_retries=0)
-    pipeline.submit_event(Event("test.http", "t0", "test"))
-    assert not pipeline.flush(1.0)  # a self-signed certificate is refused
-    assert https_peer.requests == []
-    assert "TLS with" in log_lines.text() and "EVENTLOG_HTTP_TLS_CA" in log_lines.text()
-    eventlog.shutdown(timeout=1)
-    pipeline = configure(https_peer.url, http_tls_ca=str(certificate[0]))
-    send(pipeline, ["t1"])
-    assert [e["target"] for e in https_peer.requests[0].events()] == ["t1"]
+    with https_peer(certificate) as peer:
+        pipeline = configure(peer.url, http_retries=0)
+        pipeline.submit_event(Event("test.http", "t0", "test"))
+        assert not pipeline.flush(1.0)  # a self-signed certificate is refused
+        assert peer.requests == []
+        assert "TLS with" in log_lines.text() and "EVENTLOG_HTTP_TLS_CA" in log_lines.text()
+        eventlog.shutdown(timeout=1)
+        pipeline = configure(peer.url, http_tls_ca=str(certificate[0]))
+        send(pipeline, ["t1"])
+        assert [e["target"] for e in peer.requests[0].events()] == ["t1"]
+
+
+def test_a_client_certificate_is_presented_for_mutual_tls(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    with https_peer(certificate, client_ca=cert) as peer:
+        pipeline = configure(peer.url, http_tls_ca=str(cert), http_retries=0)
+        pipeline.submit_event(Event("test.http", "u0", "test"))
+        assert not pipeline.flush(1.0)  # no client certificate: the server refuses
+        eventlog.shutdown(timeout=1)
+        pipeline = configure(
+            peer.url, http_tls_ca=str(cert), http_tls_cert=str(cert), http_tls_key=str(key)
+        )
+        send(pipeline, ["u1"])
+        assert [e["target"] for r in peer.requests for e in r.events()] == ["u1"]
 
 
 # ---------------------------------------------------------------- ClickHouse

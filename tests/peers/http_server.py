@@ -4,7 +4,11 @@ It runs :mod:`http.server` (HTTP/1.1, keep-alive) in a thread of the test
 process.  A test queues :class:`Answer` objects, one per coming request (a
 200 when none is queued), and reads back every :class:`Received` request:
 headers, the body as sent and decoded (gzip), the answer given, the time it
-arrived and the client's port (which shows connection reuse).
+arrived and the client's port (which shows connection reuse)::
+
+    with HttpPeer() as peer:
+        peer.answer(Answer(503), Answer(429, headers={"Retry-After": "1"}))
+        ...  # POST to peer.url, then read peer.requests
 """
 
 from __future__ import annotations

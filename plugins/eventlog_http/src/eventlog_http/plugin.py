@@ -124,7 +124,10 @@ def parse_timeout(value: Any) -> float:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("url", parse_url, None, "where to POST, e.g. http://127.0.0.1:8080/ (query kept as is)"),
+    # Secret: a URL may carry credentials (user info, ClickHouse's password= parameter).
+    # Log lines show it as scheme://host:port/path only.
+    Option("url", parse_url, None, "where to POST, e.g. http://127.0.0.1:8080/ (query kept as is)",
+           secret=True),
     Option("token", parse_secret, None, "bearer token (Authorization: Bearer ...)", secret=True),
     Option("user", parse_secret, None, "user name for basic auth"),
     Option("password", parse_secret, None, "password for basic auth", secret=True),

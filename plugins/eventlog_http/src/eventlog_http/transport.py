@@ -68,10 +68,11 @@ BODY_EXCERPT_CHARS = 300
 class HttpConfig:
     """Validated settings of one ``http`` transport (see :mod:`eventlog_http.plugin`)."""
 
-    url: str
-    headers: dict[str, str]
+    # Kept out of repr(): the URL, the headers and the secrets may hold credentials.
+    url: str = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
     #: Values that must never be shown: tokens, passwords, header values.
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     gzip: bool = False
     max_body_bytes: int = 5_000_000
     connect_timeout: float = 5.0
