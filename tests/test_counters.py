@@ -164,6 +164,24 @@ def test_nothing_is_lost_at_interpreter_exit(receiver: LineReceiver, tmp_path: P
     assert [e["metrics"]["value"] for e in series_events(receiver, "test.exit.gauge")] == [3]
 
 
+def test_a_series_can_go_to_its_own_pipeline(receiver: LineReceiver) -> None:
+    from eventlog.config import Settings
+
+    configure(receiver)
+    with LineReceiver() as other:
+        pipeline = eventlog.Pipeline(
+            Settings.load({"transport": "tcp", "host": "127.0.0.1", "port": other.port})
+        )
+        try:
+            eventlog.Gauge("test.own.pipeline", pipeline=pipeline).set(5)
+            assert eventlog.flush(10)  # queues the series' event on its pipeline
+            assert pipeline.flush(10) and other.wait_for(1, 10)
+        finally:
+            pipeline.shutdown(2)
+        assert [e["metrics"] for e in other.events()] == [{"value": 5}]
+    assert receiver.events() == []
+
+
 def test_same_series_is_the_same_object_and_kinds_do_not_mix() -> None:
     first = eventlog.Counter("test.identity", "a", fields={"k": 1})
     assert eventlog.Counter("test.identity", "a", fields={"k": 1}) is first

@@ -125,6 +125,8 @@ class _Series:
 class Counter(_Series):
     """A count of things that happened, sent as the increase per interval.
 
+    ``tags`` and ``fields`` are added to every event of the series;
+    ``pipeline`` sends them to that pipeline instead of the default one.
     Creating a counter with the same action, target, tg_type, tags and fields
     again returns the same object, so ``Counter("x").inc()`` anywhere is safe.
     ``inc()`` and ``inc(n)`` are thread-safe and take no lock (an
