@@ -110,7 +110,7 @@ class _Series:
             self.target,
             self.tg_type,
             tags=self.tags,
-            fields={"metric": self.kind, **self.fields},
+            fields={**self.fields, "metric": self.kind},
             metrics=metrics,
         )
         # A series belongs to the process, not to the request that happened to flush it.
