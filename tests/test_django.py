@@ -156,7 +156,8 @@ def test_request_event_carries_every_field(events: LineReceiver) -> None:
     assert login["target"] == "/login/"
     assert login["message"] == "username=alice&password=[redacted]"
     assert login["fields"]["status"] == 200
-    assert "user" not in login  # nobody was logged in when the request arrived
+    # Nobody was logged in when it arrived; the event names who logged in.
+    assert (login["user"], login["session"]) == ("alice", session_digest_of(client))
 
 
 def test_request_id_is_made_when_none_comes_in(events: LineReceiver) -> None:
