@@ -491,6 +491,7 @@ def test_runserver_over_http(runserver: tuple[str, LineReceiver, Any]) -> None:
     for _ in range(3):
         assert http.get(f"{base}/count/").text == "counted"
     assert http.get(f"{base}/boom/").status_code == 500
+    http.close()
     # Stop it as Ctrl-C does: the counter is sent at exit, and the queue drains.
     server.send_signal(signal.SIGINT)
     assert server.wait(15) == 0
