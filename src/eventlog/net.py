@@ -104,7 +104,15 @@ def peer_closed(sock: socket.socket) -> bool:
         if not readable:
             return False
         if isinstance(sock, ssl.SSLSocket):
-            return sock.recv(1) == b""
+            # Readable may only mean TLS records (TLS 1.3 session tickets): read without blocking.
+            timeout = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) == b""
+            except ssl.SSLWantReadError:
+                return False
+            finally:
+                sock.settimeout(timeout)
         return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
