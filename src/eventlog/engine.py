@@ -221,6 +221,9 @@ class Pipeline:
     def _wake(self) -> None:
         if self._worker is None:
             self._start()
+        # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
+        # callers skip Event.set(), which takes a lock; the set() below always follows.
+        self._sleeping = False
         self._wake_event.set()
 
     def _start(self) -> None:
