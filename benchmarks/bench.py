@@ -122,16 +122,26 @@ def measure(c: Contender, counts: dict[str, Any]) -> None:
     caller = {
         "calls": counts["calls"],
         "runs": counts["runs"],
-        "drain_timeout": 20,
+        "drain_timeout": 5,
     }
     c.results.update(run_phase(c, "caller", caller))
     print(f"  {c.name}: caller {fmt_us(c.results.get('info_cpu_us'))} us", file=sys.stderr)
     if c.proto is None:
         return
-    e2e = run_phase(c, "e2e", {"events": counts["events"], "timeout": counts["e2e_timeout"]})
+    # The median of a few runs (this machine is shared); a contender that cannot deliver
+    # everything within the timeout is run once: its rate so far is the figure.
+    runs: list[dict[str, Any]] = []
+    for _ in range(counts["e2e_runs"]):
+        run = run_phase(c, "e2e", {"events": counts["events"], "timeout": counts["e2e_timeout"]})
+        runs.append(run)
+        print(f"  {c.name}: {run.get('events_per_s', 0):,.0f} events/s", file=sys.stderr)
+        if not run.get("complete"):
+            break
+    runs.sort(key=lambda r: r.get("events_per_s", 0.0))
+    e2e = runs[len(runs) // 2]
     c.results.update({k: v for k, v in e2e.items() if k != "events"})
     c.results["e2e_events"] = counts["events"]
-    print(f"  {c.name}: {e2e.get('events_per_s', 0):,.0f} events/s", file=sys.stderr)
+    c.results["e2e_all"] = [round(r.get("events_per_s", 0.0)) for r in runs]
     latency = run_phase(
         c,
         "latency",
@@ -140,7 +150,10 @@ def measure(c: Contender, counts: dict[str, Any]) -> None:
     c.results.update(_prefixed("latency", latency))
     if c.name.startswith("eventlog spool"):
         outage = run_phase(
-            c, "outage", {"events": counts["outage_events"], "timeout": 600}, defer=True
+            c,
+            "outage",
+            {"events": counts["outage_events"], "rate": counts["outage_rate"], "timeout": 600},
+            defer=True,
         )
         c.results.update(_prefixed("outage", outage))
 
@@ -196,13 +209,14 @@ def table(found: list[Contender], counts: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def outage_lines(found: list[Contender]) -> list[str]:
+def outage_lines(found: list[Contender], counts: dict[str, Any]) -> list[str]:
     out = []
     for c in found:
         r = c.results
         if "outage_events" in r:
             out.append(
-                f"{c.name}, receiver down: {r['outage_events']:,} events logged in "
+                f"{c.name}, receiver down: {r['outage_events']:,} events logged at "
+                f"{counts['outage_rate']:,}/s in "
                 f"{r['outage_log_seconds']:.1f}s, spooled after {r['outage_spool_seconds']:.1f}s; "
                 f"RSS growth {r['outage_rss_growth_mb']:.1f} MB (peak {r['outage_peak_rss_mb']:.0f} MB); "
                 f"dropped {r['outage_dropped']}; after the receiver came up: "
@@ -269,6 +283,8 @@ def main() -> None:
             "latency_seconds": 3,
             "latency_timeout": 12,
             "outage_events": 100_000,
+            "outage_rate": 25_000,
+            "e2e_runs": 1,
         }
         if options.quick
         else {
@@ -279,6 +295,8 @@ def main() -> None:
             "latency_seconds": 5,
             "latency_timeout": 15,
             "outage_events": 1_000_000,
+            "outage_rate": 25_000,
+            "e2e_runs": 3,
         }
     )
     found, notes = contenders()
@@ -301,7 +319,7 @@ def main() -> None:
         f"Latency: 1,000 events/s for {counts['latency_seconds']} s "
         "(* = not all delivered within the wait)."
     )
-    for line in outage_lines(found):
+    for line in outage_lines(found, counts):
         print(line)
     for c in found:
         for key, value in c.results.items():

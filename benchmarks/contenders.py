@@ -14,8 +14,8 @@ Phases:
            counted (``events`` events, capped at ``timeout`` seconds); peak RSS.
   latency  ``rate`` events per second, evenly spaced, for ``seconds``; p50/p99 of
            arrival time minus the time of the call.
-  outage   receiver down: log ``events`` events, RSS growth, then the receiver
-           comes up and every event must arrive exactly once.
+  outage   receiver down: log ``events`` events at ``rate`` per second, RSS growth,
+           then the receiver comes up and every event must arrive exactly once.
 """
 
 from __future__ import annotations
@@ -334,15 +334,23 @@ def phase_latency(setup: Setup, control: Control, args: dict[str, Any]) -> dict[
 
 
 def phase_outage(setup: Setup, control: Control, args: dict[str, Any]) -> dict[str, Any]:
-    events = args["events"]
+    events, rate = args["events"], args["rate"]
     info = setup.logger.info
     extra = EXTRA
     control.ask("reset ids")
     gc.collect()
     before = rss_mb()
     start = time.perf_counter()
-    for i in range(events):
-        info("user %s did %d", "alice", i, extra=extra)
+    # A steady rate, in steps of 1 ms: an outage lasts longer than a burst, and a burst
+    # bigger than the in-memory queue (queue_size) is dropped by design, spool or not.
+    step = max(1, rate // 1000)
+    for first in range(0, events, step):
+        due = start + first / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        for i in range(first, min(events, first + step)):
+            info("user %s did %d", "alice", i, extra=extra)
     import eventlog
 
     pipeline = eventlog.get_pipeline()
