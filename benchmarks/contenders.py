@@ -206,6 +206,10 @@ def setup_eventlog_fluent(port: int, spool_dir: str) -> Setup:
     return _eventlog(port, spool_dir, transport="fluent")
 
 
+def setup_eventlog_http(port: int, spool_dir: str) -> Setup:
+    return _eventlog(port, spool_dir, transport="http", http_url=f"http://127.0.0.1:{port}/")
+
+
 SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "floor": setup_floor,
     "stdlib": setup_stdlib,
@@ -216,6 +220,7 @@ SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "eventlog memory json/tcp": setup_eventlog_memory,
     "eventlog spool json/tcp": setup_eventlog_spool,
     "eventlog memory fluent": setup_eventlog_fluent,
+    "eventlog memory http": setup_eventlog_http,
 }
 
 

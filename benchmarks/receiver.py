@@ -1,11 +1,12 @@
 """The benchmark's receiver: a separate process on loopback that counts what arrives.
 
-``python benchmarks/receiver.py json|msgpack [--defer]`` prints ``<data port> <control port>``
+``python benchmarks/receiver.py json|msgpack|http [--defer]`` prints ``<data port> <control port>``
 on its first line, then serves until its standard input closes.
 
 * data port: JSON lines over TCP (``json``), or fluentd Forward messages in
   msgpack (``msgpack``: Message, Forward and PackedForward modes, with acks when
-  the client asks for them).  With ``--defer`` the data socket is bound but not
+  the client asks for them), or ``http``: POSTs of JSON lines or a JSON array,
+  each answered 200.  With ``--defer`` the data socket is bound but not
   listening, so clients are refused (the "receiver is down" case) until the
   ``listen`` command.
 * control port: one command per line, one answer per line:
@@ -144,6 +145,55 @@ def read_forward(conn: socket.socket, counter: Counter) -> None:
             counter.add(n, now)
 
 
+def read_http(conn: socket.socket, counter: Counter) -> None:
+    """HTTP/1.1 POSTs (keep-alive) whose bodies are JSON lines or one JSON array; 200 each."""
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            try:
+                chunk = conn.recv(1 << 20)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(buffer) < length:
+            try:
+                chunk = conn.recv(1 << 20)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+        body, buffer = buffer[:length], buffer[length:]
+        now = time.time_ns()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        if body.startswith(b"["):
+            lines = [json.dumps(item).encode() for item in json.loads(body)]
+        else:
+            lines = [line for line in body.split(b"\n") if line.strip()]
+        if counter.mode == "latency":
+            with counter.cond:
+                for line in lines:
+                    found = SENT.search(line)
+                    if found:
+                        counter.latencies.append(now - int(found.group(1)))
+        elif counter.mode == "ids":
+            with counter.cond:
+                for line in lines:
+                    found = EVENT_ID.search(line)
+                    if found:
+                        counter.ids.add(found.group(1))
+        if lines:
+            counter.add(len(lines), now)
+
+
 def _unpack_all(data: bytes) -> list[Any]:
     import msgpack
 
@@ -153,7 +203,7 @@ def _unpack_all(data: bytes) -> list[Any]:
 
 
 def accept_loop(server: socket.socket, proto: str, counter: Counter) -> None:
-    reader = read_forward if proto == "msgpack" else read_json_lines
+    reader = {"msgpack": read_forward, "http": read_http}.get(proto, read_json_lines)
     while True:
         try:
             conn, _ = server.accept()
