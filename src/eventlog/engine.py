@@ -52,6 +52,8 @@ if not log.handlers:
 
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
+#: In spool mode, how often a worker waiting to retry moves queued events into the spool.
+SPOOL_POLL = 0.05
 
 
 class Spool(Protocol):
@@ -452,8 +454,16 @@ class Pipeline:
             if self._stopping:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
-            else:
+            elif self._spool is None:
                 self._stop_event.wait(delay)  # shutdown cuts the wait short for one last try
+            else:
+                # Spool mode: keep moving what callers queue into the spool while waiting;
+                # a backoff of up to retry_backoff_max would otherwise overflow the queue.
+                wait_until = now + delay
+                while not self._stop_event.wait(min(SPOOL_POLL, max(0.0, wait_until - time.monotonic()))):
+                    self._spool_queued()
+                    if time.monotonic() >= wait_until:
+                        break
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
