@@ -233,6 +233,68 @@ def outage_lines(found: list[Contender], counts: dict[str, Any]) -> list[str]:
     return out
 
 
+def targets(found: list[Contender]) -> list[str]:
+    """The issue's targets, read from this run: one line each, met or missed."""
+    by_name = {c.name: c.results for c in found}
+    floor, stdlib = by_name.get("floor", {}), by_name.get("stdlib", {})
+    memory = by_name.get("eventlog memory json/tcp", {})
+    spool = by_name.get("eventlog spool json/tcp", {})
+    lines: list[str] = []
+
+    def check(label: str, value: float | None, limit: float, at_most: bool, extra: str = "") -> None:
+        if value is None:
+            lines.append(f"- [ ] {label}: not measured")
+            return
+        met = value <= limit if at_most else value >= limit
+        sign = "<=" if at_most else ">="
+        lines.append(f"- [{'x' if met else ' '}] {label}: {value:.2f} ({sign} {limit}){extra}")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    check(
+        "caller cost, logger.info via EventHandler, memory mode, x floor (CPU)",
+        ratio(memory.get("info_cpu_us"), floor.get("info_cpu_us")),
+        1.25,
+        True,
+        f"; wall {ratio(memory.get('info_wall_us'), floor.get('info_wall_us')) or 0:.2f}x",
+    )
+    check(
+        "caller cost, log_event(Event(...)), x floor (CPU)",
+        ratio(memory.get("event_cpu_us"), floor.get("info_cpu_us")),
+        0.5,
+        True,
+    )
+    for name, results, limit in (("memory", memory, 2.0), ("spool", spool, 1.0)):
+        note = "" if results.get("complete") else f"; not all delivered, dropped {results.get('dropped')}"
+        check(
+            f"end-to-end events/s, {name} mode json/tcp, x stdlib",
+            ratio(results.get("events_per_s"), stdlib.get("events_per_s")),
+            limit,
+            False,
+            note,
+        )
+    p99s = [
+        r["latency_p99_ms"]
+        for n, r in by_name.items()
+        if n.startswith("eventlog") and "latency_p99_ms" in r
+    ]
+    worst = max(p99s, default=None)
+    check("p99 delivery latency at 1,000 events/s, worst eventlog contender, ms", worst, 50, True)
+    if "outage_rss_growth_mb" in spool:
+        whole = spool["outage_distinct"] == spool["outage_events"] and not spool["outage_dropped"]
+        check(
+            f"RSS growth, {spool['outage_events']:,} events in spool mode, receiver down, MB",
+            spool["outage_rss_growth_mb"],
+            64,
+            True,
+            "; none dropped, all delivered once" if whole else "; events were lost",
+        )
+        if not whole and lines[-1].startswith("- [x]"):
+            lines[-1] = "- [ ]" + lines[-1][5:]
+    return lines
+
+
 def caption() -> str:
     return (
         f"{os.cpu_count()} cores, Python {platform.python_version()} ({platform.machine()}), "
@@ -336,6 +398,10 @@ def main() -> None:
         for key, value in c.results.items():
             if key.endswith("_error"):
                 print(f"error: {c.name}, {key[:-6]} phase: {value}")
+    print()
+    print("targets (issue 8):")
+    for line in targets(found):
+        print(line)
     for note in notes:
         print(f"note: {note}")
     print(f"machine: {caption()}")
