@@ -104,7 +104,17 @@ def peer_closed(sock: socket.socket) -> bool:
         if not readable:
             return False
         if isinstance(sock, ssl.SSLSocket):
-            return sock.recv(1) == b""
+            # TLS 1.3 servers send session tickets after the handshake: the socket is
+            # readable with no data and no EOF.  Read without blocking, or recv() would
+            # wait for the send timeout and a live connection would be taken for closed.
+            timeout = sock.gettimeout()
+            sock.settimeout(0)
+            try:
+                return sock.recv(1) == b""
+            except ssl.SSLWantReadError:
+                return False
+            finally:
+                sock.settimeout(timeout)
         return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
