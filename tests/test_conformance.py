@@ -285,6 +285,9 @@ class TestHttpTransport(_FromPlugins, TransportConformance):
         return {"transport": "http", "http_url": f"http://127.0.0.1:{closed_port()}/"}
 
     def stop_peer(self, peer: Any) -> None:
+        # stop() leaves kept-alive connections served by their threads: reset those too.
+        answer = _peer_module("http_server", "HTTP server").Answer
+        peer.answer(*[answer(reset=True) for _ in range(10)])
         peer.stop()
 
 
