@@ -28,6 +28,8 @@ TEST_DEPS = [
     "requests>=2.31",
     "redis>=5",
     "orjson>=3.9",
+    "cryptography>=42",
+    "prometheus_client>=0.20",
 ]
 
 
@@ -109,4 +111,18 @@ def package(session: nox.Session) -> None:
     session.run(
         pip, "install", "--no-index", "--find-links", str(dist), "eventlog[fluent]", external=True
     )
-    session.run(str(check / "bin" / "eventlog"), "plugins", external=True)
+    listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
+    print(listing)
+    fluent_rows = [line for line in str(listing).splitlines() if " eventlog-fluent " in line]
+    if not fluent_rows:
+        session.error("eventlog plugins lists nothing from eventlog-fluent")
+    origin = session.run(
+        str(check / "bin" / "python"),
+        "-c",
+        "import importlib.metadata as m; d = m.distribution('eventlog'); "
+        "print(d.version, d.read_text('direct_url.json') or '')",
+        external=True,
+        silent=True,
+    )
+    if not str(origin).startswith("0.1.0"):
+        session.error(f"the installed eventlog is not ours: {origin}")

@@ -10,6 +10,7 @@ import pytest
 import eventlog
 from eventlog import api
 from eventlog.receiver import LineReceiver
+from tests.peers.clickhouse import clickhouse  # noqa: F401  (session fixture)
 
 
 @pytest.fixture(autouse=True)

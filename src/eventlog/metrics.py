@@ -7,6 +7,7 @@ metric lock is taken per event.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import weakref
 from collections.abc import Iterator
@@ -26,12 +27,14 @@ class Stats:
         self.taken = 0  # events the worker took from the queue
         self.sent = 0
         self.retries = 0
+        self.send_errors: dict[str, int] = {}  # failed sends by error class (AuthError ...)
         self.dropped: dict[str, int] = {}
         self.converted: dict[str, int] = {}
         self.transport_up = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.overflow = 0  # written by callers under the pipeline's overflow lock
+        self.spool_fallback: dict[str, int] = {}  # events sent from memory: spool unwritable
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count events given up, by reason (worker thread)."""
@@ -39,12 +42,7 @@ class Stats:
 
     def observe_latency(self, seconds: float) -> None:
         """Record one send's duration (worker thread)."""
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                break
-        else:
-            index = len(LATENCY_BUCKETS)
-        self.latency_counts[index] += 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
     def dropped_by_reason(self) -> dict[str, int]:
@@ -90,6 +88,11 @@ class EventlogCollector:
         retries = CounterMetricFamily(
             "eventlog_send_retries", "Batch sends retried", labels=["pipeline"]
         )
+        errors = CounterMetricFamily(
+            "eventlog_send_errors",
+            "Failed batch sends, by error (ConnectError, SendTimeout, AuthError ...)",
+            labels=["pipeline", "error"],
+        )
         depth = GaugeMetricFamily(
             "eventlog_queue_depth", "Events waiting in memory", labels=["pipeline"]
         )
@@ -98,6 +101,11 @@ class EventlogCollector:
         )
         up = GaugeMetricFamily(
             "eventlog_transport_up", "1 when the last send succeeded", labels=["pipeline"]
+        )
+        fallback = CounterMetricFamily(
+            "eventlog_spool_fallback",
+            "Events sent from memory because the spool could not be written, by reason",
+            labels=["pipeline", "reason"],
         )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
@@ -112,15 +120,20 @@ class EventlogCollector:
             for reason, count in sorted(stats.converted.items()):
                 converted.add_metric([name, reason], count)
             retries.add_metric([name], stats.retries)
+            for error, count in sorted(stats.send_errors.items()):
+                errors.add_metric([name, error], count)
             depth.add_metric([name], queued)
             spooled.add_metric([name], pipeline.spool_depth())
             up.add_metric([name], stats.transport_up)
+            for reason, count in sorted(stats.spool_fallback.items()):
+                fallback.add_metric([name, reason], count)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
-        yield from (accepted, sent, dropped, converted, retries, depth, spooled, up, latency)
+        yield from (accepted, sent, dropped, converted, retries, errors)
+        yield from (depth, spooled, up, fallback, latency)
 
 
 _registered = False

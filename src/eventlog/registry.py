@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "eventlog.builtin.formats",
     "eventlog.builtin.transports",
     "eventlog.builtin.enrichers",
+    "eventlog.builtin.spool_commands",
 )
 
 #: Names our optional distributions provide, so an unknown name can say what to install.
@@ -88,7 +89,7 @@ class Registry:
     def _collect(self, kind: Kind, hook: Any) -> dict[str, Registered[Any]]:
         found: dict[str, Registered[Any]] = {}
         # Call each implementation on its own so every spec knows its plugin.
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             plugin_name = impl.plugin_name
             dist, version = self._dists.get(plugin_name, ("eventlog", _core_version()))
             for spec in impl.function() or ():

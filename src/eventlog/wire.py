@@ -80,7 +80,8 @@ def safe_str(value: Any, limit: int, conversions: Conversions | None) -> str:
         # Lone surrogates: keep the text, make them visible as \udXXX escapes.
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         _count(conversions, "surrogates")
-    return value
+    text: str = value
+    return text
 
 
 def _describe(value: Any) -> str:
@@ -95,18 +96,20 @@ def _describe(value: Any) -> str:
 
 def _repr(value: Any) -> str:
     try:
-        return repr(value)
+        return str(repr(value))
     except Exception:  # a hostile __repr__ must not lose the event
         return f"<unrepresentable {type(value).__name__}>"
 
 
 def _typed_value(value: Any, conversions: Conversions | None) -> int | float | str:
     kind = type(value)
-    if kind is int or kind is str:
-        return value if kind is int else safe_str(value, MAX_VALUE_CHARS, conversions)
+    if kind is int:
+        return int(value)
+    if kind is str:
+        return safe_str(value, MAX_VALUE_CHARS, conversions)
     if kind is float:
         if math.isfinite(value):
-            return value
+            return float(value)
         _count(conversions, "non_finite")
         return str(value)
     if kind is bool:

@@ -225,4 +225,4 @@ def eventlog_transports() -> list[TransportSpec]:
     ]
 
 
-__all__ = ["StreamTransport", "DatagramTransport", "ConsoleTransport", "parse_port"]
+__all__ = ["ConsoleTransport", "DatagramTransport", "StreamTransport", "parse_port"]

@@ -1,1 +1,1 @@
-"""eventlog-fluent: Fluentd / Fluent Bit Forward protocol transport and msgpack format for eventlog."""
+"""eventlog-fluent: the Fluent Forward protocol transport and the msgpack format for eventlog."""

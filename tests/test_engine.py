@@ -1,0 +1,378 @@
+"""The engine: hostile input, overflow, deadlines, fork, context, metrics, lazy start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import logging.config
+import math
+import os
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import eventlog
+from eventlog import Event
+from eventlog.receiver import LineReceiver
+from eventlog.wire import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+
+
+def _configure(receiver: LineReceiver, **settings: object) -> eventlog.Pipeline:
+    return eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)
+
+
+class NoJson:
+    def __repr__(self) -> str:
+        return "<NoJson>"
+
+
+class HostileRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def test_hostile_values_never_raise_and_arrive_converted(receiver: LineReceiver) -> None:
+    pipeline = _configure(receiver)
+    recursive: dict[str, object] = {"a": 1}
+    recursive["self"] = recursive
+    huge = "é" * (10 * 1024 * 1024)
+    event = Event(
+        "hostile",
+        message=huge,
+        tags=["ok", b"bytes-tag", "lone \ud800 surrogate"],
+        fields={
+            "obj": NoJson(),
+            "raw": b"\xff\xfe",
+            "rec": recursive,
+            "nan": float("nan"),
+            "big": huge,
+            "bad": HostileRepr(),
+            "flag": True,
+        },
+        metrics={"inf": float("inf"), "ok": 2.5, "text": "banana"},
+    )
+    eventlog.log_event(event)
+    logging.getLogger("hostile").addHandler(eventlog.asyncEventLogger)
+    logging.getLogger("hostile").error("%s %s", NoJson(), b"x", extra={"weird": NoJson()})
+    assert eventlog.flush(10)
+    assert receiver.wait_for(2)
+    got, record = receiver.events()
+    assert got["id"] == event.id
+    assert got["message"] == "é" * MAX_MESSAGE_CHARS
+    assert got["tags"] == ["ok", "bytes-tag", "lone \\ud800 surrogate"]
+    fields = got["fields"]
+    assert fields["obj"] == "<NoJson>"
+    assert fields["raw"] == "\\xff\\xfe"
+    assert fields["rec"] == "{'a': 1, 'self': {...}}"
+    assert fields["nan"] == "nan"
+    assert fields["big"] == "é" * MAX_VALUE_CHARS
+    assert fields["bad"] == "<unrepresentable HostileRepr>"
+    assert fields["flag"] == 1
+    assert fields["inf"] == "inf" and fields["text"] == "banana"
+    assert got["metrics"] == {"ok": 2.5}
+    assert record["message"] == "<NoJson> b'x'"
+    assert record["fields"] == {"weird": "<NoJson>"}
+    converted = pipeline.stats.converted
+    assert converted["truncated"] == 2
+    assert converted["bytes"] == 2
+    assert converted["surrogates"] == 1
+    assert converted["metric_not_number"] == 2
+    assert converted["non_finite"] == 2
+    assert converted["not_text"] == 4
+    logging.getLogger("hostile").removeHandler(eventlog.asyncEventLogger)
+
+
+def test_event_constructor_names_the_bad_argument() -> None:
+    with pytest.raises(TypeError, match="Event action must be a non-empty str, got 42"):
+        Event(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Event action must be a non-empty str, got ''"):
+        Event("")
+    with pytest.raises(TypeError, match="Event target must be a str or None, got int"):
+        Event("a", 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Event tags must be a str or an iterable of str, got int"):
+        Event("a", tags=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Event fields must be a mapping or a list of"):
+        Event("a", fields=[1, 2])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="Event metrics must be a mapping"):
+        Event("a", metrics=[1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Event level must be an int"):
+        Event("a", level="INFO")  # type: ignore[arg-type]
+
+
+def test_ids_are_unique_and_time_ordered(receiver: LineReceiver) -> None:
+    _configure(receiver)
+    for i in range(3000):
+        eventlog.log_event(Event("id.check", time_ns=1_700_000_000_000_000_000 + i * 1_000_000))
+    assert eventlog.flush(10) and receiver.wait_for(3000)
+    ids = [e["id"] for e in receiver.events()]
+    assert len(set(ids)) == 3000
+    assert ids == sorted(ids)
+
+
+def test_overflow_drops_are_counted_never_raised() -> None:
+    # A peer that is down: the queue fills, the rest is dropped and counted.
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=port, queue_size=100, batch_size=10
+    )
+    for i in range(1000):
+        eventlog.log_event(Event("flood", str(i)))
+    time.sleep(0.2)
+    dropped = pipeline.stats.dropped_by_reason()["queue_full"]
+    taken = pipeline.stats.taken
+    queued = pipeline.queue_depth()
+    assert dropped + taken + queued == 1000
+    assert dropped >= 1000 - 100 - 10
+
+
+class SlowPeer:
+    """Accepts connections and never reads: the sender's socket buffer fills up."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@pytest.fixture
+def slow_peer() -> Iterator[SlowPeer]:
+    peer = SlowPeer()
+    yield peer
+    peer.close()
+
+
+def test_flush_and_shutdown_keep_their_deadline_when_the_peer_never_reads(
+    slow_peer: SlowPeer,
+) -> None:
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=slow_peer.port, tcp_send_timeout=30
+    )
+    payload = "x" * 10_000
+    for i in range(2000):
+        eventlog.log_event(Event("stuck", str(i), message=payload))
+    started = time.monotonic()
+    assert eventlog.flush(1.0) is False
+    assert time.monotonic() - started < 3.0  # the deadline (1 s) plus scheduling slack
+    started = time.monotonic()
+    assert pipeline.shutdown(1.0) is False
+    assert time.monotonic() - started < 3.0
+
+
+def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver) -> None:
+    pipeline = _configure(receiver, metrics_port=0, name="scraped", queue_size=10_000)
+    for i in range(250):
+        eventlog.log_event(Event("counted", str(i)))
+    eventlog.log_event(Event("big.int", fields={"n": 2**70}))  # beyond orjson: stdlib fallback
+    assert eventlog.flush(10) and receiver.wait_for(251)
+    # An event the formatter refuses is set aside and counted as dropped.
+    pipeline._format = _refusing(pipeline._format)
+    eventlog.log_event(Event("refused"))
+    assert eventlog.flush(10)
+    assert pipeline.metrics_port
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=5
+    ) as r:
+        text = r.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    label = (("pipeline", "scraped"),)
+    assert samples[("eventlog_events_sent_total", label)] == 251
+    assert samples[("eventlog_events_accepted_total", label)] == 252
+    assert (
+        samples[
+            ("eventlog_events_dropped_total", (("pipeline", "scraped"), ("reason", "unencodable")))
+        ]
+        == 1
+    )
+    assert samples[("eventlog_queue_depth", label)] == 0
+    assert samples[("eventlog_transport_up", label)] == 1
+    assert samples[("eventlog_send_seconds_count", label)] >= 1
+
+
+def _refusing(fmt):  # type: ignore[no-untyped-def]
+    def format(wire):  # type: ignore[no-untyped-def]
+        if wire["action"] == "refused":
+            raise ValueError("cannot encode this one")
+        return fmt(wire)
+
+    return format
+
+
+def test_no_thread_and_no_socket_before_the_first_event(receiver: LineReceiver) -> None:
+    before = set(threading.enumerate())
+    pipeline = _configure(receiver)
+    # Threads of earlier tests may come and go meanwhile; none may be this pipeline's.
+    started = {t.name for t in set(threading.enumerate()) - before}
+    assert not {name for name in started if name.startswith("eventlog")}, started
+    assert pipeline._worker is None
+    assert receiver.connections == 0
+    assert pipeline.flush(1)
+    eventlog.log_event(Event("first"))
+    assert eventlog.flush(5)
+    assert "eventlog-default" in {t.name for t in threading.enumerate()}
+    assert receiver.connections == 1
+
+
+def test_import_and_handler_start_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, logging, eventlog\n"
+        "from eventlog import asyncEventLogger\n"
+        "logging.getLogger('x').addHandler(asyncEventLogger)\n"
+        "print(len(threading.enumerate()), eventlog.api._default)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["1", "None"], out.stderr
+    assert out.stderr == ""
+
+
+def test_context_follows_threads_and_asyncio_tasks(receiver: LineReceiver) -> None:
+    _configure(receiver)
+
+    def in_thread() -> None:
+        eventlog.log_event(Event("ctx.thread"))
+
+    async def task(name: str) -> None:
+        with eventlog.context(user=name):
+            await asyncio.sleep(0.01)
+            eventlog.log_event(Event("ctx.task", name))
+
+    async def tasks() -> None:
+        await asyncio.gather(task("t1"), task("t2"))
+
+    with eventlog.context(user="alice", session="s1", request_id="r1"):
+        eventlog.log_event(Event("ctx.outer"))
+        with eventlog.context(request_id="r2"):
+            eventlog.log_event(Event("ctx.inner"))
+        ctx = contextvars.copy_context()
+        t = threading.Thread(target=ctx.run, args=(in_thread,))
+        t.start()
+        t.join()
+        plain = threading.Thread(target=lambda: eventlog.log_event(Event("ctx.plain_thread")))
+        plain.start()
+        plain.join()
+    asyncio.run(tasks())
+    eventlog.log_event(Event("ctx.after"))
+    assert eventlog.flush(5) and receiver.wait_for(7)
+    by_action: dict[str, list[dict[str, object]]] = {}
+    for e in receiver.events():
+        by_action.setdefault(str(e["action"]), []).append(e)
+    who = lambda e: (e.get("user"), e.get("session"), e.get("reqId"))
+    assert who(by_action["ctx.outer"][0]) == ("alice", "s1", "r1")
+    assert who(by_action["ctx.inner"][0]) == ("alice", "s1", "r2")
+    assert who(by_action["ctx.thread"][0]) == ("alice", "s1", "r1")
+    assert who(by_action["ctx.plain_thread"][0]) == (None, None, None)
+    assert sorted(e["user"] for e in by_action["ctx.task"]) == ["t1", "t2"]
+    assert who(by_action["ctx.after"][0]) == (None, None, None)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_child_gets_a_fresh_queue_and_worker(receiver: LineReceiver) -> None:
+    _configure(receiver)
+    eventlog.log_event(Event("parent.before"))
+    assert eventlog.flush(5)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_fd)
+            eventlog.log_event(Event("child", str(os.getpid())))
+            ok = eventlog.flush(5)
+            os.write(write_fd, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    assert os.read(read_fd, 1) == b"1"
+    os.waitpid(pid, 0)
+    eventlog.log_event(Event("parent.after"))
+    assert eventlog.flush(5) and receiver.wait_for(3)
+    events = receiver.events()
+    assert sorted(e["action"] for e in events) == ["child", "parent.after", "parent.before"]
+    child = next(e for e in events if e["action"] == "child")
+    assert child["pid"] == pid and child["target"] == str(pid)
+    assert receiver.connections == 2  # the child opened its own connection
+
+
+def test_dict_config_builds_a_handler_with_its_own_pipeline(receiver: LineReceiver) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "events": {
+                    "class": "eventlog.EventHandler",
+                    "level": "INFO",
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": receiver.port,
+                    "site": "dict",
+                }
+            },
+            "loggers": {"configured": {"handlers": ["events"], "level": "DEBUG"}},
+        }
+    )
+    logger = logging.getLogger("configured")
+    logger.debug("below the handler's level")
+    logger.info("configured by dictConfig")
+    handler = logger.handlers[0]
+    assert isinstance(handler, eventlog.EventHandler) and handler.pipeline is not None
+    handler.flush()
+    assert receiver.wait_for(1)
+    (event,) = receiver.events()
+    assert (event["message"], event["site"]) == ("configured by dictConfig", "dict")
+    logger.removeHandler(handler)
+    handler.close()
+
+
+def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) -> None:
+    pipeline = _configure(receiver)
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("broken enricher")
+
+    pipeline._worker_enrichers.insert(0, broken)
+    eventlog.log_event(Event("still.sent"))
+    assert eventlog.flush(5) and receiver.wait_for(1)
+    assert receiver.events()[0]["action"] == "still.sent"
+    assert pipeline.stats.converted["enricher_error"] == 1
+
+
+def test_wire_numbers_stay_typed(receiver: LineReceiver) -> None:
+    _configure(receiver)
+    eventlog.log_event(
+        Event("typed", fields={"i": 7, "f": 2.5, "s": "x", "neg": -1}, metrics={"m": 1})
+    )
+    assert eventlog.flush(5) and receiver.wait_for(1)
+    raw = receiver.lines[0]
+    assert b'"fields":{"i":7,"f":2.5,"s":"x","neg":-1}' in raw
+    assert json.loads(raw)["metrics"] == {"m": 1}
+    assert not math.isnan(json.loads(raw)["tstamp"])
