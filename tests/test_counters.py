@@ -87,13 +87,13 @@ def test_counter_under_8_threads_sums_exactly(receiver: LineReceiver) -> None:
     def work() -> None:
         for _ in range(20_000):
             counter.inc()
-        for _ in range(500):
+        for _ in range(2_000):  # more than FOLD_AT: callers fold amounts while others add
             counter.inc(3)
 
     run_threads(work)
     settle(receiver)
     events = series_events(receiver, "test.threads.count")
-    assert sum(e["metrics"]["count"] for e in events) == THREADS * (20_000 + 500 * 3)
+    assert sum(e["metrics"]["count"] for e in events) == THREADS * (20_000 + 2_000 * 3)
     assert all(e["metrics"]["count"] > 0 for e in events)  # no empty intervals sent
 
 
@@ -164,6 +164,24 @@ def test_nothing_is_lost_at_interpreter_exit(receiver: LineReceiver, tmp_path: P
     assert [e["metrics"]["value"] for e in series_events(receiver, "test.exit.gauge")] == [3]
 
 
+def test_a_series_can_go_to_its_own_pipeline(receiver: LineReceiver) -> None:
+    from eventlog.config import Settings
+
+    configure(receiver)
+    with LineReceiver() as other:
+        pipeline = eventlog.Pipeline(
+            Settings.load({"transport": "tcp", "host": "127.0.0.1", "port": other.port})
+        )
+        try:
+            eventlog.Gauge("test.own.pipeline", pipeline=pipeline).set(5)
+            assert eventlog.flush(10)  # queues the series' event on its pipeline
+            assert pipeline.flush(10) and other.wait_for(1, 10)
+        finally:
+            pipeline.shutdown(2)
+        assert [e["metrics"] for e in other.events()] == [{"value": 5}]
+    assert receiver.events() == []
+
+
 def test_same_series_is_the_same_object_and_kinds_do_not_mix() -> None:
     first = eventlog.Counter("test.identity", "a", fields={"k": 1})
     assert eventlog.Counter("test.identity", "a", fields={"k": 1}) is first
@@ -174,3 +192,27 @@ def test_same_series_is_the_same_object_and_kinds_do_not_mix() -> None:
         first.inc(-1)
     with pytest.raises(TypeError, match="non-empty str"):
         eventlog.Counter("")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_counts_only_its_own(receiver: LineReceiver) -> None:
+    configure(receiver)
+    counter = eventlog.Counter("test.fork.count")
+    counter.inc(5)
+    pid = os.fork()
+    if pid == 0:  # the child: its count starts at zero, the parent sends the 5
+        code = 1
+        try:
+            counter.inc(2)
+            eventlog.Counter("test.fork.count").inc()
+            code = 0 if eventlog.flush(10) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert eventlog.flush(10)
+    assert receiver.wait_for(2, 10)  # one event from each process
+    counts = sorted(e["metrics"]["count"] for e in series_events(receiver, "test.fork.count"))
+    assert counts == [3, 5]
+    pids = {e["pid"] for e in series_events(receiver, "test.fork.count")}
+    assert pids == {pid, os.getpid()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import pytest
 import eventlog
 from eventlog.interfaces import ConfigurationError
 from eventlog.receiver import LineReceiver
-from peers import free_port, missing
+from tests.peers import free_port, missing
 
 try:
     import django
@@ -36,12 +37,12 @@ BEARER = "Bearer sekrit-bearer-token-123"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Django set up with tests/djangoproject, a migrated SQLite file and the user alice."""
     if django is None:
         missing("django", "pip install django")
     db = tmp_path_factory.mktemp("djangoproject") / "db.sqlite3"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "djangoproject.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.djangoproject.settings"
     os.environ["DJANGOPROJECT_DB"] = str(db)
     django.setup()
     from django.conf import settings
@@ -51,7 +52,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings.DATABASES["default"]["NAME"] = str(db)  # in case settings were read before
     call_command("migrate", verbosity=0)
     User.objects.create_user("alice", password=PASSWORD)
-    return db
+    # What the LOGGING setting does in the runserver test (see settings.py).
+    handler = eventlog.EventHandler()
+    views_log = logging.getLogger("djangoproject")
+    views_log.addHandler(handler)
+    views_log.setLevel(logging.INFO)
+    views_log.propagate = False
+    yield db
+    views_log.removeHandler(handler)
 
 
 @pytest.fixture
@@ -121,7 +129,7 @@ def test_request_event_carries_every_field(events: LineReceiver) -> None:
         "path": "/users/42/",
         "status": 200,
         "responseBytes": len(b"user 42"),
-        "view": "djangoproject.views.user_detail",
+        "view": "tests.djangoproject.views.user_detail",
         "remoteAddr": "198.51.100.7",
         "userAgent": "eventlog-test/1.0",
         "referer": "https://shop.example/from?x=1&api_key=[redacted]",
@@ -148,15 +156,16 @@ def test_request_event_carries_every_field(events: LineReceiver) -> None:
     assert login["target"] == "/login/"
     assert login["message"] == "username=alice&password=[redacted]"
     assert login["fields"]["status"] == 200
-    assert "user" not in login  # nobody was logged in when the request arrived
+    # Nobody was logged in when it arrived; the event names who logged in.
+    assert (login["user"], login["session"]) == ("alice", session_digest_of(client))
 
 
 def test_request_id_is_made_when_none_comes_in(events: LineReceiver) -> None:
     from django.test import Client
 
-    response = Client().get("/users/1/", headers={"X-Request-ID": "bad id\nwith newline"})
+    response = Client().get("/users/1/", headers={"X-Request-ID": "forged\n"})
     made = response["X-Request-ID"]
-    assert len(made) == 32 and made != "bad id\nwith newline"
+    assert len(made) == 32 and made != "forged\n"
     got = by_action(received(events, 3))
     assert {e["reqId"] for e in got.values()} == {made}
     assert "user" not in got["http.get"] and "session" not in got["http.get"]
@@ -282,6 +291,27 @@ def test_body_is_capped(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -
     assert request["message"] == "comment=xxxxxxxxxxxx...[88 more characters]"
 
 
+def test_skip_paths_no_body_and_no_user(
+    events: LineReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.test import override_settings
+
+    monkeypatch.setenv("EVENTLOG_DJANGO_SKIP_PATHS", "/count/, /thread/")
+    monkeypatch.setenv("EVENTLOG_DJANGO_LOG_BODY", "false")
+    monkeypatch.setenv("EVENTLOG_DJANGO_USER_FIELD", "none")
+    with override_settings(EVENTLOG_DJANGO_LOG_BODY=True):  # the environment wins
+        client = logged_in_client()
+        client.get("/count/")
+        client.post("/echo/", {"comment": "not logged"})
+    got = received(events, 3)  # login, echo, and the skipped request's counter at flush
+    assert sorted(e["action"] for e in got) == ["djangoproject.hit", "http.post", "http.post"]
+    for event in got:
+        assert "message" not in event and "user" not in event
+    assert all(
+        "session" in e for e in got if e["action"] == "http.post" and e["target"] == "/echo/"
+    )
+
+
 # ---------------------------------------------------------------- a view that raises
 
 
@@ -290,7 +320,7 @@ def test_a_raising_view_gives_a_500_event_and_the_exception_propagates(
 ) -> None:
     from django.test import Client
 
-    from djangoproject.views import BoomError
+    from tests.djangoproject.views import BoomError
 
     with pytest.raises(BoomError) as raised:
         Client().get("/boom/", headers={"X-Request-ID": "boom-1"})
@@ -305,7 +335,7 @@ def test_a_raising_view_gives_a_500_event_and_the_exception_propagates(
         assert request["fields"]["status"] == 500
         assert request["level"] == 40
         exc = json.loads(request["exc_info"])
-        assert exc["type"] == "djangoproject.views.BoomError"
+        assert exc["type"] == "tests.djangoproject.views.BoomError"
         assert exc["value"] == "the view failed"
         assert 'raise BoomError("the view failed")' in exc["stack"]
     assert first["reqId"] == "boom-1"
@@ -314,7 +344,7 @@ def test_a_raising_view_gives_a_500_event_and_the_exception_propagates(
 def test_a_raising_async_request_gives_a_500_event(events: LineReceiver) -> None:
     from django.test import AsyncClient
 
-    from djangoproject.views import BoomError
+    from tests.djangoproject.views import BoomError
 
     async def visit() -> None:
         with pytest.raises(BoomError):
@@ -323,7 +353,7 @@ def test_a_raising_async_request_gives_a_500_event(events: LineReceiver) -> None
     asyncio.run(visit())
     (request,) = received(events, 1)
     assert request["fields"]["status"] == 500
-    assert json.loads(request["exc_info"])["type"] == "djangoproject.views.BoomError"
+    assert json.loads(request["exc_info"])["type"] == "tests.djangoproject.views.BoomError"
 
 
 # ---------------------------------------------------------------- settings
@@ -406,10 +436,10 @@ def runserver(project: Path, tmp_path: Path) -> Iterator[tuple[str, LineReceiver
     for key in [k for k in env if k.startswith("EVENTLOG_")]:
         del env[key]
     env.update(
-        DJANGO_SETTINGS_MODULE="djangoproject.settings",
+        DJANGO_SETTINGS_MODULE="tests.djangoproject.settings",
         DJANGOPROJECT_DB=str(project),
         DJANGOPROJECT_EVENTLOG_PORT=str(receiver.port),
-        PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
+        PYTHONPATH=os.pathsep.join([str(TESTS.parent), env.get("PYTHONPATH", "")]),
     )
     output = (tmp_path / "runserver.log").open("wb")
     server = subprocess.Popen(
@@ -461,6 +491,7 @@ def test_runserver_over_http(runserver: tuple[str, LineReceiver, Any]) -> None:
     for _ in range(3):
         assert http.get(f"{base}/count/").text == "counted"
     assert http.get(f"{base}/boom/").status_code == 500
+    http.close()
     # Stop it as Ctrl-C does: the counter is sent at exit, and the queue drains.
     server.send_signal(signal.SIGINT)
     assert server.wait(15) == 0
@@ -485,7 +516,7 @@ def test_runserver_over_http(runserver: tuple[str, LineReceiver, Any]) -> None:
     assert [e["fields"]["status"] for e in got if e.get("target") == "/count/"] == [200] * 3
     boom = next(e for e in got if e.get("target") == "/boom/")
     assert boom["fields"]["status"] == 500
-    assert json.loads(boom["exc_info"])["type"] == "djangoproject.views.BoomError"
+    assert json.loads(boom["exc_info"])["type"] == "tests.djangoproject.views.BoomError"
     (counter,) = [e for e in got if e["action"] == "djangoproject.hit"]
     assert counter["metrics"]["count"] == 3
     assert counter["fields"] == {"metric": "counter"}

@@ -67,10 +67,10 @@ class _Series:
         fields: Mapping[str, Any] | None = None,
         pipeline: Pipeline | None = None,
     ) -> Self:
-        # Probe the arguments once, with Event's own checks and error messages.
-        Event(action, target, tg_type, tags=tags, fields=fields)
         tag_list = [tags] if isinstance(tags, str) else list(tags) if tags is not None else None
         field_map = dict(fields) if fields else {}
+        # Check the arguments once, with Event's own checks and error messages.
+        Event(action, target, tg_type, tags=tag_list, fields=field_map)
         key: SeriesKey = (
             action,
             target,
@@ -110,7 +110,7 @@ class _Series:
             self.target,
             self.tg_type,
             tags=self.tags,
-            fields={"metric": self.kind, **self.fields},
+            fields={**self.fields, "metric": self.kind},
             metrics=metrics,
         )
         # A series belongs to the process, not to the request that happened to flush it.
@@ -125,6 +125,8 @@ class _Series:
 class Counter(_Series):
     """A count of things that happened, sent as the increase per interval.
 
+    ``tags`` and ``fields`` are added to every event of the series;
+    ``pipeline`` sends them to that pipeline instead of the default one.
     Creating a counter with the same action, target, tg_type, tags and fields
     again returns the same object, so ``Counter("x").inc()`` anywhere is safe.
     ``inc()`` and ``inc(n)`` are thread-safe and take no lock (an
@@ -331,6 +333,8 @@ class _Registry:
         self._after_fork()
         for series in self._series.values():
             series._reset_after_fork()
+        if self._series:
+            self._start()  # the parent's timer thread did not come along
 
 
 def _interval() -> float:

@@ -104,11 +104,9 @@ def peer_closed(sock: socket.socket) -> bool:
         if not readable:
             return False
         if isinstance(sock, ssl.SSLSocket):
-            # TLS 1.3 servers send session tickets after the handshake: the socket is
-            # readable with no data and no EOF.  Read without blocking, or recv() would
-            # wait for the send timeout and a live connection would be taken for closed.
+            # Readable may only mean TLS records (TLS 1.3 session tickets): read without blocking.
             timeout = sock.gettimeout()
-            sock.settimeout(0)
+            sock.setblocking(False)
             try:
                 return sock.recv(1) == b""
             except ssl.SSLWantReadError:

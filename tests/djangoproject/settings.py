@@ -13,7 +13,7 @@ import tempfile
 SECRET_KEY = "test-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
-ROOT_URLCONF = "djangoproject.urls"
+ROOT_URLCONF = "tests.djangoproject.urls"
 USE_TZ = True
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
@@ -45,7 +45,11 @@ LOGGING = {
     "loggers": {"djangoproject": {"handlers": ["events"], "level": "INFO", "propagate": False}},
 }
 
-if os.environ.get("DJANGOPROJECT_EVENTLOG_PORT"):
+if not os.environ.get("DJANGOPROJECT_EVENTLOG_PORT"):
+    # In the shared pytest process, dictConfig would close every handler other tests
+    # made; the test fixture attaches the EventHandler itself.
+    LOGGING_CONFIG = None
+else:
     # What a user writes in settings.py: eventlog reads these when the environment does not.
     EVENTLOG_TRANSPORT = "tcp"
     EVENTLOG_HOST = "127.0.0.1"

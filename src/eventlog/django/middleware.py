@@ -29,9 +29,11 @@ from urllib.parse import urlencode
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.functional import SimpleLazyObject, empty
 
 from eventlog import api
 from eventlog.context import bind, unbind
+from eventlog.context import current as current_context
 from eventlog.django.conf import IPNetwork, MiddlewareSettings
 from eventlog.django.redact import SAFE, Redactor
 from eventlog.engine import log
@@ -48,7 +50,7 @@ MAX_VALUE_CHARS = 512
 MAX_BODY_READ = 256 * 1024
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@+=/-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 _STATE_ATTR = "_eventlog_request"
 _SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 _AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -163,7 +165,7 @@ class EventlogMiddleware:
     def _begin(self, request: HttpRequest) -> tuple[int, int, str]:
         """Wall clock, monotonic clock and request id at the start of the request."""
         incoming = request.META.get(self._request_id_meta)
-        if isinstance(incoming, str) and _REQUEST_ID.match(incoming):
+        if isinstance(incoming, str) and _REQUEST_ID.fullmatch(incoming):
             request_id = incoming
         else:
             request_id = uuid.uuid4().hex
@@ -206,6 +208,18 @@ class EventlogMiddleware:
         value = getattr(user, field, None)
         return None if value is None else str(value)
 
+    def _late_user(self, request: HttpRequest) -> str | None:
+        """The user set on the request while it was served, if it needs no database query."""
+        user = request.__dict__.get("user")
+        if self.settings.user_field == "none" or user is None:
+            return None
+        if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+            return None  # nobody asked for it, so it is still who it was at the start
+        try:
+            return self._identify(user)
+        except Exception:
+            return None
+
     def _session(self, request: HttpRequest) -> str | None:
         # After the user was loaded, session_key is None unless the key was valid.
         key = getattr(getattr(request, "session", None), "session_key", None)
@@ -244,6 +258,9 @@ class EventlogMiddleware:
             if view:
                 fields["view"] = str(view)
             self._add_request_fields(request, fields)
+            # Someone who logged in (or was authenticated by the view, as Django
+            # REST framework does) is the user of this request's event.
+            user = self._late_user(request) if current_context().user is None else None
             event = Event(
                 "http." + str(request.method or "unknown").lower()[:32],
                 "/" + route.removeprefix("^") if isinstance(route, str) else None,
@@ -252,6 +269,8 @@ class EventlogMiddleware:
                 level=40 if status >= 500 else 30 if status >= 400 else 20,
                 fields=fields,
                 time_ns=wall_ns,
+                user=user,
+                session=self._session(request) if user is not None else None,
             )
             event.exc_info = exc_json
             api.log_event(event)
