@@ -558,7 +558,7 @@ def test_clickhouse_refusing_a_batch_sets_it_aside_and_later_batches_land(
 def test_query_string_passwords_stay_out_of_eventlogs_own_messages(
     http_peer: HttpPeer, log_lines: LogLines
 ) -> None:
-    http_peer.answer(Answer(401, body=b"bad password"))
+    http_peer.answer(Answer(401, body=f"wrong password {PASSWORD}".encode()))  # echoed back
     pipeline = configure(http_peer.url + f"?user=ingest&password={PASSWORD}", http_retries=0)
     send(pipeline, ["q0"])
     assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
