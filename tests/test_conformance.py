@@ -290,6 +290,10 @@ class TestHttpTransport(_FromPlugins, TransportConformance):
         peer.answer(*[answer(reset=True) for _ in range(10)])
         peer.stop()
 
+    def refuse_batches(self, peer: Any) -> None:
+        answer = _peer_module("http_server", "HTTP server").Answer
+        peer.answer(*[answer(status=400, body=b"bad request") for _ in range(20)])
+
 
 class TestMsgpackFormat(_FromPlugins, FormatterConformance):
     """eventlog-fluent's msgpack format: one msgpack map of wire names per event."""
@@ -308,6 +312,9 @@ class TestMsgpackFormat(_FromPlugins, FormatterConformance):
         import msgpack
 
         return list(msgpack.Unpacker(io.BytesIO(data), raw=False))
+
+    def decode_batch(self, body: bytes) -> list[dict[str, Any]]:
+        return self.decode_stream(body)
 
 
 class _Capnp(_FromPlugins, FormatterConformance):

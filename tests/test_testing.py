@@ -86,6 +86,8 @@ class LeakyTransport(Transport):
         import socket
 
         assert self.receiver is not None
+        if self.receiver.port == 0:  # refuse_batches(): a refusal dressed as retryable
+            raise eventlog.TransportError("400 bad request")
         with socket.create_connection(("127.0.0.1", self.receiver.port)) as sock:
             sock.sendall(b"".join(r.payload for r in batch[1:]))  # the first event is lost
 
@@ -125,6 +127,9 @@ class LeakyConformance(TransportConformance):
     def delivered(self, peer: LineReceiver) -> list[str]:
         return [e["id"] for e in peer.events()]
 
+    def refuse_batches(self, peer: LineReceiver) -> None:
+        peer.port = 0
+
 
 @pytest.fixture
 def leaky() -> Iterator[LeakyConformance]:
@@ -140,6 +145,7 @@ def leaky() -> Iterator[LeakyConformance]:
         ("test_batches_are_delivered_whole_in_order_and_once", "sent 508 events, the peer has 505"),
         ("test_unreachable_peer_is_a_retryable_transport_error", "wrap it in a TransportError"),
         ("test_leaves_no_threads_behind", "threads still alive after close()"),
+        ("test_a_refused_batch_is_not_retryable_and_is_set_aside", "must not be retryable"),
     ],
 )
 def test_the_transport_suite_fails_a_broken_transport(
