@@ -63,10 +63,12 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
         "gzip sends CompressedPackedForward messages",
         choices=("none", "gzip"),
     ),
+    # On by default: Fluentd's and Fluent Bit's (1.5+) forward inputs answer acks, and
+    # without them a broken connection silently loses what the kernel had buffered.
     Option(
         "require_ack_response",
         parse_bool,
-        False,
+        True,
         "wait for the server's ack of every batch and resend what was not acknowledged",
     ),
     Option("ack_timeout", parse_seconds, 30.0, "seconds to wait for an ack before resending"),
