@@ -144,6 +144,23 @@ PEERS: dict[str, Callable[[int], logging.Handler]] = {
 }
 
 
+def compare(events: int, rounds: int) -> list[tuple[str, float, float, float]]:
+    """(peer, events per second, ratio to fluent-logger, caller microseconds per call), medians.
+
+    For ``benchmarks/bench.py`` (``nox -s bench``) to include in its report.
+    """
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in PEERS}
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits every peer
+        for name, make in PEERS.items():
+            results[name].append(measure(make, events))
+    baseline = statistics.median(r[0] for r in results["fluent-logger asynchandler"])
+    rows = []
+    for name, runs in results.items():
+        rate = statistics.median(r[0] for r in runs)
+        rows.append((name, rate, rate / baseline, statistics.median(r[1] for r in runs)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -153,17 +170,11 @@ def main() -> None:
     if args.sink is not None:
         sink(args.sink)
         return
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in PEERS}
-    for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits every peer
-        for name, make in PEERS.items():
-            results[name].append(measure(make, args.events))
-    baseline = statistics.median(r[0] for r in results["fluent-logger asynchandler"])
+    rows = compare(args.events, args.rounds)
     print(f"{args.events} log calls per run, median of {args.rounds} runs, cpus={os.cpu_count()}")
     print(f"{'peer':34} {'events/s':>10} {'vs fluent-logger':>17} {'caller us/call':>15}")
-    for name, runs in results.items():
-        rate = statistics.median(r[0] for r in runs)
-        caller = statistics.median(r[1] for r in runs)
-        print(f"{name:34} {rate:10.0f} {rate / baseline:16.2f}x {caller:15.2f}")
+    for name, rate, ratio, caller in rows:
+        print(f"{name:34} {rate:10.0f} {ratio:16.2f}x {caller:15.2f}")
 
 
 if __name__ == "__main__":
