@@ -25,6 +25,8 @@ from eventlog.engine import Pipeline
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
 
 StartPeer = Callable[..., FluentPeer]
+needs_fluent_server = pytest.mark.peer("FluentServer")
+pytestmark = pytest.mark.timeout(120)  # a hung peer fails its test, not the whole run
 
 #: A start time with nanoseconds that milliseconds or floats would lose.
 T0 = 1_764_115_200_123_456_789
@@ -171,6 +173,7 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
 # ---------------------------------------------------------------- delivery
 
 
+@needs_fluent_server
 @pytest.mark.parametrize(
     "mode",
     ["packed", "compressed", "acknowledged"],
@@ -196,6 +199,7 @@ def test_ten_thousand_events_arrive_with_nanosecond_times(
     assert pipeline.stats.send_errors == {}
 
 
+@needs_fluent_server
 def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     fluent_peer: StartPeer,
 ) -> None:
@@ -211,6 +215,7 @@ def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     }
 
 
+@needs_fluent_server
 def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
     peer = fluent_peer(unix_path=tmp_path / "forward.sock")
     fluent(peer, fluent_require_ack_response=True)
@@ -223,6 +228,7 @@ def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- acknowledgements
 
 
+@needs_fluent_server
 def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -241,6 +247,7 @@ def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     assert any("did not acknowledge 1 of 1 chunks within 0.2s" in line for line in eventlog_log)
 
 
+@needs_fluent_server
 def test_server_killed_and_restarted_mid_stream_loses_nothing(
     fluent_peer: StartPeer,
 ) -> None:
@@ -277,6 +284,7 @@ def test_server_killed_and_restarted_mid_stream_loses_nothing(
 # ---------------------------------------------------------------- authentication
 
 
+@needs_fluent_server
 def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> None:
     peer = fluent_peer(shared_key="s3cret", users={"app": "pa55"})
     fluent(
@@ -292,6 +300,7 @@ def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> No
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
 
 
+@needs_fluent_server
 def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -325,6 +334,7 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     assert_delivered(peer.wait_for(lambda e: len(e) >= 2_000), events, "eventlog")
 
 
+@needs_fluent_server
 def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: list[str]) -> None:
     peer = fluent_peer(shared_key="k", users={"app": "right"})
     pipeline = fluent(peer, fluent_shared_key="k", fluent_username="app", fluent_password="wrong")
@@ -335,6 +345,7 @@ def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: l
     pipeline.shutdown(0.1)  # it would retry until the end of the test's shutdown deadline
 
 
+@needs_fluent_server
 def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -418,6 +429,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
+@needs_fluent_server
 def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[str, Path]) -> None:
     peer = fluent_peer(tls=(tls_files["cert"], tls_files["key"]), shared_key="k")
     fluent(
@@ -433,6 +445,7 @@ def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[s
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
 
 
+@needs_fluent_server
 def test_tls_without_the_ca_is_refused(
     fluent_peer: StartPeer, tls_files: dict[str, Path], eventlog_log: list[str]
 ) -> None:
