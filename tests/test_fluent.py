@@ -197,6 +197,17 @@ def test_ten_thousand_events_arrive_with_nanosecond_times(
     assert_delivered(entries, events, "shop.orders")
     assert pipeline.stats.sent == 10_000
     assert pipeline.stats.send_errors == {}
+    messages = peer.messages()
+    assert {m["mode"] for m in messages} == {
+        "CompressedPackedForward" if mode == "compressed" else "PackedForward"
+    }
+    assert sum(m["entries"] for m in messages) == 10_000
+    assert all(m["option"]["size"] == m["entries"] for m in messages)
+    chunks = [m["option"].get("chunk") for m in messages]
+    if mode == "acknowledged":
+        assert len(set(chunks)) == len(messages) and None not in chunks
+    else:
+        assert chunks == [None] * len(messages)
 
 
 @needs_fluent_server
@@ -213,6 +224,10 @@ def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     assert {e["record"]["target"]: e["tag"] for e in entries} == {
         f"t{i}": "app." + ("user.login", "user.logout", "cart.add")[i % 3] for i in range(30)
     }
+    # One message per tag and batch, each with its own chunk id.
+    messages = peer.messages()
+    assert len(messages) >= 3
+    assert len({m["option"]["chunk"] for m in messages}) == len(messages)
 
 
 @needs_fluent_server

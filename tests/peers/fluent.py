@@ -90,6 +90,12 @@ class FluentPeer:
         text = self.entries_file.read_text(encoding="utf-8")
         return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message received so far: {"mode", "tag", "entries" (count), "option"} dicts."""
+        path = self.entries_file.with_name(self.entries_file.name + ".messages")
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
     def wait_for(
         self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
     ) -> list[dict[str, Any]]:
