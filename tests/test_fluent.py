@@ -373,6 +373,24 @@ def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     pipeline.shutdown(0.1)
 
 
+@needs_fluent_server
+def test_without_acks_a_server_asking_for_a_key_loses_nothing(
+    fluent_peer: StartPeer, eventlog_log: list[str]
+) -> None:
+    peer = fluent_peer(shared_key="k")
+    pipeline = fluent(peer, fluent_require_ack_response=False)
+    events = make_events(300)
+    log_all(events)
+    assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 3)
+    assert peer.entries() == []
+    assert any("asks for shared-key authentication" in line for line in eventlog_log)
+    peer.stop()  # fixed: the server no longer asks for a key
+    del peer.env["FLUENT_SHARED_KEY"]
+    peer.start()
+    assert eventlog.flush(20)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 300), events, "eventlog")
+
+
 # ---------------------------------------------------------------- TLS
 
 

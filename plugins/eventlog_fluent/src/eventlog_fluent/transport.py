@@ -33,6 +33,9 @@ from eventlog.interfaces import (
 from eventlog.net import connect_stream, send_all
 from eventlog_fluent import forward
 
+#: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
+HELO_WAIT = 0.1
+
 
 class FluentTransport(Transport):
     """A client connection to one Fluentd / Fluent Bit ``forward`` input."""
@@ -85,12 +88,25 @@ class FluentTransport(Transport):
         )
         self._unpacker = self._new_unpacker()
         self.keepalive = True
-        if self.credentials is not None:
-            try:
+        try:
+            if self.credentials is not None:
                 self._handshake(self.credentials)
-            except TransportError:
-                self.close()
-                raise
+            elif not self.require_ack:
+                self._expect_no_helo()
+        except TransportError:
+            self.close()
+            raise
+
+    def _expect_no_helo(self) -> None:
+        """Refuse a server that starts a handshake we have no key for.
+
+        Without acks nothing else would tell: the server drops the message we
+        send and closes.  It sends HELO as soon as it accepts, so a short look
+        suffices; with acks the HELO shows up in place of the ack instead.
+        """
+        assert self.sock is not None
+        if select.select([self.sock], [], [], HELO_WAIT)[0] and not self._usable():
+            raise ConnectError(f"{self.address} closed the connection right after accepting it")
 
     def _handshake(self, credentials: forward.Credentials) -> None:
         deadline = time.monotonic() + self.connect_timeout
