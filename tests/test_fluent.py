@@ -155,6 +155,8 @@ def test_other_formats_are_refused_at_configure_time() -> None:
         ({"fluent_tag_mode": "prefix"}, "choose one of: fixed, action"),
         ({"fluent_compressed": "zstd"}, "choose one of: none, gzip"),
         ({"fluent_ack_timeout": "-1"}, "must be 0 or more"),
+        ({"fluent_ack_timeout": 0}, "needs time to answer"),
+        ({"fluent_max_message_bytes": "0"}, "must be 1 or more"),
         ({"fluent_require_ack_response": "maybe"}, "expected true or false"),
         ({"fluent_tag": "my app"}, "without spaces"),
         ({"fluent_password": "pw"}, "USERNAME is not"),
@@ -238,6 +240,25 @@ def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
     log_all(events)
     assert eventlog.flush(10)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 100), events, "eventlog")
+
+
+@needs_fluent_server
+def test_big_batches_are_split_and_an_event_larger_than_a_message_is_refused(
+    fluent_peer: StartPeer, eventlog_log: list[str]
+) -> None:
+    peer = fluent_peer()
+    pipeline = fluent(peer, fluent_max_message_bytes=4_000, linger_ms=200)
+    events = make_events(100)
+    log_all(events[:50])
+    eventlog.log_event(Event("huge", "big", message="x" * 5_000))
+    log_all(events[50:])
+    assert eventlog.flush(10)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 100), events, "eventlog")
+    messages = peer.messages()
+    sizes = [m["entries"] for m in messages]
+    assert sum(sizes) == 100 and len(sizes) >= 100 * 200 // 4_000  # records are > 200 bytes
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    assert any("too_large: 5" in line and "MAX_MESSAGE_BYTES" in line for line in eventlog_log)
 
 
 # ---------------------------------------------------------------- acknowledgements

@@ -50,6 +50,7 @@ class FluentTransport(Transport):
         gzip_level: int | None,
         require_ack: bool,
         ack_timeout: float,
+        max_message_bytes: int = 4 << 20,
         credentials: forward.Credentials | None,
         tls: ssl.SSLContext | None,
         connect_timeout: float,
@@ -60,6 +61,7 @@ class FluentTransport(Transport):
         self.tag, self.tag_by_action = tag, tag_by_action
         self.gzip_level = gzip_level
         self.require_ack, self.ack_timeout = require_ack, ack_timeout
+        self.max_message_bytes = max_message_bytes
         self.credentials = credentials
         self.tls = tls
         self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
@@ -159,7 +161,7 @@ class FluentTransport(Transport):
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
         if self.sock is None or not self._usable():
             self.open()
-        messages, chunks = self._messages(batch)
+        messages, chunks, refused = self._messages(batch)
         try:
             self._write(messages)
             if chunks:
@@ -170,22 +172,27 @@ class FluentTransport(Transport):
             raise
         if not self.keepalive:
             self.close()  # the server's HELO asked for short connections
-        return None
+        return refused
 
-    def _messages(self, batch: Batch) -> tuple[list[bytes], set[str]]:
-        """One PackedForward message per tag, in the order the tags first appear."""
-        groups: dict[str, list[tuple[int, bytes]]] = {}
+    def _messages(self, batch: Batch) -> tuple[list[bytes], set[str], list[tuple[Record, str]]]:
+        """PackedForward messages: per tag (in order of appearance), each at most max_message_bytes.
+
+        Also returns the chunk ids to wait for, and the events refused because
+        one alone is larger than a message may be.
+        """
+        groups: dict[str, list[Record]] = {}
         if self.tag_by_action:
             prefix = f"{self.tag}." if self.tag else ""
             for record in batch:
-                groups.setdefault(prefix + record.action, []).append(
-                    (record.time_ns, record.payload)
-                )
+                groups.setdefault(prefix + record.action, []).append(record)
         else:
-            groups[self.tag] = [(record.time_ns, record.payload) for record in batch]
+            groups[self.tag] = list(batch)
+        limit = self.max_message_bytes
         messages: list[bytes] = []
         chunks: set[str] = set()
-        for tag, entries in groups.items():
+        refused: list[tuple[Record, str]] = []
+
+        def add(tag: str, entries: list[tuple[int, bytes]]) -> None:
             chunk = forward.new_chunk_id() if self.require_ack else None
             if chunk is not None:
                 chunks.add(chunk)
@@ -195,7 +202,25 @@ class FluentTransport(Transport):
                     tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level
                 )
             )
-        return messages, chunks
+
+        for tag, records in groups.items():
+            entries: list[tuple[int, bytes]] = []
+            size = 0
+            for record in records:
+                entry_size = forward.ENTRY_HEAD_BYTES + len(record.payload)
+                if entry_size > limit:
+                    refused.append(
+                        (record, f"too_large: {entry_size} bytes > EVENTLOG_FLUENT_MAX_MESSAGE_BYTES")
+                    )
+                    continue
+                if size + entry_size > limit and entries:
+                    add(tag, entries)
+                    entries, size = [], 0
+                entries.append((record.time_ns, record.payload))
+                size += entry_size
+            if entries:
+                add(tag, entries)
+        return messages, chunks, refused
 
     def _await_acks(self, chunks: set[str]) -> None:
         deadline = time.monotonic() + self.ack_timeout
