@@ -106,8 +106,7 @@ class FluentTransport(Transport):
         send and closes.  It sends HELO as soon as it accepts, so a short look
         suffices; with acks the HELO shows up in place of the ack instead.
         """
-        assert self.sock is not None
-        if select.select([self.sock], [], [], HELO_WAIT)[0] and not self._usable():
+        if self._readable(HELO_WAIT) and not self._usable():
             raise ConnectError(f"{self.address} closed the connection right after accepting it")
 
     def _handshake(self, credentials: forward.Credentials) -> None:
@@ -288,8 +287,7 @@ class FluentTransport(Transport):
         sock = self.sock
         assert sock is not None
         try:
-            pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            if not pending and not select.select([sock], [], [], 0)[0]:
+            if not self._readable(0.0):
                 return True
             sock.settimeout(0.0)
             try:
@@ -307,6 +305,14 @@ class FluentTransport(Transport):
             if not isinstance(message, dict):  # a late ack is harmless
                 self._unexpected(message)
         return True
+
+    def _readable(self, timeout: float) -> bool:
+        """Whether the server sent something (TLS may hold decrypted bytes the socket does not)."""
+        sock = self.sock
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+            return True
+        return bool(select.select([sock], [], [], timeout)[0])
 
     def _unexpected(self, message: Any) -> None:
         self.close()
