@@ -49,7 +49,8 @@ def tests(session: nox.Session) -> None:
     if not os.environ.get("EVENTLOG_SKIP_PROVISION"):
         session.run("bash", "scripts/provision-peers", external=True)
     # pytest's exit code 5 (no tests ran) is a failure here, as every other non-zero code.
-    session.run("pytest", *(session.posargs or ["-q", "tests"]))
+    paths = ["tests", "examples/eventlog_redis_streams/tests"]
+    session.run("pytest", *(session.posargs or ["-q", *paths]))
 
 
 @nox.session(python="3.11")
@@ -63,7 +64,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core and the plugins."""
     _install_project(session)
-    session.install("mypy>=1.10", "django-stubs>=5", "types-requests")
+    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8")
     session.run("mypy", "src/eventlog", *[f"{p}/src" for p in PLUGINS if (ROOT / p).exists()])
 
 

@@ -100,6 +100,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("host", parse_str, None, "host of the log server; unset means console output"),
     Option("port", parse_port, None, "port of the log server"),
     Option("db", parse_path, None, "SQLite spool path; set means spool mode (durable)"),
+    Option("spool_max_bytes", parse_positive_int, 256 * 1024 * 1024,
+           "spool size limit in bytes; the oldest events are evicted beyond it"),
+    Option("spool_max_age", parse_seconds, 0.0,
+           "evict spooled events older than so many seconds (0: never)"),
+    Option("spool_sync", parse_str, "normal", "SQLite synchronous level of the spool",
+           choices=("normal", "full")),
     Option("format", parse_str, None, "formatter name (default: the transport's)"),
     Option("transport", parse_str, None, "transport name (default: logstash if host is set)"),
     Option("site", parse_str, None, "site (organisation) name added to every event"),
@@ -111,6 +117,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
     Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
+    Option(
+        "counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"
+    ),
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),

@@ -130,8 +130,11 @@ class Pipeline:
         self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
         self._spool: Spool | None = self._open_spool() if settings.db else None
+        self._unspooled: list[Record] = []  # encoded, but the spool could not take them
         self._warned: set[str] = set()
         self._setup_runtime()
+        if self._spool is not None and self._spool.depth():
+            self._wake()  # what an earlier run left is sent without waiting for a new event
         metrics.track(self)
         _live.add(self)
         if settings.metrics_port is not None:
@@ -150,6 +153,7 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._opened = False  # has the current transport's open() been called?
         self._stopping = False
         self._closed = False
         self._deadline = float("inf")
@@ -302,6 +306,7 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 try:
+                    self._spool_queued(everything=True)  # past the deadline: keep, not lose
                     self._spool.close()
                 except Exception:
                     pass
@@ -368,6 +373,10 @@ class Pipeline:
             try:
                 if self._transport is None:
                     self._transport = self._transport_factory()
+                if not self._opened:
+                    # The Transport contract: open() before the first send of each instance.
+                    self._transport.open()
+                    self._opened = True
                 started = time.perf_counter()
                 refused = self._transport.send(batch) or ()
                 self.stats.observe_latency(time.perf_counter() - started)
@@ -410,8 +419,12 @@ class Pipeline:
                 return False
             attempt += 1
             self.stats.retries += 1
+            self._spool_queued()  # spool mode: an outage fills the disk, not the memory queue
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after:  # the peer said when to come back: not sooner
+                delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             if self._stopping:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
@@ -420,6 +433,7 @@ class Pipeline:
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
+        self._opened = False
         if transport is not None:
             try:
                 transport.close()
@@ -430,7 +444,7 @@ class Pipeline:
 
     def _open_spool(self) -> Spool:
         try:
-            from eventlog.spool import open_spool  # type: ignore[import-not-found,unused-ignore]
+            from eventlog.spool import open_spool
         except ImportError:
             raise ConfigurationError(
                 f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"
@@ -440,14 +454,25 @@ class Pipeline:
 
     def _spool_and_send(self, records: list[Record]) -> None:
         assert self._spool is not None
+        if self._unspooled:
+            records, self._unspooled = self._unspooled + records, []
         if records:
-            self._spool.add(records)
+            try:
+                self._spool.add(records)
+            except OSError as exc:  # the spool's SpoolUnavailable: disk full, read-only ...
+                self._count_fallback(exc, len(records))
+                self._send(records)  # memory mode for this batch
+                return
         self._drain_spool()
 
     def _drain_spool(self) -> None:
+        """Send what the spool holds for this process, oldest first."""
         assert self._spool is not None
         while True:
-            batch = self._spool.pending(self._batch_size)
+            try:
+                batch = self._spool.pending(self._batch_size)
+            except OSError:
+                return  # unreadable for now: the rows wait, new events go from memory
             if not batch:
                 return
             if not self._send(batch):
@@ -455,6 +480,79 @@ class Pipeline:
             self._spool.remove(batch)
             if self._queue and len(batch) < self._batch_size:
                 return  # new events are waiting; they join the spool next round
+            self._spool_queued()
+
+    def _spool_queued(self, *, everything: bool = False) -> None:
+        """Move queued events into the spool while the worker is busy elsewhere.
+
+        Called between send retries (a peer outage must fill the disk, not the
+        memory queue) and, with ``everything``, when the worker stops.  Stops at
+        a flush marker unless ``everything``: a marker is set only once what
+        came before it was sent.
+        """
+        spool, queue = self._spool, self._queue
+        if spool is None or (self._unspooled and not everything):
+            return  # the spool failed a moment ago: events stay in the bounded queue
+        while queue:
+            items: list[Any] = []
+            markers: list[_Flush] = []
+            while queue and len(items) < self._batch_size:
+                if type(queue[0]) is _Flush:
+                    if not everything:
+                        break
+                    markers.append(queue.popleft())
+                    continue
+                items.append(queue.popleft())
+            if not items:
+                return
+            self.stats.taken += len(items)
+            records = self._unspooled + self._encode(items)
+            self._unspooled = []
+            try:
+                spool.add(records)
+            except OSError as exc:
+                self._count_fallback(exc, len(records))
+                self._unspooled = records  # sent from memory with the next batch
+                if everything:
+                    self.stats.drop("shutdown", len(records))
+                    self._unspooled = []
+                return
+            finally:
+                for marker in markers:
+                    marker.done.set()
+
+    def replay(
+        self,
+        spool: Spool,
+        *,
+        timeout: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send what ``spool`` holds through this pipeline's transport, now; return the count.
+
+        Gives up on retries after ``timeout`` seconds; what is left stays in
+        the spool.  ``progress`` receives the number delivered so far.
+        """
+        self._stopping = True  # _send: retry until the deadline, then leave the rest
+        self._deadline = time.monotonic() + timeout
+        done = 0
+        try:
+            while time.monotonic() <= self._deadline:
+                batch = spool.pending(self._batch_size)
+                if not batch or not self._send(batch):
+                    break
+                spool.remove(batch)
+                done += len(batch)
+                if progress is not None:
+                    progress(done)
+        finally:
+            self._close_transport()
+        return done
+
+    def _count_fallback(self, exc: OSError, count: int) -> None:
+        reason = getattr(exc, "reason", "io_error")
+        fallback = self.stats.spool_fallback
+        fallback[reason] = fallback.get(reason, 0) + count
 
     # ------------------------------------------------------------ diagnostics
 

@@ -34,6 +34,7 @@ class Stats:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.overflow = 0  # written by callers under the pipeline's overflow lock
+        self.spool_fallback: dict[str, int] = {}  # events sent from memory: spool unwritable
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count events given up, by reason (worker thread)."""
@@ -101,6 +102,11 @@ class EventlogCollector:
         up = GaugeMetricFamily(
             "eventlog_transport_up", "1 when the last send succeeded", labels=["pipeline"]
         )
+        fallback = CounterMetricFamily(
+            "eventlog_spool_fallback",
+            "Events sent from memory because the spool could not be written, by reason",
+            labels=["pipeline", "reason"],
+        )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
         )
@@ -119,13 +125,15 @@ class EventlogCollector:
             depth.add_metric([name], queued)
             spooled.add_metric([name], pipeline.spool_depth())
             up.add_metric([name], stats.transport_up)
+            for reason, count in sorted(stats.spool_fallback.items()):
+                fallback.add_metric([name, reason], count)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, latency)
+        yield from (depth, spooled, up, fallback, latency)
 
 
 _registered = False

@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "eventlog.builtin.formats",
     "eventlog.builtin.transports",
     "eventlog.builtin.enrichers",
+    "eventlog.builtin.spool_commands",
 )
 
 #: Names our optional distributions provide, so an unknown name can say what to install.

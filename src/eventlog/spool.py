@@ -1,0 +1,657 @@
+"""The SQLite spool behind ``EVENTLOG_DB``: formatted events wait here until delivered.
+
+One row per event: the formatted payload (a BLOB, any format) beside its id,
+action, time and the name of the format that produced it, so a restart with
+another format never sends bytes the peer cannot read.  The database runs in
+WAL mode; the worker writes one transaction per batch.
+
+Many processes may share one path (gunicorn workers).  A row belongs to the
+process that added or claimed it (``owner`` = pid and process start time);
+only its owner sends it, so no row goes out twice.  Rows whose owner died are
+reclaimed by any live process; rows a process could not send before it shut
+down are released for the next one.
+
+Faults degrade, never break the application: a file that is not a readable
+SQLite database is moved aside (``<path>.corrupt-<UTC time>``) and a fresh
+spool is started; a full disk or read-only path raises
+:class:`SpoolUnavailable`, on which the engine sends the batch from memory
+until the spool can be written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from eventlog.interfaces import Record
+
+if TYPE_CHECKING:
+    from eventlog.config import Settings
+    from eventlog.engine import Pipeline
+
+log = logging.getLogger("eventlog")
+
+#: How often the worker reclaims rows of dead processes, evicts by age and frees pages.
+HOUSEKEEPING_SECONDS = 1.0
+#: After a failed write, how long the spool is left alone before it is tried again.
+RETRY_SECONDS = 1.0
+#: How long one process waits for another's write lock before giving up on a batch.
+BUSY_TIMEOUT_MS = 10_000
+#: Free pages beyond this are returned to the file system, a few at a time.
+FREE_PAGES_KEPT = 256
+VACUUM_STEP_PAGES = 128
+#: Rough per-row overhead on top of the payload, to turn bytes over the limit into rows.
+ROW_OVERHEAD = 96
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       TEXT    NOT NULL,
+    action   TEXT    NOT NULL,
+    time_ns  INTEGER NOT NULL,
+    format   TEXT    NOT NULL,
+    payload  BLOB    NOT NULL,
+    added    REAL    NOT NULL,
+    owner    TEXT
+);
+CREATE INDEX IF NOT EXISTS events_owned ON events(owner, seq) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_free ON events(seq) WHERE owner IS NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+SCHEMA_VERSION = "1"
+
+#: Connections inherited from a parent process: kept referenced, never closed in the
+#: child, because closing would touch the parent's locks and WAL index.
+_inherited: list[sqlite3.Connection] = []
+
+
+class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotFoundError
+    """The spool cannot be written now (disk full, read-only, locked ...).
+
+    ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
+    ``io_error``, ``locked``, ``unopenable``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SpoolCorrupt(Exception):  # noqa: N818
+    """The file at the spool path is not a readable SQLite spool."""
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_identity(pid: int) -> str | None:
+    """``"<pid>:<start time>"`` of a live process, or None if it is gone (or a zombie).
+
+    The start time tells a reused pid from the process that owned a row.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc: fall back to "does the pid exist"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return f"{pid}:0"
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):  # killed, not yet reaped: as dead as it gets
+        return None
+    return f"{pid}:{fields[19].decode()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named by an ``owner`` value still runs."""
+    try:
+        pid = int(owner.split(":", 1)[0])
+    except ValueError:
+        return False
+    return process_identity(pid) == owner
+
+
+def _classify(exc: BaseException) -> str:
+    """A short reason label for a write failure."""
+    if isinstance(exc, OSError):
+        return {
+            errno.ENOSPC: "disk_full",
+            errno.EDQUOT: "disk_full",
+            errno.EFBIG: "disk_full",
+            errno.EROFS: "read_only",
+            errno.EACCES: "read_only",
+            errno.EPERM: "read_only",
+        }.get(exc.errno or 0, "io_error")
+    text = str(exc).lower()
+    if "full" in text:
+        return "disk_full"
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return "read_only"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "unable to open" in text:
+        return "unopenable"
+    return "io_error"
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+# ---------------------------------------------------------------- opening
+
+
+@contextlib.contextmanager
+def _path_lock(path: str) -> Iterator[None]:
+    """Serialise opening, checking and moving aside among processes on one path."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def move_aside(path: str) -> str:
+    """Rename a damaged spool (and its WAL) to ``<path>.corrupt-<UTC time>``; return that."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = f"{path}.corrupt-{stamp}"
+    number = 1
+    while os.path.exists(target):
+        number += 1
+        target = f"{path}.corrupt-{stamp}-{number}"
+    os.rename(path, target)
+    for suffix in ("-wal", "-journal"):
+        if os.path.exists(path + suffix):
+            os.rename(path + suffix, target + suffix)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path + "-shm")  # the shared-memory index is rebuilt from the WAL
+    return target
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    """Open and check the spool at ``path``, creating it (mode 0600) when missing.
+
+    Raises :class:`SpoolCorrupt` when the file is not a readable SQLite
+    spool, ``OSError``/``sqlite3.Error`` when it cannot be opened at all.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # SQLite gives its WAL the same mode
+    os.close(fd)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            fresh = conn.execute("PRAGMA page_count").fetchone()[0] == 0
+            if fresh:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            check = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+                raise
+            raise SpoolCorrupt(str(exc)) from None
+        if check != [("ok",)]:
+            raise SpoolCorrupt("; ".join(str(row[0]) for row in check[:3]))
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot use WAL mode here (journal_mode={mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA journal_size_limit = 4194304")  # truncate the WAL after checkpoints
+        if fresh or not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'events'"
+        ).fetchone():
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+        else:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+            needed = {"seq", "id", "action", "time_ns", "format", "payload", "added", "owner"}
+            if not needed <= columns:
+                raise SpoolCorrupt(f"table 'events' lacks columns {sorted(needed - columns)}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_database(path: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Connection, str | None]:
+    """Open the spool file, moving a damaged one aside; return it and the moved name (or None)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with _path_lock(path):
+        try:
+            return _connect(path, synchronous), None
+        except SpoolCorrupt as exc:
+            moved = move_aside(path)
+            conn = _connect(path, synchronous)
+            log.warning(
+                "the spool %s was not a readable SQLite spool (%s); it was moved to %s "
+                "and a fresh spool started",
+                path, exc, moved,
+            )
+            return conn, moved
+
+
+# ---------------------------------------------------------------- the spool
+
+
+class SQLiteSpool:
+    """The spool of one pipeline (see the module docstring).
+
+    The worker thread calls ``add``, ``pending`` and ``remove``; metrics and
+    ``flush`` may call ``depth`` from other threads, so a lock guards the
+    connection.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        format_name: str,
+        *,
+        max_bytes: int = 0,
+        max_age: float = 0.0,
+        synchronous: str = "NORMAL",
+        pipeline: Pipeline | None = None,
+    ) -> None:
+        self.path = path
+        self.format_name = format_name
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.synchronous = synchronous
+        self.pipeline = pipeline
+        self.moved_aside: str | None = None
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
+        self._retry_at = 0.0  # while unavailable: monotonic time of the next try
+        self._unavailable: str | None = None  # the reason, while the spool cannot be written
+        self._seq_of: dict[str, int] = {}  # id -> seq of the rows the last pending() returned
+        self._unremoved: list[int] = []  # delivered, but the delete failed; retried first
+        self._next_housekeeping = 0.0
+        self._warned_formats: set[str] = set()
+        self._page_size = 4096
+        # On failure: logged once; the engine sends from memory until the spool works.
+        with contextlib.suppress(SpoolUnavailable):
+            self._open()
+
+    # ------------------------------------------------------------ connection
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        if self._unavailable is not None and time.monotonic() < self._retry_at:
+            raise SpoolUnavailable(self._unavailable, f"spool {self.path} unavailable")
+        try:
+            conn, moved = open_database(self.path, self.synchronous)
+        except (OSError, sqlite3.Error) as exc:
+            self._failed(exc, "open")
+        self.moved_aside = moved or self.moved_aside
+        self._conn = conn
+        self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        self._next_housekeeping = 0.0
+        return conn
+
+    def _failed(self, exc: BaseException, doing: str) -> NoReturn:
+        """Turn a write failure into SpoolUnavailable (logged once per outage); never returns."""
+        if _is_corruption(exc):
+            self._recover_corruption(exc)
+            raise SpoolUnavailable("corrupt", f"spool {self.path} was corrupt: {exc}")
+        reason = _classify(exc)
+        if self._unavailable is None:
+            log.warning(
+                "the spool %s cannot be written (%s: %s while trying to %s); events are "
+                "sent from memory (lost if the process dies) until it can be written again",
+                self.path, reason, exc, doing,
+            )
+        self._unavailable = reason
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+        raise SpoolUnavailable(reason, f"spool {self.path}: {reason}: {exc}") from None
+
+    def _recover_corruption(self, exc: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._seq_of.clear()
+        self._unremoved.clear()
+        try:
+            with _path_lock(self.path):
+                # Another process may have moved it already: check before renaming.
+                probe = None
+                try:
+                    probe = _connect(self.path, self.synchronous)
+                except SpoolCorrupt:
+                    self.moved_aside = move_aside(self.path)
+                    log.warning(
+                        "the spool %s became unreadable (%s); it was moved to %s and a fresh "
+                        "spool started", self.path, exc, self.moved_aside,
+                    )
+                finally:
+                    if probe is not None:
+                        probe.close()
+        except (OSError, sqlite3.Error):
+            pass
+        self._retry_at = 0.0
+
+    def _recovered(self) -> None:
+        if self._unavailable is not None:
+            log.warning("the spool %s can be written again; spool mode resumes", self.path)
+            self._unavailable = None
+
+    # ------------------------------------------------------------ the Spool protocol
+
+    def add(self, records: Sequence[Record]) -> None:
+        """Store a batch in one transaction, owned by this process."""
+        if not records:
+            return
+        now = time.time()
+        fmt, owner = self.format_name, self._owner
+        rows = [(r.id, r.action, r.time_ns, fmt, r.payload, now, owner) for r in records]
+        with self._lock:
+            conn = self._open()
+            try:
+                with _transaction(conn):
+                    conn.executemany(
+                        "INSERT INTO events (id, action, time_ns, format, payload, added, owner)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                self._recovered()
+                self._enforce_size(conn)
+            except (OSError, sqlite3.Error) as exc:
+                self._failed(exc, "store a batch")
+
+    def pending(self, limit: int) -> list[Record]:
+        """The oldest rows this process may send (claiming free ones), in order."""
+        with self._lock:
+            conn = self._open()
+            try:
+                self._retry_removals(conn)
+                if time.monotonic() >= self._next_housekeeping:
+                    self._housekeeping(conn)
+                skip = set(self._unremoved)
+                # Free rows (left by an earlier run or a dead process) go first: claim them.
+                with _transaction(conn):
+                    conn.execute(
+                        "UPDATE events SET owner = ? WHERE seq IN (SELECT seq FROM events "
+                        "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
+                        (self._owner, self.format_name, limit),
+                    )
+                rows = conn.execute(
+                    "SELECT seq, id, action, time_ns, payload FROM events "
+                    "WHERE owner = ? AND format = ? ORDER BY seq LIMIT ?",
+                    (self._owner, self.format_name, limit + len(skip)),
+                ).fetchall()
+            except (OSError, sqlite3.Error) as exc:
+                self._failed(exc, "read pending events")
+        batch: list[Record] = []
+        self._seq_of = {}
+        for seq, id_, action, time_ns, payload in rows:
+            if seq in skip or len(batch) >= limit:
+                continue
+            self._seq_of[id_] = seq
+            batch.append(Record(id_, action, time_ns, bytes(payload)))
+        return batch
+
+    def remove(self, records: Sequence[Record]) -> None:
+        """Delete delivered (or given-up) rows."""
+        seqs = [self._seq_of.pop(r.id) for r in records if r.id in self._seq_of]
+        if not seqs:
+            return
+        with self._lock:
+            self._unremoved.extend(seqs)
+            if self._conn is None:
+                return
+            try:
+                self._retry_removals(self._conn)
+            except (OSError, sqlite3.Error) as exc:
+                # Kept in memory and retried, so the rows are not sent twice by us.
+                with contextlib.suppress(SpoolUnavailable):
+                    self._failed(exc, "delete delivered events")
+
+    def depth(self) -> int:
+        """Rows waiting in the spool file (every process's, every format)."""
+        with self._lock:
+            if self._conn is None:
+                return 0
+            try:
+                count = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+            except sqlite3.Error:
+                return 0
+            return max(0, count - len(self._unremoved))
+
+    def release(self) -> None:
+        """Hand the rows this process owns back, for the next process or run to send."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return
+            with contextlib.suppress(sqlite3.Error):
+                self._retry_removals(conn)
+            with contextlib.suppress(sqlite3.Error), _transaction(conn):
+                conn.execute("UPDATE events SET owner = NULL WHERE owner = ?", (self._owner,))
+
+    def close(self) -> None:
+        """Release this process's rows and close the file."""
+        self.release()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.close()
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connection and rows, become a new owner."""
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+        self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
+        self._seq_of = {}
+        self._unremoved = []
+        self._unavailable = None
+        self._retry_at = 0.0
+
+    # ------------------------------------------------------------ upkeep
+
+    def _retry_removals(self, conn: sqlite3.Connection) -> None:
+        if not self._unremoved:
+            return
+        seqs = self._unremoved
+        with _transaction(conn):
+            conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in seqs])
+        self._unremoved = []
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Reclaim rows of dead processes, evict by age, hand free pages back."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        owners = [
+            row[0]
+            for row in conn.execute(
+                "SELECT DISTINCT owner FROM events WHERE owner IS NOT NULL"
+            ).fetchall()
+        ]
+        dead = [o for o in owners if o != self._owner and not owner_alive(o)]
+        if dead:
+            with _transaction(conn):
+                conn.executemany("UPDATE events SET owner = NULL WHERE owner = ?",
+                                 [(o,) for o in dead])
+        if self.max_age:
+            cutoff = time.time() - self.max_age
+            with _transaction(conn):
+                evicted = conn.execute(
+                    "DELETE FROM events WHERE added < ? AND (owner IS NULL OR owner = ?)",
+                    (cutoff, self._owner),
+                ).rowcount
+            if evicted:
+                self._evicted("spool_max_age", evicted)
+        others = conn.execute(
+            "SELECT format, COUNT(*) FROM events WHERE format != ? AND owner IS NULL "
+            "GROUP BY format", (self.format_name,),
+        ).fetchall()
+        for fmt, count in others:
+            if fmt not in self._warned_formats:
+                self._warned_formats.add(fmt)
+                log.warning(
+                    "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
+                    "they are kept, not sent: deliver them with EVENTLOG_FORMAT=%s eventlog spool "
+                    "replay --db %s, or drop them with eventlog spool purge --db %s --format %s",
+                    self.path, count, fmt, self.format_name, fmt, self.path, self.path, fmt,
+                )
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        if free > FREE_PAGES_KEPT:
+            # A few pages per round, so the worker never stalls on one big vacuum.
+            # executescript steps it to the end; execute() would free a single page
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+
+    def _used_bytes(self, conn: sqlite3.Connection) -> int:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int((pages - free) * self._page_size)
+
+    def _enforce_size(self, conn: sqlite3.Connection) -> None:
+        """Over ``max_bytes``: evict the oldest rows not being sent right now."""
+        if not self.max_bytes:
+            return
+        excess = self._used_bytes(conn) - self.max_bytes
+        if excess <= 0:
+            return
+        excess += self.max_bytes // 10  # some room, so the next batch does not evict again
+        in_flight = set(self._seq_of.values())
+        doomed: list[int] = []
+        freed = 0
+        for seq, size in conn.execute(
+            "SELECT seq, length(payload) FROM events WHERE owner IS NULL OR owner = ? "
+            "ORDER BY seq", (self._owner,),
+        ):
+            if seq in in_flight:
+                continue
+            doomed.append(seq)
+            freed += size + ROW_OVERHEAD
+            if freed >= excess:
+                break
+        if doomed:
+            with _transaction(conn):
+                conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in doomed])
+            self._evicted("spool_max_bytes", len(doomed))
+
+    def _evicted(self, reason: str, count: int) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stats.drop(reason, count)
+            self.pipeline._warn_once(
+                f"evict:{reason}",
+                f"the spool {self.path} reached its {reason.removeprefix('spool_')} limit; "
+                f"the oldest events are dropped (counted as {reason!r})",
+            )
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT: take the write lock up front, waiting up to the busy timeout."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def open_spool(settings: Settings, pipeline: Pipeline) -> SQLiteSpool:
+    """The spool for ``pipeline`` at ``settings.db`` (the engine's entry point)."""
+    return SQLiteSpool(
+        settings.db,
+        pipeline.format_name,
+        max_bytes=settings.spool_max_bytes,
+        max_age=settings.spool_max_age,
+        synchronous=settings.spool_sync.upper(),
+        pipeline=pipeline,
+    )
+
+
+# ---------------------------------------------------------------- inspection (CLI)
+
+
+@dataclass(frozen=True)
+class SpoolInfo:
+    """What ``eventlog spool info`` shows."""
+
+    path: str
+    events: int
+    payload_bytes: int
+    file_bytes: int
+    oldest_added: float | None
+    newest_added: float | None
+    by_format: dict[str, int]
+    claimed: dict[str, int]  # owner -> rows, with "(dead)" after owners that are gone
+
+
+def inspect(path: str) -> SpoolInfo:
+    """Read-only summary of the spool at ``path``."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no spool at this path", path)
+    conn, _ = open_database(path)
+    try:
+        events, payload, oldest, newest = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), MIN(added), MAX(added) "
+            "FROM events"
+        ).fetchone()
+        by_format = dict(conn.execute("SELECT format, COUNT(*) FROM events GROUP BY format"))
+        claimed = {}
+        for owner, count in conn.execute(
+            "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner"
+        ):
+            claimed[owner if owner_alive(owner) else f"{owner} (dead)"] = count
+    finally:
+        conn.close()
+    size = sum(
+        os.path.getsize(path + suffix)
+        for suffix in ("", "-wal")
+        if os.path.exists(path + suffix)
+    )
+    return SpoolInfo(path, events, payload, size, oldest, newest, by_format, claimed)
+
+
+def purge(path: str, *, format_name: str | None = None, older_than: float | None = None) -> int:
+    """Delete waiting events (all, or of one format, or added more than ``older_than`` s ago)."""
+    conn, _ = open_database(path)
+    try:
+        clauses: list[str] = []
+        params: list[str | float] = []
+        if format_name is not None:
+            clauses.append("format = ?")
+            params.append(format_name)
+        if older_than is not None:
+            clauses.append("added < ?")
+            params.append(time.time() - older_than)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        with _transaction(conn):
+            count = int(conn.execute(f"DELETE FROM events{where}", params).rowcount)
+        conn.executescript("PRAGMA incremental_vacuum;")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    return count

@@ -1,0 +1,399 @@
+"""Spool mode delivery across real processes: outages, listener restarts, kill -9, sharing, fork.
+
+Every producer here is a real process (``tests/spool_child.py``) and every
+listener a real one (:class:`eventlog.receiver.LineReceiver`, or
+``tests/spool_listener.py`` when it must be killed).  Events carry the ids
+``<prefix>-<number>``, and every assertion counts them by id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import eventlog
+from eventlog.receiver import LineReceiver
+from tests.peers import free_port
+
+HERE = Path(__file__).parent
+CHILD = HERE / "spool_child.py"
+LISTENER = HERE / "spool_listener.py"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class Child:
+    """A producer process and the JSON lines it prints."""
+
+    def __init__(self, **opts: Any) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD), json.dumps(opts)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=HERE.parent,
+        )
+        self.said: list[dict[str, Any]] = []
+        self._selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def wait_for(self, key: str, timeout: float = 60, value: Any = None) -> dict[str, Any]:
+        """The first printed line with ``key`` (equal to ``value`` if given)."""
+
+        def matches(line: dict[str, Any]) -> bool:
+            return key in line and (value is None or line[key] == value)
+
+        for line in self.said:
+            if matches(line):
+                return line
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            if not self._selector.select(timeout=0.2):
+                continue
+            raw = self.proc.stdout.readline()
+            if not raw:
+                break
+            line = json.loads(raw)
+            self.said.append(line)
+            if matches(line):
+                return line
+        stderr = self.proc.stderr.read().decode() if self.proc.poll() is not None else ""
+        raise AssertionError(f"the child never said {key!r}; said {self.said}; stderr: {stderr}")
+
+    def finish(self, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the exit (status 0) and return the stats it printed before shutdown."""
+        stats = self.wait_for("stats", timeout)
+        assert self.proc.wait(timeout) == 0, self.proc.stderr.read().decode()  # type: ignore[union-attr]
+        return stats["stats"]  # type: ignore[no-any-return]
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+class Listener:
+    """``tests/spool_listener.py``: acknowledges each batch once written to its file."""
+
+    def __init__(self, port: int, path: Path) -> None:
+        self.port, self.path = port, path
+        self.proc = subprocess.Popen(
+            [sys.executable, str(LISTENER), str(port), str(path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def ids_in_file(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["id"] for line in path.read_bytes().splitlines() if line]
+
+
+def ids(receiver: LineReceiver) -> list[str]:
+    return [event["id"] for event in receiver.events()]
+
+
+def spooled_ids(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM events ORDER BY seq")]
+
+
+def expected(prefix: str, count: int, start: int = 0) -> set[str]:
+    return {f"{prefix}-{n:08d}" for n in range(start, start + count)}
+
+
+def wait_until(check: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "spool" / "events.db"  # the folder does not exist yet: the spool makes it
+
+
+# ---------------------------------------------------------------- outages
+
+
+def test_listener_down_at_start_then_up_gets_every_event(db: Path) -> None:
+    port = free_port()
+    child = Child(db=str(db), port=port, prefix="down", count=3000, after="flush")
+    child.wait_for("logged")
+    assert db.exists() and (db.stat().st_mode & 0o777) == 0o600
+    assert (db.parent.stat().st_mode & 0o777) == 0o700
+    with LineReceiver(port=port) as receiver:
+        assert child.wait_for("flushed")["flushed"] is True
+        stats = child.finish()
+        got = ids(receiver)
+    assert Counter(got).most_common(1)[0][1] == 1
+    assert set(got) == expected("down", 3000)
+    assert stats["sent"] == 3000 and stats["dropped"] == {} and stats["fallback"] == {}
+    assert spooled_ids(db) == []
+
+
+def test_listener_killed_and_restarted_five_times_loses_no_spooled_event(
+    db: Path, tmp_path: Path
+) -> None:
+    total = 100_000
+    port = free_port()
+    out = tmp_path / "received.jsonl"
+    listener = Listener(port, out)
+    child = Child(
+        db=str(db), port=port, transport="acked", prefix="restart", count=total, after="flush",
+        settings={"queue_size": total},
+    )
+    restarts = 0
+    try:
+        for restarts in range(1, 6):
+            # Kill once the listener has kept a sixth more of the stream, then bring it back.
+            goal = total * restarts // 6
+            wait_until(lambda goal=goal: out.exists() and out.read_bytes().count(b"\n") >= goal)
+            listener.kill()
+            time.sleep(0.3)  # an outage, long enough for send retries
+            listener = Listener(port, out)
+        assert child.wait_for("flushed", 90)["flushed"] is True
+        stats = child.finish()
+    finally:
+        listener.kill()
+    got = ids_in_file(out)
+    duplicates = len(got) - len(set(got))
+    print(f"\n5 listener restarts, {total} events: {duplicates} delivered twice (same id), 0 lost")
+    assert restarts == 5
+    assert set(got) == expected("restart", total)
+    assert stats["dropped"] == {}
+    assert spooled_ids(db) == []
+
+
+# ---------------------------------------------------------------- crashes
+
+
+def test_kill_9_loses_only_what_was_in_memory_and_nothing_after_flush(
+    db: Path, receiver: LineReceiver
+) -> None:
+    first, rest = 5000, 15000
+    child = Child(
+        db=str(db), port=receiver.port, prefix="kill", count=first + rest, flush_at=first,
+        after="sleep",
+    )
+    assert child.wait_for("flushed")["flushed"] is True
+    flushed_ids = set(ids(receiver))  # already delivered when flush() returned
+    child.wait_for("logged", value=first + rest)
+    child.kill()
+    before_restart = set(ids(receiver))
+    in_spool = set(spooled_ids(db))
+    reached = before_restart | in_spool  # delivered, or durable in the spool, at the kill
+
+    restarted = Child(db=str(db), port=receiver.port, prefix="kill", count=0, after="flush")
+    assert restarted.wait_for("flushed")["flushed"] is True
+    restarted.finish()
+    got = ids(receiver)
+    lost = expected("kill", first + rest) - set(got)
+    print(f"\nkill -9 after {first + rest} events logged: {len(in_spool)} in the spool, "
+          f"{len(lost)} lost (still in memory at the kill)")
+    assert flushed_ids >= expected("kill", first)  # flush() returned: zero lost
+    assert in_spool <= set(got)  # everything that reached the spool arrived
+    assert lost == expected("kill", first + rest) - reached
+    assert lost <= expected("kill", rest, start=first)  # only events logged after flush()
+    assert spooled_ids(db) == []
+
+
+def test_listener_that_never_reads_never_blocks_the_caller(db: Path) -> None:
+    server = __import__("socket").create_server(("127.0.0.1", 0))
+    held: list[Any] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])  # accepted, and never read
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    total = 40_000
+    try:
+        child = Child(
+            db=str(db), port=server.getsockname()[1], prefix="stuck", count=total,
+            message=2000, after="shutdown", shutdown_timeout=1.0,
+            settings={"queue_size": 2000, "tcp_send_timeout": 0.5},
+        )
+        started = time.monotonic()
+        stats = child.finish(timeout=60)
+        took = time.monotonic() - started
+        final = child.wait_for("final")["final"]
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        server.close()
+    waiting = len(spooled_ids(db))
+    print(f"\nnever-reading listener: {total} events logged and exit in {took:.1f}s; "
+          f"max RSS {stats['maxrss_kb'] // 1024} MiB; {waiting} waiting in the spool; {final}")
+    assert stats["queue"] <= 2000
+    # 40,000 events of 2 kB would be over 80 MB if memory were not bounded.
+    assert stats["maxrss_kb"] < 80 * 1024
+    # Accepted = sent + dropped + waiting, short of at most the queue when the exit
+    # deadline caught the worker inside a blocked send.
+    accounted = final["sent"] + sum(final["dropped"].values()) + waiting
+    assert total - 2000 <= accounted <= total
+
+
+# ---------------------------------------------------------------- many processes
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_sharing_one_spool_neither_lose_nor_double_send(
+    db: Path, processes: int
+) -> None:
+    port = free_port()
+    # A process that spooled its events while the listener was down, then died.
+    victim = Child(db=str(db), port=port, prefix="dead", count=2000, after="sleep")
+    victim.wait_for("logged")
+    wait_until(lambda: db.exists() and len(spooled_ids(db)) == 2000)
+    victim.kill()
+    per_process = 3000
+    with LineReceiver(port=port) as receiver:
+        children = [
+            Child(db=str(db), port=port, prefix=f"p{i}", count=per_process, after="flush")
+            for i in range(processes)
+        ]
+        for child in children:
+            assert child.wait_for("flushed")["flushed"] is True
+            child.finish()
+        wait_until(lambda: len(spooled_ids(db)) == 0)
+        receiver.wait_for(2000 + processes * per_process)
+        got = ids(receiver)
+    want = expected("dead", 2000).union(*(expected(f"p{i}", per_process) for i in range(processes)))
+    assert [i for i, n in Counter(got).items() if n > 1] == []  # nothing sent twice
+    assert set(got) == want  # the dead process's events were sent by a live one
+
+
+def test_forked_children_share_the_spool(db: Path, receiver: LineReceiver) -> None:
+    import multiprocessing
+
+    eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), enrichers=()
+    )
+
+    def log_some(prefix: str) -> None:
+        for number in range(1000):
+            event = eventlog.Event("test.fork", prefix, "test")
+            event.id = f"{prefix}-{number:08d}"
+            eventlog.log_event(event)
+
+    def child(prefix: str) -> None:
+        log_some(prefix)  # the child's own queue and worker, the same spool file
+        assert eventlog.shutdown(10)
+
+    log_some("parent-a")  # still queued or spooled in the parent when the children fork
+    context = multiprocessing.get_context("fork")
+    kids = [context.Process(target=child, args=(f"kid{i}",)) for i in range(3)]
+    for kid in kids:
+        kid.start()
+    log_some("parent-b")
+    for kid in kids:
+        kid.join(30)
+        assert kid.exitcode == 0
+    assert eventlog.shutdown(10)
+    receiver.wait_for(5000)
+    got = ids(receiver)
+    assert sorted(Counter(got).values())[-1] == 1
+    assert set(got) == expected("parent-a", 1000).union(
+        expected("parent-b", 1000),
+        *(expected(f"kid{i}", 1000) for i in range(3))
+    )
+
+
+# ---------------------------------------------------------------- restarts with other settings
+
+
+def test_restart_with_another_format_keeps_and_reports_then_replay_sends(
+    db: Path, receiver: LineReceiver, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    child = Child(db=str(db), port=port, prefix="fmt", count=500, after="shutdown",
+                  shutdown_timeout=0.3)
+    child.finish()
+    assert len(spooled_ids(db)) == 500
+    capfd.readouterr()
+
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), format="logstash",
+        enrichers=(),
+    )
+    event = eventlog.Event("test.fmt", "new", "test")
+    event.id = "new-1"
+    eventlog.log_event(event)
+    assert eventlog.flush(10)
+    eventlog.shutdown(5)
+    err = capfd.readouterr().err
+    assert "500 events formatted as 'json'" in err and "--format json" in err
+    assert ids(receiver) == ["new-1"]  # the json rows were not sent as logstash
+    assert len(spooled_ids(db)) == 500
+    assert pipeline.stats.sent == 1
+
+    env = {
+        **os.environ,
+        "EVENTLOG_TRANSPORT": "tcp",
+        "EVENTLOG_HOST": "127.0.0.1",
+        "EVENTLOG_PORT": str(receiver.port),
+        "EVENTLOG_FORMAT": "logstash",
+    }
+    info = subprocess.run(
+        [sys.executable, "-m", "eventlog", "spool", "info", "--db", str(db)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert info.returncode == 0, info.stderr
+    assert "events   500 (json: 500)" in info.stdout
+    replay = subprocess.run(
+        [sys.executable, "-m", "eventlog", "spool", "replay", "--db", str(db), "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert "sent 500 events to tcp as json; 0 left in the spool" in replay.stdout
+    receiver.wait_for(501)
+    replayed = [e for e in receiver.events() if e["id"] != "new-1"]
+    assert {e["id"] for e in replayed} == expected("fmt", 500)
+    assert all("@timestamp" not in e for e in replayed)  # json as spooled, not re-labelled
+
+
+def test_purge_drops_what_is_waiting(db: Path) -> None:
+    Child(db=str(db), port=free_port(), prefix="purge", count=300, after="shutdown",
+          shutdown_timeout=0.2).finish()
+    run = [sys.executable, "-m", "eventlog", "spool"]
+    older = subprocess.run([*run, "purge", "--db", str(db), "--older-than", "3600"],
+                           capture_output=True, text=True, timeout=60)
+    assert older.stdout.strip() == f"dropped 0 events from {db}"
+    purge = subprocess.run([*run, "purge", "--db", str(db)], capture_output=True, text=True,
+                           timeout=60)
+    assert purge.returncode == 0, purge.stderr
+    assert purge.stdout.strip() == f"dropped 300 events from {db}"
+    assert spooled_ids(db) == []
+
