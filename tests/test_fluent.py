@@ -371,6 +371,29 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
 
 
 @needs_fluent_server
+def test_wrong_key_in_spool_mode_keeps_every_event_for_the_fixed_configuration(
+    fluent_peer: StartPeer, tmp_path: Path
+) -> None:
+    peer = fluent_peer(shared_key="right-key")
+    spool = str(tmp_path / "spool.db")
+    pipeline = fluent(peer, db=spool, fluent_shared_key="wrong-key")
+    events = make_events(2_000)
+    log_all(events)
+    assert wait_until(
+        lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 2
+        and pipeline.spool_depth() == len(events)
+    ), (pipeline.stats.send_errors, pipeline.spool_depth())
+    assert not eventlog.shutdown(0.5)
+    assert peer.entries() == []
+    assert pipeline.stats.dropped_by_reason() == {}
+
+    # The key is fixed in the application's configuration (a restart, in real life).
+    fluent(peer, db=spool, fluent_shared_key="right-key")
+    assert eventlog.flush(20)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= len(events)), events, "eventlog")
+
+
+@needs_fluent_server
 def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: list[str]) -> None:
     peer = fluent_peer(shared_key="k", users={"app": "right"})
     pipeline = fluent(peer, fluent_shared_key="k", fluent_username="app", fluent_password="wrong")
