@@ -394,13 +394,22 @@ def test_wrong_key_in_spool_mode_keeps_every_event_for_the_fixed_configuration(
 
 
 @needs_fluent_server
-def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ({"fluent_username": "app", "fluent_password": "wrong"}, "username/password mismatch"),
+        ({}, "asks for a user name and password: set EVENTLOG_FLUENT_USERNAME"),
+    ],
+)
+def test_wrong_or_missing_user_is_an_auth_error(
+    fluent_peer: StartPeer, eventlog_log: list[str], user: dict[str, str], message: str
+) -> None:
     peer = fluent_peer(shared_key="k", users={"app": "right"})
-    pipeline = fluent(peer, fluent_shared_key="k", fluent_username="app", fluent_password="wrong")
+    pipeline = fluent(peer, fluent_shared_key="k", **user)
     eventlog.log_event(Event("a"))
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
-    assert any("username/password mismatch" in line for line in eventlog_log), eventlog_log
+    assert any(message in line for line in eventlog_log), eventlog_log
     pipeline.shutdown(0.1)  # it would retry until the end of the test's shutdown deadline
 
 
