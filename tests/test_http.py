@@ -553,3 +553,15 @@ def test_clickhouse_refusing_a_batch_sets_it_aside_and_later_batches_land(
     assert pipeline.stats.dropped_by_reason() == {"rejected": 3}
     assert pipeline.stats.retries == 0  # no retry storm against a server that said no
     assert "Code: 117" in log_lines.text()
+
+
+def test_query_string_passwords_stay_out_of_eventlogs_own_messages(
+    http_peer: HttpPeer, log_lines: LogLines
+) -> None:
+    http_peer.answer(Answer(401, body=f"wrong password {PASSWORD}".encode()))  # echoed back
+    pipeline = configure(http_peer.url + f"?user=ingest&password={PASSWORD}", http_retries=0)
+    send(pipeline, ["q0"])
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    own = "\n".join(r.getMessage() for r in log_lines.records if r.name.startswith("eventlog"))
+    assert "got 401" in own
+    assert PASSWORD not in own

@@ -50,6 +50,14 @@ if not log.handlers:
     log.addHandler(_stderr)
     log.setLevel(logging.INFO)
 
+#: Idents of worker threads.  Records that libraries log from a worker (urllib3's retry
+#: warnings ...) are not fed back into a pipeline: that would loop and could leak URLs.
+WORKER_THREADS: set[int] = set()
+
+#: A transport that raises something other than TransportError this often for one batch is
+#: buggy: the batch is set aside (counted as ``transport_bug``) instead of blocking the pipeline.
+MAX_UNEXPECTED_FAILURES = 5
+
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
 
@@ -198,9 +206,28 @@ class Pipeline:
         )
 
     def _wake(self) -> None:
+        if self._closed:
+            self._drop_late()
+            return
         if self._worker is None:
             self._start()
         self._wake_event.set()
+
+    def _drop_late(self) -> None:
+        """Events that arrive after shutdown: nobody will send them, so count them."""
+        late = 0
+        while True:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if type(item) is _Flush:
+                item.done.set()
+            else:
+                late += 1
+        if late:
+            with self._overflow_lock:
+                self.stats.drop("closed", late)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -257,9 +284,11 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 self._spool.close()
-        left = len(self._queue)
-        if left and self._spool is None:
+        left = self.queue_depth()
+        if left:
             self.stats.drop("shutdown", left)
+        self._queue.clear()
+        self._sleeping = True  # from now on every submit goes through _wake, which counts it
         _live.discard(self)
         return delivered and not left
 
@@ -278,6 +307,7 @@ class Pipeline:
 
     def _run(self) -> None:
         queue = self._queue
+        WORKER_THREADS.add(threading.get_ident())
         try:
             if self._spool is not None:
                 self._drain_spool()  # what an earlier run left goes first, in order
@@ -303,6 +333,7 @@ class Pipeline:
         except Exception:
             log.exception("eventlog worker failed; events logged from now on are dropped")
         finally:
+            WORKER_THREADS.discard(threading.get_ident())
             self._close_transport()
             if self._spool is not None:
                 try:
@@ -367,7 +398,7 @@ class Pipeline:
 
     def _send(self, batch: Batch) -> bool:
         """Send one batch, retrying as the transport says; False if shutdown cut it short."""
-        attempt = 0
+        attempt = unexpected = 0
         first_failure: float | None = None
         while True:
             try:
@@ -392,8 +423,19 @@ class Pipeline:
             except TransportError as exc:
                 error: BaseException = exc
                 retryable = exc.retryable
-            except Exception as exc:  # a plugin bug: keep the events, say what happened
+            except Exception as exc:  # a plugin bug: keep the events a while, say what happened
                 error, retryable = exc, True
+                unexpected += 1
+                if unexpected >= MAX_UNEXPECTED_FAILURES:
+                    # Not a TransportError: retrying forever would block every later event.
+                    self.stats.drop("transport_bug", len(batch))
+                    self._warn_once(
+                        f"bug:{type(exc).__name__}",
+                        f"{len(batch)} events set aside: the {self.transport_name} transport raised "
+                        f"{type(exc).__name__} (not a TransportError) {unexpected} times: {exc}",
+                    )
+                    self._close_transport()
+                    return True
             self.stats.transport_up = 0
             kind = type(error).__name__
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1

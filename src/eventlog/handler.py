@@ -9,7 +9,7 @@ from typing import Any
 from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
-from eventlog.engine import Pipeline
+from eventlog.engine import WORKER_THREADS, Pipeline
 
 
 class EventHandler(logging.Handler):
@@ -33,7 +33,11 @@ class EventHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # No handler lock: the queue is thread-safe, and the lock is the cost we avoid.
-        if (self.filters and not self.filter(record)) or record.name == "eventlog":
+        if (
+            (self.filters and not self.filter(record))
+            or record.name == "eventlog"
+            or record.thread in WORKER_THREADS
+        ):
             return False
         self.emit(record)
         return True

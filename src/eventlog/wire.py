@@ -36,10 +36,11 @@ class IdMaker:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
+        # A new lock too: a fork while the worker held the old one would leave it held forever.
+        self._lock = threading.Lock()
         self._node = os.urandom(6).hex()
         self._seq = 0
 
@@ -53,6 +54,14 @@ class IdMaker:
 
 make_id = IdMaker()
 os.register_at_fork(after_in_child=make_id.reset)
+
+
+def thread_name(ident: int) -> str:
+    """The name of the thread with this ident (still running), else the ident as text."""
+    # threading._active maps idents of live threads to Thread objects; reading it is cheaper
+    # than threading.enumerate() and the worker does it once per event.
+    thread = getattr(threading, "_active", {}).get(ident)
+    return thread.name if thread is not None else str(ident)
 
 
 def _count(conversions: Conversions | None, reason: str) -> None:
@@ -172,12 +181,15 @@ def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
         out["session"] = safe_str(session, MAX_VALUE_CHARS, conversions)
     if request_id is not None:
         out["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
+    thread = event.thread
+    if type(thread) is int:
+        thread = event.thread = thread_name(thread)
     for wire, value in (
         ("site", event.site),
         ("cluster", event.cluster),
         ("host", event.host),
         ("pid", event.pid),
-        ("thread", event.thread),
+        ("thread", thread),
         ("codeFile", event.code_file),
         ("codeLine", event.code_line),
         ("codeFunc", event.code_func),
