@@ -6,8 +6,6 @@ the real pipeline, and reads back every entry the server received.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import threading
 import time
@@ -23,6 +21,7 @@ import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.engine import Pipeline
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
+from tests.peers.tls import make_ca
 
 StartPeer = Callable[..., FluentPeer]
 needs_fluent_server = pytest.mark.peer("FluentServer")
@@ -450,69 +449,8 @@ def test_without_acks_a_server_asking_for_a_key_loses_nothing(
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA made for this test, and a server certificate it signed for 127.0.0.1."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    root = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("eventlog test CA"))
-        .issuer_name(name("eventlog test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = {"ca": root / "ca.pem", "cert": root / "server.pem", "key": root / "server.key"}
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
+    ca = make_ca(tmp_path_factory.mktemp("tls"))
+    return {"ca": ca.ca_cert, "cert": ca.server_cert, "key": ca.server_key}
 
 
 @needs_fluent_server
