@@ -67,6 +67,15 @@ def test_capture_events_ignores_delivery_settings_of_the_environment(
     assert [(e["action"], e["cluster"]) for e in events] == [("x", "eu-1")]
 
 
+def test_an_exception_in_the_block_passes_through_and_the_default_comes_back() -> None:
+    before = api._default
+    with pytest.raises(KeyError, match="from the block"), capture_events() as events:
+        eventlog.log_event(eventlog.Event("before.error"))
+        raise KeyError("from the block")
+    assert api._default is before
+    assert [e["action"] for e in events] == ["before.error"]
+
+
 # ---------------------------------------------------------------- the suites can fail
 
 

@@ -170,7 +170,8 @@ def capture_events(**settings: Any) -> Iterator[CapturedEvents]:
     (caller and worker enrichers, wire conversion, the ``json`` formatter)
     whose transport keeps the result.  The list is complete when the block
     ends; call ``events.flush()`` to look inside the block.  The previous
-    default pipeline is put back untouched.
+    default pipeline is put back untouched (a ``configure()`` inside the
+    block replaces the capture, as it would replace any default pipeline).
 
     >>> with capture_events() as events:  # doctest: +SKIP
     ...     log_event(Event("click", "my-button", "ui"))
@@ -180,15 +181,17 @@ def capture_events(**settings: Any) -> Iterator[CapturedEvents]:
     pipeline, captured = capturing_pipeline(**settings)
     with api._lock:
         previous, api._default = api._default, pipeline
+    timeout = max(10.0, pipeline.settings.shutdown_timeout)
     try:
         yield captured
     finally:
         with api._lock:
             if api._default is pipeline:
                 api._default = previous
-        timeout = max(10.0, pipeline.settings.shutdown_timeout)
-        if not pipeline.shutdown(timeout):
-            raise TimeoutError(f"events were not delivered to the capture within {timeout}s")
+        delivered = pipeline.shutdown(timeout)
+    # Only after a block that ended normally: never hide the block's own exception.
+    if not delivered:
+        raise TimeoutError(f"events were not delivered to the capture within {timeout}s")
 
 
 # ---------------------------------------------------------------- building blocks
