@@ -13,6 +13,7 @@ import logging
 import shutil
 import ssl
 import subprocess
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -472,7 +473,7 @@ def test_a_client_certificate_is_presented_for_mutual_tls(
 
 CH_COLUMNS = (
     "id String, tstamp UInt64, action String, target String, tgType String, "
-    "message String, tags Array(String)"
+    "message String, tags Array(String), thread String"
 )
 
 
@@ -498,6 +499,7 @@ def clickhouse_events(prefix: str, count: int) -> tuple[list[Event], list[dict[s
                 "tgType": "test",
                 "message": event.message,
                 "tags": ["http", f"n{i}"],
+                "thread": threading.current_thread().name,
             }
         )
     return events, rows
