@@ -8,6 +8,7 @@ listener a real one (:class:`eventlog.receiver.LineReceiver`, or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -116,7 +117,7 @@ def ids(receiver: LineReceiver) -> list[str]:
 
 
 def spooled_ids(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return [row[0] for row in conn.execute("SELECT id FROM events ORDER BY seq")]
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -151,6 +152,19 @@ def _classify(exc: BaseException) -> str:
     return "io_error"
 
 
+def _filesystem_state(path: str) -> str | None:
+    """``read_only`` or ``disk_full`` when the file system says so (SQLite's I/O errors do not)."""
+    try:
+        stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return "read_only"
+    if stat.f_bavail == 0:
+        return "disk_full"
+    return None
+
+
 def _is_corruption(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
         return False
@@ -208,7 +222,11 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             check = conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+            # Reading the header or a page failed: a damaged file, unless the
+            # cause is the file system or another process.
+            if isinstance(exc, sqlite3.OperationalError) and (
+                _classify(exc) != "io_error" or _filesystem_state(path) is not None
+            ):
                 raise
             raise SpoolCorrupt(str(exc)) from None
         if check != [("ok",)]:
@@ -318,6 +336,8 @@ class SQLiteSpool:
             self._recover_corruption(exc)
             raise SpoolUnavailable("corrupt", f"spool {self.path} was corrupt: {exc}")
         reason = _classify(exc)
+        if reason == "io_error":
+            reason = _filesystem_state(self.path) or reason
         if self._unavailable is None:
             log.warning(
                 "the spool %s cannot be written (%s: %s while trying to %s); events are "
@@ -379,6 +399,8 @@ class SQLiteSpool:
                     )
                 self._recovered()
                 self._enforce_size(conn)
+                if time.monotonic() >= self._next_housekeeping:
+                    self._housekeeping(conn)  # also while a send is being retried
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "store a batch")
 
@@ -502,8 +524,9 @@ class SQLiteSpool:
             cutoff = time.time() - self.max_age
             with _transaction(conn):
                 evicted = conn.execute(
-                    "DELETE FROM events WHERE added < ? AND (owner IS NULL OR owner = ?)",
-                    (cutoff, self._owner),
+                    "DELETE FROM events WHERE added < ? AND (owner IS NULL OR owner = ?) "
+                    "AND seq NOT IN (SELECT value FROM json_each(?))",
+                    (cutoff, self._owner, json.dumps(list(self._seq_of.values()))),
                 ).rowcount
             if evicted:
                 self._evicted("spool_max_age", evicted)
