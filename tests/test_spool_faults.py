@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import resource
 import signal
@@ -27,6 +26,13 @@ import eventlog
 from eventlog import spool as spool_module
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port
+from tests.spool_support import EventlogWarnings, capture_warnings
+
+
+@pytest.fixture
+def eventlog_warnings() -> Iterator[EventlogWarnings]:
+    yield from capture_warnings()
+
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,6 +47,12 @@ def _log(prefix: str, count: int, message: str = "") -> set[str]:
 
 def _ids(receiver: LineReceiver) -> list[str]:
     return [event["id"] for event in receiver.events()]
+
+
+def _received(receiver: LineReceiver, count: int) -> list[str]:
+    """The ids received, once at least ``count`` lines arrived (the listener reads async)."""
+    receiver.wait_for(count, timeout=20)
+    return _ids(receiver)
 
 
 def _rows(db: Path) -> list[str]:
@@ -60,29 +72,6 @@ def _stop(pipeline: eventlog.Pipeline) -> None:
     eventlog.shutdown(0.2)
     if pipeline._worker is not None:
         pipeline._worker.join(10)
-
-
-class _Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-    def count(self, text: str) -> int:
-        return sum(text in message for message in self.messages)
-
-
-@pytest.fixture
-def warnings() -> Iterator[_Warnings]:
-    """eventlog's own warnings (its logger does not propagate)."""
-    handler = _Warnings()
-    logging.getLogger("eventlog").addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logging.getLogger("eventlog").removeHandler(handler)
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
@@ -167,7 +156,7 @@ def test_full_disk_degrades_to_memory_and_recovers(
     want |= _log("spooled", 300)
     assert eventlog.flush(10)
     assert pipeline.stats.spool_fallback["disk_full"] == sent_before  # through the spool again
-    got = _ids(receiver)
+    got = _received(receiver, len(want))
     assert [i for i, n in Counter(got).items() if n > 1] == []
     assert set(got) == want
     assert pipeline.stats.dropped_by_reason() == {}
@@ -241,7 +230,7 @@ def test_read_only_spool_degrades_and_recovers(
         want |= _log("ro", 600)
         assert eventlog.flush(10)
         assert pipeline.stats.spool_fallback == {"read_only": 600}
-        assert set(_ids(receiver)) == {f"ro-{n:06d}" for n in range(600)}
+        assert set(_received(receiver, 600)) == {f"ro-{n:06d}" for n in range(600)}
     finally:
         _remount(small_disk, "rw")
     time.sleep(0.1)
@@ -256,7 +245,7 @@ def test_read_only_spool_degrades_and_recovers(
 
 
 def test_read_only_path_at_start_sends_from_memory_then_spools(
-    small_disk: Path | None, receiver: LineReceiver, warnings: _Warnings
+    small_disk: Path | None, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
 ) -> None:
     if small_disk is None:
         pytest.skip("mounting a tmpfs is not permitted here")
@@ -274,9 +263,9 @@ def test_read_only_path_at_start_sends_from_memory_then_spools(
     assert eventlog.flush(10)
     assert pipeline.stats.spool_fallback == {"read_only": 300}
     assert db.exists()
-    assert set(_ids(receiver)) == want
-    assert warnings.count("cannot be written") == 1  # logged once per outage
-    assert warnings.count("can be written again; spool mode resumes") == 1
+    assert set(_received(receiver, len(want))) == want
+    assert eventlog_warnings.count("cannot be written") == 1  # logged once per outage
+    assert eventlog_warnings.count("can be written again; spool mode resumes") == 1
 
 
 # ---------------------------------------------------------------- corrupt files
@@ -294,7 +283,7 @@ def _truncated_spool(path: Path) -> bytes:
 
 @pytest.mark.parametrize("damage", ["not-sqlite", "sqlite-header-then-junk", "truncated"])
 def test_corrupt_spool_is_moved_aside_and_a_fresh_one_used(
-    damage: str, tmp_path: Path, receiver: LineReceiver, warnings: _Warnings
+    damage: str, tmp_path: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
 ) -> None:
     db = tmp_path / "events.db"
     if damage == "not-sqlite":
@@ -304,13 +293,13 @@ def test_corrupt_spool_is_moved_aside_and_a_fresh_one_used(
     else:
         content = _truncated_spool(db)
     db.write_bytes(content)
-    warnings.messages.clear()
+    eventlog_warnings.messages.clear()
 
     pipeline = _configure(receiver.port, db)
     want = _log("fresh", 500)
     assert eventlog.flush(10)
-    assert set(_ids(receiver)) >= want
-    assert warnings.count("was not a readable SQLite spool") == 1
+    assert set(_received(receiver, 500)) >= want
+    assert eventlog_warnings.count("was not a readable SQLite spool") == 1
     moved = sorted(tmp_path.glob("events.db.corrupt-*"))
     moved = [m for m in moved if not m.name.endswith(("-wal", "-shm"))]
     assert len(moved) == 1

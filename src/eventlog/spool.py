@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -74,6 +75,35 @@ SCHEMA_VERSION = "1"
 #: Connections inherited from a parent process: kept referenced, never closed in the
 #: child, because closing would touch the parent's locks and WAL index.
 _inherited: list[sqlite3.Connection] = []
+
+#: Every open spool, so a fork waits until no thread is inside SQLite: a child must
+#: not inherit SQLite's mutexes or lock bookkeeping in the middle of a call.
+_spools: weakref.WeakSet[SQLiteSpool] = weakref.WeakSet()
+_held: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    for spool in list(_spools):
+        spool._lock.acquire()
+        _held.append(spool._lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child's spools get fresh locks (SQLiteSpool.after_fork)
+    for spool in list(_spools):
+        spool._lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotFoundError
@@ -300,6 +330,7 @@ class SQLiteSpool:
         self.pipeline = pipeline
         self.moved_aside: str | None = None
         self._lock = threading.Lock()
+        _spools.add(self)
         self._conn: sqlite3.Connection | None = None
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
