@@ -53,6 +53,9 @@ FREE_PAGES_KEPT = 256
 VACUUM_STEP_PAGES = 128
 #: Rough per-row overhead on top of the payload, to turn bytes over the limit into rows.
 ROW_OVERHEAD = 96
+#: Records just added are kept in memory too (up to this many), so sending them
+#: right away does not read their payloads back from the file.
+RECENT_MAX = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -65,8 +68,8 @@ CREATE TABLE IF NOT EXISTS events (
     added    REAL    NOT NULL,
     owner    TEXT
 );
-CREATE INDEX IF NOT EXISTS events_owned ON events(owner, seq) WHERE owner IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_free ON events(seq) WHERE owner IS NULL;
+CREATE INDEX IF NOT EXISTS events_owned ON events(owner, format, seq) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_free ON events(format, seq) WHERE owner IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -336,6 +339,7 @@ class SQLiteSpool:
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
         self._seq_of: dict[str, int] = {}  # id -> seq of the rows the last pending() returned
+        self._recent: dict[int, Record] = {}  # seq -> record, for rows this process just added
         self._unremoved: list[int] = []  # delivered, but the delete failed; retried first
         self._next_housekeeping = 0.0
         self._warned_formats: set[str] = set()
@@ -357,6 +361,7 @@ class SQLiteSpool:
             self._failed(exc, "open")
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
+        self._recent.clear()
         self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         self._next_housekeeping = 0.0
         return conn
@@ -386,6 +391,7 @@ class SQLiteSpool:
                 conn.close()
         self._seq_of.clear()
         self._unremoved.clear()
+        self._recent.clear()  # a fresh file numbers its rows from 1 again
         try:
             with _path_lock(self.path):
                 # Another process may have moved it already: check before renaming.
@@ -428,6 +434,9 @@ class SQLiteSpool:
                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
+                    # One writer at a time (BEGIN IMMEDIATE): the new seqs are contiguous.
+                    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                self._remember(last - len(records) + 1, records)
                 self._recovered()
                 self._enforce_size(conn)
                 if time.monotonic() >= self._next_housekeeping:
@@ -444,28 +453,55 @@ class SQLiteSpool:
                 if time.monotonic() >= self._next_housekeeping:
                     self._housekeeping(conn)
                 skip = set(self._unremoved)
+                fmt, owner = self.format_name, self._owner
                 # Free rows (left by an earlier run or a dead process) go first: claim them.
-                with _transaction(conn):
-                    conn.execute(
-                        "UPDATE events SET owner = ? WHERE seq IN (SELECT seq FROM events "
-                        "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
-                        (self._owner, self.format_name, limit),
+                # A read first, so the common case takes no write lock.
+                if conn.execute(
+                    "SELECT 1 FROM events WHERE owner IS NULL AND format = ? LIMIT 1", (fmt,)
+                ).fetchone():
+                    with _transaction(conn):
+                        conn.execute(
+                            "UPDATE events SET owner = ? WHERE seq IN (SELECT seq FROM events "
+                            "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
+                            (owner, fmt, limit),
+                        )
+                seqs = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT seq FROM events WHERE owner = ? AND format = ? "
+                        "ORDER BY seq LIMIT ?",
+                        (owner, fmt, limit + len(skip)),
                     )
-                rows = conn.execute(
-                    "SELECT seq, id, action, time_ns, payload FROM events "
-                    "WHERE owner = ? AND format = ? ORDER BY seq LIMIT ?",
-                    (self._owner, self.format_name, limit + len(skip)),
-                ).fetchall()
+                    if row[0] not in skip
+                ][:limit]
+                recent = self._recent
+                missing = [seq for seq in seqs if seq not in recent]
+                loaded = {
+                    row[0]: Record(row[1], row[2], row[3], bytes(row[4]))
+                    for row in conn.execute(
+                        "SELECT seq, id, action, time_ns, payload FROM events "
+                        "WHERE seq IN (SELECT value FROM json_each(?))",
+                        (json.dumps(missing),),
+                    )
+                } if missing else {}
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "read pending events")
         batch: list[Record] = []
         self._seq_of = {}
-        for seq, id_, action, time_ns, payload in rows:
-            if seq in skip or len(batch) >= limit:
-                continue
-            self._seq_of[id_] = seq
-            batch.append(Record(id_, action, time_ns, bytes(payload)))
+        for seq in seqs:
+            record = recent.get(seq) or loaded.get(seq)
+            if record is None:
+                continue  # deleted meanwhile (evicted, purged)
+            self._seq_of[record.id] = seq
+            batch.append(record)
         return batch
+
+    def _remember(self, first_seq: int, records: Sequence[Record]) -> None:
+        recent = self._recent
+        for offset, record in enumerate(records):
+            recent[first_seq + offset] = record
+        while len(recent) > RECENT_MAX:  # oldest out first: bounded memory in an outage
+            del recent[next(iter(recent))]
 
     def remove(self, records: Sequence[Record]) -> None:
         """Delete delivered (or given-up) rows."""
@@ -524,6 +560,7 @@ class SQLiteSpool:
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
         self._seq_of = {}
         self._unremoved = []
+        self._recent = {}
         self._unavailable = None
         self._retry_at = 0.0
 
@@ -534,8 +571,14 @@ class SQLiteSpool:
             return
         seqs = self._unremoved
         with _transaction(conn):
-            conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in seqs])
+            conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(seqs),),
+            )
         self._unremoved = []
+        recent = self._recent
+        for seq in seqs:
+            recent.pop(seq, None)
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
         """Reclaim rows of dead processes, evict by age, hand free pages back."""
