@@ -130,8 +130,10 @@ def ids(receiver: LineReceiver) -> list[str]:
 
 
 def spooled_ids(db: Path) -> list[str]:
+    """Ids of the events waiting in the spool file, oldest first."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM events ORDER BY seq")]
+        rows = conn.execute("SELECT records FROM batches ORDER BY seq").fetchall()
+    return [record[0] for (index,) in rows for record in json.loads(index)]
 
 
 def settle(receiver: LineReceiver) -> None:

@@ -56,8 +56,10 @@ def _received(receiver: LineReceiver, count: int) -> list[str]:
 
 
 def _rows(db: Path) -> list[str]:
+    """Ids of the events waiting in the spool file, oldest first."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM events ORDER BY seq")]
+        rows = conn.execute("SELECT records FROM batches ORDER BY seq").fetchall()
+    return [record[0] for (index,) in rows for record in json.loads(index)]
 
 
 def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
