@@ -60,6 +60,8 @@ MAX_UNEXPECTED_FAILURES = 5
 
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
+#: In spool mode, how often a retry wait moves newly queued events to the spool.
+SPOOL_WHILE_WAITING = 0.05
 
 
 class Spool(Protocol):
@@ -139,6 +141,7 @@ class Pipeline:
         self._linger: float = settings.linger_ms / 1000.0
         self._spool: Spool | None = self._open_spool() if settings.db else None
         self._unspooled: list[Record] = []  # encoded, but the spool could not take them
+        self._held_markers: list[_Flush] = []  # flushes passed over while spooling in an outage
         self._warned: set[str] = set()
         self._setup_runtime()
         if self._spool is not None and self._spool.depth():
@@ -338,6 +341,7 @@ class Pipeline:
             if self._spool is not None:
                 try:
                     self._spool_queued(everything=True)  # past the deadline: keep, not lose
+                    self._release_markers()
                     self._spool.close()
                 except Exception:
                     pass
@@ -461,7 +465,6 @@ class Pipeline:
                 return False
             attempt += 1
             self.stats.retries += 1
-            self._spool_queued()  # spool mode: an outage fills the disk, not the memory queue
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
             retry_after = getattr(error, "retry_after", None)
@@ -471,7 +474,7 @@ class Pipeline:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
             else:
-                self._stop_event.wait(delay)  # shutdown cuts the wait short for one last try
+                self._backoff_wait(delay)  # shutdown cuts the wait short for one last try
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
@@ -516,6 +519,7 @@ class Pipeline:
             except OSError:
                 return  # unreadable for now: the rows wait, new events go from memory
             if not batch:
+                self._release_markers()  # everything spooled before them was sent
                 return
             if not self._send(batch):
                 return  # shutdown deadline: the rest stays in the spool
@@ -528,21 +532,21 @@ class Pipeline:
         """Move queued events into the spool while the worker is busy elsewhere.
 
         Called between send retries (a peer outage must fill the disk, not the
-        memory queue) and, with ``everything``, when the worker stops.  Stops at
-        a flush marker unless ``everything``: a marker is set only once what
-        came before it was sent.
+        memory queue) and, with ``everything``, when the worker stops.  A flush
+        marker normally ends the move (it is set once what came before it was
+        sent); when the queue is half full it is held instead, and set once the
+        spool has nothing left to send.
         """
         spool, queue = self._spool, self._queue
         if spool is None or (self._unspooled and not everything):
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
             items: list[Any] = []
-            markers: list[_Flush] = []
             while queue and len(items) < self._batch_size:
                 if type(queue[0]) is _Flush:
-                    if not everything:
+                    if not everything and len(queue) < self._maxsize // 2:
                         break
-                    markers.append(queue.popleft())
+                    self._held_markers.append(queue.popleft())
                     continue
                 items.append(queue.popleft())
             if not items:
@@ -559,9 +563,11 @@ class Pipeline:
                     self.stats.drop("shutdown", len(records))
                     self._unspooled = []
                 return
-            finally:
-                for marker in markers:
-                    marker.done.set()
+
+    def _release_markers(self) -> None:
+        markers, self._held_markers = self._held_markers, []
+        for marker in markers:
+            marker.done.set()
 
     def replay(
         self,
@@ -591,6 +597,21 @@ class Pipeline:
             self._close_transport()
         return done
 
+    def _backoff_wait(self, delay: float) -> None:
+        """Wait between send retries; in spool mode keep moving new events to the spool.
+
+        An outage must fill the disk, not the bounded memory queue (which drops).
+        """
+        if self._spool is None:
+            self._stop_event.wait(delay)
+            return
+        end = time.monotonic() + delay
+        while True:
+            self._spool_queued()
+            left = end - time.monotonic()
+            if left <= 0 or self._stop_event.wait(min(left, SPOOL_WHILE_WAITING)):
+                return
+
     def _count_fallback(self, exc: OSError, count: int) -> None:
         reason = getattr(exc, "reason", "io_error")
         fallback = self.stats.spool_fallback
@@ -612,6 +633,8 @@ class Pipeline:
             self._spool.after_fork()
         self.stats = Stats()
         self._warned = set()
+        self._unspooled = []  # the parent's, not ours to send
+        self._held_markers = []
         self._setup_runtime()
 
 

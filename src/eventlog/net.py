@@ -6,6 +6,9 @@ connect, verify certificates and notice dead peers the same way.
 
 from __future__ import annotations
 
+# Imported now, not on the worker's first connect: a fork while a thread imports it leaves
+# its module lock held in the child, where every host name then fails as "unknown encoding".
+import encodings.idna  # noqa: F401
 import errno
 import select
 import socket
