@@ -181,19 +181,40 @@ class Pipeline:
 
     def submit_event(self, event: Event) -> None:
         """Run caller-stage enrichers, then queue the event."""
-        for enrich in self._caller_enrichers:
-            try:
-                enrich(event)
-            except Exception:
-                self._enricher_failed(enrich)
-        self.submit(event)
+        if self._caller_enrichers:
+            for enrich in self._caller_enrichers:
+                try:
+                    enrich(event)
+                except Exception:
+                    self._enricher_failed(enrich)
+        # submit() inlined: this is every log_event's path.
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            self._overflowed()
+            return
+        queue.append(event)
+        if self._sleeping:
+            self._wake()
 
-    def submit_record(self, record: logging.LogRecord, message: str, ctx: RequestContext) -> None:
-        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run)."""
+    def submit_record(
+        self, record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
+    ) -> None:
+        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run).
+
+        ``message`` is the rendered message, or ``(msg, args)`` of immutable
+        arguments that the worker renders.
+        """
         if self._caller_enrichers:
             self.submit_event(record_to_event(record, message, ctx))
-        else:
-            self.submit((record, message, ctx))
+            return
+        # submit() inlined: this is every logging call's path.
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            self._overflowed()
+            return
+        queue.append((record, message, ctx))
+        if self._sleeping:
+            self._wake()
 
     def _overflowed(self) -> None:
         with self._overflow_lock:
@@ -214,6 +235,9 @@ class Pipeline:
             return
         if self._worker is None:
             self._start()
+        # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
+        # callers skip Event.set(), which takes a lock; the set() below always follows.
+        self._sleeping = False
         self._wake_event.set()
 
     def _drop_late(self) -> None:
