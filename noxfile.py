@@ -62,10 +62,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the core and the plugins."""
+    """mypy --strict over the core, the plugins and the example plugin."""
     _install_project(session)
     session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8")
-    session.run("mypy", "src/eventlog", *[f"{p}/src" for p in PLUGINS if (ROOT / p).exists()])
+    sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
+    session.run("mypy", "src/eventlog", *sources)
 
 
 @nox.session(python="3.11")

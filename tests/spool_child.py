@@ -13,7 +13,6 @@ follow it and kill it where it wants.  Options:
 from __future__ import annotations
 
 import json
-import resource
 import socket
 import sys
 import time
@@ -125,6 +124,15 @@ def main() -> None:
         report(pipeline, "final")
 
 
+def peak_rss_kb() -> int:
+    """This process image's peak RSS (getrusage would count the parent before exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def report(pipeline: eventlog.Pipeline, key: str) -> None:
     stats = pipeline.stats
     say(
@@ -135,7 +143,7 @@ def report(pipeline: eventlog.Pipeline, key: str) -> None:
                 "dropped": stats.dropped_by_reason(),
                 "fallback": stats.spool_fallback,
                 "queue": pipeline.queue_depth(),
-                "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "maxrss_kb": peak_rss_kb(),
             }
         }
     )

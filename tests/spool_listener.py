@@ -36,11 +36,19 @@ def serve(conn: socket.socket, out: object, lock: threading.Lock) -> None:
                 conn.sendall(b"ok\n")
 
 
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as data:
+        data.seek(-1, 2)
+        return data.read(1) == b"\n"
+
+
 def main() -> None:
     port, path = int(sys.argv[1]), sys.argv[2]
     server = socket.create_server(("127.0.0.1", port))
     lock = threading.Lock()
     with open(path, "ab") as out:
+        if out.tell() and not _ends_with_newline(path):
+            out.write(b"\n")  # a line cut short by the previous listener's death stays alone
         print("ready", flush=True)
         while True:
             conn, _ = server.accept()

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import subprocess
 import sys
 import time
@@ -150,6 +151,7 @@ def test_request_event_carries_every_field(events: LineReceiver) -> None:
         "reqId": "req-42",
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "thread": threading.current_thread().name,  # the test client serves in this thread
     }
     # The login request before it: the form body, with the password redacted.
     login = got["http.post"]

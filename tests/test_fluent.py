@@ -6,8 +6,6 @@ the real pipeline, and reads back every entry the server received.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import logging
 import threading
 import time
@@ -23,8 +21,11 @@ import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.engine import Pipeline
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
+from tests.peers.tls import make_ca
 
 StartPeer = Callable[..., FluentPeer]
+needs_fluent_server = pytest.mark.peer("FluentServer")
+pytestmark = pytest.mark.timeout(120)  # a hung peer fails its test, not the whole run
 
 #: A start time with nanoseconds that milliseconds or floats would lose.
 T0 = 1_764_115_200_123_456_789
@@ -153,6 +154,8 @@ def test_other_formats_are_refused_at_configure_time() -> None:
         ({"fluent_tag_mode": "prefix"}, "choose one of: fixed, action"),
         ({"fluent_compressed": "zstd"}, "choose one of: none, gzip"),
         ({"fluent_ack_timeout": "-1"}, "must be 0 or more"),
+        ({"fluent_ack_timeout": 0}, "needs time to answer"),
+        ({"fluent_max_message_bytes": "0"}, "must be 1 or more"),
         ({"fluent_require_ack_response": "maybe"}, "expected true or false"),
         ({"fluent_tag": "my app"}, "without spaces"),
         ({"fluent_password": "pw"}, "USERNAME is not"),
@@ -171,6 +174,7 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
 # ---------------------------------------------------------------- delivery
 
 
+@needs_fluent_server
 @pytest.mark.parametrize(
     "mode",
     ["packed", "compressed", "acknowledged"],
@@ -181,10 +185,11 @@ def test_ten_thousand_events_arrive_with_nanosecond_times(
     peer = fluent_peer()
     # Options from the environment, as an operator sets them.
     monkeypatch.setenv("EVENTLOG_FLUENT_TAG", "shop.orders")
+    # Acknowledgements are on by default; "packed" and "compressed" turn them off.
+    if mode != "acknowledged":
+        monkeypatch.setenv("EVENTLOG_FLUENT_REQUIRE_ACK_RESPONSE", "false")
     if mode == "compressed":
         monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", "gzip")
-    if mode == "acknowledged":
-        monkeypatch.setenv("EVENTLOG_FLUENT_REQUIRE_ACK_RESPONSE", "true")
     pipeline = fluent(peer)
     events = make_events(10_000)
     log_all(events)
@@ -193,8 +198,20 @@ def test_ten_thousand_events_arrive_with_nanosecond_times(
     assert_delivered(entries, events, "shop.orders")
     assert pipeline.stats.sent == 10_000
     assert pipeline.stats.send_errors == {}
+    messages = peer.messages()
+    assert {m["mode"] for m in messages} == {
+        "CompressedPackedForward" if mode == "compressed" else "PackedForward"
+    }
+    assert sum(m["entries"] for m in messages) == 10_000
+    assert all(m["option"]["size"] == m["entries"] for m in messages)
+    chunks = [m["option"].get("chunk") for m in messages]
+    if mode == "acknowledged":
+        assert len(set(chunks)) == len(messages) and None not in chunks
+    else:
+        assert chunks == [None] * len(messages)
 
 
+@needs_fluent_server
 def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     fluent_peer: StartPeer,
 ) -> None:
@@ -208,8 +225,13 @@ def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     assert {e["record"]["target"]: e["tag"] for e in entries} == {
         f"t{i}": "app." + ("user.login", "user.logout", "cart.add")[i % 3] for i in range(30)
     }
+    # One message per tag and batch, each with its own chunk id.
+    messages = peer.messages()
+    assert len(messages) >= 3
+    assert len({m["option"]["chunk"] for m in messages}) == len(messages)
 
 
+@needs_fluent_server
 def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
     peer = fluent_peer(unix_path=tmp_path / "forward.sock")
     fluent(peer, fluent_require_ack_response=True)
@@ -219,9 +241,29 @@ def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
     assert_delivered(peer.wait_for(lambda e: len(e) >= 100), events, "eventlog")
 
 
+@needs_fluent_server
+def test_big_batches_are_split_and_an_event_larger_than_a_message_is_refused(
+    fluent_peer: StartPeer, eventlog_log: list[str]
+) -> None:
+    peer = fluent_peer()
+    pipeline = fluent(peer, fluent_max_message_bytes=4_000, linger_ms=200)
+    events = make_events(100)
+    log_all(events[:50])
+    eventlog.log_event(Event("huge", "big", message="x" * 5_000))
+    log_all(events[50:])
+    assert eventlog.flush(10)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 100), events, "eventlog")
+    messages = peer.messages()
+    sizes = [m["entries"] for m in messages]
+    assert sum(sizes) == 100 and len(sizes) >= 100 * 200 // 4_000  # records are > 200 bytes
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    assert any("too_large: 5" in line and "MAX_MESSAGE_BYTES" in line for line in eventlog_log)
+
+
 # ---------------------------------------------------------------- acknowledgements
 
 
+@needs_fluent_server
 def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -240,6 +282,7 @@ def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     assert any("did not acknowledge 1 of 1 chunks within 0.2s" in line for line in eventlog_log)
 
 
+@needs_fluent_server
 def test_server_killed_and_restarted_mid_stream_loses_nothing(
     fluent_peer: StartPeer,
 ) -> None:
@@ -276,6 +319,7 @@ def test_server_killed_and_restarted_mid_stream_loses_nothing(
 # ---------------------------------------------------------------- authentication
 
 
+@needs_fluent_server
 def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> None:
     peer = fluent_peer(shared_key="s3cret", users={"app": "pa55"})
     fluent(
@@ -291,6 +335,7 @@ def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> No
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
 
 
+@needs_fluent_server
 def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -324,16 +369,50 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     assert_delivered(peer.wait_for(lambda e: len(e) >= 2_000), events, "eventlog")
 
 
-def test_wrong_password_is_an_auth_error(fluent_peer: StartPeer, eventlog_log: list[str]) -> None:
+@needs_fluent_server
+def test_wrong_key_in_spool_mode_keeps_every_event_for_the_fixed_configuration(
+    fluent_peer: StartPeer, tmp_path: Path
+) -> None:
+    peer = fluent_peer(shared_key="right-key")
+    spool = str(tmp_path / "spool.db")
+    pipeline = fluent(peer, db=spool, fluent_shared_key="wrong-key")
+    events = make_events(2_000)
+    log_all(events)
+    assert wait_until(
+        lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 2
+        and pipeline.spool_depth() == len(events)
+    ), (pipeline.stats.send_errors, pipeline.spool_depth())
+    assert not eventlog.shutdown(0.5)
+    assert peer.entries() == []
+    assert pipeline.stats.dropped_by_reason() == {}
+
+    # The key is fixed in the application's configuration (a restart, in real life).
+    fluent(peer, db=spool, fluent_shared_key="right-key")
+    assert eventlog.flush(20)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= len(events)), events, "eventlog")
+
+
+@needs_fluent_server
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ({"fluent_username": "app", "fluent_password": "wrong"}, "username/password mismatch"),
+        ({}, "asks for a user name and password: set EVENTLOG_FLUENT_USERNAME"),
+    ],
+)
+def test_wrong_or_missing_user_is_an_auth_error(
+    fluent_peer: StartPeer, eventlog_log: list[str], user: dict[str, str], message: str
+) -> None:
     peer = fluent_peer(shared_key="k", users={"app": "right"})
-    pipeline = fluent(peer, fluent_shared_key="k", fluent_username="app", fluent_password="wrong")
+    pipeline = fluent(peer, fluent_shared_key="k", **user)
     eventlog.log_event(Event("a"))
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
-    assert any("username/password mismatch" in line for line in eventlog_log), eventlog_log
+    assert any(message in line for line in eventlog_log), eventlog_log
     pipeline.shutdown(0.1)  # it would retry until the end of the test's shutdown deadline
 
 
+@needs_fluent_server
 def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     fluent_peer: StartPeer, eventlog_log: list[str]
 ) -> None:
@@ -346,77 +425,35 @@ def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     pipeline.shutdown(0.1)
 
 
+@needs_fluent_server
+def test_without_acks_a_server_asking_for_a_key_loses_nothing(
+    fluent_peer: StartPeer, eventlog_log: list[str]
+) -> None:
+    peer = fluent_peer(shared_key="k")
+    pipeline = fluent(peer, fluent_require_ack_response=False)
+    events = make_events(300)
+    log_all(events)
+    assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 3)
+    assert peer.entries() == []
+    assert any("asks for shared-key authentication" in line for line in eventlog_log)
+    peer.stop()  # fixed: the server no longer asks for a key
+    del peer.env["FLUENT_SHARED_KEY"]
+    peer.start()
+    assert eventlog.flush(20)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 300), events, "eventlog")
+
+
 # ---------------------------------------------------------------- TLS
 
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA made for this test, and a server certificate it signed for 127.0.0.1."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    root = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("eventlog test CA"))
-        .issuer_name(name("eventlog test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    files = {"ca": root / "ca.pem", "cert": root / "server.pem", "key": root / "server.key"}
-    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return files
+    ca = make_ca(tmp_path_factory.mktemp("tls"))
+    return {"ca": ca.ca_cert, "cert": ca.server_cert, "key": ca.server_key}
 
 
+@needs_fluent_server
 def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[str, Path]) -> None:
     peer = fluent_peer(tls=(tls_files["cert"], tls_files["key"]), shared_key="k")
     fluent(
@@ -432,6 +469,7 @@ def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[s
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
 
 
+@needs_fluent_server
 def test_tls_without_the_ca_is_refused(
     fluent_peer: StartPeer, tls_files: dict[str, Path], eventlog_log: list[str]
 ) -> None:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import ssl
 import subprocess
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -472,7 +473,7 @@ def test_a_client_certificate_is_presented_for_mutual_tls(
 
 CH_COLUMNS = (
     "id String, tstamp UInt64, action String, target String, tgType String, "
-    "message String, tags Array(String)"
+    "message String, tags Array(String), thread String"
 )
 
 
@@ -498,6 +499,7 @@ def clickhouse_events(prefix: str, count: int) -> tuple[list[Event], list[dict[s
                 "tgType": "test",
                 "message": event.message,
                 "tags": ["http", f"n{i}"],
+                "thread": threading.current_thread().name,
             }
         )
     return events, rows
@@ -553,3 +555,15 @@ def test_clickhouse_refusing_a_batch_sets_it_aside_and_later_batches_land(
     assert pipeline.stats.dropped_by_reason() == {"rejected": 3}
     assert pipeline.stats.retries == 0  # no retry storm against a server that said no
     assert "Code: 117" in log_lines.text()
+
+
+def test_query_string_passwords_stay_out_of_eventlogs_own_messages(
+    http_peer: HttpPeer, log_lines: LogLines
+) -> None:
+    http_peer.answer(Answer(401, body=f"wrong password {PASSWORD}".encode()))  # echoed back
+    pipeline = configure(http_peer.url + f"?user=ingest&password={PASSWORD}", http_retries=0)
+    send(pipeline, ["q0"])
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    own = "\n".join(r.getMessage() for r in log_lines.records if r.name.startswith("eventlog"))
+    assert "got 401" in own
+    assert PASSWORD not in own

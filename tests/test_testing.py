@@ -67,6 +67,15 @@ def test_capture_events_ignores_delivery_settings_of_the_environment(
     assert [(e["action"], e["cluster"]) for e in events] == [("x", "eu-1")]
 
 
+def test_an_exception_in_the_block_passes_through_and_the_default_comes_back() -> None:
+    before = api._default
+    with pytest.raises(KeyError, match="from the block"), capture_events() as events:
+        eventlog.log_event(eventlog.Event("before.error"))
+        raise KeyError("from the block")
+    assert api._default is before
+    assert [e["action"] for e in events] == ["before.error"]
+
+
 # ---------------------------------------------------------------- the suites can fail
 
 
@@ -86,6 +95,8 @@ class LeakyTransport(Transport):
         import socket
 
         assert self.receiver is not None
+        if self.receiver.port == 0:  # refuse_batches(): a refusal dressed as retryable
+            raise eventlog.TransportError("400 bad request")
         with socket.create_connection(("127.0.0.1", self.receiver.port)) as sock:
             sock.sendall(b"".join(r.payload for r in batch[1:]))  # the first event is lost
 
@@ -125,6 +136,9 @@ class LeakyConformance(TransportConformance):
     def delivered(self, peer: LineReceiver) -> list[str]:
         return [e["id"] for e in peer.events()]
 
+    def refuse_batches(self, peer: LineReceiver) -> None:
+        peer.port = 0
+
 
 @pytest.fixture
 def leaky() -> Iterator[LeakyConformance]:
@@ -140,6 +154,7 @@ def leaky() -> Iterator[LeakyConformance]:
         ("test_batches_are_delivered_whole_in_order_and_once", "sent 508 events, the peer has 505"),
         ("test_unreachable_peer_is_a_retryable_transport_error", "wrap it in a TransportError"),
         ("test_leaves_no_threads_behind", "threads still alive after close()"),
+        ("test_a_refused_batch_is_not_retryable_and_is_set_aside", "must not be retryable"),
     ],
 )
 def test_the_transport_suite_fails_a_broken_transport(

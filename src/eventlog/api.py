@@ -9,7 +9,6 @@ from typing import Any
 from eventlog.config import Settings
 from eventlog.engine import Pipeline, log
 from eventlog.event import Event
-from eventlog.interfaces import ConfigurationError
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
@@ -60,9 +59,11 @@ def get_pipeline() -> Pipeline:
         if _default is None:
             try:
                 _default = Pipeline(Settings.load())
-            except ConfigurationError as exc:
+            except Exception as exc:  # a bad environment, a busy metrics port ...
                 log.error("%s; events go to stderr until this is fixed", exc)
-                _default = Pipeline(Settings.load({"transport": "console"}, environ={}))
+                _default = Pipeline(
+                    Settings.load({"transport": "console"}, environ={}, use_django=False)
+                )
         return _default
 
 

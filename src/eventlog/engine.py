@@ -50,10 +50,18 @@ if not log.handlers:
     log.addHandler(_stderr)
     log.setLevel(logging.INFO)
 
+#: Idents of worker threads.  Records that libraries log from a worker (urllib3's retry
+#: warnings ...) are not fed back into a pipeline: that would loop and could leak URLs.
+WORKER_THREADS: set[int] = set()
+
+#: A transport that raises something other than TransportError this often for one batch is
+#: buggy: the batch is set aside (counted as ``transport_bug``) instead of blocking the pipeline.
+MAX_UNEXPECTED_FAILURES = 5
+
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
-#: In spool mode, how often a worker waiting to retry moves queued events into the spool.
-SPOOL_POLL = 0.05
+#: In spool mode, how often a retry wait moves newly queued events to the spool.
+SPOOL_WHILE_WAITING = 0.05
 
 
 class Spool(Protocol):
@@ -133,6 +141,7 @@ class Pipeline:
         self._linger: float = settings.linger_ms / 1000.0
         self._spool: Spool | None = self._open_spool() if settings.db else None
         self._unspooled: list[Record] = []  # encoded, but the spool could not take them
+        self._held_markers: list[_Flush] = []  # flushes passed over while spooling in an outage
         self._warned: set[str] = set()
         self._setup_runtime()
         if self._spool is not None and self._spool.depth():
@@ -221,12 +230,31 @@ class Pipeline:
         )
 
     def _wake(self) -> None:
+        if self._closed:
+            self._drop_late()
+            return
         if self._worker is None:
             self._start()
         # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
         # callers skip Event.set(), which takes a lock; the set() below always follows.
         self._sleeping = False
         self._wake_event.set()
+
+    def _drop_late(self) -> None:
+        """Events that arrive after shutdown: nobody will send them, so count them."""
+        late = 0
+        while True:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if type(item) is _Flush:
+                item.done.set()
+            else:
+                late += 1
+        if late:
+            with self._overflow_lock:
+                self.stats.drop("closed", late)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -283,9 +311,11 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 self._spool.close()
-        left = len(self._queue)
-        if left and self._spool is None:
+        left = self.queue_depth()
+        if left:
             self.stats.drop("shutdown", left)
+        self._queue.clear()
+        self._sleeping = True  # from now on every submit goes through _wake, which counts it
         _live.discard(self)
         return delivered and not left
 
@@ -304,6 +334,7 @@ class Pipeline:
 
     def _run(self) -> None:
         queue = self._queue
+        WORKER_THREADS.add(threading.get_ident())
         try:
             if self._spool is not None:
                 self._drain_spool()  # what an earlier run left goes first, in order
@@ -329,10 +360,12 @@ class Pipeline:
         except Exception:
             log.exception("eventlog worker failed; events logged from now on are dropped")
         finally:
+            WORKER_THREADS.discard(threading.get_ident())
             self._close_transport()
             if self._spool is not None:
                 try:
                     self._spool_queued(everything=True)  # past the deadline: keep, not lose
+                    self._release_markers()
                     self._spool.close()
                 except Exception:
                     pass
@@ -393,7 +426,7 @@ class Pipeline:
 
     def _send(self, batch: Batch) -> bool:
         """Send one batch, retrying as the transport says; False if shutdown cut it short."""
-        attempt = 0
+        attempt = unexpected = 0
         first_failure: float | None = None
         while True:
             try:
@@ -418,8 +451,19 @@ class Pipeline:
             except TransportError as exc:
                 error: BaseException = exc
                 retryable = exc.retryable
-            except Exception as exc:  # a plugin bug: keep the events, say what happened
+            except Exception as exc:  # a plugin bug: keep the events a while, say what happened
                 error, retryable = exc, True
+                unexpected += 1
+                if unexpected >= MAX_UNEXPECTED_FAILURES:
+                    # Not a TransportError: retrying forever would block every later event.
+                    self.stats.drop("transport_bug", len(batch))
+                    self._warn_once(
+                        f"bug:{type(exc).__name__}",
+                        f"{len(batch)} events set aside: the {self.transport_name} transport raised "
+                        f"{type(exc).__name__} (not a TransportError) {unexpected} times: {exc}",
+                    )
+                    self._close_transport()
+                    return True
             self.stats.transport_up = 0
             kind = type(error).__name__
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
@@ -445,7 +489,6 @@ class Pipeline:
                 return False
             attempt += 1
             self.stats.retries += 1
-            self._spool_queued()  # spool mode: an outage fills the disk, not the memory queue
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
             retry_after = getattr(error, "retry_after", None)
@@ -454,16 +497,8 @@ class Pipeline:
             if self._stopping:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
-            elif self._spool is None:
-                self._stop_event.wait(delay)  # shutdown cuts the wait short for one last try
             else:
-                # Spool mode: keep moving what callers queue into the spool while waiting;
-                # a backoff of up to retry_backoff_max would otherwise overflow the queue.
-                wait_until = now + delay
-                while not self._stop_event.wait(min(SPOOL_POLL, max(0.0, wait_until - time.monotonic()))):
-                    self._spool_queued()
-                    if time.monotonic() >= wait_until:
-                        break
+                self._backoff_wait(delay)  # shutdown cuts the wait short for one last try
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
@@ -508,6 +543,7 @@ class Pipeline:
             except OSError:
                 return  # unreadable for now: the rows wait, new events go from memory
             if not batch:
+                self._release_markers()  # everything spooled before them was sent
                 return
             if not self._send(batch):
                 return  # shutdown deadline: the rest stays in the spool
@@ -520,21 +556,21 @@ class Pipeline:
         """Move queued events into the spool while the worker is busy elsewhere.
 
         Called between send retries (a peer outage must fill the disk, not the
-        memory queue) and, with ``everything``, when the worker stops.  Stops at
-        a flush marker unless ``everything``: a marker is set only once what
-        came before it was sent.
+        memory queue) and, with ``everything``, when the worker stops.  A flush
+        marker normally ends the move (it is set once what came before it was
+        sent); when the queue is half full it is held instead, and set once the
+        spool has nothing left to send.
         """
         spool, queue = self._spool, self._queue
         if spool is None or (self._unspooled and not everything):
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
             items: list[Any] = []
-            markers: list[_Flush] = []
             while queue and len(items) < self._batch_size:
                 if type(queue[0]) is _Flush:
-                    if not everything:
+                    if not everything and len(queue) < self._maxsize // 2:
                         break
-                    markers.append(queue.popleft())
+                    self._held_markers.append(queue.popleft())
                     continue
                 items.append(queue.popleft())
             if not items:
@@ -551,9 +587,11 @@ class Pipeline:
                     self.stats.drop("shutdown", len(records))
                     self._unspooled = []
                 return
-            finally:
-                for marker in markers:
-                    marker.done.set()
+
+    def _release_markers(self) -> None:
+        markers, self._held_markers = self._held_markers, []
+        for marker in markers:
+            marker.done.set()
 
     def replay(
         self,
@@ -583,6 +621,21 @@ class Pipeline:
             self._close_transport()
         return done
 
+    def _backoff_wait(self, delay: float) -> None:
+        """Wait between send retries; in spool mode keep moving new events to the spool.
+
+        An outage must fill the disk, not the bounded memory queue (which drops).
+        """
+        if self._spool is None:
+            self._stop_event.wait(delay)
+            return
+        end = time.monotonic() + delay
+        while True:
+            self._spool_queued()
+            left = end - time.monotonic()
+            if left <= 0 or self._stop_event.wait(min(left, SPOOL_WHILE_WAITING)):
+                return
+
     def _count_fallback(self, exc: OSError, count: int) -> None:
         reason = getattr(exc, "reason", "io_error")
         fallback = self.stats.spool_fallback
@@ -604,6 +657,8 @@ class Pipeline:
             self._spool.after_fork()
         self.stats = Stats()
         self._warned = set()
+        self._unspooled = []  # the parent's, not ours to send
+        self._held_markers = []
         self._setup_runtime()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
-from eventlog.engine import Pipeline
+from eventlog.engine import WORKER_THREADS, Pipeline
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -37,7 +37,11 @@ class EventHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # No handler lock: the queue is thread-safe, and the lock is the cost we avoid.
         # emit() is inlined here: on the caller's path a call costs as much as the work.
-        if (self.filters and not self.filter(record)) or record.name == "eventlog":
+        if (
+            (self.filters and not self.filter(record))
+            or record.name == "eventlog"
+            or record.thread in WORKER_THREADS  # libraries logging from a worker: no loops
+        ):
             return False
         try:
             msg, args = record.msg, record.args

@@ -6,6 +6,9 @@ connect, verify certificates and notice dead peers the same way.
 
 from __future__ import annotations
 
+# Imported now, not on the worker's first connect: a fork while a thread imports it leaves
+# its module lock held in the child, where every host name then fails as "unknown encoding".
+import encodings.idna  # noqa: F401
 import errno
 import select
 import socket
@@ -71,6 +74,7 @@ def connect_stream(
     elif host.startswith("/"):
         unix_path = host
     address = unix_path or f"{host}:{port}"
+    sock: socket.socket | None = None
     try:
         if unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -84,12 +88,16 @@ def connect_stream(
             sock = tls.wrap_socket(sock, server_hostname=None if unix_path else host)
         sock.settimeout(send_timeout)
         return sock
-    except ssl.SSLError as exc:
-        raise ConnectError(f"TLS handshake with {address} failed: {exc}") from None
-    except TimeoutError:
-        raise ConnectError(f"connecting to {address} timed out after {connect_timeout}s") from None
-    except OSError as exc:
-        raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        if sock is not None:
+            sock.close()  # never leak the descriptor of a failed attempt
+        if isinstance(exc, ssl.SSLError):
+            raise ConnectError(f"TLS handshake with {address} failed: {exc}") from None
+        if isinstance(exc, TimeoutError):
+            raise ConnectError(f"connecting to {address} timed out after {connect_timeout}s") from None
+        if isinstance(exc, OSError):
+            raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
+        raise
 
 
 def peer_closed(sock: socket.socket) -> bool:

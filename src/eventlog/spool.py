@@ -1,9 +1,10 @@
 """The SQLite spool behind ``EVENTLOG_DB``: formatted events wait here until delivered.
 
-One row per event: the formatted payload (a BLOB, any format) beside its id,
-action, time and the name of the format that produced it, so a restart with
-another format never sends bytes the peer cannot read.  The database runs in
-WAL mode; the worker writes one transaction per batch.
+One row per batch: the formatted payloads back to back in a BLOB (any
+format), beside each event's id, action and time and the name of the format
+that produced them, so a restart with another format never sends bytes the
+peer cannot read.  The database runs in WAL mode; the worker writes one
+transaction per batch.
 
 Many processes may share one path (gunicorn workers).  A row belongs to the
 process that added or claimed it (``owner`` = pid and process start time);
@@ -23,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -51,22 +54,29 @@ FREE_PAGES_KEPT = 256
 VACUUM_STEP_PAGES = 128
 #: Rough per-row overhead on top of the payload, to turn bytes over the limit into rows.
 ROW_OVERHEAD = 96
+#: Batches just added are kept in memory too (up to this many), so sending them
+#: right away does not read their payloads back from the file.
+RECENT_MAX = 10
+#: Free rows (batches) one process claims at a time.
+CLAIM_ROWS = 8
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS batches (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    id       TEXT    NOT NULL,
-    action   TEXT    NOT NULL,
-    time_ns  INTEGER NOT NULL,
     format   TEXT    NOT NULL,
-    payload  BLOB    NOT NULL,
+    events   INTEGER NOT NULL,
+    records  TEXT    NOT NULL,
+    payloads BLOB    NOT NULL,
     added    REAL    NOT NULL,
     owner    TEXT
 );
-CREATE INDEX IF NOT EXISTS events_owned ON events(owner, seq) WHERE owner IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_free ON events(seq) WHERE owner IS NULL;
+CREATE INDEX IF NOT EXISTS batches_owned ON batches(owner, format, seq) WHERE owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS batches_free ON batches(format, seq) WHERE owner IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: ``records`` is JSON, ``[[id, action, time_ns, payload length], ...]``; ``payloads`` the
+#: formatted payloads back to back.  One row per batch: the worker writes a batch
+#: with one INSERT and deletes it with one DELETE, whatever its size.
 
 SCHEMA_VERSION = "1"
 
@@ -74,8 +84,37 @@ SCHEMA_VERSION = "1"
 #: child, because closing would touch the parent's locks and WAL index.
 _inherited: list[sqlite3.Connection] = []
 
+#: Every open spool, so a fork waits until no thread is inside SQLite: a child must
+#: not inherit SQLite's mutexes or lock bookkeeping in the middle of a call.
+_spools: weakref.WeakSet[SQLiteSpool] = weakref.WeakSet()
+_held: list[threading.Lock] = []
 
-class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotFoundError
+
+def _before_fork() -> None:
+    for spool in list(_spools):
+        spool._lock.acquire()
+        _held.append(spool._lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child's spools get fresh locks (SQLiteSpool.after_fork)
+    for spool in list(_spools):
+        spool._lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
+class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
     """The spool cannot be written now (disk full, read-only, locked ...).
 
     ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
@@ -87,7 +126,7 @@ class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotF
         self.reason = reason
 
 
-class SpoolCorrupt(Exception):  # noqa: N818
+class SpoolCorrupt(Exception):
     """The file at the spool path is not a readable SQLite spool."""
 
 
@@ -151,6 +190,19 @@ def _classify(exc: BaseException) -> str:
     return "io_error"
 
 
+def _filesystem_state(path: str) -> str | None:
+    """``read_only`` or ``disk_full`` when the file system says so (SQLite's I/O errors do not)."""
+    try:
+        stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return "read_only"
+    if stat.f_bavail == 0:
+        return "disk_full"
+    return None
+
+
 def _is_corruption(exc: BaseException) -> bool:
     if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
         return False
@@ -208,7 +260,11 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             check = conn.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc):
+            # Reading the header or a page failed: a damaged file, unless the
+            # cause is the file system or another process.
+            if isinstance(exc, sqlite3.OperationalError) and (
+                _classify(exc) != "io_error" or _filesystem_state(path) is not None
+            ):
                 raise
             raise SpoolCorrupt(str(exc)) from None
         if check != [("ok",)]:
@@ -218,17 +274,17 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 4194304")  # truncate the WAL after checkpoints
         if fresh or not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'events'"
+            "SELECT 1 FROM sqlite_master WHERE name = 'batches'"
         ).fetchone():
             conn.executescript(_SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
         else:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-            needed = {"seq", "id", "action", "time_ns", "format", "payload", "added", "owner"}
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
+            needed = {"seq", "format", "events", "records", "payloads", "added", "owner"}
             if not needed <= columns:
-                raise SpoolCorrupt(f"table 'events' lacks columns {sorted(needed - columns)}")
+                raise SpoolCorrupt(f"table 'batches' lacks columns {sorted(needed - columns)}")
     except BaseException:
         conn.close()
         raise
@@ -282,12 +338,15 @@ class SQLiteSpool:
         self.pipeline = pipeline
         self.moved_aside: str | None = None
         self._lock = threading.Lock()
+        _spools.add(self)
         self._conn: sqlite3.Connection | None = None
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
         self._seq_of: dict[str, int] = {}  # id -> seq of the rows the last pending() returned
-        self._unremoved: list[int] = []  # delivered, but the delete failed; retried first
+        self._events_of: dict[int, int] = {}  # seq -> events, of those rows
+        self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
+        self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
         self._next_housekeeping = 0.0
         self._warned_formats: set[str] = set()
         self._page_size = 4096
@@ -308,6 +367,7 @@ class SQLiteSpool:
             self._failed(exc, "open")
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
+        self._recent.clear()
         self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         self._next_housekeeping = 0.0
         return conn
@@ -318,6 +378,8 @@ class SQLiteSpool:
             self._recover_corruption(exc)
             raise SpoolUnavailable("corrupt", f"spool {self.path} was corrupt: {exc}")
         reason = _classify(exc)
+        if reason == "io_error":
+            reason = _filesystem_state(self.path) or reason
         if self._unavailable is None:
             log.warning(
                 "the spool %s cannot be written (%s: %s while trying to %s); events are "
@@ -334,7 +396,9 @@ class SQLiteSpool:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._seq_of.clear()
+        self._events_of.clear()
         self._unremoved.clear()
+        self._recent.clear()  # a fresh file numbers its rows from 1 again
         try:
             with _path_lock(self.path):
                 # Another process may have moved it already: check before renaming.
@@ -362,65 +426,108 @@ class SQLiteSpool:
     # ------------------------------------------------------------ the Spool protocol
 
     def add(self, records: Sequence[Record]) -> None:
-        """Store a batch in one transaction, owned by this process."""
+        """Store a batch (one row, one transaction), owned by this process."""
         if not records:
             return
-        now = time.time()
-        fmt, owner = self.format_name, self._owner
-        rows = [(r.id, r.action, r.time_ns, fmt, r.payload, now, owner) for r in records]
+        index = json.dumps([[r.id, r.action, r.time_ns, len(r.payload)] for r in records])
+        row = (
+            self.format_name, len(records), index, b"".join(r.payload for r in records),
+            time.time(), self._owner,
+        )
         with self._lock:
             conn = self._open()
             try:
                 with _transaction(conn):
-                    conn.executemany(
-                        "INSERT INTO events (id, action, time_ns, format, payload, added, owner)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
+                    seq = conn.execute(
+                        "INSERT INTO batches (format, events, records, payloads, added, owner)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        row,
+                    ).lastrowid
+                assert seq is not None
+                self._remember(seq, list(records))
                 self._recovered()
                 self._enforce_size(conn)
+                if time.monotonic() >= self._next_housekeeping:
+                    self._housekeeping(conn)  # also while a send is being retried
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "store a batch")
 
     def pending(self, limit: int) -> list[Record]:
-        """The oldest rows this process may send (claiming free ones), in order."""
+        """The oldest events this process may send (claiming free rows), in order.
+
+        Whole stored batches, at least one, up to ``limit`` events when they fit.
+        """
         with self._lock:
             conn = self._open()
             try:
                 self._retry_removals(conn)
                 if time.monotonic() >= self._next_housekeeping:
                     self._housekeeping(conn)
-                skip = set(self._unremoved)
+                fmt, owner, skip = self.format_name, self._owner, self._unremoved
                 # Free rows (left by an earlier run or a dead process) go first: claim them.
-                with _transaction(conn):
-                    conn.execute(
-                        "UPDATE events SET owner = ? WHERE seq IN (SELECT seq FROM events "
-                        "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
-                        (self._owner, self.format_name, limit),
+                # A read first, so the common case takes no write lock.
+                if conn.execute(
+                    "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1", (fmt,)
+                ).fetchone():
+                    with _transaction(conn):
+                        conn.execute(
+                            "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
+                            "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
+                            (owner, fmt, CLAIM_ROWS),
+                        )
+                chosen: list[int] = []
+                total = 0
+                self._events_of = {}
+                for seq, events in conn.execute(
+                    "SELECT seq, events FROM batches WHERE owner = ? AND format = ? "
+                    "ORDER BY seq LIMIT ?",
+                    (owner, fmt, CLAIM_ROWS + len(skip)),
+                ):
+                    if seq in skip:
+                        continue
+                    if chosen and total + events > limit:
+                        break
+                    chosen.append(seq)
+                    total += events
+                    self._events_of[seq] = events
+                recent = self._recent
+                missing = [seq for seq in chosen if seq not in recent]
+                loaded = {
+                    seq: _decode(index, payloads)
+                    for seq, index, payloads in conn.execute(
+                        "SELECT seq, records, payloads FROM batches "
+                        "WHERE seq IN (SELECT value FROM json_each(?))",
+                        (json.dumps(missing),),
                     )
-                rows = conn.execute(
-                    "SELECT seq, id, action, time_ns, payload FROM events "
-                    "WHERE owner = ? AND format = ? ORDER BY seq LIMIT ?",
-                    (self._owner, self.format_name, limit + len(skip)),
-                ).fetchall()
+                } if missing else {}
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "read pending events")
         batch: list[Record] = []
-        self._seq_of = {}
-        for seq, id_, action, time_ns, payload in rows:
-            if seq in skip or len(batch) >= limit:
-                continue
-            self._seq_of[id_] = seq
-            batch.append(Record(id_, action, time_ns, bytes(payload)))
+        self._seq_of = seq_of = {}
+        for seq in chosen:
+            records = recent.get(seq) or loaded.get(seq) or []  # [] if purged meanwhile
+            for record in records:
+                seq_of[record.id] = seq
+            batch.extend(records)
         return batch
 
+    def _remember(self, seq: int, records: list[Record]) -> None:
+        recent = self._recent
+        recent[seq] = records
+        while len(recent) > RECENT_MAX:  # oldest out first: bounded memory in an outage
+            del recent[next(iter(recent))]
+
     def remove(self, records: Sequence[Record]) -> None:
-        """Delete delivered (or given-up) rows."""
-        seqs = [self._seq_of.pop(r.id) for r in records if r.id in self._seq_of]
+        """Delete what was delivered (or given up): the rows ``pending`` returned it from."""
+        seq_of = self._seq_of
+        seqs = {seq_of[r.id] for r in records if r.id in seq_of}
         if not seqs:
             return
+        for record in records:
+            seq_of.pop(record.id, None)
         with self._lock:
-            self._unremoved.extend(seqs)
+            for seq in seqs:
+                self._unremoved[seq] = self._events_of.get(seq, 0)
             if self._conn is None:
                 return
             try:
@@ -431,15 +538,17 @@ class SQLiteSpool:
                     self._failed(exc, "delete delivered events")
 
     def depth(self) -> int:
-        """Rows waiting in the spool file (every process's, every format)."""
+        """Events waiting in the spool file (every process's, every format)."""
         with self._lock:
             if self._conn is None:
                 return 0
             try:
-                count = int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+                count = int(
+                    self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0]
+                )
             except sqlite3.Error:
                 return 0
-            return max(0, count - len(self._unremoved))
+            return max(0, count - sum(self._unremoved.values()))
 
     def release(self) -> None:
         """Hand the rows this process owns back, for the next process or run to send."""
@@ -450,7 +559,7 @@ class SQLiteSpool:
             with contextlib.suppress(sqlite3.Error):
                 self._retry_removals(conn)
             with contextlib.suppress(sqlite3.Error), _transaction(conn):
-                conn.execute("UPDATE events SET owner = NULL WHERE owner = ?", (self._owner,))
+                conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
 
     def close(self) -> None:
         """Release this process's rows and close the file."""
@@ -470,7 +579,9 @@ class SQLiteSpool:
             self._conn = None
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
         self._seq_of = {}
-        self._unremoved = []
+        self._events_of = {}
+        self._unremoved = {}
+        self._recent = {}
         self._unavailable = None
         self._retry_at = 0.0
 
@@ -479,10 +590,16 @@ class SQLiteSpool:
     def _retry_removals(self, conn: sqlite3.Connection) -> None:
         if not self._unremoved:
             return
-        seqs = self._unremoved
+        seqs = list(self._unremoved)
         with _transaction(conn):
-            conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in seqs])
-        self._unremoved = []
+            conn.execute(
+                "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(seqs),),
+            )
+        self._unremoved = {}
+        recent = self._recent
+        for seq in seqs:
+            recent.pop(seq, None)
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
         """Reclaim rows of dead processes, evict by age, hand free pages back."""
@@ -490,25 +607,32 @@ class SQLiteSpool:
         owners = [
             row[0]
             for row in conn.execute(
-                "SELECT DISTINCT owner FROM events WHERE owner IS NOT NULL"
+                "SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL"
             ).fetchall()
         ]
         dead = [o for o in owners if o != self._owner and not owner_alive(o)]
         if dead:
             with _transaction(conn):
-                conn.executemany("UPDATE events SET owner = NULL WHERE owner = ?",
-                                 [(o,) for o in dead])
+                conn.executemany(
+                    "UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead]
+                )
         if self.max_age:
             cutoff = time.time() - self.max_age
-            with _transaction(conn):
-                evicted = conn.execute(
-                    "DELETE FROM events WHERE added < ? AND (owner IS NULL OR owner = ?)",
+            in_flight = set(self._seq_of.values())
+            old = [
+                (seq, events)
+                for seq, events in conn.execute(
+                    "SELECT seq, events FROM batches WHERE added < ? AND "
+                    "(owner IS NULL OR owner = ?)",
                     (cutoff, self._owner),
-                ).rowcount
-            if evicted:
-                self._evicted("spool_max_age", evicted)
+                )
+                if seq not in in_flight
+            ]
+            if old:
+                self._delete(conn, [seq for seq, _ in old])
+                self._evicted("spool_max_age", sum(events for _, events in old))
         others = conn.execute(
-            "SELECT format, COUNT(*) FROM events WHERE format != ? AND owner IS NULL "
+            "SELECT format, SUM(events) FROM batches WHERE format != ? AND owner IS NULL "
             "GROUP BY format", (self.format_name,),
         ).fetchall()
         for fmt, count in others:
@@ -541,21 +665,30 @@ class SQLiteSpool:
         excess += self.max_bytes // 10  # some room, so the next batch does not evict again
         in_flight = set(self._seq_of.values())
         doomed: list[int] = []
-        freed = 0
-        for seq, size in conn.execute(
-            "SELECT seq, length(payload) FROM events WHERE owner IS NULL OR owner = ? "
-            "ORDER BY seq", (self._owner,),
+        freed = evicted = 0
+        for seq, events, size in conn.execute(
+            "SELECT seq, events, length(payloads) + length(records) FROM batches "
+            "WHERE owner IS NULL OR owner = ? ORDER BY seq", (self._owner,),
         ):
             if seq in in_flight:
                 continue
             doomed.append(seq)
+            evicted += events
             freed += size + ROW_OVERHEAD
             if freed >= excess:
                 break
         if doomed:
-            with _transaction(conn):
-                conn.executemany("DELETE FROM events WHERE seq = ?", [(s,) for s in doomed])
-            self._evicted("spool_max_bytes", len(doomed))
+            self._delete(conn, doomed)
+            self._evicted("spool_max_bytes", evicted)
+
+    def _delete(self, conn: sqlite3.Connection, seqs: list[int]) -> None:
+        with _transaction(conn):
+            conn.execute(
+                "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+                (json.dumps(seqs),),
+            )
+        for seq in seqs:
+            self._recent.pop(seq, None)
 
     def _evicted(self, reason: str, count: int) -> None:
         if self.pipeline is not None:
@@ -565,6 +698,16 @@ class SQLiteSpool:
                 f"the spool {self.path} reached its {reason.removeprefix('spool_')} limit; "
                 f"the oldest events are dropped (counted as {reason!r})",
             )
+
+
+def _decode(index: str, payloads: bytes) -> list[Record]:
+    """The records of one stored batch."""
+    records = []
+    offset = 0
+    for id_, action, time_ns, size in json.loads(index):
+        records.append(Record(id_, action, time_ns, payloads[offset : offset + size]))
+        offset += size
+    return records
 
 
 @contextlib.contextmanager
@@ -606,7 +749,7 @@ class SpoolInfo:
     oldest_added: float | None
     newest_added: float | None
     by_format: dict[str, int]
-    claimed: dict[str, int]  # owner -> rows, with "(dead)" after owners that are gone
+    claimed: dict[str, int]  # owner -> events, with "(dead)" after owners that are gone
 
 
 def inspect(path: str) -> SpoolInfo:
@@ -616,13 +759,13 @@ def inspect(path: str) -> SpoolInfo:
     conn, _ = open_database(path)
     try:
         events, payload, oldest, newest = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0), MIN(added), MAX(added) "
-            "FROM events"
+            "SELECT COALESCE(SUM(events), 0), COALESCE(SUM(length(payloads)), 0), MIN(added), "
+            "MAX(added) FROM batches"
         ).fetchone()
-        by_format = dict(conn.execute("SELECT format, COUNT(*) FROM events GROUP BY format"))
+        by_format = dict(conn.execute("SELECT format, SUM(events) FROM batches GROUP BY format"))
         claimed = {}
         for owner, count in conn.execute(
-            "SELECT owner, COUNT(*) FROM events WHERE owner IS NOT NULL GROUP BY owner"
+            "SELECT owner, SUM(events) FROM batches WHERE owner IS NOT NULL GROUP BY owner"
         ):
             claimed[owner if owner_alive(owner) else f"{owner} (dead)"] = count
     finally:
@@ -649,7 +792,10 @@ def purge(path: str, *, format_name: str | None = None, older_than: float | None
             params.append(time.time() - older_than)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         with _transaction(conn):
-            count = int(conn.execute(f"DELETE FROM events{where}", params).rowcount)
+            count = sum(
+                int(row[0])
+                for row in conn.execute(f"DELETE FROM batches{where} RETURNING events", params)
+            )
         conn.executescript("PRAGMA incremental_vacuum;")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     finally:

@@ -170,7 +170,8 @@ def capture_events(**settings: Any) -> Iterator[CapturedEvents]:
     (caller and worker enrichers, wire conversion, the ``json`` formatter)
     whose transport keeps the result.  The list is complete when the block
     ends; call ``events.flush()`` to look inside the block.  The previous
-    default pipeline is put back untouched.
+    default pipeline is put back untouched (a ``configure()`` inside the
+    block replaces the capture, as it would replace any default pipeline).
 
     >>> with capture_events() as events:  # doctest: +SKIP
     ...     log_event(Event("click", "my-button", "ui"))
@@ -180,15 +181,17 @@ def capture_events(**settings: Any) -> Iterator[CapturedEvents]:
     pipeline, captured = capturing_pipeline(**settings)
     with api._lock:
         previous, api._default = api._default, pipeline
+    timeout = max(10.0, pipeline.settings.shutdown_timeout)
     try:
         yield captured
     finally:
         with api._lock:
             if api._default is pipeline:
                 api._default = previous
-        timeout = max(10.0, pipeline.settings.shutdown_timeout)
-        if not pipeline.shutdown(timeout):
-            raise TimeoutError(f"events were not delivered to the capture within {timeout}s")
+        delivered = pipeline.shutdown(timeout)
+    # Only after a block that ended normally: never hide the block's own exception.
+    if not delivered:
+        raise TimeoutError(f"events were not delivered to the capture within {timeout}s")
 
 
 # ---------------------------------------------------------------- building blocks
@@ -358,6 +361,10 @@ class TransportConformance:
         """Stop ``peer`` (closing its connections) so that the next send must fail."""
         raise NotImplementedError
 
+    def refuse_batches(self, peer: Any) -> None:
+        """Optional: make ``peer`` refuse every batch from now on, for good (HTTP 400 ...)."""
+        raise NotImplementedError
+
     def registry(self) -> Registry:
         """The registry plugins are found in (default: every installed entry point)."""
         return Registry()
@@ -488,6 +495,38 @@ class TransportConformance:
                 raise AssertionError("send() returned success although the peer was gone")
         finally:
             transport.close()
+
+    def test_a_refused_batch_is_not_retryable_and_is_set_aside(self, peer: Any) -> None:
+        if type(self).refuse_batches is TransportConformance.refuse_batches:
+            _skip(f"{type(self).__name__} does not implement refuse_batches()")
+        self.refuse_batches(peer)
+        transport, formatter = self.build(self.settings(peer))
+        batch = make_records(3, formatter)
+        refused: Sequence[tuple[Record, str]] | None = None
+        try:
+            transport.open()
+            refused = transport.send(batch)
+        except TransportError as exc:
+            name = type(exc).__name__
+            assert not exc.retryable, f"{name} for a batch the peer refused must not be retryable"
+        except Exception as exc:
+            raise AssertionError(
+                f"send() raised {type(exc).__name__}: {exc}; raise RejectedError"
+            ) from exc
+        else:
+            # Refusing every event by returning them is the other correct answer.
+            assert refused is not None and [r.id for r, _ in refused] == [r.id for r in batch], (
+                "send() returned success for a batch the peer refused"
+            )
+        finally:
+            transport.close()
+        pipeline = self._pipeline(self.settings(peer))
+        for n in range(5):
+            pipeline.submit_event(Event(f"refused.{n}"))
+        assert pipeline.shutdown(timeout=self.delivery_timeout)
+        assert pipeline.stats.dropped_by_reason() == {"rejected": 5}
+        assert pipeline.stats.retries == 0, "a refused batch was retried"
+        assert pipeline.stats.sent == 0
 
     def test_leaves_no_threads_behind(self, peer: Any) -> None:
         before = _threads()

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 from eventlog.schema import LEVEL_NAMES
@@ -51,6 +52,14 @@ class IdMaker:
 
 make_id = IdMaker()
 os.register_at_fork(after_in_child=make_id.reset)
+
+
+def thread_name(ident: int) -> str:
+    """The name of the thread with this ident (still running), else the ident as text."""
+    # threading._active maps idents of live threads to Thread objects; reading it is cheaper
+    # than threading.enumerate() and the worker does it once per event.
+    thread = getattr(threading, "_active", {}).get(ident)
+    return thread.name if thread is not None else str(ident)
 
 
 def _count(conversions: Conversions | None, reason: str) -> None:
@@ -210,8 +219,11 @@ def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
         out["host"] = event.host
     if event.pid is not None:
         out["pid"] = event.pid
-    if event.thread is not None:
-        out["thread"] = event.thread
+    thread = event.thread
+    if thread is not None:
+        if type(thread) is int:  # an Event keeps the ident; the name is looked up here
+            thread = event.thread = thread_name(thread)
+        out["thread"] = thread
     if event.code_file is not None:
         out["codeFile"] = event.code_file
     if event.code_line is not None:

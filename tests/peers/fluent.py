@@ -64,12 +64,13 @@ class FluentPeer:
             env["FLUENT_PORT"] = str(self.port)
         if self.unix_path is not None and self.unix_path.exists():
             self.unix_path.unlink()  # a killed server leaves its socket file behind
-        self.process = subprocess.Popen(
-            ["node", str(SCRIPT), str(self.entries_file)],
-            stdout=subprocess.PIPE,
-            stderr=open(self.root / "stderr.log", "ab"),  # noqa: SIM115 - the child owns it
-            env=env,
-        )
+        with open(self.root / "stderr.log", "ab") as stderr:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                ["node", str(SCRIPT), str(self.entries_file)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+            )
         assert self.process.stdout is not None
         os.set_blocking(self.process.stdout.fileno(), False)
         deadline = time.monotonic() + timeout
@@ -90,6 +91,12 @@ class FluentPeer:
         text = self.entries_file.read_text(encoding="utf-8")
         return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message received so far: {"mode", "tag", "entries" (count), "option"} dicts."""
+        path = self.entries_file.with_name(self.entries_file.name + ".messages")
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
     def wait_for(
         self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0
     ) -> list[dict[str, Any]]:
@@ -106,6 +113,11 @@ class FluentPeer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+        self._forget()
+
+    def _forget(self) -> None:
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
         self.process = None
 
     def stop(self) -> None:
@@ -116,7 +128,7 @@ class FluentPeer:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
-        self.process = None
+        self._forget()
 
 
 def require_fluent_server() -> None:

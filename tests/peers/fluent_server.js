@@ -5,7 +5,8 @@
 // Listens on 127.0.0.1 (FLUENT_PORT, default 0: any free port) or on the Unix
 // socket FLUENT_UNIX_PATH, prints {"port": N} (or {"path": P}) as one line on
 // stdout once it accepts connections, and appends every entry it receives to
-// ENTRIES_FILE as one JSON line: {"tag", "time": {"epoch", "nano"} | seconds, "record"}.
+// ENTRIES_FILE as one JSON line: {"tag", "time": {"epoch", "nano"} | seconds, "record"},
+// and every message to ENTRIES_FILE.messages: {"mode", "tag", "entries", "option"}.
 //
 // Options (environment):
 //   FLUENT_SHARED_KEY     require the HELO/PING/PONG handshake with this shared key
@@ -17,10 +18,33 @@
 
 const fs = require("fs");
 const path = require("path");
-const { FluentServer } = require(path.join(__dirname, "node", "node_modules", "@fluent-org/logger"));
+const logger = path.join(__dirname, "node", "node_modules", "@fluent-org", "logger");
+const { FluentServer } = require(logger);
+const protocol = require(path.join(logger, "build", "src", "protocol"));
 
 const out = fs.openSync(process.argv[2], "a");
+const messagesOut = fs.openSync(process.argv[2] + ".messages", "a");
 const env = process.env;
+
+// Also record how each message came: its mode and options (size, chunk, compressed).
+// FluentServer looks parseTransport up on the module at each call, so wrapping it works.
+const parseTransport = protocol.parseTransport;
+protocol.parseTransport = message => {
+  const mode = protocol.isCompressedPackedForwardMode(message)
+    ? "CompressedPackedForward"
+    : protocol.isPackedForwardMode(message)
+      ? "PackedForward"
+      : protocol.isForwardMode(message)
+        ? "Forward"
+        : "Message";
+  const parsed = parseTransport(message);
+  const option = (mode === "Message" ? message[3] : message[2]) || {};
+  fs.writeSync(
+    messagesOut,
+    JSON.stringify({ mode, tag: parsed.tag, entries: parsed.entries.length, option }) + "\n",
+  );
+  return parsed;
+};
 
 class RecordingServer extends FluentServer {
   async handleConnection(socket) {

@@ -37,6 +37,15 @@ class TestConformance(TransportConformance):
     def stop_peer(self, peer: RedisServer) -> None:
         peer.stop()
 
+    def refuse_batches(self, peer: RedisServer) -> None:
+        _exhaust(peer, "eventlog")
+
+
+def _exhaust(server: RedisServer, stream: str) -> None:
+    """Give the stream the largest possible last id: Redis refuses every XADD with "*"."""
+    server.client.xadd(stream, {"id": "first"})
+    server.client.execute_command("XSETID", stream, "18446744073709551615-18446744073709551615")
+
 
 def _transport(server: RedisServer, **settings: Any) -> RedisStreamsTransport:
     transport, _ = make_transport(
@@ -100,10 +109,7 @@ def test_a_key_of_the_wrong_type_is_retryable_and_nothing_is_half_written(
 
 
 def test_a_stream_that_cannot_grow_rejects_the_batch_for_good(redis_server: RedisServer) -> None:
-    redis_server.client.xadd("eventlog", {"x": "1"})
-    # The largest possible last id: Redis refuses every further XADD with "*".
-    last = "18446744073709551615-18446744073709551615"
-    redis_server.client.execute_command("XSETID", "eventlog", last)
+    _exhaust(redis_server, "eventlog")
     transport = _transport(redis_server)
     transport.open()
     with pytest.raises(eventlog.RejectedError) as caught:

@@ -21,6 +21,8 @@ import msgpack
 
 #: fixarray of 2 (the entry), then fixext 8 of type 0 (EventTime).
 _ENTRY_PREFIX = b"\x92\xd7\x00"
+#: Bytes an entry adds to its msgpack record: array header and EventTime.
+ENTRY_HEAD_BYTES = 11
 _seconds_nanos = struct.Struct(">II").pack
 _UINT32_MAX = 2**32 - 1
 

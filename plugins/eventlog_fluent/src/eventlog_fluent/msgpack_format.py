@@ -3,7 +3,7 @@
 The payload is the Forward protocol's *record*.  Its time with nanoseconds is
 not inside the map: the ``fluent`` transport puts it in front as a Forward
 EventTime (msgpack ext type 0), taken from ``Record.time_ns``, which turns each
-payload into an *entry* ``[EventTime, record]`` by prefixing 10 bytes and
+payload into an *entry* ``[EventTime, record]`` by prefixing 11 bytes and
 without decoding anything (see :func:`eventlog_fluent.forward.entry_head`).
 The map keeps ``tstamp`` (milliseconds) like every other format.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from eventlog.config import parse_bool, parse_seconds, parse_str
+from eventlog.config import parse_bool, parse_positive_int, parse_seconds, parse_str
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
     ConfigurationError,
@@ -63,13 +63,23 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
         "gzip sends CompressedPackedForward messages",
         choices=("none", "gzip"),
     ),
+    # On by default: Fluentd's and Fluent Bit's (1.5+) forward inputs answer acks, and
+    # without them a broken connection silently loses what the kernel had buffered.
     Option(
         "require_ack_response",
         parse_bool,
-        False,
+        True,
         "wait for the server's ack of every batch and resend what was not acknowledged",
     ),
     Option("ack_timeout", parse_seconds, 30.0, "seconds to wait for an ack before resending"),
+    # Fluent Bit's forward input drops a message larger than its Buffer_Max_Size (6 MB by
+    # default) and closes the connection: a batch that large would be resent forever.
+    Option(
+        "max_message_bytes",
+        parse_positive_int,
+        4 << 20,
+        "largest entries stream per message (bigger batches are split; a bigger event is refused)",
+    ),
     Option("shared_key", parse_str, None, "shared key of the server's <security>", secret=True),
     Option("username", parse_str, None, "user name, when the server's <security> has users"),
     Option("password", parse_str, None, "password of that user", secret=True),
@@ -109,6 +119,11 @@ def _fluent(context: PluginContext) -> Transport:
         )
     if not options["tag"] and options["tag_mode"] == "fixed":
         raise ConfigurationError("EVENTLOG_FLUENT_TAG must not be empty with tag_mode 'fixed'")
+    if options["ack_timeout"] <= 0:
+        raise ConfigurationError(
+            f"EVENTLOG_FLUENT_ACK_TIMEOUT = {options['ack_timeout']!r} is invalid: the server "
+            "needs time to answer; give it seconds, such as 30"
+        )
     tls = None
     if options["tls"]:
         if unix and options["tls_verify"]:
@@ -140,6 +155,7 @@ def _fluent(context: PluginContext) -> Transport:
         gzip_level=GZIP_LEVEL if options["compressed"] == "gzip" else None,
         require_ack=options["require_ack_response"],
         ack_timeout=options["ack_timeout"],
+        max_message_bytes=options["max_message_bytes"],
         credentials=credentials,
         tls=tls,
         connect_timeout=options["connect_timeout"],

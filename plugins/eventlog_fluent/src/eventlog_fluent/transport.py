@@ -33,6 +33,9 @@ from eventlog.interfaces import (
 from eventlog.net import connect_stream, send_all
 from eventlog_fluent import forward
 
+#: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
+HELO_WAIT = 0.1
+
 
 class FluentTransport(Transport):
     """A client connection to one Fluentd / Fluent Bit ``forward`` input."""
@@ -47,6 +50,7 @@ class FluentTransport(Transport):
         gzip_level: int | None,
         require_ack: bool,
         ack_timeout: float,
+        max_message_bytes: int = 4 << 20,
         credentials: forward.Credentials | None,
         tls: ssl.SSLContext | None,
         connect_timeout: float,
@@ -57,6 +61,7 @@ class FluentTransport(Transport):
         self.tag, self.tag_by_action = tag, tag_by_action
         self.gzip_level = gzip_level
         self.require_ack, self.ack_timeout = require_ack, ack_timeout
+        self.max_message_bytes = max_message_bytes
         self.credentials = credentials
         self.tls = tls
         self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
@@ -85,12 +90,24 @@ class FluentTransport(Transport):
         )
         self._unpacker = self._new_unpacker()
         self.keepalive = True
-        if self.credentials is not None:
-            try:
+        try:
+            if self.credentials is not None:
                 self._handshake(self.credentials)
-            except TransportError:
-                self.close()
-                raise
+            elif not self.require_ack:
+                self._expect_no_helo()
+        except TransportError:
+            self.close()
+            raise
+
+    def _expect_no_helo(self) -> None:
+        """Refuse a server that starts a handshake we have no key for.
+
+        Without acks nothing else would tell: the server drops the message we
+        send and closes.  It sends HELO as soon as it accepts, so a short look
+        suffices; with acks the HELO shows up in place of the ack instead.
+        """
+        if self._readable(HELO_WAIT) and not self._usable():
+            raise ConnectError(f"{self.address} closed the connection right after accepting it")
 
     def _handshake(self, credentials: forward.Credentials) -> None:
         deadline = time.monotonic() + self.connect_timeout
@@ -143,7 +160,7 @@ class FluentTransport(Transport):
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
         if self.sock is None or not self._usable():
             self.open()
-        messages, chunks = self._messages(batch)
+        messages, chunks, refused = self._messages(batch)
         try:
             self._write(messages)
             if chunks:
@@ -154,22 +171,27 @@ class FluentTransport(Transport):
             raise
         if not self.keepalive:
             self.close()  # the server's HELO asked for short connections
-        return None
+        return refused
 
-    def _messages(self, batch: Batch) -> tuple[list[bytes], set[str]]:
-        """One PackedForward message per tag, in the order the tags first appear."""
-        groups: dict[str, list[tuple[int, bytes]]] = {}
+    def _messages(self, batch: Batch) -> tuple[list[bytes], set[str], list[tuple[Record, str]]]:
+        """PackedForward messages: per tag (in order of appearance), each at most max_message_bytes.
+
+        Also returns the chunk ids to wait for, and the events refused because
+        one alone is larger than a message may be.
+        """
+        groups: dict[str, list[Record]] = {}
         if self.tag_by_action:
             prefix = f"{self.tag}." if self.tag else ""
             for record in batch:
-                groups.setdefault(prefix + record.action, []).append(
-                    (record.time_ns, record.payload)
-                )
+                groups.setdefault(prefix + record.action, []).append(record)
         else:
-            groups[self.tag] = [(record.time_ns, record.payload) for record in batch]
+            groups[self.tag] = list(batch)
+        limit = self.max_message_bytes
         messages: list[bytes] = []
         chunks: set[str] = set()
-        for tag, entries in groups.items():
+        refused: list[tuple[Record, str]] = []
+
+        def add(tag: str, entries: list[tuple[int, bytes]]) -> None:
             chunk = forward.new_chunk_id() if self.require_ack else None
             if chunk is not None:
                 chunks.add(chunk)
@@ -179,7 +201,25 @@ class FluentTransport(Transport):
                     tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level
                 )
             )
-        return messages, chunks
+
+        for tag, records in groups.items():
+            entries: list[tuple[int, bytes]] = []
+            size = 0
+            for record in records:
+                entry_size = forward.ENTRY_HEAD_BYTES + len(record.payload)
+                if entry_size > limit:
+                    refused.append(
+                        (record, f"too_large: {entry_size} bytes > EVENTLOG_FLUENT_MAX_MESSAGE_BYTES")
+                    )
+                    continue
+                if size + entry_size > limit and entries:
+                    add(tag, entries)
+                    entries, size = [], 0
+                entries.append((record.time_ns, record.payload))
+                size += entry_size
+            if entries:
+                add(tag, entries)
+        return messages, chunks, refused
 
     def _await_acks(self, chunks: set[str]) -> None:
         deadline = time.monotonic() + self.ack_timeout
@@ -247,8 +287,7 @@ class FluentTransport(Transport):
         sock = self.sock
         assert sock is not None
         try:
-            pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-            if not pending and not select.select([sock], [], [], 0)[0]:
+            if not self._readable(0.0):
                 return True
             sock.settimeout(0.0)
             try:
@@ -266,6 +305,14 @@ class FluentTransport(Transport):
             if not isinstance(message, dict):  # a late ack is harmless
                 self._unexpected(message)
         return True
+
+    def _readable(self, timeout: float) -> bool:
+        """Whether the server sent something (TLS may hold decrypted bytes the socket does not)."""
+        sock = self.sock
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+            return True
+        return bool(select.select([sock], [], [], timeout)[0])
 
     def _unexpected(self, message: Any) -> None:
         self.close()

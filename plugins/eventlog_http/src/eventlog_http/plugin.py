@@ -186,6 +186,12 @@ def build_config(options: Mapping[str, Any]) -> HttpConfig:
         )
     headers = dict(options["headers"])
     secrets = [value for value in headers.values() if len(value) >= 4]
+    # Query values such as ClickHouse's password= are credentials too: keep them out of logs.
+    secrets += [
+        value
+        for key, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
+        if len(value) >= 4 and any(word in key.lower() for word in ("pass", "token", "key", "secret"))
+    ]
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
         secrets.append(token)

@@ -1,0 +1,362 @@
+"""Spool faults: full disk, read-only path, corrupt files, size and age limits.
+
+The full disk and the read-only path are real: a small tmpfs mounted by the
+test (it runs as root).  Where mounting is not permitted, the full disk is
+made with a file-size rlimit in a child process instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import eventlog
+from eventlog import spool as spool_module
+from eventlog.receiver import LineReceiver
+from tests.peers import free_port
+from tests.spool_support import EventlogWarnings, capture_warnings
+
+
+@pytest.fixture
+def eventlog_warnings() -> Iterator[EventlogWarnings]:
+    yield from capture_warnings()
+
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _log(prefix: str, count: int, message: str = "") -> set[str]:
+    for number in range(count):
+        event = eventlog.Event("test.fault", prefix, "test", message=message)
+        event.id = f"{prefix}-{number:06d}"
+        eventlog.log_event(event)
+    return {f"{prefix}-{number:06d}" for number in range(count)}
+
+
+def _ids(receiver: LineReceiver) -> list[str]:
+    return [event["id"] for event in receiver.events()]
+
+
+def _received(receiver: LineReceiver, count: int) -> list[str]:
+    """The ids received, once at least ``count`` lines arrived (the listener reads async)."""
+    receiver.wait_for(count, timeout=20)
+    return _ids(receiver)
+
+
+def _rows(db: Path) -> list[str]:
+    """Ids of the events waiting in the spool file, oldest first."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT records FROM batches ORDER BY seq").fetchall()
+    return [record[0] for (index,) in rows for record in json.loads(index)]
+
+
+def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
+    return eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=port, db=str(db), enrichers=(),
+        retry_backoff_max=0.2, **settings,
+    )
+
+
+def _stop(pipeline: eventlog.Pipeline) -> None:
+    """Shut down with a short deadline, then wait for the worker to let go of the file."""
+    eventlog.shutdown(0.2)
+    if pipeline._worker is not None:
+        pipeline._worker.join(10)
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def _remount(where: Path, mode: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(where)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path | None]:
+    """A 1 MiB tmpfs, or None where mounting is not permitted."""
+    mnt = tmp_path / "mnt"
+    if not _mount_tmpfs(mnt, "1m"):
+        yield None
+        return
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def _quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The spool is tried again 1 s after a failure; the tests need not wait that long.
+    monkeypatch.setattr(spool_module, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(spool_module, "HOUSEKEEPING_SECONDS", 0.05)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+# ---------------------------------------------------------------- full disk
+
+
+def test_full_disk_degrades_to_memory_and_recovers(
+    small_disk: Path | None, receiver: LineReceiver, tmp_path: Path
+) -> None:
+    if small_disk is None:
+        _full_disk_with_rlimit(tmp_path, receiver)
+        return
+    db = small_disk / "events.db"
+    pipeline = _configure(receiver.port, db)
+    want = _log("before", 200)
+    assert eventlog.flush(10)
+    assert pipeline.stats.spool_fallback == {}
+
+    filler = _fill(small_disk)
+    want |= _log("full", 3000, message="m" * 1000)  # 3 MB: far more than the disk has
+    assert eventlog.flush(20)
+    fallback = dict(pipeline.stats.spool_fallback)
+    assert fallback.get("disk_full", 0) > 0
+    assert set(fallback) == {"disk_full"}
+
+    filler.unlink()  # space returns
+    time.sleep(0.1)
+    want |= _log("after", 500)
+    assert eventlog.flush(10)
+    want |= _log("after2", 500)
+    assert eventlog.flush(10)
+    assert pipeline.stats.spool_fallback["disk_full"] == fallback["disk_full"] or (
+        pipeline.stats.spool_fallback["disk_full"] <= fallback["disk_full"] + 500
+    )
+    spool = pipeline._spool
+    assert spool is not None and spool._unavailable is None  # type: ignore[attr-defined]
+    sent_before = pipeline.stats.spool_fallback["disk_full"]
+    want |= _log("spooled", 300)
+    assert eventlog.flush(10)
+    assert pipeline.stats.spool_fallback["disk_full"] == sent_before  # through the spool again
+    got = _received(receiver, len(want))
+    assert [i for i, n in Counter(got).items() if n > 1] == []
+    assert set(got) == want
+    assert pipeline.stats.dropped_by_reason() == {}
+    assert _rows(db) == []
+
+
+_RLIMIT_CHILD = """
+import json, resource, signal, sys
+import eventlog
+port, db = int(sys.argv[1]), sys.argv[2]
+eventlog.configure(transport="tcp", host="127.0.0.1", port=port, db=db, enrichers=())
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write beyond the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+for n in range(3000):
+    event = eventlog.Event("test.fault", "rlimit", "test", message="m" * 1000)
+    event.id = f"rlimit-{n:06d}"
+    eventlog.log_event(event)
+ok = eventlog.flush(30)
+p = eventlog.get_pipeline()
+print(json.dumps({"flushed": ok, "fallback": p.stats.spool_fallback}))
+eventlog.shutdown(5)
+"""
+
+
+def _full_disk_with_rlimit(tmp_path: Path, receiver: LineReceiver) -> None:
+    db = tmp_path / "events.db"
+    done = subprocess.run(
+        [sys.executable, "-c", _RLIMIT_CHILD, str(receiver.port), str(db)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["flushed"] is True
+    assert sum(report["fallback"].values()) > 0
+    receiver.wait_for(3000)
+    assert set(_ids(receiver)) == {f"rlimit-{n:06d}" for n in range(3000)}
+
+
+def test_rlimit_is_usable_as_fallback() -> None:
+    # The fallback above relies on EFBIG instead of a kill; check the platform gives that.
+    code = (
+        "import resource, signal, tempfile\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "f = tempfile.TemporaryFile()\n"
+        "try:\n    f.write(b'x' * 5000); f.flush()\nexcept OSError as e:\n    print(e.errno)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == str(__import__("errno").EFBIG)
+    assert signal.SIGXFSZ and resource.RLIMIT_FSIZE
+
+
+# ---------------------------------------------------------------- read-only
+
+
+def test_read_only_spool_degrades_and_recovers(
+    small_disk: Path | None, receiver: LineReceiver
+) -> None:
+    if small_disk is None:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    db = small_disk / "events.db"
+    # A first run leaves events in the spool (nobody listening) ...
+    first = _configure(free_port(), db, shutdown_timeout=0.2)
+    want = _log("left", 200)
+    _stop(first)
+    assert len(_rows(db)) == 200
+    # ... then the file system turns read-only (a remount needs no open writers).
+    _remount(small_disk, "ro")
+    try:
+        pipeline = _configure(receiver.port, db)
+        want |= _log("ro", 600)
+        assert eventlog.flush(10)
+        assert pipeline.stats.spool_fallback == {"read_only": 600}
+        assert set(_received(receiver, 600)) == {f"ro-{n:06d}" for n in range(600)}
+    finally:
+        _remount(small_disk, "rw")
+    time.sleep(0.1)
+    want |= _log("rw", 300)
+    assert eventlog.flush(10)
+    assert pipeline.stats.spool_fallback == {"read_only": 600}  # spool mode again
+    receiver.wait_for(len(want))
+    got = _ids(receiver)
+    assert [i for i, n in Counter(got).items() if n > 1] == []
+    assert set(got) == want  # including what the first run left
+    assert _rows(db) == []
+
+
+def test_read_only_path_at_start_sends_from_memory_then_spools(
+    small_disk: Path | None, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
+) -> None:
+    if small_disk is None:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    _remount(small_disk, "ro")
+    db = small_disk / "sub" / "events.db"  # the folder cannot be made either
+    try:
+        pipeline = _configure(receiver.port, db)
+        want = _log("ro", 300)
+        assert eventlog.flush(10)
+        assert pipeline.stats.spool_fallback == {"read_only": 300}
+    finally:
+        _remount(small_disk, "rw")
+    time.sleep(0.1)
+    want |= _log("rw", 300)
+    assert eventlog.flush(10)
+    assert pipeline.stats.spool_fallback == {"read_only": 300}
+    assert db.exists()
+    assert set(_received(receiver, len(want))) == want
+    assert eventlog_warnings.count("cannot be written") == 1  # logged once per outage
+    assert eventlog_warnings.count("can be written again; spool mode resumes") == 1
+
+
+# ---------------------------------------------------------------- corrupt files
+
+
+def _truncated_spool(path: Path) -> bytes:
+    pipeline = _configure(free_port(), path, shutdown_timeout=0.2)
+    _log("old", 2000, message="o" * 200)
+    _stop(pipeline)
+    data = path.read_bytes()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return data[: len(data) // 3]
+
+
+@pytest.mark.parametrize("damage", ["not-sqlite", "sqlite-header-then-junk", "truncated"])
+def test_corrupt_spool_is_moved_aside_and_a_fresh_one_used(
+    damage: str, tmp_path: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
+) -> None:
+    db = tmp_path / "events.db"
+    if damage == "not-sqlite":
+        content = b"this is a log file, not a database\n" * 200
+    elif damage == "sqlite-header-then-junk":
+        content = b"SQLite format 3\x00" + os.urandom(16 * 1024)
+    else:
+        content = _truncated_spool(db)
+    db.write_bytes(content)
+    eventlog_warnings.messages.clear()
+
+    pipeline = _configure(receiver.port, db)
+    want = _log("fresh", 500)
+    assert eventlog.flush(10)
+    assert set(_received(receiver, 500)) >= want
+    assert eventlog_warnings.count("was not a readable SQLite spool") == 1
+    moved = sorted(tmp_path.glob("events.db.corrupt-*"))
+    moved = [m for m in moved if not m.name.endswith(("-wal", "-shm"))]
+    assert len(moved) == 1
+    assert moved[0].read_bytes() == content  # kept as it was, for a post-mortem
+    assert pipeline.stats.dropped_by_reason() == {}
+    assert _rows(db) == []
+
+
+# ---------------------------------------------------------------- limits
+
+
+def _wait_spooled(pipeline: eventlog.Pipeline, total: int) -> None:
+    deadline = time.monotonic() + 30
+    while pipeline.stats.taken < total or pipeline.queue_depth():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)  # one more retry round: the last batch is in the spool
+
+
+def test_size_limit_evicts_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    limit = 400_000
+    pipeline = _configure(free_port(), db, spool_max_bytes=limit)  # nobody listens
+    total = 4000
+    _log("size", total, message="s" * 400)
+    _wait_spooled(pipeline, total)
+    eventlog.shutdown(0.2)
+    waiting = _rows(db)
+    evicted = pipeline.stats.dropped.get("spool_max_bytes", 0)
+    assert evicted > 0
+    assert evicted + len(waiting) == total  # accepted = sent (0) + dropped + waiting
+    numbers = sorted(int(i.split("-")[1]) for i in waiting)
+    # The first batch was being sent (kept); after it, only the newest events remain.
+    in_flight = [n for n in numbers if n < 500]
+    rest = [n for n in numbers if n >= 500]
+    assert rest == list(range(total - len(rest), total))
+    assert len(in_flight) in (0, 500)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert (pages - free) * size <= limit
+
+
+def test_age_limit_evicts_old_events_and_counts_them(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    pipeline = _configure(free_port(), db, spool_max_age=0.5)  # nobody listens
+    _log("aged", 1500)
+    _wait_spooled(pipeline, 1500)
+    time.sleep(0.7)
+    _log("young", 10)
+    _wait_spooled(pipeline, 1510)
+    eventlog.shutdown(0.2)
+    waiting = set(_rows(db))
+    evicted = pipeline.stats.dropped.get("spool_max_age", 0)
+    assert evicted >= 1000  # all but the batch being sent
+    assert evicted + len(waiting) == 1510
+    assert {f"young-{n:06d}" for n in range(10)} <= waiting
