@@ -224,7 +224,8 @@ def outage_lines(found: list[Contender], counts: dict[str, Any]) -> list[str]:
                 f"{counts['outage_rate']:,}/s in "
                 f"{r['outage_log_seconds']:.1f}s, spooled after {r['outage_spool_seconds']:.1f}s; "
                 f"RSS growth {r['outage_rss_growth_mb']:.1f} MB (peak {r['outage_peak_rss_mb']:.0f} MB); "
-                f"dropped {sum(r['outage_dropped'].values()):,} {r['outage_dropped'] or ''}; "
+                f"dropped {sum(r['outage_dropped'].values()):,}"
+                f"{' ' + str(r['outage_dropped']) if r['outage_dropped'] else ''}; "
                 "after the receiver came up: "
                 f"{r['outage_received']:,} received, {r['outage_distinct']:,} distinct ids"
             )
