@@ -70,10 +70,30 @@ def contenders() -> tuple[list[Contender], list[str]]:
     else:
         found.append(Contender("eventlog memory http", "http", "EventHandler, HTTP POST"))
     notes.append(
-        "eventlog capnp: not measured here (its peer is a ClickHouse server, not a counting "
-        "socket)"
+        "eventlog capnp: its peer is a ClickHouse server, not a counting socket: "
+        "python benchmarks/clickhouse_capnp.py measures it end to end"
     )
     return found, notes
+
+
+def fluent_forward_section(events: int) -> list[str]:
+    """The fluent helper's own comparison (benchmarks/fluent_forward.py), with --full."""
+    try:
+        sys.path.insert(0, str(HERE))
+        import fluent_forward  # type: ignore[import-not-found]
+
+        rows = fluent_forward.compare(events, 3)
+    except Exception as exc:  # an optional section must not lose the main table
+        return [f"fluent Forward comparison failed: {type(exc).__name__}: {exc}"]
+    lines = [
+        f"fluent Forward, {events:,} events, median of 3 interleaved rounds "
+        "(benchmarks/fluent_forward.py):",
+        "",
+        "| set-up | events/s | vs fluent-logger | caller µs (wall) |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {n} | {rate:,.0f} | {ratio:.2f}x | {us:.2f} |" for n, rate, ratio, us in rows]
+    return lines
 
 
 class Receiver:
@@ -303,7 +323,7 @@ def command() -> str:
     for word in sys.argv[1:]:
         if skip:
             skip = False
-        elif word in ("--chart", "--json"):
+        elif word in ("--chart", "--json", "--redraw"):
             skip = True
         elif not word.startswith(("--chart=", "--json=")):
             words.append(word)
@@ -317,7 +337,9 @@ def caption() -> str:
     )
 
 
-def chart(found: list[Contender], path: Path, counts: dict[str, Any]) -> None:
+def chart(
+    found: list[Contender], path: Path, counts: dict[str, Any], made_by: str | None = None
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,10 +363,25 @@ def chart(found: list[Contender], path: Path, counts: dict[str, Any]) -> None:
         ax.tick_params(axis="y", labelsize=8)
         if key == "latency_p99_ms" and values and max(values) / max(min(values), 1e-9) > 50:
             ax.set_xscale("log")
-        for y, v in enumerate(values):
-            ax.text(v, y, f" {v:,.1f}" if v < 100 else f" {v:,.0f}", va="center", fontsize=7)
+        partial = {
+            "events_per_s": {c.name for c in found if not c.results.get("complete", True)},
+            "latency_p99_ms": {
+                c.name
+                for c in found
+                if c.results.get("latency_received", 0) < c.results.get("latency_sent", 0)
+            },
+        }.get(key, set())
+        for y, (n, v) in enumerate(zip(names, values, strict=True)):
+            mark = " *" if n in partial else ""
+            ax.text(v, y, (f" {v:,.1f}" if v < 100 else f" {v:,.0f}") + mark, va="center", fontsize=7)
     fig.suptitle("eventlog vs. the asynchronous logging set-ups users would pick instead")
-    fig.text(0.5, 0.01, f"{command()}  —  {caption()}", ha="center", fontsize=9)
+    fig.text(
+        0.5,
+        0.01,
+        f"{made_by or command() + '  —  ' + caption()}  —  * not all delivered (see the table's notes)",
+        ha="center",
+        fontsize=9,
+    )
     fig.tight_layout(rect=(0, 0.03, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -359,7 +396,17 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated words; run matching contenders")
     parser.add_argument("--chart", default=str(ROOT / "docs" / "bench.png"), help="PNG to write")
     parser.add_argument("--json", default="", help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--redraw", default="", help="draw the chart again from a --json file, without running"
+    )
     options = parser.parse_args()
+    if options.redraw:
+        saved = json.loads(Path(options.redraw).read_text())
+        found = [Contender(name, None, "", results) for name, results in saved["results"].items()]
+        made_by = f"{saved.get('command', 'nox -s bench')}  —  {saved['caption']}"
+        chart(found, Path(options.chart), saved["counts"], made_by)
+        print(f"chart: {os.path.relpath(options.chart, ROOT)}")
+        return
     # The issue's counts (200,000 events; 1,000,000 in the outage) by default and with
     # --full; --full also takes the median of 3 end-to-end runs and waits longer for
     # slow contenders.  --quick is a tenth of that.
@@ -416,6 +463,10 @@ def main() -> None:
         for key, value in c.results.items():
             if key.endswith("_error"):
                 print(f"error: {c.name}, {key[:-6]} phase: {value}")
+    if options.full and any(c.name == "eventlog memory fluent" for c in found):
+        print()
+        for line in fluent_forward_section(counts["events"] // 2):
+            print(line)
     print()
     print("targets (issue 8):")
     for line in targets(found):
@@ -427,7 +478,12 @@ def main() -> None:
     chart(found, Path(options.chart), counts)
     print(f"chart: {os.path.relpath(options.chart, ROOT)}")
     if options.json:
-        figures = {"caption": caption(), "counts": counts, "results": {c.name: c.results for c in found}}
+        figures = {
+            "caption": caption(),
+            "command": command(),
+            "counts": counts,
+            "results": {c.name: c.results for c in found},
+        }
         Path(options.json).write_text(json.dumps(figures, indent=1))
 
 
