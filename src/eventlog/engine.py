@@ -489,7 +489,8 @@ class Pipeline:
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
             items: list[Any] = []
-            while queue and len(items) < self._batch_size:
+            # Several batches per write: each SQLite call gives the GIL away for a while.
+            while queue and len(items) < self._batch_size * 8:
                 if type(queue[0]) is _Flush:
                     if not everything and len(queue) < self._maxsize // 2:
                         break
