@@ -7,7 +7,8 @@ follow it and kill it where it wants.  Options:
 ``db``, ``port``, ``transport`` ("tcp" or "acked"), ``prefix``, ``start``,
 ``count``, ``flush_at`` (flush once after that many events), ``after``
 ("shutdown", "sleep": wait to be killed, "exit": leave through atexit),
-``settings`` (more configure() keywords), ``message`` (size of each message).
+``settings`` (more configure() keywords), ``message`` (size of each message),
+``pace`` (seconds to sleep after every 100 events: a steady stream, not a burst).
 """
 
 from __future__ import annotations
@@ -105,10 +106,13 @@ def main() -> None:
     prefix, start, count = opts.get("prefix", "e"), opts.get("start", 0), opts.get("count", 0)
     flush_at = opts.get("flush_at", 0)
     message = "x" * opts.get("message", 0)
+    pace = opts.get("pace", 0)
     for number in range(start, start + count):
         event = eventlog.Event("test.spool", prefix, "test", message=message, fields={"n": number})
         event.id = f"{prefix}-{number:08d}"
         eventlog.log_event(event)
+        if pace and number % 100 == 99:
+            time.sleep(pace)
         if flush_at and number - start + 1 == flush_at:
             say(flushed=eventlog.flush(60), logged=flush_at)
     say(logged=count)

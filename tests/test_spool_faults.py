@@ -360,3 +360,52 @@ def test_age_limit_evicts_old_events_and_counts_them(tmp_path: Path) -> None:
     assert evicted >= 1000  # all but the batch being sent
     assert evicted + len(waiting) == 1510
     assert {f"young-{n:06d}" for n in range(10)} <= waiting
+
+
+# ---------------------------------------------------------------- poison events
+
+
+class _Picky:
+    """A formatter plugin that cannot encode events whose action is ``poison``."""
+
+    @eventlog.hookimpl
+    def eventlog_formatters(self) -> list[eventlog.FormatterSpec]:
+        from eventlog.builtin.formats import JsonFormatter
+
+        class Picky(JsonFormatter):
+            def format(self, wire: dict[str, object]) -> bytes:
+                if wire["action"] == "poison":
+                    raise ValueError("this formatter cannot encode poison")
+                return super().format(wire)
+
+        return [eventlog.FormatterSpec("picky", lambda _: Picky(), "test: refuses poison")]
+
+
+def test_poison_events_are_set_aside_and_the_rest_of_the_batch_spooled_and_sent(
+    tmp_path: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
+) -> None:
+    from eventlog.config import Settings
+    from eventlog.registry import Registry
+
+    registry = Registry(load_entry_points=False, extra_plugins=(_Picky(),))
+    settings = Settings.load(
+        {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port, "format": "picky",
+         "db": str(tmp_path / "events.db"), "enrichers": ()},
+        environ={},
+    )
+    pipeline = eventlog.Pipeline(settings, registry)
+    want = set()
+    for number in range(300):
+        poison = number % 10 == 3
+        event = eventlog.Event("poison" if poison else "fine", "t", "test")
+        event.id = f"poison-{number:06d}"
+        pipeline.submit_event(event)
+        if not poison:
+            want.add(event.id)
+    assert pipeline.flush(10)
+    pipeline.shutdown(5)
+    assert set(_received(receiver, len(want))) == want
+    assert pipeline.stats.dropped_by_reason() == {"unencodable": 30}
+    assert pipeline.stats.sent == 270
+    assert eventlog_warnings.count("could not be formatted as 'picky'") == 1
+    assert _rows(tmp_path / "events.db") == []

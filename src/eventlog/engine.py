@@ -60,8 +60,8 @@ MAX_UNEXPECTED_FAILURES = 5
 
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
-#: In spool mode, how often a retry wait moves newly queued events to the spool.
-SPOOL_WHILE_WAITING = 0.05
+#: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
+SPOOL_WHILE_WAITING = 0.005
 
 
 class Spool(Protocol):
@@ -535,7 +535,11 @@ class Pipeline:
         self._drain_spool()
 
     def _drain_spool(self) -> None:
-        """Send what the spool holds for this process, oldest first."""
+        """Send what the spool holds for this process, oldest first, until none is left.
+
+        Between batches, newly queued events move into the spool (behind the
+        older rows), so a long backlog never makes the memory queue overflow.
+        """
         assert self._spool is not None
         while True:
             try:
@@ -548,8 +552,6 @@ class Pipeline:
             if not self._send(batch):
                 return  # shutdown deadline: the rest stays in the spool
             self._spool.remove(batch)
-            if self._queue and len(batch) < self._batch_size:
-                return  # new events are waiting; they join the spool next round
             self._spool_queued()
 
     def _spool_queued(self, *, everything: bool = False) -> None:
@@ -566,7 +568,8 @@ class Pipeline:
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
             items: list[Any] = []
-            while queue and len(items) < self._batch_size:
+            # Several batches per write: each SQLite call gives the GIL away for a while.
+            while queue and len(items) < self._batch_size * 8:
                 if type(queue[0]) is _Flush:
                     if not everything and len(queue) < self._maxsize // 2:
                         break
@@ -633,7 +636,9 @@ class Pipeline:
         while True:
             self._spool_queued()
             left = end - time.monotonic()
-            if left <= 0 or self._stop_event.wait(min(left, SPOOL_WHILE_WAITING)):
+            # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
+            step = self._linger or SPOOL_WHILE_WAITING
+            if left <= 0 or self._stop_event.wait(min(left, step)):
                 return
 
     def _count_fallback(self, exc: OSError, count: int) -> None:

@@ -57,6 +57,8 @@ ROW_OVERHEAD = 96
 #: Batches just added are kept in memory too (up to this many), so sending them
 #: right away does not read their payloads back from the file.
 RECENT_MAX = 10
+#: Spool files up to this size are checked page by page when opened.
+QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024
 #: Free rows (batches) one process claims at a time.
 CLAIM_ROWS = 8
 
@@ -258,7 +260,13 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             if fresh:
                 conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            check = conn.execute("PRAGMA quick_check").fetchall()
+            # A full check reads every page: worth it for a small file; a big one is
+            # checked as it is read (a damaged page is moved aside when met).
+            if os.path.getsize(path) <= QUICK_CHECK_MAX_BYTES:
+                check = conn.execute("PRAGMA quick_check").fetchall()
+            else:
+                check = [("ok",)]
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
             # Reading the header or a page failed: a damaged file, unless the
             # cause is the file system or another process.
@@ -328,6 +336,7 @@ class SQLiteSpool:
         max_bytes: int = 0,
         max_age: float = 0.0,
         synchronous: str = "NORMAL",
+        row_events: int = 500,
         pipeline: Pipeline | None = None,
     ) -> None:
         self.path = path
@@ -335,7 +344,9 @@ class SQLiteSpool:
         self.max_bytes = max_bytes
         self.max_age = max_age
         self.synchronous = synchronous
+        self.row_events = row_events
         self.pipeline = pipeline
+        self._maybe_free = True  # rows without an owner may exist: look before claiming
         self.moved_aside: str | None = None
         self._lock = threading.Lock()
         _spools.add(self)
@@ -368,6 +379,7 @@ class SQLiteSpool:
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
         self._recent.clear()
+        self._maybe_free = True
         self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         self._next_housekeeping = 0.0
         return conn
@@ -426,25 +438,43 @@ class SQLiteSpool:
     # ------------------------------------------------------------ the Spool protocol
 
     def add(self, records: Sequence[Record]) -> None:
-        """Store a batch (one row, one transaction), owned by this process."""
+        """Store events, one row per ``row_events`` and one transaction in all.
+
+        Deletes of rows delivered just before ride along in the same transaction:
+        every SQLite call lets the application's thread take the GIL for a while.
+        """
         if not records:
             return
-        index = json.dumps([[r.id, r.action, r.time_ns, len(r.payload)] for r in records])
-        row = (
-            self.format_name, len(records), index, b"".join(r.payload for r in records),
-            time.time(), self._owner,
-        )
+        now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
+        chunks = [records[i : i + size] for i in range(0, len(records), size)]
+        rows = [
+            (
+                fmt,
+                len(chunk),
+                json.dumps([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
+                b"".join(r.payload for r in chunk),
+                now,
+                owner,
+            )
+            for chunk in chunks
+        ]
         with self._lock:
             conn = self._open()
             try:
+                removed = list(self._unremoved)
                 with _transaction(conn):
-                    seq = conn.execute(
+                    if removed:
+                        self._delete_rows(conn, removed)
+                    conn.executemany(
                         "INSERT INTO batches (format, events, records, payloads, added, owner)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
-                        row,
-                    ).lastrowid
-                assert seq is not None
-                self._remember(seq, list(records))
+                        rows,
+                    )
+                    # One writer at a time (BEGIN IMMEDIATE): the new seqs are contiguous.
+                    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                self._forget(removed)
+                for offset, chunk in enumerate(chunks):
+                    self._remember(last - len(chunks) + 1 + offset, list(chunk))
                 self._recovered()
                 self._enforce_size(conn)
                 if time.monotonic() >= self._next_housekeeping:
@@ -464,17 +494,17 @@ class SQLiteSpool:
                 if time.monotonic() >= self._next_housekeeping:
                     self._housekeeping(conn)
                 fmt, owner, skip = self.format_name, self._owner, self._unremoved
-                # Free rows (left by an earlier run or a dead process) go first: claim them.
-                # A read first, so the common case takes no write lock.
-                if conn.execute(
-                    "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1", (fmt,)
-                ).fetchone():
+                # Free rows (left by an earlier run or a dead process) go first: claim
+                # them.  Housekeeping says when there may be some, so the common case
+                # takes no write lock here.
+                if self._maybe_free:
                     with _transaction(conn):
-                        conn.execute(
+                        claimed = conn.execute(
                             "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
                             "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
                             (owner, fmt, CLAIM_ROWS),
-                        )
+                        ).rowcount
+                    self._maybe_free = claimed == CLAIM_ROWS
                 chosen: list[int] = []
                 total = 0
                 self._events_of = {}
@@ -530,6 +560,8 @@ class SQLiteSpool:
                 self._unremoved[seq] = self._events_of.get(seq, 0)
             if self._conn is None:
                 return
+            if self.pipeline is not None and self.pipeline._queue:
+                return  # the next add() deletes them in its transaction, soon
             try:
                 self._retry_removals(self._conn)
             except (OSError, sqlite3.Error) as exc:
@@ -592,14 +624,21 @@ class SQLiteSpool:
             return
         seqs = list(self._unremoved)
         with _transaction(conn):
-            conn.execute(
-                "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(seqs),),
-            )
-        self._unremoved = {}
-        recent = self._recent
+            self._delete_rows(conn, seqs)
+        self._forget(seqs)
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, seqs: list[int]) -> None:
+        conn.execute(
+            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(seqs),),
+        )
+
+    def _forget(self, seqs: list[int]) -> None:
+        """Rows deleted: no longer waiting for a delete, nor remembered."""
         for seq in seqs:
-            recent.pop(seq, None)
+            self._unremoved.pop(seq, None)
+            self._recent.pop(seq, None)
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
         """Reclaim rows of dead processes, evict by age, hand free pages back."""
@@ -611,6 +650,11 @@ class SQLiteSpool:
             ).fetchall()
         ]
         dead = [o for o in owners if o != self._owner and not owner_alive(o)]
+        if not self._maybe_free:
+            self._maybe_free = bool(dead) or conn.execute(
+                "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1",
+                (self.format_name,),
+            ).fetchone() is not None
         if dead:
             with _transaction(conn):
                 conn.executemany(
@@ -651,9 +695,11 @@ class SQLiteSpool:
             conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return int((pages - free) * self._page_size)
+        used = conn.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count()) - "
+            "(SELECT freelist_count FROM pragma_freelist_count())"
+        ).fetchone()[0]
+        return int(used) * self._page_size
 
     def _enforce_size(self, conn: sqlite3.Connection) -> None:
         """Over ``max_bytes``: evict the oldest rows not being sent right now."""
@@ -683,10 +729,7 @@ class SQLiteSpool:
 
     def _delete(self, conn: sqlite3.Connection, seqs: list[int]) -> None:
         with _transaction(conn):
-            conn.execute(
-                "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(seqs),),
-            )
+            self._delete_rows(conn, seqs)
         for seq in seqs:
             self._recent.pop(seq, None)
 
@@ -731,6 +774,7 @@ def open_spool(settings: Settings, pipeline: Pipeline) -> SQLiteSpool:
         max_bytes=settings.spool_max_bytes,
         max_age=settings.spool_max_age,
         synchronous=settings.spool_sync.upper(),
+        row_events=settings.batch_size,
         pipeline=pipeline,
     )
 
