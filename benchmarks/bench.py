@@ -1,6 +1,6 @@
 """eventlog against the libraries users would pick instead, side by side in one run.
 
-    nox -s bench                     # 200,000 events, 1,000,000 in the outage (about 7 min)
+    nox -s bench                     # 200,000 events, 1,000,000 in the outage (about 8 min)
     nox -s bench -- --full           # the same, median of 3 end-to-end runs (about 12 min)
     nox -s bench -- --quick          # a tenth of the events (about 3 min)
     nox -s bench -- --only stdlib,eventlog   # contenders whose name contains a word
