@@ -49,7 +49,8 @@ def tests(session: nox.Session) -> None:
     if not os.environ.get("EVENTLOG_SKIP_PROVISION"):
         session.run("bash", "scripts/provision-peers", external=True)
     # pytest's exit code 5 (no tests ran) is a failure here, as every other non-zero code.
-    session.run("pytest", *(session.posargs or ["-q", "tests"]))
+    paths = ["tests", "examples/eventlog_redis_streams/tests"]
+    session.run("pytest", *(session.posargs or ["-q", *paths]))
 
 
 @nox.session(python="3.11")
@@ -61,10 +62,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the core and the plugins."""
+    """mypy --strict over the core, the plugins and the example plugin."""
     _install_project(session)
-    session.install("mypy>=1.10", "django-stubs>=5", "types-requests")
-    session.run("mypy", "src/eventlog", *[f"{p}/src" for p in PLUGINS if (ROOT / p).exists()])
+    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8")
+    sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
+    session.run("mypy", "src/eventlog", *sources)
 
 
 @nox.session(python="3.11")
@@ -110,4 +112,18 @@ def package(session: nox.Session) -> None:
     session.run(
         pip, "install", "--no-index", "--find-links", str(dist), "eventlog[fluent]", external=True
     )
-    session.run(str(check / "bin" / "eventlog"), "plugins", external=True)
+    listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
+    print(listing)
+    fluent_rows = [line for line in str(listing).splitlines() if " eventlog-fluent " in line]
+    if not fluent_rows:
+        session.error("eventlog plugins lists nothing from eventlog-fluent")
+    origin = session.run(
+        str(check / "bin" / "python"),
+        "-c",
+        "import importlib.metadata as m; d = m.distribution('eventlog'); "
+        "print(d.version, d.read_text('direct_url.json') or '')",
+        external=True,
+        silent=True,
+    )
+    if not str(origin).startswith("0.1.0"):
+        session.error(f"the installed eventlog is not ours: {origin}")

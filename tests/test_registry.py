@@ -18,7 +18,17 @@ DATA = Path(__file__).parent / "data"
 
 def _install(target: Path, project: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(project),
+        ],
         check=True,
         timeout=300,
     )
@@ -75,18 +85,26 @@ def test_unknown_name_lists_installed_and_the_extra() -> None:
     registry = Registry(load_entry_points=False)
     with pytest.raises(PluginError) as info:
         registry.transport("fluent")
-    assert str(info.value).startswith("transport 'fluent' is not installed; pip install eventlog[fluent]")
+    assert str(info.value).startswith(
+        "transport 'fluent' is not installed; pip install eventlog[fluent]"
+    )
     assert "console, logstash, tcp, udp" in str(info.value)
-    with pytest.raises(PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"):
+    with pytest.raises(
+        PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"
+    ):
         registry.formatter("capnp")
-    with pytest.raises(PluginError, match=r"transport 'carrier-pigeon' is not installed \(installed"):
+    with pytest.raises(
+        PluginError, match=r"transport 'carrier-pigeon' is not installed \(installed"
+    ):
         registry.transport("carrier-pigeon")
 
 
 def test_unknown_names_fail_at_configure_time() -> None:
     with pytest.raises(PluginError, match="transport 'nope' is not installed"):
         configure(transport="nope")
-    with pytest.raises(ConfigurationError, match="transport 'console' cannot carry format 'x-binary'"):
+    with pytest.raises(
+        ConfigurationError, match="transport 'console' cannot carry format 'x-binary'"
+    ):
         registry = Registry(load_entry_points=False)
         from eventlog.config import Settings
         from eventlog.engine import Pipeline
@@ -109,6 +127,10 @@ def test_unknown_names_fail_at_configure_time() -> None:
 def test_builtins_are_registered_through_the_same_hooks() -> None:
     registry = Registry(load_entry_points=False)
     names = {name for plugin in registry.pm.get_plugins() if (name := registry.pm.get_name(plugin))}
-    assert {"eventlog.builtin.formats", "eventlog.builtin.transports", "eventlog.builtin.enrichers"} <= names
+    assert {
+        "eventlog.builtin.formats",
+        "eventlog.builtin.transports",
+        "eventlog.builtin.enrichers",
+    } <= names
     assert sorted(registry.transports) == ["console", "logstash", "tcp", "udp"]
     assert sorted(registry.formatters) == ["json", "json-array", "logstash"]

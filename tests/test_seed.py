@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Iterator
@@ -114,7 +115,8 @@ def test_plain_logger_with_extra_tags_and_metrics(
 
 def test_log_code_option_records_the_caller(receiver: LineReceiver) -> None:
     eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
-    event = eventlog.Event("app_open_document", logCode=True); line = __import__("inspect").currentframe().f_lineno  # noqa: E702, E501
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    event = eventlog.Event("app_open_document", logCode=True)
     eventlog.log_event(event)
     (wire,) = _arrived(receiver, 1)
     assert (wire["codeFile"], wire["codeLine"], wire["codeFunc"]) == (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,14 +109,24 @@ def tls_receiver(tmp_path: Path) -> Iterator[tuple[LineReceiver, Path]]:
 def test_tls_verifies_the_server_with_the_test_ca(tls_receiver: tuple[LineReceiver, Path]) -> None:
     receiver, ca = tls_receiver
     eventlog.configure(
-        transport="logstash", host="127.0.0.1", port=receiver.port, logstash_tls=True, logstash_tls_ca=str(ca)
+        transport="logstash",
+        host="127.0.0.1",
+        port=receiver.port,
+        logstash_tls=True,
+        logstash_tls_ca=str(ca),
     )
     sent = [Event("secure", str(i)) for i in range(300)]
     for event in sent:
         eventlog.log_event(event)
     assert eventlog.flush(10)
     assert receiver.wait_for(300)
-    assert _ids(receiver.events()) == [e.id for e in sent]
+    # After an idle gap the TLS connection is reused (TLS 1.3 session tickets are not EOF).
+    time.sleep(0.3)
+    last = Event("secure.after.gap")
+    eventlog.log_event(last)
+    assert eventlog.flush(10) and receiver.wait_for(301)
+    assert _ids(receiver.events()) == [e.id for e in [*sent, last]]
+    assert receiver.connections == 1
 
 
 def test_tls_without_the_ca_is_refused_and_events_wait(
@@ -143,14 +154,15 @@ def test_bad_settings_fail_at_configure_time_naming_the_setting() -> None:
     with pytest.raises(ConfigurationError, match="unknown setting 'hots'; did you mean host"):
         eventlog.configure(hots="127.0.0.1")
     with pytest.raises(ConfigurationError, match="cannot load TLS files"):
-        eventlog.configure(
-            transport="tcp", host="h", port=1, tcp_tls=True, tcp_tls_ca="/nonexistent/ca.pem"
-        )
+        eventlog.configure(transport="tcp", host="h", port=1, tcp_tls=True, tcp_tls_ca="/nonexistent/ca.pem")
 
 
 def test_environment_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTLOG_BATCH_SIZE", "0")
-    with pytest.raises(ConfigurationError, match="environment variable EVENTLOG_BATCH_SIZE = '0' is invalid: must be 1 or more"):
+    with pytest.raises(
+        ConfigurationError,
+        match="environment variable EVENTLOG_BATCH_SIZE = '0' is invalid: must be 1 or more",
+    ):
         eventlog.configure()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from eventlog.api import configure, flush, get_pipeline, log_event, shutdown
 from eventlog.context import context
+from eventlog.counters import Counter, Gauge
 from eventlog.engine import Pipeline
 from eventlog.event import Event
 from eventlog.handler import EventHandler, EventLogger, get_logger
@@ -44,6 +45,7 @@ __all__ = [
     "AuthError",
     "ConfigurationError",
     "ConnectError",
+    "Counter",
     "EnricherSpec",
     "Event",
     "EventHandler",
@@ -51,6 +53,7 @@ __all__ = [
     "EventlogError",
     "Formatter",
     "FormatterSpec",
+    "Gauge",
     "Option",
     "Pipeline",
     "PluginContext",

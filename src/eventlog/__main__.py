@@ -1,4 +1,5 @@
 import sys
+
 from eventlog.cli import main
 
 sys.exit(main())

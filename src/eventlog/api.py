@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from eventlog.config import Settings
 from eventlog.engine import Pipeline, log
 from eventlog.event import Event
-from eventlog.interfaces import ConfigurationError
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
+
+#: Called with no arguments at the start of flush() and shutdown(): producers that
+#: aggregate in the process (eventlog.counters) queue what they hold first.
+before_flush: list[Callable[[], object]] = []
+
+
+def _run_before_flush() -> None:
+    for hook in before_flush:
+        try:
+            hook()
+        except Exception:  # flush and shutdown must go on
+            log.exception("a before-flush hook failed")
 
 
 def configure(**settings: Any) -> Pipeline:
@@ -47,9 +59,11 @@ def get_pipeline() -> Pipeline:
         if _default is None:
             try:
                 _default = Pipeline(Settings.load())
-            except ConfigurationError as exc:
+            except Exception as exc:  # a bad environment, a busy metrics port ...
                 log.error("%s; events go to stderr until this is fixed", exc)
-                _default = Pipeline(Settings.load({"transport": "console"}, environ={}))
+                _default = Pipeline(
+                    Settings.load({"transport": "console"}, environ={}, use_django=False)
+                )
         return _default
 
 
@@ -66,12 +80,14 @@ def log_event(event: Event) -> None:
 
 def flush(timeout: float | None = None) -> bool:
     """Wait until every event logged so far was sent; False if ``timeout`` passed first."""
+    _run_before_flush()
     return _default.flush(timeout) if _default is not None else True
 
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush within ``timeout`` seconds, then stop the default pipeline (also run at exit)."""
     global _default
+    _run_before_flush()
     with _lock:
         pipeline, _default = _default, None
     return pipeline.shutdown(timeout) if pipeline is not None else True

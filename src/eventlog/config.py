@@ -88,7 +88,7 @@ def parse_list(value: Any) -> tuple[str, ...]:
 
 def parse_path(value: Any) -> str:
     """A file system path; ``~`` is expanded."""
-    text = os.path.expanduser(os.fspath(value))
+    text = str(os.path.expanduser(os.fspath(value)))
     if not text:
         raise ValueError("must not be empty")
     return text
@@ -117,6 +117,9 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
     Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
+    Option(
+        "counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"
+    ),
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
@@ -156,6 +159,8 @@ class Settings:
     values: Mapping[str, Any]
     given: Mapping[str, Any]
     environ: Mapping[str, str]
+    #: False for the fallback pipeline, which must not fail on a bad Django setting.
+    use_django: bool = True
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -165,14 +170,18 @@ class Settings:
 
     @classmethod
     def load(
-        cls, given: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        given: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        use_django: bool = True,
     ) -> Settings:
         """Resolve the core settings from code, the environment and Django."""
         given = dict(given or {})
         environ = dict(os.environ if environ is None else environ)
-        settings = cls(values={}, given=given, environ=environ)
+        settings = cls(values={}, given=given, environ=environ, use_django=use_django)
         values = {opt.name: settings.resolve(opt.name, opt) for opt in CORE_OPTIONS}
-        return cls(values=values, given=given, environ=environ)
+        return cls(values=values, given=given, environ=environ, use_django=use_django)
 
     def raw(self, key: str) -> tuple[Any, str] | None:
         """The unparsed value of ``key`` and where it came from, or None when unset."""
@@ -181,7 +190,7 @@ class Settings:
         name = env_name(key)
         if name in self.environ and self.environ[name] != "":
             return self.environ[name], f"environment variable {name}"
-        django = _django_settings()
+        django = _django_settings() if self.use_django else None
         if django is not None and getattr(django, name, None) is not None:
             return getattr(django, name), f"Django setting {name}"
         return None

@@ -50,6 +50,14 @@ if not log.handlers:
     log.addHandler(_stderr)
     log.setLevel(logging.INFO)
 
+#: Idents of worker threads.  Records that libraries log from a worker (urllib3's retry
+#: warnings ...) are not fed back into a pipeline: that would loop and could leak URLs.
+WORKER_THREADS: set[int] = set()
+
+#: A transport that raises something other than TransportError this often for one batch is
+#: buggy: the batch is set aside (counted as ``transport_bug``) instead of blocking the pipeline.
+MAX_UNEXPECTED_FAILURES = 5
+
 #: First wait after a failed send; doubled each retry, with jitter, up to retry_backoff_max.
 BACKOFF_START = 0.05
 #: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
@@ -156,6 +164,7 @@ class Pipeline:
         self._start_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._opened = False  # has the current transport's open() been called?
         self._stopping = False
         self._closed = False
         self._deadline = float("inf")
@@ -172,19 +181,40 @@ class Pipeline:
 
     def submit_event(self, event: Event) -> None:
         """Run caller-stage enrichers, then queue the event."""
-        for enrich in self._caller_enrichers:
-            try:
-                enrich(event)
-            except Exception:
-                self._enricher_failed(enrich)
-        self.submit(event)
+        if self._caller_enrichers:
+            for enrich in self._caller_enrichers:
+                try:
+                    enrich(event)
+                except Exception:
+                    self._enricher_failed(enrich)
+        # submit() inlined: this is every log_event's path.
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            self._overflowed()
+            return
+        queue.append(event)
+        if self._sleeping:
+            self._wake()
 
-    def submit_record(self, record: logging.LogRecord, message: str, ctx: RequestContext) -> None:
-        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run)."""
+    def submit_record(
+        self, record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
+    ) -> None:
+        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run).
+
+        ``message`` is the rendered message, or ``(msg, args)`` of immutable
+        arguments that the worker renders.
+        """
         if self._caller_enrichers:
             self.submit_event(record_to_event(record, message, ctx))
-        else:
-            self.submit((record, message, ctx))
+            return
+        # submit() inlined: this is every logging call's path.
+        queue = self._queue
+        if len(queue) >= self._maxsize:
+            self._overflowed()
+            return
+        queue.append((record, message, ctx))
+        if self._sleeping:
+            self._wake()
 
     def _overflowed(self) -> None:
         with self._overflow_lock:
@@ -200,9 +230,31 @@ class Pipeline:
         )
 
     def _wake(self) -> None:
+        if self._closed:
+            self._drop_late()
+            return
         if self._worker is None:
             self._start()
+        # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
+        # callers skip Event.set(), which takes a lock; the set() below always follows.
+        self._sleeping = False
         self._wake_event.set()
+
+    def _drop_late(self) -> None:
+        """Events that arrive after shutdown: nobody will send them, so count them."""
+        late = 0
+        while True:
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if type(item) is _Flush:
+                item.done.set()
+            else:
+                late += 1
+        if late:
+            with self._overflow_lock:
+                self.stats.drop("closed", late)
 
     def _start(self) -> None:
         with self._start_lock:
@@ -259,9 +311,11 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 self._spool.close()
-        left = len(self._queue)
-        if left and self._spool is None:
+        left = self.queue_depth()
+        if left:
             self.stats.drop("shutdown", left)
+        self._queue.clear()
+        self._sleeping = True  # from now on every submit goes through _wake, which counts it
         _live.discard(self)
         return delivered and not left
 
@@ -280,6 +334,7 @@ class Pipeline:
 
     def _run(self) -> None:
         queue = self._queue
+        WORKER_THREADS.add(threading.get_ident())
         try:
             if self._spool is not None:
                 self._drain_spool()  # what an earlier run left goes first, in order
@@ -305,6 +360,7 @@ class Pipeline:
         except Exception:
             log.exception("eventlog worker failed; events logged from now on are dropped")
         finally:
+            WORKER_THREADS.discard(threading.get_ident())
             self._close_transport()
             if self._spool is not None:
                 try:
@@ -370,12 +426,16 @@ class Pipeline:
 
     def _send(self, batch: Batch) -> bool:
         """Send one batch, retrying as the transport says; False if shutdown cut it short."""
-        attempt = 0
+        attempt = unexpected = 0
         first_failure: float | None = None
         while True:
             try:
                 if self._transport is None:
                     self._transport = self._transport_factory()
+                if not self._opened:
+                    # The Transport contract: open() before the first send of each instance.
+                    self._transport.open()
+                    self._opened = True
                 started = time.perf_counter()
                 refused = self._transport.send(batch) or ()
                 self.stats.observe_latency(time.perf_counter() - started)
@@ -391,9 +451,22 @@ class Pipeline:
             except TransportError as exc:
                 error: BaseException = exc
                 retryable = exc.retryable
-            except Exception as exc:  # a plugin bug: keep the events, say what happened
+            except Exception as exc:  # a plugin bug: keep the events a while, say what happened
                 error, retryable = exc, True
+                unexpected += 1
+                if unexpected >= MAX_UNEXPECTED_FAILURES:
+                    # Not a TransportError: retrying forever would block every later event.
+                    self.stats.drop("transport_bug", len(batch))
+                    self._warn_once(
+                        f"bug:{type(exc).__name__}",
+                        f"{len(batch)} events set aside: the {self.transport_name} transport raised "
+                        f"{type(exc).__name__} (not a TransportError) {unexpected} times: {exc}",
+                    )
+                    self._close_transport()
+                    return True
             self.stats.transport_up = 0
+            kind = type(error).__name__
+            self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self._close_transport()
             if not retryable:
                 self.stats.drop("rejected", len(batch))
@@ -418,6 +491,9 @@ class Pipeline:
             self.stats.retries += 1
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after:  # the peer said when to come back: not sooner
+                delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             if self._stopping:
                 # Shutdown started: wait for real (the stop event is already set), within the deadline.
                 time.sleep(min(delay, max(0.0, self._deadline - now)))
@@ -426,6 +502,7 @@ class Pipeline:
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None
+        self._opened = False
         if transport is not None:
             try:
                 transport.close()

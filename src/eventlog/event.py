@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,11 +18,12 @@ from eventlog import context as _context
 from eventlog.context import RequestContext
 
 _now_ns = time.time_ns
+_get_ident = threading.get_ident
 _current_context = _context.current
 
 # Frames inside these folders are never the "caller" of log_code=True.
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or ""))
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 
 
 def caller_location(depth: int = 2) -> tuple[str, int, str]:
@@ -48,28 +50,28 @@ class Event:
 
     __slots__ = (
         "action",
+        "cluster",
+        "code_file",
+        "code_func",
+        "code_line",
+        "context",
+        "exc_info",
+        "fields",
+        "host",
+        "id",
+        "level",
+        "message",
+        "metrics",
+        "pid",
+        "request_id",
+        "session",
+        "site",
+        "tags",
         "target",
         "tg_type",
-        "message",
-        "level",
-        "tags",
-        "fields",
-        "metrics",
-        "time_ns",
-        "context",
-        "user",
-        "session",
-        "request_id",
-        "code_file",
-        "code_line",
-        "code_func",
-        "exc_info",
         "thread",
-        "id",
-        "site",
-        "cluster",
-        "host",
-        "pid",
+        "time_ns",
+        "user",
     )
 
     action: str
@@ -89,7 +91,7 @@ class Event:
     code_line: int | None
     code_func: str | None
     exc_info: str | None
-    thread: str | None
+    thread: str | int | None
     id: str | None
     site: str | None
     cluster: str | None
@@ -147,7 +149,7 @@ class Event:
         else:
             self.code_file = self.code_line = self.code_func = None
         self.exc_info = None
-        self.thread = None
+        self.thread = _get_ident()  # an int here; the worker turns it into the thread's name
         self.id = None
         self.site = self.cluster = self.host = None
         self.pid = None

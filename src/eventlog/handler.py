@@ -9,7 +9,10 @@ from typing import Any
 from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
-from eventlog.engine import Pipeline
+from eventlog.engine import WORKER_THREADS, Pipeline
+
+#: Argument types a message can be rendered from later, in the worker: they cannot change.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 class EventHandler(logging.Handler):
@@ -33,21 +36,31 @@ class EventHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # No handler lock: the queue is thread-safe, and the lock is the cost we avoid.
-        if (self.filters and not self.filter(record)) or record.name == "eventlog":
+        # emit() is inlined here: on the caller's path a call costs as much as the work.
+        if (
+            (self.filters and not self.filter(record))
+            or record.name == "eventlog"
+            or record.thread in WORKER_THREADS  # libraries logging from a worker: no loops
+        ):
             return False
-        self.emit(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
         try:
-            msg = record.msg
-            # Render now: arguments may change after the call returns.
-            message = msg if (type(msg) is str and not record.args) else record.getMessage()
+            msg, args = record.msg, record.args
+            if type(msg) is str and (
+                not args or (type(args) is tuple and _IMMUTABLE.issuperset(map(type, args)))
+            ):
+                # Nothing here can change after the call returns: the worker renders it.
+                message: str | tuple[str, Any] = (msg, args) if args else msg
+            else:
+                message = record.getMessage()  # render now: the arguments may change later
             (self.pipeline or api._default or api.get_pipeline()).submit_record(
                 record, message, _current_context()
             )
         except Exception:
             self.handleError(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
 
     def flush(self) -> None:
         """Wait (up to the shutdown timeout) until queued events are sent."""

@@ -37,6 +37,7 @@ def eventlog_formatters() -> Sequence[FormatterSpec]:
     A name already registered by another distribution is a configuration
     error naming both.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -50,6 +51,7 @@ def eventlog_transports() -> Sequence[TransportSpec]:
     a :class:`~eventlog.interfaces.Transport`, the ``formats`` it can carry
     (None for any) and the ``default_format`` used when none is configured.
     """
+    raise NotImplementedError
 
 
 @hookspec
@@ -63,6 +65,7 @@ def eventlog_enrichers() -> Sequence[EnricherSpec]:
     ``"caller"`` (runs in the logging thread; keep it to a few attribute
     reads).  An exception from an enricher is counted, and the event goes on.
     """
+    raise NotImplementedError
 
 
 @hookspec

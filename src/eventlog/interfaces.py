@@ -57,11 +57,18 @@ class TransportError(EventlogError):
     """
 
     retryable: bool = True
+    #: Seconds the peer asked us to wait before the next try (HTTP Retry-After).
+    #: The engine then waits at least that long, up to ``retry_backoff_max``.
+    retry_after: float | None = None
 
-    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         if retryable is not None:
             self.retryable = retryable
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class ConnectError(TransportError):

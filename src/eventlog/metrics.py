@@ -7,6 +7,7 @@ metric lock is taken per event.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import weakref
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ class Stats:
         self.taken = 0  # events the worker took from the queue
         self.sent = 0
         self.retries = 0
+        self.send_errors: dict[str, int] = {}  # failed sends by error class (AuthError ...)
         self.dropped: dict[str, int] = {}
         self.converted: dict[str, int] = {}
         self.transport_up = 0
@@ -40,12 +42,7 @@ class Stats:
 
     def observe_latency(self, seconds: float) -> None:
         """Record one send's duration (worker thread)."""
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                break
-        else:
-            index = len(LATENCY_BUCKETS)
-        self.latency_counts[index] += 1
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
     def dropped_by_reason(self) -> dict[str, int]:
@@ -91,6 +88,11 @@ class EventlogCollector:
         retries = CounterMetricFamily(
             "eventlog_send_retries", "Batch sends retried", labels=["pipeline"]
         )
+        errors = CounterMetricFamily(
+            "eventlog_send_errors",
+            "Failed batch sends, by error (ConnectError, SendTimeout, AuthError ...)",
+            labels=["pipeline", "error"],
+        )
         depth = GaugeMetricFamily(
             "eventlog_queue_depth", "Events waiting in memory", labels=["pipeline"]
         )
@@ -118,6 +120,8 @@ class EventlogCollector:
             for reason, count in sorted(stats.converted.items()):
                 converted.add_metric([name, reason], count)
             retries.add_metric([name], stats.retries)
+            for error, count in sorted(stats.send_errors.items()):
+                errors.add_metric([name, error], count)
             depth.add_metric([name], queued)
             spooled.add_metric([name], pipeline.spool_depth())
             up.add_metric([name], stats.transport_up)
@@ -128,9 +132,8 @@ class EventlogCollector:
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
-        yield from (
-            accepted, sent, dropped, converted, retries, depth, spooled, up, fallback, latency
-        )
+        yield from (accepted, sent, dropped, converted, retries, errors)
+        yield from (depth, spooled, up, fallback, latency)
 
 
 _registered = False

@@ -74,6 +74,7 @@ def connect_stream(
     elif host.startswith("/"):
         unix_path = host
     address = unix_path or f"{host}:{port}"
+    sock: socket.socket | None = None
     try:
         if unix_path is not None:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,12 +88,16 @@ def connect_stream(
             sock = tls.wrap_socket(sock, server_hostname=None if unix_path else host)
         sock.settimeout(send_timeout)
         return sock
-    except ssl.SSLError as exc:
-        raise ConnectError(f"TLS handshake with {address} failed: {exc}") from None
-    except TimeoutError:
-        raise ConnectError(f"connecting to {address} timed out after {connect_timeout}s") from None
-    except OSError as exc:
-        raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        if sock is not None:
+            sock.close()  # never leak the descriptor of a failed attempt
+        if isinstance(exc, ssl.SSLError):
+            raise ConnectError(f"TLS handshake with {address} failed: {exc}") from None
+        if isinstance(exc, TimeoutError):
+            raise ConnectError(f"connecting to {address} timed out after {connect_timeout}s") from None
+        if isinstance(exc, OSError):
+            raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
+        raise
 
 
 def peer_closed(sock: socket.socket) -> bool:
@@ -107,7 +112,15 @@ def peer_closed(sock: socket.socket) -> bool:
         if not readable:
             return False
         if isinstance(sock, ssl.SSLSocket):
-            return sock.recv(1) == b""
+            # Readable may only mean TLS records (TLS 1.3 session tickets): read without blocking.
+            timeout = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) == b""
+            except ssl.SSLWantReadError:
+                return False
+            finally:
+                sock.settimeout(timeout)
         return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True

@@ -23,6 +23,12 @@ _STANDARD = frozenset(
     logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__
 ) | {"message", "asctime", "taskName", "stack_info"}
 
+#: "log.<level>" for the usual level names, made once rather than per record.
+_ACTIONS = {
+    name: "log." + name.lower()
+    for name in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+}
+
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
 
@@ -41,14 +47,33 @@ def exception_json(exc_info: ExcInfo) -> str:
     return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
 
 
-def record_to_event(record: logging.LogRecord, message: str, ctx: RequestContext) -> Event:
-    """Build the Event for a log record (see the README's mapping table)."""
+def render(msg: str, args: Any) -> str:
+    """``msg % args`` as logging renders it; a mismatch keeps both rather than losing the event."""
+    try:
+        text: str = msg % args
+        return text
+    except Exception:
+        return f"{msg} {args!r}"
+
+
+def record_to_event(
+    record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
+) -> Event:
+    """Build the Event for a log record (see the README's mapping table).
+
+    ``message`` is the rendered message or ``(msg, args)`` still to render.
+    """
+    if type(message) is tuple:
+        message = render(*message)
     event = Event.__new__(Event)
-    level_name = record.levelname.lower() if record.levelname else f"level{record.levelno}"
-    event.action = "log." + level_name
+    action = _ACTIONS.get(record.levelname)
+    if action is None:
+        level_name = record.levelname.lower() if record.levelname else f"level{record.levelno}"
+        action = "log." + level_name
+    event.action = action
     event.target = record.name
     event.tg_type = "logger"
-    event.message = message
+    event.message = message  # type: ignore[assignment]
     event.level = record.levelno
     event.time_ns = int(record.created * 1_000_000_000)
     event.context = ctx
@@ -72,10 +97,30 @@ def record_to_event(record: logging.LogRecord, message: str, ctx: RequestContext
     tags: list[str] | None = None
     fields: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
-    for key, value in record.__dict__.items():
-        if key in _STANDARD:
-            continue
-        if key == "tags":
+    attributes = record.__dict__
+    # A set difference in C finds the extra= keys (most records have none or a few);
+    # with several, walk the record again to keep the order they were given in.
+    extra_keys = attributes.keys() - _STANDARD
+    if len(extra_keys) > 1:
+        # makeRecord adds extra= keys last: walk back from the end until all are seen.
+        wanted, ordered = len(extra_keys), []
+        for key in reversed(attributes):
+            if key in extra_keys:
+                ordered.append(key)
+                if len(ordered) == wanted:
+                    break
+        ordered.reverse()
+        extra_keys = ordered  # type: ignore[assignment]
+    for key in extra_keys:
+        value = attributes[key]
+        kind = type(value)
+        if kind is int or kind is float:  # the common case, without the ABC check below
+            metrics = metrics or {}
+            metrics.setdefault(key, value)
+        elif kind is str and key != "tags":
+            fields = fields or {}
+            fields.setdefault(key, value)
+        elif key == "tags":
             tags = [value] if isinstance(value, str) else list(value) if value else []
         elif key == "metrics" and isinstance(value, dict):
             metrics = {**(metrics or {}), **value}

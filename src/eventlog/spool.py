@@ -116,7 +116,7 @@ os.register_at_fork(
 )
 
 
-class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotFoundError
+class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
     """The spool cannot be written now (disk full, read-only, locked ...).
 
     ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
@@ -128,7 +128,7 @@ class SpoolUnavailable(OSError):  # noqa: N818 - reads as a state, like FileNotF
         self.reason = reason
 
 
-class SpoolCorrupt(Exception):  # noqa: N818
+class SpoolCorrupt(Exception):
     """The file at the spool path is not a readable SQLite spool."""
 
 

@@ -8,6 +8,7 @@ an operator can see that data was changed rather than silently losing it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -36,23 +37,29 @@ class IdMaker:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
         self._node = os.urandom(6).hex()
-        self._seq = 0
+        # next() on itertools.count is one C call under the GIL: unique without a lock,
+        # even when two pipelines' workers draw ids at once.
+        self._next = itertools.count(1).__next__
 
     def __call__(self, time_ns: int) -> str:
-        # Only the worker calls this, but a lock keeps ids unique if two pipelines do.
-        with self._lock:
-            self._seq = (self._seq + 1) & 0xFFFFFFFF
-            seq = self._seq
-        return f"{(time_ns // 1_000_000) & 0xFFFFFFFFFFFF:012x}{self._node}{seq:08x}"
+        millis = (time_ns // 1_000_000) & 0xFFFFFFFFFFFF
+        return f"{millis:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
 
 
 make_id = IdMaker()
 os.register_at_fork(after_in_child=make_id.reset)
+
+
+def thread_name(ident: int) -> str:
+    """The name of the thread with this ident (still running), else the ident as text."""
+    # threading._active maps idents of live threads to Thread objects; reading it is cheaper
+    # than threading.enumerate() and the worker does it once per event.
+    thread = getattr(threading, "_active", {}).get(ident)
+    return thread.name if thread is not None else str(ident)
 
 
 def _count(conversions: Conversions | None, reason: str) -> None:
@@ -62,6 +69,9 @@ def _count(conversions: Conversions | None, reason: str) -> None:
 
 def safe_str(value: Any, limit: int, conversions: Conversions | None) -> str:
     """A str that UTF-8 can encode, at most ``limit`` characters long."""
+    # The common case first: ASCII text (isascii() is O(1) in CPython) within the limit.
+    if type(value) is str and value.isascii() and len(value) <= limit:
+        return value
     if type(value) is not str:
         if isinstance(value, (bytes, bytearray, memoryview)):
             value = bytes(value).decode("utf-8", "backslashreplace")
@@ -80,7 +90,8 @@ def safe_str(value: Any, limit: int, conversions: Conversions | None) -> str:
         # Lone surrogates: keep the text, make them visible as \udXXX escapes.
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         _count(conversions, "surrogates")
-    return value
+    text: str = value
+    return text
 
 
 def _describe(value: Any) -> str:
@@ -95,18 +106,20 @@ def _describe(value: Any) -> str:
 
 def _repr(value: Any) -> str:
     try:
-        return repr(value)
+        return str(repr(value))
     except Exception:  # a hostile __repr__ must not lose the event
         return f"<unrepresentable {type(value).__name__}>"
 
 
 def _typed_value(value: Any, conversions: Conversions | None) -> int | float | str:
     kind = type(value)
-    if kind is int or kind is str:
-        return value if kind is int else safe_str(value, MAX_VALUE_CHARS, conversions)
+    if kind is int:
+        return int(value)
+    if kind is str:
+        return safe_str(value, MAX_VALUE_CHARS, conversions)
     if kind is float:
         if math.isfinite(value):
-            return value
+            return float(value)
         _count(conversions, "non_finite")
         return str(value)
     if kind is bool:
@@ -118,34 +131,54 @@ def _typed_value(value: Any, conversions: Conversions | None) -> int | float | s
     return safe_str(value, MAX_VALUE_CHARS, conversions)
 
 
+def _plain(value: Any, limit: int) -> bool:
+    """True for ASCII str within ``limit``: what needs no cleaning (isascii() is O(1))."""
+    return type(value) is str and value.isascii() and len(value) <= limit
+
+
 def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
     """The event as a dict of wire names (see :mod:`eventlog.schema`), empty fields omitted."""
+    # This runs once per event in the worker; the checks of _plain are inlined
+    # below because most values are short ASCII text and a call costs more than the check.
     if event.id is None:
         event.id = make_id(event.time_ns)
-    out: dict[str, Any] = {
-        "id": event.id,
-        "tstamp": event.time_ns // 1_000_000,
-        "action": safe_str(event.action, MAX_VALUE_CHARS, conversions),
-    }
-    if event.target is not None:
-        out["target"] = safe_str(event.target, MAX_VALUE_CHARS, conversions)
-    if event.tg_type is not None:
-        out["tgType"] = safe_str(event.tg_type, MAX_VALUE_CHARS, conversions)
-    if event.level is not None:
-        out["level"] = event.level
-        out["levelName"] = LEVEL_NAMES.get(event.level) or f"Level {event.level}"
-    if event.message is not None:
-        out["message"] = safe_str(event.message, MAX_MESSAGE_CHARS, conversions)
+    action = event.action
+    if not (type(action) is str and action.isascii() and len(action) <= MAX_VALUE_CHARS):
+        action = safe_str(action, MAX_VALUE_CHARS, conversions)
+    out: dict[str, Any] = {"id": event.id, "tstamp": event.time_ns // 1_000_000, "action": action}
+    text = event.target
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
+            text = safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["target"] = text
+    text = event.tg_type
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
+            text = safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["tgType"] = text
+    level = event.level
+    if level is not None:
+        out["level"] = level
+        out["levelName"] = LEVEL_NAMES.get(level) or f"Level {level}"
+    text = event.message
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
+            text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
+        out["message"] = text
     if event.tags:
-        out["tags"] = [safe_str(t, MAX_VALUE_CHARS, conversions) for t in event.tags]
+        out["tags"] = [
+            t if _plain(t, MAX_VALUE_CHARS) else safe_str(t, MAX_VALUE_CHARS, conversions)
+            for t in event.tags
+        ]
     fields = event.fields
     metrics = event.metrics
     if metrics:
         clean_metrics: dict[str, int | float] = {}
         for key, value in metrics.items():
-            key = safe_str(key, MAX_VALUE_CHARS, conversions)
+            if not (type(key) is str and key.isascii() and len(key) <= MAX_VALUE_CHARS):
+                key = safe_str(key, MAX_VALUE_CHARS, conversions)
             kind = type(value)
-            if (kind is int or kind is float) and (kind is int or math.isfinite(value)):
+            if kind is int or (kind is float and math.isfinite(value)):
                 clean_metrics[key] = value
                 continue
             if kind is bool:
@@ -158,28 +191,45 @@ def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
         if clean_metrics:
             out["metrics"] = clean_metrics
     if fields:
-        out["fields"] = {
-            safe_str(k, MAX_VALUE_CHARS, conversions): _typed_value(v, conversions)
-            for k, v in fields.items()
-        }
-    user, session, request_id = event.user, event.session, event.request_id
-    if user is not None:
-        out["user"] = safe_str(user, MAX_VALUE_CHARS, conversions)
+        clean_fields: dict[str, int | float | str] = {}
+        for key, value in fields.items():
+            if not (type(key) is str and key.isascii() and len(key) <= MAX_VALUE_CHARS):
+                key = safe_str(key, MAX_VALUE_CHARS, conversions)
+            kind = type(value)
+            if kind is int or (
+                kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS
+            ):
+                clean_fields[key] = value
+            else:
+                clean_fields[key] = _typed_value(value, conversions)
+        out["fields"] = clean_fields
+    ctx_user, session, request_id = event.user, event.session, event.request_id
+    if ctx_user is not None:
+        out["user"] = safe_str(ctx_user, MAX_VALUE_CHARS, conversions)
     if session is not None:
         out["session"] = safe_str(session, MAX_VALUE_CHARS, conversions)
     if request_id is not None:
         out["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
-    for wire, value in (
-        ("site", event.site),
-        ("cluster", event.cluster),
-        ("host", event.host),
-        ("pid", event.pid),
-        ("thread", event.thread),
-        ("codeFile", event.code_file),
-        ("codeLine", event.code_line),
-        ("codeFunc", event.code_func),
-        ("exc_info", event.exc_info),
-    ):
-        if value is not None:
-            out[wire] = value
+    # Set by enrichers and the record conversion, not by the application: no cleaning.
+    if event.site is not None:
+        out["site"] = event.site
+    if event.cluster is not None:
+        out["cluster"] = event.cluster
+    if event.host is not None:
+        out["host"] = event.host
+    if event.pid is not None:
+        out["pid"] = event.pid
+    thread = event.thread
+    if thread is not None:
+        if type(thread) is int:  # an Event keeps the ident; the name is looked up here
+            thread = event.thread = thread_name(thread)
+        out["thread"] = thread
+    if event.code_file is not None:
+        out["codeFile"] = event.code_file
+    if event.code_line is not None:
+        out["codeLine"] = event.code_line
+    if event.code_func is not None:
+        out["codeFunc"] = event.code_func
+    if event.exc_info is not None:
+        out["exc_info"] = event.exc_info
     return out

@@ -78,13 +78,13 @@ class ClickHouse:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the server and wait until it answers /ping."""
-        log = open(self.root / "stdout.log", "wb")
-        self.process = subprocess.Popen(
-            [SERVER, f"--config-file={self.config}"],
-            cwd=self.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with open(self.root / "stdout.log", "wb") as log:
+            self.process = subprocess.Popen(
+                [SERVER, f"--config-file={self.config}"],
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -99,7 +99,9 @@ class ClickHouse:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"clickhouse-server did not answer on port {self.http_port} in {timeout}s")
+        raise RuntimeError(
+            f"clickhouse-server did not answer on port {self.http_port} in {timeout}s"
+        )
 
     def query(self, sql: str, data: bytes | None = None, **settings: str) -> str:
         """Run ``sql`` over HTTP (``data`` is the POST body, e.g. rows to insert)."""
@@ -109,7 +111,9 @@ class ClickHouse:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"ClickHouse refused {sql[:200]!r}: {exc.read().decode()[:2000]}") from None
+            raise RuntimeError(
+                f"ClickHouse refused {sql[:200]!r}: {exc.read().decode()[:2000]}"
+            ) from None
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""

@@ -14,13 +14,17 @@ from eventlog.interfaces import EnricherSpec, PluginContext
 EnrichFn = Callable[[Event], None]
 
 
+#: This process's id; a forked child updates it (os.getpid() per event is a system call).
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+
+
 def _host(_: PluginContext) -> EnrichFn:
     host = socket.gethostname()
 
     def enrich(event: Event) -> None:
-        # pid is read per event: after fork the child must report its own.
         event.host = event.host or host
-        event.pid = event.pid or os.getpid()
+        event.pid = event.pid or _pid[0]
 
     return enrich
 

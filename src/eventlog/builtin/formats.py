@@ -26,7 +26,8 @@ def _make_dumps() -> Callable[[dict[str, Any]], bytes]:
 
     def dumps(wire: dict[str, Any]) -> bytes:
         try:
-            return orjson.dumps(wire, option=option)
+            encoded: bytes = orjson.dumps(wire, option=option)
+            return encoded
         except TypeError:  # e.g. an int beyond 64 bits, which the stdlib encoder writes
             return _std_dumps(wire)
 

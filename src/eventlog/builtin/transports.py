@@ -166,6 +166,11 @@ def _tls_context(context: PluginContext, name: str) -> ssl.SSLContext | None:
 
 def _stream(context: PluginContext, name: str, default_port: int | None) -> StreamTransport:
     host, port = _address(context, name, default_port)
+    if host.startswith(("/", "unix://")) and context.options["tls"] and context.options["tls_verify"]:
+        raise ConfigurationError(
+            f"EVENTLOG_{name.upper()}_TLS over the Unix socket {host!r} has no host name to verify; "
+            f"set EVENTLOG_{name.upper()}_TLS_VERIFY=false or connect over TCP"
+        )
     return StreamTransport(
         host,
         port,
@@ -225,4 +230,4 @@ def eventlog_transports() -> list[TransportSpec]:
     ]
 
 
-__all__ = ["StreamTransport", "DatagramTransport", "ConsoleTransport", "parse_port"]
+__all__ = ["ConsoleTransport", "DatagramTransport", "StreamTransport", "parse_port"]

@@ -1,1 +1,247 @@
-"""Hook implementations of eventlog-http (registered through the entry point group 'eventlog')."""
+"""Hook implementations of eventlog-http (registered through the entry point group 'eventlog').
+
+Every option is read as ``configure(http_<name>=...)``, ``EVENTLOG_HTTP_<NAME>``
+or the Django setting of that name, and checked when the pipeline is built.
+Secret values (token, password, headers) may name environment variables as
+``${NAME}``, so they need not sit in a settings file; they are never shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import json
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from eventlog.config import parse_bool, parse_int, parse_path, parse_positive_int, parse_seconds
+from eventlog.hookspecs import hookimpl
+from eventlog.interfaces import (
+    ConfigurationError,
+    Option,
+    PluginContext,
+    Transport,
+    TransportSpec,
+)
+from eventlog.net import make_tls_context
+from eventlog_http.transport import HttpConfig, HttpTransport
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: RFC 9110 token characters: what a header name may contain.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def expand_env(value: Any) -> str:
+    """Text with each ``${NAME}`` replaced by the environment variable NAME (which must be set)."""
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REFERENCE.sub(lookup, str(value))
+
+
+def parse_url(value: Any) -> str:
+    """An http:// or https:// URL with a host; the query string is kept as given."""
+    text = str(value).strip()
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("has no host name")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return text
+
+
+def parse_secret(value: Any) -> str:
+    """A secret (``${NAME}`` reads an environment variable); never empty."""
+    text = expand_env(value)
+    if not text:
+        raise ValueError("is empty")
+    return text
+
+
+def parse_headers(value: Any) -> dict[str, str]:
+    """Extra headers: a mapping in code, or in the environment a JSON object or
+    ``Name: value; Other: value``.  Values may use ``${NAME}``.
+
+    Errors name an entry by its position only: a malformed entry may hold a key.
+    """
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        text = str(value).strip()
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not a JSON object ({exc.msg})") from None
+            if not isinstance(loaded, dict):
+                raise ValueError("is not a JSON object")
+            items = list(loaded.items())
+        else:
+            items = []
+            entries = [e for e in re.split(r"[;\n]", text) if e.strip()]
+            for number, entry in enumerate(entries, 1):
+                name, colon, header_value = entry.partition(":")
+                if not colon:
+                    raise ValueError(f"entry {number} has no ':' (write Name: value; ...)")
+                items.append((name, header_value))
+    headers: dict[str, str] = {}
+    for number, (name, header_value) in enumerate(items, 1):
+        name = str(name).strip()
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"the name of entry {number} is not a valid header name")
+        expanded = expand_env(header_value).strip()
+        if "\r" in expanded or "\n" in expanded:
+            raise ValueError(f"the value of header {name} contains a line break")
+        headers[name] = expanded
+    return headers
+
+
+def parse_retries(value: Any) -> int:
+    """0 or more quick retries."""
+    number = parse_int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def parse_timeout(value: Any) -> float:
+    """More than 0 seconds (0 would mean 'never wait', which requests does not allow)."""
+    seconds = parse_seconds(value)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
+OPTIONS: tuple[Option, ...] = (
+    # Secret: a URL may carry credentials (user info, ClickHouse's password= parameter).
+    # Log lines show it as scheme://host:port/path only.
+    Option("url", parse_url, None, "where to POST, e.g. http://127.0.0.1:8080/ (query kept as is)",
+           secret=True),
+    Option("token", parse_secret, None, "bearer token (Authorization: Bearer ...)", secret=True),
+    Option("user", parse_secret, None, "user name for basic auth"),
+    Option("password", parse_secret, None, "password for basic auth", secret=True),
+    Option("headers", parse_headers, {}, "extra headers: JSON object or 'Name: value; ...'",
+           secret=True),
+    Option("gzip", parse_bool, False, "gzip the body (Content-Encoding: gzip)"),
+    Option("max_body_bytes", parse_positive_int, 5_000_000,
+           "largest body before compression; a larger batch is split"),
+    Option("connect_timeout", parse_timeout, 5.0, "seconds to wait for a connection"),
+    Option("read_timeout", parse_timeout, 10.0, "seconds to wait for the answer to a POST"),
+    Option("retries", parse_retries, 2,
+           "quick retries inside one send before the engine's backoff takes over"),
+    Option("retry_after_max", parse_seconds, 5.0,
+           "longest Retry-After waited inside a send; longer ones are the engine's to wait"),
+    Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
+    Option("tls_cert", parse_path, None, "client certificate (PEM) for mutual TLS"),
+    Option("tls_key", parse_path, None, "private key (PEM) of the client certificate"),
+    Option("tls_verify", parse_bool, True, "verify the server certificate and host name"),
+)
+
+
+def _user_agent() -> str:
+    try:
+        version = importlib.metadata.version("eventlog-http")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"
+    return f"eventlog-http/{version}"
+
+
+def build_config(options: Mapping[str, Any]) -> HttpConfig:
+    """Check the options together and turn them into an :class:`HttpConfig`."""
+    url = options["url"]
+    if not url:
+        raise ConfigurationError(
+            "transport 'http' needs a URL: set EVENTLOG_HTTP_URL (or configure(http_url=...)), "
+            "e.g. http://127.0.0.1:8080/"
+        )
+    parts = urllib.parse.urlsplit(url)
+    user, password = options["user"], options["password"]
+    if parts.username is not None:  # credentials in the URL move to basic auth, out of the URL
+        if user is not None:
+            raise ConfigurationError(
+                "EVENTLOG_HTTP_URL carries a user name and EVENTLOG_HTTP_USER is set too; "
+                "keep one of the two"
+            )
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        netloc = parts.netloc.rpartition("@")[2]
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    if password is not None and user is None:
+        raise ConfigurationError("EVENTLOG_HTTP_PASSWORD is set without EVENTLOG_HTTP_USER")
+    token = options["token"]
+    if token is not None and user is not None:
+        raise ConfigurationError(
+            "EVENTLOG_HTTP_TOKEN and EVENTLOG_HTTP_USER are both set; use bearer or basic auth"
+        )
+    headers = dict(options["headers"])
+    secrets = [value for value in headers.values() if len(value) >= 4]
+    # Query values such as ClickHouse's password= are credentials too: keep them out of logs.
+    secrets += [
+        value
+        for key, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
+        if len(value) >= 4 and any(word in key.lower() for word in ("pass", "token", "key", "secret"))
+    ]
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+        secrets.append(token)
+    elif user is not None:
+        pair = f"{user}:{password or ''}".encode()
+        basic = base64.b64encode(pair).decode("ascii")
+        headers["Authorization"] = f"Basic {basic}"
+        secrets += [basic] + ([password] if password else [])
+    cert, key = options["tls_cert"], options["tls_key"]
+    if key and not cert:
+        raise ConfigurationError("EVENTLOG_HTTP_TLS_KEY is set without EVENTLOG_HTTP_TLS_CERT")
+    ca = options["tls_ca"]
+    if ca or cert:
+        # Load the files now, so that a wrong path fails configure() and not the first send.
+        make_tls_context(
+            ca=ca, cert=cert, key=key, verify=True, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY"
+        )
+    verify: bool | str = ca if (ca and options["tls_verify"]) else bool(options["tls_verify"])
+    return HttpConfig(
+        url=url,
+        headers=headers,
+        secrets=tuple(secrets),
+        gzip=options["gzip"],
+        max_body_bytes=options["max_body_bytes"],
+        connect_timeout=options["connect_timeout"],
+        read_timeout=options["read_timeout"],
+        retries=options["retries"],
+        retry_after_max=options["retry_after_max"],
+        verify=verify,
+        cert=(cert, key) if cert and key else cert,
+    )
+
+
+def _http(context: PluginContext) -> Transport:
+    formatter = context.formatter
+    if formatter is None:
+        raise ConfigurationError("transport 'http' needs a formatter (EVENTLOG_FORMAT)")
+    return HttpTransport(build_config(context.options), formatter, _user_agent())
+
+
+@hookimpl
+def eventlog_transports() -> list[TransportSpec]:
+    return [
+        TransportSpec(
+            "http",
+            _http,
+            "HTTP POST of each batch (Logstash http, Fluentd in_http, Vector, ClickHouse)",
+            OPTIONS,
+        )
+    ]
+
+
+__all__ = ["OPTIONS", "build_config", "expand_env", "parse_headers"]

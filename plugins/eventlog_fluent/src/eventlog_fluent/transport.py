@@ -1,0 +1,326 @@
+"""Transport ``fluent``: Fluentd's Forward protocol v1 over TCP, TLS or a Unix socket.
+
+Each batch goes as one PackedForward message per tag (CompressedPackedForward
+with ``compressed=gzip``).  With ``require_ack_response`` every message carries
+a ``chunk`` id and :meth:`FluentTransport.send` returns only when the server
+has acknowledged every chunk; otherwise it raises a retryable error and the
+engine sends the whole batch again (at-least-once: a duplicate has the same
+event ``id``).  With a shared key, each connection starts with the
+HELO / PING / PONG handshake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from eventlog.interfaces import (
+    AuthError,
+    Batch,
+    ConnectError,
+    Record,
+    SendTimeout,
+    Transport,
+    TransportError,
+)
+from eventlog.net import connect_stream, send_all
+from eventlog_fluent import forward
+
+#: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
+HELO_WAIT = 0.1
+
+
+class FluentTransport(Transport):
+    """A client connection to one Fluentd / Fluent Bit ``forward`` input."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tag: str,
+        tag_by_action: bool,
+        gzip_level: int | None,
+        require_ack: bool,
+        ack_timeout: float,
+        max_message_bytes: int = 4 << 20,
+        credentials: forward.Credentials | None,
+        tls: ssl.SSLContext | None,
+        connect_timeout: float,
+        send_timeout: float,
+    ) -> None:
+        self.host, self.port = host, port
+        self.address = host if host.startswith(("/", "unix://")) else f"{host}:{port}"
+        self.tag, self.tag_by_action = tag, tag_by_action
+        self.gzip_level = gzip_level
+        self.require_ack, self.ack_timeout = require_ack, ack_timeout
+        self.max_message_bytes = max_message_bytes
+        self.credentials = credentials
+        self.tls = tls
+        self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
+        self.sock: socket.socket | None = None
+        self.keepalive = True
+        self._unpacker = self._new_unpacker()
+
+    @staticmethod
+    def _new_unpacker() -> msgpack.Unpacker:
+        # A server's str fields may hold binary nonces; keep their bytes intact.
+        return msgpack.Unpacker(
+            raw=False, unicode_errors="surrogateescape", max_buffer_size=1 << 20
+        )
+
+    # ------------------------------------------------------------ connection
+
+    def open(self) -> None:
+        """Connect and, with a shared key, authenticate.  Raises ConnectError or AuthError."""
+        self.close()
+        self.sock = connect_stream(
+            self.host,
+            self.port,
+            tls=self.tls,
+            connect_timeout=self.connect_timeout,
+            send_timeout=self.send_timeout,
+        )
+        self._unpacker = self._new_unpacker()
+        self.keepalive = True
+        try:
+            if self.credentials is not None:
+                self._handshake(self.credentials)
+            elif not self.require_ack:
+                self._expect_no_helo()
+        except TransportError:
+            self.close()
+            raise
+
+    def _expect_no_helo(self) -> None:
+        """Refuse a server that starts a handshake we have no key for.
+
+        Without acks nothing else would tell: the server drops the message we
+        send and closes.  It sends HELO as soon as it accepts, so a short look
+        suffices; with acks the HELO shows up in place of the ack instead.
+        """
+        if self._readable(HELO_WAIT) and not self._usable():
+            raise ConnectError(f"{self.address} closed the connection right after accepting it")
+
+    def _handshake(self, credentials: forward.Credentials) -> None:
+        deadline = time.monotonic() + self.connect_timeout
+        try:
+            helo = forward.parse_helo(self._read(deadline, "HELO"))
+        except SendTimeout:
+            raise AuthError(
+                f"{self.address} did not start the shared-key handshake (no HELO within "
+                f"{self.connect_timeout}s): it does not use authentication, so unset "
+                "EVENTLOG_FLUENT_SHARED_KEY, or enable <security> on the server"
+            ) from None
+        except ValueError as exc:
+            raise AuthError(f"{self.address} broke the handshake: {exc}") from None
+        salt = forward.new_salt()
+        try:
+            message = forward.ping(helo, credentials, salt)
+        except ValueError:
+            raise AuthError(
+                f"{self.address} asks for a user name and password: set "
+                "EVENTLOG_FLUENT_USERNAME and EVENTLOG_FLUENT_PASSWORD"
+            ) from None
+        self._write([message])
+        try:
+            pong = self._read(deadline, "PONG")
+        except ConnectError:
+            # Fluentd closes without a PONG for some refusals.
+            raise AuthError(
+                f"{self.address} closed the connection during authentication; check "
+                "EVENTLOG_FLUENT_SHARED_KEY (and the user name and password)"
+            ) from None
+        try:
+            forward.check_pong(pong, helo, credentials, salt)
+        except PermissionError as exc:
+            raise AuthError(
+                f"{self.address} refused authentication: {exc}; check EVENTLOG_FLUENT_SHARED_KEY"
+                + (" and EVENTLOG_FLUENT_USERNAME / _PASSWORD" if helo.auth_salt else "")
+            ) from None
+        except ValueError as exc:
+            raise AuthError(f"{self.address} broke the handshake: {exc}") from None
+        self.keepalive = helo.keepalive
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
+        if self.sock is None or not self._usable():
+            self.open()
+        messages, chunks, refused = self._messages(batch)
+        try:
+            self._write(messages)
+            if chunks:
+                self._await_acks(chunks)
+        except TransportError:
+            # A half-written message or a missing ack: the stream cannot be trusted any more.
+            self.close()
+            raise
+        if not self.keepalive:
+            self.close()  # the server's HELO asked for short connections
+        return refused
+
+    def _messages(self, batch: Batch) -> tuple[list[bytes], set[str], list[tuple[Record, str]]]:
+        """PackedForward messages: per tag (in order of appearance), each at most max_message_bytes.
+
+        Also returns the chunk ids to wait for, and the events refused because
+        one alone is larger than a message may be.
+        """
+        groups: dict[str, list[Record]] = {}
+        if self.tag_by_action:
+            prefix = f"{self.tag}." if self.tag else ""
+            for record in batch:
+                groups.setdefault(prefix + record.action, []).append(record)
+        else:
+            groups[self.tag] = list(batch)
+        limit = self.max_message_bytes
+        messages: list[bytes] = []
+        chunks: set[str] = set()
+        refused: list[tuple[Record, str]] = []
+
+        def add(tag: str, entries: list[tuple[int, bytes]]) -> None:
+            chunk = forward.new_chunk_id() if self.require_ack else None
+            if chunk is not None:
+                chunks.add(chunk)
+            stream = forward.event_stream(entries)
+            messages.append(
+                forward.packed_forward(
+                    tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level
+                )
+            )
+
+        for tag, records in groups.items():
+            entries: list[tuple[int, bytes]] = []
+            size = 0
+            for record in records:
+                entry_size = forward.ENTRY_HEAD_BYTES + len(record.payload)
+                if entry_size > limit:
+                    refused.append(
+                        (record, f"too_large: {entry_size} bytes > EVENTLOG_FLUENT_MAX_MESSAGE_BYTES")
+                    )
+                    continue
+                if size + entry_size > limit and entries:
+                    add(tag, entries)
+                    entries, size = [], 0
+                entries.append((record.time_ns, record.payload))
+                size += entry_size
+            if entries:
+                add(tag, entries)
+        return messages, chunks, refused
+
+    def _await_acks(self, chunks: set[str]) -> None:
+        deadline = time.monotonic() + self.ack_timeout
+        waiting = set(chunks)
+        while waiting:
+            try:
+                message = self._read(deadline, "ack")
+            except SendTimeout:
+                raise SendTimeout(
+                    f"{self.address} did not acknowledge {len(waiting)} of {len(chunks)} "
+                    f"chunks within {self.ack_timeout}s (EVENTLOG_FLUENT_ACK_TIMEOUT); "
+                    "they are sent again"
+                ) from None
+            if isinstance(message, dict):
+                # An ack we no longer wait for (from an earlier, failed try) is ignored.
+                waiting.discard(message.get("ack"))
+            else:
+                self._unexpected(message)
+
+    # ------------------------------------------------------------ socket helpers
+
+    def _write(self, messages: list[bytes]) -> None:
+        assert self.sock is not None
+        send_all(self.sock, messages, self.address)
+
+    def _read(self, deadline: float, what: str) -> Any:
+        """The next msgpack message from the server, waiting until ``deadline``."""
+        assert self.sock is not None
+        unpacker = self._unpacker
+        while True:
+            try:
+                return unpacker.unpack()
+            except msgpack.OutOfData:
+                pass
+            except (ValueError, msgpack.UnpackException) as exc:
+                raise ConnectError(
+                    f"{self.address} sent something that is not msgpack: {exc}"
+                ) from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SendTimeout(f"no {what} from {self.address}")
+            try:
+                self.sock.settimeout(remaining)
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                raise SendTimeout(f"no {what} from {self.address}") from None
+            except OSError as exc:
+                raise ConnectError(
+                    f"connection to {self.address} failed while waiting for {what}: {exc}"
+                ) from None
+            finally:
+                if self.sock is not None:
+                    self.sock.settimeout(self.send_timeout)
+            if not data:
+                raise ConnectError(f"{self.address} closed the connection before the {what}")
+            unpacker.feed(data)
+
+    def _usable(self) -> bool:
+        """False when the idle connection was closed by the server; reads what it sent.
+
+        Like :func:`eventlog.net.peer_closed`, but the bytes are kept and
+        parsed: between our messages a server only closes, or sends a HELO
+        when it wants authentication that we were not configured for.
+        """
+        sock = self.sock
+        assert sock is not None
+        try:
+            if not self._readable(0.0):
+                return True
+            sock.settimeout(0.0)
+            try:
+                data = sock.recv(65536)
+            finally:
+                sock.settimeout(self.send_timeout)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return True
+        except (OSError, ValueError):
+            return False
+        if not data:
+            return False
+        self._unpacker.feed(data)
+        for message in self._unpacker:
+            if not isinstance(message, dict):  # a late ack is harmless
+                self._unexpected(message)
+        return True
+
+    def _readable(self, timeout: float) -> bool:
+        """Whether the server sent something (TLS may hold decrypted bytes the socket does not)."""
+        sock = self.sock
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+            return True
+        return bool(select.select([sock], [], [], timeout)[0])
+
+    def _unexpected(self, message: Any) -> None:
+        self.close()
+        if forward.is_helo(message):
+            raise AuthError(
+                f"{self.address} asks for shared-key authentication (it sent HELO): set "
+                "EVENTLOG_FLUENT_SHARED_KEY to the server's shared_key"
+            )
+        raise ConnectError(
+            f"{self.address} sent an unexpected message: {forward.describe(message)}"
+        )

@@ -1,0 +1,351 @@
+"""The ``http`` transport: one POST per batch through a pooled ``requests.Session``.
+
+Retries happen in two layers that do not wait twice:
+
+* urllib3's :class:`~urllib3.util.Retry` on the session's adapter makes a few
+  quick retries inside one send (connection errors, timeouts, 408, 429, 502,
+  503, 504), keeping the pooled connection, and honours a short Retry-After.
+* When those are used up, on a 500, or when the server asks for a longer pause
+  than ``retry_after_max``, the send raises a retryable :class:`TransportError`
+  carrying the Retry-After; the engine then backs off (exponentially, with
+  jitter, at least as long as the server asked) and sends the batch again.
+  That wait is the engine's, so shutdown can cut it short.
+
+A 4xx that a retry cannot fix (and ClickHouse's 500 for data it cannot parse)
+sets the batch aside (``RejectedError``) with the status and the start of the
+response body, instead of a retry storm.  A 413 first splits the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import re
+import ssl
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+    ResponseError,
+)
+from urllib3.util.retry import Retry
+
+from eventlog.interfaces import (
+    Batch,
+    ConnectError,
+    Formatter,
+    Record,
+    RejectedError,
+    SendTimeout,
+    Transport,
+    TransportError,
+)
+
+#: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
+#: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
+#: the same answer every time.
+QUICK_RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
+#: ClickHouse (18.x at least) answers 500 to input it cannot take; with these codes
+#: the batch itself is wrong and sending it again cannot help: 6 CANNOT_PARSE_TEXT,
+#: 16 NO_SUCH_COLUMN_IN_TABLE, 27 CANNOT_PARSE_INPUT_ASSERTION_FAILED, 53 TYPE_MISMATCH,
+#: 70 CANNOT_CONVERT_TYPE, 72 CANNOT_PARSE_NUMBER, 117 INCORRECT_DATA, 164 READONLY.
+CLICKHOUSE_INPUT_ERRORS = frozenset({6, 16, 27, 53, 70, 72, 117, 164})
+_CLICKHOUSE_CODE = re.compile(rb"^Code: (\d+)[.,]")
+#: How much of an error response body goes into the log line.
+BODY_EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Validated settings of one ``http`` transport (see :mod:`eventlog_http.plugin`)."""
+
+    # Kept out of repr(): the URL, the headers and the secrets may hold credentials.
+    url: str = field(repr=False)
+    headers: dict[str, str] = field(repr=False)
+    #: Values that must never be shown: tokens, passwords, header values.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    gzip: bool = False
+    max_body_bytes: int = 5_000_000
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    retries: int = 2
+    retry_after_max: float = 5.0
+    backoff_factor: float = 0.25
+    #: ``requests``' ``verify``: True, False, or the path of a CA bundle.
+    verify: bool | str = True
+    cert: tuple[str, str] | str | None = None
+    shown_url: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shown_url", shown_url(self.url))
+
+
+def shown_url(url: str) -> str:
+    """The URL as it may appear in logs: no user info, no query string (either may hold a key)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
+
+
+def clickhouse_input_error(response: requests.Response) -> bool:
+    """True when a 5xx is ClickHouse refusing the data itself (see CLICKHOUSE_INPUT_ERRORS)."""
+    code = response.headers.get("X-ClickHouse-Exception-Code")
+    if code is None:
+        found = _CLICKHOUSE_CODE.match(response.content)
+        code = found.group(1).decode() if found else None
+    return code is not None and code.isdigit() and int(code) in CLICKHOUSE_INPUT_ERRORS
+
+
+class ServerPacedRetry(Retry):
+    """urllib3's Retry, except that a Retry-After longer than ``wait_max`` ends the retries.
+
+    Sleeping inside a send holds the worker, and shutdown cannot interrupt
+    it; a long pause is better left to the engine's backoff, which can.
+    """
+
+    wait_max: float = 5.0
+
+    def new(self, **kw: Any) -> ServerPacedRetry:
+        retry = super().new(**kw)
+        retry.wait_max = self.wait_max
+        return retry
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> ServerPacedRetry:
+        if response is not None and self.respect_retry_after_header:
+            try:
+                wait = self.get_retry_after(response)
+            except InvalidHeader:
+                wait = None
+            if wait is not None and wait > self.wait_max:
+                # Treated as "retries used up": urllib3 hands the response back to us.
+                raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def make_retry(config: HttpConfig) -> ServerPacedRetry:
+    """The retry policy declared on the session's adapter."""
+    retry = ServerPacedRetry(
+        total=config.retries,
+        connect=config.retries,
+        read=config.retries,
+        status=config.retries,
+        other=0,  # TLS failures and the like: a quick retry will not help
+        redirect=0,
+        allowed_methods=frozenset({"POST"}),  # safe: events carry ids, receivers can drop repeats
+        status_forcelist=QUICK_RETRY_STATUSES,
+        backoff_factor=config.backoff_factor,
+        backoff_jitter=config.backoff_factor,
+        raise_on_status=False,  # we read the final answer's status, body and Retry-After
+        respect_retry_after_header=True,
+    )
+    retry.wait_max = config.retry_after_max
+    return retry
+
+
+class HttpTransport(Transport):
+    """POSTs each batch (split to fit ``max_body_bytes``) to one URL."""
+
+    def __init__(self, config: HttpConfig, formatter: Formatter, user_agent: str) -> None:
+        self.config = config
+        self.formatter = formatter
+        self.retry = make_retry(config)
+        self.headers = {
+            "User-Agent": user_agent,
+            "Content-Type": formatter.content_type,
+            **config.headers,
+        }
+        if config.gzip:
+            self.headers["Content-Encoding"] = "gzip"
+        self._empty_body = len(formatter.format_batch([]))
+        self.session: requests.Session | None = None
+
+    # ------------------------------------------------------------ Transport
+
+    def open(self) -> None:
+        self.close()
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=self.retry, pool_connections=1, pool_maxsize=2)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(self.headers)
+        self.session = session
+
+    def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
+        if self.session is None:
+            self.open()
+        refused: list[tuple[Record, str]] = []
+        for piece in self._pieces(batch):
+            refused += self._post(piece)
+        if refused and len(refused) == len(batch):
+            raise RejectedError(f"{len(batch)} events refused: {refused[0][1]}")
+        return refused
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            with contextlib.suppress(Exception):  # close() must not raise
+                session.close()
+
+    # ------------------------------------------------------------ bodies
+
+    def _pieces(self, batch: Batch) -> list[Batch]:
+        """Split a batch where its body would pass max_body_bytes (estimated; _post checks)."""
+        limit = self.config.max_body_bytes
+        pieces: list[Batch] = []
+        start, size = 0, self._empty_body
+        for index, record in enumerate(batch):
+            grown = size + len(record.payload) + 1  # +1: a separator some formats add
+            if grown > limit and index > start:
+                pieces.append(batch[start:index])
+                start, grown = index, self._empty_body + len(record.payload) + 1
+            size = grown
+        if start < len(batch):
+            pieces.append(batch[start:])
+        return pieces
+
+    def _post(self, piece: Batch) -> list[tuple[Record, str]]:
+        """POST one piece; return what was refused for good, raise when a retry may help."""
+        body = self.formatter.format_batch([r.payload for r in piece])
+        if len(body) > self.config.max_body_bytes:
+            if len(piece) > 1:
+                return self._halves(piece)
+            return [
+                (
+                    piece[0],
+                    f"too_large: the event's body is {len(body)} bytes, more than "
+                    f"EVENTLOG_HTTP_MAX_BODY_BYTES={self.config.max_body_bytes}",
+                )
+            ]
+        data = gzip.compress(body, compresslevel=6, mtime=0) if self.config.gzip else body
+        assert self.session is not None
+        try:
+            response = self.session.post(
+                self.config.url,
+                data=data,
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                # Passed per request: a session-level verify loses to REQUESTS_CA_BUNDLE.
+                verify=self.config.verify,
+                cert=self.config.cert,
+                allow_redirects=False,  # a redirected POST turns into a GET and loses the body
+            )
+        except requests.RequestException as exc:
+            raise self._failure(exc) from None
+        status = response.status_code
+        if 200 <= status < 300:
+            return []
+        if status == 413 and len(piece) > 1:
+            return self._halves(piece)
+        where = f"POST to {self.config.shown_url} got {status} {response.reason or ''}".rstrip()
+        excerpt = self._excerpt(response)
+        if status in (408, 429) or (500 <= status < 600 and not clickhouse_input_error(response)):
+            raise TransportError(
+                f"{where}: {excerpt}", retryable=True, retry_after=self._retry_after(response)
+            )
+        hint = ""
+        if 300 <= status < 400:
+            hint = f" (redirected to {shown_url(response.headers.get('Location', ''))}; "
+            hint += "set EVENTLOG_HTTP_URL to the final URL)"
+        elif status in (401, 403):
+            hint = " (check EVENTLOG_HTTP_TOKEN, _USER/_PASSWORD or _HEADERS)"
+        reason = f"http {status}: {where}{hint}: {excerpt}"
+        return [(record, reason) for record in piece]
+
+    def _halves(self, piece: Batch) -> list[tuple[Record, str]]:
+        middle = len(piece) // 2
+        return self._post(piece[:middle]) + self._post(piece[middle:])
+
+    # ------------------------------------------------------------ errors
+
+    def _retry_after(self, response: requests.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return float(self.retry.parse_retry_after(value))
+        except InvalidHeader:
+            return None
+
+    def _excerpt(self, response: requests.Response) -> str:
+        text = response.content[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
+        text = " ".join(text.split())[:BODY_EXCERPT_CHARS] or "(empty body)"
+        return self.redact(text)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``<hidden>``."""
+        for secret in self.config.secrets:
+            if secret:
+                text = text.replace(secret, "<hidden>")
+        return text
+
+    def _failure(self, exc: requests.RequestException) -> TransportError:
+        """Our own message for a failed request: no URL query, no secrets, what to do."""
+        where = self.config.shown_url
+        config = self.config
+        chain = _chain(exc)
+        tries = f" (tried {config.retries + 1} times)" if config.retries else ""
+        if any(isinstance(e, requests.exceptions.SSLError | ssl.SSLError) for e in chain):
+            return ConnectError(
+                f"TLS with {where} failed: {self.redact(_reason(chain))} (set "
+                "EVENTLOG_HTTP_TLS_CA to the CA bundle that signed the server's certificate)"
+            )
+        if any(isinstance(e, ReadTimeoutError) for e in chain):
+            return SendTimeout(
+                f"POST to {where}: no answer within {config.read_timeout}s{tries} "
+                "(EVENTLOG_HTTP_READ_TIMEOUT)"
+            )
+        if any(
+            isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError)
+            for e in chain
+        ):
+            return ConnectError(
+                f"cannot connect to {where} within {config.connect_timeout}s{tries} "
+                "(EVENTLOG_HTTP_CONNECT_TIMEOUT)"
+            )
+        return ConnectError(f"POST to {where} failed{tries}: {self.redact(_reason(chain))}")
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception nested in it (urllib3's ``reason``, causes, args)."""
+    found: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        nested += list(current.args)
+        todo += [n for n in nested if isinstance(n, BaseException)]
+    return found
+
+
+def _reason(chain: list[BaseException]) -> str:
+    """The innermost readable reason: an OS error's text, else the last message (no URL)."""
+    for error in chain:
+        if isinstance(error, OSError) and error.strerror:
+            return error.strerror
+    text = _OBJECT_REPR.sub("", str(chain[-1])) or type(chain[-1]).__name__
+    return text[:200]

@@ -1,0 +1,75 @@
+"""The eventlog command: plugins, send, demo, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from eventlog.receiver import LineReceiver
+from tests.peers import free_port
+
+
+def _eventlog(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLOG_")}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "eventlog", *args], capture_output=True, text=True, env=environ, timeout=60
+    )
+
+
+def test_send_delivers_one_event_and_says_so(receiver: LineReceiver) -> None:
+    result = _eventlog(
+        "send", "deploy.finish", "api", "--type", "service", "--message", "v1.2",
+        "--tag", "prod", "--tag", "eu", "--field", "replicas=3", "--field", "ratio=0.5",
+        "--field", "who=ci",
+        EVENTLOG_TRANSPORT="tcp", EVENTLOG_HOST="127.0.0.1", EVENTLOG_PORT=str(receiver.port),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert receiver.wait_for(1)
+    (event,) = receiver.events()
+    assert result.stdout == f"sent {event['id']} via tcp (json)\n"
+    assert (event["action"], event["target"], event["tgType"], event["message"]) == (
+        "deploy.finish",
+        "api",
+        "service",
+        "v1.2",
+    )
+    assert event["tags"] == ["prod", "eu"]
+    assert event["fields"] == {"replicas": 3, "ratio": 0.5, "who": "ci"}
+
+
+def test_send_exit_status_says_not_delivered() -> None:
+    port = free_port()  # nobody listens there
+    result = _eventlog(
+        "send", "x", "--timeout", "1",
+        EVENTLOG_TRANSPORT="tcp", EVENTLOG_HOST="127.0.0.1", EVENTLOG_PORT=str(port),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "not delivered to tcp within 1.0s" in result.stderr
+
+
+def test_send_reports_bad_configuration() -> None:
+    result = _eventlog("send", "x", EVENTLOG_TRANSPORT="carrier-pigeon")
+    assert result.returncode == 2
+    assert "transport 'carrier-pigeon' is not installed" in result.stderr
+
+
+def test_demo_shows_events_from_both_doors_and_the_metrics() -> None:
+    result = _eventlog("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "5 of 5 events arrived" in out
+    assert '"action": "click", "target": "my-button", "tgType": "ui"' in out
+    assert '"message": "my message", "tags": ["thing-one", "thing-two"]' in out
+    assert 'eventlog_events_sent_total{pipeline="default"} 5.0' in out
+
+
+def test_plugins_lists_builtins_with_distribution_and_settings() -> None:
+    result = _eventlog("plugins", "--settings")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split()[:3] for line in result.stdout.splitlines()]
+    assert ["transport", "tcp", "eventlog"] in rows
+    assert ["formatter", "logstash", "eventlog"] in rows
+    assert ["enricher", "host", "eventlog"] in rows
+    assert "EVENTLOG_TCP_TLS_VERIFY = True" in result.stdout

@@ -1,0 +1,191 @@
+"""eventlog.testing: capture_events records what a block logged; the suites catch broken plugins."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import eventlog
+from eventlog import api
+from eventlog.interfaces import Batch, Transport, TransportSpec
+from eventlog.receiver import LineReceiver
+from eventlog.registry import Registry
+from eventlog.testing import (
+    FormatterConformance,
+    TransportConformance,
+    capture_events,
+    closed_port,
+)
+
+# ---------------------------------------------------------------- capture_events
+
+
+def test_capture_events_records_log_event_and_logging_as_wire_dicts() -> None:
+    logger = logging.getLogger("test.capture")
+    logger.addHandler(eventlog.asyncEventLogger)
+    logger.setLevel(logging.INFO)
+    try:
+        with capture_events(site="acme") as events:
+            eventlog.log_event(eventlog.Event("click", "my-button", "ui", fields={"n": 1}))
+            logger.warning("disk %s is full", "sda")
+    finally:
+        logger.removeHandler(eventlog.asyncEventLogger)
+    assert [e["action"] for e in events] == ["click", "log.warning"]
+    click, record = events
+    assert (click["target"], click["tgType"], click["fields"], click["site"]) == (
+        "my-button", "ui", {"n": 1}, "acme"
+    )
+    assert (record["message"], record["level"], record["target"]) == ("disk sda is full", 30,
+                                                                      "test.capture")
+    assert len({click["id"], record["id"]}) == 2
+
+
+def test_capture_events_puts_the_previous_default_pipeline_back(receiver: LineReceiver) -> None:
+    before = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
+    with capture_events() as events:
+        eventlog.log_event(eventlog.Event("inside"))
+        assert [e["action"] for e in events.flush()] == ["inside"]
+    assert api._default is before
+    eventlog.log_event(eventlog.Event("after"))
+    assert eventlog.flush(10) and receiver.wait_for(1)
+    assert [e["action"] for e in receiver.events()] == ["after"]
+    assert [e["action"] for e in events] == ["inside"]
+
+
+def test_capture_events_ignores_delivery_settings_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EVENTLOG_HOST", "127.0.0.1")
+    monkeypatch.setenv("EVENTLOG_PORT", str(closed_port()))
+    monkeypatch.setenv("EVENTLOG_CLUSTER", "eu-1")
+    with capture_events() as events:
+        eventlog.log_event(eventlog.Event("x"))
+    assert [(e["action"], e["cluster"]) for e in events] == [("x", "eu-1")]
+
+
+def test_an_exception_in_the_block_passes_through_and_the_default_comes_back() -> None:
+    before = api._default
+    with pytest.raises(KeyError, match="from the block"), capture_events() as events:
+        eventlog.log_event(eventlog.Event("before.error"))
+        raise KeyError("from the block")
+    assert api._default is before
+    assert [e["action"] for e in events] == ["before.error"]
+
+
+# ---------------------------------------------------------------- the suites can fail
+
+
+class LeakyTransport(Transport):
+    """Everything a transport must not do: raw OSError, a lost event, a thread left running."""
+
+    def __init__(self, receiver: LineReceiver | None, stop: threading.Event) -> None:
+        self.receiver = receiver
+        self.stop = stop
+
+    def open(self) -> None:
+        if self.receiver is None:
+            raise OSError("connection refused")
+        threading.Thread(target=self.stop.wait, name="leaky", daemon=True).start()
+
+    def send(self, batch: Batch) -> None:
+        import socket
+
+        assert self.receiver is not None
+        if self.receiver.port == 0:  # refuse_batches(): a refusal dressed as retryable
+            raise eventlog.TransportError("400 bad request")
+        with socket.create_connection(("127.0.0.1", self.receiver.port)) as sock:
+            sock.sendall(b"".join(r.payload for r in batch[1:]))  # the first event is lost
+
+    def close(self) -> None:
+        pass
+
+
+class _LeakyPlugin:
+    def __init__(self) -> None:
+        self.receiver: LineReceiver | None = None
+        self.stop = threading.Event()
+
+    @eventlog.hookimpl
+    def eventlog_transports(self) -> list[TransportSpec]:
+        return [TransportSpec("leaky", lambda context: LeakyTransport(self.receiver, self.stop))]
+
+
+class LeakyConformance(TransportConformance):
+    transport = "leaky"
+    delivery_timeout = 0.5
+    thread_timeout = 0.5
+
+    def __init__(self) -> None:
+        self.plugin = _LeakyPlugin()
+
+    def registry(self) -> Registry:
+        return Registry(load_entry_points=False, extra_plugins=(self.plugin,))
+
+    def settings(self, peer: LineReceiver) -> dict[str, Any]:
+        self.plugin.receiver = peer
+        return {"transport": "leaky"}
+
+    def unreachable_settings(self) -> dict[str, Any]:
+        self.plugin.receiver = None
+        return {"transport": "leaky"}
+
+    def delivered(self, peer: LineReceiver) -> list[str]:
+        return [e["id"] for e in peer.events()]
+
+    def refuse_batches(self, peer: LineReceiver) -> None:
+        peer.port = 0
+
+
+@pytest.fixture
+def leaky() -> Iterator[LeakyConformance]:
+    suite = LeakyConformance()
+    yield suite
+    suite.plugin.stop.set()  # end the threads the leaky transport started
+
+
+@pytest.mark.parametrize(
+    ("test", "message"),
+    [
+        ("test_open_send_close_delivers_the_batch", None),
+        ("test_batches_are_delivered_whole_in_order_and_once", "sent 508 events, the peer has 505"),
+        ("test_unreachable_peer_is_a_retryable_transport_error", "wrap it in a TransportError"),
+        ("test_leaves_no_threads_behind", "threads still alive after close()"),
+        ("test_a_refused_batch_is_not_retryable_and_is_set_aside", "must not be retryable"),
+    ],
+)
+def test_the_transport_suite_fails_a_broken_transport(
+    leaky: LeakyConformance, receiver: LineReceiver, test: str, message: str | None
+) -> None:
+    method = getattr(leaky, test)
+    arguments = () if "unreachable" in test else (receiver,)
+    with pytest.raises(AssertionError, match=message):
+        method(*arguments)
+
+
+def test_the_formatter_suite_fails_a_formatter_that_loses_fields() -> None:
+    class Lossy(eventlog.Formatter):
+        def format(self, wire: dict[str, Any]) -> bytes:
+            return (wire["id"] + "\n").encode()
+
+    class Plugin:
+        @eventlog.hookimpl
+        def eventlog_formatters(self) -> list[eventlog.FormatterSpec]:
+            return [eventlog.FormatterSpec("lossy", lambda context: Lossy())]
+
+    class LossyConformance(FormatterConformance):
+        formatter = "lossy"
+
+        def registry(self) -> Registry:
+            return Registry(load_entry_points=False, extra_plugins=(Plugin(),))
+
+        def decode(self, payload: bytes) -> dict[str, Any]:
+            return {"id": payload.decode().strip()}
+
+    suite = LossyConformance()
+    suite.test_formats_every_sample_to_bytes_without_changing_it()  # bytes it does make
+    with pytest.raises(AssertionError, match="'tstamp' is missing after a round trip"):
+        suite.test_payload_decodes_to_the_wire_dict()
