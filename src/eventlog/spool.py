@@ -358,6 +358,10 @@ class SQLiteSpool:
         self._events_of: dict[int, int] = {}  # seq -> events, of those rows
         self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
         self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
+        # seq -> events of every row this process owns: only the owner changes its rows,
+        # so pending() needs no query in the steady state (each query gives the GIL away).
+        self._own: dict[int, int] = {}
+        self._bytes_since_check = float("inf")  # payload bytes added since the size check
         self._next_housekeeping = 0.0
         self._warned_formats: set[str] = set()
         self._page_size = 4096
@@ -380,6 +384,9 @@ class SQLiteSpool:
         self._conn = conn
         self._recent.clear()
         self._maybe_free = True
+        self._own = dict(
+            conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,))
+        )
         self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         self._next_housekeeping = 0.0
         return conn
@@ -410,6 +417,7 @@ class SQLiteSpool:
         self._seq_of.clear()
         self._events_of.clear()
         self._unremoved.clear()
+        self._own.clear()
         self._recent.clear()  # a fresh file numbers its rows from 1 again
         try:
             with _path_lock(self.path):
@@ -438,10 +446,10 @@ class SQLiteSpool:
     # ------------------------------------------------------------ the Spool protocol
 
     def add(self, records: Sequence[Record]) -> None:
-        """Store events, one row per ``row_events`` and one transaction in all.
+        """Store events, one row per ``row_events``, in one statement.
 
-        Deletes of rows delivered just before ride along in the same transaction:
-        every SQLite call lets the application's thread take the GIL for a while.
+        Few SQLite calls per batch: each lets the application's thread take the
+        GIL for a while (a switch interval) before the worker gets it back.
         """
         if not records:
             return
@@ -458,25 +466,27 @@ class SQLiteSpool:
             )
             for chunk in chunks
         ]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        params = [value for row in rows for value in row]
         with self._lock:
             conn = self._open()
             try:
-                removed = list(self._unremoved)
-                with _transaction(conn):
-                    if removed:
-                        self._delete_rows(conn, removed)
-                    conn.executemany(
-                        "INSERT INTO batches (format, events, records, payloads, added, owner)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    # One writer at a time (BEGIN IMMEDIATE): the new seqs are contiguous.
-                    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-                self._forget(removed)
+                # One statement, its own transaction: its rows get contiguous seqs.
+                last = conn.execute(
+                    "INSERT INTO batches (format, events, records, payloads, added, owner)"
+                    f" VALUES {values}",
+                    params,
+                ).lastrowid
+                assert last is not None
+                first = last - len(chunks) + 1
                 for offset, chunk in enumerate(chunks):
-                    self._remember(last - len(chunks) + 1 + offset, list(chunk))
+                    self._own[first + offset] = len(chunk)
+                    self._remember(first + offset, list(chunk))
                 self._recovered()
-                self._enforce_size(conn)
+                self._bytes_since_check += sum(len(row[3]) for row in rows)
+                if self._bytes_since_check >= self.max_bytes // 64:
+                    self._bytes_since_check = 0
+                    self._enforce_size(conn)
                 if time.monotonic() >= self._next_housekeeping:
                     self._housekeeping(conn)  # also while a send is being retried
             except (OSError, sqlite3.Error) as exc:
@@ -495,26 +505,23 @@ class SQLiteSpool:
                     self._housekeeping(conn)
                 fmt, owner, skip = self.format_name, self._owner, self._unremoved
                 # Free rows (left by an earlier run or a dead process) go first: claim
-                # them.  Housekeeping says when there may be some, so the common case
-                # takes no write lock here.
+                # them.  Housekeeping says when there may be some.
                 if self._maybe_free:
-                    with _transaction(conn):
-                        claimed = conn.execute(
-                            "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
-                            "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?)",
-                            (owner, fmt, CLAIM_ROWS),
-                        ).rowcount
-                    self._maybe_free = claimed == CLAIM_ROWS
+                    claimed = conn.execute(
+                        "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
+                        "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?) "
+                        "RETURNING seq, events",
+                        (owner, fmt, CLAIM_ROWS),
+                    ).fetchall()
+                    self._own.update(claimed)
+                    self._maybe_free = len(claimed) == CLAIM_ROWS
                 chosen: list[int] = []
                 total = 0
                 self._events_of = {}
-                for seq, events in conn.execute(
-                    "SELECT seq, events FROM batches WHERE owner = ? AND format = ? "
-                    "ORDER BY seq LIMIT ?",
-                    (owner, fmt, CLAIM_ROWS + len(skip)),
-                ):
+                for seq in sorted(self._own):
                     if seq in skip:
                         continue
+                    events = self._own[seq]
                     if chosen and total + events > limit:
                         break
                     chosen.append(seq)
@@ -560,8 +567,6 @@ class SQLiteSpool:
                 self._unremoved[seq] = self._events_of.get(seq, 0)
             if self._conn is None:
                 return
-            if self.pipeline is not None and self.pipeline._queue:
-                return  # the next add() deletes them in its transaction, soon
             try:
                 self._retry_removals(self._conn)
             except (OSError, sqlite3.Error) as exc:
@@ -592,6 +597,7 @@ class SQLiteSpool:
                 self._retry_removals(conn)
             with contextlib.suppress(sqlite3.Error), _transaction(conn):
                 conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
+            self._own.clear()
 
     def close(self) -> None:
         """Release this process's rows and close the file."""
@@ -614,6 +620,7 @@ class SQLiteSpool:
         self._events_of = {}
         self._unremoved = {}
         self._recent = {}
+        self._own = {}
         self._unavailable = None
         self._retry_at = 0.0
 
@@ -623,8 +630,7 @@ class SQLiteSpool:
         if not self._unremoved:
             return
         seqs = list(self._unremoved)
-        with _transaction(conn):
-            self._delete_rows(conn, seqs)
+        self._delete_rows(conn, seqs)  # one statement, its own transaction
         self._forget(seqs)
 
     @staticmethod
@@ -639,6 +645,7 @@ class SQLiteSpool:
         for seq in seqs:
             self._unremoved.pop(seq, None)
             self._recent.pop(seq, None)
+            self._own.pop(seq, None)
 
     def _housekeeping(self, conn: sqlite3.Connection) -> None:
         """Reclaim rows of dead processes, evict by age, hand free pages back."""
@@ -728,10 +735,8 @@ class SQLiteSpool:
             self._evicted("spool_max_bytes", evicted)
 
     def _delete(self, conn: sqlite3.Connection, seqs: list[int]) -> None:
-        with _transaction(conn):
-            self._delete_rows(conn, seqs)
-        for seq in seqs:
-            self._recent.pop(seq, None)
+        self._delete_rows(conn, seqs)
+        self._forget(seqs)
 
     def _evicted(self, reason: str, count: int) -> None:
         if self.pipeline is not None:
