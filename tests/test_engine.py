@@ -442,3 +442,20 @@ def test_log_records_from_the_worker_thread_are_not_fed_back(receiver: LineRecei
         assert [e["action"] for e in receiver.events()] == ["only.this"]
     finally:
         root.removeHandler(eventlog.asyncEventLogger)
+
+
+def test_counts_add_up_when_shutdown_cuts_a_retry_short() -> None:
+    from tests.peers import free_port
+
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=free_port(), batch_size=100, retry_backoff_max=0.05
+    )
+    for i in range(1000):
+        eventlog.log_event(Event("doomed", str(i)))
+    assert pipeline.shutdown(0.5) is False
+    worker = pipeline._worker
+    assert worker is not None
+    worker.join(10)
+    # Nobody listened: every event is counted as given up at the deadline, none vanishes.
+    assert pipeline.stats.sent == 0
+    assert pipeline.stats.dropped_by_reason() == {"shutdown": 1000}

@@ -369,6 +369,21 @@ class Pipeline:
                     self._spool.close()
                 except Exception:
                     pass
+            if self._stopping:
+                # Past the deadline, memory mode: what is still queued is given up, and counted.
+                self._sleeping = True  # later submits go through _wake, which counts them
+                left = 0
+                while True:
+                    try:
+                        item = queue.popleft()
+                    except IndexError:
+                        break
+                    if type(item) is _Flush:
+                        item.done.set()
+                    else:
+                        left += 1
+                if left:
+                    self.stats.drop("shutdown", left)
             for item in list(queue):
                 if type(item) is _Flush:
                     item.done.set()
@@ -392,8 +407,9 @@ class Pipeline:
         records = self._encode(items)
         if self._spool is not None:
             self._spool_and_send(records)
-        elif records:
-            self._send(records)
+        elif records and not self._send(records):
+            # Memory mode at the shutdown deadline: nowhere left to keep them.
+            self.stats.drop("shutdown", len(records))
 
     def _encode(self, items: list[Any]) -> list[Record]:
         records: list[Record] = []
@@ -530,7 +546,8 @@ class Pipeline:
                 self._spool.add(records)
             except OSError as exc:  # the spool's SpoolUnavailable: disk full, read-only ...
                 self._count_fallback(exc, len(records))
-                self._send(records)  # memory mode for this batch
+                if not self._send(records):  # memory mode for this batch
+                    self.stats.drop("shutdown", len(records))
                 return
         self._drain_spool()
 
