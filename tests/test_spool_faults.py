@@ -348,7 +348,8 @@ def test_size_limit_evicts_the_oldest_and_counts_them(tmp_path: Path) -> None:
 
 def test_age_limit_evicts_old_events_and_counts_them(tmp_path: Path) -> None:
     db = tmp_path / "events.db"
-    pipeline = _configure(free_port(), db, spool_max_age=0.5)  # nobody listens
+    # batch_size 500: the batch being retried is never evicted, the 1,000 behind it are.
+    pipeline = _configure(free_port(), db, spool_max_age=0.5, batch_size=500)  # nobody listens
     _log("aged", 1500)
     _wait_spooled(pipeline, 1500)
     time.sleep(0.7)

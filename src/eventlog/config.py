@@ -112,7 +112,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("cluster", parse_str, None, "cluster name added to every event"),
     Option("enrichers", parse_list, ("host", "site", "context"), "enrichers to run, in order"),
     Option("queue_size", parse_positive_int, 100_000, "events held in memory before drops"),
-    Option("batch_size", parse_positive_int, 500, "most events per send"),
+    Option("batch_size", parse_positive_int, 2000, "most events per send"),
     Option("linger_ms", parse_seconds, 5.0, "how long a batch waits to fill, in ms"),
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
