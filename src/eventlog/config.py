@@ -45,6 +45,14 @@ def parse_positive_int(value: Any) -> int:
     return number
 
 
+def parse_non_negative_int(value: Any) -> int:
+    """An integer of 0 or more."""
+    number = parse_int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
 def parse_port(value: Any) -> int:
     """A TCP/UDP port, 0 to 65535."""
     number = parse_int(value)

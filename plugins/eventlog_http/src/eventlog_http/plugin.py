@@ -17,7 +17,13 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from eventlog.config import parse_bool, parse_int, parse_path, parse_positive_int, parse_seconds
+from eventlog.config import (
+    parse_bool,
+    parse_non_negative_int,
+    parse_path,
+    parse_positive_int,
+    parse_seconds,
+)
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
     ConfigurationError,
@@ -107,12 +113,8 @@ def parse_headers(value: Any) -> dict[str, str]:
     return headers
 
 
-def parse_retries(value: Any) -> int:
-    """0 or more quick retries."""
-    number = parse_int(value)
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
+#: 0 or more quick retries.
+parse_retries = parse_non_negative_int
 
 
 def parse_timeout(value: Any) -> float:
