@@ -275,7 +275,12 @@ class Pipeline:
         """
         if self._closed:
             return not self._queue
-        if not self._queue and self._worker is None and (not self._spool or not self._spool.depth()):
+        if (
+            not self._queue
+            and self._worker is None
+            and not self._unspooled
+            and (self._spool is None or not self._spool.depth())
+        ):
             return True
         marker = _Flush()
         self._queue.append(marker)  # a marker is never refused, even when the queue is full
@@ -311,11 +316,19 @@ class Pipeline:
             self._close_transport()
             if self._spool is not None:
                 self._spool.close()
-        left = self.queue_depth()
+        self._sleeping = True  # from now on every submit goes through _wake, which counts it
+        left = 0
+        while True:  # pop one by one: callers may still be appending
+            try:
+                item = self._queue.popleft()
+            except IndexError:
+                break
+            if type(item) is _Flush:
+                item.done.set()
+            else:
+                left += 1
         if left:
             self.stats.drop("shutdown", left)
-        self._queue.clear()
-        self._sleeping = True  # from now on every submit goes through _wake, which counts it
         _live.discard(self)
         return delivered and not left
 
@@ -351,10 +364,16 @@ class Pipeline:
                 if self._linger and len(queue) < self._batch_size and not self._stopping:
                     self._stop_event.wait(self._linger)
                 items, markers = self._take(queue)
-                if items:
-                    self._handle(items)
-                for marker in markers:
-                    marker.done.set()
+                # In spool mode a marker alone still drains the spool: flush() must not
+                # return while events logged before it wait there.
+                done = (
+                    self._handle(items) if items or (markers and self._spool is not None) else True
+                )
+                if done:
+                    for marker in markers:
+                        marker.done.set()
+                else:
+                    self._held_markers.extend(markers)  # set once the spool is empty
                 if self._stopping and time.monotonic() > self._deadline:
                     break
         except Exception:
@@ -365,6 +384,12 @@ class Pipeline:
             if self._spool is not None:
                 try:
                     self._spool_queued(everything=True)  # past the deadline: keep, not lose
+                    if self._unspooled:  # a batch the spool refused a moment ago
+                        try:
+                            self._spool.add(self._unspooled)
+                        except OSError:
+                            self.stats.drop("shutdown", len(self._unspooled))
+                        self._unspooled = []
                     self._release_markers()
                     self._spool.close()
                 except Exception:
@@ -403,13 +428,15 @@ class Pipeline:
         self.stats.taken += len(items)
         return items, markers
 
-    def _handle(self, items: list[Any]) -> None:
+    def _handle(self, items: list[Any]) -> bool:
+        """Encode and deliver; False when events of this round still wait (spool mode)."""
         records = self._encode(items)
         if self._spool is not None:
-            self._spool_and_send(records)
-        elif records and not self._send(records):
+            return self._spool_and_send(records)
+        if records and not self._send(records):
             # Memory mode at the shutdown deadline: nowhere left to keep them.
             self.stats.drop("shutdown", len(records))
+        return True
 
     def _encode(self, items: list[Any]) -> list[Record]:
         records: list[Record] = []
@@ -537,7 +564,8 @@ class Pipeline:
         spool: Spool = open_spool(self.settings, self)
         return spool
 
-    def _spool_and_send(self, records: list[Record]) -> None:
+    def _spool_and_send(self, records: list[Record]) -> bool:
+        """Spool the records, then drain; True when nothing of this process waits."""
         assert self._spool is not None
         if self._unspooled:
             records, self._unspooled = self._unspooled + records, []
@@ -548,26 +576,32 @@ class Pipeline:
                 self._count_fallback(exc, len(records))
                 if not self._send(records):  # memory mode for this batch
                     self.stats.drop("shutdown", len(records))
-                return
-        self._drain_spool()
+                    return False
+                # Sent from memory; what the unwritable spool holds waits until it recovers.
+                return True
+        return self._drain_spool()
 
-    def _drain_spool(self) -> None:
+    def _drain_spool(self) -> bool:
         """Send what the spool holds for this process, oldest first, until none is left.
 
         Between batches, newly queued events move into the spool (behind the
         older rows), so a long backlog never makes the memory queue overflow.
+        Returns True when the spool had nothing left (held flush markers are
+        then set); False when rows still wait (unreadable spool, shutdown deadline).
         """
         assert self._spool is not None
         while True:
+            if self._stopping and time.monotonic() > self._deadline:
+                return False  # the rest stays in the spool for the next run
             try:
                 batch = self._spool.pending(self._batch_size)
             except OSError:
-                return  # unreadable for now: the rows wait, new events go from memory
+                return False  # unreadable for now: the rows wait, new events go from memory
             if not batch:
                 self._release_markers()  # everything spooled before them was sent
-                return
+                return True
             if not self._send(batch):
-                return  # shutdown deadline: the rest stays in the spool
+                return False  # shutdown deadline: the rest stays in the spool
             self._spool.remove(batch)
             self._spool_queued()
 

@@ -37,12 +37,14 @@ class EventHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # No handler lock: the queue is thread-safe, and the lock is the cost we avoid.
         # emit() is inlined here: on the caller's path a call costs as much as the work.
-        if (
-            (self.filters and not self.filter(record))
-            or record.name == "eventlog"
-            or record.thread in WORKER_THREADS  # libraries logging from a worker: no loops
-        ):
-            return False
+        if self.filters:
+            kept = self.filter(record)
+            if not kept:
+                return False
+            if isinstance(kept, logging.LogRecord):  # Python 3.12+: a filter may replace it
+                record = kept
+        if record.name == "eventlog" or record.thread in WORKER_THREADS:
+            return False  # our own diagnostics, or libraries logging from a worker: no loops
         try:
             msg, args = record.msg, record.args
             if type(msg) is str and (

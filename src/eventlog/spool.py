@@ -483,6 +483,11 @@ class SQLiteSpool:
                     self._own[first + offset] = len(chunk)
                     self._remember(first + offset, list(chunk))
                 self._recovered()
+            except (OSError, sqlite3.Error) as exc:
+                self._failed(exc, "store a batch")
+            # The batch is stored (its INSERT committed): a failure from here on must not
+            # make the engine send it from memory too, or it would go out twice.
+            try:
                 self._bytes_since_check += sum(len(row[3]) for row in rows)
                 if self._bytes_since_check >= self.max_bytes // 64:
                     self._bytes_since_check = 0
@@ -490,13 +495,21 @@ class SQLiteSpool:
                 if time.monotonic() >= self._next_housekeeping:
                     self._housekeeping(conn)  # also while a send is being retried
             except (OSError, sqlite3.Error) as exc:
-                self._failed(exc, "store a batch")
+                self._next_housekeeping = time.monotonic() + 1.0
+                log.warning("spool upkeep failed, will try again: %s", exc)
 
     def pending(self, limit: int) -> list[Record]:
         """The oldest events this process may send (claiming free rows), in order.
 
         Whole stored batches, at least one, up to ``limit`` events when they fit.
         """
+        while True:
+            batch, again = self._pending_once(limit)
+            if not again:
+                return batch
+
+    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
+        """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
         with self._lock:
             conn = self._open()
             try:
@@ -537,6 +550,14 @@ class SQLiteSpool:
                         (json.dumps(missing),),
                     )
                 } if missing else {}
+                # Rows that vanished (purged, or evicted by another process) are no longer
+                # ours: forget them, or the oldest would be chosen again and again.
+                gone = [seq for seq in missing if seq not in loaded]
+                for seq in gone:
+                    self._own.pop(seq, None)
+                    self._events_of.pop(seq, None)
+                if gone and len(gone) == len(chosen):
+                    return [], bool(self._own)
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "read pending events")
         batch: list[Record] = []
@@ -546,7 +567,7 @@ class SQLiteSpool:
             for record in records:
                 seq_of[record.id] = seq
             batch.extend(records)
-        return batch
+        return batch, False
 
     def _remember(self, seq: int, records: list[Record]) -> None:
         recent = self._recent

@@ -1,0 +1,96 @@
+"""Spool edge cases found in review: vanished rows, upkeep failures, refused batches."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from eventlog.config import Settings
+from eventlog.engine import Pipeline
+from eventlog.event import Event
+from eventlog.interfaces import Record
+from eventlog.receiver import LineReceiver
+from eventlog.spool import SpoolUnavailable, SQLiteSpool
+
+
+def _records(prefix: str, count: int) -> list[Record]:
+    return [Record(f"{prefix}{i}", "a", i, b"{}\n") for i in range(count)]
+
+
+def test_rows_that_vanish_are_skipped_and_sending_goes_on(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    spool = SQLiteSpool(path, "json", row_events=5)
+    spool.add(_records("a", 5))
+    spool.add(_records("b", 5))
+    # Another process (or `eventlog spool purge`) deletes the oldest row.
+    with sqlite3.connect(path) as other:
+        other.execute("DELETE FROM batches WHERE seq = (SELECT min(seq) FROM batches)")
+    spool._recent.clear()  # as after more batches than the spool keeps in memory
+    assert [r.id for r in spool.pending(5)] == [f"b{i}" for i in range(5)]
+    spool.close()
+
+
+def test_an_upkeep_failure_after_the_insert_does_not_raise(tmp_path: Path) -> None:
+    spool = SQLiteSpool(str(tmp_path / "s.db"), "json", row_events=5)
+
+    def locked(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    spool._housekeeping = locked  # type: ignore[method-assign]
+    spool._next_housekeeping = 0.0
+    # The batch is stored: raising now would make the engine send it from memory as well.
+    spool.add(_records("a", 5))
+    assert [r.id for r in spool.pending(5)] == [f"a{i}" for i in range(5)]
+    spool.close()
+
+
+def test_a_batch_the_spool_refused_is_sent_before_flush_returns(
+    tmp_path: Path, receiver: LineReceiver
+) -> None:
+    settings = Settings.load(
+        {"db": str(tmp_path / "s.db"), "transport": "tcp", "host": "127.0.0.1", "port": receiver.port},
+        environ={},
+    )
+    pipeline = Pipeline(settings)
+    assert pipeline._spool is not None
+    real_add = pipeline._spool.add
+    calls = 0
+
+    def add_once_full(records: list[Record]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise SpoolUnavailable("disk_full", "no space left on device")
+        real_add(records)
+
+    pipeline._spool.add = add_once_full  # type: ignore[method-assign]
+    events = [Event("refused.once", str(i)) for i in range(3)]
+    for event in events:
+        pipeline._queue.append(event)
+    pipeline._spool_queued()  # what the worker does while a send waits to retry
+    assert len(pipeline._unspooled) == 3
+    assert pipeline.flush(10)
+    assert receiver.wait_for(3)
+    assert sorted(e["target"] for e in receiver.events()) == ["0", "1", "2"]
+    assert pipeline.shutdown(5)
+    assert pipeline.stats.sent == 3
+
+
+@pytest.mark.parametrize("rows", [0, 3])
+def test_flush_waits_for_events_already_in_the_spool(
+    tmp_path: Path, receiver: LineReceiver, rows: int
+) -> None:
+    path = str(tmp_path / "s.db")
+    left = SQLiteSpool(path, "json", row_events=5)
+    left.add(_records("left", rows))
+    left.close()
+    settings = Settings.load(
+        {"db": path, "transport": "tcp", "host": "127.0.0.1", "port": receiver.port}, environ={}
+    )
+    pipeline = Pipeline(settings)
+    assert pipeline.flush(10)
+    assert receiver.wait_for(rows)
+    assert len(receiver.lines) == rows
+    pipeline.shutdown(5)
