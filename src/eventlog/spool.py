@@ -701,8 +701,7 @@ class SQLiteSpool:
                 if seq not in in_flight
             ]
             if old:
-                self._delete(conn, [seq for seq, _ in old])
-                self._evicted("spool_max_age", sum(events for _, events in old))
+                self._evict(conn, [seq for seq, _ in old], "spool_max_age")
         others = conn.execute(
             "SELECT format, SUM(events) FROM batches WHERE format != ? AND owner IS NULL "
             "GROUP BY format", (self.format_name,),
@@ -739,25 +738,35 @@ class SQLiteSpool:
         excess += self.max_bytes // 10  # some room, so the next batch does not evict again
         in_flight = set(self._seq_of.values())
         doomed: list[int] = []
-        freed = evicted = 0
-        for seq, events, size in conn.execute(
-            "SELECT seq, events, length(payloads) + length(records) FROM batches "
+        freed = 0
+        for seq, size in conn.execute(
+            "SELECT seq, length(payloads) + length(records) FROM batches "
             "WHERE owner IS NULL OR owner = ? ORDER BY seq", (self._owner,),
         ):
             if seq in in_flight:
                 continue
             doomed.append(seq)
-            evicted += events
             freed += size + ROW_OVERHEAD
             if freed >= excess:
                 break
         if doomed:
-            self._delete(conn, doomed)
-            self._evicted("spool_max_bytes", evicted)
+            self._evict(conn, doomed, "spool_max_bytes")
 
-    def _delete(self, conn: sqlite3.Connection, seqs: list[int]) -> None:
-        self._delete_rows(conn, seqs)
+    def _evict(self, conn: sqlite3.Connection, seqs: list[int], reason: str) -> None:
+        """Delete rows for a limit, counting only what was deleted.
+
+        Another process may have claimed a row since it was selected: the owner
+        condition leaves it to that process, so no event is counted twice.
+        """
+        deleted = conn.execute(
+            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?)) "
+            "AND (owner IS NULL OR owner = ?) RETURNING events",
+            (json.dumps(seqs), self._owner),
+        ).fetchall()
         self._forget(seqs)
+        count = sum(events for (events,) in deleted)
+        if count:
+            self._evicted(reason, count)
 
     def _evicted(self, reason: str, count: int) -> None:
         if self.pipeline is not None:
