@@ -242,19 +242,26 @@ class Pipeline:
 
     def _drop_late(self) -> None:
         """Events that arrive after shutdown: nobody will send them, so count them."""
-        late = 0
+        late = self._give_up_queue()
+        if late:
+            with self._overflow_lock:
+                self.stats.drop("closed", late)
+
+    def _give_up_queue(self) -> int:
+        """Empty the queue (one item at a time: callers may still append); return the events.
+
+        Flush markers found on the way are set, so no waiter hangs.
+        """
+        events = 0
         while True:
             try:
                 item = self._queue.popleft()
             except IndexError:
-                break
+                return events
             if type(item) is _Flush:
                 item.done.set()
             else:
-                late += 1
-        if late:
-            with self._overflow_lock:
-                self.stats.drop("closed", late)
+                events += 1
 
     def _start(self) -> None:
         with self._start_lock:
@@ -317,16 +324,7 @@ class Pipeline:
             if self._spool is not None:
                 self._spool.close()
         self._sleeping = True  # from now on every submit goes through _wake, which counts it
-        left = 0
-        while True:  # pop one by one: callers may still be appending
-            try:
-                item = self._queue.popleft()
-            except IndexError:
-                break
-            if type(item) is _Flush:
-                item.done.set()
-            else:
-                left += 1
+        left = self._give_up_queue()
         if left:
             self.stats.drop("shutdown", left)
         _live.discard(self)
@@ -397,16 +395,7 @@ class Pipeline:
             if self._stopping:
                 # Past the deadline, memory mode: what is still queued is given up, and counted.
                 self._sleeping = True  # later submits go through _wake, which counts them
-                left = 0
-                while True:
-                    try:
-                        item = queue.popleft()
-                    except IndexError:
-                        break
-                    if type(item) is _Flush:
-                        item.done.set()
-                    else:
-                        left += 1
+                left = self._give_up_queue()
                 if left:
                     self.stats.drop("shutdown", left)
             for item in list(queue):
