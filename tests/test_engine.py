@@ -188,10 +188,13 @@ def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver
         eventlog.log_event(Event("counted", str(i)))
     eventlog.log_event(Event("big.int", fields={"n": 2**70}))  # beyond orjson: stdlib fallback
     assert eventlog.flush(10) and receiver.wait_for(251)
-    # An event the formatter refuses is set aside and counted as dropped.
+    # An event the formatter refuses is set aside and counted as dropped; the whole-batch
+    # encoder fails too, and the batch is formatted one by one: the rest of it goes on.
     pipeline._format = _refusing(pipeline._format)
+    pipeline._format_many = _refusing_many(pipeline._format_many)
     eventlog.log_event(Event("refused"))
-    assert eventlog.flush(10)
+    eventlog.log_event(Event("counted", "after"))
+    assert eventlog.flush(10) and receiver.wait_for(252)
     assert pipeline.metrics_port
     with urllib.request.urlopen(f"http://127.0.0.1:{pipeline.metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
@@ -201,14 +204,23 @@ def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver
         for s in family.samples
     }
     label = (("pipeline", "scraped"),)
-    assert samples[("eventlog_events_sent_total", label)] == 251
-    assert samples[("eventlog_events_accepted_total", label)] == 252
+    assert samples[("eventlog_events_sent_total", label)] == 252
+    assert samples[("eventlog_events_accepted_total", label)] == 253
     assert (
         samples[("eventlog_events_dropped_total", (("pipeline", "scraped"), ("reason", "unencodable")))] == 1
     )
     assert samples[("eventlog_queue_depth", label)] == 0
     assert samples[("eventlog_transport_up", label)] == 1
     assert samples[("eventlog_send_seconds_count", label)] >= 1
+
+
+def _refusing_many(fmt_many):  # type: ignore[no-untyped-def]
+    def format_many(wires):  # type: ignore[no-untyped-def]
+        if any(wire["action"] == "refused" for wire in wires):
+            raise ValueError("cannot encode this batch")
+        return fmt_many(wires)
+
+    return format_many
 
 
 def _refusing(fmt):  # type: ignore[no-untyped-def]
@@ -349,16 +361,39 @@ def test_dict_config_builds_a_handler_with_its_own_pipeline(receiver: LineReceiv
 
 
 def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) -> None:
-    pipeline = _configure(receiver)
+    from eventlog.config import Settings
+    from eventlog.interfaces import EnricherSpec
+    from eventlog.registry import Registry
 
     def broken(event: Event) -> None:
         raise RuntimeError("broken enricher")
 
-    pipeline._worker_enrichers.insert(0, broken)
-    eventlog.log_event(Event("still.sent"))
-    assert eventlog.flush(5) and receiver.wait_for(1)
-    assert receiver.events()[0]["action"] == "still.sent"
-    assert pipeline.stats.converted["enricher_error"] == 1
+    class Broken:
+        @staticmethod
+        @eventlog.hookimpl
+        def eventlog_enrichers() -> list[EnricherSpec]:
+            return [EnricherSpec("broken", lambda context: broken)]
+
+    registry = Registry(load_entry_points=False, extra_plugins=(Broken,))
+    settings = {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port}
+    pipeline = eventlog.Pipeline(
+        Settings.load({**settings, "enrichers": "broken,host,site,context"}), registry
+    )
+    logger = logging.getLogger("test.broken.enricher")
+    logger.addHandler(eventlog.EventHandler(pipeline=pipeline))
+    logger.propagate = False
+    try:
+        pipeline.submit_event(Event("still.sent"))
+        logger.warning("also sent")
+        assert pipeline.flush(5) and receiver.wait_for(2)
+        events = receiver.events()
+        assert [e["action"] for e in events] == ["still.sent", "log.warning"]
+        # The built-in enrichers after it still ran (the careful path: a plugin enricher).
+        assert all(e["pid"] == os.getpid() for e in events)
+        assert pipeline.stats.converted["enricher_error"] == 2
+    finally:
+        logger.handlers.clear()
+        pipeline.shutdown()
 
 
 def test_wire_numbers_stay_typed(receiver: LineReceiver) -> None:

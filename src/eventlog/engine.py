@@ -26,6 +26,7 @@ from eventlog.event import Event
 from eventlog.interfaces import (
     Batch,
     ConfigurationError,
+    EncodedBatch,
     Formatter,
     PluginContext,
     Record,
@@ -33,7 +34,7 @@ from eventlog.interfaces import (
     TransportError,
 )
 from eventlog.metrics import Stats
-from eventlog.records import record_to_event
+from eventlog.records import record_to_event, wires_of
 from eventlog.registry import Registry, get_registry
 from eventlog.wire import to_wire
 
@@ -126,6 +127,11 @@ class Pipeline:
         self.transport_name, self.format_name = transport_name, format_name
         self._caller_enrichers: list[Callable[[Event], None]] = []
         self._worker_enrichers: list[Callable[[Event], None]] = []
+        # The built-in host, site and context enrichers set what the fast path merges
+        # itself (see _encode); any other enricher makes every event take the careful path.
+        self._fast = True
+        self._static_enrichers: list[Callable[[Event], None]] = []
+        self._with_context = False
         for enricher_name in settings.enrichers:
             spec = registry.enricher(enricher_name).spec
             enricher_options = settings.plugin_options(enricher_name, spec.options)
@@ -134,8 +140,18 @@ class Pipeline:
             (self._caller_enrichers if spec.stage == "caller" else self._worker_enrichers).append(
                 func
             )
+            builtin = spec.factory.__module__ == "eventlog.builtin.enrichers"
+            if builtin and enricher_name in ("host", "site"):
+                self._static_enrichers.append(func)
+            elif builtin and enricher_name == "context":
+                self._with_context = True
+            else:
+                self._fast = False
         check_unknown(settings.given, known)
+        self._static: dict[str, Any] | None = None  # made by the worker, once
         self._format = self.formatter.format
+        self._format_many = self.formatter.format_many
+        self._split_many = self.formatter.split_many
         self._batch_size: int = settings.batch_size
         self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
@@ -419,39 +435,94 @@ class Pipeline:
 
     def _handle(self, items: list[Any]) -> bool:
         """Encode and deliver; False when events of this round still wait (spool mode)."""
-        records = self._encode(items)
         if self._spool is not None:
-            return self._spool_and_send(records)
-        if records and not self._send(records):
+            return self._spool_and_send(self._encode(items))
+        batch = self._encode_batch(items)
+        if batch and not self._send(batch):
             # Memory mode at the shutdown deadline: nowhere left to keep them.
-            self.stats.drop("shutdown", len(records))
+            self.stats.drop("shutdown", len(batch))
         return True
 
-    def _encode(self, items: list[Any]) -> list[Record]:
-        records: list[Record] = []
-        enrichers = self._worker_enrichers
-        fmt = self._format
+    def _static_fields(self) -> dict[str, Any]:
+        """What the host and site enrichers set on an event, as wire fields in wire order."""
+        blank = Event.__new__(Event)
+        blank.site = blank.cluster = blank.host = blank.pid = None
+        for enrich in self._static_enrichers:
+            enrich(blank)
+        static = {"site": blank.site, "cluster": blank.cluster, "host": blank.host, "pid": blank.pid}
+        return {key: value for key, value in static.items() if value is not None}
+
+    def _wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The wire dicts of the items, and the items they came from (poison events left out).
+
+        The fast path builds each wire dict in one pass from the log record or
+        Event; what it does not take (and every event, when other enrichers are
+        configured) goes the careful way: an Event, the enrichers, ``to_wire``.
+        """
         conversions = self.stats.converted
-        for item in items:
+        if not self._fast:
+            wires: list[dict[str, Any]] = []
+            sources: list[Any] = []
+            for item in items:
+                wire = self._careful_wire(item)
+                if wire is not None:
+                    wires.append(wire)
+                    sources.append(item)
+            return wires, sources
+        static = self._static
+        if static is None:
+            static = self._static = self._static_fields()
+        return wires_of(items, static, self._with_context, conversions, self._careful_wire)
+
+    def _careful_wire(self, item: Any) -> dict[str, Any] | None:
+        """An Event, the worker enrichers, ``to_wire``; None (counted, warned) if that fails."""
+        try:
+            event = item if type(item) is Event else record_to_event(*item)
+            for enrich in self._worker_enrichers:
+                try:
+                    enrich(event)
+                except Exception:
+                    self._enricher_failed(enrich)
+            return to_wire(event, self.stats.converted)
+        except Exception as exc:
+            self._set_aside(exc)
+            return None
+
+    def _set_aside(self, exc: Exception) -> None:
+        # A poison event: set aside with its reason; the rest of the batch goes on.
+        self.stats.drop("unencodable")
+        self._warn_once(
+            f"encode:{type(exc).__name__}",
+            f"an event could not be formatted as {self.format_name!r} and was set "
+            f"aside: {type(exc).__name__}: {exc}",
+        )
+
+    def _encode_batch(self, items: list[Any]) -> Batch:
+        """The batch for the transport: encoded in one call where the formatter can."""
+        format_many, split_many = self._format_many, self._split_many
+        if format_many is None or split_many is None:
+            return self._encode(items)
+        wires, sources = self._wires(items)
+        try:
+            body = format_many(wires)
+        except Exception:
+            return self._records(wires, sources)  # one by one, to find what cannot be encoded
+        return EncodedBatch(body, wires, lambda: [_time_ns(item) for item in sources], split_many)
+
+    def _encode(self, items: list[Any]) -> list[Record]:
+        """One Record per event (spool mode, and formats that encode one event at a time)."""
+        return self._records(*self._wires(items))
+
+    def _records(self, wires: list[dict[str, Any]], sources: list[Any]) -> list[Record]:
+        records: list[Record] = []
+        fmt = self._format
+        for wire, item in zip(wires, sources):
             try:
-                event = item if type(item) is Event else record_to_event(*item)
-                for enrich in enrichers:
-                    try:
-                        enrich(event)
-                    except Exception:
-                        self._enricher_failed(enrich)
-                wire = to_wire(event, conversions)
                 payload = fmt(wire)
             except Exception as exc:
-                # A poison event: set aside with its reason; the rest of the batch goes on.
-                self.stats.drop("unencodable")
-                self._warn_once(
-                    f"encode:{type(exc).__name__}",
-                    f"an event could not be formatted as {self.format_name!r} and was set "
-                    f"aside: {type(exc).__name__}: {exc}",
-                )
+                self._set_aside(exc)
                 continue
-            records.append(Record(wire["id"], wire["action"], event.time_ns, payload))
+            records.append(Record(wire["id"], wire["action"], _time_ns(item), payload))
         return records
 
     # ------------------------------------------------------------ sending
@@ -702,9 +773,18 @@ class Pipeline:
             self._spool.after_fork()
         self.stats = Stats()
         self._warned = set()
+        self._static = None  # made again in the worker: the pid enricher's at-fork hook may run later
         self._unspooled = []  # the parent's, not ours to send
         self._held_markers = []
         self._setup_runtime()
+
+
+def _time_ns(item: Any) -> int:
+    """The event time of a queued item (an Event, or a log record with its message and context)."""
+    if type(item) is tuple:
+        return int(item[0].created * 1_000_000_000)
+    time_ns: int = item.time_ns
+    return time_ns
 
 
 def settings_options() -> Sequence[Any]:

@@ -19,6 +19,11 @@ from eventlog.context import RequestContext
 
 _now_ns = time.time_ns
 _get_ident = threading.get_ident
+_current_thread = threading.current_thread
+#: Live threads by ident.  One C lookup per event instead of current_thread().name (two
+#: Python calls); threads not started by ``threading`` are not in it until current_thread().
+_active_get = getattr(threading, "_active", {}).get
+
 _current_context = _context.current
 
 # Frames inside these folders are never the "caller" of log_code=True.
@@ -91,7 +96,7 @@ class Event:
     code_line: int | None
     code_func: str | None
     exc_info: str | None
-    thread: str | int | None
+    thread: str | int | None  # an int (an ident) only from code that set one
     id: str | None
     site: str | None
     cluster: str | None
@@ -149,7 +154,9 @@ class Event:
         else:
             self.code_file = self.code_line = self.code_func = None
         self.exc_info = None
-        self.thread = _get_ident()  # an int here; the worker turns it into the thread's name
+        # The name now: the thread may have exited by the time the worker runs.
+        thread = _active_get(_get_ident())
+        self.thread = (thread or _current_thread()).name
         self.id = None
         self.site = self.cluster = self.host = None
         self.pid = None

@@ -8,7 +8,7 @@ only turns one event into bytes.  See ``docs/plugins.md`` for a walk-through.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
@@ -31,6 +31,57 @@ class Record(NamedTuple):
 
 
 Batch = Sequence[Record]
+
+_new_tuple = tuple.__new__
+
+
+class EncodedBatch(Sequence[Record]):
+    """A batch the formatter encoded in one call: ``body`` is its payloads back to back.
+
+    A transport that writes a byte stream sends ``body`` as it is; indexing or
+    iterating gives the :class:`Record` objects as for any batch, built on
+    first use from ``split`` (the formatter's way back from ``body`` to the
+    payloads), the wire dicts and the events' times.
+    """
+
+    __slots__ = ("_records", "_split", "_times", "_wires", "body")
+
+    def __init__(
+        self,
+        body: bytes,
+        wires: list[dict[str, Any]],
+        times: Callable[[], list[int]],
+        split: Callable[[bytes], list[bytes]],
+    ) -> None:
+        self.body = body
+        self._wires = wires
+        self._times = times
+        self._split = split
+        self._records: list[Record] | None = None
+
+    def records(self) -> list[Record]:
+        """The batch as a list of Records (made once, on first use)."""
+        records = self._records
+        if records is None:
+            payloads = self._split(self.body)
+            if len(payloads) != len(self._wires):
+                raise ValueError(
+                    f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
+                )
+            records = self._records = [
+                _new_tuple(Record, (wire["id"], wire["action"], time_ns, payload))
+                for wire, time_ns, payload in zip(self._wires, self._times(), payloads)
+            ]
+        return records
+
+    def __len__(self) -> int:
+        return len(self._wires)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
 
 
 # ---------------------------------------------------------------- errors
@@ -133,6 +184,14 @@ class Formatter(abc.ABC):
     def format_batch(self, payloads: Sequence[bytes]) -> bytes:
         """One body for many events (default: the payloads concatenated)."""
         return b"".join(payloads)
+
+    #: Optional, for formats that can encode many events in one call (a per-event call
+    #: costs more than the encoding of a small event): ``format_many(wires)`` returns
+    #: exactly ``b"".join(map(self.format, wires))`` or raises (the engine then formats
+    #: one by one to set the bad event aside), and ``split_many(body)`` gives the
+    #: payloads back.  Leave both None otherwise.
+    format_many: Callable[[list[dict[str, Any]]], bytes] | None = None
+    split_many: Callable[[bytes], list[bytes]] | None = None
 
 
 # ---------------------------------------------------------------- transports

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import numbers
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from eventlog.context import RequestContext
+from eventlog.context import EMPTY, RequestContext
 from eventlog.event import Event
+from eventlog.schema import LEVEL_NAMES
+from eventlog.wire import (
+    MAX_MESSAGE_CHARS,
+    MAX_VALUE_CHARS,
+    Conversions,
+    _ids,
+    put_extras,
+    safe_str,
+    to_wire,
+)
 
 logging.addLevelName(5, "TRACE")
 
@@ -22,6 +34,25 @@ logging.addLevelName(5, "TRACE")
 _STANDARD = frozenset(
     logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__
 ) | {"message", "asctime", "taskName", "stack_info"}
+
+#: The attributes LogRecord.__init__ sets, in order: a record's __dict__ starts with them.
+_INIT_KEYS = list(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__)
+_INIT_LEN = len(_INIT_KEYS)
+#: extra= keys with a meaning of their own (see _extras).
+_SPECIAL = frozenset({"tags", "metrics", "fields"})
+
+
+def extra_keys(attributes: dict[str, Any]) -> list[str]:
+    """The keys of a record's ``extra=`` (and of attributes added later), in the order given."""
+    # Cheaper than a set difference over all ~20 keys: LogRecord.__init__ sets its attributes
+    # first, so what follows them was added later; a record whose start differs (an attribute
+    # deleted, a LogRecord subclass) takes the general way.
+    if len(attributes) == _INIT_LEN:
+        return []
+    keys = list(attributes)
+    if keys[:_INIT_LEN] == _INIT_KEYS:
+        return [key for key in keys[_INIT_LEN:] if key not in _STANDARD]
+    return [key for key in keys if key not in _STANDARD]
 
 #: "log.<level>" for the usual level names, made once rather than per record.
 _ACTIONS = {
@@ -94,23 +125,21 @@ def record_to_event(
         event.exc_info = json.dumps({"type": None, "value": None, "stack": record.exc_text})
     else:
         event.exc_info = None
+    extras = extra_keys(record.__dict__)
+    if extras:
+        event.tags, event.fields, event.metrics = _extras(record.__dict__, extras)
+    else:
+        event.tags = event.fields = event.metrics = None
+    return event
+
+
+def _extras(
+    attributes: dict[str, Any], extra_keys: list[str]
+) -> tuple[list[str] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """Tags, fields and metrics from a record's ``extra=`` keys (the seed's mapping)."""
     tags: list[str] | None = None
     fields: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
-    attributes = record.__dict__
-    # A set difference in C finds the extra= keys (most records have none or a few);
-    # with several, walk the record again to keep the order they were given in.
-    extra_keys = attributes.keys() - _STANDARD
-    if len(extra_keys) > 1:
-        # makeRecord adds extra= keys last: walk back from the end until all are seen.
-        wanted, ordered = len(extra_keys), []
-        for key in reversed(attributes):
-            if key in extra_keys:
-                ordered.append(key)
-                if len(ordered) == wanted:
-                    break
-        ordered.reverse()
-        extra_keys = ordered  # type: ignore[assignment]
     for key in extra_keys:
         value = attributes[key]
         kind = type(value)
@@ -134,7 +163,165 @@ def record_to_event(
             # ... and anything else is kept as a typed field rather than lost.
             fields = fields or {}
             fields.setdefault(key, value)
-    event.tags = tags
-    event.fields = fields
-    event.metrics = metrics
-    return event
+    return tags, fields, metrics
+
+
+def record_wire(
+    record: logging.LogRecord,
+    message: str | tuple[str, Any],
+    ctx: RequestContext | None,
+    static: dict[str, Any],
+    conversions: Conversions,
+) -> dict[str, Any] | None:
+    """The wire dict of one log record by the fast path (see :func:`wires_of`); None if not taken."""
+    wires, _ = wires_of([(record, message, ctx)], static, True, conversions, lambda item: None)
+    return wires[0] if wires else None
+
+
+def wires_of(
+    items: list[Any],
+    static: dict[str, Any],
+    with_context: bool,
+    conversions: Conversions,
+    careful: Callable[[Any], dict[str, Any] | None],
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The wire dicts of queued items in one pass each: no Event, static fields merged once.
+
+    An item is ``(record, message, context)`` from the handler or an Event.
+    For a log record the result equals ``to_wire`` of ``record_to_event``
+    after the built-in ``host``, ``site`` (their values are ``static``) and
+    ``context`` (when ``with_context``) enrichers; a test holds the two paths
+    to the same bytes.  What this path does not take (unusual levels, names
+    or threads, Events that set static fields) goes to ``careful``, which
+    returns the wire dict or None for an event set aside.  Returns the wire
+    dicts and the items they came from.
+
+    This is the worker's per-event cost, so the common case is written out
+    in one loop: a call costs more than most of the checks.
+    """
+    wires: list[dict[str, Any]] = []
+    append = wires.append
+    sources = items  # replaced by a shorter list only when an event is set aside
+    node, next_seq = _ids.node_and_counter()
+    for index, item in enumerate(items):
+        wire: dict[str, Any] | None = None
+        try:
+            if type(item) is tuple:
+                record, message, ctx = item
+                action = _ACTIONS.get(record.levelname)
+                level, name, thread = record.levelno, record.name, record.threadName
+                if (
+                    action is not None
+                    and type(level) is int
+                    and type(name) is str
+                    and (thread is None or type(thread) is str)
+                    and message is not None
+                ):
+                    if type(message) is tuple:
+                        msg, args = message
+                        try:
+                            message = msg % args
+                        except Exception:
+                            message = render(msg, args)
+                    if not (
+                        type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS
+                    ):
+                        message = safe_str(message, MAX_MESSAGE_CHARS, conversions)
+                    if not (name.isascii() and len(name) <= MAX_VALUE_CHARS):
+                        name = safe_str(name, MAX_VALUE_CHARS, conversions)
+                    time_ns = int(record.created * 1_000_000_000)
+                    millis = time_ns // 1_000_000
+                    wire = {
+                        # make_id, written out
+                        "id": f"{millis & 0xFFFFFFFFFFFF:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
+                        "tstamp": millis,
+                        "action": action,
+                        "target": name,
+                        "tgType": "logger",
+                        "level": level,
+                        "levelName": LEVEL_NAMES.get(level) or f"Level {level}",
+                        "message": message,
+                    }
+                    attributes = record.__dict__
+                    if len(attributes) != _INIT_LEN:
+                        keys = list(attributes)
+                        extras = (
+                            [key for key in keys[_INIT_LEN:] if key not in _STANDARD]
+                            if keys[:_INIT_LEN] == _INIT_KEYS
+                            else [key for key in keys if key not in _STANDARD]
+                        )
+                        if extras:
+                            # Numbers and short ASCII text with plain keys: straight in; the rest
+                            # (tags=, metrics=, fields=, other types) the careful way.
+                            metrics: dict[str, Any] | None = None
+                            fields: dict[str, Any] | None = None
+                            for key in extras:
+                                value = attributes[key]
+                                kind = type(value)
+                                if (
+                                    type(key) is not str
+                                    or not (key.isascii() and len(key) <= MAX_VALUE_CHARS)
+                                    or key in _SPECIAL
+                                ):
+                                    break
+                                if kind is int or (kind is float and math.isfinite(value)):
+                                    if metrics is None:
+                                        metrics = {}
+                                    metrics[key] = value
+                                elif kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS:
+                                    if fields is None:
+                                        fields = {}
+                                    fields[key] = value
+                                else:
+                                    break
+                            else:
+                                if metrics:
+                                    wire["metrics"] = metrics
+                                if fields:
+                                    wire["fields"] = fields
+                                extras = []
+                            if extras:
+                                put_extras(wire, *_extras(attributes, extras), conversions)
+                    if with_context and ctx is not EMPTY:
+                        user, session, request_id = ctx
+                        if user is not None:
+                            wire["user"] = safe_str(user, MAX_VALUE_CHARS, conversions)
+                        if session is not None:
+                            wire["session"] = safe_str(session, MAX_VALUE_CHARS, conversions)
+                        if request_id is not None:
+                            wire["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
+                    wire.update(static)
+                    if thread is not None:
+                        wire["thread"] = thread
+                    if record.pathname is not None:
+                        wire["codeFile"] = record.pathname
+                    if record.lineno is not None:
+                        wire["codeLine"] = record.lineno
+                    if record.funcName is not None:
+                        wire["codeFunc"] = record.funcName
+                    exc_info = record.exc_info
+                    if exc_info and exc_info[0] is not None:
+                        wire["exc_info"] = exception_json(exc_info)
+                    elif record.exc_text:
+                        wire["exc_info"] = json.dumps(
+                            {"type": None, "value": None, "stack": record.exc_text}
+                        )
+            elif (
+                item.site is None
+                and item.cluster is None
+                and item.host is None
+                and item.pid is None
+            ):
+                wire = to_wire(item, conversions, static, item.context if with_context else None)
+        except Exception:
+            wire = None  # the careful path decides: converted, or set aside with its reason
+        if wire is None:
+            wire = careful(item)
+            if wire is None:  # set aside: keep the items of the wires that remain
+                if sources is items:
+                    sources = items[:index]
+                continue
+        append(wire)
+        if sources is not items:
+            sources.append(item)
+    return wires, sources

@@ -13,11 +13,13 @@ import json
 import math
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventlog.schema import LEVEL_NAMES
 
 if TYPE_CHECKING:
+    from eventlog.context import RequestContext
     from eventlog.event import Event
 
 #: Longest message kept, in characters; longer ones are cut and counted.
@@ -45,13 +47,22 @@ class IdMaker:
         # even when two pipelines' workers draw ids at once.
         self._next = itertools.count(1).__next__
 
-    def __call__(self, time_ns: int) -> str:
+    def node_and_counter(self) -> tuple[str, Callable[[], int]]:
+        """This process's node and sequence, for code that writes the id out itself."""
+        return self._node, self._next
+
+    def make(self, time_ns: int) -> str:
+        """The next id, for an event at ``time_ns``."""
         millis = (time_ns // 1_000_000) & 0xFFFFFFFFFFFF
         return f"{millis:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
 
+    __call__ = make
 
-make_id = IdMaker()
-os.register_at_fork(after_in_child=make_id.reset)
+
+_ids = IdMaker()
+#: A bound method, not the instance: calling an instance's __call__ costs several times more.
+make_id = _ids.make
+os.register_at_fork(after_in_child=_ids.reset)
 
 
 def thread_name(ident: int) -> str:
@@ -136,42 +147,19 @@ def _plain(value: Any, limit: int) -> bool:
     return type(value) is str and value.isascii() and len(value) <= limit
 
 
-def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
-    """The event as a dict of wire names (see :mod:`eventlog.schema`), empty fields omitted."""
-    # This runs once per event in the worker; the checks of _plain are inlined
-    # below because most values are short ASCII text and a call costs more than the check.
-    if event.id is None:
-        event.id = make_id(event.time_ns)
-    action = event.action
-    if not (type(action) is str and action.isascii() and len(action) <= MAX_VALUE_CHARS):
-        action = safe_str(action, MAX_VALUE_CHARS, conversions)
-    out: dict[str, Any] = {"id": event.id, "tstamp": event.time_ns // 1_000_000, "action": action}
-    text = event.target
-    if text is not None:
-        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
-            text = safe_str(text, MAX_VALUE_CHARS, conversions)
-        out["target"] = text
-    text = event.tg_type
-    if text is not None:
-        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
-            text = safe_str(text, MAX_VALUE_CHARS, conversions)
-        out["tgType"] = text
-    level = event.level
-    if level is not None:
-        out["level"] = level
-        out["levelName"] = LEVEL_NAMES.get(level) or f"Level {level}"
-    text = event.message
-    if text is not None:
-        if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
-            text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
-        out["message"] = text
-    if event.tags:
+def put_extras(
+    out: dict[str, Any],
+    tags: list[Any] | None,
+    fields: dict[Any, Any] | None,
+    metrics: dict[Any, Any] | None,
+    conversions: Conversions | None,
+) -> None:
+    """Add tags, metrics and fields to ``out``, cleaned (metrics that are no numbers become fields)."""
+    if tags:
         out["tags"] = [
             t if _plain(t, MAX_VALUE_CHARS) else safe_str(t, MAX_VALUE_CHARS, conversions)
-            for t in event.tags
+            for t in tags
         ]
-    fields = event.fields
-    metrics = event.metrics
     if metrics:
         clean_metrics: dict[str, int | float] = {}
         for key, value in metrics.items():
@@ -203,7 +191,60 @@ def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
             else:
                 clean_fields[key] = _typed_value(value, conversions)
         out["fields"] = clean_fields
+
+
+def to_wire(
+    event: Event,
+    conversions: Conversions | None,
+    static: dict[str, Any] | None = None,
+    ctx: RequestContext | None = None,
+) -> dict[str, Any]:
+    """The event as a dict of wire names (see :mod:`eventlog.schema`), empty fields omitted.
+
+    The engine's fast path passes ``static`` (site, cluster, host, pid, merged
+    as they are, for an event that sets none of them) and ``ctx`` (user,
+    session and request id where the event has none): what the built-in
+    ``host``, ``site`` and ``context`` enrichers would have set, without
+    running them.
+    """
+    # This runs once per event in the worker; the checks of _plain are inlined
+    # below because most values are short ASCII text and a call costs more than the check.
+    event_id = event.id
+    if event_id is None:
+        event_id = event.id = make_id(event.time_ns)
+    action = event.action
+    if not (type(action) is str and action.isascii() and len(action) <= MAX_VALUE_CHARS):
+        action = safe_str(action, MAX_VALUE_CHARS, conversions)
+    out: dict[str, Any] = {"id": event_id, "tstamp": event.time_ns // 1_000_000, "action": action}
+    text = event.target
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
+            text = safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["target"] = text
+    text = event.tg_type
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
+            text = safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["tgType"] = text
+    level = event.level
+    if level is not None:
+        out["level"] = level
+        out["levelName"] = LEVEL_NAMES.get(level) or f"Level {level}"
+    text = event.message
+    if text is not None:
+        if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
+            text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
+        out["message"] = text
+    if event.tags or event.fields or event.metrics:
+        put_extras(out, event.tags, event.fields, event.metrics, conversions)
     ctx_user, session, request_id = event.user, event.session, event.request_id
+    if ctx is not None:
+        if ctx_user is None:
+            ctx_user = ctx.user
+        if session is None:
+            session = ctx.session
+        if request_id is None:
+            request_id = ctx.request_id
     if ctx_user is not None:
         out["user"] = safe_str(ctx_user, MAX_VALUE_CHARS, conversions)
     if session is not None:
@@ -211,17 +252,20 @@ def to_wire(event: Event, conversions: Conversions | None) -> dict[str, Any]:
     if request_id is not None:
         out["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
     # Set by enrichers and the record conversion, not by the application: no cleaning.
-    if event.site is not None:
-        out["site"] = event.site
-    if event.cluster is not None:
-        out["cluster"] = event.cluster
-    if event.host is not None:
-        out["host"] = event.host
-    if event.pid is not None:
-        out["pid"] = event.pid
+    if static is not None:
+        out.update(static)
+    else:
+        if event.site is not None:
+            out["site"] = event.site
+        if event.cluster is not None:
+            out["cluster"] = event.cluster
+        if event.host is not None:
+            out["host"] = event.host
+        if event.pid is not None:
+            out["pid"] = event.pid
     thread = event.thread
     if thread is not None:
-        if type(thread) is int:  # an Event keeps the ident; the name is looked up here
+        if type(thread) is int:  # an ident, from code that set one: the name, if still running
             thread = event.thread = thread_name(thread)
         out["thread"] = thread
     if event.code_file is not None:

@@ -14,6 +14,7 @@ from eventlog.interfaces import (
     Batch,
     ConfigurationError,
     ConnectError,
+    EncodedBatch,
     Option,
     PluginContext,
     Record,
@@ -80,7 +81,8 @@ class StreamTransport(Transport):
             self.open()
         assert self.sock is not None
         try:
-            send_all(self.sock, [r.payload for r in batch], self.address)
+            chunks = [batch.body] if type(batch) is EncodedBatch else [r.payload for r in batch]
+            send_all(self.sock, chunks, self.address)
         except ConnectError:
             self.close()
             raise

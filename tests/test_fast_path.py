@@ -1,0 +1,249 @@
+"""The worker's fast path gives every format exactly the bytes of the careful path.
+
+The careful path is the general one: a log record becomes an Event, the
+enrichers run on it, ``to_wire`` cleans it.  The fast path builds the wire
+dict in one pass (see ``eventlog.records.wires_of``).  Both draw ids from the
+same counter, which each comparison resets, so ids are equal too.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import sys
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import eventlog
+from eventlog import Event
+from eventlog.config import Settings
+from eventlog.context import EMPTY, RequestContext
+from eventlog.engine import Pipeline
+from eventlog.interfaces import EncodedBatch, Formatter, PluginContext
+from eventlog.records import record_to_event, wires_of
+from eventlog.registry import get_registry
+from eventlog.wire import _ids, to_wire
+from tests.test_spool_props import any_text, hostile_event, hostile_value
+from tests.varied import varied_events
+
+LOGGER = logging.getLogger("fast.path")
+#: Attribute names makeRecord refuses in extra= (they would overwrite the record's own).
+_RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"message", "asctime"}
+
+
+def _pipeline(**extra: Any) -> Pipeline:
+    return Pipeline(
+        Settings.load({"transport": "console", "site": "shop", "cluster": "eu-1", **extra})
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Any:
+    pipeline = _pipeline()
+    yield pipeline
+    pipeline.shutdown()
+
+
+def _formatters() -> dict[str, Formatter]:
+    registry = get_registry()
+    settings = Settings.load({"transport": "console"})
+    made = {}
+    for name, registered in registry.formatters.items():
+        options = settings.plugin_options(name, registered.spec.options)
+        made[name] = registered.spec.factory(PluginContext(settings, options))
+    return made
+
+
+FORMATTERS = _formatters()
+
+
+def _reset_ids() -> None:
+    _ids._next = itertools.count(1).__next__
+
+
+def _fast(pipeline: Pipeline, items: list[Any], conversions: dict[str, int]) -> list[Any]:
+    """What the fast path makes of each item (None where it hands the item on)."""
+    static = pipeline._static_fields()
+    out = []
+    for item in items:
+        _reset_ids()
+        wires, _ = wires_of([item], static, pipeline._with_context, conversions, lambda i: None)
+        out.append(wires[0] if wires else None)
+    return out
+
+
+def _careful(pipeline: Pipeline, items: list[Any], conversions: dict[str, int]) -> list[Any]:
+    out = []
+    for item in items:
+        _reset_ids()
+        event = copy.copy(item) if type(item) is Event else record_to_event(*item)
+        for enrich in pipeline._worker_enrichers:
+            enrich(event)
+        out.append(to_wire(event, conversions))
+    return out
+
+
+def _encoded(formatter: Formatter, wire: dict[str, Any]) -> Any:
+    try:
+        return formatter.format(wire)
+    except Exception as exc:  # both paths must fail alike, too
+        return type(exc)
+
+
+def assert_same(pipeline: Pipeline, items: list[Any], *, all_fast: bool = False) -> None:
+    conversions_fast: dict[str, int] = {}
+    conversions_careful: dict[str, int] = {}
+    fast = _fast(pipeline, items, conversions_fast)
+    careful = _careful(pipeline, items, conversions_careful)
+    taken = 0
+    for item, fast_wire, careful_wire in zip(items, fast, careful):
+        if fast_wire is None:
+            assert not all_fast, f"the fast path did not take {item!r}"
+            continue
+        taken += 1
+        # Same keys in the same order, same values of the same types.
+        assert list(fast_wire.items()) == list(careful_wire.items())
+        assert [type(v) for v in fast_wire.values()] == [type(v) for v in careful_wire.values()]
+        for name, formatter in FORMATTERS.items():
+            assert _encoded(formatter, fast_wire) == _encoded(formatter, careful_wire), name
+    if all(w is not None for w in fast):
+        assert conversions_fast == conversions_careful
+    assert taken or not all_fast
+
+
+def _record(
+    msg: Any, args: tuple[Any, ...] = (), level: int = logging.INFO, **extra: Any
+) -> logging.LogRecord:
+    return LOGGER.makeRecord(
+        LOGGER.name, level, "/app/views.py", 42, msg, args, None, "handler", extra or None
+    )
+
+
+def _item(record: logging.LogRecord, ctx: RequestContext = EMPTY) -> tuple[Any, Any, Any]:
+    # As EventHandler queues it: (msg, args) still to render, or the rendered message.
+    message = (record.msg, record.args) if record.args else record.getMessage()
+    return (record, message, ctx)
+
+
+def test_common_log_records_take_the_fast_path_with_the_same_bytes(pipeline: Pipeline) -> None:
+    items = [
+        _item(_record("user %s did thing %d", ("alice", 7), k=7)),
+        _item(_record("plain")),
+        _item(_record("ratio %.2f", (0.5,), level=logging.WARNING, ratio=0.25, who="bob")),
+        _item(_record("in a request"), RequestContext("alice", "s-1", "r-1")),
+        _item(_record("many", k1=1, k2="two", k3=3.5, k4=-4)),
+        _item(_record("trace", level=5)),
+    ]
+    assert_same(pipeline, items, all_fast=True)
+
+
+def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError:
+        exc = _record("failed", level=logging.ERROR)
+        exc.exc_info = sys.exc_info()
+    record_no_func = logging.LogRecord("fast.path", logging.INFO, "p.py", 1, "no func", (), None)
+    nameless = _record("odd name")
+    nameless.name = "naïve.logger"
+    no_thread = _record("no thread")
+    no_thread.threadName = None
+    items = [
+        _item(exc),
+        _item(record_no_func),
+        _item(nameless),
+        _item(no_thread),
+        _item(_record("café %s", ("naïve",))),
+        _item(_record("lone \udc80 surrogate")),
+        _item(_record("x" * 300_000)),
+        _item(_record("bad %d", ("not a number",))),
+        _item(_record("tags", tags=["a", "b"], metrics={"m": 1.5}, fields={"f": "v"}, n=1)),
+        _item(_record("odd extras", flag=True, nan=math.nan, big=2**70, obj=object(), raw=b"\xff")),
+        _item(_record("custom level", level=25)),
+        _item(_record("keys", **{"clé": 1, "x" * 20_000: "long key"})),
+        _item(_record("ctx"), RequestContext("Zoë", None, "r\udc80")),
+    ]
+    assert_same(pipeline, items)
+
+
+def test_events_take_the_fast_path_with_the_same_bytes(pipeline: Pipeline) -> None:
+    assert_same(pipeline, list(varied_events(300)))
+    assert_same(pipeline, [Event("click", "my-button", "ui")], all_fast=True)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"enrichers": "host"}, {"enrichers": "context,site"}, {"enrichers": ""}, {"site": None}],
+    ids=["host", "context-site", "none", "no-site"],
+)
+def test_other_enricher_choices_have_the_same_bytes(settings: dict[str, Any]) -> None:
+    pipeline = _pipeline(**settings)
+    try:
+        items: list[Any] = [
+            _item(_record("hello %s", ("x",), k=1), RequestContext("alice")),
+            Event("click", "b", "ui", user="bob"),
+        ]
+        with eventlog.context(user="carol"):
+            items.append(Event("in.context"))
+        assert_same(pipeline, items, all_fast=True)
+    finally:
+        pipeline.shutdown()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=hostile_event())
+def test_hostile_events_have_the_same_bytes(event: Event) -> None:
+    pipeline = _PIPELINE
+    assert_same(pipeline, [event])
+
+
+extra_key = any_text.filter(lambda k: k not in _RESERVED)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    level=st.sampled_from([logging.INFO, logging.WARNING, logging.ERROR, 5, 60]),
+    msg=any_text,
+    args=st.lists(st.one_of(any_text, st.integers(), st.floats(), st.binary(max_size=8)), max_size=3),
+    extra=st.dictionaries(extra_key, hostile_value, max_size=5),
+    ctx=st.builds(RequestContext, st.none() | any_text, st.none() | any_text, st.none() | any_text),
+)
+def test_hostile_log_records_have_the_same_bytes(
+    level: int, msg: str, args: list[Any], extra: dict[str, Any], ctx: RequestContext
+) -> None:
+    record = _record(msg, tuple(args), level, **extra)
+    assert_same(_PIPELINE, [_item(record, ctx)])
+
+
+_PIPELINE = _pipeline()
+
+
+def test_a_batch_is_encoded_in_one_call_with_the_per_event_bytes(pipeline: Pipeline) -> None:
+    items = [_item(_record("n %d", (i,), k=i)) for i in range(50)] + list(varied_events(50))
+    for name in ("json", "logstash"):
+        pipeline._format_many = FORMATTERS[name].format_many
+        pipeline._split_many = FORMATTERS[name].split_many
+        pipeline._format = FORMATTERS[name].format
+        _reset_ids()
+        batch = pipeline._encode_batch(items)
+        assert type(batch) is EncodedBatch
+        _reset_ids()
+        records = pipeline._encode(items)
+        assert batch.body == b"".join(r.payload for r in records)
+        # Records on demand: the same ids, actions, times and payloads as one by one.
+        assert list(batch) == records and len(batch) == 100
+        assert batch[3] == records[3]
+
+
+def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> None:
+    made: list[Event] = []
+    thread = threading.Thread(target=lambda: made.append(Event("from.thread")), name="worker-7")
+    thread.start()
+    thread.join()
+    assert to_wire(made[0], None)["thread"] == "worker-7"
