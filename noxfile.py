@@ -18,7 +18,12 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
-PLUGINS = ["plugins/eventlog_fluent", "plugins/eventlog_capnp", "plugins/eventlog_http"]
+PLUGINS = [
+    "plugins/eventlog_fluent",
+    "plugins/eventlog_capnp",
+    "plugins/eventlog_http",
+    "plugins/eventlog_speedups",
+]
 EXAMPLES = ["examples/eventlog_redis_streams"]
 TEST_DEPS = [
     "pytest>=8",
@@ -41,7 +46,11 @@ def _install_project(session: nox.Session) -> None:
     session.install(*local)
 
 
-@nox.session(python="3.11")
+#: The suite runs on each of these that is installed (CI has all three; a missing one fails there).
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole suite, against real peers (set EVENTLOG_REQUIRE_PEERS=1 to fail when one is missing)."""
     _install_project(session)

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventlog
+import eventlog.records
 from eventlog import Event
 from eventlog.config import Settings
 from eventlog.context import EMPTY, RequestContext
@@ -29,12 +30,28 @@ from eventlog.interfaces import EncodedBatch, Formatter, PluginContext
 from eventlog.records import record_to_event, wires_of
 from eventlog.registry import get_registry
 from eventlog.wire import _ids, to_wire
+from tests.peers import missing
 from tests.test_spool_props import any_text, hostile_event, hostile_value
 from tests.varied import varied_events
 
 LOGGER = logging.getLogger("fast.path")
 #: Attribute names makeRecord refuses in extra= (they would overwrite the record's own).
 _RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"message", "asctime"}
+
+
+_COMPILED = eventlog.records._load_accelerator()
+
+
+@pytest.fixture(autouse=True, params=["python", "speedups"])
+def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the pure-Python fast path and with eventlog-speedups' C one."""
+    if request.param == "speedups":
+        if _COMPILED is None:
+            missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
+        monkeypatch.setattr(eventlog.records, "accelerator", _COMPILED)
+    else:
+        monkeypatch.setattr(eventlog.records, "accelerator", None)
+    return str(request.param)
 
 
 def _pipeline(**extra: Any) -> Pipeline:
@@ -131,7 +148,9 @@ def _item(record: logging.LogRecord, ctx: RequestContext = EMPTY) -> tuple[Any, 
     return (record, message, ctx)
 
 
-def test_common_log_records_take_the_fast_path_with_the_same_bytes(pipeline: Pipeline) -> None:
+def test_common_log_records_take_the_fast_path_with_the_same_bytes(
+    pipeline: Pipeline, fast_path: str
+) -> None:
     items = [
         _item(_record("user %s did thing %d", ("alice", 7), k=7)),
         _item(_record("plain")),
@@ -141,6 +160,10 @@ def test_common_log_records_take_the_fast_path_with_the_same_bytes(pipeline: Pip
         _item(_record("trace", level=5)),
     ]
     assert_same(pipeline, items, all_fast=True)
+    if fast_path == "speedups":  # and the compiled part took every one of them
+        static = pipeline._static_fields()
+        wires, holes = _COMPILED(items, static, True, *_ids.node_and_counter())  # type: ignore[misc]
+        assert holes == 0 and all(type(w) is dict for w in wires)
 
 
 def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:

@@ -18,6 +18,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eventlog import metrics
@@ -77,6 +78,10 @@ class Spool(Protocol):
     def remove(self, records: Sequence[Record]) -> None: ...
     def depth(self) -> int: ...
     def close(self) -> None: ...
+
+
+#: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
+_NEVER = object()
 
 
 class _Flush:
@@ -420,16 +425,15 @@ class Pipeline:
 
     def _take(self, queue: deque[Any]) -> tuple[list[Any], list[_Flush]]:
         """Up to batch_size items; a flush marker ends the batch."""
-        items: list[Any] = []
+        # In C: iter(popleft, ...) calls popleft() and islice stops after n, and the marker
+        # check compares types without a Python loop (a loop costs ~800 instructions an event).
+        items = list(islice(iter(queue.popleft, _NEVER), min(len(queue), self._batch_size)))
         markers: list[_Flush] = []
-        popleft = queue.popleft
-        limit = self._batch_size
-        while queue and len(items) < limit:
-            item = popleft()
-            if type(item) is _Flush:
-                markers.append(item)
-                break
-            items.append(item)
+        if _Flush in map(type, items):
+            index = list(map(type, items)).index(_Flush)
+            markers.append(items[index])
+            queue.extendleft(reversed(items[index + 1 :]))  # back in front, in order
+            del items[index:]
         self.stats.taken += len(items)
         return items, markers
 

@@ -54,9 +54,18 @@ class EventHandler(logging.Handler):
                 message: str | tuple[str, Any] = (msg, args) if args else msg
             else:
                 message = record.getMessage()  # render now: the arguments may change later
-            (self.pipeline or api._default or api.get_pipeline()).submit_record(
-                record, message, _current_context()
-            )
+            pipeline = self.pipeline or api._default or api.get_pipeline()
+            if pipeline._caller_enrichers:
+                pipeline.submit_record(record, message, _current_context())
+                return True
+            # Pipeline.submit_record, inlined: a Python call costs ~1k instructions a record.
+            queue = pipeline._queue
+            if len(queue) >= pipeline._maxsize:
+                pipeline._overflowed()
+                return True
+            queue.append((record, message, _current_context()))
+            if pipeline._sleeping:
+                pipeline._wake()
         except Exception:
             self.handleError(record)
         return True

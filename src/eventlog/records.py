@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import traceback
 from collections.abc import Callable
 from types import TracebackType
@@ -166,6 +167,25 @@ def _extras(
     return tags, fields, metrics
 
 
+def _load_accelerator() -> Callable[..., Any] | None:
+    """The compiled fast path (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from eventlog_speedups import _wires
+    except ImportError:
+        return None
+    _wires.setup(
+        logging.LogRecord,
+        _ACTIONS, LEVEL_NAMES, _INIT_KEYS, _STANDARD, _SPECIAL, EMPTY, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+    )
+    return _wires.wires
+
+
+#: eventlog-speedups' ``wires`` when installed: the plain records in C, the rest here.
+accelerator = _load_accelerator()
+
+
 def record_wire(
     record: logging.LogRecord,
     message: str | tuple[str, Any],
@@ -199,12 +219,24 @@ def wires_of(
     This is the worker's per-event cost, so the common case is written out
     in one loop: a call costs more than most of the checks.
     """
+    node, next_seq = _ids.node_and_counter()
+    prebuilt: list[dict[str, Any] | None] | None = None
+    if accelerator is not None:
+        prebuilt, holes = accelerator(items, static, with_context, node, next_seq)
+        if not holes:
+            return prebuilt, items  # type: ignore[return-value]
     wires: list[dict[str, Any]] = []
     append = wires.append
     sources = items  # replaced by a shorter list only when an event is set aside
-    node, next_seq = _ids.node_and_counter()
     for index, item in enumerate(items):
         wire: dict[str, Any] | None = None
+        if prebuilt is not None:
+            wire = prebuilt[index]
+            if wire is not None:
+                append(wire)
+                if sources is not items:
+                    sources.append(item)
+                continue
         try:
             if type(item) is tuple:
                 record, message, ctx = item

@@ -1,0 +1,13 @@
+"""The C extension; everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "eventlog_speedups._wires",
+            ["src/eventlog_speedups/_wires.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
+        )
+    ]
+)

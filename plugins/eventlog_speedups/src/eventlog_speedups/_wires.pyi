@@ -1,0 +1,21 @@
+from collections.abc import Callable
+from typing import Any
+
+def setup(
+    record_type: type,
+    actions: dict[str, str],
+    level_names: dict[int, str],
+    init_keys: list[str],
+    standard: frozenset[str],
+    special: frozenset[str],
+    empty_context: tuple[Any, ...],
+    max_message: int,
+    max_value: int,
+) -> None: ...
+def wires(
+    items: list[Any],
+    static: dict[str, Any],
+    with_context: bool,
+    node: str,
+    next_seq: Callable[[], int],
+) -> tuple[list[dict[str, Any] | None], int]: ...
