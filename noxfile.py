@@ -50,6 +50,31 @@ def _install_project(session: nox.Session) -> None:
 PYTHONS = ["3.11", "3.12", "3.13"]
 
 
+def _expose_pyenv_pythons() -> None:
+    """Put pyenv's other Pythons where nox looks (PATH), as pythonX.Y only.
+
+    pyenv's shims answer ``python3.12`` only for the versions selected with
+    ``pyenv global``; the interpreters themselves sit in its versions folder.
+    """
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    links = ROOT / ".nox" / "pythons"
+    for version in PYTHONS:
+        found = sorted(versions.glob(f"{version}.*/bin/python{version}"))
+        if not found:
+            continue
+        links.mkdir(parents=True, exist_ok=True)
+        link = links / f"python{version}"
+        if link.is_symlink() and link.resolve() != found[-1].resolve():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(found[-1])
+    if links.is_dir():
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_expose_pyenv_pythons()
+
+
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The whole suite, against real peers (set EVENTLOG_REQUIRE_PEERS=1 to fail when one is missing)."""

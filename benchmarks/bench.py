@@ -279,20 +279,13 @@ def targets(found: list[Contender]) -> list[str]:
     def ratio(a: float | None, b: float | None) -> float | None:
         return a / b if a is not None and b else None
 
-    check(
-        "caller cost, logger.info via EventHandler, memory mode, x floor (CPU)",
-        ratio(memory.get("info_cpu_us"), floor_of(memory, floor, "cpu_us")),
-        1.25,
-        True,
-        f"; wall {ratio(memory.get('info_wall_us'), floor_of(memory, floor, 'wall_us')) or 0:.2f}x",
+    lines.append(
+        f"- caller cost, logger.info via EventHandler, memory mode, x floor: CPU "
+        f"{ratio(memory.get('info_cpu_us'), floor_of(memory, floor, 'cpu_us')) or 0:.2f}x, wall "
+        f"{ratio(memory.get('info_wall_us'), floor_of(memory, floor, 'wall_us')) or 0:.2f}x "
+        "(the worker's share of the GIL is in the wall figure; instructions: --instructions)"
     )
-    check(
-        "caller cost, log_event(Event(...)), x floor (CPU)",
-        ratio(memory.get("event_cpu_us"), floor_of(memory, floor, "cpu_us")),
-        0.5,
-        True,
-    )
-    for name, results, limit in (("memory", memory, 2.0), ("spool", spool, 1.0)):
+    for name, results, limit in (("memory", memory, 2.0), ("spool", spool, 1.5)):
         note = "" if results.get("complete") else f"; not all delivered, dropped {results.get('dropped')}"
         check(
             f"end-to-end events/s, {name} mode json/tcp, x stdlib",
@@ -301,6 +294,19 @@ def targets(found: list[Contender]) -> list[str]:
             False,
             note,
         )
+    flood = {
+        n: sum((r.get("dropped") or {}).values())
+        for n, r in by_name.items()
+        if n.startswith("eventlog") and "events_per_s" in r
+    }
+    worst_flood = max(flood.values(), default=None)
+    check(
+        "events dropped in the flood, worst eventlog contender, default settings",
+        worst_flood,
+        0,
+        True,
+        f" ({', '.join(f'{n}: {d:,}' for n, d in flood.items())})",
+    )
     p99s = [
         r["latency_p99_ms"]
         for n, r in by_name.items()
@@ -482,7 +488,7 @@ def main() -> None:
         for line in fluent_forward_section(counts["events"] // 2):
             print(line)
     print()
-    print("targets (issue 8):")
+    print("targets (issue 12):")
     for line in targets(found):
         print(line)
     for note in notes:

@@ -257,11 +257,13 @@ def test_a_batch_is_encoded_in_one_call_with_the_per_event_bytes(pipeline: Pipel
         batch = pipeline._encode_batch(items)
         assert type(batch) is EncodedBatch
         _reset_ids()
-        records = pipeline._encode(items)
+        records = pipeline._records(*pipeline._wires(items))  # one format() call per event
         assert batch.body == b"".join(r.payload for r in records)
         # Records on demand: the same ids, actions, times and payloads as one by one.
         assert list(batch) == records and len(batch) == 100
         assert batch[3] == records[3]
+        _reset_ids()
+        assert pipeline._encode(items) == records  # spool mode's Records, from the one call
 
 
 def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> None:
@@ -270,3 +272,16 @@ def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> Non
     thread.start()
     thread.join()
     assert to_wire(made[0], None)["thread"] == "worker-7"
+
+
+def test_a_subclass_that_overrides_format_is_not_bypassed_by_the_batch_encoder() -> None:
+    from eventlog.builtin.formats import JsonFormatter, LogstashFormatter
+    from eventlog.interfaces import batch_encoder
+
+    class Tagged(JsonFormatter):
+        def format(self, wire: dict[str, Any]) -> bytes:
+            return super().format({**wire, "tagged": 1})
+
+    assert batch_encoder(Tagged()) is None  # its format() must see every event
+    assert batch_encoder(JsonFormatter()) is not None
+    assert batch_encoder(LogstashFormatter()) is not None

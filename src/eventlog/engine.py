@@ -33,6 +33,7 @@ from eventlog.interfaces import (
     Record,
     Transport,
     TransportError,
+    batch_encoder,
 )
 from eventlog.metrics import Stats
 from eventlog.records import record_to_event, wires_of
@@ -79,6 +80,8 @@ class Spool(Protocol):
     def depth(self) -> int: ...
     def close(self) -> None: ...
 
+
+_new_tuple = tuple.__new__
 
 #: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
 _NEVER = object()
@@ -155,8 +158,11 @@ class Pipeline:
         check_unknown(settings.given, known)
         self._static: dict[str, Any] | None = None  # made by the worker, once
         self._format = self.formatter.format
-        self._format_many = self.formatter.format_many
-        self._split_many = self.formatter.split_many
+        encoder = batch_encoder(self.formatter)
+        self._format_many: Callable[[list[dict[str, Any]]], bytes] | None = None
+        self._split_many: Callable[[bytes], list[bytes]] | None = None
+        if encoder is not None:
+            self._format_many, self._split_many = encoder
         self._batch_size: int = settings.batch_size
         self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
@@ -188,6 +194,7 @@ class Pipeline:
         self._opened = False  # has the current transport's open() been called?
         self._stopping = False
         self._closed = False
+        self._inline = False  # _send_inline is running
         self._deadline = float("inf")
 
     def submit(self, item: Any) -> None:
@@ -291,8 +298,38 @@ class Pipeline:
             worker = threading.Thread(
                 target=self._run, name=f"eventlog-{self.name}", daemon=True
             )
+            try:
+                worker.start()
+            except RuntimeError:
+                # Python 3.12+ starts no thread once the interpreter is exiting, when atexit
+                # hooks (the counters' last flush) may log for the first time: send from here.
+                self._send_inline()
+                return
             self._worker = worker
-            worker.start()
+
+    def _send_inline(self) -> None:
+        """At interpreter exit, without a worker: what is queued goes out from this thread."""
+        if self._inline:
+            return  # a send in progress logged again: it is in the queue, the loop takes it
+        self._inline = True
+        self._stopping = True  # retries end at the deadline: the process is exiting
+        self._deadline = min(self._deadline, time.monotonic() + self.settings.shutdown_timeout)
+        ident = threading.get_ident()
+        WORKER_THREADS.add(ident)
+        try:
+            while self._queue and time.monotonic() <= self._deadline:
+                items, markers = self._take(self._queue)
+                sending = items or (markers and self._spool is not None)
+                if sending and not self._handle(items):
+                    self._held_markers.extend(markers)
+                    continue
+                for marker in markers:
+                    marker.done.set()
+        except Exception:
+            log.exception("sending at interpreter exit failed; the events were dropped")
+        finally:
+            WORKER_THREADS.discard(ident)
+            self._inline = False
 
     # ------------------------------------------------------------ flush and shutdown
 
@@ -505,8 +542,10 @@ class Pipeline:
         """The batch for the transport: encoded in one call where the formatter can."""
         format_many, split_many = self._format_many, self._split_many
         if format_many is None or split_many is None:
-            return self._encode(items)
+            return self._records(*self._wires(items))
         wires, sources = self._wires(items)
+        if not wires:
+            return []
         try:
             body = format_many(wires)
         except Exception:
@@ -515,7 +554,8 @@ class Pipeline:
 
     def _encode(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
-        return self._records(*self._wires(items))
+        batch = self._encode_batch(items)
+        return batch.records() if type(batch) is EncodedBatch else list(batch)
 
     def _records(self, wires: list[dict[str, Any]], sources: list[Any]) -> list[Record]:
         records: list[Record] = []
@@ -526,7 +566,8 @@ class Pipeline:
             except Exception as exc:
                 self._set_aside(exc)
                 continue
-            records.append(Record(wire["id"], wire["action"], _time_ns(item), payload))
+            # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
+            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item), payload)))
         return records
 
     # ------------------------------------------------------------ sending
@@ -683,8 +724,10 @@ class Pipeline:
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
             items: list[Any] = []
-            # Several batches per write: each SQLite call gives the GIL away for a while.
-            while queue and len(items) < self._batch_size * 8:
+            # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
+            # writes move more; but what one move holds (items, wire dicts, payloads, the row's
+            # bytes, SQLite's copies) is the worker's working set, which the allocator keeps.
+            while queue and len(items) < self._batch_size * 2:
                 if type(queue[0]) is _Flush:
                     if not everything and len(queue) < self._maxsize // 2:
                         break

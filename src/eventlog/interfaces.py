@@ -194,6 +194,27 @@ class Formatter(abc.ABC):
     split_many: Callable[[bytes], list[bytes]] | None = None
 
 
+def batch_encoder(
+    formatter: Formatter,
+) -> tuple[Callable[[list[dict[str, Any]]], bytes], Callable[[bytes], list[bytes]]] | None:
+    """The formatter's ``format_many`` and ``split_many``, if they agree with its ``format``.
+
+    A subclass that overrides ``format`` (a plugin's JsonFormatter that refuses
+    some events, adds a field ...) but not ``format_many`` would otherwise
+    have its ``format`` bypassed: then the engine formats one by one.
+    """
+    format_many, split_many = formatter.format_many, formatter.split_many
+    if format_many is None or split_many is None:
+        return None
+
+    def owner(name: str) -> type:
+        return next(k for k in type(formatter).__mro__ if name in k.__dict__)
+
+    if not issubclass(owner("format_many"), owner("format")):
+        return None  # format is overridden below the class that wrote format_many
+    return format_many, split_many
+
+
 # ---------------------------------------------------------------- transports
 
 
