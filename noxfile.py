@@ -122,6 +122,15 @@ def bench(session: nox.Session) -> None:
         "msgpack>=1.0",
         "orjson>=3.9",
     )
+    if "--instructions" in session.posargs:
+        # Instruction counts (callgrind), per Python version found: benchmarks/instructions.py.
+        if shutil.which("valgrind") is None:
+            session.log("valgrind is missing: installing Debian's package (needs root)")
+            session.run("apt-get", "update", "-q", external=True)
+            session.run("apt-get", "install", "-y", "-q", "valgrind", external=True)
+        rest = [a for a in session.posargs if a != "--instructions"]
+        session.run("python", "benchmarks/instructions.py", *rest)
+        return
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 
