@@ -494,3 +494,24 @@ def test_counts_add_up_when_shutdown_cuts_a_retry_short() -> None:
     # Nobody listened: every event is counted as given up at the deadline, none vanishes.
     assert pipeline.stats.sent == 0
     assert pipeline.stats.dropped_by_reason() == {"shutdown": 1000}
+
+
+def test_the_first_retry_warning_names_the_exception_type() -> None:
+    from eventlog.testing import closed_port
+    from tests.spool_support import capture_warnings
+
+    warnings = capture_warnings()
+    captured = next(warnings)
+    try:
+        port = closed_port()
+        pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=port)
+        eventlog.log_event(Event("never.arrives"))
+        deadline = time.monotonic() + 10
+        while not captured.count("will retry") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert captured.count(
+            f"sending failed, will retry: ConnectError: cannot connect to 127.0.0.1:{port}"
+        ) == 1
+        pipeline.shutdown(0.2)
+    finally:
+        warnings.close()

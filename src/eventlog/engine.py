@@ -627,7 +627,7 @@ class Pipeline:
             now = time.monotonic()
             if first_failure is None:
                 first_failure = now
-                self._warn_once("send", f"sending failed, will retry: {error}")
+                self._warn_once("send", f"sending failed, will retry: {type(error).__name__}: {error}")
             max_age = self.settings.max_retry_age
             if max_age and now - first_failure > max_age:
                 self.stats.drop("expired", len(batch))
