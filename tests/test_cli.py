@@ -73,3 +73,22 @@ def test_plugins_lists_builtins_with_distribution_and_settings() -> None:
     assert ["formatter", "logstash", "eventlog"] in rows
     assert ["enricher", "host", "eventlog"] in rows
     assert "EVENTLOG_TCP_TLS_VERIFY = True" in result.stdout
+
+
+def test_a_reader_that_leaves_early_is_no_traceback() -> None:
+    # `eventlog plugins --settings | head -1`, made certain: the pipe's reader is gone before
+    # the first write (with head, a listing that fits the pipe's buffer might never notice).
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "eventlog", "plugins", "--settings"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert result.stderr == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -167,7 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"eventlog: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `eventlog plugins --settings | head`: the reader left; that is not an error to report.
+        # Point stdout at /dev/null so the interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a command killed by SIGPIPE (128 + 13)
     return result
 
 
