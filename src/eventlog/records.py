@@ -172,14 +172,22 @@ def _load_accelerator() -> Callable[..., Any] | None:
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
         return None
     try:
-        from eventlog_speedups import _wires
+        import eventlog_speedups._wires as _wires  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
     _wires.setup(
         logging.LogRecord,
-        _ACTIONS, LEVEL_NAMES, _INIT_KEYS, _STANDARD, _SPECIAL, EMPTY, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+        _ACTIONS,
+        LEVEL_NAMES,
+        _INIT_KEYS,
+        _STANDARD,
+        _SPECIAL,
+        EMPTY,
+        MAX_MESSAGE_CHARS,
+        MAX_VALUE_CHARS,
     )
-    return _wires.wires
+    wires: Callable[..., Any] = _wires.wires
+    return wires
 
 
 #: eventlog-speedups' ``wires`` when installed: the plain records in C, the rest here.
