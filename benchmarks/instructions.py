@@ -287,7 +287,8 @@ def main() -> None:
         f"""\
         Instructions per event (callgrind, {args.events:,} calls, net of a run without the loop;
         {valgrind}; CPython {", ".join(full[v] for v in versions)}). Made with:
-        `nox -s bench -- --instructions`. Caller: the thread that logs; worker: eventlog's
+        `nox -s bench -- --instructions{"" if args.events == 20_000 else f" --events {args.events}"}`.
+        Caller: the thread that logs; worker: eventlog's
         worker thread (for stdlib, the QueueListener's). Under the GIL both are the
         application's cost.
         """
