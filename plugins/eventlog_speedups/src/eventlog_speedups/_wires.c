@@ -412,7 +412,10 @@ wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t holes = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *wire = one_wire(PyList_GET_ITEM(items, i), stat, with_context, node, next_seq);
+        /* Held for the call: a hostile __bool__ (exc_info) must not free it under us. */
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
+        PyObject *wire = one_wire(item, stat, with_context, node, next_seq);
+        Py_DECREF(item);
         if (wire == NULL) {
             /* An unexpected error (a hostile attribute ...): the Python path decides. */
             PyErr_Clear();
