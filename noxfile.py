@@ -151,7 +151,7 @@ def package(session: nox.Session) -> None:
     session.run("python", "-m", "venv", str(check))
     pip = str(check / "bin" / "pip")
     # Dependencies from the index (msgpack ...), our own distributions only from dist/.
-    session.run(pip, "install", "--quiet", "pluggy", "prometheus_client", "msgpack", external=True)
+    session.run(pip, "install", "--quiet", "pluggy", "prometheus_client", "msgpack", "orjson", external=True)
     session.run(
         pip, "install", "--no-index", "--find-links", str(dist), "eventlog[fluent]", external=True
     )
@@ -170,3 +170,13 @@ def package(session: nox.Session) -> None:
     )
     if not str(origin).startswith("0.1.0"):
         session.error(f"the installed eventlog is not ours: {origin}")
+    # The compiled fast path from its wheel: installed, and taken by the worker.
+    session.run(
+        pip, "install", "--no-index", "--find-links", str(dist), "eventlog[speedups]", external=True
+    )
+    session.run(
+        str(check / "bin" / "python"),
+        "-c",
+        "import eventlog.records as r; assert r.accelerator is not None, 'eventlog-speedups not loaded'",
+        external=True,
+    )
