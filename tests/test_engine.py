@@ -515,3 +515,24 @@ def test_the_first_retry_warning_names_the_exception_type() -> None:
         pipeline.shutdown(0.2)
     finally:
         warnings.close()
+
+
+def test_an_event_after_shutdown_is_counted_as_closed_not_sent_elsewhere(
+    receiver: LineReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = _configure(receiver, site="audit")
+    eventlog.log_event(Event("before"))
+    assert eventlog.shutdown(5) and receiver.wait_for(1)
+    eventlog.log_event(Event("after"))
+    logging.getLogger("test.after.shutdown").addHandler(eventlog.EventHandler())
+    logging.getLogger("test.after.shutdown").warning("also after")
+    assert eventlog.get_pipeline() is pipeline  # no fresh pipeline from the environment
+    assert pipeline.stats.dropped_by_reason() == {"closed": 2}
+    assert "{" not in capsys.readouterr().out  # nothing went to a console pipeline
+    assert [e["action"] for e in receiver.events()] == ["before"]
+    logging.getLogger("test.after.shutdown").handlers.clear()
+    # configure() starts afresh.
+    _configure(receiver, site="audit")
+    eventlog.log_event(Event("again"))
+    assert eventlog.flush(5) and receiver.wait_for(2)
+    assert receiver.events()[1]["site"] == "audit"

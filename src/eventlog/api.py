@@ -86,8 +86,10 @@ def flush(timeout: float | None = None) -> bool:
 
 def shutdown(timeout: float | None = None) -> bool:
     """Flush within ``timeout`` seconds, then stop the default pipeline (also run at exit)."""
-    global _default
     _run_before_flush()
     with _lock:
-        pipeline, _default = _default, None
+        pipeline = _default
+    # The stopped pipeline stays the default: what is logged after shutdown() is dropped and
+    # counted (dropped{reason="closed"}) instead of going to a new pipeline built from the
+    # environment, which would ignore what configure() said.  configure() starts afresh.
     return pipeline.shutdown(timeout) if pipeline is not None else True

@@ -274,6 +274,11 @@ class Pipeline:
         if late:
             with self._overflow_lock:
                 self.stats.drop("closed", late)
+            self._warn_once(
+                "closed",
+                'events logged after shutdown() are dropped, counted as dropped{reason="closed"}; '
+                "call eventlog.configure() to log again",
+            )
 
     def _give_up_queue(self) -> int:
         """Empty the queue (one item at a time: callers may still append); return the events.
