@@ -134,3 +134,22 @@ def test_builtins_are_registered_through_the_same_hooks() -> None:
     } <= names
     assert sorted(registry.transports) == ["console", "logstash", "tcp", "udp"]
     assert sorted(registry.formatters) == ["json", "json-array", "logstash"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"queue_size": 1.5}, r"queue_size=\.\.\.\) = 1\.5 is invalid: expected a whole number, got 1\.5"),
+        ({"batch_size": "ten"}, r"batch_size=\.\.\.\) = 'ten' is invalid: expected a whole number"),
+        ({"linger_ms": -1}, r"linger_ms=\.\.\.\) = -1 is invalid: must be 0 or more milliseconds"),
+        ({"shutdown_timeout": "soon"}, r"expected a number of seconds, got 'soon'"),
+    ],
+)
+def test_bad_numbers_are_named_in_their_own_units(settings: dict[str, object], says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        configure(transport="console", **settings)
+
+
+def test_a_whole_float_is_a_whole_number() -> None:
+    pipeline = configure(transport="console", queue_size=1000.0)
+    assert pipeline.settings.queue_size == 1000 and type(pipeline.settings.queue_size) is int

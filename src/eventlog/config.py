@@ -34,7 +34,12 @@ def parse_int(value: Any) -> int:
         raise ValueError("expected an integer, not a boolean")
     if isinstance(value, int):
         return value
-    return int(str(value).strip())
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
 
 
 def parse_positive_int(value: Any) -> int:
@@ -61,14 +66,26 @@ def parse_port(value: Any) -> int:
     return number
 
 
+def _duration(value: Any, unit: str) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number of {unit}, not a boolean")
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of {unit}, got {value!r}") from None
+    if not number >= 0:  # also refuses NaN
+        raise ValueError(f"must be 0 or more {unit}")
+    return number
+
+
 def parse_seconds(value: Any) -> float:
     """A non-negative number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds, not a boolean")
-    number = float(value)
-    if not number >= 0:  # also refuses NaN
-        raise ValueError("must be 0 or more seconds")
-    return number
+    return _duration(value, "seconds")
+
+
+def parse_millis(value: Any) -> float:
+    """A non-negative number of milliseconds."""
+    return _duration(value, "milliseconds")
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -121,7 +138,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("enrichers", parse_list, ("host", "site", "context"), "enrichers to run, in order"),
     Option("queue_size", parse_positive_int, 100_000, "events held in memory before drops"),
     Option("batch_size", parse_positive_int, 2000, "most events per send"),
-    Option("linger_ms", parse_seconds, 5.0, "how long a batch waits to fill, in ms"),
+    Option("linger_ms", parse_millis, 5.0, "how long a batch waits to fill, in ms"),
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
     Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
