@@ -79,6 +79,16 @@ def exception_json(exc_info: ExcInfo) -> str:
     return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
 
 
+def record_exception(record: logging.LogRecord) -> str | None:
+    """The record's exception as the ``exc_info`` wire field (its text if only that is left)."""
+    exc_info = record.exc_info
+    if exc_info and exc_info[0] is not None:
+        return exception_json(exc_info)
+    if record.exc_text:
+        return json.dumps({"type": None, "value": None, "stack": record.exc_text})
+    return None
+
+
 def render(msg: str, args: Any) -> str:
     """``msg % args`` as logging renders it; a mismatch keeps both rather than losing the event."""
     try:
@@ -119,13 +129,7 @@ def record_to_event(
     event.id = None
     event.site = event.cluster = event.host = None
     event.pid = None
-    exc_info = record.exc_info
-    if exc_info and exc_info[0] is not None:
-        event.exc_info = exception_json(exc_info)
-    elif record.exc_text:
-        event.exc_info = json.dumps({"type": None, "value": None, "stack": record.exc_text})
-    else:
-        event.exc_info = None
+    event.exc_info = record_exception(record)
     extras = extra_keys(record.__dict__)
     if extras:
         event.tags, event.fields, event.metrics = _extras(record.__dict__, extras)
@@ -192,18 +196,6 @@ def _load_accelerator() -> Callable[..., Any] | None:
 
 #: eventlog-speedups' ``wires`` when installed: the plain records in C, the rest here.
 accelerator = _load_accelerator()
-
-
-def record_wire(
-    record: logging.LogRecord,
-    message: str | tuple[str, Any],
-    ctx: RequestContext | None,
-    static: dict[str, Any],
-    conversions: Conversions,
-) -> dict[str, Any] | None:
-    """The wire dict of one log record by the fast path (see :func:`wires_of`); None if not taken."""
-    wires, _ = wires_of([(record, message, ctx)], static, True, conversions, lambda item: None)
-    return wires[0] if wires else None
 
 
 def wires_of(
@@ -339,13 +331,10 @@ def wires_of(
                         wire["codeLine"] = record.lineno
                     if record.funcName is not None:
                         wire["codeFunc"] = record.funcName
-                    exc_info = record.exc_info
-                    if exc_info and exc_info[0] is not None:
-                        wire["exc_info"] = exception_json(exc_info)
-                    elif record.exc_text:
-                        wire["exc_info"] = json.dumps(
-                            {"type": None, "value": None, "stack": record.exc_text}
-                        )
+                    if record.exc_info or record.exc_text:  # rare: the call only then
+                        exc_text = record_exception(record)
+                        if exc_text is not None:
+                            wire["exc_info"] = exc_text
             elif (
                 item.site is None
                 and item.cluster is None

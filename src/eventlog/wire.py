@@ -56,7 +56,6 @@ class IdMaker:
         millis = (time_ns // 1_000_000) & 0xFFFFFFFFFFFF
         return f"{millis:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
 
-    __call__ = make
 
 
 _ids = IdMaker()
