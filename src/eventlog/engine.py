@@ -697,7 +697,7 @@ class Pipeline:
         Between batches, newly queued events move into the spool (behind the
         older rows), so a long backlog never makes the memory queue overflow.
         Returns True when the spool had nothing left (held flush markers are
-        then set); False when rows still wait (unreadable spool, shutdown deadline).
+        then set) or cannot be used now; False at the shutdown deadline.
         """
         assert self._spool is not None
         while True:
@@ -706,7 +706,10 @@ class Pipeline:
             try:
                 batch = self._spool.pending(self._batch_size)
             except OSError:
-                return False  # unreadable for now: the rows wait, new events go from memory
+                # Unusable for now (read-only, unreadable): new events go from memory, and
+                # flush() covers those, as when a batch is sent from memory because the
+                # spool refused it; the rows already there wait until it recovers.
+                return True
             if not batch:
                 self._release_markers()  # everything spooled before them was sent
                 return True
