@@ -17,6 +17,7 @@ The cases:
   eventlog   the same call, EventHandler, tcp transport, json (memory mode)
   python     the same, with eventlog-speedups off (EVENTLOG_SPEEDUPS=0)
   log_event  ``log_event(Event('click', 'my-button', 'ui'))``
+  spool      the eventlog case in spool mode (EVENTLOG_DB: a fresh SQLite spool)
 The TCP peer is a separate process, not under valgrind, that reads and discards.
 """
 
@@ -82,7 +83,14 @@ elif case == "stdlib":
     listener.start()
 else:
     import eventlog
-    eventlog.configure(transport="tcp", host="127.0.0.1", port=port)
+    # spool: the same pipeline in spool mode (a fresh SQLite spool per run, beside the script).
+    here = os.path.dirname(os.path.abspath(__file__))
+    db = os.path.join(here, f"spool-{mode}.db") if case == "spool" else None
+    if db is not None:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.unlink(db + suffix)
+    eventlog.configure(transport="tcp", host="127.0.0.1", port=port, db=db)
     log.addHandler(eventlog.EventHandler())
 
 def work():
@@ -146,6 +154,7 @@ CASES = [
     ("eventlog, EventHandler, json/tcp (eventlog-speedups)", "eventlog", {}),
     ("eventlog, EventHandler, json/tcp (pure Python)", "python", {"EVENTLOG_SPEEDUPS": "0"}),
     ("eventlog log_event(Event('click', 'my-button', 'ui'))", "log_event", {}),
+    ("eventlog, EventHandler, json/tcp, spool mode (eventlog-speedups)", "spool", {}),
 ]
 
 
@@ -259,7 +268,12 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
     line(CASES[1][0] + ": caller", {v: rows["stdlib"][v][0] for v in versions})
     line(CASES[1][0] + ": listener", {v: rows["stdlib"][v][1] for v in versions})
     line(f"**{CASES[1][0]}: total**", {v: sum(rows["stdlib"][v]) for v in versions})
-    for case, label in (("eventlog", CASES[2][0]), ("python", CASES[3][0]), ("log_event", CASES[4][0])):
+    for case, label in (
+        ("eventlog", CASES[2][0]),
+        ("python", CASES[3][0]),
+        ("log_event", CASES[4][0]),
+        ("spool", CASES[5][0]),
+    ):
         line(f"{label}: caller", {v: rows[case][v][0] for v in versions})
         line(f"{label}: worker", {v: rows[case][v][1] for v in versions})
         line(f"**{label}: total**", {v: sum(rows[case][v]) for v in versions})
