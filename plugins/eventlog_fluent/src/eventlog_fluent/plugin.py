@@ -170,6 +170,7 @@ def eventlog_formatters() -> list[FormatterSpec]:
             "msgpack",
             _msgpack,
             "msgpack map with the wire field names (the Fluent Forward record)",
+            framing="self-delimiting",
         )
     ]
 
@@ -184,5 +185,7 @@ def eventlog_transports() -> list[TransportSpec]:
             FLUENT_OPTIONS,
             formats=frozenset({"msgpack"}),
             default_format="msgpack",
+            # The Forward protocol's entries are concatenated msgpack: self-delimiting.
+            carries=frozenset({"self-delimiting"}),
         )
     ]
