@@ -382,6 +382,34 @@ def test_an_undeclared_pair_is_checked_with_safe_defaults() -> None:
     registry.check_carries("udp", "plain")
 
 
+class CapnpSink:
+    """A transport that names its one format: the names decide, not the framing."""
+
+    @staticmethod
+    @hookimpl
+    def eventlog_transports() -> list[TransportSpec]:
+        return [
+            TransportSpec(
+                "capnp-sink",
+                lambda _: ConsoleTransport(),
+                formats=frozenset({"capnp"}),
+                default_format="capnp",
+            )
+        ]
+
+
+def test_a_transport_naming_its_formats_carries_exactly_those() -> None:
+    registry = Registry(extra_plugins=(CapnpSink,))
+    registry.check_carries("capnp-sink", "capnp")
+    with pytest.raises(PluginError) as info:
+        registry.check_carries("capnp-sink", "json")
+    assert str(info.value) == (
+        "transport 'capnp-sink' cannot carry format 'json': it carries only capnp; set "
+        "EVENTLOG_FORMAT to a format it carries (capnp), or EVENTLOG_TRANSPORT to a transport "
+        "that carries json (console, http, logstash, redis_streams, tcp, udp)"
+    )
+
+
 def test_a_spec_with_an_unknown_framing_is_refused_where_it_is_made() -> None:
     with pytest.raises(ValueError, match="framing 'line' is not one of lines, self-delimiting"):
         FormatterSpec("typo", lambda _: JsonFormatter(), framing="line")  # type: ignore[arg-type]

@@ -53,9 +53,9 @@ def eventlog_transports() -> Sequence[TransportSpec]:
     the transport's own validated options, the chosen formatter) and returns
     a :class:`~eventlog.interfaces.Transport`, the framings it ``carries``
     (``{"lines"}`` unless declared; :data:`~eventlog.interfaces.ALL_FRAMINGS`
-    for a transport that frames each payload itself), optionally the
-    ``formats`` it is limited to, and the ``default_format`` used when none is
-    configured.  A format it cannot carry is refused at configure time.
+    for a transport that frames each payload itself) or instead the exact
+    ``formats`` it carries, by name, and the ``default_format`` used when none
+    is configured.  A format it cannot carry is refused at configure time.
     """
     raise NotImplementedError
 

@@ -307,9 +307,10 @@ class TransportSpec:
     for a line reader.  A raw stream whose receiver speaks the format carries
     ``"self-delimiting"`` too; a transport that frames each payload itself (one
     datagram or stream entry per event, a length prefix, octet counting)
-    carries :data:`ALL_FRAMINGS`.  ``formats``, when given, narrows it to those
-    formatter names (``fluent`` carries ``msgpack`` only).  Both are checked at
-    configure time.  ``default_format`` is used when the user names none.
+    carries :data:`ALL_FRAMINGS`.  ``formats``, when given, is instead the
+    exact list of formatter names it carries (``fluent`` carries ``msgpack``
+    only).  The check happens at configure time.  ``default_format`` is used
+    when the user names none.
     """
 
     name: str

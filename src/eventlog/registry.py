@@ -340,15 +340,16 @@ class Registry:
     def check_carries(self, transport: str, format: str) -> None:
         """Raise a :class:`PluginError` unless the transport can carry the format.
 
-        The transport must carry the formatter's framing (and, when it names
-        formats, this one).  The message says what it carries and what to set
-        instead: formats it carries, and transports that carry this format.
+        A transport that names its ``formats`` carries those; any other carries
+        the formats whose framing is in its ``carries``.  The message says what
+        it carries and what to set instead: formats it carries, and transports
+        that carry this format.
         """
         transport_spec = self.transport(transport).spec
         formatter_spec = self.formatter(format).spec
         if _carries(transport_spec, formatter_spec):
             return
-        if transport_spec.formats is not None and format not in transport_spec.formats:
+        if transport_spec.formats is not None:
             carries = "only " + ", ".join(sorted(transport_spec.formats))
         else:
             framing = formatter_spec.framing
@@ -426,8 +427,8 @@ def _check_specs(specs: Iterable[Any], spec_class: type[AnySpec], hook_name: str
 
 
 def _carries(transport: TransportSpec, formatter: FormatterSpec) -> bool:
-    if transport.formats is not None and formatter.name not in transport.formats:
-        return False
+    if transport.formats is not None:  # named formats: the author chose them knowingly
+        return formatter.name in transport.formats
     return formatter.framing in transport.carries
 
 

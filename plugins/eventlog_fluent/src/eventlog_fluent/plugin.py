@@ -183,9 +183,8 @@ def eventlog_transports() -> list[TransportSpec]:
             _fluent,
             "Fluentd / Fluent Bit forward input: PackedForward, acks, shared key, TLS",
             FLUENT_OPTIONS,
+            # The Forward protocol's records are msgpack maps: no other format will do.
             formats=frozenset({"msgpack"}),
             default_format="msgpack",
-            # The Forward protocol's entries are concatenated msgpack: self-delimiting.
-            carries=frozenset({"self-delimiting"}),
         )
     ]
