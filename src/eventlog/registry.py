@@ -160,6 +160,17 @@ def _core_version() -> str:
         return "0+unknown"
 
 
+def _distribution_of(ep: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    """(name, version) of the distribution declaring an entry point, as well as its metadata says."""
+    dist = ep.dist
+    try:
+        if dist is not None and dist.metadata["Name"]:
+            return dist.metadata["Name"], dist.version
+    except (KeyError, OSError):  # metadata without a Name, or unreadable
+        pass
+    return f"the distribution of {ep.value}", "(version unknown)"
+
+
 def _error_text(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -200,12 +211,7 @@ class Registry:
     def _load_entry_points(self) -> None:
         """Load and register each entry point on its own; a failure leaves out that one only."""
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist
-            where = (
-                (dist.metadata["Name"] or ep.value, dist.version)
-                if dist is not None
-                else (ep.value, "0+unknown")
-            )
+            where = _distribution_of(ep)
             if self.pm.is_blocked(ep.name):
                 continue
             if self.pm.has_plugin(ep.name):
