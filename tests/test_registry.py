@@ -430,6 +430,29 @@ def test_a_transport_naming_its_formats_carries_exactly_those() -> None:
     )
 
 
+def test_the_formatter_suite_fails_a_format_whose_lines_are_not_lines() -> None:
+    from eventlog.testing import FormatterConformance
+
+    class NoNewline(JsonFormatter):
+        def format(self, wire: dict[str, Any]) -> bytes:
+            return super().format(wire).rstrip(b"\n")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def eventlog_formatters() -> list[FormatterSpec]:
+            return [FormatterSpec("no-newline", lambda _: NoNewline(), framing="lines")]
+
+    class Suite(FormatterConformance):
+        formatter = "no-newline"
+
+        def registry(self) -> Registry:
+            return Registry(load_entry_points=False, extra_plugins=(Plugin,))
+
+    with pytest.raises(AssertionError, match="framing 'lines' needs one newline, at the end"):
+        Suite().test_payloads_keep_the_declared_framing()
+
+
 def test_a_spec_with_an_unknown_framing_is_refused_where_it_is_made() -> None:
     with pytest.raises(ValueError, match="framing 'line' is not one of lines, self-delimiting"):
         FormatterSpec("typo", lambda _: JsonFormatter(), framing="line")  # type: ignore[arg-type]

@@ -655,6 +655,19 @@ class FormatterConformance:
             assert wire == before, f"format() changed its input ({wire['action']})"
             assert formatter.format(wire) == payload, f"{wire['action']}: not deterministic"
 
+    def test_payloads_keep_the_declared_framing(self) -> None:
+        # Transports are chosen by the declaration (FormatterSpec.framing): it must be true.
+        framing = self.registry().formatter(self.formatter).spec.framing
+        if framing != "lines":
+            _skip(f"framing {framing!r}: checked by test_concatenated_payloads_decode_one_by_one")
+        formatter = self.build()
+        for wire in self.wires():
+            payload = formatter.format(wire)
+            assert payload.endswith(b"\n") and payload.count(b"\n") == 1, (
+                f"{wire['action']}: framing 'lines' needs one newline, at the end"
+            )
+            payload.decode("utf-8")  # a line reader reads text
+
     def test_payload_decodes_to_the_wire_dict(self) -> None:
         self._implemented("decode")
         formatter = self.build()
