@@ -179,7 +179,7 @@ class Formatter(abc.ABC):
 
     @abc.abstractmethod
     def format(self, wire: dict[str, Any]) -> bytes:
-        """Encode one event.  Payloads must be self-delimiting when concatenated."""
+        """Encode one event, framed as the spec declares (``FormatterSpec.framing``)."""
 
     def format_batch(self, payloads: Sequence[bytes]) -> bytes:
         """One body for many events (default: the payloads concatenated)."""
@@ -268,7 +268,7 @@ Framing = Literal["lines", "self-delimiting", "unframed"]
 ALL_FRAMINGS: frozenset[Framing] = frozenset(get_args(Framing))
 
 #: What each framing is, for error messages.
-FRAMING_TEXT: dict[str, str] = {
+FRAMING_TEXT: dict[Framing, str] = {
     "lines": "newline-delimited text lines",
     "self-delimiting": "self-delimiting messages",
     "unframed": "unframed payloads (each needs a frame of its own)",
