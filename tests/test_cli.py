@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -68,10 +69,16 @@ def test_demo_shows_events_from_both_doors_and_the_metrics() -> None:
 def test_plugins_lists_builtins_with_distribution_and_settings() -> None:
     result = _eventlog("plugins", "--settings")
     assert result.returncode == 0, result.stderr
-    rows = [line.split()[:3] for line in result.stdout.splitlines()]
-    assert ["transport", "tcp", "eventlog"] in rows
-    assert ["formatter", "logstash", "eventlog"] in rows
-    assert ["enricher", "host", "eventlog"] in rows
+    rows = [line.split()[:5] for line in result.stdout.splitlines()]
+    assert rows[0] == ["KIND", "NAME", "DISTRIBUTION", "VERSION", "FRAMING"]
+    version = importlib.metadata.version("eventlog")
+    # FRAMING: what a formatter writes, what a transport carries (issue 13, item 4).
+    assert ["transport", "tcp", "eventlog", version, "lines,self-delimiting"] in rows
+    assert ["transport", "logstash", "eventlog", version, "lines"] in rows
+    assert ["transport", "udp", "eventlog", version, "any"] in rows
+    assert ["formatter", "logstash", "eventlog", version, "lines"] in rows
+    assert ["enricher", "host", "eventlog", version, "-"] in rows
+    assert "BROKEN" not in result.stdout
     assert "EVENTLOG_TCP_TLS_VERIFY = True" in result.stdout
 
 
@@ -92,3 +99,9 @@ def test_a_reader_that_leaves_early_is_no_traceback() -> None:
         os.close(write_end)
     assert result.returncode == 141
     assert result.stderr == ""
+
+
+def test_plugins_help_says_when_it_exits_non_zero() -> None:
+    result = _eventlog("plugins", "--help")
+    assert result.returncode == 0
+    assert "Exit status: 0 when nothing is broken, 1 when something is." in " ".join(result.stdout.split())

@@ -382,7 +382,9 @@ class _Picky:
                     raise ValueError("this formatter cannot encode poison")
                 return super().format(wire)
 
-        return [eventlog.FormatterSpec("picky", lambda _: Picky(), "test: refuses poison")]
+        return [
+            eventlog.FormatterSpec("picky", lambda _: Picky(), "test: refuses poison", framing="lines")
+        ]
 
 
 def test_poison_events_are_set_aside_and_the_rest_of_the_batch_spooled_and_sent(

@@ -18,13 +18,16 @@ from eventlog.registry import get_registry
 def _plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     rows = registry.rows()
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    header = ("KIND", "NAME", "DISTRIBUTION", "VERSION")
-    widths = [max(w, len(h)) for w, h in zip(widths, header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  DESCRIPTION"
-    print(line)
+    header = ("KIND", "NAME", "DISTRIBUTION", "VERSION", "FRAMING")
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  DESCRIPTION")
     for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row[:4], widths)) + "  " + row[4])
+        print("  ".join(v.ljust(w) for v, w in zip(row[:5], widths)) + "  " + row[5])
+    problems = registry.problems()
+    if problems:
+        print(f"\nBROKEN ({len(problems)}): left out; pipelines that do not select these names work")
+        for problem in problems:
+            print(f"  {problem}")
     if args.settings:
         print("\nSETTINGS (environment variable = default: meaning)")
         for opt in CORE_OPTIONS:
@@ -38,7 +41,8 @@ def _plugins(args: argparse.Namespace) -> int:
             for opt in reg.spec.options:
                 default = "<secret>" if opt.secret else repr(opt.default)
                 print(f"  {env_name(option_key(name, opt))} = {default}: {opt.help}")
-    return 0
+    # Non-zero only for something broken, so `eventlog plugins` can gate a deployment.
+    return 1 if problems else 0
 
 
 def _field(text: str) -> tuple[str, int | float | str]:
@@ -138,7 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eventlog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("plugins", help="list installed formatters, transports and enrichers")
+    p = sub.add_parser(
+        "plugins",
+        help="list installed formatters, transports and enrichers, and broken plugins",
+        description="List every installed formatter, transport and enricher with its "
+        "distribution, version and framing (what a formatter writes, what a transport "
+        "carries), then any plugin that failed to load and any name two distributions "
+        "register.  Exit status: 0 when nothing is broken, 1 when something is.",
+    )
     p.add_argument("--settings", action="store_true", help="also list every setting")
     p.set_defaults(func=_plugins)
 

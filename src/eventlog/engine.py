@@ -113,12 +113,8 @@ class Pipeline:
         transport_spec = transport_reg.spec
         format_name = settings.format or transport_spec.default_format
         formatter_reg = registry.formatter(format_name)
-        if transport_spec.formats is not None and format_name not in transport_spec.formats:
-            raise ConfigurationError(
-                f"transport {transport_name!r} cannot carry format {format_name!r}; "
-                f"it carries: {', '.join(sorted(transport_spec.formats))} "
-                "(set EVENTLOG_FORMAT to one of them)"
-            )
+        # Framing and named formats, checked here: a line reader fed binary fails no send.
+        registry.check_carries(transport_name, format_name)
         known = {o.name for o in settings_options()}
         formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)
         known |= {option_key(format_name, o) for o in formatter_reg.spec.options}

@@ -33,9 +33,12 @@ def eventlog_formatters() -> Sequence[FormatterSpec]:
     Called once when the registry is built.  Each :class:`FormatterSpec` has a
     ``name`` (what ``EVENTLOG_FORMAT`` selects), a ``factory`` that receives a
     :class:`~eventlog.interfaces.PluginContext` and returns a
-    :class:`~eventlog.interfaces.Formatter`, and the ``options`` it reads.
-    A name already registered by another distribution is a configuration
-    error naming both.
+    :class:`~eventlog.interfaces.Formatter`, the ``options`` it reads, and
+    its ``framing`` (``"lines"``, ``"self-delimiting"`` or ``"unframed"``,
+    the default), which decides the transports that can carry it.  A name
+    another distribution registers too cannot be selected: ``eventlog
+    plugins`` and a warning name both.  An exception raised here leaves this
+    plugin out (reported the same way), not the others.
     """
     raise NotImplementedError
 
@@ -48,8 +51,11 @@ def eventlog_transports() -> Sequence[TransportSpec]:
     a ``name`` (what ``EVENTLOG_TRANSPORT`` selects), a ``factory`` that
     receives a :class:`~eventlog.interfaces.PluginContext` (core settings,
     the transport's own validated options, the chosen formatter) and returns
-    a :class:`~eventlog.interfaces.Transport`, the ``formats`` it can carry
-    (None for any) and the ``default_format`` used when none is configured.
+    a :class:`~eventlog.interfaces.Transport`, the framings it ``carries``
+    (``{"lines"}`` unless declared; :data:`~eventlog.interfaces.ALL_FRAMINGS`
+    for a transport that frames each payload itself) or instead the exact
+    ``formats`` it carries, by name, and the ``default_format`` used when none
+    is configured.  A format it cannot carry is refused at configure time.
     """
     raise NotImplementedError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, get_args
 
 if TYPE_CHECKING:
     from eventlog.config import Settings
@@ -179,7 +179,7 @@ class Formatter(abc.ABC):
 
     @abc.abstractmethod
     def format(self, wire: dict[str, Any]) -> bytes:
-        """Encode one event.  Payloads must be self-delimiting when concatenated."""
+        """Encode one event, framed as the spec declares (``FormatterSpec.framing``)."""
 
     def format_batch(self, payloads: Sequence[bytes]) -> bytes:
         """One body for many events (default: the payloads concatenated)."""
@@ -255,23 +255,62 @@ class PluginContext:
     formatter_name: str | None = None
 
 
+#: How a format's payloads are told apart when several are written one after another.
+#:
+#: ``"lines"``: UTF-8 text, one line per event: each payload ends with ``\n`` and has no
+#: other newline (JSON lines).  ``"self-delimiting"``: the payload's own encoding says
+#: where it ends (msgpack, Cap'n Proto's stream framing), so payloads can be concatenated
+#: into one stream.  ``"unframed"``: nothing in the bytes marks the end; the transport
+#: must frame each payload itself (one datagram, a length prefix, syslog's octet counting).
+Framing = Literal["lines", "self-delimiting", "unframed"]
+
+#: Every framing: what a transport carries when it frames each payload itself.
+ALL_FRAMINGS: frozenset[Framing] = frozenset(get_args(Framing))
+
+#: What each framing is, for error messages.
+FRAMING_TEXT: dict[Framing, str] = {
+    "lines": "newline-delimited text lines",
+    "self-delimiting": "self-delimiting messages",
+    "unframed": "unframed payloads (each needs a frame of its own)",
+}
+
+
 @dataclass(frozen=True)
 class FormatterSpec:
-    """A formatter a plugin provides: ``factory(context) -> Formatter``."""
+    """A formatter a plugin provides: ``factory(context) -> Formatter``.
+
+    ``framing`` says how its payloads are told apart (see :data:`Framing`).  The
+    default, ``"unframed"``, claims nothing, so an undeclared format goes only to
+    transports that frame each payload themselves; declare what yours writes.
+    """
 
     name: str
     factory: Callable[[PluginContext], Formatter]
     description: str = ""
     options: Sequence[Option] = ()
+    framing: Framing = "unframed"
+
+    def __post_init__(self) -> None:
+        if self.framing not in ALL_FRAMINGS:
+            raise ValueError(
+                f"FormatterSpec {self.name!r}: framing {self.framing!r} is not one of "
+                f"{', '.join(sorted(ALL_FRAMINGS))}"
+            )
 
 
 @dataclass(frozen=True)
 class TransportSpec:
     """A transport a plugin provides: ``factory(context) -> Transport``.
 
-    ``formats`` lists the formatter names it can carry (None: any).  The check
-    happens at configure time.  ``default_format`` is used when the user
-    names none.
+    ``carries`` lists the framings it delivers intact (see :data:`Framing`).  The
+    default, ``{"lines"}``, fits a transport that writes payloads back to back
+    for a line reader.  A raw stream whose receiver speaks the format carries
+    ``"self-delimiting"`` too; a transport that frames each payload itself (one
+    datagram or stream entry per event, a length prefix, octet counting)
+    carries :data:`ALL_FRAMINGS`.  ``formats``, when given, is instead the
+    exact list of formatter names it carries (``fluent`` carries ``msgpack``
+    only).  The check happens at configure time.  ``default_format`` is used
+    when the user names none.
     """
 
     name: str
@@ -280,6 +319,16 @@ class TransportSpec:
     options: Sequence[Option] = ()
     formats: frozenset[str] | None = None
     default_format: str = "json"
+    carries: frozenset[Framing] = frozenset({"lines"})
+
+    def __post_init__(self) -> None:
+        carries = frozenset(self.carries)
+        if not carries or not carries <= ALL_FRAMINGS:
+            raise ValueError(
+                f"TransportSpec {self.name!r}: carries {sorted(carries)} must name one or more "
+                f"of {', '.join(sorted(ALL_FRAMINGS))}"
+            )
+        object.__setattr__(self, "carries", carries)  # a set or tuple given is kept frozen
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from eventlog.engine import Pipeline
 from eventlog.event import Event
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
+    ALL_FRAMINGS,
     Batch,
     Formatter,
     PluginContext,
@@ -266,8 +267,7 @@ def make_transport(
     name = resolved.transport or "console"
     spec = registry.transport(name).spec
     format_name = resolved.format or spec.default_format
-    if spec.formats is not None and format_name not in spec.formats:
-        raise AssertionError(f"transport {name!r} cannot carry its format {format_name!r}")
+    registry.check_carries(name, format_name)  # as configure() does
     formatter_spec = registry.formatter(format_name).spec
     formatter = formatter_spec.factory(
         PluginContext(resolved, resolved.plugin_options(format_name, formatter_spec.options))
@@ -408,6 +408,8 @@ class TransportConformance:
         assert spec.formats is None or spec.default_format in spec.formats, (
             f"default_format {spec.default_format!r} is not among formats {spec.formats}"
         )
+        if spec.default_format in registry.formatters:
+            registry.check_carries(self.transport, spec.default_format)  # framing too
         if self.detects_unreachable_peer:
             settings = self.unreachable_settings()
             assert settings.get("transport") == self.transport
@@ -653,6 +655,19 @@ class FormatterConformance:
             assert wire == before, f"format() changed its input ({wire['action']})"
             assert formatter.format(wire) == payload, f"{wire['action']}: not deterministic"
 
+    def test_payloads_keep_the_declared_framing(self) -> None:
+        # Transports are chosen by the declaration (FormatterSpec.framing): it must be true.
+        framing = self.registry().formatter(self.formatter).spec.framing
+        if framing != "lines":
+            _skip(f"framing {framing!r}: checked by test_concatenated_payloads_decode_one_by_one")
+        formatter = self.build()
+        for wire in self.wires():
+            payload = formatter.format(wire)
+            assert payload.endswith(b"\n") and payload.count(b"\n") == 1, (
+                f"{wire['action']}: framing 'lines' needs one newline, at the end"
+            )
+            payload.decode("utf-8")  # a line reader reads text
+
     def test_payload_decodes_to_the_wire_dict(self) -> None:
         self._implemented("decode")
         formatter = self.build()
@@ -682,7 +697,9 @@ class FormatterConformance:
     def test_a_pipeline_carries_every_sample(self) -> None:
         transport = CapturingTransport()
         registry = self.registry()
-        spec = TransportSpec("conformance-capture", lambda _context: transport)
+        spec = TransportSpec(
+            "conformance-capture", lambda _context: transport, carries=ALL_FRAMINGS
+        )
         registry.transports[spec.name] = Registered(spec, "eventlog.testing", "eventlog", "0")
         given = {
             "transport": "conformance-capture",

@@ -127,7 +127,12 @@ def _logstash(_: PluginContext) -> Formatter:
 @hookimpl
 def eventlog_formatters() -> list[FormatterSpec]:
     return [
-        FormatterSpec("json", _json, "JSON lines with the seed's field names"),
-        FormatterSpec("json-array", _json_array, "JSON; a batch body is one JSON array"),
-        FormatterSpec("logstash", _logstash, "JSON lines plus @timestamp and @version"),
+        FormatterSpec("json", _json, "JSON lines with the seed's field names", framing="lines"),
+        # Each payload is a JSON line; only a batch body (HTTP) is one array.
+        FormatterSpec(
+            "json-array", _json_array, "JSON; a batch body is one JSON array", framing="lines"
+        ),
+        FormatterSpec(
+            "logstash", _logstash, "JSON lines plus @timestamp and @version", framing="lines"
+        ),
     ]

@@ -11,6 +11,7 @@ from typing import Any
 from eventlog.config import parse_port, parse_str
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
+    ALL_FRAMINGS,
     Batch,
     ConfigurationError,
     ConnectError,
@@ -208,15 +209,24 @@ def _console(_: PluginContext) -> Transport:
     return ConsoleTransport()
 
 
-_TEXT_FORMATS = frozenset({"json", "json-array", "logstash"})
-
-
 @hookimpl
 def eventlog_transports() -> list[TransportSpec]:
     stream_options = (*tls_options(), *timeout_options())
     return [
-        TransportSpec("tcp", _tcp, "any TCP listener (TLS optional)", stream_options),
-        TransportSpec("udp", _udp, "any UDP listener, one datagram per event"),
+        # A raw byte stream: the listener splits lines, or messages of a self-delimiting
+        # format it speaks (capnp-packed, msgpack).  Unframed payloads would run together.
+        TransportSpec(
+            "tcp",
+            _tcp,
+            "any TCP listener (TLS optional)",
+            stream_options,
+            carries=frozenset({"lines", "self-delimiting"}),
+        ),
+        # One datagram per event frames every payload, whatever its format.
+        TransportSpec(
+            "udp", _udp, "any UDP listener, one datagram per event", carries=ALL_FRAMINGS
+        ),
+        # Logstash's json_lines codec reads lines, over TCP and UDP alike.
         TransportSpec(
             "logstash",
             _logstash,
@@ -225,9 +235,14 @@ def eventlog_transports() -> list[TransportSpec]:
                 Option("protocol", parse_str, "tcp", "tcp or udp", choices=("tcp", "udp")),
                 *stream_options,
             ),
+            carries=frozenset({"lines"}),
         ),
+        # Decoded as UTF-8 text for a terminal.
         TransportSpec(
-            "console", _console, "JSON lines on stderr (default without a host)", (), _TEXT_FORMATS
+            "console",
+            _console,
+            "JSON lines on stderr (default without a host)",
+            carries=frozenset({"lines"}),
         ),
     ]
 

@@ -30,7 +30,7 @@ from redis.retry import Retry
 
 import eventlog
 from eventlog.config import parse_int, parse_str
-from eventlog.interfaces import Batch
+from eventlog.interfaces import ALL_FRAMINGS, Batch
 from eventlog.net import timeout_options
 
 NAME = "redis_streams"
@@ -192,5 +192,7 @@ def eventlog_transports() -> list[eventlog.TransportSpec]:
                 eventlog.Option("password", parse_str, None, "Redis password", secret=True),
                 *timeout_options(),
             ),
+            # Each payload is a stream entry's field of its own: any format is framed.
+            carries=ALL_FRAMINGS,
         )
     ]

@@ -29,11 +29,19 @@ def _capnp_packed(_: PluginContext) -> Formatter:
 @hookimpl
 def eventlog_formatters() -> list[FormatterSpec]:
     return [
+        # Both are self-delimiting: the stream framing's segment table (packed or not) says
+        # how long each message is, so a stream of them reads back (read_multiple_bytes).
         FormatterSpec(
-            "capnp", _capnp, "Cap'n Proto messages, as ClickHouse's CapnProto format reads them"
+            "capnp",
+            _capnp,
+            "Cap'n Proto messages, as ClickHouse's CapnProto format reads them",
+            framing="self-delimiting",
         ),
         FormatterSpec(
-            "capnp-packed", _capnp_packed, "Cap'n Proto, packed encoding (not for ClickHouse)"
+            "capnp-packed",
+            _capnp_packed,
+            "Cap'n Proto, packed encoding (not for ClickHouse)",
+            framing="self-delimiting",
         ),
     ]
 

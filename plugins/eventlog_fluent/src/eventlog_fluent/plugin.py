@@ -170,6 +170,7 @@ def eventlog_formatters() -> list[FormatterSpec]:
             "msgpack",
             _msgpack,
             "msgpack map with the wire field names (the Fluent Forward record)",
+            framing="self-delimiting",
         )
     ]
 
@@ -182,6 +183,7 @@ def eventlog_transports() -> list[TransportSpec]:
             _fluent,
             "Fluentd / Fluent Bit forward input: PackedForward, acks, shared key, TLS",
             FLUENT_OPTIONS,
+            # The Forward protocol's records are msgpack maps: no other format will do.
             formats=frozenset({"msgpack"}),
             default_format="msgpack",
         )

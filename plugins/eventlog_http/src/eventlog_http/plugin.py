@@ -242,6 +242,9 @@ def eventlog_transports() -> list[TransportSpec]:
             _http,
             "HTTP POST of each batch (Logstash http, Fluentd in_http, Vector, ClickHouse)",
             OPTIONS,
+            # The body is the formatter's batch body (its payloads back to back, or its own
+            # format_batch): the receiver splits it by the format's framing.
+            carries=frozenset({"lines", "self-delimiting"}),
         )
     ]
 
