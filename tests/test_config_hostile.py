@@ -482,3 +482,24 @@ def test_a_plugin_name_that_is_not_installed_names_where_it_came_from(
     message = _configure_fails({"enrichers": ["host", "x" * 100_000]})
     assert message.endswith("; it comes from configure(enrichers=...)")
     assert len(message) <= MESSAGE_LIMIT
+
+
+def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, reports: list[str]
+) -> None:
+    from eventlog.engine import Pipeline
+    from eventlog.registry import Registry
+
+    bare = Registry(load_entry_points=False)  # the core alone: no http, no fluent
+    with pytest.raises(ConfigurationError) as caught:
+        Pipeline(config.Settings.load({"http_url": "http://127.0.0.1:9/"}, environ={}), bare)
+    assert str(caught.value) == (
+        "configure() got http_url, which looks like a setting of 'http', which is not "
+        "installed (pip install eventlog[http])"
+    )
+    pipeline = Pipeline(config.Settings.load({}, environ={"EVENTLOG_FLUENT_TAG": "app"}), bare)
+    pipeline.shutdown(1)
+    assert reports == [
+        "environment variable EVENTLOG_FLUENT_TAG is ignored: it looks like a setting of "
+        "'fluent', which is not installed (pip install eventlog[fluent])"
+    ]

@@ -17,6 +17,7 @@ process, with the nearest setting names.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import logging
 import os
@@ -268,6 +269,18 @@ _TYPE_WORDS: dict[type, str] = {str: "text", int: "a whole number", float: "a nu
 
 def _returns(parse: Callable[[Any], Any]) -> str:
     """The name of the type ``parse`` returns ('' when it does not say)."""
+    try:
+        return _returns_cached(parse)
+    except TypeError:  # a callable object that cannot be hashed
+        return _returns_uncached(parse)
+
+
+@functools.lru_cache(maxsize=512)
+def _returns_cached(parse: Callable[[Any], Any]) -> str:
+    return _returns_uncached(parse)
+
+
+def _returns_uncached(parse: Callable[[Any], Any]) -> str:
     if isinstance(parse, type):
         return parse.__name__
     try:
@@ -569,7 +582,7 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
     for key in settings.given:
         if key in owners and read(key):
             continue
-        raise ConfigurationError(_keyword_error(settings, key, owners, selection))
+        raise ConfigurationError(_keyword_error(settings, key, owners, selection, registry))
     for name, source in _variables(settings).items():
         if name in NOT_SETTINGS:
             continue
@@ -582,6 +595,8 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
             if any(_KIND_WORDS[o.kind][1] in settings.given for o in owners[key]):
                 continue
             message = f"{source} {name} is {_owned(owners[key])}, {_not_selected(owners[key], selection)}"
+        elif (missing := _not_installed(key, registry)) is not None:
+            message = f"{source} {name} is ignored: it {missing}"
         else:
             close = nearest(key, owners)
             hint = f"; did you mean {', '.join(map(env_name, close))}?" if close else ""
@@ -654,8 +669,26 @@ def _not_selected(owners: list[Owner], selection: Selection) -> str:
     )
 
 
+def _not_installed(key: str, registry: Registry) -> str | None:
+    """'looks like a setting of 'http', which is not installed; ...' when the key says so."""
+    from eventlog.registry import EXTRAS
+
+    for plugin, extra in EXTRAS.items():
+        installed = plugin in registry.transports or plugin in registry.formatters
+        if not installed and key.startswith(plugin.replace("-", "_") + "_"):
+            return (
+                f"looks like a setting of {plugin!r}, which is not installed "
+                f"(pip install eventlog[{extra}])"
+            )
+    return None
+
+
 def _keyword_error(
-    settings: Settings, key: str, owners: Mapping[str, list[Owner]], selection: Selection
+    settings: Settings,
+    key: str,
+    owners: Mapping[str, list[Owner]],
+    selection: Selection,
+    registry: Registry,
 ) -> str:
     call = f"{settings.given_by}()"
     if key in owners:
@@ -666,6 +699,9 @@ def _keyword_error(
                 f"from settings.py or the environment, not from {call}"
             )
         return f"{call} got {key}, {_owned(found)}, {_not_selected(found, selection)}"
+    missing = _not_installed(key, registry)
+    if missing is not None:
+        return f"{call} got {key}, which {missing}"
     close = nearest(key, owners)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (
