@@ -8,9 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 import eventlog
-from eventlog import api
+from eventlog import api, config
 from eventlog.receiver import LineReceiver
 from tests.peers.clickhouse import clickhouse  # noqa: F401  (session fixture)
+
+# The suite's own switch, not a setting: not to be reported as a misspelt one.
+config.NOT_SETTINGS.add("EVENTLOG_REQUIRE_PEERS")
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +24,7 @@ def _clean_eventlog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     eventlog.shutdown(timeout=2)
     api._default = None
+    api._config_error = None  # a configuration error of one test is not the next one's
 
 
 @pytest.fixture

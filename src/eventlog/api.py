@@ -12,6 +12,10 @@ from eventlog.event import Event
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
+#: The last configuration error (configure(), an EventHandler's settings, or the
+#: environment at first use); while it stands, flush() and shutdown() return False:
+#: events did not go where the settings said.  A configure() that succeeds clears it.
+_config_error: Exception | None = None
 
 #: Called with no arguments at the start of flush() and shutdown(): producers that
 #: aggregate in the process (eventlog.counters) queue what they hold first.
@@ -34,12 +38,18 @@ def configure(**settings: Any) -> Pipeline:
     :class:`~eventlog.ConfigurationError` naming any bad setting.  The
     previous default pipeline is flushed and shut down.
 
+    After an error, :func:`flush` returns False until a ``configure()`` succeeds.
+
     >>> configure(transport="tcp", host="127.0.0.1", port=5959)  # doctest: +SKIP
     """
-    global _default
-    pipeline = Pipeline(Settings.load(settings))
+    global _default, _config_error
+    try:
+        pipeline = Pipeline(Settings.load(settings))
+    except Exception as exc:
+        configuration_failed(exc)
+        raise
     with _lock:
-        old, _default = _default, pipeline
+        old, _default, _config_error = _default, pipeline, None
     if old is not None:
         old.shutdown()
     return pipeline
@@ -60,11 +70,18 @@ def get_pipeline() -> Pipeline:
             try:
                 _default = Pipeline(Settings.load())
             except Exception as exc:  # a bad environment, a busy metrics port ...
+                configuration_failed(exc)
                 log.error("%s; events go to stderr until this is fixed", exc)
                 _default = Pipeline(
                     Settings.load({"transport": "console"}, environ={}, use_django=False)
                 )
         return _default
+
+
+def configuration_failed(error: Exception) -> None:
+    """Remember a configuration error: :func:`flush` returns False until configure() succeeds."""
+    global _config_error
+    _config_error = error
 
 
 def log_event(event: Event) -> None:
@@ -79,17 +96,26 @@ def log_event(event: Event) -> None:
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Wait until every event logged so far was sent; False if ``timeout`` passed first."""
+    """Wait until every event logged so far was sent; False if ``timeout`` passed first.
+
+    Also False after a configuration error (see :func:`configure`): nothing went
+    where the settings said.
+    """
     _run_before_flush()
-    return _default.flush(timeout) if _default is not None else True
+    flushed = _default.flush(timeout) if _default is not None else True
+    return flushed and _config_error is None
 
 
 def shutdown(timeout: float | None = None) -> bool:
-    """Flush within ``timeout`` seconds, then stop the default pipeline (also run at exit)."""
+    """Flush within ``timeout`` seconds, then stop the default pipeline (also run at exit).
+
+    True when everything was delivered; False otherwise, and after a configuration error.
+    """
     _run_before_flush()
     with _lock:
         pipeline = _default
     # The stopped pipeline stays the default: what is logged after shutdown() is dropped and
     # counted (dropped{reason="closed"}) instead of going to a new pipeline built from the
     # environment, which would ignore what configure() said.  configure() starts afresh.
-    return pipeline.shutdown(timeout) if pipeline is not None else True
+    delivered = pipeline.shutdown(timeout) if pipeline is not None else True
+    return delivered and _config_error is None

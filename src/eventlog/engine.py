@@ -22,7 +22,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from eventlog import metrics
-from eventlog.config import Settings, check_unknown, option_key
+from eventlog.config import Settings, select_plugins
 from eventlog.event import Event
 from eventlog.interfaces import (
     Batch,
@@ -108,21 +108,14 @@ class Pipeline:
         self.settings = settings
         self.name: str = settings.name
         self.stats = Stats()
-        transport_name = settings.transport or ("logstash" if settings.host else "console")
-        transport_reg = registry.transport(transport_name)
-        transport_spec = transport_reg.spec
-        format_name = settings.format or transport_spec.default_format
-        formatter_reg = registry.formatter(format_name)
-        # Framing and named formats, checked here: a line reader fed binary fails no send.
-        registry.check_carries(transport_name, format_name)
-        known = {o.name for o in settings_options()}
+        selection = select_plugins(settings, registry)  # every setting checked, or raises
+        transport_name, transport_spec = selection.transport_name, selection.transport.spec
+        format_name, formatter_reg = selection.format_name, selection.formatter
         formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)
-        known |= {option_key(format_name, o) for o in formatter_reg.spec.options}
         self.formatter: Formatter = formatter_reg.spec.factory(
             PluginContext(settings, formatter_options)
         )
         transport_options = settings.plugin_options(transport_name, transport_spec.options)
-        known |= {option_key(transport_name, o) for o in transport_spec.options}
         self._transport_factory: Callable[[], Transport] = lambda: transport_spec.factory(
             PluginContext(settings, transport_options, self.formatter, format_name)
         )
@@ -136,10 +129,9 @@ class Pipeline:
         self._fast = True
         self._static_enrichers: list[Callable[[Event], None]] = []
         self._with_context = False
-        for enricher_name in settings.enrichers:
-            spec = registry.enricher(enricher_name).spec
+        for enricher_name, enricher_reg in selection.enrichers:
+            spec = enricher_reg.spec
             enricher_options = settings.plugin_options(enricher_name, spec.options)
-            known |= {option_key(enricher_name, o) for o in spec.options}
             func = spec.factory(PluginContext(settings, enricher_options))
             (self._caller_enrichers if spec.stage == "caller" else self._worker_enrichers).append(
                 func
@@ -151,7 +143,6 @@ class Pipeline:
                 self._with_context = True
             else:
                 self._fast = False
-        check_unknown(settings.given, known)
         self._static: dict[str, Any] | None = None  # made by the worker, once
         self._format = self.formatter.format
         encoder = batch_encoder(self.formatter)
@@ -836,13 +827,6 @@ def _time_ns(item: Any) -> int:
         return int(item[0].created * 1_000_000_000)
     time_ns: int = item.time_ns
     return time_ns
-
-
-def settings_options() -> Sequence[Any]:
-    """The core settings (for configure()'s unknown-keyword check)."""
-    from eventlog.config import CORE_OPTIONS
-
-    return CORE_OPTIONS
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()

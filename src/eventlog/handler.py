@@ -29,9 +29,15 @@ class EventHandler(logging.Handler):
     def __init__(
         self, level: int | str = logging.NOTSET, *, pipeline: Pipeline | None = None, **settings: Any
     ) -> None:
-        super().__init__(level)
         if pipeline is None and settings:
-            pipeline = Pipeline(Settings.load(settings))
+            try:
+                pipeline = Pipeline(Settings.load(settings, given_by="EventHandler"))
+            except Exception as exc:  # dictConfig wraps it in ValueError; the cause names it
+                api.configuration_failed(exc)
+                raise
+        # Only now: Handler.__init__ enrols the handler for logging.shutdown() at exit,
+        # which would flush a half-made one.
+        super().__init__(level)
         self.pipeline = pipeline
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]

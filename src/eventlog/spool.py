@@ -33,16 +33,15 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from eventlog.interfaces import Record, _new_tuple
 
+_orjson: Any
 try:
-    from orjson import dumps as _orjson_dumps
-    from orjson import loads as _loads
-except ImportError:  # orjson is a dependency; a build without it writes the same text, slower
-    _orjson_dumps = None
-    _loads = json.loads
+    import orjson as _orjson
+except ImportError:  # orjson is a dependency; a build without it reads and writes the same text
+    _orjson = None
 
 if TYPE_CHECKING:
     from eventlog.config import Settings
@@ -791,8 +790,8 @@ def _index(entries: list[list[object]]) -> str:
     orjson: about 1k instructions an event where the stdlib encoder takes 8k,
     in the worker, whose every instruction the application pays for (one GIL).
     """
-    if _orjson_dumps is not None:
-        text: str = _orjson_dumps(entries).decode()
+    if _orjson is not None:
+        text: str = _orjson.dumps(entries).decode()
         return text
     return json.dumps(entries, separators=(",", ":"))
 
@@ -803,7 +802,8 @@ def _decode(index: str, payloads: bytes) -> list[Record]:
     offset = 0
     # Read back in a backlog (rows past RECENT_MAX): orjson and tuple.__new__ (the
     # NamedTuple's Python-level __new__ costs more than the tuple) keep it cheap.
-    for id_, action, time_ns, size in _loads(index):
+    loads = json.loads if _orjson is None else _orjson.loads
+    for id_, action, time_ns, size in loads(index):
         end = offset + size
         records.append(_new_tuple(Record, (id_, action, time_ns, payloads[offset:end])))
         offset = end
