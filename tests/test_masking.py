@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
-from eventlog.interfaces import ConnectError, Option, RejectedError
+from eventlog.interfaces import AuthError, ConnectError, Option, RejectedError
 from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
+from eventlog.testing import make_transport
 
 TOKEN = "tok-9f8e7d6c5b4a"
 
@@ -72,3 +76,65 @@ def test_scrub_keeps_the_error_type_and_its_retry_facts() -> None:
 def test_secrets_shorter_than_the_minimum_are_not_matched_as_tokens() -> None:
     at, below = "x" * MIN_TOKEN_CHARS, "y" * (MIN_TOKEN_CHARS - 1)
     assert SecretMask([at, below])(f"{at} {below}") == f"<hidden> {below}"
+
+
+# ---------------------------------------------------------------- a transport, a real peer
+
+
+class QuotingForwardServer:
+    """A real Forward peer on loopback that refuses the handshake, quoting ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        msgpack = pytest.importorskip("msgpack")
+        conn, _ = self.server.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.sendall(msgpack.packb(["HELO", {"nonce": b"n" * 16, "auth": b"", "keepalive": True}]))
+            unpacker = msgpack.Unpacker()
+            while not list(unpacker):  # the PING
+                unpacker.feed(conn.recv(65536))
+            conn.sendall(msgpack.packb(["PONG", False, self.reason, "server", ""]))
+            conn.recv(1)
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("key", "quoted"),
+    [
+        # Short keys: where a server puts them structurally.
+        ("k", 'shared_key=k, {"shared_key": "k"}'),
+        ("on", 'shared_key=on, {"shared_key": "on"}'),
+        # A real key: anywhere, as a whole token.
+        ("fluent-shared-key-0123", "shared_key=fluent-shared-key-0123, fluent-shared-key-0123"),
+    ],
+)
+def test_fluent_refusal_quoting_the_key_does_not_show_it(key: str, quoted: str) -> None:
+    pytest.importorskip("eventlog_fluent")
+    peer = QuotingForwardServer(f"wrong key: {quoted}")
+    try:
+        transport, _ = make_transport(
+            {"transport": "fluent", "host": "127.0.0.1", "port": peer.port,
+             "fluent_shared_key": key}
+        )
+        with pytest.raises(AuthError) as caught:
+            transport.open()
+        transport.close()
+    finally:
+        peer.close()
+    shown = 'shared_key=<hidden>, {"shared_key": "<hidden>"}' if len(key) < 8 else (
+        "shared_key=<hidden>, <hidden>"
+    )
+    assert str(caught.value) == (
+        f"127.0.0.1:{peer.port} refused authentication: wrong key: {shown}; "
+        "check EVENTLOG_FLUENT_SHARED_KEY"
+    )

@@ -33,6 +33,7 @@ from __future__ import annotations
 # its module lock held in the child, where every host name then fails as "unknown encoding".
 import encodings.idna  # noqa: F401
 import errno
+import ipaddress
 import select
 import socket
 import ssl
@@ -283,11 +284,20 @@ def certificate_names(
     if not cert:
         return None
     alt_names: Any = cert.get("subjectAltName", ())
-    names = [str(value).strip() for kind, value in alt_names if kind in ("DNS", "IP Address")]
+    names = [_address_text(str(value)) if kind == "IP Address" else str(value)
+             for kind, value in alt_names if kind in ("DNS", "IP Address")]
     if not names:
         subject: Any = cert.get("subject", ())
         names = [str(value) for rdn in subject for name, value in rdn if name == "commonName"]
     return names or None
+
+
+def _address_text(value: str) -> str:
+    """An IP address as people write it (OpenSSL spells ::1 as 0:0:0:0:0:0:0:1)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return value.strip()
 
 
 def peer_closed(sock: socket.socket) -> bool:
