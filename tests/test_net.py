@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,33 @@ def test_an_expired_certificate_says_expired(tmp_path: Path) -> None:
         "TLS handshake with 127.0.0.1:PORT failed: the server's certificate has expired "
         "(CERTIFICATE_VERIFY_FAILED: certificate has expired); the server needs a new one"
     )
+
+
+def test_a_server_that_does_not_speak_tls_is_named_as_such() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_in_plain_text() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(1)
+
+    thread = threading.Thread(target=answer_in_plain_text, daemon=True)
+    thread.start()
+    context = make_tls_context(ca=None, cert=None, key=None, verify=True, setting="test")
+    try:
+        with pytest.raises(ConnectError) as caught:
+            connect_stream("127.0.0.1", port, tls=context, connect_timeout=5, send_timeout=5)
+    finally:
+        thread.join(10)
+        server.close()
+    message = str(caught.value)
+    assert message.startswith(f"TLS handshake with 127.0.0.1:{port} failed: [SSL: "), message
+    assert message.endswith(" (does the server speak TLS on this port?)"), message
+    assert "_ssl.c" not in message
 
 
 def test_certificate_names_reads_the_subject_alternative_names(tmp_path: Path) -> None:

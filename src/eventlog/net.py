@@ -34,6 +34,7 @@ from __future__ import annotations
 import encodings.idna  # noqa: F401
 import errno
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -75,6 +76,7 @@ _SETTINGS: weakref.WeakKeyDictionary[ssl.SSLContext, str] = weakref.WeakKeyDicti
 _NOT_YET_VALID, _EXPIRED = 9, 10
 _UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # no issuer, self-signed, unknown local issuer
 _NAME_MISMATCH = frozenset({62, 64})  # host name, IP address
+_SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
 def tls_options(default_enabled: bool = False) -> tuple[Option, ...]:
@@ -215,10 +217,10 @@ def describe_tls_error(
     :func:`certificate_names`).
     """
     if not isinstance(error, ssl.SSLCertVerificationError):
-        reason = str(error.reason or error)
-        if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
-            return f"{reason} (does the server speak TLS on this port?)"
-        return reason
+        text = _SSL_SOURCE_LINE.sub("", str(error))  # "(_ssl.c:1006)" tells a user nothing
+        if error.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return f"{text} (does the server speak TLS on this port?)"
+        return text
     code, message = error.verify_code, error.verify_message
     detail = f"({error.reason}: {message})"
     if code in _NAME_MISMATCH:
