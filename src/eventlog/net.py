@@ -1,10 +1,10 @@
 """Socket plumbing for transports: connect, verify certificates, send, notice dead peers.
 
-A public module: the built-in ``tcp``, ``udp`` and ``logstash`` transports and
-the plugins (``fluent``, third parties') use it, so that every transport names
-its TLS options alike, maps socket errors to the same :class:`TransportError`
-family with the same words, and says what to do about a certificate that
-does not verify.
+A public module: the built-in ``tcp`` and ``logstash`` transports and the
+plugins (``fluent``, ``http``'s TLS messages, third parties') use it, so that
+every transport names its TLS options alike, maps socket errors to the same
+:class:`TransportError` family with the same words, and says what to do about
+a certificate that does not verify.
 
 Stream transports (TCP, TLS, Unix sockets)::
 
