@@ -10,17 +10,20 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import socket
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eventlog.receiver import LineReceiver
 from eventlog.registry import Registry
-from eventlog.testing import FormatterConformance, TransportConformance, closed_port
+from eventlog.testing import (
+    DatagramReceiver,
+    FormatterConformance,
+    LineReceiver,
+    TransportConformance,
+    closed_port,
+)
 from tests.peers import missing
 
 
@@ -65,62 +68,31 @@ class TestLogstashTcp(_LineReceiverPeer):
 # ---------------------------------------------------------------- udp, logstash (udp)
 
 
-class UdpReceiver:
-    """A real UDP listener on 127.0.0.1 keeping every datagram."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        # Room for a whole test batch even if this thread is slow to read it.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port: int = self.sock.getsockname()[1]
-        self.datagrams: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="udp-receiver", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.datagrams.append(self.sock.recv(65536))
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
 class _UdpPeer(TransportConformance):
     detects_unreachable_peer = False  # a datagram to nowhere is not an error
     detects_peer_loss = False
     batch_sizes = (1, 7, 200)
 
     @pytest.fixture
-    def peer(self) -> Iterator[UdpReceiver]:
-        receiver = UdpReceiver()
-        yield receiver
-        receiver.stop()
+    def peer(self) -> Iterator[DatagramReceiver]:
+        with DatagramReceiver() as receiver:
+            yield receiver
 
-    def delivered(self, peer: UdpReceiver) -> list[str]:
+    def delivered(self, peer: DatagramReceiver) -> list[str]:
         return _json_ids(list(peer.datagrams))
 
 
 class TestUdp(_UdpPeer):
     transport = "udp"
 
-    def settings(self, peer: UdpReceiver) -> dict[str, Any]:
+    def settings(self, peer: DatagramReceiver) -> dict[str, Any]:
         return {"transport": "udp", "host": "127.0.0.1", "port": peer.port}
 
 
 class TestLogstashUdp(_UdpPeer):
     transport = "logstash"
 
-    def settings(self, peer: UdpReceiver) -> dict[str, Any]:
+    def settings(self, peer: DatagramReceiver) -> dict[str, Any]:
         return {
             "transport": "logstash",
             "logstash_protocol": "udp",

@@ -20,8 +20,8 @@ import pytest
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.engine import Pipeline
+from eventlog.testing import make_local_ca
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
-from tests.peers.tls import make_ca
 
 StartPeer = Callable[..., FluentPeer]
 needs_fluent_server = pytest.mark.peer("FluentServer")
@@ -449,7 +449,7 @@ def test_without_acks_a_server_asking_for_a_key_loses_nothing(
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA made for this test, and a server certificate it signed for 127.0.0.1."""
-    ca = make_ca(tmp_path_factory.mktemp("tls"))
+    ca = make_local_ca(tmp_path_factory.mktemp("tls"))
     return {"ca": ca.ca_cert, "cert": ca.server_cert, "key": ca.server_key}
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import shutil
+import re
+import socket
 import ssl
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -24,8 +24,9 @@ import pytest
 import eventlog
 from eventlog import ConfigurationError, Event, metrics
 from eventlog.engine import Pipeline
+from eventlog.interfaces import RejectedError
+from eventlog.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
 from eventlog.wire import make_id
-from tests.peers import missing
 from tests.peers.clickhouse import ClickHouse
 from tests.peers.http_server import Answer, HttpPeer
 
@@ -73,6 +74,15 @@ class LogLines:
 
     def text(self) -> str:
         return "\n".join(self._format.format(r) for r in self.records)
+
+
+def own_warnings(lines: LogLines) -> list[str]:
+    """eventlog's own warnings, without the pipeline name in front."""
+    return [
+        r.getMessage().partition("] ")[2]
+        for r in lines.records
+        if r.name.startswith("eventlog") and r.levelno == logging.WARNING
+    ]
 
 
 @pytest.fixture
@@ -363,6 +373,104 @@ def test_secrets_appear_in_no_log_error_or_metric(
             assert secret not in where
 
 
+# Secrets as short as these are ordinary words and letters: they are hidden where they sit
+# (URL user info, the Authorization header), never as substrings of other words.
+SHORT_SECRETS = ("on", "p", "a")
+
+
+def as_word(secret: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w]){re.escape(secret)}(?![\w])")
+
+
+def test_a_short_password_leaves_a_refused_connection_readable(log_lines: LogLines) -> None:
+    port = closed_port()
+    pipeline = configure(
+        f"http://127.0.0.1:{port}/", http_user="u", http_password="on", http_retries=0
+    )
+    pipeline.submit_event(Event("test.http", "m0", "test"))
+    assert not pipeline.flush(1.0)
+    assert own_warnings(log_lines) == [
+        f"sending failed, will retry: ConnectError: POST to http://127.0.0.1:{port}/ failed: "
+        "Connection refused"
+    ]
+    assert not any(as_word("on").search(r.getMessage()) for r in log_lines.records)
+
+
+class ClosesWithoutAnswer:
+    """A real TCP peer that reads each request and closes without a response."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(5)
+
+
+def test_credentials_in_the_url_leave_a_closed_connection_readable(log_lines: LogLines) -> None:
+    peer = ClosesWithoutAnswer()
+    try:
+        pipeline = configure(f"http://u:p@127.0.0.1:{peer.port}/", http_retries=0)
+        pipeline.submit_event(Event("test.http", "m1", "test"))
+        assert not pipeline.flush(1.0)
+        warnings = own_warnings(log_lines)
+    finally:
+        peer.close()
+    assert warnings == [
+        f"sending failed, will retry: ConnectError: POST to http://127.0.0.1:{peer.port}/ "
+        "failed: Remote end closed connection without response"
+    ]
+
+
+@pytest.mark.parametrize("password", SHORT_SECRETS)
+def test_short_secrets_echoed_by_the_server_are_hidden_where_they_sit(
+    http_peer: HttpPeer, log_lines: LogLines, password: str
+) -> None:
+    import base64
+
+    basic = base64.b64encode(f"u:{password}".encode()).decode()
+    echo = f"denied http://u:{password}@h/ Authorization: Basic {basic} password={password}"
+    http_peer.answer(Answer(401, body=echo.encode()), Answer(401, body=echo.encode()))
+    settings = {"transport": "http", "http_url": http_peer.url, "http_user": "u",
+                "http_password": password, "http_retries": 0}
+    transport, formatter = make_transport(settings)
+    with pytest.raises(RejectedError) as caught:
+        transport.send(make_records(1, formatter))
+    transport.close()
+    expected = (
+        f"POST to {http_peer.url} got 401 Unauthorized (check EVENTLOG_HTTP_TOKEN, "
+        "_USER/_PASSWORD or _HEADERS): denied http://u:<hidden>@h/ Authorization: Basic "
+        "<hidden> password=<hidden>"
+    )
+    assert str(caught.value) == f"1 events refused: http 401: {expected}"
+    pipeline = configure(http_peer.url, http_user="u", http_password=password, http_retries=0)
+    send(pipeline, ["m2"])
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    [warning] = own_warnings(log_lines)
+    assert warning.endswith(f"refused: http 401: {expected}")
+    own = [r.getMessage() for r in log_lines.records if r.name.startswith("eventlog")]
+    for text in (*own, str(caught.value), metrics.render()):
+        assert basic not in text
+        assert f":{password}@" not in text and f"={password}" not in text
+        assert "<hidden>n" not in text and "n<hidden>" not in text  # no word cut apart
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -409,27 +517,15 @@ def test_credentials_in_the_url_become_basic_auth_and_leave_the_url(
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 made with the openssl command."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        missing("openssl", "the openssl command is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
-    return cert, key
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    """A CA made for this module, and a server certificate it signed for 127.0.0.1."""
+    return make_local_ca(tmp_path_factory.mktemp("tls"))
 
 
-def https_peer(certificate: tuple[Path, Path], *, client_ca: Path | None = None) -> HttpPeer:
+def https_peer(ca: LocalCA, *, client_ca: Path | None = None) -> HttpPeer:
     """An HttpPeer behind TLS; with ``client_ca`` it also demands a client certificate."""
     peer = HttpPeer()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
+    context = ca.server_context()
     if client_ca is not None:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(client_ca)
@@ -439,31 +535,50 @@ def https_peer(certificate: tuple[Path, Path], *, client_ca: Path | None = None)
 
 
 def test_tls_is_verified_by_default_and_trusts_the_given_ca(
-    certificate: tuple[Path, Path], log_lines: LogLines
+    local_ca: LocalCA, log_lines: LogLines
 ) -> None:
-    with https_peer(certificate) as peer:
+    with https_peer(local_ca) as peer:
         pipeline = configure(peer.url, http_retries=0)
         pipeline.submit_event(Event("test.http", "t0", "test"))
-        assert not pipeline.flush(1.0)  # a self-signed certificate is refused
+        assert not pipeline.flush(1.0)  # a certificate from an unknown CA is refused
         assert peer.requests == []
-        assert "TLS with" in log_lines.text() and "EVENTLOG_HTTP_TLS_CA" in log_lines.text()
+        assert own_warnings(log_lines) == [
+            f"sending failed, will retry: ConnectError: TLS with {peer.url} failed: the "
+            "server's certificate is not signed by a CA we trust (CERTIFICATE_VERIFY_FAILED: "
+            "unable to get local issuer certificate); set EVENTLOG_HTTP_TLS_CA to the CA "
+            "certificate that signed it"
+        ]
         eventlog.shutdown(timeout=1)
-        pipeline = configure(peer.url, http_tls_ca=str(certificate[0]))
+        pipeline = configure(peer.url, http_tls_ca=str(local_ca.ca_cert))
         send(pipeline, ["t1"])
         assert [e["target"] for e in peer.requests[0].events()] == ["t1"]
 
 
-def test_a_client_certificate_is_presented_for_mutual_tls(
-    certificate: tuple[Path, Path],
+def test_a_certificate_for_another_name_says_so_and_shows_both(
+    tmp_path: Path, log_lines: LogLines
 ) -> None:
-    cert, key = certificate
-    with https_peer(certificate, client_ca=cert) as peer:
-        pipeline = configure(peer.url, http_tls_ca=str(cert), http_retries=0)
+    ca = make_local_ca(tmp_path, ["localhost"])
+    with https_peer(ca) as peer:
+        pipeline = configure(peer.url, http_retries=0, http_tls_ca=str(ca.ca_cert))
+        pipeline.submit_event(Event("test.http", "t0", "test"))
+        assert not pipeline.flush(1.0)
+        assert peer.requests == []
+    assert own_warnings(log_lines) == [
+        f"sending failed, will retry: ConnectError: TLS with {peer.url} failed: host name "
+        "mismatch: the server's certificate names localhost, not 127.0.0.1; connect to a name "
+        "it lists, or give the server a certificate for 127.0.0.1"
+    ]
+
+
+def test_a_client_certificate_is_presented_for_mutual_tls(local_ca: LocalCA) -> None:
+    ca, cert, key = local_ca.ca_cert, local_ca.server_cert, local_ca.server_key
+    with https_peer(local_ca, client_ca=ca) as peer:
+        pipeline = configure(peer.url, http_tls_ca=str(ca), http_retries=0)
         pipeline.submit_event(Event("test.http", "u0", "test"))
         assert not pipeline.flush(1.0)  # no client certificate: the server refuses
         eventlog.shutdown(timeout=1)
         pipeline = configure(
-            peer.url, http_tls_ca=str(cert), http_tls_cert=str(cert), http_tls_key=str(key)
+            peer.url, http_tls_ca=str(ca), http_tls_cert=str(cert), http_tls_key=str(key)
         )
         send(pipeline, ["u1"])
         assert [e["target"] for r in peer.requests for e in r.events()] == ["u1"]

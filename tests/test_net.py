@@ -1,41 +1,45 @@
-"""Socket plumbing: a live TLS connection is not taken for a closed one."""
+"""eventlog.net against real listeners on loopback: TLS messages, datagrams, live TLS peers."""
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import socket
 import ssl
-import subprocess
+import threading
 from pathlib import Path
 
+import pytest
+
 from eventlog.builtin.transports import StreamTransport
-from eventlog.net import make_tls_context
-from eventlog.receiver import LineReceiver
-from eventlog.testing import make_records
-from tests.peers import missing
+from eventlog.interfaces import ConnectError, RejectedError
+from eventlog.net import (
+    MAX_DATAGRAM_BYTES,
+    certificate_names,
+    connect_stream,
+    make_tls_context,
+    open_datagram,
+    send_datagram,
+)
+from eventlog.testing import (
+    DatagramReceiver,
+    LineReceiver,
+    LocalCA,
+    make_local_ca,
+    make_records,
+)
 
-
-def _self_signed(folder: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        missing("openssl", "the openssl command makes the test certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+pytestmark = pytest.mark.timeout(60)
 
 
 def test_tls_session_tickets_do_not_look_like_a_closed_peer(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
+    ca = make_local_ca(tmp_path)
+    server = ca.server_context()
     # TLS 1.3: the server sends session tickets after the handshake, unasked.
     server.minimum_version = ssl.TLSVersion.TLSv1_3
     with LineReceiver(tls=server) as receiver:
-        client = make_tls_context(ca=str(cert), cert=None, key=None, verify=True, setting="test")
+        client = make_tls_context(
+            ca=str(ca.ca_cert), cert=None, key=None, verify=True, setting="test"
+        )
         transport = StreamTransport(
             "127.0.0.1", receiver.port, tls=client, connect_timeout=5, send_timeout=5
         )
@@ -46,3 +50,153 @@ def test_tls_session_tickets_do_not_look_like_a_closed_peer(tmp_path: Path) -> N
         transport.close()
         assert len(receiver.lines) == 6
         assert receiver.connections == 1  # no reconnect between batches
+
+
+# ---------------------------------------------------------------- TLS failures, explained
+
+
+def tls_failure(ca: LocalCA, host: str, *, trust: bool = True) -> str:
+    """The ConnectError message of a TLS connection to ``host`` (a listener using ``ca``)."""
+    with LineReceiver(tls=ca.server_context()) as receiver:
+        context = make_tls_context(
+            ca=str(ca.ca_cert) if trust else None,
+            cert=None,
+            key=None,
+            verify=True,
+            setting="EVENTLOG_TCP_TLS_*",
+        )
+        with pytest.raises(ConnectError) as caught:
+            connect_stream(host, receiver.port, tls=context, connect_timeout=5, send_timeout=5)
+        return str(caught.value).replace(f":{receiver.port} ", ":PORT ")
+
+
+def test_a_certificate_for_another_name_says_so_and_shows_both(tmp_path: Path) -> None:
+    ca = make_local_ca(tmp_path, ["localhost"])
+    assert tls_failure(ca, "127.0.0.1") == (
+        "TLS handshake with 127.0.0.1:PORT failed: host name mismatch: the server's "
+        "certificate names localhost, not 127.0.0.1; connect to a name it lists, or give "
+        "the server a certificate for 127.0.0.1"
+    )
+
+
+def test_a_certificate_for_an_address_named_by_host_name_shows_every_name(
+    tmp_path: Path,
+) -> None:
+    ca = make_local_ca(tmp_path, ["127.0.0.1", "logs.example"])
+    assert tls_failure(ca, "localhost") == (
+        "TLS handshake with localhost:PORT failed: host name mismatch: the server's "
+        "certificate names 127.0.0.1, logs.example, not localhost; connect to a name it "
+        "lists, or give the server a certificate for localhost"
+    )
+
+
+def test_an_unknown_ca_advises_the_ca_setting(tmp_path: Path) -> None:
+    ca = make_local_ca(tmp_path)
+    assert tls_failure(ca, "127.0.0.1", trust=False) == (
+        "TLS handshake with 127.0.0.1:PORT failed: the server's certificate is not signed "
+        "by a CA we trust (CERTIFICATE_VERIFY_FAILED: unable to get local issuer "
+        "certificate); set EVENTLOG_TCP_TLS_CA to the CA certificate that signed it"
+    )
+
+
+def test_an_expired_certificate_says_expired(tmp_path: Path) -> None:
+    ca = make_local_ca(tmp_path, expired=True)
+    assert tls_failure(ca, "127.0.0.1") == (
+        "TLS handshake with 127.0.0.1:PORT failed: the server's certificate has expired "
+        "(CERTIFICATE_VERIFY_FAILED: certificate has expired); the server needs a new one"
+    )
+
+
+def test_a_server_that_does_not_speak_tls_is_named_as_such() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer_in_plain_text() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4)
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(1)
+
+    thread = threading.Thread(target=answer_in_plain_text, daemon=True)
+    thread.start()
+    context = make_tls_context(ca=None, cert=None, key=None, verify=True, setting="test")
+    try:
+        with pytest.raises(ConnectError) as caught:
+            connect_stream("127.0.0.1", port, tls=context, connect_timeout=5, send_timeout=5)
+    finally:
+        thread.join(10)
+        server.close()
+    message = str(caught.value)
+    assert message.startswith(f"TLS handshake with 127.0.0.1:{port} failed: [SSL: "), message
+    assert message.endswith(" (does the server speak TLS on this port?)"), message
+    assert "_ssl.c" not in message
+
+
+def test_certificate_names_reads_the_subject_alternative_names(tmp_path: Path) -> None:
+    ca = make_local_ca(tmp_path, ["localhost", "127.0.0.1", "logs.example"])
+    with LineReceiver(tls=ca.server_context()) as receiver:
+        names = certificate_names("127.0.0.1", receiver.port, cafile=str(ca.ca_cert))
+        untrusted = certificate_names("127.0.0.1", receiver.port)
+    assert names == ["localhost", "127.0.0.1", "logs.example"]
+    assert untrusted is None  # only a certificate whose chain verifies is read
+
+
+# ---------------------------------------------------------------- datagrams
+
+
+def test_datagrams_arrive_byte_for_byte() -> None:
+    payloads = [b'{"n": 1}\n', b"", b"x" * 60_000]
+    with DatagramReceiver() as receiver:
+        sock = open_datagram("127.0.0.1", receiver.port, send_timeout=1)
+        try:
+            for payload in payloads:
+                send_datagram(sock, payload, f"127.0.0.1:{receiver.port}")
+            assert receiver.wait_for(3)
+        finally:
+            sock.close()
+    assert receiver.datagrams == payloads
+
+
+def test_a_datagram_larger_than_udp_allows_is_rejected_for_good() -> None:
+    with DatagramReceiver() as receiver:
+        sock = open_datagram("127.0.0.1", receiver.port)
+        try:
+            with pytest.raises(RejectedError) as caught:
+                send_datagram(sock, b"x" * (MAX_DATAGRAM_BYTES + 1), "here")
+        finally:
+            sock.close()
+    assert not caught.value.retryable
+    assert str(caught.value) == "a datagram of 65508 bytes is larger than UDP allows (65507)"
+
+
+def test_datagrams_to_a_closed_port_are_reported_as_refused() -> None:
+    port = closed_udp_port()
+    sock = open_datagram("127.0.0.1", port)
+    errors: list[str] = []
+    try:
+        # Loopback answers the first datagram with "port unreachable"; a later send reports it.
+        for _ in range(50):
+            try:
+                send_datagram(sock, b"x", f"127.0.0.1:{port}")
+            except ConnectError as exc:
+                errors.append(str(exc))
+                break
+    finally:
+        sock.close()
+    assert errors == [
+        f"127.0.0.1:{port} refused a datagram (port unreachable): nothing listens there"
+    ]
+
+
+def test_a_name_that_cannot_be_resolved_is_a_connect_error() -> None:
+    with pytest.raises(ConnectError, match=r"^cannot resolve a\.\.b:9: "):
+        open_datagram("a..b", 9)  # an empty label: refused before any lookup
+
+
+def closed_udp_port() -> int:
+    """A UDP port on 127.0.0.1 where nothing listened a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +15,15 @@ import pytest
 import eventlog
 from eventlog import api
 from eventlog.interfaces import Batch, Transport, TransportSpec
-from eventlog.receiver import LineReceiver
+from eventlog.net import certificate_names
 from eventlog.registry import Registry
 from eventlog.testing import (
     FormatterConformance,
+    LineReceiver,
     TransportConformance,
     capture_events,
     closed_port,
+    make_local_ca,
 )
 
 # ---------------------------------------------------------------- capture_events
@@ -189,3 +194,35 @@ def test_the_formatter_suite_fails_a_formatter_that_loses_fields() -> None:
     suite.test_formats_every_sample_to_bytes_without_changing_it()  # bytes it does make
     with pytest.raises(AssertionError, match="'tstamp' is missing after a round trip"):
         suite.test_payload_decodes_to_the_wire_dict()
+
+
+# ---------------------------------------------------------------- loopback peers
+
+
+def test_eventlog_testing_imports_without_pytest_or_cryptography(tmp_path: Path) -> None:
+    # None in sys.modules makes an import fail, as if the package were not installed.
+    script = (
+        "import sys\n"
+        "sys.modules['pytest'] = sys.modules['cryptography'] = None\n"
+        "import eventlog.testing as t\n"
+        "try:\n"
+        f"    t.make_local_ca(__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == (
+        "eventlog.testing.make_local_ca() needs the cryptography package: "
+        "pip install cryptography\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_local_ca_signs_a_certificate_for_exactly_the_names_given(tmp_path: Path) -> None:
+    ca = make_local_ca(tmp_path, ["logs.example", "::1"])
+    with LineReceiver(tls=ca.server_context()) as receiver:
+        names = certificate_names("127.0.0.1", receiver.port, cafile=str(ca.ca_cert))
+    assert names == ["logs.example", "::1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.pem", "server.key", "server.pem"]

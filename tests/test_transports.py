@@ -14,7 +14,7 @@ import pytest
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.receiver import LineReceiver
-from tests.peers.tls import make_ca
+from eventlog.testing import make_local_ca
 
 
 def _ids(events: list[dict[str, object]]) -> list[object]:
@@ -101,7 +101,7 @@ def test_logstash_udp_and_logstash_format() -> None:
 
 @pytest.fixture
 def tls_receiver(tmp_path: Path) -> Iterator[tuple[LineReceiver, Path]]:
-    ca = make_ca(tmp_path / "ca")
+    ca = make_local_ca(tmp_path / "ca")
     with LineReceiver(tls=ca.server_context()) as r:
         yield r, ca.ca_cert
 

@@ -1,7 +1,30 @@
-"""Socket plumbing shared by stream transports (TCP, TLS, Unix sockets).
+"""Socket plumbing for transports: connect, verify certificates, send, notice dead peers.
 
-Kept in the core so that plugin transports (Fluent Forward, a third party's)
-connect, verify certificates and notice dead peers the same way.
+A public module: the built-in ``tcp`` and ``logstash`` transports and the
+plugins (``fluent``, ``http``'s TLS messages, third parties') use it, so that
+every transport names its TLS options alike, maps socket errors to the same
+:class:`TransportError` family with the same words, and says what to do about
+a certificate that does not verify.
+
+Stream transports (TCP, TLS, Unix sockets)::
+
+    from eventlog.net import connect_stream, make_tls_context, peer_closed, send_all
+
+    tls = make_tls_context(ca=options["tls_ca"], cert=None, key=None, verify=True,
+                           setting="EVENTLOG_MYPLUGIN_TLS_*")
+    sock = connect_stream(host, port, tls=tls, connect_timeout=5, send_timeout=10)
+    if peer_closed(sock):  # before each send: the peer may have gone while we were idle
+        ...
+    send_all(sock, [payload], f"{host}:{port}")
+
+Datagram transports (UDP)::
+
+    sock = open_datagram(host, port, send_timeout=1)
+    send_datagram(sock, payload, f"{host}:{port}")
+
+Every function raises :class:`ConnectError`, :class:`SendTimeout` or
+:class:`RejectedError` (UDP's oversized datagram) with the address in the
+message, never a bare ``OSError``.
 """
 
 from __future__ import annotations
@@ -10,17 +33,60 @@ from __future__ import annotations
 # its module lock held in the child, where every host name then fails as "unknown encoding".
 import encodings.idna  # noqa: F401
 import errno
+import ipaddress
+import re
 import select
 import socket
 import ssl
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from eventlog.config import parse_bool, parse_path, parse_seconds
-from eventlog.interfaces import ConfigurationError, ConnectError, Option, SendTimeout
+from eventlog.interfaces import (
+    ConfigurationError,
+    ConnectError,
+    Option,
+    RejectedError,
+    SendTimeout,
+)
+
+__all__ = [
+    "MAX_DATAGRAM_BYTES",
+    "certificate_names",
+    "connect_stream",
+    "describe_tls_error",
+    "make_tls_context",
+    "open_datagram",
+    "peer_closed",
+    "send_all",
+    "send_datagram",
+    "timeout_options",
+    "tls_options",
+]
+
+#: The largest UDP payload over IPv4 (65535 - 8 byte UDP header - 20 byte IP header).
+MAX_DATAGRAM_BYTES = 65_507
+
+# The settings a context from make_tls_context() was made from, so that connect_stream's
+# messages can name them ("set EVENTLOG_FLUENT_TLS_CA ...") without a parameter per call.
+_SETTINGS: weakref.WeakKeyDictionary[ssl.SSLContext, str] = weakref.WeakKeyDictionary()
+
+# OpenSSL's X509_V_ERR_* codes (ssl.SSLCertVerificationError.verify_code) we explain.
+_NOT_YET_VALID, _EXPIRED = 9, 10
+_UNTRUSTED = frozenset({2, 18, 19, 20, 21})  # no issuer, self-signed, unknown local issuer
+_NAME_MISMATCH = frozenset({62, 64})  # host name, IP address
+_SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
 def tls_options(default_enabled: bool = False) -> tuple[Option, ...]:
-    """The TLS options every stream transport offers, with the same names."""
+    """The TLS options every stream transport offers, with the same names.
+
+    ``tls`` (on/off), ``tls_ca`` (CA bundle; default: the system's CAs),
+    ``tls_cert`` and ``tls_key`` (client certificate for mutual TLS),
+    ``tls_verify`` (verify the certificate and host name; default on).
+    Pass the values to :func:`make_tls_context`.
+    """
     return (
         Option("tls", parse_bool, default_enabled, "use TLS"),
         Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
@@ -31,7 +97,7 @@ def tls_options(default_enabled: bool = False) -> tuple[Option, ...]:
 
 
 def timeout_options(connect: float = 5.0, send: float = 10.0) -> tuple[Option, ...]:
-    """Connect and send timeouts, in seconds."""
+    """``connect_timeout`` and ``send_timeout`` options, in seconds, with these defaults."""
     return (
         Option("connect_timeout", parse_seconds, connect, "seconds to wait for a connection"),
         Option("send_timeout", parse_seconds, send, "seconds a send may block"),
@@ -41,7 +107,19 @@ def timeout_options(connect: float = 5.0, send: float = 10.0) -> tuple[Option, .
 def make_tls_context(
     *, ca: str | None, cert: str | None, key: str | None, verify: bool, setting: str
 ) -> ssl.SSLContext:
-    """A client TLS context; certificate and host name verification stay on unless disabled."""
+    """A client TLS context; certificate and host name verification stay on unless disabled.
+
+    :param ca: PEM file of the CA(s) to trust; None trusts the system's CAs.
+    :param cert: PEM file of a client certificate (mutual TLS), or None.
+    :param key: PEM file of that certificate's private key (None: it is in ``cert``).
+    :param verify: False turns off certificate and host name checks (tests only).
+    :param setting: how the user names these settings, for messages, such as
+        ``"EVENTLOG_FLUENT_TLS_*"`` (a trailing ``*`` becomes ``CA`` where the
+        CA setting is meant).
+
+    Raises :class:`ConfigurationError` naming ``setting`` and the files when
+    one cannot be loaded, so a wrong path fails ``configure()``, not a send.
+    """
     try:
         context = ssl.create_default_context(cafile=ca)
         if cert:
@@ -53,7 +131,15 @@ def make_tls_context(
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    _SETTINGS[context] = setting
     return context
+
+
+def _ca_setting(context: ssl.SSLContext | None) -> str:
+    setting = _SETTINGS.get(context) if context is not None else None
+    if setting is None:
+        return "the transport's tls_ca option"
+    return setting[:-1] + "CA" if setting.endswith("*") else setting
 
 
 def connect_stream(
@@ -66,7 +152,12 @@ def connect_stream(
 ) -> socket.socket:
     """Connect over TCP (``host``, ``port``) or a Unix socket (``unix:///path`` or a path).
 
-    Raises :class:`ConnectError` with the address in the message.
+    With ``tls`` (from :func:`make_tls_context`) the handshake happens here,
+    verifying the certificate against ``host``.  TCP sockets get
+    ``TCP_NODELAY`` and keepalive; the returned socket's timeout is
+    ``send_timeout``.  Raises :class:`ConnectError` with the address in the
+    message; a certificate that does not verify is explained by
+    :func:`describe_tls_error`.
     """
     unix_path = None
     if host.startswith("unix://"):
@@ -92,12 +183,123 @@ def connect_stream(
         if sock is not None:
             sock.close()  # never leak the descriptor of a failed attempt
         if isinstance(exc, ssl.SSLError):
-            raise ConnectError(f"TLS handshake with {address} failed: {exc}") from None
+            peek = None
+            if tls is not None and unix_path is None and port is not None:
+                context = tls
+
+                def peek() -> list[str] | None:
+                    return certificate_names(
+                        host, port, context=context, timeout=connect_timeout
+                    )
+
+            reason = describe_tls_error(exc, host, ca_setting=_ca_setting(tls), names=peek)
+            raise ConnectError(f"TLS handshake with {address} failed: {reason}") from None
         if isinstance(exc, TimeoutError):
             raise ConnectError(f"connecting to {address} timed out after {connect_timeout}s") from None
         if isinstance(exc, OSError):
             raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
         raise
+
+
+def describe_tls_error(
+    error: ssl.SSLError,
+    host: str,
+    *,
+    ca_setting: str,
+    names: Callable[[], list[str] | None] | None = None,
+) -> str:
+    """What went wrong in a TLS handshake with ``host``, and what to do, in one sentence.
+
+    A certificate that names another host is told apart from one signed by
+    an unknown CA (only then does the CA setting, ``ca_setting``, help), an
+    expired one and one not valid yet.  ``names`` is called only for a name
+    mismatch, to show the names the certificate does hold (see
+    :func:`certificate_names`).
+    """
+    if not isinstance(error, ssl.SSLCertVerificationError):
+        text = _SSL_SOURCE_LINE.sub("", str(error))  # "(_ssl.c:1006)" tells a user nothing
+        if error.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+            return f"{text} (does the server speak TLS on this port?)"
+        return text
+    code, message = error.verify_code, error.verify_message
+    detail = f"({error.reason}: {message})"
+    if code in _NAME_MISMATCH:
+        found = names() if names is not None else None
+        if found:
+            listed = ", ".join(found)
+            return (
+                f"host name mismatch: the server's certificate names {listed}, not {host}; "
+                f"connect to a name it lists, or give the server a certificate for {host}"
+            )
+        return (
+            f"host name mismatch: the server's certificate does not name {host} {detail}; "
+            f"connect to a name it lists, or give the server a certificate for {host}"
+        )
+    if code in _UNTRUSTED:
+        return (
+            f"the server's certificate is not signed by a CA we trust {detail}; "
+            f"set {ca_setting} to the CA certificate that signed it"
+        )
+    if code == _EXPIRED:
+        return f"the server's certificate has expired {detail}; the server needs a new one"
+    if code == _NOT_YET_VALID:
+        return (
+            f"the server's certificate is not valid yet {detail}; "
+            "check the clocks of this host and of the server"
+        )
+    return f"the server's certificate does not verify {detail}"
+
+
+def certificate_names(
+    host: str,
+    port: int,
+    *,
+    context: ssl.SSLContext | None = None,
+    cafile: str | None = None,
+    timeout: float = 5.0,
+) -> list[str] | None:
+    """The names (subject alternative names, else the common name) on ``host:port``'s certificate.
+
+    A second, short connection whose handshake verifies the certificate's
+    chain (against the system CAs, ``cafile`` and the CAs ``context``
+    trusts) but not its name: used to explain a name mismatch.  None when
+    the certificate cannot be read that way.
+    """
+    peek = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    peek.check_hostname = False  # the name is what we want to read, not check
+    peek.verify_mode = ssl.CERT_REQUIRED  # only a verified certificate is decoded for us
+    try:
+        peek.load_default_certs()
+        if cafile:
+            peek.load_verify_locations(cafile=cafile)
+        if context is not None:
+            trusted = context.get_ca_certs(binary_form=True)
+            if trusted:
+                peek.load_verify_locations(cadata=b"".join(trusted))
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            peek.wrap_socket(raw, server_hostname=host) as sock,
+        ):
+            cert = sock.getpeercert()
+    except (OSError, ValueError):
+        return None
+    if not cert:
+        return None
+    alt_names: Any = cert.get("subjectAltName", ())
+    names = [_address_text(str(value)) if kind == "IP Address" else str(value)
+             for kind, value in alt_names if kind in ("DNS", "IP Address")]
+    if not names:
+        subject: Any = cert.get("subject", ())
+        names = [str(value) for rdn in subject for name, value in rdn if name == "commonName"]
+    return names or None
+
+
+def _address_text(value: str) -> str:
+    """An IP address as people write it (OpenSSL spells ::1 as 0:0:0:0:0:0:0:1)."""
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return value.strip()
 
 
 def peer_closed(sock: socket.socket) -> bool:
@@ -127,7 +329,10 @@ def peer_closed(sock: socket.socket) -> bool:
 
 
 def send_all(sock: socket.socket, chunks: Sequence[bytes], address: str) -> None:
-    """Write every chunk or raise a retryable TransportError."""
+    """Write every chunk or raise a retryable :class:`ConnectError` / :class:`SendTimeout`.
+
+    ``address`` is what the messages call the peer (``host:port``).
+    """
     try:
         sock.sendall(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     except TimeoutError:
@@ -135,4 +340,56 @@ def send_all(sock: socket.socket, chunks: Sequence[bytes], address: str) -> None
     except OSError as exc:
         if exc.errno in (errno.EPIPE, errno.ECONNRESET):
             raise ConnectError(f"connection to {address} was closed by the peer") from None
+        raise ConnectError(f"sending to {address} failed: {exc.strerror or exc}") from None
+
+
+def open_datagram(host: str, port: int, *, send_timeout: float | None = None) -> socket.socket:
+    """A UDP socket connected to ``host:port`` (the name is resolved once, here).
+
+    Connected, so that the kernel tells us when nothing listens: after a
+    datagram is refused (ICMP port unreachable) a later :func:`send_datagram`
+    raises :class:`ConnectError`.  Raises :class:`ConnectError` when the name
+    does not resolve.
+    """
+    address = f"{host}:{port}"
+    try:
+        family, kind, proto, _, target = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ConnectError(f"cannot resolve {address}: {reason}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.connect(target)
+        sock.settimeout(send_timeout)
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"cannot open a UDP socket to {address}: {exc.strerror or exc}") from None
+    return sock
+
+
+def send_datagram(sock: socket.socket, payload: bytes, address: str) -> None:
+    """Send one datagram on a socket from :func:`open_datagram`.
+
+    Raises :class:`RejectedError` (not retryable) for a payload too large for
+    one datagram, :class:`ConnectError` when the peer refused an earlier
+    datagram or the network is unreachable, :class:`SendTimeout` when the
+    socket's buffer stays full.  A datagram that was sent may still be lost.
+    """
+    if len(payload) > MAX_DATAGRAM_BYTES:
+        raise RejectedError(
+            f"a datagram of {len(payload)} bytes is larger than UDP allows ({MAX_DATAGRAM_BYTES})"
+        )
+    try:
+        sock.send(payload)
+    except TimeoutError:
+        raise SendTimeout(f"sending to {address} timed out (the socket buffer stayed full)") from None
+    except OSError as exc:
+        if exc.errno == errno.EMSGSIZE:
+            raise RejectedError(
+                f"a datagram of {len(payload)} bytes is too large for the path to {address}"
+            ) from None
+        if exc.errno == errno.ECONNREFUSED:
+            raise ConnectError(
+                f"{address} refused a datagram (port unreachable): nothing listens there"
+            ) from None
         raise ConnectError(f"sending to {address} failed: {exc.strerror or exc}") from None

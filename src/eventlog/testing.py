@@ -15,18 +15,33 @@ For plugin authors, :class:`TransportConformance` and
 itself from its own tests: subclass one, name your plugin, say how to reach
 and read your peer.  ``docs/plugins.md`` walks through both.  They need pytest
 (the rest of this module does not).
+
+Real peers on loopback for a transport's tests: :class:`LineReceiver` (TCP,
+or TLS with ``tls=``), :class:`DatagramReceiver` (UDP), :func:`closed_port`
+(nothing listens), and :func:`make_local_ca`, a throw-away certificate
+authority with a server certificate (needs the ``cryptography`` package)::
+
+    ca = make_local_ca(tmp_path)
+    with LineReceiver(tls=ca.server_context()) as receiver:
+        configure(transport="tcp", host="127.0.0.1", port=receiver.port,
+                  tcp_tls=True, tcp_tls_ca=str(ca.ca_cert))
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
+import ipaddress
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from eventlog import api
@@ -44,17 +59,22 @@ from eventlog.interfaces import (
     TransportError,
     TransportSpec,
 )
+from eventlog.receiver import LineReceiver
 from eventlog.registry import Registered, Registry
 from eventlog.wire import to_wire
 
 __all__ = [
     "CapturedEvents",
     "CapturingTransport",
+    "DatagramReceiver",
     "FormatterConformance",
+    "LineReceiver",
+    "LocalCA",
     "TransportConformance",
     "capture_events",
     "capturing_pipeline",
     "closed_port",
+    "make_local_ca",
     "make_records",
     "make_transport",
     "sample_events",
@@ -283,6 +303,183 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------- loopback peers
+
+
+class DatagramReceiver:
+    """A real UDP listener on 127.0.0.1 keeping every datagram, in arrival order.
+
+    The counterpart of :class:`LineReceiver` for datagram transports; use it
+    as a context manager (``with DatagramReceiver() as receiver``)::
+
+        assert receiver.wait_for(3)
+        assert [json.loads(d)["action"] for d in receiver.datagrams] == [...]
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        # Room for a whole test batch even if this thread is slow to read it:
+        # UDP drops what does not fit, and a test should not depend on the scheduler.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.1)
+        self.host = host
+        self.port: int = self.sock.getsockname()[1]
+        self.datagrams: list[bytes] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="udp-receiver", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                datagram = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self.datagrams.append(datagram)
+                self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` datagrams arrived; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.datagrams) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def stop(self) -> None:
+        """Stop reading and close the socket."""
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+    def __enter__(self) -> DatagramReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class LocalCA:
+    """Files of a throw-away CA and of a server certificate and key it signed (PEM)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server-side TLS context presenting the signed certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        return context
+
+
+def make_local_ca(
+    folder: Path,
+    names: Sequence[str] = ("127.0.0.1", "localhost"),
+    *,
+    expired: bool = False,
+) -> LocalCA:
+    """Make a CA and a server certificate it signed for ``names`` (IP addresses or DNS names).
+
+    Written to ``folder`` as ``ca.pem``, ``server.pem`` and ``server.key``.
+    ``expired=True`` makes a server certificate that ended yesterday.  Each
+    call makes new keys: never reuse them outside a test.  Needs the
+    ``cryptography`` package (``pip install cryptography``).
+    """
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        raise ImportError(
+            "eventlog.testing.make_local_ca() needs the cryptography package: "
+            "pip install cryptography"
+        ) from None
+    if not names:
+        raise ValueError("make_local_ca() needs at least one name for the server certificate")
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("eventlog test CA"))
+        .issuer_name(name("eventlog test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - 2 * day)
+        .not_valid_after(now + day)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    alt_names: list[x509.GeneralName] = []
+    for host in names:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
+    not_after = now - day if expired else now + day
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name(names[0]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - 2 * day)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = LocalCA(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    paths.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.server_key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
 
 
 def _threads() -> set[threading.Thread]:

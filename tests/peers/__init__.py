@@ -7,10 +7,11 @@ reason, or fails when ``EVENTLOG_REQUIRE_PEERS=1`` (as ``.ci/run`` sets).
 from __future__ import annotations
 
 import os
-import socket
 from typing import NoReturn
 
 import pytest
+
+from eventlog.testing import closed_port
 
 
 def missing(peer: str, reason: str) -> NoReturn:
@@ -21,8 +22,5 @@ def missing(peer: str, reason: str) -> NoReturn:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+#: A TCP port that was free on 127.0.0.1 a moment ago (eventlog.testing's closed_port).
+free_port = closed_port

@@ -30,6 +30,7 @@ from eventlog.interfaces import (
     Transport,
     TransportError,
 )
+from eventlog.masking import SecretMask
 from eventlog.net import connect_stream, send_all
 from eventlog_fluent import forward
 
@@ -63,6 +64,11 @@ class FluentTransport(Transport):
         self.require_ack, self.ack_timeout = require_ack, ack_timeout
         self.max_message_bytes = max_message_bytes
         self.credentials = credentials
+        # Every error this transport raises passes through it: a server's refusal may quote
+        # what we sent, and the password or key must not reach a log line.
+        self.mask = SecretMask(
+            (credentials.shared_key, credentials.password) if credentials is not None else ()
+        )
         self.tls = tls
         self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
         self.sock: socket.socket | None = None
@@ -80,6 +86,13 @@ class FluentTransport(Transport):
 
     def open(self) -> None:
         """Connect and, with a shared key, authenticate.  Raises ConnectError or AuthError."""
+        try:
+            self._open()
+        except TransportError as exc:
+            self.mask.scrub(exc)
+            raise
+
+    def _open(self) -> None:
         self.close()
         self.sock = connect_stream(
             self.host,
@@ -158,16 +171,21 @@ class FluentTransport(Transport):
     # ------------------------------------------------------------ sending
 
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
-        if self.sock is None or not self._usable():
-            self.open()
+        try:
+            if self.sock is None or not self._usable():
+                self._open()
+        except TransportError as exc:
+            self.mask.scrub(exc)
+            raise
         messages, chunks, refused = self._messages(batch)
         try:
             self._write(messages)
             if chunks:
                 self._await_acks(chunks)
-        except TransportError:
+        except TransportError as exc:
             # A half-written message or a missing ack: the stream cannot be trusted any more.
             self.close()
+            self.mask.scrub(exc)
             raise
         if not self.keepalive:
             self.close()  # the server's HELO asked for short connections

@@ -49,6 +49,8 @@ from eventlog.interfaces import (
     Transport,
     TransportError,
 )
+from eventlog.masking import SecretMask
+from eventlog.net import certificate_names, describe_tls_error
 
 #: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
 #: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
@@ -178,6 +180,8 @@ class HttpTransport(Transport):
             self.headers["Content-Encoding"] = "gzip"
         self._empty_body = len(formatter.format_batch([]))
         self.session: requests.Session | None = None
+        #: Every message this transport lets out (errors, refusals) passes through it.
+        self.mask = SecretMask(config.secrets)
 
     # ------------------------------------------------------------ Transport
 
@@ -194,11 +198,15 @@ class HttpTransport(Transport):
         if self.session is None:
             self.open()
         refused: list[tuple[Record, str]] = []
-        for piece in self._pieces(batch):
-            refused += self._post(piece)
-        if refused and len(refused) == len(batch):
-            raise RejectedError(f"{len(batch)} events refused: {refused[0][1]}")
-        return refused
+        try:
+            for piece in self._pieces(batch):
+                refused += self._post(piece)
+            if refused and len(refused) == len(batch):
+                raise RejectedError(f"{len(batch)} events refused: {refused[0][1]}")
+        except TransportError as exc:
+            self.mask.scrub(exc)
+            raise
+        return [(record, self.mask(reason)) for record, reason in refused]
 
     def close(self) -> None:
         session, self.session = self.session, None
@@ -287,15 +295,8 @@ class HttpTransport(Transport):
 
     def _excerpt(self, response: requests.Response) -> str:
         text = response.content[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
-        text = " ".join(text.split())[:BODY_EXCERPT_CHARS] or "(empty body)"
-        return self.redact(text)
-
-    def redact(self, text: str) -> str:
-        """``text`` with every configured secret replaced by ``<hidden>``."""
-        for secret in self.config.secrets:
-            if secret:
-                text = text.replace(secret, "<hidden>")
-        return text
+        # Masked before the cut, so that a secret cut in half is still recognised.
+        return self.mask(" ".join(text.split()))[:BODY_EXCERPT_CHARS] or "(empty body)"
 
     def _failure(self, exc: requests.RequestException) -> TransportError:
         """Our own message for a failed request: no URL query, no secrets, what to do."""
@@ -303,11 +304,11 @@ class HttpTransport(Transport):
         config = self.config
         chain = _chain(exc)
         tries = f" (tried {config.retries + 1} times)" if config.retries else ""
-        if any(isinstance(e, requests.exceptions.SSLError | ssl.SSLError) for e in chain):
-            return ConnectError(
-                f"TLS with {where} failed: {self.redact(_reason(chain))} (set "
-                "EVENTLOG_HTTP_TLS_CA to the CA bundle that signed the server's certificate)"
-            )
+        tls = [e for e in chain if isinstance(e, ssl.SSLError)]
+        if tls:
+            return ConnectError(f"TLS with {where} failed: {self._tls_reason(tls[0])}")
+        if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+            return ConnectError(f"TLS with {where} failed: {_reason(chain)}")
         if any(isinstance(e, ReadTimeoutError) for e in chain):
             return SendTimeout(
                 f"POST to {where}: no answer within {config.read_timeout}s{tries} "
@@ -321,7 +322,23 @@ class HttpTransport(Transport):
                 f"cannot connect to {where} within {config.connect_timeout}s{tries} "
                 "(EVENTLOG_HTTP_CONNECT_TIMEOUT)"
             )
-        return ConnectError(f"POST to {where} failed{tries}: {self.redact(_reason(chain))}")
+        return ConnectError(f"POST to {where} failed{tries}: {_reason(chain)}")
+
+    def _tls_reason(self, error: ssl.SSLError) -> str:
+        """The shared explanation of :func:`eventlog.net.describe_tls_error`."""
+        parts = urllib.parse.urlsplit(self.config.url)
+        host = parts.hostname or ""
+        port = parts.port or 443
+        verify = self.config.verify
+        # requests trusts its own CA bundle unless given one: read the names the same way.
+        cafile = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
+
+        def names() -> list[str] | None:
+            return certificate_names(
+                host, port, cafile=cafile, timeout=self.config.connect_timeout
+            )
+
+        return describe_tls_error(error, host, ca_setting="EVENTLOG_HTTP_TLS_CA", names=names)
 
 
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")

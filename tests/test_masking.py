@@ -1,0 +1,140 @@
+"""eventlog.masking: secrets are hidden where they sit, never as pieces of other words."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from eventlog.interfaces import AuthError, ConnectError, Option, RejectedError
+from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
+from eventlog.testing import make_transport
+
+TOKEN = "tok-9f8e7d6c5b4a"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "POST to http://127.0.0.1:8080/ failed: Connection refused",
+        "POST to http://127.0.0.1:8080/ failed: Remote end closed connection without response",
+        "connection to 127.0.0.1:24224 was closed by the peer",
+    ],
+)
+def test_short_secrets_leave_ordinary_messages_untouched(text: str) -> None:
+    assert SecretMask(["on", "p", "a", "pass", "refused"])(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("GET http://u:p@host/x", "GET http://u:<hidden>@host/x"),
+        ("see https://TOKEN@host:1/", "see https://<hidden>@host:1/"),
+        ("http://u:p@ss@host/", "http://u:<hidden>@host/"),  # to the last @ of the authority
+        ("mail bob@example.com", "mail bob@example.com"),  # not a URL: left alone
+        ("Authorization: Basic dTpw", "Authorization: Basic <hidden>"),
+        ('"authorization": "Bearer x"', '"authorization": "Bearer <hidden>"'),
+        ("Proxy-Authorization=abc, next", "Proxy-Authorization=<hidden>, next"),
+        ("?user=u&password=p&x=1", "?user=u&password=<hidden>&x=1"),
+        ('{"shared_key": "k", "n": 1}', '{"shared_key": "<hidden>", "n": 1}'),
+        ("X-Api-Key=abc", "X-Api-Key=<hidden>"),
+        # The transports' own hints name secret settings in prose: left alone.
+        ("asks for a user name and password: set EVENTLOG_FLUENT_USERNAME",) * 2,
+        ("(check EVENTLOG_HTTP_TOKEN, _USER/_PASSWORD or _HEADERS): denied",) * 2,
+    ],
+)
+def test_credentials_are_hidden_in_their_places(text: str, masked: str) -> None:
+    assert mask_structure(text) == masked
+    assert mask_structure(masked) == masked  # masking twice changes nothing
+
+
+def test_long_secrets_are_hidden_as_whole_tokens_and_url_encoded() -> None:
+    mask = SecretMask([TOKEN, "p@ss word!", None, {"X-Key": "k" * 12}])
+    assert mask(f"server said: {TOKEN} is unknown") == "server said: <hidden> is unknown"
+    assert mask(f"x{TOKEN}") == f"x{TOKEN}"  # part of another token: not this secret
+    assert mask("body: p%40ss%20word%21 and p%40ss+word%21") == "body: <hidden> and <hidden>"
+    assert mask("kkkkkkkkkkkk") == "<hidden>"
+
+
+def test_for_options_takes_only_the_secret_options() -> None:
+    options = [Option("token", str, secret=True), Option("tag", str)]
+    mask = SecretMask.for_options(options, {"token": TOKEN, "tag": "app-12345678"})
+    assert mask(f"{TOKEN} app-12345678") == "<hidden> app-12345678"
+
+
+def test_scrub_keeps_the_error_type_and_its_retry_facts() -> None:
+    mask = SecretMask([TOKEN])
+    error = mask.scrub(ConnectError(f"denied {TOKEN}", retry_after=3.0))
+    assert (type(error), str(error), error.retryable, error.retry_after) == (
+        ConnectError, "denied <hidden>", True, 3.0
+    )
+    rejected = mask.scrub(RejectedError(f"Authorization: Bearer {TOKEN}"))
+    assert str(rejected) == "Authorization: Bearer <hidden>" and not rejected.retryable
+
+
+def test_secrets_shorter_than_the_minimum_are_not_matched_as_tokens() -> None:
+    at, below = "x" * MIN_TOKEN_CHARS, "y" * (MIN_TOKEN_CHARS - 1)
+    assert SecretMask([at, below])(f"{at} {below}") == f"<hidden> {below}"
+
+
+# ---------------------------------------------------------------- a transport, a real peer
+
+
+class QuotingForwardServer:
+    """A real Forward peer on loopback that refuses the handshake, quoting ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        msgpack = pytest.importorskip("msgpack")
+        conn, _ = self.server.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.sendall(msgpack.packb(["HELO", {"nonce": b"n" * 16, "auth": b"", "keepalive": True}]))
+            unpacker = msgpack.Unpacker()
+            while not list(unpacker):  # the PING
+                unpacker.feed(conn.recv(65536))
+            conn.sendall(msgpack.packb(["PONG", False, self.reason, "server", ""]))
+            conn.recv(1)
+
+    def close(self) -> None:
+        self.server.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("key", "quoted"),
+    [
+        # Short keys: where a server puts them structurally.
+        ("k", 'shared_key=k, {"shared_key": "k"}'),
+        ("on", 'shared_key=on, {"shared_key": "on"}'),
+        # A real key: anywhere, as a whole token.
+        ("fluent-shared-key-0123", "shared_key=fluent-shared-key-0123, fluent-shared-key-0123"),
+    ],
+)
+def test_fluent_refusal_quoting_the_key_does_not_show_it(key: str, quoted: str) -> None:
+    pytest.importorskip("eventlog_fluent")
+    peer = QuotingForwardServer(f"wrong key: {quoted}")
+    try:
+        transport, _ = make_transport(
+            {"transport": "fluent", "host": "127.0.0.1", "port": peer.port,
+             "fluent_shared_key": key}
+        )
+        with pytest.raises(AuthError) as caught:
+            transport.open()
+        transport.close()
+    finally:
+        peer.close()
+    shown = 'shared_key=<hidden>, {"shared_key": "<hidden>"}' if len(key) < 8 else (
+        "shared_key=<hidden>, <hidden>"
+    )
+    assert str(caught.value) == (
+        f"127.0.0.1:{peer.port} refused authentication: wrong key: {shown}; "
+        "check EVENTLOG_FLUENT_SHARED_KEY"
+    )
