@@ -88,7 +88,7 @@ def test_unknown_name_lists_installed_and_the_extra() -> None:
     assert str(info.value).startswith(
         "transport 'fluent' is not installed; pip install eventlog[fluent]"
     )
-    assert "console, logstash, tcp, udp" in str(info.value)
+    assert "console, logstash, syslog, tcp, udp" in str(info.value)
     with pytest.raises(
         PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"
     ):
@@ -131,9 +131,10 @@ def test_builtins_are_registered_through_the_same_hooks() -> None:
         "eventlog.builtin.formats",
         "eventlog.builtin.transports",
         "eventlog.builtin.enrichers",
+        "eventlog.builtin.syslog",
     } <= names
-    assert sorted(registry.transports) == ["console", "logstash", "tcp", "udp"]
-    assert sorted(registry.formatters) == ["json", "json-array", "logstash"]
+    assert sorted(registry.transports) == ["console", "logstash", "syslog", "tcp", "udp"]
+    assert sorted(registry.formatters) == ["json", "json-array", "logstash", "syslog"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,292 @@
+"""The syslog formatter and transport against a real rsyslogd (tcp, udp, tls on loopback).
+
+rsyslogd parses every message with its RFC 5424 parser and its structured-data
+parser (mmpstrucdata); the tests read what it wrote and compare it with the
+events sent, field by field.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import eventlog
+from eventlog import ConfigurationError, Event
+from eventlog.builtin.syslog import SyslogFormatter, unframe
+from eventlog.schema import LEVEL_NAMES
+from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_server  # noqa: F401  (fixture)
+from tests.peers.tls import make_ca
+
+PEN = "32473"
+
+
+def _configure(server: Rsyslog, proto: str, **settings: Any) -> eventlog.Pipeline:
+    if proto == "tls":
+        settings.setdefault("syslog_tls_ca", str(server.ca.ca_cert))
+    return eventlog.configure(
+        transport="syslog",
+        host="127.0.0.1",
+        port=server.ports[proto],
+        syslog_protocol=proto,
+        **settings,
+    )
+
+
+def _by_id(rows: list[dict[str, Any]], events: list[Event]) -> dict[str, dict[str, Any]]:
+    """The written row of each event, after checking that each arrived exactly once."""
+    ids = {e.id for e in events}
+    counts = Counter(event_id(row) for row in rows if event_id(row) in ids)
+    assert counts == Counter({e.id: 1 for e in events})
+    return {str(event_id(row)): row for row in rows if event_id(row) in ids}
+
+
+LEVELS = [  # level, RFC 5424 severity
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+    (logging.DEBUG, 7),
+    (eventlog.TRACE, 7),
+    (None, 6),
+]
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "tls"])
+def test_each_event_arrives_once_with_its_header_and_structured_data(
+    rsyslog: Rsyslog, proto: str
+) -> None:
+    pipeline = _configure(rsyslog, proto, syslog_facility="local3", syslog_app_name="shop")
+    sent = [
+        Event(
+            "order.create",
+            f"o-{i}",
+            "order",
+            level=level,
+            message=f"order {i} by {proto}",
+            tags=["web", 'say "hi"'],
+            fields={"n": i, "sku": "A-1", "price": 2.5},
+            metrics={"ms": 12},
+        )
+        for i, (level, _) in enumerate(LEVELS)
+    ]
+    for event in sent:
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for(proto, {e.id for e in sent}), sent)
+    for i, (event, (level, sev)) in enumerate(zip(sent, LEVELS)):
+        row = rows[event.id]
+        assert row["protocol_version"] == "1"
+        assert (row["facility"], row["severity"]) == ("19", str(sev))  # local3 is 19
+        assert row["pri"] == str(19 * 8 + sev)
+        assert row["hostname"] == socket.gethostname()
+        assert row["app_name"] == "shop"
+        assert row["procid"] == str(os.getpid())
+        assert row["msgid"] == "order.create"
+        assert row["msg"] == f"order {i} by {proto}"
+        expected = {
+            "id": event.id,
+            "action": "order.create",
+            "target": f"o-{i}",
+            "tgType": "order",
+            "tags": '["web","say \\"hi\\""]',
+            "thread": "MainThread",
+        }
+        if level is not None:
+            expected |= {"level": str(level), "levelName": LEVEL_NAMES[level]}
+        assert row["sd"][f"eventlog@{PEN}"] == expected
+        assert row["sd"][f"fields@{PEN}"] == {"n": str(i), "sku": "A-1", "price": "2.5"}
+        assert row["sd"][f"metrics@{PEN}"] == {"ms": "12"}
+    assert pipeline.stats.sent == len(sent)
+    assert pipeline.stats.dropped_by_reason() == {}
+
+
+def test_log_records_map_their_level_to_the_severity(rsyslog: Rsyslog) -> None:
+    _configure(rsyslog, "tcp")
+    logger = logging.getLogger("test.syslog.records")
+    logger.propagate = False
+    handler = eventlog.EventHandler()
+    logger.addHandler(handler)
+    try:
+        logger.error("disk %s is full", "/var")
+        logger.warning("low on %s", "memory")
+    finally:
+        logger.removeHandler(handler)
+    assert eventlog.flush(10)
+    wanted = {"disk /var is full": "3", "low on memory": "4"}
+
+    def ours(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [row for row in rows if row["msg"] in wanted]
+
+    rows = ours(rsyslog.wait_until("tcp", lambda rows: len(ours(rows)) >= 2))
+    assert {r["msg"]: r["severity"] for r in rows} == wanted
+    assert {r["msg"]: r["msgid"] for r in rows} == {
+        "disk /var is full": "log.error",
+        "low on memory": "log.warning",
+    }
+    assert {r["facility"] for r in rows} == {"1"}  # user, the default
+    assert {r["sd"][f"eventlog@{PEN}"]["codeFunc"] for r in rows} == {
+        "test_log_records_map_their_level_to_the_severity"
+    }
+
+
+HOSTILE_FIELDS = {"k=1": 'v]"\\', "sp ace": "a\nb", "üa": "ü", "x" * 40: "long key", "b]": 1}
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "tls"])
+def test_hostile_values_keep_the_framing_and_arrive_exactly(rsyslog: Rsyslog, proto: str) -> None:
+    _configure(rsyslog, proto, syslog_app_name="hostile")
+    action = 'evil action]\n"é' + "x" * 100
+    message = 'line1\nline2 ] " \\ \u2603\n57 <14>1 - - - - - - injected\r\n\tend'
+    hostile = Event(
+        action,
+        'a]b"c\\d\n e',
+        "ü" * 50,
+        level=logging.ERROR,
+        message=message,
+        tags=["t]1", 't"2', "t\\3"],
+        fields=HOSTILE_FIELDS,
+    )
+    hostile.host = "bad host\nname-ü" + "h" * 300
+    after = Event("after.hostile", message="still framed")
+    eventlog.log_event(hostile)
+    eventlog.log_event(after)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for(proto, {str(hostile.id), str(after.id)}), [hostile, after])
+    row = rows[str(hostile.id)]
+    assert row["hostname"] == ("bad_host_name-_" + "h" * 300)[:255]
+    assert row["msgid"] == 'evil_action]_"_' + "x" * 17  # printable ASCII only, 32 long
+    assert row["msg"] == message
+    assert row["severity"] == "3"
+    sd = row["sd"][f"eventlog@{PEN}"]
+    assert (sd["action"], sd["target"], sd["tgType"]) == (action, 'a]b"c\\d\n e', "ü" * 50)
+    assert sd["tags"] == '["t]1","t\\"2","t\\\\3"]'
+    assert row["sd"][f"fields@{PEN}"] == {
+        "k_1": 'v]"\\',
+        "sp_ace": "a\nb",
+        "_a": "ü",
+        "x" * 32: "long key",
+        "b_": "1",
+    }
+    assert rows[str(after.id)]["msg"] == "still framed"
+    assert rows[str(after.id)]["msgid"] == "after.hostile"
+
+
+def test_a_huge_message_arrives_whole_over_tcp(rsyslog: Rsyslog) -> None:
+    _configure(rsyslog, "tcp")
+    huge = Event("huge", message="0123456789" * 20_000, fields={"big": "y" * 10_000})
+    after = Event("after.huge")
+    eventlog.log_event(huge)
+    eventlog.log_event(after)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for("tcp", {str(huge.id), str(after.id)}), [huge, after])
+    assert rows[str(huge.id)]["msg"] == "0123456789" * 20_000
+    assert rows[str(huge.id)]["sd"][f"fields@{PEN}"] == {"big": "y" * 10_000}
+    # An event without a message has no MSG part at all.
+    assert rows[str(after.id)]["raw"].endswith(f'id="{after.id}" action="after.huge" thread="MainThread"]')
+
+
+def test_udp_refuses_an_oversized_message_for_good_and_sends_the_rest(rsyslog: Rsyslog) -> None:
+    pipeline = _configure(rsyslog, "udp", syslog_max_datagram_bytes=1000)
+    before, after = Event("small.one", message="a"), Event("small.two", message="b")
+    big = Event("too.big", message="x" * 2000)
+    for event in (before, big, after):
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for("udp", {str(before.id), str(after.id)}), [before, after])
+    assert [rows[str(e.id)]["msg"] for e in (before, after)] == ["a", "b"]
+    assert not [row for row in rsyslog.read("udp") if event_id(row) == big.id]
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    assert pipeline.stats.sent == 2
+    assert pipeline.stats.retries == 0
+
+
+def test_the_tcp_transport_carries_the_syslog_format_as_it_is(rsyslog: Rsyslog) -> None:
+    # The payloads are octet-counted frames, so any stream transport can carry them.
+    eventlog.configure(transport="tcp", format="syslog", host="127.0.0.1", port=rsyslog.ports["tcp"])
+    sent = [Event("via.tcp", str(i), message=f"m\n{i}") for i in range(20)]
+    for event in sent:
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for("tcp", {str(e.id) for e in sent}), sent)
+    assert [rows[str(e.id)]["msg"] for e in sent] == [f"m\n{i}" for i in range(20)]
+
+
+def test_tls_refuses_a_server_the_ca_did_not_sign(rsyslog: Rsyslog, tmp_path: Path) -> None:
+    other = make_ca(tmp_path / "other")
+    pipeline = _configure(
+        rsyslog, "tls", syslog_tls_ca=str(other.ca_cert), retry_backoff_max=0.1
+    )
+    event = Event("never.sent")
+    eventlog.log_event(event)
+    assert not eventlog.flush(1)
+    assert pipeline.stats.retries >= 1 and pipeline.stats.sent == 0
+    eventlog.shutdown(0.1)
+    assert not [row for row in rsyslog.read("tls") if event_id(row) == event.id]
+
+
+# ---------------------------------------------------------------- without a peer
+
+WIRE: dict[str, Any] = {
+    "id": "01ABC",
+    "tstamp": 1764806420123,
+    "action": "order.create",
+    "target": 'o]"\\1',
+    "level": 40,
+    "levelName": "ERROR",
+    "message": "héllo",
+    "fields": {"n": 1},
+    "host": "web1",
+    "pid": 42,
+}
+HEAD = (
+    '<131>1 2025-12-04T00:00:20.123Z web1 shop 42 order.create [eventlog@32473 id="01ABC" '
+    'action="order.create" target="o\\]\\"\\\\1" level="40" levelName="ERROR"]'
+    '[fields@32473 n="1"]'
+)
+
+
+def test_the_formatter_writes_one_octet_counted_rfc5424_message() -> None:
+    message = (HEAD + " héllo").encode()
+    payload = SyslogFormatter(facility=16, app_name="shop").format(WIRE)
+    assert payload == b"%d " % len(message) + message
+    assert unframe(payload) == message
+    with_bom = SyslogFormatter(facility=16, app_name="shop", bom=True).format(WIRE)
+    assert unframe(with_bom) == HEAD.encode() + b" \xef\xbb\xbfh\xc3\xa9llo"
+    no_message = SyslogFormatter(facility=16, app_name="shop", enterprise_id="1.2").format(
+        {k: v for k, v in WIRE.items() if k != "message"}
+    )
+    assert unframe(no_message) == HEAD.replace("@32473", "@1.2").encode()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"syslog_facility": "bogus"}, "configure(syslog_facility=...) = 'bogus' is invalid"),
+        ({"syslog_facility": "24"}, "or a number 0 to 23"),
+        ({"syslog_app_name": "my app"}, "printable ASCII characters without spaces"),
+        ({"syslog_app_name": "a" * 49}, "1 to 48 printable"),
+        ({"syslog_enterprise_id": "acme"}, "private enterprise number"),
+        ({"syslog_protocol": "ssl"}, "choose one of: tcp, tls, udp"),
+        ({"syslog_max_datagram_bytes": 70_000}, "must be 480 to 65507 bytes"),
+        ({"host": None}, "transport 'syslog' needs the server: set EVENTLOG_HOST"),
+        ({"host": "unix:///dev/log"}, "not to a Unix socket"),
+        ({"format": "json"}, "transport 'syslog' cannot carry format 'json'"),
+    ],
+)
+def test_bad_settings_say_what_and_which_value(settings: dict[str, Any], error: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        eventlog.configure(**{"transport": "syslog", "host": "127.0.0.1", **settings})
+    assert error in str(info.value)
+
+
+@pytest.mark.parametrize(("protocol", "port"), [("tcp", 514), ("udp", 514), ("tls", 6514)])
+def test_default_ports(protocol: str, port: int) -> None:
+    pipeline = eventlog.configure(transport="syslog", host="127.0.0.1", syslog_protocol=protocol)
+    transport = pipeline._transport
+    assert transport is not None and (transport.port, transport.protocol) == (port, protocol)  # type: ignore[attr-defined]
