@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog import ConfigurationError, Event
-from eventlog.builtin.syslog import SyslogFormatter, unframe
+from eventlog import ConfigurationError, Event, Record
+from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, unframe
 from eventlog.schema import LEVEL_NAMES
 from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_server  # noqa: F401  (fixture)
 from tests.peers.tls import make_ca
@@ -178,7 +178,8 @@ def test_hostile_values_keep_the_framing_and_arrive_exactly(rsyslog: Rsyslog, pr
 
 
 def test_a_huge_message_arrives_whole_over_tcp(rsyslog: Rsyslog) -> None:
-    _configure(rsyslog, "tcp")
+    # Beyond the default limit (200000 bytes, rsyslog's maxFrameSize); the test's rsyslogd takes 1 MiB.
+    _configure(rsyslog, "tcp", syslog_max_message_bytes=1 << 20)
     huge = Event("huge", message="0123456789" * 20_000, fields={"big": "y" * 10_000})
     after = Event("after.huge")
     eventlog.log_event(huge)
@@ -191,16 +192,19 @@ def test_a_huge_message_arrives_whole_over_tcp(rsyslog: Rsyslog) -> None:
     assert rows[str(after.id)]["raw"].endswith(f'id="{after.id}" action="after.huge" thread="MainThread"]')
 
 
-def test_udp_refuses_an_oversized_message_for_good_and_sends_the_rest(rsyslog: Rsyslog) -> None:
-    pipeline = _configure(rsyslog, "udp", syslog_max_datagram_bytes=1000)
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+def test_an_oversized_message_is_refused_for_good_and_the_rest_sent(
+    rsyslog: Rsyslog, proto: str
+) -> None:
+    pipeline = _configure(rsyslog, proto, syslog_max_message_bytes=1000)
     before, after = Event("small.one", message="a"), Event("small.two", message="b")
     big = Event("too.big", message="x" * 2000)
     for event in (before, big, after):
         eventlog.log_event(event)
     assert eventlog.flush(10)
-    rows = _by_id(rsyslog.wait_for("udp", {str(before.id), str(after.id)}), [before, after])
+    rows = _by_id(rsyslog.wait_for(proto, {str(before.id), str(after.id)}), [before, after])
     assert [rows[str(e.id)]["msg"] for e in (before, after)] == ["a", "b"]
-    assert not [row for row in rsyslog.read("udp") if event_id(row) == big.id]
+    assert not [row for row in rsyslog.read(proto) if event_id(row) == big.id]
     assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
     assert pipeline.stats.sent == 2
     assert pipeline.stats.retries == 0
@@ -273,7 +277,15 @@ def test_the_formatter_writes_one_octet_counted_rfc5424_message() -> None:
         ({"syslog_app_name": "a" * 49}, "1 to 48 printable"),
         ({"syslog_enterprise_id": "acme"}, "private enterprise number"),
         ({"syslog_protocol": "ssl"}, "choose one of: tcp, tls, udp"),
-        ({"syslog_max_datagram_bytes": 70_000}, "must be 480 to 65507 bytes"),
+        (
+            {"syslog_tls_ca": "/etc/ssl/certs/ca-certificates.crt"},
+            "EVENTLOG_SYSLOG_TLS_CA set, but EVENTLOG_SYSLOG_PROTOCOL = 'tcp'",
+        ),
+        ({"syslog_max_message_bytes": 479}, "must be 480 bytes or more"),
+        (
+            {"syslog_protocol": "udp", "syslog_max_message_bytes": 70_000},
+            "more than a UDP datagram can carry (65507 bytes)",
+        ),
         ({"host": None}, "transport 'syslog' needs the server: set EVENTLOG_HOST"),
         ({"host": "unix:///dev/log"}, "not to a Unix socket"),
         ({"format": "json"}, "transport 'syslog' cannot carry format 'json'"),
@@ -285,8 +297,25 @@ def test_bad_settings_say_what_and_which_value(settings: dict[str, Any], error: 
     assert error in str(info.value)
 
 
-@pytest.mark.parametrize(("protocol", "port"), [("tcp", 514), ("udp", 514), ("tls", 6514)])
-def test_default_ports(protocol: str, port: int) -> None:
+@pytest.mark.parametrize(
+    ("protocol", "port", "limit"), [("tcp", 514, 200_000), ("udp", 514, 8192), ("tls", 6514, 200_000)]
+)
+def test_defaults_per_protocol(protocol: str, port: int, limit: int) -> None:
     pipeline = eventlog.configure(transport="syslog", host="127.0.0.1", syslog_protocol=protocol)
     transport = pipeline._transport
-    assert transport is not None and (transport.port, transport.protocol) == (port, protocol)  # type: ignore[attr-defined]
+    assert isinstance(transport, SyslogTransport)
+    assert (transport.port, transport.max_message_bytes) == (port, limit)
+    assert (transport.tls is not None) == (protocol == "tls")
+
+
+def test_udp_refuses_bytes_that_are_not_one_syslog_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        transport = SyslogTransport("127.0.0.1", sock.getsockname()[1], protocol="udp")
+        good = SyslogFormatter(app_name="t").format(WIRE)
+        records = [Record("1", "a", 0, b'{"json": 1}\n'), Record("2", "a", 0, good)]
+        refused = transport.send(records)
+        assert [(r.id, reason.split(":")[0]) for r, reason in refused or ()] == [("1", "not_syslog")]
+        assert sock.recv(70_000) == unframe(good)
+        transport.close()

@@ -22,7 +22,8 @@ The formatter writes each message octet-counted, ``LEN SP MSG`` (RFC 6587
 the Formatter contract asks: the ``tcp`` transport and the spool carry them
 as they are.  The ``syslog`` transport writes them as they are over TCP and
 TLS, and sends each message without its length prefix as one UDP datagram
-(RFC 5426).
+(RFC 5426).  A message over ``EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES`` is refused
+and counted as rejected, never cut or sent to break a receiver's framing.
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ DEFAULT_PORT = 514
 TLS_PORT = 6514  # RFC 5425
 #: Largest UDP payload over IPv4.
 MAX_DATAGRAM = 65_507
-#: rsyslog's default maxMessageSize: a bigger datagram is cut by a default receiver.
+#: rsyslog's default maxMessageSize (8 KiB): a bigger datagram is cut by a default receiver.
 DEFAULT_MAX_DATAGRAM = 8192
+#: rsyslog's default imtcp maxFrameSize: beyond it, it loses the framing of what follows.
+DEFAULT_MAX_FRAME = 200_000
 
 _NOT_PRINTUSASCII = re.compile(r"[^\x21-\x7e]")
 #: SD-NAME = 1*32PRINTUSASCII except '=', SP, ']' and '"'.
@@ -247,16 +250,26 @@ class SyslogFormatter(Formatter):
         return b"%d %s" % (len(message), message)
 
 
+def _frame_split(payload: bytes) -> int:
+    """Where the message starts in one octet-counted payload (``LEN SP MSG``), checked."""
+    space = payload.find(b" ", 0, 12)
+    if space < 1 or not payload[:space].isdigit() or int(payload[:space]) != len(payload) - space - 1:
+        raise ValueError(f"not one octet-counted syslog message: {payload[:40]!r}")
+    return space + 1
+
+
 def unframe(payload: bytes) -> bytes:
     """The message inside one octet-counted payload (``LEN SP MSG``)."""
-    length, _, message = payload.partition(b" ")
-    if not length.isdigit() or int(length) != len(message):
-        raise ValueError(f"not one octet-counted syslog message: {payload[:40]!r}")
-    return message
+    return payload[_frame_split(payload) :]
 
 
 class SyslogTransport(Transport):
-    """RFC 5424 messages octet-counted over TCP or TLS, or one per UDP datagram."""
+    """RFC 5424 messages octet-counted over TCP or TLS, or one per UDP datagram.
+
+    A message over ``max_message_bytes`` is refused for good (counted as
+    rejected): a receiver would cut it, and rsyslog loses the framing of
+    everything after a frame beyond its imtcp ``maxFrameSize``.
+    """
 
     def __init__(
         self,
@@ -267,13 +280,15 @@ class SyslogTransport(Transport):
         tls: ssl.SSLContext | None = None,
         connect_timeout: float = 5.0,
         send_timeout: float = 10.0,
-        max_datagram_bytes: int = DEFAULT_MAX_DATAGRAM,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.host, self.port, self.protocol = host, port, protocol
         self.address = f"{host}:{port}"
         self.tls = tls
         self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
-        self.max_datagram_bytes = max_datagram_bytes
+        self.max_message_bytes = max_message_bytes or (
+            DEFAULT_MAX_DATAGRAM if protocol == "udp" else DEFAULT_MAX_FRAME
+        )
         self.sock: socket.socket | None = None
         self.target: Any = None
 
@@ -296,37 +311,44 @@ class SyslogTransport(Transport):
             raise ConnectError(f"cannot resolve {self.address}: {exc}") from None
 
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
-        if self.protocol == "udp":
-            return self._send_datagrams(batch)
-        if self.sock is None or peer_closed(self.sock):
+        refused: list[tuple[Record, str]] = []
+        frames: list[bytes] = []
+        starts: list[int] = []
+        limit = self.max_message_bytes
+        for record in batch:
+            payload = record.payload
+            try:
+                start = _frame_split(payload)
+            except ValueError as exc:  # another formatter's bytes: they can never be sent
+                refused.append((record, f"not_syslog: {exc}"))
+                continue
+            if len(payload) - start > limit:
+                refused.append((
+                    record,
+                    f"too_large: {len(payload) - start} bytes > EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES "
+                    f"({limit}); raise it together with the receiver's limit",
+                ))
+                continue
+            frames.append(payload)
+            starts.append(start)
+        if not frames:
+            return refused
+        if self.sock is None or (self.protocol != "udp" and peer_closed(self.sock)):
             self.open()
         assert self.sock is not None
+        if self.protocol == "udp":
+            for frame, start in zip(frames, starts):
+                try:
+                    self.sock.sendto(memoryview(frame)[start:], self.target)
+                except OSError as exc:
+                    raise ConnectError(f"UDP send to {self.address} failed: {exc}") from None
+            return refused
         try:
             # The payloads are octet-counted frames already: the stream is them back to back.
-            send_all(self.sock, [record.payload for record in batch], self.address)
+            send_all(self.sock, frames, self.address)
         except Exception:
             self.close()  # a half-written frame cannot be resumed: reconnect next time
             raise
-        return None
-
-    def _send_datagrams(self, batch: Batch) -> list[tuple[Record, str]]:
-        if self.sock is None:
-            self.open()
-        assert self.sock is not None
-        refused: list[tuple[Record, str]] = []
-        for record in batch:
-            message = unframe(record.payload)
-            if len(message) > self.max_datagram_bytes:
-                refused.append((
-                    record,
-                    f"too_large: {len(message)} bytes > EVENTLOG_SYSLOG_MAX_DATAGRAM_BYTES "
-                    f"({self.max_datagram_bytes}); raise it (and the receiver's limit) or use TCP",
-                ))
-                continue
-            try:
-                self.sock.sendto(message, self.target)
-            except OSError as exc:
-                raise ConnectError(f"UDP send to {self.address} failed: {exc}") from None
         return refused
 
     def close(self) -> None:
@@ -338,11 +360,11 @@ class SyslogTransport(Transport):
                 pass
 
 
-def parse_max_datagram(value: Any) -> int:
-    """Bytes of the largest datagram, 480 (RFC 5426's minimum) to 65507 (UDP over IPv4)."""
+def parse_max_message(value: Any) -> int:
+    """Bytes of the largest message, 480 (RFC 5426's smallest) or more."""
     number = parse_int(value)
-    if not 480 <= number <= MAX_DATAGRAM:
-        raise ValueError(f"must be 480 to {MAX_DATAGRAM} bytes")
+    if number < 480:
+        raise ValueError("must be 480 bytes or more (every syslog receiver takes 480)")
     return number
 
 
@@ -358,8 +380,9 @@ FORMATTER_OPTIONS: tuple[Option, ...] = (
 TRANSPORT_OPTIONS: tuple[Option, ...] = (
     Option("protocol", parse_str, "tcp", "tcp, tls (RFC 5425) or udp (RFC 5426)",
            choices=("tcp", "tls", "udp")),
-    Option("max_datagram_bytes", parse_max_datagram, DEFAULT_MAX_DATAGRAM,
-           "largest UDP message; a bigger event is refused and counted as rejected"),
+    Option("max_message_bytes", parse_max_message, None,
+           "largest message; a bigger event is refused, counted as rejected "
+           "(default: 8192 over UDP, 200000 over TCP and TLS)"),
     # protocol=tls is the one switch for TLS: tls_options()'s own "tls" flag is left out.
     *(option for option in tls_options() if option.name != "tls"),
     *timeout_options(),
@@ -393,6 +416,19 @@ def _transport(context: PluginContext) -> Transport:
     port: int = settings.port if settings.port is not None else (
         TLS_PORT if protocol == "tls" else DEFAULT_PORT
     )
+    limit = options["max_message_bytes"]
+    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM:
+        raise ConfigurationError(
+            f"EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES = {limit} is more than a UDP datagram can "
+            f"carry ({MAX_DATAGRAM} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
+        )
+    given = [f"EVENTLOG_SYSLOG_{key.upper()}" for key in ("tls_ca", "tls_cert", "tls_key") if options[key]]
+    if given and protocol != "tls":
+        # Never send in clear text what the settings say should be encrypted.
+        raise ConfigurationError(
+            f"{', '.join(given)} set, but EVENTLOG_SYSLOG_PROTOCOL = {protocol!r}: "
+            "set EVENTLOG_SYSLOG_PROTOCOL=tls to use TLS, or unset the TLS settings"
+        )
     tls = None
     if protocol == "tls":
         tls = make_tls_context(
@@ -409,7 +445,7 @@ def _transport(context: PluginContext) -> Transport:
         tls=tls,
         connect_timeout=options["connect_timeout"],
         send_timeout=options["send_timeout"],
-        max_datagram_bytes=options["max_datagram_bytes"],
+        max_message_bytes=options["max_message_bytes"],
     )
 
 
