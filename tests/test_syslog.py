@@ -7,20 +7,25 @@ events sent, field by field.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import os
+import re
 import socket
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import eventlog
 from eventlog import ConfigurationError, Event, Record
-from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, unframe
+from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, sd_name, unframe
 from eventlog.schema import LEVEL_NAMES
-from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_server  # noqa: F401  (fixture)
+from eventlog.testing import FormatterConformance, TransportConformance, closed_port
+from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_peer, rsyslog_server  # noqa: F401
 from tests.peers.tls import make_ca
 
 PEN = "32473"
@@ -319,3 +324,126 @@ def test_udp_refuses_bytes_that_are_not_one_syslog_message() -> None:
         assert [(r.id, reason.split(":")[0]) for r, reason in refused or ()] == [("1", "not_syslog")]
         assert sock.recv(70_000) == unframe(good)
         transport.close()
+
+
+# ---------------------------------------------------------------- the suites plugins run
+
+_PARAM = re.compile(rb'\s*([^=\s\]"]+)="((?:[^"\\]|\\.)*)"', re.S)
+_INTS = ("level", "codeLine")
+
+
+def parse_message(message: bytes) -> dict[str, Any]:
+    """An RFC 5424 message back to wire fields (an independent parser, for the suites)."""
+    pri_version, timestamp, host, _app, procid, _msgid, rest = message.split(b" ", 6)
+    assert re.fullmatch(rb"<\d{1,3}>1", pri_version), pri_version
+    stamp = datetime.datetime.strptime(timestamp.decode(), "%Y-%m-%dT%H:%M:%S.%f%z")
+    wire: dict[str, Any] = {"tstamp": int(stamp.timestamp() * 1000)}
+    if host != b"-":
+        wire["host"] = host.decode()
+    if procid != b"-":
+        wire["pid"] = int(procid)
+    while rest.startswith(b"["):
+        sd_id, _, rest = rest[1:].partition(b" ")
+        params: dict[str, str] = {}
+        while not rest.startswith(b"]"):
+            found = _PARAM.match(rest)
+            assert found, rest[:80]
+            value = re.sub(rb"\\(.)", rb"\1", found.group(2), flags=re.S)
+            params[found.group(1).decode()] = value.decode()
+            rest = rest[found.end() :]
+        rest = rest[1:]
+        if sd_id.startswith(b"eventlog@"):
+            wire.update({k: int(v) if k in _INTS else v for k, v in params.items()})
+            if "tags" in wire:
+                wire["tags"] = json.loads(wire["tags"])
+        else:
+            wire[sd_id.decode().partition("@")[0]] = params
+    if rest:
+        assert rest.startswith(b" "), rest[:80]
+        wire["message"] = rest[1:].decode()
+    return wire
+
+
+def parse_stream(data: bytes) -> list[dict[str, Any]]:
+    """Octet-counted frames back to back, each parsed."""
+    wires = []
+    while data:
+        length, _, data = data.partition(b" ")
+        wires.append(parse_message(data[: int(length)]))
+        data = data[int(length) :]
+    return wires
+
+
+class TestSyslogFormat(FormatterConformance):
+    formatter = "syslog"
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        return parse_message(unframe(payload))
+
+    def decode_stream(self, data: bytes) -> list[dict[str, Any]]:
+        return parse_stream(data)
+
+    def decode_batch(self, body: bytes) -> list[dict[str, Any]]:
+        return parse_stream(body)  # a batch body is the payloads back to back
+
+    @staticmethod
+    def assert_carries(decoded: Mapping[str, Any], wire: Mapping[str, Any]) -> None:
+        expected = dict(wire)
+        # Maps carry text values under SD-NAMEs; an empty message is no MSG at all.
+        for key in ("fields", "metrics"):
+            if key in expected:
+                expected[key] = {sd_name(k): str(v) for k, v in expected[key].items()}
+        if expected.get("message") == "":
+            del expected["message"]
+        FormatterConformance.assert_carries(decoded, expected)
+
+
+class _RsyslogPeer(TransportConformance):
+    transport = "syslog"
+    protocol: ClassVar[str]
+
+    @pytest.fixture
+    def peer(self, tmp_path: Path) -> Iterator[Rsyslog]:
+        # Its own rsyslogd: test_peer_loss stops it.
+        yield from rsyslog_peer(tmp_path)
+
+    def settings(self, peer: Rsyslog) -> dict[str, Any]:
+        settings = {
+            "transport": "syslog",
+            "syslog_protocol": self.protocol,
+            "host": "127.0.0.1",
+            "port": peer.ports[self.protocol],
+        }
+        if self.protocol == "tls":
+            settings["syslog_tls_ca"] = str(peer.ca.ca_cert)
+        return settings
+
+    def unreachable_settings(self) -> dict[str, Any]:
+        return {
+            "transport": "syslog",
+            "syslog_protocol": self.protocol,
+            "host": "127.0.0.1",
+            "port": closed_port(),
+            "syslog_tls_verify": False,
+        }
+
+    def delivered(self, peer: Rsyslog) -> list[str]:
+        return [i for i in map(event_id, peer.read(self.protocol)) if i is not None]
+
+    def stop_peer(self, peer: Rsyslog) -> None:
+        peer.stop()
+
+
+class TestSyslogTcp(_RsyslogPeer):
+    protocol = "tcp"
+
+
+class TestSyslogTls(_RsyslogPeer):
+    protocol = "tls"
+
+
+class TestSyslogUdp(_RsyslogPeer):
+    protocol = "udp"
+    detects_unreachable_peer = False  # a datagram to nowhere is not an error
+    detects_peer_loss = False
+    batch_sizes = (1, 7, 200)

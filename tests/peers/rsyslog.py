@@ -64,6 +64,7 @@ global(
   defaultNetstreamDriverCertFile="{ca.server_cert}"
   defaultNetstreamDriverKeyFile="{ca.server_key}"
 )
+main_queue(queue.workerThreads="1")
 module(load="imtcp" maxSessions="50" maxFrameSize="1048576")
 module(load="imudp")
 module(load="mmpstrucdata")
@@ -72,7 +73,7 @@ template(name="dump" type="list" option.jsonf="on") {{
 }}
 {rulesets}
 input(type="imtcp" address="127.0.0.1" port="{ports['tcp']}" ruleset="tcp")
-input(type="imudp" address="127.0.0.1" port="{ports['udp']}" ruleset="udp")
+input(type="imudp" address="127.0.0.1" port="{ports['udp']}" ruleset="udp" rcvBufSize="4m")
 input(type="imtcp" address="127.0.0.1" port="{ports['tls']}" ruleset="tls" name="tls"
       streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
 """
@@ -179,14 +180,13 @@ def event_id(row: dict[str, Any]) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", name="rsyslog")
-def rsyslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
-    """One rsyslogd per test module, with tcp, udp and tls inputs."""
+def rsyslog_peer(root: Path) -> Iterator[Rsyslog]:
+    """A started rsyslogd in ``root``, stopped after use; skips (or fails) when it cannot run."""
     if not Path(RSYSLOGD).exists():
         missing("rsyslogd", f"{RSYSLOGD} not found (Debian package rsyslog)")
     if not glob.glob("/usr/lib/*/rsyslog/lmnsd_ossl.so"):
         missing("rsyslogd", "its ossl TLS driver is not installed (Debian package rsyslog-openssl)")
-    server = Rsyslog(tmp_path_factory.mktemp("rsyslog"))
+    server = Rsyslog(root)
     try:
         server.start()
     except RuntimeError as exc:
@@ -195,3 +195,9 @@ def rsyslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module", name="rsyslog")
+def rsyslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """One rsyslogd per test module, with tcp, udp and tls inputs."""
+    yield from rsyslog_peer(tmp_path_factory.mktemp("rsyslog"))
