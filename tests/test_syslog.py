@@ -273,6 +273,11 @@ def test_the_formatter_writes_one_octet_counted_rfc5424_message() -> None:
     assert unframe(no_message) == HEAD.replace("@32473", "@1.2").encode()
 
 
+def test_the_default_app_name_is_the_program_name() -> None:
+    # Both "pytest" and "python -m pytest" (whose file is pytest/__main__.py) say pytest.
+    assert SyslogFormatter().app_name == "pytest"
+
+
 @pytest.mark.parametrize(
     ("settings", "error"),
     [

@@ -176,9 +176,17 @@ def parse_enterprise_id(value: Any) -> str:
 
 
 def _program_name() -> str:
-    """What syslog(3) uses when openlog() gets no ident: the program's file name."""
-    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    return header_field(name or "python", APP_NAME_MAX)
+    """What syslog(3) uses when openlog() gets no ident: the program's name.
+
+    ``python -m pkg`` runs ``pkg/__main__.py``: its name is ``pkg``, not the file's.
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        name = spec.name.removesuffix(".__main__")
+    else:
+        name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    # "python -c" leaves "-c" (and the REPL ""): no program name to give.
+    return header_field(name if name not in ("", "-c") else "python", APP_NAME_MAX)
 
 
 class SyslogFormatter(Formatter):
