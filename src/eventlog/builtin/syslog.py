@@ -231,10 +231,17 @@ class SyslogFormatter(Formatter):
             f"{header_field(pid, PROCID_MAX) if pid is not None else '-'} "
             f"{header_field(wire['action'], MSGID_MAX)} [{self.event_id}"
         ]
-        name = self._name
+        # The params are written inline, not through sd_name()/sd_value(): this runs per
+        # event, and most names are known and most values need no escape.
+        names, name = self._names, self._name
         for key, value in wire.items():
-            if key not in _NOT_IN_SD:
-                parts.append(f' {name(key)}="{sd_value(value)}"')
+            if key in _NOT_IN_SD:
+                continue
+            if type(value) is not str:
+                value = str(value)
+            if '"' in value or "\\" in value or "]" in value:
+                value = value.translate(_SD_ESCAPES)
+            parts.append(f' {names.get(key) or name(key)}="{value}"')
         tags = wire.get("tags")
         if tags:
             parts.append(f' tags="{sd_value(_json_list(tags))}"')
@@ -243,7 +250,11 @@ class SyslogFormatter(Formatter):
             if values:
                 parts.append(f"[{sd_id}")
                 for key, value in values.items():
-                    parts.append(f' {name(key)}="{sd_value(value)}"')
+                    if type(value) is not str:
+                        value = str(value)
+                    if '"' in value or "\\" in value or "]" in value:
+                        value = value.translate(_SD_ESCAPES)
+                    parts.append(f' {names.get(key) or name(key)}="{value}"')
                 parts.append("]")
         # backslashreplace: a lone surrogate cannot be UTF-8; keep it visible, not lost.
         head = "".join(parts).encode("utf-8", "backslashreplace")
