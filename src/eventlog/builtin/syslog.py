@@ -203,7 +203,8 @@ class SyslogFormatter(Formatter):
         bom: bool = False,
     ) -> None:
         self.facility = facility
-        self.app_name = app_name or _program_name()
+        # Options are checked by parse_app_name; a name given in code is made safe here.
+        self.app_name = header_field(app_name, APP_NAME_MAX) if app_name else _program_name()
         self.event_id = f"eventlog@{enterprise_id}"
         self.fields_id = f"fields@{enterprise_id}"
         self.metrics_id = f"metrics@{enterprise_id}"
