@@ -144,7 +144,8 @@ def test_selecting_the_broken_plugins_name_says_why_at_configure_time(broken_sit
     assert result.stdout == (
         "transport 'broken' from eventlog-broken 0.3.0 is unavailable: it failed to load: "
         "ModuleNotFoundError: No module named 'eventlog_missing_dependency' (repair or uninstall "
-        "eventlog-broken; `eventlog plugins` lists what is broken)\n"
+        "eventlog-broken; `eventlog plugins` lists what is broken); it comes from "
+        "configure(transport=...)\n"
     )
     assert result.stderr == BROKEN_WARNING
 
@@ -192,7 +193,8 @@ def test_a_name_clash_leaves_out_that_name_only(dup_site: Path, receiver: LineRe
     lines = result.stdout.splitlines()
     assert lines[0] == (
         f"transport 'tcp' is unavailable: it is registered twice, {holders}; "
-        "uninstall one of the distributions (pip uninstall eventlog-dup)"
+        "uninstall one of the distributions (pip uninstall eventlog-dup); "
+        "it comes from configure(transport=...)"
     )
     assert lines[-2:] == [
         "BROKEN (1): left out; pipelines that do not select these names work",
@@ -337,7 +339,7 @@ def test_unknown_name_lists_installed_and_the_extra() -> None:
     assert str(info.value).startswith(
         "transport 'fluent' is not installed; pip install eventlog[fluent]"
     )
-    assert "console, logstash, tcp, udp" in str(info.value)
+    assert "console, logstash, syslog, tcp, udp" in str(info.value)
     with pytest.raises(
         PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"
     ):
@@ -464,17 +466,19 @@ _ALL = Registry()
 _PAIRS = [(t, f) for t in sorted(_ALL.transports) for f in sorted(_ALL.formatters)]
 _BINARY = ("capnp", "capnp-packed", "msgpack")
 #: Every pair of this repository's distributions that must be refused: line readers get
-#: no binary, fluent only msgpack.
+#: no binary nor octet-counted syslog, fluent only msgpack, syslog only syslog.
 _REFUSED = {
-    *((reader, binary) for reader in ("console", "logstash") for binary in _BINARY),
+    *((reader, binary) for reader in ("console", "logstash") for binary in (*_BINARY, "syslog")),
     *(("fluent", other) for other in ("capnp", "capnp-packed", "json", "json-array", "logstash")),
+    ("fluent", "syslog"),
+    *(("syslog", other) for other in (*_BINARY, "json", "json-array", "logstash")),
 }
 
 
 #: The names the set above is about (a plugin added later is checked by the test below it).
 _SHIPPED = {
-    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams"),
-    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed"),
+    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog"),
+    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog"),
 }
 
 
@@ -523,9 +527,10 @@ def test_builtins_are_registered_through_the_same_hooks() -> None:
         "eventlog.builtin.formats",
         "eventlog.builtin.transports",
         "eventlog.builtin.enrichers",
+        "eventlog.builtin.syslog",
     } <= names
-    assert sorted(registry.transports) == ["console", "logstash", "tcp", "udp"]
-    assert sorted(registry.formatters) == ["json", "json-array", "logstash"]
+    assert sorted(registry.transports) == ["console", "logstash", "syslog", "tcp", "udp"]
+    assert sorted(registry.formatters) == ["json", "json-array", "logstash", "syslog"]
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ ENTRY_POINT_GROUP = "eventlog"
 BUILTIN_MODULES = (
     "eventlog.builtin.formats",
     "eventlog.builtin.transports",
+    "eventlog.builtin.syslog",
     "eventlog.builtin.enrichers",
     "eventlog.builtin.spool_commands",
 )

@@ -1,0 +1,454 @@
+"""The syslog formatter and transport against a real rsyslogd (tcp, udp, tls on loopback).
+
+rsyslogd parses every message with its RFC 5424 parser and its structured-data
+parser (mmpstrucdata); the tests read what it wrote and compare it with the
+events sent, field by field.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+import socket
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import eventlog
+from eventlog import ConfigurationError, Event, Record
+from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, sd_name, unframe
+from eventlog.schema import LEVEL_NAMES
+from eventlog.testing import FormatterConformance, TransportConformance, closed_port
+from eventlog.testing import make_local_ca as make_ca
+from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_peer, rsyslog_server  # noqa: F401
+
+PEN = "32473"
+
+
+def _configure(server: Rsyslog, proto: str, **settings: Any) -> eventlog.Pipeline:
+    if proto == "tls":
+        settings.setdefault("syslog_tls_ca", str(server.ca.ca_cert))
+    return eventlog.configure(
+        transport="syslog",
+        host="127.0.0.1",
+        port=server.ports[proto],
+        syslog_protocol=proto,
+        **settings,
+    )
+
+
+def _by_id(rows: list[dict[str, Any]], events: list[Event]) -> dict[str, dict[str, Any]]:
+    """The written row of each event, after checking that each arrived exactly once."""
+    ids = {e.id for e in events}
+    counts = Counter(event_id(row) for row in rows if event_id(row) in ids)
+    assert counts == Counter({e.id: 1 for e in events})
+    return {str(event_id(row)): row for row in rows if event_id(row) in ids}
+
+
+LEVELS = [  # level, RFC 5424 severity
+    (logging.CRITICAL, 2),
+    (logging.ERROR, 3),
+    (logging.WARNING, 4),
+    (logging.INFO, 6),
+    (logging.DEBUG, 7),
+    (eventlog.TRACE, 7),
+    (None, 6),
+]
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "tls"])
+def test_each_event_arrives_once_with_its_header_and_structured_data(
+    rsyslog: Rsyslog, proto: str
+) -> None:
+    pipeline = _configure(rsyslog, proto, syslog_facility="local3", syslog_app_name="shop")
+    sent = [
+        Event(
+            "order.create",
+            f"o-{i}",
+            "order",
+            level=level,
+            message=f"order {i} by {proto}",
+            tags=["web", 'say "hi"'],
+            fields={"n": i, "sku": "A-1", "price": 2.5},
+            metrics={"ms": 12},
+        )
+        for i, (level, _) in enumerate(LEVELS)
+    ]
+    for event in sent:
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for(proto, {e.id for e in sent}), sent)
+    for i, (event, (level, sev)) in enumerate(zip(sent, LEVELS)):
+        row = rows[event.id]
+        assert row["protocol_version"] == "1"
+        assert (row["facility"], row["severity"]) == ("19", str(sev))  # local3 is 19
+        assert row["pri"] == str(19 * 8 + sev)
+        assert row["hostname"] == socket.gethostname()
+        assert row["app_name"] == "shop"
+        assert row["procid"] == str(os.getpid())
+        assert row["msgid"] == "order.create"
+        assert row["msg"] == f"order {i} by {proto}"
+        expected = {
+            "id": event.id,
+            "action": "order.create",
+            "target": f"o-{i}",
+            "tgType": "order",
+            "tags": '["web","say \\"hi\\""]',
+            "thread": "MainThread",
+        }
+        if level is not None:
+            expected |= {"level": str(level), "levelName": LEVEL_NAMES[level]}
+        assert row["sd"][f"eventlog@{PEN}"] == expected
+        assert row["sd"][f"fields@{PEN}"] == {"n": str(i), "sku": "A-1", "price": "2.5"}
+        assert row["sd"][f"metrics@{PEN}"] == {"ms": "12"}
+    assert pipeline.stats.sent == len(sent)
+    assert pipeline.stats.dropped_by_reason() == {}
+
+
+def test_log_records_map_their_level_to_the_severity(rsyslog: Rsyslog) -> None:
+    _configure(rsyslog, "tcp")
+    logger = logging.getLogger("test.syslog.records")
+    logger.propagate = False
+    handler = eventlog.EventHandler()
+    logger.addHandler(handler)
+    try:
+        logger.error("disk %s is full", "/var")
+        logger.warning("low on %s", "memory")
+    finally:
+        logger.removeHandler(handler)
+    assert eventlog.flush(10)
+    wanted = {"disk /var is full": "3", "low on memory": "4"}
+
+    def ours(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [row for row in rows if row["msg"] in wanted]
+
+    rows = ours(rsyslog.wait_until("tcp", lambda rows: len(ours(rows)) >= 2))
+    assert {r["msg"]: r["severity"] for r in rows} == wanted
+    assert {r["msg"]: r["msgid"] for r in rows} == {
+        "disk /var is full": "log.error",
+        "low on memory": "log.warning",
+    }
+    assert {r["facility"] for r in rows} == {"1"}  # user, the default
+    assert {r["sd"][f"eventlog@{PEN}"]["codeFunc"] for r in rows} == {
+        "test_log_records_map_their_level_to_the_severity"
+    }
+
+
+HOSTILE_FIELDS = {"k=1": 'v]"\\', "sp ace": "a\nb", "üa": "ü", "x" * 40: "long key", "b]": 1}
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "tls"])
+def test_hostile_values_keep_the_framing_and_arrive_exactly(rsyslog: Rsyslog, proto: str) -> None:
+    _configure(rsyslog, proto, syslog_app_name="hostile")
+    action = 'evil action]\n"é' + "x" * 100
+    message = 'line1\nline2 ] " \\ \u2603\n57 <14>1 - - - - - - injected\r\n\tend'
+    hostile = Event(
+        action,
+        'a]b"c\\d\n e',
+        "ü" * 50,
+        level=logging.ERROR,
+        message=message,
+        tags=["t]1", 't"2', "t\\3"],
+        fields=HOSTILE_FIELDS,
+    )
+    hostile.host = "bad host\nname-ü" + "h" * 300
+    after = Event("after.hostile", message="still framed")
+    eventlog.log_event(hostile)
+    eventlog.log_event(after)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for(proto, {str(hostile.id), str(after.id)}), [hostile, after])
+    row = rows[str(hostile.id)]
+    assert row["hostname"] == ("bad_host_name-_" + "h" * 300)[:255]
+    assert row["msgid"] == 'evil_action]_"_' + "x" * 17  # printable ASCII only, 32 long
+    assert row["msg"] == message
+    assert row["severity"] == "3"
+    sd = row["sd"][f"eventlog@{PEN}"]
+    assert (sd["action"], sd["target"], sd["tgType"]) == (action, 'a]b"c\\d\n e', "ü" * 50)
+    assert sd["tags"] == '["t]1","t\\"2","t\\\\3"]'
+    assert row["sd"][f"fields@{PEN}"] == {
+        "k_1": 'v]"\\',
+        "sp_ace": "a\nb",
+        "_a": "ü",
+        "x" * 32: "long key",
+        "b_": "1",
+    }
+    assert rows[str(after.id)]["msg"] == "still framed"
+    assert rows[str(after.id)]["msgid"] == "after.hostile"
+
+
+def test_a_huge_message_arrives_whole_over_tcp(rsyslog: Rsyslog) -> None:
+    # Beyond the default limit (200000 bytes, rsyslog's maxFrameSize); the test's rsyslogd takes 1 MiB.
+    _configure(rsyslog, "tcp", syslog_max_message_bytes=1 << 20)
+    huge = Event("huge", message="0123456789" * 20_000, fields={"big": "y" * 10_000})
+    after = Event("after.huge")
+    eventlog.log_event(huge)
+    eventlog.log_event(after)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for("tcp", {str(huge.id), str(after.id)}), [huge, after])
+    assert rows[str(huge.id)]["msg"] == "0123456789" * 20_000
+    assert rows[str(huge.id)]["sd"][f"fields@{PEN}"] == {"big": "y" * 10_000}
+    # An event without a message has no MSG part at all.
+    assert rows[str(after.id)]["raw"].endswith(f'id="{after.id}" action="after.huge" thread="MainThread"]')
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+def test_an_oversized_message_is_refused_for_good_and_the_rest_sent(
+    rsyslog: Rsyslog, proto: str
+) -> None:
+    pipeline = _configure(rsyslog, proto, syslog_max_message_bytes=1000)
+    before, after = Event("small.one", message="a"), Event("small.two", message="b")
+    big = Event("too.big", message="x" * 2000)
+    for event in (before, big, after):
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for(proto, {str(before.id), str(after.id)}), [before, after])
+    assert [rows[str(e.id)]["msg"] for e in (before, after)] == ["a", "b"]
+    assert not [row for row in rsyslog.read(proto) if event_id(row) == big.id]
+    assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
+    assert pipeline.stats.sent == 2
+    assert pipeline.stats.retries == 0
+
+
+def test_the_tcp_transport_carries_the_syslog_format_as_it_is(rsyslog: Rsyslog) -> None:
+    # The payloads are octet-counted frames, so any stream transport can carry them.
+    eventlog.configure(transport="tcp", format="syslog", host="127.0.0.1", port=rsyslog.ports["tcp"])
+    sent = [Event("via.tcp", str(i), message=f"m\n{i}") for i in range(20)]
+    for event in sent:
+        eventlog.log_event(event)
+    assert eventlog.flush(10)
+    rows = _by_id(rsyslog.wait_for("tcp", {str(e.id) for e in sent}), sent)
+    assert [rows[str(e.id)]["msg"] for e in sent] == [f"m\n{i}" for i in range(20)]
+
+
+def test_tls_refuses_a_server_the_ca_did_not_sign(rsyslog: Rsyslog, tmp_path: Path) -> None:
+    other = make_ca(tmp_path / "other")
+    pipeline = _configure(
+        rsyslog, "tls", syslog_tls_ca=str(other.ca_cert), retry_backoff_max=0.1
+    )
+    event = Event("never.sent")
+    eventlog.log_event(event)
+    assert not eventlog.flush(1)
+    assert pipeline.stats.retries >= 1 and pipeline.stats.sent == 0
+    eventlog.shutdown(0.1)
+    assert not [row for row in rsyslog.read("tls") if event_id(row) == event.id]
+
+
+# ---------------------------------------------------------------- without a peer
+
+WIRE: dict[str, Any] = {
+    "id": "01ABC",
+    "tstamp": 1764806420123,
+    "action": "order.create",
+    "target": 'o]"\\1',
+    "level": 40,
+    "levelName": "ERROR",
+    "message": "héllo",
+    "fields": {"n": 1},
+    "host": "web1",
+    "pid": 42,
+}
+HEAD = (
+    '<131>1 2025-12-04T00:00:20.123Z web1 shop 42 order.create [eventlog@32473 id="01ABC" '
+    'action="order.create" target="o\\]\\"\\\\1" level="40" levelName="ERROR"]'
+    '[fields@32473 n="1"]'
+)
+
+
+def test_the_formatter_writes_one_octet_counted_rfc5424_message() -> None:
+    message = (HEAD + " héllo").encode()
+    payload = SyslogFormatter(facility=16, app_name="shop").format(WIRE)
+    assert payload == b"%d " % len(message) + message
+    assert unframe(payload) == message
+    with_bom = SyslogFormatter(facility=16, app_name="shop", bom=True).format(WIRE)
+    assert unframe(with_bom) == HEAD.encode() + b" \xef\xbb\xbfh\xc3\xa9llo"
+    no_message = SyslogFormatter(facility=16, app_name="shop", enterprise_id="1.2").format(
+        {k: v for k, v in WIRE.items() if k != "message"}
+    )
+    assert unframe(no_message) == HEAD.replace("@32473", "@1.2").encode()
+
+
+def test_the_default_app_name_is_the_program_name() -> None:
+    # Both "pytest" and "python -m pytest" (whose file is pytest/__main__.py) say pytest.
+    assert SyslogFormatter().app_name == "pytest"
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [
+        ({"syslog_facility": "bogus"}, "configure(syslog_facility=...) = 'bogus' is invalid"),
+        ({"syslog_facility": "24"}, "or a number 0 to 23"),
+        ({"syslog_app_name": "my app"}, "printable ASCII characters without spaces"),
+        ({"syslog_app_name": "a" * 49}, "1 to 48 printable"),
+        ({"syslog_enterprise_id": "acme"}, "private enterprise number"),
+        ({"syslog_protocol": "ssl"}, "choose one of: tcp, tls, udp"),
+        (
+            {"syslog_tls_ca": "/etc/ssl/certs/ca-certificates.crt"},
+            "EVENTLOG_SYSLOG_TLS_CA set, but EVENTLOG_SYSLOG_PROTOCOL = 'tcp'",
+        ),
+        ({"syslog_max_message_bytes": 479}, "must be 480 bytes or more"),
+        (
+            {"syslog_protocol": "udp", "syslog_max_message_bytes": 70_000},
+            "more than a UDP datagram can carry (65507 bytes)",
+        ),
+        ({"host": None}, "transport 'syslog' needs the server: set EVENTLOG_HOST"),
+        ({"host": "unix:///dev/log"}, "not to a Unix socket"),
+        ({"format": "json"}, "transport 'syslog' cannot carry format 'json'"),
+    ],
+)
+def test_bad_settings_say_what_and_which_value(settings: dict[str, Any], error: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        eventlog.configure(**{"transport": "syslog", "host": "127.0.0.1", **settings})
+    assert error in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "port", "limit"), [("tcp", 514, 200_000), ("udp", 514, 8192), ("tls", 6514, 200_000)]
+)
+def test_defaults_per_protocol(protocol: str, port: int, limit: int) -> None:
+    pipeline = eventlog.configure(transport="syslog", host="127.0.0.1", syslog_protocol=protocol)
+    transport = pipeline._transport
+    assert isinstance(transport, SyslogTransport)
+    assert (transport.port, transport.max_message_bytes) == (port, limit)
+    assert (transport.tls is not None) == (protocol == "tls")
+
+
+def test_udp_refuses_bytes_that_are_not_one_syslog_message() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        transport = SyslogTransport("127.0.0.1", sock.getsockname()[1], protocol="udp")
+        good = SyslogFormatter(app_name="t").format(WIRE)
+        records = [Record("1", "a", 0, b'{"json": 1}\n'), Record("2", "a", 0, good)]
+        refused = transport.send(records)
+        assert [(r.id, reason.split(":")[0]) for r, reason in refused or ()] == [("1", "not_syslog")]
+        assert sock.recv(70_000) == unframe(good)
+        transport.close()
+
+
+# ---------------------------------------------------------------- the suites plugins run
+
+_PARAM = re.compile(rb'\s*([^=\s\]"]+)="((?:[^"\\]|\\.)*)"', re.S)
+_INTS = ("level", "codeLine")
+
+
+def parse_message(message: bytes) -> dict[str, Any]:
+    """An RFC 5424 message back to wire fields (an independent parser, for the suites)."""
+    pri_version, timestamp, host, _app, procid, _msgid, rest = message.split(b" ", 6)
+    assert re.fullmatch(rb"<\d{1,3}>1", pri_version), pri_version
+    stamp = datetime.datetime.strptime(timestamp.decode(), "%Y-%m-%dT%H:%M:%S.%f%z")
+    wire: dict[str, Any] = {"tstamp": int(stamp.timestamp() * 1000)}
+    if host != b"-":
+        wire["host"] = host.decode()
+    if procid != b"-":
+        wire["pid"] = int(procid)
+    while rest.startswith(b"["):
+        sd_id, _, rest = rest[1:].partition(b" ")
+        params: dict[str, str] = {}
+        while not rest.startswith(b"]"):
+            found = _PARAM.match(rest)
+            assert found, rest[:80]
+            value = re.sub(rb"\\(.)", rb"\1", found.group(2), flags=re.S)
+            params[found.group(1).decode()] = value.decode()
+            rest = rest[found.end() :]
+        rest = rest[1:]
+        if sd_id.startswith(b"eventlog@"):
+            wire.update({k: int(v) if k in _INTS else v for k, v in params.items()})
+            if "tags" in wire:
+                wire["tags"] = json.loads(wire["tags"])
+        else:
+            wire[sd_id.decode().partition("@")[0]] = params
+    if rest:
+        assert rest.startswith(b" "), rest[:80]
+        wire["message"] = rest[1:].decode()
+    return wire
+
+
+def parse_stream(data: bytes) -> list[dict[str, Any]]:
+    """Octet-counted frames back to back, each parsed."""
+    wires = []
+    while data:
+        length, _, data = data.partition(b" ")
+        wires.append(parse_message(data[: int(length)]))
+        data = data[int(length) :]
+    return wires
+
+
+class TestSyslogFormat(FormatterConformance):
+    formatter = "syslog"
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        return parse_message(unframe(payload))
+
+    def decode_stream(self, data: bytes) -> list[dict[str, Any]]:
+        return parse_stream(data)
+
+    def decode_batch(self, body: bytes) -> list[dict[str, Any]]:
+        return parse_stream(body)  # a batch body is the payloads back to back
+
+    @staticmethod
+    def assert_carries(decoded: Mapping[str, Any], wire: Mapping[str, Any]) -> None:
+        expected = dict(wire)
+        # Maps carry text values under SD-NAMEs; an empty message is no MSG at all.
+        for key in ("fields", "metrics"):
+            if key in expected:
+                expected[key] = {sd_name(k): str(v) for k, v in expected[key].items()}
+        if expected.get("message") == "":
+            del expected["message"]
+        FormatterConformance.assert_carries(decoded, expected)
+
+
+class _RsyslogPeer(TransportConformance):
+    transport = "syslog"
+    protocol: ClassVar[str]
+
+    @pytest.fixture
+    def peer(self, tmp_path: Path) -> Iterator[Rsyslog]:
+        # Its own rsyslogd: test_peer_loss stops it.
+        yield from rsyslog_peer(tmp_path)
+
+    def settings(self, peer: Rsyslog) -> dict[str, Any]:
+        settings = {
+            "transport": "syslog",
+            "syslog_protocol": self.protocol,
+            "host": "127.0.0.1",
+            "port": peer.ports[self.protocol],
+        }
+        if self.protocol == "tls":
+            settings["syslog_tls_ca"] = str(peer.ca.ca_cert)
+        return settings
+
+    def unreachable_settings(self) -> dict[str, Any]:
+        return {
+            "transport": "syslog",
+            "syslog_protocol": self.protocol,
+            "host": "127.0.0.1",
+            "port": closed_port(),
+            "syslog_tls_verify": False,
+        }
+
+    def delivered(self, peer: Rsyslog) -> list[str]:
+        return [i for i in map(event_id, peer.read(self.protocol)) if i is not None]
+
+    def stop_peer(self, peer: Rsyslog) -> None:
+        peer.stop()
+
+
+class TestSyslogTcp(_RsyslogPeer):
+    protocol = "tcp"
+
+
+class TestSyslogTls(_RsyslogPeer):
+    protocol = "tls"
+
+
+class TestSyslogUdp(_RsyslogPeer):
+    protocol = "udp"
+    detects_unreachable_peer = False  # a datagram to nowhere is not an error
+    detects_peer_loss = False
+    batch_sizes = (1, 7, 200)
