@@ -234,6 +234,14 @@ def _stuck_send_counts(slow_peer: SlowPeer, tmp_path: Path, mode: str, then: str
     total = 10_000  # 20 MB: more than the socket buffers take, so the worker sticks in a send
     for i in range(total):
         eventlog.log_event(Event("stuck", str(i), message="x" * 2000))
+    # Wait (bounded) until the worker sticks in the send: it then takes nothing more for a while.
+    taken, still_since, give_up = -1, time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < give_up:
+        if pipeline.stats.taken != taken or not taken:
+            taken, still_since = pipeline.stats.taken, time.monotonic()
+        elif time.monotonic() - still_since > 1.0:
+            break
+        time.sleep(0.05)
     assert pipeline.shutdown(1.0) is False
     worker = pipeline._worker
     assert worker is not None and worker.is_alive()  # still inside transport.send
