@@ -379,6 +379,8 @@ class Pipeline:
 
         Never blocks longer than ``timeout`` (default: the ``shutdown_timeout``
         setting).  In spool mode, what could not be sent stays in the spool.
+        When the deadline finds the worker inside a send, what it holds (in
+        memory mode) and what is still queued are counted as dropped{shutdown}.
         Returns True when everything was delivered.
         """
         if self._closed:
