@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -10,10 +11,12 @@ import logging.config
 import math
 import os
 import socket
+import sqlite3
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -135,7 +138,10 @@ def test_overflow_drops_are_counted_never_raised() -> None:
 class SlowPeer:
     """Accepts connections and never reads: the sender's socket buffer fills up."""
 
-    def __init__(self) -> None:
+    def __init__(self, rcvbuf: int | None = 4096) -> None:
+        # A tiny receive buffer fills at once; but once it is full a reader that starts late
+        # is slow to reopen the window (TCP's zero-window probes back off to many seconds).
+        self.rcvbuf = rcvbuf
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.conns: list[socket.socket] = []
@@ -147,8 +153,26 @@ class SlowPeer:
                 conn, _ = self.server.accept()
             except OSError:
                 return
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            if self.rcvbuf is not None:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             self.conns.append(conn)
+
+    def drain(self) -> None:
+        """Start reading (and discarding) what every connection was sent."""
+        for conn in list(self.conns):
+            threading.Thread(target=self._discard, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _discard(conn: socket.socket) -> None:
+        try:
+            while conn.recv(1 << 16):
+                pass
+        except OSError:
+            return
+
+    def hang_up(self) -> None:
+        for conn in self.conns:
+            conn.close()
 
     def close(self) -> None:
         self.server.close()
@@ -180,6 +204,76 @@ def test_flush_and_shutdown_keep_their_deadline_when_the_peer_never_reads(
     stopper.start()
     stopper.join(30)
     assert not stopper.is_alive() and results["shutdown"] is False
+
+
+def _spooled(db: Path) -> int:
+    """Events in the spool file (read after the worker closed it)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+
+
+@pytest.mark.parametrize("then", ["reads", "hangs_up"])
+@pytest.mark.parametrize("mode", ["memory", "spool"])
+def test_counts_add_up_when_shutdown_gives_up_on_a_stuck_send(
+    tmp_path: Path, mode: str, then: str
+) -> None:
+    slow_peer = SlowPeer(rcvbuf=None)  # default buffers: the late reader drains them at once
+    try:
+        _stuck_send_counts(slow_peer, tmp_path, mode, then)
+    finally:
+        slow_peer.close()
+
+
+def _stuck_send_counts(slow_peer: SlowPeer, tmp_path: Path, mode: str, then: str) -> None:
+    db = tmp_path / "events.db"
+    spool = {"db": str(db)} if mode == "spool" else {}
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=slow_peer.port, tcp_send_timeout=60,
+        queue_size=50_000, enrichers="", **spool,
+    )
+    total = 10_000  # 20 MB: more than the socket buffers take, so the worker sticks in a send
+    for i in range(total):
+        eventlog.log_event(Event("stuck", str(i), message="x" * 2000))
+    # Wait (bounded) until the worker sticks in the send: it then takes nothing more for a while.
+    taken, still_since, give_up = -1, time.monotonic(), time.monotonic() + 30
+    while time.monotonic() < give_up:
+        if pipeline.stats.taken != taken or not taken:
+            taken, still_since = pipeline.stats.taken, time.monotonic()
+        elif time.monotonic() - still_since > 1.0:
+            break
+        time.sleep(0.05)
+    assert pipeline.shutdown(1.0) is False
+    worker = pipeline._worker
+    assert worker is not None and worker.is_alive()  # still inside transport.send
+    stats = pipeline.stats
+
+    def accepted() -> int:
+        return stats.taken + pipeline.queue_depth() + stats.overflow
+
+    # At the deadline: what the worker held and what was queued is dropped{shutdown};
+    # only the spool's rows wait.
+    waiting = pipeline.queue_depth() + pipeline.spool_depth()
+    assert accepted() == total
+    assert stats.sent + sum(stats.dropped_by_reason().values()) + waiting == total
+    assert pipeline.queue_depth() == 0 and stats.dropped_by_reason()["shutdown"] > 0
+    assert (waiting > 0) is (mode == "spool")
+    at_deadline = (stats.sent, stats.dropped_by_reason())
+    # The stuck send ends after shutdown() returned (the peer reads, or hangs up): what
+    # shutdown() counted is not counted again, whichever way the send ends.
+    slow_peer.drain() if then == "reads" else slow_peer.hang_up()
+    worker.join(60)
+    assert not worker.is_alive()
+    eventlog.log_event(Event("late"))  # after shutdown: counted as closed
+    assert accepted() == total + 1
+    dropped = stats.dropped_by_reason()
+    assert dropped == {**at_deadline[1], "closed": 1}
+    if mode == "memory":
+        assert stats.sent == at_deadline[0]
+        assert stats.sent + sum(dropped.values()) == total + 1
+    else:
+        # Spool rows that the send delivered count as sent now, and left the spool file.
+        assert stats.sent >= at_deadline[0]
+        assert stats.sent + sum(dropped.values()) + _spooled(db) == total + 1
 
 
 def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver) -> None:

@@ -27,7 +27,7 @@ from eventlog.config import Settings
 from eventlog.context import EMPTY, RequestContext
 from eventlog.engine import Pipeline
 from eventlog.interfaces import EncodedBatch, Formatter, PluginContext
-from eventlog.records import record_to_event, wires_of
+from eventlog.records import record_to_event, unrenderable, wires_of
 from eventlog.registry import get_registry
 from eventlog.wire import _ids, to_wire
 from tests.peers import missing
@@ -177,8 +177,15 @@ def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
     nameless.name = "naïve.logger"
     no_thread = _record("no thread")
     no_thread.threadName = None
+    bad_exc = _record("bad exc", level=logging.ERROR)
+    bad_exc.exc_info = (ValueError, "not an exception", None)  # type: ignore[assignment]
+    unrendered = _record("v=%s", (object(),))
     items = [
         _item(exc),
+        _item(bad_exc),
+        # As the handler queues a message that raised in the caller: the placeholder, counted.
+        (unrendered, unrenderable("v=%s", (object(),), RecursionError()), EMPTY),
+        _item(_record("big %d", (10**5000,))),  # neither renders nor repr()s: the placeholder
         _item(record_no_func),
         _item(nameless),
         _item(no_thread),

@@ -55,7 +55,10 @@ def test_arguments_that_do_not_fit_the_message_keep_the_event(
     logger.handlers[0].handle(record)
     assert eventlog.flush(10)
     assert receiver.wait_for(1, 10)
-    assert [e["message"] for e in receiver.events()] == ["count %d ('no',)"]
+    assert [e["message"] for e in receiver.events()] == [
+        "count %d <unrenderable: TypeError; args: ('no',)>"
+    ]
+    assert eventlog.get_pipeline().stats.converted == {"unrenderable": 1}
 
 
 def test_extra_keys_keep_their_order_and_types(receiver: LineReceiver, logger: logging.Logger) -> None:

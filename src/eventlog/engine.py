@@ -183,6 +183,13 @@ class Pipeline:
         self._closed = False
         self._inline = False  # _send_inline is running
         self._deadline = float("inf")
+        # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
+        # in a send: events the worker took are "in flight" until it counts them (sent,
+        # dropped) or stores them in the spool; _abandon counts those still in flight, once.
+        self._count_lock = threading.Lock()
+        self._in_flight = 0
+        self._spooling = 0  # of those, the ones inside a spool.add() right now
+        self._counted_ahead = 0  # counted by _abandon: the worker does not count them again
 
     def submit(self, item: Any) -> None:
         """Queue an Event (or a (record, message, context) tuple).  Never blocks, never raises."""
@@ -257,15 +264,25 @@ class Pipeline:
 
     def _drop_late(self) -> None:
         """Events that arrive after shutdown: nobody will send them, so count them."""
-        late = self._give_up_queue()
-        if late:
-            with self._overflow_lock:
-                self.stats.drop("closed", late)
+        if self._drop_queued("closed"):
             self._warn_once(
                 "closed",
                 'events logged after shutdown() are dropped, counted as dropped{reason="closed"}; '
                 "call eventlog.configure() to log again",
             )
+
+    def _drop_queued(self, reason: str) -> int:
+        """Empty the queue, counting its events as dropped for ``reason``; return how many.
+
+        They count as taken too (out of the queue, not by the worker), so the
+        accepted metric (taken + queued) still includes them.
+        """
+        left = self._give_up_queue()
+        if left:
+            with self._count_lock:
+                self.stats.taken += left
+                self.stats.drop(reason, left)
+        return left
 
     def _give_up_queue(self) -> int:
         """Empty the queue (one item at a time: callers may still append); return the events.
@@ -349,6 +366,8 @@ class Pipeline:
 
         Never blocks longer than ``timeout`` (default: the ``shutdown_timeout``
         setting).  In spool mode, what could not be sent stays in the spool.
+        When the deadline finds the worker inside a send, what it holds (in
+        memory mode) and what is still queued are counted as dropped{shutdown}.
         Returns True when everything was delivered.
         """
         if self._closed:
@@ -365,6 +384,7 @@ class Pipeline:
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
+                self._abandon()
                 self._warn_once(
                     "shutdown", f"shutdown deadline of {timeout}s passed with a send in progress"
                 )
@@ -374,11 +394,72 @@ class Pipeline:
             if self._spool is not None:
                 self._spool.close()
         self._sleeping = True  # from now on every submit goes through _wake, which counts it
-        left = self._give_up_queue()
-        if left:
-            self.stats.drop("shutdown", left)
+        left = self._drop_queued("shutdown")
         _live.discard(self)
         return delivered and not left
+
+    def _abandon(self) -> None:
+        """The deadline passed with the worker stuck (a peer that never reads): count what it holds.
+
+        What the worker took and has not counted, and what is still queued, is
+        counted as dropped{shutdown} now, so accepted = sent + dropped + waiting
+        holds when shutdown() returns.  The worker is a daemon and may finish its
+        send later: it then counts nothing of what was counted here (see _count).
+        Events in the spool stay waiting; a spool.add() under way is left to the worker.
+        """
+        self._sleeping = True  # later submits go through _wake, which counts them as closed
+        with self._count_lock:
+            stuck = self._in_flight - self._spooling
+            self._in_flight -= stuck
+            self._counted_ahead += stuck
+            if stuck:
+                self.stats.drop("shutdown", stuck)
+        self._drop_queued("shutdown")
+
+    def _took(self, count: int) -> None:
+        """The worker took ``count`` events from the queue: in flight until counted or spooled."""
+        with self._count_lock:
+            self.stats.taken += count
+            self._in_flight += count
+
+    def _count(self, count: int, reason: str | None = None, *, taken: bool = True) -> int:
+        """Count events as sent (``reason`` None) or dropped for ``reason``; return how many.
+
+        ``taken``: events the worker took from the queue (not spool rows).  Of
+        those, what _abandon already counted is not counted again: the stuck
+        send that finishes after shutdown() returned.
+        """
+        with self._count_lock:
+            if taken:
+                ahead = min(count, self._counted_ahead)
+                self._counted_ahead -= ahead
+                count -= ahead
+                self._in_flight -= count
+            if count:
+                if reason is None:
+                    self.stats.sent += count
+                else:
+                    self.stats.drop(reason, count)
+            return count
+
+    def _store(self, records: list[Record]) -> None:
+        """``spool.add`` for records of events the worker took; raises what it raises (OSError)."""
+        assert self._spool is not None
+        with self._count_lock:
+            ahead = min(len(records), self._counted_ahead)
+            self._counted_ahead -= ahead
+            stored = records[ahead:]  # counted as dropped by _abandon: not waiting as well
+            self._spooling = len(stored)
+        try:
+            self._spool.add(stored)
+        except BaseException:
+            with self._count_lock:
+                self._spooling = 0
+                self._counted_ahead += ahead  # the caller counts all of records: give them back
+            raise
+        with self._count_lock:
+            self._spooling = 0
+            self._in_flight -= len(stored)
 
     def queue_depth(self) -> int:
         """Events waiting in memory."""
@@ -434,9 +515,9 @@ class Pipeline:
                     self._spool_queued(everything=True)  # past the deadline: keep, not lose
                     if self._unspooled:  # a batch the spool refused a moment ago
                         try:
-                            self._spool.add(self._unspooled)
+                            self._store(self._unspooled)
                         except OSError:
-                            self.stats.drop("shutdown", len(self._unspooled))
+                            self._count(len(self._unspooled), "shutdown")
                         self._unspooled = []
                     self._release_markers()
                     self._spool.close()
@@ -445,9 +526,7 @@ class Pipeline:
             if self._stopping:
                 # Past the deadline, memory mode: what is still queued is given up, and counted.
                 self._sleeping = True  # later submits go through _wake, which counts them
-                left = self._give_up_queue()
-                if left:
-                    self.stats.drop("shutdown", left)
+                self._drop_queued("shutdown")
             for item in list(queue):
                 if type(item) is _Flush:
                     item.done.set()
@@ -463,7 +542,7 @@ class Pipeline:
             markers.append(items[index])
             queue.extendleft(reversed(items[index + 1 :]))  # back in front, in order
             del items[index:]
-        self.stats.taken += len(items)
+        self._took(len(items))
         return items, markers
 
     def _handle(self, items: list[Any]) -> bool:
@@ -473,7 +552,7 @@ class Pipeline:
         batch = self._encode_batch(items)
         if batch and not self._send(batch):
             # Memory mode at the shutdown deadline: nowhere left to keep them.
-            self.stats.drop("shutdown", len(batch))
+            self._count(len(batch), "shutdown")
         return True
 
     def _static_fields(self) -> dict[str, Any]:
@@ -523,7 +602,7 @@ class Pipeline:
 
     def _set_aside(self, exc: Exception) -> None:
         # A poison event: set aside with its reason; the rest of the batch goes on.
-        self.stats.drop("unencodable")
+        self._count(1, "unencodable")
         self._warn_once(
             f"encode:{type(exc).__name__}",
             f"an event could not be formatted as {self.format_name!r} and was set "
@@ -564,8 +643,11 @@ class Pipeline:
 
     # ------------------------------------------------------------ sending
 
-    def _send(self, batch: Batch) -> bool:
-        """Send one batch, retrying as the transport says; False if shutdown cut it short."""
+    def _send(self, batch: Batch, *, taken: bool = True) -> bool:
+        """Send one batch, retrying as the transport says; False if shutdown cut it short.
+
+        ``taken``: the batch holds events the worker took (not spool rows), see _count.
+        """
         attempt = unexpected = 0
         first_failure: float | None = None
         while True:
@@ -579,9 +661,9 @@ class Pipeline:
                 started = time.perf_counter()
                 refused = self._transport.send(batch) or ()
                 self.stats.observe_latency(time.perf_counter() - started)
-                self.stats.sent += len(batch) - len(refused)
+                self._count(len(batch) - len(refused), taken=taken)
                 for record, reason in refused:
-                    self.stats.drop("rejected")
+                    self._count(1, "rejected", taken=taken)
                     self._warn_once(f"refused:{reason.split(':')[0]}", f"event {record.id} refused: {reason}")
                 if not self.stats.transport_up and first_failure is not None:
                     log.info("sending to %s works again", self.transport_name)
@@ -596,7 +678,7 @@ class Pipeline:
                 unexpected += 1
                 if unexpected >= MAX_UNEXPECTED_FAILURES:
                     # Not a TransportError: retrying forever would block every later event.
-                    self.stats.drop("transport_bug", len(batch))
+                    self._count(len(batch), "transport_bug", taken=taken)
                     self._warn_once(
                         f"bug:{type(exc).__name__}",
                         f"{len(batch)} events set aside: the {self.transport_name} transport raised "
@@ -609,7 +691,7 @@ class Pipeline:
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self._close_transport()
             if not retryable:
-                self.stats.drop("rejected", len(batch))
+                self._count(len(batch), "rejected", taken=taken)
                 self._warn_once(
                     f"rejected:{type(error).__name__}",
                     f"{len(batch)} events set aside: the {self.transport_name} peer refused "
@@ -622,7 +704,7 @@ class Pipeline:
                 self._warn_once("send", f"sending failed, will retry: {type(error).__name__}: {error}")
             max_age = self.settings.max_retry_age
             if max_age and now - first_failure > max_age:
-                self.stats.drop("expired", len(batch))
+                self._count(len(batch), "expired", taken=taken)
                 log.warning("gave up on %d events after %.0fs of failures", len(batch), max_age)
                 return True
             if self._stopping and now > self._deadline:
@@ -668,11 +750,11 @@ class Pipeline:
             records, self._unspooled = self._unspooled + records, []
         if records:
             try:
-                self._spool.add(records)
+                self._store(records)
             except OSError as exc:  # the spool's SpoolUnavailable: disk full, read-only ...
                 self._count_fallback(exc, len(records))
                 if not self._send(records):  # memory mode for this batch
-                    self.stats.drop("shutdown", len(records))
+                    self._count(len(records), "shutdown")
                     return False
                 # Sent from memory; what the unwritable spool holds waits until it recovers.
                 return True
@@ -700,7 +782,7 @@ class Pipeline:
             if not batch:
                 self._release_markers()  # everything spooled before them was sent
                 return True
-            if not self._send(batch):
+            if not self._send(batch, taken=False):
                 return False  # shutdown deadline: the rest stays in the spool
             self._spool.remove(batch)
             self._spool_queued()
@@ -731,16 +813,16 @@ class Pipeline:
                 items.append(queue.popleft())
             if not items:
                 return
-            self.stats.taken += len(items)
+            self._took(len(items))
             records = self._unspooled + self._encode(items)
             self._unspooled = []
             try:
-                spool.add(records)
+                self._store(records)
             except OSError as exc:
                 self._count_fallback(exc, len(records))
                 self._unspooled = records  # sent from memory with the next batch
                 if everything:
-                    self.stats.drop("shutdown", len(records))
+                    self._count(len(records), "shutdown")
                     self._unspooled = []
                 return
 
@@ -767,7 +849,7 @@ class Pipeline:
         try:
             while time.monotonic() <= self._deadline:
                 batch = spool.pending(self._batch_size)
-                if not batch or not self._send(batch):
+                if not batch or not self._send(batch, taken=False):
                     break
                 spool.remove(batch)
                 done += len(batch)

@@ -10,6 +10,7 @@ from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
 from eventlog.engine import WORKER_THREADS, Pipeline
+from eventlog.records import unrenderable
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -59,7 +60,10 @@ class EventHandler(logging.Handler):
                 # Nothing here can change after the call returns: the worker renders it.
                 message: str | tuple[str, Any] = (msg, args) if args else msg
             else:
-                message = record.getMessage()  # render now: the arguments may change later
+                try:
+                    message = record.getMessage()  # render now: the arguments may change later
+                except Exception as exc:  # RecursionError too: sent with a placeholder, counted
+                    message = unrenderable(msg, args, exc)
             pipeline = self.pipeline or api._default or api.get_pipeline()
             if pipeline._caller_enrichers:
                 pipeline.submit_record(record, message, _current_context())

@@ -24,7 +24,7 @@ class Stats:
     """The counters of one pipeline.  Plain ints: written by one thread each."""
 
     def __init__(self) -> None:
-        self.taken = 0  # events the worker took from the queue
+        self.taken = 0  # events out of the queue: the worker took them, or shutdown gave them up
         self.sent = 0
         self.retries = 0
         self.send_errors: dict[str, int] = {}  # failed sends by error class (AuthError ...)

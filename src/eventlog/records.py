@@ -23,10 +23,14 @@ from eventlog.wire import (
     MAX_MESSAGE_CHARS,
     MAX_VALUE_CHARS,
     Conversions,
+    Placeholder,
+    UnrenderableException,
     _ids,
+    placeholder_text,
     put_extras,
     safe_str,
     to_wire,
+    type_name,
 )
 
 logging.addLevelName(5, "TRACE")
@@ -65,37 +69,112 @@ ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType 
 
 
 def exception_json(exc_info: ExcInfo) -> str:
-    """JSON text with the exception's type, value and stack (the seed's exc_info)."""
-    exc_type, exc_value, tb = exc_info
-    name = "None"
-    if exc_type is not None:
-        module = exc_type.__module__
-        name = exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
+    """JSON text with the exception's type, value and stack (the seed's exc_info).
+
+    Never raises: a tuple that is no exception (``(ValueError, "text", None)``)
+    gives what can be read of it and an empty stack, as an
+    :class:`~eventlog.wire.UnrenderableException` that the worker counts.
+    """
     try:
-        value = str(exc_value)
-    except Exception:  # a hostile __str__ must not lose the event
-        value = f"<unprintable {name}>"
-    stack = "".join(traceback.format_exception(exc_type, exc_value, tb)) if exc_type else ""
-    return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
+        exc_type, exc_value, tb = exc_info
+        name = "None" if exc_type is None else type_name(exc_type)
+        try:
+            value = str(exc_value)
+        except Exception:  # a hostile __str__ must not lose the event
+            value = f"<unprintable {name}>"
+        stack = "".join(traceback.format_exception(exc_type, exc_value, tb)) if exc_type else ""
+        return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
+    except Exception:
+        return _unrenderable_exception(exc_info)
+
+
+def _unrenderable_exception(exc_info: Any) -> UnrenderableException:
+    """What can be kept of an exc_info that is no exception tuple: its type and value, no stack."""
+    items = tuple(exc_info) if isinstance(exc_info, tuple) else (exc_info,)
+    kind = items[0] if items else None
+    name = "None" if kind is None else _described_type(kind)
+    value = None
+    if len(items) > 1 and items[1] is not None:
+        value = _arg_text(items[1], str)
+        if isinstance(items[1], BaseException):
+            try:
+                value = str(items[1])
+            except Exception:
+                pass
+    text = json.dumps({"type": name, "value": value, "stack": ""}, ensure_ascii=False)
+    return UnrenderableException(text)
+
+
+def _described_type(kind: Any) -> str:
+    """The name of a class, or ``<TypeName>`` for something that is none."""
+    try:
+        return type_name(kind) if isinstance(kind, type) else f"<{type_name(type(kind))}>"
+    except Exception:
+        return "<unnamed>"
 
 
 def record_exception(record: logging.LogRecord) -> str | None:
     """The record's exception as the ``exc_info`` wire field (its text if only that is left)."""
     exc_info = record.exc_info
-    if exc_info and exc_info[0] is not None:
-        return exception_json(exc_info)
+    if exc_info:
+        if type(exc_info) is not tuple or len(exc_info) != 3:
+            return _unrenderable_exception(exc_info)
+        if exc_info[0] is not None:
+            return exception_json(exc_info)
     if record.exc_text:
         return json.dumps({"type": None, "value": None, "stack": record.exc_text})
     return None
 
 
+#: Argument types whose repr() cannot run application code: kept as values in a placeholder.
+_SAFE_REPR = frozenset({str, int, float, bool, type(None)})
+
+
+def _arg_text(value: Any, show: Callable[[Any], str] = repr) -> str:
+    """An argument as a placeholder keeps it: its repr() when that is safe, else ``<TypeName>``."""
+    if type(value) in _SAFE_REPR:
+        try:
+            return show(value)
+        except Exception:  # an int past sys.get_int_max_str_digits()
+            pass
+    return _described_type(value)
+
+
+def unrenderable(msg: Any, args: Any, error: BaseException) -> Placeholder:
+    """The message sent in place of one that could not be rendered (``msg % args`` raised).
+
+    The exact form: ``<template> <unrenderable: <ErrorType>; args: <args>>``, where
+    the template is ``msg`` when it is a str (else ``<TypeName>``), and the args
+    (left out when there are none) are a tuple or dict whose str, int, float,
+    bool and None values keep their repr() and every other value is shown as
+    ``<TypeName>``: ``v=%s <unrenderable: RuntimeError; args: ('a', <app.Thing>)>``.
+    No application code runs to make it.  Counted as
+    ``eventlog_values_converted{reason="unrenderable"}``.
+    """
+    try:
+        template = str.__str__(msg) if isinstance(msg, str) else _described_type(msg)
+        text = f"{template} <unrenderable: {_described_type(type(error))}"
+        if args:
+            if type(args) is tuple:
+                shown = ", ".join(_arg_text(arg) for arg in args)
+                text += f"; args: ({shown}{',' if len(args) == 1 else ''})"
+            elif type(args) is dict:
+                shown = ", ".join(f"{_arg_text(k)}: {_arg_text(v)}" for k, v in args.items())
+                text += f"; args: {{{shown}}}"
+            else:
+                text += f"; args: {_arg_text(args)}"
+        return Placeholder(text + ">")
+    except Exception:  # even the names would not come: the event still goes, counted
+        return Placeholder("<unrenderable message>")
+
+
 def render(msg: str, args: Any) -> str:
-    """``msg % args`` as logging renders it; a mismatch keeps both rather than losing the event."""
+    """``msg % args`` as logging renders it; if that raises, the :func:`unrenderable` placeholder."""
     try:
         text: str = msg % args
         return text
-    except Exception:
-        return f"{msg} {args!r}"
+    except Exception as exc:
+        return unrenderable(msg, args, exc)
 
 
 def record_to_event(
@@ -334,6 +413,8 @@ def wires_of(
                     if record.exc_info or record.exc_text:  # rare: the call only then
                         exc_text = record_exception(record)
                         if exc_text is not None:
+                            if type(exc_text) is not str and isinstance(exc_text, Placeholder):
+                                exc_text = placeholder_text(exc_text, conversions)
                             wire["exc_info"] = exc_text
             elif (
                 item.site is None

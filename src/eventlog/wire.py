@@ -30,6 +30,35 @@ MAX_VALUE_CHARS = 16 * 1024
 Conversions = dict[str, int]
 
 
+class Placeholder(str):
+    """Text standing in for something that could not be rendered (a message, an exception).
+
+    It is made where the failure happens (the caller's thread, or the worker)
+    and counted once, as ``eventlog_values_converted{reason}``, when the
+    worker builds the event's wire dict; the wire carries it as a plain str.
+    """
+
+    reason = "unrenderable"
+
+
+class UnrenderableException(Placeholder):
+    """The ``exc_info`` JSON of an exception tuple that is not one (``(ValueError, "text", None)``)."""
+
+    reason = "bad_exc_info"
+
+
+def placeholder_text(value: Placeholder, conversions: Conversions | None) -> str:
+    """The placeholder as a plain str, counted by its reason."""
+    _count(conversions, value.reason)
+    return str.__str__(value)
+
+
+def type_name(kind: type) -> str:
+    """``ValueError`` for builtins, ``module.Qualname`` for the rest (as tracebacks name them)."""
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
 class IdMaker:
     """Unique, time-ordered, cheap ids: 12 hex ms, 12 hex per-process node, 8 hex sequence.
 
@@ -86,6 +115,8 @@ def safe_str(value: Any, limit: int, conversions: Conversions | None) -> str:
         if isinstance(value, (bytes, bytearray, memoryview)):
             value = bytes(value).decode("utf-8", "backslashreplace")
             _count(conversions, "bytes")
+        elif isinstance(value, Placeholder):
+            value = placeholder_text(value, conversions)
         elif isinstance(value, str):
             value = str.__str__(value)
         else:
@@ -273,6 +304,9 @@ def to_wire(
         out["codeLine"] = event.code_line
     if event.code_func is not None:
         out["codeFunc"] = event.code_func
-    if event.exc_info is not None:
-        out["exc_info"] = event.exc_info
+    exc_text = event.exc_info
+    if exc_text is not None:
+        if type(exc_text) is not str and isinstance(exc_text, Placeholder):
+            exc_text = placeholder_text(exc_text, conversions)
+        out["exc_info"] = exc_text
     return out

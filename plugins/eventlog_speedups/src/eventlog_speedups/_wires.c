@@ -257,7 +257,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
         }
         rendered = PyUnicode_Format(msg, PyTuple_GET_ITEM(message, 1));
         if (rendered == NULL) {
-            PyErr_Clear(); /* a mismatch: the Python path keeps both */
+            PyErr_Clear(); /* the Python path sends the placeholder, counted */
             NOT_PLAIN;
         }
     }
