@@ -138,3 +138,69 @@ def test_fluent_refusal_quoting_the_key_does_not_show_it(key: str, quoted: str) 
         f"127.0.0.1:{peer.port} refused authentication: wrong key: {shown}; "
         "check EVENTLOG_FLUENT_SHARED_KEY"
     )
+
+
+def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A third-party transport quoting its own secret: the engine masks what it logs."""
+    import eventlog
+    from eventlog.config import Settings
+    from eventlog.engine import MAX_UNEXPECTED_FAILURES, Pipeline
+    from eventlog.event import Event
+    from eventlog.interfaces import Batch, Record, Transport, TransportSpec
+    from eventlog.registry import Registry
+
+    token = "tok-5e4d3c2b1a09"
+
+    class Leaky(Transport):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def open(self) -> None:
+            pass
+
+        def send(self, batch: Batch) -> list[tuple[Record, str]] | None:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConnectError(f"POST https://u:{token}@127.0.0.1/ refused token {token}")
+            if self.calls <= 1 + MAX_UNEXPECTED_FAILURES:
+                raise RuntimeError(f"bug with token={token}")
+            return [(record, f"refused: token {token} expired") for record in batch]
+
+        def close(self) -> None:
+            pass
+
+    leaky = Leaky()
+
+    class Plugin:
+        @staticmethod
+        @eventlog.hookimpl
+        def eventlog_transports() -> list[TransportSpec]:
+            return [
+                TransportSpec(
+                    "leaky",
+                    lambda context: leaky,
+                    options=(Option("token", str, secret=True),),
+                    carries=frozenset({"lines"}),
+                )
+            ]
+
+    registry = Registry(load_entry_points=False, extra_plugins=(Plugin,))
+    settings = Settings.load({"transport": "leaky", "leaky_token": token}, environ={})
+    pipeline = Pipeline(settings, registry)
+    try:
+        with caplog.at_level("WARNING", logger="eventlog"):
+            pipeline.submit_event(Event("first"))
+            assert pipeline.flush(20)
+            pipeline.submit_event(Event("second"))
+            assert pipeline.flush(20)
+    finally:
+        pipeline.shutdown(5)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert token not in text
+    assert "sending failed, will retry: ConnectError: POST https://u:<hidden>@127.0.0.1/ " \
+        "refused token <hidden>" in text
+    assert "(not a TransportError) 5 times: bug with token=<hidden>" in text
+    assert "refused: refused: token <hidden> expired" in text
+    assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1, "rejected": 1}

@@ -35,6 +35,7 @@ from eventlog.interfaces import (
     TransportError,
     batch_encoder,
 )
+from eventlog.masking import SecretMask
 from eventlog.metrics import Stats
 from eventlog.records import record_to_event, wires_of
 from eventlog.registry import Registry, get_registry
@@ -116,6 +117,9 @@ class Pipeline:
             PluginContext(settings, formatter_options)
         )
         transport_options = settings.plugin_options(transport_name, transport_spec.options)
+        # Every transport's error text passes this before it leaves the process (warnings),
+        # so a plugin that quotes its own secret in an exception does not leak it.
+        self._mask = SecretMask.for_options(transport_spec.options, transport_options)
         self._transport_factory: Callable[[], Transport] = lambda: transport_spec.factory(
             PluginContext(settings, transport_options, self.formatter, format_name)
         )
@@ -664,6 +668,7 @@ class Pipeline:
                 self._count(len(batch) - len(refused), taken=taken)
                 for record, reason in refused:
                     self._count(1, "rejected", taken=taken)
+                    reason = self._mask(reason)
                     self._warn_once(f"refused:{reason.split(':')[0]}", f"event {record.id} refused: {reason}")
                 if not self.stats.transport_up and first_failure is not None:
                     log.info("sending to %s works again", self.transport_name)
@@ -682,7 +687,8 @@ class Pipeline:
                     self._warn_once(
                         f"bug:{type(exc).__name__}",
                         f"{len(batch)} events set aside: the {self.transport_name} transport raised "
-                        f"{type(exc).__name__} (not a TransportError) {unexpected} times: {exc}",
+                        f"{type(exc).__name__} (not a TransportError) {unexpected} times: "
+                        f"{self._mask(str(exc))}",
                     )
                     self._close_transport()
                     return True
@@ -695,13 +701,16 @@ class Pipeline:
                 self._warn_once(
                     f"rejected:{type(error).__name__}",
                     f"{len(batch)} events set aside: the {self.transport_name} peer refused "
-                    f"them for good: {error}",
+                    f"them for good: {self._mask(str(error))}",
                 )
                 return True
             now = time.monotonic()
             if first_failure is None:
                 first_failure = now
-                self._warn_once("send", f"sending failed, will retry: {type(error).__name__}: {error}")
+                self._warn_once(
+                    "send",
+                    f"sending failed, will retry: {type(error).__name__}: {self._mask(str(error))}",
+                )
             max_age = self.settings.max_retry_age
             if max_age and now - first_failure > max_age:
                 self._count(len(batch), "expired", taken=taken)
