@@ -136,10 +136,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def package(session: nox.Session) -> None:
-    """Build every distribution's wheel, then install eventlog[fluent] from them alone.
+    """Build every distribution's wheel, install eventlog[fluent] the README's way, run the seed.
 
-    ``--no-index`` is what keeps pip from resolving to the unrelated 2015
-    project called ``eventlog`` on the public index.
+    The version pin (``==0.1.0``, only in dist/) is what keeps pip from
+    resolving to the unrelated project called ``eventlog`` on the public index.
     """
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
@@ -150,10 +150,13 @@ def package(session: nox.Session) -> None:
     shutil.rmtree(check, ignore_errors=True)
     session.run("python", "-m", "venv", str(check))
     pip = str(check / "bin" / "pip")
-    # Dependencies from the index (msgpack ...), our own distributions only from dist/.
-    session.run(pip, "install", "--quiet", "pluggy", "prometheus_client", "msgpack", "orjson", external=True)
+    # Exactly the README's install line: our distributions from dist/, their dependencies
+    # (pluggy, msgpack ...) from the index.  ==0.1.0 exists only in dist/: the index's
+    # unrelated "eventlog" has 0.5.2 to 0.11.0.
+    session.run(pip, "install", "--find-links", str(dist), "eventlog[fluent]==0.1.0", external=True)
+    # The seed's two examples, in that venv, from outside the checkout.
     session.run(
-        pip, "install", "--no-index", "--find-links", str(dist), "eventlog[fluent]", external=True
+        str(check / "bin" / "python"), str(ROOT / "scripts" / "seed_examples.py"), external=True
     )
     listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
     print(listing)
