@@ -298,6 +298,7 @@ def test_corrupt_spool_is_moved_aside_and_a_fresh_one_used(
     else:
         content = _truncated_spool(db)
     db.write_bytes(content)
+    db.chmod(0o600)  # as the spool makes its file: a world-readable one is refused
     eventlog_warnings.messages.clear()
 
     pipeline = _configure(receiver.port, db)
