@@ -1,16 +1,21 @@
 """Measure duplicates after ``kill -9`` with an acknowledging HTTP peer (issue 13, item 13).
 
-``python -m tests.spool_duplicates [--rounds 10] [--kill random|received] [--message BYTES]`` runs, round
-after round, a producer process (``tests/spool_child.py``, http transport, spool
-mode) that logs a steady stream, kills it with SIGKILL, and starts the next one
-on the same spool.  A last process drains what is left.  The peer is
+``python -m tests.spool_duplicates [--rounds 10] [--kill random|received]
+[--message BYTES]`` runs, round after round, a producer process
+(``tests/spool_child.py``, http transport, spool mode) that logs a steady
+stream, kills it with SIGKILL, and starts the next one on the same spool.  A
+last process drains what is left.  The peer is
 :class:`tests.peers.http_server.HttpPeer`, answering 200 to every POST.
 
 ``--kill random`` kills at a random moment of the stream; ``--kill received``
 as soon as the peer has recorded a request, before or while it answers: the
 batch is delivered but the producer cannot know yet, so at-least-once must send
-it again (the floor no spool can go below).  Prints, per round, the events the peer
-got twice and the duplicates per kill at the end.
+it again (the floor no spool can go below).  Prints the events each kill made
+the peer get twice, and which request they came from (-1: the one in flight).
+
+``--window`` kills nothing: it measures, in one process, how long each
+delivered batch stays in the spool after the peer has it, and the share of the
+run spent so (the chance that a kill at a random moment resends a batch).
 """
 
 from __future__ import annotations
@@ -22,9 +27,56 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.peers.http_server import HttpPeer
 from tests.test_spool import Child
+
+
+def window(message: int, count: int) -> None:
+    """In one process: how long each delivered batch stays in the spool after the peer has it.
+
+    From the moment the peer records a request to the end of the spool's delete,
+    a kill -9 makes the next run send that batch again; the share of the run
+    spent in such windows is the chance that a kill at a random moment does.
+    """
+    import statistics
+
+    import eventlog
+    from eventlog import spool as spool_module
+
+    ended: list[float] = []
+    started: list[float] = []
+    remove = spool_module.SQLiteSpool.remove
+
+    def timed_remove(self: spool_module.SQLiteSpool, records: Any) -> None:
+        started.append(time.monotonic())
+        remove(self, records)
+        ended.append(time.monotonic())
+
+    spool_module.SQLiteSpool.remove = timed_remove  # type: ignore[method-assign]
+    with HttpPeer() as peer:
+        eventlog.configure(
+            transport="http", http_url=peer.url, db=tempfile.mkdtemp() + "/events.db",
+            enrichers=(),
+        )
+        begin = time.monotonic()
+        for number in range(count):
+            eventlog.log_event(eventlog.Event("test.spool", "w", "test", message="x" * message))
+            if number % 100 == 99:
+                time.sleep(0.002)  # the pace of the kill rounds
+        assert eventlog.flush(60)
+        end = time.monotonic()
+        eventlog.shutdown(5)
+        arrived = [request.arrived for request in peer.requests]
+    assert len(arrived) == len(ended)
+    answer = [s - a for a, s in zip(arrived, started)]
+    delete = [e - s for s, e in zip(started, ended)]
+    share = sum(e - a for a, e in zip(arrived, ended)) / (end - begin)
+    print(f"messages of {message} B, {count} events, {len(arrived)} requests: after the peer "
+          f"has a batch, {statistics.median(answer) * 1e3:.2f} ms (median) until its answer is "
+          f"read, then {statistics.median(delete) * 1e3:.2f} ms to delete the row; "
+          f"{share:.1%} of the run is such a window")
 
 
 def main() -> None:
@@ -34,7 +86,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200_000, help="events a round may log")
     parser.add_argument("--message", type=int, default=0, help="message size of each event")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--window", action="store_true",
+        help="no kills: measure in one process how long delivered batches stay in the spool",
+    )
     args = parser.parse_args()
+    if args.window:
+        window(args.message, min(args.count, 50_000))
+        return
     rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="eventlog-dups-"))
     db = folder / "events.db"
