@@ -1,10 +1,11 @@
 """A spool path another user could read, change or redirect is refused (issue 13, item 9).
 
 The situations are real: symlinks, files and folders handed to another user
-with ``os.chown`` (uid 65534, nobody; the tests run as root), modes set with
-``chmod``.  A refused spool falls back as a read-only one does: events go from
-memory to a real TCP listener, counted as ``unsafe_path``, with one warning
-that names the path, what is wrong and what to do.
+with ``os.chown`` (uid 65534, nobody; those cases need root and skip without
+it), modes set with ``chmod``.  A refused spool falls back as a read-only one
+does: events go from memory to a real TCP listener, counted as
+``unsafe_path``, with one warning that names the path, what is wrong and what
+to do.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def _quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spool_module, "RETRY_SECONDS", 0.05)
 
 
-@pytest.fixture
-def as_root() -> None:
+def _give_away(path: Path) -> None:
+    """Make ``path`` (not what a link points to) another user's."""
     if os.geteuid() != 0:
         pytest.skip("handing a file to another user (chown) needs root")
+    os.lchown(path, NOBODY, NOBODY)
 
 
 def _deliver(db: Path, receiver: LineReceiver, prefix: str, count: int) -> eventlog.Pipeline:
@@ -78,7 +80,7 @@ def planted_symlink(base: Path) -> tuple[Path, str, Callable[[], None]]:
     target.parent.mkdir()
     db = base / "x.db"
     db.symlink_to(target)
-    os.lchown(db, NOBODY, NOBODY)
+    _give_away(db)
 
     def nothing_created() -> None:
         assert sorted(p.name for p in target.parent.iterdir()) == []  # no victim.db, -wal, -shm
@@ -102,7 +104,7 @@ def others_open_file(base: Path) -> tuple[Path, str, Callable[[], None]]:
     db = base / "x.db"
     db.write_bytes(b"")
     db.chmod(0o666)
-    os.chown(db, NOBODY, NOBODY)
+    _give_away(db)
 
     def untouched() -> None:
         info = db.stat()
@@ -139,7 +141,7 @@ def open_folder(base: Path) -> tuple[Path, str, Callable[[], None]]:
 def others_folder(base: Path) -> tuple[Path, str, Callable[[], None]]:
     folder = base / "theirs"
     folder.mkdir(mode=0o700)
-    os.chown(folder, NOBODY, NOBODY)
+    _give_away(folder)
     db = folder / "x.db"
 
     def nothing_created() -> None:
@@ -157,7 +159,7 @@ def planted_wal_in_sticky_folder(base: Path) -> tuple[Path, str, Callable[[], No
     db = folder / "x.db"
     wal = Path(f"{db}-wal")
     wal.symlink_to(target)
-    os.lchown(wal, NOBODY, NOBODY)
+    _give_away(wal)
 
     def nothing_created() -> None:
         assert not target.exists()
@@ -171,7 +173,7 @@ def planted_folder_link(base: Path) -> tuple[Path, str, Callable[[], None]]:
     real.mkdir(mode=0o700)
     link = base / "spool"
     link.symlink_to(real)
-    os.lchown(link, NOBODY, NOBODY)
+    _give_away(link)
 
     def nothing_created() -> None:
         assert list(real.iterdir()) == []
@@ -180,7 +182,6 @@ def planted_folder_link(base: Path) -> tuple[Path, str, Callable[[], None]]:
         f"owned by uid {NOBODY}", nothing_created
 
 
-@pytest.mark.usefixtures("as_root")
 @pytest.mark.parametrize(
     "case",
     [planted_symlink, own_symlink, others_open_file, world_readable_file, open_folder,
@@ -259,8 +260,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("command", ["info", "purge", "replay"])
 @pytest.mark.parametrize("case", [others_open_file, own_symlink])
 def test_spool_commands_refuse_an_unsafe_path(command: str, case: Case, tmp_path: Path) -> None:
-    if case is others_open_file and os.geteuid() != 0:
-        pytest.skip("handing a file to another user (chown) needs root")
     db, problem, check_nothing_there = case(tmp_path)
     done = _cli(command, "--db", str(db))
     assert (done.returncode, done.stdout) == (1, ""), done
