@@ -13,6 +13,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -249,6 +250,82 @@ def test_kill_9_loses_only_what_was_in_memory_and_nothing_after_flush(db: Path) 
     assert in_spool and in_spool <= after_restart  # everything that reached the spool arrived
     assert lost == expected("kill", first + rest) - reached
     assert lost <= expected("kill", rest, start=first)  # only events logged after flush()
+    assert spooled_ids(db) == []
+
+
+class CheckingListener:
+    """Acknowledges batches (the ``acked`` protocol) in a thread of the test.  Until the
+    ``kill_after``-th, each batch after the first makes it look in the spool file for the
+    events it acknowledged before: they must be gone, deleted before the next send
+    (issue 13, item 13)."""
+
+    def __init__(self, db: Path, kill_after: int) -> None:
+        self.db, self.kill_after = db, kill_after
+        self.batches: list[list[str]] = []  # acknowledged, in order
+        self.still_spooled: list[str] = []  # acknowledged ids found in the spool later
+        self.acked_enough = threading.Event()
+        self.connections_done = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            # The killed producer's connection ends in a reset, or in a line cut short.
+            with conn, contextlib.suppress(OSError, ValueError):
+                self._read(conn)
+            self.connections_done += 1
+
+    def _read(self, conn: socket.socket) -> None:
+        batch: list[str] = []
+        for line in conn.makefile("rb"):
+            if line != b"\n":
+                batch.append(json.loads(line)["id"])
+                continue
+            if len(self.batches) < self.kill_after:  # after the kill, one may be: in flight
+                acked = {i for earlier in self.batches for i in earlier}
+                self.still_spooled += [i for i in spooled_ids(self.db) if i in acked]
+            self.batches.append(batch)
+            batch = []
+            conn.sendall(b"ok\n")
+            if len(self.batches) == self.kill_after:
+                self.acked_enough.set()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_kill_9_right_after_an_ack_resends_at_most_the_batch_in_flight(db: Path) -> None:
+    listener = CheckingListener(db, kill_after=5)
+    try:
+        child = Child(
+            db=str(db), port=listener.port, transport="acked", prefix="ack", count=50_000,
+            after="sleep", pace=0.002,
+        )
+        assert listener.acked_enough.wait(60)
+        child.kill()  # the worst moment: the peer has the batch, its row may be in the file
+        wait_until(lambda: listener.connections_done == 1)  # all it sent is read
+        in_flight = set(listener.batches[-1])  # answered last: it may not have been read
+        before = len(listener.batches)
+        restarted = Child(
+            db=str(db), port=listener.port, transport="acked", prefix="ack", count=0,
+            after="flush",
+        )
+        assert restarted.wait_for("flushed")["flushed"] is True
+        restarted.finish()
+    finally:
+        listener.close()
+    got = Counter(i for batch in listener.batches for i in batch)
+    again = {i for i, n in got.items() if n > 1}
+    print(f"\nkill -9 right after the ack of batch {before}: {len(again)} events sent again "
+          f"(the batch in flight had {len(in_flight)})")
+    assert listener.still_spooled == []  # delivered rows were gone before the next send
+    assert again <= in_flight  # at most the batch whose ack the killed process had not read
+    assert max(got.values()) <= 2
     assert spooled_ids(db) == []
 
 

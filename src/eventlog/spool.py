@@ -14,9 +14,10 @@ down are released for the next one.
 
 Faults degrade, never break the application: a file that is not a readable
 SQLite database is moved aside (``<path>.corrupt-<UTC time>``) and a fresh
-spool is started; a full disk or read-only path raises
-:class:`SpoolUnavailable`, on which the engine sends the batch from memory
-until the spool can be written again.
+spool is started; a full disk, a read-only path or a path another user could
+read, change or redirect (:func:`check_path`) raises :class:`SpoolUnavailable`,
+on which the engine sends the batch from memory until the spool can be used
+again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -126,7 +128,8 @@ class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
     """The spool cannot be written now (disk full, read-only, locked ...).
 
     ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
-    ``io_error``, ``locked``, ``unopenable``.
+    ``io_error``, ``locked``, ``unopenable``, ``unsafe_path`` (another user
+    could read, change or redirect the spool: see :func:`check_path`).
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -218,13 +221,164 @@ def _is_corruption(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
+# ---------------------------------------------------------------- path safety
+#
+# The spool may be opened by root, in a folder other users can write (/tmp).  As
+# OpenSSH does with its StrictModes, nothing there is used unless only this user
+# (or root) could have put it there: no symlink planted by another user on the
+# way, folders that only root or this user may change (or sticky ones, where
+# nobody removes another's file), and files that are this user's alone.  A path
+# that fails is refused (SpoolUnavailable, reason ``unsafe_path``): the engine
+# then sends from memory, as for a read-only path, and tries again every second.
+
+#: Files SQLite keeps next to the spool: checked like the spool itself when present.
+SQLITE_SIBLINGS = ("-wal", "-shm", "-journal")
+
+
+def _unsafe(problem: str, remedy: str) -> SpoolUnavailable:
+    return SpoolUnavailable("unsafe_path", f"{problem}; {remedy}")
+
+
+def _check_file(path: str, st: os.stat_result) -> None:
+    """Refuse a file that is not a regular file of this user with one name, kept from others."""
+    me = os.geteuid()
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise _unsafe(
+            f"{path} is a symlink to {target}",
+            "name the file itself in EVENTLOG_DB, not a link to it",
+        )
+    if not stat.S_ISREG(st.st_mode):
+        raise _unsafe(f"{path} is not a regular file", "remove it or choose another path")
+    if st.st_uid != me:
+        raise _unsafe(
+            f"{path} is owned by uid {st.st_uid}, not {me} (the user this process runs as), "
+            "so that user could read or change every event",
+            f"remove it, or if it is yours: chown {me} {path} && chmod 600 {path}",
+        )
+    # As PostgreSQL with its data folder: the group may read (0640, a deliberate choice
+    # SQLite copies to -wal and -shm), but nobody else may write, and others not even read.
+    if st.st_mode & 0o027:
+        who = "other users may change" if st.st_mode & 0o022 else "every user may read"
+        raise _unsafe(
+            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: {who} the events",
+            f"chmod 600 {path}",
+        )
+    if st.st_nlink != 1:
+        raise _unsafe(
+            f"{path} has {st.st_nlink} names (hard links), one of them possibly another "
+            "user's", "remove it and let eventlog create a fresh spool",
+        )
+
+
+def _check_links(path: str) -> None:
+    """Refuse a folder on the way that is a symlink owned by another user (planted there)."""
+    me = os.geteuid()
+    current = os.path.dirname(path)
+    folders = []
+    while current != os.path.dirname(current):
+        folders.append(current)
+        current = os.path.dirname(current)
+    for folder in reversed(folders):
+        try:
+            st = os.lstat(folder)
+        except FileNotFoundError:
+            return  # what is missing is made by this process
+        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
+            raise _unsafe(
+                f"the folder {folder} in the spool path is a symlink to "
+                f"{os.readlink(folder)} owned by uid {st.st_uid}, another user",
+                "remove the link, or name a path without it in EVENTLOG_DB",
+            )
+
+
+def _check_folders(folder: str) -> None:
+    """Refuse a folder (or one above it) that another user may change.
+
+    Owned by root or this user; writable by others only if sticky (like /tmp),
+    where nobody can remove or rename another user's file.
+    """
+    me = os.geteuid()
+    current = os.path.realpath(folder)
+    while True:
+        st = os.stat(current)
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid not in (0, me):
+            raise _unsafe(
+                f"the spool folder {current} is owned by uid {st.st_uid}, not by root or "
+                f"uid {me} (the user this process runs as), so that user could swap the spool",
+                f"chown {me} {current}, or choose a folder of this user in EVENTLOG_DB",
+            )
+        if mode & 0o022 and not mode & stat.S_ISVTX:
+            raise _unsafe(
+                f"the spool folder {current} has mode {mode:04o}: other users may replace "
+                "the files in it", f"chmod go-w {current} (or chmod +t {current})",
+            )
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
+def _open_own(path: str) -> int:
+    """Open ``path`` read-write, creating it with mode 0600 when missing; refuse what is not ours.
+
+    O_EXCL with O_NOFOLLOW makes a new file here, never at a link's target, and
+    O_NOFOLLOW fails on a link; the checks look at the file opened (fstat) and
+    lstat confirms the path still names it.
+    """
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _check_file(path, os.lstat(path))  # says what is wrong: a link, another's file
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # became a link since the lstat
+                _check_file(path, os.lstat(path))
+            raise
+    else:
+        os.fchmod(fd, 0o600)  # whatever the umask: SQLite gives its -wal and -shm this mode
+    try:
+        opened = os.fstat(fd)
+        _check_file(path, opened)
+        named = os.lstat(path)
+        if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
+            raise _unsafe(f"{path} was replaced while it was opened", "check who writes there")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_path(path: str) -> None:
+    """Refuse a spool path another user could read, change or redirect (see above).
+
+    Raises :class:`SpoolUnavailable` with reason ``unsafe_path`` and a message
+    that says what is wrong and what to do.
+    """
+    path = os.path.abspath(path)
+    _check_links(path)
+    _check_folders(os.path.dirname(path))
+    for name in (path, *(path + suffix for suffix in SQLITE_SIBLINGS)):
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        _check_file(name, st)
+
+
 # ---------------------------------------------------------------- opening
 
 
 @contextlib.contextmanager
 def _path_lock(path: str) -> Iterator[None]:
     """Serialise opening, checking and moving aside among processes on one path."""
-    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open_own(path + ".lock")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -255,8 +409,10 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     Raises :class:`SpoolCorrupt` when the file is not a readable SQLite
     spool, ``OSError``/``sqlite3.Error`` when it cannot be opened at all.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # SQLite gives its WAL the same mode
-    os.close(fd)
+    os.close(_open_own(path))  # created 0600 here, or checked: ours, private, not a link
+    for suffix in SQLITE_SIBLINGS:  # SQLite opens these by name, following links
+        with contextlib.suppress(FileNotFoundError):
+            _check_file(path + suffix, os.lstat(path + suffix))
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
     try:
@@ -287,6 +443,12 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             raise sqlite3.OperationalError(f"cannot use WAL mode here (journal_mode={mode})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA journal_size_limit = 4194304")  # truncate the WAL after checkpoints
+        # Where SQLite is built with SECURE_DELETE (Debian's is), deleting a delivered row
+        # would write zeros over every page of its payloads: as much I/O as the INSERT,
+        # while the batch is delivered but still in the file (a kill -9 then sends it
+        # again).  FAST zeroes what costs no extra I/O; freed pages keep old payloads until
+        # reused or vacuumed, in a file only this user may read (check_path), as they were.
+        conn.execute("PRAGMA secure_delete = FAST")
         if fresh or not conn.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'batches'"
         ).fetchone():
@@ -307,8 +469,10 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
 
 def open_database(path: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Connection, str | None]:
     """Open the spool file, moving a damaged one aside; return it and the moved name (or None)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.abspath(path)
+    _check_links(path)  # before makedirs, which would follow a planted link
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    check_path(path)
     with _path_lock(path):
         try:
             return _connect(path, synchronous), None
@@ -360,7 +524,10 @@ class SQLiteSpool:
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
-        self._seq_of: dict[str, int] = {}  # id -> seq of the rows the last pending() returned
+        # What the last pending() returned, and for each of its rows (seq, start, end) in it:
+        # remove() of that very list deletes its rows without looking at each event.
+        self._batch: list[Record] = []
+        self._batch_rows: list[tuple[int, int, int]] = []
         self._events_of: dict[int, int] = {}  # seq -> events, of those rows
         self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
         self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
@@ -402,10 +569,16 @@ class SQLiteSpool:
         if _is_corruption(exc):
             self._recover_corruption(exc)
             raise SpoolUnavailable("corrupt", f"spool {self.path} was corrupt: {exc}")
-        reason = _classify(exc)
+        reason = exc.reason if isinstance(exc, SpoolUnavailable) else _classify(exc)
         if reason == "io_error":
             reason = _filesystem_state(self.path) or reason
-        if self._unavailable is None:
+        if self._unavailable is None and reason == "unsafe_path":
+            log.warning(
+                "the spool %s is refused: %s. Events are sent from memory (lost if the process "
+                "dies) until it is fixed; it is checked again every %g s",
+                self.path, exc, RETRY_SECONDS,
+            )
+        elif self._unavailable is None:
             log.warning(
                 "the spool %s cannot be written (%s: %s while trying to %s); events are "
                 "sent from memory (lost if the process dies) until it can be written again",
@@ -420,7 +593,7 @@ class SQLiteSpool:
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-        self._seq_of.clear()
+        self._batch, self._batch_rows = [], []
         self._events_of.clear()
         self._unremoved.clear()
         self._own.clear()
@@ -567,12 +740,12 @@ class SQLiteSpool:
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc, "read pending events")
         batch: list[Record] = []
-        self._seq_of = seq_of = {}
+        rows = []
         for seq in chosen:
             records = recent.get(seq) or loaded.get(seq) or []  # [] if purged meanwhile
-            for record in records:
-                seq_of[record.id] = seq
+            rows.append((seq, len(batch), len(batch) + len(records)))
             batch.extend(records)
+        self._batch, self._batch_rows = batch, rows
         return batch, False
 
     def _remember(self, seq: int, records: list[Record]) -> None:
@@ -582,13 +755,21 @@ class SQLiteSpool:
             del recent[next(iter(recent))]
 
     def remove(self, records: Sequence[Record]) -> None:
-        """Delete what was delivered (or given up): the rows ``pending`` returned it from."""
-        seq_of = self._seq_of
-        seqs = {seq_of[r.id] for r in records if r.id in seq_of}
+        """Delete what was delivered (or given up): the rows ``pending`` returned it from.
+
+        Called right after the peer acknowledged the batch: until this DELETE
+        commits, a ``kill -9`` makes the next run send the batch again.
+        """
+        rows, batch = self._batch_rows, self._batch
+        if records is batch:  # the whole batch, as the engine removes it: nothing per event
+            done, self._batch, self._batch_rows = rows, [], []
+        else:  # a part of it: the rows its events came from
+            ids = {record.id for record in records}
+            done = [row for row in rows if any(r.id in ids for r in batch[row[1] : row[2]])]
+            self._batch_rows = [row for row in rows if row not in done]
+        seqs = [seq for seq, _, _ in done]
         if not seqs:
             return
-        for record in records:
-            seq_of.pop(record.id, None)
         with self._lock:
             for seq in seqs:
                 self._unremoved[seq] = self._events_of.get(seq, 0)
@@ -643,7 +824,7 @@ class SQLiteSpool:
             _inherited.append(self._conn)
             self._conn = None
         self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
-        self._seq_of = {}
+        self._batch, self._batch_rows = [], []
         self._events_of = {}
         self._unremoved = {}
         self._recent = {}
@@ -696,7 +877,7 @@ class SQLiteSpool:
                 )
         if self.max_age:
             cutoff = time.time() - self.max_age
-            in_flight = set(self._seq_of.values())
+            in_flight = {seq for seq, _, _ in self._batch_rows}
             old = [
                 (seq, events)
                 for seq, events in conn.execute(
@@ -742,7 +923,7 @@ class SQLiteSpool:
         if excess <= 0:
             return
         excess += self.max_bytes // 10  # some room, so the next batch does not evict again
-        in_flight = set(self._seq_of.values())
+        in_flight = {seq for seq, _, _ in self._batch_rows}
         doomed: list[int] = []
         freed = 0
         for seq, size in conn.execute(

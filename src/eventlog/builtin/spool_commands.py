@@ -32,9 +32,25 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def _refused(command: str, db: str) -> bool:
+    """Say so and return True when the spool path is not safe to open (as the engine checks)."""
+    from eventlog.spool import SpoolUnavailable, check_path
+
+    try:
+        check_path(db)
+    except SpoolUnavailable as exc:
+        print(f"eventlog spool {command}: refused: {exc}", file=sys.stderr)
+        return True
+    except OSError:
+        pass  # a missing folder: "no spool at ..." says it better
+    return False
+
+
 def _info(args: argparse.Namespace) -> int:
     from eventlog.spool import inspect
 
+    if _refused("info", args.db):
+        return 1
     try:
         info = inspect(args.db)
     except FileNotFoundError:
@@ -81,6 +97,8 @@ def _replay(args: argparse.Namespace) -> int:
     from eventlog.engine import Pipeline
     from eventlog.spool import SQLiteSpool, inspect
 
+    if _refused("replay", args.db):
+        return 1
     if not os.path.exists(args.db):
         print(f"eventlog spool replay: no spool at {args.db}", file=sys.stderr)
         return 1
@@ -118,6 +136,8 @@ def _replay(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from eventlog.spool import purge
 
+    if _refused("purge", args.db):
+        return 1
     if not os.path.exists(args.db):
         print(f"eventlog spool purge: no spool at {args.db}", file=sys.stderr)
         return 1
