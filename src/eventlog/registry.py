@@ -34,6 +34,7 @@ EXTRAS: dict[str, str] = {
     "capnp": "capnp",
     "capnp-packed": "capnp",
     "http": "http",
+    "nats": "nats",
 }
 
 Kind = Literal["formatter", "transport", "enricher"]
