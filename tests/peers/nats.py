@@ -23,6 +23,8 @@ from typing import Any
 from tests.peers import free_port, missing
 
 SERVER = "nats-server"
+#: Messages per fetch when reading a stream back (each fetch acknowledges the one before).
+FETCH = 1000
 
 
 def require_nats_server() -> str:
@@ -192,12 +194,15 @@ async def _stream_messages(servers: Sequence[str], stream: str) -> list[tuple[st
         await js.add_consumer(
             stream,
             ConsumerConfig(
-                durable_name=name, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.ALL
+                durable_name=name,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.ALL,
+                max_ack_pending=FETCH,
             ),
         )
         sub = await js.pull_subscribe_bind(durable=name, stream=stream)
         while len(found) < total:
-            msgs = await sub.fetch(batch=min(5000, total - len(found)), timeout=10)
+            msgs = await sub.fetch(batch=min(FETCH, total - len(found)), timeout=10)
             for msg in msgs:
                 found.append((msg.subject, (msg.headers or {}).get("Nats-Msg-Id", ""), msg.data))
             await msgs[-1].ack()
