@@ -66,6 +66,7 @@ CLOSE_TIMEOUT = 2.0
 SUBJECT_CACHE = 4096
 
 _SUBJECT_UNSAFE = re.compile(r"[\s*>]")
+_DUPLICATE = re.compile(rb'"duplicate":\s*true')
 
 
 @dataclass
@@ -122,6 +123,43 @@ def action_subject(prefix: str, action: str) -> str:
     return ".".join([prefix, *tokens]) if prefix else ".".join(tokens)
 
 
+#: What an ack said, when it was not an error.
+ACKED, DUPLICATE = object(), object()
+
+
+class _Acks:
+    """The acks of one batch: a result per published record, and a future set when all arrived."""
+
+    __slots__ = ("done", "missing", "records", "results", "sealed")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.records: list[Record] = []
+        self.results: list[object] = []  # None (waiting), ACKED, DUPLICATE or the exception
+        self.missing = 0
+        self.sealed = False  # every message of the batch is published: 'done' may be set
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def add(self, record: Record) -> int:
+        self.records.append(record)
+        self.results.append(None)
+        self.missing += 1
+        return len(self.records) - 1
+
+    def arrived(self, index: int, result: object) -> None:
+        if self.results[index] is None:
+            self.results[index] = result
+            self.missing -= 1
+            self._check()
+
+    def seal(self) -> None:
+        self.sealed = True
+        self._check()
+
+    def _check(self) -> None:
+        if self.sealed and self.missing == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
 class EventLoopThread:
     """One asyncio event loop running in a daemon thread, fed from other threads."""
 
@@ -171,7 +209,8 @@ class NatsTransport(Transport):
         self._js: JetStreamContext | None = None
         self._lost: asyncio.Event | None = None
         self._inbox = ""
-        self._acks: dict[str, asyncio.Future[PubAck]] = {}
+        #: Publishes waiting for their ack, by the last token of their reply subject.
+        self._acks: dict[str, tuple[_Acks, int]] = {}
         self._sequence = 0
         self._errors: list[BaseException] = []
         #: The stream's name and subject filters, read at open().
@@ -348,11 +387,11 @@ class NatsTransport(Transport):
         """Write every message, then wait for all their acks (pipelined: one wait per batch)."""
         nc, lost = self._nc, self._lost
         assert nc is not None and lost is not None
-        loop = asyncio.get_running_loop()
         refused: list[tuple[Record, str]] = []
-        pending: list[tuple[Record, asyncio.Future[PubAck]]] = []
         config = self.config
         expected = {"Nats-Expected-Stream": config.stream} if config.stream else {}
+        acks = _Acks(asyncio.get_running_loop())
+        inbox, waiting = self._inbox, self._acks
         try:
             for record in batch:
                 subject = config.subject
@@ -372,85 +411,83 @@ class NatsTransport(Transport):
                     break
                 self._sequence += 1
                 token = str(self._sequence)
-                future: asyncio.Future[PubAck] = loop.create_future()
-                self._acks[token] = future
-                pending.append((record, future))
+                waiting[token] = (acks, acks.add(record))
                 await nc.publish(
                     subject,
                     record.payload,
-                    reply=f"{self._inbox}.{token}",
+                    reply=f"{inbox}.{token}",
                     headers={"Nats-Msg-Id": record.id, **expected},
                 )
-            acks = await self._await_acks(pending, len(batch))
+            acks.seal()
+            await self._await_acks(acks, len(batch))
         finally:
-            self._acks.clear()  # an ack of this batch that comes later is ignored
+            waiting.clear()  # an ack of this batch that comes later is ignored
         failure: BaseException | None = None
-        for (record, _), ack in zip(pending, acks):
-            if isinstance(ack, PubAck):
+        for record, result in zip(acks.records, acks.results):
+            if result is ACKED or result is DUPLICATE:
                 counts.acked += 1
-                if ack.duplicate:
+                if result is DUPLICATE:
                     counts.duplicates += 1  # stored before (a resend): the store dropped it
                 continue
-            reason = self._refusal(ack)
+            assert isinstance(result, BaseException)
+            reason = self._refusal(result)
             if reason is not None:
                 refused.append((record, reason))
             elif failure is None:
-                failure = ack
+                failure = result
         if failure is not None:
             raise self._send_failure(failure, len(batch))
         return refused
 
     async def _on_ack(self, msg: Msg) -> None:
-        """JetStream's answer to one publish: a PubAck, an API error, or 'no responders'."""
-        future = self._acks.pop(msg.subject.rpartition(".")[2], None)
-        if future is None or future.done():
+        """JetStream's answer to one publish: an ack, an API error, or 'no responders'."""
+        found = self._acks.pop(msg.subject.rpartition(".")[2], None)
+        if found is None:
             return
+        acks, index = found
+        data = msg.data
+        result: object
         if msg.headers and msg.headers.get("Status") == "503":
-            future.set_exception(nats.js.errors.NoStreamResponseError())
-            return
-        try:
-            answer = json.loads(msg.data)
-            error = answer.get("error")
-            if error is not None:
-                # Built here: nats-py's APIError.from_error raises instead of returning
-                # (nats-io/nats.py#985), which is why publish_async is not used.
-                future.set_exception(nats.js.errors.APIError(
-                    code=error.get("code"),
-                    description=error.get("description"),
-                    err_code=error.get("err_code"),
-                ))
-            else:
-                future.set_result(PubAck.from_response(answer))
-        except (ValueError, TypeError, AttributeError) as exc:
-            future.set_exception(exc)
+            result = nats.js.errors.NoStreamResponseError()
+        elif data.startswith(b'{"stream":') and b'"error"' not in data:
+            # The common answer, read without a JSON decode: {"stream":"S", "seq":N} with
+            # ,"duplicate": true for a message stored before (spacing differs between versions).
+            result = DUPLICATE if _DUPLICATE.search(data) else ACKED
+        else:
+            try:
+                answer = json.loads(data)
+                error = answer.get("error")
+                if error is None:
+                    result = DUPLICATE if PubAck.from_response(answer).duplicate else ACKED
+                else:
+                    # Built here: nats-py's APIError.from_error raises instead of returning
+                    # (nats-io/nats.py#985), which is why publish_async is not used.
+                    result = nats.js.errors.APIError(
+                        code=error.get("code"),
+                        description=error.get("description"),
+                        err_code=error.get("err_code"),
+                    )
+            except (ValueError, TypeError, AttributeError) as exc:
+                result = exc
+        acks.arrived(index, result)
 
-    async def _await_acks(
-        self, pending: list[tuple[Record, asyncio.Future[PubAck]]], total: int
-    ) -> list[Any]:
-        """Each publish's PubAck or exception; raises when the connection went or time ran out."""
+    async def _await_acks(self, acks: _Acks, total: int) -> None:
+        """Return once every ack of ``acks`` arrived; raise when the connection went or time ran out."""
         lost = self._lost
         assert lost is not None
         if lost.is_set():
             raise self._lost_error(0, total)
-        if not pending:
-            return []
-        acks = asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+        if acks.missing == 0:
+            return
         lost_wait = asyncio.ensure_future(lost.wait())
-        waits: set[asyncio.Future[Any]] = {acks, lost_wait}
+        waits: set[asyncio.Future[Any]] = {acks.done, lost_wait}
         try:
-            await asyncio.wait(
-                waits,
-                timeout=self.config.ack_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait(waits, timeout=self.config.ack_timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost_wait.cancel()
-        if acks.done():
-            return list(acks.result())
-        acks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await acks  # retrieved: no "exception was never retrieved" at exit
-        arrived = sum(1 for _, future in pending if future.done() and not future.cancelled())
+        if acks.missing == 0:
+            return
+        arrived = len(acks.results) - acks.missing
         if lost.is_set():
             raise self._lost_error(arrived, total)
         raise SendTimeout(
