@@ -310,8 +310,14 @@ class NatsTransport(Transport):
                 "(EVENTLOG_NATS_SUBJECT): create one (nats stream add --subjects ...) or set "
                 "EVENTLOG_NATS_SUBJECT to a subject a stream captures; events wait in the meantime"
             ) from None
-        except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError,
-                nats.js.errors.NoStreamResponseError):
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
+                nats.js.errors.ServiceUnavailableError) as exc:
+            description = getattr(exc, "description", None)
+            if description:  # an answer from JetStream itself, e.g. while a cluster elects
+                raise TransportError(
+                    f"JetStream at {self.connected_url} is unavailable ({description}); retrying"
+                ) from None
+            # No one answers the JetStream API (a bare 503 status): it is not enabled.
             raise TransportError(
                 f"the NATS server at {self.connected_url} has no JetStream "
                 "(start it with -js, or jetstream {} in its configuration)"
@@ -376,10 +382,10 @@ class NatsTransport(Transport):
             ) from None
         except TransportError:
             raise
-        except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError,
-                nats.errors.StaleConnectionError, OSError) as exc:
+        except (nats.errors.Error, OSError) as exc:
+            # Closed or stale connection, full client buffer: the batch goes again.
             raise ConnectError(
-                f"the connection to {self.connected_url} was lost while publishing: "
+                f"the connection to {self.connected_url} failed while publishing: "
                 f"{_describe(exc)}; the batch is sent again"
             ) from None
 
