@@ -172,6 +172,23 @@ def test_a_cluster_address_list_skips_a_dead_server(server: NatsServer) -> None:
     assert stream_ids([server.url], STREAM) == sent
 
 
+def test_a_killed_server_fails_the_batch_as_a_lost_connection_not_an_ack_timeout(
+    server: NatsServer,
+) -> None:
+    # With an ack timeout far beyond the test's, only noticing the lost connection can pass.
+    transport, formatter = make_transport(settings(server, nats_ack_timeout=600))
+    transport.open()
+    try:
+        transport.send(make_records(2, formatter))
+        server.kill()
+        with pytest.raises(ConnectError) as caught:
+            transport.send(make_records(2, formatter, prefix="after"))
+    finally:
+        transport.close()
+    assert caught.value.retryable
+    assert server.url in str(caught.value) or f":{server.port}" in str(caught.value)
+
+
 # ---------------------------------------------------------------- JetStream's errors, mapped
 
 
@@ -205,6 +222,35 @@ def test_a_stream_that_does_not_capture_the_subject_is_named(server: NatsServer)
     error = _open_error(settings(server, nats_stream="OTHER"))
     assert error.retryable
     assert "'OTHER'" in str(error) and "'eventlog'" in str(error) and "['other']" in str(error)
+
+
+def test_a_subject_moved_to_another_stream_is_retried_naming_the_setting(
+    server: NatsServer,
+) -> None:
+    from tests.peers.nats import run
+
+    async def move() -> None:  # the subject now belongs to another stream
+        import nats
+        from nats.js.api import StreamConfig
+
+        nc = await nats.connect(server.url)
+        try:
+            await nc.jetstream().delete_stream(STREAM)
+            await nc.jetstream().add_stream(StreamConfig(name="MOVED", subjects=["eventlog"]))
+        finally:
+            await nc.close()
+
+    transport, formatter = make_transport(settings(server, nats_stream=STREAM))
+    transport.open()
+    try:
+        run(move())
+        with pytest.raises(TransportError) as caught:
+            transport.send(make_records(2, formatter))
+    finally:
+        transport.close()
+    assert caught.value.retryable
+    assert "EVENTLOG_NATS_STREAM = 'EVENTS'" in str(caught.value)
+    assert stream_ids([server.url], "MOVED") == []
 
 
 def test_a_server_without_jetstream_is_named(tmp_path: Path) -> None:
