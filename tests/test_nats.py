@@ -356,7 +356,10 @@ def test_token(tmp_path: Path) -> None:
 
 
 def test_nkey_seed_file(tmp_path: Path) -> None:
-    nkeys = pytest.importorskip("nkeys")
+    try:
+        import nkeys
+    except ImportError:
+        missing("nkeys", "the nkeys package is not installed (noxfile.py's TEST_DEPS has it)")
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(seed).public_key.decode()
     seed_file = tmp_path / "user.nk"
