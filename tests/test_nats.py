@@ -388,6 +388,36 @@ def test_nkey_seed_file(tmp_path: Path) -> None:
     assert len(sent) == 4
 
 
+def test_creds_file(tmp_path: Path) -> None:
+    try:
+        import nkeys  # noqa: F401
+    except ImportError:
+        missing("nkeys", "the nkeys package is not installed (noxfile.py's TEST_DEPS has it)")
+    from tests.peers.nats import operator_mode, run
+
+    config, creds, stranger = operator_mode(tmp_path / "jwt")
+    peer = NatsServer(tmp_path, extra=config).start()
+    try:
+        async def create() -> None:
+            import nats
+            from nats.js.api import StreamConfig
+
+            nc = await nats.connect(peer.url, user_credentials=str(creds))
+            try:
+                await nc.jetstream().add_stream(StreamConfig(name=STREAM, subjects=["eventlog"]))
+            finally:
+                await nc.close()
+
+        run(create())
+        sent = send(settings(peer, nats_creds=str(creds)), 3)
+        error = _open_error(settings(peer, nats_creds=str(stranger)))
+        assert isinstance(error, AuthError) and "EVENTLOG_NATS_USER" in str(error)
+        stored = stream_messages([peer.url], STREAM, user_credentials=str(creds))
+    finally:
+        peer.kill()
+    assert [msg_id for _, msg_id, _ in stored] == sent
+
+
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
     ca = make_ca(tmp_path / "ca")

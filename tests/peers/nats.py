@@ -178,11 +178,13 @@ def add_stream(servers: Sequence[str], name: str, subjects: list[str], **config:
     run(_add_stream(servers, name, subjects, **config))
 
 
-async def _stream_messages(servers: Sequence[str], stream: str) -> list[tuple[str, str, bytes]]:
+async def _stream_messages(
+    servers: Sequence[str], stream: str, **connect: Any
+) -> list[tuple[str, str, bytes]]:
     import nats
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-    nc = await nats.connect(servers=list(servers), connect_timeout=2)
+    nc = await nats.connect(servers=list(servers), connect_timeout=2, **connect)
     try:
         js = nc.jetstream(timeout=10)
         total = (await js.stream_info(stream)).state.messages
@@ -213,9 +215,14 @@ async def _stream_messages(servers: Sequence[str], stream: str) -> list[tuple[st
         await nc.close()
 
 
-def stream_messages(servers: Sequence[str], stream: str) -> list[tuple[str, str, bytes]]:
-    """Every message of ``stream``, in stream order: (subject, Nats-Msg-Id, payload)."""
-    result: list[tuple[str, str, bytes]] = run(_stream_messages(servers, stream), 120)
+def stream_messages(
+    servers: Sequence[str], stream: str, **connect: Any
+) -> list[tuple[str, str, bytes]]:
+    """Every message of ``stream``, in stream order: (subject, Nats-Msg-Id, payload).
+
+    ``connect``: more keywords for ``nats.connect`` (credentials).
+    """
+    result: list[tuple[str, str, bytes]] = run(_stream_messages(servers, stream, **connect), 120)
     return result
 
 
@@ -227,3 +234,86 @@ def stream_ids(servers: Sequence[str], stream: str) -> list[str]:
         assert msg_id == event_id, f"Nats-Msg-Id {msg_id!r} is not the event's id {event_id!r}"
         ids.append(event_id)
     return ids
+
+
+# ---------------------------------------------------------------- operator mode (JWT, .creds)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt(claims: dict[str, Any], signer: Any) -> str:
+    """A NATS JWT (ed25519-nkey), signed by ``signer``, an nkeys KeyPair."""
+    import base64
+    import hashlib
+
+    claims = {**claims, "iat": int(time.time())}
+    digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
+    head = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{_b64(signer.sign(f'{head}.{body}'.encode()))}"
+
+
+def _keypair(prefix: int) -> tuple[bytes, Any, str]:
+    import os
+
+    import nkeys
+
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    pair = nkeys.from_seed(seed)
+    return seed, pair, pair.public_key.decode()
+
+
+def _creds(path: Path, account: Any, account_public: str) -> Path:
+    import nkeys
+
+    seed, _, public = _keypair(nkeys.PREFIX_BYTE_USER)
+    user = {"type": "user", "version": 2, "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1}
+    token = _jwt({"iss": account_public, "sub": public, "name": path.stem, "nats": user}, account)
+    path.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{token}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def operator_mode(root: Path) -> tuple[str, Path, Path]:
+    """Server configuration for JWT authentication (operator, system account, one account
+    with JetStream), a .creds file of a user of that account, and one of an unknown account."""
+    import nkeys
+
+    _, operator, operator_public = _keypair(nkeys.PREFIX_BYTE_OPERATOR)
+    _, account, account_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    _, _, system_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    _, stranger, stranger_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+              "wildcards": True, "conn": -1, "leaf": -1}
+    jetstream = {**limits, "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
+
+    def account_jwt(public: str, name: str, account_limits: dict[str, Any]) -> str:
+        claims = {"type": "account", "version": 2, "limits": account_limits}
+        return _jwt({"iss": operator_public, "sub": public, "name": name, "nats": claims}, operator)
+
+    operator_claims = {"type": "operator", "version": 2}
+    operator_jwt = _jwt(
+        {"iss": operator_public, "sub": operator_public, "name": "test", "nats": operator_claims},
+        operator,
+    )
+    config = (
+        f'operator: "{operator_jwt}"\n'
+        f"system_account: {system_public}\n"
+        "resolver: MEMORY\n"
+        f'resolver_preload: {{ {account_public}: "{account_jwt(account_public, "app", jetstream)}", '
+        f'{system_public}: "{account_jwt(system_public, "SYS", limits)}" }}\n'
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    return (
+        config,
+        _creds(root / "writer.creds", account, account_public),
+        _creds(root / "stranger.creds", stranger, stranger_public),
+    )
