@@ -321,6 +321,31 @@ def test_an_event_larger_than_the_stream_takes_is_refused_alone(tmp_path: Path) 
         peer.kill()
 
 
+def test_an_event_that_fits_max_payload_only_without_its_headers_is_refused_alone(
+    tmp_path: Path,
+) -> None:
+    # The server closes a connection whose message passes max_payload (headers included):
+    # such an event must be refused before it is written, not close the connection.
+    peer = NatsServer(tmp_path, extra="max_payload: 2048").start()
+    try:
+        add_stream([peer.url], STREAM, ["eventlog"])
+        transport, formatter = make_transport(settings(peer, nats_stream=STREAM))
+        small = make_records(2, formatter)
+        edge = small[0]._replace(id="f" * 32, payload=b"x" * 2000)
+        transport.open()
+        try:
+            refused = transport.send([small[0], edge, small[1]])
+            transport.send(make_records(1, formatter, prefix="after"))  # the connection lives
+        finally:
+            transport.close()
+        assert refused is not None and [(r.id, why.split(":")[0]) for r, why in refused] == [
+            (edge.id, "too_large")
+        ]
+        assert stream_ids([peer.url], STREAM)[:2] == [r.id for r in small]
+    finally:
+        peer.kill()
+
+
 # ---------------------------------------------------------------- credentials and TLS
 
 

@@ -58,8 +58,9 @@ STORE_FAILED = 10077  # JSStreamStoreFailedF: "maximum messages/bytes exceeded" 
 WRONG_STREAM = 10060  # JSStreamNotMatchErr: Nats-Expected-Stream differs from the stream found
 INSUFFICIENT_RESOURCES = 10023  # JSInsufficientResourcesErr: the server is out of storage
 
-#: Bytes of the message headers around ``Nats-Msg-Id`` (NATS/1.0 line, names, separators).
-HEADER_BYTES = 96
+#: Bytes of the message headers besides the values (NATS/1.0 line, names, separators), rounded
+#: up: the server closes a connection that sends more than its max_payload, headers included.
+HEADER_BYTES = 80
 #: Seconds close() gives the client to say goodbye, and the loop's thread to end.
 CLOSE_TIMEOUT = 2.0
 #: Most subjects remembered for ``subject_mode=action`` (actions are few; a bug must not grow it).
@@ -396,6 +397,7 @@ class NatsTransport(Transport):
         refused: list[tuple[Record, str]] = []
         config = self.config
         expected = {"Nats-Expected-Stream": config.stream} if config.stream else {}
+        header_bytes = HEADER_BYTES + len(config.stream or "")
         acks = _Acks(asyncio.get_running_loop())
         inbox, waiting = self._inbox, self._acks
         try:
@@ -406,7 +408,7 @@ class NatsTransport(Transport):
                     if self._subject(subject) is None:
                         refused.append((record, self._not_captured(subject)))
                         continue
-                size = len(record.payload) + len(record.id) + HEADER_BYTES
+                size = len(record.payload) + len(record.id) + header_bytes
                 if size > self._max_payload:
                     refused.append((record, (
                         f"too_large: the event is {size} bytes with its headers, more than the "
