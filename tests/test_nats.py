@@ -515,6 +515,26 @@ def test_configuration_errors_name_the_setting(given: dict[str, Any], message: s
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("subject", "pattern", "captured"),
+    [
+        ("app.a.b", "app.>", True),
+        ("app", "app.>", False),
+        ("app.a", "app.*", True),
+        ("app.a.b", "app.*", False),
+        ("app.a.b", "app.*.b", True),
+        ("app.a.b", "*.*.*", True),
+        ("app.a.b", ">", True),
+        ("other.a", "app.>", False),
+        ("app.a", "app.a", True),
+    ],
+)
+def test_subject_matching_follows_nats_wildcards(subject: str, pattern: str, captured: bool) -> None:
+    from eventlog_nats.transport import subject_matches
+
+    assert subject_matches(subject, pattern) is captured
+
+
 def test_host_and_port_are_the_default_server() -> None:
     transport, _ = make_transport({"transport": "nats", "host": "127.0.0.1", "port": 4333})
     assert transport.config.servers == ("nats://127.0.0.1:4333",)  # type: ignore[attr-defined]
