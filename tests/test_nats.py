@@ -1,4 +1,4 @@
-"""The ``nats`` transport against real nats-server processes with JetStream (tests/peers/nats.py).
+"""The ``nats`` transport against real nats-server processes with JetStream (tests/peers/nats_server.py).
 
 Every test publishes real events and reads the stream back with a consumer:
 counts and ids are what JetStream stored.  The cluster test kills a server and
@@ -25,7 +25,7 @@ from eventlog import ConfigurationError, Event
 from eventlog.interfaces import AuthError, ConnectError, TransportError
 from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
 from tests.peers import missing
-from tests.peers.nats import (
+from tests.peers.nats_server import (
     NatsServer,
     add_stream,
     require_nats_server,
@@ -109,7 +109,7 @@ class TestNatsConformance(TransportConformance):
         # Every event is larger than the stream takes: JetStream refuses each one for good.
         from nats.js.api import StreamConfig
 
-        from tests.peers.nats import run
+        from tests.peers.nats_server import run
 
         async def shrink() -> None:
             import nats
@@ -227,7 +227,7 @@ def test_a_stream_that_does_not_capture_the_subject_is_named(server: NatsServer)
 def test_a_subject_moved_to_another_stream_is_retried_naming_the_setting(
     server: NatsServer,
 ) -> None:
-    from tests.peers.nats import run
+    from tests.peers.nats_server import run
 
     async def move() -> None:  # the subject now belongs to another stream
         import nats
@@ -391,7 +391,7 @@ def test_nkey_seed_file(tmp_path: Path) -> None:
     seed_file.write_bytes(seed + b"\n")
     peer = _auth_server(tmp_path, f'authorization {{ users: [ {{ nkey: "{public}" }} ] }}')
     try:
-        from tests.peers.nats import run
+        from tests.peers.nats_server import run
 
         async def create() -> None:
             import nats
@@ -418,7 +418,7 @@ def test_creds_file(tmp_path: Path) -> None:
         import nkeys  # noqa: F401
     except ImportError:
         missing("nkeys", "the nkeys package is not installed (noxfile.py's TEST_DEPS has it)")
-    from tests.peers.nats import operator_mode, run
+    from tests.peers.nats_server import operator_mode, run
 
     config, creds, stranger = operator_mode(tmp_path / "jwt")
     peer = NatsServer(tmp_path, extra=config).start()
@@ -459,7 +459,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
 def test_tls_with_verification(tls_server: tuple[NatsServer, Path]) -> None:
     peer, ca = tls_server
     url = f"tls://127.0.0.1:{peer.port}"
-    from tests.peers.nats import run
+    from tests.peers.nats_server import run
 
     async def create() -> None:
         import ssl
@@ -613,7 +613,7 @@ def _producer(servers: list[str], db: Path, progress: Path, start: int) -> subpr
 
 
 def _stream_leader(servers: list[str]) -> str:
-    from tests.peers.nats import run
+    from tests.peers.nats_server import run
 
     async def leader() -> str:
         import nats
