@@ -23,6 +23,7 @@ PLUGINS = [
     "plugins/eventlog_capnp",
     "plugins/eventlog_http",
     "plugins/eventlog_speedups",
+    "plugins/eventlog_nats",
 ]
 EXAMPLES = ["examples/eventlog_redis_streams"]
 TEST_DEPS = [
@@ -35,6 +36,7 @@ TEST_DEPS = [
     "orjson>=3.9",
     "cryptography>=42",
     "prometheus_client>=0.20",
+    "nkeys>=0.2",  # the nats transport's NKey seed test
 ]
 
 

@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -69,6 +70,15 @@ def contenders() -> tuple[list[Contender], list[str]]:
         notes.append("eventlog http transport: skipped, eventlog-http is not installed")
     else:
         found.append(Contender("eventlog memory http", "http", "EventHandler, HTTP POST"))
+    try:
+        registry.transport("nats")
+    except Exception:
+        notes.append("eventlog nats transport: skipped, eventlog-nats is not installed")
+    else:
+        if shutil.which("nats-server") or Path("/usr/sbin/nats-server").exists():
+            found.append(Contender("eventlog memory nats", "nats", "EventHandler, NATS JetStream"))
+        else:
+            notes.append("eventlog nats transport: skipped, nats-server is not installed")
     notes.append(
         "eventlog capnp: its peer is a ClickHouse server, not a counting socket: "
         "python benchmarks/clickhouse_capnp.py measures it end to end"

@@ -217,6 +217,13 @@ def setup_eventlog_http(port: int, spool_dir: str) -> Setup:
     return _eventlog(port, spool_dir, transport="http", http_url=f"http://127.0.0.1:{port}/")
 
 
+def setup_eventlog_nats(port: int, spool_dir: str) -> Setup:
+    # The receiver's nats-server stores ``bench`` in its stream BENCH; each batch waits for its acks.
+    return _eventlog(
+        port, spool_dir, transport="nats", nats_servers=f"127.0.0.1:{port}", nats_subject="bench"
+    )
+
+
 SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "floor": setup_floor,
     "stdlib": setup_stdlib,
@@ -228,6 +235,7 @@ SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "eventlog spool json/tcp": setup_eventlog_spool,
     "eventlog memory fluent": setup_eventlog_fluent,
     "eventlog memory http": setup_eventlog_http,
+    "eventlog memory nats": setup_eventlog_nats,
 }
 
 

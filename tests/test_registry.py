@@ -368,7 +368,7 @@ def test_the_seeds_capnp_example_is_refused_at_configure_time(monkeypatch: pytes
         "transport 'logstash' cannot carry format 'capnp': it carries newline-delimited text "
         "lines, and capnp's payloads are self-delimiting messages; set EVENTLOG_FORMAT to a "
         "format it carries (json, json-array, logstash), or EVENTLOG_TRANSPORT to a transport "
-        "that carries capnp (http, redis_streams, tcp, udp)"
+        "that carries capnp (http, nats, redis_streams, tcp, udp)"
     )
 
 
@@ -428,7 +428,7 @@ def test_a_transport_naming_its_formats_carries_exactly_those() -> None:
     assert str(info.value) == (
         "transport 'capnp-sink' cannot carry format 'json': it carries only capnp; set "
         "EVENTLOG_FORMAT to a format it carries (capnp), or EVENTLOG_TRANSPORT to a transport "
-        "that carries json (console, http, logstash, redis_streams, tcp, udp)"
+        "that carries json (console, http, logstash, nats, redis_streams, tcp, udp)"
     )
 
 
@@ -477,7 +477,7 @@ _REFUSED = {
 
 #: The names the set above is about (a plugin added later is checked by the test below it).
 _SHIPPED = {
-    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog"),
+    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog", "nats"),
     *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog"),
 }
 

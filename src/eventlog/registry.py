@@ -51,6 +51,7 @@ EXTRAS: dict[str, str] = {
     "capnp": "capnp",
     "capnp-packed": "capnp",
     "http": "http",
+    "nats": "nats",
 }
 
 Kind = Literal["formatter", "transport", "enricher"]

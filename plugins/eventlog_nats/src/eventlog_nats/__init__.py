@@ -1,0 +1,1 @@
+"""eventlog-nats: NATS JetStream transport for eventlog."""
