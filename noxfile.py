@@ -35,6 +35,11 @@ TEST_DEPS = [
     "orjson>=3.9",
     "cryptography>=42",
     "prometheus_client>=0.20",
+    # tests/test_asgi.py and tests/test_flask.py: real uvicorn and werkzeug servers.
+    "uvicorn>=0.30",
+    "starlette>=0.40",
+    "fastapi>=0.115",
+    "flask>=3.0",
 ]
 
 

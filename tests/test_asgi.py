@@ -440,3 +440,65 @@ def test_importing_eventlog_imports_no_web_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- FastAPI
+
+
+def test_fastapi_router_prefix_mount_and_a_user_from_a_dependency(events: LineReceiver) -> None:
+    """FastAPI's usual shape: auth in a dependency, so the middleware learns the user late.
+
+    (Annotations are strings here: FastAPI resolves them in this module's globals,
+    so the dependency is annotated with Starlette's Request imported at the top.)
+    """
+    try:
+        from fastapi import APIRouter, Depends, FastAPI
+    except ImportError:
+        missing("fastapi", "pip install fastapi")
+    from eventlog.asgi import EventlogMiddleware
+
+    async def current_user(request: Request) -> AsyncIterator[str]:
+        name = request.headers.get("X-Demo-User", "anonymous")  # stands for real auth
+        request.state.user = name  # for the request event (get_user below)
+        with eventlog.context(user=name):  # for events made by the endpoint
+            yield name
+
+    app = FastAPI()
+    app.add_middleware(EventlogMiddleware, get_user=lambda scope: scope.get("state", {}).get("user"))
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/orders/{order_id}")
+    async def read_order(order_id: int, user: str = Depends(current_user)) -> dict[str, int]:
+        eventlog.log_event(eventlog.Event("order.view", str(order_id), "order"))
+        return {"order": order_id}
+
+    app.include_router(router)
+    sub = FastAPI()
+
+    @sub.get("/things/{thing}")
+    def read_thing(thing: str) -> dict[str, str]:  # sync: FastAPI runs it in a thread
+        eventlog.log_event(eventlog.Event("thing.view", thing, "thing"))
+        return {"thing": thing}
+
+    app.mount("/sub", sub)
+    with serve(app) as url:
+        first = requests.get(
+            f"{url}/v1/orders/5", headers={"X-Demo-User": "bob", "X-Request-ID": "fa-1"}, timeout=10
+        )
+        second = requests.get(f"{url}/sub/things/lamp", headers={"X-Request-ID": "fa-2"}, timeout=10)
+    assert (first.json(), second.json()) == ({"order": 5}, {"thing": "lamp"})
+    got = {(e["reqId"], e["action"]): e for e in received(events, 4)}
+    order = got["fa-1", "http.get"]
+    assert (order["target"], order["user"], order["fields"]["status"]) == (
+        "/v1/orders/{order_id}",
+        "bob",
+        200,
+    )
+    assert order["fields"]["view"] == (
+        "tests.test_asgi.test_fastapi_router_prefix_mount_and_a_user_from_a_dependency.<locals>.read_order"
+    )
+    assert got["fa-1", "order.view"]["user"] == "bob"
+    thing = got["fa-2", "http.get"]
+    assert (thing["target"], thing["fields"]["path"]) == ("/sub/things/{thing}", "/sub/things/lamp")
+    assert "user" not in thing
+    assert got["fa-2", "thing.view"]["target"] == "lamp"  # the request id reached the thread
