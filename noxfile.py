@@ -40,6 +40,7 @@ TEST_DEPS = [
     "starlette>=0.40",
     "fastapi>=0.115",
     "flask>=3.0",
+    "flask-login>=0.6",
 ]
 
 

@@ -391,3 +391,61 @@ def test_concurrent_requests_keep_their_contexts_apart(events: LineReceiver, bas
             assert event["user"] == f"user{number}", event
             assert event["session"] == session_digest(f"session-{number}"), event
         assert next(e for e in mine if e["action"] == "log.info")["message"] == f"out {number}"
+
+
+# ---------------------------------------------------------------- Flask-Login
+
+
+def test_flask_login_user_and_a_login_names_who_logged_in(events: LineReceiver) -> None:
+    try:
+        from flask_login import LoginManager, UserMixin, current_user, login_user
+    except ImportError:
+        missing("flask-login", "pip install flask-login")
+    from flask import Flask, request
+
+    from eventlog.flask import Eventlog
+
+    class User(UserMixin):  # type: ignore[misc]
+        def __init__(self, user_id: str) -> None:
+            self.id = user_id
+
+    app = Flask("loginapp")
+    app.secret_key = "test-only-secret-key"
+    Eventlog(app)
+    manager = LoginManager(app)
+    manager.user_loader(User)
+
+    @app.post("/login")
+    def login() -> str:
+        login_user(User(request.form["username"]))
+        return "ok"
+
+    @app.get("/me")
+    def me() -> str:
+        eventlog.log_event(eventlog.Event("me.view"))
+        return str(current_user.get_id() or "anonymous")
+
+    with serve(app) as url:
+        http = requests.Session()
+        assert http.post(f"{url}/login", data={"username": "carol", "password": PASSWORD}).ok
+        assert http.get(f"{url}/me", headers={"X-Request-ID": "me-1"}, timeout=10).text == "carol"
+        assert requests.get(f"{url}/me", headers={"X-Request-ID": "me-2"}, timeout=10).text == "anonymous"
+    got = received(events, 5)
+    assert b"test-only-secret-key" not in b"".join(events.lines)
+    assert PASSWORD.encode() not in b"".join(events.lines)
+    login_event = got[0]
+    assert (login_event["action"], login_event["target"], login_event["user"]) == (
+        "http.post",
+        "/login",
+        "carol",
+    )
+    assert login_event["message"] == "username=carol&password=[redacted]"
+    assert "session" not in login_event  # Flask's cookie session has no id
+    assert [(e["action"], e.get("user")) for e in got if e.get("reqId") == "me-1"] == [
+        ("me.view", "carol"),
+        ("http.get", "carol"),
+    ]
+    assert [(e["action"], e.get("user")) for e in got if e.get("reqId") == "me-2"] == [
+        ("me.view", None),
+        ("http.get", None),
+    ]
