@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from eventlog import api
-from eventlog.config import Settings, env_name, parse_bool, parse_int, parse_list, parse_str
+from eventlog.config import Settings, parse_bool, parse_int, parse_list, parse_str
 from eventlog.engine import log
 from eventlog.event import Event
 from eventlog.interfaces import ConfigurationError, Option
@@ -132,10 +132,14 @@ class RequestSettings:
         *,
         given_by: str = "",
         use_django: bool = True,
+        sources: Mapping[str, str] | None = None,
     ) -> RequestSettings:
         """Resolve each setting: ``given`` (code), then ``EVENTLOG_<PREFIX>_<NAME>``, then Django.
 
-        Raises :class:`~eventlog.ConfigurationError` naming a bad or unknown setting.
+        ``given_by`` names who took ``given`` (``EventlogMiddleware``); ``sources``
+        spells where a given value came from when that was not a keyword
+        argument (``app.config['EVENTLOG_FLASK_MAX_BODY']``).  Raises
+        :class:`~eventlog.ConfigurationError` naming a bad or unknown setting.
         """
         given = dict(given or {})
         unknown = sorted(set(given) - OPTION_NAMES)
@@ -152,10 +156,10 @@ class RequestSettings:
                 try:
                     values[opt.name] = opt.parse(given[opt.name])
                 except ValueError as exc:
-                    raise ConfigurationError(
-                        f"{given_by}({opt.name}={given[opt.name]!r}) is invalid: {exc}; "
-                        f"or leave it out and set {env_name(prefix + '_' + opt.name)}"
-                    ) from None
+                    value = given[opt.name]
+                    where = (sources or {}).get(opt.name)
+                    spelt = f"{where} = {value!r}" if where else f"{given_by}({opt.name}={value!r})"
+                    raise ConfigurationError(f"{spelt} is invalid: {exc}") from None
             else:
                 values[opt.name] = source.resolve(f"{prefix}_{opt.name}", opt)
         return cls(**values)
