@@ -37,6 +37,12 @@ TEST_DEPS = [
     "cryptography>=42",
     "prometheus_client>=0.20",
     "nkeys>=0.2",  # the nats transport's NKey seed test
+    # tests/test_asgi.py and tests/test_flask.py: real uvicorn and werkzeug servers.
+    "uvicorn>=0.30",
+    "starlette>=0.40",
+    "fastapi>=0.115",
+    "flask>=3.0",
+    "flask-login>=0.6",
 ]
 
 
@@ -100,7 +106,8 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core, the plugins and the example plugin."""
     _install_project(session)
-    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8")
+    # flask: eventlog.flask imports it (it ships its own types).
+    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8", "flask>=3.0")
     sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
     session.run("mypy", "src/eventlog", *sources)
 

@@ -16,57 +16,49 @@ once on the ``eventlog`` logger and the request goes on.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import re
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
-from eventlog import api
 from eventlog.context import bind, unbind
 from eventlog.context import current as current_context
-from eventlog.django.conf import IPNetwork, MiddlewareSettings
-from eventlog.django.redact import SAFE, Redactor
+from eventlog.django.conf import MiddlewareSettings
 from eventlog.engine import log
-from eventlog.event import Event
 from eventlog.records import ExcInfo, exception_json
+from eventlog.web import (
+    BODY_METHODS,
+    FORM_TYPES,
+    MAX_BODY_READ,
+    MAX_QUERY_PARAMS,
+    MAX_VALUE_CHARS,
+    Fields,
+    RequestLogger,
+    duration_ms,
+    identify,
+    session_digest,
+)
 
-#: Methods whose body goes into ``message``.
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-#: Query parameters kept as fields; the rest are counted in ``queryDropped``.
-MAX_QUERY_PARAMS = 32
-#: Longest header or query value kept, in characters.
-MAX_VALUE_CHARS = 512
-#: A body the view did not read is read for the log only up to this size.
-MAX_BODY_READ = 256 * 1024
+__all__ = [
+    "BODY_METHODS",
+    "MAX_BODY_READ",
+    "MAX_QUERY_PARAMS",
+    "MAX_VALUE_CHARS",
+    "EventlogMiddleware",
+    "session_digest",
+]
 
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 _STATE_ATTR = "_eventlog_request"
 _SESSION_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
 _AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 Response = HttpResponseBase
 GetResponse = Callable[[HttpRequest], Any]
-Fields = dict[str, int | float | str]
-
-
-def session_digest(session_key: str) -> str:
-    """16 hex characters of a keyed-by-purpose BLAKE2b of the session key.
-
-    Enough to follow one session through the logs; useless for logging in.
-    """
-    digest = hashlib.blake2b(session_key.encode(), digest_size=8, person=b"eventlog.session")
-    return digest.hexdigest()
 
 
 class _RequestState:
@@ -112,10 +104,10 @@ class EventlogMiddleware:
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
         self.settings = MiddlewareSettings.load()
-        self.redactor = Redactor(self.settings.redact_keys)
+        self.requests = RequestLogger(self.settings, "django middleware")
+        self.redactor = self.requests.redactor
         header = self.settings.request_id_header
         self._request_id_meta = "HTTP_" + header.upper().replace("-", "_")
-        self._warned: set[str] = set()
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
@@ -159,16 +151,11 @@ class EventlogMiddleware:
             unbind(token)
 
     def _skipped(self, request: HttpRequest) -> bool:
-        skip = self.settings.skip_paths
-        return bool(skip) and request.path.startswith(skip)
+        return self.requests.skipped(request.path)
 
     def _begin(self, request: HttpRequest) -> tuple[int, int, str]:
         """Wall clock, monotonic clock and request id at the start of the request."""
-        incoming = request.META.get(self._request_id_meta)
-        if isinstance(incoming, str) and _REQUEST_ID.fullmatch(incoming):
-            request_id = incoming
-        else:
-            request_id = uuid.uuid4().hex
+        request_id = self.requests.request_id(request.META.get(self._request_id_meta))
         setattr(request, _STATE_ATTR, _RequestState())
         return time.time_ns(), time.perf_counter_ns(), request_id
 
@@ -200,13 +187,7 @@ class EventlogMiddleware:
             return None
 
     def _identify(self, user: Any) -> str | None:
-        if user is None or not user.is_authenticated:
-            return None
-        field = self.settings.user_field
-        if field == "username":
-            return str(user.get_username())
-        value = getattr(user, field, None)
-        return None if value is None else str(value)
+        return identify(user, self.settings.user_field)
 
     def _late_user(self, request: HttpRequest) -> str | None:
         """The user set on the request while it was served, if it needs no database query."""
@@ -223,7 +204,7 @@ class EventlogMiddleware:
     def _session(self, request: HttpRequest) -> str | None:
         # After the user was loaded, session_key is None unless the key was valid.
         key = getattr(getattr(request, "session", None), "session_key", None)
-        return session_digest(key) if isinstance(key, str) and key else None
+        return self.requests.session(key)
 
     # ------------------------------------------------------------ the request event
 
@@ -237,7 +218,6 @@ class EventlogMiddleware:
         """Log the request event; never raises."""
         wall_ns, perf_ns, request_id = started
         try:
-            duration_ms = round((time.perf_counter_ns() - perf_ns) / 1_000_000, 3)
             status = response.status_code if response is not None else 500
             state = getattr(request, _STATE_ATTR, None)
             if exc_info is not None:
@@ -249,7 +229,7 @@ class EventlogMiddleware:
             fields: Fields = {
                 "path": request.path[:2048],
                 "status": status,
-                "durationMs": duration_ms,
+                "durationMs": duration_ms(perf_ns),
             }
             size = _response_size(response)
             if size is not None:
@@ -261,19 +241,17 @@ class EventlogMiddleware:
             # Someone who logged in (or was authenticated by the view, as Django
             # REST framework does) is the user of this request's event.
             user = self._late_user(request) if current_context().user is None else None
-            event = Event(
-                "http." + str(request.method or "unknown").lower()[:32],
-                "/" + route.removeprefix("^") if isinstance(route, str) else None,
-                "route",
-                message=self._body(request),
-                level=40 if status >= 500 else 30 if status >= 400 else 20,
+            self.requests.log_request(
+                method=str(request.method or "unknown"),
+                route="/" + route.removeprefix("^") if isinstance(route, str) else None,
+                status=status,
+                wall_ns=wall_ns,
                 fields=fields,
-                time_ns=wall_ns,
+                message=self._body(request),
+                exc_json=exc_json,
                 user=user,
                 session=self._session(request) if user is not None else None,
             )
-            event.exc_info = exc_json
-            api.log_event(event)
             header = self.settings.request_id_header
             if response is not None and header not in response:
                 response[header] = request_id
@@ -282,75 +260,50 @@ class EventlogMiddleware:
 
     def _add_request_fields(self, request: HttpRequest, fields: Fields) -> None:
         meta = request.META
-        fields["remoteAddr"] = self._remote_addr(meta)
-        user_agent = meta.get("HTTP_USER_AGENT")
-        if user_agent:
-            fields["userAgent"] = str(user_agent)[:MAX_VALUE_CHARS]
-        referer = meta.get("HTTP_REFERER")
-        if referer:
-            fields["referer"] = self.redactor.url(str(referer))[: MAX_VALUE_CHARS * 2]
         try:
             params = list(request.GET.lists())
         except Exception:  # e.g. too many fields: the event goes on without them
             params = []
-        for key, values in params[:MAX_QUERY_PARAMS]:
-            value = self.redactor.value(key, ",".join(values))
-            fields["query." + key[:64]] = value[:MAX_VALUE_CHARS]
-        if len(params) > MAX_QUERY_PARAMS:
-            fields["queryDropped"] = len(params) - MAX_QUERY_PARAMS
+        user_agent = meta.get("HTTP_USER_AGENT")
+        referer = meta.get("HTTP_REFERER")
+        self.requests.add_request_fields(
+            fields,
+            remote=str(meta.get("REMOTE_ADDR") or ""),
+            forwarded_for=str(meta.get("HTTP_X_FORWARDED_FOR") or ""),
+            user_agent=str(user_agent) if user_agent else None,
+            referer=str(referer) if referer else None,
+            params=params,
+        )
 
     def _remote_addr(self, meta: dict[str, Any]) -> str:
-        """REMOTE_ADDR, or the client a trusted proxy forwarded for.
-
-        X-Forwarded-For is read right to left: each hop was appended by the
-        proxy before it, so the first address that is not a trusted proxy is
-        the client.  Without trusted proxies the header is ignored (anyone can
-        send it).
-        """
-        remote = str(meta.get("REMOTE_ADDR") or "")
-        trusted = self.settings.trusted_proxies
-        if not trusted or not _within(remote, trusted):
-            return remote
-        client = remote
-        for hop in reversed(str(meta.get("HTTP_X_FORWARDED_FOR") or "").split(",")):
-            hop = hop.strip()
-            if _ip(hop) is None:
-                break  # garbage: keep the last address a trusted proxy vouched for
-            client = hop
-            if not _within(hop, trusted):
-                break
-        return client
+        """REMOTE_ADDR, or the client a trusted proxy forwarded for (see RequestLogger)."""
+        return self.requests.remote_addr(
+            str(meta.get("REMOTE_ADDR") or ""), str(meta.get("HTTP_X_FORWARDED_FOR") or "")
+        )
 
     def _body(self, request: HttpRequest) -> str | None:
         """The redacted, size-capped body of a POST/PUT/PATCH, or None."""
-        settings = self.settings
-        if not settings.log_body or not settings.max_body or request.method not in BODY_METHODS:
+        if not self.requests.wants_body(str(request.method)):
             return None
         content_type = (request.content_type or "").lower()
         text: str | None
         try:
-            if content_type in _FORM_TYPES:
+            if content_type in FORM_TYPES:
                 text = self._form_body(request)
             else:
                 text = self._raw_body(request, content_type)
         except Exception as exc:  # e.g. the view read the body as a stream
             text = f"[body not logged: {type(exc).__name__}]"
-        if not text:
-            return None
-        limit = settings.max_body
-        if len(text) > limit:
-            text = f"{text[:limit]}...[{len(text) - limit} more characters]"
-        return text
+        return self.requests.cap(text)
 
     def _form_body(self, request: HttpRequest) -> str:
         pairs = [(key, value) for key, values in request.POST.lists() for value in values]
-        text = urlencode(self.redactor.pairs(pairs), safe=SAFE)
         files = [
             f"{name}=[file {upload.name}, {upload.size} bytes]"
             for name, uploads in request.FILES.lists()
             for upload in uploads
         ]
-        return "&".join([text, *files]) if files else text
+        return self.requests.form_text(pairs, files)
 
     def _raw_body(self, request: HttpRequest, content_type: str) -> str | None:
         declared = request.META.get("CONTENT_LENGTH") or ""
@@ -359,20 +312,11 @@ class EventlogMiddleware:
             and declared.isdigit()
             and int(declared) > MAX_BODY_READ
         ):
-            return f"[{declared} bytes of {content_type or 'unknown type'}, not read]"
-        raw = request.body
-        if not raw:
-            return None
-        if content_type == "application/json" or content_type.endswith("+json"):
-            return self.redactor.json_text(raw.decode("utf-8", "replace"))
-        if content_type.startswith("text/") or content_type in ("", "application/xml"):
-            return self.redactor.text(raw.decode("utf-8", "replace"))
-        return f"[{len(raw)} bytes of {content_type}]"
+            return self.requests.not_read(declared, content_type)
+        return self.requests.body_text(content_type, request.body)
 
     def _warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("django middleware: %s", message, exc_info=exc_info)
+        self.requests.warn_once(key, message, exc_info=exc_info)
 
 
 def _response_size(response: Response | None) -> int | None:
@@ -384,18 +328,6 @@ def _response_size(response: Response | None) -> int | None:
         return int(length) if length.isdigit() else None
     content = getattr(response, "content", None)
     return len(content) if isinstance(content, bytes) else None
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
-    ip = _ip(address)
-    return ip is not None and any(ip in network for network in networks)
 
 
 def _check_order() -> None:

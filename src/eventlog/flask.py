@@ -1,0 +1,248 @@
+"""Flask extension: one event per request and the request context (``pip install eventlog[flask]``).
+
+::
+
+    from eventlog.flask import Eventlog
+
+    app = Flask(__name__)
+    Eventlog(app)                 # or: ext = Eventlog(); ext.init_app(app)
+
+Each request gives one ``http.<method>`` event with the same fields, levels,
+request id handling and redaction as the Django middleware
+(:mod:`eventlog.web`); its target is the URL rule (``/orders/<int:order_id>``).
+Every Event and log record made while the request is served carries its
+user, session digest and request id.  A failure of the extension itself is
+logged once on the ``eventlog`` logger and never reaches the application.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from flask import session as flask_session
+
+from eventlog.context import RequestContext, bind, unbind
+from eventlog.context import current as current_context
+from eventlog.records import exception_json
+from eventlog.web import (
+    FORM_TYPES,
+    MAX_BODY_READ,
+    OPTION_NAMES,
+    Fields,
+    RequestLogger,
+    RequestSettings,
+    identify,
+    session_digest,
+)
+
+__all__ = ["Eventlog", "session_digest"]
+
+_EXTENSION = "eventlog"
+_G_ATTR = "_eventlog_request"
+
+#: ``get_user()`` and ``get_session()`` are called inside the request, without arguments.
+Hook = Callable[[], Any]
+
+
+@dataclass
+class _Request:
+    wall_ns: int
+    perf_ns: int
+    request_id: str
+    token: Any  # contextvars.Token[RequestContext]
+    status: int | None = None
+    response_bytes: int | None = None
+
+
+class Eventlog:
+    """The Flask extension: ``Eventlog(app)``, or ``Eventlog()`` then ``init_app(app)``.
+
+    Settings are keyword arguments or ``EVENTLOG_FLASK_<NAME>`` keys in
+    ``app.config`` (the keyword wins): ``user_field``, ``trusted_proxies``,
+    ``log_body``, ``max_body``, ``redact_keys``, ``request_id_header``,
+    ``skip_paths``, as for Django.  The user is ``get_user()`` when given,
+    otherwise Flask-Login's ``current_user`` when the app has a login manager.
+    The session is ``get_session()`` when given, otherwise the ``sid`` of
+    Flask-Session's session; only its digest leaves the process.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        get_user: Hook | None = None,
+        get_session: Hook | None = None,
+        **settings: Any,
+    ) -> None:
+        self.get_user = get_user
+        self.get_session = get_session
+        self._given = settings
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Check the settings and hook the request life cycle of ``app``."""
+        given = {
+            name: app.config[f"EVENTLOG_FLASK_{name.upper()}"]
+            for name in OPTION_NAMES
+            if f"EVENTLOG_FLASK_{name.upper()}" in app.config
+        }
+        given.update(self._given)
+        settings = RequestSettings.load("flask", given, environ={}, given_by="Eventlog", use_django=False)
+        app.extensions[_EXTENSION] = RequestLogger(settings, "flask extension")
+        app.before_request(self._before)
+        app.after_request(self._after)
+        app.teardown_request(self._teardown)
+
+    # ------------------------------------------------------------ the request life cycle
+
+    def _before(self) -> None:
+        requests: RequestLogger = current_app.extensions[_EXTENSION]
+        try:
+            if requests.skipped(request.path):
+                return
+            header = requests.settings.request_id_header
+            request_id = requests.request_id(request.headers.get(header))
+            wall_ns, perf_ns = time.time_ns(), time.perf_counter_ns()
+            user = self._user(requests)
+            session = self._session(requests)
+            token = bind(user=user, session=session, request_id=request_id)
+            setattr(g, _G_ATTR, _Request(wall_ns, perf_ns, request_id, token))
+        except Exception:
+            requests.warn_once("begin", "a request could not be read", exc_info=True)
+
+    def _after(self, response: Response) -> Response:
+        state = g.get(_G_ATTR)
+        if isinstance(state, _Request):
+            requests: RequestLogger = current_app.extensions[_EXTENSION]
+            try:
+                state.status = response.status_code
+                state.response_bytes = response.content_length
+                header = requests.settings.request_id_header
+                if header not in response.headers:
+                    response.headers[header] = state.request_id
+            except Exception:
+                requests.warn_once("after", "a response could not be read", exc_info=True)
+        return response
+
+    def _teardown(self, exc: BaseException | None) -> None:
+        state = g.pop(_G_ATTR, None)
+        if not isinstance(state, _Request):
+            return
+        requests: RequestLogger = current_app.extensions[_EXTENSION]
+        try:
+            self._finish(requests, state, exc)
+        except Exception:
+            requests.warn_once("finish", "a request event could not be made", exc_info=True)
+        finally:
+            try:
+                unbind(state.token)
+            except ValueError:  # torn down in another context: it ends with that context
+                pass
+
+    # ------------------------------------------------------------ who is asking
+
+    def _user(self, requests: RequestLogger) -> str | None:
+        field = requests.settings.user_field
+        if field == "none":
+            return None
+        try:
+            if self.get_user is not None:
+                return identify(self.get_user(), field)
+            if getattr(current_app, "login_manager", None) is not None:
+                # Flask-Login is optional: the app that set a login manager has it.
+                flask_login = importlib.import_module("flask_login")
+                return identify(flask_login.current_user, field)
+        except Exception:
+            requests.warn_once("user", "the user of a request could not be read", exc_info=True)
+        return None
+
+    def _session(self, requests: RequestLogger) -> str | None:
+        try:
+            hook = self.get_session
+            key = hook() if hook is not None else getattr(flask_session, "sid", None)
+            return requests.session(None if key is None else str(key))
+        except Exception:
+            requests.warn_once("session", "the session could not be read", exc_info=True)
+            return None
+
+    # ------------------------------------------------------------ the request event
+
+    def _finish(self, requests: RequestLogger, state: _Request, exc: BaseException | None) -> None:
+        status = state.status if state.status is not None else 500
+        fields: Fields = {
+            "path": request.path[:2048],
+            "status": status,
+            "durationMs": round((time.perf_counter_ns() - state.perf_ns) / 1_000_000, 3),
+        }
+        if state.response_bytes is not None:
+            fields["responseBytes"] = state.response_bytes
+        view = current_app.view_functions.get(request.endpoint or "")
+        if view is not None:
+            fields["view"] = f"{view.__module__}.{view.__qualname__}"
+        requests.add_request_fields(
+            fields,
+            remote=request.remote_addr or "",
+            forwarded_for=request.headers.get("X-Forwarded-For", ""),
+            user_agent=request.headers.get("User-Agent"),
+            referer=request.headers.get("Referer"),
+            params=list(request.args.lists()),
+        )
+        user = session = None
+        if _context_user() is None:  # logged in by the view: the event names who
+            user = self._user(requests)
+            session = self._session(requests) if user is not None else None
+        rule = request.url_rule
+        requests.log_request(
+            method=request.method,
+            route=rule.rule if rule is not None else None,
+            status=status,
+            wall_ns=state.wall_ns,
+            fields=fields,
+            message=self._body(requests),
+            exc_json=exception_json((type(exc), exc, exc.__traceback__)) if exc else None,
+            user=user,
+            session=session,
+        )
+
+    def _body(self, requests: RequestLogger) -> str | None:
+        if not requests.wants_body(request.method):
+            return None
+        content_type = (request.mimetype or "").lower()
+        text: str | None
+        try:
+            if content_type in FORM_TYPES:
+                files = [
+                    f"{name}=[file {upload.filename}, {_size(upload.stream)} bytes]"
+                    for name, uploads in request.files.lists()
+                    for upload in uploads
+                ]
+                pairs = [(key, value) for key, values in request.form.lists() for value in values]
+                text = requests.form_text(pairs, files)
+            elif (request.content_length or 0) > MAX_BODY_READ:
+                text = requests.not_read(request.content_length or 0, content_type)
+            else:
+                text = requests.body_text(content_type, request.get_data(cache=True))
+        except Exception as exc:  # e.g. the view read the body as a stream
+            text = f"[body not logged: {type(exc).__name__}]"
+        return requests.cap(text)
+
+
+def _context_user() -> str | None:
+    snapshot: RequestContext = current_context()
+    return snapshot.user
+
+
+def _size(stream: Any) -> int:
+    """The size of an uploaded file, leaving its position where it was."""
+    position = stream.tell()
+    try:
+        return int(stream.seek(0, os.SEEK_END))
+    finally:
+        stream.seek(position)
