@@ -35,6 +35,9 @@ TEST_DEPS = [
     "orjson>=3.9",
     "cryptography>=42",
     "prometheus_client>=0.20",
+    "structlog>=23.1",
+    "loguru>=0.7",
+    "ecs-logging>=2.1",
 ]
 
 
@@ -98,7 +101,9 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core, the plugins and the example plugin."""
     _install_project(session)
-    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8")
+    session.install(
+        "mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8", "structlog>=23.1", "loguru>=0.7"
+    )
     sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
     session.run("mypy", "src/eventlog", *sources)
 
