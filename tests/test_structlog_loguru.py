@@ -164,7 +164,7 @@ def test_structlog_without_processors_uses_the_method_and_callsite_keys(
 
     recorder = Recorder()
     log = structlog.wrap_logger(recorder, processors=[EventlogRenderer(echo=True)])
-    log.debug("from the method", logger="billing")
+    log.debug("from the method", logger="billing", name="alice", module="pay")  # no clash
     # CallsiteParameterAdder's keys (given here by hand) win over the frame found here.
     log.critical("from keys", pathname="/app/pay.py", lineno=12, func_name="pay", thread_name="T-1")
     log.info("bad time", timestamp="yesterday")
@@ -173,7 +173,8 @@ def test_structlog_without_processors_uses_the_method_and_callsite_keys(
         (10, "DEBUG", "log.debug"), (50, "CRITICAL", "log.critical"), (20, "INFO", "log.info")
     ]
     assert events[0]["target"] == "billing"
-    assert "fields" not in events[0] and "fields" not in events[1]
+    assert events[0]["fields"] == {"name": "alice", "module": "pay"}  # LogRecord's names: fine
+    assert "fields" not in events[1]
     assert {k: events[1][k] for k in ("codeFile", "codeLine", "codeFunc", "thread")} == {
         "codeFile": "/app/pay.py", "codeLine": 12, "codeFunc": "pay", "thread": "T-1"
     }
