@@ -294,3 +294,26 @@ def test_importing_eventlog_imports_neither_structlog_nor_loguru() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_with_a_caller_stage_enricher_the_same_fields_arrive(
+    structlog: ModuleType, loguru_logger: Any, receiver: LineReceiver
+) -> None:
+    # A caller-stage enricher makes the record an Event in the caller (record_to_event).
+    from eventlog.structlog import EventlogRenderer
+
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, enrichers=["host", "exception"]
+    )
+    assert pipeline._caller_enrichers
+    log = structlog.wrap_logger(Recorder(), processors=[EventlogRenderer()])
+    log.info("structlog", order_id="A-7", amount=12.5, tags=["shop"])
+    loguru_logger.bind(order_id="A-7", amount=12.5, tags=["shop"]).info("loguru")
+    events = _arrived(receiver, 2)
+    assert [
+        (e["message"], e["level"], e["fields"], e["metrics"], e["tags"], e["codeFile"])
+        for e in events
+    ] == [
+        (name, 20, {"order_id": "A-7"}, {"amount": 12.5}, ["shop"], __file__)
+        for name in ("structlog", "loguru")
+    ]
