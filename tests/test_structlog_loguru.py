@@ -317,3 +317,29 @@ def test_with_a_caller_stage_enricher_the_same_fields_arrive(
         (name, 20, {"order_id": "A-7"}, {"amount": 12.5}, ["shop"], __file__)
         for name in ("structlog", "loguru")
     ]
+
+
+def test_structlog_async_methods_keep_the_callers_location_and_thread(
+    structlog: ModuleType, pipeline: eventlog.Pipeline, receiver: LineReceiver
+) -> None:
+    import asyncio
+
+    from eventlog.structlog import EventlogRenderer
+
+    # ainfo() runs the processors in an executor thread: the caller's frame and thread count.
+    log = structlog.wrap_logger(
+        Recorder(),
+        processors=[EventlogRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(0),
+    )
+    where: list[int] = []
+
+    async def checkout() -> None:
+        where.append(sys._getframe().f_lineno + 1)
+        await log.ainfo("async", n=1)
+
+    asyncio.run(checkout())
+    [wire] = _arrived(receiver, 1)
+    assert (wire["codeFile"], wire["codeLine"], wire["codeFunc"]) == (__file__, where[0], "checkout")
+    assert wire["thread"] == threading.current_thread().name
+    assert wire["metrics"] == {"n": 1}

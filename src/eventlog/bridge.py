@@ -59,8 +59,7 @@ def level_of(value: Any) -> tuple[int, str]:
         number = logging.getLevelName(value.upper())
         return (number if type(number) is int else logging.INFO), value.upper()
     if type(value) is int:
-        name = logging.getLevelName(value)
-        return value, name if not name.startswith("Level ") else f"Level {value}"
+        return value, logging.getLevelName(value)
     return logging.INFO, "INFO"
 
 

@@ -68,6 +68,11 @@ _STRUCTLOG_DIR = os.path.dirname(os.path.abspath(structlog.__file__)) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 _SKIPPED = (_EVENTLOG_DIR, _STRUCTLOG_DIR, _LOGGING_DIR)
 
+# structlog's async methods (ainfo ...) run the processors in an executor thread; they keep
+# the caller's frame and thread here first (private names: without them, the executor's).
+_ASYNC_STACK: Any = getattr(structlog.contextvars, "_ASYNC_CALLING_STACK", None)
+_ASYNC_THREAD: Any = getattr(structlog.contextvars, "_ASYNC_CALLING_THREAD", None)
+
 _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 _active_get = getattr(threading, "_active", {}).get
@@ -75,7 +80,9 @@ _active_get = getattr(threading, "_active", {}).get
 
 def _caller() -> tuple[str | None, int | None, str | None]:
     """File, line and function of the first frame outside eventlog, structlog and logging."""
-    frame: Any = sys._getframe(2)
+    frame: Any = _ASYNC_STACK.get(None) if _ASYNC_STACK is not None else None
+    if frame is None:
+        frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not filename.startswith(_SKIPPED):
@@ -144,7 +151,11 @@ class EventlogRenderer:
             pathname, lineno, func = _caller()
         thread = get("thread_name")
         if thread is None:
-            thread = (_active_get(_get_ident()) or _current_thread()).name
+            calling = _ASYNC_THREAD.get(None) if _ASYNC_THREAD is not None else None
+            if calling is not None:
+                thread = calling[1]
+            else:
+                thread = (_active_get(_get_ident()) or _current_thread()).name
         exc_info = exc_text = None
         if "exc_info" in event_dict:
             exc_info = bridge.exc_info_of(event_dict["exc_info"])
