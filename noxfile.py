@@ -43,6 +43,9 @@ TEST_DEPS = [
     "fastapi>=0.115",
     "flask>=3.0",
     "flask-login>=0.6",
+    "structlog>=23.1",
+    "loguru>=0.7",
+    "ecs-logging>=2.1",
 ]
 
 
@@ -106,8 +109,11 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the core, the plugins and the example plugin."""
     _install_project(session)
-    # flask: eventlog.flask imports it (it ships its own types).
-    session.install("mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8", "flask>=3.0")
+    # flask, structlog, loguru: eventlog.flask / .structlog / .loguru import them (typed).
+    session.install(
+        "mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8",
+        "flask>=3.0", "structlog>=23.1", "loguru>=0.7",
+    )
     sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
     session.run("mypy", "src/eventlog", *sources)
 

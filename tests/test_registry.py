@@ -367,7 +367,7 @@ def test_the_seeds_capnp_example_is_refused_at_configure_time(monkeypatch: pytes
     assert str(info.value) == (
         "transport 'logstash' cannot carry format 'capnp': it carries newline-delimited text "
         "lines, and capnp's payloads are self-delimiting messages; set EVENTLOG_FORMAT to a "
-        "format it carries (json, json-array, logstash), or EVENTLOG_TRANSPORT to a transport "
+        "format it carries (ecs, json, json-array, logstash), or EVENTLOG_TRANSPORT to a transport "
         "that carries capnp (http, nats, redis_streams, tcp, udp)"
     )
 
@@ -396,7 +396,7 @@ def test_an_undeclared_pair_is_checked_with_safe_defaults() -> None:
         "transport 'pipe' cannot carry format 'plain': it carries newline-delimited text lines, "
         "and plain's payloads are unframed payloads (each needs a frame of its own) "
         "(FormatterSpec.framing's default, which claims nothing); set EVENTLOG_FORMAT to a "
-        "format it carries (json, json-array, logstash), or EVENTLOG_TRANSPORT to a transport "
+        "format it carries (ecs, json, json-array, logstash), or EVENTLOG_TRANSPORT to a transport "
         "that carries plain (udp)"
     )
     # Either side alone, next to a built-in that declares, works.
@@ -469,16 +469,16 @@ _BINARY = ("capnp", "capnp-packed", "msgpack")
 #: no binary nor octet-counted syslog, fluent only msgpack, syslog only syslog.
 _REFUSED = {
     *((reader, binary) for reader in ("console", "logstash") for binary in (*_BINARY, "syslog")),
-    *(("fluent", other) for other in ("capnp", "capnp-packed", "json", "json-array", "logstash")),
+    *(("fluent", other) for other in ("capnp", "capnp-packed", "json", "json-array", "logstash", "ecs")),
     ("fluent", "syslog"),
-    *(("syslog", other) for other in (*_BINARY, "json", "json-array", "logstash")),
+    *(("syslog", other) for other in (*_BINARY, "json", "json-array", "logstash", "ecs")),
 }
 
 
 #: The names the set above is about (a plugin added later is checked by the test below it).
 _SHIPPED = {
     *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog", "nats"),
-    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog"),
+    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog", "ecs"),
 }
 
 
@@ -530,7 +530,7 @@ def test_builtins_are_registered_through_the_same_hooks() -> None:
         "eventlog.builtin.syslog",
     } <= names
     assert sorted(registry.transports) == ["console", "logstash", "syslog", "tcp", "udp"]
-    assert sorted(registry.formatters) == ["json", "json-array", "logstash", "syslog"]
+    assert sorted(registry.formatters) == ["ecs", "json", "json-array", "logstash", "syslog"]
 
 
 @pytest.mark.parametrize(

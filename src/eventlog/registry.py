@@ -40,6 +40,7 @@ BUILTIN_MODULES = (
     "eventlog.builtin.formats",
     "eventlog.builtin.transports",
     "eventlog.builtin.syslog",
+    "eventlog.builtin.ecs",
     "eventlog.builtin.enrichers",
     "eventlog.builtin.spool_commands",
 )

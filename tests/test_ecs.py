@@ -1,0 +1,238 @@
+"""The ``ecs`` formatter: ECS 8.x names, the conformance suite, and Elastic's own ecs-logging.
+
+The comparison sends one LogRecord through eventlog (EventHandler -> ecs ->
+TCP -> a loopback receiver) and through ``ecs_logging.StdlibFormatter``, and
+holds the fields both write to the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+import eventlog
+from eventlog.builtin.ecs import ECS_VERSION, EcsFormatter
+from eventlog.receiver import LineReceiver
+from eventlog.schema import LEVEL_NAMES
+from eventlog.testing import FormatterConformance
+from tests.peers import missing
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"log": {"origin": {"function": "f"}}}`` -> ``{"log.origin.function": "f"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and prefix != "labels." and key != "labels":
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def wire_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The wire dict an ECS document was made from (the reverse of the mapping)."""
+    own = dict(doc.get("eventlog", {}))
+    wire: dict[str, Any] = {"id": doc["event"]["id"], "action": doc["event"]["action"]}
+    from datetime import datetime
+
+    stamp = datetime.fromisoformat(doc["@timestamp"])
+    wire["tstamp"] = int(stamp.timestamp()) * 1000 + stamp.microsecond // 1000
+    log = doc.get("log", {})
+    if "logger" in log:
+        wire["target"], wire["tgType"] = log["logger"], "logger"
+    for key in ("target", "tgType"):
+        if key in own:
+            wire[key] = own.pop(key)
+    if "level" in own:
+        wire["level"] = own.pop("level")
+        wire["levelName"] = LEVEL_NAMES.get(wire["level"]) or f"Level {wire['level']}"
+        assert doc["log.level"] == wire["levelName"].lower()
+    if "message" in doc:
+        wire["message"] = doc["message"]
+    if "tags" in doc:
+        wire["tags"] = doc["tags"]
+    fields = {**doc.get("labels", {}), **own.pop("fields", {})}
+    if fields:
+        wire["fields"] = fields
+    if "metrics" in own:
+        wire["metrics"] = own.pop("metrics")
+    for key, path in (
+        ("user", ("user", "name")), ("reqId", ("http", "request", "id")),
+        ("site", ("organization", "name")), ("host", ("host", "name")),
+        ("pid", ("process", "pid")), ("thread", ("process", "thread", "name")),
+        ("codeLine", ("log", "origin", "file", "line")), ("codeFunc", ("log", "origin", "function")),
+        ("traceId", ("trace", "id")), ("spanId", ("span", "id")),
+    ):
+        node: Any = doc
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            wire[key] = node
+    if "codeFile" in own:
+        wire["codeFile"] = own.pop("codeFile")
+        assert doc["log"]["origin"]["file"]["name"] == os.path.basename(wire["codeFile"])
+    if "error" in doc:
+        error = doc["error"]
+        wire["exc_info"] = json.dumps(
+            {"type": error.get("type"), "value": error.get("message"), "stack": error.get("stack_trace", "")},
+            ensure_ascii=False,
+        )
+    wire.update(own)  # session, cluster and the rest keep their wire names
+    return wire
+
+
+class TestEcsFormat(FormatterConformance):
+    formatter = "ecs"
+
+    def options(self) -> dict[str, Any]:
+        return {"ecs_service_name": "conformance"}
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        assert payload.endswith(b"\n") and payload.count(b"\n") == 1
+        doc = json.loads(payload)
+        assert list(doc)[:1] == ["@timestamp"] and doc["ecs.version"] == ECS_VERSION
+        return wire_of(doc)
+
+    def decode_stream(self, data: bytes) -> list[dict[str, Any]]:
+        return [self.decode(line + b"\n") for line in data.split(b"\n") if line]
+
+    def decode_batch(self, body: bytes) -> list[dict[str, Any]]:
+        return self.decode_stream(body)
+
+
+def test_every_wire_field_has_its_ecs_name() -> None:
+    wire = {
+        "id": "0001", "tstamp": 1796400000123, "action": "order.paid", "target": "A-7",
+        "tgType": "order", "level": 30, "levelName": "WARNING", "message": "paid twice",
+        "tags": ["shop"], "fields": {"region": "eu", "items": 3, "ratio": 0.5},
+        "metrics": {"amount": 12.5}, "user": "alice", "session": "s-1", "reqId": "r-1",
+        "site": "acme", "cluster": "eu-1", "host": "web-1", "pid": 4242, "thread": "T-1",
+        "codeFile": "/app/shop/pay.py", "codeLine": 12, "codeFunc": "pay",
+        "exc_info": json.dumps({"type": "ValueError", "value": "bad", "stack": "Traceback ..."}),
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7",
+        "shard": "s3",
+    }
+    formatter = EcsFormatter(service_name="shop", service_version="1.2", service_environment="prod")
+    payload = formatter.format(wire)
+    assert list(json.loads(payload))[:4] == ["@timestamp", "log.level", "message", "ecs.version"]
+    assert json.loads(payload) == {
+        "@timestamp": "2026-12-04T16:00:00.123Z",
+        "log.level": "warning",
+        "message": "paid twice",
+        "ecs.version": "8.11.0",
+        "event": {"action": "order.paid", "id": "0001"},
+        "log": {"origin": {"file": {"name": "pay.py", "line": 12}, "function": "pay"}},
+        "service": {"name": "shop", "version": "1.2", "environment": "prod"},
+        "host": {"name": "web-1"},
+        "process": {"pid": 4242, "thread": {"name": "T-1"}},
+        "user": {"name": "alice"},
+        "http": {"request": {"id": "r-1"}},
+        "organization": {"name": "acme"},
+        "trace": {"id": "4bf92f3577b34da6a3ce929d0e0e4736"},
+        "span": {"id": "00f067aa0ba902b7"},
+        "error": {"type": "ValueError", "message": "bad", "stack_trace": "Traceback ..."},
+        "tags": ["shop"],
+        "labels": {"region": "eu"},
+        "eventlog": {
+            "target": "A-7", "tgType": "order", "codeFile": "/app/shop/pay.py",
+            "fields": {"items": 3, "ratio": 0.5}, "metrics": {"amount": 12.5}, "level": 30,
+            "session": "s-1", "cluster": "eu-1", "shard": "s3",
+        },
+    }
+    # The batch path gives the same bytes in one call.
+    assert formatter.format_many([wire, wire]) == payload + payload
+    # An exc_info that is no eventlog JSON is kept whole as the stack trace.
+    odd = formatter.document({**wire, "exc_info": "plain text"})
+    assert odd["error"] == {"stack_trace": "plain text"}
+
+
+def test_service_options_arrive_through_a_pipeline(receiver: LineReceiver) -> None:
+    eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, format="ecs",
+        ecs_service_name="shop", ecs_service_environment="prod", site="acme",
+    )
+    eventlog.log_event(eventlog.Event("order.paid", "A-7", "order", fields={"region": "eu"}))
+    assert eventlog.flush(10) and receiver.wait_for(1)
+    [doc] = receiver.events()
+    assert doc["service"] == {"name": "shop", "environment": "prod"}
+    assert doc["organization"] == {"name": "acme"}
+    assert doc["labels"] == {"region": "eu"}
+    assert doc["eventlog"]["target"] == "A-7" and "log.level" not in doc
+
+
+# ---------------------------------------------------------------- against ecs-logging
+
+
+@pytest.fixture
+def ecs_logging() -> Any:
+    try:
+        import ecs_logging
+    except ImportError:
+        missing("ecs-logging", "the Python package ecs-logging is not installed (pip install ecs-logging)")
+    return ecs_logging
+
+
+#: Fields both write, which must agree exactly.
+SHARED = (
+    "@timestamp", "log.level", "message", "log.logger", "log.origin.file.name",
+    "log.origin.file.line", "log.origin.function", "process.pid", "process.thread.name",
+    "error.type", "error.message",
+)
+
+
+def _raise_here() -> None:
+    raise ValueError("bad value ✓")
+
+
+def test_shared_fields_equal_those_of_ecs_logging(ecs_logging: Any, receiver: LineReceiver) -> None:
+    pipeline = eventlog.Pipeline(
+        eventlog.config.Settings.load(
+            {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port, "format": "ecs"},
+            environ={},
+        )
+    )
+    handler = eventlog.EventHandler(pipeline=pipeline)
+    logger = logging.getLogger("shop.payments")
+    try:
+        _raise_here()
+    except ValueError:
+        exc_info = sys.exc_info()
+    records: list[logging.LogRecord] = []
+
+    def log_three() -> None:  # in a thread of its own: its name must arrive too
+        for level, exc in ((logging.WARNING, None), (logging.ERROR, exc_info), (5, None)):
+            record = logger.makeRecord(
+                logger.name, level, "/app/shop/pay.py", 12, "paid %s of %d", ("A-7", 3), exc, "pay"
+            )
+            record.created, record.msecs = 1796400000.5, 500.0  # see the report: .25 arrives as .249
+            records.append(record)
+            handler.handle(record)
+
+    worker = threading.Thread(target=log_three, name="pay-1")
+    worker.start()
+    worker.join(10)
+    try:
+        assert pipeline.flush(10) and receiver.wait_for(3)
+    finally:
+        pipeline.shutdown(2)
+    ours = [flatten(doc) for doc in receiver.events()]
+    theirs = [flatten(json.loads(ecs_logging.StdlibFormatter().format(r))) for r in records]
+    for mine, elastic in zip(ours, theirs, strict=True):
+        shared = [key for key in SHARED if key in elastic]
+        assert {k: mine.get(k) for k in shared} == {k: elastic[k] for k in shared}
+        assert [k for k in SHARED if k in mine] == shared  # nothing theirs lacks, nothing more
+    assert ours[0]["@timestamp"] == "2026-12-04T16:00:00.500Z"
+    assert ours[0]["process.thread.name"] == "pay-1"
+    assert ours[0]["log.level"] == "warning" and ours[2]["log.level"] == "trace"
+    assert ours[1]["error.type"] == "ValueError" and ours[1]["error.message"] == "bad value ✓"
+    # ecs-logging writes the frames (format_tb); eventlog the whole traceback, as logging does.
+    assert theirs[1]["error.stack_trace"] in ours[1]["error.stack_trace"]
+    assert ours[1]["error.stack_trace"].startswith("Traceback (most recent call last):")
+    assert ours[1]["error.stack_trace"].endswith("ValueError: bad value ✓\n")
