@@ -204,3 +204,11 @@ def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
     assert "(not a TransportError) 5 times: bug with token=<hidden>" in text
     assert "refused: refused: token <hidden> expired" in text
     assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1, "rejected": 1}
+
+
+def test_a_secret_url_setting_hides_its_credentials_not_where_it_points() -> None:
+    mask = SecretMask(["https://ops:hunter2hunter2@logs.example:8443/in?password=s3cr3t-s3cr3t&fmt=JSON"])
+    assert mask("POST to https://logs.example:8443/in failed: refused") == (
+        "POST to https://logs.example:8443/in failed: refused"
+    )
+    assert mask("server said hunter2hunter2 and s3cr3t-s3cr3t") == "server said <hidden> and <hidden>"

@@ -62,6 +62,7 @@ _AUTH_HEADER = re.compile(
 _SECRET_WORD = (
     r"[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|api[_-]?key|shared[_-]?key|access[_-]?key)[\w.-]*"
 )
+_SECRET_NAME = re.compile(f"(?i){_SECRET_WORD}")
 _SECRET_KEY_VALUE = re.compile(
     rf"(?i)(\b{_SECRET_WORD}=|[\"']{_SECRET_WORD}[\"']\s*:\s*[\"']?)(?!<hidden>)[^\s\"'&,;]+"
 )
@@ -95,6 +96,16 @@ def _values(value: Any) -> Iterable[str]:
     if value is None:
         return
     if isinstance(value, str):
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme and parts.netloc:
+            # A URL setting is secret for what it may carry, not for its host and path:
+            # hiding the whole URL would hide where a failing send went.
+            if parts.password:
+                yield parts.password
+            for key, item in urllib.parse.parse_qsl(parts.query):
+                if _SECRET_NAME.fullmatch(key):
+                    yield item
+            return
         yield value
     elif isinstance(value, bytes):
         yield value.decode("utf-8", "replace")
