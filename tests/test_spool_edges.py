@@ -136,3 +136,28 @@ def test_removing_part_of_a_batch_deletes_the_rows_it_came_from(tmp_path: Path) 
     spool.remove(batch)  # nothing left to delete: a no-op
     assert spool.pending(15) == []
     spool.close()
+
+
+def test_a_backlog_is_read_back_a_few_rows_per_query_oldest_kept_in_memory(tmp_path: Path) -> None:
+    """12 rows on disk, none in memory: 3 read queries (a row and 3 read ahead), in order."""
+    path = str(tmp_path / "s.db")
+    spool = SQLiteSpool(path, "json", row_events=5)
+    for row in range(12):
+        spool.add(_records(f"r{row:02d}-", 5))
+    spool._recent.clear()  # as after a restart, or more rows than the spool keeps in memory
+    reads: list[str] = []
+    conn = spool._open()
+    conn.set_trace_callback(lambda sql: reads.append(sql) if "SELECT seq, records" in sql else None)
+    sent: list[str] = []
+    while batch := spool.pending(5):
+        sent += [r.id for r in batch]
+        spool.remove(batch)
+    assert sent == [f"r{row:02d}-{i}" for row in range(12) for i in range(5)]
+    assert len(reads) == 3
+    assert _rows(path) == []
+    # New rows beyond the memory bound: the newest leave memory first, the oldest stay.
+    for row in range(12):
+        spool.add(_records(f"n{row:02d}-", 5))
+    seqs = sorted(spool._own)
+    assert sorted(spool._recent) == seqs[:10]
+    spool.close()

@@ -65,6 +65,8 @@ ROW_OVERHEAD = 96
 #: Batches just added are kept in memory too (up to this many), so sending them
 #: right away does not read their payloads back from the file.
 RECENT_MAX = 10
+#: Rows read back beyond those a pending() sends, in the same query (a backlog).
+READ_AHEAD_ROWS = 3
 #: Spool files up to this size are checked page by page when opened.
 QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024
 #: Free rows (batches) one process claims at a time.
@@ -721,14 +723,27 @@ class SQLiteSpool:
                     self._events_of[seq] = events
                 recent = self._recent
                 missing = [seq for seq in chosen if seq not in recent]
+                ahead: list[int] = []
+                if missing:
+                    # A backlog is read back a few rows per query: each SQLite call gives the
+                    # GIL away, and in a flood getting it back waits out the caller's switch
+                    # interval.  The rows read ahead wait in `recent` for the next pending().
+                    after = chosen[-1]
+                    ahead = [
+                        seq for seq in sorted(self._own)
+                        if seq > after and seq not in skip and seq not in recent
+                    ][:READ_AHEAD_ROWS]
                 loaded = {
                     seq: _decode(index, payloads)
                     for seq, index, payloads in conn.execute(
                         "SELECT seq, records, payloads FROM batches "
                         "WHERE seq IN (SELECT value FROM json_each(?))",
-                        (json.dumps(missing),),
+                        (json.dumps(missing + ahead),),
                     )
                 } if missing else {}
+                for seq in ahead:
+                    if seq in loaded:
+                        self._remember(seq, loaded.pop(seq))
                 # Rows that vanished (purged, or evicted by another process) are no longer
                 # ours: forget them, or the oldest would be chosen again and again.
                 gone = [seq for seq in missing if seq not in loaded]
@@ -751,8 +766,10 @@ class SQLiteSpool:
     def _remember(self, seq: int, records: list[Record]) -> None:
         recent = self._recent
         recent[seq] = records
-        while len(recent) > RECENT_MAX:  # oldest out first: bounded memory in an outage
-            del recent[next(iter(recent))]
+        # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
+        # the next to be sent, so keeping them spares a read back from the file.
+        while len(recent) > RECENT_MAX:
+            del recent[max(recent)]
 
     def remove(self, records: Sequence[Record]) -> None:
         """Delete what was delivered (or given up): the rows ``pending`` returned it from.
