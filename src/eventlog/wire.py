@@ -47,6 +47,13 @@ class UnrenderableException(Placeholder):
     reason = "bad_exc_info"
 
 
+class ConvertedValue(Placeholder):
+    """A :func:`eventlog.context` field value that was no int, float or str: its text, made
+    when the block was entered (the value may change later); counted per event that carries it."""
+
+    reason = "not_text"
+
+
 def placeholder_text(value: Placeholder, conversions: Conversions | None) -> str:
     """The placeholder as a plain str, counted by its reason."""
     _count(conversions, value.reason)
@@ -235,7 +242,7 @@ def to_wire(
     as they are, for an event that sets none of them) and ``ctx`` (user,
     session and request id where the event has none): what the built-in
     ``host``, ``site`` and ``context`` enrichers would have set, without
-    running them.
+    running them (the context's fields and trace ids too).
     """
     # This runs once per event in the worker; the checks of _plain are inlined
     # below because most values are short ASCII text and a call costs more than the check.
@@ -265,8 +272,11 @@ def to_wire(
         if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
             text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
         out["message"] = text
-    if event.tags or event.fields or event.metrics:
-        put_extras(out, event.tags, event.fields, event.metrics, conversions)
+    fields = event.fields
+    if ctx is not None and ctx.fields:
+        fields = with_context_fields(fields, ctx.fields)
+    if event.tags or fields or event.metrics:
+        put_extras(out, event.tags, fields, event.metrics, conversions)
     ctx_user, session, request_id = event.user, event.session, event.request_id
     if ctx is not None:
         if ctx_user is None:
@@ -309,4 +319,36 @@ def to_wire(
         if type(exc_text) is not str and isinstance(exc_text, Placeholder):
             exc_text = placeholder_text(exc_text, conversions)
         out["exc_info"] = exc_text
+    trace_id = event.trace_id
+    if trace_id is not None:
+        out["traceId"] = safe_str(trace_id, MAX_VALUE_CHARS, conversions)
+        out["spanId"] = safe_str(event.span_id, MAX_VALUE_CHARS, conversions)
+        out["traceFlags"] = safe_str(event.trace_flags, MAX_VALUE_CHARS, conversions)
+    elif ctx is not None and ctx.trace_id is not None:
+        put_trace(out, ctx)
     return out
+
+
+def with_context_fields(
+    fields: dict[Any, Any] | None, context_fields: dict[str, Any]
+) -> dict[Any, Any]:
+    """The event's fields, then the context's fields it does not have (its own win)."""
+    if not fields:
+        return dict(context_fields)
+    merged = dict(fields)
+    for key, value in context_fields.items():
+        if key not in merged:
+            merged[key] = value
+    return merged
+
+
+def trace_hex(trace_id: int, span_id: int, trace_flags: int) -> tuple[str, str, str]:
+    """The W3C trace-context hex forms: 32, 16 and 2 lowercase hex digits."""
+    return f"{trace_id:032x}", f"{span_id:016x}", f"{trace_flags:02x}"
+
+
+def put_trace(out: dict[str, Any], ctx: RequestContext) -> None:
+    """traceId, spanId and traceFlags of a context that has them (ints, from the caller)."""
+    out["traceId"] = f"{ctx.trace_id:032x}"
+    out["spanId"] = f"{ctx.span_id:016x}"
+    out["traceFlags"] = f"{ctx.trace_flags:02x}"

@@ -24,7 +24,7 @@ static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
-    *k_codeFunc, *s_logger;
+    *k_codeFunc, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
 
 /* ``digits`` lowercase hex digits of value, zero-padded, into out. */
 static void
@@ -134,14 +134,15 @@ done:
     return result;
 }
 
-/* The context's user, session, request id.  1: done, 0: not plain, -1: error. */
+/* The context's user, session, request id.  1: done, 0: not plain, -1: error.
+ * A context with fields (eventlog.context(**fields)) goes the Python way. */
 static int
 put_context(PyObject *wire, PyObject *ctx)
 {
     if (ctx == g_empty) {
         return 1;
     }
-    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 3) {
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7 || PyTuple_GET_ITEM(ctx, 6) != Py_None) {
         return 0;
     }
     PyObject *keys[3] = {k_user, k_session, k_reqId};
@@ -154,6 +155,33 @@ put_context(PyObject *wire, PyObject *ctx)
             return 0;
         }
         if (PyDict_SetItem(wire, keys[i], value) < 0) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* The context's trace ids (ints) as W3C hex, by int.__format__ as the Python path
+ * formats them.  1: done, 0: not plain, -1: error. */
+static int
+put_trace(PyObject *wire, PyObject *ctx)
+{
+    PyObject *keys[3] = {k_traceId, k_spanId, k_traceFlags};
+    PyObject *specs[3] = {f_trace, f_span, f_flags};
+    if (PyTuple_GET_ITEM(ctx, 3) == Py_None) {
+        return 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *value = PyTuple_GET_ITEM(ctx, 3 + i);
+        if (!PyLong_Check(value)) {
+            return 0;
+        }
+        PyObject *text = PyObject_Format(value, specs[i]);
+        if (text == NULL) {
+            PyErr_Clear(); /* the Python path decides */
+            return 0;
+        }
+        if (put(wire, keys[i], text) < 0) {
             return -1;
         }
     }
@@ -334,6 +362,15 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
             NOT_PLAIN;
         }
     }
+    if (with_context && ctx != g_empty) {
+        done = put_trace(wire, ctx);
+        if (done <= 0) {
+            if (done < 0) {
+                goto error;
+            }
+            NOT_PLAIN;
+        }
+    }
     PyObject *seq_obj = PyObject_CallNoArgs(next_seq);
     if (seq_obj == NULL) {
         goto error;
@@ -488,7 +525,9 @@ intern(&s_exc_info, "exc_info") ||
         intern(&k_user, "user") || intern(&k_session, "session") || intern(&k_reqId, "reqId") ||
         intern(&k_thread, "thread") || intern(&k_codeFile, "codeFile") ||
         intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
-        intern(&s_logger, "logger")) {
+        intern(&s_logger, "logger") || intern(&k_traceId, "traceId") ||
+        intern(&k_spanId, "spanId") || intern(&k_traceFlags, "traceFlags") ||
+        intern(&f_trace, "032x") || intern(&f_span, "016x") || intern(&f_flags, "02x")) {
         return NULL;
     }
     return PyModule_Create(&module_def);
