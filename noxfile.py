@@ -35,6 +35,8 @@ TEST_DEPS = [
     "orjson>=3.9",
     "cryptography>=42",
     "prometheus_client>=0.20",
+    "opentelemetry-api>=1.20",
+    "opentelemetry-sdk>=1.20",
 ]
 
 
