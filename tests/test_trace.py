@@ -323,3 +323,30 @@ def test_without_opentelemetry_nothing_is_imported_and_events_have_no_trace_keys
     assert result["bare_get"] == "builtin_function_or_method"
     assert result["count"] == 2
     assert not set(TRACE_KEYS) & set(result["keys"])
+
+
+@pytest.mark.peer("clickhouse")
+def test_clickhouse_rows_have_the_trace_columns(clickhouse: Any, tracer: Any) -> None:
+    from eventlog_capnp.clickhouse import insert_url
+    from tests.test_capnp import _create, _rows
+
+    table = "trace_events"
+    _create(clickhouse, table)
+    try:
+        pipeline = eventlog.configure(
+            transport="http", format="capnp", http_url=insert_url(clickhouse.url, table)
+        )
+        with tracer.start_as_current_span("s") as span:
+            eventlog.log_event(Event("traced"))
+        eventlog.log_event(Event("untraced"))
+        assert pipeline.flush(60)
+        assert pipeline.stats.sent == 2
+        eventlog.shutdown(5)
+        rows = _rows(clickhouse, f"SELECT action, traceId, spanId, traceFlags FROM {table} ORDER BY action")
+    finally:
+        clickhouse.query(f"DROP TABLE IF EXISTS {table}")
+    assert rows == [
+        {"action": "traced", **_ids(span)},
+        # No Nullable in ClickHouse 18.16: a field the event lacks reads as ''.
+        {"action": "untraced", "traceId": "", "spanId": "", "traceFlags": ""},
+    ]
