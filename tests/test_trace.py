@@ -98,14 +98,20 @@ def test_events_in_a_span_carry_its_ids_and_events_outside_none(
             eventlog.log_event(Event("click", "my-button", "ui"))
             with tracer.start_as_current_span("inner") as inner:
                 logger.warning("in inner")
+                with eventlog.context(user="alice"):
+                    logger.warning("in inner as alice")
+            logger.info("back in outer")
         logger.info("after")
     by_message = {e.get("message", e["action"]): e for e in events}
-    assert len(events) == 5
+    assert len(events) == 7
     assert _trace_of(by_message["before"]) == {}
     assert _trace_of(by_message["after"]) == {}
     assert _trace_of(by_message["in outer span"]) == _ids(outer)
     assert _trace_of(by_message["click"]) == _ids(outer)
     assert _trace_of(by_message["in inner"]) == _ids(inner)
+    assert _trace_of(by_message["in inner as alice"]) == _ids(inner)
+    assert by_message["in inner as alice"]["user"] == "alice"
+    assert _trace_of(by_message["back in outer"]) == _ids(outer)
     # The forms W3C traceparent uses: lowercase hex of 32, 16 and 2 digits.
     trace_id = outer.get_span_context().trace_id
     assert by_message["in outer span"]["traceId"] == format(trace_id, "032x")

@@ -138,34 +138,53 @@ def _tracing_current() -> Callable[[], RequestContext] | None:
     except Exception:
         pass
     get_current_span = trace.get_current_span
-    # The last (context, span context, snapshot): logging many times inside one span
-    # makes no new tuple.  One global, swapped whole, so threads never see half of it.
+    # The last (context, span, snapshot): logging many times inside one span makes no new
+    # tuple and reads no span context (a span's ids never change).  One list item, swapped
+    # whole, so threads never see half of it.
     last: list[tuple[RequestContext, object, RequestContext]] = [(EMPTY, None, EMPTY)]
 
-    def current_with_trace() -> RequestContext:
-        ctx = get()
-        try:
-            if otel_get is not None:
-                span = otel_get().get(span_key)
-                if span is None:
-                    return ctx
-            else:
-                span = get_current_span()
-            span_context = span.get_span_context()
-            if not span_context.is_valid:
-                return ctx
-            cached = last[0]
-            if cached[0] is ctx and cached[1] is span_context:
-                return cached[2]
-            traced = ctx._replace(
+    def traced(ctx: RequestContext, span: Any) -> RequestContext:
+        """``ctx`` with the span's ids, if its span context is valid."""
+        cached = last[0]
+        if cached[1] is span and cached[0] is ctx:
+            return cached[2]
+        span_context = span.get_span_context()
+        snapshot = ctx
+        if span_context.is_valid:
+            snapshot = ctx._replace(
                 trace_id=span_context.trace_id,
                 span_id=span_context.span_id,
                 trace_flags=span_context.trace_flags,
             )
-            last[0] = (ctx, span_context, traced)
-            return traced
-        except Exception:  # a span of a foreign kind must not cost the event
-            return ctx
+        last[0] = (ctx, span, snapshot)
+        return snapshot
+
+    if otel_get is not None:
+
+        def current_with_trace() -> RequestContext:
+            ctx = get()
+            otel_ctx = otel_get()
+            if not otel_ctx:  # nothing set in OpenTelemetry's context: the cheapest way out
+                return ctx
+            span = otel_ctx.get(span_key)
+            if span is None:
+                return ctx
+            cached = last[0]  # the common case inside a span, without a call
+            if cached[1] is span and cached[0] is ctx:
+                return cached[2]
+            try:
+                return traced(ctx, span)
+            except Exception:  # a span of a foreign kind must not cost the event
+                return ctx
+
+    else:
+
+        def current_with_trace() -> RequestContext:
+            ctx = get()
+            try:
+                return traced(ctx, get_current_span())
+            except Exception:
+                return ctx
 
     return current_with_trace
 
