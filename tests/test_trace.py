@@ -199,11 +199,20 @@ def test_fast_and_careful_paths_give_the_same_bytes_with_trace_and_fields(
             items.append((record("ctx extras", k=1, who="bob", tenant="own"), "ctx extras", ctx))
             items.append((record("ctx odd", raw=b"\xff"), "ctx odd", ctx))
             items.append(Event("ctx.event", fields={"tenant": "mine", "n": 1}))
-    assert_same(pipeline, items)
-    # A traced record without context fields is the compiled path's plain case.
+        with eventlog.context(tenant="acme", shard=3, ratio=0.5):
+            ctx = _context_module.current()
+            plain = [
+                (record("plain ctx"), "plain ctx", ctx),
+                (record("plain ctx extras", k=1, who="bob", tenant="own"), "plain ctx extras", ctx),
+            ]
+    assert_same(pipeline, items + plain)
+    # Traced records whose context fields are plain are the compiled path's plain case.
     if fast_path == "speedups":
-        wires, holes = _COMPILED(items[:1], {}, True, *eventlog.wire._ids.node_and_counter())  # type: ignore[misc]
-        assert holes == 0 and set(TRACE_KEYS) <= set(wires[0])
+        taken = [items[0], *plain]
+        wires, holes = _COMPILED(taken, {}, True, *eventlog.wire._ids.node_and_counter())  # type: ignore[misc]
+        assert holes == 0 and all(set(TRACE_KEYS) <= set(wire) for wire in wires)
+        assert wires[2]["fields"] == {"who": "bob", "tenant": "own", "shard": 3, "ratio": 0.5}
+        assert wires[2]["metrics"] == {"k": 1}
 
 
 def test_every_format_carries_the_trace_keys(tracer: Any) -> None:

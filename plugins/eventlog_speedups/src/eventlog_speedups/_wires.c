@@ -134,16 +134,69 @@ done:
     return result;
 }
 
-/* The context's user, session, request id.  1: done, 0: not plain, -1: error.
- * A context with fields (eventlog.context(**fields)) goes the Python way. */
+/* The fields of eventlog.context(**fields) into the wire's fields, which put_extras made of
+ * plain keys and values: the record's own win.  Plain ints, finite floats and plain text
+ * only; anything else sends the record back.  1: done, 0: not plain, -1: error. */
+static int
+put_context_fields(PyObject *wire, PyObject *ctx_fields)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(ctx_fields)) {
+        return 0;
+    }
+    if (PyDict_GET_SIZE(ctx_fields) == 0) {
+        return 1;
+    }
+    /* All checked first: a record sent back must leave nothing half-added. */
+    while (PyDict_Next(ctx_fields, &pos, &key, &value)) {
+        if (!plain(key, g_max_value) ||
+            !(PyLong_CheckExact(value) ||
+              (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) ||
+              plain(value, g_max_value))) {
+            return 0;
+        }
+    }
+    PyObject *own = PyDict_GetItemWithError(wire, k_fields); /* borrowed */
+    if (own == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *fields = own != NULL ? Py_NewRef(own) : PyDict_New();
+    if (fields == NULL) {
+        return -1;
+    }
+    int result = 1;
+    pos = 0;
+    while (PyDict_Next(ctx_fields, &pos, &key, &value)) {
+        int has = own != NULL ? PyDict_Contains(own, key) : 0;
+        if (has < 0 || (!has && PyDict_SetItem(fields, key, value) < 0)) {
+            result = -1;
+            break;
+        }
+    }
+    if (result == 1 && own == NULL && PyDict_SetItem(wire, k_fields, fields) < 0) {
+        result = -1;
+    }
+    Py_DECREF(fields);
+    return result;
+}
+
+/* The context's user, session, request id.  1: done, 0: not plain, -1: error. */
 static int
 put_context(PyObject *wire, PyObject *ctx)
 {
     if (ctx == g_empty) {
         return 1;
     }
-    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7 || PyTuple_GET_ITEM(ctx, 6) != Py_None) {
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
         return 0;
+    }
+    PyObject *ctx_fields = PyTuple_GET_ITEM(ctx, 6);
+    if (ctx_fields != Py_None) {
+        int done = put_context_fields(wire, ctx_fields);
+        if (done <= 0) {
+            return done;
+        }
     }
     PyObject *keys[3] = {k_user, k_session, k_reqId};
     for (int i = 0; i < 3; i++) {
