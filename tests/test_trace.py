@@ -365,3 +365,18 @@ def test_clickhouse_rows_have_the_trace_columns(clickhouse: Any, tracer: Any) ->
         # No Nullable in ClickHouse 18.16: a field the event lacks reads as ''.
         {"action": "untraced", "traceId": "", "spanId": "", "traceFlags": ""},
     ]
+
+
+def test_compiled_trace_hex_is_what_format_writes_at_the_edges() -> None:
+    if _COMPILED is None:
+        missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
+    record = LOGGER.makeRecord(LOGGER.name, logging.INFO, "f.py", 1, "m", (), None)
+    node_and_counter = eventlog.wire._ids.node_and_counter()
+    for trace_id in (0, 1, 2**64 - 1, 2**64, 2**128 - 1, 2**128, -1, 2**200):
+        for span_id in (0, 2**64 - 1, 2**64, -3):
+            for flags in (0, 1, 255, 256, -1, True):
+                ctx = RequestContext(trace_id=trace_id, span_id=span_id, trace_flags=flags)
+                (wire,), _ = _COMPILED([(record, "m", ctx)], {}, True, *node_and_counter)
+                assert (wire["traceId"], wire["spanId"], wire["traceFlags"]) == (
+                    format(trace_id, "032x"), format(span_id, "016x"), format(flags, "02x")
+                ), (trace_id, span_id, flags)

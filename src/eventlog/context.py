@@ -154,7 +154,8 @@ def _tracing_current() -> Callable[[], RequestContext] | None:
             snapshot = ctx._replace(
                 trace_id=span_context.trace_id,
                 span_id=span_context.span_id,
-                trace_flags=span_context.trace_flags,
+                # TraceFlags is an int subclass: a plain int formats the same everywhere.
+                trace_flags=int(span_context.trace_flags),
             )
         last[0] = (ctx, span, snapshot)
         return snapshot

@@ -347,8 +347,16 @@ def trace_hex(trace_id: int, span_id: int, trace_flags: int) -> tuple[str, str, 
     return f"{trace_id:032x}", f"{span_id:016x}", f"{trace_flags:02x}"
 
 
+#: The last context written by put_trace and its hex forms: the records of one span share
+#: one context object (see eventlog.context), and formatting three ints costs ~10k
+#: instructions.  One list item, swapped whole, as workers of two pipelines may share it.
+_last_trace: list[tuple[object, tuple[str, str, str]]] = [(None, ("", "", ""))]
+
+
 def put_trace(out: dict[str, Any], ctx: RequestContext) -> None:
     """traceId, spanId and traceFlags of a context that has them (ints, from the caller)."""
-    out["traceId"] = f"{ctx.trace_id:032x}"
-    out["spanId"] = f"{ctx.span_id:016x}"
-    out["traceFlags"] = f"{ctx.trace_flags:02x}"
+    cached = _last_trace[0]
+    if cached[0] is not ctx:
+        cached = (ctx, (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", f"{ctx.trace_flags:02x}"))
+        _last_trace[0] = cached
+    out["traceId"], out["spanId"], out["traceFlags"] = cached[1]

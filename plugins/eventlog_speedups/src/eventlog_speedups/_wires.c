@@ -17,6 +17,7 @@
 /* Set once by setup(). */
 static PyTypeObject *g_record_type;
 static PyObject *g_actions, *g_level_names, *g_init_keys, *g_standard, *g_special, *g_empty;
+static PyObject *g_sixty_four; /* 64, for the high half of a trace id */
 static Py_ssize_t g_max_message, g_max_value;
 
 /* Interned attribute names and wire keys. */
@@ -214,13 +215,59 @@ put_context(PyObject *wire, PyObject *ctx)
     return 1;
 }
 
-/* The context's trace ids (ints) as W3C hex, by int.__format__ as the Python path
- * formats them.  1: done, 0: not plain, -1: error. */
+/* An int as ``digits`` lowercase hex digits (32, 16 or 2), as format(value, spec) writes it:
+ * written out for an exact int in range, else by int.__format__ (a negative or too
+ * large value comes out as Python writes it).  NULL with the error cleared: not plain. */
+static PyObject *
+hex_text(PyObject *value, int digits, PyObject *spec)
+{
+    if (PyLong_CheckExact(value)) {
+        unsigned long long low, high = 0;
+        int fits = 0;
+        if (digits == 32) {
+            PyObject *shifted = PyNumber_Rshift(value, g_sixty_four);
+            if (shifted != NULL) {
+                high = PyLong_AsUnsignedLongLong(shifted); /* negative or >= 2**64: error */
+                Py_DECREF(shifted);
+                if (!(high == (unsigned long long)-1 && PyErr_Occurred())) {
+                    low = PyLong_AsUnsignedLongLongMask(value);
+                    fits = !(low == (unsigned long long)-1 && PyErr_Occurred());
+                }
+            }
+        }
+        else {
+            low = PyLong_AsUnsignedLongLong(value);
+            fits = !(low == (unsigned long long)-1 && PyErr_Occurred()) &&
+                   (digits == 16 || low <= 0xFFULL);
+        }
+        PyErr_Clear();
+        if (fits) {
+            char text[32];
+            if (digits == 32) {
+                hex(text, high, 16);
+                hex(text + 16, low, 16);
+            }
+            else {
+                hex(text, low, digits);
+            }
+            return PyUnicode_FromStringAndSize(text, digits);
+        }
+    }
+    PyObject *text = PyObject_Format(value, spec);
+    if (text == NULL) {
+        PyErr_Clear();
+    }
+    return text;
+}
+
+/* The context's trace ids (ints) as W3C hex, as the Python path's format() writes them.
+ * 1: done, 0: not plain, -1: error. */
 static int
 put_trace(PyObject *wire, PyObject *ctx)
 {
     PyObject *keys[3] = {k_traceId, k_spanId, k_traceFlags};
     PyObject *specs[3] = {f_trace, f_span, f_flags};
+    int digits[3] = {32, 16, 2};
     if (PyTuple_GET_ITEM(ctx, 3) == Py_None) {
         return 1;
     }
@@ -229,10 +276,9 @@ put_trace(PyObject *wire, PyObject *ctx)
         if (!PyLong_Check(value)) {
             return 0;
         }
-        PyObject *text = PyObject_Format(value, specs[i]);
+        PyObject *text = hex_text(value, digits[i], specs[i]);
         if (text == NULL) {
-            PyErr_Clear(); /* the Python path decides */
-            return 0;
+            return PyErr_Occurred() ? -1 : 0;
         }
         if (put(wire, keys[i], text) < 0) {
             return -1;
@@ -581,6 +627,9 @@ intern(&s_exc_info, "exc_info") ||
         intern(&s_logger, "logger") || intern(&k_traceId, "traceId") ||
         intern(&k_spanId, "spanId") || intern(&k_traceFlags, "traceFlags") ||
         intern(&f_trace, "032x") || intern(&f_span, "016x") || intern(&f_flags, "02x")) {
+        return NULL;
+    }
+    if ((g_sixty_four = PyLong_FromLong(64)) == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);
