@@ -380,3 +380,21 @@ def test_compiled_trace_hex_is_what_format_writes_at_the_edges() -> None:
                 assert (wire["traceId"], wire["spanId"], wire["traceFlags"]) == (
                     format(trace_id, "032x"), format(span_id, "016x"), format(flags, "02x")
                 ), (trace_id, span_id, flags)
+
+
+@pytest.mark.parametrize("enrichers", ["", "host", "context,site"])
+def test_trace_ids_go_whatever_the_enrichers(tracer: Any, enrichers: str, fast_path: str) -> None:
+    made = Pipeline(Settings.load({"transport": "console", "enrichers": enrichers}))
+    try:
+        with tracer.start_as_current_span("s") as span, eventlog.context(user="u", tenant="t"):
+            record = LOGGER.makeRecord(LOGGER.name, logging.INFO, "/a.py", 3, "m", (), None, "f")
+            items: list[Any] = [(record, "m", _context_module.current()), Event("e")]
+        assert_same(made, items, all_fast=True)
+        wires, _ = made._wires(items)
+        for wire in wires:
+            assert _trace_of(wire) == _ids(span)
+            # user and the context's fields come with the context enricher only
+            assert ("user" in wire) == ("context" in enrichers)
+            assert ("fields" in wire) == ("context" in enrichers)
+    finally:
+        made.shutdown()

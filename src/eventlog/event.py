@@ -1,8 +1,7 @@
 """The Event: what the application hands to eventlog.
 
 Construction is on the caller's hot path, so it only stores what it is given,
-the clock and the request context (with the OpenTelemetry span's ids, when a
-span is current).  Static fields (host, pid, site, cluster),
+the clock and the request context.  Static fields (host, pid, site, cluster),
 the id, and every conversion to wire form happen in the worker thread.
 """
 
@@ -72,14 +71,11 @@ class Event:
         "request_id",
         "session",
         "site",
-        "span_id",
         "tags",
         "target",
         "tg_type",
         "thread",
         "time_ns",
-        "trace_flags",
-        "trace_id",
         "user",
     )
 
@@ -106,10 +102,6 @@ class Event:
     cluster: str | None
     host: str | None
     pid: int | None
-    #: W3C hex forms, set by the ``context`` enricher from ``context`` (the caller's span).
-    trace_id: str | None
-    span_id: str | None
-    trace_flags: str | None
 
     def __init__(
         self,
@@ -165,8 +157,9 @@ class Event:
         # The name now: the thread may have exited by the time the worker runs.
         thread = _active_get(_get_ident())
         self.thread = (thread or _current_thread()).name
-        self.id = self.site = self.cluster = self.host = self.pid = None
-        self.trace_id = self.span_id = self.trace_flags = None
+        self.id = None
+        self.site = self.cluster = self.host = None
+        self.pid = None
 
     @property
     def tstamp(self) -> int:

@@ -210,7 +210,6 @@ def record_to_event(
     event.id = None
     event.site = event.cluster = event.host = None
     event.pid = None
-    event.trace_id = event.span_id = event.trace_flags = None
     event.exc_info = record_exception(record)
     extras = extra_keys(record.__dict__)
     if extras:
@@ -375,8 +374,10 @@ def wires_of(
                         "levelName": LEVEL_NAMES.get(level) or f"Level {level}",
                         "message": message,
                     }
-                    if with_context and ctx is not EMPTY:
+                    if ctx is not EMPTY:
                         user, session, request_id, trace_id, _, _, ctx_fields = ctx
+                        if not with_context:  # trace ids go whatever the enrichers
+                            ctx_fields = None
                     else:
                         trace_id = ctx_fields = None
                     attributes = record.__dict__

@@ -242,7 +242,8 @@ def to_wire(
     as they are, for an event that sets none of them) and ``ctx`` (user,
     session and request id where the event has none): what the built-in
     ``host``, ``site`` and ``context`` enrichers would have set, without
-    running them (the context's fields and trace ids too).
+    running them (the context's fields too).  The trace ids of the event's
+    context snapshot are always written.
     """
     # This runs once per event in the worker; the checks of _plain are inlined
     # below because most values are short ASCII text and a call costs more than the check.
@@ -319,13 +320,11 @@ def to_wire(
         if type(exc_text) is not str and isinstance(exc_text, Placeholder):
             exc_text = placeholder_text(exc_text, conversions)
         out["exc_info"] = exc_text
-    trace_id = event.trace_id
-    if trace_id is not None:
-        out["traceId"] = safe_str(trace_id, MAX_VALUE_CHARS, conversions)
-        out["spanId"] = safe_str(event.span_id, MAX_VALUE_CHARS, conversions)
-        out["traceFlags"] = safe_str(event.trace_flags, MAX_VALUE_CHARS, conversions)
-    elif ctx is not None and ctx.trace_id is not None:
-        put_trace(out, ctx)
+    # The span's ids come from the snapshot taken when the event was made, on every path
+    # and whatever the enrichers: they say which trace the event belongs to.
+    snapshot = event.context
+    if snapshot.trace_id is not None:
+        put_trace(out, snapshot)
     return out
 
 
@@ -342,11 +341,6 @@ def with_context_fields(
     return merged
 
 
-def trace_hex(trace_id: int, span_id: int, trace_flags: int) -> tuple[str, str, str]:
-    """The W3C trace-context hex forms: 32, 16 and 2 lowercase hex digits."""
-    return f"{trace_id:032x}", f"{span_id:016x}", f"{trace_flags:02x}"
-
-
 #: The last context written by put_trace and its hex forms: the records of one span share
 #: one context object (see eventlog.context), and formatting three ints costs ~10k
 #: instructions.  One list item, swapped whole, as workers of two pipelines may share it.
@@ -357,6 +351,8 @@ def put_trace(out: dict[str, Any], ctx: RequestContext) -> None:
     """traceId, spanId and traceFlags of a context that has them (ints, from the caller)."""
     cached = _last_trace[0]
     if cached[0] is not ctx:
-        cached = (ctx, (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}", f"{ctx.trace_flags:02x}"))
+        # eventlog.context sets all three; a context made by hand may not.
+        span_id, flags = ctx.span_id or 0, ctx.trace_flags or 0
+        cached = (ctx, (f"{ctx.trace_id:032x}", f"{span_id:016x}", f"{flags:02x}"))
         _last_trace[0] = cached
     out["traceId"], out["spanId"], out["traceFlags"] = cached[1]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from eventlog.event import Event, caller_location
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import EnricherSpec, PluginContext
-from eventlog.wire import trace_hex, with_context_fields
+from eventlog.wire import with_context_fields
 
 EnrichFn = Callable[[Event], None]
 
@@ -53,10 +53,6 @@ def _context(_: PluginContext) -> EnrichFn:
             event.request_id = ctx.request_id
         if ctx.fields:
             event.fields = with_context_fields(event.fields, ctx.fields)
-        if ctx.trace_id is not None and event.trace_id is None:
-            event.trace_id, event.span_id, event.trace_flags = trace_hex(
-                ctx.trace_id, ctx.span_id or 0, ctx.trace_flags or 0
-            )
 
     return enrich
 
@@ -88,7 +84,7 @@ def eventlog_enrichers() -> list[EnricherSpec]:
         EnricherSpec("host", _host, "worker", "host name and process id"),
         EnricherSpec("site", _site, "worker", "EVENTLOG_SITE and EVENTLOG_CLUSTER"),
         EnricherSpec(
-            "context", _context, "worker", "user, session, request id, fields, trace ids of the context"
+            "context", _context, "worker", "user, session, request id and fields of the context"
         ),
         EnricherSpec("code", _code, "caller", "file, line, function of every event (costly)"),
         EnricherSpec("exception", _exception, "caller", "the exception being handled, if any"),

@@ -268,6 +268,9 @@ put_trace(PyObject *wire, PyObject *ctx)
     PyObject *keys[3] = {k_traceId, k_spanId, k_traceFlags};
     PyObject *specs[3] = {f_trace, f_span, f_flags};
     int digits[3] = {32, 16, 2};
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
+        return 0;
+    }
     if (PyTuple_GET_ITEM(ctx, 3) == Py_None) {
         return 1;
     }
@@ -461,7 +464,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
             NOT_PLAIN;
         }
     }
-    if (with_context && ctx != g_empty) {
+    if (ctx != g_empty) { /* whatever with_context says, as in Python */
         done = put_trace(wire, ctx);
         if (done <= 0) {
             if (done < 0) {
