@@ -46,6 +46,8 @@ TEST_DEPS = [
     "structlog>=23.1",
     "loguru>=0.7",
     "ecs-logging>=2.1",
+    "opentelemetry-api>=1.20",
+    "opentelemetry-sdk>=1.20",
 ]
 
 

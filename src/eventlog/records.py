@@ -28,9 +28,11 @@ from eventlog.wire import (
     _ids,
     placeholder_text,
     put_extras,
+    put_trace,
     safe_str,
     to_wire,
     type_name,
+    with_context_fields,
 )
 
 logging.addLevelName(5, "TRACE")
@@ -250,6 +252,25 @@ def _extras(
     return tags, fields, metrics
 
 
+def _put_context_fields(
+    wire: dict[str, Any], context_fields: dict[str, Any], conversions: Conversions
+) -> None:
+    """The context's fields into a wire dict whose own fields are clean already (those win).
+
+    The same result as merging before cleaning (:func:`with_context_fields`, the
+    careful path): the fast path's own keys are plain text, which cleaning keeps.
+    """
+    own = wire.get("fields")
+    missing = {k: v for k, v in context_fields.items() if own is None or k not in own}
+    if missing:
+        cleaned: dict[str, Any] = {}
+        put_extras(cleaned, None, missing, None, conversions)
+        if own is None:
+            wire["fields"] = cleaned["fields"]
+        else:
+            own.update(cleaned["fields"])
+
+
 def _load_accelerator() -> Callable[..., Any] | None:
     """The compiled fast path (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
@@ -353,6 +374,12 @@ def wires_of(
                         "levelName": LEVEL_NAMES.get(level) or f"Level {level}",
                         "message": message,
                     }
+                    if ctx is not EMPTY:
+                        user, session, request_id, trace_id, _, _, ctx_fields = ctx
+                        if not with_context:  # trace ids go whatever the enrichers
+                            ctx_fields = None
+                    else:
+                        trace_id = ctx_fields = None
                     attributes = record.__dict__
                     if len(attributes) != _INIT_LEN:
                         keys = list(attributes)
@@ -392,9 +419,14 @@ def wires_of(
                                     wire["fields"] = fields
                                 extras = []
                             if extras:
-                                put_extras(wire, *_extras(attributes, extras), conversions)
+                                tags, fields, metrics = _extras(attributes, extras)
+                                if ctx_fields:
+                                    fields = with_context_fields(fields, ctx_fields)
+                                    ctx_fields = None
+                                put_extras(wire, tags, fields, metrics, conversions)
+                    if ctx_fields:
+                        _put_context_fields(wire, ctx_fields, conversions)
                     if with_context and ctx is not EMPTY:
-                        user, session, request_id = ctx
                         if user is not None:
                             wire["user"] = safe_str(user, MAX_VALUE_CHARS, conversions)
                         if session is not None:
@@ -416,6 +448,8 @@ def wires_of(
                             if type(exc_text) is not str and isinstance(exc_text, Placeholder):
                                 exc_text = placeholder_text(exc_text, conversions)
                             wire["exc_info"] = exc_text
+                    if trace_id is not None:
+                        put_trace(wire, ctx)
             elif (
                 item.site is None
                 and item.cluster is None

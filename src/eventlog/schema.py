@@ -50,6 +50,10 @@ FIELDS: tuple[Field, ...] = (
     Field("codeLine", "int", "source line of the call"),
     Field("codeFunc", "str", "function of the call"),
     Field("exc_info", "str", "JSON text: exception type, value and stack"),
+    # Last, so the Cap'n Proto ordinals of the fields above stay what they were.
+    Field("traceId", "str", "OpenTelemetry trace id of the caller's span, 32 hex digits"),
+    Field("spanId", "str", "OpenTelemetry span id of the caller's span, 16 hex digits"),
+    Field("traceFlags", "str", "W3C trace flags of the caller's span, 2 hex digits (01: sampled)"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.wire for f in FIELDS)

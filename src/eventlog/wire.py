@@ -47,6 +47,13 @@ class UnrenderableException(Placeholder):
     reason = "bad_exc_info"
 
 
+class ConvertedValue(Placeholder):
+    """A :func:`eventlog.context` field value that was no int, float or str: its text, made
+    when the block was entered (the value may change later); counted per event that carries it."""
+
+    reason = "not_text"
+
+
 def placeholder_text(value: Placeholder, conversions: Conversions | None) -> str:
     """The placeholder as a plain str, counted by its reason."""
     _count(conversions, value.reason)
@@ -235,7 +242,8 @@ def to_wire(
     as they are, for an event that sets none of them) and ``ctx`` (user,
     session and request id where the event has none): what the built-in
     ``host``, ``site`` and ``context`` enrichers would have set, without
-    running them.
+    running them (the context's fields too).  The trace ids of the event's
+    context snapshot are always written.
     """
     # This runs once per event in the worker; the checks of _plain are inlined
     # below because most values are short ASCII text and a call costs more than the check.
@@ -265,8 +273,11 @@ def to_wire(
         if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
             text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
         out["message"] = text
-    if event.tags or event.fields or event.metrics:
-        put_extras(out, event.tags, event.fields, event.metrics, conversions)
+    fields = event.fields
+    if ctx is not None and ctx.fields:
+        fields = with_context_fields(fields, ctx.fields)
+    if event.tags or fields or event.metrics:
+        put_extras(out, event.tags, fields, event.metrics, conversions)
     ctx_user, session, request_id = event.user, event.session, event.request_id
     if ctx is not None:
         if ctx_user is None:
@@ -309,4 +320,39 @@ def to_wire(
         if type(exc_text) is not str and isinstance(exc_text, Placeholder):
             exc_text = placeholder_text(exc_text, conversions)
         out["exc_info"] = exc_text
+    # The span's ids come from the snapshot taken when the event was made, on every path
+    # and whatever the enrichers: they say which trace the event belongs to.
+    snapshot = event.context
+    if snapshot.trace_id is not None:
+        put_trace(out, snapshot)
     return out
+
+
+def with_context_fields(
+    fields: dict[Any, Any] | None, context_fields: dict[str, Any]
+) -> dict[Any, Any]:
+    """The event's fields, then the context's fields it does not have (its own win)."""
+    if not fields:
+        return dict(context_fields)
+    merged = dict(fields)
+    for key, value in context_fields.items():
+        if key not in merged:
+            merged[key] = value
+    return merged
+
+
+#: The last context written by put_trace and its hex forms: the records of one span share
+#: one context object (see eventlog.context), and formatting three ints costs ~10k
+#: instructions.  One list item, swapped whole, as workers of two pipelines may share it.
+_last_trace: list[tuple[object, tuple[str, str, str]]] = [(None, ("", "", ""))]
+
+
+def put_trace(out: dict[str, Any], ctx: RequestContext) -> None:
+    """traceId, spanId and traceFlags of a context that has them (ints, from the caller)."""
+    cached = _last_trace[0]
+    if cached[0] is not ctx:
+        # eventlog.context sets all three; a context made by hand may not.
+        span_id, flags = ctx.span_id or 0, ctx.trace_flags or 0
+        cached = (ctx, (f"{ctx.trace_id:032x}", f"{span_id:016x}", f"{flags:02x}"))
+        _last_trace[0] = cached
+    out["traceId"], out["spanId"], out["traceFlags"] = cached[1]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from eventlog.event import Event, caller_location
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import EnricherSpec, PluginContext
+from eventlog.wire import with_context_fields
 
 EnrichFn = Callable[[Event], None]
 
@@ -50,6 +51,8 @@ def _context(_: PluginContext) -> EnrichFn:
             event.session = ctx.session
         if event.request_id is None:
             event.request_id = ctx.request_id
+        if ctx.fields:
+            event.fields = with_context_fields(event.fields, ctx.fields)
 
     return enrich
 
@@ -80,7 +83,9 @@ def eventlog_enrichers() -> list[EnricherSpec]:
     return [
         EnricherSpec("host", _host, "worker", "host name and process id"),
         EnricherSpec("site", _site, "worker", "EVENTLOG_SITE and EVENTLOG_CLUSTER"),
-        EnricherSpec("context", _context, "worker", "user, session, request id of the context"),
+        EnricherSpec(
+            "context", _context, "worker", "user, session, request id and fields of the context"
+        ),
         EnricherSpec("code", _code, "caller", "file, line, function of every event (costly)"),
         EnricherSpec("exception", _exception, "caller", "the exception being handled, if any"),
     ]

@@ -32,6 +32,9 @@ struct Event {
   codeLine @22    :Int64;  # source line of the call
   codeFunc @23    :Text;  # function of the call
   excInfo @24     :Text;  # JSON text: exception type, value and stack
+  traceId @25     :Text;  # OpenTelemetry trace id of the caller's span, 32 hex digits
+  spanId @26      :Text;  # OpenTelemetry span id of the caller's span, 16 hex digits
+  traceFlags @27  :Text;  # W3C trace flags of the caller's span, 2 hex digits (01: sampled)
 }
 
 struct IntField {

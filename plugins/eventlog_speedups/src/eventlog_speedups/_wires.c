@@ -17,6 +17,7 @@
 /* Set once by setup(). */
 static PyTypeObject *g_record_type;
 static PyObject *g_actions, *g_level_names, *g_init_keys, *g_standard, *g_special, *g_empty;
+static PyObject *g_sixty_four; /* 64, for the high half of a trace id */
 static Py_ssize_t g_max_message, g_max_value;
 
 /* Interned attribute names and wire keys. */
@@ -24,7 +25,7 @@ static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
-    *k_codeFunc, *s_logger;
+    *k_codeFunc, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
 
 /* ``digits`` lowercase hex digits of value, zero-padded, into out. */
 static void
@@ -134,6 +135,53 @@ done:
     return result;
 }
 
+/* The fields of eventlog.context(**fields) into the wire's fields, which put_extras made of
+ * plain keys and values: the record's own win.  Plain ints, finite floats and plain text
+ * only; anything else sends the record back.  1: done, 0: not plain, -1: error. */
+static int
+put_context_fields(PyObject *wire, PyObject *ctx_fields)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(ctx_fields)) {
+        return 0;
+    }
+    if (PyDict_GET_SIZE(ctx_fields) == 0) {
+        return 1;
+    }
+    /* All checked first: a record sent back must leave nothing half-added. */
+    while (PyDict_Next(ctx_fields, &pos, &key, &value)) {
+        if (!plain(key, g_max_value) ||
+            !(PyLong_CheckExact(value) ||
+              (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) ||
+              plain(value, g_max_value))) {
+            return 0;
+        }
+    }
+    PyObject *own = PyDict_GetItemWithError(wire, k_fields); /* borrowed */
+    if (own == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *fields = own != NULL ? Py_NewRef(own) : PyDict_New();
+    if (fields == NULL) {
+        return -1;
+    }
+    int result = 1;
+    pos = 0;
+    while (PyDict_Next(ctx_fields, &pos, &key, &value)) {
+        int has = own != NULL ? PyDict_Contains(own, key) : 0;
+        if (has < 0 || (!has && PyDict_SetItem(fields, key, value) < 0)) {
+            result = -1;
+            break;
+        }
+    }
+    if (result == 1 && own == NULL && PyDict_SetItem(wire, k_fields, fields) < 0) {
+        result = -1;
+    }
+    Py_DECREF(fields);
+    return result;
+}
+
 /* The context's user, session, request id.  1: done, 0: not plain, -1: error. */
 static int
 put_context(PyObject *wire, PyObject *ctx)
@@ -141,8 +189,15 @@ put_context(PyObject *wire, PyObject *ctx)
     if (ctx == g_empty) {
         return 1;
     }
-    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 3) {
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
         return 0;
+    }
+    PyObject *ctx_fields = PyTuple_GET_ITEM(ctx, 6);
+    if (ctx_fields != Py_None) {
+        int done = put_context_fields(wire, ctx_fields);
+        if (done <= 0) {
+            return done;
+        }
     }
     PyObject *keys[3] = {k_user, k_session, k_reqId};
     for (int i = 0; i < 3; i++) {
@@ -154,6 +209,81 @@ put_context(PyObject *wire, PyObject *ctx)
             return 0;
         }
         if (PyDict_SetItem(wire, keys[i], value) < 0) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* An int as ``digits`` lowercase hex digits (32, 16 or 2), as format(value, spec) writes it:
+ * written out for an exact int in range, else by int.__format__ (a negative or too
+ * large value comes out as Python writes it).  NULL with the error cleared: not plain. */
+static PyObject *
+hex_text(PyObject *value, int digits, PyObject *spec)
+{
+    if (PyLong_CheckExact(value)) {
+        unsigned long long low, high = 0;
+        int fits = 0;
+        if (digits == 32) {
+            PyObject *shifted = PyNumber_Rshift(value, g_sixty_four);
+            if (shifted != NULL) {
+                high = PyLong_AsUnsignedLongLong(shifted); /* negative or >= 2**64: error */
+                Py_DECREF(shifted);
+                if (!(high == (unsigned long long)-1 && PyErr_Occurred())) {
+                    low = PyLong_AsUnsignedLongLongMask(value);
+                    fits = !(low == (unsigned long long)-1 && PyErr_Occurred());
+                }
+            }
+        }
+        else {
+            low = PyLong_AsUnsignedLongLong(value);
+            fits = !(low == (unsigned long long)-1 && PyErr_Occurred()) &&
+                   (digits == 16 || low <= 0xFFULL);
+        }
+        PyErr_Clear();
+        if (fits) {
+            char text[32];
+            if (digits == 32) {
+                hex(text, high, 16);
+                hex(text + 16, low, 16);
+            }
+            else {
+                hex(text, low, digits);
+            }
+            return PyUnicode_FromStringAndSize(text, digits);
+        }
+    }
+    PyObject *text = PyObject_Format(value, spec);
+    if (text == NULL) {
+        PyErr_Clear();
+    }
+    return text;
+}
+
+/* The context's trace ids (ints) as W3C hex, as the Python path's format() writes them.
+ * 1: done, 0: not plain, -1: error. */
+static int
+put_trace(PyObject *wire, PyObject *ctx)
+{
+    PyObject *keys[3] = {k_traceId, k_spanId, k_traceFlags};
+    PyObject *specs[3] = {f_trace, f_span, f_flags};
+    int digits[3] = {32, 16, 2};
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
+        return 0;
+    }
+    if (PyTuple_GET_ITEM(ctx, 3) == Py_None) {
+        return 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *value = PyTuple_GET_ITEM(ctx, 3 + i);
+        if (!PyLong_Check(value)) {
+            return 0;
+        }
+        PyObject *text = hex_text(value, digits[i], specs[i]);
+        if (text == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (put(wire, keys[i], text) < 0) {
             return -1;
         }
     }
@@ -334,6 +464,15 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
             NOT_PLAIN;
         }
     }
+    if (ctx != g_empty) { /* whatever with_context says, as in Python */
+        done = put_trace(wire, ctx);
+        if (done <= 0) {
+            if (done < 0) {
+                goto error;
+            }
+            NOT_PLAIN;
+        }
+    }
     PyObject *seq_obj = PyObject_CallNoArgs(next_seq);
     if (seq_obj == NULL) {
         goto error;
@@ -488,7 +627,12 @@ intern(&s_exc_info, "exc_info") ||
         intern(&k_user, "user") || intern(&k_session, "session") || intern(&k_reqId, "reqId") ||
         intern(&k_thread, "thread") || intern(&k_codeFile, "codeFile") ||
         intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
-        intern(&s_logger, "logger")) {
+        intern(&s_logger, "logger") || intern(&k_traceId, "traceId") ||
+        intern(&k_spanId, "spanId") || intern(&k_traceFlags, "traceFlags") ||
+        intern(&f_trace, "032x") || intern(&f_span, "016x") || intern(&f_flags, "02x")) {
+        return NULL;
+    }
+    if ((g_sixty_four = PyLong_FromLong(64)) == NULL) {
         return NULL;
     }
     return PyModule_Create(&module_def);
