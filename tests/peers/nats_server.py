@@ -16,11 +16,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.peers import free_port, missing
+
+T = TypeVar("T")
 
 SERVER = "nats-server"
 #: Messages per fetch when reading a stream back (each fetch acknowledges the one before).
@@ -182,26 +184,44 @@ async def _stream_messages(
     servers: Sequence[str], stream: str, **connect: Any
 ) -> list[tuple[str, str, bytes]]:
     import nats
+    import nats.errors
+    import nats.js.errors
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    # Right after a node restart the stream may still be electing or catching up: its API
+    # times out or says unavailable for a while.  Ask again, within a bound.
+    transient = (
+        nats.errors.TimeoutError,
+        nats.errors.NoRespondersError,
+        nats.js.errors.ServiceUnavailableError,
+    )
+    deadline = time.monotonic() + 60
+
+    async def settled(call: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await call()
+            except transient:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     nc = await nats.connect(servers=list(servers), connect_timeout=2, **connect)
     try:
         js = nc.jetstream(timeout=10)
-        total = (await js.stream_info(stream)).state.messages
+        total = (await settled(lambda: js.stream_info(stream))).state.messages
         found: list[tuple[str, str, bytes]] = []
         if total == 0:
             return found
         # A consumer of the whole stream (no subject filter), acknowledged per fetch.
         name = f"reader{time.monotonic_ns()}"
-        await js.add_consumer(
-            stream,
-            ConsumerConfig(
-                durable_name=name,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.ALL,
-                max_ack_pending=FETCH,
-            ),
+        config = ConsumerConfig(
+            durable_name=name,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.ALL,
+            max_ack_pending=FETCH,
         )
+        await settled(lambda: js.add_consumer(stream, config))
         sub = await js.pull_subscribe_bind(durable=name, stream=stream)
         while len(found) < total:
             msgs = await sub.fetch(batch=min(FETCH, total - len(found)), timeout=10)
