@@ -115,6 +115,8 @@ def typecheck(session: nox.Session) -> None:
     session.install(
         "mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8",
         "flask>=3.0", "structlog>=23.1", "loguru>=0.7",
+        # eventlog.testing makes test certificates with it; eventlog.context reads OpenTelemetry.
+        "cryptography>=42", "opentelemetry-api>=1.20",
     )
     sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
     session.run("mypy", "src/eventlog", *sources)
