@@ -457,6 +457,9 @@ def runserver(project: Path, tmp_path: Path) -> Iterator[tuple[str, LineReceiver
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
+        # Ctrl-C must stop it even when this run was started in the background, where
+        # SIGINT is ignored and a child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 30
