@@ -139,6 +139,14 @@ def parse_seconds(value: Any) -> float:
     return _duration(value, "seconds", SECONDS_LIMIT)
 
 
+def parse_positive_seconds(value: Any) -> float:
+    """More than 0 seconds, up to 1e9 (a timeout: 0 would mean not waiting at all)."""
+    seconds = parse_seconds(value)
+    if seconds <= 0:
+        raise ValueError("must be more than 0 seconds")
+    return seconds
+
+
 def parse_millis(value: Any) -> float:
     """A number of milliseconds, 0 to 1e12."""
     return _duration(value, "milliseconds", SECONDS_LIMIT * 1000)

@@ -22,6 +22,7 @@ from eventlog.config import (
     parse_non_negative_int,
     parse_path,
     parse_positive_int,
+    parse_positive_seconds,
     parse_seconds,
 )
 from eventlog.hookspecs import hookimpl
@@ -117,12 +118,8 @@ def parse_headers(value: Any) -> dict[str, str]:
 parse_retries = parse_non_negative_int
 
 
-def parse_timeout(value: Any) -> float:
-    """More than 0 seconds (0 would mean 'never wait', which requests does not allow)."""
-    seconds = parse_seconds(value)
-    if seconds <= 0:
-        raise ValueError("must be more than 0 seconds")
-    return seconds
+#: A timeout: more than 0 seconds (the core's parser, shared by every plugin).
+parse_timeout = parse_positive_seconds
 
 
 OPTIONS: tuple[Option, ...] = (

@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from eventlog.config import parse_list, parse_path, parse_seconds, parse_str
+from eventlog.config import parse_list, parse_path, parse_positive_seconds, parse_str
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
     ALL_FRAMINGS,
@@ -81,12 +81,8 @@ def parse_stream(value: Any) -> str:
     return name
 
 
-def parse_timeout(value: Any) -> float:
-    """More than 0 seconds."""
-    seconds = parse_seconds(value)
-    if seconds <= 0:
-        raise ValueError("must be more than 0 seconds")
-    return seconds
+#: A timeout: more than 0 seconds (the core's parser, shared by every plugin).
+parse_timeout = parse_positive_seconds
 
 
 OPTIONS: tuple[Option, ...] = (
