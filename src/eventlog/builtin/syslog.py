@@ -31,19 +31,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import ssl
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from eventlog.builtin.formats import iso_millis
+from eventlog.builtin.transports import DatagramTransport, StreamTransport
 from eventlog.config import parse_bool, parse_int, parse_str
 from eventlog.hookspecs import hookimpl
 from eventlog.interfaces import (
     Batch,
     ConfigurationError,
-    ConnectError,
     Formatter,
     FormatterSpec,
     Option,
@@ -53,10 +52,7 @@ from eventlog.interfaces import (
     TransportSpec,
 )
 from eventlog.net import (
-    connect_stream,
     make_tls_context,
-    peer_closed,
-    send_all,
     timeout_options,
     tls_options,
 )
@@ -309,32 +305,22 @@ class SyslogTransport(Transport):
         self.max_message_bytes = max_message_bytes or (
             DEFAULT_MAX_DATAGRAM if protocol == "udp" else DEFAULT_MAX_FRAME
         )
-        self.sock: socket.socket | None = None
-        self.target: Any = None
+        # The plumbing is the core's tcp/udp transports'; this one adds the syslog rules.
+        self._inner: StreamTransport | DatagramTransport = (
+            DatagramTransport(host, port)
+            if protocol == "udp"
+            else StreamTransport(
+                host, port, tls=tls, connect_timeout=connect_timeout, send_timeout=send_timeout
+            )
+        )
 
     def open(self) -> None:
-        self.close()
-        if self.protocol != "udp":
-            self.sock = connect_stream(
-                self.host,
-                self.port,
-                tls=self.tls,
-                connect_timeout=self.connect_timeout,
-                send_timeout=self.send_timeout,
-            )
-            return
-        try:
-            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
-            self.sock = socket.socket(info[0], socket.SOCK_DGRAM)
-            self.target = info[4]
-        except OSError as exc:
-            raise ConnectError(f"cannot resolve {self.address}: {exc}") from None
+        self._inner.open()
 
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
         refused: list[tuple[Record, str]] = []
-        frames: list[bytes] = []
-        starts: list[int] = []
-        limit = self.max_message_bytes
+        kept: list[Record] = []
+        limit, udp = self.max_message_bytes, self.protocol == "udp"
         for record in batch:
             payload = record.payload
             try:
@@ -349,35 +335,15 @@ class SyslogTransport(Transport):
                     f"({limit}); raise it together with the receiver's limit",
                 ))
                 continue
-            frames.append(payload)
-            starts.append(start)
-        if not frames:
-            return refused
-        if self.sock is None or (self.protocol != "udp" and peer_closed(self.sock)):
-            self.open()
-        assert self.sock is not None
-        if self.protocol == "udp":
-            for frame, start in zip(frames, starts):
-                try:
-                    self.sock.sendto(memoryview(frame)[start:], self.target)
-                except OSError as exc:
-                    raise ConnectError(f"UDP send to {self.address} failed: {exc}") from None
-            return refused
-        try:
-            # The payloads are octet-counted frames already: the stream is them back to back.
-            send_all(self.sock, frames, self.address)
-        except Exception:
-            self.close()  # a half-written frame cannot be resumed: reconnect next time
-            raise
+            # Over a stream the octet-counted frames go back to back; a datagram is one
+            # message without its count.
+            kept.append(record._replace(payload=payload[start:]) if udp else record)
+        if kept:
+            refused.extend(self._inner.send(kept) or ())
         return refused
 
     def close(self) -> None:
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+        self._inner.close()
 
 
 def parse_max_message(value: Any) -> int:
