@@ -105,6 +105,7 @@ def lint(session: nox.Session) -> None:
     """ruff over the core, the plugins, the tests and the examples."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python="3.11")
@@ -113,10 +114,16 @@ def typecheck(session: nox.Session) -> None:
     _install_project(session)
     # flask, structlog, loguru: eventlog.flask / .structlog / .loguru import them (typed).
     session.install(
-        "mypy>=1.10", "django-stubs>=5", "types-requests", "pytest>=8",
-        "flask>=3.0", "structlog>=23.1", "loguru>=0.7",
+        "mypy>=1.10",
+        "django-stubs>=5",
+        "types-requests",
+        "pytest>=8",
+        "flask>=3.0",
+        "structlog>=23.1",
+        "loguru>=0.7",
         # eventlog.testing makes test certificates with it; eventlog.context reads OpenTelemetry.
-        "cryptography>=42", "opentelemetry-api>=1.20",
+        "cryptography>=42",
+        "opentelemetry-api>=1.20",
     )
     sources = [f"{p}/src" for p in PLUGINS + EXAMPLES if (ROOT / p).exists()]
     session.run("mypy", "src/eventlog", *sources)
@@ -174,9 +181,7 @@ def package(session: nox.Session) -> None:
     # unrelated "eventlog" has 0.5.2 to 0.11.0.
     session.run(pip, "install", "--find-links", str(dist), "eventlog[fluent]==0.1.0", external=True)
     # The seed's two examples, in that venv, from outside the checkout.
-    session.run(
-        str(check / "bin" / "python"), str(ROOT / "scripts" / "seed_examples.py"), external=True
-    )
+    session.run(str(check / "bin" / "python"), str(ROOT / "scripts" / "seed_examples.py"), external=True)
     listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
     print(listing)
     fluent_rows = [line for line in str(listing).splitlines() if " eventlog-fluent " in line]
@@ -193,12 +198,10 @@ def package(session: nox.Session) -> None:
     if not str(origin).startswith("0.1.0"):
         session.error(f"the installed eventlog is not ours: {origin}")
     # The compiled fast path from its wheel: installed, and taken by the worker.
-    session.run(
-        pip, "install", "--no-index", "--find-links", str(dist), "eventlog[speedups]", external=True
-    )
+    session.run(pip, "install", "--no-index", "--find-links", str(dist), "eventlog[speedups]", external=True)
     session.run(
         str(check / "bin" / "python"),
         "-c",
-        "import eventlog.records as r; assert r.accelerator is not None, 'eventlog-speedups not loaded'",
+        "import eventlog.logrecords as r; assert r.accelerator is not None, 'eventlog-speedups not loaded'",
         external=True,
     )

@@ -96,8 +96,7 @@ def fluent_forward_section(events: int) -> list[str]:
     except Exception as exc:  # an optional section must not lose the main table
         return [f"fluent Forward comparison failed: {type(exc).__name__}: {exc}"]
     lines = [
-        f"fluent Forward, {events:,} events, median of 3 interleaved rounds "
-        "(benchmarks/fluent_forward.py):",
+        f"fluent Forward, {events:,} events, median of 3 interleaved rounds (benchmarks/fluent_forward.py):",
         "",
         "| set-up | events/s | vs fluent-logger | caller µs (wall) |",
         "|---|---|---|---|",
@@ -318,9 +317,7 @@ def targets(found: list[Contender]) -> list[str]:
         f" ({', '.join(f'{n}: {d:,}' for n, d in flood.items())})",
     )
     p99s = [
-        r["latency_p99_ms"]
-        for n, r in by_name.items()
-        if n.startswith("eventlog") and "latency_p99_ms" in r
+        r["latency_p99_ms"] for n, r in by_name.items() if n.startswith("eventlog") and "latency_p99_ms" in r
     ]
     worst = max(p99s, default=None)
     check("p99 delivery latency at 1,000 events/s, worst eventlog contender, ms", worst, 50, True)
@@ -358,9 +355,7 @@ def caption() -> str:
     )
 
 
-def chart(
-    found: list[Contender], path: Path, counts: dict[str, Any], made_by: str | None = None
-) -> None:
+def chart(found: list[Contender], path: Path, counts: dict[str, Any], made_by: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -457,9 +452,7 @@ def main() -> None:
     if options.only:
         words = [w.strip() for w in options.only.split(",") if w.strip()]
         # The floor and stdlib always run: every ratio is taken against them.
-        found = [
-            c for c in found if c.name in ("floor", "stdlib") or any(w in c.name for w in words)
-        ]
+        found = [c for c in found if c.name in ("floor", "stdlib") or any(w in c.name for w in words)]
     print(f"eventlog benchmark: {caption()}", file=sys.stderr)
     floor = next((c for c in found if c.name == "floor"), None)
     for c in found:

@@ -119,9 +119,9 @@ settle()
 '''
 
 #: The worker's parts alone, over the records of the same call (made in both runs).
-PARTS = '''
+PARTS = """
 import logging, sys
-import eventlog.records as records
+import eventlog.logrecords as records
 from eventlog.builtin.formats import dumps_lines
 from eventlog.context import EMPTY
 mode, events, part = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -140,7 +140,7 @@ if mode == "loop":
             dumps_lines(wires[start:start + 2000])
         else:
             records.wires_of(batch, static, True, {}, lambda item: None)
-'''
+"""
 PART_ROWS = [
     ("worker part: record -> wire dict, eventlog-speedups", "compiled"),
     ("worker part: record -> wire dict, pure Python", "python"),
@@ -246,8 +246,17 @@ def venv_for(version: str, python: str, root: Path) -> str:
     if not bin_python.exists():
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(bin_python), "-m", "pip", "install", "--quiet", "-e", str(root),
-             "-e", str(root / "plugins" / "eventlog_speedups")],
+            [
+                str(bin_python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-e",
+                str(root),
+                "-e",
+                str(root / "plugins" / "eventlog_speedups"),
+            ],
             check=True,
         )
     return str(bin_python)
@@ -293,9 +302,18 @@ def main() -> None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind (nox -s bench does it)")
     root = HERE.parent
     if args.python:
-        chosen = [(subprocess.run([p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                  capture_output=True, text=True, check=True).stdout.strip(), p)
-                  for p in args.python]
+        chosen = [
+            (
+                subprocess.run(
+                    [p, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip(),
+                p,
+            )
+            for p in args.python
+        ]
     else:
         chosen = [(v, venv_for(v, p, root)) for v, p in pythons()]
     rows: dict[str, dict[str, tuple[float, float]]] = {}
@@ -304,7 +322,9 @@ def main() -> None:
         for version, python in chosen:
             full[version] = subprocess.run(
                 [python, "-c", "import platform; print(platform.python_version())"],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             cases = [(case, env) for _, case, env in CASES] + [(f"part-{p}", {}) for _, p in PART_ROWS]
             for case, env in cases:

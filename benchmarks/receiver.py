@@ -301,9 +301,7 @@ def serve_nats(counter: Counter) -> tuple[int, Any]:
     async def serve() -> None:
         for _ in range(200):  # the server needs a moment to listen
             try:
-                nc = await nats.connect(
-                    f"nats://127.0.0.1:{port}", connect_timeout=1, error_cb=quiet
-                )
+                nc = await nats.connect(f"nats://127.0.0.1:{port}", connect_timeout=1, error_cb=quiet)
                 break
             except Exception:
                 await asyncio.sleep(0.05)

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.varied import varied_events
 
 from eventlog.config import Settings
+from eventlog.contracts import Formatter, PluginContext
 from eventlog.event import Event
-from eventlog.interfaces import Formatter, PluginContext
 from eventlog.registry import get_registry
 from eventlog.wire import to_wire
 

@@ -25,7 +25,7 @@ os.environ["EVENTLOG_SITE"] = "local"
 from eventlog import asyncEventLogger
 import logging
 
-logger = logging.getLogger('my-app')
+logger = logging.getLogger("my-app")
 logger.setLevel(logging.INFO)  # not in the seed: without it, logging drops info() below WARNING
 logger.addHandler(asyncEventLogger)
 
@@ -33,7 +33,8 @@ logger.info("some message")
 
 # --- the seed's second example
 from eventlog import Event, logEvent
-event = Event('click', 'my-button', 'ui')
+
+event = Event("click", "my-button", "ui")
 logEvent(event)
 
 import eventlog

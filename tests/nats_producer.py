@@ -57,10 +57,22 @@ def main(options: dict[str, object]) -> None:
         }
         os.write(progress, (json.dumps(line) + "\n").encode())
     assert pipeline.shutdown(30)
-    os.write(progress, (json.dumps({
-        "pid": os.getpid(), "done": True, "acked": counts.acked, "duplicates": counts.duplicates,
-        "retries": pipeline.stats.retries, "sent": pipeline.stats.sent,
-    }) + "\n").encode())
+    os.write(
+        progress,
+        (
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "done": True,
+                    "acked": counts.acked,
+                    "duplicates": counts.duplicates,
+                    "retries": pipeline.stats.retries,
+                    "sent": pipeline.stats.sent,
+                }
+            )
+            + "\n"
+        ).encode(),
+    )
     os.close(progress)
 
 

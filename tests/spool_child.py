@@ -21,15 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import eventlog
+import eventlog.plugin
 from eventlog import registry
-from eventlog.interfaces import (
-    Batch,
-    ConnectError,
-    PluginContext,
-    Record,
-    Transport,
-    TransportSpec,
-)
+from eventlog.batch import Batch, Record
+from eventlog.contracts import PluginContext, Transport, TransportSpec
+from eventlog.errors import ConnectError
 
 
 class AckedTransport(Transport):
@@ -77,7 +73,7 @@ class AckedTransport(Transport):
 
 
 class AckedPlugin:
-    @eventlog.hookimpl
+    @eventlog.plugin.hookimpl
     def eventlog_transports(self) -> list[TransportSpec]:
         def factory(context: PluginContext) -> Transport:
             return AckedTransport(context.settings.port)

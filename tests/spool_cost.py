@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 
-from eventlog.interfaces import Record
+from eventlog.batch import Record
 from eventlog.spool import SQLiteSpool
 
 
@@ -29,8 +29,7 @@ def main() -> None:
     number = 0
     for _ in range(args.batches):
         records = [
-            Record(f"e{number + i}", "a", 0, b"x" * (args.size - 1) + b"\n")
-            for i in range(args.events)
+            Record(f"e{number + i}", "a", 0, b"x" * (args.size - 1) + b"\n") for i in range(args.events)
         ]
         number += args.events
         started = time.perf_counter()
@@ -44,9 +43,10 @@ def main() -> None:
         steps["pending"].append(taken - added)
         steps["remove"].append(removed - taken)
     spool.close()
-    print(f"{args.events} events of {args.size} B per batch, median of {args.batches}: " + ", ".join(
-        f"{name} {statistics.median(times) * 1e3:.2f} ms" for name, times in steps.items()
-    ))
+    print(
+        f"{args.events} events of {args.size} B per batch, median of {args.batches}: "
+        + ", ".join(f"{name} {statistics.median(times) * 1e3:.2f} ms" for name, times in steps.items())
+    )
 
 
 if __name__ == "__main__":

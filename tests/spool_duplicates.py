@@ -57,7 +57,9 @@ def window(message: int, count: int) -> None:
     spool_module.SQLiteSpool.remove = timed_remove  # type: ignore[method-assign]
     with HttpPeer() as peer:
         eventlog.configure(
-            transport="http", http_url=peer.url, db=tempfile.mkdtemp() + "/events.db",
+            transport="http",
+            http_url=peer.url,
+            db=tempfile.mkdtemp() + "/events.db",
             enrichers=(),
         )
         begin = time.monotonic()
@@ -73,10 +75,12 @@ def window(message: int, count: int) -> None:
     answer = [s - a for a, s in zip(arrived, started)]
     delete = [e - s for s, e in zip(started, ended)]
     share = sum(e - a for a, e in zip(arrived, ended)) / (end - begin)
-    print(f"messages of {message} B, {count} events, {len(arrived)} requests: after the peer "
-          f"has a batch, {statistics.median(answer) * 1e3:.2f} ms (median) until its answer is "
-          f"read, then {statistics.median(delete) * 1e3:.2f} ms to delete the row; "
-          f"{share:.1%} of the run is such a window")
+    print(
+        f"messages of {message} B, {count} events, {len(arrived)} requests: after the peer "
+        f"has a batch, {statistics.median(answer) * 1e3:.2f} ms (median) until its answer is "
+        f"read, then {statistics.median(delete) * 1e3:.2f} ms to delete the row; "
+        f"{share:.1%} of the run is such a window"
+    )
 
 
 def main() -> None:
@@ -87,7 +91,8 @@ def main() -> None:
     parser.add_argument("--message", type=int, default=0, help="message size of each event")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
-        "--window", action="store_true",
+        "--window",
+        action="store_true",
         help="no kills: measure in one process how long delivered batches stay in the spool",
     )
     args = parser.parse_args()
@@ -102,8 +107,15 @@ def main() -> None:
         settings = {"http_url": peer.url}
         for number in range(args.rounds):
             child = Child(
-                db=str(db), port=0, transport="http", prefix=f"r{number}", count=args.count,
-                pace=0.002, message=args.message, after="sleep", settings=settings,
+                db=str(db),
+                port=0,
+                transport="http",
+                prefix=f"r{number}",
+                count=args.count,
+                pace=0.002,
+                message=args.message,
+                after="sleep",
+                settings=settings,
             )
             start = len(peer.requests)
             if args.kill == "random":
@@ -115,10 +127,14 @@ def main() -> None:
                 peer.wait_requests(start + 3 + rng.randrange(20), timeout=30)
             child.kill()
             kills.append(len(peer.requests))
-            print(f"round {number + 1}: killed after {len(peer.requests) - start} requests",
-                  flush=True)
+            print(f"round {number + 1}: killed after {len(peer.requests) - start} requests", flush=True)
         last = Child(
-            db=str(db), port=0, transport="http", prefix="last", count=0, after="flush",
+            db=str(db),
+            port=0,
+            transport="http",
+            prefix="last",
+            count=0,
+            after="flush",
             settings=settings,
         )
         assert last.wait_for("flushed")["flushed"] is True
@@ -142,11 +158,13 @@ def main() -> None:
             assert k < len(kills), f"{event_id} sent twice by one process"
             dups[k] += 1
             offsets[k].add(earlier - kills[k])
-    print(f"kill mode {args.kill}, messages of {args.message} B: duplicates per kill {dups}; "
-          f"{sum(1 for d in dups if d)} of {len(kills)} kills caused duplicates, "
-          f"{sum(dups)} in all, from requests {sorted(set().union(*offsets))} relative to the "
-          f"kill; {len(last_in)} distinct events, "
-          f"{sum(len(r.ids()) for r in requests) / max(1, len(requests)):.0f} per request")
+    print(
+        f"kill mode {args.kill}, messages of {args.message} B: duplicates per kill {dups}; "
+        f"{sum(1 for d in dups if d)} of {len(kills)} kills caused duplicates, "
+        f"{sum(dups)} in all, from requests {sorted(set().union(*offsets))} relative to the "
+        f"kill; {len(last_in)} distinct events, "
+        f"{sum(len(r.ids()) for r in requests) / max(1, len(requests)):.0f} per request"
+    )
     sys.exit(0)
 
 

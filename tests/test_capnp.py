@@ -17,8 +17,8 @@ import pytest
 import eventlog
 from eventlog import registry
 from eventlog.cli import main
+from eventlog.errors import PluginError
 from eventlog.event import Event
-from eventlog.interfaces import PluginError
 from eventlog.schema import FIELDS
 from eventlog.wire import to_wire
 from eventlog_capnp.clickhouse import insert_query, insert_url, render_ddl
@@ -212,9 +212,7 @@ def test_capnp_without_the_plugin_is_a_configure_time_error(
     monkeypatch.setattr(registry, "_default", registry.Registry(load_entry_points=False))
     with pytest.raises(PluginError) as info:
         eventlog.configure(transport="tcp", host="127.0.0.1", port=9, format=name)
-    assert str(info.value).startswith(
-        f"formatter {name!r} is not installed; pip install eventlog[capnp]"
-    )
+    assert str(info.value).startswith(f"formatter {name!r} is not installed; pip install eventlog[capnp]")
 
 
 def test_packed_capnp_over_tcp_reads_back() -> None:
@@ -267,8 +265,7 @@ def test_commands_print_the_schema_the_ddl_and_the_url(
     assert capsys.readouterr().out == render_ddl("logs.events")
     assert main(["capnp", "url", "http://ch:8123/"]) == 0
     assert capsys.readouterr().out == (
-        "http://ch:8123/?query=INSERT+INTO+events+FORMAT+CapnProto++++"
-        "&format_schema=event%3AEvent\n"
+        "http://ch:8123/?query=INSERT+INTO+events+FORMAT+CapnProto++++&format_schema=event%3AEvent\n"
     )
 
 
@@ -306,9 +303,7 @@ def _create(clickhouse: ClickHouse, table: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(
-    clickhouse: ClickHouse, varied: list[Event], events: list[dict[str, Any]]
-) -> Iterator[str]:
+def loaded(clickhouse: ClickHouse, varied: list[Event], events: list[dict[str, Any]]) -> Iterator[str]:
     """The table of ``eventlog capnp ddl``, with the 10,000 varied events sent as capnp."""
     table = "capnp_events"
     _create(clickhouse, table)
@@ -366,8 +361,7 @@ def test_typed_fields_aggregate_like_python(
     assert row["ratio"] == pytest.approx(sum(ratios) / len(ratios), rel=1e-12)
     (row,) = _rows(
         clickhouse,
-        f"SELECT avg(metrics.value) AS d FROM {loaded} ARRAY JOIN metrics"
-        " WHERE metrics.key = 'durationMs'",
+        f"SELECT avg(metrics.value) AS d FROM {loaded} ARRAY JOIN metrics WHERE metrics.key = 'durationMs'",
     )
     assert row["d"] == pytest.approx(sum(durations) / len(durations), rel=1e-12)
 
@@ -381,12 +375,9 @@ def test_dotted_actions_count_under_their_prefix(
     assert 0 < row["n"] < EVENT_COUNT
     rows = _rows(
         clickhouse,
-        f"SELECT action, count() AS n FROM {loaded} WHERE action LIKE 'account.admin.%'"
-        " GROUP BY action",
+        f"SELECT action, count() AS n FROM {loaded} WHERE action LIKE 'account.admin.%' GROUP BY action",
     )
-    counts = collections.Counter(
-        w["action"] for w in events if w["action"].startswith("account.admin.")
-    )
+    counts = collections.Counter(w["action"] for w in events if w["action"].startswith("account.admin."))
     assert {r["action"]: r["n"] for r in rows} == dict(counts)
 
 

@@ -22,9 +22,10 @@ import pytest
 import eventlog
 from eventlog import api, config
 from eventlog.config import CORE_OPTIONS, Owner, _returns, allowed, env_name, setting_owners
+from eventlog.contracts import Option
 from eventlog.django.conf import MiddlewareSettings
+from eventlog.errors import ConfigurationError
 from eventlog.event import Event
-from eventlog.interfaces import ConfigurationError, Option
 from eventlog.registry import get_registry
 
 try:
@@ -220,9 +221,7 @@ def test_django_settings_refuse_every_wrong_value_naming_the_setting(
 
 
 @pytest.mark.parametrize(("key", "owner"), PLUGIN_SETTINGS, ids=PLUGIN_IDS)
-def test_dict_config_refuses_every_wrong_value_naming_the_handler_keyword(
-    key: str, owner: Owner
-) -> None:
+def test_dict_config_refuses_every_wrong_value_naming_the_handler_keyword(key: str, owner: Owner) -> None:
     option = owner.option
     for value in wrong_values(option, text_only=False):
         handler = {"class": "eventlog.EventHandler", **_base(owner), key: value}
@@ -239,9 +238,7 @@ def test_dict_config_refuses_every_wrong_value_naming_the_handler_keyword(
 MIDDLEWARE_SETTINGS = [(k, o) for k, o in SETTINGS if o.kind == "django"]
 
 
-@pytest.mark.parametrize(
-    ("key", "owner"), MIDDLEWARE_SETTINGS, ids=[k for k, _ in MIDDLEWARE_SETTINGS]
-)
+@pytest.mark.parametrize(("key", "owner"), MIDDLEWARE_SETTINGS, ids=[k for k, _ in MIDDLEWARE_SETTINGS])
 def test_the_middleware_refuses_every_wrong_value_from_django_and_the_environment(
     key: str, owner: Owner, django_settings: Any
 ) -> None:
@@ -291,7 +288,10 @@ def _misspelt(key: str) -> str:
 
 @pytest.mark.parametrize(("key", "owner"), SETTINGS, ids=IDS)
 def test_misspelt_names_are_refused_in_code_and_reported_from_outside(
-    key: str, owner: Owner, monkeypatch: pytest.MonkeyPatch, reports: list[str],
+    key: str,
+    owner: Owner,
+    monkeypatch: pytest.MonkeyPatch,
+    reports: list[str],
     django_settings: Any,
 ) -> None:
     from django.test import override_settings
@@ -364,8 +364,9 @@ def test_misspelt_environment_variables_are_reported_once_with_the_nearest_name(
         "did you mean EVENTLOG_PORT?" + tail,
     ]
     if "syslog" in get_registry().transports:
-        assert any("EVENTLOG_SYSLOG_PROTOCL" in m and "EVENTLOG_SYSLOG_PROTOCOL" in m
-                   for m in reports), reports
+        assert any("EVENTLOG_SYSLOG_PROTOCL" in m and "EVENTLOG_SYSLOG_PROTOCOL" in m for m in reports), (
+            reports
+        )
         reports[:] = [m for m in reports if "EVENTLOG_SYSLOG_PROTOCL" not in m]
     assert sorted(reports) == sorted(expected)
 
@@ -407,27 +408,43 @@ def test_configure_with_a_setting_of_another_transport_names_the_transport() -> 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"linger_ms": -1}, "configure(linger_ms=...) = -1 is invalid: must be 0 or more "
-         "milliseconds; allowed: a number of milliseconds, 0 to 1e12 "
-         "(how long a batch waits to fill, in ms)"),
-        ({"queue_size": 1.5}, "configure(queue_size=...) = 1.5 is invalid: expected a whole "
-         "number, got 1.5; allowed: a whole number, 1 or more "
-         "(events held in memory before drops)"),
-        ({"host": ""}, "configure(host=...) = '' is invalid: must not be empty; allowed: a host "
-         "name, an IP address, or a Unix socket path (/path or unix:///path) "
-         "(host of the log server; unset means console output)"),
-        ({"site": 5}, "configure(site=...) = 5 is invalid: expected text, got int; "
-         "allowed: text, not empty (site (organisation) name added to every event)"),
-        ({"shutdown_timeout": None}, "configure(shutdown_timeout=...) = None is invalid: "
-         "leave the setting out for its default (5.0); allowed: a number of seconds, 0 to 1e9"),
-        ({"linger_ms": float("inf")}, "configure(linger_ms=...) = inf is invalid: must be at "
-         "most 1e+12 milliseconds; allowed: a number of milliseconds, 0 to 1e12 "
-         "(how long a batch waits to fill, in ms)"),
+        (
+            {"linger_ms": -1},
+            "configure(linger_ms=...) = -1 is invalid: must be 0 or more "
+            "milliseconds; allowed: a number of milliseconds, 0 to 1e12 "
+            "(how long a batch waits to fill, in ms)",
+        ),
+        (
+            {"queue_size": 1.5},
+            "configure(queue_size=...) = 1.5 is invalid: expected a whole "
+            "number, got 1.5; allowed: a whole number, 1 or more "
+            "(events held in memory before drops)",
+        ),
+        (
+            {"host": ""},
+            "configure(host=...) = '' is invalid: must not be empty; allowed: a host "
+            "name, an IP address, or a Unix socket path (/path or unix:///path) "
+            "(host of the log server; unset means console output)",
+        ),
+        (
+            {"site": 5},
+            "configure(site=...) = 5 is invalid: expected text, got int; "
+            "allowed: text, not empty (site (organisation) name added to every event)",
+        ),
+        (
+            {"shutdown_timeout": None},
+            "configure(shutdown_timeout=...) = None is invalid: "
+            "leave the setting out for its default (5.0); allowed: a number of seconds, 0 to 1e9",
+        ),
+        (
+            {"linger_ms": float("inf")},
+            "configure(linger_ms=...) = inf is invalid: must be at "
+            "most 1e+12 milliseconds; allowed: a number of milliseconds, 0 to 1e12 "
+            "(how long a batch waits to fill, in ms)",
+        ),
     ],
 )
-def test_each_reported_value_is_refused_at_configure_time(
-    settings: dict[str, Any], message: str
-) -> None:
+def test_each_reported_value_is_refused_at_configure_time(settings: dict[str, Any], message: str) -> None:
     assert _configure_fails(settings) == message
 
 
@@ -465,7 +482,8 @@ def test_a_handler_that_dict_config_refused_leaves_nothing_for_logging_shutdown(
     assert str(caught.value.__cause__).startswith("EventHandler(port=...) = 'http' is invalid")
     # logging.shutdown() at exit flushes every handler ever made: none is half-made.
     assert not [
-        ref() for ref in logging._handlerList  # type: ignore[attr-defined]
+        ref()
+        for ref in logging._handlerList  # type: ignore[attr-defined]
         if isinstance(ref(), eventlog.EventHandler) and not hasattr(ref(), "pipeline")
     ]
     assert eventlog.flush(1) is False
@@ -487,7 +505,7 @@ def test_a_plugin_name_that_is_not_installed_names_where_it_came_from(
 def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, reports: list[str]
 ) -> None:
-    from eventlog.engine import Pipeline
+    from eventlog.pipeline import Pipeline
     from eventlog.registry import Registry
 
     bare = Registry(load_entry_points=False)  # the core alone: no http, no fluent

@@ -182,8 +182,7 @@ def require_plugin(kind: str, name: str, distribution: str) -> None:
     if name not in table:
         missing(
             distribution,
-            f"{kind} {name!r} is not registered (pip install -e plugins/"
-            f"{distribution.replace('-', '_')})",
+            f"{kind} {name!r} is not registered (pip install -e plugins/{distribution.replace('-', '_')})",
         )
 
 

@@ -22,9 +22,7 @@ THREADS = 8
 
 
 def configure(receiver: LineReceiver, **settings: Any) -> None:
-    eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, linger_ms=0, **settings
-    )
+    eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, linger_ms=0, **settings)
 
 
 def series_events(receiver: LineReceiver, action: str) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.interfaces import ConfigurationError
+from eventlog.errors import ConfigurationError
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port, missing
 
@@ -278,8 +278,7 @@ def test_secrets_never_reach_the_receiver(events: LineReceiver) -> None:
     assert b"Authorization" not in raw and b"Cookie" not in raw
     posts = [e for e in got if e["action"] == "http.post" and e["target"] == "/echo/"]
     assert [e["message"] for e in posts] == [
-        '{"user":"alice","nested":{"api_key":"[redacted]","items":[{"token":"[redacted]"}]},'
-        '"note":"hello"}',
+        '{"user":"alice","nested":{"api_key":"[redacted]","items":[{"token":"[redacted]"}]},"note":"hello"}',
         "password=[redacted]&comment=hi",
     ]
 
@@ -293,9 +292,7 @@ def test_body_is_capped(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -
     assert request["message"] == "comment=xxxxxxxxxxxx...[88 more characters]"
 
 
-def test_skip_paths_no_body_and_no_user(
-    events: LineReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_skip_paths_no_body_and_no_user(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     from django.test import override_settings
 
     monkeypatch.setenv("EVENTLOG_DJANGO_SKIP_PATHS", "/count/, /thread/")
@@ -309,9 +306,7 @@ def test_skip_paths_no_body_and_no_user(
     assert sorted(e["action"] for e in got) == ["djangoproject.hit", "http.post", "http.post"]
     for event in got:
         assert "message" not in event and "user" not in event
-    assert all(
-        "session" in e for e in got if e["action"] == "http.post" and e["target"] == "/echo/"
-    )
+    assert all("session" in e for e in got if e["action"] == "http.post" and e["target"] == "/echo/")
 
 
 # ---------------------------------------------------------------- a view that raises

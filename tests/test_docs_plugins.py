@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eventlog import Event
 from eventlog.config import Settings
-from eventlog.engine import Pipeline
+from eventlog.pipeline import Pipeline
 from eventlog.registry import Registry
 from eventlog.testing import TransportConformance
 

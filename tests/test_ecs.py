@@ -64,11 +64,16 @@ def wire_of(doc: dict[str, Any]) -> dict[str, Any]:
     if "metrics" in own:
         wire["metrics"] = own.pop("metrics")
     for key, path in (
-        ("user", ("user", "name")), ("reqId", ("http", "request", "id")),
-        ("site", ("organization", "name")), ("host", ("host", "name")),
-        ("pid", ("process", "pid")), ("thread", ("process", "thread", "name")),
-        ("codeLine", ("log", "origin", "file", "line")), ("codeFunc", ("log", "origin", "function")),
-        ("traceId", ("trace", "id")), ("spanId", ("span", "id")),
+        ("user", ("user", "name")),
+        ("reqId", ("http", "request", "id")),
+        ("site", ("organization", "name")),
+        ("host", ("host", "name")),
+        ("pid", ("process", "pid")),
+        ("thread", ("process", "thread", "name")),
+        ("codeLine", ("log", "origin", "file", "line")),
+        ("codeFunc", ("log", "origin", "function")),
+        ("traceId", ("trace", "id")),
+        ("spanId", ("span", "id")),
     ):
         node: Any = doc
         for part in path:
@@ -109,14 +114,31 @@ class TestEcsFormat(FormatterConformance):
 
 def test_every_wire_field_has_its_ecs_name() -> None:
     wire = {
-        "id": "0001", "tstamp": 1796400000123, "action": "order.paid", "target": "A-7",
-        "tgType": "order", "level": 30, "levelName": "WARNING", "message": "paid twice",
-        "tags": ["shop"], "fields": {"region": "eu", "items": 3, "ratio": 0.5},
-        "metrics": {"amount": 12.5}, "user": "alice", "session": "s-1", "reqId": "r-1",
-        "site": "acme", "cluster": "eu-1", "host": "web-1", "pid": 4242, "thread": "T-1",
-        "codeFile": "/app/shop/pay.py", "codeLine": 12, "codeFunc": "pay",
+        "id": "0001",
+        "tstamp": 1796400000123,
+        "action": "order.paid",
+        "target": "A-7",
+        "tgType": "order",
+        "level": 30,
+        "levelName": "WARNING",
+        "message": "paid twice",
+        "tags": ["shop"],
+        "fields": {"region": "eu", "items": 3, "ratio": 0.5},
+        "metrics": {"amount": 12.5},
+        "user": "alice",
+        "session": "s-1",
+        "reqId": "r-1",
+        "site": "acme",
+        "cluster": "eu-1",
+        "host": "web-1",
+        "pid": 4242,
+        "thread": "T-1",
+        "codeFile": "/app/shop/pay.py",
+        "codeLine": 12,
+        "codeFunc": "pay",
         "exc_info": json.dumps({"type": "ValueError", "value": "bad", "stack": "Traceback ..."}),
-        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7",
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "spanId": "00f067aa0ba902b7",
         "shard": "s3",
     }
     formatter = EcsFormatter(service_name="shop", service_version="1.2", service_environment="prod")
@@ -141,9 +163,15 @@ def test_every_wire_field_has_its_ecs_name() -> None:
         "tags": ["shop"],
         "labels": {"region": "eu"},
         "eventlog": {
-            "target": "A-7", "tgType": "order", "codeFile": "/app/shop/pay.py",
-            "fields": {"items": 3, "ratio": 0.5}, "metrics": {"amount": 12.5}, "level": 30,
-            "session": "s-1", "cluster": "eu-1", "shard": "s3",
+            "target": "A-7",
+            "tgType": "order",
+            "codeFile": "/app/shop/pay.py",
+            "fields": {"items": 3, "ratio": 0.5},
+            "metrics": {"amount": 12.5},
+            "level": 30,
+            "session": "s-1",
+            "cluster": "eu-1",
+            "shard": "s3",
         },
     }
     # The batch path gives the same bytes in one call.
@@ -155,8 +183,13 @@ def test_every_wire_field_has_its_ecs_name() -> None:
 
 def test_service_options_arrive_through_a_pipeline(receiver: LineReceiver) -> None:
     eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, format="ecs",
-        ecs_service_name="shop", ecs_service_environment="prod", site="acme",
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        format="ecs",
+        ecs_service_name="shop",
+        ecs_service_environment="prod",
+        site="acme",
     )
     eventlog.log_event(eventlog.Event("order.paid", "A-7", "order", fields={"region": "eu"}))
     assert eventlog.flush(10) and receiver.wait_for(1)
@@ -181,9 +214,17 @@ def ecs_logging() -> Any:
 
 #: Fields both write, which must agree exactly.
 SHARED = (
-    "@timestamp", "log.level", "message", "log.logger", "log.origin.file.name",
-    "log.origin.file.line", "log.origin.function", "process.pid", "process.thread.name",
-    "error.type", "error.message",
+    "@timestamp",
+    "log.level",
+    "message",
+    "log.logger",
+    "log.origin.file.name",
+    "log.origin.file.line",
+    "log.origin.function",
+    "process.pid",
+    "process.thread.name",
+    "error.type",
+    "error.message",
 )
 
 

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import eventlog
+import eventlog.plugin
 from eventlog import Event
 from eventlog.receiver import LineReceiver
 from eventlog.wire import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
@@ -214,9 +215,7 @@ def _spooled(db: Path) -> int:
 
 @pytest.mark.parametrize("then", ["reads", "hangs_up"])
 @pytest.mark.parametrize("mode", ["memory", "spool"])
-def test_counts_add_up_when_shutdown_gives_up_on_a_stuck_send(
-    tmp_path: Path, mode: str, then: str
-) -> None:
+def test_counts_add_up_when_shutdown_gives_up_on_a_stuck_send(tmp_path: Path, mode: str, then: str) -> None:
     slow_peer = SlowPeer(rcvbuf=None)  # default buffers: the late reader drains them at once
     try:
         _stuck_send_counts(slow_peer, tmp_path, mode, then)
@@ -228,8 +227,13 @@ def _stuck_send_counts(slow_peer: SlowPeer, tmp_path: Path, mode: str, then: str
     db = tmp_path / "events.db"
     spool = {"db": str(db)} if mode == "spool" else {}
     pipeline = eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=slow_peer.port, tcp_send_timeout=60,
-        queue_size=50_000, enrichers="", **spool,
+        transport="tcp",
+        host="127.0.0.1",
+        port=slow_peer.port,
+        tcp_send_timeout=60,
+        queue_size=50_000,
+        enrichers="",
+        **spool,
     )
     total = 10_000  # 20 MB: more than the socket buffers take, so the worker sticks in a send
     for i in range(total):
@@ -456,7 +460,7 @@ def test_dict_config_builds_a_handler_with_its_own_pipeline(receiver: LineReceiv
 
 def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) -> None:
     from eventlog.config import Settings
-    from eventlog.interfaces import EnricherSpec
+    from eventlog.contracts import EnricherSpec
     from eventlog.registry import Registry
 
     def broken(event: Event) -> None:
@@ -464,7 +468,7 @@ def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) ->
 
     class Broken:
         @staticmethod
-        @eventlog.hookimpl
+        @eventlog.plugin.hookimpl
         def eventlog_enrichers() -> list[EnricherSpec]:
             return [EnricherSpec("broken", lambda context: broken)]
 
@@ -603,9 +607,10 @@ def test_the_first_retry_warning_names_the_exception_type() -> None:
         deadline = time.monotonic() + 10
         while not captured.count("will retry") and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert captured.count(
-            f"sending failed, will retry: ConnectError: cannot connect to 127.0.0.1:{port}"
-        ) == 1
+        assert (
+            captured.count(f"sending failed, will retry: ConnectError: cannot connect to 127.0.0.1:{port}")
+            == 1
+        )
         pipeline.shutdown(0.2)
     finally:
         warnings.close()

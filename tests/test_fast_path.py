@@ -2,7 +2,7 @@
 
 The careful path is the general one: a log record becomes an Event, the
 enrichers run on it, ``to_wire`` cleans it.  The fast path builds the wire
-dict in one pass (see ``eventlog.records.wires_of``).  Both draw ids from the
+dict in one pass (see ``eventlog.logrecords.wires_of``).  Both draw ids from the
 same counter, which each comparison resets, so ids are equal too.
 """
 
@@ -21,13 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventlog
-import eventlog.records
+import eventlog.logrecords
 from eventlog import Event
+from eventlog.batch import EncodedBatch
 from eventlog.config import Settings
 from eventlog.context import EMPTY, RequestContext
-from eventlog.engine import Pipeline
-from eventlog.interfaces import EncodedBatch, Formatter, PluginContext
-from eventlog.records import record_to_event, unrenderable, wires_of
+from eventlog.contracts import Formatter, PluginContext
+from eventlog.logrecords import record_to_event, unrenderable, wires_of
+from eventlog.pipeline import Pipeline
 from eventlog.registry import get_registry
 from eventlog.wire import _ids, to_wire
 from tests.peers import missing
@@ -39,7 +40,7 @@ LOGGER = logging.getLogger("fast.path")
 _RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"message", "asctime"}
 
 
-_COMPILED = eventlog.records._load_accelerator()
+_COMPILED = eventlog.logrecords._load_accelerator()
 
 
 @pytest.fixture(autouse=True, params=["python", "speedups"])
@@ -48,16 +49,14 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.records, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.records, "accelerator", None)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
     return str(request.param)
 
 
 def _pipeline(**extra: Any) -> Pipeline:
-    return Pipeline(
-        Settings.load({"transport": "console", "site": "shop", "cluster": "eu-1", **extra})
-    )
+    return Pipeline(Settings.load({"transport": "console", "site": "shop", "cluster": "eu-1", **extra}))
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +282,7 @@ def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> Non
 
 def test_a_subclass_that_overrides_format_is_not_bypassed_by_the_batch_encoder() -> None:
     from eventlog.builtin.formats import JsonFormatter, LogstashFormatter
-    from eventlog.interfaces import batch_encoder
+    from eventlog.contracts import batch_encoder
 
     class Tagged(JsonFormatter):
         def format(self, wire: dict[str, Any]) -> bytes:

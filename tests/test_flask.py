@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.interfaces import ConfigurationError
+from eventlog.errors import ConfigurationError
 from eventlog.receiver import LineReceiver
 from eventlog.web import session_digest
 from tests.peers import missing

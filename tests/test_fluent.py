@@ -19,7 +19,7 @@ import pytest
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.engine import Pipeline
+from eventlog.pipeline import Pipeline
 from eventlog.testing import make_local_ca
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
 
@@ -354,7 +354,7 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     ), eventlog_log
     from prometheus_client.core import CollectorRegistry
 
-    from eventlog.metrics import EventlogCollector
+    from eventlog.prometheus import EventlogCollector
 
     registry = CollectorRegistry()
     registry.register(EventlogCollector())  # type: ignore[arg-type]
@@ -379,8 +379,7 @@ def test_wrong_key_in_spool_mode_keeps_every_event_for_the_fixed_configuration(
     events = make_events(2_000)
     log_all(events)
     assert wait_until(
-        lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 2
-        and pipeline.spool_depth() == len(events)
+        lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 2 and pipeline.spool_depth() == len(events)
     ), (pipeline.stats.send_errors, pipeline.spool_depth())
     assert not eventlog.shutdown(0.5)
     assert peer.entries() == []

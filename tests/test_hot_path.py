@@ -55,9 +55,7 @@ def test_arguments_that_do_not_fit_the_message_keep_the_event(
     logger.handlers[0].handle(record)
     assert eventlog.flush(10)
     assert receiver.wait_for(1, 10)
-    assert [e["message"] for e in receiver.events()] == [
-        "count %d <unrenderable: TypeError; args: ('no',)>"
-    ]
+    assert [e["message"] for e in receiver.events()] == ["count %d <unrenderable: TypeError; args: ('no',)>"]
     assert eventlog.get_pipeline().stats.converted == {"unrenderable": 1}
 
 

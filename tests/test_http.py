@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 import eventlog
-from eventlog import ConfigurationError, Event, metrics
-from eventlog.engine import Pipeline
-from eventlog.interfaces import RejectedError
+from eventlog import ConfigurationError, Event, prometheus
+from eventlog.errors import RejectedError
+from eventlog.pipeline import Pipeline
 from eventlog.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
 from eventlog.wire import make_id
 from tests.peers.clickhouse import ClickHouse
@@ -112,8 +112,11 @@ def log_lines() -> Iterator[LogLines]:
 
 @pytest.mark.parametrize(
     ("format_name", "content_type"),
-    [("json", "application/x-ndjson"), ("json-array", "application/json"),
-     ("logstash", "application/x-ndjson")],
+    [
+        ("json", "application/x-ndjson"),
+        ("json-array", "application/json"),
+        ("logstash", "application/x-ndjson"),
+    ],
 )
 def test_a_batch_is_one_post_with_the_formatters_body(
     http_peer: HttpPeer, format_name: str, content_type: str
@@ -195,9 +198,7 @@ def test_429_with_a_long_retry_after_is_left_to_the_engine(http_peer: HttpPeer) 
     assert pipeline.stats.sent == 3
 
 
-def test_a_400_sets_that_batch_aside_and_the_rest_flows(
-    http_peer: HttpPeer, log_lines: LogLines
-) -> None:
+def test_a_400_sets_that_batch_aside_and_the_rest_flows(http_peer: HttpPeer, log_lines: LogLines) -> None:
     http_peer.answer(Answer(200), Answer(400, body=b'{"error": "field tgType: unknown type"}'))
     pipeline = configure(http_peer.url)
     good1, bad, good2 = targets("g", 3), targets("h", 4), targets("i", 2)
@@ -359,8 +360,7 @@ def test_secrets_appear_in_no_log_error_or_metric(
     assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
     assert pipeline.stats.sent == 1
     # Wrong settings fail at configure time without showing the value either.
-    for bad in ({"http_token": ""}, {"http_headers": f"X-Api-Key {API_KEY}"},
-                {"http_password": PASSWORD}):
+    for bad in ({"http_token": ""}, {"http_headers": f"X-Api-Key {API_KEY}"}, {"http_password": PASSWORD}):
         with pytest.raises(ConfigurationError) as caught:
             configure(http_peer.url, **bad)
         log_lines.records.append(logging.makeLogRecord({"msg": str(caught.value)}))
@@ -368,7 +368,7 @@ def test_secrets_appear_in_no_log_error_or_metric(
     assert "got 401" in text and "got 503" in text and "denied" in text  # the reasons are there
     out, err = capfd.readouterr()
     transport = pipeline._transport_factory()
-    for where in (text, out, err, metrics.render(), repr(transport.config)):  # type: ignore[attr-defined]
+    for where in (text, out, err, prometheus.render(), repr(transport.config)):  # type: ignore[attr-defined]
         for secret in (TOKEN, PASSWORD, API_KEY):
             assert secret not in where
 
@@ -384,9 +384,7 @@ def as_word(secret: str) -> re.Pattern[str]:
 
 def test_a_short_password_leaves_a_refused_connection_readable(log_lines: LogLines) -> None:
     port = closed_port()
-    pipeline = configure(
-        f"http://127.0.0.1:{port}/", http_user="u", http_password="on", http_retries=0
-    )
+    pipeline = configure(f"http://127.0.0.1:{port}/", http_user="u", http_password="on", http_retries=0)
     pipeline.submit_event(Event("test.http", "m0", "test"))
     assert not pipeline.flush(1.0)
     assert own_warnings(log_lines) == [
@@ -447,8 +445,13 @@ def test_short_secrets_echoed_by_the_server_are_hidden_where_they_sit(
     basic = base64.b64encode(f"u:{password}".encode()).decode()
     echo = f"denied http://u:{password}@h/ Authorization: Basic {basic} password={password}"
     http_peer.answer(Answer(401, body=echo.encode()), Answer(401, body=echo.encode()))
-    settings = {"transport": "http", "http_url": http_peer.url, "http_user": "u",
-                "http_password": password, "http_retries": 0}
+    settings = {
+        "transport": "http",
+        "http_url": http_peer.url,
+        "http_user": "u",
+        "http_password": password,
+        "http_retries": 0,
+    }
     transport, formatter = make_transport(settings)
     with pytest.raises(RejectedError) as caught:
         transport.send(make_records(1, formatter))
@@ -465,7 +468,7 @@ def test_short_secrets_echoed_by_the_server_are_hidden_where_they_sit(
     [warning] = own_warnings(log_lines)
     assert warning.endswith(f"refused: http 401: {expected}")
     own = [r.getMessage() for r in log_lines.records if r.name.startswith("eventlog")]
-    for text in (*own, str(caught.value), metrics.render()):
+    for text in (*own, str(caught.value), prometheus.render()):
         assert basic not in text
         assert f":{password}@" not in text and f"={password}" not in text
         assert "<hidden>n" not in text and "n<hidden>" not in text  # no word cut apart
@@ -486,8 +489,7 @@ def test_short_secrets_echoed_by_the_server_are_hidden_where_they_sit(
         ({"http_url": "http://h/", "http_token": "t", "http_user": "u"}, "bearer or basic"),
         ({"http_url": "http://h/", "http_password": "p"}, "without EVENTLOG_HTTP_USER"),
         ({"http_url": "http://h/", "http_tls_ca": "/nonexistent/ca.pem"}, "cannot load TLS"),
-        ({"http_url": "http://h/", "http_token": "${EVENTLOG_TEST_UNSET}"},
-         "EVENTLOG_TEST_UNSET is not set"),
+        ({"http_url": "http://h/", "http_token": "${EVENTLOG_TEST_UNSET}"}, "EVENTLOG_TEST_UNSET is not set"),
         ({"http_url": "http://h/", "http_urll": "x"}, "did you mean http_url"),
     ],
 )
@@ -534,9 +536,7 @@ def https_peer(ca: LocalCA, *, client_ca: Path | None = None) -> HttpPeer:
     return peer
 
 
-def test_tls_is_verified_by_default_and_trusts_the_given_ca(
-    local_ca: LocalCA, log_lines: LogLines
-) -> None:
+def test_tls_is_verified_by_default_and_trusts_the_given_ca(local_ca: LocalCA, log_lines: LogLines) -> None:
     with https_peer(local_ca) as peer:
         pipeline = configure(peer.url, http_retries=0)
         pipeline.submit_event(Event("test.http", "t0", "test"))
@@ -554,9 +554,7 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca(
         assert [e["target"] for e in peer.requests[0].events()] == ["t1"]
 
 
-def test_a_certificate_for_another_name_says_so_and_shows_both(
-    tmp_path: Path, log_lines: LogLines
-) -> None:
+def test_a_certificate_for_another_name_says_so_and_shows_both(tmp_path: Path, log_lines: LogLines) -> None:
     ca = make_local_ca(tmp_path, ["localhost"])
     with https_peer(ca) as peer:
         pipeline = configure(peer.url, http_retries=0, http_tls_ca=str(ca.ca_cert))
@@ -577,9 +575,7 @@ def test_a_client_certificate_is_presented_for_mutual_tls(local_ca: LocalCA) -> 
         pipeline.submit_event(Event("test.http", "u0", "test"))
         assert not pipeline.flush(1.0)  # no client certificate: the server refuses
         eventlog.shutdown(timeout=1)
-        pipeline = configure(
-            peer.url, http_tls_ca=str(ca), http_tls_cert=str(cert), http_tls_key=str(key)
-        )
+        pipeline = configure(peer.url, http_tls_ca=str(ca), http_tls_cert=str(cert), http_tls_key=str(key))
         send(pipeline, ["u1"])
         assert [e["target"] for r in peer.requests for e in r.events()] == ["u1"]
 
@@ -635,9 +631,7 @@ def insert_url(clickhouse: ClickHouse, table: str) -> str:
 
 @pytest.mark.peer("clickhouse")
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
-def test_clickhouse_stores_json_rows_equal_to_the_events(
-    clickhouse: ClickHouse, compress: bool
-) -> None:
+def test_clickhouse_stores_json_rows_equal_to_the_events(clickhouse: ClickHouse, compress: bool) -> None:
     table = f"default.http_events_{'gzip' if compress else 'plain'}"
     clickhouse.query(f"CREATE TABLE {table} ({CH_COLUMNS}) ENGINE = MergeTree ORDER BY id")
     # Basic auth as ClickHouse's own user "default" (no password in the Debian config).

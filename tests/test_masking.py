@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from eventlog.interfaces import AuthError, ConnectError, Option, RejectedError
+from eventlog.contracts import Option
+from eventlog.errors import AuthError, ConnectError, RejectedError
 from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
 from eventlog.testing import make_transport
 
@@ -67,7 +68,10 @@ def test_scrub_keeps_the_error_type_and_its_retry_facts() -> None:
     mask = SecretMask([TOKEN])
     error = mask.scrub(ConnectError(f"denied {TOKEN}", retry_after=3.0))
     assert (type(error), str(error), error.retryable, error.retry_after) == (
-        ConnectError, "denied <hidden>", True, 3.0
+        ConnectError,
+        "denied <hidden>",
+        True,
+        3.0,
     )
     rejected = mask.scrub(RejectedError(f"Authorization: Bearer {TOKEN}"))
     assert str(rejected) == "Authorization: Bearer <hidden>" and not rejected.retryable
@@ -123,20 +127,20 @@ def test_fluent_refusal_quoting_the_key_does_not_show_it(key: str, quoted: str) 
     peer = QuotingForwardServer(f"wrong key: {quoted}")
     try:
         transport, _ = make_transport(
-            {"transport": "fluent", "host": "127.0.0.1", "port": peer.port,
-             "fluent_shared_key": key}
+            {"transport": "fluent", "host": "127.0.0.1", "port": peer.port, "fluent_shared_key": key}
         )
         with pytest.raises(AuthError) as caught:
             transport.open()
         transport.close()
     finally:
         peer.close()
-    shown = 'shared_key=<hidden>, {"shared_key": "<hidden>"}' if len(key) < 8 else (
-        "shared_key=<hidden>, <hidden>"
+    shown = (
+        'shared_key=<hidden>, {"shared_key": "<hidden>"}'
+        if len(key) < 8
+        else ("shared_key=<hidden>, <hidden>")
     )
     assert str(caught.value) == (
-        f"127.0.0.1:{peer.port} refused authentication: wrong key: {shown}; "
-        "check EVENTLOG_FLUENT_SHARED_KEY"
+        f"127.0.0.1:{peer.port} refused authentication: wrong key: {shown}; check EVENTLOG_FLUENT_SHARED_KEY"
     )
 
 
@@ -145,10 +149,12 @@ def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
 ) -> None:
     """A third-party transport quoting its own secret: the engine masks what it logs."""
     import eventlog
+    import eventlog.plugin
+    from eventlog.batch import Batch, Record
     from eventlog.config import Settings
-    from eventlog.engine import MAX_UNEXPECTED_FAILURES, Pipeline
+    from eventlog.contracts import Transport, TransportSpec
     from eventlog.event import Event
-    from eventlog.interfaces import Batch, Record, Transport, TransportSpec
+    from eventlog.pipeline import MAX_UNEXPECTED_FAILURES, Pipeline
     from eventlog.registry import Registry
 
     token = "tok-5e4d3c2b1a09"
@@ -175,7 +181,7 @@ def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
 
     class Plugin:
         @staticmethod
-        @eventlog.hookimpl
+        @eventlog.plugin.hookimpl
         def eventlog_transports() -> list[TransportSpec]:
             return [
                 TransportSpec(
@@ -199,8 +205,10 @@ def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
         pipeline.shutdown(5)
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert token not in text
-    assert "sending failed, will retry: ConnectError: POST https://u:<hidden>@127.0.0.1/ " \
+    assert (
+        "sending failed, will retry: ConnectError: POST https://u:<hidden>@127.0.0.1/ "
         "refused token <hidden>" in text
+    )
     assert "(not a TransportError) 5 times: bug with token=<hidden>" in text
     assert "refused: refused: token <hidden> expired" in text
     assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1, "rejected": 1}

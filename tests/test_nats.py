@@ -22,7 +22,7 @@ import pytest
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.interfaces import AuthError, ConnectError, TransportError
+from eventlog.errors import AuthError, ConnectError, TransportError
 from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
 from eventlog.testing import make_local_ca as make_ca
 from tests.peers import missing
@@ -99,8 +99,7 @@ class TestNatsConformance(TransportConformance):
         return stream_ids([peer.url], STREAM)
 
     def unreachable_settings(self) -> dict[str, Any]:
-        return {"transport": "nats", "nats_servers": f"127.0.0.1:{closed_port()}",
-                "nats_connect_timeout": 1}
+        return {"transport": "nats", "nats_servers": f"127.0.0.1:{closed_port()}", "nats_connect_timeout": 1}
 
     def stop_peer(self, peer: NatsServer) -> None:
         peer.kill()
@@ -140,8 +139,9 @@ def test_subject_mode_action_publishes_on_prefix_dot_action(tmp_path: Path) -> N
     peer = NatsServer(tmp_path).start()
     try:
         add_stream([peer.url], "APP", ["app.>"])
-        pipeline = eventlog.configure(**settings(peer, nats_subject="app", nats_subject_mode="action"),
-                                      enrichers=(), linger_ms=0)
+        pipeline = eventlog.configure(
+            **settings(peer, nats_subject="app", nats_subject_mode="action"), enrichers=(), linger_ms=0
+        )
         for action in ("account.admin.create", "odd action*", "a..b", "click"):
             pipeline.submit_event(Event(action, "t"))
         assert pipeline.flush(30)
@@ -298,8 +298,7 @@ def test_an_action_the_stream_does_not_capture_is_refused_alone(tmp_path: Path) 
             transport.close()
         assert refused is not None
         assert [record.id for record, _ in refused] == [r.id for r in other]
-        assert all(reason.startswith("not_captured: ") and "app.other." in reason
-                   for _, reason in refused)
+        assert all(reason.startswith("not_captured: ") and "app.other." in reason for _, reason in refused)
         assert stream_ids([peer.url], "KEEP") == [r.id for r in kept]
     finally:
         peer.kill()
@@ -423,6 +422,7 @@ def test_creds_file(tmp_path: Path) -> None:
     config, creds, stranger = operator_mode(tmp_path / "jwt")
     peer = NatsServer(tmp_path, extra=config).start()
     try:
+
         async def create() -> None:
             import nats
             from nats.js.api import StreamConfig
@@ -446,9 +446,7 @@ def test_creds_file(tmp_path: Path) -> None:
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
     ca = make_ca(tmp_path / "ca")
-    block = (
-        f'tls {{ cert_file: "{ca.server_cert}", key_file: "{ca.server_key}", timeout: 5 }}'
-    )
+    block = f'tls {{ cert_file: "{ca.server_cert}", key_file: "{ca.server_key}", timeout: 5 }}'
     peer = NatsServer(tmp_path, extra=block).start()
     try:
         yield peer, ca.ca_cert
@@ -605,11 +603,19 @@ class Progress:
 
 def _producer(servers: list[str], db: Path, progress: Path, start: int) -> subprocess.Popen[bytes]:
     options = {
-        "servers": ",".join(servers), "db": str(db), "stream": "FAULTS", "subject": "faults",
-        "start": start, "count": FAULT_EVENTS, "chunk": FAULT_CHUNK, "progress": str(progress),
+        "servers": ",".join(servers),
+        "db": str(db),
+        "stream": "FAULTS",
+        "subject": "faults",
+        "start": start,
+        "count": FAULT_EVENTS,
+        "chunk": FAULT_CHUNK,
+        "progress": str(progress),
     }
-    return subprocess.Popen([sys.executable, str(PRODUCER), json.dumps(options)],
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    return subprocess.Popen(
+        [sys.executable, str(PRODUCER), json.dumps(options)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
 
 
 def _stream_leader(servers: list[str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eventlog.builtin.transports import StreamTransport
-from eventlog.interfaces import ConnectError, RejectedError
+from eventlog.errors import ConnectError, RejectedError
 from eventlog.net import (
     MAX_DATAGRAM_BYTES,
     certificate_names,
@@ -37,12 +37,8 @@ def test_tls_session_tickets_do_not_look_like_a_closed_peer(tmp_path: Path) -> N
     # TLS 1.3: the server sends session tickets after the handshake, unasked.
     server.minimum_version = ssl.TLSVersion.TLSv1_3
     with LineReceiver(tls=server) as receiver:
-        client = make_tls_context(
-            ca=str(ca.ca_cert), cert=None, key=None, verify=True, setting="test"
-        )
-        transport = StreamTransport(
-            "127.0.0.1", receiver.port, tls=client, connect_timeout=5, send_timeout=5
-        )
+        client = make_tls_context(ca=str(ca.ca_cert), cert=None, key=None, verify=True, setting="test")
+        transport = StreamTransport("127.0.0.1", receiver.port, tls=client, connect_timeout=5, send_timeout=5)
         transport.open()
         for sent in (2, 4, 6):
             transport.send(make_records(2))
@@ -185,9 +181,7 @@ def test_datagrams_to_a_closed_port_are_reported_as_refused() -> None:
                 break
     finally:
         sock.close()
-    assert errors == [
-        f"127.0.0.1:{port} refused a datagram (port unreachable): nothing listens there"
-    ]
+    assert errors == [f"127.0.0.1:{port} refused a datagram (port unreachable): nothing listens there"]
 
 
 def test_a_name_that_cannot_be_resolved_is_a_connect_error() -> None:

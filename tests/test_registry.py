@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog import ConfigurationError, FormatterSpec, PluginError, TransportSpec, configure, hookimpl
+from eventlog import ConfigurationError, configure
 from eventlog.builtin.formats import JsonFormatter
 from eventlog.builtin.transports import ConsoleTransport
 from eventlog.config import Settings
-from eventlog.engine import Pipeline
-from eventlog.interfaces import ALL_FRAMINGS
+from eventlog.contracts import ALL_FRAMINGS
+from eventlog.pipeline import Pipeline
+from eventlog.plugin import FormatterSpec, PluginError, TransportSpec, hookimpl
 from eventlog.receiver import LineReceiver
 from eventlog.registry import Registry
 from eventlog.testing import closed_port
@@ -120,9 +121,7 @@ def test_a_plugin_that_fails_to_load_is_warned_once_and_the_rest_delivers(
         "assert memo.flush(10)\n"
     )
     # The default transport with a host: logstash, to a real JSON-lines listener.
-    result = _python(
-        broken_site, code, EVENTLOG_HOST="127.0.0.1", EVENTLOG_PORT=str(receiver.port)
-    )
+    result = _python(broken_site, code, EVENTLOG_HOST="127.0.0.1", EVENTLOG_PORT=str(receiver.port))
     assert result.returncode == 0, result.stderr
     assert result.stderr == BROKEN_WARNING
     assert receiver.wait_for(1)
@@ -251,9 +250,7 @@ class Confused:
         return [FormatterSpec("confused", lambda _: JsonFormatter(), framing="lines")]
 
 
-def test_a_hook_that_raises_leaves_out_its_plugin_only(
-    warnings: _Warnings, receiver: LineReceiver
-) -> None:
+def test_a_hook_that_raises_leaves_out_its_plugin_only(warnings: _Warnings, receiver: LineReceiver) -> None:
     registry = Registry(load_entry_points=False, extra_plugins=(Flaky, Confused))
     assert [(b.plugin, b.reason) for b in registry.broken] == [
         ("Flaky", "failed in eventlog_transports(): RuntimeError: flaky cannot list its transports"),
@@ -336,17 +333,13 @@ def test_unknown_name_lists_installed_and_the_extra() -> None:
     registry = Registry(load_entry_points=False)
     with pytest.raises(PluginError) as info:
         registry.transport("fluent")
-    assert str(info.value).startswith(
-        "transport 'fluent' is not installed; pip install eventlog[fluent]"
-    )
+    assert str(info.value).startswith("transport 'fluent' is not installed; pip install eventlog[fluent]")
     assert "console, logstash, syslog, tcp, udp" in str(info.value)
     with pytest.raises(
         PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"
     ):
         registry.formatter("capnp")
-    with pytest.raises(
-        PluginError, match=r"transport 'carrier-pigeon' is not installed \(installed"
-    ):
+    with pytest.raises(PluginError, match=r"transport 'carrier-pigeon' is not installed \(installed"):
         registry.transport("carrier-pigeon")
 
 

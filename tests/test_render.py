@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 import eventlog
-import eventlog.records
+import eventlog.logrecords
 from eventlog.receiver import LineReceiver
 from tests.peers import missing
 
-_COMPILED = eventlog.records._load_accelerator()
+_COMPILED = eventlog.logrecords._load_accelerator()
 
 
 class BadStr:
@@ -49,9 +49,9 @@ def logger(
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.records, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.records, "accelerator", None)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
     if request.param == "careful":
         settings["enrichers"] = "host,site,context,code"  # a caller-stage enricher: no fast path
     pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)
@@ -120,10 +120,14 @@ def test_exc_info_that_is_no_exception_is_converted_not_set_aside(
     events = _sent(receiver, 3)
     assert [e["message"] for e in events] == ["bad exc", "odd exc", "real one"]
     assert json.loads(events[0]["exc_info"]) == {
-        "type": "ValueError", "value": "not an exception", "stack": ""
+        "type": "ValueError",
+        "value": "not an exception",
+        "stack": "",
     }
     assert json.loads(events[1]["exc_info"]) == {
-        "type": "ValueError", "value": f"<{HERE}.BadStr>", "stack": ""
+        "type": "ValueError",
+        "value": f"<{HERE}.BadStr>",
+        "stack": "",
     }
     real = json.loads(events[2]["exc_info"])
     assert real["type"] == "KeyError" and "raise KeyError" in real["stack"]

@@ -100,12 +100,8 @@ def test_seed_table_row_by_row(app_logger: logging.Logger, receiver: LineReceive
     assert second["action"] == "log.error"
 
 
-def test_plain_logger_with_extra_tags_and_metrics(
-    app_logger: logging.Logger, receiver: LineReceiver
-) -> None:
-    app_logger.warning(
-        "disk %s at %d%%", "/var", 91, extra={"tags": ["disk"], "metrics": {"used": 0.91}}
-    )
+def test_plain_logger_with_extra_tags_and_metrics(app_logger: logging.Logger, receiver: LineReceiver) -> None:
+    app_logger.warning("disk %s at %d%%", "/var", 91, extra={"tags": ["disk"], "metrics": {"used": 0.91}})
     (event,) = _arrived(receiver, 1)
     assert event["message"] == "disk /var at 91%"
     assert event["action"] == "log.warning"
@@ -126,9 +122,7 @@ def test_log_code_option_records_the_caller(receiver: LineReceiver) -> None:
     )
 
 
-def test_site_cluster_host_from_environment(
-    receiver: LineReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_site_cluster_host_from_environment(receiver: LineReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
     import socket
 

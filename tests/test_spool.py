@@ -35,6 +35,7 @@ HERE = Path(__file__).parent
 CHILD = HERE / "spool_child.py"
 LISTENER = HERE / "spool_listener.py"
 
+
 @pytest.fixture
 def eventlog_warnings() -> Iterator[EventlogWarnings]:
     yield from capture_warnings()
@@ -181,15 +182,18 @@ def test_listener_down_at_start_then_up_gets_every_event(db: Path) -> None:
     assert spooled_ids(db) == []
 
 
-def test_listener_killed_and_restarted_five_times_loses_no_spooled_event(
-    db: Path, tmp_path: Path
-) -> None:
+def test_listener_killed_and_restarted_five_times_loses_no_spooled_event(db: Path, tmp_path: Path) -> None:
     total = 100_000
     port = free_port()
     out = tmp_path / "received.jsonl"
     listener = Listener(port, out)
     child = Child(
-        db=str(db), port=port, transport="acked", prefix="restart", count=total, after="flush",
+        db=str(db),
+        port=port,
+        transport="acked",
+        prefix="restart",
+        count=total,
+        after="flush",
         settings={"queue_size": total},
     )
     restarts = 0
@@ -222,8 +226,13 @@ def test_kill_9_loses_only_what_was_in_memory_and_nothing_after_flush(db: Path) 
     first_listener = LineReceiver()
     port = first_listener.port
     child = Child(
-        db=str(db), port=port, prefix="kill", count=first + rest, flush_at=first,
-        after="sleep", pace=0.005,  # about 20,000 events/s, steady
+        db=str(db),
+        port=port,
+        prefix="kill",
+        count=first + rest,
+        flush_at=first,
+        after="sleep",
+        pace=0.005,  # about 20,000 events/s, steady
     )
     assert child.wait_for("flushed")["flushed"] is True
     first_listener.wait_for(first)
@@ -243,9 +252,11 @@ def test_kill_9_loses_only_what_was_in_memory_and_nothing_after_flush(db: Path) 
         after_restart = set(ids(second_listener))
     got = delivered | after_restart
     lost = expected("kill", first + rest) - got
-    print(f"\nkill -9 in a steady stream of {rest} events after flush(): "
-          f"{len(delivered) - first} delivered and {len(in_spool)} in the spool at the kill, "
-          f"{len(lost)} lost (still in memory)")
+    print(
+        f"\nkill -9 in a steady stream of {rest} events after flush(): "
+        f"{len(delivered) - first} delivered and {len(in_spool)} in the spool at the kill, "
+        f"{len(lost)} lost (still in memory)"
+    )
     assert flushed_ids >= expected("kill", first)  # flush() returned: zero lost
     assert in_spool and in_spool <= after_restart  # everything that reached the spool arrived
     assert lost == expected("kill", first + rest) - reached
@@ -303,8 +314,13 @@ def test_kill_9_right_after_an_ack_resends_at_most_the_batch_in_flight(db: Path)
     listener = CheckingListener(db, kill_after=5)
     try:
         child = Child(
-            db=str(db), port=listener.port, transport="acked", prefix="ack", count=50_000,
-            after="sleep", pace=0.002,
+            db=str(db),
+            port=listener.port,
+            transport="acked",
+            prefix="ack",
+            count=50_000,
+            after="sleep",
+            pace=0.002,
         )
         assert listener.acked_enough.wait(60)
         child.kill()  # the worst moment: the peer has the batch, its row may be in the file
@@ -312,7 +328,11 @@ def test_kill_9_right_after_an_ack_resends_at_most_the_batch_in_flight(db: Path)
         in_flight = set(listener.batches[-1])  # answered last: it may not have been read
         before = len(listener.batches)
         restarted = Child(
-            db=str(db), port=listener.port, transport="acked", prefix="ack", count=0,
+            db=str(db),
+            port=listener.port,
+            transport="acked",
+            prefix="ack",
+            count=0,
             after="flush",
         )
         assert restarted.wait_for("flushed")["flushed"] is True
@@ -321,8 +341,10 @@ def test_kill_9_right_after_an_ack_resends_at_most_the_batch_in_flight(db: Path)
         listener.close()
     got = Counter(i for batch in listener.batches for i in batch)
     again = {i for i, n in got.items() if n > 1}
-    print(f"\nkill -9 right after the ack of batch {before}: {len(again)} events sent again "
-          f"(the batch in flight had {len(in_flight)})")
+    print(
+        f"\nkill -9 right after the ack of batch {before}: {len(again)} events sent again "
+        f"(the batch in flight had {len(in_flight)})"
+    )
     assert listener.still_spooled == []  # delivered rows were gone before the next send
     assert again <= in_flight  # at most the batch whose ack the killed process had not read
     assert max(got.values()) <= 2
@@ -347,8 +369,13 @@ def test_listener_that_never_reads_never_blocks_the_caller(db: Path) -> None:
     total = 40_000
     try:
         child = Child(
-            db=str(db), port=server.getsockname()[1], prefix="stuck", count=total,
-            message=2000, after="shutdown", shutdown_timeout=1.0,
+            db=str(db),
+            port=server.getsockname()[1],
+            prefix="stuck",
+            count=total,
+            message=2000,
+            after="shutdown",
+            shutdown_timeout=1.0,
             settings={"queue_size": 2000, "tcp_send_timeout": 0.5},
         )
         started = time.monotonic()
@@ -362,8 +389,10 @@ def test_listener_that_never_reads_never_blocks_the_caller(db: Path) -> None:
             conn.close()
         server.close()
     waiting = len(spooled_ids(db))
-    print(f"\nnever-reading listener: {total} events logged and exit in {took:.1f}s; "
-          f"max RSS {stats['maxrss_kb'] // 1024} MiB; {waiting} waiting in the spool; {final}")
+    print(
+        f"\nnever-reading listener: {total} events logged and exit in {took:.1f}s; "
+        f"max RSS {stats['maxrss_kb'] // 1024} MiB; {waiting} waiting in the spool; {final}"
+    )
     assert stats["queue"] <= 2000
     # Unbounded, 40,000 events of 2 kB would hold 80 MB of payloads plus their records (about
     # 1 kB each) on top of the interpreter (22 MB): over 140 MB.  Bounded, the peak is 65-90 MB:
@@ -380,9 +409,7 @@ def test_listener_that_never_reads_never_blocks_the_caller(db: Path) -> None:
 
 
 @pytest.mark.parametrize("processes", [2, 4])
-def test_processes_sharing_one_spool_neither_lose_nor_double_send(
-    db: Path, processes: int
-) -> None:
+def test_processes_sharing_one_spool_neither_lose_nor_double_send(db: Path, processes: int) -> None:
     port = free_port()
     # A process that spooled its events while the listener was down, then died.
     victim = Child(db=str(db), port=port, prefix="dead", count=2000, after="sleep")
@@ -409,9 +436,7 @@ def test_processes_sharing_one_spool_neither_lose_nor_double_send(
 def test_forked_children_share_the_spool(db: Path, receiver: LineReceiver) -> None:
     import multiprocessing
 
-    eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), enrichers=()
-    )
+    eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), enrichers=())
 
     def log_some(prefix: str) -> None:
         for number in range(1000):
@@ -437,8 +462,7 @@ def test_forked_children_share_the_spool(db: Path, receiver: LineReceiver) -> No
     got = ids(receiver)
     assert sorted(Counter(got).values())[-1] == 1
     assert set(got) == expected("parent-a", 1000).union(
-        expected("parent-b", 1000),
-        *(expected(f"kid{i}", 1000) for i in range(3))
+        expected("parent-b", 1000), *(expected(f"kid{i}", 1000) for i in range(3))
     )
 
 
@@ -449,13 +473,16 @@ def test_restart_with_another_format_keeps_and_reports_then_replay_sends(
     db: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
 ) -> None:
     port = free_port()
-    child = Child(db=str(db), port=port, prefix="fmt", count=500, after="shutdown",
-                  shutdown_timeout=0.3)
+    child = Child(db=str(db), port=port, prefix="fmt", count=500, after="shutdown", shutdown_timeout=0.3)
     child.finish()
     assert len(spooled_ids(db)) == 500
 
     pipeline = eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), format="logstash",
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        db=str(db),
+        format="logstash",
         enrichers=(),
     )
     event = eventlog.Event("test.fmt", "new", "test")
@@ -479,13 +506,19 @@ def test_restart_with_another_format_keeps_and_reports_then_replay_sends(
     }
     info = subprocess.run(
         [sys.executable, "-m", "eventlog", "spool", "info", "--db", str(db)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert info.returncode == 0, info.stderr
     assert "events   500 (json: 500)" in info.stdout
     replay = subprocess.run(
         [sys.executable, "-m", "eventlog", "spool", "replay", "--db", str(db), "--format", "json"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert replay.returncode == 0, replay.stderr
     assert "sent 500 events to tcp as json; 0 left in the spool" in replay.stdout
@@ -496,15 +529,15 @@ def test_restart_with_another_format_keeps_and_reports_then_replay_sends(
 
 
 def test_purge_drops_what_is_waiting(db: Path) -> None:
-    Child(db=str(db), port=free_port(), prefix="purge", count=300, after="shutdown",
-          shutdown_timeout=0.2).finish()
+    Child(
+        db=str(db), port=free_port(), prefix="purge", count=300, after="shutdown", shutdown_timeout=0.2
+    ).finish()
     run = [sys.executable, "-m", "eventlog", "spool"]
-    older = subprocess.run([*run, "purge", "--db", str(db), "--older-than", "3600"],
-                           capture_output=True, text=True, timeout=60)
+    older = subprocess.run(
+        [*run, "purge", "--db", str(db), "--older-than", "3600"], capture_output=True, text=True, timeout=60
+    )
     assert older.stdout.strip() == f"dropped 0 events from {db}"
-    purge = subprocess.run([*run, "purge", "--db", str(db)], capture_output=True, text=True,
-                           timeout=60)
+    purge = subprocess.run([*run, "purge", "--db", str(db)], capture_output=True, text=True, timeout=60)
     assert purge.returncode == 0, purge.stderr
     assert purge.stdout.strip() == f"dropped 300 events from {db}"
     assert spooled_ids(db) == []
-

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.batch import Record
 from eventlog.config import Settings
-from eventlog.engine import Pipeline
 from eventlog.event import Event
-from eventlog.interfaces import Record
+from eventlog.pipeline import Pipeline
 from eventlog.receiver import LineReceiver
 from eventlog.spool import SpoolUnavailable, SQLiteSpool
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import eventlog
+import eventlog.plugin
 from eventlog import spool as spool_module
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port
@@ -64,8 +65,13 @@ def _rows(db: Path) -> list[str]:
 
 def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
     return eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=port, db=str(db), enrichers=(),
-        retry_backoff_max=0.2, **settings,
+        transport="tcp",
+        host="127.0.0.1",
+        port=port,
+        db=str(db),
+        enrichers=(),
+        retry_backoff_max=0.2,
+        **settings,
     )
 
 
@@ -187,7 +193,9 @@ def _full_disk_with_rlimit(tmp_path: Path, receiver: LineReceiver) -> None:
     db = tmp_path / "events.db"
     done = subprocess.run(
         [sys.executable, "-c", _RLIMIT_CHILD, str(receiver.port), str(db)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
@@ -214,9 +222,7 @@ def test_rlimit_is_usable_as_fallback() -> None:
 # ---------------------------------------------------------------- read-only
 
 
-def test_read_only_spool_degrades_and_recovers(
-    small_disk: Path | None, receiver: LineReceiver
-) -> None:
+def test_read_only_spool_degrades_and_recovers(small_disk: Path | None, receiver: LineReceiver) -> None:
     if small_disk is None:
         pytest.skip("mounting a tmpfs is not permitted here")
     db = small_disk / "events.db"
@@ -374,8 +380,8 @@ def test_age_limit_evicts_old_events_and_counts_them(tmp_path: Path) -> None:
 class _Picky:
     """A formatter plugin that cannot encode events whose action is ``poison``."""
 
-    @eventlog.hookimpl
-    def eventlog_formatters(self) -> list[eventlog.FormatterSpec]:
+    @eventlog.plugin.hookimpl
+    def eventlog_formatters(self) -> list[eventlog.plugin.FormatterSpec]:
         from eventlog.builtin.formats import JsonFormatter
 
         class Picky(JsonFormatter):
@@ -385,7 +391,7 @@ class _Picky:
                 return super().format(wire)
 
         return [
-            eventlog.FormatterSpec("picky", lambda _: Picky(), "test: refuses poison", framing="lines")
+            eventlog.plugin.FormatterSpec("picky", lambda _: Picky(), "test: refuses poison", framing="lines")
         ]
 
 
@@ -397,8 +403,14 @@ def test_poison_events_are_set_aside_and_the_rest_of_the_batch_spooled_and_sent(
 
     registry = Registry(load_entry_points=False, extra_plugins=(_Picky(),))
     settings = Settings.load(
-        {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port, "format": "picky",
-         "db": str(tmp_path / "events.db"), "enrichers": ()},
+        {
+            "transport": "tcp",
+            "host": "127.0.0.1",
+            "port": receiver.port,
+            "format": "picky",
+            "db": str(tmp_path / "events.db"),
+            "enrichers": (),
+        },
         environ={},
     )
     pipeline = eventlog.Pipeline(settings, registry)

@@ -52,7 +52,11 @@ def _deliver(db: Path, receiver: LineReceiver, prefix: str, count: int) -> event
     """Log ``count`` events through a spool pipeline at ``db``; every one must arrive once."""
     before = len(receiver.lines)
     pipeline = eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, db=str(db), enrichers=(),
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        db=str(db),
+        enrichers=(),
         retry_backoff_max=0.2,
     )
     want = set()
@@ -178,14 +182,25 @@ def planted_folder_link(base: Path) -> tuple[Path, str, Callable[[], None]]:
     def nothing_created() -> None:
         assert list(real.iterdir()) == []
 
-    return link / "x.db", f"the folder {link} in the spool path is a symlink to {real} " \
-        f"owned by uid {NOBODY}", nothing_created
+    return (
+        link / "x.db",
+        f"the folder {link} in the spool path is a symlink to {real} owned by uid {NOBODY}",
+        nothing_created,
+    )
 
 
 @pytest.mark.parametrize(
     "case",
-    [planted_symlink, own_symlink, others_open_file, world_readable_file, open_folder,
-     others_folder, planted_wal_in_sticky_folder, planted_folder_link],
+    [
+        planted_symlink,
+        own_symlink,
+        others_open_file,
+        world_readable_file,
+        open_folder,
+        others_folder,
+        planted_wal_in_sticky_folder,
+        planted_folder_link,
+    ],
 )
 def test_an_unsafe_spool_path_is_refused_and_events_go_from_memory(
     case: Case, tmp_path: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
@@ -253,7 +268,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTLOG_")}
     return subprocess.run(
         [sys.executable, "-m", "eventlog", "spool", *args],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from eventlog import Event
 from eventlog.config import Settings
-from eventlog.engine import Pipeline
 from eventlog.handler import EventHandler
+from eventlog.pipeline import Pipeline
 from eventlog.receiver import LineReceiver
 
 
@@ -90,9 +90,7 @@ def shared_receiver() -> Iterator[LineReceiver]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(ops=operations)
-def test_hostile_input_never_raises_and_counts_add_up(
-    ops: list[Any], shared_receiver: LineReceiver
-) -> None:
+def test_hostile_input_never_raises_and_counts_add_up(ops: list[Any], shared_receiver: LineReceiver) -> None:
     receiver = shared_receiver
     with tempfile.TemporaryDirectory() as folder:
         before = len(receiver.lines)

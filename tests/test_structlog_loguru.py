@@ -98,11 +98,20 @@ def test_structlog_pairs_arrive_as_fields_metrics_and_tags(
     from eventlog.structlog import EventlogRenderer
 
     recorder = Recorder()
-    log = structlog.wrap_logger(
-        recorder, processors=[structlog.processors.add_log_level, EventlogRenderer()]
-    )
+    log = structlog.wrap_logger(recorder, processors=[structlog.processors.add_log_level, EventlogRenderer()])
     line = sys._getframe().f_lineno + 1
-    log.warning("order.paid", order_id="A-7", amount=12.5, items=3, paid=True, tags=["shop", "eu"], note=None, fields={"region": "eu", "n": 2}, metrics={"latency_ms": 4}, timestamp="2026-12-04T16:00:00.500Z")  # noqa: E501
+    log.warning(
+        "order.paid",
+        order_id="A-7",
+        amount=12.5,
+        items=3,
+        paid=True,
+        tags=["shop", "eu"],
+        note=None,
+        fields={"region": "eu", "n": 2},
+        metrics={"latency_ms": 4},
+        timestamp="2026-12-04T16:00:00.500Z",
+    )
     [wire] = _arrived(receiver, 1)
     assert _no_ids(wire) == {
         "action": "log.warning",
@@ -144,11 +153,14 @@ def test_structlog_exceptions_arrive_as_exc_info(
     log.info("no exception", exc_info=False)
     events = _arrived(receiver, 4)
     assert [(e["message"], e["level"]) for e in events] == [
-        ("failed", 40), ("formatted", 40), ("given", 40), ("no exception", 20)
+        ("failed", 40),
+        ("formatted", 40),
+        ("given", 40),
+        ("no exception", 20),
     ]
     failed, text, given, plain = (json.loads(e["exc_info"]) if "exc_info" in e else None for e in events)
     assert failed["type"] == "ValueError" and failed["value"] == "bad value"
-    assert "raise ValueError(\"bad value\")" in failed["stack"]
+    assert 'raise ValueError("bad value")' in failed["stack"]
     assert events[0]["fields"] == {"order_id": "A-7"}
     # format_exc_info left text: it is the stack, as for a record with only exc_text.
     assert text["type"] is None and text["stack"].endswith("ValueError: bad value")
@@ -170,18 +182,25 @@ def test_structlog_without_processors_uses_the_method_and_callsite_keys(
     log.info("bad time", timestamp="yesterday")
     events = _arrived(receiver, 3)
     assert [(e["level"], e["levelName"], e["action"]) for e in events] == [
-        (10, "DEBUG", "log.debug"), (50, "CRITICAL", "log.critical"), (20, "INFO", "log.info")
+        (10, "DEBUG", "log.debug"),
+        (50, "CRITICAL", "log.critical"),
+        (20, "INFO", "log.info"),
     ]
     assert events[0]["target"] == "billing"
     assert events[0]["fields"] == {"name": "alice", "module": "pay"}  # LogRecord's names: fine
     assert "fields" not in events[1]
     assert {k: events[1][k] for k in ("codeFile", "codeLine", "codeFunc", "thread")} == {
-        "codeFile": "/app/pay.py", "codeLine": 12, "codeFunc": "pay", "thread": "T-1"
+        "codeFile": "/app/pay.py",
+        "codeLine": 12,
+        "codeFunc": "pay",
+        "thread": "T-1",
     }
     assert events[2]["fields"] == {"timestamp": "yesterday"}  # unreadable: kept, not lost
     # echo=True: structlog's logger gets the message alone.
     assert [(m, a) for m, a, _ in recorder.calls] == [
-        ("debug", ("from the method",)), ("critical", ("from keys",)), ("info", ("bad time",))
+        ("debug", ("from the method",)),
+        ("critical", ("from keys",)),
+        ("info", ("bad time",)),
     ]
 
 
@@ -231,7 +250,9 @@ def test_loguru_bind_and_extra_arrive_as_fields_metrics_and_tags(
 
     def work() -> None:
         where.append(sys._getframe().f_lineno + 1)
-        loguru_logger.bind(user_id=7, tags=["shop"], paid=False).warning("order {order} paid", order="A-7", amount=12.5)  # noqa: E501
+        loguru_logger.bind(user_id=7, tags=["shop"], paid=False).warning(
+            "order {order} paid", order="A-7", amount=12.5
+        )
 
     thread = threading.Thread(target=work, name="checkout-1")
     thread.start()
@@ -277,7 +298,9 @@ def test_loguru_levels_and_exceptions(
     assert failed["type"] == "ValueError" and failed["value"] == "bad value"
     assert 'raise ValueError("bad value")' in failed["stack"]
     assert json.loads(events[3]["exc_info"]) == {
-        "type": "KeyError", "value": "'k'", "stack": "KeyError: 'k'\n"
+        "type": "KeyError",
+        "value": "'k'",
+        "stack": "KeyError: 'k'\n",
     }
     assert "exc_info" not in events[0] and "exc_info" not in events[1]
 
@@ -311,8 +334,7 @@ def test_with_a_caller_stage_enricher_the_same_fields_arrive(
     loguru_logger.bind(order_id="A-7", amount=12.5, tags=["shop"]).info("loguru")
     events = _arrived(receiver, 2)
     assert [
-        (e["message"], e["level"], e["fields"], e["metrics"], e["tags"], e["codeFile"])
-        for e in events
+        (e["message"], e["level"], e["fields"], e["metrics"], e["tags"], e["codeFile"]) for e in events
     ] == [
         (name, 20, {"order_id": "A-7"}, {"amount": 12.5}, ["shop"], __file__)
         for name in ("structlog", "loguru")

@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 import pytest
 
 import eventlog
-from eventlog import ConfigurationError, Event, Record
+from eventlog import ConfigurationError, Event
 from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, sd_name, unframe
+from eventlog.plugin import Record
 from eventlog.schema import LEVEL_NAMES
 from eventlog.testing import FormatterConformance, TransportConformance, closed_port
 from eventlog.testing import make_local_ca as make_ca
@@ -63,9 +64,7 @@ LEVELS = [  # level, RFC 5424 severity
 
 
 @pytest.mark.parametrize("proto", ["tcp", "udp", "tls"])
-def test_each_event_arrives_once_with_its_header_and_structured_data(
-    rsyslog: Rsyslog, proto: str
-) -> None:
+def test_each_event_arrives_once_with_its_header_and_structured_data(rsyslog: Rsyslog, proto: str) -> None:
     pipeline = _configure(rsyslog, proto, syslog_facility="local3", syslog_app_name="shop")
     sent = [
         Event(
@@ -198,9 +197,7 @@ def test_a_huge_message_arrives_whole_over_tcp(rsyslog: Rsyslog) -> None:
 
 
 @pytest.mark.parametrize("proto", ["udp", "tcp"])
-def test_an_oversized_message_is_refused_for_good_and_the_rest_sent(
-    rsyslog: Rsyslog, proto: str
-) -> None:
+def test_an_oversized_message_is_refused_for_good_and_the_rest_sent(rsyslog: Rsyslog, proto: str) -> None:
     pipeline = _configure(rsyslog, proto, syslog_max_message_bytes=1000)
     before, after = Event("small.one", message="a"), Event("small.two", message="b")
     big = Event("too.big", message="x" * 2000)
@@ -228,9 +225,7 @@ def test_the_tcp_transport_carries_the_syslog_format_as_it_is(rsyslog: Rsyslog) 
 
 def test_tls_refuses_a_server_the_ca_did_not_sign(rsyslog: Rsyslog, tmp_path: Path) -> None:
     other = make_ca(tmp_path / "other")
-    pipeline = _configure(
-        rsyslog, "tls", syslog_tls_ca=str(other.ca_cert), retry_backoff_max=0.1
-    )
+    pipeline = _configure(rsyslog, "tls", syslog_tls_ca=str(other.ca_cert), retry_backoff_max=0.1)
     event = Event("never.sent")
     eventlog.log_event(event)
     assert not eventlog.flush(1)

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 import eventlog
+import eventlog.plugin
 from eventlog import api
-from eventlog.interfaces import Batch, Transport, TransportSpec
+from eventlog.batch import Batch
+from eventlog.contracts import Transport, TransportSpec
 from eventlog.net import certificate_names
 from eventlog.registry import Registry
 from eventlog.testing import (
@@ -42,10 +44,12 @@ def test_capture_events_records_log_event_and_logging_as_wire_dicts() -> None:
     assert [e["action"] for e in events] == ["click", "log.warning"]
     click, record = events
     assert (click["target"], click["tgType"], click["fields"], click["site"]) == (
-        "my-button", "ui", {"n": 1}, "acme"
+        "my-button",
+        "ui",
+        {"n": 1},
+        "acme",
     )
-    assert (record["message"], record["level"], record["target"]) == ("disk sda is full", 30,
-                                                                      "test.capture")
+    assert (record["message"], record["level"], record["target"]) == ("disk sda is full", 30, "test.capture")
     assert len({click["id"], record["id"]}) == 2
 
 
@@ -101,7 +105,7 @@ class LeakyTransport(Transport):
 
         assert self.receiver is not None
         if self.receiver.port == 0:  # refuse_batches(): a refusal dressed as retryable
-            raise eventlog.TransportError("400 bad request")
+            raise eventlog.plugin.TransportError("400 bad request")
         with socket.create_connection(("127.0.0.1", self.receiver.port)) as sock:
             sock.sendall(b"".join(r.payload for r in batch[1:]))  # the first event is lost
 
@@ -114,7 +118,7 @@ class _LeakyPlugin:
         self.receiver: LineReceiver | None = None
         self.stop = threading.Event()
 
-    @eventlog.hookimpl
+    @eventlog.plugin.hookimpl
     def eventlog_transports(self) -> list[TransportSpec]:
         return [TransportSpec("leaky", lambda context: LeakyTransport(self.receiver, self.stop))]
 
@@ -172,14 +176,14 @@ def test_the_transport_suite_fails_a_broken_transport(
 
 
 def test_the_formatter_suite_fails_a_formatter_that_loses_fields() -> None:
-    class Lossy(eventlog.Formatter):
+    class Lossy(eventlog.plugin.Formatter):
         def format(self, wire: dict[str, Any]) -> bytes:
             return (wire["id"] + "\n").encode()
 
     class Plugin:
-        @eventlog.hookimpl
-        def eventlog_formatters(self) -> list[eventlog.FormatterSpec]:
-            return [eventlog.FormatterSpec("lossy", lambda context: Lossy())]
+        @eventlog.plugin.hookimpl
+        def eventlog_formatters(self) -> list[eventlog.plugin.FormatterSpec]:
+            return [eventlog.plugin.FormatterSpec("lossy", lambda context: Lossy())]
 
     class LossyConformance(FormatterConformance):
         formatter = "lossy"
@@ -214,8 +218,7 @@ def test_eventlog_testing_imports_without_pytest_or_cryptography(tmp_path: Path)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout == (
-        "eventlog.testing.make_local_ca() needs the cryptography package: "
-        "pip install cryptography\n"
+        "eventlog.testing.make_local_ca() needs the cryptography package: pip install cryptography\n"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 import eventlog
-import eventlog.records
+import eventlog.logrecords
 from eventlog import Event, EventHandler
 from eventlog.config import Settings
 from eventlog.context import EMPTY, RequestContext
-from eventlog.engine import Pipeline
-from eventlog.records import wires_of
+from eventlog.logrecords import wires_of
+from eventlog.pipeline import Pipeline
 from eventlog.testing import capture_events
 from tests.peers import missing
 from tests.test_fast_path import FORMATTERS, assert_same
@@ -37,7 +37,7 @@ except ImportError:  # the subprocess test below still runs
     trace = None  # type: ignore[assignment]
 
 _context_module = sys.modules["eventlog.context"]
-_COMPILED = eventlog.records._load_accelerator()
+_COMPILED = eventlog.logrecords._load_accelerator()
 LOGGER = logging.getLogger("trace.test")
 
 
@@ -47,9 +47,9 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.records, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.records, "accelerator", None)
+        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
     return str(request.param)
 
 
@@ -167,11 +167,11 @@ def test_ids_are_taken_in_the_caller_and_survive_the_end_of_the_span(tracer: Any
         event = Event("e")
     assert not span.is_recording()  # ended: the worker runs after this
     for accelerator in (None, _COMPILED):
-        eventlog.records.accelerator = accelerator
+        eventlog.logrecords.accelerator = accelerator
         try:
             (wire,), _ = wires_of([item], {}, True, {}, lambda item: None)
         finally:
-            eventlog.records.accelerator = _COMPILED
+            eventlog.logrecords.accelerator = _COMPILED
         assert _trace_of(wire) == _ids(span)
     assert _trace_of(eventlog.wire.to_wire(event, {}, {}, event.context)) == _ids(span)
 
@@ -259,8 +259,14 @@ def test_context_fields_land_in_fields_with_their_types(logger: logging.Logger) 
         "region": "eu",
     }
     assert nested["user"] == "alice"
-    assert event["fields"] == {"n": 1, "tenant": "acme", "shard": 4, "ratio": 0.5, "thing": "<thing>",
-                               "region": "eu"}
+    assert event["fields"] == {
+        "n": 1,
+        "tenant": "acme",
+        "shard": 4,
+        "ratio": 0.5,
+        "thing": "<thing>",
+        "region": "eu",
+    }
     assert outer["fields"] == {"tenant": "acme", "shard": 3, "ratio": 0.5, "thing": "<thing>"}
     assert type(outer["fields"]["shard"]) is int and type(outer["fields"]["ratio"]) is float
     assert "fields" not in outside and "user" not in outside
@@ -328,9 +334,7 @@ print(json.dumps({
 
 
 def test_without_opentelemetry_nothing_is_imported_and_events_have_no_trace_keys() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_OTEL], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_OTEL], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["imported"] == []
@@ -378,7 +382,9 @@ def test_compiled_trace_hex_is_what_format_writes_at_the_edges() -> None:
                 ctx = RequestContext(trace_id=trace_id, span_id=span_id, trace_flags=flags)
                 (wire,), _ = _COMPILED([(record, "m", ctx)], {}, True, *node_and_counter)
                 assert (wire["traceId"], wire["spanId"], wire["traceFlags"]) == (
-                    format(trace_id, "032x"), format(span_id, "016x"), format(flags, "02x")
+                    format(trace_id, "032x"),
+                    format(span_id, "016x"),
+                    format(flags, "02x"),
                 ), (trace_id, span_id, flags)
 
 

@@ -61,9 +61,7 @@ def _int(rnd: random.Random) -> int:
 
 
 def _float(rnd: random.Random) -> float:
-    return rnd.choice(
-        (0.0, -0.0, 0.5, rnd.uniform(-1e6, 1e6), 1e308, -2.5e-308, 5e-324, rnd.random())
-    )
+    return rnd.choice((0.0, -0.0, 0.5, rnd.uniform(-1e6, 1e6), 1e308, -2.5e-308, 5e-324, rnd.random()))
 
 
 def varied_events(count: int, seed: int = 6) -> Iterator[Event]:
@@ -90,7 +88,7 @@ def varied_events(count: int, seed: int = 6) -> Iterator[Event]:
                 kind = rnd.randrange(3)
                 key = f"k{n}_{rnd.choice(('', 'é', '数'))}"
                 fields[key] = (_int, _float, _word)[kind](rnd)
-            fields["amount"] = rnd.randrange(-10**6, 10**6)
+            fields["amount"] = rnd.randrange(-(10**6), 10**6)
             fields["ratio"] = rnd.random()
             if rnd.random() < 0.05:
                 fields["huge"] = 2**64 + i  # beyond Int64: kept as exact text

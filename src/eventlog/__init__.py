@@ -1,5 +1,7 @@
 """eventlog: get application events and log records off the host fast.
 
+This is the application API; plugin authors import from :mod:`eventlog.plugin`.
+
 >>> from eventlog import Event, logEvent
 >>> logEvent(Event("click", "my-button", "ui"))  # doctest: +SKIP
 """
@@ -9,28 +11,10 @@ from __future__ import annotations
 from eventlog.api import configure, flush, get_pipeline, log_event, shutdown
 from eventlog.context import context
 from eventlog.counters import Counter, Gauge
-from eventlog.engine import Pipeline
+from eventlog.errors import ConfigurationError, EventlogError, PluginError
 from eventlog.event import Event
 from eventlog.handler import EventHandler, EventLogger, get_logger
-from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    AuthError,
-    ConfigurationError,
-    ConnectError,
-    EnricherSpec,
-    EventlogError,
-    Formatter,
-    FormatterSpec,
-    Option,
-    PluginContext,
-    PluginError,
-    Record,
-    RejectedError,
-    SendTimeout,
-    Transport,
-    TransportError,
-    TransportSpec,
-)
+from eventlog.pipeline import Pipeline
 from eventlog.schema import TRACE
 
 #: The seed's spelling of :func:`log_event`.
@@ -42,35 +26,21 @@ asyncEventLogger = EventHandler()
 
 __all__ = [
     "TRACE",
-    "AuthError",
     "ConfigurationError",
-    "ConnectError",
     "Counter",
-    "EnricherSpec",
     "Event",
     "EventHandler",
     "EventLogger",
     "EventlogError",
-    "Formatter",
-    "FormatterSpec",
     "Gauge",
-    "Option",
     "Pipeline",
-    "PluginContext",
     "PluginError",
-    "Record",
-    "RejectedError",
-    "SendTimeout",
-    "Transport",
-    "TransportError",
-    "TransportSpec",
     "asyncEventLogger",
     "configure",
     "context",
     "flush",
     "get_logger",
     "get_pipeline",
-    "hookimpl",
     "logEvent",
     "log_event",
     "shutdown",

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from eventlog.config import Settings
-from eventlog.engine import Pipeline, log
+from eventlog.diagnostics import log
 from eventlog.event import Event
+from eventlog.pipeline import Pipeline
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
@@ -72,10 +73,26 @@ def get_pipeline() -> Pipeline:
             except Exception as exc:  # a bad environment, a busy metrics port ...
                 configuration_failed(exc)
                 log.error("%s; events go to stderr until this is fixed", exc)
-                _default = Pipeline(
-                    Settings.load({"transport": "console"}, environ={}, use_django=False)
-                )
+                _default = Pipeline(Settings.load({"transport": "console"}, environ={}, use_django=False))
         return _default
+
+
+def current() -> Pipeline | None:
+    """The default pipeline if one was made, else None (never makes one)."""
+    return _default
+
+
+def swap_default(pipeline: Pipeline | None, *, only_if: Pipeline | None = None) -> Pipeline | None:
+    """Make ``pipeline`` the default and return the one it replaces (``eventlog.testing``).
+
+    With ``only_if``, nothing changes unless that pipeline is still the default.
+    """
+    global _default
+    with _lock:
+        previous = _default
+        if only_if is None or previous is only_if:
+            _default = pipeline
+        return previous
 
 
 def configuration_failed(error: Exception) -> None:

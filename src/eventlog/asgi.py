@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from eventlog.context import bind, unbind
 from eventlog.context import current as current_context
-from eventlog.records import ExcInfo, exception_json
+from eventlog.logrecords import ExcInfo, exception_json
 from eventlog.web import (
     FORM_TYPES,
     MAX_BODY_READ,

@@ -21,15 +21,14 @@ from typing import Any
 
 from eventlog import api
 from eventlog.context import current as _current_context
-from eventlog.engine import Pipeline, log
+from eventlog.diagnostics import log
+from eventlog.pipeline import Pipeline
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
 #: A LogRecord's attributes, in the order LogRecord.__init__ sets them: the worker finds
-#: ``extra=`` pairs by what follows them (eventlog.records.extra_keys).
-_TEMPLATE: dict[str, Any] = dict(
-    logging.LogRecord("", logging.INFO, "", 0, "", None, None, None).__dict__
-)
+#: ``extra=`` pairs by what follows them (eventlog.logrecords.extra_keys).
+_TEMPLATE: dict[str, Any] = dict(logging.LogRecord("", logging.INFO, "", 0, "", None, None, None).__dict__)
 _new_record = logging.LogRecord.__new__
 _LogRecord = logging.LogRecord
 
@@ -153,9 +152,7 @@ def submit(
         attributes["metrics"] = metrics
     if tags is not None:
         attributes["tags"] = tags
-    (pipeline or api._default or api.get_pipeline()).submit_record(
-        record, message, _current_context()
-    )
+    (pipeline or api.get_pipeline()).submit_record(record, message, _current_context())
 
 
 def exc_info_of(value: Any) -> ExcInfo | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventlog.config import CORE_OPTIONS, env_name, option_key
-from eventlog.interfaces import ConfigurationError
+from eventlog.errors import ConfigurationError
 from eventlog.registry import get_registry
 
 
@@ -91,7 +91,7 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from eventlog import Event, configure, context, get_logger, log_event, metrics
+    from eventlog import Event, configure, context, get_logger, log_event, prometheus
     from eventlog.handler import EventHandler
     from eventlog.receiver import LineReceiver
 
@@ -130,7 +130,7 @@ def _demo(args: argparse.Namespace) -> int:
             print(json.dumps(event, ensure_ascii=False))
         print(f"\n{len(receiver.lines)} of {expected} events arrived\n")
         print("metrics (as a Prometheus scrape shows them):")
-        for line in metrics.render().splitlines():
+        for line in prometheus.render().splitlines():
             if line.startswith("eventlog_") and "_bucket" not in line:
                 print("  " + line)
         pipeline.shutdown(2)

@@ -27,10 +27,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
-from eventlog.interfaces import ConfigurationError, Option, PluginError
+from eventlog.contracts import Option
+from eventlog.errors import ConfigurationError, PluginError
 
 if TYPE_CHECKING:
-    from eventlog.interfaces import EnricherSpec, FormatterSpec, TransportSpec
+    from eventlog.contracts import EnricherSpec, FormatterSpec, TransportSpec
     from eventlog.registry import Registered, Registry
 
 ENV_PREFIX = "EVENTLOG_"
@@ -200,12 +201,16 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("host", parse_host, None, "host of the log server; unset means console output"),
     Option("port", parse_port, None, "port of the log server"),
     Option("db", parse_path, None, "SQLite spool path; set means spool mode (durable)"),
-    Option("spool_max_bytes", parse_positive_int, 256 * 1024 * 1024,
-           "spool size limit in bytes; the oldest events are evicted beyond it"),
-    Option("spool_max_age", parse_seconds, 0.0,
-           "evict spooled events older than so many seconds (0: never)"),
-    Option("spool_sync", parse_str, "normal", "SQLite synchronous level of the spool",
-           choices=("normal", "full")),
+    Option(
+        "spool_max_bytes",
+        parse_positive_int,
+        256 * 1024 * 1024,
+        "spool size limit in bytes; the oldest events are evicted beyond it",
+    ),
+    Option("spool_max_age", parse_seconds, 0.0, "evict spooled events older than so many seconds (0: never)"),
+    Option(
+        "spool_sync", parse_str, "normal", "SQLite synchronous level of the spool", choices=("normal", "full")
+    ),
     Option("format", parse_str, None, "formatter name (default: the transport's)"),
     Option("transport", parse_str, None, "transport name (default: logstash if host is set)"),
     Option("site", parse_str, None, "site (organisation) name added to every event"),
@@ -217,9 +222,7 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
     Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
     Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
-    Option(
-        "counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"
-    ),
+    Option("counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"),
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
@@ -316,8 +319,14 @@ def _check_type(value: Any, option: Option) -> None:
 
 
 def _type_words(types: tuple[type, ...]) -> str:
-    words = {str: "text", int: "a number", float: "a number", bool: "true/false",
-             list: "a list", Mapping: "a mapping"}
+    words = {
+        str: "text",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        Mapping: "a mapping",
+    }
     named = dict.fromkeys(words[t] for t in types if t in words)
     return " or ".join(named) if named else "another type"
 
@@ -427,19 +436,16 @@ class Settings:
             return option.default
         value, source = found
         shown_value = "<hidden>" if option.secret else shown(value)
-        if option.choices is not None and (
-            not isinstance(value, str) or value not in option.choices
-        ):
+        if option.choices is not None and (not isinstance(value, str) or value not in option.choices):
             raise ConfigurationError(
-                f"{source} = {shown_value} is not allowed; choose one of: "
-                f"{', '.join(option.choices)}"
+                f"{source} = {shown_value} is not allowed; choose one of: {', '.join(option.choices)}"
             )
         try:
             _check_type(value, option)
             return option.parse(value)
         except Exception as exc:  # a plugin's parser may raise anything: say which setting
-            reason = str(exc) if isinstance(exc, (ValueError, TypeError)) else (
-                f"{type(exc).__name__}: {exc}"
+            reason = (
+                str(exc) if isinstance(exc, (ValueError, TypeError)) else (f"{type(exc).__name__}: {exc}")
             )
             if option.secret:
                 for text in {str(value), repr(value)}:
@@ -509,8 +515,7 @@ def select_plugins(settings: Settings, registry: Registry) -> Selection:
     # Framing and named formats: a line reader fed binary would fail no send.
     registry.check_carries(transport_name, format_name)
     enrichers = tuple(
-        (name, _find(settings, "enrichers", name, registry.enricher))
-        for name in settings.enrichers
+        (name, _find(settings, "enrichers", name, registry.enricher)) for name in settings.enrichers
     )
     selection = Selection(transport_name, transport, format_name, formatter, enrichers)
     check_settings(settings, registry, selection)
@@ -557,9 +562,7 @@ def setting_owners(registry: Registry, *, django: bool = False) -> dict[str, lis
             pass
         else:
             for option in OPTIONS:
-                owners.setdefault(f"django_{option.name}", []).append(
-                    Owner("django", "", option)
-                )
+                owners.setdefault(f"django_{option.name}", []).append(Owner("django", "", option))
     return owners
 
 
@@ -634,11 +637,7 @@ _reported: set[tuple[str, str]] = set()
 
 def _variables(settings: Settings) -> dict[str, str]:
     """``EVENTLOG_*`` names in the environment and Django settings, with where they are."""
-    found = {
-        name: "environment variable"
-        for name in settings.environ
-        if name.upper().startswith(ENV_PREFIX)
-    }
+    found = {name: "environment variable" for name in settings.environ if name.upper().startswith(ENV_PREFIX)}
     django = _django_settings() if settings.use_django else None
     if django is not None:
         try:
@@ -680,8 +679,7 @@ def _not_installed(key: str, registry: Registry) -> str | None:
         installed = plugin in registry.transports or plugin in registry.formatters
         if not installed and key.startswith(plugin.replace("-", "_") + "_"):
             return (
-                f"looks like a setting of {plugin!r}, which is not installed "
-                f"(pip install eventlog[{extra}])"
+                f"looks like a setting of {plugin!r}, which is not installed (pip install eventlog[{extra}])"
             )
     return None
 

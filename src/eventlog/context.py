@@ -38,9 +38,7 @@ class RequestContext(NamedTuple):
 
 
 EMPTY = RequestContext()
-_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "eventlog_context", default=EMPTY
-)
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("eventlog_context", default=EMPTY)
 
 #: Types a context field keeps as they are (the worker cleans them as any field value).
 _KEPT = frozenset({int, float, str, bool})

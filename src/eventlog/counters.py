@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Self, cast
 
 from eventlog import api
 from eventlog.context import EMPTY
-from eventlog.engine import log
+from eventlog.diagnostics import log
 from eventlog.event import Event
 
 if TYPE_CHECKING:
-    from eventlog.engine import Pipeline
+    from eventlog.pipeline import Pipeline
 
 Number = int | float
 SeriesKey = tuple[str, str | None, str | None, tuple[str, ...], tuple[tuple[str, str], ...]]
@@ -78,9 +78,7 @@ class _Series:
             tuple(tag_list or ()),
             tuple(sorted((str(k), repr(v)) for k, v in field_map.items())),
         )
-        series = _registry.get_or_add(
-            cls, key, action, target, tg_type, tag_list, field_map, pipeline
-        )
+        series = _registry.get_or_add(cls, key, action, target, tg_type, tag_list, field_map, pipeline)
         return cast(Self, series)
 
     def _setup(
@@ -339,7 +337,7 @@ class _Registry:
 
 def _interval() -> float:
     """The ``counter_interval`` setting of the default pipeline (or the environment, Django)."""
-    pipeline = api._default
+    pipeline = api.current()
     try:
         if pipeline is not None:
             return float(pipeline.settings.counter_interval)
@@ -359,7 +357,7 @@ def emit() -> int:
 _registry = _Registry()
 api.before_flush.append(emit)
 os.register_at_fork(after_in_child=_registry.reset_after_fork)
-# eventlog.engine registered its own exit hook (shut every pipeline down) when it was
+# eventlog.pipeline registered its own exit hook (shut every pipeline down) when it was
 # imported, before this module; atexit runs hooks last-in first-out, so the final
 # counts are queued before the pipelines drain.
 atexit.register(emit)

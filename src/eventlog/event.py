@@ -195,6 +195,5 @@ def _fields(fields: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, 
         return dict(fields)
     except (TypeError, ValueError):
         raise TypeError(
-            "Event fields must be a mapping or a list of (key, value) tuples, "
-            f"got {type(fields).__name__}"
+            f"Event fields must be a mapping or a list of (key, value) tuples, got {type(fields).__name__}"
         ) from None

@@ -29,7 +29,7 @@ from flask import session as flask_session
 
 from eventlog.context import RequestContext, bind, unbind
 from eventlog.context import current as current_context
-from eventlog.records import exception_json
+from eventlog.logrecords import exception_json
 from eventlog.web import (
     FORM_TYPES,
     MAX_BODY_READ,

@@ -9,8 +9,9 @@ from typing import Any
 from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
-from eventlog.engine import WORKER_THREADS, Pipeline
-from eventlog.records import unrenderable
+from eventlog.diagnostics import WORKER_THREADS
+from eventlog.logrecords import unrenderable
+from eventlog.pipeline import Pipeline
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})

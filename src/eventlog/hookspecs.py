@@ -1,7 +1,7 @@
 """The hooks a plugin implements.
 
 A plugin is a module (or object) with functions named like the stubs below and
-decorated with :data:`eventlog.hookimpl`.  It is found through the entry-point
+decorated with :data:`eventlog.plugin.hookimpl`.  It is found through the entry-point
 group ``eventlog`` in its distribution's ``pyproject.toml``::
 
     [project.entry-points.eventlog]
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import pluggy
 
-from eventlog.interfaces import EnricherSpec, FormatterSpec, TransportSpec
+from eventlog.contracts import EnricherSpec, FormatterSpec, TransportSpec
 
 hookspec = pluggy.HookspecMarker("eventlog")
 hookimpl = pluggy.HookimplMarker("eventlog")
@@ -32,8 +32,8 @@ def eventlog_formatters() -> Sequence[FormatterSpec]:
 
     Called once when the registry is built.  Each :class:`FormatterSpec` has a
     ``name`` (what ``EVENTLOG_FORMAT`` selects), a ``factory`` that receives a
-    :class:`~eventlog.interfaces.PluginContext` and returns a
-    :class:`~eventlog.interfaces.Formatter`, the ``options`` it reads, and
+    :class:`~eventlog.contracts.PluginContext` and returns a
+    :class:`~eventlog.contracts.Formatter`, the ``options`` it reads, and
     its ``framing`` (``"lines"``, ``"self-delimiting"`` or ``"unframed"``,
     the default), which decides the transports that can carry it.  A name
     another distribution registers too cannot be selected: ``eventlog
@@ -49,10 +49,10 @@ def eventlog_transports() -> Sequence[TransportSpec]:
 
     Called once when the registry is built.  Each :class:`TransportSpec` has
     a ``name`` (what ``EVENTLOG_TRANSPORT`` selects), a ``factory`` that
-    receives a :class:`~eventlog.interfaces.PluginContext` (core settings,
+    receives a :class:`~eventlog.contracts.PluginContext` (core settings,
     the transport's own validated options, the chosen formatter) and returns
-    a :class:`~eventlog.interfaces.Transport`, the framings it ``carries``
-    (``{"lines"}`` unless declared; :data:`~eventlog.interfaces.ALL_FRAMINGS`
+    a :class:`~eventlog.contracts.Transport`, the framings it ``carries``
+    (``{"lines"}`` unless declared; :data:`~eventlog.contracts.ALL_FRAMINGS`
     for a transport that frames each payload itself) or instead the exact
     ``formats`` it carries, by name, and the ``default_format`` used when none
     is configured.  A format it cannot carry is refused at configure time.

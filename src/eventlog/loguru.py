@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eventlog import bridge
-from eventlog.engine import Pipeline
+from eventlog.pipeline import Pipeline
 
 if TYPE_CHECKING:
     import loguru

@@ -38,7 +38,8 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eventlog.interfaces import Option, TransportError
+from eventlog.contracts import Option
+from eventlog.errors import TransportError
 
 __all__ = ["HIDDEN", "MIN_TOKEN_CHARS", "SecretMask", "mask_structure"]
 

@@ -43,13 +43,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventlog.config import parse_bool, parse_path, parse_seconds
-from eventlog.interfaces import (
-    ConfigurationError,
-    ConnectError,
-    Option,
-    RejectedError,
-    SendTimeout,
-)
+from eventlog.contracts import Option
+from eventlog.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout
 
 __all__ = [
     "MAX_DATAGRAM_BYTES",
@@ -188,9 +183,7 @@ def connect_stream(
                 context = tls
 
                 def peek() -> list[str] | None:
-                    return certificate_names(
-                        host, port, context=context, timeout=connect_timeout
-                    )
+                    return certificate_names(host, port, context=context, timeout=connect_timeout)
 
             reason = describe_tls_error(exc, host, ca_setting=_ca_setting(tls), names=peek)
             raise ConnectError(f"TLS handshake with {address} failed: {reason}") from None
@@ -286,8 +279,11 @@ def certificate_names(
     if not cert:
         return None
     alt_names: Any = cert.get("subjectAltName", ())
-    names = [_address_text(str(value)) if kind == "IP Address" else str(value)
-             for kind, value in alt_names if kind in ("DNS", "IP Address")]
+    names = [
+        _address_text(str(value)) if kind == "IP Address" else str(value)
+        for kind, value in alt_names
+        if kind in ("DNS", "IP Address")
+    ]
     if not names:
         subject: Any = cert.get("subject", ())
         names = [str(value) for rdn in subject for name, value in rdn if name == "commonName"]

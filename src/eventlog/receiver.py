@@ -17,9 +17,7 @@ from typing import Any
 class LineReceiver:
     """Accepts TCP (optionally TLS) connections and collects newline-delimited payloads."""
 
-    def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
-    ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.tls = tls
         self.lines: list[bytes] = []

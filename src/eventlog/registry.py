@@ -24,14 +24,14 @@ from typing import Any, Generic, Literal, TypeVar
 import pluggy
 
 from eventlog import hookspecs
-from eventlog.interfaces import (
+from eventlog.contracts import (
     ALL_FRAMINGS,
     FRAMING_TEXT,
     EnricherSpec,
     FormatterSpec,
-    PluginError,
     TransportSpec,
 )
+from eventlog.errors import PluginError
 
 ENTRY_POINT_GROUP = "eventlog"
 
@@ -66,7 +66,7 @@ _HOOKS: tuple[tuple[Kind, str, type[AnySpec]], ...] = (
     ("enricher", "eventlog_enrichers", EnricherSpec),
 )
 
-#: eventlog's own diagnostics logger (its handler is set up in eventlog.engine).
+#: eventlog's own diagnostics logger (its handler is set up in eventlog.diagnostics).
 log = logging.getLogger("eventlog")
 
 #: Problems already warned about in this process: a registry built again (after

@@ -33,11 +33,11 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from eventlog.interfaces import Record, _new_tuple
+from eventlog.batch import Record, _new_tuple
 
 _orjson: Any
 try:
@@ -47,7 +47,6 @@ except ImportError:  # orjson is a dependency; a build without it reads and writ
 
 if TYPE_CHECKING:
     from eventlog.config import Settings
-    from eventlog.engine import Pipeline
 
 log = logging.getLogger("eventlog")
 
@@ -124,6 +123,23 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
+
+
+class Spool(Protocol):
+    """Where formatted records wait for delivery in spool mode (``EVENTLOG_DB``).
+
+    The pipeline adds each batch in one transaction, sends what ``pending``
+    returns in order, and removes what was delivered or given up.  A method
+    that cannot reach the storage raises :class:`SpoolUnavailable`.
+    """
+
+    def add(self, records: Sequence[Record]) -> None: ...
+    def pending(self, limit: int) -> list[Record]: ...
+    def remove(self, records: Sequence[Record]) -> None: ...
+    def depth(self) -> int: ...
+    def close(self) -> None: ...
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connection without closing it."""
 
 
 class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
@@ -271,8 +287,8 @@ def _check_file(path: str, st: os.stat_result) -> None:
         )
     if st.st_nlink != 1:
         raise _unsafe(
-            f"{path} has {st.st_nlink} names (hard links), one of them possibly another "
-            "user's", "remove it and let eventlog create a fresh spool",
+            f"{path} has {st.st_nlink} names (hard links), one of them possibly another user's",
+            "remove it and let eventlog create a fresh spool",
         )
 
 
@@ -316,8 +332,8 @@ def _check_folders(folder: str) -> None:
             )
         if mode & 0o022 and not mode & stat.S_ISVTX:
             raise _unsafe(
-                f"the spool folder {current} has mode {mode:04o}: other users may replace "
-                "the files in it", f"chmod go-w {current} (or chmod +t {current})",
+                f"the spool folder {current} has mode {mode:04o}: other users may replace the files in it",
+                f"chmod go-w {current} (or chmod +t {current})",
             )
         parent = os.path.dirname(current)
         if parent == current:
@@ -415,8 +431,9 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     for suffix in SQLITE_SIBLINGS:  # SQLite opens these by name, following links
         with contextlib.suppress(FileNotFoundError):
             _check_file(path + suffix, os.lstat(path + suffix))
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
@@ -451,13 +468,9 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
         # again).  FAST zeroes what costs no extra I/O; freed pages keep old payloads until
         # reused or vacuumed, in a file only this user may read (check_path), as they were.
         conn.execute("PRAGMA secure_delete = FAST")
-        if fresh or not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE name = 'batches'"
-        ).fetchone():
+        if fresh or not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'batches'").fetchone():
             conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
-            )
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         else:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
             needed = {"seq", "format", "events", "records", "payloads", "added", "owner"}
@@ -484,7 +497,9 @@ def open_database(path: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Conne
             log.warning(
                 "the spool %s was not a readable SQLite spool (%s); it was moved to %s "
                 "and a fresh spool started",
-                path, exc, moved,
+                path,
+                exc,
+                moved,
             )
             return conn, moved
 
@@ -509,7 +524,7 @@ class SQLiteSpool:
         max_age: float = 0.0,
         synchronous: str = "NORMAL",
         row_events: int = 500,
-        pipeline: Pipeline | None = None,
+        on_evict: Callable[[str, int], None] | None = None,
     ) -> None:
         self.path = path
         self.format_name = format_name
@@ -517,7 +532,8 @@ class SQLiteSpool:
         self.max_age = max_age
         self.synchronous = synchronous
         self.row_events = row_events
-        self.pipeline = pipeline
+        #: Told (reason, count) when the size or age limit drops events: the pipeline counts them.
+        self.on_evict = on_evict
         self._maybe_free = True  # rows without an owner may exist: look before claiming
         self.moved_aside: str | None = None
         self._lock = threading.Lock()
@@ -559,9 +575,7 @@ class SQLiteSpool:
         self._conn = conn
         self._recent.clear()
         self._maybe_free = True
-        self._own = dict(
-            conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,))
-        )
+        self._own = dict(conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,)))
         self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         self._next_housekeeping = 0.0
         return conn
@@ -578,13 +592,18 @@ class SQLiteSpool:
             log.warning(
                 "the spool %s is refused: %s. Events are sent from memory (lost if the process "
                 "dies) until it is fixed; it is checked again every %g s",
-                self.path, exc, RETRY_SECONDS,
+                self.path,
+                exc,
+                RETRY_SECONDS,
             )
         elif self._unavailable is None:
             log.warning(
                 "the spool %s cannot be written (%s: %s while trying to %s); events are "
                 "sent from memory (lost if the process dies) until it can be written again",
-                self.path, reason, exc, doing,
+                self.path,
+                reason,
+                exc,
+                doing,
             )
         self._unavailable = reason
         self._retry_at = time.monotonic() + RETRY_SECONDS
@@ -609,8 +628,10 @@ class SQLiteSpool:
                 except SpoolCorrupt:
                     self.moved_aside = move_aside(self.path)
                     log.warning(
-                        "the spool %s became unreadable (%s); it was moved to %s and a fresh "
-                        "spool started", self.path, exc, self.moved_aside,
+                        "the spool %s became unreadable (%s); it was moved to %s and a fresh spool started",
+                        self.path,
+                        exc,
+                        self.moved_aside,
                     )
                 finally:
                     if probe is not None:
@@ -654,8 +675,7 @@ class SQLiteSpool:
             try:
                 # One statement, its own transaction: its rows get contiguous seqs.
                 last = conn.execute(
-                    "INSERT INTO batches (format, events, records, payloads, added, owner)"
-                    f" VALUES {values}",
+                    f"INSERT INTO batches (format, events, records, payloads, added, owner) VALUES {values}",
                     params,
                 ).lastrowid
                 assert last is not None
@@ -730,17 +750,22 @@ class SQLiteSpool:
                     # interval.  The rows read ahead wait in `recent` for the next pending().
                     after = chosen[-1]
                     ahead = [
-                        seq for seq in sorted(self._own)
+                        seq
+                        for seq in sorted(self._own)
                         if seq > after and seq not in skip and seq not in recent
                     ][:READ_AHEAD_ROWS]
-                loaded = {
-                    seq: _decode(index, payloads)
-                    for seq, index, payloads in conn.execute(
-                        "SELECT seq, records, payloads FROM batches "
-                        "WHERE seq IN (SELECT value FROM json_each(?))",
-                        (json.dumps(missing + ahead),),
-                    )
-                } if missing else {}
+                loaded = (
+                    {
+                        seq: _decode(index, payloads)
+                        for seq, index, payloads in conn.execute(
+                            "SELECT seq, records, payloads FROM batches "
+                            "WHERE seq IN (SELECT value FROM json_each(?))",
+                            (json.dumps(missing + ahead),),
+                        )
+                    }
+                    if missing
+                    else {}
+                )
                 for seq in ahead:
                     if seq in loaded:
                         self._remember(seq, loaded.pop(seq))
@@ -805,9 +830,7 @@ class SQLiteSpool:
             if self._conn is None:
                 return 0
             try:
-                count = int(
-                    self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0]
-                )
+                count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
             except sqlite3.Error:
                 return 0
             return max(0, count - sum(self._unremoved.values()))
@@ -877,29 +900,28 @@ class SQLiteSpool:
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
         owners = [
             row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL"
-            ).fetchall()
+            for row in conn.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL").fetchall()
         ]
         dead = [o for o in owners if o != self._owner and not owner_alive(o)]
         if not self._maybe_free:
-            self._maybe_free = bool(dead) or conn.execute(
-                "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1",
-                (self.format_name,),
-            ).fetchone() is not None
+            self._maybe_free = (
+                bool(dead)
+                or conn.execute(
+                    "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1",
+                    (self.format_name,),
+                ).fetchone()
+                is not None
+            )
         if dead:
             with _transaction(conn):
-                conn.executemany(
-                    "UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead]
-                )
+                conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
         if self.max_age:
             cutoff = time.time() - self.max_age
             in_flight = {seq for seq, _, _ in self._batch_rows}
             old = [
                 (seq, events)
                 for seq, events in conn.execute(
-                    "SELECT seq, events FROM batches WHERE added < ? AND "
-                    "(owner IS NULL OR owner = ?)",
+                    "SELECT seq, events FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?)",
                     (cutoff, self._owner),
                 )
                 if seq not in in_flight
@@ -907,8 +929,8 @@ class SQLiteSpool:
             if old:
                 self._evict(conn, [seq for seq, _ in old], "spool_max_age")
         others = conn.execute(
-            "SELECT format, SUM(events) FROM batches WHERE format != ? AND owner IS NULL "
-            "GROUP BY format", (self.format_name,),
+            "SELECT format, SUM(events) FROM batches WHERE format != ? AND owner IS NULL GROUP BY format",
+            (self.format_name,),
         ).fetchall()
         for fmt, count in others:
             if fmt not in self._warned_formats:
@@ -917,7 +939,14 @@ class SQLiteSpool:
                     "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
                     "they are kept, not sent: deliver them with EVENTLOG_FORMAT=%s eventlog spool "
                     "replay --db %s, or drop them with eventlog spool purge --db %s --format %s",
-                    self.path, count, fmt, self.format_name, fmt, self.path, self.path, fmt,
+                    self.path,
+                    count,
+                    fmt,
+                    self.format_name,
+                    fmt,
+                    self.path,
+                    self.path,
+                    fmt,
                 )
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         if free > FREE_PAGES_KEPT:
@@ -945,7 +974,8 @@ class SQLiteSpool:
         freed = 0
         for seq, size in conn.execute(
             "SELECT seq, length(payloads) + length(records) FROM batches "
-            "WHERE owner IS NULL OR owner = ? ORDER BY seq", (self._owner,),
+            "WHERE owner IS NULL OR owner = ? ORDER BY seq",
+            (self._owner,),
         ):
             if seq in in_flight:
                 continue
@@ -973,13 +1003,8 @@ class SQLiteSpool:
             self._evicted(reason, count)
 
     def _evicted(self, reason: str, count: int) -> None:
-        if self.pipeline is not None:
-            self.pipeline.stats.drop(reason, count)
-            self.pipeline._warn_once(
-                f"evict:{reason}",
-                f"the spool {self.path} reached its {reason.removeprefix('spool_')} limit; "
-                f"the oldest events are dropped (counted as {reason!r})",
-            )
+        if self.on_evict is not None:
+            self.on_evict(reason, count)
 
 
 def _index(entries: list[list[object]]) -> str:
@@ -1021,16 +1046,18 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def open_spool(settings: Settings, pipeline: Pipeline) -> SQLiteSpool:
-    """The spool for ``pipeline`` at ``settings.db`` (the engine's entry point)."""
+def open_spool(
+    settings: Settings, format_name: str, on_evict: Callable[[str, int], None] | None = None
+) -> SQLiteSpool:
+    """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
     return SQLiteSpool(
         settings.db,
-        pipeline.format_name,
+        format_name,
         max_bytes=settings.spool_max_bytes,
         max_age=settings.spool_max_age,
         synchronous=settings.spool_sync.upper(),
         row_events=settings.batch_size,
-        pipeline=pipeline,
+        on_evict=on_evict,
     )
 
 
@@ -1069,11 +1096,7 @@ def inspect(path: str) -> SpoolInfo:
             claimed[owner if owner_alive(owner) else f"{owner} (dead)"] = count
     finally:
         conn.close()
-    size = sum(
-        os.path.getsize(path + suffix)
-        for suffix in ("", "-wal")
-        if os.path.exists(path + suffix)
-    )
+    size = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal") if os.path.exists(path + suffix))
     return SpoolInfo(path, events, payload, size, oldest, newest, by_format, claimed)
 
 
@@ -1092,8 +1115,7 @@ def purge(path: str, *, format_name: str | None = None, older_than: float | None
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         with _transaction(conn):
             count = sum(
-                int(row[0])
-                for row in conn.execute(f"DELETE FROM batches{where} RETURNING events", params)
+                int(row[0]) for row in conn.execute(f"DELETE FROM batches{where} RETURNING events", params)
             )
         conn.executescript("PRAGMA incremental_vacuum;")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

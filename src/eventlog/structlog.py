@@ -45,7 +45,7 @@ from typing import Any
 import structlog
 
 from eventlog import bridge
-from eventlog.engine import Pipeline
+from eventlog.pipeline import Pipeline
 
 #: Keys with a meaning of their own (see the module docstring): not fields.
 _OWN_KEYS = frozenset(
@@ -130,9 +130,7 @@ class EventlogRenderer:
             return message if type(message) is str else str(message)
         raise structlog.DropEvent
 
-    def _submit(
-        self, logger: Any, method_name: str, event_dict: dict[str, Any], message: Any
-    ) -> None:
+    def _submit(self, logger: Any, method_name: str, event_dict: dict[str, Any], message: Any) -> None:
         get = event_dict.get
         level = get("level")
         levelno, levelname = bridge.level_of(method_name if level is None else level)

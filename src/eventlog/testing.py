@@ -45,20 +45,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from eventlog import api
+from eventlog.batch import Batch, Record
 from eventlog.config import Settings
-from eventlog.engine import Pipeline
+from eventlog.contracts import ALL_FRAMINGS, Formatter, PluginContext, Transport, TransportSpec
+from eventlog.errors import TransportError
 from eventlog.event import Event
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    ALL_FRAMINGS,
-    Batch,
-    Formatter,
-    PluginContext,
-    Record,
-    Transport,
-    TransportError,
-    TransportSpec,
-)
+from eventlog.pipeline import Pipeline
 from eventlog.receiver import LineReceiver
 from eventlog.registry import Registered, Registry
 from eventlog.wire import to_wire
@@ -170,9 +163,7 @@ def capturing_pipeline(**settings: Any) -> tuple[Pipeline, CapturedEvents]:
         captured.extend(json.loads(record.payload) for record in records)
 
     environ = {
-        key: value
-        for key, value in os.environ.items()
-        if key.removeprefix("EVENTLOG_") not in _NOT_INHERITED
+        key: value for key, value in os.environ.items() if key.removeprefix("EVENTLOG_") not in _NOT_INHERITED
     }
     given = {"name": "capture", "linger_ms": 0, **settings}
     given.update(transport=CAPTURE_TRANSPORT, format="json")
@@ -200,15 +191,12 @@ def capture_events(**settings: Any) -> Iterator[CapturedEvents]:
     'ui'
     """
     pipeline, captured = capturing_pipeline(**settings)
-    with api._lock:
-        previous, api._default = api._default, pipeline
+    previous = api.swap_default(pipeline)
     timeout = max(10.0, pipeline.settings.shutdown_timeout)
     try:
         yield captured
     finally:
-        with api._lock:
-            if api._default is pipeline:
-                api._default = previous
+        api.swap_default(previous, only_if=pipeline)
         delivered = pipeline.shutdown(timeout)
     # Only after a block that ended normally: never hide the block's own exception.
     if not delivered:
@@ -405,8 +393,7 @@ def make_local_ca(
         from cryptography.x509.oid import NameOID
     except ImportError:
         raise ImportError(
-            "eventlog.testing.make_local_ca() needs the cryptography package: "
-            "pip install cryptography"
+            "eventlog.testing.make_local_ca() needs the cryptography package: pip install cryptography"
         ) from None
     if not names:
         raise ValueError("make_local_ca() needs at least one name for the server certificate")
@@ -440,9 +427,7 @@ def make_local_ca(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -709,9 +694,7 @@ class TransportConformance:
             name = type(exc).__name__
             assert not exc.retryable, f"{name} for a batch the peer refused must not be retryable"
         except Exception as exc:
-            raise AssertionError(
-                f"send() raised {type(exc).__name__}: {exc}; raise RejectedError"
-            ) from exc
+            raise AssertionError(f"send() raised {type(exc).__name__}: {exc}; raise RejectedError") from exc
         else:
             # Refusing every event by returning them is the other correct answer.
             assert refused is not None and [r.id for r, _ in refused] == [r.id for r in batch], (
@@ -835,8 +818,7 @@ class FormatterConformance:
     def test_is_registered_with_a_content_type(self) -> None:
         registry = self.registry()
         assert self.formatter in registry.formatters, (
-            f"formatter {self.formatter!r} is not registered; "
-            f"installed: {sorted(registry.formatters)}"
+            f"formatter {self.formatter!r} is not registered; installed: {sorted(registry.formatters)}"
         )
         formatter = self.build()
         assert isinstance(formatter, Formatter)
@@ -894,9 +876,7 @@ class FormatterConformance:
     def test_a_pipeline_carries_every_sample(self) -> None:
         transport = CapturingTransport()
         registry = self.registry()
-        spec = TransportSpec(
-            "conformance-capture", lambda _context: transport, carries=ALL_FRAMINGS
-        )
+        spec = TransportSpec("conformance-capture", lambda _context: transport, carries=ALL_FRAMINGS)
         registry.transports[spec.name] = Registered(spec, "eventlog.testing", "eventlog", "0")
         given = {
             "transport": "conformance-capture",

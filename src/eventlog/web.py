@@ -23,9 +23,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from eventlog import api
 from eventlog.config import Settings, parse_bool, parse_int, parse_list, parse_str
-from eventlog.engine import log
+from eventlog.contracts import Option
+from eventlog.diagnostics import log
+from eventlog.errors import ConfigurationError
 from eventlog.event import Event
-from eventlog.interfaces import ConfigurationError, Option
 from eventlog.redact import DEFAULT_REDACT_KEYS, SAFE, Redactor
 
 #: Methods whose body goes into ``message``.

@@ -93,7 +93,6 @@ class IdMaker:
         return f"{millis:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
 
 
-
 _ids = IdMaker()
 #: A bound method, not the instance: calling an instance's __call__ costs several times more.
 make_id = _ids.make
@@ -194,8 +193,7 @@ def put_extras(
     """Add tags, metrics and fields to ``out``, cleaned (metrics that are no numbers become fields)."""
     if tags:
         out["tags"] = [
-            t if _plain(t, MAX_VALUE_CHARS) else safe_str(t, MAX_VALUE_CHARS, conversions)
-            for t in tags
+            t if _plain(t, MAX_VALUE_CHARS) else safe_str(t, MAX_VALUE_CHARS, conversions) for t in tags
         ]
     if metrics:
         clean_metrics: dict[str, int | float] = {}
@@ -221,9 +219,7 @@ def put_extras(
             if not (type(key) is str and key.isascii() and len(key) <= MAX_VALUE_CHARS):
                 key = safe_str(key, MAX_VALUE_CHARS, conversions)
             kind = type(value)
-            if kind is int or (
-                kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS
-            ):
+            if kind is int or (kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS):
                 clean_fields[key] = value
             else:
                 clean_fields[key] = _typed_value(value, conversions)
@@ -328,9 +324,7 @@ def to_wire(
     return out
 
 
-def with_context_fields(
-    fields: dict[Any, Any] | None, context_fields: dict[str, Any]
-) -> dict[Any, Any]:
+def with_context_fields(fields: dict[Any, Any] | None, context_fields: dict[str, Any]) -> dict[Any, Any]:
     """The event's fields, then the context's fields it does not have (its own win)."""
     if not fields:
         return dict(context_fields)

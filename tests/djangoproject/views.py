@@ -22,9 +22,7 @@ class BoomError(RuntimeError):
 
 @csrf_exempt
 def login_view(request: HttpRequest) -> HttpResponse:
-    user = authenticate(
-        request, username=request.POST.get("username"), password=request.POST.get("password")
-    )
+    user = authenticate(request, username=request.POST.get("username"), password=request.POST.get("password"))
     if user is None:
         return HttpResponse("no", status=403)
     login(request, user)

@@ -99,9 +99,7 @@ class ClickHouse:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(
-            f"clickhouse-server did not answer on port {self.http_port} in {timeout}s"
-        )
+        raise RuntimeError(f"clickhouse-server did not answer on port {self.http_port} in {timeout}s")
 
     def query(self, sql: str, data: bytes | None = None, **settings: str) -> str:
         """Run ``sql`` over HTTP (``data`` is the POST body, e.g. rows to insert)."""
@@ -111,9 +109,7 @@ class ClickHouse:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
-            raise RuntimeError(
-                f"ClickHouse refused {sql[:200]!r}: {exc.read().decode()[:2000]}"
-            ) from None
+            raise RuntimeError(f"ClickHouse refused {sql[:200]!r}: {exc.read().decode()[:2000]}") from None
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""

@@ -103,9 +103,7 @@ class HttpPeer:
                     time.sleep(answer.delay)
                 if answer.reset:
                     # SO_LINGER 0: close() sends RST instead of FIN.
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                    )
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     self.connection.close()
                     return

@@ -55,9 +55,7 @@ def wait_listening(port: int, timeout: float, alive: Callable[[], bool]) -> None
 class NatsServer:
     """One nats-server process; ``extra`` is appended to its configuration file."""
 
-    def __init__(
-        self, root: Path, name: str = "n1", extra: str = "", *, jetstream: bool = True
-    ) -> None:
+    def __init__(self, root: Path, name: str = "n1", extra: str = "", *, jetstream: bool = True) -> None:
         self.binary = require_nats_server()
         self.root = root / name
         self.root.mkdir(parents=True, exist_ok=True)
@@ -235,9 +233,7 @@ async def _stream_messages(
         await nc.close()
 
 
-def stream_messages(
-    servers: Sequence[str], stream: str, **connect: Any
-) -> list[tuple[str, str, bytes]]:
+def stream_messages(servers: Sequence[str], stream: str, **connect: Any) -> list[tuple[str, str, bytes]]:
     """Every message of ``stream``, in stream order: (subject, Nats-Msg-Id, payload).
 
     ``connect``: more keywords for ``nats.connect`` (credentials).
@@ -311,8 +307,16 @@ def operator_mode(root: Path) -> tuple[str, Path, Path]:
     _, account, account_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     _, _, system_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     _, stranger, stranger_public = _keypair(nkeys.PREFIX_BYTE_ACCOUNT)
-    limits = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-              "wildcards": True, "conn": -1, "leaf": -1}
+    limits = {
+        "subs": -1,
+        "data": -1,
+        "payload": -1,
+        "imports": -1,
+        "exports": -1,
+        "wildcards": True,
+        "conn": -1,
+        "leaf": -1,
+    }
     jetstream = {**limits, "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1}
 
     def account_jwt(public: str, name: str, account_limits: dict[str, Any]) -> str:

@@ -73,9 +73,9 @@ template(name="dump" type="list" option.jsonf="on") {{
 {properties}
 }}
 {rulesets}
-input(type="imtcp" address="127.0.0.1" port="{ports['tcp']}" ruleset="tcp")
-input(type="imudp" address="127.0.0.1" port="{ports['udp']}" ruleset="udp" rcvBufSize="4m")
-input(type="imtcp" address="127.0.0.1" port="{ports['tls']}" ruleset="tls" name="tls"
+input(type="imtcp" address="127.0.0.1" port="{ports["tcp"]}" ruleset="tcp")
+input(type="imudp" address="127.0.0.1" port="{ports["udp"]}" ruleset="udp" rcvBufSize="4m")
+input(type="imtcp" address="127.0.0.1" port="{ports["tls"]}" ruleset="tls" name="tls"
       streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon")
 """
 
@@ -126,8 +126,7 @@ class Rsyslog:
         if self.process.poll() is not None or time.monotonic() > deadline:
             self.stop()
             raise RuntimeError(
-                "rsyslogd did not start: "
-                + (self.root / "rsyslogd.log").read_text(errors="replace")[-2000:]
+                "rsyslogd did not start: " + (self.root / "rsyslogd.log").read_text(errors="replace")[-2000:]
             )
 
     def read(self, proto: str) -> list[dict[str, Any]]:

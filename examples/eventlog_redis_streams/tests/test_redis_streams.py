@@ -9,6 +9,7 @@ import pytest
 from eventlog_redis_streams.plugin import RedisStreamsTransport
 
 import eventlog
+import eventlog.plugin
 from conftest import RedisServer
 from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
 
@@ -48,9 +49,7 @@ def _exhaust(server: RedisServer, stream: str) -> None:
 
 
 def _transport(server: RedisServer, **settings: Any) -> RedisStreamsTransport:
-    transport, _ = make_transport(
-        {"transport": "redis_streams", "redis_streams_url": server.url, **settings}
-    )
+    transport, _ = make_transport({"transport": "redis_streams", "redis_streams_url": server.url, **settings})
     assert isinstance(transport, RedisStreamsTransport)
     return transport
 
@@ -78,8 +77,7 @@ def test_entries_carry_id_action_and_the_formatted_payload(redis_server: RedisSe
     transport.close()
     entries = redis_server.client.xrange("eventlog")
     assert [fields for _, fields in entries] == [
-        {b"id": r.id.encode(), b"action": r.action.encode(), b"payload": r.payload}
-        for r in records
+        {b"id": r.id.encode(), b"action": r.action.encode(), b"payload": r.payload} for r in records
     ]
 
 
@@ -99,11 +97,11 @@ def test_a_key_of_the_wrong_type_is_retryable_and_nothing_is_half_written(
     redis_server.client.set("eventlog", "not a stream")
     transport = _transport(redis_server)
     transport.open()
-    with pytest.raises(eventlog.TransportError) as caught:
+    with pytest.raises(eventlog.plugin.TransportError) as caught:
         transport.send(make_records(5))
     transport.close()
     assert caught.value.retryable  # an operator can fix the key; the events wait
-    assert type(caught.value) is eventlog.TransportError
+    assert type(caught.value) is eventlog.plugin.TransportError
     assert "WRONGTYPE" in str(caught.value) and "payload" not in str(caught.value)
     assert redis_server.client.get("eventlog") == b"not a stream"
 
@@ -112,7 +110,7 @@ def test_a_stream_that_cannot_grow_rejects_the_batch_for_good(redis_server: Redi
     _exhaust(redis_server, "eventlog")
     transport = _transport(redis_server)
     transport.open()
-    with pytest.raises(eventlog.RejectedError) as caught:
+    with pytest.raises(eventlog.plugin.RejectedError) as caught:
         transport.send(make_records(2))
     transport.close()
     assert not caught.value.retryable
@@ -124,7 +122,7 @@ def test_a_wrong_password_is_an_auth_error_and_the_right_one_works(
 ) -> None:
     server = start_redis("--requirepass", "s3cret")
     transport = _transport(server, redis_streams_password="wrong")
-    with pytest.raises(eventlog.AuthError) as caught:
+    with pytest.raises(eventlog.plugin.AuthError) as caught:
         transport.open()
     transport.close()
     assert caught.value.retryable and "wrong" not in str(caught.value)
@@ -170,6 +168,6 @@ def test_a_bad_setting_is_named_with_its_value(
 def test_a_password_in_the_url_is_not_shown_in_errors() -> None:
     url = f"redis://app:hunter2@127.0.0.1:{closed_port()}/0"
     transport = RedisStreamsTransport(url, "eventlog")
-    with pytest.raises(eventlog.ConnectError) as caught:
+    with pytest.raises(eventlog.plugin.ConnectError) as caught:
         transport.open()
     assert "hunter2" not in str(caught.value) and "app:***@" in str(caught.value)

@@ -44,8 +44,8 @@ import json
 from typing import Any
 
 from eventlog.builtin.formats import dumps_line, dumps_lines, iso_millis, split_lines
+from eventlog.contracts import Formatter, FormatterSpec, Option, PluginContext
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import Formatter, FormatterSpec, Option, PluginContext
 
 #: The ECS version the documents follow (``ecs.version``).
 ECS_VERSION = "8.11.0"
@@ -55,9 +55,29 @@ KEYWORD_MAX = 1024
 #: Wire fields with a place of their own; any other key goes under ``eventlog``.
 _MAPPED = frozenset(
     {
-        "id", "tstamp", "action", "target", "tgType", "level", "levelName", "message",
-        "tags", "fields", "metrics", "user", "reqId", "site", "host", "pid", "thread",
-        "codeFile", "codeLine", "codeFunc", "exc_info", "traceId", "spanId",
+        "id",
+        "tstamp",
+        "action",
+        "target",
+        "tgType",
+        "level",
+        "levelName",
+        "message",
+        "tags",
+        "fields",
+        "metrics",
+        "user",
+        "reqId",
+        "site",
+        "host",
+        "pid",
+        "thread",
+        "codeFile",
+        "codeLine",
+        "codeFunc",
+        "exc_info",
+        "traceId",
+        "spanId",
     }
 )
 
@@ -216,7 +236,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("service_name", parse_keyword, None, "ECS service.name (left out when unset)"),
     Option("service_version", parse_keyword, None, "ECS service.version (left out when unset)"),
     Option(
-        "service_environment", parse_keyword, None,
+        "service_environment",
+        parse_keyword,
+        None,
         "ECS service.environment, e.g. production (left out when unset)",
     ),
 )
@@ -234,7 +256,5 @@ def _ecs(context: PluginContext) -> Formatter:
 @hookimpl
 def eventlog_formatters() -> list[FormatterSpec]:
     return [
-        FormatterSpec(
-            "ecs", _ecs, "Elastic Common Schema 8.x JSON lines", options=OPTIONS, framing="lines"
-        ),
+        FormatterSpec("ecs", _ecs, "Elastic Common Schema 8.x JSON lines", options=OPTIONS, framing="lines"),
     ]

@@ -7,9 +7,9 @@ import socket
 import sys
 from collections.abc import Callable
 
+from eventlog.contracts import EnricherSpec, PluginContext
 from eventlog.event import Event, caller_location
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import EnricherSpec, PluginContext
 from eventlog.wire import with_context_fields
 
 EnrichFn = Callable[[Event], None]
@@ -66,7 +66,7 @@ def _code(_: PluginContext) -> EnrichFn:
 
 
 def _exception(_: PluginContext) -> EnrichFn:
-    from eventlog.records import exception_json
+    from eventlog.logrecords import exception_json
 
     def enrich(event: Event) -> None:
         # Events made inside an ``except`` block carry the exception being handled.
@@ -83,9 +83,7 @@ def eventlog_enrichers() -> list[EnricherSpec]:
     return [
         EnricherSpec("host", _host, "worker", "host name and process id"),
         EnricherSpec("site", _site, "worker", "EVENTLOG_SITE and EVENTLOG_CLUSTER"),
-        EnricherSpec(
-            "context", _context, "worker", "user, session, request id and fields of the context"
-        ),
+        EnricherSpec("context", _context, "worker", "user, session, request id and fields of the context"),
         EnricherSpec("code", _code, "caller", "file, line, function of every event (costly)"),
         EnricherSpec("exception", _exception, "caller", "the exception being handled, if any"),
     ]

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from eventlog.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import Formatter, FormatterSpec, PluginContext
 
 _std_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -129,10 +129,6 @@ def eventlog_formatters() -> list[FormatterSpec]:
     return [
         FormatterSpec("json", _json, "JSON lines with the seed's field names", framing="lines"),
         # Each payload is a JSON line; only a batch body (HTTP) is one array.
-        FormatterSpec(
-            "json-array", _json_array, "JSON; a batch body is one JSON array", framing="lines"
-        ),
-        FormatterSpec(
-            "logstash", _logstash, "JSON lines plus @timestamp and @version", framing="lines"
-        ),
+        FormatterSpec("json-array", _json_array, "JSON; a batch body is one JSON array", framing="lines"),
+        FormatterSpec("logstash", _logstash, "JSON lines plus @timestamp and @version", framing="lines"),
     ]

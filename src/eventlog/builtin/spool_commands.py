@@ -8,8 +8,8 @@ import sys
 import time
 from typing import TextIO
 
+from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import ConfigurationError
 
 
 def _size(count: int) -> str:
@@ -81,9 +81,7 @@ class _Bar:
             return
         width = 30
         filled = min(width, width * done // self.total)
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}"
-        )
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
         self.stream.flush()
 
     def end(self, done: int) -> None:
@@ -94,7 +92,7 @@ class _Bar:
 
 def _replay(args: argparse.Namespace) -> int:
     from eventlog.config import Settings
-    from eventlog.engine import Pipeline
+    from eventlog.pipeline import Pipeline
     from eventlog.spool import SQLiteSpool, inspect
 
     if _refused("replay", args.db):
@@ -111,7 +109,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"eventlog spool replay: {exc}", file=sys.stderr)
         return 2
     total = inspect(args.db).by_format.get(pipeline.format_name, 0)
-    spool = SQLiteSpool(args.db, pipeline.format_name, pipeline=pipeline)
+    spool = SQLiteSpool(args.db, pipeline.format_name)  # no size or age limit: nothing is evicted
     bar = _Bar(total, sys.stderr)
     try:
         sent = pipeline.replay(spool, timeout=args.timeout, progress=bar)
@@ -121,11 +119,15 @@ def _replay(args: argparse.Namespace) -> int:
         pipeline.shutdown(0)
     left = inspect(args.db)
     others = {f: n for f, n in left.by_format.items() if f != pipeline.format_name}
-    print(f"sent {sent} events to {pipeline.transport_name} as {pipeline.format_name}; "
-          f"{left.events} left in the spool")
+    print(
+        f"sent {sent} events to {pipeline.transport_name} as {pipeline.format_name}; "
+        f"{left.events} left in the spool"
+    )
     for fmt, count in sorted(others.items()):
-        print(f"  {count} are formatted as {fmt!r}: replay them with --format {fmt} "
-              "(and a transport that carries it)")
+        print(
+            f"  {count} are formatted as {fmt!r}: replay them with --format {fmt} "
+            "(and a transport that carries it)"
+        )
     waiting = left.events - sum(others.values())
     dropped = pipeline.stats.dropped_by_reason()
     if dropped:
@@ -157,7 +159,9 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
 
     def db_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--db", default=default_db, required=default_db is None,
+            "--db",
+            default=default_db,
+            required=default_db is None,
             help="the spool file (default: $EVENTLOG_DB)",
         )
 
@@ -165,15 +169,15 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     db_option(info)
     info.set_defaults(func=_info)
 
-    replay = commands.add_parser(
-        "replay", help="send what is waiting now, to the peer EVENTLOG_* names"
-    )
+    replay = commands.add_parser("replay", help="send what is waiting now, to the peer EVENTLOG_* names")
     db_option(replay)
     replay.add_argument(
         "--format", help="send the events stored in this format (default: the configured one)"
     )
     replay.add_argument(
-        "--timeout", type=float, default=30.0,
+        "--timeout",
+        type=float,
+        default=30.0,
         help="stop retrying an unreachable peer after so many seconds (default 30)",
     )
     replay.set_defaults(func=_replay)
@@ -181,7 +185,5 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     purge = commands.add_parser("purge", help="drop waiting events")
     db_option(purge)
     purge.add_argument("--format", help="only events stored in this format")
-    purge.add_argument(
-        "--older-than", type=float, metavar="SECONDS", help="only events spooled before that"
-    )
+    purge.add_argument("--older-than", type=float, metavar="SECONDS", help="only events spooled before that")
     purge.set_defaults(func=_purge)

@@ -36,21 +36,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from eventlog.batch import Batch, Record
 from eventlog.builtin.formats import iso_millis
 from eventlog.builtin.transports import DatagramTransport, StreamTransport
 from eventlog.config import parse_bool, parse_int, parse_str
-from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    Batch,
-    ConfigurationError,
+from eventlog.contracts import (
     Formatter,
     FormatterSpec,
     Option,
     PluginContext,
-    Record,
     Transport,
     TransportSpec,
 )
+from eventlog.errors import ConfigurationError
+from eventlog.hookspecs import hookimpl
 from eventlog.net import (
     make_tls_context,
     timeout_options,
@@ -157,9 +156,7 @@ def parse_app_name(value: Any) -> str:
     """APP-NAME: 1 to 48 printable US-ASCII characters, no spaces."""
     text = str(value)
     if not text or len(text) > APP_NAME_MAX or _NOT_PRINTUSASCII.search(text):
-        raise ValueError(
-            f"an APP-NAME is 1 to {APP_NAME_MAX} printable ASCII characters without spaces"
-        )
+        raise ValueError(f"an APP-NAME is 1 to {APP_NAME_MAX} printable ASCII characters without spaces")
     return text
 
 
@@ -329,11 +326,13 @@ class SyslogTransport(Transport):
                 refused.append((record, f"not_syslog: {exc}"))
                 continue
             if len(payload) - start > limit:
-                refused.append((
-                    record,
-                    f"too_large: {len(payload) - start} bytes > EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES "
-                    f"({limit}); raise it together with the receiver's limit",
-                ))
+                refused.append(
+                    (
+                        record,
+                        f"too_large: {len(payload) - start} bytes > EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES "
+                        f"({limit}); raise it together with the receiver's limit",
+                    )
+                )
                 continue
             # Over a stream the octet-counted frames go back to back; a datagram is one
             # message without its count.
@@ -355,20 +354,33 @@ def parse_max_message(value: Any) -> int:
 
 
 FORMATTER_OPTIONS: tuple[Option, ...] = (
-    Option("facility", parse_facility, FACILITIES["user"],
-           "facility name (user, daemon, local0 ... local7) or number 0-23"),
+    Option(
+        "facility",
+        parse_facility,
+        FACILITIES["user"],
+        "facility name (user, daemon, local0 ... local7) or number 0-23",
+    ),
     Option("app_name", parse_app_name, None, "APP-NAME (default: the program's file name)"),
-    Option("enterprise_id", parse_enterprise_id, DOCUMENTATION_PEN,
-           "private enterprise number of the SD-IDs (default 32473, RFC 5612's example)"),
+    Option(
+        "enterprise_id",
+        parse_enterprise_id,
+        DOCUMENTATION_PEN,
+        "private enterprise number of the SD-IDs (default 32473, RFC 5612's example)",
+    ),
     Option("bom", parse_bool, False, "start MSG with a UTF-8 BOM (RFC 5424 MSG-UTF8)"),
 )
 
 TRANSPORT_OPTIONS: tuple[Option, ...] = (
-    Option("protocol", parse_str, "tcp", "tcp, tls (RFC 5425) or udp (RFC 5426)",
-           choices=("tcp", "tls", "udp")),
-    Option("max_message_bytes", parse_max_message, None,
-           "largest message; a bigger event is refused, counted as rejected "
-           "(default: 8192 over UDP, 200000 over TCP and TLS)"),
+    Option(
+        "protocol", parse_str, "tcp", "tcp, tls (RFC 5425) or udp (RFC 5426)", choices=("tcp", "tls", "udp")
+    ),
+    Option(
+        "max_message_bytes",
+        parse_max_message,
+        None,
+        "largest message; a bigger event is refused, counted as rejected "
+        "(default: 8192 over UDP, 200000 over TCP and TLS)",
+    ),
     # protocol=tls is the one switch for TLS: tls_options()'s own "tls" flag is left out.
     *(option for option in tls_options() if option.name != "tls"),
     *timeout_options(),
@@ -399,8 +411,8 @@ def _transport(context: PluginContext) -> Transport:
             f"EVENTLOG_HOST = {host!r}: transport 'syslog' sends over TCP, TLS or UDP, "
             "not to a Unix socket; give the host name of the syslog server"
         )
-    port: int = settings.port if settings.port is not None else (
-        TLS_PORT if protocol == "tls" else DEFAULT_PORT
+    port: int = (
+        settings.port if settings.port is not None else (TLS_PORT if protocol == "tls" else DEFAULT_PORT)
     )
     limit = options["max_message_bytes"]
     if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM:

@@ -8,20 +8,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.config import parse_port, parse_str
+from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
+from eventlog.errors import ConfigurationError, ConnectError
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    ALL_FRAMINGS,
-    Batch,
-    ConfigurationError,
-    ConnectError,
-    EncodedBatch,
-    Option,
-    PluginContext,
-    Record,
-    Transport,
-    TransportSpec,
-)
 from eventlog.net import (
     connect_stream,
     make_tls_context,
@@ -223,9 +214,7 @@ def eventlog_transports() -> list[TransportSpec]:
             carries=frozenset({"lines", "self-delimiting"}),
         ),
         # One datagram per event frames every payload, whatever its format.
-        TransportSpec(
-            "udp", _udp, "any UDP listener, one datagram per event", carries=ALL_FRAMINGS
-        ),
+        TransportSpec("udp", _udp, "any UDP listener, one datagram per event", carries=ALL_FRAMINGS),
         # Logstash's json_lines codec reads lines, over TCP and UDP alike.
         TransportSpec(
             "logstash",

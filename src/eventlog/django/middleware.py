@@ -28,9 +28,9 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from eventlog.context import bind, unbind
 from eventlog.context import current as current_context
+from eventlog.diagnostics import log
 from eventlog.django.conf import MiddlewareSettings
-from eventlog.engine import log
-from eventlog.records import ExcInfo, exception_json
+from eventlog.logrecords import ExcInfo, exception_json
 from eventlog.web import (
     BODY_METHODS,
     FORM_TYPES,

@@ -29,8 +29,10 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 import eventlog
+import eventlog.plugin
+from eventlog.batch import Batch
 from eventlog.config import parse_int, parse_str
-from eventlog.interfaces import ALL_FRAMINGS, Batch
+from eventlog.contracts import ALL_FRAMINGS
 from eventlog.net import timeout_options
 
 NAME = "redis_streams"
@@ -38,8 +40,7 @@ NAME = "redis_streams"
 #: Redis error codes that a later retry of the same batch can get past
 #: (a failover, a full memory, a key an operator must fix).
 RETRYABLE_CODES = frozenset(
-    {"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "WRONGTYPE",
-     "MISCONF"}
+    {"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "WRONGTYPE", "MISCONF"}
 )
 #: Redis error codes that mean "your credentials": events wait until they are fixed.
 AUTH_CODES = frozenset({"NOAUTH", "NOPERM", "WRONGPASS"})
@@ -76,7 +77,7 @@ def _reason(exc: RedisError) -> str:
     return text.split("caused error: ", 1)[-1]
 
 
-class RedisStreamsTransport(eventlog.Transport):
+class RedisStreamsTransport(eventlog.plugin.Transport):
     """XADD every record of a batch to one stream, inside one MULTI/EXEC."""
 
     def __init__(
@@ -142,29 +143,29 @@ class RedisStreamsTransport(eventlog.Transport):
             with contextlib.suppress(Exception):  # close() must not raise
                 client.close()
 
-    def _error(self, exc: RedisError) -> eventlog.TransportError:
+    def _error(self, exc: RedisError) -> eventlog.plugin.TransportError:
         """The TransportError that tells the engine what to do about ``exc``."""
         reason = _reason(exc)
         code = reason.split(" ", 1)[0]
         if isinstance(exc, AuthenticationError) or code in AUTH_CODES:
-            return eventlog.AuthError(
+            return eventlog.plugin.AuthError(
                 f"{self.where} refused our credentials: {reason} "
                 "(set EVENTLOG_REDIS_STREAMS_PASSWORD or the URL's user)"
             )
         if isinstance(exc, TimeoutError):
-            return eventlog.SendTimeout(f"{self.where} did not answer in time: {reason}")
+            return eventlog.plugin.SendTimeout(f"{self.where} did not answer in time: {reason}")
         if isinstance(exc, ConnectionError):
-            return eventlog.ConnectError(f"cannot reach {self.where}: {reason}")
+            return eventlog.plugin.ConnectError(f"cannot reach {self.where}: {reason}")
         if isinstance(exc, ResponseError) and code not in RETRYABLE_CODES:
-            return eventlog.RejectedError(
+            return eventlog.plugin.RejectedError(
                 f"{self.where} refused XADD to stream {self.stream!r}: {reason}"
             )
-        return eventlog.TransportError(
+        return eventlog.plugin.TransportError(
             f"{self.where} could not add to stream {self.stream!r}: {reason}"
         )
 
 
-def _factory(context: eventlog.PluginContext) -> eventlog.Transport:
+def _factory(context: eventlog.plugin.PluginContext) -> eventlog.plugin.Transport:
     options = context.options
     return RedisStreamsTransport(
         options["url"],
@@ -176,20 +177,20 @@ def _factory(context: eventlog.PluginContext) -> eventlog.Transport:
     )
 
 
-@eventlog.hookimpl
-def eventlog_transports() -> list[eventlog.TransportSpec]:
+@eventlog.plugin.hookimpl
+def eventlog_transports() -> list[eventlog.plugin.TransportSpec]:
     return [
-        eventlog.TransportSpec(
+        eventlog.plugin.TransportSpec(
             NAME,
             _factory,
             "XADD each batch to a Redis stream (MULTI/EXEC)",
             options=(
-                eventlog.Option("url", parse_url, "redis://127.0.0.1:6379/0", "Redis server URL"),
-                eventlog.Option("stream", parse_str, "eventlog", "stream key to add events to"),
-                eventlog.Option(
+                eventlog.plugin.Option("url", parse_url, "redis://127.0.0.1:6379/0", "Redis server URL"),
+                eventlog.plugin.Option("stream", parse_str, "eventlog", "stream key to add events to"),
+                eventlog.plugin.Option(
                     "maxlen", parse_maxlen, 0, "trim the stream to about so many entries (0: never)"
                 ),
-                eventlog.Option("password", parse_str, None, "Redis password", secret=True),
+                eventlog.plugin.Option("password", parse_str, None, "Redis password", secret=True),
                 *timeout_options(),
             ),
             # Each payload is a stream entry's field of its own: any format is framed.

@@ -68,8 +68,6 @@ def insert_url(base_url: str, table: str = DEFAULT_TABLE) -> str:
     >>> insert_url("http://127.0.0.1:8123/")
     'http://127.0.0.1:8123/?query=INSERT+INTO+events+FORMAT+CapnProto++++&format_schema=event%3AEvent'
     """
-    params = urllib.parse.urlencode(
-        {"query": insert_query(table), "format_schema": format_schema_setting()}
-    )
+    params = urllib.parse.urlencode({"query": insert_query(table), "format_schema": format_schema_setting()})
     separator = "&" if urllib.parse.urlsplit(base_url).query else "?"
     return f"{base_url}{separator}{params}"

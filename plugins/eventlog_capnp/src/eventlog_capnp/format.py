@@ -16,7 +16,7 @@ from typing import Any
 
 import capnp
 
-from eventlog.interfaces import Formatter
+from eventlog.contracts import Formatter
 from eventlog.schema import FIELDS
 from eventlog_capnp.schema import ROOT_STRUCT, capnp_name, schema_path
 

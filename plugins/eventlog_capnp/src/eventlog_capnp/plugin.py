@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from eventlog.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import Formatter, FormatterSpec, PluginContext
 from eventlog_capnp.clickhouse import DEFAULT_TABLE, insert_url, render_ddl
 from eventlog_capnp.format import CapnpFormatter, PackedCapnpFormatter
 from eventlog_capnp.schema import SCHEMA_FILE, shipped_schema
@@ -83,18 +83,14 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     commands = parser.add_subparsers(dest="capnp_command", required=True)
 
     p = commands.add_parser("schema", help=f"print {SCHEMA_FILE} (or write it into a folder)")
-    p.add_argument(
-        "--output", metavar="DIR", help="write DIR/event.capnp, e.g. the format_schema_path"
-    )
+    p.add_argument("--output", metavar="DIR", help="write DIR/event.capnp, e.g. the format_schema_path")
     p.set_defaults(func=_schema)
 
     p = commands.add_parser("ddl", help="print CREATE TABLE for ClickHouse")
     p.add_argument("--table", default=DEFAULT_TABLE, help="table name (default: %(default)s)")
     p.set_defaults(func=_ddl)
 
-    p = commands.add_parser(
-        "url", help="print the URL the http transport posts capnp batches to"
-    )
+    p = commands.add_parser("url", help="print the URL the http transport posts capnp batches to")
     p.add_argument(
         "base_url",
         nargs="?",

@@ -82,21 +82,30 @@ def columns_for(field: Field) -> tuple[Column, ...]:
         return (Column(name, field.wire, "List(Text)", "Array(String)", field.doc),)
     if field.kind == "number_map":
         return (
-            Column(name, field.wire, f"List({FLOAT_PAIR.struct})", _nested(FLOAT_PAIR),
-                   field.doc, FLOAT_PAIR),
+            Column(
+                name, field.wire, f"List({FLOAT_PAIR.struct})", _nested(FLOAT_PAIR), field.doc, FLOAT_PAIR
+            ),
         )
     if field.kind == "typed_map":
         return tuple(
-            Column(f"{name}{suffix}", field.wire, f"List({pair.struct})", _nested(pair),
-                   f"{field.doc}: the {label} values", pair)
+            Column(
+                f"{name}{suffix}",
+                field.wire,
+                f"List({pair.struct})",
+                _nested(pair),
+                f"{field.doc}: the {label} values",
+                pair,
+            )
             for suffix, label, pair in (
                 ("Int", "integer", INT_PAIR),
                 ("Float", "float", FLOAT_PAIR),
                 ("Str", "string", STR_PAIR),
             )
         )
-    raise ValueError(f"wire field {field.wire!r} has kind {field.kind!r}, which eventlog-capnp "
-                     "cannot map; add it to eventlog_capnp.schema.columns_for")
+    raise ValueError(
+        f"wire field {field.wire!r} has kind {field.kind!r}, which eventlog-capnp "
+        "cannot map; add it to eventlog_capnp.schema.columns_for"
+    )
 
 
 #: Every column, in FIELDS order; the Cap'n Proto ordinals follow this order.

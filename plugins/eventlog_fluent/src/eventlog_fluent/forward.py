@@ -56,9 +56,7 @@ def new_chunk_id() -> str:
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
-def packed_forward(
-    tag: str, stream: bytes, size: int, *, chunk: str | None, gzip_level: int | None
-) -> bytes:
+def packed_forward(tag: str, stream: bytes, size: int, *, chunk: str | None, gzip_level: int | None) -> bytes:
     """``[tag, entries, {"size": n, "chunk"?: id, "compressed"?: "gzip"}]`` as msgpack.
 
     ``gzip_level`` None sends PackedForward; a level sends CompressedPackedForward.
@@ -187,9 +185,7 @@ def check_pong(message: Any, helo: Helo, credentials: Credentials, salt: bytes) 
         salt, _as_bytes(server_hostname), helo.nonce, credentials.shared_key.encode("utf-8")
     )
     if digest != expected:
-        raise PermissionError(
-            f"the server {server_hostname!r} accepted us but does not know our shared key"
-        )
+        raise PermissionError(f"the server {server_hostname!r} accepted us but does not know our shared key")
 
 
 def describe(message: Any) -> str:

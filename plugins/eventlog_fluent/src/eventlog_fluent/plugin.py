@@ -10,9 +10,7 @@ from __future__ import annotations
 import socket
 
 from eventlog.config import parse_bool, parse_positive_int, parse_seconds, parse_str
-from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    ConfigurationError,
+from eventlog.contracts import (
     Formatter,
     FormatterSpec,
     Option,
@@ -20,6 +18,8 @@ from eventlog.interfaces import (
     Transport,
     TransportSpec,
 )
+from eventlog.errors import ConfigurationError
+from eventlog.hookspecs import hookimpl
 from eventlog.net import make_tls_context, timeout_options, tls_options
 from eventlog_fluent.forward import Credentials
 from eventlog_fluent.msgpack_format import MsgpackFormatter
@@ -46,9 +46,7 @@ def _parse_hostname(value: object) -> str:
 
 
 FLUENT_OPTIONS: tuple[Option, ...] = (
-    Option(
-        "tag", _parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"
-    ),
+    Option("tag", _parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"),
     Option(
         "tag_mode",
         parse_str,

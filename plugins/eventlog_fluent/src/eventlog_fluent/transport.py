@@ -21,15 +21,9 @@ from typing import Any
 
 import msgpack
 
-from eventlog.interfaces import (
-    AuthError,
-    Batch,
-    ConnectError,
-    Record,
-    SendTimeout,
-    Transport,
-    TransportError,
-)
+from eventlog.batch import Batch, Record
+from eventlog.contracts import Transport
+from eventlog.errors import AuthError, ConnectError, SendTimeout, TransportError
 from eventlog.masking import SecretMask
 from eventlog.net import connect_stream, send_all
 from eventlog_fluent import forward
@@ -78,9 +72,7 @@ class FluentTransport(Transport):
     @staticmethod
     def _new_unpacker() -> msgpack.Unpacker:
         # A server's str fields may hold binary nonces; keep their bytes intact.
-        return msgpack.Unpacker(
-            raw=False, unicode_errors="surrogateescape", max_buffer_size=1 << 20
-        )
+        return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", max_buffer_size=1 << 20)
 
     # ------------------------------------------------------------ connection
 
@@ -215,9 +207,7 @@ class FluentTransport(Transport):
                 chunks.add(chunk)
             stream = forward.event_stream(entries)
             messages.append(
-                forward.packed_forward(
-                    tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level
-                )
+                forward.packed_forward(tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level)
             )
 
         for tag, records in groups.items():
@@ -273,9 +263,7 @@ class FluentTransport(Transport):
             except msgpack.OutOfData:
                 pass
             except (ValueError, msgpack.UnpackException) as exc:
-                raise ConnectError(
-                    f"{self.address} sent something that is not msgpack: {exc}"
-                ) from None
+                raise ConnectError(f"{self.address} sent something that is not msgpack: {exc}") from None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(f"no {what} from {self.address}")
@@ -339,6 +327,4 @@ class FluentTransport(Transport):
                 f"{self.address} asks for shared-key authentication (it sent HELO): set "
                 "EVENTLOG_FLUENT_SHARED_KEY to the server's shared_key"
             )
-        raise ConnectError(
-            f"{self.address} sent an unexpected message: {forward.describe(message)}"
-        )
+        raise ConnectError(f"{self.address} sent an unexpected message: {forward.describe(message)}")

@@ -25,14 +25,9 @@ from eventlog.config import (
     parse_positive_seconds,
     parse_seconds,
 )
+from eventlog.contracts import Option, PluginContext, Transport, TransportSpec
+from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    ConfigurationError,
-    Option,
-    PluginContext,
-    Transport,
-    TransportSpec,
-)
 from eventlog.net import make_tls_context
 from eventlog_http.transport import HttpConfig, HttpTransport
 
@@ -125,22 +120,31 @@ parse_timeout = parse_positive_seconds
 OPTIONS: tuple[Option, ...] = (
     # Secret: a URL may carry credentials (user info, ClickHouse's password= parameter).
     # Log lines show it as scheme://host:port/path only.
-    Option("url", parse_url, None, "where to POST, e.g. http://127.0.0.1:8080/ (query kept as is)",
-           secret=True),
+    Option(
+        "url", parse_url, None, "where to POST, e.g. http://127.0.0.1:8080/ (query kept as is)", secret=True
+    ),
     Option("token", parse_secret, None, "bearer token (Authorization: Bearer ...)", secret=True),
     Option("user", parse_secret, None, "user name for basic auth"),
     Option("password", parse_secret, None, "password for basic auth", secret=True),
-    Option("headers", parse_headers, {}, "extra headers: JSON object or 'Name: value; ...'",
-           secret=True),
+    Option("headers", parse_headers, {}, "extra headers: JSON object or 'Name: value; ...'", secret=True),
     Option("gzip", parse_bool, False, "gzip the body (Content-Encoding: gzip)"),
-    Option("max_body_bytes", parse_positive_int, 5_000_000,
-           "largest body before compression; a larger batch is split"),
+    Option(
+        "max_body_bytes",
+        parse_positive_int,
+        5_000_000,
+        "largest body before compression; a larger batch is split",
+    ),
     Option("connect_timeout", parse_timeout, 5.0, "seconds to wait for a connection"),
     Option("read_timeout", parse_timeout, 10.0, "seconds to wait for the answer to a POST"),
-    Option("retries", parse_retries, 2,
-           "quick retries inside one send before the engine's backoff takes over"),
-    Option("retry_after_max", parse_seconds, 5.0,
-           "longest Retry-After waited inside a send; longer ones are the engine's to wait"),
+    Option(
+        "retries", parse_retries, 2, "quick retries inside one send before the engine's backoff takes over"
+    ),
+    Option(
+        "retry_after_max",
+        parse_seconds,
+        5.0,
+        "longest Retry-After waited inside a send; longer ones are the engine's to wait",
+    ),
     Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
     Option("tls_cert", parse_path, None, "client certificate (PEM) for mutual TLS"),
     Option("tls_key", parse_path, None, "private key (PEM) of the client certificate"),
@@ -169,8 +173,7 @@ def build_config(options: Mapping[str, Any]) -> HttpConfig:
     if parts.username is not None:  # credentials in the URL move to basic auth, out of the URL
         if user is not None:
             raise ConfigurationError(
-                "EVENTLOG_HTTP_URL carries a user name and EVENTLOG_HTTP_USER is set too; "
-                "keep one of the two"
+                "EVENTLOG_HTTP_URL carries a user name and EVENTLOG_HTTP_USER is set too; keep one of the two"
             )
         user = urllib.parse.unquote(parts.username)
         password = urllib.parse.unquote(parts.password or "")
@@ -205,9 +208,7 @@ def build_config(options: Mapping[str, Any]) -> HttpConfig:
     ca = options["tls_ca"]
     if ca or cert:
         # Load the files now, so that a wrong path fails configure() and not the first send.
-        make_tls_context(
-            ca=ca, cert=cert, key=key, verify=True, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY"
-        )
+        make_tls_context(ca=ca, cert=cert, key=key, verify=True, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY")
     verify: bool | str = ca if (ca and options["tls_verify"]) else bool(options["tls_verify"])
     return HttpConfig(
         url=url,

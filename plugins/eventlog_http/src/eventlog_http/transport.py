@@ -39,16 +39,9 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from eventlog.interfaces import (
-    Batch,
-    ConnectError,
-    Formatter,
-    Record,
-    RejectedError,
-    SendTimeout,
-    Transport,
-    TransportError,
-)
+from eventlog.batch import Batch, Record
+from eventlog.contracts import Formatter, Transport
+from eventlog.errors import ConnectError, RejectedError, SendTimeout, TransportError
 from eventlog.masking import SecretMask
 from eventlog.net import certificate_names, describe_tls_error
 
@@ -314,10 +307,7 @@ class HttpTransport(Transport):
                 f"POST to {where}: no answer within {config.read_timeout}s{tries} "
                 "(EVENTLOG_HTTP_READ_TIMEOUT)"
             )
-        if any(
-            isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError)
-            for e in chain
-        ):
+        if any(isinstance(e, ConnectTimeoutError) and not isinstance(e, NewConnectionError) for e in chain):
             return ConnectError(
                 f"cannot connect to {where} within {config.connect_timeout}s{tries} "
                 "(EVENTLOG_HTTP_CONNECT_TIMEOUT)"
@@ -334,9 +324,7 @@ class HttpTransport(Transport):
         cafile = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
 
         def names() -> list[str] | None:
-            return certificate_names(
-                host, port, cafile=cafile, timeout=self.config.connect_timeout
-            )
+            return certificate_names(host, port, cafile=cafile, timeout=self.config.connect_timeout)
 
         return describe_tls_error(error, host, ca_setting="EVENTLOG_HTTP_TLS_CA", names=names)
 

@@ -14,15 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventlog.config import parse_list, parse_path, parse_positive_seconds, parse_str
+from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
+from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.interfaces import (
-    ALL_FRAMINGS,
-    ConfigurationError,
-    Option,
-    PluginContext,
-    Transport,
-    TransportSpec,
-)
 from eventlog.net import make_tls_context, tls_options
 from eventlog_nats.transport import NatsConfig, NatsTransport
 
@@ -86,17 +80,29 @@ parse_timeout = parse_positive_seconds
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("servers", parse_servers, None,
-           "server URLs, comma-separated (a cluster: list several): nats://127.0.0.1:4222, tls://..."),
-    Option("subject", parse_subject, "eventlog",
-           "subject of every event (subject_mode action: the prefix)"),
-    Option("subject_mode", parse_str, "fixed",
-           "fixed: every event on the subject; action: on '<subject>.<event action>'",
-           choices=("fixed", "action")),
-    Option("stream", parse_stream, None,
-           "the JetStream stream expected to store the events (default: the one capturing the subject)"),
-    Option("ack_timeout", parse_timeout, 10.0,
-           "seconds to wait for the acks of a batch before sending it again"),
+    Option(
+        "servers",
+        parse_servers,
+        None,
+        "server URLs, comma-separated (a cluster: list several): nats://127.0.0.1:4222, tls://...",
+    ),
+    Option("subject", parse_subject, "eventlog", "subject of every event (subject_mode action: the prefix)"),
+    Option(
+        "subject_mode",
+        parse_str,
+        "fixed",
+        "fixed: every event on the subject; action: on '<subject>.<event action>'",
+        choices=("fixed", "action"),
+    ),
+    Option(
+        "stream",
+        parse_stream,
+        None,
+        "the JetStream stream expected to store the events (default: the one capturing the subject)",
+    ),
+    Option(
+        "ack_timeout", parse_timeout, 10.0, "seconds to wait for the acks of a batch before sending it again"
+    ),
     Option("connect_timeout", parse_timeout, 5.0, "seconds to wait for a connection to a server"),
     Option("user", parse_str, None, "user name"),
     Option("password", parse_str, None, "password of that user", secret=True),

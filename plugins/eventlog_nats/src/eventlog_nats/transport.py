@@ -40,15 +40,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from eventlog.interfaces import (
-    AuthError,
-    Batch,
-    ConnectError,
-    Record,
-    SendTimeout,
-    Transport,
-    TransportError,
-)
+from eventlog.batch import Batch, Record
+from eventlog.contracts import Transport
+from eventlog.errors import AuthError, ConnectError, SendTimeout, TransportError
 
 T = TypeVar("T")
 
@@ -234,8 +228,7 @@ class NatsTransport(Transport):
         except TimeoutError:
             self.close()
             raise ConnectError(
-                f"cannot connect to NATS at {self.where} within {budget:g}s "
-                "(EVENTLOG_NATS_CONNECT_TIMEOUT)"
+                f"cannot connect to NATS at {self.where} within {budget:g}s (EVENTLOG_NATS_CONNECT_TIMEOUT)"
             ) from None
         except TransportError:
             self.close()
@@ -311,8 +304,11 @@ class NatsTransport(Transport):
                 "(EVENTLOG_NATS_SUBJECT): create one (nats stream add --subjects ...) or set "
                 "EVENTLOG_NATS_SUBJECT to a subject a stream captures; events wait in the meantime"
             ) from None
-        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
-                nats.js.errors.ServiceUnavailableError) as exc:
+        except (
+            nats.errors.NoRespondersError,
+            nats.js.errors.NoStreamResponseError,
+            nats.js.errors.ServiceUnavailableError,
+        ) as exc:
             description = getattr(exc, "description", None)
             if description:  # an answer from JetStream itself, e.g. while a cluster elects
                 raise TransportError(
@@ -410,10 +406,15 @@ class NatsTransport(Transport):
                         continue
                 size = len(record.payload) + len(record.id) + header_bytes
                 if size > self._max_payload:
-                    refused.append((record, (
-                        f"too_large: the event is {size} bytes with its headers, more than the "
-                        f"server's max_payload of {self._max_payload}"
-                    )))
+                    refused.append(
+                        (
+                            record,
+                            (
+                                f"too_large: the event is {size} bytes with its headers, more than the "
+                                f"server's max_payload of {self._max_payload}"
+                            ),
+                        )
+                    )
                     continue
                 if lost.is_set():
                     break

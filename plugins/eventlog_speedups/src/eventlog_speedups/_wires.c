@@ -1,7 +1,7 @@
 /* Queued log records -> eventlog wire dicts, for the plain case only.
  *
  * The same dict, key for key and object for object, as the Python fast path
- * (eventlog.records.wires_of) makes; for anything else this returns None in
+ * (eventlog.logrecords.wires_of) makes; for anything else this returns None in
  * the item's place and the Python path takes it.  Nothing here converts or
  * cleans a value: a value that would need it sends the item back, so every
  * conversion is still made (and counted) by one piece of code.

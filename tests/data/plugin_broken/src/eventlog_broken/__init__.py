@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import eventlog_missing_dependency  # noqa: F401  (never installed: the point of this plugin)
 
-from eventlog import TransportSpec, hookimpl
 from eventlog.builtin.transports import ConsoleTransport
+from eventlog.plugin import TransportSpec, hookimpl
 
 
 @hookimpl

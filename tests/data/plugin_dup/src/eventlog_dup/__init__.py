@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from eventlog import TransportSpec, hookimpl
 from eventlog.builtin.transports import ConsoleTransport
+from eventlog.plugin import TransportSpec, hookimpl
 
 
 @hookimpl

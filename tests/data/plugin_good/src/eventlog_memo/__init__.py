@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from eventlog import Option, PluginContext, Transport, TransportSpec, hookimpl
 from eventlog.config import parse_path
+from eventlog.plugin import Option, PluginContext, Transport, TransportSpec, hookimpl
 
 
 class MemoTransport(Transport):

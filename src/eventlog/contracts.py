@@ -1,143 +1,23 @@
-"""What a plugin implements: formatters, transports, enrichers, and their options.
+"""What a plugin implements and declares: formatters, transports, enrichers, their options.
 
 The engine owns the queue, the spool, batching, retries and threads; a
 transport only moves bytes (as OpenTelemetry's exporters do), and a formatter
-only turns one event into bytes.  See ``docs/plugins.md`` for a walk-through.
+only turns one event into bytes.  Plugin authors import all of this from
+:mod:`eventlog.plugin`; see ``docs/plugins.md`` for a walk-through.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+from eventlog.batch import Batch, Record
 
 if TYPE_CHECKING:
     from eventlog.config import Settings
     from eventlog.event import Event
-
-
-class Record(NamedTuple):
-    """One formatted event as transports see it.
-
-    ``payload`` is what the formatter produced; the other fields are kept
-    beside it (also in the spool) so a transport can route without parsing it.
-    """
-
-    id: str
-    action: str
-    time_ns: int
-    payload: bytes
-
-
-Batch = Sequence[Record]
-
-_new_tuple = tuple.__new__
-
-
-class EncodedBatch(Sequence[Record]):
-    """A batch the formatter encoded in one call: ``body`` is its payloads back to back.
-
-    A transport that writes a byte stream sends ``body`` as it is; indexing or
-    iterating gives the :class:`Record` objects as for any batch, built on
-    first use from ``split`` (the formatter's way back from ``body`` to the
-    payloads), the wire dicts and the events' times.
-    """
-
-    __slots__ = ("_records", "_split", "_times", "_wires", "body")
-
-    def __init__(
-        self,
-        body: bytes,
-        wires: list[dict[str, Any]],
-        times: Callable[[], list[int]],
-        split: Callable[[bytes], list[bytes]],
-    ) -> None:
-        self.body = body
-        self._wires = wires
-        self._times = times
-        self._split = split
-        self._records: list[Record] | None = None
-
-    def records(self) -> list[Record]:
-        """The batch as a list of Records (made once, on first use)."""
-        records = self._records
-        if records is None:
-            payloads = self._split(self.body)
-            if len(payloads) != len(self._wires):
-                raise ValueError(
-                    f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
-                )
-            records = self._records = [
-                _new_tuple(Record, (wire["id"], wire["action"], time_ns, payload))
-                for wire, time_ns, payload in zip(self._wires, self._times(), payloads)
-            ]
-        return records
-
-    def __len__(self) -> int:
-        return len(self._wires)
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.records()[index]
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self.records())
-
-
-# ---------------------------------------------------------------- errors
-
-
-class EventlogError(Exception):
-    """Base of every error eventlog raises."""
-
-
-class ConfigurationError(EventlogError, ValueError):
-    """A setting is wrong; the message names the setting, the value and what is allowed."""
-
-
-class PluginError(ConfigurationError):
-    """A plugin name is unknown, registered twice, or cannot work with another."""
-
-
-class TransportError(EventlogError):
-    """A send failed.  ``retryable`` says whether sending the same batch again can help.
-
-    Raise it (or a subclass) from :meth:`Transport.send`.  The engine keeps a
-    batch whose error is retryable, backs off and sends it again; a batch
-    whose error is not retryable is set aside, logged once and counted.
-    """
-
-    retryable: bool = True
-    #: Seconds the peer asked us to wait before the next try (HTTP Retry-After).
-    #: The engine then waits at least that long, up to ``retry_backoff_max``.
-    retry_after: float | None = None
-
-    def __init__(
-        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        if retryable is not None:
-            self.retryable = retryable
-        if retry_after is not None:
-            self.retry_after = retry_after
-
-
-class ConnectError(TransportError):
-    """The peer could not be reached or the connection broke (retryable)."""
-
-
-class SendTimeout(TransportError):
-    """The peer did not take or acknowledge the data in time (retryable)."""
-
-
-class AuthError(TransportError):
-    """The peer refused our credentials.  Retryable: events wait until the key is fixed."""
-
-
-class RejectedError(TransportError):
-    """The peer refused this batch for good (HTTP 400, oversized ...): not retryable."""
-
-    retryable = False
 
 
 # ---------------------------------------------------------------- options

@@ -17,46 +17,26 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from eventlog import metrics
+from eventlog import prometheus
+from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.config import Settings, select_plugins
+from eventlog.contracts import Formatter, PluginContext, Transport, batch_encoder
+from eventlog.diagnostics import WORKER_THREADS, log
+from eventlog.errors import ConfigurationError, TransportError
 from eventlog.event import Event
-from eventlog.interfaces import (
-    Batch,
-    ConfigurationError,
-    EncodedBatch,
-    Formatter,
-    PluginContext,
-    Record,
-    Transport,
-    TransportError,
-    batch_encoder,
-)
+from eventlog.logrecords import record_to_event, wires_of
 from eventlog.masking import SecretMask
-from eventlog.metrics import Stats
-from eventlog.records import record_to_event, wires_of
 from eventlog.registry import Registry, get_registry
+from eventlog.stats import Stats
 from eventlog.wire import to_wire
 
 if TYPE_CHECKING:
     from eventlog.context import RequestContext
-
-#: eventlog's own diagnostics.  It does not propagate, so an EventHandler on the
-#: root logger never feeds eventlog's complaints about a dead peer back into it.
-log = logging.getLogger("eventlog")
-log.propagate = False
-if not log.handlers:
-    _stderr = logging.StreamHandler()
-    _stderr.setFormatter(logging.Formatter("eventlog: %(levelname)s: %(message)s"))
-    log.addHandler(_stderr)
-    log.setLevel(logging.INFO)
-
-#: Idents of worker threads.  Records that libraries log from a worker (urllib3's retry
-#: warnings ...) are not fed back into a pipeline: that would loop and could leak URLs.
-WORKER_THREADS: set[int] = set()
+    from eventlog.spool import Spool
 
 #: A transport that raises something other than TransportError this often for one batch is
 #: buggy: the batch is set aside (counted as ``transport_bug``) instead of blocking the pipeline.
@@ -66,20 +46,6 @@ MAX_UNEXPECTED_FAILURES = 5
 BACKOFF_START = 0.05
 #: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
 SPOOL_WHILE_WAITING = 0.005
-
-
-class Spool(Protocol):
-    """Where formatted records wait for delivery in spool mode (``EVENTLOG_DB``).
-
-    The engine adds each batch in one transaction, sends what ``pending``
-    returns in order, and removes what was delivered or given up.
-    """
-
-    def add(self, records: Sequence[Record]) -> None: ...
-    def pending(self, limit: int) -> list[Record]: ...
-    def remove(self, records: Sequence[Record]) -> None: ...
-    def depth(self) -> int: ...
-    def close(self) -> None: ...
 
 
 _new_tuple = tuple.__new__
@@ -113,9 +79,7 @@ class Pipeline:
         transport_name, transport_spec = selection.transport_name, selection.transport.spec
         format_name, formatter_reg = selection.format_name, selection.formatter
         formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)
-        self.formatter: Formatter = formatter_reg.spec.factory(
-            PluginContext(settings, formatter_options)
-        )
+        self.formatter: Formatter = formatter_reg.spec.factory(PluginContext(settings, formatter_options))
         transport_options = settings.plugin_options(transport_name, transport_spec.options)
         # Every transport's error text passes this before it leaves the process (warnings),
         # so a plugin that quotes its own secret in an exception does not leak it.
@@ -137,9 +101,7 @@ class Pipeline:
             spec = enricher_reg.spec
             enricher_options = settings.plugin_options(enricher_name, spec.options)
             func = spec.factory(PluginContext(settings, enricher_options))
-            (self._caller_enrichers if spec.stage == "caller" else self._worker_enrichers).append(
-                func
-            )
+            (self._caller_enrichers if spec.stage == "caller" else self._worker_enrichers).append(func)
             builtin = spec.factory.__module__ == "eventlog.builtin.enrichers"
             if builtin and enricher_name in ("host", "site"):
                 self._static_enrichers.append(func)
@@ -164,10 +126,10 @@ class Pipeline:
         self._setup_runtime()
         if self._spool is not None and self._spool.depth():
             self._wake()  # what an earlier run left is sent without waiting for a new event
-        metrics.track(self)
+        prometheus.track(self)
         _live.add(self)
         if settings.metrics_port is not None:
-            self.metrics_port: int | None = metrics.serve(settings.metrics_addr, settings.metrics_port)
+            self.metrics_port: int | None = prometheus.serve(settings.metrics_addr, settings.metrics_port)
         else:
             self.metrics_port = None
 
@@ -251,9 +213,7 @@ class Pipeline:
     def _enricher_failed(self, enrich: Callable[[Event], None]) -> None:
         with self._overflow_lock:
             self.stats.converted["enricher_error"] = self.stats.converted.get("enricher_error", 0) + 1
-        self._warn_once(
-            f"enricher:{enrich!r}", "an enricher raised; events go on without it", exc_info=True
-        )
+        self._warn_once(f"enricher:{enrich!r}", "an enricher raised; events go on without it", exc_info=True)
 
     def _wake(self) -> None:
         if self._closed:
@@ -308,9 +268,7 @@ class Pipeline:
         with self._start_lock:
             if self._worker is not None or self._closed:
                 return
-            worker = threading.Thread(
-                target=self._run, name=f"eventlog-{self.name}", daemon=True
-            )
+            worker = threading.Thread(target=self._run, name=f"eventlog-{self.name}", daemon=True)
             try:
                 worker.start()
             except RuntimeError:
@@ -389,9 +347,7 @@ class Pipeline:
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 self._abandon()
-                self._warn_once(
-                    "shutdown", f"shutdown deadline of {timeout}s passed with a send in progress"
-                )
+                self._warn_once("shutdown", f"shutdown deadline of {timeout}s passed with a send in progress")
                 return False
         else:
             self._close_transport()
@@ -499,9 +455,7 @@ class Pipeline:
                 items, markers = self._take(queue)
                 # In spool mode a marker alone still drains the spool: flush() must not
                 # return while events logged before it wait there.
-                done = (
-                    self._handle(items) if items or (markers and self._spool is not None) else True
-                )
+                done = self._handle(items) if items or (markers and self._spool is not None) else True
                 if done:
                     for marker in markers:
                         marker.done.set()
@@ -749,8 +703,17 @@ class Pipeline:
             raise ConfigurationError(
                 f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"
             ) from None
-        spool: Spool = open_spool(self.settings, self)
+        spool: Spool = open_spool(self.settings, self.format_name, self._spool_evicted)
         return spool
+
+    def _spool_evicted(self, reason: str, count: int) -> None:
+        """The spool's size or age limit dropped ``count`` events (the worker thread)."""
+        self.stats.drop(reason, count)
+        self._warn_once(
+            f"evict:{reason}",
+            f"the spool {self.settings.db} reached its {reason.removeprefix('spool_')} limit; "
+            f"the oldest events are dropped (counted as {reason!r})",
+        )
 
     def _spool_and_send(self, records: list[Record]) -> bool:
         """Spool the records, then drain; True when nothing of this process waits."""
@@ -902,7 +865,7 @@ class Pipeline:
         # The child gets a fresh queue and worker; the parent's socket and spool
         # connection belong to the parent, so the child forgets them unclosed.
         self._transport = None
-        if self._spool is not None and hasattr(self._spool, "after_fork"):
+        if self._spool is not None:
             self._spool.after_fork()
         self.stats = Stats()
         self._warned = set()

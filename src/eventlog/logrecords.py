@@ -38,9 +38,12 @@ from eventlog.wire import (
 logging.addLevelName(5, "TRACE")
 
 # Attributes every LogRecord has; anything else on a record came from extra=.
-_STANDARD = frozenset(
-    logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__
-) | {"message", "asctime", "taskName", "stack_info"}
+_STANDARD = frozenset(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "stack_info",
+}
 
 #: The attributes LogRecord.__init__ sets, in order: a record's __dict__ starts with them.
 _INIT_KEYS = list(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__)
@@ -61,10 +64,10 @@ def extra_keys(attributes: dict[str, Any]) -> list[str]:
         return [key for key in keys[_INIT_LEN:] if key not in _STANDARD]
     return [key for key in keys if key not in _STANDARD]
 
+
 #: "log.<level>" for the usual level names, made once rather than per record.
 _ACTIONS = {
-    name: "log." + name.lower()
-    for name in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    name: "log." + name.lower() for name in ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 }
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
@@ -179,9 +182,7 @@ def render(msg: str, args: Any) -> str:
         return unrenderable(msg, args, exc)
 
 
-def record_to_event(
-    record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
-) -> Event:
+def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext) -> Event:
     """Build the Event for a log record (see the README's mapping table).
 
     ``message`` is the rendered message or ``(msg, args)`` still to render.
@@ -355,9 +356,7 @@ def wires_of(
                             message = msg % args
                         except Exception:
                             message = render(msg, args)
-                    if not (
-                        type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS
-                    ):
+                    if not (type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS):
                         message = safe_str(message, MAX_MESSAGE_CHARS, conversions)
                     if not (name.isascii() and len(name) <= MAX_VALUE_CHARS):
                         name = safe_str(name, MAX_VALUE_CHARS, conversions)
@@ -450,12 +449,7 @@ def wires_of(
                             wire["exc_info"] = exc_text
                     if trace_id is not None:
                         put_trace(wire, ctx)
-            elif (
-                item.site is None
-                and item.cluster is None
-                and item.host is None
-                and item.pid is None
-            ):
+            elif item.site is None and item.cluster is None and item.host is None and item.pid is None:
                 wire = to_wire(item, conversions, static, item.context if with_context else None)
         except Exception:
             wire = None  # the careful path decides: converted, or set aside with its reason

@@ -1,0 +1,73 @@
+"""Record and Batch: one formatted event, and what a transport is handed to send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+
+class Record(NamedTuple):
+    """One formatted event as transports see it.
+
+    ``payload`` is what the formatter produced; the other fields are kept
+    beside it (also in the spool) so a transport can route without parsing it.
+    """
+
+    id: str
+    action: str
+    time_ns: int
+    payload: bytes
+
+
+Batch = Sequence[Record]
+
+_new_tuple = tuple.__new__
+
+
+class EncodedBatch(Sequence[Record]):
+    """A batch the formatter encoded in one call: ``body`` is its payloads back to back.
+
+    A transport that writes a byte stream sends ``body`` as it is; indexing or
+    iterating gives the :class:`Record` objects as for any batch, built on
+    first use from ``split`` (the formatter's way back from ``body`` to the
+    payloads), the wire dicts and the events' times.
+    """
+
+    __slots__ = ("_records", "_split", "_times", "_wires", "body")
+
+    def __init__(
+        self,
+        body: bytes,
+        wires: list[dict[str, Any]],
+        times: Callable[[], list[int]],
+        split: Callable[[bytes], list[bytes]],
+    ) -> None:
+        self.body = body
+        self._wires = wires
+        self._times = times
+        self._split = split
+        self._records: list[Record] | None = None
+
+    def records(self) -> list[Record]:
+        """The batch as a list of Records (made once, on first use)."""
+        records = self._records
+        if records is None:
+            payloads = self._split(self.body)
+            if len(payloads) != len(self._wires):
+                raise ValueError(
+                    f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
+                )
+            records = self._records = [
+                _new_tuple(Record, (wire["id"], wire["action"], time_ns, payload))
+                for wire, time_ns, payload in zip(self._wires, self._times(), payloads)
+            ]
+        return records
+
+    def __len__(self) -> int:
+        return len(self._wires)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records())
