@@ -96,7 +96,9 @@ def tests(session: nox.Session) -> None:
     if not os.environ.get("EVENTLOG_SKIP_PROVISION"):
         session.run("bash", "scripts/provision-peers", external=True)
     # pytest's exit code 5 (no tests ran) is a failure here, as every other non-zero code.
-    paths = ["tests", "examples/eventlog_redis_streams/tests"]
+    # Each plugin carries its own tests (plugins/*/tests); the core's are in tests/.
+    paths = ["tests"]
+    paths += [f"{path}/tests" for path in PLUGINS + EXAMPLES if (ROOT / path / "tests").is_dir()]
     session.run("pytest", *(session.posargs or ["-q", *paths]))
 
 

@@ -21,6 +21,7 @@ import pytest
 import eventlog
 import eventlog.logrecords
 from eventlog import Event, EventHandler
+from eventlog.cli import main
 from eventlog.config import Settings
 from eventlog.context import EMPTY, RequestContext
 from eventlog.logrecords import wires_of
@@ -346,11 +347,12 @@ def test_without_opentelemetry_nothing_is_imported_and_events_have_no_trace_keys
 
 @pytest.mark.peer("clickhouse")
 def test_clickhouse_rows_have_the_trace_columns(clickhouse: Any, tracer: Any) -> None:
-    from eventlog_capnp.clickhouse import insert_url
-    from tests.test_capnp import _create, _rows
+    from eventlog_capnp.clickhouse import insert_url, render_ddl
 
     table = "trace_events"
-    _create(clickhouse, table)
+    assert main(["capnp", "schema", "--output", str(clickhouse.format_schema_dir)]) == 0
+    clickhouse.query(f"DROP TABLE IF EXISTS {table}")
+    clickhouse.query(render_ddl(table))
     try:
         pipeline = eventlog.configure(
             transport="http", format="capnp", http_url=insert_url(clickhouse.url, table)
@@ -361,7 +363,7 @@ def test_clickhouse_rows_have_the_trace_columns(clickhouse: Any, tracer: Any) ->
         assert pipeline.flush(60)
         assert pipeline.stats.sent == 2
         eventlog.shutdown(5)
-        rows = _rows(clickhouse, f"SELECT action, traceId, spanId, traceFlags FROM {table} ORDER BY action")
+        rows = clickhouse.rows(f"SELECT action, traceId, spanId, traceFlags FROM {table} ORDER BY action")
     finally:
         clickhouse.query(f"DROP TABLE IF EXISTS {table}")
     assert rows == [

@@ -7,6 +7,7 @@ log and format-schema folders live in the test's own folder.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -16,6 +17,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +112,11 @@ class ClickHouse:
                 return response.read().decode("utf-8")
         except urllib.error.HTTPError as exc:
             raise RuntimeError(f"ClickHouse refused {sql[:200]!r}: {exc.read().decode()[:2000]}") from None
+
+    def rows(self, sql: str) -> list[dict[str, Any]]:
+        """The rows of a SELECT, one dict each (64-bit integers as numbers)."""
+        text = self.query(sql + " FORMAT JSONEachRow", output_format_json_quote_64bit_integers="0")
+        return [json.loads(line) for line in text.splitlines()]
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""

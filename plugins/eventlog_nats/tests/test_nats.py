@@ -19,12 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import eventlog
-from eventlog import ConfigurationError, Event
-from eventlog.errors import AuthError, ConnectError, TransportError
-from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
-from eventlog.testing import make_local_ca as make_ca
 from tests.peers import missing
 from tests.peers.nats_server import (
     NatsServer,
@@ -34,6 +28,12 @@ from tests.peers.nats_server import (
     stream_ids,
     stream_messages,
 )
+
+import eventlog
+from eventlog import ConfigurationError, Event
+from eventlog.errors import AuthError, ConnectError, TransportError
+from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
+from eventlog.testing import make_local_ca as make_ca
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,7 +107,6 @@ class TestNatsConformance(TransportConformance):
     def refuse_batches(self, peer: NatsServer) -> None:
         # Every event is larger than the stream takes: JetStream refuses each one for good.
         from nats.js.api import StreamConfig
-
         from tests.peers.nats_server import run
 
         async def shrink() -> None:
@@ -572,6 +571,7 @@ def test_a_fork_child_publishes_on_its_own_connection(server: NatsServer) -> Non
 # ---------------------------------------------------------------- a cluster under faults
 
 PRODUCER = Path(__file__).parent / "nats_producer.py"
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: tests.peers and this folder importable
 #: Events of the cluster test (CI: 20,000; the README's figures: NATS_FAULT_EVENTS=100000).
 FAULT_EVENTS = int(os.environ.get("NATS_FAULT_EVENTS", "20000"))
 FAULT_CHUNK = 1000
@@ -614,7 +614,7 @@ def _producer(servers: list[str], db: Path, progress: Path, start: int) -> subpr
     }
     return subprocess.Popen(
         [sys.executable, str(PRODUCER), json.dumps(options)],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT), str(Path(__file__).parent)))},
     )
 
 

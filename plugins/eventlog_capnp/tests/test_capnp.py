@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import socket
 import threading
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.peers.clickhouse import ClickHouse
+from tests.varied import varied_events
 
 import eventlog
 from eventlog import registry
@@ -24,8 +25,6 @@ from eventlog.wire import to_wire
 from eventlog_capnp.clickhouse import insert_query, insert_url, render_ddl
 from eventlog_capnp.format import CapnpFormatter, PackedCapnpFormatter, load_schema, read_messages
 from eventlog_capnp.schema import COLUMNS, render_capnp, schema_path, shipped_schema
-from tests.peers.clickhouse import ClickHouse
-from tests.varied import varied_events
 
 INT64_MAX = 2**63 - 1
 EVENT_COUNT = 10_000
@@ -312,11 +311,6 @@ def loaded(clickhouse: ClickHouse, varied: list[Event], events: list[dict[str, A
     clickhouse.query(f"DROP TABLE IF EXISTS {table}")
 
 
-def _rows(clickhouse: ClickHouse, sql: str) -> list[dict[str, Any]]:
-    text = clickhouse.query(sql + " FORMAT JSONEachRow", output_format_json_quote_64bit_integers="0")
-    return [json.loads(line) for line in text.splitlines()]
-
-
 def _from_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {c.name: row[c.name] for c in COLUMNS if c.pair is None}
     for c in COLUMNS:
@@ -329,7 +323,7 @@ def _from_row(row: dict[str, Any]) -> dict[str, Any]:
 def test_every_field_of_10000_events_reads_back_equal(
     clickhouse: ClickHouse, loaded: str, events: list[dict[str, Any]]
 ) -> None:
-    rows = _rows(clickhouse, f"SELECT *, toString(day) AS day FROM {loaded} ORDER BY id")
+    rows = clickhouse.rows(f"SELECT *, toString(day) AS day FROM {loaded} ORDER BY id")
     assert len(rows) == EVENT_COUNT
     by_id = {row["id"]: row for row in rows}
     for wire in events:
@@ -346,21 +340,18 @@ def test_typed_fields_aggregate_like_python(
     amounts = [w["fields"]["amount"] for w in events if "amount" in w.get("fields", {})]
     ratios = [w["fields"]["ratio"] for w in events if "ratio" in w.get("fields", {})]
     durations = [w["metrics"]["durationMs"] for w in events if "metrics" in w]
-    (row,) = _rows(
-        clickhouse,
+    (row,) = clickhouse.rows(
         "SELECT sumIf(fieldsInt.value, fieldsInt.key = 'amount') AS amount,"
         " countIf(fieldsInt.key = 'amount') AS n FROM "
         f"{loaded} ARRAY JOIN fieldsInt",
     )
     assert (row["amount"], row["n"]) == (sum(amounts), len(amounts))
-    (row,) = _rows(
-        clickhouse,
+    (row,) = clickhouse.rows(
         f"SELECT avg(fieldsFloat.value[indexOf(fieldsFloat.key, 'ratio')]) AS ratio FROM {loaded}"
         " WHERE has(fieldsFloat.key, 'ratio')",
     )
     assert row["ratio"] == pytest.approx(sum(ratios) / len(ratios), rel=1e-12)
-    (row,) = _rows(
-        clickhouse,
+    (row,) = clickhouse.rows(
         f"SELECT avg(metrics.value) AS d FROM {loaded} ARRAY JOIN metrics WHERE metrics.key = 'durationMs'",
     )
     assert row["d"] == pytest.approx(sum(durations) / len(durations), rel=1e-12)
@@ -370,11 +361,10 @@ def test_typed_fields_aggregate_like_python(
 def test_dotted_actions_count_under_their_prefix(
     clickhouse: ClickHouse, loaded: str, events: list[dict[str, Any]]
 ) -> None:
-    (row,) = _rows(clickhouse, f"SELECT count() AS n FROM {loaded} WHERE action LIKE 'account.%'")
+    (row,) = clickhouse.rows(f"SELECT count() AS n FROM {loaded} WHERE action LIKE 'account.%'")
     assert row["n"] == sum(1 for w in events if w["action"].startswith("account."))
     assert 0 < row["n"] < EVENT_COUNT
-    rows = _rows(
-        clickhouse,
+    rows = clickhouse.rows(
         f"SELECT action, count() AS n FROM {loaded} WHERE action LIKE 'account.admin.%' GROUP BY action",
     )
     counts = collections.Counter(w["action"] for w in events if w["action"].startswith("account.admin."))
@@ -390,7 +380,7 @@ def test_gzipped_and_split_bodies_insert_every_event(
     sample = list(varied_events(3000, seed=21))
     # 256 KiB bodies: a batch of 500 (about 700 KB) is split into several POSTs, each gzipped.
     _send(clickhouse, table, sample, http_gzip=True, http_max_body_bytes=262_144, batch_size=500)
-    rows = _rows(clickhouse, f"SELECT * FROM {table}")
+    rows = clickhouse.rows(f"SELECT * FROM {table}")
     assert sorted(r["id"] for r in rows) == sorted(e.id or "" for e in sample)
     wires = {w["id"]: w for w in (to_wire(e, None) for e in sample)}
     assert all(_from_row(r) == expected(wires[r["id"]]) for r in rows)
@@ -426,6 +416,6 @@ def test_events_wait_for_a_missing_schema_and_arrive_once_it_is_placed(
     late.write_text(shipped_schema(), encoding="utf-8")
     assert pipeline.flush(30)
     assert pipeline.stats.dropped_by_reason() == {}
-    rows = _rows(clickhouse, f"SELECT id FROM {table}")
+    rows = clickhouse.rows(f"SELECT id FROM {table}")
     assert sorted(r["id"] for r in rows) == sorted(e.id or "" for e in sample)
     clickhouse.query(f"DROP TABLE {table}")

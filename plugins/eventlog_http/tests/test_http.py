@@ -20,6 +20,8 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from tests.peers.clickhouse import ClickHouse
+from tests.peers.http_server import Answer, HttpPeer
 
 import eventlog
 from eventlog import ConfigurationError, Event, prometheus
@@ -27,8 +29,6 @@ from eventlog.errors import RejectedError
 from eventlog.pipeline import Pipeline
 from eventlog.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
 from eventlog.wire import make_id
-from tests.peers.clickhouse import ClickHouse
-from tests.peers.http_server import Answer, HttpPeer
 
 pytestmark = pytest.mark.timeout(60)
 

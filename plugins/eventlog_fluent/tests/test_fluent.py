@@ -16,12 +16,12 @@ from typing import Any
 
 import msgpack
 import pytest
+from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
 
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.pipeline import Pipeline
 from eventlog.testing import make_local_ca
-from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
 
 StartPeer = Callable[..., FluentPeer]
 needs_fluent_server = pytest.mark.peer("FluentServer")

@@ -6,11 +6,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from tests.peers.clickhouse import clickhouse  # noqa: F401  (session fixture)
 
 import eventlog
 from eventlog import api, config
 from eventlog.receiver import LineReceiver
-from tests.peers.clickhouse import clickhouse  # noqa: F401  (session fixture)
 
 # The suite's own switch, not a setting: not to be reported as a misspelt one.
 config.NOT_SETTINGS.add("EVENTLOG_REQUIRE_PEERS")
