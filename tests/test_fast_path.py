@@ -201,6 +201,20 @@ def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
     assert_same(pipeline, items)
 
 
+def test_a_custom_levels_own_name_is_its_level_name(pipeline: Pipeline) -> None:
+    """loguru's SUCCESS, logging.addLevelName: the record's name, not "Level 25"."""
+    notice = _record("noticed", level=25)
+    notice.levelname = "NOTICE"
+    unnamed = _record("unnamed", level=25)  # logging's own name for it: "Level 25"
+    wires, _ = pipeline._wires([_item(notice), _item(unnamed), Event("e", level=25), Event("w", level=30)])
+    assert [(w["action"], w["level"], w["levelName"]) for w in wires] == [
+        ("log.notice", 25, "NOTICE"),
+        ("log.level 25", 25, "Level 25"),
+        ("e", 25, "Level 25"),
+        ("w", 30, "WARNING"),
+    ]
+
+
 def test_events_take_the_fast_path_with_the_same_bytes(pipeline: Pipeline) -> None:
     assert_same(pipeline, list(varied_events(300)))
     assert_same(pipeline, [Event("click", "my-button", "ui")], all_fast=True)

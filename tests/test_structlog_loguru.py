@@ -293,7 +293,7 @@ def test_loguru_levels_and_exceptions(
         ("log.error", 40, "failed"),
         ("log.error", 40, "given"),
     ]
-    assert [e["levelName"] for e in events] == ["Level 25", "TRACE", "ERROR", "ERROR"]
+    assert [e["levelName"] for e in events] == ["SUCCESS", "TRACE", "ERROR", "ERROR"]
     failed = json.loads(events[2]["exc_info"])
     assert failed["type"] == "ValueError" and failed["value"] == "bad value"
     assert 'raise ValueError("bad value")' in failed["stack"]

@@ -65,6 +65,7 @@ class Event:
         "host",
         "id",
         "level",
+        "level_name",
         "message",
         "metrics",
         "pid",

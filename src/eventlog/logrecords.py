@@ -199,6 +199,8 @@ def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], c
     event.tg_type = "logger"
     event.message = message  # type: ignore[assignment]
     event.level = record.levelno
+    if record.levelno not in LEVEL_NAMES and type(record.levelname) is str:
+        event.level_name = safe_str(record.levelname, MAX_VALUE_CHARS, None)
     event.time_ns = int(record.created * 1_000_000_000)
     event.context = ctx
     event.user = event.session = event.request_id = None

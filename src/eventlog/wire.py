@@ -263,7 +263,9 @@ def to_wire(
     level = event.level
     if level is not None:
         out["level"] = level
-        out["levelName"] = LEVEL_NAMES.get(level) or f"Level {level}"
+        # A log record's own name for a level outside the standard ones (loguru's SUCCESS,
+        # logging.addLevelName): read only in that case, so standard levels cost nothing more.
+        out["levelName"] = LEVEL_NAMES.get(level) or getattr(event, "level_name", None) or f"Level {level}"
     text = event.message
     if text is not None:
         if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
