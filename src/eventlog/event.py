@@ -85,6 +85,8 @@ class Event:
     tg_type: str | None
     message: str | None
     level: int | None
+    #: A log record's own name for a non-standard level (unset otherwise: read with getattr).
+    level_name: str
     tags: list[str] | None
     fields: dict[str, Any] | None
     metrics: dict[str, Any] | None
