@@ -6,6 +6,7 @@ folder; this test keeps the page's code from drifting away from the API.)
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
@@ -70,3 +71,23 @@ def test_the_guides_conformance_class_is_a_transport_suite() -> None:
     assert issubclass(suite, TransportConformance)
     assert suite.transport == "jsonfile" and suite.detects_peer_loss is False
     assert tests.pytest_plugins == ["eventlog.plugin.testing"]
+
+
+def _sdk_rows() -> dict[str, set[str]]:
+    """The SDK table of the guide: module -> the names its row lists."""
+    text = GUIDE.read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(eventlog\.plugin(?:\.\w+)?)` \| (.*) \|$", text, re.M)
+    return {module: set(re.findall(r"`([A-Za-z_]\w*)`", cells)) for module, cells in rows}
+
+
+def test_the_sdk_table_names_what_the_sdk_exports() -> None:
+    rows = _sdk_rows()
+    assert set(rows) == {"eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.testing"}
+    import eventlog.plugin
+
+    assert rows["eventlog.plugin"] - set(eventlog.plugin.__all__) == set()
+    if importlib.util.find_spec("eventlog.plugin.testing") is None:
+        pytest.skip("SDK pending: eventlog.plugin.testing does not exist yet")
+    testing = importlib.import_module("eventlog.plugin.testing")
+    named = rows["eventlog.plugin.testing"] - {"pytest_plugins"}
+    assert {name for name in named if not hasattr(testing, name)} == set()
