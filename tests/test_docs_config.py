@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from eventlog.config import CORE_OPTIONS, env_name, setting_owners
-from eventlog.contracts import Option, TransportSpec
-from eventlog.hookspecs import hookimpl
+from eventlog.plugin import Option, TransportSpec, hookimpl
 from eventlog.registry import Registry, get_registry
 
 ROOT = Path(__file__).parent.parent

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventlog.config import CORE_OPTIONS, env_name, option_key, setting_owners
-from eventlog.contracts import Option
+from eventlog.plugin import Option
 from eventlog.registry import Registry, get_registry
 
 MARKER = "<!-- options-table -->"
