@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck, demo, bench, package.
+"""Sessions: tests, lint, typecheck, demo, bench, package, docs.
 
 ``nox -s tests`` does all the set-up a fresh machine needs: the Python
 packages in its own virtual environment, then the peers (Debian and npm
@@ -207,3 +207,25 @@ def package(session: nox.Session) -> None:
         "import eventlog.logrecords as r; assert r.accelerator is not None, 'eventlog-speedups not loaded'",
         external=True,
     )
+
+
+#: What the documentation site needs to build (``nox -s docs``).
+DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "django>=4.2"]
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (a warning fails) into site/ (git-ignored).
+
+    The configuration page's option tables are generated from the installed
+    plugins (docs/hooks/config_reference.py), so every plugin with options is
+    installed; django, for the middleware's settings.  eventlog-speedups has no
+    options and is left out (compiling it would cost the session most of its time).
+    """
+    local = ["-e", "."]
+    for path in PLUGINS + EXAMPLES:
+        if path != "plugins/eventlog_speedups" and (ROOT / path / "pyproject.toml").exists():
+            local += ["-e", path]
+    session.install(*local, *DOCS_DEPS)
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # material's notice about its successor, not about our pages
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
