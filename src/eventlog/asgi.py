@@ -94,7 +94,7 @@ class EventlogMiddleware:
 
     Keyword settings are those of the Django middleware (``user_field``,
     ``trusted_proxies``, ``log_body``, ``max_body``, ``redact_keys``,
-    ``request_id_header``, ``skip_paths``; see the README), checked here.
+    ``request_id_header``, ``skip_paths``; see docs/integrations/django.md), checked here.
 
     The user is ``get_user(scope)`` when given (a name, a user object, or an
     awaitable of one), otherwise ``scope["user"]`` as Starlette's

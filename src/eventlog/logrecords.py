@@ -183,7 +183,7 @@ def render(msg: str, args: Any) -> str:
 
 
 def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext) -> Event:
-    """Build the Event for a log record (see the README's mapping table).
+    """Build the Event for a log record (the mapping table is in docs/guide.md).
 
     ``message`` is the rendered message or ``(msg, args)`` still to render.
     """
