@@ -1,0 +1,66 @@
+"""The spool behind ``EVENTLOG_DB``: formatted events wait here, in a SQLite file, until delivered.
+
+- :mod:`eventlog.spool.sqlite`: :class:`SQLiteSpool` and :func:`open_spool`, the pipeline's entry point.
+
+The names below are re-exported for the pipeline and the CLI.  A tuning constant is
+read where it is defined: a test that changes one patches that module
+(``eventlog.spool.sqlite.RETRY_SECONDS``), not this package.
+"""
+
+from __future__ import annotations
+
+from eventlog.spool.sqlite import (
+    BUSY_TIMEOUT_MS,
+    CLAIM_ROWS,
+    FREE_PAGES_KEPT,
+    HOUSEKEEPING_SECONDS,
+    QUICK_CHECK_MAX_BYTES,
+    READ_AHEAD_ROWS,
+    RECENT_MAX,
+    RETRY_SECONDS,
+    ROW_OVERHEAD,
+    SCHEMA_VERSION,
+    SQLITE_SIBLINGS,
+    VACUUM_STEP_PAGES,
+    Spool,
+    SpoolCorrupt,
+    SpoolInfo,
+    SpoolUnavailable,
+    SQLiteSpool,
+    check_path,
+    inspect,
+    move_aside,
+    open_database,
+    open_spool,
+    owner_alive,
+    process_identity,
+    purge,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "CLAIM_ROWS",
+    "FREE_PAGES_KEPT",
+    "HOUSEKEEPING_SECONDS",
+    "QUICK_CHECK_MAX_BYTES",
+    "READ_AHEAD_ROWS",
+    "RECENT_MAX",
+    "RETRY_SECONDS",
+    "ROW_OVERHEAD",
+    "SCHEMA_VERSION",
+    "SQLITE_SIBLINGS",
+    "VACUUM_STEP_PAGES",
+    "SQLiteSpool",
+    "Spool",
+    "SpoolCorrupt",
+    "SpoolInfo",
+    "SpoolUnavailable",
+    "check_path",
+    "inspect",
+    "move_aside",
+    "open_database",
+    "open_spool",
+    "owner_alive",
+    "process_identity",
+    "purge",
+]
