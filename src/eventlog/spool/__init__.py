@@ -1,5 +1,6 @@
 """The spool behind ``EVENTLOG_DB``: formatted events wait here, in a SQLite file, until delivered.
 
+- :mod:`eventlog.spool.protocol`: the :class:`Spool` protocol the pipeline uses, and its errors.
 - :mod:`eventlog.spool.sqlite`: :class:`SQLiteSpool` and :func:`open_spool`, the pipeline's entry point.
 
 The names below are re-exported for the pipeline and the CLI.  A tuning constant is
@@ -9,6 +10,7 @@ read where it is defined: a test that changes one patches that module
 
 from __future__ import annotations
 
+from eventlog.spool.protocol import Spool, SpoolCorrupt, SpoolUnavailable
 from eventlog.spool.sqlite import (
     BUSY_TIMEOUT_MS,
     CLAIM_ROWS,
@@ -22,10 +24,7 @@ from eventlog.spool.sqlite import (
     SCHEMA_VERSION,
     SQLITE_SIBLINGS,
     VACUUM_STEP_PAGES,
-    Spool,
-    SpoolCorrupt,
     SpoolInfo,
-    SpoolUnavailable,
     SQLiteSpool,
     check_path,
     inspect,
