@@ -2,6 +2,7 @@
 
 - :mod:`eventlog.spool.protocol`: the :class:`Spool` protocol the pipeline uses, and its errors.
 - :mod:`eventlog.spool.sqlite`: :class:`SQLiteSpool` and :func:`open_spool`, the pipeline's entry point.
+- :mod:`eventlog.spool.identity`: which process owns a row, and whether it still runs.
 
 The names below are re-exported for the pipeline and the CLI.  A tuning constant is
 read where it is defined: a test that changes one patches that module
@@ -10,6 +11,7 @@ read where it is defined: a test that changes one patches that module
 
 from __future__ import annotations
 
+from eventlog.spool.identity import owner_alive, process_identity
 from eventlog.spool.protocol import Spool, SpoolCorrupt, SpoolUnavailable
 from eventlog.spool.sqlite import (
     BUSY_TIMEOUT_MS,
@@ -31,8 +33,6 @@ from eventlog.spool.sqlite import (
     move_aside,
     open_database,
     open_spool,
-    owner_alive,
-    process_identity,
     purge,
 )
 
