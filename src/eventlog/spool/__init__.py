@@ -4,6 +4,7 @@
 - :mod:`eventlog.spool.sqlite`: :class:`SQLiteSpool` and :func:`open_spool`, the pipeline's entry point.
 - :mod:`eventlog.spool.database`: the SQLite file: path safety, opening, schema, transactions.
 - :mod:`eventlog.spool.identity`: which process owns a row, and whether it still runs.
+- :mod:`eventlog.spool.admin`: what ``eventlog spool info|purge`` read and delete.
 
 The names below are re-exported for the pipeline and the CLI.  A tuning constant is
 read where it is defined: a test that changes one patches that module
@@ -12,6 +13,7 @@ read where it is defined: a test that changes one patches that module
 
 from __future__ import annotations
 
+from eventlog.spool.admin import SpoolInfo, inspect, purge
 from eventlog.spool.database import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
@@ -32,11 +34,8 @@ from eventlog.spool.sqlite import (
     RETRY_SECONDS,
     ROW_OVERHEAD,
     VACUUM_STEP_PAGES,
-    SpoolInfo,
     SQLiteSpool,
-    inspect,
     open_spool,
-    purge,
 )
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What the pipeline needs of a spool: the :class:`Spool` protocol and the errors a spool raises.
 
-A leaf module: the pipeline types against it without importing SQLite.
+A leaf module: no SQLite here, and of eventlog only ``Record``, for typing.
 """
 
 from __future__ import annotations

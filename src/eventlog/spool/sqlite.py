@@ -18,12 +18,14 @@ spool is started; a full disk, a read-only path or a path another user could
 read, change or redirect (:func:`check_path`) raises :class:`SpoolUnavailable`,
 on which the engine sends the batch from memory until the spool can be used
 again.
+
+Its file is opened, checked and moved aside by :mod:`eventlog.spool.database`;
+row owners are process identities (:mod:`eventlog.spool.identity`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -32,7 +34,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from eventlog.batch import Record, _new_tuple
@@ -654,66 +655,3 @@ def open_spool(
         row_events=settings.batch_size,
         on_evict=on_evict,
     )
-
-
-# ---------------------------------------------------------------- inspection (CLI)
-
-
-@dataclass(frozen=True)
-class SpoolInfo:
-    """What ``eventlog spool info`` shows."""
-
-    path: str
-    events: int
-    payload_bytes: int
-    file_bytes: int
-    oldest_added: float | None
-    newest_added: float | None
-    by_format: dict[str, int]
-    claimed: dict[str, int]  # owner -> events, with "(dead)" after owners that are gone
-
-
-def inspect(path: str) -> SpoolInfo:
-    """Read-only summary of the spool at ``path``."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no spool at this path", path)
-    conn, _ = open_database(path)
-    try:
-        events, payload, oldest, newest = conn.execute(
-            "SELECT COALESCE(SUM(events), 0), COALESCE(SUM(length(payloads)), 0), MIN(added), "
-            "MAX(added) FROM batches"
-        ).fetchone()
-        by_format = dict(conn.execute("SELECT format, SUM(events) FROM batches GROUP BY format"))
-        claimed = {}
-        for owner, count in conn.execute(
-            "SELECT owner, SUM(events) FROM batches WHERE owner IS NOT NULL GROUP BY owner"
-        ):
-            claimed[owner if owner_alive(owner) else f"{owner} (dead)"] = count
-    finally:
-        conn.close()
-    size = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal") if os.path.exists(path + suffix))
-    return SpoolInfo(path, events, payload, size, oldest, newest, by_format, claimed)
-
-
-def purge(path: str, *, format_name: str | None = None, older_than: float | None = None) -> int:
-    """Delete waiting events (all, or of one format, or added more than ``older_than`` s ago)."""
-    conn, _ = open_database(path)
-    try:
-        clauses: list[str] = []
-        params: list[str | float] = []
-        if format_name is not None:
-            clauses.append("format = ?")
-            params.append(format_name)
-        if older_than is not None:
-            clauses.append("added < ?")
-            params.append(time.time() - older_than)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        with _transaction(conn):
-            count = sum(
-                int(row[0]) for row in conn.execute(f"DELETE FROM batches{where} RETURNING events", params)
-            )
-        conn.executescript("PRAGMA incremental_vacuum;")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        conn.close()
-    return count
