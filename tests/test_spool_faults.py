@@ -24,7 +24,7 @@ import pytest
 
 import eventlog
 import eventlog.plugin
-from eventlog import spool as spool_module
+import eventlog.spool.sqlite as spool_module
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import eventlog
-from eventlog import spool as spool_module
+import eventlog.spool.sqlite as spool_module
 from eventlog.receiver import LineReceiver
 from tests.spool_support import EventlogWarnings, capture_warnings
 

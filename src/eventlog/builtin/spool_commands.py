@@ -34,7 +34,8 @@ def _age(seconds: float) -> str:
 
 def _refused(command: str, db: str) -> bool:
     """Say so and return True when the spool path is not safe to open (as the engine checks)."""
-    from eventlog.spool import SpoolUnavailable, check_path
+    from eventlog.spool.database import check_path
+    from eventlog.spool.protocol import SpoolUnavailable
 
     try:
         check_path(db)
@@ -47,7 +48,7 @@ def _refused(command: str, db: str) -> bool:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from eventlog.spool import inspect
+    from eventlog.spool.admin import inspect
 
     if _refused("info", args.db):
         return 1
@@ -93,7 +94,8 @@ class _Bar:
 def _replay(args: argparse.Namespace) -> int:
     from eventlog.config import Settings
     from eventlog.pipeline import Pipeline
-    from eventlog.spool import SQLiteSpool, inspect
+    from eventlog.spool.admin import inspect
+    from eventlog.spool.sqlite import SQLiteSpool
 
     if _refused("replay", args.db):
         return 1
@@ -136,7 +138,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from eventlog.spool import purge
+    from eventlog.spool.admin import purge
 
     if _refused("purge", args.db):
         return 1

@@ -18,26 +18,37 @@ spool is started; a full disk, a read-only path or a path another user could
 read, change or redirect (:func:`check_path`) raises :class:`SpoolUnavailable`,
 on which the engine sends the batch from memory until the spool can be used
 again.
+
+Its file is opened, checked and moved aside by :mod:`eventlog.spool.database`;
+row owners are process identities (:mod:`eventlog.spool.identity`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
 import sqlite3
-import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from eventlog.batch import Record, _new_tuple
+from eventlog.spool.database import (
+    _classify,
+    _connect,
+    _filesystem_state,
+    _is_corruption,
+    _path_lock,
+    _transaction,
+    move_aside,
+    open_database,
+)
+from eventlog.spool.identity import owner_alive, process_identity
+from eventlog.spool.protocol import SpoolCorrupt, SpoolUnavailable
 
 _orjson: Any
 try:
@@ -54,8 +65,6 @@ log = logging.getLogger("eventlog")
 HOUSEKEEPING_SECONDS = 1.0
 #: After a failed write, how long the spool is left alone before it is tried again.
 RETRY_SECONDS = 1.0
-#: How long one process waits for another's write lock before giving up on a batch.
-BUSY_TIMEOUT_MS = 10_000
 #: Free pages beyond this are returned to the file system, a few at a time.
 FREE_PAGES_KEPT = 256
 VACUUM_STEP_PAGES = 128
@@ -66,30 +75,9 @@ ROW_OVERHEAD = 96
 RECENT_MAX = 10
 #: Rows read back beyond those a pending() sends, in the same query (a backlog).
 READ_AHEAD_ROWS = 3
-#: Spool files up to this size are checked page by page when opened.
-QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024
 #: Free rows (batches) one process claims at a time.
 CLAIM_ROWS = 8
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    format   TEXT    NOT NULL,
-    events   INTEGER NOT NULL,
-    records  TEXT    NOT NULL,
-    payloads BLOB    NOT NULL,
-    added    REAL    NOT NULL,
-    owner    TEXT
-);
-CREATE INDEX IF NOT EXISTS batches_owned ON batches(owner, format, seq) WHERE owner IS NOT NULL;
-CREATE INDEX IF NOT EXISTS batches_free ON batches(format, seq) WHERE owner IS NULL;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-#: ``records`` is JSON, ``[[id, action, time_ns, payload length], ...]``; ``payloads`` the
-#: formatted payloads back to back.  One row per batch: the worker writes a batch
-#: with one INSERT and deletes it with one DELETE, whatever its size.
-
-SCHEMA_VERSION = "1"
 
 #: Connections inherited from a parent process: kept referenced, never closed in the
 #: child, because closing would touch the parent's locks and WAL index.
@@ -123,385 +111,6 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
-
-
-class Spool(Protocol):
-    """Where formatted records wait for delivery in spool mode (``EVENTLOG_DB``).
-
-    The pipeline adds each batch in one transaction, sends what ``pending``
-    returns in order, and removes what was delivered or given up.  A method
-    that cannot reach the storage raises :class:`SpoolUnavailable`.
-    """
-
-    def add(self, records: Sequence[Record]) -> None: ...
-    def pending(self, limit: int) -> list[Record]: ...
-    def remove(self, records: Sequence[Record]) -> None: ...
-    def depth(self) -> int: ...
-    def close(self) -> None: ...
-    def after_fork(self) -> None:
-        """In a forked child: forget the parent's connection without closing it."""
-
-
-class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
-    """The spool cannot be written now (disk full, read-only, locked ...).
-
-    ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
-    ``io_error``, ``locked``, ``unopenable``, ``unsafe_path`` (another user
-    could read, change or redirect the spool: see :func:`check_path`).
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class SpoolCorrupt(Exception):
-    """The file at the spool path is not a readable SQLite spool."""
-
-
-# ---------------------------------------------------------------- processes
-
-
-def process_identity(pid: int) -> str | None:
-    """``"<pid>:<start time>"`` of a live process, or None if it is gone (or a zombie).
-
-    The start time tells a reused pid from the process that owned a row.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            data = stat.read()
-    except FileNotFoundError:
-        return None
-    except OSError:  # no /proc: fall back to "does the pid exist"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return f"{pid}:0"
-    # The command name may hold spaces and parentheses: fields start after the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):  # killed, not yet reaped: as dead as it gets
-        return None
-    return f"{pid}:{fields[19].decode()}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the process named by an ``owner`` value still runs."""
-    try:
-        pid = int(owner.split(":", 1)[0])
-    except ValueError:
-        return False
-    return process_identity(pid) == owner
-
-
-def _classify(exc: BaseException) -> str:
-    """A short reason label for a write failure."""
-    if isinstance(exc, OSError):
-        return {
-            errno.ENOSPC: "disk_full",
-            errno.EDQUOT: "disk_full",
-            errno.EFBIG: "disk_full",
-            errno.EROFS: "read_only",
-            errno.EACCES: "read_only",
-            errno.EPERM: "read_only",
-        }.get(exc.errno or 0, "io_error")
-    text = str(exc).lower()
-    if "full" in text:
-        return "disk_full"
-    if "readonly" in text or "read-only" in text or "read only" in text:
-        return "read_only"
-    if "locked" in text or "busy" in text:
-        return "locked"
-    if "unable to open" in text:
-        return "unopenable"
-    return "io_error"
-
-
-def _filesystem_state(path: str) -> str | None:
-    """``read_only`` or ``disk_full`` when the file system says so (SQLite's I/O errors do not)."""
-    try:
-        stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
-    except OSError:
-        return None
-    if stat.f_flag & os.ST_RDONLY:
-        return "read_only"
-    if stat.f_bavail == 0:
-        return "disk_full"
-    return None
-
-
-def _is_corruption(exc: BaseException) -> bool:
-    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
-        return False
-    text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "corrupt" in text
-
-
-# ---------------------------------------------------------------- path safety
-#
-# The spool may be opened by root, in a folder other users can write (/tmp).  As
-# OpenSSH does with its StrictModes, nothing there is used unless only this user
-# (or root) could have put it there: no symlink planted by another user on the
-# way, folders that only root or this user may change (or sticky ones, where
-# nobody removes another's file), and files that are this user's alone.  A path
-# that fails is refused (SpoolUnavailable, reason ``unsafe_path``): the engine
-# then sends from memory, as for a read-only path, and tries again every second.
-
-#: Files SQLite keeps next to the spool: checked like the spool itself when present.
-SQLITE_SIBLINGS = ("-wal", "-shm", "-journal")
-
-
-def _unsafe(problem: str, remedy: str) -> SpoolUnavailable:
-    return SpoolUnavailable("unsafe_path", f"{problem}; {remedy}")
-
-
-def _check_file(path: str, st: os.stat_result) -> None:
-    """Refuse a file that is not a regular file of this user with one name, kept from others."""
-    me = os.geteuid()
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        raise _unsafe(
-            f"{path} is a symlink to {target}",
-            "name the file itself in EVENTLOG_DB, not a link to it",
-        )
-    if not stat.S_ISREG(st.st_mode):
-        raise _unsafe(f"{path} is not a regular file", "remove it or choose another path")
-    if st.st_uid != me:
-        raise _unsafe(
-            f"{path} is owned by uid {st.st_uid}, not {me} (the user this process runs as), "
-            "so that user could read or change every event",
-            f"remove it, or if it is yours: chown {me} {path} && chmod 600 {path}",
-        )
-    # As PostgreSQL with its data folder: the group may read (0640, a deliberate choice
-    # SQLite copies to -wal and -shm), but nobody else may write, and others not even read.
-    if st.st_mode & 0o027:
-        who = "other users may change" if st.st_mode & 0o022 else "every user may read"
-        raise _unsafe(
-            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}: {who} the events",
-            f"chmod 600 {path}",
-        )
-    if st.st_nlink != 1:
-        raise _unsafe(
-            f"{path} has {st.st_nlink} names (hard links), one of them possibly another user's",
-            "remove it and let eventlog create a fresh spool",
-        )
-
-
-def _check_links(path: str) -> None:
-    """Refuse a folder on the way that is a symlink owned by another user (planted there)."""
-    me = os.geteuid()
-    current = os.path.dirname(path)
-    folders = []
-    while current != os.path.dirname(current):
-        folders.append(current)
-        current = os.path.dirname(current)
-    for folder in reversed(folders):
-        try:
-            st = os.lstat(folder)
-        except FileNotFoundError:
-            return  # what is missing is made by this process
-        if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, me):
-            raise _unsafe(
-                f"the folder {folder} in the spool path is a symlink to "
-                f"{os.readlink(folder)} owned by uid {st.st_uid}, another user",
-                "remove the link, or name a path without it in EVENTLOG_DB",
-            )
-
-
-def _check_folders(folder: str) -> None:
-    """Refuse a folder (or one above it) that another user may change.
-
-    Owned by root or this user; writable by others only if sticky (like /tmp),
-    where nobody can remove or rename another user's file.
-    """
-    me = os.geteuid()
-    current = os.path.realpath(folder)
-    while True:
-        st = os.stat(current)
-        mode = stat.S_IMODE(st.st_mode)
-        if st.st_uid not in (0, me):
-            raise _unsafe(
-                f"the spool folder {current} is owned by uid {st.st_uid}, not by root or "
-                f"uid {me} (the user this process runs as), so that user could swap the spool",
-                f"chown {me} {current}, or choose a folder of this user in EVENTLOG_DB",
-            )
-        if mode & 0o022 and not mode & stat.S_ISVTX:
-            raise _unsafe(
-                f"the spool folder {current} has mode {mode:04o}: other users may replace the files in it",
-                f"chmod go-w {current} (or chmod +t {current})",
-            )
-        parent = os.path.dirname(current)
-        if parent == current:
-            return
-        current = parent
-
-
-def _open_own(path: str) -> int:
-    """Open ``path`` read-write, creating it with mode 0600 when missing; refuse what is not ours.
-
-    O_EXCL with O_NOFOLLOW makes a new file here, never at a link's target, and
-    O_NOFOLLOW fails on a link; the checks look at the file opened (fstat) and
-    lstat confirms the path still names it.
-    """
-    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        _check_file(path, os.lstat(path))  # says what is wrong: a link, another's file
-        try:
-            fd = os.open(path, flags)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # became a link since the lstat
-                _check_file(path, os.lstat(path))
-            raise
-    else:
-        os.fchmod(fd, 0o600)  # whatever the umask: SQLite gives its -wal and -shm this mode
-    try:
-        opened = os.fstat(fd)
-        _check_file(path, opened)
-        named = os.lstat(path)
-        if (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino):
-            raise _unsafe(f"{path} was replaced while it was opened", "check who writes there")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def check_path(path: str) -> None:
-    """Refuse a spool path another user could read, change or redirect (see above).
-
-    Raises :class:`SpoolUnavailable` with reason ``unsafe_path`` and a message
-    that says what is wrong and what to do.
-    """
-    path = os.path.abspath(path)
-    _check_links(path)
-    _check_folders(os.path.dirname(path))
-    for name in (path, *(path + suffix for suffix in SQLITE_SIBLINGS)):
-        try:
-            st = os.lstat(name)
-        except FileNotFoundError:
-            continue
-        _check_file(name, st)
-
-
-# ---------------------------------------------------------------- opening
-
-
-@contextlib.contextmanager
-def _path_lock(path: str) -> Iterator[None]:
-    """Serialise opening, checking and moving aside among processes on one path."""
-    fd = _open_own(path + ".lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # also releases the lock
-
-
-def move_aside(path: str) -> str:
-    """Rename a damaged spool (and its WAL) to ``<path>.corrupt-<UTC time>``; return that."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = f"{path}.corrupt-{stamp}"
-    number = 1
-    while os.path.exists(target):
-        number += 1
-        target = f"{path}.corrupt-{stamp}-{number}"
-    os.rename(path, target)
-    for suffix in ("-wal", "-journal"):
-        if os.path.exists(path + suffix):
-            os.rename(path + suffix, target + suffix)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path + "-shm")  # the shared-memory index is rebuilt from the WAL
-    return target
-
-
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
-    """Open and check the spool at ``path``, creating it (mode 0600) when missing.
-
-    Raises :class:`SpoolCorrupt` when the file is not a readable SQLite
-    spool, ``OSError``/``sqlite3.Error`` when it cannot be opened at all.
-    """
-    os.close(_open_own(path))  # created 0600 here, or checked: ours, private, not a link
-    for suffix in SQLITE_SIBLINGS:  # SQLite opens these by name, following links
-        with contextlib.suppress(FileNotFoundError):
-            _check_file(path + suffix, os.lstat(path + suffix))
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        try:
-            fresh = conn.execute("PRAGMA page_count").fetchone()[0] == 0
-            if fresh:
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            # A full check reads every page: worth it for a small file; a big one is
-            # checked as it is read (a damaged page is moved aside when met).
-            if os.path.getsize(path) <= QUICK_CHECK_MAX_BYTES:
-                check = conn.execute("PRAGMA quick_check").fetchall()
-            else:
-                check = [("ok",)]
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as exc:
-            # Reading the header or a page failed: a damaged file, unless the
-            # cause is the file system or another process.
-            if isinstance(exc, sqlite3.OperationalError) and (
-                _classify(exc) != "io_error" or _filesystem_state(path) is not None
-            ):
-                raise
-            raise SpoolCorrupt(str(exc)) from None
-        if check != [("ok",)]:
-            raise SpoolCorrupt("; ".join(str(row[0]) for row in check[:3]))
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"cannot use WAL mode here (journal_mode={mode})")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA journal_size_limit = 4194304")  # truncate the WAL after checkpoints
-        # Where SQLite is built with SECURE_DELETE (Debian's is), deleting a delivered row
-        # would write zeros over every page of its payloads: as much I/O as the INSERT,
-        # while the batch is delivered but still in the file (a kill -9 then sends it
-        # again).  FAST zeroes what costs no extra I/O; freed pages keep old payloads until
-        # reused or vacuumed, in a file only this user may read (check_path), as they were.
-        conn.execute("PRAGMA secure_delete = FAST")
-        if fresh or not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'batches'").fetchone():
-            conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        else:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
-            needed = {"seq", "format", "events", "records", "payloads", "added", "owner"}
-            if not needed <= columns:
-                raise SpoolCorrupt(f"table 'batches' lacks columns {sorted(needed - columns)}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def open_database(path: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Connection, str | None]:
-    """Open the spool file, moving a damaged one aside; return it and the moved name (or None)."""
-    path = os.path.abspath(path)
-    _check_links(path)  # before makedirs, which would follow a planted link
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    check_path(path)
-    with _path_lock(path):
-        try:
-            return _connect(path, synchronous), None
-        except SpoolCorrupt as exc:
-            moved = move_aside(path)
-            conn = _connect(path, synchronous)
-            log.warning(
-                "the spool %s was not a readable SQLite spool (%s); it was moved to %s "
-                "and a fresh spool started",
-                path,
-                exc,
-                moved,
-            )
-            return conn, moved
 
 
 # ---------------------------------------------------------------- the spool
@@ -1033,19 +642,6 @@ def _decode(index: str, payloads: bytes) -> list[Record]:
     return records
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT: take the write lock up front, waiting up to the busy timeout."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def open_spool(
     settings: Settings, format_name: str, on_evict: Callable[[str, int], None] | None = None
 ) -> SQLiteSpool:
@@ -1059,66 +655,3 @@ def open_spool(
         row_events=settings.batch_size,
         on_evict=on_evict,
     )
-
-
-# ---------------------------------------------------------------- inspection (CLI)
-
-
-@dataclass(frozen=True)
-class SpoolInfo:
-    """What ``eventlog spool info`` shows."""
-
-    path: str
-    events: int
-    payload_bytes: int
-    file_bytes: int
-    oldest_added: float | None
-    newest_added: float | None
-    by_format: dict[str, int]
-    claimed: dict[str, int]  # owner -> events, with "(dead)" after owners that are gone
-
-
-def inspect(path: str) -> SpoolInfo:
-    """Read-only summary of the spool at ``path``."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "no spool at this path", path)
-    conn, _ = open_database(path)
-    try:
-        events, payload, oldest, newest = conn.execute(
-            "SELECT COALESCE(SUM(events), 0), COALESCE(SUM(length(payloads)), 0), MIN(added), "
-            "MAX(added) FROM batches"
-        ).fetchone()
-        by_format = dict(conn.execute("SELECT format, SUM(events) FROM batches GROUP BY format"))
-        claimed = {}
-        for owner, count in conn.execute(
-            "SELECT owner, SUM(events) FROM batches WHERE owner IS NOT NULL GROUP BY owner"
-        ):
-            claimed[owner if owner_alive(owner) else f"{owner} (dead)"] = count
-    finally:
-        conn.close()
-    size = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal") if os.path.exists(path + suffix))
-    return SpoolInfo(path, events, payload, size, oldest, newest, by_format, claimed)
-
-
-def purge(path: str, *, format_name: str | None = None, older_than: float | None = None) -> int:
-    """Delete waiting events (all, or of one format, or added more than ``older_than`` s ago)."""
-    conn, _ = open_database(path)
-    try:
-        clauses: list[str] = []
-        params: list[str | float] = []
-        if format_name is not None:
-            clauses.append("format = ?")
-            params.append(format_name)
-        if older_than is not None:
-            clauses.append("added < ?")
-            params.append(time.time() - older_than)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        with _transaction(conn):
-            count = sum(
-                int(row[0]) for row in conn.execute(f"DELETE FROM batches{where} RETURNING events", params)
-            )
-        conn.executescript("PRAGMA incremental_vacuum;")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        conn.close()
-    return count
