@@ -288,6 +288,8 @@ def test_a_hook_that_raises_leaves_out_its_plugin_only(warnings: _Warnings, rece
     pipeline.submit_event(eventlog.Event("hook.failed.elsewhere"))
     assert pipeline.flush(10)
     pipeline.shutdown(2)
+    # flush() means sent; the receiver's thread may still be reading it.
+    assert receiver.wait_for(1, 10)
     assert [e["action"] for e in receiver.events()] == ["hook.failed.elsewhere"]
 
 
