@@ -17,7 +17,7 @@ import eventlog.plugin
 from eventlog import api
 from eventlog.batch import Batch
 from eventlog.contracts import Transport, TransportSpec
-from eventlog.net import certificate_names
+from eventlog.plugin.net import certificate_names
 from eventlog.registry import Registry
 from eventlog.testing import (
     FormatterConformance,

@@ -50,11 +50,7 @@ from eventlog.contracts import (
 )
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import (
-    make_tls_context,
-    timeout_options,
-    tls_options,
-)
+from eventlog.plugin.net import timeout_options, tls_context, tls_options
 
 #: What the ``syslog`` transport carries, and its default format (one place, on purpose).
 SYSLOG_FORMATS = frozenset({"syslog"})
@@ -382,7 +378,7 @@ TRANSPORT_OPTIONS: tuple[Option, ...] = (
         "(default: 8192 over UDP, 200000 over TCP and TLS)",
     ),
     # protocol=tls is the one switch for TLS: tls_options()'s own "tls" flag is left out.
-    *(option for option in tls_options() if option.name != "tls"),
+    *tls_options(switch=False),
     *timeout_options(),
 )
 
@@ -427,15 +423,7 @@ def _transport(context: PluginContext) -> Transport:
             f"{', '.join(given)} set, but EVENTLOG_SYSLOG_PROTOCOL = {protocol!r}: "
             "set EVENTLOG_SYSLOG_PROTOCOL=tls to use TLS, or unset the TLS settings"
         )
-    tls = None
-    if protocol == "tls":
-        tls = make_tls_context(
-            ca=options["tls_ca"],
-            cert=options["tls_cert"],
-            key=options["tls_key"],
-            verify=options["tls_verify"],
-            setting="EVENTLOG_SYSLOG_TLS_*",
-        )
+    tls = tls_context(options, setting="EVENTLOG_SYSLOG_TLS_*", enabled=protocol == "tls")
     return SyslogTransport(
         host,
         port,

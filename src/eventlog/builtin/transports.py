@@ -13,12 +13,12 @@ from eventlog.config import parse_port, parse_str
 from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError, ConnectError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import (
+from eventlog.plugin.net import (
     connect_stream,
-    make_tls_context,
     peer_closed,
     send_all,
     timeout_options,
+    tls_context,
     tls_options,
 )
 
@@ -145,19 +145,6 @@ class ConsoleTransport(Transport):
         pass
 
 
-def _tls_context(context: PluginContext, name: str) -> ssl.SSLContext | None:
-    options = context.options
-    if not options["tls"]:
-        return None
-    return make_tls_context(
-        ca=options["tls_ca"],
-        cert=options["tls_cert"],
-        key=options["tls_key"],
-        verify=options["tls_verify"],
-        setting=f"EVENTLOG_{name.upper()}_TLS_*",
-    )
-
-
 def _stream(context: PluginContext, name: str, default_port: int | None) -> StreamTransport:
     host, port = _address(context, name, default_port)
     if host.startswith(("/", "unix://")) and context.options["tls"] and context.options["tls_verify"]:
@@ -168,7 +155,7 @@ def _stream(context: PluginContext, name: str, default_port: int | None) -> Stre
     return StreamTransport(
         host,
         port,
-        tls=_tls_context(context, name),
+        tls=tls_context(context.options, setting=f"EVENTLOG_{name.upper()}_TLS_*"),
         connect_timeout=context.options["connect_timeout"],
         send_timeout=context.options["send_timeout"],
     )

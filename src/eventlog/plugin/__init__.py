@@ -16,7 +16,7 @@ What is here:
 - data: :class:`Record`, :data:`Batch`, :class:`EncodedBatch` and the event schema
   (:data:`FIELDS`);
 - errors: :class:`TransportError` and its kinds, :class:`ConfigurationError`;
-- network helpers: :mod:`eventlog.net` (streams, datagrams, TLS from options);
+- network helpers: :mod:`eventlog.plugin.net` (streams, datagrams, TLS from options);
 - tests: the capture helpers and loopback receivers in :mod:`eventlog.testing`, and the
   conformance suite as a pytest plugin, :mod:`eventlog.plugin.conformance`.
 """

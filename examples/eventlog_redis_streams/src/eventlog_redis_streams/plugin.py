@@ -33,7 +33,7 @@ import eventlog.plugin
 from eventlog.batch import Batch
 from eventlog.config import parse_int, parse_str
 from eventlog.contracts import ALL_FRAMINGS
-from eventlog.net import timeout_options
+from eventlog.plugin.net import timeout_options
 
 NAME = "redis_streams"
 

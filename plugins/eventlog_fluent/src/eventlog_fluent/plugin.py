@@ -20,7 +20,7 @@ from eventlog.contracts import (
 )
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import make_tls_context, timeout_options, tls_options
+from eventlog.plugin.net import timeout_options, tls_context, tls_options
 from eventlog_fluent.forward import Credentials
 from eventlog_fluent.msgpack_format import MsgpackFormatter
 from eventlog_fluent.transport import FluentTransport
@@ -122,21 +122,13 @@ def _fluent(context: PluginContext) -> Transport:
             f"EVENTLOG_FLUENT_ACK_TIMEOUT = {options['ack_timeout']!r} is invalid: the server "
             "needs time to answer; give it seconds, such as 30"
         )
-    tls = None
-    if options["tls"]:
-        if unix and options["tls_verify"]:
-            raise ConfigurationError(
-                f"EVENTLOG_HOST = {host!r} is a Unix socket, which has no host name to verify "
-                "a certificate against: turn EVENTLOG_FLUENT_TLS off, or set "
-                "EVENTLOG_FLUENT_TLS_VERIFY=false"
-            )
-        tls = make_tls_context(
-            ca=options["tls_ca"],
-            cert=options["tls_cert"],
-            key=options["tls_key"],
-            verify=options["tls_verify"],
-            setting="EVENTLOG_FLUENT_TLS_*",
+    if options["tls"] and unix and options["tls_verify"]:
+        raise ConfigurationError(
+            f"EVENTLOG_HOST = {host!r} is a Unix socket, which has no host name to verify "
+            "a certificate against: turn EVENTLOG_FLUENT_TLS off, or set "
+            "EVENTLOG_FLUENT_TLS_VERIFY=false"
         )
+    tls = tls_context(options, setting="EVENTLOG_FLUENT_TLS_*")
     credentials = None
     if options["shared_key"] is not None:
         credentials = Credentials(

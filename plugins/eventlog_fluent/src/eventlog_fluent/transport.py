@@ -25,7 +25,7 @@ from eventlog.batch import Batch, Record
 from eventlog.contracts import Transport
 from eventlog.errors import AuthError, ConnectError, SendTimeout, TransportError
 from eventlog.masking import SecretMask
-from eventlog.net import connect_stream, send_all
+from eventlog.plugin.net import connect_stream, send_all
 from eventlog_fluent import forward
 
 #: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
@@ -286,7 +286,7 @@ class FluentTransport(Transport):
     def _usable(self) -> bool:
         """False when the idle connection was closed by the server; reads what it sent.
 
-        Like :func:`eventlog.net.peer_closed`, but the bytes are kept and
+        Like :func:`eventlog.plugin.net.peer_closed`, but the bytes are kept and
         parsed: between our messages a server only closes, or sends a HELO
         when it wants authentication that we were not configured for.
         """

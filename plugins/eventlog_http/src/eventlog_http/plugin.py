@@ -20,7 +20,6 @@ from typing import Any
 from eventlog.config import (
     parse_bool,
     parse_non_negative_int,
-    parse_path,
     parse_positive_int,
     parse_positive_seconds,
     parse_seconds,
@@ -28,7 +27,7 @@ from eventlog.config import (
 from eventlog.contracts import Option, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import make_tls_context
+from eventlog.plugin.net import tls_context, tls_options
 from eventlog_http.transport import HttpConfig, HttpTransport
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -145,10 +144,8 @@ OPTIONS: tuple[Option, ...] = (
         5.0,
         "longest Retry-After waited inside a send; longer ones are the engine's to wait",
     ),
-    Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
-    Option("tls_cert", parse_path, None, "client certificate (PEM) for mutual TLS"),
-    Option("tls_key", parse_path, None, "private key (PEM) of the client certificate"),
-    Option("tls_verify", parse_bool, True, "verify the server certificate and host name"),
+    # TLS is the URL's (https://): no "tls" switch of its own.
+    *tls_options(switch=False),
 )
 
 
@@ -206,9 +203,8 @@ def build_config(options: Mapping[str, Any]) -> HttpConfig:
     if key and not cert:
         raise ConfigurationError("EVENTLOG_HTTP_TLS_KEY is set without EVENTLOG_HTTP_TLS_CERT")
     ca = options["tls_ca"]
-    if ca or cert:
-        # Load the files now, so that a wrong path fails configure() and not the first send.
-        make_tls_context(ca=ca, cert=cert, key=key, verify=True, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY")
+    # Load the files now, so that a wrong path fails configure() and not the first send.
+    tls_context(options, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY", enabled=bool(ca or cert))
     verify: bool | str = ca if (ca and options["tls_verify"]) else bool(options["tls_verify"])
     return HttpConfig(
         url=url,

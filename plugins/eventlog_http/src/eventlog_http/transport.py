@@ -43,7 +43,7 @@ from eventlog.batch import Batch, Record
 from eventlog.contracts import Formatter, Transport
 from eventlog.errors import ConnectError, RejectedError, SendTimeout, TransportError
 from eventlog.masking import SecretMask
-from eventlog.net import certificate_names, describe_tls_error
+from eventlog.plugin.net import certificate_names, describe_tls_error
 
 #: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
 #: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
@@ -315,7 +315,7 @@ class HttpTransport(Transport):
         return ConnectError(f"POST to {where} failed{tries}: {_reason(chain)}")
 
     def _tls_reason(self, error: ssl.SSLError) -> str:
-        """The shared explanation of :func:`eventlog.net.describe_tls_error`."""
+        """The shared explanation of :func:`eventlog.plugin.net.describe_tls_error`."""
         parts = urllib.parse.urlsplit(self.config.url)
         host = parts.hostname or ""
         port = parts.port or 443

@@ -17,7 +17,7 @@ from eventlog.config import parse_list, parse_path, parse_positive_seconds, pars
 from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import make_tls_context, tls_options
+from eventlog.plugin.net import tls_context, tls_options
 from eventlog_nats.transport import NatsConfig, NatsTransport
 
 #: The NATS client port.
@@ -159,15 +159,8 @@ def build_config(options: Mapping[str, Any], host: str | None, port: int | None)
                 f"EVENTLOG_NATS_CREDS = {options['creds']!r} is not a credentials file "
                 "(a user JWT and NKey seed, as 'nsc generate creds' writes)"
             )
-    tls = None
-    if options["tls"] or any(s.startswith("tls://") for s in servers):
-        tls = make_tls_context(
-            ca=options["tls_ca"],
-            cert=options["tls_cert"],
-            key=options["tls_key"],
-            verify=options["tls_verify"],
-            setting="EVENTLOG_NATS_TLS_*",
-        )
+    tls_wanted = options["tls"] or any(s.startswith("tls://") for s in servers)
+    tls = tls_context(options, setting="EVENTLOG_NATS_TLS_*", enabled=tls_wanted)
     return NatsConfig(
         servers=servers,
         subject=options["subject"],
