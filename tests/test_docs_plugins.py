@@ -14,8 +14,8 @@ from pathlib import Path
 from eventlog import Event
 from eventlog.config import Settings
 from eventlog.pipeline import Pipeline
+from eventlog.plugin.testing import TransportConformance
 from eventlog.registry import Registry
-from eventlog.testing import TransportConformance
 
 GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
 

@@ -20,7 +20,7 @@ from eventlog.plugin.net import (
     open_datagram,
     send_datagram,
 )
-from eventlog.testing import (
+from eventlog.plugin.testing import (
     DatagramReceiver,
     LineReceiver,
     LocalCA,

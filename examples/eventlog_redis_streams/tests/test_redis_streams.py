@@ -6,16 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import RedisServer
 from eventlog_redis_streams.plugin import RedisStreamsTransport
 
 import eventlog
 import eventlog.plugin
-from conftest import RedisServer
-from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
+from eventlog.plugin.testing import TransportConformance, closed_port, make_records, make_transport
 
 
 class TestConformance(TransportConformance):
-    """The contract every eventlog transport keeps (eventlog.testing)."""
+    """The contract every eventlog transport keeps (eventlog.plugin.testing)."""
 
     transport = "redis_streams"
 
