@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import ssl
 from pathlib import Path
@@ -14,6 +15,10 @@ from eventlog.plugin.net import tls_context
 from eventlog.plugin.testing import DatagramReceiver, LineReceiver, LocalCA
 
 pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).parent.parent
+#: What a plugin may import of eventlog: the SDK, and the application API for its own events.
+SDK_MODULES = frozenset({"eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.testing"})
 
 
 # ---------------------------------------------------------------- the pytest plugin's fixtures
@@ -84,3 +89,39 @@ def test_tls_context_names_the_setting_of_a_file_it_cannot_load(tmp_path: Path) 
     with pytest.raises(ConfigurationError) as caught:
         tls_context(_options(tls=True, tls_ca=missing), setting="EVENTLOG_X_TLS_*")
     assert str(caught.value).startswith(f"EVENTLOG_X_TLS_*: cannot load TLS files (ca={missing!r}")
+
+
+# ---------------------------------------------------------------- what plugins import
+
+
+def _eventlog_imports(path: Path) -> list[str]:
+    """Each import of eventlog in ``path`` that is not the SDK or a name of eventlog's __all__."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "eventlog":
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: eventlog.{alias.name}"
+                    for alias in node.names
+                    if alias.name not in eventlog.__all__
+                ]
+                continue
+            modules = [node.module]
+        else:
+            continue
+        found += [
+            f"{path.relative_to(ROOT)}:{node.lineno}: {module}"
+            for module in modules
+            if module.startswith("eventlog.") and module not in SDK_MODULES
+        ]
+    return found
+
+
+def test_plugins_and_the_example_import_only_the_sdk() -> None:
+    sources = sorted((ROOT / "plugins").glob("*/src/**/*.py")) + sorted(
+        (ROOT / "examples").glob("*/src/**/*.py")
+    )
+    assert len({p.parts[len(ROOT.parts) + 1] for p in sources}) == 6, "every plugin and the example"
+    assert [line for path in sources for line in _eventlog_imports(path)] == []

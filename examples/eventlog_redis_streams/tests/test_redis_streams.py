@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import RedisServer
-from eventlog_redis_streams.plugin import RedisStreamsTransport
+from eventlog_redis_streams.plugin import RedisStreamsConfig, RedisStreamsTransport
 
 import eventlog
 import eventlog.plugin
@@ -167,7 +167,7 @@ def test_a_bad_setting_is_named_with_its_value(
 
 def test_a_password_in_the_url_is_not_shown_in_errors() -> None:
     url = f"redis://app:hunter2@127.0.0.1:{closed_port()}/0"
-    transport = RedisStreamsTransport(url, "eventlog")
+    transport = RedisStreamsTransport(RedisStreamsConfig(url, "eventlog"))
     with pytest.raises(eventlog.plugin.ConnectError) as caught:
         transport.open()
     assert "hunter2" not in str(caught.value) and "app:***@" in str(caught.value)

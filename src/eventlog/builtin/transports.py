@@ -183,10 +183,6 @@ def _logstash(context: PluginContext) -> Transport:
     return _stream(context, "logstash", LOGSTASH_PORT)
 
 
-def _console(_: PluginContext) -> Transport:
-    return ConsoleTransport()
-
-
 @hookimpl
 def eventlog_transports() -> list[TransportSpec]:
     stream_options = (*tls_options(), *timeout_options())
@@ -216,7 +212,7 @@ def eventlog_transports() -> list[TransportSpec]:
         # Decoded as UTF-8 text for a terminal.
         TransportSpec(
             "console",
-            _console,
+            ConsoleTransport.from_context,
             "JSON lines on stderr (default without a host)",
             carries=frozenset({"lines"}),
         ),

@@ -60,7 +60,8 @@ from eventlog.errors import (
     TransportError,
 )
 from eventlog.hookspecs import hookimpl
-from eventlog.schema import FIELDS
+from eventlog.masking import SecretMask
+from eventlog.schema import FIELDS, Field
 
 __all__ = [
     "ALL_FRAMINGS",
@@ -72,6 +73,7 @@ __all__ = [
     "EncodedBatch",
     "EnricherSpec",
     "EventlogError",
+    "Field",
     "Formatter",
     "FormatterSpec",
     "Framing",
@@ -80,6 +82,7 @@ __all__ = [
     "PluginError",
     "Record",
     "RejectedError",
+    "SecretMask",
     "SendTimeout",
     "Transport",
     "TransportError",
