@@ -49,7 +49,7 @@ from eventlog.contracts import ALL_FRAMINGS, Formatter, PluginContext, Transport
 from eventlog.errors import TransportError
 from eventlog.event import Event
 from eventlog.pipeline import Pipeline
-from eventlog.receiver import LineReceiver
+from eventlog.receiver import DatagramReceiver, LineReceiver
 from eventlog.registry import Registered, Registry
 from eventlog.testing import CapturingTransport
 from eventlog.wire import to_wire
@@ -165,68 +165,6 @@ def closed_port() -> int:
 
 
 # ---------------------------------------------------------------- loopback peers
-
-
-class DatagramReceiver:
-    """A real UDP listener on 127.0.0.1 keeping every datagram, in arrival order.
-
-    The counterpart of :class:`LineReceiver` for datagram transports; use it
-    as a context manager (``with DatagramReceiver() as receiver``)::
-
-        assert receiver.wait_for(3)
-        assert [json.loads(d)["action"] for d in receiver.datagrams] == [...]
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        # Room for a whole test batch even if this thread is slow to read it:
-        # UDP drops what does not fit, and a test should not depend on the scheduler.
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        self.sock.bind((host, port))
-        self.sock.settimeout(0.1)
-        self.host = host
-        self.port: int = self.sock.getsockname()[1]
-        self.datagrams: list[bytes] = []
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="udp-receiver", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                datagram = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._cond:
-                self.datagrams.append(datagram)
-                self._cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        """Wait until at least ``count`` datagrams arrived; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.datagrams) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
-            return True
-
-    def stop(self) -> None:
-        """Stop reading and close the socket."""
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-    def __enter__(self) -> DatagramReceiver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass(frozen=True)
