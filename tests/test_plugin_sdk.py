@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import socket
 import ssl
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 import eventlog
+import eventlog.plugin
+import eventlog.plugin.net
+import eventlog.plugin.testing
 from eventlog.plugin import ConfigurationError, ConnectError, Record
 from eventlog.plugin.net import MAX_DATAGRAM_BYTES, tls_context
 from eventlog.plugin.testing import DatagramReceiver, LineReceiver, LocalCA, make_records, make_transport
@@ -168,3 +172,16 @@ def test_plugins_and_the_example_import_only_the_sdk() -> None:
     )
     assert len({p.parts[len(ROOT.parts) + 1] for p in sources}) == 6, "every plugin and the example"
     assert [line for path in sources for line in _eventlog_imports(path)] == []
+
+
+# ---------------------------------------------------------------- the SDK documents itself
+
+
+def test_every_public_name_of_the_sdk_is_indexed_and_documented() -> None:
+    index = eventlog.plugin.__doc__ or ""
+    for module in (eventlog.plugin, eventlog.plugin.net, eventlog.plugin.testing):
+        for name in module.__all__:
+            assert name in index, f"{module.__name__}.{name} is not in eventlog.plugin's index"
+            value = getattr(module, name)
+            if inspect.isclass(value) or inspect.isfunction(value):
+                assert (value.__doc__ or "").strip(), f"{module.__name__}.{name} has no docstring"
