@@ -6,11 +6,19 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from tests.peers.clickhouse import clickhouse  # noqa: F401  (session fixture)
 
 import eventlog
 from eventlog import api, config
 from eventlog.receiver import LineReceiver
+
+# The peers import the SDK's test module before pytest_plugins below loads it: have its
+# asserts rewritten all the same (and pytest not warn that it could not).
+pytest.register_assert_rewrite("eventlog.plugin.testing")
+
+from tests.peers.clickhouse import clickhouse  # noqa: E402, F401  (session fixture)
+
+# The SDK's fixtures (line_receiver, datagram_receiver, local_ca), as a plugin author enables them.
+pytest_plugins = ["eventlog.plugin.testing"]
 
 # The suite's own switch, not a setting: not to be reported as a misspelt one.
 config.NOT_SETTINGS.add("EVENTLOG_REQUIRE_PEERS")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from eventlog.testing import (
+from eventlog.plugin.testing import (
     DatagramReceiver,
     FormatterConformance,
     LineReceiver,

@@ -11,14 +11,11 @@ dropped, and a block that logs must have sent something.
 A block that cannot run alone (it needs a server such as ClickHouse, a Django
 project, a framework's request) carries, on the line above it,
 ``<!-- not-run: <why>; covered by tests/<test file>.py -->``, and the named test
-must exist. A block that uses the plugin SDK's ``eventlog.plugin.testing`` or
-``eventlog.plugin.net`` carries ``<!-- needs-sdk -->``: it runs like any other,
-and is skipped ("SDK pending") only while those modules cannot be imported.
+must exist.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -38,8 +35,6 @@ PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<why>.*?)\s*-->")
 COVERED = re.compile(r"^(?P<reason>\S.*?);\s*covered by (?P<tests>\S+\.py(?:(?:,| and) \S+\.py)*)$")
-NEEDS_SDK = "<!-- needs-sdk -->"
-SDK_MODULES = ("eventlog.plugin.testing", "eventlog.plugin.net")
 #: Calls that send an event: a block making one at its top level must have sent something.
 SENDS = ("log_event(", "logEvent(", ".info(", ".exception(", ".inc(", ".set(")
 
@@ -140,12 +135,12 @@ def test_every_block_not_run_says_why_and_which_test_covers_it() -> None:
 
 
 def test_every_marker_sits_on_a_python_block() -> None:
-    """A not-run or needs-sdk comment that is not right above a block marks nothing."""
+    """A not-run comment that is not right above a block marks nothing."""
     attached = {(e.page, e.marker) for e in EXAMPLES if e.marker}
     stray: list[str] = []
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for match in re.finditer(r"<!--\s*(?:not-run:.*?|needs-sdk)\s*-->", text):
+        for match in re.finditer(r"<!--\s*not-run:.*?\s*-->", text):
             if (page, match.group(0).strip()) not in attached:
                 stray.append(f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}")
     assert not stray, f"markers not directly above a ```python block: {stray}"
@@ -159,8 +154,6 @@ def _environment(port: int) -> dict[str, str]:
 
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.name for e in RUNNABLE])
 def test_example_runs_and_what_it_sends_arrives(example: Example, tmp_path: Path) -> None:
-    if example.marker == NEEDS_SDK and any(importlib.util.find_spec(m) is None for m in SDK_MODULES):
-        pytest.skip("SDK pending")
     with LineReceiver() as receiver:
         code = re.sub(r"\b5959\b", str(receiver.port), example.code)
         source = tmp_path / "example.py"

@@ -6,17 +6,14 @@ folder; this test keeps the page's code from drifting away from the API.)
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import re
 import types
 from pathlib import Path
 
-import pytest
-
 from eventlog import Event, Pipeline
 from eventlog.config import Settings
+from eventlog.plugin.testing import TransportConformance
 from eventlog.registry import Registry
 
 GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
@@ -26,7 +23,7 @@ def _walkthrough_files() -> dict[str, str]:
     text = GUIDE.read_text(encoding="utf-8")
     walk = text[text.index("## Walk-through") : text.index("## Transports")]
     # A file's name in backticks, its paragraph, then its block (a marker such as
-    # <!-- needs-sdk --> may sit right above the fence).
+    # an HTML comment may sit right above the fence).
     pattern = re.compile(
         r"^`([^`]+)`[^\n]*(?:\n[^\n`][^\n]*)*\n\n(?:<!--[^\n]*-->\n)?```\w*\n(.*?)```", re.S | re.M
     )
@@ -62,10 +59,6 @@ def test_the_guides_plugin_delivers_through_a_real_pipeline(tmp_path: Path) -> N
 
 
 def test_the_guides_conformance_class_is_a_transport_suite() -> None:
-    if importlib.util.find_spec("eventlog.plugin.testing") is None:
-        pytest.skip("SDK pending: the guide imports TransportConformance from eventlog.plugin.testing")
-    from eventlog.plugin.testing import TransportConformance  # type: ignore[import-not-found,unused-ignore]
-
     tests = _module("test_jsonfile", _walkthrough_files()["tests/test_jsonfile.py"])
     suite = tests.TestJsonFile
     assert issubclass(suite, TransportConformance)
@@ -86,8 +79,7 @@ def test_the_sdk_table_names_what_the_sdk_exports() -> None:
     import eventlog.plugin
 
     assert rows["eventlog.plugin"] - set(eventlog.plugin.__all__) == set()
-    if importlib.util.find_spec("eventlog.plugin.testing") is None:
-        pytest.skip("SDK pending: eventlog.plugin.testing does not exist yet")
-    testing = importlib.import_module("eventlog.plugin.testing")
+    import eventlog.plugin.testing as testing
+
     named = rows["eventlog.plugin.testing"] - {"pytest_plugins"}
     assert {name for name in named if not hasattr(testing, name)} == set()

@@ -18,9 +18,9 @@ import pytest
 
 import eventlog
 from eventlog.builtin.ecs import ECS_VERSION, EcsFormatter
+from eventlog.plugin.testing import FormatterConformance
 from eventlog.receiver import LineReceiver
 from eventlog.schema import LEVEL_NAMES
-from eventlog.testing import FormatterConformance
 from tests.peers import missing
 
 

@@ -595,7 +595,7 @@ def test_counts_add_up_when_shutdown_cuts_a_retry_short() -> None:
 
 
 def test_the_first_retry_warning_names_the_exception_type() -> None:
-    from eventlog.testing import closed_port
+    from eventlog.plugin.testing import closed_port
     from tests.spool_support import capture_warnings
 
     warnings = capture_warnings()

@@ -10,7 +10,7 @@ import pytest
 from eventlog.contracts import Option
 from eventlog.errors import AuthError, ConnectError, RejectedError
 from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
-from eventlog.testing import make_transport
+from eventlog.plugin.testing import make_transport
 
 TOKEN = "tok-9f8e7d6c5b4a"
 

@@ -1,4 +1,4 @@
-"""eventlog.net against real listeners on loopback: TLS messages, datagrams, live TLS peers."""
+"""eventlog.plugin.net against real listeners on loopback: TLS messages, datagrams, live TLS peers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from eventlog.builtin.transports import StreamTransport
 from eventlog.errors import ConnectError, RejectedError
-from eventlog.net import (
+from eventlog.plugin.net import (
     MAX_DATAGRAM_BYTES,
     certificate_names,
     connect_stream,
@@ -20,7 +20,7 @@ from eventlog.net import (
     open_datagram,
     send_datagram,
 )
-from eventlog.testing import (
+from eventlog.plugin.testing import (
     DatagramReceiver,
     LineReceiver,
     LocalCA,

@@ -21,9 +21,9 @@ from eventlog.config import Settings
 from eventlog.contracts import ALL_FRAMINGS
 from eventlog.pipeline import Pipeline
 from eventlog.plugin import FormatterSpec, PluginError, TransportSpec, hookimpl
+from eventlog.plugin.testing import closed_port
 from eventlog.receiver import LineReceiver
 from eventlog.registry import Registry
-from eventlog.testing import closed_port
 
 DATA = Path(__file__).parent / "data"
 
@@ -428,7 +428,7 @@ def test_a_transport_naming_its_formats_carries_exactly_those() -> None:
 
 
 def test_the_formatter_suite_fails_a_format_whose_lines_are_not_lines() -> None:
-    from eventlog.testing import FormatterConformance
+    from eventlog.plugin.testing import FormatterConformance
 
     class NoNewline(JsonFormatter):
         def format(self, wire: dict[str, Any]) -> bytes:

@@ -24,9 +24,9 @@ import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.builtin.syslog import SyslogFormatter, SyslogTransport, sd_name, unframe
 from eventlog.plugin import Record
+from eventlog.plugin.testing import FormatterConformance, TransportConformance, closed_port
+from eventlog.plugin.testing import make_local_ca as make_ca
 from eventlog.schema import LEVEL_NAMES
-from eventlog.testing import FormatterConformance, TransportConformance, closed_port
-from eventlog.testing import make_local_ca as make_ca
 from tests.peers.rsyslog import Rsyslog, event_id, rsyslog_peer, rsyslog_server  # noqa: F401
 
 PEN = "32473"

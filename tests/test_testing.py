@@ -17,16 +17,16 @@ import eventlog.plugin
 from eventlog import api
 from eventlog.batch import Batch
 from eventlog.contracts import Transport, TransportSpec
-from eventlog.net import certificate_names
-from eventlog.registry import Registry
-from eventlog.testing import (
+from eventlog.plugin.net import certificate_names
+from eventlog.plugin.testing import (
     FormatterConformance,
     LineReceiver,
     TransportConformance,
-    capture_events,
     closed_port,
     make_local_ca,
 )
+from eventlog.registry import Registry
+from eventlog.testing import capture_events
 
 # ---------------------------------------------------------------- capture_events
 
@@ -203,12 +203,13 @@ def test_the_formatter_suite_fails_a_formatter_that_loses_fields() -> None:
 # ---------------------------------------------------------------- loopback peers
 
 
-def test_eventlog_testing_imports_without_pytest_or_cryptography(tmp_path: Path) -> None:
+def test_eventlog_plugin_testing_imports_without_pytest_or_cryptography(tmp_path: Path) -> None:
     # None in sys.modules makes an import fail, as if the package were not installed.
     script = (
         "import sys\n"
         "sys.modules['pytest'] = sys.modules['cryptography'] = None\n"
-        "import eventlog.testing as t\n"
+        "import eventlog.testing\n"
+        "import eventlog.plugin.testing as t\n"
         "try:\n"
         f"    t.make_local_ca(__import__('pathlib').Path({str(tmp_path)!r}))\n"
         "except ImportError as exc:\n"
@@ -218,7 +219,7 @@ def test_eventlog_testing_imports_without_pytest_or_cryptography(tmp_path: Path)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout == (
-        "eventlog.testing.make_local_ca() needs the cryptography package: pip install cryptography\n"
+        "eventlog.plugin.testing.make_local_ca() needs the cryptography package: pip install cryptography\n"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -13,8 +13,8 @@ import pytest
 
 import eventlog
 from eventlog import ConfigurationError, Event
+from eventlog.plugin.testing import make_local_ca
 from eventlog.receiver import LineReceiver
-from eventlog.testing import make_local_ca
 
 
 def _ids(events: list[dict[str, object]]) -> list[object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
 from eventlog.batch import Batch, Record
 
@@ -56,6 +56,16 @@ class Formatter(abc.ABC):
 
     #: MIME type of a batch body, for transports that post whole batches.
     content_type: ClassVar[str] = "application/octet-stream"
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> Self:
+        """The spec's factory: one formatter from the settings and options (default: ``cls()``).
+
+        A formatter without options passes it as it is,
+        ``FormatterSpec("json", JsonFormatter.from_context)``; one with options
+        overrides it to read ``context.options``.
+        """
+        return cls()
 
     @abc.abstractmethod
     def format(self, wire: dict[str, Any]) -> bytes:
@@ -107,7 +117,21 @@ class Transport(abc.ABC):
     has the batch (as far as the protocol can tell) and raises
     :class:`TransportError` otherwise.  A transport that can refuse single
     events may return them, with a reason, instead of raising for all.
+
+    Build it from settings in one place: a frozen dataclass of the transport's
+    settings made from the :class:`PluginContext` (checked together, no I/O),
+    and :meth:`from_context` constructing the transport from it, passed as the
+    spec's factory: ``TransportSpec("memo", MemoTransport.from_context, ...)``.
     """
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> Self:
+        """The spec's factory: one transport from the settings and options (default: ``cls()``).
+
+        Called by ``configure()``: check the options here and raise
+        :class:`ConfigurationError`, but connect only in :meth:`open`.
+        """
+        return cls()
 
     @abc.abstractmethod
     def open(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from eventlog import api
-from eventlog.config import Settings, parse_bool, parse_int, parse_list, parse_str
+from eventlog.config import Settings, parse_bool, parse_list, parse_non_negative_int, parse_str
 from eventlog.contracts import Option
 from eventlog.diagnostics import log
 from eventlog.errors import ConfigurationError
@@ -71,14 +71,6 @@ def parse_header(value: Any) -> str:
     return text
 
 
-def parse_size(value: Any) -> int:
-    """A size in characters, 0 or more."""
-    number = parse_int(value)
-    if number < 0:
-        raise ValueError("must be 0 or more")
-    return number
-
-
 OPTIONS: tuple[Option, ...] = (
     Option(
         "user_field",
@@ -94,7 +86,7 @@ OPTIONS: tuple[Option, ...] = (
         "addresses/networks of your reverse proxies; only their X-Forwarded-For is believed",
     ),
     Option("log_body", parse_bool, True, "put the POST/PUT/PATCH body into message"),
-    Option("max_body", parse_size, 4096, "longest body kept in message, in characters"),
+    Option("max_body", parse_non_negative_int, 4096, "longest body kept in message, in characters"),
     Option(
         "redact_keys",
         parse_list,

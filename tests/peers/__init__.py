@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import pytest
 
-from eventlog.testing import closed_port
+from eventlog.plugin.testing import closed_port
 
 
 def missing(peer: str, reason: str) -> NoReturn:
@@ -22,5 +22,5 @@ def missing(peer: str, reason: str) -> NoReturn:
     pytest.skip(message)
 
 
-#: A TCP port that was free on 127.0.0.1 a moment ago (eventlog.testing's closed_port).
+#: A TCP port that was free on 127.0.0.1 a moment ago (eventlog.plugin.testing's closed_port).
 free_port = closed_port

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from eventlog.testing import LocalCA as TestCA
-from eventlog.testing import make_local_ca as make_ca
+from eventlog.plugin.testing import LocalCA as TestCA
+from eventlog.plugin.testing import make_local_ca as make_ca
 from tests.peers import free_port, missing
 
 RSYSLOGD = "/usr/sbin/rsyslogd"

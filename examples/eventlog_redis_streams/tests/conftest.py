@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -13,12 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from eventlog.plugin.testing import closed_port
 
 
 class RedisServer:
@@ -32,7 +26,7 @@ class RedisServer:
             if os.environ.get("EVENTLOG_REQUIRE_PEERS") == "1":
                 pytest.fail(message, pytrace=False)
             pytest.skip(message)
-        self.port = free_port()
+        self.port = closed_port()  # free on 127.0.0.1 a moment ago
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.args = args
         self.process = subprocess.Popen(

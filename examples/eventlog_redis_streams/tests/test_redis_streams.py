@@ -6,16 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from eventlog_redis_streams.plugin import RedisStreamsTransport
+from conftest import RedisServer
+from eventlog_redis_streams.plugin import RedisStreamsConfig, RedisStreamsTransport
 
 import eventlog
 import eventlog.plugin
-from conftest import RedisServer
-from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
+from eventlog.plugin.testing import TransportConformance, closed_port, make_records, make_transport
 
 
 class TestConformance(TransportConformance):
-    """The contract every eventlog transport keeps (eventlog.testing)."""
+    """The contract every eventlog transport keeps (eventlog.plugin.testing)."""
 
     transport = "redis_streams"
 
@@ -167,7 +167,7 @@ def test_a_bad_setting_is_named_with_its_value(
 
 def test_a_password_in_the_url_is_not_shown_in_errors() -> None:
     url = f"redis://app:hunter2@127.0.0.1:{closed_port()}/0"
-    transport = RedisStreamsTransport(url, "eventlog")
+    transport = RedisStreamsTransport(RedisStreamsConfig(url, "eventlog"))
     with pytest.raises(eventlog.plugin.ConnectError) as caught:
         transport.open()
     assert "hunter2" not in str(caught.value) and "app:***@" in str(caught.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from eventlog.testing import FormatterConformance
+from eventlog.plugin.testing import FormatterConformance
 
 
 class _Capnp(FormatterConformance):

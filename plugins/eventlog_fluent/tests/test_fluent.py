@@ -21,7 +21,7 @@ from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (f
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.pipeline import Pipeline
-from eventlog.testing import make_local_ca
+from eventlog.plugin.testing import make_local_ca
 
 StartPeer = Callable[..., FluentPeer]
 needs_fluent_server = pytest.mark.peer("FluentServer")

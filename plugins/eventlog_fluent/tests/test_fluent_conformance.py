@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tests.peers.fluent import FluentPeer, require_fluent_server
 
-from eventlog.testing import FormatterConformance, TransportConformance, closed_port
+from eventlog.plugin.testing import FormatterConformance, TransportConformance, closed_port
 
 
 class TestFluentTransport(TransportConformance):

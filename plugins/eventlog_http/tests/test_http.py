@@ -27,7 +27,7 @@ import eventlog
 from eventlog import ConfigurationError, Event, prometheus
 from eventlog.errors import RejectedError
 from eventlog.pipeline import Pipeline
-from eventlog.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
+from eventlog.plugin.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
 from eventlog.wire import make_id
 
 pytestmark = pytest.mark.timeout(60)

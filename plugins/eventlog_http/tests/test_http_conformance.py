@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tests.peers.http_server import Answer, HttpPeer
 
-from eventlog.testing import TransportConformance, closed_port
+from eventlog.plugin.testing import TransportConformance, closed_port
 
 
 class TestHttpTransport(TransportConformance):

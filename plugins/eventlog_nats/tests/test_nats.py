@@ -32,8 +32,8 @@ from tests.peers.nats_server import (
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.errors import AuthError, ConnectError, TransportError
-from eventlog.testing import TransportConformance, closed_port, make_records, make_transport
-from eventlog.testing import make_local_ca as make_ca
+from eventlog.plugin.testing import TransportConformance, closed_port, make_records, make_transport
+from eventlog.plugin.testing import make_local_ca as make_ca
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from eventlog.contracts import Formatter, FormatterSpec, PluginContext
+from eventlog.contracts import Formatter, FormatterSpec
 from eventlog.hookspecs import hookimpl
 
 _std_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -112,23 +112,23 @@ def _stamped(wire: dict[str, Any]) -> dict[str, Any]:
     return stamped
 
 
-def _json(_: PluginContext) -> Formatter:
-    return JsonFormatter()
-
-
-def _json_array(_: PluginContext) -> Formatter:
-    return JsonArrayFormatter()
-
-
-def _logstash(_: PluginContext) -> Formatter:
-    return LogstashFormatter()
-
-
 @hookimpl
 def eventlog_formatters() -> list[FormatterSpec]:
     return [
-        FormatterSpec("json", _json, "JSON lines with the seed's field names", framing="lines"),
+        FormatterSpec(
+            "json", JsonFormatter.from_context, "JSON lines with the seed's field names", framing="lines"
+        ),
         # Each payload is a JSON line; only a batch body (HTTP) is one array.
-        FormatterSpec("json-array", _json_array, "JSON; a batch body is one JSON array", framing="lines"),
-        FormatterSpec("logstash", _logstash, "JSON lines plus @timestamp and @version", framing="lines"),
+        FormatterSpec(
+            "json-array",
+            JsonArrayFormatter.from_context,
+            "JSON; a batch body is one JSON array",
+            framing="lines",
+        ),
+        FormatterSpec(
+            "logstash",
+            LogstashFormatter.from_context,
+            "JSON lines plus @timestamp and @version",
+            framing="lines",
+        ),
     ]

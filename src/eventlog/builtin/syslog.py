@@ -50,11 +50,7 @@ from eventlog.contracts import (
 )
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import (
-    make_tls_context,
-    timeout_options,
-    tls_options,
-)
+from eventlog.plugin.net import MAX_DATAGRAM_BYTES, timeout_options, tls_context, tls_options
 
 #: What the ``syslog`` transport carries, and its default format (one place, on purpose).
 SYSLOG_FORMATS = frozenset({"syslog"})
@@ -88,8 +84,6 @@ SD_NAME_MAX = 32
 
 DEFAULT_PORT = 514
 TLS_PORT = 6514  # RFC 5425
-#: Largest UDP payload over IPv4.
-MAX_DATAGRAM = 65_507
 #: rsyslog's default maxMessageSize (8 KiB): a bigger datagram is cut by a default receiver.
 DEFAULT_MAX_DATAGRAM = 8192
 #: rsyslog's default imtcp maxFrameSize: beyond it, it loses the framing of what follows.
@@ -382,7 +376,7 @@ TRANSPORT_OPTIONS: tuple[Option, ...] = (
         "(default: 8192 over UDP, 200000 over TCP and TLS)",
     ),
     # protocol=tls is the one switch for TLS: tls_options()'s own "tls" flag is left out.
-    *(option for option in tls_options() if option.name != "tls"),
+    *tls_options(switch=False),
     *timeout_options(),
 )
 
@@ -415,10 +409,10 @@ def _transport(context: PluginContext) -> Transport:
         settings.port if settings.port is not None else (TLS_PORT if protocol == "tls" else DEFAULT_PORT)
     )
     limit = options["max_message_bytes"]
-    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM:
+    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM_BYTES:
         raise ConfigurationError(
             f"EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES = {limit} is more than a UDP datagram can "
-            f"carry ({MAX_DATAGRAM} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
+            f"carry ({MAX_DATAGRAM_BYTES} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
         )
     given = [f"EVENTLOG_SYSLOG_{key.upper()}" for key in ("tls_ca", "tls_cert", "tls_key") if options[key]]
     if given and protocol != "tls":
@@ -427,15 +421,7 @@ def _transport(context: PluginContext) -> Transport:
             f"{', '.join(given)} set, but EVENTLOG_SYSLOG_PROTOCOL = {protocol!r}: "
             "set EVENTLOG_SYSLOG_PROTOCOL=tls to use TLS, or unset the TLS settings"
         )
-    tls = None
-    if protocol == "tls":
-        tls = make_tls_context(
-            ca=options["tls_ca"],
-            cert=options["tls_cert"],
-            key=options["tls_key"],
-            verify=options["tls_verify"],
-            setting="EVENTLOG_SYSLOG_TLS_*",
-        )
+    tls = tls_context(options, setting="EVENTLOG_SYSLOG_TLS_*", enabled=protocol == "tls")
     return SyslogTransport(
         host,
         port,

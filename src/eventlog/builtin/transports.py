@@ -6,24 +6,23 @@ import socket
 import ssl
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.config import parse_port, parse_str
 from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError, ConnectError
 from eventlog.hookspecs import hookimpl
-from eventlog.net import (
+from eventlog.plugin.net import (
+    MAX_DATAGRAM_BYTES,
     connect_stream,
-    make_tls_context,
+    open_datagram,
     peer_closed,
     send_all,
+    send_datagram,
     timeout_options,
+    tls_context,
     tls_options,
 )
-
-#: Largest UDP payload over IPv4.
-MAX_DATAGRAM = 65_507
 
 
 def _address(context: PluginContext, transport: str, default_port: int | None) -> tuple[str, int]:
@@ -93,21 +92,16 @@ class StreamTransport(Transport):
 
 
 class DatagramTransport(Transport):
-    """One UDP datagram per event."""
+    """One UDP datagram per event (a payload too large for one is refused, the rest go)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
+        self.address = f"{host}:{port}"
         self.sock: socket.socket | None = None
-        self.target: Any = None
 
     def open(self) -> None:
         self.close()
-        try:
-            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
-            self.sock = socket.socket(info[0], socket.SOCK_DGRAM)
-            self.target = info[4]
-        except OSError as exc:
-            raise ConnectError(f"cannot resolve {self.host}:{self.port}: {exc}") from None
+        self.sock = open_datagram(self.host, self.port)
 
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
         if self.sock is None:
@@ -115,13 +109,13 @@ class DatagramTransport(Transport):
         assert self.sock is not None
         refused: list[tuple[Record, str]] = []
         for record in batch:
-            if len(record.payload) > MAX_DATAGRAM:
-                refused.append((record, f"too_large: {len(record.payload)} bytes > UDP's {MAX_DATAGRAM}"))
+            if len(record.payload) > MAX_DATAGRAM_BYTES:
+                # Refused alone, as the too_large reason says; send_datagram would refuse the batch.
+                refused.append(
+                    (record, f"too_large: {len(record.payload)} bytes > UDP's {MAX_DATAGRAM_BYTES}")
+                )
                 continue
-            try:
-                self.sock.sendto(record.payload, self.target)
-            except OSError as exc:
-                raise ConnectError(f"UDP send to {self.host}:{self.port} failed: {exc}") from None
+            send_datagram(self.sock, record.payload, self.address)
         return refused
 
     def close(self) -> None:
@@ -145,19 +139,6 @@ class ConsoleTransport(Transport):
         pass
 
 
-def _tls_context(context: PluginContext, name: str) -> ssl.SSLContext | None:
-    options = context.options
-    if not options["tls"]:
-        return None
-    return make_tls_context(
-        ca=options["tls_ca"],
-        cert=options["tls_cert"],
-        key=options["tls_key"],
-        verify=options["tls_verify"],
-        setting=f"EVENTLOG_{name.upper()}_TLS_*",
-    )
-
-
 def _stream(context: PluginContext, name: str, default_port: int | None) -> StreamTransport:
     host, port = _address(context, name, default_port)
     if host.startswith(("/", "unix://")) and context.options["tls"] and context.options["tls_verify"]:
@@ -168,7 +149,7 @@ def _stream(context: PluginContext, name: str, default_port: int | None) -> Stre
     return StreamTransport(
         host,
         port,
-        tls=_tls_context(context, name),
+        tls=tls_context(context.options, setting=f"EVENTLOG_{name.upper()}_TLS_*"),
         connect_timeout=context.options["connect_timeout"],
         send_timeout=context.options["send_timeout"],
     )
@@ -194,10 +175,6 @@ def _logstash(context: PluginContext) -> Transport:
             )
         return DatagramTransport(*_address(context, "logstash", LOGSTASH_PORT))
     return _stream(context, "logstash", LOGSTASH_PORT)
-
-
-def _console(_: PluginContext) -> Transport:
-    return ConsoleTransport()
 
 
 @hookimpl
@@ -229,7 +206,7 @@ def eventlog_transports() -> list[TransportSpec]:
         # Decoded as UTF-8 text for a terminal.
         TransportSpec(
             "console",
-            _console,
+            ConsoleTransport.from_context,
             "JSON lines on stderr (default without a host)",
             carries=frozenset({"lines"}),
         ),

@@ -14,7 +14,6 @@ from eventlog.web import (
     RequestSettings,
     parse_header,
     parse_networks,
-    parse_size,
 )
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "MiddlewareSettings",
     "parse_header",
     "parse_networks",
-    "parse_size",
 ]
 
 

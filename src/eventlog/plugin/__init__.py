@@ -1,24 +1,51 @@
 """The plugin author's SDK: everything a formatter, transport or enricher plugin imports.
 
-A plugin imports from here only; the application API is :mod:`eventlog`::
+A plugin imports from the SDK only; the application API is :mod:`eventlog`::
 
     from eventlog.plugin import Option, PluginContext, Transport, TransportSpec, hookimpl
+    from eventlog.plugin.net import connect_stream, send_all, timeout_options, tls_context, tls_options
 
     @hookimpl
     def eventlog_transports():
-        return [TransportSpec("memo", factory=MemoTransport, options=(Option("path", parse_path),))]
+        return [TransportSpec("memo", MemoTransport.from_context, options=(...))]
 
-What is here:
+and its tests, with ``pytest_plugins = ["eventlog.plugin.testing"]`` in its top-level
+``conftest.py``::
 
-- hooks: :data:`hookimpl` (the hook names are in :mod:`eventlog.hookspecs`);
-- contracts: :class:`Formatter`, :class:`Transport`, :class:`PluginContext`, the three
-  specs and :class:`Option`, with the core's option parsers (``parse_*``);
-- data: :class:`Record`, :data:`Batch`, :class:`EncodedBatch` and the event schema
-  (:data:`FIELDS`);
-- errors: :class:`TransportError` and its kinds, :class:`ConfigurationError`;
-- network helpers: :mod:`eventlog.net` (streams, datagrams, TLS from options);
-- tests: the capture helpers and loopback receivers in :mod:`eventlog.testing`, and the
-  conformance suite as a pytest plugin, :mod:`eventlog.plugin.conformance`.
+    from eventlog.plugin.testing import TransportConformance, closed_port, make_records
+
+Every public name, one line each (their docstrings say more).
+
+``eventlog.plugin`` (this module):
+
+- :data:`hookimpl`: marks a hook implementation (the hooks are documented in
+  :mod:`eventlog.hookspecs`).
+- :class:`Formatter`, :class:`Transport`: the two ABCs a plugin subclasses; both are built
+  by their ``from_context(context)`` classmethod, the spec's factory.
+- :class:`FormatterSpec`, :class:`TransportSpec`, :class:`EnricherSpec`: what the hooks return.
+- :class:`PluginContext`: what a factory receives (settings, options, the formatter).
+- :class:`Option`: one setting of a plugin (``EVENTLOG_<PLUGIN>_<NAME>``).
+- ``parse_bool``, ``parse_int``, ``parse_positive_int``, ``parse_non_negative_int``,
+  ``parse_port``, ``parse_host``, ``parse_path``, ``parse_str``, ``parse_list``,
+  ``parse_seconds``, ``parse_positive_seconds``, ``parse_millis``: the core's option
+  parsers, with its error words.
+- :data:`Framing`, :data:`ALL_FRAMINGS`: how payloads are told apart (``TransportSpec.carries``).
+- :class:`Record`, :data:`Batch`, :class:`EncodedBatch`: what a transport's ``send`` receives.
+- :data:`FIELDS`, :class:`Field`: the event schema, the single source of every format.
+- :class:`EventlogError`, :class:`ConfigurationError`, :class:`PluginError`: configuration errors.
+- :class:`TransportError` and its kinds :class:`ConnectError`, :class:`SendTimeout`,
+  :class:`AuthError` (retryable) and :class:`RejectedError` (set aside): what ``send`` raises.
+- :class:`SecretMask`: hides a transport's credentials in the messages it lets out.
+
+:mod:`eventlog.plugin.net`, network helpers: ``tls_options``, ``tls_context``,
+``make_tls_context``, ``timeout_options``, ``connect_stream``, ``peer_closed``,
+``send_all``, ``open_datagram``, ``send_datagram``, ``MAX_DATAGRAM_BYTES``,
+``describe_tls_error``, ``certificate_names``.
+
+:mod:`eventlog.plugin.testing`, test helpers and a pytest plugin (fixtures
+``line_receiver``, ``datagram_receiver``, ``local_ca``): ``TransportConformance``,
+``FormatterConformance``, ``make_transport``, ``make_records``, ``sample_events``,
+``closed_port``, ``LineReceiver``, ``DatagramReceiver``, ``LocalCA``, ``make_local_ca``.
 """
 
 from __future__ import annotations
@@ -60,7 +87,8 @@ from eventlog.errors import (
     TransportError,
 )
 from eventlog.hookspecs import hookimpl
-from eventlog.schema import FIELDS
+from eventlog.masking import SecretMask
+from eventlog.schema import FIELDS, Field
 
 __all__ = [
     "ALL_FRAMINGS",
@@ -72,6 +100,7 @@ __all__ = [
     "EncodedBatch",
     "EnricherSpec",
     "EventlogError",
+    "Field",
     "Formatter",
     "FormatterSpec",
     "Framing",
@@ -80,6 +109,7 @@ __all__ = [
     "PluginError",
     "Record",
     "RejectedError",
+    "SecretMask",
     "SendTimeout",
     "Transport",
     "TransportError",

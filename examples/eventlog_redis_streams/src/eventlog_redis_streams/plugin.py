@@ -14,6 +14,7 @@ Settings (``configure(redis_streams_url=...)`` or the environment)::
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,12 +29,9 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-import eventlog
 import eventlog.plugin
-from eventlog.batch import Batch
-from eventlog.config import parse_int, parse_str
-from eventlog.contracts import ALL_FRAMINGS
-from eventlog.net import timeout_options
+from eventlog.plugin import ALL_FRAMINGS, Batch, PluginContext, parse_int, parse_str
+from eventlog.plugin.net import timeout_options
 
 NAME = "redis_streams"
 
@@ -77,32 +75,54 @@ def _reason(exc: RedisError) -> str:
     return text.split("caused error: ", 1)[-1]
 
 
+@dataclass(frozen=True)
+class RedisStreamsConfig:
+    """The settings of one ``redis_streams`` transport, checked when the pipeline is configured."""
+
+    # Kept out of repr(): the URL may hold a password, like the password itself.
+    url: str = field(repr=False)
+    stream: str = "eventlog"
+    maxlen: int = 0
+    password: str | None = field(default=None, repr=False)
+    connect_timeout: float = 5.0
+    send_timeout: float = 10.0
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> RedisStreamsConfig:
+        """The options of the TransportSpec below, parsed already: nothing to check together."""
+        options = context.options
+        return cls(
+            options["url"],
+            options["stream"],
+            maxlen=options["maxlen"],
+            password=options["password"],
+            connect_timeout=options["connect_timeout"],
+            send_timeout=options["send_timeout"],
+        )
+
+
 class RedisStreamsTransport(eventlog.plugin.Transport):
     """XADD every record of a batch to one stream, inside one MULTI/EXEC."""
 
-    def __init__(
-        self,
-        url: str,
-        stream: str,
-        *,
-        maxlen: int = 0,
-        password: str | None = None,
-        connect_timeout: float = 5.0,
-        send_timeout: float = 10.0,
-    ) -> None:
-        self.url, self.stream, self.maxlen = url, stream, maxlen
-        self.password = password
-        self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
-        self.where = f"Redis at {_shown(url)}"
+    def __init__(self, config: RedisStreamsConfig) -> None:
+        self.config = config
+        self.stream = config.stream
+        self.where = f"Redis at {_shown(config.url)}"
         self.client: redis.Redis | None = None
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> RedisStreamsTransport:
+        """The spec's factory: the transport from :meth:`RedisStreamsConfig.from_context`."""
+        return cls(RedisStreamsConfig.from_context(context))
 
     def open(self) -> None:
         self.close()
+        config = self.config
         client = redis.Redis.from_url(
-            self.url,
-            password=self.password,
-            socket_connect_timeout=self.connect_timeout,
-            socket_timeout=self.send_timeout,
+            config.url,
+            password=config.password,
+            socket_connect_timeout=config.connect_timeout,
+            socket_timeout=config.send_timeout,
             # The engine owns retries (with backoff and jitter); redis-py must not add its own.
             retry=Retry(NoBackoff(), 0),
         )
@@ -120,7 +140,7 @@ class RedisStreamsTransport(eventlog.plugin.Transport):
         # transaction=True: MULTI ... EXEC, so a batch lands whole or not at all,
         # in one round trip.
         pipe = self.client.pipeline(transaction=True)
-        maxlen = self.maxlen or None
+        maxlen = self.config.maxlen or None
         for record in batch:
             pipe.xadd(
                 self.stream,
@@ -165,24 +185,12 @@ class RedisStreamsTransport(eventlog.plugin.Transport):
         )
 
 
-def _factory(context: eventlog.plugin.PluginContext) -> eventlog.plugin.Transport:
-    options = context.options
-    return RedisStreamsTransport(
-        options["url"],
-        options["stream"],
-        maxlen=options["maxlen"],
-        password=options["password"],
-        connect_timeout=options["connect_timeout"],
-        send_timeout=options["send_timeout"],
-    )
-
-
 @eventlog.plugin.hookimpl
 def eventlog_transports() -> list[eventlog.plugin.TransportSpec]:
     return [
         eventlog.plugin.TransportSpec(
             NAME,
-            _factory,
+            RedisStreamsTransport.from_context,
             "XADD each batch to a Redis stream (MULTI/EXEC)",
             options=(
                 eventlog.plugin.Option("url", parse_url, "redis://127.0.0.1:6379/0", "Redis server URL"),

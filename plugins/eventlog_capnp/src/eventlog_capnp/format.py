@@ -16,8 +16,7 @@ from typing import Any
 
 import capnp
 
-from eventlog.contracts import Formatter
-from eventlog.schema import FIELDS
+from eventlog.plugin import FIELDS, Formatter
 from eventlog_capnp.schema import ROOT_STRUCT, capnp_name, schema_path
 
 INT64_MIN = -(2**63)

@@ -11,19 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from eventlog.contracts import Formatter, FormatterSpec, PluginContext
-from eventlog.hookspecs import hookimpl
+from eventlog.plugin import FormatterSpec, hookimpl
 from eventlog_capnp.clickhouse import DEFAULT_TABLE, insert_url, render_ddl
 from eventlog_capnp.format import CapnpFormatter, PackedCapnpFormatter
 from eventlog_capnp.schema import SCHEMA_FILE, shipped_schema
-
-
-def _capnp(_: PluginContext) -> Formatter:
-    return CapnpFormatter()
-
-
-def _capnp_packed(_: PluginContext) -> Formatter:
-    return PackedCapnpFormatter()
 
 
 @hookimpl
@@ -33,13 +24,13 @@ def eventlog_formatters() -> list[FormatterSpec]:
         # how long each message is, so a stream of them reads back (read_multiple_bytes).
         FormatterSpec(
             "capnp",
-            _capnp,
+            CapnpFormatter.from_context,
             "Cap'n Proto messages, as ClickHouse's CapnProto format reads them",
             framing="self-delimiting",
         ),
         FormatterSpec(
             "capnp-packed",
-            _capnp_packed,
+            PackedCapnpFormatter.from_context,
             "Cap'n Proto, packed encoding (not for ClickHouse)",
             framing="self-delimiting",
         ),

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from eventlog.schema import FIELDS, Field
+from eventlog.plugin import FIELDS, Field
 
 #: File name of the shipped schema; also what ``format_schema`` names (without ``.capnp``).
 SCHEMA_FILE = "event.capnp"

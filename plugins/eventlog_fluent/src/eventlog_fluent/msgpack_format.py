@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from eventlog.contracts import Formatter
+from eventlog.plugin import Formatter
 
 #: Largest integer msgpack can carry; Python's ints are unbounded.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1

@@ -2,33 +2,26 @@
 
 Formatter ``msgpack`` and transport ``fluent``; every option is read as
 ``EVENTLOG_FLUENT_<NAME>`` or ``configure(fluent_<name>=...)`` and checked
-when the pipeline is configured.
+when the pipeline is configured (:meth:`FluentConfig.from_context`).
 """
 
 from __future__ import annotations
 
-import socket
-
-from eventlog.config import parse_bool, parse_positive_int, parse_seconds, parse_str
-from eventlog.contracts import (
-    Formatter,
+from eventlog.plugin import (
     FormatterSpec,
     Option,
-    PluginContext,
-    Transport,
     TransportSpec,
+    hookimpl,
+    parse_bool,
+    parse_positive_int,
+    parse_seconds,
+    parse_str,
 )
-from eventlog.errors import ConfigurationError
-from eventlog.hookspecs import hookimpl
-from eventlog.net import make_tls_context, timeout_options, tls_options
-from eventlog_fluent.forward import Credentials
+from eventlog.plugin.net import timeout_options, tls_options
 from eventlog_fluent.msgpack_format import MsgpackFormatter
-from eventlog_fluent.transport import FluentTransport
+from eventlog_fluent.transport import FORWARD_PORT, GZIP_LEVEL, FluentConfig, FluentTransport
 
-#: Fluentd's and Fluent Bit's default ``forward`` port.
-FORWARD_PORT = 24224
-#: gzip level of CompressedPackedForward: most of level 9's ratio at a fraction of its cost.
-GZIP_LEVEL = 6
+__all__ = ["FLUENT_OPTIONS", "FORWARD_PORT", "GZIP_LEVEL", "FluentConfig", "FluentTransport"]
 
 
 def _parse_tag(value: object) -> str:
@@ -92,81 +85,12 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
 )
 
 
-def _msgpack(_: PluginContext) -> Formatter:
-    return MsgpackFormatter()
-
-
-def _fluent(context: PluginContext) -> Transport:
-    settings, options = context.settings, context.options
-    host: str | None = settings.host
-    if not host:
-        raise ConfigurationError(
-            "transport 'fluent' needs the server: set EVENTLOG_HOST (a host name, or "
-            "unix:///path/to/socket) and EVENTLOG_PORT (default 24224)"
-        )
-    unix = host.startswith(("/", "unix://"))
-    port: int = settings.port if settings.port is not None else FORWARD_PORT
-    if options["password"] is not None and options["username"] is None:
-        raise ConfigurationError(
-            "EVENTLOG_FLUENT_PASSWORD is set but EVENTLOG_FLUENT_USERNAME is not; set both"
-        )
-    if options["username"] is not None and options["shared_key"] is None:
-        raise ConfigurationError(
-            "EVENTLOG_FLUENT_USERNAME needs EVENTLOG_FLUENT_SHARED_KEY: Fluentd checks users "
-            "only inside the shared-key handshake"
-        )
-    if not options["tag"] and options["tag_mode"] == "fixed":
-        raise ConfigurationError("EVENTLOG_FLUENT_TAG must not be empty with tag_mode 'fixed'")
-    if options["ack_timeout"] <= 0:
-        raise ConfigurationError(
-            f"EVENTLOG_FLUENT_ACK_TIMEOUT = {options['ack_timeout']!r} is invalid: the server "
-            "needs time to answer; give it seconds, such as 30"
-        )
-    tls = None
-    if options["tls"]:
-        if unix and options["tls_verify"]:
-            raise ConfigurationError(
-                f"EVENTLOG_HOST = {host!r} is a Unix socket, which has no host name to verify "
-                "a certificate against: turn EVENTLOG_FLUENT_TLS off, or set "
-                "EVENTLOG_FLUENT_TLS_VERIFY=false"
-            )
-        tls = make_tls_context(
-            ca=options["tls_ca"],
-            cert=options["tls_cert"],
-            key=options["tls_key"],
-            verify=options["tls_verify"],
-            setting="EVENTLOG_FLUENT_TLS_*",
-        )
-    credentials = None
-    if options["shared_key"] is not None:
-        credentials = Credentials(
-            shared_key=options["shared_key"],
-            hostname=options["self_hostname"] or socket.gethostname(),
-            username=options["username"],
-            password=options["password"],
-        )
-    return FluentTransport(
-        host,
-        port,
-        tag=options["tag"],
-        tag_by_action=options["tag_mode"] == "action",
-        gzip_level=GZIP_LEVEL if options["compressed"] == "gzip" else None,
-        require_ack=options["require_ack_response"],
-        ack_timeout=options["ack_timeout"],
-        max_message_bytes=options["max_message_bytes"],
-        credentials=credentials,
-        tls=tls,
-        connect_timeout=options["connect_timeout"],
-        send_timeout=options["send_timeout"],
-    )
-
-
 @hookimpl
 def eventlog_formatters() -> list[FormatterSpec]:
     return [
         FormatterSpec(
             "msgpack",
-            _msgpack,
+            MsgpackFormatter.from_context,
             "msgpack map with the wire field names (the Fluent Forward record)",
             framing="self-delimiting",
         )
@@ -178,7 +102,7 @@ def eventlog_transports() -> list[TransportSpec]:
     return [
         TransportSpec(
             "fluent",
-            _fluent,
+            FluentTransport.from_context,
             "Fluentd / Fluent Bit forward input: PackedForward, acks, shared key, TLS",
             FLUENT_OPTIONS,
             # The Forward protocol's records are msgpack maps: no other format will do.

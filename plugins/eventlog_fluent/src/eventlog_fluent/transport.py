@@ -17,57 +17,133 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
-from eventlog.batch import Batch, Record
-from eventlog.contracts import Transport
-from eventlog.errors import AuthError, ConnectError, SendTimeout, TransportError
-from eventlog.masking import SecretMask
-from eventlog.net import connect_stream, send_all
+from eventlog.plugin import (
+    AuthError,
+    Batch,
+    ConfigurationError,
+    ConnectError,
+    PluginContext,
+    Record,
+    SecretMask,
+    SendTimeout,
+    Transport,
+    TransportError,
+)
+from eventlog.plugin.net import connect_stream, send_all, tls_context
 from eventlog_fluent import forward
 
 #: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
 HELO_WAIT = 0.1
+#: Fluentd's and Fluent Bit's default ``forward`` port.
+FORWARD_PORT = 24224
+#: gzip level of CompressedPackedForward: most of level 9's ratio at a fraction of its cost.
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class FluentConfig:
+    """Validated settings of one ``fluent`` transport (options: :mod:`eventlog_fluent.plugin`)."""
+
+    host: str
+    port: int
+    tag: str
+    tag_by_action: bool = False
+    #: gzip level of CompressedPackedForward, or None for PackedForward.
+    gzip_level: int | None = None
+    require_ack: bool = True
+    ack_timeout: float = 30.0
+    max_message_bytes: int = 4 << 20
+    # Kept out of repr(): the shared key and the password.
+    credentials: forward.Credentials | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+    connect_timeout: float = 5.0
+    send_timeout: float = 10.0
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> FluentConfig:
+        """Check the settings and the ``fluent`` options together (no I/O but the TLS files)."""
+        settings, options = context.settings, context.options
+        host: str | None = settings.host
+        if not host:
+            raise ConfigurationError(
+                "transport 'fluent' needs the server: set EVENTLOG_HOST (a host name, or "
+                "unix:///path/to/socket) and EVENTLOG_PORT (default 24224)"
+            )
+        unix = host.startswith(("/", "unix://"))
+        port: int = settings.port if settings.port is not None else FORWARD_PORT
+        if options["password"] is not None and options["username"] is None:
+            raise ConfigurationError(
+                "EVENTLOG_FLUENT_PASSWORD is set but EVENTLOG_FLUENT_USERNAME is not; set both"
+            )
+        if options["username"] is not None and options["shared_key"] is None:
+            raise ConfigurationError(
+                "EVENTLOG_FLUENT_USERNAME needs EVENTLOG_FLUENT_SHARED_KEY: Fluentd checks users "
+                "only inside the shared-key handshake"
+            )
+        if not options["tag"] and options["tag_mode"] == "fixed":
+            raise ConfigurationError("EVENTLOG_FLUENT_TAG must not be empty with tag_mode 'fixed'")
+        if options["ack_timeout"] <= 0:
+            raise ConfigurationError(
+                f"EVENTLOG_FLUENT_ACK_TIMEOUT = {options['ack_timeout']!r} is invalid: the server "
+                "needs time to answer; give it seconds, such as 30"
+            )
+        if options["tls"] and unix and options["tls_verify"]:
+            raise ConfigurationError(
+                f"EVENTLOG_HOST = {host!r} is a Unix socket, which has no host name to verify "
+                "a certificate against: turn EVENTLOG_FLUENT_TLS off, or set "
+                "EVENTLOG_FLUENT_TLS_VERIFY=false"
+            )
+        tls = tls_context(options, setting="EVENTLOG_FLUENT_TLS_*")
+        credentials = None
+        if options["shared_key"] is not None:
+            credentials = forward.Credentials(
+                shared_key=options["shared_key"],
+                hostname=options["self_hostname"] or socket.gethostname(),
+                username=options["username"],
+                password=options["password"],
+            )
+        return cls(
+            host,
+            port,
+            tag=options["tag"],
+            tag_by_action=options["tag_mode"] == "action",
+            gzip_level=GZIP_LEVEL if options["compressed"] == "gzip" else None,
+            require_ack=options["require_ack_response"],
+            ack_timeout=options["ack_timeout"],
+            max_message_bytes=options["max_message_bytes"],
+            credentials=credentials,
+            tls=tls,
+            connect_timeout=options["connect_timeout"],
+            send_timeout=options["send_timeout"],
+        )
 
 
 class FluentTransport(Transport):
     """A client connection to one Fluentd / Fluent Bit ``forward`` input."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        tag: str,
-        tag_by_action: bool,
-        gzip_level: int | None,
-        require_ack: bool,
-        ack_timeout: float,
-        max_message_bytes: int = 4 << 20,
-        credentials: forward.Credentials | None,
-        tls: ssl.SSLContext | None,
-        connect_timeout: float,
-        send_timeout: float,
-    ) -> None:
-        self.host, self.port = host, port
+    def __init__(self, config: FluentConfig) -> None:
+        self.config = config
+        host, port = config.host, config.port
         self.address = host if host.startswith(("/", "unix://")) else f"{host}:{port}"
-        self.tag, self.tag_by_action = tag, tag_by_action
-        self.gzip_level = gzip_level
-        self.require_ack, self.ack_timeout = require_ack, ack_timeout
-        self.max_message_bytes = max_message_bytes
-        self.credentials = credentials
+        credentials = config.credentials
         # Every error this transport raises passes through it: a server's refusal may quote
         # what we sent, and the password or key must not reach a log line.
         self.mask = SecretMask(
             (credentials.shared_key, credentials.password) if credentials is not None else ()
         )
-        self.tls = tls
-        self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
         self.sock: socket.socket | None = None
         self.keepalive = True
         self._unpacker = self._new_unpacker()
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> FluentTransport:
+        """The spec's factory: :meth:`FluentConfig.from_context`, then the transport."""
+        return cls(FluentConfig.from_context(context))
 
     @staticmethod
     def _new_unpacker() -> msgpack.Unpacker:
@@ -87,18 +163,18 @@ class FluentTransport(Transport):
     def _open(self) -> None:
         self.close()
         self.sock = connect_stream(
-            self.host,
-            self.port,
-            tls=self.tls,
-            connect_timeout=self.connect_timeout,
-            send_timeout=self.send_timeout,
+            self.config.host,
+            self.config.port,
+            tls=self.config.tls,
+            connect_timeout=self.config.connect_timeout,
+            send_timeout=self.config.send_timeout,
         )
         self._unpacker = self._new_unpacker()
         self.keepalive = True
         try:
-            if self.credentials is not None:
-                self._handshake(self.credentials)
-            elif not self.require_ack:
+            if self.config.credentials is not None:
+                self._handshake(self.config.credentials)
+            elif not self.config.require_ack:
                 self._expect_no_helo()
         except TransportError:
             self.close()
@@ -115,13 +191,13 @@ class FluentTransport(Transport):
             raise ConnectError(f"{self.address} closed the connection right after accepting it")
 
     def _handshake(self, credentials: forward.Credentials) -> None:
-        deadline = time.monotonic() + self.connect_timeout
+        deadline = time.monotonic() + self.config.connect_timeout
         try:
             helo = forward.parse_helo(self._read(deadline, "HELO"))
         except SendTimeout:
             raise AuthError(
                 f"{self.address} did not start the shared-key handshake (no HELO within "
-                f"{self.connect_timeout}s): it does not use authentication, so unset "
+                f"{self.config.connect_timeout}s): it does not use authentication, so unset "
                 "EVENTLOG_FLUENT_SHARED_KEY, or enable <security> on the server"
             ) from None
         except ValueError as exc:
@@ -190,24 +266,26 @@ class FluentTransport(Transport):
         one alone is larger than a message may be.
         """
         groups: dict[str, list[Record]] = {}
-        if self.tag_by_action:
-            prefix = f"{self.tag}." if self.tag else ""
+        if self.config.tag_by_action:
+            prefix = f"{self.config.tag}." if self.config.tag else ""
             for record in batch:
                 groups.setdefault(prefix + record.action, []).append(record)
         else:
-            groups[self.tag] = list(batch)
-        limit = self.max_message_bytes
+            groups[self.config.tag] = list(batch)
+        limit = self.config.max_message_bytes
         messages: list[bytes] = []
         chunks: set[str] = set()
         refused: list[tuple[Record, str]] = []
 
         def add(tag: str, entries: list[tuple[int, bytes]]) -> None:
-            chunk = forward.new_chunk_id() if self.require_ack else None
+            chunk = forward.new_chunk_id() if self.config.require_ack else None
             if chunk is not None:
                 chunks.add(chunk)
             stream = forward.event_stream(entries)
             messages.append(
-                forward.packed_forward(tag, stream, len(entries), chunk=chunk, gzip_level=self.gzip_level)
+                forward.packed_forward(
+                    tag, stream, len(entries), chunk=chunk, gzip_level=self.config.gzip_level
+                )
             )
 
         for tag, records in groups.items():
@@ -230,7 +308,7 @@ class FluentTransport(Transport):
         return messages, chunks, refused
 
     def _await_acks(self, chunks: set[str]) -> None:
-        deadline = time.monotonic() + self.ack_timeout
+        deadline = time.monotonic() + self.config.ack_timeout
         waiting = set(chunks)
         while waiting:
             try:
@@ -238,7 +316,7 @@ class FluentTransport(Transport):
             except SendTimeout:
                 raise SendTimeout(
                     f"{self.address} did not acknowledge {len(waiting)} of {len(chunks)} "
-                    f"chunks within {self.ack_timeout}s (EVENTLOG_FLUENT_ACK_TIMEOUT); "
+                    f"chunks within {self.config.ack_timeout}s (EVENTLOG_FLUENT_ACK_TIMEOUT); "
                     "they are sent again"
                 ) from None
             if isinstance(message, dict):
@@ -278,7 +356,7 @@ class FluentTransport(Transport):
                 ) from None
             finally:
                 if self.sock is not None:
-                    self.sock.settimeout(self.send_timeout)
+                    self.sock.settimeout(self.config.send_timeout)
             if not data:
                 raise ConnectError(f"{self.address} closed the connection before the {what}")
             unpacker.feed(data)
@@ -286,7 +364,7 @@ class FluentTransport(Transport):
     def _usable(self) -> bool:
         """False when the idle connection was closed by the server; reads what it sent.
 
-        Like :func:`eventlog.net.peer_closed`, but the bytes are kept and
+        Like :func:`eventlog.plugin.net.peer_closed`, but the bytes are kept and
         parsed: between our messages a server only closes, or sends a HELO
         when it wants authentication that we were not configured for.
         """
@@ -299,7 +377,7 @@ class FluentTransport(Transport):
             try:
                 data = sock.recv(65536)
             finally:
-                sock.settimeout(self.send_timeout)
+                sock.settimeout(self.config.send_timeout)
         except (BlockingIOError, ssl.SSLWantReadError):
             return True
         except (OSError, ValueError):

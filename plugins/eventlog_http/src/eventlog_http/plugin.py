@@ -8,8 +8,6 @@ Secret values (token, password, headers) may name environment variables as
 
 from __future__ import annotations
 
-import base64
-import importlib.metadata
 import json
 import os
 import re
@@ -17,18 +15,17 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from eventlog.config import (
+from eventlog.plugin import (
+    Option,
+    TransportSpec,
+    hookimpl,
     parse_bool,
     parse_non_negative_int,
-    parse_path,
     parse_positive_int,
     parse_positive_seconds,
     parse_seconds,
 )
-from eventlog.contracts import Option, PluginContext, Transport, TransportSpec
-from eventlog.errors import ConfigurationError
-from eventlog.hookspecs import hookimpl
-from eventlog.net import make_tls_context
+from eventlog.plugin.net import tls_options
 from eventlog_http.transport import HttpConfig, HttpTransport
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -145,91 +142,9 @@ OPTIONS: tuple[Option, ...] = (
         5.0,
         "longest Retry-After waited inside a send; longer ones are the engine's to wait",
     ),
-    Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
-    Option("tls_cert", parse_path, None, "client certificate (PEM) for mutual TLS"),
-    Option("tls_key", parse_path, None, "private key (PEM) of the client certificate"),
-    Option("tls_verify", parse_bool, True, "verify the server certificate and host name"),
+    # TLS is the URL's (https://): no "tls" switch of its own.
+    *tls_options(switch=False),
 )
-
-
-def _user_agent() -> str:
-    try:
-        version = importlib.metadata.version("eventlog-http")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0+unknown"
-    return f"eventlog-http/{version}"
-
-
-def build_config(options: Mapping[str, Any]) -> HttpConfig:
-    """Check the options together and turn them into an :class:`HttpConfig`."""
-    url = options["url"]
-    if not url:
-        raise ConfigurationError(
-            "transport 'http' needs a URL: set EVENTLOG_HTTP_URL (or configure(http_url=...)), "
-            "e.g. http://127.0.0.1:8080/"
-        )
-    parts = urllib.parse.urlsplit(url)
-    user, password = options["user"], options["password"]
-    if parts.username is not None:  # credentials in the URL move to basic auth, out of the URL
-        if user is not None:
-            raise ConfigurationError(
-                "EVENTLOG_HTTP_URL carries a user name and EVENTLOG_HTTP_USER is set too; keep one of the two"
-            )
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        netloc = parts.netloc.rpartition("@")[2]
-        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    if password is not None and user is None:
-        raise ConfigurationError("EVENTLOG_HTTP_PASSWORD is set without EVENTLOG_HTTP_USER")
-    token = options["token"]
-    if token is not None and user is not None:
-        raise ConfigurationError(
-            "EVENTLOG_HTTP_TOKEN and EVENTLOG_HTTP_USER are both set; use bearer or basic auth"
-        )
-    headers = dict(options["headers"])
-    secrets = [value for value in headers.values() if len(value) >= 4]
-    # Query values such as ClickHouse's password= are credentials too: keep them out of logs.
-    secrets += [
-        value
-        for key, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
-        if len(value) >= 4 and any(word in key.lower() for word in ("pass", "token", "key", "secret"))
-    ]
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-        secrets.append(token)
-    elif user is not None:
-        pair = f"{user}:{password or ''}".encode()
-        basic = base64.b64encode(pair).decode("ascii")
-        headers["Authorization"] = f"Basic {basic}"
-        secrets += [basic] + ([password] if password else [])
-    cert, key = options["tls_cert"], options["tls_key"]
-    if key and not cert:
-        raise ConfigurationError("EVENTLOG_HTTP_TLS_KEY is set without EVENTLOG_HTTP_TLS_CERT")
-    ca = options["tls_ca"]
-    if ca or cert:
-        # Load the files now, so that a wrong path fails configure() and not the first send.
-        make_tls_context(ca=ca, cert=cert, key=key, verify=True, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY")
-    verify: bool | str = ca if (ca and options["tls_verify"]) else bool(options["tls_verify"])
-    return HttpConfig(
-        url=url,
-        headers=headers,
-        secrets=tuple(secrets),
-        gzip=options["gzip"],
-        max_body_bytes=options["max_body_bytes"],
-        connect_timeout=options["connect_timeout"],
-        read_timeout=options["read_timeout"],
-        retries=options["retries"],
-        retry_after_max=options["retry_after_max"],
-        verify=verify,
-        cert=(cert, key) if cert and key else cert,
-    )
-
-
-def _http(context: PluginContext) -> Transport:
-    formatter = context.formatter
-    if formatter is None:
-        raise ConfigurationError("transport 'http' needs a formatter (EVENTLOG_FORMAT)")
-    return HttpTransport(build_config(context.options), formatter, _user_agent())
 
 
 @hookimpl
@@ -237,7 +152,7 @@ def eventlog_transports() -> list[TransportSpec]:
     return [
         TransportSpec(
             "http",
-            _http,
+            HttpTransport.from_context,
             "HTTP POST of each batch (Logstash http, Fluentd in_http, Vector, ClickHouse)",
             OPTIONS,
             # The body is the formatter's batch body (its payloads back to back, or its own
@@ -247,4 +162,4 @@ def eventlog_transports() -> list[TransportSpec]:
     ]
 
 
-__all__ = ["OPTIONS", "build_config", "expand_env", "parse_headers"]
+__all__ = ["OPTIONS", "HttpConfig", "HttpTransport", "expand_env", "parse_headers"]

@@ -18,8 +18,10 @@ response body, instead of a retry storm.  A 413 first splits the batch.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
+import importlib.metadata
 import re
 import ssl
 import urllib.parse
@@ -39,11 +41,20 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from eventlog.batch import Batch, Record
-from eventlog.contracts import Formatter, Transport
-from eventlog.errors import ConnectError, RejectedError, SendTimeout, TransportError
-from eventlog.masking import SecretMask
-from eventlog.net import certificate_names, describe_tls_error
+from eventlog.plugin import (
+    Batch,
+    ConfigurationError,
+    ConnectError,
+    Formatter,
+    PluginContext,
+    Record,
+    RejectedError,
+    SecretMask,
+    SendTimeout,
+    Transport,
+    TransportError,
+)
+from eventlog.plugin.net import certificate_names, describe_tls_error, tls_context
 
 #: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
 #: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
@@ -82,6 +93,80 @@ class HttpConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shown_url", shown_url(self.url))
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> HttpConfig:
+        """Check the ``http`` options together and turn them into a config (no I/O but the TLS files)."""
+        options = context.options
+        url = options["url"]
+        if not url:
+            raise ConfigurationError(
+                "transport 'http' needs a URL: set EVENTLOG_HTTP_URL (or configure(http_url=...)), "
+                "e.g. http://127.0.0.1:8080/"
+            )
+        parts = urllib.parse.urlsplit(url)
+        user, password = options["user"], options["password"]
+        if parts.username is not None:  # credentials in the URL move to basic auth, out of the URL
+            if user is not None:
+                raise ConfigurationError(
+                    "EVENTLOG_HTTP_URL carries a user name and EVENTLOG_HTTP_USER is set too; "
+                    "keep one of the two"
+                )
+            user = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+            netloc = parts.netloc.rpartition("@")[2]
+            url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        if password is not None and user is None:
+            raise ConfigurationError("EVENTLOG_HTTP_PASSWORD is set without EVENTLOG_HTTP_USER")
+        token = options["token"]
+        if token is not None and user is not None:
+            raise ConfigurationError(
+                "EVENTLOG_HTTP_TOKEN and EVENTLOG_HTTP_USER are both set; use bearer or basic auth"
+            )
+        headers = dict(options["headers"])
+        secrets = [value for value in headers.values() if len(value) >= 4]
+        # Query values such as ClickHouse's password= are credentials too: keep them out of logs.
+        secrets += [
+            value
+            for key, value in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
+            if len(value) >= 4 and any(word in key.lower() for word in ("pass", "token", "key", "secret"))
+        ]
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+            secrets.append(token)
+        elif user is not None:
+            pair = f"{user}:{password or ''}".encode()
+            basic = base64.b64encode(pair).decode("ascii")
+            headers["Authorization"] = f"Basic {basic}"
+            secrets += [basic] + ([password] if password else [])
+        cert, key = options["tls_cert"], options["tls_key"]
+        if key and not cert:
+            raise ConfigurationError("EVENTLOG_HTTP_TLS_KEY is set without EVENTLOG_HTTP_TLS_CERT")
+        ca = options["tls_ca"]
+        # Load the files now, so that a wrong path fails configure() and not the first send.
+        tls_context(options, setting="EVENTLOG_HTTP_TLS_CA/_CERT/_KEY", enabled=bool(ca or cert))
+        verify: bool | str = ca if (ca and options["tls_verify"]) else bool(options["tls_verify"])
+        return cls(
+            url=url,
+            headers=headers,
+            secrets=tuple(secrets),
+            gzip=options["gzip"],
+            max_body_bytes=options["max_body_bytes"],
+            connect_timeout=options["connect_timeout"],
+            read_timeout=options["read_timeout"],
+            retries=options["retries"],
+            retry_after_max=options["retry_after_max"],
+            verify=verify,
+            cert=(cert, key) if cert and key else cert,
+        )
+
+
+def _user_agent() -> str:
+    try:
+        version = importlib.metadata.version("eventlog-http")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"
+    return f"eventlog-http/{version}"
 
 
 def shown_url(url: str) -> str:
@@ -175,6 +260,14 @@ class HttpTransport(Transport):
         self.session: requests.Session | None = None
         #: Every message this transport lets out (errors, refusals) passes through it.
         self.mask = SecretMask(config.secrets)
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> HttpTransport:
+        """The spec's factory: :meth:`HttpConfig.from_context`, then the transport."""
+        formatter = context.formatter
+        if formatter is None:
+            raise ConfigurationError("transport 'http' needs a formatter (EVENTLOG_FORMAT)")
+        return cls(HttpConfig.from_context(context), formatter, _user_agent())
 
     # ------------------------------------------------------------ Transport
 
@@ -315,7 +408,7 @@ class HttpTransport(Transport):
         return ConnectError(f"POST to {where} failed{tries}: {_reason(chain)}")
 
     def _tls_reason(self, error: ssl.SSLError) -> str:
-        """The shared explanation of :func:`eventlog.net.describe_tls_error`."""
+        """The shared explanation of :func:`eventlog.plugin.net.describe_tls_error`."""
         parts = urllib.parse.urlsplit(self.config.url)
         host = parts.hostname or ""
         port = parts.port or 443

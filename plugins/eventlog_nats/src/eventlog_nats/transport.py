@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib.util
 import json
 import os
 import re
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -40,11 +42,24 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from eventlog.batch import Batch, Record
-from eventlog.contracts import Transport
-from eventlog.errors import AuthError, ConnectError, SendTimeout, TransportError
+from eventlog.plugin import (
+    AuthError,
+    Batch,
+    ConfigurationError,
+    ConnectError,
+    PluginContext,
+    Record,
+    SendTimeout,
+    Transport,
+    TransportError,
+    parse_list,
+)
+from eventlog.plugin.net import tls_context
 
 T = TypeVar("T")
+
+#: The NATS client port.
+NATS_PORT = 4222
 
 #: JetStream error codes (nats-server's errors.json) that say something about our messages.
 MESSAGE_TOO_LARGE = 10054  # JSStreamMessageExceedsMaximumErr: larger than the stream's max_msg_size
@@ -81,6 +96,48 @@ class NatsCounts:
 counts = NatsCounts()
 
 
+def parse_servers(value: Any) -> tuple[str, ...]:
+    """Server URLs, comma-separated (or a list in code): ``nats://host:4222``, ``tls://...``.
+
+    A bare ``host`` or ``host:port`` means ``nats://host:port`` (port 4222 by default).
+    """
+    servers = []
+    for number, item in enumerate(parse_list(value), 1):  # the core's list rules and errors
+        text = item if "://" in item else f"nats://{item}"
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("nats", "tls"):
+            raise ValueError(f"server {number} must start with nats:// or tls://")
+        if not parts.hostname:
+            raise ValueError(f"server {number} has no host name")
+        try:
+            port = parts.port or NATS_PORT
+        except ValueError:
+            raise ValueError(f"server {number} has an invalid port") from None
+        if parts.username or parts.password:
+            raise ValueError(
+                f"server {number} carries credentials: set EVENTLOG_NATS_USER / _PASSWORD "
+                "or _TOKEN instead (kept out of logs)"
+            )
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        servers.append(f"{parts.scheme}://{host}:{port}")
+    if not servers:
+        raise ValueError("lists no server")
+    return tuple(servers)
+
+
+def _read_secret_file(path: str, setting: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{setting} = {path!r}: cannot read it: {exc.strerror}") from None
+
+
+def _require_nkeys(setting: str) -> None:
+    if importlib.util.find_spec("nkeys") is None:  # nats-py signs the server's nonce with it
+        raise ConfigurationError(f"{setting} needs the nkeys package: pip install eventlog-nats[nkeys]")
+
+
 @dataclass(frozen=True)
 class NatsConfig:
     """Validated settings of one ``nats`` transport (see :mod:`eventlog_nats.plugin`)."""
@@ -98,6 +155,58 @@ class NatsConfig:
     connect_timeout: float = 5.0
     ack_timeout: float = 10.0
     name: str = "eventlog"
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> NatsConfig:
+        """Check the ``nats`` options together and turn them into a config (no I/O but files)."""
+        options, host, port = context.options, context.settings.host, context.settings.port
+        servers = options["servers"]
+        if servers is None:
+            if not host:
+                raise ConfigurationError(
+                    "transport 'nats' needs a server: set EVENTLOG_NATS_SERVERS (e.g. "
+                    "nats://127.0.0.1:4222, several for a cluster) or EVENTLOG_HOST and EVENTLOG_PORT"
+                )
+            servers = parse_servers(f"{host}:{port or NATS_PORT}")
+        given = [name for name in ("user", "token", "nkey_seed", "creds") if options[name] is not None]
+        if len(given) > 1:
+            names = " and ".join(f"EVENTLOG_NATS_{name.upper()}" for name in given)
+            raise ConfigurationError(f"{names} are both set: choose one way to authenticate")
+        if options["password"] is not None and options["user"] is None:
+            raise ConfigurationError("EVENTLOG_NATS_PASSWORD is set without EVENTLOG_NATS_USER")
+        seed = None
+        if options["nkey_seed"] is not None:
+            _require_nkeys("EVENTLOG_NATS_NKEY_SEED")
+            seed = _read_secret_file(options["nkey_seed"], "EVENTLOG_NATS_NKEY_SEED")
+            if not seed.startswith("SU"):
+                raise ConfigurationError(
+                    f"EVENTLOG_NATS_NKEY_SEED = {options['nkey_seed']!r} does not hold a user seed "
+                    "(a line starting with SU, as 'nk -gen user' writes)"
+                )
+        if options["creds"] is not None:
+            _require_nkeys("EVENTLOG_NATS_CREDS")
+            text = _read_secret_file(options["creds"], "EVENTLOG_NATS_CREDS")
+            if "BEGIN NATS USER JWT" not in text or "BEGIN USER NKEY SEED" not in text:
+                raise ConfigurationError(
+                    f"EVENTLOG_NATS_CREDS = {options['creds']!r} is not a credentials file "
+                    "(a user JWT and NKey seed, as 'nsc generate creds' writes)"
+                )
+        tls_wanted = options["tls"] or any(s.startswith("tls://") for s in servers)
+        tls = tls_context(options, setting="EVENTLOG_NATS_TLS_*", enabled=tls_wanted)
+        return cls(
+            servers=servers,
+            subject=options["subject"],
+            subject_by_action=options["subject_mode"] == "action",
+            stream=options["stream"],
+            user=options["user"],
+            password=options["password"],
+            token=options["token"],
+            nkey_seed=seed,
+            creds=options["creds"],
+            tls=tls,
+            connect_timeout=options["connect_timeout"],
+            ack_timeout=options["ack_timeout"],
+        )
 
 
 def subject_matches(subject: str, pattern: str) -> bool:
@@ -214,6 +323,11 @@ class NatsTransport(Transport):
         self._subjects: dict[str, str | None] = {}
         self._max_payload = 1 << 20
         self.connected_url = ""
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> NatsTransport:
+        """The spec's factory: :meth:`NatsConfig.from_context`, then the transport."""
+        return cls(NatsConfig.from_context(context))
 
     # ------------------------------------------------------------ connection
 

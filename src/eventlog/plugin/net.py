@@ -1,17 +1,21 @@
-"""Socket plumbing for transports: connect, verify certificates, send, notice dead peers.
+"""Network helpers for transport authors: connect, TLS from options, send, notice dead peers.
 
-A public module: the built-in ``tcp`` and ``logstash`` transports and the
-plugins (``fluent``, ``http``'s TLS messages, third parties') use it, so that
-every transport names its TLS options alike, maps socket errors to the same
-:class:`TransportError` family with the same words, and says what to do about
-a certificate that does not verify.
+Part of the author SDK (:mod:`eventlog.plugin`): the built-in ``tcp``,
+``logstash``, ``udp`` and ``syslog`` transports and the plugins (``fluent``,
+``http``, ``nats``, third parties') use it, so that every transport names its
+TLS options alike, builds its TLS context alike, maps socket errors to the
+same :class:`~eventlog.plugin.TransportError` family with the same words, and
+says what to do about a certificate that does not verify.
 
 Stream transports (TCP, TLS, Unix sockets)::
 
-    from eventlog.net import connect_stream, make_tls_context, peer_closed, send_all
+    from eventlog.plugin.net import (
+        connect_stream, peer_closed, send_all, timeout_options, tls_context, tls_options,
+    )
 
-    tls = make_tls_context(ca=options["tls_ca"], cert=None, key=None, verify=True,
-                           setting="EVENTLOG_MYPLUGIN_TLS_*")
+    options = (*tls_options(), *timeout_options())  # the TransportSpec's options
+    # in the factory: None unless EVENTLOG_MYPLUGIN_TLS is on
+    tls = tls_context(context.options, setting="EVENTLOG_MYPLUGIN_TLS_*")
     sock = connect_stream(host, port, tls=tls, connect_timeout=5, send_timeout=10)
     if peer_closed(sock):  # before each send: the peer may have gone while we were idle
         ...
@@ -22,9 +26,10 @@ Datagram transports (UDP)::
     sock = open_datagram(host, port, send_timeout=1)
     send_datagram(sock, payload, f"{host}:{port}")
 
-Every function raises :class:`ConnectError`, :class:`SendTimeout` or
-:class:`RejectedError` (UDP's oversized datagram) with the address in the
-message, never a bare ``OSError``.
+Every function raises :class:`~eventlog.plugin.ConnectError`,
+:class:`~eventlog.plugin.SendTimeout` or :class:`~eventlog.plugin.RejectedError`
+(UDP's oversized datagram) with the address in the message, never a bare
+``OSError``.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import select
 import socket
 import ssl
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eventlog.config import parse_bool, parse_path, parse_seconds
@@ -57,6 +62,7 @@ __all__ = [
     "send_all",
     "send_datagram",
     "timeout_options",
+    "tls_context",
     "tls_options",
 ]
 
@@ -74,20 +80,49 @@ _NAME_MISMATCH = frozenset({62, 64})  # host name, IP address
 _SSL_SOURCE_LINE = re.compile(r" \(_ssl\.c:\d+\)$")
 
 
-def tls_options(default_enabled: bool = False) -> tuple[Option, ...]:
-    """The TLS options every stream transport offers, with the same names.
+def tls_options(default_enabled: bool = False, *, switch: bool = True) -> tuple[Option, ...]:
+    """The TLS options every TLS-capable transport offers, with the same names.
 
     ``tls`` (on/off), ``tls_ca`` (CA bundle; default: the system's CAs),
     ``tls_cert`` and ``tls_key`` (client certificate for mutual TLS),
     ``tls_verify`` (verify the certificate and host name; default on).
-    Pass the values to :func:`make_tls_context`.
+    ``switch=False`` leaves ``tls`` out, for a transport where something else
+    turns TLS on (syslog's ``protocol=tls``, an ``https://`` URL).  Turn the
+    values into a context with :func:`tls_context`.
     """
+    enable = (Option("tls", parse_bool, default_enabled, "use TLS"),) if switch else ()
     return (
-        Option("tls", parse_bool, default_enabled, "use TLS"),
+        *enable,
         Option("tls_ca", parse_path, None, "CA bundle to verify the server (default: system CAs)"),
         Option("tls_cert", parse_path, None, "client certificate (PEM) for mutual TLS"),
         Option("tls_key", parse_path, None, "private key (PEM) of the client certificate"),
         Option("tls_verify", parse_bool, True, "verify the server certificate and host name"),
+    )
+
+
+def tls_context(
+    options: Mapping[str, Any], *, setting: str, enabled: bool | None = None
+) -> ssl.SSLContext | None:
+    """The client TLS context the :func:`tls_options` values ask for; None when TLS is off.
+
+    :param options: the transport's parsed options (``context.options``).
+    :param setting: how users name these settings, for messages, such as
+        ``"EVENTLOG_MYPLUGIN_TLS_*"`` (see :func:`make_tls_context`).
+    :param enabled: whether TLS is on, for a transport that decides it
+        otherwise (its ``tls_options(switch=False)`` has no ``tls`` option);
+        None reads the ``tls`` option.
+
+    Call it in the transport's factory: a CA, certificate or key file that
+    cannot be loaded raises :class:`ConfigurationError` from ``configure()``.
+    """
+    if not (options["tls"] if enabled is None else enabled):
+        return None
+    return make_tls_context(
+        ca=options["tls_ca"],
+        cert=options["tls_cert"],
+        key=options["tls_key"],
+        verify=options["tls_verify"],
+        setting=setting,
     )
 
 
