@@ -123,7 +123,7 @@ def typecheck(session: nox.Session) -> None:
         "flask>=3.0",
         "structlog>=23.1",
         "loguru>=0.7",
-        # eventlog.testing makes test certificates with it; eventlog.context reads OpenTelemetry.
+        # eventlog.plugin.testing makes test certificates with it; eventlog.context reads OpenTelemetry.
         "cryptography>=42",
         "opentelemetry-api>=1.20",
     )
