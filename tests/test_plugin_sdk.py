@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import socket
 import ssl
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import eventlog
 import eventlog.plugin
 import eventlog.plugin.net
 import eventlog.plugin.testing
-from eventlog.plugin import ConfigurationError, ConnectError, Record
-from eventlog.plugin.net import MAX_DATAGRAM_BYTES, tls_context
-from eventlog.plugin.testing import DatagramReceiver, LineReceiver, LocalCA, make_records, make_transport
+from eventlog.plugin import ConfigurationError
+from eventlog.plugin.net import tls_context
+from eventlog.plugin.testing import DatagramReceiver, LineReceiver, LocalCA
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,48 +93,6 @@ def test_tls_context_names_the_setting_of_a_file_it_cannot_load(tmp_path: Path) 
     with pytest.raises(ConfigurationError) as caught:
         tls_context(_options(tls=True, tls_ca=missing), setting="EVENTLOG_X_TLS_*")
     assert str(caught.value).startswith(f"EVENTLOG_X_TLS_*: cannot load TLS files (ca={missing!r}")
-
-
-# ------------------------------------------------ the udp transport on the SDK's datagram helpers
-
-
-def test_udp_refuses_an_oversized_event_alone_and_sends_the_rest(datagram_receiver: DatagramReceiver) -> None:
-    transport, formatter = make_transport(
-        {"transport": "udp", "host": "127.0.0.1", "port": datagram_receiver.port}
-    )
-    small = make_records(2, formatter)
-    huge = Record("big", "big", 0, b"x" * (MAX_DATAGRAM_BYTES + 1))
-    transport.open()
-    try:
-        refused = transport.send([small[0], huge, small[1]])
-    finally:
-        transport.close()
-    assert refused == [(huge, f"too_large: {MAX_DATAGRAM_BYTES + 1} bytes > UDP's {MAX_DATAGRAM_BYTES}")]
-    assert datagram_receiver.wait_for(2)
-    assert [json.loads(d)["id"] for d in datagram_receiver.datagrams] == [r.id for r in small]
-
-
-def test_udp_reports_datagrams_refused_by_a_closed_port_as_retryable() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    transport, formatter = make_transport({"transport": "udp", "host": "127.0.0.1", "port": port})
-    errors: list[ConnectError] = []
-    transport.open()
-    try:
-        # Loopback answers the first datagram with "port unreachable"; a later send reports it.
-        for _ in range(50):
-            try:
-                transport.send(make_records(1, formatter))
-            except ConnectError as exc:
-                errors.append(exc)
-                break
-    finally:
-        transport.close()
-    assert [str(e) for e in errors] == [
-        f"127.0.0.1:{port} refused a datagram (port unreachable): nothing listens there"
-    ]
-    assert errors[0].retryable
 
 
 # ---------------------------------------------------------------- what plugins import

@@ -50,7 +50,7 @@ from eventlog.contracts import (
 )
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
-from eventlog.plugin.net import MAX_DATAGRAM_BYTES, timeout_options, tls_context, tls_options
+from eventlog.plugin.net import timeout_options, tls_context, tls_options
 
 #: What the ``syslog`` transport carries, and its default format (one place, on purpose).
 SYSLOG_FORMATS = frozenset({"syslog"})
@@ -84,6 +84,8 @@ SD_NAME_MAX = 32
 
 DEFAULT_PORT = 514
 TLS_PORT = 6514  # RFC 5425
+#: Largest UDP payload over IPv4.
+MAX_DATAGRAM = 65_507
 #: rsyslog's default maxMessageSize (8 KiB): a bigger datagram is cut by a default receiver.
 DEFAULT_MAX_DATAGRAM = 8192
 #: rsyslog's default imtcp maxFrameSize: beyond it, it loses the framing of what follows.
@@ -409,10 +411,10 @@ def _transport(context: PluginContext) -> Transport:
         settings.port if settings.port is not None else (TLS_PORT if protocol == "tls" else DEFAULT_PORT)
     )
     limit = options["max_message_bytes"]
-    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM_BYTES:
+    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM:
         raise ConfigurationError(
             f"EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES = {limit} is more than a UDP datagram can "
-            f"carry ({MAX_DATAGRAM_BYTES} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
+            f"carry ({MAX_DATAGRAM} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
         )
     given = [f"EVENTLOG_SYSLOG_{key.upper()}" for key in ("tls_ca", "tls_cert", "tls_key") if options[key]]
     if given and protocol != "tls":

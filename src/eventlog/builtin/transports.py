@@ -6,6 +6,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.config import parse_port, parse_str
@@ -13,16 +14,16 @@ from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, T
 from eventlog.errors import ConfigurationError, ConnectError
 from eventlog.hookspecs import hookimpl
 from eventlog.plugin.net import (
-    MAX_DATAGRAM_BYTES,
     connect_stream,
-    open_datagram,
     peer_closed,
     send_all,
-    send_datagram,
     timeout_options,
     tls_context,
     tls_options,
 )
+
+#: Largest UDP payload over IPv4.
+MAX_DATAGRAM = 65_507
 
 
 def _address(context: PluginContext, transport: str, default_port: int | None) -> tuple[str, int]:
@@ -92,16 +93,21 @@ class StreamTransport(Transport):
 
 
 class DatagramTransport(Transport):
-    """One UDP datagram per event (a payload too large for one is refused, the rest go)."""
+    """One UDP datagram per event."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.address = f"{host}:{port}"
         self.sock: socket.socket | None = None
+        self.target: Any = None
 
     def open(self) -> None:
         self.close()
-        self.sock = open_datagram(self.host, self.port)
+        try:
+            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
+            self.sock = socket.socket(info[0], socket.SOCK_DGRAM)
+            self.target = info[4]
+        except OSError as exc:
+            raise ConnectError(f"cannot resolve {self.host}:{self.port}: {exc}") from None
 
     def send(self, batch: Batch) -> Sequence[tuple[Record, str]] | None:
         if self.sock is None:
@@ -109,13 +115,13 @@ class DatagramTransport(Transport):
         assert self.sock is not None
         refused: list[tuple[Record, str]] = []
         for record in batch:
-            if len(record.payload) > MAX_DATAGRAM_BYTES:
-                # Refused alone, as the too_large reason says; send_datagram would refuse the batch.
-                refused.append(
-                    (record, f"too_large: {len(record.payload)} bytes > UDP's {MAX_DATAGRAM_BYTES}")
-                )
+            if len(record.payload) > MAX_DATAGRAM:
+                refused.append((record, f"too_large: {len(record.payload)} bytes > UDP's {MAX_DATAGRAM}"))
                 continue
-            send_datagram(self.sock, record.payload, self.address)
+            try:
+                self.sock.sendto(record.payload, self.target)
+            except OSError as exc:
+                raise ConnectError(f"UDP send to {self.host}:{self.port} failed: {exc}") from None
         return refused
 
     def close(self) -> None:
