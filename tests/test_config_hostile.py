@@ -20,13 +20,14 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog import api, config
-from eventlog.config import CORE_OPTIONS, Owner, _returns, allowed, env_name, setting_owners
-from eventlog.contracts import Option
+from eventlog import api, config, selection
+from eventlog.config import CORE_OPTIONS, _returns, allowed, env_name
 from eventlog.django.conf import MiddlewareSettings
 from eventlog.errors import ConfigurationError
 from eventlog.event import Event
+from eventlog.options import Option
 from eventlog.registry import get_registry
+from eventlog.selection import Owner, setting_owners
 
 try:
     import django
@@ -141,12 +142,12 @@ def reports() -> Iterator[list[str]]:
     handler = Keep(logging.WARNING)
     own = logging.getLogger("eventlog")
     own.addHandler(handler)
-    config._reported.clear()
+    selection._reported.clear()
     try:
         yield said
     finally:
         own.removeHandler(handler)
-        config._reported.clear()
+        selection._reported.clear()
 
 
 @pytest.fixture
@@ -329,7 +330,7 @@ def test_misspelt_names_are_refused_in_code_and_reported_from_outside(
         assert env_name(key) in said[0]
         assert not any(SECRET in m for m in reports)
         reports.clear()
-        config._reported.clear()
+        selection._reported.clear()
 
 
 def _configure_if_possible(settings: dict[str, Any]) -> None:
@@ -387,7 +388,7 @@ def test_a_setting_of_another_transport_in_the_environment_is_reported_naming_it
     ]
     # A pipeline whose transport the code chose is not the one the variable was meant for.
     reports.clear()
-    config._reported.clear()
+    selection._reported.clear()
     eventlog.configure(transport="udp", port=9)
     assert reports == []
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.config import CORE_OPTIONS, env_name, setting_owners
+from eventlog.config import CORE_OPTIONS, env_name
 from eventlog.plugin import Option, TransportSpec, hookimpl
 from eventlog.registry import Registry, get_registry
+from eventlog.selection import setting_owners
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

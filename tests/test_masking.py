@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from eventlog.contracts import Option
 from eventlog.errors import AuthError, ConnectError, RejectedError
 from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
+from eventlog.options import Option
 from eventlog.plugin.testing import make_transport
 
 TOKEN = "tok-9f8e7d6c5b4a"

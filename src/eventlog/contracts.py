@@ -14,33 +14,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
 from eventlog.batch import Batch, Record
+from eventlog.options import Option
 
 if TYPE_CHECKING:
     from eventlog.config import Settings
     from eventlog.event import Event
-
-
-# ---------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting of a plugin.
-
-    A transport named ``fluent`` with ``Option("tag", str, "app")`` reads the
-    environment variable ``EVENTLOG_FLUENT_TAG``, the Django setting of the same
-    name, or ``configure(fluent_tag=...)``.  ``parse`` turns the text from the
-    environment (or the value given in code) into the value, raising ValueError
-    with a short reason when it cannot.
-    """
-
-    name: str
-    parse: Callable[[Any], Any]
-    default: Any = None
-    help: str = ""
-    #: Secrets are never printed (errors, ``eventlog plugins``, logs).
-    secret: bool = False
-    choices: tuple[str, ...] | None = None
 
 
 # ---------------------------------------------------------------- formatters

@@ -33,13 +33,13 @@ from eventlog.logrecords import exception_json
 from eventlog.web import (
     FORM_TYPES,
     MAX_BODY_READ,
-    OPTION_NAMES,
     Fields,
     RequestLogger,
     RequestSettings,
     identify,
     session_digest,
 )
+from eventlog.web_options import OPTION_NAMES
 
 __all__ = ["Eventlog", "session_digest"]
 

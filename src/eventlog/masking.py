@@ -38,8 +38,8 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from eventlog.contracts import Option
 from eventlog.errors import TransportError
+from eventlog.options import Option
 
 __all__ = ["HIDDEN", "MIN_TOKEN_CHARS", "SecretMask", "mask_structure"]
 

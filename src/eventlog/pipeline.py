@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventlog import prometheus
 from eventlog.batch import Batch, EncodedBatch, Record
-from eventlog.config import Settings, select_plugins
+from eventlog.config import Settings
 from eventlog.contracts import Formatter, PluginContext, Transport, batch_encoder
 from eventlog.diagnostics import WORKER_THREADS, log
 from eventlog.errors import ConfigurationError, TransportError
@@ -31,6 +31,7 @@ from eventlog.event import Event
 from eventlog.logrecords import record_to_event, wires_of
 from eventlog.masking import SecretMask
 from eventlog.registry import Registry, get_registry
+from eventlog.selection import select_plugins
 from eventlog.stats import Stats
 from eventlog.wire import to_wire
 

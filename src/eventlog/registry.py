@@ -24,13 +24,7 @@ from typing import Any, Generic, Literal, TypeVar
 import pluggy
 
 from eventlog import hookspecs
-from eventlog.contracts import (
-    ALL_FRAMINGS,
-    FRAMING_TEXT,
-    EnricherSpec,
-    FormatterSpec,
-    TransportSpec,
-)
+from eventlog.contracts import ALL_FRAMINGS, FRAMING_TEXT, EnricherSpec, FormatterSpec, TransportSpec
 from eventlog.errors import PluginError
 
 ENTRY_POINT_GROUP = "eventlog"

@@ -22,12 +22,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from eventlog import api
-from eventlog.config import Settings, parse_bool, parse_list, parse_non_negative_int, parse_str
-from eventlog.contracts import Option
+from eventlog.config import Settings
 from eventlog.diagnostics import log
 from eventlog.errors import ConfigurationError
 from eventlog.event import Event
-from eventlog.redact import DEFAULT_REDACT_KEYS, SAFE, Redactor
+from eventlog.redact import SAFE, Redactor
+from eventlog.web_options import OPTION_NAMES, OPTIONS, IPNetwork
 
 #: Methods whose body goes into ``message``.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -41,67 +41,11 @@ MAX_BODY_READ = 256 * 1024
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
-_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Fields = dict[str, int | float | str]
 
 
 # ---------------------------------------------------------------- settings
-
-
-def parse_networks(value: Any) -> tuple[IPNetwork, ...]:
-    """Addresses or networks: ``10.0.0.1, 10.1.0.0/16, ::1``."""
-    networks = []
-    for entry in parse_list(value):
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ValueError(
-                f"{entry!r} is not an IP address or network (write e.g. 10.0.0.1 or 10.0.0.0/8)"
-            ) from None
-    return tuple(networks)
-
-
-def parse_header(value: Any) -> str:
-    """An HTTP header name such as ``X-Request-ID``."""
-    text = str(value).strip()
-    if not _HEADER.match(text):
-        raise ValueError("an HTTP header name has only letters, digits and '-'")
-    return text
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "user_field",
-        parse_str,
-        "username",
-        "what identifies the user: username (get_username(), .username, .display_name or "
-        "get_id()), or an attribute such as pk or email; 'none' keeps users out of events",
-    ),
-    Option(
-        "trusted_proxies",
-        parse_networks,
-        (),
-        "addresses/networks of your reverse proxies; only their X-Forwarded-For is believed",
-    ),
-    Option("log_body", parse_bool, True, "put the POST/PUT/PATCH body into message"),
-    Option("max_body", parse_non_negative_int, 4096, "longest body kept in message, in characters"),
-    Option(
-        "redact_keys",
-        parse_list,
-        DEFAULT_REDACT_KEYS,
-        "words that make a form, JSON or query key secret-looking (its value is redacted)",
-    ),
-    Option(
-        "request_id_header",
-        parse_header,
-        "X-Request-ID",
-        "header that carries a request id in (and is set on the response)",
-    ),
-    Option("skip_paths", parse_list, (), "path prefixes not logged, e.g. /static/,/healthz"),
-)
-OPTION_NAMES = frozenset(opt.name for opt in OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ import json
 from typing import Any
 
 from eventlog.builtin.formats import dumps_line, dumps_lines, iso_millis, split_lines
-from eventlog.contracts import Formatter, FormatterSpec, Option, PluginContext
+from eventlog.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog.hookspecs import hookimpl
+from eventlog.options import Option
 
 #: The ECS version the documents follow (``ecs.version``).
 ECS_VERSION = "8.11.0"

@@ -39,17 +39,10 @@ from typing import Any
 from eventlog.batch import Batch, Record
 from eventlog.builtin.formats import iso_millis
 from eventlog.builtin.transports import DatagramTransport, StreamTransport
-from eventlog.config import parse_bool, parse_int, parse_str
-from eventlog.contracts import (
-    Formatter,
-    FormatterSpec,
-    Option,
-    PluginContext,
-    Transport,
-    TransportSpec,
-)
+from eventlog.contracts import Formatter, FormatterSpec, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
+from eventlog.options import Option, parse_bool, parse_int, parse_str
 from eventlog.plugin.net import timeout_options, tls_context, tls_options
 
 #: What the ``syslog`` transport carries, and its default format (one place, on purpose).

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventlog.batch import Batch, EncodedBatch, Record
-from eventlog.config import parse_port, parse_str
-from eventlog.contracts import ALL_FRAMINGS, Option, PluginContext, Transport, TransportSpec
+from eventlog.contracts import ALL_FRAMINGS, PluginContext, Transport, TransportSpec
 from eventlog.errors import ConfigurationError, ConnectError
 from eventlog.hookspecs import hookimpl
+from eventlog.options import Option, parse_port, parse_str
 from eventlog.plugin.net import (
     connect_stream,
     peer_closed,

@@ -51,27 +51,12 @@ Every public name, one line each (their docstrings say more).
 from __future__ import annotations
 
 from eventlog.batch import Batch, EncodedBatch, Record
-from eventlog.config import (
-    parse_bool,
-    parse_host,
-    parse_int,
-    parse_list,
-    parse_millis,
-    parse_non_negative_int,
-    parse_path,
-    parse_port,
-    parse_positive_int,
-    parse_positive_seconds,
-    parse_seconds,
-    parse_str,
-)
 from eventlog.contracts import (
     ALL_FRAMINGS,
     EnricherSpec,
     Formatter,
     FormatterSpec,
     Framing,
-    Option,
     PluginContext,
     Transport,
     TransportSpec,
@@ -88,6 +73,21 @@ from eventlog.errors import (
 )
 from eventlog.hookspecs import hookimpl
 from eventlog.masking import SecretMask
+from eventlog.options import (
+    Option,
+    parse_bool,
+    parse_host,
+    parse_int,
+    parse_list,
+    parse_millis,
+    parse_non_negative_int,
+    parse_path,
+    parse_port,
+    parse_positive_int,
+    parse_positive_seconds,
+    parse_seconds,
+    parse_str,
+)
 from eventlog.schema import FIELDS, Field
 
 __all__ = [

@@ -47,9 +47,8 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from eventlog.config import parse_bool, parse_path, parse_seconds
-from eventlog.contracts import Option
 from eventlog.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout
+from eventlog.options import Option, parse_bool, parse_path, parse_seconds
 
 __all__ = [
     "MAX_DATAGRAM_BYTES",
