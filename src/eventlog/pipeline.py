@@ -73,6 +73,7 @@ class Pipeline:
         self._batch_size: int = settings.batch_size
         self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
+        self._delivery: SpoolDelivery | None = None  # spool mode's, made with the worker's parts
         self._spool: Spool | None = self._open_spool() if settings.db else None
         self._setup_runtime(parts.first_transport)
         if self._spool is not None and self._spool.depth():
@@ -116,7 +117,7 @@ class Pipeline:
             mask=parts.mask,
             transport=transport,
         )
-        self._delivery: SpoolDelivery | None = None
+        self._delivery = None
         if self._spool is not None:
             from eventlog.delivery import SpoolDelivery
 
