@@ -6,10 +6,10 @@ try) and decides what a failure means: retry with exponential backoff and
 jitter (no sooner than a peer's Retry-After), give up after ``max_retry_age``,
 set a batch aside when the peer refuses it for good or when a buggy transport
 raises something other than :class:`~eventlog.errors.TransportError` too
-often.  It runs on the caller's thread of :meth:`Sender.send` (the pipeline's
-worker) and starts none: the wait between tries is handed in, so a test can
-drive it without threads, and every count goes out through ``stats`` and the
-``count`` callback (the pipeline's accounting).
+often.  It starts no thread: it runs on the thread that calls
+:meth:`Sender.send` (the pipeline's worker), the wait between tries is handed
+in, so a test can drive it alone, and every count goes out through ``stats``
+and the ``count`` callback (the pipeline's accounting).
 """
 
 from __future__ import annotations
