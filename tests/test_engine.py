@@ -288,8 +288,8 @@ def test_metrics_scrape_matches_what_was_sent_and_dropped(receiver: LineReceiver
     assert eventlog.flush(10) and receiver.wait_for(251)
     # An event the formatter refuses is set aside and counted as dropped; the whole-batch
     # encoder fails too, and the batch is formatted one by one: the rest of it goes on.
-    pipeline._format = _refusing(pipeline._format)
-    pipeline._format_many = _refusing_many(pipeline._format_many)
+    pipeline._encoder.format = _refusing(pipeline._encoder.format)
+    pipeline._encoder.format_many = _refusing_many(pipeline._encoder.format_many)
     eventlog.log_event(Event("refused"))
     eventlog.log_event(Event("counted", "after"))
     assert eventlog.flush(10) and receiver.wait_for(252)
@@ -531,7 +531,7 @@ def test_events_carry_the_name_of_the_thread_that_made_them(receiver: LineReceiv
 
 def test_a_transport_bug_sets_the_batch_aside_instead_of_blocking(receiver: LineReceiver) -> None:
     pipeline = _configure(receiver, retry_backoff_max=0.01)
-    real_send = pipeline._transport_factory
+    real_send = pipeline._sender.factory
 
     class Buggy:
         calls = 0
@@ -546,13 +546,13 @@ def test_a_transport_bug_sets_the_batch_aside_instead_of_blocking(receiver: Line
         def close(self) -> None:
             pass
 
-    pipeline._transport_factory = Buggy  # type: ignore[assignment]
-    pipeline._transport = None
+    pipeline._sender.factory = Buggy  # type: ignore[assignment]
+    pipeline._sender.close()  # the next send makes its transport with the factory
     eventlog.log_event(Event("lost.to.bug"))
     assert eventlog.flush(10)
     assert Buggy.calls == 5
     assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1}
-    pipeline._transport_factory = real_send
+    pipeline._sender.factory = real_send
     eventlog.log_event(Event("after.bug"))
     assert eventlog.flush(10) and receiver.wait_for(1)
     assert [e["action"] for e in receiver.events()] == ["after.bug"]
@@ -567,7 +567,7 @@ def test_log_records_from_the_worker_thread_are_not_fed_back(receiver: LineRecei
         def chatty(event: Event) -> None:
             logging.getLogger("urllib3.connectionpool").warning("Retrying ... ?password=secret")
 
-        pipeline._worker_enrichers.append(chatty)
+        pipeline._encoder.worker_enrichers.append(chatty)
         eventlog.log_event(Event("only.this"))
         assert eventlog.flush(5) and receiver.wait_for(1)
         time.sleep(0.2)

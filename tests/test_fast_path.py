@@ -85,11 +85,11 @@ def _reset_ids() -> None:
 
 def _fast(pipeline: Pipeline, items: list[Any], conversions: dict[str, int]) -> list[Any]:
     """What the fast path makes of each item (None where it hands the item on)."""
-    static = pipeline._static_fields()
+    static = pipeline._encoder.static_fields()
     out = []
     for item in items:
         _reset_ids()
-        wires, _ = wires_of([item], static, pipeline._with_context, conversions, lambda i: None)
+        wires, _ = wires_of([item], static, pipeline._encoder.with_context, conversions, lambda i: None)
         out.append(wires[0] if wires else None)
     return out
 
@@ -99,7 +99,7 @@ def _careful(pipeline: Pipeline, items: list[Any], conversions: dict[str, int]) 
     for item in items:
         _reset_ids()
         event = copy.copy(item) if type(item) is Event else record_to_event(*item)
-        for enrich in pipeline._worker_enrichers:
+        for enrich in pipeline._encoder.worker_enrichers:
             enrich(event)
         out.append(to_wire(event, conversions))
     return out
@@ -160,7 +160,7 @@ def test_common_log_records_take_the_fast_path_with_the_same_bytes(
     ]
     assert_same(pipeline, items, all_fast=True)
     if fast_path == "speedups":  # and the compiled part took every one of them
-        static = pipeline._static_fields()
+        static = pipeline._encoder.static_fields()
         wires, holes = _COMPILED(items, static, True, *_ids.node_and_counter())  # type: ignore[misc]
         assert holes == 0 and all(type(w) is dict for w in wires)
 
@@ -206,7 +206,9 @@ def test_a_custom_levels_own_name_is_its_level_name(pipeline: Pipeline) -> None:
     notice = _record("noticed", level=25)
     notice.levelname = "NOTICE"
     unnamed = _record("unnamed", level=25)  # logging's own name for it: "Level 25"
-    wires, _ = pipeline._wires([_item(notice), _item(unnamed), Event("e", level=25), Event("w", level=30)])
+    wires, _ = pipeline._encoder.wires(
+        [_item(notice), _item(unnamed), Event("e", level=25), Event("w", level=30)]
+    )
     assert [(w["action"], w["level"], w["levelName"]) for w in wires] == [
         ("log.notice", 25, "NOTICE"),
         ("log.level 25", 25, "Level 25"),
@@ -270,20 +272,20 @@ _PIPELINE = _pipeline()
 def test_a_batch_is_encoded_in_one_call_with_the_per_event_bytes(pipeline: Pipeline) -> None:
     items = [_item(_record("n %d", (i,), k=i)) for i in range(50)] + list(varied_events(50))
     for name in ("json", "logstash"):
-        pipeline._format_many = FORMATTERS[name].format_many
-        pipeline._split_many = FORMATTERS[name].split_many
-        pipeline._format = FORMATTERS[name].format
+        pipeline._encoder.format_many = FORMATTERS[name].format_many
+        pipeline._encoder.split_many = FORMATTERS[name].split_many
+        pipeline._encoder.format = FORMATTERS[name].format
         _reset_ids()
-        batch = pipeline._encode_batch(items)
+        batch = pipeline._encoder.batch(items)
         assert type(batch) is EncodedBatch
         _reset_ids()
-        records = pipeline._records(*pipeline._wires(items))  # one format() call per event
+        records = pipeline._encoder.each(*pipeline._encoder.wires(items))  # one format() call per event
         assert batch.body == b"".join(r.payload for r in records)
         # Records on demand: the same ids, actions, times and payloads as one by one.
         assert list(batch) == records and len(batch) == 100
         assert batch[3] == records[3]
         _reset_ids()
-        assert pipeline._encode(items) == records  # spool mode's Records, from the one call
+        assert pipeline._encoder.records(items) == records  # spool mode's Records, from the one call
 
 
 def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> None:

@@ -55,7 +55,7 @@ def logger(
     if request.param == "careful":
         settings["enrichers"] = "host,site,context,code"  # a caller-stage enricher: no fast path
     pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)
-    assert pipeline._fast is (request.param != "careful")
+    assert pipeline._encoder.fast is (request.param != "careful")
     log = logging.getLogger(f"test.render.{request.param}")
     log.handlers[:] = [eventlog.EventHandler()]
     log.propagate = False

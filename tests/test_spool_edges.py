@@ -69,8 +69,8 @@ def test_a_batch_the_spool_refused_is_sent_before_flush_returns(
     events = [Event("refused.once", str(i)) for i in range(3)]
     for event in events:
         pipeline._queue.append(event)
-    pipeline._spool_queued()  # what the worker does while a send waits to retry
-    assert len(pipeline._unspooled) == 3
+    pipeline._delivery.spool_queued()  # what the worker does while a send waits to retry
+    assert len(pipeline._delivery.unspooled) == 3
     assert pipeline.flush(10)
     assert receiver.wait_for(3)
     assert sorted(e["target"] for e in receiver.events()) == ["0", "1", "2"]

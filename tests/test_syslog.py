@@ -307,7 +307,7 @@ def test_bad_settings_say_what_and_which_value(settings: dict[str, Any], error: 
 )
 def test_defaults_per_protocol(protocol: str, port: int, limit: int) -> None:
     pipeline = eventlog.configure(transport="syslog", host="127.0.0.1", syslog_protocol=protocol)
-    transport = pipeline._transport
+    transport = pipeline._sender.transport
     assert isinstance(transport, SyslogTransport)
     assert (transport.port, transport.max_message_bytes) == (port, limit)
     assert (transport.tls is not None) == (protocol == "tls")

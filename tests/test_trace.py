@@ -398,7 +398,7 @@ def test_trace_ids_go_whatever_the_enrichers(tracer: Any, enrichers: str, fast_p
             record = LOGGER.makeRecord(LOGGER.name, logging.INFO, "/a.py", 3, "m", (), None, "f")
             items: list[Any] = [(record, "m", _context_module.current()), Event("e")]
         assert_same(made, items, all_fast=True)
-        wires, _ = made._wires(items)
+        wires, _ = made._encoder.wires(items)
         for wire in wires:
             assert _trace_of(wire) == _ids(span)
             # user and the context's fields come with the context enricher only

@@ -10,17 +10,25 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from eventlog.stats import LATENCY_BUCKETS
-
-if TYPE_CHECKING:
-    from eventlog.pipeline import Pipeline
-
-_pipelines: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+from eventlog.stats import LATENCY_BUCKETS, Stats
 
 
-def track(pipeline: Pipeline) -> None:
+class Measured(Protocol):
+    """What the collector reads of a pipeline at scrape time (:class:`eventlog.Pipeline` is one)."""
+
+    name: str
+    stats: Stats
+
+    def queue_depth(self) -> int: ...
+    def spool_depth(self) -> int: ...
+
+
+_pipelines: weakref.WeakSet[Measured] = weakref.WeakSet()
+
+
+def track(pipeline: Measured) -> None:
     """Make a pipeline visible to the collector."""
     _pipelines.add(pipeline)
 

@@ -367,7 +367,7 @@ def test_secrets_appear_in_no_log_error_or_metric(
     text = log_lines.text()
     assert "got 401" in text and "got 503" in text and "denied" in text  # the reasons are there
     out, err = capfd.readouterr()
-    transport = pipeline._transport_factory()
+    transport = pipeline._sender.factory()
     for where in (text, out, err, prometheus.render(), repr(transport.config)):  # type: ignore[attr-defined]
         for secret in (TOKEN, PASSWORD, API_KEY):
             assert secret not in where

@@ -1,0 +1,240 @@
+"""Spool mode's delivery: every batch is stored, then the spool is drained through the Sender.
+
+:class:`SpoolDelivery` owns what happens between the worker's encoded batch
+and the peer when ``EVENTLOG_DB`` is set: storing batches (the accounting of
+what is stored is :meth:`eventlog.accounting.Accounting.store`), draining the
+spool oldest first, moving queued events into the spool while a send waits to
+retry (an outage fills the disk, not the bounded memory queue), holding flush
+markers until the spool has nothing left, and sending from memory when the
+spool is unavailable (:class:`~eventlog.spool.SpoolUnavailable`: disk full,
+read-only ...).  :func:`replay` sends another spool's rows (``eventlog spool
+replay``).  The pipeline imports this module only in spool mode, so a Python
+built without sqlite3 still runs memory mode.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from eventlog.accounting import Accounting, Flush
+from eventlog.batch import Record
+from eventlog.config import Settings
+from eventlog.diagnostics import Warnings
+from eventlog.encoder import Encoder
+from eventlog.sender import Count, Deadline, Sender
+from eventlog.spool import Spool, SpoolUnavailable, open_spool
+from eventlog.stats import Stats
+
+__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "open_spool", "replay"]
+
+#: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
+SPOOL_WHILE_WAITING = 0.005
+
+
+class SpoolDelivery:
+    """The worker's spool mode, for one pipeline (made again in a forked child).
+
+    ``queue`` and ``stop_event`` are the pipeline's; ``deadline()`` is when a
+    shutdown ends the work (``math.inf`` until one starts).
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        settings: Settings,
+        *,
+        queue: deque[Any],
+        stop_event: threading.Event,
+        deadline: Deadline,
+        sender: Sender,
+        encoder: Encoder,
+        accounts: Accounting,
+        stats: Stats,
+        warnings: Warnings,
+    ) -> None:
+        self.spool = spool
+        self.settings = settings
+        self._queue = queue
+        self._stop_event = stop_event
+        self._deadline = deadline
+        self._sender = sender
+        self._encoder = encoder
+        self._accounts = accounts
+        self._stats = stats
+        self._warnings = warnings
+        self._batch_size: int = settings.batch_size
+        self._maxsize: int = settings.queue_size
+        self._linger: float = settings.linger_ms / 1000.0
+        self.unspooled: list[Record] = []  # encoded, but the spool could not take them
+        self.held_markers: list[Flush] = []  # flushes passed over while spooling in an outage
+        self._count_rows: Count = accounts.count_rows
+
+    def idle(self) -> bool:
+        """Nothing of this process waits: no refused batch in memory, no row in the spool."""
+        return not self.unspooled and not self.spool.depth()
+
+    def handle(self, records: list[Record]) -> bool:
+        """Spool the records, then drain; True when nothing of this process waits."""
+        if self.unspooled:
+            records, self.unspooled = self.unspooled + records, []
+        if records:
+            try:
+                self._store(records)
+            except SpoolUnavailable as exc:  # disk full, read-only ...
+                self._count_fallback(exc, len(records))
+                if not self._sender.send(records, self._deadline):  # memory mode for this batch
+                    self._accounts.count(len(records), "shutdown")
+                    return False
+                # Sent from memory; what the unwritable spool holds waits until it recovers.
+                return True
+        return self.drain()
+
+    def drain(self) -> bool:
+        """Send what the spool holds for this process, oldest first, until none is left.
+
+        Between batches, newly queued events move into the spool (behind the
+        older rows), so a long backlog never makes the memory queue overflow.
+        Returns True when the spool had nothing left (held flush markers are
+        then set) or cannot be used now; False at the shutdown deadline.
+        """
+        while True:
+            if time.monotonic() > self._deadline():
+                return False  # the rest stays in the spool for the next run
+            try:
+                batch = self.spool.pending(self._batch_size)
+            except SpoolUnavailable:
+                # Unusable for now (read-only, unreadable): new events go from memory, and
+                # flush() covers those, as when a batch is sent from memory because the
+                # spool refused it; the rows already there wait until it recovers.
+                return True
+            if not batch:
+                self.release_markers()  # everything spooled before them was sent
+                return True
+            if not self._sender.send(batch, self._deadline, self._count_rows):
+                return False  # shutdown deadline: the rest stays in the spool
+            self.spool.remove(batch)
+            self.spool_queued()
+
+    def spool_queued(self, *, everything: bool = False) -> None:
+        """Move queued events into the spool while the worker is busy elsewhere.
+
+        Called between send retries (a peer outage must fill the disk, not the
+        memory queue) and, with ``everything``, when the worker stops.  A flush
+        marker normally ends the move (it is set once what came before it was
+        sent); when the queue is half full it is held instead, and set once the
+        spool has nothing left to send.
+        """
+        queue = self._queue
+        if self.unspooled and not everything:
+            return  # the spool failed a moment ago: events stay in the bounded queue
+        while queue:
+            items: list[Any] = []
+            # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
+            # writes move more; but what one move holds (items, wire dicts, payloads, the row's
+            # bytes, SQLite's copies) is the worker's working set, which the allocator keeps.
+            while queue and len(items) < self._batch_size * 2:
+                if type(queue[0]) is Flush:
+                    if not everything and len(queue) < self._maxsize // 2:
+                        break
+                    self.held_markers.append(queue.popleft())
+                    continue
+                items.append(queue.popleft())
+            if not items:
+                return
+            self._accounts.took(len(items))
+            records = self.unspooled + self._encoder.records(items)
+            self.unspooled = []
+            try:
+                self._store(records)
+            except SpoolUnavailable as exc:
+                self._count_fallback(exc, len(records))
+                self.unspooled = records  # sent from memory with the next batch
+                if everything:
+                    self._accounts.count(len(records), "shutdown")
+                    self.unspooled = []
+                return
+
+    def hold(self, markers: list[Flush]) -> None:
+        """Flush markers of a round whose events still wait: set once the spool is empty."""
+        self.held_markers.extend(markers)
+
+    def release_markers(self) -> None:
+        """Set the held flush markers: what was spooled before them is delivered or given up."""
+        markers, self.held_markers = self.held_markers, []
+        for marker in markers:
+            marker.done.set()
+
+    def wait(self, delay: float) -> None:
+        """Wait between send retries, moving new events to the spool meanwhile.
+
+        An outage must fill the disk, not the bounded memory queue (which drops).
+        """
+        end = time.monotonic() + delay
+        while True:
+            self.spool_queued()
+            left = end - time.monotonic()
+            # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
+            step = self._linger or SPOOL_WHILE_WAITING
+            if left <= 0 or self._stop_event.wait(min(left, step)):
+                return
+
+    def finish(self) -> None:
+        """The worker stops: what is still queued goes into the spool, which is closed."""
+        self.spool_queued(everything=True)  # past the deadline: keep, not lose
+        if self.unspooled:  # a batch the spool refused a moment ago
+            try:
+                self._store(self.unspooled)
+            except SpoolUnavailable:
+                self._accounts.count(len(self.unspooled), "shutdown")
+            self.unspooled = []
+        self.release_markers()
+        self.spool.close()
+
+    def evicted(self, reason: str, count: int) -> None:
+        """The spool's size or age limit dropped ``count`` events (the worker thread)."""
+        self._stats.drop(reason, count)
+        self._warnings.once(
+            f"evict:{reason}",
+            f"the spool {self.settings.db} reached its {reason.removeprefix('spool_')} limit; "
+            f"the oldest events are dropped (counted as {reason!r})",
+        )
+
+    def _store(self, records: list[Record]) -> None:
+        """``spool.add`` for records of events the worker took; raises SpoolUnavailable."""
+        self._accounts.store(self.spool.add, records)
+
+    def _count_fallback(self, exc: SpoolUnavailable, count: int) -> None:
+        fallback = self._stats.spool_fallback
+        fallback[exc.reason] = fallback.get(exc.reason, 0) + count
+
+
+def replay(
+    spool: Spool,
+    sender: Sender,
+    *,
+    batch_size: int,
+    deadline: Deadline,
+    count: Count,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Send what ``spool`` holds through ``sender`` until ``deadline``; return how many went.
+
+    What is left stays in the spool; the sender's transport is closed at the end.
+    """
+    done = 0
+    try:
+        while time.monotonic() <= deadline():
+            batch = spool.pending(batch_size)
+            if not batch or not sender.send(batch, deadline, count):
+                break
+            spool.remove(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+    finally:
+        sender.close()
+    return done
