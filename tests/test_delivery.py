@@ -16,11 +16,12 @@ from eventlog.delivery import SpoolDelivery, open_spool
 from eventlog.diagnostics import Warnings
 from eventlog.encoder import Encoder
 from eventlog.event import Event
+from eventlog.plugin.testing import closed_port
 from eventlog.registry import get_registry
 from eventlog.sender import Sender
 from eventlog.spool import SpoolUnavailable
 from eventlog.stats import Stats
-from eventlog.testing import CapturingTransport, closed_port
+from eventlog.testing import CapturingTransport
 
 
 class Parts:

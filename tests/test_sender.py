@@ -26,10 +26,10 @@ from eventlog.errors import ConnectError, TransportError
 from eventlog.event import Event
 from eventlog.masking import SecretMask
 from eventlog.pipeline import MAX_UNEXPECTED_FAILURES
+from eventlog.plugin.testing import LineReceiver, closed_port
 from eventlog.registry import get_registry
 from eventlog.sender import BACKOFF_START, Sender
 from eventlog.stats import Stats
-from eventlog.testing import LineReceiver, closed_port
 from eventlog.wire import to_wire
 from tests.spool_support import EventlogWarnings, capture_warnings
 
