@@ -25,7 +25,7 @@ import eventlog
 import eventlog.plugin
 from eventlog import Event
 from eventlog.receiver import LineReceiver
-from eventlog.wire import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+from eventlog.text import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
 
 
 def _configure(receiver: LineReceiver, **settings: object) -> eventlog.Pipeline:

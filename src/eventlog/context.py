@@ -48,9 +48,7 @@ def _frozen(value: object) -> int | float | str:
     """A context field's value, made immutable now: it is read in the worker, later."""
     if type(value) in _KEPT:
         return value  # type: ignore[return-value]  # one of _KEPT's types
-    # Imported here: wire imports nothing of this module at run time, but keep the
-    # import graph one-way at module load.
-    from eventlog.wire import ConvertedValue, safe_str
+    from eventlog.text import ConvertedValue, safe_str
 
     return ConvertedValue(safe_str(value, 1 << 62, None))
 
@@ -60,7 +58,7 @@ def _snapshot(
 ) -> RequestContext:
     merged = outer.fields
     if fields:  # not on the hot path: once per block
-        from eventlog.wire import MAX_VALUE_CHARS, safe_str
+        from eventlog.text import MAX_VALUE_CHARS, safe_str
 
         merged = dict(merged) if merged else {}
         for key, value in fields.items():

@@ -19,21 +19,17 @@ from typing import Any
 from eventlog.context import EMPTY, RequestContext
 from eventlog.event import Event
 from eventlog.schema import LEVEL_NAMES
-from eventlog.wire import (
+from eventlog.text import (
     MAX_MESSAGE_CHARS,
     MAX_VALUE_CHARS,
     Conversions,
     Placeholder,
     UnrenderableException,
-    _ids,
     placeholder_text,
-    put_extras,
-    put_trace,
     safe_str,
-    to_wire,
     type_name,
-    with_context_fields,
 )
+from eventlog.wire import _ids, put_extras, put_trace, to_wire, with_context_fields
 
 logging.addLevelName(5, "TRACE")
 
@@ -78,7 +74,7 @@ def exception_json(exc_info: ExcInfo) -> str:
 
     Never raises: a tuple that is no exception (``(ValueError, "text", None)``)
     gives what can be read of it and an empty stack, as an
-    :class:`~eventlog.wire.UnrenderableException` that the worker counts.
+    :class:`~eventlog.text.UnrenderableException` that the worker counts.
     """
     try:
         exc_type, exc_value, tb = exc_info
