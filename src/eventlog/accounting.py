@@ -63,22 +63,22 @@ class Accounting:
             self._counted_ahead -= ahead
             count -= ahead
             self._in_flight -= count
-            if count:
-                if reason is None:
-                    self.stats.sent += count
-                else:
-                    self.stats.drop(reason, count)
+            self._tally(count, reason)
             return count
 
     def count_rows(self, count: int, reason: str | None = None) -> int:
         """Count spool rows (not events in flight) as sent or dropped; return how many."""
         with self._lock:
-            if count:
-                if reason is None:
-                    self.stats.sent += count
-                else:
-                    self.stats.drop(reason, count)
+            self._tally(count, reason)
             return count
+
+    def _tally(self, count: int, reason: str | None) -> None:
+        """Sent (``reason`` None) or dropped for ``reason``; the caller holds the lock."""
+        if count:
+            if reason is None:
+                self.stats.sent += count
+            else:
+                self.stats.drop(reason, count)
 
     def store(self, add: Callable[[list[Record]], None], records: list[Record]) -> None:
         """``add(records)`` (a spool's) for events the worker took; raises what ``add`` raises.
