@@ -7,6 +7,7 @@ reason, or fails when ``EVENTLOG_REQUIRE_PEERS=1`` (as ``.ci/run`` sets).
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import NoReturn
 
 import pytest
@@ -24,3 +25,15 @@ def missing(peer: str, reason: str) -> NoReturn:
 
 #: A TCP port that was free on 127.0.0.1 a moment ago (eventlog.plugin.testing's closed_port).
 free_port = closed_port
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL when ``process`` has not ended ``grace`` seconds later."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

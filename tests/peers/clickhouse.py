@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.peers import free_port, missing
+from tests.peers import free_port, missing, stop_process
 
 SERVER = "/usr/sbin/clickhouse-server"
 CONFIG = Path("/etc/clickhouse-server/config.xml")
@@ -120,13 +120,7 @@ class ClickHouse:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 20)
         self.process = None
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from eventlog.plugin.testing import LocalCA as TestCA
 from eventlog.plugin.testing import make_local_ca as make_ca
-from tests.peers import free_port, missing
+from tests.peers import free_port, missing, stop_process
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
 PROTOCOLS = ("tcp", "udp", "tls")
@@ -162,13 +162,7 @@ class Rsyslog:
 
     def stop(self) -> None:
         """Stop rsyslogd (SIGTERM, then SIGKILL)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 10)
         self.process = None
 
 
