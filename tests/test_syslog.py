@@ -433,6 +433,9 @@ class _RsyslogPeer(TransportConformance):
     def stop_peer(self, peer: Rsyslog) -> None:
         peer.stop()
 
+    def restart_peer(self, peer: Rsyslog) -> None:
+        peer.start()  # the same configuration: the same ports and output files
+
 
 class TestSyslogTcp(_RsyslogPeer):
     protocol = "tcp"
