@@ -42,6 +42,9 @@ Every public name, one line each (their docstrings say more).
 ``send_all``, ``open_datagram``, ``send_datagram``, ``MAX_DATAGRAM_BYTES``,
 ``describe_tls_error``, ``certificate_names``.
 
+:mod:`eventlog.plugin.aio`: ``EventLoopThread``, an asyncio loop in its own thread for
+client libraries built on asyncio (their heartbeats run between batches).
+
 :mod:`eventlog.plugin.testing`, test helpers and a pytest plugin (fixtures
 ``line_receiver``, ``datagram_receiver``, ``local_ca``): ``TransportConformance``,
 ``FormatterConformance``, ``make_transport``, ``make_records``, ``sample_events``,
