@@ -71,3 +71,29 @@ def test_the_loop_keeps_running_between_calls_and_stop_cancels_what_is_left() ->
     runner.stop(5)
     assert stopped.is_set(), "stop() left the background task running"
     assert not runner.thread.is_alive()
+
+
+def test_records_logged_on_the_loop_thread_never_reach_an_event_handler() -> None:
+    """A client library logging from its loop must not feed the pipeline its own records."""
+    import logging
+
+    from eventlog import EventHandler
+    from eventlog.testing import capture_events
+
+    library = logging.getLogger("some.asyncio.client")
+    handler = EventHandler()
+    library.addHandler(handler)
+    runner = EventLoopThread("test-aio-logging")
+
+    async def chatty() -> None:
+        library.warning("sent a batch")
+
+    try:
+        with capture_events() as events:
+            library.warning("from the application")
+            runner.run(chatty(), timeout=5)
+            library.warning("from the application again")
+    finally:
+        runner.stop(5)
+        library.removeHandler(handler)
+    assert [e["message"] for e in events] == ["from the application", "from the application again"]

@@ -38,6 +38,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from eventlog.diagnostics import WORKER_THREADS
+
 __all__ = ["EventLoopThread"]
 
 T = TypeVar("T")
@@ -53,9 +55,14 @@ class EventLoopThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
+        # A worker thread as the engine's own: what the client library logs from its loop
+        # never reaches an EventHandler, so a library that logs per send cannot feed itself.
+        ident = threading.get_ident()
+        WORKER_THREADS.add(ident)
         try:
             self.loop.run_forever()
         finally:
+            WORKER_THREADS.discard(ident)
             # Whatever is left (a task of the client that outlived close()) is cancelled here.
             tasks = asyncio.all_tasks(self.loop)
             for task in tasks:
