@@ -35,6 +35,8 @@ Every public name, one line each (their docstrings say more).
 - :class:`EventlogError`, :class:`ConfigurationError`, :class:`PluginError`: configuration errors.
 - :class:`TransportError` and its kinds :class:`ConnectError`, :class:`SendTimeout`,
   :class:`AuthError` (retryable) and :class:`RejectedError` (set aside): what ``send`` raises.
+- :func:`map_errors`, :data:`ErrorRule`: a client library's exceptions mapped onto those
+  errors by one table, instead of an if-chain in every transport.
 - :class:`SecretMask`: hides a transport's credentials in the messages it lets out.
 
 :mod:`eventlog.plugin.net`, network helpers: ``tls_options``, ``tls_context``,
@@ -68,11 +70,13 @@ from eventlog.errors import (
     AuthError,
     ConfigurationError,
     ConnectError,
+    ErrorRule,
     EventlogError,
     PluginError,
     RejectedError,
     SendTimeout,
     TransportError,
+    map_errors,
 )
 from eventlog.hookspecs import hookimpl
 from eventlog.masking import SecretMask
@@ -102,6 +106,7 @@ __all__ = [
     "ConnectError",
     "EncodedBatch",
     "EnricherSpec",
+    "ErrorRule",
     "EventlogError",
     "Field",
     "Formatter",
@@ -118,6 +123,7 @@ __all__ = [
     "TransportError",
     "TransportSpec",
     "hookimpl",
+    "map_errors",
     "parse_bool",
     "parse_host",
     "parse_int",
