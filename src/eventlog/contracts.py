@@ -9,11 +9,14 @@ only turns one event into bytes.  Plugin authors import all of this from
 from __future__ import annotations
 
 import abc
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
 from eventlog.batch import Batch, Record
+from eventlog.errors import SendTimeout
 from eventlog.options import Option
 
 if TYPE_CHECKING:
@@ -102,6 +105,14 @@ class Transport(abc.ABC):
     spec's factory: ``TransportSpec("memo", MemoTransport.from_context, ...)``.
     """
 
+    #: When the current :meth:`open` or :meth:`send` must return by, in :func:`time.monotonic`
+    #: seconds: the engine sets it before each call (a shutdown's or replay's deadline, or
+    #: infinity while none runs).  Bound every blocking wait with :meth:`time_left`.
+    deadline: float = math.inf
+    #: Seconds between :meth:`idle` calls while the connection is open and no batch is
+    #: sent; None (the default): never called.
+    idle_interval: ClassVar[float | None] = None
+
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:
         """The spec's factory: one transport from the settings and options (default: ``cls()``).
@@ -110,6 +121,26 @@ class Transport(abc.ABC):
         :class:`ConfigurationError`, but connect only in :meth:`open`.
         """
         return cls()
+
+    def time_left(self, limit: float) -> float:
+        """``limit`` seconds, or less if :attr:`deadline` comes first; SendTimeout if it passed.
+
+        ``connect_stream(host, port, connect_timeout=self.time_left(self.connect_timeout))``
+        keeps a connect from outliving a shutdown's deadline.
+        """
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SendTimeout("the deadline (shutdown or replay) passed before the peer answered")
+        return min(limit, left)
+
+    def idle(self) -> None:
+        """Between batches, from the worker thread: the I/O a protocol needs while quiet.
+
+        Called every :attr:`idle_interval` seconds while the transport is open
+        and nothing is sent (a heartbeat, reading what the peer pushed).  Raise
+        :class:`TransportError` when the connection is found broken: the engine
+        closes the transport and opens a new one for the next batch.
+        """
 
     @abc.abstractmethod
     def open(self) -> None:
