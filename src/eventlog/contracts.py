@@ -141,6 +141,7 @@ class Transport(abc.ABC):
         :class:`TransportError` when the connection is found broken: the engine
         closes the transport and opens a new one for the next batch.
         """
+        return None  # most protocols need nothing between batches
 
     @abc.abstractmethod
     def open(self) -> None:
