@@ -27,9 +27,10 @@ from eventlog.diagnostics import Warnings
 from eventlog.encoder import Encoder
 from eventlog.sender import Count, Deadline, Sender
 from eventlog.spool import Spool, SpoolUnavailable, open_spool
+from eventlog.spool.sqlite import destination_of
 from eventlog.stats import Stats
 
-__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "open_spool", "replay"]
+__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "destination_of", "open_spool", "replay"]
 
 #: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
 SPOOL_WHILE_WAITING = 0.005
@@ -72,6 +73,10 @@ class SpoolDelivery:
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
         self.held_markers: list[Flush] = []  # flushes passed over while spooling in an outage
         self._count_rows: Count = accounts.count_rows
+        # What the spool sets aside or notices is counted in this (this process's) Stats.
+        spool.on_drop = self.dropped
+        spool.on_quarantine = self.quarantined
+        spool.on_reopen = self.reopened
 
     def idle(self) -> bool:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
@@ -193,6 +198,29 @@ class SpoolDelivery:
             self.unspooled = []
         self.release_markers()
         self.spool.close()
+
+    def depth(self) -> int:
+        """Events waiting in the spool, and those the worker holds for it.
+
+        While the spool cannot be written (read-only, full), events wait in the
+        worker's memory, not in the queue nor the file: they count here, so the
+        depths add up to what waits anywhere.
+        """
+        return self.spool.depth() + self._accounts.in_flight
+
+    def dropped(self, reason: str, count: int) -> None:
+        """The spool set ``count`` events aside: a quarantined row's, an unstorable one (worker)."""
+        self._stats.drop(reason, count)
+
+    def quarantined(self, reason: str, rows: int) -> None:
+        """The spool moved ``rows`` unreadable rows to its quarantine table (the worker thread)."""
+        counts = self._stats.spool_quarantined
+        counts[reason] = counts.get(reason, 0) + rows
+
+    def reopened(self, reason: str) -> None:
+        """The spool file was deleted or replaced under us, and a fresh one opened (worker)."""
+        counts = self._stats.spool_reopened
+        counts[reason] = counts.get(reason, 0) + 1
 
     def evicted(self, reason: str, count: int) -> None:
         """The spool's size or age limit dropped ``count`` events (the worker thread)."""
