@@ -343,10 +343,14 @@ class SQLiteSpool:
             now = (st.st_dev, st.st_ino)
         if now == self._file_id:
             return
-        self._replace_file(conn, "deleted" if now is None else "replaced")
+        gone = "moved" if _still_linked(self._file_id) else "deleted"
+        self._replace_file(conn, "replaced" if now is not None else gone)
 
     def _replace_file(self, old: sqlite3.Connection, reason: str) -> None:
-        """The file was deleted or replaced: open the one at the path, carry this instance's rows over."""
+        """The file was deleted, moved or replaced: open the one at the path, carry our rows over.
+
+        Only this instance's rows: each process sharing the file carries its own.
+        """
         skip = self._unremoved  # delivered already: not carried over
         rows = [
             row
@@ -357,34 +361,44 @@ class SQLiteSpool:
             ).fetchall()
             if row[0] not in skip
         ]
-        if reason == "deleted":
-            # SQLite finds the WAL and shared-memory index by name: those left at the path
-            # belong to the deleted file (this connection keeps them open), not the new one.
+        if reason != "replaced":
+            # The file is gone from the path, its WAL and shared-memory index are not: SQLite
+            # finds those by name, so a new file there would use them.  What the WAL holds goes
+            # into the old file first (a moved spool stays whole), then the names are freed;
+            # this connection keeps them open.
+            with contextlib.suppress(sqlite3.Error):
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             for suffix in SQLITE_SIBLINGS:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path + suffix)
-        # Never closed: closing would checkpoint and delete the WAL by name, which may be
-        # the new file's by now.  It keeps the old file's space until the process exits.
-        self._retired.append(old)
-        self._conn = None
         batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
+        self._conn = None
         try:
             conn = self._open()
+            renumbered: dict[int, int] = {}
+            with _transaction(conn):
+                for seq, fmt, events, index, payloads, added, destination in rows:
+                    renumbered[seq] = (
+                        conn.execute(
+                            "INSERT INTO batches (format, events, records, payloads, added, owner, "
+                            "destination) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, self._owner, destination),
+                        ).lastrowid
+                        or 0
+                    )
         except BaseException:
-            self._retired.remove(old)
-            self._conn = old  # go on with the old file; the next call tries again
+            new, self._conn = self._conn, old  # go on with the old file; the next call tries again
+            if new is not None and new is not old:
+                with contextlib.suppress(sqlite3.Error):
+                    new.close()
+            self._batch_rows, self._recent, self._events_of = batch_rows, recent, events_of
             raise
-        renumbered: dict[int, int] = {}
-        with _transaction(conn):
-            for seq, fmt, events, index, payloads, added, destination in rows:
-                renumbered[seq] = (
-                    conn.execute(
-                        "INSERT INTO batches (format, events, records, payloads, added, owner, destination) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (fmt, events, index, payloads, added, self._owner, destination),
-                    ).lastrowid
-                    or 0
-                )
+        # Never closed: closing would checkpoint and delete the WAL by name, which is the new
+        # file's by now.  It keeps the old file's space until the process exits.
+        self._retired.append(old)
+        with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
+            old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._own = {renumbered[row[0]]: row[2] for row in rows}
         self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
         self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
@@ -392,12 +406,18 @@ class SQLiteSpool:
         self._unremoved = {}
         self._bytes_since_check = float("inf")
         events = sum(row[2] for row in rows)
+        what = {
+            "deleted": "deleted",
+            "moved": "moved or renamed",
+            "replaced": "replaced by another file",
+        }[reason]
         log.warning(
             "the spool file %s was %s while in use; a fresh spool was started at that path and "
-            "the %d events this process had waiting in the old one were written to it (rows of "
-            "other processes in the old file are not carried over)",
+            "the %d events this process had waiting in the old one were written to it, so a "
+            "crash no longer loses them (rows of other processes in the old file are not "
+            "carried over)",
             self.path,
-            "deleted" if reason == "deleted" else "moved away or replaced by another file",
+            what,
             events,
         )
         if self.on_reopen is not None:
@@ -950,6 +970,22 @@ class SQLiteSpool:
     def _evicted(self, reason: str, count: int) -> None:
         if self.on_evict is not None:
             self.on_evict(reason, count)
+
+
+def _still_linked(file_id: tuple[int, int] | None) -> bool:
+    """Whether the file this process has open as ``file_id`` still has a name (moved, not deleted)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == file_id:
+            return st.st_nlink > 0
+    return False
 
 
 class _Damaged(Exception):
