@@ -115,6 +115,18 @@ def test_configure_again_while_a_backlog_drains_sends_each_row_once(db: Path) ->
     assert _ids_in_spool(db) == []
 
 
+def test_rows_the_old_pipeline_hands_back_are_sent_by_the_new_one_without_a_new_event(db: Path) -> None:
+    port = free_port()
+    eventlog.configure(**_settings(port, db))
+    backlog = _log("backlog", 1000)
+    _wait(lambda: len(_ids_in_spool(db)) == 1000)
+    eventlog.configure(**_settings(port, db, shutdown_timeout=0.2))  # the old one gives up, hands back
+    with LineReceiver(port=port) as receiver:  # the peer returns; nothing more is logged
+        assert receiver.wait_for(1000, timeout=30)
+        got = [e["id"] for e in receiver.events()]
+    assert Counter(got) == Counter(backlog)
+
+
 def test_two_live_spools_of_one_process_never_take_each_others_rows(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

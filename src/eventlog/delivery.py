@@ -56,6 +56,7 @@ class SpoolDelivery:
         accounts: Accounting,
         stats: Stats,
         warnings: Warnings,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.settings = settings
@@ -77,6 +78,8 @@ class SpoolDelivery:
         spool.on_drop = self.dropped
         spool.on_quarantine = self.quarantined
         spool.on_reopen = self.reopened
+        self._wake = wake
+        spool.on_released = self.released
 
     def idle(self) -> bool:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
@@ -198,6 +201,15 @@ class SpoolDelivery:
             self.unspooled = []
         self.release_markers()
         self.spool.close()
+
+    def released(self) -> None:
+        """Another pipeline of this process handed rows back (configure() again): drain them now.
+
+        A flush marker alone makes the worker drain the spool; nobody waits on this one.
+        """
+        if self._wake is not None:
+            self._queue.append(Flush())
+            self._wake()
 
     def depth(self) -> int:
         """Events waiting in the spool, and those the worker holds for it.

@@ -132,6 +132,7 @@ class Pipeline:
                 accounts=accounts,
                 stats=stats,
                 warnings=warnings,
+                wake=self._wake,
             )
 
     # ------------------------------------------------------------ the caller's side

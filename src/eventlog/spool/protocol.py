@@ -27,6 +27,8 @@ class Spool(Protocol):
     on_quarantine: Callable[[str, int], None] | None
     #: (reason): the file was ``deleted`` or ``replaced`` while in use, and a fresh one opened.
     on_reopen: Callable[[str], None] | None
+    #: (): another spool of this process on the same file handed rows back: look again.
+    on_released: Callable[[], None] | None
 
     def add(self, records: Sequence[Record]) -> None: ...
     def pending(self, limit: int) -> list[Record]: ...

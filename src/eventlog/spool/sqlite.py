@@ -176,6 +176,8 @@ class SQLiteSpool:
         self.on_quarantine = on_quarantine
         #: Told (reason) when the file was deleted or replaced and a fresh one opened.
         self.on_reopen = on_reopen
+        #: Told when another spool of this process on the same file handed its rows back.
+        self.on_released: Callable[[], None] | None = None
         #: Rows quarantined by this instance, by reason (what ``eventlog spool replay`` reports).
         self.quarantined: dict[str, int] = {}
         self._maybe_free = True  # rows without an owner may exist: look before claiming
@@ -785,6 +787,14 @@ class SQLiteSpool:
         with contextlib.suppress(SpoolUnavailable):
             if self._conn is not None:
                 self._locked("release this process's rows", release)
+        # A pipeline of this process on the same file (configure() again) may take them now,
+        # without waiting for its next event.
+        for other in list(_spools):
+            if other is not self and other.path == self.path and other._conn is not None:
+                other._maybe_free = True
+                if other.on_released is not None:
+                    with contextlib.suppress(Exception):
+                        other.on_released()
 
     def close(self) -> None:
         """Release this instance's rows and close the file."""
