@@ -25,14 +25,13 @@ def new_owner() -> str:
     return owner
 
 
+# A forked child keeps the parent's owners in this set: harmless, they name the parent's
+# pid, so the child judges them by whether the parent runs, as any other process does.
+
+
 def closed(owner: str) -> None:
     """The instance that held ``owner`` is closed: its rows may be reclaimed."""
     _open_owners.discard(owner)
-
-
-def forget_open_owners() -> None:
-    """In a forked child: no instance of the parent's is this process's."""
-    _open_owners.clear()
 
 
 def process_identity(pid: int) -> str | None:

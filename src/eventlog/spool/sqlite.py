@@ -51,7 +51,7 @@ from eventlog.spool.database import (
     move_aside,
     open_database,
 )
-from eventlog.spool.identity import closed, forget_open_owners, new_owner, owner_alive
+from eventlog.spool.identity import closed, new_owner, owner_alive
 from eventlog.spool.protocol import SpoolCorrupt, SpoolUnavailable
 
 _orjson: Any
@@ -114,7 +114,6 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     _held.clear()  # the child's spools get fresh locks (SQLiteSpool.after_fork)
-    forget_open_owners()
     for spool in list(_spools):
         spool._lock = threading.Lock()
 
