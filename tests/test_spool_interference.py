@@ -192,6 +192,20 @@ def test_a_spool_file_deleted_or_moved_in_use_is_noticed_and_started_afresh_with
     assert pipeline.stats.dropped_by_reason() == {}
 
 
+def test_a_spool_file_deleted_in_a_quiet_outage_is_noticed_without_a_new_event(
+    db: Path, eventlog_warnings: EventlogWarnings
+) -> None:
+    port = free_port()
+    pipeline = _configure(port, db)
+    first = _log("first", 300)
+    _wait(lambda: len(_ids_in_spool(db)) == 300)
+    os.unlink(db)
+    # Nothing more is logged: the worker only retries the batch in hand.
+    _wait(lambda: sorted(_ids_in_spool(db)) == first)
+    assert pipeline.stats.spool_reopened == {"deleted": 1}
+    assert eventlog_warnings.count(f"the spool file {db} was deleted") == 1
+
+
 # ---------------------------------------------------------------- what waits shows in a depth
 
 

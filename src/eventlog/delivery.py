@@ -184,6 +184,7 @@ class SpoolDelivery:
         end = time.monotonic() + delay
         while True:
             self.spool_queued()
+            self.spool.watch()  # a spool file deleted meanwhile is noticed without a new event
             left = end - time.monotonic()
             # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
             step = self._linger or SPOOL_WHILE_WAITING

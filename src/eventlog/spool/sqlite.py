@@ -86,6 +86,8 @@ CLAIM_ROWS = 8
 #: while holding the spool's lock.  Between tries the lock is let go, so a fork or a
 #: metrics scrape never waits out the whole busy timeout (BUSY_TIMEOUT_MS) behind it.
 BUSY_STEP_MS = 50
+#: How often the worker looks at the spool file between retries (:meth:`SQLiteSpool.watch`).
+WATCH_SECONDS = 0.1
 #: How long ``depth()`` (a metrics scrape, ``flush``) waits for the spool's lock before
 #: answering with the last depth it read.
 DEPTH_WAIT_SECONDS = 0.05
@@ -204,6 +206,7 @@ class SQLiteSpool:
         self._warned: set[str] = set()
         self._page_size = 4096
         self._depth = 0  # the last depth read, answered when the lock is busy
+        self._next_watch = 0.0
         # On failure: logged once; the engine sends from memory until the spool works.
         # Another process holding the write lock: the worker opens it later.
         with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error), self._lock:
@@ -772,6 +775,19 @@ class SQLiteSpool:
             return self._depth
         finally:
             self._lock.release()
+
+    def watch(self) -> None:
+        """Between send retries: notice a deleted or moved file even while nothing is stored.
+
+        In a quiet outage the worker only retries the batch in hand; without this, a
+        spool deleted meanwhile would go unnoticed until the next event.
+        """
+        now = time.monotonic()
+        if now < self._next_watch or self._conn is None:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        with contextlib.suppress(SpoolUnavailable):
+            self._locked("check the spool file", lambda conn: None)
 
     def release(self) -> None:
         """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
