@@ -40,6 +40,11 @@ class Accounting:
         self._spooling = 0  # of those, the ones inside a spool.add() right now
         self._counted_ahead = 0  # counted by abandon(): the worker does not count them again
 
+    @property
+    def in_flight(self) -> int:
+        """Events the worker took and has neither counted nor stored: they wait in its memory."""
+        return self._in_flight
+
     def took(self, count: int) -> None:
         """The worker took ``count`` events from the queue: in flight until counted or spooled."""
         with self._lock:

@@ -54,6 +54,8 @@ class Components:
     #: The formatter's whole-batch encoder (format_many, split_many), when it agrees with format.
     format_many: Callable[[list[dict[str, Any]]], bytes] | None
     split_many: Callable[[bytes], list[bytes]] | None
+    #: The transport's own settings, parsed (spool rows record where they go from them).
+    transport_options: dict[str, Any]
 
 
 def build(settings: Settings, registry: Registry) -> Components:
@@ -108,4 +110,5 @@ def build(settings: Settings, registry: Registry) -> Components:
         with_context=with_context,
         format_many=format_many,
         split_many=split_many,
+        transport_options=transport_options,
     )

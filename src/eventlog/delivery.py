@@ -27,9 +27,10 @@ from eventlog.diagnostics import Warnings
 from eventlog.encoder import Encoder
 from eventlog.sender import Count, Deadline, Sender
 from eventlog.spool import Spool, SpoolUnavailable, open_spool
+from eventlog.spool.sqlite import destination_of
 from eventlog.stats import Stats
 
-__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "open_spool", "replay"]
+__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "destination_of", "open_spool", "replay"]
 
 #: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
 SPOOL_WHILE_WAITING = 0.005
@@ -55,6 +56,7 @@ class SpoolDelivery:
         accounts: Accounting,
         stats: Stats,
         warnings: Warnings,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.settings = settings
@@ -72,6 +74,12 @@ class SpoolDelivery:
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
         self.held_markers: list[Flush] = []  # flushes passed over while spooling in an outage
         self._count_rows: Count = accounts.count_rows
+        # What the spool sets aside or notices is counted in this (this process's) Stats.
+        spool.on_drop = self.dropped
+        spool.on_quarantine = self.quarantined
+        spool.on_reopen = self.reopened
+        self._wake = wake
+        spool.on_released = self.released
 
     def idle(self) -> bool:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
@@ -176,6 +184,7 @@ class SpoolDelivery:
         end = time.monotonic() + delay
         while True:
             self.spool_queued()
+            self.spool.watch()  # a spool file deleted meanwhile is noticed without a new event
             left = end - time.monotonic()
             # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
             step = self._linger or SPOOL_WHILE_WAITING
@@ -193,6 +202,38 @@ class SpoolDelivery:
             self.unspooled = []
         self.release_markers()
         self.spool.close()
+
+    def released(self) -> None:
+        """Another pipeline of this process handed rows back (configure() again): drain them now.
+
+        A flush marker alone makes the worker drain the spool; nobody waits on this one.
+        """
+        if self._wake is not None:
+            self._queue.append(Flush())
+            self._wake()
+
+    def depth(self) -> int:
+        """Events waiting in the spool, and those the worker holds for it.
+
+        While the spool cannot be written (read-only, full), events wait in the
+        worker's memory, not in the queue nor the file: they count here, so the
+        depths add up to what waits anywhere.
+        """
+        return self.spool.depth() + self._accounts.in_flight
+
+    def dropped(self, reason: str, count: int) -> None:
+        """The spool set ``count`` events aside: a quarantined row's, an unstorable one (worker)."""
+        self._stats.drop(reason, count)
+
+    def quarantined(self, reason: str, rows: int) -> None:
+        """The spool moved ``rows`` unreadable rows to its quarantine table (the worker thread)."""
+        counts = self._stats.spool_quarantined
+        counts[reason] = counts.get(reason, 0) + rows
+
+    def reopened(self, reason: str) -> None:
+        """The spool file was deleted or replaced under us, and a fresh one opened (worker)."""
+        counts = self._stats.spool_reopened
+        counts[reason] = counts.get(reason, 0) + 1
 
     def evicted(self, reason: str, count: int) -> None:
         """The spool's size or age limit dropped ``count`` events (the worker thread)."""

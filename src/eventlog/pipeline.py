@@ -132,6 +132,7 @@ class Pipeline:
                 accounts=accounts,
                 stats=stats,
                 warnings=warnings,
+                wake=self._wake,
             )
 
     # ------------------------------------------------------------ the caller's side
@@ -354,9 +355,9 @@ class Pipeline:
         return sum(1 for item in list(self._queue) if type(item) is not Flush)
 
     def spool_depth(self) -> int:
-        """Events waiting in the spool (0 in memory mode)."""
+        """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
-            return self._spool.depth() if self._spool is not None else 0
+            return self._delivery.depth() if self._delivery is not None else 0
         except Exception:
             return 0
 
@@ -452,12 +453,16 @@ class Pipeline:
 
     def _open_spool(self) -> Spool:
         try:
-            from eventlog.delivery import open_spool  # needs sqlite3, which a build may lack
+            from eventlog.delivery import destination_of, open_spool  # needs sqlite3, which a build may lack
         except ImportError:
             raise ConfigurationError(
                 f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"
             ) from None
-        spool: Spool = open_spool(self.settings, self.format_name, self._spool_evicted)
+        # Each row records where it goes: another destination's rows are not sent from here.
+        destination = destination_of(self.settings, self.transport_name, self._parts.transport_options)
+        spool: Spool = open_spool(
+            self.settings, self.format_name, self._spool_evicted, destination=destination
+        )
         return spool
 
     def _spool_evicted(self, reason: str, count: int) -> None:

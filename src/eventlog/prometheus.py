@@ -65,12 +65,24 @@ class EventlogCollector:
         )
         depth = GaugeMetricFamily("eventlog_queue_depth", "Events waiting in memory", labels=["pipeline"])
         spooled = GaugeMetricFamily(
-            "eventlog_spool_depth", "Events waiting in the spool", labels=["pipeline"]
+            "eventlog_spool_depth",
+            "Events waiting in the spool, or in the worker's memory for it (spool mode)",
+            labels=["pipeline"],
         )
         up = GaugeMetricFamily("eventlog_transport_up", "1 when the last send succeeded", labels=["pipeline"])
         fallback = CounterMetricFamily(
             "eventlog_spool_fallback",
             "Events sent from memory because the spool could not be written, by reason",
+            labels=["pipeline", "reason"],
+        )
+        quarantined = CounterMetricFamily(
+            "eventlog_spool_quarantined_rows",
+            "Spool rows that could not be read, moved to the quarantine table, by reason",
+            labels=["pipeline", "reason"],
+        )
+        reopened = CounterMetricFamily(
+            "eventlog_spool_reopened",
+            "Times the spool file was deleted or replaced while in use and a fresh one opened",
             labels=["pipeline", "reason"],
         )
         latency = HistogramMetricFamily(
@@ -93,13 +105,17 @@ class EventlogCollector:
             up.add_metric([name], stats.transport_up)
             for reason, count in sorted(stats.spool_fallback.items()):
                 fallback.add_metric([name, reason], count)
+            for reason, count in sorted(stats.spool_quarantined.items()):
+                quarantined.add_metric([name, reason], count)
+            for reason, count in sorted(stats.spool_reopened.items()):
+                reopened.add_metric([name, reason], count)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, latency)
+        yield from (depth, spooled, up, fallback, quarantined, reopened, latency)
 
 
 _registered = False
