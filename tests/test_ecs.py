@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 import threading
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 import eventlog
 from eventlog.builtin.ecs import ECS_VERSION, EcsFormatter
 from eventlog.plugin.testing import FormatterConformance
-from eventlog.wire import to_wire
 from eventlog.receiver import LineReceiver
 from eventlog.schema import LEVEL_NAMES
+from eventlog.wire import to_wire
 from tests.peers import missing
 from tests.test_spool_props import any_text, hostile_event
 
@@ -318,9 +318,11 @@ _TYPES: dict[str, Any] = {
     "string": lambda v: type(v) is str,
     "integer": lambda v: type(v) is int,
     "object": lambda v: type(v) is dict,
-    "datetime": lambda v: type(v) is str
-    and v.endswith("Z")
-    and datetime.datetime.fromisoformat(v.removesuffix("Z") + "+00:00") is not None,
+    "datetime": lambda v: (
+        type(v) is str
+        and v.endswith("Z")
+        and datetime.datetime.fromisoformat(v.removesuffix("Z") + "+00:00") is not None
+    ),
 }
 
 
