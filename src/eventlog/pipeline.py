@@ -66,7 +66,8 @@ class Pipeline:
         self.settings = settings
         self.name: str = settings.name
         self.stats = Stats()
-        self._parts = parts = build(settings, registry)  # every setting checked, or raises
+        # Every setting checked, or raises; plugins count their conversions with the engine's.
+        self._parts = parts = build(settings, registry, self.stats.converted)
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         self._caller_enrichers = parts.caller_enrichers
