@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventlog
 from eventlog import ConfigurationError, Event
@@ -37,7 +39,8 @@ from eventlog.builtin.syslog import (
 from eventlog.plugin import Record
 from eventlog.plugin.testing import FormatterConformance, TransportConformance, closed_port
 from eventlog.plugin.testing import make_local_ca as make_ca
-from eventlog.schema import LEVEL_NAMES
+from eventlog.schema import FIELDS_BY_NAME, LEVEL_NAMES
+from eventlog.wire import to_wire
 from tests.peers.rsyslog import (  # noqa: F401
     Rsyslog,
     default_rsyslog_server,
@@ -47,6 +50,7 @@ from tests.peers.rsyslog import (  # noqa: F401
 )
 from tests.peers.syslog_ng import SyslogNg, syslog_ng_peer, syslog_ng_server  # noqa: F401
 from tests.peers.syslog_ng import event_id as ng_event_id
+from tests.test_spool_props import any_text, hostile_event
 
 PEN = "32473"
 
@@ -363,6 +367,139 @@ def test_control_characters_arrive_as_their_pictures_counted(
     row = _rows(receiver, "tcp", [event])[str(event.id)]
     assert row["msg"] == "nul\u2400 bel\u2407 esc\u241b[31m del\u2421 cr\u240d tab\t lf\nend"
     assert pipeline.stats.converted == {"control_character": 1}
+
+
+# ---------------------------------------------------------------- RFC 5424's grammar
+
+_SD_NAME = rb"[\x21-\x7e]{1,32}"
+#: RFC 5424 section 6's ABNF as one expression: HEADER SP STRUCTURED-DATA [SP MSG].
+RFC5424 = re.compile(
+    rb"<(?P<prival>\d{1,3})>(?P<version>[1-9]\d{0,2}) "
+    rb"(?P<timestamp>-|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})) "
+    rb"(?P<hostname>-|[\x21-\x7e]{1,255}) (?P<app>-|[\x21-\x7e]{1,48}) "
+    rb"(?P<procid>-|[\x21-\x7e]{1,128}) (?P<msgid>-|[\x21-\x7e]{1,32}) "
+    rb'(?P<sd>-|(?:\[[^\x00-\x20=\]"\x7f-\xff]{1,32}'
+    rb'(?: [^\x00-\x20=\]"\x7f-\xff]{1,32}="(?:[^"\\\]]|\\["\\\]])*")*\])+)'
+    rb"(?P<msg> .*)?",
+    re.S,
+)
+_ELEMENT = re.compile(rb'\[([^ \]]+)((?: [^=]+="(?:[^"\\\]]|\\["\\\]])*")*)\]', re.S)
+_SD_PARAM_NAME = re.compile(rb' ([^=]+)="')
+
+
+def assert_rfc5424(message: bytes, limit: int) -> None:
+    """``message`` against RFC 5424's grammar, and eventlog's own promises on top of it."""
+    assert len(message) <= limit
+    found = RFC5424.fullmatch(message)
+    assert found, message[:300]
+    assert 0 <= int(found["prival"]) <= 191
+    assert found["timestamp"] != b"-"
+    message.decode("utf-8")  # MSG and PARAM-VALUEs are UTF-8 (no lone surrogate)
+    sd_ids = []
+    for element in _ELEMENT.finditer(found["sd"]):
+        sd_ids.append(element[1])
+        names = _SD_PARAM_NAME.findall(re.sub(rb'="(?:[^"\\\]]|\\["\\\]])*"', b'=""', element[2]))
+        assert len(names) == len(set(names)), f"a PARAM-NAME twice in {element[1]!r}: {names}"
+        assert all(b"." not in name for name in names), "syslog-ng reads a dot as nesting"
+    assert len(sd_ids) == len(set(sd_ids)), "an SD-ID twice (RFC 5424 6.3.2)"
+    if found["msg"]:
+        assert not re.search(rb"[\x00-\x08\x0b-\x1f\x7f]", found["msg"]), "a control character in MSG"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=hostile_event(),
+    limit=st.sampled_from([480, 2048, 8192]),
+    bom=st.booleans(),
+    extra=st.dictionaries(any_text.filter(lambda key: key not in FIELDS_BY_NAME), any_text, max_size=3),
+)
+def test_every_message_follows_rfc5424_and_gives_the_event_back(
+    event: Event, limit: int, bom: bool, extra: dict[str, str]
+) -> None:
+    wire = to_wire(event, {})
+    for key, value in extra.items():  # what enrichers add, under any name
+        wire.setdefault(key, value)
+    conversions: dict[str, int] = {}
+    formatter = SyslogFormatter(app_name="app", bom=bom, max_message_bytes=limit, conversions=conversions)
+    try:
+        payload = formatter.format(wire)
+    except ValueError as exc:  # only when names alone do not fit: said so, and rare
+        assert "cannot" in str(exc) or "fits" in str(exc)
+        return
+    message = unframe(payload)
+    assert_rfc5424(message, limit)
+    if conversions.get("truncated"):
+        return  # cut to fit: what arrives is checked against the receivers
+    back = parse_message(message.replace(b"\xef\xbb\xbf", b"", 1) if bom else message)
+    for key in ("fields", "metrics"):  # a long key (mapped in keys@) has its controls as pictures
+        arrived_values = {pictures(k): v for k, v in back.get(key, {}).items()}
+        assert arrived_values == {pictures(k): pictures(str(v)) for k, v in (wire.get(key) or {}).items()}
+
+    # A lone surrogate (no UTF-8 for it) arrives visible, as \udxxx; all else as it was.
+    def visible(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    arrived = {pictures(visible(key)): value for key, value in back.items()}
+    for key, value in extra.items():
+        assert arrived[pictures(visible(key))] == pictures(visible(value))
+
+
+def pictures(text: str) -> str:
+    """``text`` as the formatter sends it: control characters but TAB and LF as pictures."""
+    return CONTROL.sub(lambda m: PICTURES[m.group()], text)
+
+
+def _hostile_batch_arrives(receiver: Rsyslog | SyslogNg, events: list[Event]) -> None:
+    """Send ``events`` over TCP with the defaults; each arrives once, every value as sent."""
+    pipeline = eventlog.configure(transport="syslog", host="127.0.0.1", port=receiver.ports["tcp"])
+    for event in events:
+        eventlog.log_event(event)
+    assert eventlog.flush(20)
+    wires = {str(event.id): to_wire(event, {}) for event in events}  # ids are given at log time
+    rows = _rows(receiver, "tcp", events)
+    cut = pipeline.stats.converted.get("truncated", 0)
+    for event_id_, wire in wires.items():
+        row = rows[event_id_]
+        message = pictures(wire.get("message") or "")
+        if isinstance(receiver, SyslogNg):
+            message = message.rstrip("\n")  # syslog-ng drops the newlines that end MSG
+        sent = {"message": message}
+        got = {"message": row["msg"]}
+        for element in ("fields", "metrics"):  # a long key's control characters: pictures
+            sent |= {
+                f"{element}.{pictures(k)}": pictures(str(v)) for k, v in (wire.get(element) or {}).items()
+            }
+            got |= {f"{element}.{pictures(k)}": v for k, v in keyed(row["sd"], element).items()}
+        sent["action"], got["action"] = pictures(wire["action"]), row["sd"][f"eventlog@{PEN}"]["action"]
+        assert got.keys() == sent.keys()
+        if cut:  # some event was cut to the size limit: what arrived is the start of each value
+            assert all(sent[key].startswith(value) for key, value in got.items())
+        else:
+            assert got == sent
+    assert pipeline.stats.sent == len(events)
+
+
+_hostile_batches = settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+
+
+@_hostile_batches
+@given(events=st.lists(hostile_event(), min_size=1, max_size=25))
+def test_hostile_events_arrive_whole_at_rsyslog(rsyslog: Rsyslog, events: list[Event]) -> None:
+    _hostile_batch_arrives(rsyslog, events)
+
+
+@_hostile_batches
+@given(events=st.lists(hostile_event(), min_size=1, max_size=25))
+def test_hostile_events_arrive_whole_at_syslog_ng(syslog_ng: SyslogNg, events: list[Event]) -> None:
+    _hostile_batch_arrives(syslog_ng, events)
 
 
 # ---------------------------------------------------------------- without a peer

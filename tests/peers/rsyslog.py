@@ -139,9 +139,9 @@ class Rsyslog:
         except FileNotFoundError:
             return []
         rows = []
-        for line in text.splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break  # being written
+        # "\n" only: str.splitlines() also splits at U+0085, U+2028 and \x1c-\x1e, which
+        # the receivers write as they are inside JSON strings.
+        for line in text.split("\n")[:-1]:  # the last part is being written (or empty)
             row = json.loads(line)
             row["sd"] = json.loads(row["sd"]) if row["sd"] else {}
             rows.append(row)

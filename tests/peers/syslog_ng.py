@@ -134,11 +134,11 @@ class SyslogNg:
         except FileNotFoundError:
             return []
         rows = []
-        for line in text.splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break  # being written
+        # "\n" only: str.splitlines() also splits at U+0085, U+2028 and \x1c-\x1e, which
+        # the receivers write as they are inside JSON strings.
+        for line in text.split("\n")[:-1]:  # the last part is being written (or empty)
             row = json.loads(line)
-            row["sd"] = row.pop("_SDATA", {})
+            row["sd"] = _unflattened(row.pop("_SDATA", {}))
             rows.append(row)
         return rows
 
@@ -165,6 +165,25 @@ class SyslogNg:
         """Stop syslog-ng (SIGTERM, then SIGKILL)."""
         stop_process(self.process, 10)
         self.process = None
+
+
+def _unflattened(sd: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """SD-ID -> param -> value from format-json's nesting.
+
+    format-json nests ``.SDATA.<sd-id>.<name>`` at each dot, but writes a name that
+    starts with a digit (``[fields@32473 5="x"]``) flat, as ``"fields@32473.5"``, in
+    the element or beside it: syslog-ng read it right, this puts it back.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in sd.items():
+        if isinstance(value, dict):
+            params = out.setdefault(key, {})
+            for name, item in value.items():
+                params[name.removeprefix(f"{key}.")] = item
+        else:
+            sd_id, _, name = key.rpartition(".")
+            out.setdefault(sd_id, {})[name] = value
+    return out
 
 
 def event_id(row: dict[str, Any]) -> str | None:

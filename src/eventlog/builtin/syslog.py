@@ -21,9 +21,10 @@ One event becomes one RFC 5424 message::
   prefix, ``%~`` and a hash, and ``keys@PEN`` maps it back to the key.
 - MSG: the message as UTF-8, without a BOM unless ``EVENTLOG_SYSLOG_BOM=true``
   (RFC 5424 6.4 asks for one, but rsyslog keeps it as text in front of the
-  message; syslog-ng takes it off).  Control characters but TAB and LF become
-  the Unicode control pictures (``\\x01`` -> U+2401), counted as
-  ``control_character`` (6.4: avoid them; rsyslog writes ``#001``, syslog-ng ``\\x00``).
+  message; syslog-ng takes it off).  Control characters but TAB and LF, in MSG
+  and in PARAM-VALUEs, become the Unicode control pictures (``\\x01`` -> U+2401),
+  counted as ``control_character`` (6.4: avoid them; rsyslog writes NUL as
+  ``#000``, syslog-ng as the text ``\\x00``).
 - Size: a message over ``EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES`` (default 8192,
   what rsyslog's and syslog-ng's defaults both take) is cut to fit, counted
   as ``truncated``: MSG first, then the longest parameter values.
@@ -230,8 +231,19 @@ def _render(header: str, elements: list[tuple[str, list[tuple[str, str]]]], body
                 value = value.translate(_SD_ESCAPES)
             parts.append(f' {name}="{value}"')
         parts.append("]")
-    # backslashreplace: a lone surrogate cannot be UTF-8; keep it visible, not lost.
-    head = "".join(parts).encode("utf-8", "backslashreplace")
+    try:
+        head = "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8: kept visible as \udxxx, not lost, and that
+        # backslash escaped like any other in a PARAM-VALUE (RFC 5424 6.3.3).
+        visible = [
+            (
+                sd_id,
+                [(name, value.encode("utf-8", "backslashreplace").decode("utf-8")) for name, value in params],
+            )
+            for sd_id, params in elements
+        ]
+        return _render(header, visible, body, bom)
     if not body:
         return head
     return b"".join((head, b" ", _BOM, body)) if bom else b"".join((head, b" ", body))
@@ -286,10 +298,19 @@ class SyslogFormatter(Formatter):
                     number += 1
                     name = sd_name(f"{key}\x00{number}")
                 hashed.add(name)
-                if (name, key) not in keys:  # the same key in fields and metrics: once
-                    keys.append((name, key))
-            params.append((name, value if type(value) is str else str(value)))
+                if all(name != known for known, _ in keys):  # a key in fields and metrics: once
+                    keys.append((name, key if key.isprintable() else self._pictures(key)))
+            text = value if type(value) is str else str(value)
+            # isprintable() first: a C-speed test that is true for almost every value.
+            if not text.isprintable() and _CONTROL.search(text):
+                text = self._pictures(text)
+            params.append((name, text))
         return params
+
+    def _pictures(self, text: str) -> str:
+        """``text`` with its control characters (but TAB and LF) as their pictures, counted."""
+        self._count("control_character")
+        return _CONTROL.sub(lambda m: _PICTURES[m.group()], text)
 
     def elements(self, wire: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
         """The SD-ELEMENTs of one event: SD-ID and (PARAM-NAME, value) pairs, values unescaped."""
@@ -321,8 +342,7 @@ class SyslogFormatter(Formatter):
         elements = self.elements(wire)
         text = wire.get("message")
         if text and _CONTROL.search(text):
-            self._count("control_character")
-            text = _CONTROL.sub(lambda m: _PICTURES[m.group()], text)
+            text = self._pictures(text)
         body = text.encode("utf-8", "backslashreplace") if text else b""
         message = _render(header, elements, body, self.bom)
         if len(message) <= self.max_message_bytes:
@@ -347,18 +367,20 @@ class SyslogFormatter(Formatter):
             if sd_id != self.keys_id and not (e == 0 and name == "id")
         ]
         while len(head) > limit:
-            length, e, i = (
-                max((len(elements[e][1][i][1]), e, i) for e, i in cuttable) if cuttable else (0, 0, 0)
-            )
+            length, e, i = max(((len(elements[e][1][i][1]), e, i) for e, i in cuttable), default=(0, 0, 0))
             if length == 0:
                 raise ValueError(
                     f"no syslog message of this event fits EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES ({limit}): "
                     "its header and parameter names alone are longer; raise the limit"
                 )
             name, value = elements[e][1][i]
-            # Each character is one octet or more: cutting as many as are over is enough.
-            elements[e][1][i] = (name, value[: max(0, length - (len(head) - limit))])
+            # A character is 1 to 4 octets (2 when escaped): cut a quarter of what is over,
+            # at least one, and look again, so that no more is cut than needed.
+            elements[e][1][i] = (name, value[: length - max(1, (len(head) - limit) // 4)])
             head = _render(header, elements, b"", False)
+        room = limit - len(head) - 1 - (len(_BOM) if self.bom else 0)
+        if room > 0 and body:
+            return _render(header, elements, body[:room].decode("utf-8", "ignore").encode("utf-8"), self.bom)
         return head
 
     def format(self, wire: dict[str, Any]) -> bytes:
