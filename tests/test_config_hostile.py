@@ -522,3 +522,33 @@ def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
         "environment variable EVENTLOG_FLUENT_TAG is ignored: it looks like a setting of "
         "'fluent', which is not installed (pip install eventlog[fluent])"
     ]
+
+
+def test_no_secret_shows_in_the_repr_of_settings_or_plugin_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLOG_NATS_TOKEN", "nats-tok-5e3f")
+    monkeypatch.setenv("SOMETHING_ELSE_ENTIRELY", "an-unrelated-value-77")
+    monkeypatch.setenv("EVENTLOG_HTTP_TOKEN", "h77p-s3cr3t-tok")
+    secrets = ["h77p-s3cr3t-tok", "x-api-k3y!", "q-token-1"]
+    pipeline = eventlog.configure(
+        transport="http",
+        http_url="http://127.0.0.1:9/in?token=q-token-1",
+        http_read_timeout=7,
+        http_headers={"X-Api-Key": "x-api-k3y!", "X-Team": "blue"},
+    )
+    try:
+        settings = pipeline.settings
+        options = settings.plugin_options("http", get_registry().transport("http").spec.options)
+        for text in (repr(settings), str(settings), repr(options), str(options)):
+            for secret in [*secrets, "nats-tok-5e3f"]:
+                assert secret not in text
+            assert "an-unrelated-value-77" not in text and "SOMETHING_ELSE_ENTIRELY" not in text
+        assert "EVENTLOG_NATS_TOKEN': '<hidden>'" in repr(settings)
+        assert "'http_url': '<hidden>'" in repr(settings)  # declared secret=True
+        # What is no secret stays readable.
+        assert "'http_read_timeout': 7" in repr(settings) and "'read_timeout': 7.0" in repr(options)
+        assert options["token"] == "h77p-s3cr3t-tok"  # hidden in the repr only
+        # A URL's password, and one in a host setting, likewise.
+        other = config.Settings.load({"host": "https://user:pw-of-the-url@example.test/"}, environ={})
+        assert "pw-of-the-url" not in repr(other) and "user:<hidden>@" in repr(other)
+    finally:
+        eventlog.shutdown()

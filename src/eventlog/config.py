@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventlog.errors import ConfigurationError
+from eventlog.masking import HIDDEN, looks_secret, mask_structure
 from eventlog.options import (
     SHOWN_LIMIT,
     Option,
@@ -198,6 +199,45 @@ def allowed(option: Option) -> str:
     return text
 
 
+# ---------------------------------------------------------------- shown without secrets
+
+#: Setting keys whose option is declared ``secret=True`` (recorded as options are resolved).
+_SECRET_KEYS: set[str] = set()
+
+
+def shown_setting(key: str, value: Any) -> Any:
+    """``value`` as a repr may show it: hidden for a secret option or a secret-looking name
+    (``http_token``, ``EVENTLOG_NATS_PASSWORD``), credentials masked in any text."""
+    if value is None:
+        return None
+    name = key.lower().removeprefix("eventlog_")
+    if name in _SECRET_KEYS or looks_secret(name):
+        return HIDDEN
+    if isinstance(value, str):
+        return mask_structure(value)
+    if isinstance(value, Mapping):
+        return {k: shown_setting(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(shown_setting(key, v) for v in value)
+    return value
+
+
+class PluginOptions(dict[str, Any]):
+    """A plugin's parsed options; its repr hides the ones declared secret."""
+
+    def __init__(self, values: Mapping[str, Any], secret: Iterable[str]) -> None:
+        super().__init__(values)
+        self.secret = frozenset(secret)
+
+    def __repr__(self) -> str:
+        return repr(
+            {
+                k: HIDDEN if k in self.secret and v is not None else shown_setting(k, v)
+                for k, v in self.items()
+            }
+        )
+
+
 # ---------------------------------------------------------------- resolution
 
 
@@ -218,6 +258,19 @@ class Settings:
             return self.values[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __repr__(self) -> str:
+        # Never the secrets, and never the whole environment: only eventlog's variables.
+        values = {k: shown_setting(k, v) for k, v in self.values.items()}
+        given = {k: shown_setting(k, v) for k, v in self.given.items()}
+        environ = {k: shown_setting(k, v) for k, v in self.environ.items() if k.startswith(ENV_PREFIX)}
+        others = len(self.environ) - len(environ)
+        return (
+            f"Settings(values={values!r}, given={given!r}, environ={environ!r} "
+            f"(+{others} other variables), use_django={self.use_django!r}, given_by={self.given_by!r})"
+        )
+
+    __str__ = __repr__
 
     @classmethod
     def load(
@@ -281,6 +334,8 @@ class Settings:
                 )
             return option.default
         value, source = found
+        if option.secret:
+            _SECRET_KEYS.add(key)
         shown_value = "<hidden>" if option.secret else shown(value)
         if option.choices is not None and (not isinstance(value, str) or value not in option.choices):
             raise ConfigurationError(
@@ -307,4 +362,8 @@ class Settings:
 
     def plugin_options(self, plugin: str, options: Iterable[Option]) -> dict[str, Any]:
         """Parse the options a plugin declares, keyed by the option's own name."""
-        return {opt.name: self.resolve(option_key(plugin, opt), opt) for opt in options}
+        options = tuple(options)
+        return PluginOptions(
+            {opt.name: self.resolve(option_key(plugin, opt), opt) for opt in options},
+            (opt.name for opt in options if opt.secret),
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
@@ -161,12 +161,24 @@ class Transport(abc.ABC):
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a factory receives: the core settings, its own options, the formatter."""
+    """What a factory receives: the core settings, its own options, the formatter.
+
+    A formatter or transport that changes a value to carry it (cuts a message to the
+    receiver's size, clamps a time the format cannot hold) says so with
+    :meth:`count_conversion`: it shows in ``stats.converted`` and the
+    ``eventlog_values_converted_total`` metric, by reason.
+    """
 
     settings: Settings
     options: Mapping[str, Any]
     formatter: Formatter | None = None
     formatter_name: str | None = None
+    #: The pipeline's conversion counts by reason (a private dict outside a pipeline).
+    conversions: MutableMapping[str, int] = field(default_factory=dict)
+
+    def count_conversion(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` values changed for ``reason`` (e.g. ``truncated``); runs in the worker."""
+        self.conversions[reason] = self.conversions.get(reason, 0) + count
 
 
 #: How a format's payloads are told apart when several are written one after another.

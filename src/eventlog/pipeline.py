@@ -27,7 +27,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from eventlog import prometheus
 from eventlog.accounting import Accounting, Flush
@@ -66,7 +66,8 @@ class Pipeline:
         self.settings = settings
         self.name: str = settings.name
         self.stats = Stats()
-        self._parts = parts = build(settings, registry)  # every setting checked, or raises
+        # Every setting checked, or raises; plugins count their conversions with the engine's.
+        self._parts = parts = build(settings, registry, self.stats.converted)
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         self._caller_enrichers = parts.caller_enrichers
@@ -104,7 +105,11 @@ class Pipeline:
         # in a send: see eventlog.accounting.
         self._accounts = accounts = Accounting(stats)
         self._encoder = encoder = Encoder(
-            parts, stats=stats, count=accounts.count, enricher_failed=self._enricher_failed, warnings=warnings
+            parts,
+            stats=stats,
+            count=accounts.count,
+            enricher_failed=_weakly(self._enricher_failed, None),
+            warnings=warnings,
         )
         self._sender = sender = Sender(
             parts.transport_factory,
@@ -112,7 +117,7 @@ class Pipeline:
             settings=self.settings,
             stats=stats,
             count=accounts.count,
-            wait=self._retry_wait,
+            wait=_weakly(self._retry_wait, None),
             warnings=warnings,
             mask=parts.mask,
             transport=transport,
@@ -126,7 +131,7 @@ class Pipeline:
                 self.settings,
                 queue=self._queue,
                 stop_event=self._stop_event,
-                deadline=self._until,
+                deadline=_weakly(self._until, 0.0),
                 sender=sender,
                 encoder=encoder,
                 accounts=accounts,
@@ -316,6 +321,7 @@ class Pipeline:
         delivered = self.flush(timeout)
         self._stopping = True
         self._closed = True
+        prometheus.untrack(self)
         self._stop_event.set()
         self._wake_event.set()
         worker = self._worker
@@ -510,6 +516,24 @@ class Pipeline:
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _weakly(method: Callable[P, R], gone: R) -> Callable[P, R]:
+    """``method`` without a strong reference to its pipeline (``gone`` once it is freed).
+
+    The parts a pipeline owns (encoder, sender, spool delivery) call back into it; bound
+    methods there would make a cycle, and a pipeline replaced by ``configure()`` would
+    live on (its worker, its metrics) until the garbage collector ran.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = ref()
+        return gone if bound is None else bound(*args, **kwargs)
+
+    return call
 
 
 def _after_fork_in_child() -> None:

@@ -29,8 +29,17 @@ _pipelines: weakref.WeakSet[Measured] = weakref.WeakSet()
 
 
 def track(pipeline: Measured) -> None:
-    """Make a pipeline visible to the collector."""
+    """Make a pipeline visible to the collector (until :func:`untrack`)."""
     _pipelines.add(pipeline)
+
+
+def untrack(pipeline: Measured) -> None:
+    """Stop exporting a pipeline (at its shutdown): only live pipelines are scraped.
+
+    The weak set alone is not enough: a pipeline replaced by ``configure()`` would be
+    exported beside its successor, under the same name, until it is freed.
+    """
+    _pipelines.discard(pipeline)
 
 
 class EventlogCollector:

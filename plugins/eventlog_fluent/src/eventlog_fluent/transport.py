@@ -16,7 +16,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from eventlog.plugin import (
 )
 from eventlog.plugin.net import connect_stream, send_all, tls_context
 from eventlog_fluent import forward
+from eventlog_fluent.tags import action_tag
 
 #: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
 HELO_WAIT = 0.1
@@ -63,6 +64,8 @@ class FluentConfig:
     tls: ssl.SSLContext | None = None
     connect_timeout: float = 5.0
     send_timeout: float = 10.0
+    #: Where actions changed to make a tag are counted (the pipeline's conversions).
+    conversions: MutableMapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_context(cls, context: PluginContext) -> FluentConfig:
@@ -120,6 +123,7 @@ class FluentConfig:
             tls=tls,
             connect_timeout=options["connect_timeout"],
             send_timeout=options["send_timeout"],
+            conversions=context.conversions,
         )
 
 
@@ -267,9 +271,12 @@ class FluentTransport(Transport):
         """
         groups: dict[str, list[Record]] = {}
         if self.config.tag_by_action:
-            prefix = f"{self.config.tag}." if self.config.tag else ""
+            prefix, conversions = self.config.tag, self.config.conversions
             for record in batch:
-                groups.setdefault(prefix + record.action, []).append(record)
+                tag, changed = action_tag(prefix, record.action)  # only tags the tag check takes
+                if changed:
+                    conversions["fluent_tag"] = conversions.get("fluent_tag", 0) + 1
+                groups.setdefault(tag, []).append(record)
         else:
             groups[self.config.tag] = list(batch)
         limit = self.config.max_message_bytes
