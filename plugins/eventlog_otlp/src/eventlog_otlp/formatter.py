@@ -1,0 +1,62 @@
+"""Formatter ``otlp``: one event as an OpenTelemetry LogRecord (protobuf or OTLP/JSON).
+
+The payload is the envelope of :mod:`eventlog_otlp.encoding`: the LogRecord
+without its time fields, the event's instrumentation scope and its process
+attributes; the ``otlp`` transport groups a batch of them into one
+``ExportLogsServiceRequest``.  Spooled payloads keep their encoding: a row
+written for ``http/json`` is refused, with the reason, by a transport now
+sending ``http/protobuf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from eventlog.plugin import Formatter, PluginContext
+from eventlog_otlp import encoding
+from eventlog_otlp.config import PROTOCOLS, resolve_protocol
+
+#: Scopes and resource keys kept encoded; past this many, new ones are encoded each time.
+_CACHE_LIMIT = 1024
+
+
+class OtlpFormatter(Formatter):
+    """One OTLP LogRecord per event, in the envelope the ``otlp`` transport reads.
+
+    >>> payload = OtlpFormatter().format({"id": "1", "tstamp": 0, "action": "signup"})
+    >>> encoding.open_envelope(payload)[3]
+    b'2\\x17\\n\\x0elog.record.uid\\x12\\x03\\n\\x011b\\x06signup'
+    """
+
+    content_type = "application/x-protobuf"
+
+    def __init__(self, kind: int = encoding.PROTOBUF) -> None:
+        self.kind = kind
+        if kind == encoding.JSON:
+            self.content_type = "application/json"  # type: ignore[misc]  # per instance
+        self._scopes: dict[str, bytes] = {}
+        self._resources: dict[tuple[Any, ...], bytes] = {}
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> Self:
+        return cls(PROTOCOLS[resolve_protocol(context.options, context.settings.environ)])
+
+    def format(self, wire: dict[str, Any]) -> bytes:
+        kind = self.kind
+        name = encoding.scope_name(wire)
+        scope = self._scopes.get(name)
+        if scope is None:
+            scope = encoding.scope_bytes(kind, name)
+            if len(self._scopes) < _CACHE_LIMIT:
+                self._scopes[name] = scope
+        identity = (wire.get("host"), wire.get("pid"), wire.get("site"), wire.get("cluster"))
+        resource = self._resources.get(identity)
+        if resource is None:
+            resource = encoding.resource_key(wire)
+            if len(self._resources) < _CACHE_LIMIT:
+                self._resources[identity] = resource
+        if kind == encoding.PROTOBUF:
+            record = encoding.log_record(wire)
+        else:
+            record = encoding.json_text(encoding.json_log_record(wire))
+        return encoding.envelope(kind, resource, scope, record)
