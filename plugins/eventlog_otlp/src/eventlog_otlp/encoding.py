@@ -103,7 +103,7 @@ def _len(data: bytes) -> bytes:
 
 
 def _utf8(text: str) -> bytes:
-    # Protobuf strings must be valid UTF-8: a lone surrogate becomes U+FFFD.
+    # Protobuf strings must be valid UTF-8: a lone surrogate becomes "?".
     try:
         return text.encode()
     except UnicodeEncodeError:
@@ -384,8 +384,12 @@ def json_log_record(wire: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def json_text(value: Any) -> bytes:
-    # ensure_ascii: a lone surrogate is written as an escape, so the text stays valid UTF-8.
-    return json.dumps(value, separators=(",", ":")).encode()
+    """Compact JSON in UTF-8; a lone surrogate becomes ``?`` as in the protobuf strings
+    (an escaped one, ``\\ud800``, is refused by protobuf's own JSON reader)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- the envelope
@@ -549,12 +553,16 @@ def partial_success(body: bytes, json_body: bool) -> tuple[int, str]:
         partial = loaded.get("partialSuccess") if isinstance(loaded, dict) else None
         if not isinstance(partial, dict):
             return 0, ""
+        count = partial.get("rejectedLogRecords") or 0
+        if not (type(count) is int or (isinstance(count, str) and len(count) <= 20)):
+            raise ResponseError("rejectedLogRecords is not a number")
         try:
-            rejected = int(partial.get("rejectedLogRecords") or 0)
-        except (TypeError, ValueError):
+            rejected = int(count)
+        except ValueError:
             raise ResponseError("rejectedLogRecords is not a number") from None
         message = partial.get("errorMessage")
-        return rejected, message if isinstance(message, str) else ""
+        # A negative count is nonsense, as in the protobuf answer: none rejected.
+        return max(0, rejected), message if isinstance(message, str) else ""
     rejected, message = 0, ""
     for number, wire_type, value in _fields(body):
         if number == 1 and wire_type == 2:
