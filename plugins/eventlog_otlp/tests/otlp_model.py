@@ -44,6 +44,8 @@ def _value(value: Any) -> Any:
         return str(value)
     if isinstance(value, list):
         return [_value(v) for v in value]
+    if isinstance(value, str):
+        return _text(value)
     return value
 
 
@@ -91,7 +93,7 @@ def expected(wire: dict[str, Any]) -> dict[str, Any]:
         for key, name in (("type", "exception.type"), ("value", "exception.message"), ("stack", "exception.stacktrace")):
             if exc.get(key):
                 attrs[name] = exc[key]
-    out["attributes"] = {_text(k): (_text(v) if isinstance(v, str) else _value(v)) for k, v in attrs.items()}
+    out["attributes"] = {_text(k): _value(v) for k, v in attrs.items()}
     for key in ("scope", "event_name", "severity_text", "body"):
         if isinstance(out[key], str):
             out[key] = _text(out[key])

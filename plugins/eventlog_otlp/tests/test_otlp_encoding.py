@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
-from otlp_model import expected, observed
+from otlp_model import _text, expected, observed
 from tests.peers.otlp import _hex_ids_to_base64, attributes
 
 from eventlog_otlp import encoding
@@ -78,7 +78,7 @@ def test_every_payload_parses_to_the_data_model(wire: dict[str, Any]) -> None:
     parsed = logs_pb2.LogRecord.FromString(record)
     assert observed(common_pb2.InstrumentationScope.FromString(scope), parsed) == expected(wire)
     assert encoding.resource_attributes(resource) == {
-        name: wire[key]
+        name: _text(wire[key]) if isinstance(wire[key], str) else wire[key]
         for key, name in (("host", "host.name"), ("pid", "process.pid"), ("site", "eventlog.site"))
         if key in wire
     }
