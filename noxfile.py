@@ -151,6 +151,8 @@ def bench(session: nox.Session) -> None:
         "python-logstash-async>=3",
         "fluent-logger>=0.10",
         "opentelemetry-sdk>=1.20",
+        # The "opentelemetry otlp" contender's exporter; its opentelemetry-proto decodes in receiver.py.
+        "opentelemetry-exporter-otlp-proto-http>=1.27",
         "matplotlib>=3.7",
         "msgpack>=1.0",
         "orjson>=3.9",

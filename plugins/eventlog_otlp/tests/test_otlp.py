@@ -472,6 +472,17 @@ def test_a_reset_kept_alive_connection_is_reopened_at_once(peer: OtlpPeer) -> No
     transport.close()
 
 
+def test_exports_are_not_held_back_by_nagles_algorithm(peer: OtlpPeer) -> None:
+    import socket
+
+    transport, formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
+    transport.open()
+    sock = transport.connection.sock  # type: ignore[attr-defined]
+    # Headers and body go in two writes: the body must not wait for the headers' ACK.
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    transport.close()
+
+
 # ---------------------------------------------------------------- spool and acks
 
 

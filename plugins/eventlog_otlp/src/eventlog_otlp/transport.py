@@ -150,6 +150,10 @@ class OtlpTransport(Transport):
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             self.connection.connect()
+            # http.client writes the headers and the body in two sends: without TCP_NODELAY
+            # the body waits for the ACK of the headers (Nagle's algorithm against a delayed
+            # ACK: up to 40 ms per export on Linux, a few hundred events/s at most).
+            self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except Exception as exc:
             self.close()
             raise self._failure(exc, connecting=True) from None
