@@ -25,7 +25,7 @@ class OtlpFormatter(Formatter):
 
     >>> payload = OtlpFormatter().format({"id": "1", "tstamp": 0, "action": "signup"})
     >>> encoding.open_envelope(payload)[3]
-    b'2\\x17\\n\\x0elog.record.uid\\x12\\x03\\n\\x011b\\x06signup'
+    b'b\\x06signup2\\x15\\n\\x0elog.record.uid\\x12\\x03\\n\\x011'
     """
 
     content_type = "application/x-protobuf"
@@ -43,13 +43,18 @@ class OtlpFormatter(Formatter):
 
     def format(self, wire: dict[str, Any]) -> bytes:
         kind = self.kind
-        name = encoding.scope_name(wire)
+        get = wire.get
+        action = wire["action"]
+        if get("tgType") == "logger" and type(action) is str and action.startswith("log."):
+            name = get("target") or "root"  # the logger's name (encoding.scope_name)
+        else:
+            name = encoding.EVENT_SCOPE
         scope = self._scopes.get(name)
         if scope is None:
             scope = encoding.scope_bytes(kind, name)
             if len(self._scopes) < _CACHE_LIMIT:
                 self._scopes[name] = scope
-        identity = (wire.get("host"), wire.get("pid"), wire.get("site"), wire.get("cluster"))
+        identity = (get("host"), get("pid"), get("site"), get("cluster"))
         resource = self._resources.get(identity)
         if resource is None:
             resource = encoding.resource_key(wire)
@@ -59,4 +64,4 @@ class OtlpFormatter(Formatter):
             record = encoding.log_record(wire)
         else:
             record = encoding.json_text(encoding.json_log_record(wire))
-        return encoding.envelope(kind, resource, scope, record)
+        return b"".join((encoding.envelope_head(kind, resource, scope), resource, scope, record))
