@@ -87,7 +87,11 @@ def contenders() -> tuple[list[Contender], list[str]]:
             "OTLP: skipped, eventlog-otlp or opentelemetry-exporter-otlp-proto-http is not installed"
         )
     else:
-        found.append(Contender("opentelemetry otlp", "otlp", "LoggingHandler + BatchLogRecordProcessor + OTLPLogExporter"))
+        found.append(
+            Contender(
+                "opentelemetry otlp", "otlp", "LoggingHandler + BatchLogRecordProcessor + OTLPLogExporter"
+            )
+        )
         found.append(Contender("eventlog memory otlp", "otlp", "EventHandler, OTLP/HTTP protobuf"))
     notes.append(
         "eventlog capnp: its peer is a ClickHouse server, not a counting socket: "

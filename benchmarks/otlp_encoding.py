@@ -188,7 +188,15 @@ def instructions(case: str) -> float | None:
         for mode in ("empty", "loop"):
             out = os.path.join(folder, f"{mode}.out")
             subprocess.run(
-                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, script, mode, case],
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    f"--callgrind-out-file={out}",
+                    sys.executable,
+                    script,
+                    mode,
+                    case,
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -199,7 +207,9 @@ def instructions(case: str) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--instructions", action="store_true", help="count instructions with valgrind too")
     args = parser.parse_args()
     import google.protobuf
@@ -223,7 +233,12 @@ def main() -> None:
         seconds = best_of(fn, arg)
         count = None
         if args.instructions:
-            count = instructions({"hand-written (eventlog-otlp)": "hand-written", "protobuf runtime, official classes": "protobuf"}.get(name, "sdk"))
+            count = instructions(
+                {
+                    "hand-written (eventlog-otlp)": "hand-written",
+                    "protobuf runtime, official classes": "protobuf",
+                }.get(name, "sdk")
+            )
         shown = f"{count:,.0f}" if count is not None else "-"
         print(f"| {name} | {seconds * 1000:.1f} | {seconds / EVENTS * 1e6:.2f} | {shown} |")
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
+
 from tests.peers.http_server import Answer, HttpPeer, Received
 
 ExportLogsServiceRequest = logs_service_pb2.ExportLogsServiceRequest

@@ -16,7 +16,14 @@ from tests.peers.otlp import attributes
 #: The data model's SeverityNumber of Python's levels (logs data-model, "Mapping of SeverityNumber").
 STANDARD_SEVERITY = {5: 1, 10: 5, 20: 9, 30: 13, 40: 17, 50: 21}
 #: The ranges: TRACE 1-4, DEBUG 5-8, INFO 9-12, WARN 13-16, ERROR 17-20, FATAL 21-24.
-RANGES = {0: range(1, 5), 1: range(5, 9), 2: range(9, 13), 3: range(13, 17), 4: range(17, 21), 5: range(21, 25)}
+RANGES = {
+    0: range(1, 5),
+    1: range(5, 9),
+    2: range(9, 13),
+    3: range(13, 17),
+    4: range(17, 21),
+    5: range(21, 25),
+}
 
 
 def severity(level: int) -> int:
@@ -90,7 +97,11 @@ def expected(wire: dict[str, Any]) -> dict[str, Any]:
         attrs.setdefault("tags", list(wire["tags"]))
     if "exc_info" in wire:
         exc = json.loads(wire["exc_info"])
-        for key, name in (("type", "exception.type"), ("value", "exception.message"), ("stack", "exception.stacktrace")):
+        for key, name in (
+            ("type", "exception.type"),
+            ("value", "exception.message"),
+            ("stack", "exception.stacktrace"),
+        ):
             if exc.get(key):
                 attrs[name] = exc[key]
     out["attributes"] = {_text(k): _value(v) for k, v in attrs.items()}

@@ -84,7 +84,9 @@ def test_every_field_of_the_data_model_arrives_as_the_spec_says(
             raise ValueError("card declined")
         except ValueError:
             logger.exception(
-                "payment %s failed", "p-1", extra={"attempt": 3, "amount": 12.5, "card": "visa", "tags": ["pay"]}
+                "payment %s failed",
+                "p-1",
+                extra={"attempt": 3, "amount": 12.5, "card": "visa", "tags": ["pay"]},
             )
         logger.log(5, "trace detail")
         event = Event(
@@ -107,7 +109,10 @@ def test_every_field_of_the_data_model_arrives_as_the_spec_says(
     message_count = len(records(request))
     assert message_count == 3
     got = peer.log_records()
-    by_name = {observed(scope, record)["severity_text"] or "event": (resource, scope, record) for resource, scope, record in got}
+    by_name = {
+        observed(scope, record)["severity_text"] or "event": (resource, scope, record)
+        for resource, scope, record in got
+    }
 
     # One resource: the process, with the service from OTEL_SERVICE_NAME.
     resource = attributes(got[0][0].attributes)
@@ -138,7 +143,11 @@ def test_every_field_of_the_data_model_arrives_as_the_spec_says(
     assert len(attrs["log.record.uid"]) == 32
 
     _, scope, trace = by_name["TRACE"]
-    assert (trace.severity_number, trace.severity_text, trace.body.string_value) == (1, "TRACE", "trace detail")
+    assert (trace.severity_number, trace.severity_text, trace.body.string_value) == (
+        1,
+        "TRACE",
+        "trace detail",
+    )
 
     _, scope, order = by_name["event"] if "event" in by_name else by_name["Level 25"]
     seen = observed(scope, order)
@@ -201,7 +210,10 @@ def test_one_resource_logs_per_batch_and_one_scope_logs_per_logger(peer: OtlpPee
     (request,) = peer.requests
     message = decode(request)
     assert len(message.resource_logs) == 1
-    scopes = {s.scope.name: [r.body.string_value for r in s.log_records] for s in message.resource_logs[0].scope_logs}
+    scopes = {
+        s.scope.name: [r.body.string_value for r in s.log_records]
+        for s in message.resource_logs[0].scope_logs
+    }
     assert scopes == {"app.web": ["n=0", "n=2", "n=4"], "app.db": ["n=1", "n=3", "n=5"], "eventlog": [""]}
 
 
@@ -242,9 +254,10 @@ def test_the_sdk_exporter_sends_the_same_records(peer: OtlpPeer, monkeypatch: py
     assert len(ours_records) == len(sdk_records) == 3
     for (our_resource, our_scope, our), (sdk_resource, sdk_scope, sdk) in zip(ours_records, sdk_records):
         assert our_scope.name == sdk_scope.name == "shop.sdk"
-        assert attributes(our_resource.attributes)["service.name"] == attributes(sdk_resource.attributes)[
-            "service.name"
-        ]
+        assert (
+            attributes(our_resource.attributes)["service.name"]
+            == attributes(sdk_resource.attributes)["service.name"]
+        )
         assert our.time_unix_nano == sdk.time_unix_nano
         assert our.severity_number == sdk.severity_number
         assert our.body == sdk.body
@@ -303,7 +316,7 @@ def test_otel_headers_protocol_compression_and_timeout_are_read(
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(request.raw_body) == request.body
-    ((resource, scope, record),) = records(request)  # json_format: the official JSON reader
+    ((resource, _, record),) = records(request)  # json_format: the official JSON reader
     assert attributes(resource.attributes)["service.name"] == "from-attrs"
     assert attributes(resource.attributes)["deployment.environment.name"] == "prod"
     assert record.event_name == "a.json" and record.body.string_value == "m"
@@ -343,7 +356,9 @@ def test_a_bad_otel_variable_is_a_configuration_error_naming_it(monkeypatch: pyt
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization")
     with pytest.raises(ConfigurationError) as caught:
         configure("http://127.0.0.1:4318")
-    assert "entry 1 is not key=value" in str(caught.value) and "authorization" not in str(caught.value).lower()
+    assert (
+        "entry 1 is not key=value" in str(caught.value) and "authorization" not in str(caught.value).lower()
+    )
 
 
 def test_tls_with_the_otel_certificate_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -398,7 +413,9 @@ def test_retry_after_parsing() -> None:
 
 
 def test_partial_success_counts_the_rejected_records_as_dropped(peer: OtlpPeer) -> None:
-    peer.answer(Answer(200, headers={"Content-Type": "application/x-protobuf"}, body=response(2, "bad attribute")))
+    peer.answer(
+        Answer(200, headers={"Content-Type": "application/x-protobuf"}, body=response(2, "bad attribute"))
+    )
     pipeline = configure(peer.url)
     for i in range(5):
         pipeline.submit_event(Event("p.s", str(i)))
@@ -427,7 +444,9 @@ def test_a_400_is_rejected_and_its_message_hides_the_header_values(peer: OtlpPee
     with pytest.raises(TransportError) as caught:
         transport.send(make_records(2, formatter))
     assert not caught.value.retryable
-    assert "http 400" in str(caught.value) and key not in str(caught.value) and "<hidden>" in str(caught.value)
+    assert (
+        "http 400" in str(caught.value) and key not in str(caught.value) and "<hidden>" in str(caught.value)
+    )
     transport.close()
 
 
@@ -442,7 +461,9 @@ def test_a_413_splits_the_batch(peer: OtlpPeer) -> None:
 
 
 def test_a_payload_spooled_for_another_protocol_is_refused_with_the_reason(peer: OtlpPeer) -> None:
-    _, json_formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url, "otlp_protocol": "http/json"})
+    _, json_formatter = make_transport(
+        {"transport": "otlp", "otlp_endpoint": peer.url, "otlp_protocol": "http/json"}
+    )
     transport, formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
     batch = make_records(2, formatter) + make_records(1, json_formatter, prefix="old")
     refused = transport.send(batch)
@@ -475,7 +496,7 @@ def test_a_reset_kept_alive_connection_is_reopened_at_once(peer: OtlpPeer) -> No
 def test_exports_are_not_held_back_by_nagles_algorithm(peer: OtlpPeer) -> None:
     import socket
 
-    transport, formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
+    transport, _ = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
     transport.open()
     sock = transport.connection.sock  # type: ignore[attr-defined]
     # Headers and body go in two writes: the body must not wait for the headers' ACK.

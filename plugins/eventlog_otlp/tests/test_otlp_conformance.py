@@ -9,12 +9,11 @@ from typing import Any
 import pytest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
+from otlp_model import expected, observed
 from tests.peers.otlp import Answer, OtlpPeer
 
 from eventlog.plugin.testing import FormatterConformance, TransportConformance, closed_port
 from eventlog_otlp.encoding import open_envelope
-
-from otlp_model import expected, observed
 
 
 class TestOtlpTransport(TransportConformance):

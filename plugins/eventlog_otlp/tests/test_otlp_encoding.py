@@ -57,7 +57,9 @@ def wires(draw: st.DrawFn) -> dict[str, Any]:
         wire["fields"] = draw(st.dictionaries(text, scalars, max_size=4))
     if draw(st.booleans()):
         wire["metrics"] = draw(
-            st.dictionaries(text, st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False)), max_size=3)
+            st.dictionaries(
+                text, st.one_of(st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False)), max_size=3
+            )
         )
     if draw(st.booleans()):
         wire["tags"] = draw(st.lists(text, max_size=4))
@@ -92,21 +94,24 @@ def test_every_payload_parses_to_the_data_model(wire: dict[str, Any]) -> None:
         max_size=6,
     )
 )
-def test_request_bodies_parse_to_the_same_message_in_protobuf_and_json(entries: list[tuple[int, dict[str, Any]]]) -> None:
+def test_request_bodies_parse_to_the_same_message_in_protobuf_and_json(
+    entries: list[tuple[int, dict[str, Any]]],
+) -> None:
     messages = []
     for kind in (encoding.PROTOBUF, encoding.JSON):
         formatter = OtlpFormatter(kind)
         opened = [encoding.open_envelope(formatter.format(wire)) for _, wire in entries]
-        resources: dict[bytes, bytes] = {}
 
         def resource(key: bytes, kind: int = kind) -> bytes:
             attrs = {"service.name": "svc", **encoding.resource_attributes(key)}
-            made = encoding.resource_message(attrs) if kind == encoding.PROTOBUF else encoding.resource_json(attrs)
-            resources[key] = made
-            return made
+            if kind == encoding.PROTOBUF:
+                return encoding.resource_message(attrs)
+            return encoding.resource_json(attrs)
 
         body = encoding.request_body(
-            kind, [(time_ns, res, scope, rec) for (time_ns, _), (_, res, scope, rec) in zip(entries, opened)], resource
+            kind,
+            [(time_ns, res, scope, rec) for (time_ns, _), (_, res, scope, rec) in zip(entries, opened)],
+            resource,
         )
         if kind == encoding.PROTOBUF:
             message = ExportLogsServiceRequest.FromString(body)
@@ -125,7 +130,7 @@ def test_request_bodies_parse_to_the_same_message_in_protobuf_and_json(entries: 
         for sl in rl.scope_logs
         for r in sl.log_records
     ]
-    want = [(w["id"] .encode("utf-8", "replace").decode(), t if 0 <= t < 2**64 else 0) for t, w in entries]
+    want = [(w["id"].encode("utf-8", "replace").decode(), t if 0 <= t < 2**64 else 0) for t, w in entries]
     assert sorted((uid, t, o) for uid, t, o in got) == sorted((uid, t, t) for uid, t in want)
     for rl in proto.resource_logs:
         assert attributes(rl.resource.attributes)["service.name"] == "svc"
@@ -134,7 +139,9 @@ def test_request_bodies_parse_to_the_same_message_in_protobuf_and_json(entries: 
 
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=-(2**70), max_value=2**70), text, st.binary(max_size=40))
-def test_partial_success_is_read_as_the_official_classes_write_it(rejected: int, message: str, junk: bytes) -> None:
+def test_partial_success_is_read_as_the_official_classes_write_it(
+    rejected: int, message: str, junk: bytes
+) -> None:
     answer = ExportLogsServiceResponse()
     if -(2**63) <= rejected < 2**63:
         answer.partial_success.rejected_log_records = rejected
@@ -155,7 +162,9 @@ def test_partial_success_is_read_as_the_official_classes_write_it(rejected: int,
 def test_doubles_keep_their_bits() -> None:
     for value in (0.0, -0.0, 5e-324, 1e308, math.inf, -math.inf):
         parsed = common_pb2.AnyValue.FromString(encoding.any_value(value))
-        assert math.copysign(1, parsed.double_value) == math.copysign(1, value) and parsed.double_value == value
+        assert (
+            math.copysign(1, parsed.double_value) == math.copysign(1, value) and parsed.double_value == value
+        )
     assert math.isnan(common_pb2.AnyValue.FromString(encoding.any_value(math.nan)).double_value)
     nested = {"a": [1, "x", [True, None]], "b": {"c": 2.5}}
     parsed = common_pb2.AnyValue.FromString(encoding.any_value(nested))
@@ -174,7 +183,10 @@ def test_doubles_keep_their_bits() -> None:
                         }
                     },
                 },
-                {"key": "b", "value": {"kvlistValue": {"values": [{"key": "c", "value": {"doubleValue": 2.5}}]}}},
+                {
+                    "key": "b",
+                    "value": {"kvlistValue": {"values": [{"key": "c", "value": {"doubleValue": 2.5}}]}},
+                },
             ]
         }
     }

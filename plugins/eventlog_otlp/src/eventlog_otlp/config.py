@@ -110,7 +110,8 @@ def parse_pairs(value: Any) -> dict[str, str]:
 
 
 def parse_headers(value: Any) -> dict[str, str]:
-    """Headers as ``Name=value,Other=value`` (URL-encoded values, as OTEL_EXPORTER_OTLP_HEADERS), or a mapping."""
+    """Headers as ``Name=value,Other=value`` (values URL-encoded, as in
+    OTEL_EXPORTER_OTLP_HEADERS), or a mapping."""
     return parse_pairs(value)
 
 
@@ -210,7 +211,9 @@ class OtlpConfig:
         cert = options["tls_cert"] or otel("CLIENT_CERTIFICATE", parse_path)
         key = options["tls_key"] or otel("CLIENT_KEY", parse_path)
         if key and not cert:
-            raise ConfigurationError("a TLS client key is set without a client certificate (EVENTLOG_OTLP_TLS_CERT)")
+            raise ConfigurationError(
+                "a TLS client key is set without a client certificate (EVENTLOG_OTLP_TLS_CERT)"
+            )
         https = url.lower().startswith("https://")
         # Load the files now, so that a wrong path fails configure() and not the first send.
         tls_context(

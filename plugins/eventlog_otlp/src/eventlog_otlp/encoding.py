@@ -55,6 +55,7 @@ _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 # ---------------------------------------------------------------- severity
 
+
 #: Python level -> SeverityNumber, by the data model's ranges (TRACE 1-4, DEBUG 5-8,
 #: INFO 9-12, WARN 13-16, ERROR 17-20, FATAL 21-24): a level n steps above a standard
 #: one takes the n-th step of its range, the fourth step for the rest of the range,
@@ -144,15 +145,16 @@ def key_value(key: str, value: Any) -> bytes:
 
 
 # Attribute fields (LogRecord.attributes = 6).  Most values repeat from event to event
-# (thread, code location, user, a field's value): a field already made is reused,
-# which takes a str attribute from about 1.3 µs to one dict lookup (measured with
-# benchmarks/otlp_encoding.py).  The caches are bounded; past the bounds, values are
-# encoded each time.  Workers of two pipelines may share them: a dict get or set is
-# atomic, and a race only encodes a value twice.
+# (thread, code location, user, a field's value): a field already made is reused, one
+# tuple and one dict lookup instead of about 5,000 instructions of encoding
+# (benchmarks/otlp_encoding.py).  Keyed by (key, type, value): "1", 1, 1.0 and True are
+# different attributes.  Bounded: when full, the cache starts again, so a stream of
+# values that never repeat costs one clear per _ATTRIBUTES_LIMIT events.  Workers of
+# two pipelines may share it: a dict get or set is atomic, a race encodes a value twice.
 _KEY_HEADS: dict[str, bytes] = {}
-_CACHED: dict[str, dict[Any, bytes]] = {}
+_ATTRIBUTES: dict[tuple[str, type, Any], bytes] = {}
+_ATTRIBUTES_LIMIT = 16384
 _CACHED_KEYS = 1024
-_CACHED_VALUES = 64
 _CACHED_CHARS = 64
 
 
@@ -175,22 +177,24 @@ def _encode_attribute(key: str, value: Any) -> bytes:
 
 
 def _attribute(key: str, value: Any) -> bytes:
-    """One LogRecord attribute field, reused when this key had this str or int value before."""
+    """One LogRecord attribute field, reused when this key had this value before."""
     kind = type(value)
-    if kind is not str and kind is not int:  # floats, lists: True == 1 == 1.0 share a dict slot
+    if kind is str:
+        cacheable = len(value) <= _CACHED_CHARS
+    elif kind is int:
+        cacheable = True
+    elif kind is float:
+        cacheable = value != 0.0  # -0.0 == 0.0: they would share a slot
+    else:  # lists, dicts: unhashable
         return _encode_attribute(key, value)
-    values = _CACHED.get(key)
-    if values is None:
-        if len(_CACHED) >= _CACHED_KEYS:
-            return _encode_attribute(key, value)
-        values = _CACHED[key] = {}
-    # Keyed by type too: "1" and 1 are different attributes.
-    slot = (kind, value)
-    field = values.get(slot)
+    slot = (key, kind, value)
+    field = _ATTRIBUTES.get(slot)
     if field is None:
         field = _encode_attribute(key, value)
-        if len(values) < _CACHED_VALUES and (kind is int or len(value) <= _CACHED_CHARS):
-            values[slot] = field
+        if cacheable and len(key) <= _CACHED_CHARS:
+            if len(_ATTRIBUTES) >= _ATTRIBUTES_LIMIT:
+                _ATTRIBUTES.clear()
+            _ATTRIBUTES[slot] = field
     return field
 
 
@@ -203,6 +207,10 @@ def _unique_attribute(key: str, text: str) -> bytes:
     kv = _key_head(key) + b"\x12" + (_SMALL[n] if n < 128 else varint(n)) + value
     n = len(kv)
     return b"\x32" + (_SMALL[n] if n < 128 else varint(n)) + kv
+
+
+#: An id of 32 ASCII characters: everything of its attribute field but the id itself.
+_UID_32 = _unique_attribute("log.record.uid", "0" * 32)[:-32]
 
 
 # ---------------------------------------------------------------- the mapping
@@ -319,7 +327,16 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
     get = wire.get
     level, line = get("level"), get("codeLine")
     action, target_type = wire["action"], get("tgType")
-    key = (level, get("levelName"), action, target_type, get("thread"), get("codeFile"), line, get("codeFunc"))
+    key = (
+        level,
+        get("levelName"),
+        action,
+        target_type,
+        get("thread"),
+        get("codeFile"),
+        line,
+        get("codeFunc"),
+    )
     cacheable = (level is None or type(level) is int) and (line is None or type(line) is int)
     site = _SITES.get(key) if cacheable else None
     if site is None:
@@ -335,7 +352,11 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
         value = b"\x0a" + (_SMALL[n] if n < 128 else varint(n)) + data
         n = len(value)
         append(b"\x2a" + (_SMALL[n] if n < 128 else varint(n)) + value)
-    append(_unique_attribute("log.record.uid", wire["id"]))
+    event_id = wire["id"]
+    if type(event_id) is str and len(event_id) == 32 and event_id.isascii():
+        append(_UID_32 + event_id.encode())  # eventlog's ids: 32 hex digits, lengths known
+    else:
+        append(_unique_attribute("log.record.uid", event_id))
     if not (target_type == "logger" and type(action) is str and action.startswith("log.")):
         target = get("target")
         if target is not None:
@@ -345,13 +366,22 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
         if text is not None:
             append(_attribute(ATTRIBUTE_NAMES[wire_name], text))
     fields, metrics, tags = get("fields"), get("metrics"), get("tags")
-    if fields:
-        for name, value in fields.items():
-            append(_attribute(name, value))
-    if metrics:
-        for name, value in metrics.items():
+    if fields or metrics:
+        # _attribute's cache looked up here first: a call costs more than the lookup.
+        cached = _ATTRIBUTES.get
+        for name, value in fields.items() if fields else ():
+            try:
+                field = cached((name, type(value), value))
+            except TypeError:  # unhashable (a list): encoded each time
+                field = None
+            append(field or _attribute(name, value))
+        for name, value in metrics.items() if metrics else ():
             if not (fields and name in fields):  # one value per key: the field's
-                append(_attribute(name, value))
+                try:
+                    field = cached((name, type(value), value))
+                except TypeError:
+                    field = None
+                append(field or _attribute(name, value))
     if tags and not (fields and TAGS_ATTRIBUTE in fields) and not (metrics and TAGS_ATTRIBUTE in metrics):
         append(_encode_attribute(TAGS_ATTRIBUTE, list(tags)))
     exc_info = get("exc_info")
@@ -620,6 +650,7 @@ def _fields(data: bytes) -> Iterable[tuple[int, int, Any]]:
     while pos < len(data):
         tag, pos = _read_varint(data, pos)
         number, wire_type = tag >> 3, tag & 7
+        value: int | bytes
         if wire_type == 0:
             value, pos = _read_varint(data, pos)
         elif wire_type == 1:

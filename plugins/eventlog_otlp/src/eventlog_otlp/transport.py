@@ -240,7 +240,9 @@ class OtlpTransport(Transport):
         excerpt = self._cut(answer.decode("utf-8", "replace")) or "(empty body)"
         if status in RETRYABLE_STATUSES:
             raise TransportError(
-                f"{where}: {excerpt}", retryable=True, retry_after=parse_retry_after(headers.get("retry-after"))
+                f"{where}: {excerpt}",
+                retryable=True,
+                retry_after=parse_retry_after(headers.get("retry-after")),
             )
         hint = ""
         if status in (401, 403):
@@ -274,9 +276,8 @@ class OtlpTransport(Transport):
                 connection.request("POST", self.path, body=data, headers=self.headers)
                 response = connection.getresponse()
                 answer = response.read(MAX_ANSWER_BYTES)
-                if not response.isclosed():  # more than we read: the connection cannot be reused
-                    self.close()
-                elif response.will_close:
+                # An answer longer than we read, or one that closes: the connection is done.
+                if not response.isclosed() or response.will_close:
                     self.close()
                 self._used = True
                 headers = {name.lower(): value for name, value in response.getheaders()}
