@@ -520,13 +520,9 @@ def resource_key(wire: Mapping[str, Any]) -> bytes:
     return json_text([wire.get("host"), wire.get("pid"), wire.get("site"), wire.get("cluster")])
 
 
-def envelope(kind: int, resource: bytes, scope: bytes, record: bytes) -> bytes:
-    """One payload: what :func:`request_body` needs to place the record."""
-    return _HEAD.pack(kind, len(resource), len(scope)) + resource + scope + record
-
-
 def envelope_head(kind: int, resource: bytes, scope: bytes) -> bytes:
-    """The header of :func:`envelope`, for a caller that joins the parts itself."""
+    """The header of a payload; the payload is ``head + resource + scope + record``, what
+    :func:`request_body` needs to place the record (:func:`open_envelope` reads it)."""
     return _HEAD.pack(kind, len(resource), len(scope))
 
 
