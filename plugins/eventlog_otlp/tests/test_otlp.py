@@ -474,6 +474,24 @@ def test_a_payload_spooled_for_another_protocol_is_refused_with_the_reason(peer:
     transport.close()
 
 
+def test_a_payload_that_is_no_otlp_envelope_is_refused_and_the_rest_sent(peer: OtlpPeer) -> None:
+    from eventlog.plugin import Record
+
+    transport, formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
+    good = make_records(2, formatter)
+    short = Record("short", "bad.short", 1, b"\x01\x00")
+    overlong = Record("overlong", "bad.overlong", 1, b"\x01\x00\x00\x00\x05\x00\x00\x00\x00ab")
+    unknown = Record("unknown", "bad.kind", 1, b"\x07" + b"\x00" * 8)
+    refused = transport.send([good[0], short, overlong, unknown, good[1]])
+    assert [(record.id, reason) for record, reason in refused or []] == [
+        ("short", "not an otlp payload: payload shorter than its header"),
+        ("overlong", "not an otlp payload: not an eventlog-otlp payload"),
+        ("unknown", "not an otlp payload: not an eventlog-otlp payload"),
+    ]
+    assert peer.delivered_ids() == [good[0].id, good[1].id]
+    transport.close()
+
+
 def test_a_reset_kept_alive_connection_is_reopened_at_once(peer: OtlpPeer) -> None:
     transport, formatter = make_transport({"transport": "otlp", "otlp_endpoint": peer.url})
     transport.send(make_records(1, formatter, prefix="one"))

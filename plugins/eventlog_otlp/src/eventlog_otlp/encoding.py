@@ -45,8 +45,9 @@ PROTOBUF = 1
 JSON = 2
 KIND_NAMES = {PROTOBUF: "http/protobuf", JSON: "http/json"}
 
-_HEAD = struct.Struct(">BII")
-HEAD_SIZE = _HEAD.size
+#: The payload's header: kind, len(resource key), len(scope) (see envelope_head).
+HEAD = struct.Struct(">BII")
+HEAD_SIZE = HEAD.size
 _TIMES = struct.Struct("<BQBQ")  # tag 1 fixed64, tag 11 fixed64
 _DOUBLE = struct.Struct("<d")
 _FIXED32 = struct.Struct("<I")
@@ -85,17 +86,18 @@ _SEVERITY = [severity_number(level) for level in range(60)]
 _SMALL = tuple(bytes((n,)) for n in range(128))
 
 
+_SHIFTS = [tuple(range(0, 7 * groups, 7)) for groups in range(11)]
+
+
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a value in 0 .. 2**64-1 (negatives: their 64-bit form)."""
     if 0 <= value < 128:
         return _SMALL[value]
     value &= _MASK64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    # All groups of 7 bits but the last with the continuation bit, in one comprehension
+    # (a nanosecond timestamp is 9 groups: half the instructions of a while loop).
+    shifts = _SHIFTS[(value.bit_length() + 6) // 7]
+    return bytes([(value >> shift) & 0x7F | 0x80 for shift in shifts[:-1]] + [value >> shifts[-1]])
 
 
 def _len(data: bytes) -> bytes:
@@ -523,7 +525,7 @@ def resource_key(wire: Mapping[str, Any]) -> bytes:
 def envelope_head(kind: int, resource: bytes, scope: bytes) -> bytes:
     """The header of a payload; the payload is ``head + resource + scope + record``, what
     :func:`request_body` needs to place the record (:func:`open_envelope` reads it)."""
-    return _HEAD.pack(kind, len(resource), len(scope))
+    return HEAD.pack(kind, len(resource), len(scope))
 
 
 def scope_bytes(kind: int, name: str) -> bytes:
@@ -538,7 +540,7 @@ def open_envelope(payload: bytes) -> tuple[int, bytes, bytes, bytes]:
     """(kind, resource key, scope, record) of a payload; ValueError if it is none."""
     if len(payload) < HEAD_SIZE:
         raise ValueError("payload shorter than its header")
-    kind, resource_len, scope_len = _HEAD.unpack_from(payload)
+    kind, resource_len, scope_len = HEAD.unpack_from(payload)
     start = HEAD_SIZE + resource_len
     end = start + scope_len
     if kind not in KIND_NAMES or end > len(payload):

@@ -28,6 +28,7 @@ import gzip
 import http.client
 import socket
 import ssl
+import struct
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -164,11 +165,23 @@ class OtlpTransport(Transport):
         entries: list[tuple[int, bytes, bytes, bytes]] = []
         placed: list[Record] = []
         kind = self.kind
+        # encoding.open_envelope, inlined: one call less per record.
+        unpack, head = encoding.HEAD.unpack_from, encoding.HEAD_SIZE
         for record in batch:
+            payload = record.payload
             try:
-                payload_kind, resource, scope, log_record = encoding.open_envelope(record.payload)
-            except ValueError as exc:
-                refused.append((record, f"not an otlp payload: {exc}"))
+                payload_kind, resource_len, scope_len = unpack(payload)
+            except struct.error:
+                payload_kind = resource_len = scope_len = -1
+            start = head + resource_len
+            end = start + scope_len
+            if payload_kind not in encoding.KIND_NAMES or resource_len < 0 or end > len(payload):
+                try:
+                    encoding.open_envelope(payload)  # for its reason
+                    reason = "its header does not fit it"
+                except ValueError as exc:
+                    reason = str(exc)
+                refused.append((record, f"not an otlp payload: {reason}"))
                 continue
             if payload_kind != kind:
                 refused.append(
@@ -179,7 +192,7 @@ class OtlpTransport(Transport):
                     )
                 )
                 continue
-            entries.append((record.time_ns, resource, scope, log_record))
+            entries.append((record.time_ns, payload[head:start], payload[start:end], payload[end:]))
             placed.append(record)
         try:
             if entries:
