@@ -349,7 +349,10 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
     append = parts.append
     message = get("message")
     if message is not None:
-        data = _utf8(message)
+        try:
+            data = message.encode()  # _utf8, inlined
+        except UnicodeEncodeError:
+            data = message.encode("utf-8", "replace")
         n = len(data)
         value = b"\x0a" + (_SMALL[n] if n < 128 else varint(n)) + data
         n = len(value)
@@ -363,10 +366,11 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
         target = get("target")
         if target is not None:
             append(_attribute(TARGET_ATTRIBUTE, target))
-    for wire_name in ("user", "session", "reqId"):
-        text = get(wire_name)
-        if text is not None:
-            append(_attribute(ATTRIBUTE_NAMES[wire_name], text))
+    if "user" in wire or "session" in wire or "reqId" in wire:  # a web request's events only
+        for wire_name in ("user", "session", "reqId"):
+            text = get(wire_name)
+            if text is not None:
+                append(_attribute(ATTRIBUTE_NAMES[wire_name], text))
     fields, metrics, tags = get("fields"), get("metrics"), get("tags")
     if fields or metrics:
         # _attribute's cache looked up here first: a call costs more than the lookup.

@@ -16,6 +16,10 @@ from eventlog.plugin import Formatter, PluginContext
 from eventlog_otlp import encoding
 from eventlog_otlp.config import PROTOCOLS, resolve_protocol
 
+# Module globals, not attribute lookups, in format(): it runs once per event.
+_log_record = encoding.log_record
+_head = encoding.HEAD.pack  # encoding.envelope_head
+
 #: Scopes and resource keys kept encoded; past this many, new ones are encoded each time.
 _CACHE_LIMIT = 1024
 
@@ -61,7 +65,7 @@ class OtlpFormatter(Formatter):
             if len(self._resources) < _CACHE_LIMIT:
                 self._resources[identity] = resource
         if kind == encoding.PROTOBUF:
-            record = encoding.log_record(wire)
+            record = _log_record(wire)
         else:
             record = encoding.json_text(encoding.json_log_record(wire))
-        return b"".join((encoding.envelope_head(kind, resource, scope), resource, scope, record))
+        return b"".join((_head(kind, len(resource), len(scope)), resource, scope, record))
