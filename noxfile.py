@@ -24,6 +24,7 @@ PLUGINS = [
     "plugins/eventlog_http",
     "plugins/eventlog_speedups",
     "plugins/eventlog_nats",
+    "plugins/eventlog_otlp",
 ]
 EXAMPLES = ["examples/eventlog_redis_streams"]
 TEST_DEPS = [
@@ -48,6 +49,10 @@ TEST_DEPS = [
     "ecs-logging>=2.1",
     "opentelemetry-api>=1.20",
     "opentelemetry-sdk>=1.20",
+    # eventlog-otlp's tests: the official OTLP classes decode what arrives, and the SDK's
+    # own OTLP/HTTP exporter sends the same records for a field-by-field comparison.
+    "opentelemetry-proto>=1.27",
+    "opentelemetry-exporter-otlp-proto-http>=1.27",
 ]
 
 
@@ -146,6 +151,8 @@ def bench(session: nox.Session) -> None:
         "python-logstash-async>=3",
         "fluent-logger>=0.10",
         "opentelemetry-sdk>=1.20",
+        # The "opentelemetry otlp" contender's exporter; its opentelemetry-proto decodes in receiver.py.
+        "opentelemetry-exporter-otlp-proto-http>=1.27",
         "matplotlib>=3.7",
         "msgpack>=1.0",
         "orjson>=3.9",

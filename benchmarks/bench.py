@@ -79,6 +79,20 @@ def contenders() -> tuple[list[Contender], list[str]]:
             found.append(Contender("eventlog memory nats", "nats", "EventHandler, NATS JetStream"))
         else:
             notes.append("eventlog nats transport: skipped, nats-server is not installed")
+    try:
+        registry.transport("otlp")
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401  (the SDK's OTLP/HTTP exporter)
+    except Exception:
+        notes.append(
+            "OTLP: skipped, eventlog-otlp or opentelemetry-exporter-otlp-proto-http is not installed"
+        )
+    else:
+        found.append(
+            Contender(
+                "opentelemetry otlp", "otlp", "LoggingHandler + BatchLogRecordProcessor + OTLPLogExporter"
+            )
+        )
+        found.append(Contender("eventlog memory otlp", "otlp", "EventHandler, OTLP/HTTP protobuf"))
     notes.append(
         "eventlog capnp: its peer is a ClickHouse server, not a counting socket: "
         "python benchmarks/clickhouse_capnp.py measures it end to end"

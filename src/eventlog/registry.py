@@ -47,6 +47,7 @@ EXTRAS: dict[str, str] = {
     "capnp-packed": "capnp",
     "http": "http",
     "nats": "nats",
+    "otlp": "otlp",
 }
 
 Kind = Literal["formatter", "transport", "enricher"]
