@@ -154,8 +154,10 @@ def bench(session: nox.Session) -> None:
         # Instruction counts (callgrind), per Python version found: benchmarks/instructions.py.
         if shutil.which("valgrind") is None:
             session.log("valgrind is missing: installing Debian's package (needs root)")
-            session.run("apt-get", "update", "-q", external=True)
-            session.run("apt-get", "install", "-y", "-q", "valgrind", external=True)
+            session.run("apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q", external=True)
+            session.run(
+                "apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "valgrind", external=True
+            )
         rest = [a for a in session.posargs if a != "--instructions"]
         session.run("python", "benchmarks/instructions.py", *rest)
         return
@@ -184,11 +186,23 @@ def package(session: nox.Session) -> None:
     session.run(pip, "install", "--find-links", str(dist), "eventlog[fluent]==0.1.0", external=True)
     # The seed's two examples, in that venv, from outside the checkout.
     session.run(str(check / "bin" / "python"), str(ROOT / "scripts" / "seed_examples.py"), external=True)
+    # The install advice the library prints for a plugin not installed, run as printed (from the
+    # checkout, where dist/ is): it must add eventlog-http and keep our eventlog 0.1.0.
+    advice = session.run(
+        str(check / "bin" / "python"),
+        "-c",
+        "from eventlog.registry import install_command; print(install_command('http'))",
+        external=True,
+        silent=True,
+    )
+    session.run("sh", "-c", f"PATH={check / 'bin'}:$PATH; {str(advice).strip()}", external=True)
     listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
     print(listing)
     fluent_rows = [line for line in str(listing).splitlines() if " eventlog-fluent " in line]
     if not fluent_rows:
         session.error("eventlog plugins lists nothing from eventlog-fluent")
+    if not [line for line in str(listing).splitlines() if " eventlog-http " in line]:
+        session.error("the printed install advice did not install eventlog-http")
     origin = session.run(
         str(check / "bin" / "python"),
         "-c",

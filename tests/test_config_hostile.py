@@ -514,11 +514,11 @@ def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
         Pipeline(config.Settings.load({"http_url": "http://127.0.0.1:9/"}, environ={}), bare)
     assert str(caught.value) == (
         "configure() got http_url, which looks like a setting of 'http', which is not "
-        "installed (pip install eventlog[http])"
+        "installed (pip install --find-links dist/ 'eventlog[http]==0.1.0')"
     )
     pipeline = Pipeline(config.Settings.load({}, environ={"EVENTLOG_FLUENT_TAG": "app"}), bare)
     pipeline.shutdown(1)
     assert reports == [
         "environment variable EVENTLOG_FLUENT_TAG is ignored: it looks like a setting of "
-        "'fluent', which is not installed (pip install eventlog[fluent])"
+        "'fluent', which is not installed (pip install --find-links dist/ 'eventlog[fluent]==0.1.0')"
     ]

@@ -25,7 +25,7 @@ from eventlog.config import (
 from eventlog.diagnostics import log
 from eventlog.errors import ConfigurationError, PluginError
 from eventlog.options import Option, shown
-from eventlog.registry import EXTRAS
+from eventlog.registry import EXTRAS, install_command
 from eventlog.web_options import OPTIONS as WEB_OPTIONS
 
 if TYPE_CHECKING:
@@ -241,9 +241,7 @@ def _not_installed(key: str, registry: Registry) -> str | None:
     for plugin, extra in EXTRAS.items():
         installed = plugin in registry.transports or plugin in registry.formatters
         if not installed and key.startswith(plugin.replace("-", "_") + "_"):
-            return (
-                f"looks like a setting of {plugin!r}, which is not installed (pip install eventlog[{extra}])"
-            )
+            return f"looks like a setting of {plugin!r}, which is not installed ({install_command(extra)})"
     return None
 
 

@@ -1,0 +1,110 @@
+"""The first hour: the README's commands, CI running exactly them, and install advice that works.
+
+What a new user copies must work as printed on a stock Debian python3 (where a
+bare ``pip install`` is refused as externally managed) and must never install
+the unrelated project called ``eventlog`` from the public index (0.5.2 to 0.11.0).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from eventlog.registry import EXTRAS, install_command
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+#: Every page a user reads install commands from.
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").rglob("*.md")),
+    *sorted(ROOT.glob("plugins/*/README.md")),
+    *sorted(ROOT.glob("examples/*/README.md")),
+]
+
+
+def _two_commands() -> list[str]:
+    section = README.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
+def test_the_readme_commands_bring_their_own_venv() -> None:
+    demo, tests = _two_commands()
+    setup = "python3 -m venv .venv && .venv/bin/pip install nox && "
+    assert demo == setup + ".venv/bin/nox -s demo"
+    assert tests == setup + ".venv/bin/nox -s tests lint typecheck package docs"
+    # A bare pip outside a venv is what Debian refuses (externally-managed-environment).
+    assert "python3 -m pip install" not in README
+    assert "python3-venv" in README  # Debian's python3 cannot make a venv without it
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    run = (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in run if line and not line.startswith(("#", "set ", "cd ", "export "))]
+    assert commands == [_two_commands()[1]]
+
+
+def test_provision_waits_for_the_dpkg_lock_bounded() -> None:
+    script = (ROOT / "scripts" / "provision-peers").read_text()
+    assert "apt=(apt-get -o DPkg::Lock::Timeout=300)" in script
+    runs = [line.strip() for line in script.splitlines() if re.search(r"apt-get |\$\{apt\[@\]\}", line)]
+    runs = [line for line in runs if not line.startswith(("#", "echo", "apt=("))]
+    # Every apt-get run goes through the lock-waiting array.
+    assert len(runs) == 2 and all(line.startswith('"${apt[@]}"') for line in runs), runs
+
+
+def test_the_nox_sessions_wait_for_the_dpkg_lock_too() -> None:
+    noxfile = (ROOT / "noxfile.py").read_text()
+    calls = re.findall(r'session\.run\(\s*"apt-get",([^)]*)\)', noxfile)
+    assert len(calls) >= 2
+    for call in calls:
+        assert '"-o", "DPkg::Lock::Timeout=300"' in call, call
+
+
+def _pip_lines() -> list[tuple[Path, str]]:
+    found = []
+    for page in PAGES:
+        for line in page.read_text().splitlines():
+            if "installs that one" in line:  # the warning against the bare name
+                continue
+            for match in re.finditer(r"pip install ([^`#\n]*)", line):
+                found.append((page, match.group(1).strip()))
+    return found
+
+
+def test_every_printed_install_of_ours_is_pinned_or_local() -> None:
+    """An eventlog requirement without ==0.1.0 lets pip take the other project's 0.11.0."""
+    checked = 0
+    for page, args in _pip_lines():
+        for word in shlex.split(args):
+            if word.startswith("-") or word in {".", "nox"} or "/" in word.split("[")[0]:
+                continue  # options, local folders, nox itself
+            name = re.split(r"[\[=<>!~ ]", word, maxsplit=1)[0].lower().replace("_", "-")
+            if name == "eventlog" or name.startswith("eventlog-"):
+                checked += 1
+                assert word.endswith("==0.1.0"), f"{page.relative_to(ROOT)}: pip install {args}"
+    assert checked >= 10
+
+
+def test_the_install_advice_the_library_prints_is_the_documented_command() -> None:
+    assert install_command("http") == "pip install --find-links dist/ 'eventlog[http]==0.1.0'"
+    documented = {args for _, args in _pip_lines()}
+    for extra in set(EXTRAS.values()):
+        printed = install_command(extra)
+        assert shlex.split(printed)[-1] == f"eventlog[{extra}]==0.1.0"
+        assert printed.removeprefix("pip install ") in documented or extra in {"capnp", "http", "nats"}
+
+
+@pytest.mark.parametrize("pyproject", sorted(ROOT.glob("*/*/pyproject.toml")), ids=lambda p: p.parent.name)
+def test_plugin_distributions_bound_their_eventlog_dependency(pyproject: Path) -> None:
+    requires = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    ours = [r for r in requires if re.match(r"eventlog\b(?!-)", r)]
+    assert len(ours) == 1, requires
+    # ==0.1.0, or a range that stops below the other project's 0.5.2.
+    assert ours[0] in {"eventlog==0.1.0", "eventlog>=0.1,<0.2"}, ours
