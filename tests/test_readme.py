@@ -7,8 +7,10 @@ the unrelated project called ``eventlog`` from the public index (0.5.2 to 0.11.0
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
+import sys
 import tomllib
 from pathlib import Path
 
@@ -108,3 +110,34 @@ def test_plugin_distributions_bound_their_eventlog_dependency(pyproject: Path) -
     assert len(ours) == 1, requires
     # ==0.1.0, or a range that stops below the other project's 0.5.2.
     assert ours[0] in {"eventlog==0.1.0", "eventlog>=0.1,<0.2"}, ours
+
+
+def test_bench_targets_say_what_each_is_and_why() -> None:
+    """``nox -s bench`` prints its targets for users, not where they were once asked for."""
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = bench  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(bench)
+        results = {"info_cpu_us": 2.0, "info_wall_us": 2.0, "events_per_s": 1000.0, "complete": True}
+        found = [
+            bench.Contender("floor", None, "", {"info_cpu_us": 1.0, "info_wall_us": 1.0}),
+            bench.Contender("stdlib", "json", "", {"events_per_s": 100.0}),
+            bench.Contender("eventlog memory json/tcp", "json", "", dict(results, latency_p99_ms=3.0)),
+            bench.Contender("eventlog spool json/tcp", "json", "", dict(results)),
+        ]
+        lines = bench.targets(found)
+    finally:
+        del sys.modules["bench"]
+    assert [line.split(" (", 1)[0] for line in lines] == [
+        "- caller cost",
+        "- [x] throughput, memory mode json/tcp",
+        "- [x] throughput, spool mode json/tcp",
+        "- [x] no loss in a flood",
+        "- [x] delivery latency",
+    ]
+    for line in lines:
+        assert ": " in line.split(" (", 1)[1], line  # the why, in the brackets
+    source = (ROOT / "benchmarks" / "bench.py").read_text()
+    assert not re.search(r"issue \d", source)
