@@ -229,7 +229,12 @@ DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "django>=4.2"]
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """The documentation site: mkdocs build --strict (a warning fails) into site/ (git-ignored).
+    """The documentation site: mkdocs build --strict into site/, then every page checked in Chromium.
+
+    ``mkdocs build --strict`` fails on a warning; scripts/check_site.py then loads each
+    page in headless Chromium (Debian's package, installed when missing), fails on
+    anything wider than its column, an identifier cut in a table or a numbered step
+    numbered wrong, and leaves a screenshot of each page in site-shots/ (git-ignored).
 
     The configuration page's option tables are generated from the installed
     plugins (docs/hooks/config_reference.py), so every plugin with options is
@@ -243,3 +248,24 @@ def docs(session: nox.Session) -> None:
     session.install(*local, *DOCS_DEPS)
     session.env["NO_MKDOCS_2_WARNING"] = "1"  # material's notice about its successor, not about our pages
     session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+    # Then every page in a real browser: nothing wider than its column, identifiers whole,
+    # numbered steps numbered as written; screenshots in site-shots/ (scripts/check_site.py).
+    browser = shutil.which("chromium")
+    if browser is None:
+        session.log("chromium is missing: installing Debian's package (needs root)")
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
+        session.run(*apt, "update", "-q", external=True)
+        session.run(*apt, "install", "-y", "-q", "--no-install-recommends", "chromium", external=True)
+        browser = shutil.which("chromium") or "chromium"
+    session.run(
+        "python",
+        "scripts/check_site.py",
+        "--site",
+        str(ROOT / "site"),
+        "--docs",
+        str(ROOT / "docs"),
+        "--shots",
+        str(ROOT / "site-shots"),
+        "--browser",
+        browser,
+    )

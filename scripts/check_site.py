@@ -61,15 +61,17 @@ window.addEventListener("load", () => {
   const article = document.querySelector("article") || document.body;
   const said = (el) => (el.textContent || "").replace(/\\s+/g, " ").trim().slice(0, 70);
   const wide = [];
-  for (const el of article.querySelectorAll(".md-typeset__scrollwrap, pre, pre > code, table, p code, li code")) {
+  const boxes = ".md-typeset__scrollwrap, pre, pre > code, table, p code, li code";
+  for (const el of article.querySelectorAll(boxes)) {
     if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== "inline") {
-      wide.push({tag: el.tagName.toLowerCase(), scroll: el.scrollWidth, client: el.clientWidth, text: said(el)});
+      const tag = el.tagName.toLowerCase();
+      wide.push({tag, scroll: el.scrollWidth, client: el.clientWidth, text: said(el)});
     }
   }
   const broken = [];
   for (const el of article.querySelectorAll("td code, th code")) {
     // One word (no space to wrap at) on two lines: an identifier cut in the middle.
-    if (!/[\s,]/.test(el.textContent.trim()) && el.getClientRects().length > 1) broken.push(said(el));
+    if (!/[\\s,]/.test(el.textContent.trim()) && el.getClientRects().length > 1) broken.push(said(el));
   }
   const small = [];
   for (const img of article.querySelectorAll("img")) {
@@ -99,7 +101,7 @@ window.addEventListener("load", () => {
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves the site, with the measuring script in every page asked for with ?check."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         if query != "check":
             super().do_GET()
@@ -114,7 +116,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -180,7 +182,8 @@ def check_page(binary: str, base: str, page: str, source: Path | None, shot: Pat
         return ["the page's measuring script did not run"]
     report = json.loads(html.unescape(found.group(1)))
     problems = [
-        f"{w['tag']} is {w['scroll']}px wide in a {w['client']}px column: {w['text']!r}" for w in report["wide"]
+        f"{w['tag']} is {w['scroll']}px wide in a {w['client']}px column: {w['text']!r}"
+        for w in report["wide"]
     ]
     problems += [f"identifier broken over two lines in a table: {text!r}" for text in report["broken"]]
     problems += [
@@ -226,7 +229,10 @@ def main() -> int:
             failed += bool(problems)
     finally:
         server.shutdown()
-    print(f"{len(pages)} pages checked in Chromium at {WIDTH}px, {failed} with problems; screenshots in {args.shots}/")
+    print(
+        f"{len(pages)} pages checked in Chromium at {WIDTH}px, {failed} with problems; "
+        f"screenshots in {args.shots}/"
+    )
     return 1 if failed else 0
 
 

@@ -62,11 +62,10 @@ def test_provision_waits_for_the_dpkg_lock_bounded() -> None:
 
 
 def test_the_nox_sessions_wait_for_the_dpkg_lock_too() -> None:
-    noxfile = (ROOT / "noxfile.py").read_text()
-    calls = re.findall(r'session\.run\(\s*"apt-get",([^)]*)\)', noxfile)
-    assert len(calls) >= 2
-    for call in calls:
-        assert '"-o", "DPkg::Lock::Timeout=300"' in call, call
+    lines = [line for line in (ROOT / "noxfile.py").read_text().splitlines() if '"apt-get"' in line]
+    assert len(lines) >= 3  # bench's valgrind (update, install), docs' chromium
+    for line in lines:
+        assert '"-o", "DPkg::Lock::Timeout=300"' in line, line
 
 
 def _pip_lines() -> list[tuple[Path, str]]:
