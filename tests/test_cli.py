@@ -250,3 +250,18 @@ def test_config_refuses_what_configure_would_refuse() -> None:
     assert result.stderr.startswith(
         "eventlog config: environment variable EVENTLOG_BATCH_SIZE = '0' is invalid: must be 1 or more"
     )
+
+
+def test_config_names_django_settings_as_the_source() -> None:
+    result = _eventlog(
+        "config",
+        DJANGO_SETTINGS_MODULE="tests.djangoproject.settings",
+        DJANGOPROJECT_EVENTLOG_PORT="5999",
+        EVENTLOG_SITE="from-env",  # the environment wins over Django's settings.py
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split(None, 2)[1:] for line in result.stdout.splitlines()[1:] if line}
+    assert rows["host"] == ["127.0.0.1", "Django setting EVENTLOG_HOST"]
+    assert rows["port"] == ["5999", "Django setting EVENTLOG_PORT"]
+    assert rows["transport"] == ["tcp", "Django setting EVENTLOG_TRANSPORT"]
+    assert rows["site"] == ["from-env", "environment variable EVENTLOG_SITE"]

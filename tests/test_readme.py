@@ -140,3 +140,10 @@ def test_bench_targets_say_what_each_is_and_why() -> None:
         assert ": " in line.split(" (", 1)[1], line  # the why, in the brackets
     source = (ROOT / "benchmarks" / "bench.py").read_text()
     assert not re.search(r"issue \d", source)
+
+
+def test_readme_code_lines_fit_githubs_code_box() -> None:
+    """GitHub shows a README's code at about 105 characters a line and cuts the rest off."""
+    blocks = re.findall(r"```(?:sh|python)\n(.*?)```", README, re.S)
+    long = [line for block in blocks for line in block.splitlines() if len(line) > 105]
+    assert long == []
