@@ -340,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "config",
         "show where events would go, and where each setting comes from",
-        "Print the configuration this environment resolves to: every setting of the\n"
-        "core and of the transport, format and enrichers it selects, its value (secrets\n"
-        "hidden) and its source: default, environment variable, Django setting\n"
+        "Print the configuration this environment resolves to: every general setting\n"
+        "and those of the transport, format and enrichers it selects, each with its value\n"
+        "(secrets hidden) and its source: default, environment variable, Django setting\n"
         "(with DJANGO_SETTINGS_MODULE set) or an argument given with --set.  Nothing is sent.\n\n"
         "Exit status: 0, or 2 when the configuration is refused (the reason is printed).",
         "example:\n  EVENTLOG_HOST=collector.internal:5959 eventlog config --set transport=tcp",
