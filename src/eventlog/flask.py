@@ -1,4 +1,4 @@
-"""Flask extension: one event per request and the request context (``pip install eventlog[flask]``).
+"""Flask extension: one event per request and the request context (the ``flask`` extra).
 
 ::
 
