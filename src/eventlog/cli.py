@@ -132,7 +132,10 @@ def _config(args: argparse.Namespace) -> int:
             add("port", opt, value, "from host")
         else:
             add(opt.name, opt, value)
-    plugins = [(selection.transport_name, selection.transport), (selection.format_name, selection.formatter)]
+    plugins: list[tuple[str, Any]] = [
+        (selection.transport_name, selection.transport),
+        (selection.format_name, selection.formatter),
+    ]
     plugins += list(selection.enrichers)
     seen: set[str] = set()
     for name, registered in plugins:
