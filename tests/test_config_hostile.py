@@ -389,7 +389,7 @@ def test_a_setting_of_another_transport_in_the_environment_is_reported_naming_it
     # A pipeline whose transport the code chose is not the one the variable was meant for.
     reports.clear()
     selection._reported.clear()
-    eventlog.configure(transport="udp", port=9)
+    eventlog.configure(transport="udp", host="127.0.0.1", port=9)
     assert reports == []
 
 
@@ -424,7 +424,8 @@ def test_configure_with_a_setting_of_another_transport_names_the_transport() -> 
         (
             {"host": ""},
             "configure(host=...) = '' is invalid: must not be empty; allowed: a host "
-            "name, an IP address, or a Unix socket path (/path or unix:///path) "
+            "name or IP address, optionally with :port ([::1]:5959 for IPv6), or a Unix "
+            "socket path (/path or unix:///path) "
             "(host of the log server; unset means console output)",
         ),
         (
@@ -514,13 +515,13 @@ def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
         Pipeline(config.Settings.load({"http_url": "http://127.0.0.1:9/"}, environ={}), bare)
     assert str(caught.value) == (
         "configure() got http_url, which looks like a setting of 'http', which is not "
-        "installed (pip install eventlog[http])"
+        "installed (pip install --find-links dist/ 'eventlog[http]==0.1.0')"
     )
     pipeline = Pipeline(config.Settings.load({}, environ={"EVENTLOG_FLUENT_TAG": "app"}), bare)
     pipeline.shutdown(1)
     assert reports == [
         "environment variable EVENTLOG_FLUENT_TAG is ignored: it looks like a setting of "
-        "'fluent', which is not installed (pip install eventlog[fluent])"
+        "'fluent', which is not installed (pip install --find-links dist/ 'eventlog[fluent]==0.1.0')"
     ]
 
 

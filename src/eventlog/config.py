@@ -2,7 +2,12 @@
 
 Every setting has one name in three spellings: ``configure(fluent_tag=...)``,
 ``EVENTLOG_FLUENT_TAG`` in the environment, ``EVENTLOG_FLUENT_TAG`` in Django's
-settings.  Code wins over the environment, which wins over Django.  Values are
+settings.  Code wins over the environment, which wins over Django, and for where
+events go as a whole: when code names ``host`` or ``port``, the environment's
+and Django's transport, host and port are set aside (and reported), so a
+``configure(host=..., port=...)`` never sends to an ``EVENTLOG_TRANSPORT`` meant
+for another destination.  ``host`` may carry the port (``localhost:5959``,
+``[::1]:5959``).  Values are
 parsed and checked when the pipeline is configured, and an error names the
 setting in the spelling of where it came from, the value (never a secret's)
 and what is allowed.
@@ -39,6 +44,7 @@ from eventlog.options import (
     parse_seconds,
     parse_str,
     shown,
+    split_host_port,
 )
 
 ENV_PREFIX = "EVENTLOG_"
@@ -78,6 +84,11 @@ CORE_OPTIONS: tuple[Option, ...] = (
 )
 
 CORE_NAMES = frozenset(o.name for o in CORE_OPTIONS)
+
+#: Where events go.  Code that names any of ``ADDRESS`` decides all of ``DESTINATION``:
+#: the environment's and Django's values for them are set aside, not mixed in.
+DESTINATION = ("transport", "host", "port")
+ADDRESS = ("host", "port")
 
 
 def env_name(key: str) -> str:
@@ -286,7 +297,44 @@ class Settings:
         environ = dict(os.environ if environ is None else environ)
         settings = cls({}, given, environ, use_django, given_by)
         values = {opt.name: settings.resolve(opt.name, opt) for opt in CORE_OPTIONS}
+        settings._split_port(values)
         return cls(values, given, environ, use_django, given_by)
+
+    def _split_port(self, values: dict[str, Any]) -> None:
+        """``host='localhost:5959'`` -> host ``localhost``, port 5959; a second, other port is refused."""
+        if values["host"] is None:
+            return
+        host, port = split_host_port(values["host"])  # parse_host has checked the port part
+        if port is None:
+            return
+        if values["port"] is not None and values["port"] != port:
+            host_value, host_source = self.raw("host") or (values["host"], "host")
+            port_value, port_source = self.raw("port") or (values["port"], "port")
+            raise ConfigurationError(
+                f"{host_source} = {shown(host_value)} names port {port}, but {port_source} = "
+                f"{shown(port_value)} names port {values['port']}; give the port in one place"
+            )
+        values["host"], values["port"] = host, port
+
+    def code_sets_address(self) -> bool:
+        """Whether code named ``host`` or ``port``, which makes it decide the whole destination."""
+        return any(self.given.get(key) is not None for key in ADDRESS)
+
+    def set_aside(self) -> dict[str, str]:
+        """Destination variables code overrides: ``{'EVENTLOG_TRANSPORT': 'environment variable'}``."""
+        if not self.code_sets_address():
+            return {}
+        found: dict[str, str] = {}
+        django = _django_settings() if self.use_django else None
+        for key in DESTINATION:
+            if self.given.get(key) is not None:
+                continue
+            name = env_name(key)
+            if self.environ.get(name):
+                found[name] = "environment variable"
+            elif django is not None and getattr(django, name, None) is not None:
+                found[name] = "Django setting"
+        return found
 
     def source(self, key: str, *, env: bool = False, django: bool = False) -> str:
         """How ``key`` is spelt where it came from: ``configure(key=...)``, ``EVENTLOG_KEY`` ..."""
@@ -304,6 +352,8 @@ class Settings:
         """
         if key in self.given and self.given[key] is not None:
             return self.given[key], self.source(key)
+        if key in DESTINATION and self.code_sets_address():
+            return None  # code decided where events go: no transport or address from elsewhere
         name = env_name(key)
         if name in self.environ and self.environ[name] != "":
             return self.environ[name], self.source(key, env=True)

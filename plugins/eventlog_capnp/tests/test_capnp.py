@@ -211,7 +211,10 @@ def test_capnp_without_the_plugin_is_a_configure_time_error(
     monkeypatch.setattr(registry, "_default", registry.Registry(load_entry_points=False))
     with pytest.raises(PluginError) as info:
         eventlog.configure(transport="tcp", host="127.0.0.1", port=9, format=name)
-    assert str(info.value).startswith(f"formatter {name!r} is not installed; pip install eventlog[capnp]")
+    assert str(info.value).startswith(
+        f"formatter {name!r} is not installed; install it: "
+        "pip install --find-links dist/ 'eventlog[capnp]==0.1.0'"
+    )
 
 
 def test_packed_capnp_over_tcp_reads_back() -> None:

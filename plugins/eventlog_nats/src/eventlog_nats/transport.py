@@ -132,7 +132,11 @@ def _read_secret_file(path: str, setting: str) -> str:
 
 def _require_nkeys(setting: str) -> None:
     if importlib.util.find_spec("nkeys") is None:  # nats-py signs the server's nonce with it
-        raise ConfigurationError(f"{setting} needs the nkeys package: pip install eventlog-nats[nkeys]")
+        raise ConfigurationError(
+            # The package itself (the nkeys extra adds only it): an unpinned eventlog-nats[...]
+            # is the kind of line that can pull in another project's distribution.
+            f"{setting} needs the nkeys package: pip install 'nkeys>=0.2'"
+        )
 
 
 @dataclass(frozen=True)
