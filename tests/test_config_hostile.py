@@ -548,8 +548,9 @@ def test_no_secret_shows_in_the_repr_of_settings_or_plugin_options(monkeypatch: 
         # What is no secret stays readable.
         assert "'http_read_timeout': 7" in repr(settings) and "'read_timeout': 7.0" in repr(options)
         assert options["token"] == "h77p-s3cr3t-tok"  # hidden in the repr only
-        # A URL's password, and one in a host setting, likewise.
-        other = config.Settings.load({"host": "https://user:pw-of-the-url@example.test/"}, environ={})
-        assert "pw-of-the-url" not in repr(other) and "user:<hidden>@" in repr(other)
+        # A URL's password in a setting that refuses it: the error names the value, masked.
+        with pytest.raises(ConfigurationError) as refused:
+            config.Settings.load({"host": "https://user:pw-of-the-url@example.test/"}, environ={})
+        assert "pw-of-the-url" not in str(refused.value) and "user:<hidden>@" in str(refused.value)
     finally:
         eventlog.shutdown()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventlog.errors import ConfigurationError
-from eventlog.masking import HIDDEN, looks_secret, mask_structure
+from eventlog.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog.options import (
     SHOWN_LIMIT,
     Option,
@@ -46,6 +46,9 @@ from eventlog.options import (
     shown,
     split_host_port,
 )
+
+#: Masks credentials by their place (URL user info, header values) in the value and reason shown.
+_MASK = SecretMask()
 
 ENV_PREFIX = "EVENTLOG_"
 
@@ -389,7 +392,7 @@ class Settings:
         shown_value = "<hidden>" if option.secret else shown(value)
         if option.choices is not None and (not isinstance(value, str) or value not in option.choices):
             raise ConfigurationError(
-                f"{source} = {shown_value} is not allowed; choose one of: {', '.join(option.choices)}"
+                f"{source} = {_MASK(shown_value)} is not allowed; choose one of: {', '.join(option.choices)}"
             )
         try:
             _check_type(value, option)
@@ -406,8 +409,9 @@ class Settings:
                 reason = reason[: 4 * SHOWN_LIMIT - 3] + "..."
             accepted = allowed(option)
             hint = f" ({option.help})" if option.help and option.help != accepted else ""
+            # Credentials in a URL or header-like text never reach the message, whichever option.
             raise ConfigurationError(
-                f"{source} = {shown_value} is invalid: {reason}; allowed: {accepted}{hint}"
+                f"{source} = {_MASK(shown_value)} is invalid: {_MASK(reason)}; allowed: {accepted}{hint}"
             ) from None
 
     def plugin_options(self, plugin: str, options: Iterable[Option]) -> dict[str, Any]:
