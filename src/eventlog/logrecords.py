@@ -336,7 +336,7 @@ def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], c
     return event
 
 
-def _tags_of(value: Any) -> list[Any]:
+def tags_of(value: Any) -> list[Any]:
     """``extra={"tags": ...}``: a str, or a list, tuple or set of them; anything else is one tag."""
     if isinstance(value, str):
         return [value]
@@ -368,11 +368,11 @@ def _extras(
             fields = fields or {}
             fields.setdefault(key, value)
         elif key == "tags":
-            tags = _tags_of(value)
+            tags = tags_of(value)
         elif key == "metrics" and isinstance(value, dict):
-            metrics = {**(metrics or {}), **_frozen_dict(value)}
+            metrics = {**(metrics or {}), **frozen_dict(value)}
         elif key == "fields" and isinstance(value, dict):
-            fields = {**(fields or {}), **_frozen_dict(value)}
+            fields = {**(fields or {}), **frozen_dict(value)}
         elif isinstance(value, numbers.Real) and not isinstance(value, bool):
             # The seed: extra= keys and values go to the metrics map; numbers are metrics ...
             metrics = metrics or {}
@@ -384,7 +384,7 @@ def _extras(
     return tags, fields, metrics
 
 
-def _frozen_dict(values: dict[Any, Any]) -> dict[Any, Any]:
+def frozen_dict(values: dict[Any, Any]) -> dict[Any, Any]:
     """A copy of an extra= dict, its values and keys as the worker may read them later."""
     return {
         key if type(key) in KEPT else frozen(key): value if type(value) in KEPT else frozen(value)
