@@ -210,7 +210,7 @@ def record_time_ns(created: Any, msecs: Any) -> int | None:
     """
     kind = type(created)
     if kind is not float:
-        if kind is not int:
+        if kind is not int or not TIME_MIN_S < created < TIME_MAX_S:  # float() of 10**400 raises
             return None
         created = float(created)
     if not TIME_MIN_S < created < TIME_MAX_S:  # NaN too
@@ -277,6 +277,22 @@ def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], c
     odd types: each is converted (the original of an int slot or the time kept
     as text in ``fields["<wire name>_original"]``) and counted.
     """
+    try:
+        return _record_to_event(record, message, ctx)
+    except Exception as exc:  # a bug here must not lose the event: what is left of it, counted
+        event = Event.__new__(Event)
+        event.action, event.target, event.tg_type = "log.unknown", None, "logger"
+        event.message = unrenderable(message if type(message) is str else None, None, exc)
+        event.level = event.tags = event.fields = event.metrics = None
+        event.time_ns = time.time_ns()
+        event.context = ctx
+        event.user = event.session = event.request_id = None
+        event.code_file = event.code_line = event.code_func = event.thread = None
+        event.exc_info = event.id = event.site = event.cluster = event.host = event.pid = None
+        return event
+
+
+def _record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext) -> Event:
     if type(message) is tuple:
         message = render(*message)
     try:
@@ -309,7 +325,7 @@ def record_to_event(record: logging.LogRecord, message: str | tuple[str, Any], c
         if created is _MISSING:
             originals["tstamp_original"] = converted("<missing>", "missing_attribute")
         else:
-            number = type(created) in (int, float) and math.isfinite(created)
+            number = type(created) is int or (type(created) is float and math.isfinite(created))
             reason = "time_out_of_range" if number else "time_not_number"
             originals["tstamp_original"] = converted(_safe_text(created), reason)
     event.time_ns = time_ns
@@ -361,14 +377,14 @@ def _extras(
     for key in extra_keys:
         value = attributes[key]
         kind = type(value)
-        if kind is int or kind is float:  # the common case, without the ABC check below
+        if key == "tags":  # whatever its type (True, 7): tags
+            tags = tags_of(value)
+        elif kind is int or kind is float:  # the common case, without the ABC check below
             metrics = metrics or {}
             metrics.setdefault(key, value)
-        elif kind is str and key != "tags":
+        elif kind is str:
             fields = fields or {}
             fields.setdefault(key, value)
-        elif key == "tags":
-            tags = tags_of(value)
         elif key == "metrics" and isinstance(value, dict):
             metrics = {**(metrics or {}), **frozen_dict(value)}
         elif key == "fields" and isinstance(value, dict):
