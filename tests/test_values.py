@@ -31,7 +31,6 @@ from eventlog.context import EMPTY, bind, unbind
 from eventlog.handler import EventHandler
 from eventlog.logrecords import record_to_event, wires_of
 from eventlog.pipeline import Pipeline
-from eventlog.receiver import LineReceiver
 from eventlog.wire import to_wire
 from tests.test_syslog import parse_stream
 
@@ -180,7 +179,9 @@ def test_a_log_record_made_with_a_millisecond_created_arrives_at_the_observed_ti
     json_peer = peer("json")
     before = time.time_ns() // 1_000_000
     for created in (1.7e12, math.nan, math.inf, "yesterday"):
-        record = logging.makeLogRecord({"name": "app", "msg": "at %s", "args": (repr(created),), "created": created})
+        record = logging.makeLogRecord(
+            {"name": "app", "msg": "at %s", "args": (repr(created),), "created": created}
+        )
         json_peer.handler.handle(record)
     after = time.time_ns() // 1_000_000
     events = json_peer.events(4)
@@ -196,7 +197,7 @@ def test_a_structlog_millisecond_timestamp_arrives_at_the_observed_time(peer: Ca
     from eventlog.structlog import EventlogRenderer
 
     json_peer = peer("json")
-    log = structlog.wrap_logger(None, processors=[EventlogRenderer(pipeline=json_peer.pipeline)])
+    log = structlog.wrap_logger(None, processors=[EventlogRenderer(pipeline=json_peer.pipeline)])  # type: ignore[list-item]
     before = time.time_ns() // 1_000_000
     log.info("paid", timestamp=1_700_000_000_123.0)  # milliseconds, where seconds belong
     after = time.time_ns() // 1_000_000
@@ -420,9 +421,9 @@ def test_values_that_need_their_text_are_converted_in_the_caller(peer: Callable[
 
 def test_a_container_changed_after_the_call_arrives_as_it_was(peer: Callable[..., Peer]) -> None:
     json_peer = peer("json")
-    cart = {"items": ["apple"], "total": 3}
+    cart: dict[str, Any] = {"items": ["apple"], "total": 3}
     tags = ["a"]
-    fields = {"cart": cart}
+    fields: dict[str, Any] = {"cart": cart}
     json_peer.logger.info("checkout", extra={"cart": cart, "tags": tags, "fields": {"lines": [1]}})
     json_peer.pipeline.submit_event(Event("checkout", fields=fields, tags=tags))
     cart["items"].append("pear")  # after the calls: the events must not see it
@@ -496,10 +497,24 @@ odd_value = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.just(_Hostile()),
 )
-MUTATED = ["name", "levelno", "levelname", "created", "msecs", "lineno", "funcName", "pathname", "threadName",
-           "exc_text", "exc_info", "thread"]
+MUTATED = [
+    "name",
+    "levelno",
+    "levelname",
+    "created",
+    "msecs",
+    "lineno",
+    "funcName",
+    "pathname",
+    "threadName",
+    "exc_text",
+    "exc_info",
+    "thread",
+]
 mutation = st.tuples(st.sampled_from(MUTATED), st.one_of(st.just("<delete>"), odd_value))
-extra_value = st.dictionaries(st.sampled_from(["tags", "metrics", "fields", "n", "obj"]), odd_value, max_size=3)
+extra_value = st.dictionaries(
+    st.sampled_from(["tags", "metrics", "fields", "n", "obj"]), odd_value, max_size=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -534,7 +549,9 @@ def test_hostile_records_and_events_arrive_with_their_id_in_every_format(
 ) -> None:
     for fmt, one in peers.items():
         before = len(events_of(fmt, one.receiver.data()))
-        record = logging.makeLogRecord({"name": "hostile", "msg": "hostile.record", "levelno": 20, "levelname": "INFO"})
+        record = logging.makeLogRecord(
+            {"name": "hostile", "msg": "hostile.record", "levelno": 20, "levelname": "INFO"}
+        )
         record.__dict__.update(extra)
         for attribute, value in mutations:
             if value == "<delete>":

@@ -40,6 +40,7 @@ class RequestContext(NamedTuple):
 EMPTY = RequestContext()
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("eventlog_context", default=EMPTY)
 
+
 def _frozen(value: object) -> int | float | str:
     """A context field's value, made immutable now: it is read in the worker, later."""
     from eventlog.text import frozen

@@ -153,9 +153,9 @@ def _time_ns(item: Any, wire: dict[str, Any]) -> int:
     """
     if type(item) is tuple:
         record = item[0]
-        time_ns = record_time_ns(getattr(record, "created", None), getattr(record, "msecs", None))
-        if time_ns is None or time_ns // 1_000_000 != wire["tstamp"]:
+        found = record_time_ns(getattr(record, "created", None), getattr(record, "msecs", None))
+        if found is None or found // 1_000_000 != wire["tstamp"]:
             return int(wire["tstamp"]) * 1_000_000
-        return time_ns
+        return found
     time_ns: int = item.time_ns
     return time_ns

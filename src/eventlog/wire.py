@@ -27,7 +27,6 @@ from eventlog.text import (
     Placeholder,
     _count,
     int_text,
-    placeholder_text,
     safe_str,
 )
 
@@ -204,9 +203,8 @@ def to_wire(
             text = safe_str(text, MAX_VALUE_CHARS, conversions)
         out["tgType"] = text
     level = event.level
-    if level is not None:
-        if type(level) is not int or not INT_MIN <= level <= INT_MAX:
-            level = int_slot(level, conversions)
+    if level is not None and (type(level) is not int or not INT_MIN <= level <= INT_MAX):
+        level = int_slot(level, conversions)
     if level is not None:
         out["level"] = level
         # A log record's own name for a level outside the standard ones (loguru's SUCCESS,
