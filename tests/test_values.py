@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import threading
 import time
@@ -508,6 +509,8 @@ MUTATED = [
     "pathname",
     "threadName",
     "exc_text",
+    "msg",
+    "args",
     "exc_info",
     "thread",
 ]
@@ -526,7 +529,7 @@ def peers() -> Iterator[dict[str, Peer]]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -567,3 +570,22 @@ def test_hostile_records_and_events_arrive_with_their_id_in_every_format(
         assert [e["action"] for e in events].count("hostile.event") == 1, fmt
         assert all(len(e["id"]) == 32 and int(e["id"], 16) >= 0 for e in events), fmt
         assert one.pipeline.stats.dropped_by_reason() == {}, fmt
+
+
+def test_an_impossible_time_in_spool_mode_is_sent_and_the_worker_goes_on(
+    peer: Callable[..., Peer], tmp_path: Any
+) -> None:
+    """Issue 23 item 2: the spool indexes times as SQLite ints; 2**64 killed the worker there."""
+    spool_peer = peer("json", db=str(tmp_path / "events.db"))
+    spool_peer.pipeline.submit_event(Event("before"))
+    spool_peer.pipeline.submit_event(Event("poison", time_ns=2**64))
+    record = logging.makeLogRecord(
+        {"name": "app", "msg": "ms created", "levelno": 20, "levelname": "INFO", "created": 1.7e12}
+    )
+    spool_peer.handler.handle(record)
+    spool_peer.pipeline.submit_event(Event("after"))
+    events = spool_peer.events(4)
+    assert [e["action"] for e in events] == ["before", "poison", "log.info", "after"]
+    stats = spool_peer.pipeline.stats
+    assert stats.sent == 4 and stats.dropped_by_reason() == {}
+    assert spool_peer.pipeline.spool_depth() == 0
