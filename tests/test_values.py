@@ -37,7 +37,7 @@ from tests.test_syslog import parse_stream
 
 HUGE = 10**5000
 INT64_MAX = 2**63 - 1
-FORMATS = ["json", "json-array", "logstash", "ecs", "syslog", "msgpack"]
+FORMATS = ["json", "json-array", "logstash", "ecs", "syslog", "msgpack", "capnp"]
 RFC3339 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
 
 
@@ -85,6 +85,10 @@ def events_of(fmt: str, data: bytes) -> list[dict[str, Any]]:
     """The events of a byte stream, as dicts with ``id``, ``action`` and ``message``."""
     if fmt == "syslog":
         return parse_stream(data)
+    if fmt == "capnp":
+        from eventlog_capnp.format import read_messages
+
+        return read_messages(data)
     if fmt == "msgpack":
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
         unpacker.feed(data)
