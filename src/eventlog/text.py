@@ -98,8 +98,6 @@ def frozen(value: Any) -> Any:
     try:
         if isinstance(value, str):
             return str.__str__(value)
-        if isinstance(value, bool):
-            return bool(value)
         if isinstance(value, int):  # IntEnum, HTTPStatus ...
             return int(value)
         if isinstance(value, float):
