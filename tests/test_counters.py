@@ -228,9 +228,9 @@ def test_an_increment_a_counter_cannot_take_is_refused_counted_and_warned_never_
     (event,) = series_events(receiver, "test.refused")
     assert event["metrics"]["count"] == 5  # the refused ones are not counted
     assert eventlog.get_pipeline().stats.converted.get("bad_increment") == 2
-    warnings = [r.getMessage() for r in caplog.records if "was refused" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "cannot take" in r.getMessage()]
     assert len(warnings) == 1  # once, naming the value and what to do
-    assert f".inc({bad!r})" in warnings[0] and "use a Gauge" in warnings[0]
+    assert f"given {bad!r}" in warnings[0] and "use a Gauge" in warnings[0]
 
 
 def test_a_counter_of_more_than_64_bits_arrives_as_text_counted(receiver: LineReceiver) -> None:
@@ -243,3 +243,17 @@ def test_a_counter_of_more_than_64_bits_arrives_as_text_counted(receiver: LineRe
     assert "count" not in event.get("metrics", {})
     assert event["fields"]["count"] == hex(huge)  # past Python's digit limit: hex, exact
     assert eventlog.get_pipeline().stats.converted.get("int_range") == 1
+
+
+def test_a_gauge_refuses_what_is_no_number_without_raising(receiver: LineReceiver) -> None:
+    configure(receiver)
+    gauge = eventlog.Gauge("test.gauge.refused")
+    gauge.set(10)
+    gauge.inc("5")  # type: ignore[arg-type]  # raised TypeError into the caller before
+    gauge.dec(float("nan"))
+    gauge.set(None)  # type: ignore[arg-type]
+    gauge.inc(2)
+    settle(receiver)
+    (event,) = series_events(receiver, "test.gauge.refused")
+    assert event["metrics"] == {"value": 12}
+    assert eventlog.get_pipeline().stats.converted.get("bad_increment") == 3

@@ -223,12 +223,25 @@ def _refused(series: _Series, value: object) -> None:
             converted["bad_increment"] = converted.get("bad_increment", 0) + 1
         pipeline._warnings.once(
             f"bad_increment:{series.action}",
-            f"{series!r}.inc({shown}) was refused and not counted: a counter takes a finite "
-            "int or float of 0 or more; use a Gauge for values that go down, and convert "
-            "text to a number before counting it",
+            f"{series!r} was given {shown}, which it cannot take, and left it out: a counter "
+            "takes a finite int or float of 0 or more (use a Gauge for values that go down), "
+            "a gauge an int or float; convert text to a number before you pass it",
         )
     except Exception:  # no pipeline can be made: the warning alone, never the caller's error
         log.warning("a counter increment was refused (not a finite number of 0 or more)")
+
+
+def _number_or_refused(series: _Series, value: object, finite: bool = False) -> Number | None:
+    """An int or float subclass as its plain value; anything else refused (counted, warned)."""
+    if type(value) is not bool and isinstance(value, (int, float)):
+        try:
+            number: Number = int(value) if isinstance(value, int) else float(value)
+        except Exception:
+            number = math.nan
+        if not finite or math.isfinite(number):
+            return number
+    _refused(series, value)
+    return None
 
 
 class Gauge(_Series):
@@ -252,19 +265,32 @@ class Gauge(_Series):
         self._lock = threading.Lock()
 
     def set(self, value: Number) -> None:
-        """Make ``value`` the gauge's level."""
+        """Make ``value`` the gauge's level (an int or float; anything else is refused, counted)."""
+        if type(value) is not int and type(value) is not float:
+            number = _number_or_refused(self, value)
+            if number is None:
+                return
+            value = number
         with self._lock:
             self._value = value
             self._changed = True
 
     def inc(self, n: Number = 1) -> None:
-        """Raise the level by ``n``."""
+        """Raise the level by ``n`` (a finite int or float; anything else is refused, counted)."""
+        if not (type(n) is int or (type(n) is float and math.isfinite(n))):
+            n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
+            if n is None:
+                return
         with self._lock:
             self._value += n
             self._changed = True
 
     def dec(self, n: Number = 1) -> None:
-        """Lower the level by ``n``."""
+        """Lower the level by ``n`` (a finite int or float; anything else is refused, counted)."""
+        if not (type(n) is int or (type(n) is float and math.isfinite(n))):
+            n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
+            if n is None:
+                return
         with self._lock:
             self._value -= n
             self._changed = True
