@@ -12,7 +12,6 @@ from eventlog.context import current as _current_context
 from eventlog.diagnostics import WORKER_THREADS
 from eventlog.logrecords import _INIT_LEN, plain_record, record_to_event, unrenderable
 from eventlog.pipeline import Pipeline
-from eventlog.text import TIME_MAX_S, TIME_MIN_S
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -81,7 +80,8 @@ class EventHandler(logging.Handler):
             try:
                 attributes = record.__dict__
                 plain = (
-                    TIME_MIN_S < record.created < TIME_MAX_S
+                    # TIME_MIN_S < created < TIME_MAX_S, as constants: a LOAD_CONST costs less.
+                    -9_223_372_036.0 < record.created < 9_223_372_036.0
                     and not record.exc_info
                     and not record.exc_text
                     and (len(attributes) == _INIT_LEN or plain_record(attributes))

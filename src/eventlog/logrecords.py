@@ -59,6 +59,7 @@ _STANDARD = frozenset(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__)
 #: The attributes LogRecord.__init__ sets, in order: a record's __dict__ starts with them.
 _INIT_KEYS = list(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__)
 _INIT_LEN = len(_INIT_KEYS)
+_LAST_INIT_KEY = _INIT_KEYS[-1]
 #: extra= keys with a meaning of their own (see _extras).
 _SPECIAL = frozenset({"tags", "metrics", "fields"})
 
@@ -215,7 +216,9 @@ def record_time_ns(created: Any, msecs: Any) -> int | None:
         created = float(created)
     if not TIME_MIN_S < created < TIME_MAX_S:  # NaN too
         return None
-    seconds = math.floor(created)
+    seconds = int(created)
+    if created < seconds:  # before 1970: floor, not truncation
+        seconds -= 1
     fraction = created - seconds  # exact: both share the float's exponent
     millis = int(fraction * 1000)
     if type(msecs) is float and msecs != millis and 0.0 <= msecs < 1000.0:
@@ -227,11 +230,8 @@ def record_time_ns(created: Any, msecs: Any) -> int | None:
         elif logged == 999 and millis == 0:  # created rounded up to the next second
             seconds -= 1
             millis = 999
-    nanos = int(fraction * 1e9)
-    low = millis * 1_000_000
-    if not low <= nanos < low + 1_000_000:  # keep the sub-millisecond part within logging's ms
-        nanos = low if nanos < low else low + 999_999
-    return int(seconds) * 1_000_000_000 + nanos
+    # The sub-millisecond part from the float, within logging's millisecond.
+    return (seconds * 1000 + millis) * 1_000_000 + int(fraction * 1e9) % 1_000_000
 
 
 _MISSING: Any = object()
@@ -409,19 +409,28 @@ def frozen_dict(values: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def plain_record(attributes: dict[str, Any]) -> bool:
-    """True when the worker may convert this record later: no attribute deleted, every
+    """True when the worker may convert this record later: no attribute deleted or moved, every
     extra= value an immutable plain one (str, int, float, bool, bytes, None).
 
     The handler asks only when the record has more attributes than logging gives it.
     """
-    keys = list(attributes)
-    if keys[:_INIT_LEN] != _INIT_KEYS:
-        return False
+    # From the end, where extra= put its keys: no list of the ~20 keys is made (that alone
+    # cost more than the rest of the check).  The key before the extras must be the last one
+    # LogRecord.__init__ sets (interned, as attribute names are); if not, an attribute was
+    # deleted or set again (it moved to the end).
+    extras = len(attributes) - _INIT_LEN
+    if extras <= 0:
+        return extras == 0
+    # A loop measured ~2.4k instructions for one extra key; list(attributes) and a slice
+    # compare ~5.1k; issuperset(map(type, islice(reversed(...)))) ~6.7k (callgrind, 3.11).
     kept = KEPT
-    for key in keys[_INIT_LEN:]:  # noqa: SIM110 - a loop costs less than all() over a generator
+    for key in reversed(attributes):
+        if not extras:
+            return key is _LAST_INIT_KEY
+        extras -= 1
         if type(attributes[key]) not in kept and key not in _STANDARD:
             return False
-    return True
+    return False
 
 
 def _put_context_fields(

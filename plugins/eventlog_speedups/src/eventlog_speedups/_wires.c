@@ -348,15 +348,9 @@ record_time_ns(double created, PyObject *msecs, long long *out)
             }
         }
     }
-    long long nanos = (long long)(fraction * 1e9);
-    long long low = millis * 1000000LL;
-    if (nanos < low) {
-        nanos = low;
-    }
-    else if (nanos >= low + 1000000LL) {
-        nanos = low + 999999LL;
-    }
-    *out = secs * 1000000000LL + nanos;
+    /* The sub-millisecond part from the float, within logging's millisecond. */
+    long long nanos = (long long)(fraction * 1e9) % 1000000LL;
+    *out = (secs * 1000LL + millis) * 1000000LL + nanos;
     return 1;
 }
 
