@@ -132,14 +132,17 @@ def _described_type(kind: Any) -> str:
 
 def record_exception(record: logging.LogRecord) -> str | None:
     """The record's exception as the ``exc_info`` wire field (its text if only that is left)."""
-    exc_info = record.exc_info
-    if exc_info:
-        if type(exc_info) is not tuple or len(exc_info) != 3:
+    exc_info: Any = record.exc_info
+    kind = type(exc_info)
+    # By type, not truth: an object's __bool__ is application code (this may run in the worker).
+    given = bool(exc_info) if kind is tuple or kind is bool or kind is int else exc_info is not None
+    if given:
+        if kind is not tuple or len(exc_info) != 3:
             return _unrenderable_exception(exc_info)
         if exc_info[0] is not None:
             return exception_json(exc_info)
     exc_text = record.exc_text
-    if exc_text:
+    if exc_text if type(exc_text) is str else exc_text is not None:
         if type(exc_text) is not str:  # logging's cache of the formatted stack, replaced by something else
             return UnrenderableException(
                 json.dumps({"type": None, "value": None, "stack": _safe_text(exc_text)})
@@ -521,7 +524,10 @@ def wires_of(
         try:
             if type(item) is tuple:
                 record, message, ctx = item
-                action = _ACTIONS.get(record.levelname)
+                # Type checks before any hashing or truth test: an attribute set to an object
+                # of the application's must not run its __hash__, __eq__ or __bool__ here.
+                levelname = record.levelname
+                action = _ACTIONS.get(levelname) if type(levelname) is str else None
                 level, name, thread = record.levelno, record.name, record.threadName
                 path, line, func = record.pathname, record.lineno, record.funcName
                 time_ns = record_time_ns(record.created, record.msecs)
@@ -629,7 +635,7 @@ def wires_of(
                         wire["codeLine"] = line
                     if func is not None:
                         wire["codeFunc"] = func
-                    if record.exc_info or record.exc_text:  # rare: the call only then
+                    if record.exc_info is not None or record.exc_text is not None:  # rare
                         exc_text = record_exception(record)
                         if exc_text is not None:
                             if type(exc_text) is not str:

@@ -389,6 +389,9 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     }
 
     GET(levelname, s_levelname);
+    if (!PyUnicode_CheckExact(levelname)) { /* no hashing of an application's object here */
+        NOT_PLAIN;
+    }
     PyObject *action = PyDict_GetItemWithError(g_actions, levelname); /* borrowed */
     if (action == NULL) {
         if (PyErr_Occurred()) {
@@ -415,22 +418,17 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     if (thread != Py_None && !PyUnicode_CheckExact(thread)) {
         NOT_PLAIN;
     }
+    /* Not None: the Python path (no truth test, which could run an application's __bool__). */
     GET(exc, s_exc_info);
-    int truth = PyObject_IsTrue(exc);
+    int is_none = exc == Py_None;
     Py_CLEAR(exc);
-    if (truth != 0) {
-        if (truth < 0) {
-            goto error;
-        }
+    if (!is_none) {
         NOT_PLAIN;
     }
     GET(exc, s_exc_text);
-    truth = PyObject_IsTrue(exc);
+    is_none = exc == Py_None;
     Py_CLEAR(exc);
-    if (truth != 0) {
-        if (truth < 0) {
-            goto error;
-        }
+    if (!is_none) {
         NOT_PLAIN;
     }
     if (PyTuple_CheckExact(message) && PyTuple_GET_SIZE(message) == 2) {
