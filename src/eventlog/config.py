@@ -84,6 +84,13 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
+    Option(
+        "exc_info_format",
+        parse_str,
+        "text",
+        "exc_info in json, json-array and logstash: JSON text in a string, or the object",
+        choices=("text", "object"),
+    ),
 )
 
 CORE_NAMES = frozenset(o.name for o in CORE_OPTIONS)

@@ -17,7 +17,7 @@ from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.builder import Components, Enricher
 from eventlog.diagnostics import Warnings
 from eventlog.event import Event
-from eventlog.logrecords import record_to_event, wires_of
+from eventlog.logrecords import record_time_ns, record_to_event, wires_of
 from eventlog.stats import Stats
 from eventlog.wire import to_wire
 
@@ -67,7 +67,9 @@ class Encoder:
             body = format_many(wires)
         except Exception:
             return self.each(wires, sources)  # one by one, to find what cannot be encoded
-        return EncodedBatch(body, wires, lambda: [_time_ns(item) for item in sources], split_many)
+        return EncodedBatch(
+            body, wires, lambda: [_time_ns(item, wire) for item, wire in zip(sources, wires)], split_many
+        )
 
     def records(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
@@ -85,7 +87,7 @@ class Encoder:
                 self._set_aside(exc)
                 continue
             # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
-            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item), payload)))
+            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item, wire), payload)))
         return records
 
     def wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -143,9 +145,17 @@ class Encoder:
         )
 
 
-def _time_ns(item: Any) -> int:
-    """The event time of a queued item (an Event, or a log record with its message and context)."""
+def _time_ns(item: Any, wire: dict[str, Any]) -> int:
+    """The event time of a queued item (an Event, or a log record with its message and context).
+
+    A record whose time could not be used (its event took the time of its
+    conversion, see ``record_to_event``) gives the time its wire dict says.
+    """
     if type(item) is tuple:
-        return int(item[0].created * 1_000_000_000)
+        record = item[0]
+        found = record_time_ns(getattr(record, "created", None), getattr(record, "msecs", None))
+        if found is None or found // 1_000_000 != wire["tstamp"]:
+            return int(wire["tstamp"]) * 1_000_000
+        return found
     time_ns: int = item.time_ns
     return time_ns
