@@ -73,6 +73,11 @@ class EventlogCollector:
             "Events sent from memory because the spool could not be written, by reason",
             labels=["pipeline", "reason"],
         )
+        restarts = CounterMetricFamily(
+            "eventlog_worker_restarts",
+            "Worker threads started again after one died of an error no batch contained",
+            labels=["pipeline"],
+        )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
         )
@@ -93,13 +98,14 @@ class EventlogCollector:
             up.add_metric([name], stats.transport_up)
             for reason, count in sorted(stats.spool_fallback.items()):
                 fallback.add_metric([name, reason], count)
+            restarts.add_metric([name], stats.worker_restarts)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, latency)
+        yield from (depth, spooled, up, fallback, restarts, latency)
 
 
 _registered = False

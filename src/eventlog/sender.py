@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from eventlog.batch import Batch
 from eventlog.config import Settings
@@ -101,7 +102,7 @@ class Sender:
                     self._transport.open()
                     self._opened = True
                 started = time.perf_counter()
-                refused = self._transport.send(batch) or ()
+                refused = _refusals(self._transport.send(batch))
                 self.stats.observe_latency(time.perf_counter() - started)
                 count(len(batch) - len(refused), None)
                 for record, reason in refused:
@@ -118,7 +119,10 @@ class Sender:
             except TransportError as exc:
                 error: BaseException = exc
                 retryable = exc.retryable
-            except Exception as exc:  # a plugin bug: keep the events a while, say what happened
+            except KeyboardInterrupt:
+                raise  # only the main thread gets one, sending at exit: the user wants out
+            except BaseException as exc:  # a plugin bug: keep the events a while, say what happened
+                # BaseException too: a plugin's SystemExit or GeneratorExit must not end the worker.
                 error, retryable = exc, True
                 unexpected += 1
                 if unexpected >= MAX_UNEXPECTED_FAILURES:
@@ -176,5 +180,23 @@ class Sender:
         if transport is not None:
             try:
                 transport.close()
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # a plugin's close() must not end the worker either
                 pass
+
+
+def _refusals(answer: object) -> list[tuple[Any, str]]:
+    """What ``Transport.send`` returned, checked before anything is counted.
+
+    A transport that returns something else than ``None`` or (record, reason)
+    pairs has a bug: raised here (so the batch is retried, then set aside as
+    transport_bug), never after part of the batch was counted as sent.
+    """
+    if answer is None:
+        return []
+    refused: list[tuple[Any, str]] = list(answer)  # type: ignore[call-overload]
+    for pair in refused:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+            raise TypeError(f"Transport.send returned {pair!r} among its refusals, not (record, reason)")
+    return refused
