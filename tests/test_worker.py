@@ -191,7 +191,8 @@ def test_a_worker_killed_in_spool_mode_keeps_spooling_after_the_restart(
 def test_a_round_that_fails_unexpectedly_costs_that_round_only(
     pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
 ) -> None:
-    pipeline = _pipeline(pipelines, registry, receiver)
+    # A long linger: the worker takes the three events together, when flush() says so.
+    pipeline = _pipeline(pipelines, registry, receiver, linger_ms=30_000, batch_size=3)
     encode = pipeline._encoder.batch
 
     def broken_once(items: list[Any]) -> Any:
@@ -272,3 +273,29 @@ def test_a_timed_out_flush_never_stops_spooling(
         time.sleep(0.01)
     assert pipeline.spool_depth() == 2010 and pipeline.queue_depth() == 0
     assert pipeline.stats.dropped_by_reason() == {}
+
+
+# ---------------------------------------------------------------- configure() again (item 14)
+
+
+def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
+    receiver: LineReceiver,
+) -> None:
+    import eventlog
+
+    port = closed_port()
+    old = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=30, retry_backoff_max=0.05
+    )
+    for i in range(500):
+        eventlog.log_event(Event("old", str(i)))
+    new = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
+    # configure() returned without waiting out the old pipeline's 30 s deadline: the old
+    # pipeline still holds its events, and delivers them when its peer comes back.
+    assert new is not old and old.stats.dropped_by_reason() == {}
+    with LineReceiver(port=port) as old_peer:
+        assert old_peer.wait_for(500, timeout=30)
+        assert sorted((e["target"] for e in old_peer.events()), key=int) == [str(i) for i in range(500)]
+    eventlog.log_event(Event("new", "0"))
+    assert eventlog.flush(10) and receiver.wait_for(1)
+    assert [e["action"] for e in receiver.events()] == ["new"]

@@ -90,6 +90,7 @@ class Pipeline:
         self._sleeping = True  # True also means "worker not started": submit wakes it
         self._wake_event = threading.Event()
         self._stop_event = threading.Event()
+        self._hurry = threading.Event()  # a flush or shutdown waits: the linger ends now
         self._start_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -200,11 +201,12 @@ class Pipeline:
         if self._closed:
             self._drop_late()
             return
-        if self._worker is None:
-            self._start()
         # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
         # callers skip Event.set(), which takes a lock; the set() below always follows.
+        # Cleared before a start: a new worker that dies at once sets it again after us.
         self._sleeping = False
+        if self._worker is None:
+            self._start()
         self._wake_event.set()
 
     def _drop_late(self) -> None:
@@ -229,23 +231,24 @@ class Pipeline:
             if self._worker is not None or self._closed:
                 return
             worker = threading.Thread(target=self._run, name=f"eventlog-{self.name}", daemon=True)
-            try:
-                worker.start()
-            except RuntimeError:
-                # Python 3.12+ starts no thread once the interpreter is exiting, when atexit
-                # hooks (the counters' last flush) may log for the first time: send from here.
-                self._send_inline()
-                return
-            self._worker = worker
-            if self._died is not None:
+            died, self._died = self._died, None
+            if died is not None:
                 self.stats.worker_restarts += 1
                 log.warning(
                     "[%s] the eventlog worker was restarted (restart %d): it had died of %s",
                     self.name,
                     self.stats.worker_restarts,
-                    self._died,
+                    died,
                 )
-                self._died = None
+            # Set before it runs: a worker that dies at once clears it itself (see _worker_died).
+            self._worker = worker
+            try:
+                worker.start()
+            except RuntimeError:
+                self._worker = None
+                # Python 3.12+ starts no thread once the interpreter is exiting, when atexit
+                # hooks (the counters' last flush) may log for the first time: send from here.
+                self._send_inline()
 
     def _supervise(self) -> None:
         """Restart a worker that died, if anything waits for one (a flush, or queued events)."""
@@ -287,6 +290,7 @@ class Pipeline:
             return True
         # Not in the queue: a marker takes no slot and never stops the move to the spool.
         marker = self._accounts.marker(self._queue)
+        self._hurry.set()
         self._wake()
         end = math.inf if timeout is None else time.monotonic() + timeout
         while not marker.done.is_set():
@@ -314,19 +318,19 @@ class Pipeline:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._deadline = deadline
+        dropped_before = self.stats.dropped.get("shutdown", 0)
         delivered = self.flush(timeout)
         self._stopping = True
         self._closed = True
         self._stop_event.set()
+        self._hurry.set()
         self._wake_event.set()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 self._abandon()
-                self._warnings.once(
-                    "shutdown", f"shutdown deadline of {timeout}s passed with a send in progress"
-                )
+                self._say_what_was_left(timeout, dropped_before, stuck=True)
                 return False
         else:
             self._sender.close()
@@ -335,7 +339,69 @@ class Pipeline:
         self._sleeping = True  # from now on every submit goes through _wake, which counts it
         left = self._drop_queued("shutdown")
         _live.discard(self)
+        self._say_what_was_left(timeout, dropped_before, stuck=False)
         return delivered and not left
+
+    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> None:
+        """One line at shutdown: how many events were not delivered, and why."""
+        lost = self.stats.dropped.get("shutdown", 0) - dropped_before
+        spooled = self._spooled_left()
+        if not lost and not spooled:
+            return
+        parts = []
+        if lost:
+            parts.append(
+                f'{lost} events were not delivered and are lost (counted as dropped{{reason="shutdown"}})'
+            )
+        if spooled:
+            parts.append(f"{spooled} events wait in the spool {self.settings.db} for the next run")
+        why = self._sender.last_error
+        if stuck and self._sender.in_send:
+            why = "a send was still in progress (the peer takes no more data)"
+        elif why is None:
+            why = "sending was still under way"
+        log.warning(
+            "[%s] shutdown deadline of %ss (EVENTLOG_SHUTDOWN_TIMEOUT) passed: %s; %s",
+            self.name,
+            f"{timeout:g}",
+            "; ".join(parts),
+            why,
+        )
+
+    def _spooled_left(self) -> int:
+        """Events this run leaves in the spool (0 in memory mode, or when it cannot be read)."""
+        if self._spool is None:
+            return 0
+        try:
+            return self._spool.depth()
+        except Exception:
+            return 0
+
+    def retire(self) -> None:
+        """Shut down in the background (configure() replaced this pipeline): the caller goes on.
+
+        What is queued is still sent until the shutdown deadline; at interpreter
+        exit the process waits for it up to that deadline.
+        """
+        thread = threading.Thread(target=self._retire, name=f"eventlog-retire-{self.name}", daemon=True)
+        with _retiring_lock:
+            _retiring.append(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exiting: no new thread, shut down here
+            with _retiring_lock:
+                _retiring.remove(thread)
+            self.shutdown()
+
+    def _retire(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            log.exception("[%s] shutting down the replaced pipeline failed", self.name)
+        finally:
+            with _retiring_lock:
+                if threading.current_thread() in _retiring:
+                    _retiring.remove(threading.current_thread())
 
     def _abandon(self) -> None:
         """The deadline passed with the worker stuck (a peer that never reads): count what it holds.
@@ -432,7 +498,9 @@ class Pipeline:
             exc_info=exc,
         )
         # Last: from here a caller's submit (or a flush) starts a new worker.
-        self._worker = None
+        with self._start_lock:
+            if self._worker is threading.current_thread():
+                self._worker = None
         self._sleeping = True
 
     def _contained(self, work: Callable[[], object]) -> bool:
@@ -459,7 +527,9 @@ class Pipeline:
         """One batch: take it, encode, deliver; then set the flushes it completes."""
         queue = self._queue
         if self._linger and len(queue) < self._batch_size and not self._stopping:
-            self._stop_event.wait(self._linger)
+            if not self._accounts.markers:
+                self._hurry.wait(self._linger)
+            self._hurry.clear()
         items = self._accounts.take(queue, self._batch_size) if queue else []
         # In spool mode a flush alone still drains the spool: flush() must not return while
         # events logged before it wait there.
@@ -548,6 +618,9 @@ class Pipeline:
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+#: Pipelines configure() replaced, shutting down in the background (see Pipeline.retire).
+_retiring: list[threading.Thread] = []
+_retiring_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
@@ -556,6 +629,10 @@ def _after_fork_in_child() -> None:
 
 
 def _shutdown_all() -> None:
+    with _retiring_lock:
+        retiring = list(_retiring)
+    for thread in retiring:
+        thread.join()  # each shutdown keeps its own deadline
     for pipeline in list(_live):
         try:
             pipeline.shutdown()

@@ -76,6 +76,10 @@ class Sender:
         self._mask = mask
         self._transport = transport
         self._opened = False  # has the current transport's open() been called?
+        #: Why the last send failed (masked), until one succeeds: said at shutdown.
+        self.last_error: str | None = None
+        #: True while the transport's open() or send() runs (read at shutdown, to say why).
+        self.in_send = False
 
     @property
     def transport(self) -> Transport | None:
@@ -95,6 +99,7 @@ class Sender:
         first_failure: float | None = None
         while True:
             try:
+                self.in_send = True
                 if self._transport is None:
                     self._transport = self.factory()
                 if not self._opened:
@@ -102,7 +107,9 @@ class Sender:
                     self._transport.open()
                     self._opened = True
                 started = time.perf_counter()
-                refused = _refusals(self._transport.send(batch))
+                answer = self._transport.send(batch)
+                self.in_send = False
+                refused = _refusals(answer)
                 self.stats.observe_latency(time.perf_counter() - started)
                 count(len(batch) - len(refused), None)
                 for record, reason in refused:
@@ -114,15 +121,18 @@ class Sender:
                 if not self.stats.transport_up and first_failure is not None:
                     log.info("sending to %s works again", self.transport_name)
                 self.stats.transport_up = 1
+                self.last_error = None
                 self._warnings.again("send")
                 return True
             except TransportError as exc:
+                self.in_send = False
                 error: BaseException = exc
                 retryable = exc.retryable
             except KeyboardInterrupt:
                 raise  # only the main thread gets one, sending at exit: the user wants out
             except BaseException as exc:  # a plugin bug: keep the events a while, say what happened
                 # BaseException too: a plugin's SystemExit or GeneratorExit must not end the worker.
+                self.in_send = False
                 error, retryable = exc, True
                 unexpected += 1
                 if unexpected >= MAX_UNEXPECTED_FAILURES:
@@ -138,6 +148,7 @@ class Sender:
                     return True
             self.stats.transport_up = 0
             kind = type(error).__name__
+            self.last_error = f"the last send failed: {kind}: {self._mask(str(error))}"
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self.close()
             if not retryable:
