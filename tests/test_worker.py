@@ -8,6 +8,7 @@ waiting, event by event.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,3 +300,23 @@ def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
     eventlog.log_event(Event("new", "0"))
     assert eventlog.flush(10) and receiver.wait_for(1)
     assert [e["action"] for e in receiver.events()] == ["new"]
+
+
+def test_two_deaths_are_two_restarts_and_one_warning_each_kind(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    from tests.spool_support import capture_warnings
+
+    with contextlib.contextmanager(capture_warnings)() as warnings:
+        pipeline = _pipeline(pipelines, registry, receiver)
+        for _ in range(2):
+            _log(pipeline, "ok", ["kill"])
+            assert pipeline.flush(10)
+        after = _log(pipeline, "ok", range(3))
+        assert pipeline.flush(10) and receiver.wait_for(3)
+    assert [e["target"] for e in receiver.events()] == after
+    assert pipeline.stats.worker_restarts == 2
+    assert pipeline.stats.dropped_by_reason() == {"worker_died": 2}
+    died = [m for m in warnings.messages if "the eventlog worker died of Poison: enricher poison" in m]
+    restarted = [m for m in warnings.messages if "the eventlog worker was started again" in m]
+    assert len(died) == 1 and len(restarted) == 1

@@ -234,11 +234,8 @@ class Pipeline:
             died, self._died = self._died, None
             if died is not None:
                 self.stats.worker_restarts += 1
-                log.warning(
-                    "[%s] the eventlog worker was restarted (restart %d): it had died of %s",
-                    self.name,
-                    self.stats.worker_restarts,
-                    died,
+                self._warnings.once(  # once: eventlog_worker_restarts_total counts the others
+                    "restarted", f"the eventlog worker was started again; it had died of {died}"
                 )
             # Set before it runs: a worker that dies at once clears it itself (see _worker_died).
             self._worker = worker
