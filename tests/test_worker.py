@@ -320,3 +320,32 @@ def test_two_deaths_are_two_restarts_and_one_warning_each_kind(
     died = [m for m in warnings.messages if "the eventlog worker died of Poison: enricher poison" in m]
     restarted = [m for m in warnings.messages if "the eventlog worker was started again" in m]
     assert len(died) == 1 and len(restarted) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["soon", float("nan"), 10**400, -1])
+def test_a_retry_after_a_transport_passes_on_from_its_peer_is_input(
+    pipelines: list[Pipeline], registry: Registry, retry_after: object
+) -> None:
+    from eventlog.errors import TransportError
+
+    pipeline = _pipeline(pipelines, registry, None)
+
+    class Once(Transport):
+        calls = 0
+
+        def open(self) -> None:
+            pass
+
+        def send(self, batch: Any) -> None:
+            Once.calls += 1
+            if Once.calls == 1:
+                raise TransportError("busy", retry_after=retry_after)  # type: ignore[arg-type]
+
+        def close(self) -> None:
+            pass
+
+    pipeline._sender.factory = Once
+    pipeline._sender.close()
+    _log(pipeline, "ok", range(3))
+    assert pipeline.flush(10)
+    assert Once.calls == 2 and pipeline.stats.sent == 3 and pipeline.stats.dropped_by_reason() == {}

@@ -14,6 +14,7 @@ and the ``count`` callback (the pipeline's accounting).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -178,7 +179,7 @@ class Sender:
             self.stats.retries += 1
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
-            retry_after = getattr(error, "retry_after", None)
+            retry_after = _seconds(getattr(error, "retry_after", None))
             if retry_after:  # the peer said when to come back: not sooner
                 delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             # Never past the deadline; a shutdown also cuts the wait short for one last try.
@@ -195,6 +196,17 @@ class Sender:
                 raise
             except BaseException:  # a plugin's close() must not end the worker either
                 pass
+
+
+def _seconds(value: object) -> float | None:
+    """A Retry-After a transport passed on: a peer's value, so anything; None unless a sane number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int of thousands of digits
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _refusals(answer: object) -> list[tuple[Any, str]]:
