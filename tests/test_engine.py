@@ -261,7 +261,10 @@ def _stuck_send_counts(slow_peer: SlowPeer, tmp_path: Path, mode: str, then: str
     waiting = pipeline.queue_depth() + pipeline.spool_depth()
     assert accepted() == total
     assert stats.sent + sum(stats.dropped_by_reason().values()) + waiting == total
-    assert pipeline.queue_depth() == 0 and stats.dropped_by_reason()["shutdown"] > 0
+    assert pipeline.queue_depth() == 0
+    # Memory mode drops the batch stuck in the send; spool mode drops only what was still
+    # queued, which the worker may have spooled already (flush markers never stop that).
+    assert stats.dropped_by_reason().get("shutdown", 0) > 0 or mode == "spool"
     assert (waiting > 0) is (mode == "spool")
     at_deadline = (stats.sent, stats.dropped_by_reason())
     # The stuck send ends after shutdown() returned (the peer reads, or hangs up): what

@@ -4,8 +4,9 @@
 and the peer when ``EVENTLOG_DB`` is set: storing batches (the accounting of
 what is stored is :meth:`eventlog.accounting.Accounting.store`), draining the
 spool oldest first, moving queued events into the spool while a send waits to
-retry (an outage fills the disk, not the bounded memory queue), holding flush
-markers until the spool has nothing left, and sending from memory when the
+retry (an outage fills the disk, not the bounded memory queue), saying when
+nothing of this process waits (the pipeline then sets its flush markers), and
+sending from memory when the
 spool is unavailable (:class:`~eventlog.spool.SpoolUnavailable`: disk full,
 read-only ...).  :func:`replay` sends another spool's rows (``eventlog spool
 replay``).  The pipeline imports this module only in spool mode, so a Python
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from eventlog.accounting import Accounting, Flush
+from eventlog.accounting import Accounting
 from eventlog.batch import Record
 from eventlog.config import Settings
 from eventlog.diagnostics import Warnings
@@ -69,10 +70,8 @@ class SpoolDelivery:
         self._stats = stats
         self._warnings = warnings
         self._batch_size: int = settings.batch_size
-        self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
-        self.held_markers: list[Flush] = []  # flushes passed over while spooling in an outage
         self._count_rows: Count = accounts.count_rows
         # What the spool sets aside or notices is counted in this (this process's) Stats.
         spool.on_drop = self.dropped
@@ -106,8 +105,9 @@ class SpoolDelivery:
 
         Between batches, newly queued events move into the spool (behind the
         older rows), so a long backlog never makes the memory queue overflow.
-        Returns True when the spool had nothing left (held flush markers are
-        then set) or cannot be used now; False at the shutdown deadline.
+        Returns True when nothing of this process waits any more (the spool
+        had nothing left, or cannot be used now); False at the shutdown
+        deadline, or when a batch the spool refused waits to be sent.
         """
         while True:
             if time.monotonic() > self._deadline():
@@ -120,8 +120,7 @@ class SpoolDelivery:
                 # spool refused it; the rows already there wait until it recovers.
                 return True
             if not batch:
-                self.release_markers()  # everything spooled before them was sent
-                return True
+                return not self.unspooled  # everything spooled was sent
             if not self._sender.send(batch, self._deadline, self._count_rows):
                 return False  # shutdown deadline: the rest stays in the spool
             self.spool.remove(batch)
@@ -131,29 +130,19 @@ class SpoolDelivery:
         """Move queued events into the spool while the worker is busy elsewhere.
 
         Called between send retries (a peer outage must fill the disk, not the
-        memory queue) and, with ``everything``, when the worker stops.  A flush
-        marker normally ends the move (it is set once what came before it was
-        sent); when the queue is half full it is held instead, and set once the
-        spool has nothing left to send.
+        memory queue) and, with ``everything``, when the worker stops.  Flush
+        markers are not in the queue, so nothing stops the move.
         """
         queue = self._queue
         if self.unspooled and not everything:
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
-            items: list[Any] = []
             # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
             # writes move more; but what one move holds (items, wire dicts, payloads, the row's
             # bytes, SQLite's copies) is the worker's working set, which the allocator keeps.
-            while queue and len(items) < self._batch_size * 2:
-                if type(queue[0]) is Flush:
-                    if not everything and len(queue) < self._maxsize // 2:
-                        break
-                    self.held_markers.append(queue.popleft())
-                    continue
-                items.append(queue.popleft())
+            items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            self._accounts.took(len(items))
             records = self.unspooled + self._encoder.records(items)
             self.unspooled = []
             try:
@@ -165,16 +154,6 @@ class SpoolDelivery:
                     self._accounts.count(len(records), "shutdown")
                     self.unspooled = []
                 return
-
-    def hold(self, markers: list[Flush]) -> None:
-        """Flush markers of a round whose events still wait: set once the spool is empty."""
-        self.held_markers.extend(markers)
-
-    def release_markers(self) -> None:
-        """Set the held flush markers: what was spooled before them is delivered or given up."""
-        markers, self.held_markers = self.held_markers, []
-        for marker in markers:
-            marker.done.set()
 
     def wait(self, delay: float) -> None:
         """Wait between send retries, moving new events to the spool meanwhile.
@@ -200,16 +179,16 @@ class SpoolDelivery:
             except SpoolUnavailable:
                 self._accounts.count(len(self.unspooled), "shutdown")
             self.unspooled = []
-        self.release_markers()
         self.spool.close()
 
     def released(self) -> None:
         """Another pipeline of this process handed rows back (configure() again): drain them now.
 
-        A flush marker alone makes the worker drain the spool; nobody waits on this one.
+        A flush marker alone makes the worker drain the spool; nobody waits on this one
+        (the round that drains sets it and lets it go).
         """
         if self._wake is not None:
-            self._queue.append(Flush())
+            self._accounts.marker(self._queue)
             self._wake()
 
     def depth(self) -> int:

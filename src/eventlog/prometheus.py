@@ -94,6 +94,11 @@ class EventlogCollector:
             "Times the spool file was deleted or replaced while in use and a fresh one opened",
             labels=["pipeline", "reason"],
         )
+        restarts = CounterMetricFamily(
+            "eventlog_worker_restarts",
+            "Worker threads started again after one died of an error no batch contained",
+            labels=["pipeline"],
+        )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
         )
@@ -118,13 +123,14 @@ class EventlogCollector:
                 quarantined.add_metric([name, reason], count)
             for reason, count in sorted(stats.spool_reopened.items()):
                 reopened.add_metric([name, reason], count)
+            restarts.add_metric([name], stats.worker_restarts)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, quarantined, reopened, latency)
+        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, latency)
 
 
 _registered = False

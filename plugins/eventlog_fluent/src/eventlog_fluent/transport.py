@@ -34,7 +34,7 @@ from eventlog.plugin import (
     Transport,
     TransportError,
 )
-from eventlog.plugin.net import connect_stream, send_all, tls_context
+from eventlog.plugin.net import connect_stream, reading_peer, send_all, tls_context
 from eventlog_fluent import forward
 from eventlog_fluent.tags import action_tag
 
@@ -326,9 +326,10 @@ class FluentTransport(Transport):
                     f"chunks within {self.config.ack_timeout}s (EVENTLOG_FLUENT_ACK_TIMEOUT); "
                     "they are sent again"
                 ) from None
-            if isinstance(message, dict):
+            ack = message.get("ack") if isinstance(message, dict) else None
+            if isinstance(ack, str):
                 # An ack we no longer wait for (from an earlier, failed try) is ignored.
-                waiting.discard(message.get("ack"))
+                waiting.discard(ack)
             else:
                 self._unexpected(message)
 
@@ -343,12 +344,11 @@ class FluentTransport(Transport):
         assert self.sock is not None
         unpacker = self._unpacker
         while True:
-            try:
-                return unpacker.unpack()
-            except msgpack.OutOfData:
-                pass
-            except (ValueError, msgpack.UnpackException) as exc:
-                raise ConnectError(f"{self.address} sent something that is not msgpack: {exc}") from None
+            with reading_peer(self.address, f"a {what}"):  # not msgpack, or not ours
+                try:
+                    return unpacker.unpack()
+                except msgpack.OutOfData:
+                    pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(f"no {what} from {self.address}")
@@ -366,7 +366,8 @@ class FluentTransport(Transport):
                     self.sock.settimeout(self.config.send_timeout)
             if not data:
                 raise ConnectError(f"{self.address} closed the connection before the {what}")
-            unpacker.feed(data)
+            with reading_peer(self.address, f"a {what}"):
+                unpacker.feed(data)  # BufferFull past 1 MiB: no answer of a server is that big
 
     def _usable(self) -> bool:
         """False when the idle connection was closed by the server; reads what it sent.
@@ -391,10 +392,11 @@ class FluentTransport(Transport):
             return False
         if not data:
             return False
-        self._unpacker.feed(data)
-        for message in self._unpacker:
-            if not isinstance(message, dict):  # a late ack is harmless
-                self._unexpected(message)
+        with reading_peer(self.address, "a message between batches"):
+            self._unpacker.feed(data)
+            for message in self._unpacker:
+                if not isinstance(message, dict):  # a late ack is harmless
+                    self._unexpected(message)
         return True
 
     def _readable(self, timeout: float) -> bool:
