@@ -156,27 +156,26 @@ def test_spool_mode_sigterm_loses_what_is_still_in_memory(tmp_path: Path, receiv
 
 
 def test_spool_mode_sigterm_with_signal_handlers_and_a_dead_peer_keeps_everything_in_the_spool(
-    tmp_path: Path, receiver: LineReceiver
+    tmp_path: Path,
 ) -> None:
-    db = tmp_path / "s.db"
-    proc = _child(
-        tmp_path, port=closed_port(), count=COUNT, db=str(db), way="wait", handlers=True, shutdown_timeout=1
-    )
+    db, port = tmp_path / "s.db", closed_port()
+    proc = _child(tmp_path, port=port, count=COUNT, db=str(db), way="wait", handlers=True, shutdown_timeout=1)
     assert _end(proc, "sigterm")[0] == -signal.SIGTERM
-    _replay(tmp_path, db, receiver)
-    assert receiver.wait_for(COUNT) and _targets(receiver) == _all()
+    # The peer comes back where it was: the spool's rows are for that destination.
+    with LineReceiver(port=port) as receiver:
+        _replay(tmp_path, db, receiver)
+        assert receiver.wait_for(COUNT) and _targets(receiver) == _all()
 
 
 @pytest.mark.parametrize("way", ["kill-9", "os._exit"])
-def test_spool_mode_kill_9_and_os_exit_keep_what_was_spooled(
-    tmp_path: Path, receiver: LineReceiver, way: str
-) -> None:
+def test_spool_mode_kill_9_and_os_exit_keep_what_was_spooled(tmp_path: Path, way: str) -> None:
     # The peer is down: the child says ready once the worker has spooled every event.
-    db = tmp_path / "s.db"
+    db, port = tmp_path / "s.db", closed_port()
     proc = _child(
-        tmp_path, port=closed_port(), count=COUNT, db=str(db), linger_ms=5, spooled=True,
+        tmp_path, port=port, count=COUNT, db=str(db), linger_ms=5, spooled=True,
         way="wait" if way == "kill-9" else way,
     )  # fmt: skip
     _end(proc, way)
-    _replay(tmp_path, db, receiver)
-    assert receiver.wait_for(COUNT) and _targets(receiver) == _all()
+    with LineReceiver(port=port) as receiver:  # the peer back where it was
+        _replay(tmp_path, db, receiver)
+        assert receiver.wait_for(COUNT) and _targets(receiver) == _all()

@@ -111,11 +111,6 @@ class Accounting:
         for marker in markers:
             marker.done.set()
 
-    @property
-    def in_flight(self) -> int:
-        """Events the worker took and has neither counted nor stored: they wait in its memory."""
-        return self._in_flight
-
     def took(self, count: int) -> None:
         """The worker took ``count`` events from the queue: in flight until counted or spooled."""
         with self._lock:

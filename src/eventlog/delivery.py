@@ -72,6 +72,7 @@ class SpoolDelivery:
         self._batch_size: int = settings.batch_size
         self._linger: float = settings.linger_ms / 1000.0
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
+        self._sending_from_memory = 0  # events of a batch the spool refused, being sent now
         self._count_rows: Count = accounts.count_rows
         # What the spool sets aside or notices is counted in this (this process's) Stats.
         spool.on_drop = self.dropped
@@ -93,7 +94,12 @@ class SpoolDelivery:
                 self._store(records)
             except SpoolUnavailable as exc:  # disk full, read-only ...
                 self._count_fallback(exc, len(records))
-                if not self._sender.send(records, self._deadline):  # memory mode for this batch
+                self._sending_from_memory = len(records)  # waiting in memory: depth() shows them
+                try:
+                    sent = self._sender.send(records, self._deadline)  # memory mode for this batch
+                finally:
+                    self._sending_from_memory = 0
+                if not sent:
                     self._accounts.count(len(records), "shutdown")
                     return False
                 # Sent from memory; what the unwritable spool holds waits until it recovers.
@@ -198,7 +204,9 @@ class SpoolDelivery:
         worker's memory, not in the queue nor the file: they count here, so the
         depths add up to what waits anywhere.
         """
-        return self.spool.depth() + self._accounts.in_flight
+        # What the spool refused, kept or being sent from memory; not events on their way into
+        # the spool (a reader waiting until all are spooled must not count those).
+        return self.spool.depth() + len(self.unspooled) + self._sending_from_memory
 
     def dropped(self, reason: str, count: int) -> None:
         """The spool set ``count`` events aside: a quarantined row's, an unstorable one (worker)."""
