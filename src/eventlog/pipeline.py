@@ -449,8 +449,13 @@ class Pipeline:
                         break
                     self._sleeping = True
                     if not queue and not accounts.markers:  # re-check: a caller may have appended
-                        self._wake_event.wait()
-                        self._wake_event.clear()
+                        # A transport that needs I/O between batches (heartbeats) gets its idle()
+                        # call every idle_interval seconds while nothing wakes the worker.
+                        interval = self._sender.idle_interval()
+                        if self._wake_event.wait(interval):
+                            self._wake_event.clear()
+                        else:
+                            self._contained(self._sender.idle)
                     self._sleeping = False
                     continue
                 if self._contained(self._round):
@@ -551,8 +556,12 @@ class Pipeline:
         return True
 
     def _until(self) -> float:
-        """When the work ends: the shutdown's (or replay's) deadline once it started, else never."""
-        return self._deadline if self._stopping else math.inf
+        """When the work ends: the shutdown's (or replay's) deadline once it started, else never.
+
+        Set when shutdown() begins, before its flush: a connect or send started while
+        shutdown drains is bounded by it too (Transport.deadline, Transport.time_left).
+        """
+        return self._deadline
 
     def _retry_wait(self, delay: float) -> None:
         """The Sender's wait between tries: a shutdown cuts it short for one last try."""

@@ -103,6 +103,9 @@ class Sender:
                 self.in_send = True
                 if self._transport is None:
                     self._transport = self.factory()
+                # The contract: open() and send() return by this (Transport.time_left bounds
+                # their waits), so a shutdown's deadline is not outlived by a connect.
+                self._transport.deadline = deadline()
                 if not self._opened:
                     # The Transport contract: open() before the first send of each instance.
                     self._transport.open()
@@ -184,6 +187,38 @@ class Sender:
                 delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             # Never past the deadline; a shutdown also cuts the wait short for one last try.
             self._wait(min(delay, max(0.0, until - now)))
+
+    def idle_interval(self) -> float | None:
+        """How often the open transport wants :meth:`idle`; None: no transport open, or never."""
+        transport = self._transport
+        return transport.idle_interval if transport is not None and self._opened else None
+
+    def idle(self) -> None:
+        """Between batches: the open transport's idle I/O; a broken connection is closed.
+
+        A TransportError closes the transport (the next batch opens a new one);
+        anything else is a plugin bug, logged once, and closes it too.
+        """
+        transport = self._transport
+        if transport is None or not self._opened:
+            return
+        try:
+            transport.deadline = math.inf
+            transport.idle()
+        except TransportError as exc:
+            self._warnings.once(
+                f"idle:{type(exc).__name__}",
+                f"the {self.transport_name} connection broke while idle, opening again for the next "
+                f"batch: {type(exc).__name__}: {self._mask(str(exc))}",
+            )
+            self.close()
+        except Exception as exc:
+            self._warnings.once(
+                f"idle-bug:{type(exc).__name__}",
+                f"the {self.transport_name} transport's idle() raised {type(exc).__name__} (not a "
+                f"TransportError): {self._mask(str(exc))}",
+            )
+            self.close()
 
     def close(self) -> None:
         """Close the current transport (errors ignored); the next send makes a new one."""
