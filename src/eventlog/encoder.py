@@ -17,7 +17,7 @@ from eventlog.batch import Batch, EncodedBatch, Record
 from eventlog.builder import Components, Enricher
 from eventlog.diagnostics import Warnings
 from eventlog.event import Event
-from eventlog.logrecords import record_time_ns, record_to_event, wires_of
+from eventlog.logrecords import record_to_event, wires_of
 from eventlog.stats import Stats
 from eventlog.wire import to_wire
 
@@ -148,14 +148,18 @@ class Encoder:
 def _time_ns(item: Any, wire: dict[str, Any]) -> int:
     """The event time of a queued item (an Event, or a log record with its message and context).
 
-    A record whose time could not be used (its event took the time of its
-    conversion, see ``record_to_event``) gives the time its wire dict says.
+    For a record: the wire's millisecond (logging's own, see ``record_time_ns``,
+    or the time of the conversion for a record whose time was unusable) and the
+    float's sub-millisecond part, which is all the precision ``created`` has.
     """
     if type(item) is tuple:
-        record = item[0]
-        found = record_time_ns(getattr(record, "created", None), getattr(record, "msecs", None))
-        if found is None or found // 1_000_000 != wire["tstamp"]:
-            return int(wire["tstamp"]) * 1_000_000
-        return found
+        sub_ms = 0
+        try:
+            created = item[0].created
+            if type(created) is float:  # a type check first: no object's __mul__ runs here
+                sub_ms = int(created * 1e9) % 1_000_000
+        except Exception:  # NaN, inf, deleted: the millisecond alone
+            pass
+        return int(wire["tstamp"]) * 1_000_000 + sub_ms
     time_ns: int = item.time_ns
     return time_ns
