@@ -472,13 +472,17 @@ _REFUSED = {
     *(("fluent", other) for other in ("capnp", "capnp-packed", "json", "json-array", "logstash", "ecs")),
     ("fluent", "syslog"),
     *(("syslog", other) for other in (*_BINARY, "json", "json-array", "logstash", "ecs")),
+    # otlp sends only its own protobuf requests; its payloads are unframed, so stream and
+    # line transports (and http, which posts a batch body of lines) cannot carry them.
+    *(("otlp", other) for other in (*_BINARY, "json", "json-array", "logstash", "ecs", "syslog")),
+    *((carrier, "otlp") for carrier in ("console", "fluent", "http", "logstash", "syslog", "tcp")),
 }
 
 
 #: The names the set above is about (a plugin added later is checked by the test below it).
 _SHIPPED = {
-    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog", "nats"),
-    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog", "ecs"),
+    *("console", "logstash", "tcp", "udp", "fluent", "http", "redis_streams", "syslog", "nats", "otlp"),
+    *("json", "json-array", "logstash", "msgpack", "capnp", "capnp-packed", "syslog", "ecs", "otlp"),
 }
 
 
