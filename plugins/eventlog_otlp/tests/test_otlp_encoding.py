@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from google.protobuf import json_format
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -142,6 +142,8 @@ def test_request_bodies_parse_to_the_same_message_in_protobuf_and_json(
 def test_partial_success_is_read_as_the_official_classes_write_it(
     rejected: int, message: str, junk: bytes
 ) -> None:
+    # A lone surrogate is no text the official classes can write: not an answer a peer can send.
+    assume(not any("\ud800" <= char <= "\udfff" for char in message))
     answer = ExportLogsServiceResponse()
     if -(2**63) <= rejected < 2**63:
         answer.partial_success.rejected_log_records = rejected
