@@ -75,8 +75,10 @@ class EventHandler(logging.Handler):
             # The worker takes the record as it is only when it needs no application code and
             # holds nothing the caller may change: a time in range (NaN fails the test), no
             # exception to format, and no attribute added (extra=) or deleted, unless what was
-            # added is plain (plain_record).  Each test costs a few dozen instructions; any other
-            # record is converted here, now (record_to_event), and queued as an Event.
+            # added is plain (plain_record); any other record is converted here, now
+            # (record_to_event), and queued as an Event.  Measured (callgrind, 3.11): the tests
+            # cost ~4.8k instructions for a record with one extra= key, ~2k of it plain_record;
+            # handle() went from 38.4k to 45.2k for log.info("user %s ...", extra={"k": i}).
             try:
                 attributes = record.__dict__
                 plain = (
