@@ -151,6 +151,31 @@ class NanFloat(float):
     """A float subclass whose value is NaN."""
 
 
+class Huge:
+    """Stands for an int too long for ``repr()`` (over 4,300 digits) until a rule uses it.
+
+    Hypothesis prints the arguments of a failing example with ``repr()``, which such
+    an int refuses; :func:`real` turns this placeholder into the int itself.
+    """
+
+    def __repr__(self) -> str:
+        return "HUGE"
+
+
+HUGE = Huge()
+
+
+def real(value: Any) -> Any:
+    """``value`` with every :data:`HUGE` replaced by 10**5000 (in dicts, lists and tuples too)."""
+    if value is HUGE:
+        return 10**5000
+    if type(value) is dict:
+        return {real(k): real(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(real(v) for v in value)
+    return value
+
+
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=20)
 key_text = any_text.filter(lambda k: k != "fi")
 int64 = st.integers(-(2**63), 2**63 - 1)
@@ -173,7 +198,7 @@ def values() -> st.SearchStrategy[Any]:
         st.text(max_size=3).map(lambda s: s * 5_000),
     )
     if on("huge_ints"):
-        base = base | st.integers() | st.sampled_from([2**64, -(2**70), 10**5000])
+        base = base | st.integers() | st.sampled_from([2**64, -(2**70), HUGE])
     return base
 
 
@@ -187,7 +212,7 @@ def times() -> st.SearchStrategy[int | None]:
 def levels() -> st.SearchStrategy[int | None]:
     base = st.none() | st.integers(-100, 100) | st.sampled_from([logging.DEBUG, logging.CRITICAL])
     if on("huge_ints"):
-        base = base | st.sampled_from([2**64, -(2**70), 10**5000])
+        base = base | st.sampled_from([2**64, -(2**70), HUGE])
     return base
 
 
@@ -268,7 +293,7 @@ def record_changes() -> st.SearchStrategy[dict[str, Any]]:
 def counter_amounts() -> st.SearchStrategy[Any]:
     base = st.integers(0, 1000) | st.floats(0, 1e6)
     if on("counter_values"):
-        base = base | st.sampled_from([math.nan, math.inf, "5", -1, 2**70, 10**5000, None])
+        base = base | st.sampled_from([math.nan, math.inf, "5", -1, 2**70, HUGE, None])
     return base
 
 
@@ -277,7 +302,7 @@ def context_values() -> st.SearchStrategy[Any]:
     if on("context_raising"):
         base = base | st.builds(RaisingStr)
     if on("huge_ints"):
-        base = base | st.sampled_from([2**64, 10**5000])
+        base = base | st.sampled_from([2**64, HUGE])
     return base
 
 
@@ -438,7 +463,15 @@ class FaultMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         if os.environ.get("FAULTS_DEBUG"):
-            print("machine:", self.db is not None, self.marker, len(self.pipelines), len(self.children), self.epoch, flush=True)
+            print(
+                "machine:",
+                self.db is not None,
+                self.marker,
+                len(self.pipelines),
+                len(self.children),
+                self.epoch,
+                flush=True,
+            )
         try:
             eventlog.shutdown(timeout=1)
         finally:
@@ -463,6 +496,7 @@ class FaultMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.pipelines))
     @rule(kwargs=hostile_events())
     def log_hostile_event(self, kwargs: dict[str, Any]) -> None:
+        kwargs = real(kwargs)
         fields = dict(kwargs.pop("fields") or {})
         marker = f"F{self.marker + 1}"
         fields["fi"] = marker
@@ -492,18 +526,18 @@ class FaultMachine(RuleBasedStateMachine):
         mismatched: bool,
     ) -> None:
         fmt = template.replace("%", "%%") + (" %d" if mismatched else " %s") * len(args)
-        extra = {**extra, "fi": self._mark()}
+        extra = {**real(extra), "fi": self._mark()}
         try:
             raise ValueError(template)
         except ValueError:
-            log.log(level, fmt, *args, exc_info=with_exc, extra=extra)
+            log.log(level, fmt, *real(args), exc_info=with_exc, extra=extra)
 
     @precondition(lambda self: bool(self.pipelines))
     @rule(changes=record_changes(), level=st.sampled_from([logging.INFO, logging.ERROR]))
     def log_made_record(self, changes: dict[str, Any], level: int) -> None:
         record = logging.makeLogRecord({"name": "faults.app", "levelno": level, "msg": "made", "args": ()})
         record.fi = self._mark()
-        for key, value in changes.items():
+        for key, value in real(changes).items():
             setattr(record, key, value)
         if on("record_mutations") and "name" in changes and changes["name"] is None:
             del record.name
@@ -512,7 +546,7 @@ class FaultMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.pipelines))
     @rule(user=context_values(), fields=st.dictionaries(extra_keys, context_values(), max_size=3))
     def log_in_context(self, user: Any, fields: dict[str, Any]) -> None:
-        with eventlog.context(user=user, **fields):
+        with eventlog.context(user=real(user), **real(fields)):
             eventlog.log_event(eventlog.Event("faults.context", fields={"fi": self._mark()}))
             log.warning("in context", extra={"fi": self._mark()})
 
@@ -520,7 +554,7 @@ class FaultMachine(RuleBasedStateMachine):
     @rule(amounts=st.lists(counter_amounts(), min_size=1, max_size=4))
     def count(self, amounts: list[Any]) -> None:
         counter = eventlog.Counter("faults.counter")
-        for amount in amounts:
+        for amount in real(amounts):
             counter.inc(amount)  # counter events carry no marker: only the accounting sees them
 
     @precondition(lambda self: bool(self.pipelines))
@@ -745,6 +779,14 @@ class FaultMachine(RuleBasedStateMachine):
             detail["children"] = [vars(c) for c in self.children]
         # Memory mode: a child's events are its own (it checked them before os._exit).
         return accepted, accounted, slack, detail
+
+    @precondition(lambda self: bool(self.pipelines))
+    @invariant()
+    def values_converted_not_dropped(self) -> None:
+        """A bad value is converted and counted, never the reason its event is lost."""
+        for n, pipeline in enumerate(self.pipelines):
+            dropped = pipeline.stats.dropped_by_reason()
+            assert not dropped.get("unencodable"), f"pipeline {n} dropped events for their values: {dropped}"
 
     @precondition(lambda self: bool(self.pipelines))
     @invariant()
