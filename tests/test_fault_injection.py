@@ -85,6 +85,7 @@ KNOWN: dict[str, str] = {
     "worker_runs_app_code": "issue 23 item 7: the worker calls __str__/__repr__ of application values",
     "flush_markers": "issue 23 item 4: a timed-out flush's marker stops the spool mover",
     "reconfigure_spool": "issue 23 item 10: configure() again on the same spool sends rows twice",
+    "payload_damage": "new, not in issue 23: a flipped payload byte is sent as it is, counted as sent",
 }
 
 _enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
@@ -657,11 +658,21 @@ class FaultMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ the spool
 
     @precondition(lambda self: self.db is not None and on("spool_damage"))
-    @rule(where=st.integers(0, 1 << 16), column=st.sampled_from(["records", "payloads"]))
-    def damage_spool(self, where: int, column: str) -> None:
+    @rule(
+        which=st.integers(0, 100),
+        where=st.integers(0, 1 << 16),
+        column=st.sampled_from(["records", "payloads"]),
+    )
+    def damage_spool(self, which: int, where: int, column: str) -> None:
         assert self.db is not None
+        if column == "payloads" and not on("payload_damage"):
+            column = "records"
         with contextlib.closing(sqlite3.connect(self.db, timeout=10)) as conn:
-            row = conn.execute(f"SELECT seq, {column} FROM batches ORDER BY seq LIMIT 1").fetchone()
+            # Any row: the oldest is often the batch in a send, and the newest are kept in memory.
+            (rows,) = conn.execute("SELECT count(*) FROM batches").fetchone()
+            row = conn.execute(
+                f"SELECT seq, {column} FROM batches ORDER BY seq LIMIT 1 OFFSET ?", (which % max(rows, 1),)
+            ).fetchone()
             if row is None:
                 return
             seq, data = row
