@@ -116,10 +116,6 @@ log = logging.getLogger("faults.app")
 # ---------------------------------------------------------------- hostile values
 
 
-class AppCodeRan(Exception):
-    """Raised (and recorded) when a worker thread calls application code."""
-
-
 #: Names of worker threads that ran application code (``__str__``/``__repr__``) since the last check.
 app_code_in_worker: list[str] = []
 
@@ -434,7 +430,6 @@ class FaultMachine(RuleBasedStateMachine):
         log.handlers[:] = [self.handler]
         log.propagate = False
         log.setLevel(1)
-        self.spool_lost = False  # the file was deleted or moved: its rows are gone
         self.carts: dict[str, str] = {}  # marker -> the cart's text at the call
         self.old_spools: list[str] = []  # spool files of earlier pipelines (reconfigure)
         app_code_in_worker.clear()
@@ -468,16 +463,6 @@ class FaultMachine(RuleBasedStateMachine):
         self.pipelines.append(eventlog.configure(**self.settings))
 
     def teardown(self) -> None:
-        if os.environ.get("FAULTS_DEBUG"):
-            print(
-                "machine:",
-                self.db is not None,
-                self.marker,
-                len(self.pipelines),
-                len(self.children),
-                self.epoch,
-                flush=True,
-            )
         try:
             eventlog.shutdown(timeout=1)
         finally:
@@ -700,7 +685,6 @@ class FaultMachine(RuleBasedStateMachine):
                     os.remove(path)
                 else:
                     os.replace(path, f"{path}.moved")
-        self.spool_lost = True
 
     # ------------------------------------------------------------ reconfigure and fork
 
