@@ -85,7 +85,10 @@ KNOWN: dict[str, str] = {
     "worker_runs_app_code": "issue 23 item 7: the worker calls __str__/__repr__ of application values",
     "flush_markers": "issue 23 item 4: a timed-out flush's marker stops the spool mover",
     "reconfigure_spool": "issue 23 item 10: configure() again on the same spool sends rows twice",
-    "exc_surrogates": "new, not in issue 23: a lone surrogate in an exception's text drops the event",
+    "record_surrogates": (
+        "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
+        "file under a non-UTF-8 folder name), funcName or threadName drops the event as unencodable"
+    ),
     "payload_damage": "new, not in issue 23: a flipped payload byte is sent as it is, counted as sent",
 }
 
@@ -518,7 +521,7 @@ class FaultMachine(RuleBasedStateMachine):
     ) -> None:
         fmt = template.replace("%", "%%") + (" %d" if mismatched else " %s") * len(args)
         extra = {**real(extra), "fi": self._mark()}
-        if not on("exc_surrogates"):
+        if not on("record_surrogates"):
             template = template.encode("utf-8", "replace").decode("utf-8")
         try:
             raise ValueError(template)
@@ -531,6 +534,8 @@ class FaultMachine(RuleBasedStateMachine):
         record = logging.makeLogRecord({"name": "faults.app", "levelno": level, "msg": "made", "args": ()})
         record.fi = self._mark()
         for key, value in real(changes).items():
+            if key in ("pathname", "funcName", "threadName") and not on("record_surrogates"):
+                value = value.encode("utf-8", "replace").decode("utf-8")
             setattr(record, key, value)
         if on("record_mutations") and "name" in changes and changes["name"] is None:
             del record.name
