@@ -875,7 +875,7 @@ def _settings() -> settings:
             report_multiple_bugs=False,
         )
     return settings(
-        max_examples=25,
+        max_examples=20,
         stateful_step_count=20,
         deadline=None,
         suppress_health_check=list(HealthCheck),
