@@ -24,6 +24,7 @@ PLUGINS = [
     "plugins/eventlog_http",
     "plugins/eventlog_speedups",
     "plugins/eventlog_nats",
+    "plugins/eventlog_otlp",
 ]
 EXAMPLES = ["examples/eventlog_redis_streams"]
 TEST_DEPS = [
@@ -48,6 +49,10 @@ TEST_DEPS = [
     "ecs-logging>=2.1",
     "opentelemetry-api>=1.20",
     "opentelemetry-sdk>=1.20",
+    # eventlog-otlp's tests: the official OTLP classes decode what arrives, and the SDK's
+    # own OTLP/HTTP exporter sends the same records for a field-by-field comparison.
+    "opentelemetry-proto>=1.27",
+    "opentelemetry-exporter-otlp-proto-http>=1.27",
 ]
 
 
@@ -146,6 +151,8 @@ def bench(session: nox.Session) -> None:
         "python-logstash-async>=3",
         "fluent-logger>=0.10",
         "opentelemetry-sdk>=1.20",
+        # The "opentelemetry otlp" contender's exporter; its opentelemetry-proto decodes in receiver.py.
+        "opentelemetry-exporter-otlp-proto-http>=1.27",
         "matplotlib>=3.7",
         "msgpack>=1.0",
         "orjson>=3.9",
@@ -154,8 +161,10 @@ def bench(session: nox.Session) -> None:
         # Instruction counts (callgrind), per Python version found: benchmarks/instructions.py.
         if shutil.which("valgrind") is None:
             session.log("valgrind is missing: installing Debian's package (needs root)")
-            session.run("apt-get", "update", "-q", external=True)
-            session.run("apt-get", "install", "-y", "-q", "valgrind", external=True)
+            session.run("apt-get", "-o", "DPkg::Lock::Timeout=300", "update", "-q", external=True)
+            session.run(
+                "apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "valgrind", external=True
+            )
         rest = [a for a in session.posargs if a != "--instructions"]
         session.run("python", "benchmarks/instructions.py", *rest)
         return
@@ -184,11 +193,23 @@ def package(session: nox.Session) -> None:
     session.run(pip, "install", "--find-links", str(dist), "eventlog[fluent]==0.1.0", external=True)
     # The seed's two examples, in that venv, from outside the checkout.
     session.run(str(check / "bin" / "python"), str(ROOT / "scripts" / "seed_examples.py"), external=True)
+    # The install advice the library prints for a plugin not installed, run as printed (from the
+    # checkout, where dist/ is): it must add eventlog-http and keep our eventlog 0.1.0.
+    advice = session.run(
+        str(check / "bin" / "python"),
+        "-c",
+        "from eventlog.registry import install_command; print(install_command('http'))",
+        external=True,
+        silent=True,
+    )
+    session.run("sh", "-c", f"PATH={check / 'bin'}:$PATH; {str(advice).strip()}", external=True)
     listing = session.run(str(check / "bin" / "eventlog"), "plugins", external=True, silent=True)
     print(listing)
     fluent_rows = [line for line in str(listing).splitlines() if " eventlog-fluent " in line]
     if not fluent_rows:
         session.error("eventlog plugins lists nothing from eventlog-fluent")
+    if not [line for line in str(listing).splitlines() if " eventlog-http " in line]:
+        session.error("the printed install advice did not install eventlog-http")
     origin = session.run(
         str(check / "bin" / "python"),
         "-c",
@@ -215,7 +236,12 @@ DOCS_DEPS = ["mkdocs>=1.6", "mkdocs-material>=9.5", "django>=4.2"]
 
 @nox.session(python="3.11")
 def docs(session: nox.Session) -> None:
-    """The documentation site: mkdocs build --strict (a warning fails) into site/ (git-ignored).
+    """The documentation site: mkdocs build --strict into site/, then every page checked in Chromium.
+
+    ``mkdocs build --strict`` fails on a warning; scripts/check_site.py then loads each
+    page in headless Chromium (Debian's package, installed when missing), fails on
+    anything wider than its column, an identifier cut in a table or a numbered step
+    numbered wrong, and leaves a screenshot of each page in site-shots/ (git-ignored).
 
     The configuration page's option tables are generated from the installed
     plugins (docs/hooks/config_reference.py), so every plugin with options is
@@ -229,3 +255,24 @@ def docs(session: nox.Session) -> None:
     session.install(*local, *DOCS_DEPS)
     session.env["NO_MKDOCS_2_WARNING"] = "1"  # material's notice about its successor, not about our pages
     session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+    # Then every page in a real browser: nothing wider than its column, identifiers whole,
+    # numbered steps numbered as written; screenshots in site-shots/ (scripts/check_site.py).
+    browser = shutil.which("chromium")
+    if browser is None:
+        session.log("chromium is missing: installing Debian's package (needs root)")
+        apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
+        session.run(*apt, "update", "-q", external=True)
+        session.run(*apt, "install", "-y", "-q", "--no-install-recommends", "chromium", external=True)
+        browser = shutil.which("chromium") or "chromium"
+    session.run(
+        "python",
+        "scripts/check_site.py",
+        "--site",
+        str(ROOT / "site"),
+        "--docs",
+        str(ROOT / "docs"),
+        "--shots",
+        str(ROOT / "site-shots"),
+        "--browser",
+        browser,
+    )

@@ -171,6 +171,20 @@ def setup_otel(port: int, spool_dir: str) -> Setup:
     return Setup(_logger(handler), provider.shutdown)
 
 
+def setup_otel_otlp(port: int, spool_dir: str) -> Setup:
+    """The OpenTelemetry SDK's real OTLP/HTTP exporter (protobuf), its documented defaults."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider()
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{port}/v1/logs"))
+    )
+    handler = LoggingHandler(logger_provider=provider)
+    return Setup(_logger(handler), provider.shutdown)
+
+
 def _eventlog(port: int, spool_dir: str, **settings: Any) -> Setup:
     import eventlog
     from eventlog import Event, log_event
@@ -217,6 +231,10 @@ def setup_eventlog_http(port: int, spool_dir: str) -> Setup:
     return _eventlog(port, spool_dir, transport="http", http_url=f"http://127.0.0.1:{port}/")
 
 
+def setup_eventlog_otlp(port: int, spool_dir: str) -> Setup:
+    return _eventlog(port, spool_dir, transport="otlp", otlp_endpoint=f"http://127.0.0.1:{port}")
+
+
 def setup_eventlog_nats(port: int, spool_dir: str) -> Setup:
     # The receiver's nats-server stores ``bench`` in its stream BENCH; each batch waits for its acks.
     return _eventlog(
@@ -236,6 +254,8 @@ SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "eventlog memory fluent": setup_eventlog_fluent,
     "eventlog memory http": setup_eventlog_http,
     "eventlog memory nats": setup_eventlog_nats,
+    "opentelemetry otlp": setup_otel_otlp,
+    "eventlog memory otlp": setup_eventlog_otlp,
 }
 
 

@@ -1,6 +1,6 @@
 """The benchmark's receiver: a separate process on loopback that counts what arrives.
 
-``python benchmarks/receiver.py json|msgpack|http|nats [--defer]`` prints ``<data port> <control port>``
+``python benchmarks/receiver.py json|msgpack|http|nats|otlp [--defer]`` prints ``<data port> <control port>``
 on its first line, then serves until its standard input closes.
 
 * data port: JSON lines over TCP (``json``), or fluentd Forward messages in
@@ -8,7 +8,10 @@ on its first line, then serves until its standard input closes.
   the client asks for them), or ``http``: POSTs of JSON lines or a JSON array,
   each answered 200; or ``nats``: a nats-server with JetStream (a stream ``BENCH`` on
   the subject ``bench``, stored in a temporary folder) on the data port, counting
-  what the stream stores (see serve_nats).  With
+  what the stream stores (see serve_nats); or ``otlp``: OTLP/HTTP log exports
+  (protobuf or JSON), decoded with the official ``opentelemetry-proto`` classes
+  and counted by log record, each answered 200 with an empty
+  ExportLogsServiceResponse (see read_otlp).  With
   ``--defer`` the data socket is bound but not listening, so clients are refused
   (the "receiver is down" case) until the ``listen`` command.
 * control port: one command per line, one answer per line:
@@ -196,6 +199,64 @@ def read_http(conn: socket.socket, counter: Counter) -> None:
             counter.add(len(lines), now)
 
 
+def read_otlp(conn: socket.socket, counter: Counter) -> None:
+    """OTLP/HTTP exports (keep-alive): every log record counted, ``sent_ns`` and
+    ``log.record.uid`` read from its attributes.  The official classes decode, so
+    eventlog-otlp and the OpenTelemetry SDK's exporter are read by the same code."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+    buffer = b""
+    while True:
+        while b"\r\n\r\n" not in buffer:
+            try:
+                chunk = conn.recv(1 << 20)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+        head, _, buffer = buffer.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get(b"content-length", b"0"))
+        while len(buffer) < length:
+            try:
+                chunk = conn.recv(1 << 20)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+        body, buffer = buffer[:length], buffer[length:]
+        now = time.time_ns()
+        conn.sendall(answer)
+        if headers.get(b"content-encoding") == b"gzip":
+            import gzip
+
+            body = gzip.decompress(body)
+        if b"json" in headers.get(b"content-type", b""):
+            request = json_format.Parse(body, ExportLogsServiceRequest(), ignore_unknown_fields=True)
+        else:
+            request = ExportLogsServiceRequest.FromString(body)
+        records = [r for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+        if counter.mode in ("latency", "ids"):
+            with counter.cond:
+                for record in records:
+                    for kv in record.attributes:
+                        if kv.key == "sent_ns" and counter.mode == "latency":
+                            value = kv.value
+                            sent = value.int_value if value.HasField("int_value") else int(value.double_value)
+                            counter.latencies.append(now - sent)
+                        elif kv.key == "log.record.uid" and counter.mode == "ids":
+                            counter.ids.add(kv.value.string_value.encode())
+        if records:
+            counter.add(len(records), now)
+
+
 def _unpack_all(data: bytes) -> list[Any]:
     import msgpack
 
@@ -205,7 +266,7 @@ def _unpack_all(data: bytes) -> list[Any]:
 
 
 def accept_loop(server: socket.socket, proto: str, counter: Counter) -> None:
-    reader = {"msgpack": read_forward, "http": read_http}.get(proto, read_json_lines)
+    reader = {"msgpack": read_forward, "http": read_http, "otlp": read_otlp}.get(proto, read_json_lines)
     while True:
         try:
             conn, _ = server.accept()

@@ -389,7 +389,7 @@ def test_a_setting_of_another_transport_in_the_environment_is_reported_naming_it
     # A pipeline whose transport the code chose is not the one the variable was meant for.
     reports.clear()
     selection._reported.clear()
-    eventlog.configure(transport="udp", port=9)
+    eventlog.configure(transport="udp", host="127.0.0.1", port=9)
     assert reports == []
 
 
@@ -424,7 +424,8 @@ def test_configure_with_a_setting_of_another_transport_names_the_transport() -> 
         (
             {"host": ""},
             "configure(host=...) = '' is invalid: must not be empty; allowed: a host "
-            "name, an IP address, or a Unix socket path (/path or unix:///path) "
+            "name or IP address, optionally with :port ([::1]:5959 for IPv6), or a Unix "
+            "socket path (/path or unix:///path) "
             "(host of the log server; unset means console output)",
         ),
         (
@@ -514,11 +515,42 @@ def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
         Pipeline(config.Settings.load({"http_url": "http://127.0.0.1:9/"}, environ={}), bare)
     assert str(caught.value) == (
         "configure() got http_url, which looks like a setting of 'http', which is not "
-        "installed (pip install eventlog[http])"
+        "installed (pip install --find-links dist/ 'eventlog[http]==0.1.0')"
     )
     pipeline = Pipeline(config.Settings.load({}, environ={"EVENTLOG_FLUENT_TAG": "app"}), bare)
     pipeline.shutdown(1)
     assert reports == [
         "environment variable EVENTLOG_FLUENT_TAG is ignored: it looks like a setting of "
-        "'fluent', which is not installed (pip install eventlog[fluent])"
+        "'fluent', which is not installed (pip install --find-links dist/ 'eventlog[fluent]==0.1.0')"
     ]
+
+
+def test_no_secret_shows_in_the_repr_of_settings_or_plugin_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLOG_NATS_TOKEN", "nats-tok-5e3f")
+    monkeypatch.setenv("SOMETHING_ELSE_ENTIRELY", "an-unrelated-value-77")
+    monkeypatch.setenv("EVENTLOG_HTTP_TOKEN", "h77p-s3cr3t-tok")
+    secrets = ["h77p-s3cr3t-tok", "x-api-k3y!", "q-token-1"]
+    pipeline = eventlog.configure(
+        transport="http",
+        http_url="http://127.0.0.1:9/in?token=q-token-1",
+        http_read_timeout=7,
+        http_headers={"X-Api-Key": "x-api-k3y!", "X-Team": "blue"},
+    )
+    try:
+        settings = pipeline.settings
+        options = settings.plugin_options("http", get_registry().transport("http").spec.options)
+        for text in (repr(settings), str(settings), repr(options), str(options)):
+            for secret in [*secrets, "nats-tok-5e3f"]:
+                assert secret not in text
+            assert "an-unrelated-value-77" not in text and "SOMETHING_ELSE_ENTIRELY" not in text
+        assert "EVENTLOG_NATS_TOKEN': '<hidden>'" in repr(settings)
+        assert "'http_url': '<hidden>'" in repr(settings)  # declared secret=True
+        # What is no secret stays readable.
+        assert "'http_read_timeout': 7" in repr(settings) and "'read_timeout': 7.0" in repr(options)
+        assert options["token"] == "h77p-s3cr3t-tok"  # hidden in the repr only
+        # A URL's password in a setting that refuses it: the error names the value, masked.
+        with pytest.raises(ConfigurationError) as refused:
+            config.Settings.load({"host": "https://user:pw-of-the-url@example.test/"}, environ={})
+        assert "pw-of-the-url" not in str(refused.value) and "user:<hidden>@" in str(refused.value)
+    finally:
+        eventlog.shutdown()

@@ -42,6 +42,9 @@ class _LineReceiverPeer(TransportConformance):
     def stop_peer(self, peer: LineReceiver) -> None:
         peer.stop()
 
+    def restart_peer(self, peer: LineReceiver) -> None:
+        peer.restart()
+
     def unreachable_settings(self) -> dict[str, Any]:
         return {**self.settings_for("127.0.0.1", closed_port())}
 

@@ -186,8 +186,6 @@ def test_same_series_is_the_same_object_and_kinds_do_not_mix() -> None:
     assert eventlog.Counter("test.identity", "b") is not first
     with pytest.raises(TypeError, match="already exists as a Counter"):
         eventlog.Gauge("test.identity", "a", fields={"k": 1})
-    with pytest.raises(ValueError, match="only goes up"):
-        first.inc(-1)
     with pytest.raises(TypeError, match="non-empty str"):
         eventlog.Counter("")
 
@@ -214,3 +212,48 @@ def test_a_forked_child_counts_only_its_own(receiver: LineReceiver) -> None:
     assert counts == [3, 5]
     pids = {e["pid"] for e in series_events(receiver, "test.fork.count")}
     assert pids == {pid, os.getpid()}
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "5", None, [1]], ids=repr)
+def test_an_increment_a_counter_cannot_take_is_refused_counted_and_warned_never_raised(
+    receiver: LineReceiver, bad: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure(receiver)
+    counter = eventlog.Counter("test.refused", repr(bad))
+    counter.inc(2)
+    counter.inc(bad)  # raised into the caller before (ValueError, TypeError)
+    counter.inc(bad)
+    counter.inc(3)
+    settle(receiver)
+    (event,) = series_events(receiver, "test.refused")
+    assert event["metrics"]["count"] == 5  # the refused ones are not counted
+    assert eventlog.get_pipeline().stats.converted.get("bad_increment") == 2
+    warnings = [r.getMessage() for r in caplog.records if "cannot take" in r.getMessage()]
+    assert len(warnings) == 1  # once, naming the value and what to do
+    assert f"given {bad!r}" in warnings[0] and "use a Gauge" in warnings[0]
+
+
+def test_a_counter_of_more_than_64_bits_arrives_as_text_counted(receiver: LineReceiver) -> None:
+    configure(receiver)
+    counter = eventlog.Counter("test.huge")
+    huge = 10**5000
+    counter.inc(huge)  # the count is no int64: no format could carry it as a number
+    settle(receiver)
+    (event,) = series_events(receiver, "test.huge")
+    assert "count" not in event.get("metrics", {})
+    assert event["fields"]["count"] == hex(huge)  # past Python's digit limit: hex, exact
+    assert eventlog.get_pipeline().stats.converted.get("int_range") == 1
+
+
+def test_a_gauge_refuses_what_is_no_number_without_raising(receiver: LineReceiver) -> None:
+    configure(receiver)
+    gauge = eventlog.Gauge("test.gauge.refused")
+    gauge.set(10)
+    gauge.inc("5")  # type: ignore[arg-type]  # raised TypeError into the caller before
+    gauge.dec(float("nan"))
+    gauge.set(None)  # type: ignore[arg-type]
+    gauge.inc(2)
+    settle(receiver)
+    (event,) = series_events(receiver, "test.gauge.refused")
+    assert event["metrics"] == {"value": 12}
+    assert eventlog.get_pipeline().stats.converted.get("bad_increment") == 3

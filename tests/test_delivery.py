@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from eventlog.accounting import Accounting, Flush
+from eventlog.accounting import Accounting
 from eventlog.batch import Record
 from eventlog.builder import build
 from eventlog.config import Settings
@@ -107,29 +107,28 @@ def test_a_batch_the_spool_cannot_take_is_sent_from_memory(tmp_path: Path) -> No
     parts.spool.close()
 
 
-def test_a_retry_wait_moves_queued_events_into_the_spool_and_holds_a_marker(tmp_path: Path) -> None:
+def test_a_retry_wait_moves_every_queued_event_into_the_spool_past_a_waiting_flush(
+    tmp_path: Path,
+) -> None:
     parts = Parts(tmp_path, queue_size=4)
-    marker = Flush()
-    parts.queue.extend([Event("queued", "1"), Event("queued", "2"), marker, Event("queued", "3")])
+    parts.queue.extend([Event("queued", "1"), Event("queued", "2")])
+    marker = parts.accounts.marker(parts.queue)  # a flush of these two, not in the queue
+    parts.queue.append(Event("queued", "3"))
     parts.stop.set()  # the wait moves once, then a shutdown cuts it short
     parts.delivery.wait(10.0)
-    # At the marker the queue was half full (2 of 4): it is held, and the move goes on.
     assert parts.spool.depth() == 3 and not parts.queue
-    assert parts.delivery.held_markers == [marker] and not marker.done.is_set()
-    assert parts.stats.taken == 3 and parts.stats.sent == 0
-    assert parts.delivery.drain() is True  # the spool is empty after: the marker is set
-    assert marker.done.is_set() and parts.stats.sent == 3
+    assert parts.stats.taken == 3 and parts.stats.sent == 0 and not marker.done.is_set()
+    assert parts.delivery.drain() is True  # the spool is empty after: everything taken is settled
+    parts.accounts.settled()
+    assert marker.done.is_set() and parts.stats.sent == 3 and parts.accounts.markers == []
     assert sorted(r.payload.count(b'"queued"') for r in parts.transport.records) == [1, 1, 1]
     parts.spool.close()
 
 
-def test_a_marker_ends_the_move_when_the_queue_has_room(tmp_path: Path) -> None:
+def test_the_worker_stopping_moves_the_queue_into_the_spool(tmp_path: Path) -> None:
     parts = Parts(tmp_path)
-    marker = Flush()
-    parts.queue.extend([Event("queued", "1"), marker, Event("queued", "2")])
-    parts.delivery.spool_queued()
-    assert parts.spool.depth() == 1 and parts.queue[0] is marker
-    parts.delivery.finish()  # the worker stops: everything goes into the spool, markers are set
-    assert not parts.queue and marker.done.is_set()
+    parts.queue.extend([Event("queued", "1"), Event("queued", "2")])
+    parts.delivery.finish()  # the worker stops: everything goes into the spool
+    assert not parts.queue
     assert (parts.stats.taken, parts.stats.sent, parts.stats.dropped) == (2, 0, {})  # both wait in the spool
     assert open_spool(Settings.load({"db": str(tmp_path / "s.db")}, environ={}), "json").depth() == 2

@@ -283,6 +283,63 @@ def test_secrets_never_reach_the_receiver(events: LineReceiver) -> None:
     ]
 
 
+def test_short_keys_named_pairs_oauth_codes_path_tokens_and_referer_users_are_redacted(
+    events: LineReceiver,
+) -> None:
+    from django.test import Client
+
+    client = Client()
+    document = {
+        "pass": "pass-secret-1",
+        "otp": "otp-secret-2",
+        "pin": "pin-secret-3",
+        "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.jwt-secret-4",
+        "shipping": "express",
+        "fields": [{"name": "password", "value": "named-secret-5"}, {"name": "note", "value": "visible"}],
+    }
+    client.post("/echo/", json.dumps(document), content_type="application/json")
+    client.post("/echo/", {"pass": "form-secret-6", "pin": "form-secret-7", "zip_code": "12345"})
+    client.get(
+        "/oauth/callback/?code=oauth-secret-8&state=st-1&sig=sig-secret-9",
+        headers={"Referer": "https://bob:referer-secret-10@shop.example/from?x=1"},
+    )
+    reset_token = "c4k2xs-8f2c1b6a9d0e1f2a3b4c5d6e"  # Django's password reset token shape
+    client.get(f"/reset/MQ/{reset_token}/")
+    got = received(events, 4)
+    raw = b"\n".join(events.lines)
+    for n in range(1, 11):
+        assert f"secret-{n}".encode() not in raw, n
+    assert reset_token.encode() not in raw
+    json_post, form_post, callback, reset = got
+    assert json.loads(json_post["message"]) == {
+        "pass": "[redacted]",
+        "otp": "[redacted]",
+        "pin": "[redacted]",
+        "jwt": "[redacted]",
+        "shipping": "express",
+        "fields": [{"name": "password", "value": "[redacted]"}, {"name": "note", "value": "visible"}],
+    }
+    assert form_post["message"] == "pass=[redacted]&pin=[redacted]&zip_code=12345"
+    fields = callback["fields"]
+    assert (fields["query.code"], fields["query.sig"], fields["query.state"]) == (
+        "[redacted]",
+        "[redacted]",
+        "st-1",
+    )
+    assert fields["referer"] == "https://[redacted]@shop.example/from?x=1"
+    assert fields["path"] == "/oauth/callback/"
+    assert reset["fields"]["path"] == "/reset/MQ/[redacted]/"
+
+
+def test_users_extend_the_redaction_rules(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.test import Client
+
+    monkeypatch.setenv("EVENTLOG_DJANGO_REDACT_EXTRA_KEYS", "iban,=ssn")
+    Client().post("/echo/", {"iban": "DE00-secret-1", "ssn": "ssn-secret-2", "ssn_kind": "us", "pass": "p-3"})
+    (post,) = received(events, 1)
+    assert post["message"] == "iban=[redacted]&ssn=[redacted]&ssn_kind=us&pass=[redacted]"  # defaults stay
+
+
 def test_body_is_capped(events: LineReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     from django.test import Client
 

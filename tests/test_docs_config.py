@@ -82,7 +82,7 @@ def test_a_new_plugins_option_appears_with_its_default_and_help() -> None:
     table = _hook().render(Registry(extra_plugins=(_Plugin(),)))
     (row,) = [line for line in table.splitlines() if "EVENTLOG_DOCSCHECK_SHARD_COUNT" in line]
     assert row == (
-        "| `EVENTLOG_DOCSCHECK_SHARD_COUNT` | `docscheck_shard_count` | `3` | shards to spread events over "
+        "| `EVENTLOG_DOCSCHECK_SHARD_COUNT`<br>`docscheck_shard_count` | `3` | shards to spread events over "
         "| A whole number. |"
     )
     assert "### Transport `docscheck`" in table

@@ -42,6 +42,7 @@ def test_the_guides_plugin_delivers_through_a_real_pipeline(tmp_path: Path) -> N
         "pyproject.toml",
         "src/eventlog_jsonfile/__init__.py",
         "src/eventlog_jsonfile/plugin.py",
+        "tests/conftest.py",
         "tests/test_jsonfile.py",
     }
     assert 'jsonfile = "eventlog_jsonfile.plugin"' in files["pyproject.toml"]
@@ -63,7 +64,9 @@ def test_the_guides_conformance_class_is_a_transport_suite() -> None:
     suite = tests.TestJsonFile
     assert issubclass(suite, TransportConformance)
     assert suite.transport == "jsonfile" and suite.detects_peer_loss is False
-    assert tests.pytest_plugins == ["eventlog.plugin.testing"]
+    assert not hasattr(tests, "pytest_plugins"), "pytest_plugins belongs in conftest.py"
+    conftest = _module("conftest", _walkthrough_files()["tests/conftest.py"])
+    assert conftest.pytest_plugins == ["eventlog.plugin.testing"]
 
 
 def _sdk_rows() -> dict[str, set[str]]:
@@ -74,12 +77,13 @@ def _sdk_rows() -> dict[str, set[str]]:
 
 
 def test_the_sdk_table_names_what_the_sdk_exports() -> None:
+    import importlib
+
     rows = _sdk_rows()
-    assert set(rows) == {"eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.testing"}
-    import eventlog.plugin
-
-    assert rows["eventlog.plugin"] - set(eventlog.plugin.__all__) == set()
-    import eventlog.plugin.testing as testing
-
-    named = rows["eventlog.plugin.testing"] - {"pytest_plugins"}
-    assert {name for name in named if not hasattr(testing, name)} == set()
+    modules = ["eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.aio", "eventlog.plugin.testing"]
+    assert sorted(rows) == sorted(modules)
+    for name in modules:
+        exported = set(importlib.import_module(name).__all__)
+        listed = rows[name] - {"pytest_plugins", "conftest"}
+        assert listed - exported == set(), f"{name}: the guide lists names it does not export"
+        assert exported - listed == set(), f"{name}: the guide's table omits names it exports"

@@ -7,21 +7,31 @@ holds the fields both write to the same values.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import eventlog
 from eventlog.builtin.ecs import ECS_VERSION, EcsFormatter
 from eventlog.plugin.testing import FormatterConformance
 from eventlog.receiver import LineReceiver
 from eventlog.schema import LEVEL_NAMES
+from eventlog.wire import to_wire
 from tests.peers import missing
+from tests.test_spool_props import hostile_event
+
+#: The ecs-logging spec, machine-readable (tests/data/ecs_logging/SOURCE.md says whence).
+SPEC = json.loads((Path(__file__).parent / "data" / "ecs_logging" / "spec.json").read_text("utf-8"))
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -39,6 +49,13 @@ def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def wire_of(doc: dict[str, Any]) -> dict[str, Any]:
     """The wire dict an ECS document was made from (the reverse of the mapping)."""
     own = dict(doc.get("eventlog", {}))
+    renamed = own.pop("keys", {})
+
+    def original(where: str, values: dict[str, Any]) -> dict[str, Any]:
+        names = renamed.get(where, {})
+        return {names.get(key, key): value for key, value in values.items()}
+
+    own = original("eventlog", own)
     wire: dict[str, Any] = {"id": doc["event"]["id"], "action": doc["event"]["action"]}
     from datetime import datetime
 
@@ -54,15 +71,17 @@ def wire_of(doc: dict[str, Any]) -> dict[str, Any]:
         wire["level"] = own.pop("level")
         wire["levelName"] = LEVEL_NAMES.get(wire["level"]) or f"Level {wire['level']}"
         assert doc["log.level"] == wire["levelName"].lower()
+    else:
+        assert doc["log.level"] == "info"
     if "message" in doc:
         wire["message"] = doc["message"]
     if "tags" in doc:
         wire["tags"] = doc["tags"]
-    fields = {**doc.get("labels", {}), **own.pop("fields", {})}
+    fields = {**original("labels", doc.get("labels", {})), **original("fields", own.pop("fields", {}))}
     if fields:
         wire["fields"] = fields
     if "metrics" in own:
-        wire["metrics"] = own.pop("metrics")
+        wire["metrics"] = original("metrics", own.pop("metrics"))
     for key, path in (
         ("user", ("user", "name")),
         ("reqId", ("http", "request", "id")),
@@ -149,7 +168,7 @@ def test_every_wire_field_has_its_ecs_name() -> None:
         "log.level": "warning",
         "message": "paid twice",
         "ecs.version": "8.11.0",
-        "event": {"action": "order.paid", "id": "0001"},
+        "event": {"action": "order.paid", "id": "0001", "dataset": "shop.log"},
         "log": {"origin": {"file": {"name": "pay.py", "line": 12}, "function": "pay"}},
         "service": {"name": "shop", "version": "1.2", "environment": "prod"},
         "host": {"name": "web-1"},
@@ -197,7 +216,8 @@ def test_service_options_arrive_through_a_pipeline(receiver: LineReceiver) -> No
     assert doc["service"] == {"name": "shop", "environment": "prod"}
     assert doc["organization"] == {"name": "acme"}
     assert doc["labels"] == {"region": "eu"}
-    assert doc["eventlog"]["target"] == "A-7" and "log.level" not in doc
+    assert doc["eventlog"]["target"] == "A-7" and doc["log.level"] == "info"
+    assert doc["event"]["dataset"] == "shop.log"
 
 
 # ---------------------------------------------------------------- against ecs-logging
@@ -277,3 +297,141 @@ def test_shared_fields_equal_those_of_ecs_logging(ecs_logging: Any, receiver: Li
     assert theirs[1]["error.stack_trace"] in ours[1]["error.stack_trace"]
     assert ours[1]["error.stack_trace"].startswith("Traceback (most recent call last):")
     assert ours[1]["error.stack_trace"].endswith("ValueError: bad value ✓\n")
+
+
+def _lookup(doc: dict[str, Any], name: str, top_level: bool) -> tuple[bool, Any]:
+    """Whether ``name`` is in ``doc`` (as a dotted top-level key, or nested unless
+    ``top_level``), and its value."""
+    if name in doc:
+        return True, doc[name]
+    if top_level:
+        return False, None
+    node: Any = doc
+    for part in name.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+_TYPES: dict[str, Any] = {
+    "string": lambda v: type(v) is str,
+    "integer": lambda v: type(v) is int,
+    "object": lambda v: type(v) is dict,
+    "datetime": lambda v: (
+        type(v) is str
+        and v.endswith("Z")
+        and datetime.datetime.fromisoformat(v.removesuffix("Z") + "+00:00") is not None
+    ),
+}
+
+
+def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], bool]]:
+    """Every path Elasticsearch maps (a dot in a key nests), and whether it is a leaf."""
+    for key, value in doc.items():
+        path = (*prefix, *key.split("."))
+        if isinstance(value, dict) and value:
+            yield path, False
+            yield from _paths(value, path)
+        else:
+            yield path, True
+
+
+def assert_follows_the_spec(doc: dict[str, Any]) -> None:
+    """``doc`` against spec.json: required fields, types, top-level names, field order,
+    sanitisation; and every name mappable by Elasticsearch (no leaf that is also an object)."""
+    for name, rule in SPEC["fields"].items():
+        found, value = _lookup(doc, name, rule.get("top_level_field", False))
+        if rule["required"]:
+            assert found, f"{name} is required by the spec: {doc}"
+        if not found:
+            continue
+        assert _TYPES[rule["type"]](value), f"{name}: {value!r} is not a {rule['type']}"
+        sanitization = rule.get("sanitization", {})
+        if "key" in sanitization:
+            for key in value:
+                assert not set(sanitization["key"]["replacements"]) & set(key), f"{name} key {key!r}"
+        if "value" in sanitization:
+            given = sanitization["value"]
+            assert not set(given["replacements"]) & set(value), f"{name}: {value!r}"
+            assert len(value) <= given["max_chars"] and (not given["lower_case"] or value == value.lower())
+    indexed = sorted((rule["index"], name) for name, rule in SPEC["fields"].items() if "index" in rule)
+    present = [name for _, name in indexed if name in doc]
+    assert list(doc)[: len(present)] == present, f"field order: {list(doc)}"
+    leaves: set[tuple[str, ...]] = set()
+    objects: set[tuple[str, ...]] = set()
+    for path, leaf in _paths(doc):
+        assert all(part.strip() for part in path), f"an empty name in {path}"
+        (leaves if leaf else objects).add(path)
+    for path in leaves:
+        assert path not in objects, f"{'.'.join(path)} is both a value and an object"
+        assert all(path[:n] not in leaves for n in range(1, len(path))), f"{'.'.join(path)} under a value"
+
+
+def test_the_documented_example_follows_the_spec() -> None:
+    wire = to_wire(eventlog.Event("order.paid", "A-7", "order", fields={"a": "x", "a.b": "y"}), {})
+    assert_follows_the_spec(EcsFormatter(service_name="Shop").document(wire))
+
+
+def test_label_keys_are_sanitised_and_kept_apart() -> None:
+    wire = to_wire(
+        eventlog.Event(
+            "a",
+            fields={"a": "x", "a.b": "y", "a_b": "z", "x*y": "1", "back\\slash": "2", "": "3", "n.m": 4},
+            metrics={"p.q": 1.5},
+        ),
+        {},
+    )
+    doc = EcsFormatter().document(wire)
+    assert doc["labels"] == {"a": "x", "a_b_2": "y", "a_b": "z", "x_y": "1", "back_slash": "2", "_": "3"}
+    assert doc["eventlog"]["fields"] == {"n_m": 4}
+    assert doc["eventlog"]["metrics"] == {"p_q": 1.5}
+    assert doc["eventlog"]["keys"] == {
+        "labels": {"a_b_2": "a.b", "x_y": "x*y", "back_slash": "back\\slash", "_": ""},
+        "fields": {"n_m": "n.m"},
+        "metrics": {"p_q": "p.q"},
+    }
+    assert wire_of(doc)["fields"] == wire["fields"]
+
+
+def test_an_event_without_a_level_has_log_level_info() -> None:
+    doc = EcsFormatter().document(to_wire(eventlog.Event("a", message="m"), {}))
+    assert list(doc)[:3] == ["@timestamp", "log.level", "message"] and doc["log.level"] == "info"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("shop", "shop.log"), ("My Shop-API", "my_shop_api.log"), ("a/b:c", "a_b_c.log")],
+)
+def test_event_dataset_is_the_service_name_dot_log(name: str, expected: str) -> None:
+    doc = EcsFormatter(service_name=name).document(to_wire(eventlog.Event("a"), {}))
+    assert doc["event"]["dataset"] == expected
+    assert EcsFormatter().document(to_wire(eventlog.Event("a"), {}))["event"].get("dataset") is None
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=hostile_event(),
+    service=st.none() | _text.filter(lambda s: s.strip()).map(lambda s: s.strip()[:1024]),
+    # What enrichers add, any name and text (text the wire would carry: no lone surrogates).
+    extra=st.dictionaries(_text, _text, max_size=3),
+)
+def test_every_document_follows_the_ecs_logging_spec(
+    event: eventlog.Event, service: str | None, extra: dict[str, str]
+) -> None:
+    wire = to_wire(event, {})
+    for key, value in extra.items():  # what enrichers add, under any name
+        wire.setdefault(key, value)
+    formatter = EcsFormatter(service_name=service)
+    payload = formatter.format(wire)
+    doc = json.loads(payload)
+    assert_follows_the_spec(doc)
+    # Nothing is lost to the renaming: the document still gives the wire back.
+    back = wire_of(doc)
+    for key in ("fields", "metrics", "message", "level", "user"):
+        assert back.get(key) == wire.get(key)
+    for key in extra:
+        assert back.get(key) == wire[key]

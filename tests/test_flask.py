@@ -449,3 +449,53 @@ def test_flask_login_user_and_a_login_names_who_logged_in(events: LineReceiver) 
         ("me.view", None),
         ("http.get", None),
     ]
+
+
+# ---------------------------------------------------------------- the docs' get_user=lambda: g.user.name
+
+
+def test_get_user_from_g_set_by_the_apps_own_before_request(
+    events: LineReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The flask page's steps as written: the extension first, the app's before_request sets g.user.
+
+    The view's own event and the request event carry the user, and nothing is warned
+    (issue 29, item 3: every request logged a traceback and the view's event had no user).
+    """
+    from flask import Flask, g
+
+    from eventlog.flask import Eventlog
+
+    class User:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    app = Flask("docs_flask")
+    Eventlog(app, get_user=lambda: g.user.name)
+
+    @app.before_request
+    def load_user() -> Any:
+        if flask.request.path == "/private":
+            return "who are you?", 401  # answers early: the user is never set up
+        g.user = User("alice")
+        return None
+
+    @app.get("/orders/<int:order_id>")
+    def read_order(order_id: int) -> dict[str, int]:
+        eventlog.log_event(eventlog.Event("order.view", str(order_id), "order"))
+        return {"order": order_id}
+
+    app.add_url_rule("/private", "private", lambda: "secret")
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="eventlog"):
+        assert client.get("/orders/5").json == {"order": 5}
+        assert client.get("/private").status_code == 401
+    got = received(events, 3)
+    assert [(e["action"], e["target"], e.get("user")) for e in got] == [
+        ("order.view", "5", "alice"),
+        ("http.get", "/orders/<int:order_id>", "alice"),
+        ("http.get", "/private", None),
+    ]
+    assert got[0]["reqId"] == got[1]["reqId"]
+    assert got[2]["fields"]["status"] == 401
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("eventlog")] == []

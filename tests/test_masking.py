@@ -40,6 +40,17 @@ def test_short_secrets_leave_ordinary_messages_untouched(text: str) -> None:
         ("?user=u&password=p&x=1", "?user=u&password=<hidden>&x=1"),
         ('{"shared_key": "k", "n": 1}', '{"shared_key": "<hidden>", "n": 1}'),
         ("X-Api-Key=abc", "X-Api-Key=<hidden>"),
+        # Headers echoed by a server, whatever the value's length.
+        (
+            "400 Bad Request: X-Api-Key: k3y!\nX-Auth-Token: s3cr3t\nX-Team: blue",
+            "400 Bad Request: X-Api-Key: <hidden>\nX-Auth-Token: <hidden>\nX-Team: blue",
+        ),
+        (
+            "headers X-Api-Key: k, x-auth-token:s; Accept: */*",
+            "headers X-Api-Key: <hidden>, x-auth-token:<hidden>; Accept: */*",
+        ),
+        ("Cookie: sessionid=abc; Host: h", "Cookie: <hidden>; Host: h"),
+        ("Password: hunter2\nok", "Password: <hidden>\nok"),  # at the start of a line
         # The transports' own hints name secret settings in prose: left alone.
         ("asks for a user name and password: set EVENTLOG_FLUENT_USERNAME",) * 2,
         ("(check EVENTLOG_HTTP_TOKEN, _USER/_PASSWORD or _HEADERS): denied",) * 2,

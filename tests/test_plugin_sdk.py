@@ -12,6 +12,7 @@ import pytest
 
 import eventlog
 import eventlog.plugin
+import eventlog.plugin.aio
 import eventlog.plugin.net
 import eventlog.plugin.testing
 from eventlog.plugin import ConfigurationError
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).parent.parent
 #: What a plugin may import of eventlog: the SDK, and the application API for its own events.
-SDK_MODULES = frozenset({"eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.testing"})
+SDK_MODULES = frozenset(
+    {"eventlog.plugin", "eventlog.plugin.net", "eventlog.plugin.aio", "eventlog.plugin.testing"}
+)
 
 
 # ---------------------------------------------------------------- the pytest plugin's fixtures
@@ -127,7 +130,7 @@ def test_plugins_and_the_example_import_only_the_sdk() -> None:
     sources = sorted((ROOT / "plugins").glob("*/src/**/*.py")) + sorted(
         (ROOT / "examples").glob("*/src/**/*.py")
     )
-    assert len({p.parts[len(ROOT.parts) + 1] for p in sources}) == 6, "every plugin and the example"
+    assert len({p.parts[len(ROOT.parts) + 1] for p in sources}) == 7, "every plugin and the example"
     assert [line for path in sources for line in _eventlog_imports(path)] == []
 
 
@@ -136,7 +139,7 @@ def test_plugins_and_the_example_import_only_the_sdk() -> None:
 
 def test_every_public_name_of_the_sdk_is_indexed_and_documented() -> None:
     index = eventlog.plugin.__doc__ or ""
-    for module in (eventlog.plugin, eventlog.plugin.net, eventlog.plugin.testing):
+    for module in (eventlog.plugin, eventlog.plugin.net, eventlog.plugin.aio, eventlog.plugin.testing):
         for name in module.__all__:
             assert name in index, f"{module.__name__}.{name} is not in eventlog.plugin's index"
             value = getattr(module, name)

@@ -335,10 +335,15 @@ def test_unknown_name_lists_installed_and_the_extra() -> None:
     registry = Registry(load_entry_points=False)
     with pytest.raises(PluginError) as info:
         registry.transport("fluent")
-    assert str(info.value).startswith("transport 'fluent' is not installed; pip install eventlog[fluent]")
+    assert str(info.value).startswith(
+        "transport 'fluent' is not installed; install it: "
+        "pip install --find-links dist/ 'eventlog[fluent]==0.1.0' (installed transports: "
+    )
     assert "console, logstash, syslog, tcp, udp" in str(info.value)
     with pytest.raises(
-        PluginError, match=r"formatter 'capnp' is not installed; pip install eventlog\[capnp\]"
+        PluginError,
+        match=r"formatter 'capnp' is not installed; install it: pip install --find-links dist/ "
+        r"'eventlog\[capnp\]==0\.1\.0'",
     ):
         registry.formatter("capnp")
     with pytest.raises(PluginError, match=r"transport 'carrier-pigeon' is not installed \(installed"):

@@ -514,14 +514,26 @@ def test_restart_with_another_format_keeps_and_reports_then_replay_sends(
     assert info.returncode == 0, info.stderr
     assert "events   500 (json: 500)" in info.stdout
     replay = subprocess.run(
-        [sys.executable, "-m", "eventlog", "spool", "replay", "--db", str(db), "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "eventlog",
+            "spool",
+            "replay",
+            "--db",
+            str(db),
+            "--format",
+            "json",
+            "--to",
+            "environment",
+        ],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert replay.returncode == 0, replay.stderr
-    assert "sent 500 events to tcp as json; 0 left in the spool" in replay.stdout
+    assert "sent 500 events to tcp as json (the environment's peer)\n0 left in the spool" in replay.stdout
     receiver.wait_for(501)
     replayed = [e for e in receiver.events() if e["id"] != "new-1"]
     assert {e["id"] for e in replayed} == expected("fmt", 500)

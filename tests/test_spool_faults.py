@@ -222,17 +222,19 @@ def test_rlimit_is_usable_as_fallback() -> None:
 # ---------------------------------------------------------------- read-only
 
 
-def test_read_only_spool_degrades_and_recovers(small_disk: Path | None, receiver: LineReceiver) -> None:
+def test_read_only_spool_degrades_and_recovers(small_disk: Path | None) -> None:
     if small_disk is None:
         pytest.skip("mounting a tmpfs is not permitted here")
     db = small_disk / "events.db"
-    # A first run leaves events in the spool (nobody listening) ...
-    first = _configure(free_port(), db, shutdown_timeout=0.2)
+    # A first run leaves events in the spool (nobody listening yet on the port) ...
+    port = free_port()
+    first = _configure(port, db, shutdown_timeout=0.2)
     want = _log("left", 200)
     _stop(first)
     assert len(_rows(db)) == 200
     # ... then the file system turns read-only (a remount needs no open writers).
     _remount(small_disk, "ro")
+    receiver = LineReceiver(port=port)  # the same destination: the rows are this one's
     try:
         pipeline = _configure(receiver.port, db)
         want |= _log("ro", 600)
@@ -253,6 +255,7 @@ def test_read_only_spool_degrades_and_recovers(small_disk: Path | None, receiver
     assert [i for i, n in Counter(got).items() if n > 1] == []
     assert set(got) == want  # including what the first run left
     assert _rows(db) == []
+    receiver.stop()
 
 
 def test_read_only_path_at_start_sends_from_memory_then_spools(

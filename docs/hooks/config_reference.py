@@ -58,14 +58,16 @@ def _allowed(option: Option) -> str:
 
 def _table(rows: list[tuple[str, Option]], *, keyword: bool = True) -> list[str]:
     """One row per option; ``keyword=False`` for settings that configure() does not take."""
+    # The two spellings share one cell, one above the other: five columns of which two hold
+    # long identifiers do not fit the page's column (scripts/check_site.py checks it).
     out = [
-        "| environment variable / Django setting | `configure()` keyword | default | meaning | allowed |",
-        "| --- | --- | --- | --- | --- |",
+        "| environment variable / Django setting<br>`configure()` keyword | default | meaning | allowed |",
+        "| --- | --- | --- | --- |",
     ]
     for key, option in rows:
         meaning = option.help + (" (secret: never printed)" if option.secret else "")
-        name = f"`{key}`" if keyword else "-"
-        cells = [f"`{env_name(key)}`", name, _cell(_default(option)), _cell(meaning), _cell(_allowed(option))]
+        name = f"`{env_name(key)}`<br>`{key}`" if keyword else f"`{env_name(key)}`<br>(not a keyword)"
+        cells = [name, _cell(_default(option)), _cell(meaning), _cell(_allowed(option))]
         out.append("| " + " | ".join(cells) + " |")
     return out
 

@@ -8,7 +8,7 @@ This is the application API; plugin authors import from :mod:`eventlog.plugin`.
 
 from __future__ import annotations
 
-from eventlog.api import configure, flush, get_pipeline, log_event, shutdown
+from eventlog.api import configure, flush, get_pipeline, install_signal_handlers, log_event, shutdown
 from eventlog.context import context
 from eventlog.counters import Counter, Gauge
 from eventlog.errors import ConfigurationError, EventlogError, PluginError
@@ -41,6 +41,7 @@ __all__ = [
     "flush",
     "get_logger",
     "get_pipeline",
+    "install_signal_handlers",
     "logEvent",
     "log_event",
     "shutdown",

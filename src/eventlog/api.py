@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import FrameType
 from typing import Any
 
+from eventlog import pipeline as _pipelines
 from eventlog.config import Settings
 from eventlog.diagnostics import log
 from eventlog.event import Event
@@ -37,7 +41,8 @@ def configure(**settings: Any) -> Pipeline:
     Keywords are the setting names in lower case (``host``, ``port``, ``db``,
     ``format``, ``transport``, ``fluent_tag`` ...).  Raises
     :class:`~eventlog.ConfigurationError` naming any bad setting.  The
-    previous default pipeline is flushed and shut down.
+    previous default pipeline shuts down in the background: what it holds is
+    still sent until its shutdown deadline, and the call does not wait for it.
 
     After an error, :func:`flush` returns False until a ``configure()`` succeeds.
 
@@ -52,7 +57,7 @@ def configure(**settings: Any) -> Pipeline:
     with _lock:
         old, _default, _config_error = _default, pipeline, None
     if old is not None:
-        old.shutdown()
+        old.retire()  # a peer that is down must not hold the caller for the shutdown timeout
     return pipeline
 
 
@@ -136,3 +141,72 @@ def shutdown(timeout: float | None = None) -> bool:
     # environment, which would ignore what configure() said.  configure() starts afresh.
     delivered = pipeline.shutdown(timeout) if pipeline is not None else True
     return delivered and _config_error is None
+
+
+#: The handlers install_signal_handlers() replaced, by signal number: called after ours.
+_previous_handlers: dict[int, Any] = {}
+
+
+def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:
+    """Deliver what is queued when the process gets SIGTERM, then end as the signal would have.
+
+    eventlog takes over no signal by itself.  By default Python dies of
+    SIGTERM (what ``docker stop``, Kubernetes and systemd send) at once, without
+    running ``atexit``: the events still in memory are lost.  Call this once,
+    from the main thread, after your own handlers are installed: on each
+    signal in ``signals`` every pipeline flushes, bounded by its
+    ``shutdown_timeout``, and then the handler that was there before runs
+    (yours; or, if there was none, the default, so the process still dies of
+    the signal; an ignored signal stays ignored once flushed).  Without a handler
+    of yours, the pipelines are also shut down, which moves what could not be
+    sent into the spool (spool mode).
+
+    >>> eventlog.install_signal_handlers()  # doctest: +SKIP
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            "eventlog.install_signal_handlers() must be called from the main thread "
+            "(Python sets signal handlers there only)"
+        )
+    for signum in signals:
+        previous = signal.getsignal(signum)
+        if previous is _on_signal:
+            continue  # installed already
+        _previous_handlers[signum] = previous
+        signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    previous = _previous_handlers.get(signum, signal.SIG_DFL)
+    # The process ends right after unless a handler of the application takes over.
+    ending = previous in (signal.SIG_DFL, None)
+    _deliver_now(close=ending)
+    if callable(previous):
+        previous(signum, frame)
+    elif ending:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # end as the signal would have: the same exit status
+
+
+def _deliver_now(*, close: bool) -> None:
+    """Flush (or shut down) every pipeline, from another thread, bounded by their deadlines.
+
+    The signal interrupted the main thread somewhere, maybe inside eventlog
+    holding a lock: the work runs in a thread, and the wait for it is bounded.
+    """
+
+    def work() -> None:
+        _run_before_flush()
+        for pipeline in list(_pipelines._live):
+            try:
+                if close:
+                    pipeline.shutdown()
+                else:
+                    pipeline.flush(pipeline.settings.shutdown_timeout)
+            except Exception:
+                log.exception("delivering at a signal failed")
+
+    worker = threading.Thread(target=work, name="eventlog-signal", daemon=True)
+    worker.start()
+    bound = sum(p.settings.shutdown_timeout for p in list(_pipelines._live)) + 1.0
+    worker.join(bound)

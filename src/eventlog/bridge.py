@@ -1,13 +1,14 @@
 """Log calls of key-value logging libraries (structlog, loguru) as eventlog log records.
 
 :mod:`eventlog.structlog` and :mod:`eventlog.loguru` hand each call here.  In the
-caller's thread its key-value pairs are only sorted by value type (no value is
-formatted or copied): text to ``fields``, numbers to ``metrics``, ``tags`` to
-tags, the rest to ``fields`` as they are.  A ``logging.LogRecord`` made from a
-template then takes the logging handler's own path: the queue, and the worker's
-conversion of level, message, exception, code location, thread name and of
-every odd value (converted to text and counted), exactly as for ``logging``
-calls with ``extra=``.
+caller's thread its key-value pairs are sorted by value type: text to
+``fields``, numbers to ``metrics``, ``tags`` to tags, the rest to ``fields``,
+each value the worker must not touch (objects, containers the caller may still
+change) made text now by :func:`eventlog.text.frozen`.  A ``logging.LogRecord``
+made from a template then takes the logging handler's own path: the queue, and
+the worker's conversion of level, message, code location and thread name,
+exactly as for ``logging`` calls with ``extra=``; a call with an exception or a
+time no format can carry is converted here, in the caller, as the handler does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 from eventlog import api
 from eventlog.context import current as _current_context
 from eventlog.diagnostics import log
+from eventlog.logrecords import frozen_dict, record_to_event, tags_of
 from eventlog.pipeline import Pipeline
+from eventlog.text import KEPT, TIME_MAX_S, TIME_MIN_S, frozen
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 
@@ -70,7 +73,8 @@ def sort_pairs(
     str -> fields; int and float (and other real numbers, not bool) -> metrics;
     ``tags`` (a str or a list of str) -> tags; ``fields`` / ``metrics`` given as a
     dict -> merged into those maps; everything else (bool, None, objects) ->
-    fields as it is: the worker converts it (bool to 1/0, others to text, counted).
+    fields.  Values the worker must not touch are made text now
+    (:func:`eventlog.text.frozen`, counted); the worker converts the rest (bool to 1/0).
     Keys in ``skip`` are left out.
     """
     fields: dict[str, Any] | None = None
@@ -89,20 +93,20 @@ def sort_pairs(
                 metrics = {}
             metrics[key] = value
         elif key == "tags":
-            tags = value
+            tags = tags_of(value)
         elif key in ("metrics", "fields") and kind is dict:
             if key == "metrics":
-                metrics = {**(metrics or {}), **value}
+                metrics = {**(metrics or {}), **frozen_dict(value)}
             else:
-                fields = {**(fields or {}), **value}
+                fields = {**(fields or {}), **frozen_dict(value)}
         elif isinstance(value, numbers.Real) and kind is not bool:
             if metrics is None:
                 metrics = {}
-            metrics[key] = value
+            metrics[key] = frozen(value)
         else:
             if fields is None:
                 fields = {}
-            fields[key] = value
+            fields[key] = value if kind in KEPT else frozen(value)
     return fields, metrics, tags
 
 
@@ -126,8 +130,9 @@ def submit(
 ) -> None:
     """Queue one log call as a log record of the pipeline (the default one when None).
 
-    Only references are stored: the worker renders the exception, converts
-    odd values (counted) and builds the event exactly as for a ``logging`` record.
+    The worker builds the event exactly as for a ``logging`` record; with an
+    exception or a ``created`` out of range (NaN, a millisecond count) it is
+    built here, in the caller (the time of the call, the original kept).
     """
     if type(message) is tuple:  # the queue's (msg, args) form: a tuple message is text here
         message = repr(message)
@@ -152,7 +157,12 @@ def submit(
         attributes["metrics"] = metrics
     if tags is not None:
         attributes["tags"] = tags
-    (pipeline or api.get_pipeline()).submit_record(record, message, _current_context())
+    target = pipeline or api.get_pipeline()
+    if exc_info is not None or not TIME_MIN_S < created < TIME_MAX_S:
+        # The exception's text (application code) and a time no format can carry: now.
+        target.submit_event(record_to_event(record, message, _current_context()))
+        return
+    target.submit_record(record, message, _current_context())
 
 
 def exc_info_of(value: Any) -> ExcInfo | None:

@@ -11,7 +11,7 @@ here, not at the first send.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,22 +54,35 @@ class Components:
     #: The formatter's whole-batch encoder (format_many, split_many), when it agrees with format.
     format_many: Callable[[list[dict[str, Any]]], bytes] | None
     split_many: Callable[[bytes], list[bytes]] | None
+    #: The transport's own settings, parsed (spool rows record where they go from them).
+    transport_options: dict[str, Any]
 
 
-def build(settings: Settings, registry: Registry) -> Components:
-    """The components ``settings`` name, found in ``registry``; raises ConfigurationError."""
+def build(
+    settings: Settings, registry: Registry, conversions: MutableMapping[str, int] | None = None
+) -> Components:
+    """The components ``settings`` name, found in ``registry``; raises ConfigurationError.
+
+    ``conversions`` (the pipeline's ``stats.converted``) is where the plugins count the
+    values they change (``PluginContext.count_conversion``).
+    """
+    conversions = {} if conversions is None else conversions
     selection = select_plugins(settings, registry)  # every setting checked, or raises
     transport_name, transport_spec = selection.transport_name, selection.transport.spec
     format_name, formatter_reg = selection.format_name, selection.formatter
     formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)
-    formatter: Formatter = formatter_reg.spec.factory(PluginContext(settings, formatter_options))
+    formatter: Formatter = formatter_reg.spec.factory(
+        PluginContext(settings, formatter_options, conversions=conversions)
+    )
     transport_options = settings.plugin_options(transport_name, transport_spec.options)
     # Every transport's error text passes this before it leaves the process (warnings),
     # so a plugin that quotes its own secret in an exception does not leak it.
     mask = SecretMask.for_options(transport_spec.options, transport_options)
 
     def transport_factory() -> Transport:
-        return transport_spec.factory(PluginContext(settings, transport_options, formatter, format_name))
+        return transport_spec.factory(
+            PluginContext(settings, transport_options, formatter, format_name, conversions=conversions)
+        )
 
     # Build one now so that configuration errors surface at configure time.
     first_transport = transport_factory()
@@ -83,7 +96,7 @@ def build(settings: Settings, registry: Registry) -> Components:
     for enricher_name, enricher_reg in selection.enrichers:
         spec = enricher_reg.spec
         enricher_options = settings.plugin_options(enricher_name, spec.options)
-        func = spec.factory(PluginContext(settings, enricher_options))
+        func = spec.factory(PluginContext(settings, enricher_options, conversions=conversions))
         (caller_enrichers if spec.stage == "caller" else worker_enrichers).append(func)
         builtin = spec.factory.__module__ == _BUILTIN_ENRICHERS
         if builtin and enricher_name in ("host", "site"):
@@ -108,4 +121,5 @@ def build(settings: Settings, registry: Registry) -> Components:
         with_context=with_context,
         format_many=format_many,
         split_many=split_many,
+        transport_options=transport_options,
     )

@@ -2,7 +2,12 @@
 
 Every setting has one name in three spellings: ``configure(fluent_tag=...)``,
 ``EVENTLOG_FLUENT_TAG`` in the environment, ``EVENTLOG_FLUENT_TAG`` in Django's
-settings.  Code wins over the environment, which wins over Django.  Values are
+settings.  Code wins over the environment, which wins over Django, and for where
+events go as a whole: when code names ``host`` or ``port``, the environment's
+and Django's transport, host and port are set aside (and reported), so a
+``configure(host=..., port=...)`` never sends to an ``EVENTLOG_TRANSPORT`` meant
+for another destination.  ``host`` may carry the port (``localhost:5959``,
+``[::1]:5959``).  Values are
 parsed and checked when the pipeline is configured, and an error names the
 setting in the spelling of where it came from, the value (never a secret's)
 and what is allowed.
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventlog.errors import ConfigurationError
+from eventlog.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog.options import (
     SHOWN_LIMIT,
     Option,
@@ -38,7 +44,11 @@ from eventlog.options import (
     parse_seconds,
     parse_str,
     shown,
+    split_host_port,
 )
+
+#: Masks credentials by their place (URL user info, header values) in the value and reason shown.
+_MASK = SecretMask()
 
 ENV_PREFIX = "EVENTLOG_"
 
@@ -74,9 +84,21 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
     Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
     Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
+    Option(
+        "exc_info_format",
+        parse_str,
+        "text",
+        "exc_info in json, json-array and logstash: JSON text in a string, or the object",
+        choices=("text", "object"),
+    ),
 )
 
 CORE_NAMES = frozenset(o.name for o in CORE_OPTIONS)
+
+#: Where events go.  Code that names any of ``ADDRESS`` decides all of ``DESTINATION``:
+#: the environment's and Django's values for them are set aside, not mixed in.
+DESTINATION = ("transport", "host", "port")
+ADDRESS = ("host", "port")
 
 
 def env_name(key: str) -> str:
@@ -198,6 +220,45 @@ def allowed(option: Option) -> str:
     return text
 
 
+# ---------------------------------------------------------------- shown without secrets
+
+#: Setting keys whose option is declared ``secret=True`` (recorded as options are resolved).
+_SECRET_KEYS: set[str] = set()
+
+
+def shown_setting(key: str, value: Any) -> Any:
+    """``value`` as a repr may show it: hidden for a secret option or a secret-looking name
+    (``http_token``, ``EVENTLOG_NATS_PASSWORD``), credentials masked in any text."""
+    if value is None:
+        return None
+    name = key.lower().removeprefix("eventlog_")
+    if name in _SECRET_KEYS or looks_secret(name):
+        return HIDDEN
+    if isinstance(value, str):
+        return mask_structure(value)
+    if isinstance(value, Mapping):
+        return {k: shown_setting(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(shown_setting(key, v) for v in value)
+    return value
+
+
+class PluginOptions(dict[str, Any]):
+    """A plugin's parsed options; its repr hides the ones declared secret."""
+
+    def __init__(self, values: Mapping[str, Any], secret: Iterable[str]) -> None:
+        super().__init__(values)
+        self.secret = frozenset(secret)
+
+    def __repr__(self) -> str:
+        return repr(
+            {
+                k: HIDDEN if k in self.secret and v is not None else shown_setting(k, v)
+                for k, v in self.items()
+            }
+        )
+
+
 # ---------------------------------------------------------------- resolution
 
 
@@ -219,6 +280,19 @@ class Settings:
         except KeyError:
             raise AttributeError(key) from None
 
+    def __repr__(self) -> str:
+        # Never the secrets, and never the whole environment: only eventlog's variables.
+        values = {k: shown_setting(k, v) for k, v in self.values.items()}
+        given = {k: shown_setting(k, v) for k, v in self.given.items()}
+        environ = {k: shown_setting(k, v) for k, v in self.environ.items() if k.startswith(ENV_PREFIX)}
+        others = len(self.environ) - len(environ)
+        return (
+            f"Settings(values={values!r}, given={given!r}, environ={environ!r} "
+            f"(+{others} other variables), use_django={self.use_django!r}, given_by={self.given_by!r})"
+        )
+
+    __str__ = __repr__
+
     @classmethod
     def load(
         cls,
@@ -233,7 +307,44 @@ class Settings:
         environ = dict(os.environ if environ is None else environ)
         settings = cls({}, given, environ, use_django, given_by)
         values = {opt.name: settings.resolve(opt.name, opt) for opt in CORE_OPTIONS}
+        settings._split_port(values)
         return cls(values, given, environ, use_django, given_by)
+
+    def _split_port(self, values: dict[str, Any]) -> None:
+        """``host='localhost:5959'`` -> host ``localhost``, port 5959; a second, other port is refused."""
+        if values["host"] is None:
+            return
+        host, port = split_host_port(values["host"])  # parse_host has checked the port part
+        if port is None:
+            return
+        if values["port"] is not None and values["port"] != port:
+            host_value, host_source = self.raw("host") or (values["host"], "host")
+            port_value, port_source = self.raw("port") or (values["port"], "port")
+            raise ConfigurationError(
+                f"{host_source} = {shown(host_value)} names port {port}, but {port_source} = "
+                f"{shown(port_value)} names port {values['port']}; give the port in one place"
+            )
+        values["host"], values["port"] = host, port
+
+    def code_sets_address(self) -> bool:
+        """Whether code named ``host`` or ``port``, which makes it decide the whole destination."""
+        return any(self.given.get(key) is not None for key in ADDRESS)
+
+    def set_aside(self) -> dict[str, str]:
+        """Destination variables code overrides: ``{'EVENTLOG_TRANSPORT': 'environment variable'}``."""
+        if not self.code_sets_address():
+            return {}
+        found: dict[str, str] = {}
+        django = _django_settings() if self.use_django else None
+        for key in DESTINATION:
+            if self.given.get(key) is not None:
+                continue
+            name = env_name(key)
+            if self.environ.get(name):
+                found[name] = "environment variable"
+            elif django is not None and getattr(django, name, None) is not None:
+                found[name] = "Django setting"
+        return found
 
     def source(self, key: str, *, env: bool = False, django: bool = False) -> str:
         """How ``key`` is spelt where it came from: ``configure(key=...)``, ``EVENTLOG_KEY`` ..."""
@@ -251,6 +362,8 @@ class Settings:
         """
         if key in self.given and self.given[key] is not None:
             return self.given[key], self.source(key)
+        if key in DESTINATION and self.code_sets_address():
+            return None  # code decided where events go: no transport or address from elsewhere
         name = env_name(key)
         if name in self.environ and self.environ[name] != "":
             return self.environ[name], self.source(key, env=True)
@@ -281,10 +394,12 @@ class Settings:
                 )
             return option.default
         value, source = found
+        if option.secret:
+            _SECRET_KEYS.add(key)
         shown_value = "<hidden>" if option.secret else shown(value)
         if option.choices is not None and (not isinstance(value, str) or value not in option.choices):
             raise ConfigurationError(
-                f"{source} = {shown_value} is not allowed; choose one of: {', '.join(option.choices)}"
+                f"{source} = {_MASK(shown_value)} is not allowed; choose one of: {', '.join(option.choices)}"
             )
         try:
             _check_type(value, option)
@@ -301,10 +416,15 @@ class Settings:
                 reason = reason[: 4 * SHOWN_LIMIT - 3] + "..."
             accepted = allowed(option)
             hint = f" ({option.help})" if option.help and option.help != accepted else ""
+            # Credentials in a URL or header-like text never reach the message, whichever option.
             raise ConfigurationError(
-                f"{source} = {shown_value} is invalid: {reason}; allowed: {accepted}{hint}"
+                f"{source} = {_MASK(shown_value)} is invalid: {_MASK(reason)}; allowed: {accepted}{hint}"
             ) from None
 
     def plugin_options(self, plugin: str, options: Iterable[Option]) -> dict[str, Any]:
         """Parse the options a plugin declares, keyed by the option's own name."""
-        return {opt.name: self.resolve(option_key(plugin, opt), opt) for opt in options}
+        options = tuple(options)
+        return PluginOptions(
+            {opt.name: self.resolve(option_key(plugin, opt), opt) for opt in options},
+            (opt.name for opt in options if opt.secret),
+        )

@@ -40,17 +40,27 @@ class RequestContext(NamedTuple):
 EMPTY = RequestContext()
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("eventlog_context", default=EMPTY)
 
-#: Types a context field keeps as they are (the worker cleans them as any field value).
-_KEPT = frozenset({int, float, str, bool})
-
 
 def _frozen(value: object) -> int | float | str:
     """A context field's value, made immutable now: it is read in the worker, later."""
-    if type(value) in _KEPT:
-        return value  # type: ignore[return-value]  # one of _KEPT's types
-    from eventlog.text import ConvertedValue, safe_str
+    from eventlog.text import frozen
 
-    return ConvertedValue(safe_str(value, 1 << 62, None))
+    return frozen(value)  # type: ignore[no-any-return]
+
+
+def _text(value: object, outer: str | None) -> str | None:
+    """user, session, request id: text now (a hostile ``__str__`` gives a placeholder, counted)."""
+    if value is None:
+        return outer
+    if type(value) is str:
+        return value
+    from eventlog.text import ConvertedValue, converted, frozen
+
+    try:
+        return str(value)
+    except Exception:  # a str() that raises: the value's repr or type instead, never the caller's error
+        text = frozen(value)
+        return text if isinstance(text, ConvertedValue) else converted(repr(text), "not_text")
 
 
 def _snapshot(
@@ -64,9 +74,9 @@ def _snapshot(
         for key, value in fields.items():
             merged[safe_str(key, MAX_VALUE_CHARS, None)] = _frozen(value)
     return RequestContext(
-        user=str(user) if user is not None else outer.user,
-        session=str(session) if session is not None else outer.session,
-        request_id=str(request_id) if request_id is not None else outer.request_id,
+        user=_text(user, outer.user),
+        session=_text(session, outer.session),
+        request_id=_text(request_id, outer.request_id),
         fields=merged,
     )
 

@@ -9,11 +9,14 @@ only turns one event into bytes.  Plugin authors import all of this from
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
 from eventlog.batch import Batch, Record
+from eventlog.errors import SendTimeout
 from eventlog.options import Option
 
 if TYPE_CHECKING:
@@ -102,6 +105,14 @@ class Transport(abc.ABC):
     spec's factory: ``TransportSpec("memo", MemoTransport.from_context, ...)``.
     """
 
+    #: When the current :meth:`open` or :meth:`send` must return by, in :func:`time.monotonic`
+    #: seconds: the engine sets it before each call (a shutdown's or replay's deadline, or
+    #: infinity while none runs).  Bound every blocking wait with :meth:`time_left`.
+    deadline: float = math.inf
+    #: Seconds between :meth:`idle` calls while the connection is open and no batch is
+    #: sent; None (the default): never called.
+    idle_interval: ClassVar[float | None] = None
+
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:
         """The spec's factory: one transport from the settings and options (default: ``cls()``).
@@ -110,6 +121,27 @@ class Transport(abc.ABC):
         :class:`ConfigurationError`, but connect only in :meth:`open`.
         """
         return cls()
+
+    def time_left(self, limit: float) -> float:
+        """``limit`` seconds, or less if :attr:`deadline` comes first; SendTimeout if it passed.
+
+        ``connect_stream(host, port, connect_timeout=self.time_left(self.connect_timeout))``
+        keeps a connect from outliving a shutdown's deadline.
+        """
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SendTimeout("the deadline (shutdown or replay) passed before the peer answered")
+        return min(limit, left)
+
+    def idle(self) -> None:
+        """Between batches, from the worker thread: the I/O a protocol needs while quiet.
+
+        Called every :attr:`idle_interval` seconds while the transport is open
+        and nothing is sent (a heartbeat, reading what the peer pushed).  Raise
+        :class:`TransportError` when the connection is found broken: the engine
+        closes the transport and opens a new one for the next batch.
+        """
+        return None  # most protocols need nothing between batches
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -129,12 +161,24 @@ class Transport(abc.ABC):
 
 @dataclass(frozen=True)
 class PluginContext:
-    """What a factory receives: the core settings, its own options, the formatter."""
+    """What a factory receives: the core settings, its own options, the formatter.
+
+    A formatter or transport that changes a value to carry it (cuts a message to the
+    receiver's size, clamps a time the format cannot hold) says so with
+    :meth:`count_conversion`: it shows in ``stats.converted`` and the
+    ``eventlog_values_converted_total`` metric, by reason.
+    """
 
     settings: Settings
     options: Mapping[str, Any]
     formatter: Formatter | None = None
     formatter_name: str | None = None
+    #: The pipeline's conversion counts by reason (a private dict outside a pipeline).
+    conversions: MutableMapping[str, int] = field(default_factory=dict)
+
+    def count_conversion(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` values changed for ``reason`` (e.g. ``truncated``); runs in the worker."""
+        self.conversions[reason] = self.conversions.get(reason, 0) + count
 
 
 #: How a format's payloads are told apart when several are written one after another.

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import math
 import os
 import threading
 import time
@@ -154,16 +155,31 @@ class Counter(_Series):
         self._lock = threading.Lock()
 
     def inc(self, n: Number = 1) -> None:
-        """Add ``n`` (default 1) to the count.  Never blocks on I/O."""
-        if n == 1:
+        """Add ``n`` (default 1) to the count.  Never blocks on I/O, never raises.
+
+        ``n`` is a finite int or float, 0 or more.  Anything else (negative,
+        NaN, infinite, not a number such as ``"5"``) is refused: not counted,
+        counted instead as ``eventlog_values_converted{reason="bad_increment"}``
+        on the series' pipeline, with one warning naming the value.
+        """
+        if n == 1 and type(n) is int:
             self._tick()
-        elif n >= 0:
+            return
+        kind = type(n)
+        if (kind is int and n >= 0) or (kind is float and 0 <= n < math.inf):
             amounts = self._amounts
             amounts.append(n)  # deque.append is atomic: no lock on this path either
             if len(amounts) > FOLD_AT:
                 self._fold()
-        else:
-            raise ValueError(f"Counter.inc({n!r}): a counter only goes up; use a Gauge")
+            return
+        try:
+            number = float(n) if kind is not bool and isinstance(n, (int, float)) else math.nan
+        except Exception:
+            number = math.nan
+        if 0 <= number < math.inf:  # an int or float subclass (IntEnum ...): its plain value
+            self.inc(int(n) if isinstance(n, int) else number)
+            return
+        _refused(self, n)
 
     def _fold(self) -> None:
         """Sum the queued amounts into one number (keeps memory bounded between intervals)."""
@@ -194,6 +210,40 @@ class Counter(_Series):
         return {"count": count, "intervalMs": interval_ms}
 
 
+def _refused(series: _Series, value: object) -> None:
+    """An increment a counter cannot take: counted on the series' pipeline, warned once."""
+    try:
+        try:
+            shown = repr(value)[:80]
+        except Exception:
+            shown = f"<{type(value).__name__}>"
+        pipeline = series.pipeline or api.current() or api.get_pipeline()
+        with pipeline._overflow_lock:  # the lock that guards counts made on callers' threads
+            converted = pipeline.stats.converted
+            converted["bad_increment"] = converted.get("bad_increment", 0) + 1
+        pipeline._warnings.once(
+            f"bad_increment:{series.action}",
+            f"{series!r} was given {shown}, which it cannot take, and left it out: a counter "
+            "takes a finite int or float of 0 or more (use a Gauge for values that go down), "
+            "a gauge an int or float; convert text to a number before you pass it",
+        )
+    except Exception:  # no pipeline can be made: the warning alone, never the caller's error
+        log.warning("a counter increment was refused (not a finite number of 0 or more)")
+
+
+def _number_or_refused(series: _Series, value: object, finite: bool = False) -> Number | None:
+    """An int or float subclass as its plain value; anything else refused (counted, warned)."""
+    if type(value) is not bool and isinstance(value, (int, float)):
+        try:
+            number: Number = int(value) if isinstance(value, int) else float(value)
+        except Exception:
+            number = math.nan
+        if not finite or math.isfinite(number):
+            return number
+    _refused(series, value)
+    return None
+
+
 class Gauge(_Series):
     """A level that goes up and down (queue depth, connections), sent as its last value.
 
@@ -215,19 +265,32 @@ class Gauge(_Series):
         self._lock = threading.Lock()
 
     def set(self, value: Number) -> None:
-        """Make ``value`` the gauge's level."""
+        """Make ``value`` the gauge's level (an int or float; anything else is refused, counted)."""
+        if type(value) is not int and type(value) is not float:
+            number = _number_or_refused(self, value)
+            if number is None:
+                return
+            value = number
         with self._lock:
             self._value = value
             self._changed = True
 
     def inc(self, n: Number = 1) -> None:
-        """Raise the level by ``n``."""
+        """Raise the level by ``n`` (a finite int or float; anything else is refused, counted)."""
+        if not (type(n) is int or (type(n) is float and math.isfinite(n))):
+            n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
+            if n is None:
+                return
         with self._lock:
             self._value += n
             self._changed = True
 
     def dec(self, n: Number = 1) -> None:
-        """Lower the level by ``n``."""
+        """Lower the level by ``n`` (a finite int or float; anything else is refused, counted)."""
+        if not (type(n) is int or (type(n) is float and math.isfinite(n))):
+            n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
+            if n is None:
+                return
         with self._lock:
             self._value -= n
             self._changed = True

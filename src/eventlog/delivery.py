@@ -4,8 +4,9 @@
 and the peer when ``EVENTLOG_DB`` is set: storing batches (the accounting of
 what is stored is :meth:`eventlog.accounting.Accounting.store`), draining the
 spool oldest first, moving queued events into the spool while a send waits to
-retry (an outage fills the disk, not the bounded memory queue), holding flush
-markers until the spool has nothing left, and sending from memory when the
+retry (an outage fills the disk, not the bounded memory queue), saying when
+nothing of this process waits (the pipeline then sets its flush markers), and
+sending from memory when the
 spool is unavailable (:class:`~eventlog.spool.SpoolUnavailable`: disk full,
 read-only ...).  :func:`replay` sends another spool's rows (``eventlog spool
 replay``).  The pipeline imports this module only in spool mode, so a Python
@@ -20,16 +21,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from eventlog.accounting import Accounting, Flush
+from eventlog.accounting import Accounting
 from eventlog.batch import Record
 from eventlog.config import Settings
 from eventlog.diagnostics import Warnings
 from eventlog.encoder import Encoder
 from eventlog.sender import Count, Deadline, Sender
 from eventlog.spool import Spool, SpoolUnavailable, open_spool
+from eventlog.spool.sqlite import destination_of
 from eventlog.stats import Stats
 
-__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "open_spool", "replay"]
+__all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "destination_of", "open_spool", "replay"]
 
 #: In spool mode with linger_ms=0, how often a retry wait moves queued events to the spool.
 SPOOL_WHILE_WAITING = 0.005
@@ -55,6 +57,7 @@ class SpoolDelivery:
         accounts: Accounting,
         stats: Stats,
         warnings: Warnings,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.settings = settings
@@ -67,11 +70,16 @@ class SpoolDelivery:
         self._stats = stats
         self._warnings = warnings
         self._batch_size: int = settings.batch_size
-        self._maxsize: int = settings.queue_size
         self._linger: float = settings.linger_ms / 1000.0
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
-        self.held_markers: list[Flush] = []  # flushes passed over while spooling in an outage
+        self._sending_from_memory = 0  # events of a batch the spool refused, being sent now
         self._count_rows: Count = accounts.count_rows
+        # What the spool sets aside or notices is counted in this (this process's) Stats.
+        spool.on_drop = self.dropped
+        spool.on_quarantine = self.quarantined
+        spool.on_reopen = self.reopened
+        self._wake = wake
+        spool.on_released = self.released
 
     def idle(self) -> bool:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
@@ -86,7 +94,12 @@ class SpoolDelivery:
                 self._store(records)
             except SpoolUnavailable as exc:  # disk full, read-only ...
                 self._count_fallback(exc, len(records))
-                if not self._sender.send(records, self._deadline):  # memory mode for this batch
+                self._sending_from_memory = len(records)  # waiting in memory: depth() shows them
+                try:
+                    sent = self._sender.send(records, self._deadline)  # memory mode for this batch
+                finally:
+                    self._sending_from_memory = 0
+                if not sent:
                     self._accounts.count(len(records), "shutdown")
                     return False
                 # Sent from memory; what the unwritable spool holds waits until it recovers.
@@ -98,8 +111,9 @@ class SpoolDelivery:
 
         Between batches, newly queued events move into the spool (behind the
         older rows), so a long backlog never makes the memory queue overflow.
-        Returns True when the spool had nothing left (held flush markers are
-        then set) or cannot be used now; False at the shutdown deadline.
+        Returns True when nothing of this process waits any more (the spool
+        had nothing left, or cannot be used now); False at the shutdown
+        deadline, or when a batch the spool refused waits to be sent.
         """
         while True:
             if time.monotonic() > self._deadline():
@@ -112,8 +126,7 @@ class SpoolDelivery:
                 # spool refused it; the rows already there wait until it recovers.
                 return True
             if not batch:
-                self.release_markers()  # everything spooled before them was sent
-                return True
+                return not self.unspooled  # everything spooled was sent
             if not self._sender.send(batch, self._deadline, self._count_rows):
                 return False  # shutdown deadline: the rest stays in the spool
             self.spool.remove(batch)
@@ -123,29 +136,19 @@ class SpoolDelivery:
         """Move queued events into the spool while the worker is busy elsewhere.
 
         Called between send retries (a peer outage must fill the disk, not the
-        memory queue) and, with ``everything``, when the worker stops.  A flush
-        marker normally ends the move (it is set once what came before it was
-        sent); when the queue is half full it is held instead, and set once the
-        spool has nothing left to send.
+        memory queue) and, with ``everything``, when the worker stops.  Flush
+        markers are not in the queue, so nothing stops the move.
         """
         queue = self._queue
         if self.unspooled and not everything:
             return  # the spool failed a moment ago: events stay in the bounded queue
         while queue:
-            items: list[Any] = []
             # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
             # writes move more; but what one move holds (items, wire dicts, payloads, the row's
             # bytes, SQLite's copies) is the worker's working set, which the allocator keeps.
-            while queue and len(items) < self._batch_size * 2:
-                if type(queue[0]) is Flush:
-                    if not everything and len(queue) < self._maxsize // 2:
-                        break
-                    self.held_markers.append(queue.popleft())
-                    continue
-                items.append(queue.popleft())
+            items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            self._accounts.took(len(items))
             records = self.unspooled + self._encoder.records(items)
             self.unspooled = []
             try:
@@ -158,16 +161,6 @@ class SpoolDelivery:
                     self.unspooled = []
                 return
 
-    def hold(self, markers: list[Flush]) -> None:
-        """Flush markers of a round whose events still wait: set once the spool is empty."""
-        self.held_markers.extend(markers)
-
-    def release_markers(self) -> None:
-        """Set the held flush markers: what was spooled before them is delivered or given up."""
-        markers, self.held_markers = self.held_markers, []
-        for marker in markers:
-            marker.done.set()
-
     def wait(self, delay: float) -> None:
         """Wait between send retries, moving new events to the spool meanwhile.
 
@@ -176,6 +169,7 @@ class SpoolDelivery:
         end = time.monotonic() + delay
         while True:
             self.spool_queued()
+            self.spool.watch()  # a spool file deleted meanwhile is noticed without a new event
             left = end - time.monotonic()
             # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
             step = self._linger or SPOOL_WHILE_WAITING
@@ -191,8 +185,42 @@ class SpoolDelivery:
             except SpoolUnavailable:
                 self._accounts.count(len(self.unspooled), "shutdown")
             self.unspooled = []
-        self.release_markers()
         self.spool.close()
+
+    def released(self) -> None:
+        """Another pipeline of this process handed rows back (configure() again): drain them now.
+
+        A flush marker alone makes the worker drain the spool; nobody waits on this one
+        (the round that drains sets it and lets it go).
+        """
+        if self._wake is not None:
+            self._accounts.marker(self._queue)
+            self._wake()
+
+    def depth(self) -> int:
+        """Events waiting in the spool, and those the worker holds for it.
+
+        While the spool cannot be written (read-only, full), events wait in the
+        worker's memory, not in the queue nor the file: they count here, so the
+        depths add up to what waits anywhere.
+        """
+        # What the spool refused, kept or being sent from memory; not events on their way into
+        # the spool (a reader waiting until all are spooled must not count those).
+        return self.spool.depth() + len(self.unspooled) + self._sending_from_memory
+
+    def dropped(self, reason: str, count: int) -> None:
+        """The spool set ``count`` events aside: a quarantined row's, an unstorable one (worker)."""
+        self._stats.drop(reason, count)
+
+    def quarantined(self, reason: str, rows: int) -> None:
+        """The spool moved ``rows`` unreadable rows to its quarantine table (the worker thread)."""
+        counts = self._stats.spool_quarantined
+        counts[reason] = counts.get(reason, 0) + rows
+
+    def reopened(self, reason: str) -> None:
+        """The spool file was deleted or replaced under us, and a fresh one opened (worker)."""
+        counts = self._stats.spool_reopened
+        counts[reason] = counts.get(reason, 0) + 1
 
     def evicted(self, reason: str, count: int) -> None:
         """The spool's size or age limit dropped ``count`` events (the worker thread)."""

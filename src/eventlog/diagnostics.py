@@ -33,8 +33,8 @@ class Warnings:
         self.name = name
         self._warned: set[str] = set()
 
-    def once(self, key: str, message: str, exc_info: bool = False) -> None:
-        """Log ``message`` unless a warning with ``key`` was logged already."""
+    def once(self, key: str, message: str, exc_info: bool | BaseException = False) -> None:
+        """Log ``message`` unless a warning with ``key`` was logged already (``exc_info`` as logging's)."""
         if key in self._warned:
             return
         self._warned.add(key)

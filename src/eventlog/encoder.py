@@ -67,7 +67,9 @@ class Encoder:
             body = format_many(wires)
         except Exception:
             return self.each(wires, sources)  # one by one, to find what cannot be encoded
-        return EncodedBatch(body, wires, lambda: [_time_ns(item) for item in sources], split_many)
+        return EncodedBatch(
+            body, wires, lambda: [_time_ns(item, wire) for item, wire in zip(sources, wires)], split_many
+        )
 
     def records(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
@@ -85,7 +87,7 @@ class Encoder:
                 self._set_aside(exc)
                 continue
             # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
-            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item), payload)))
+            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item, wire), payload)))
         return records
 
     def wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -143,9 +145,21 @@ class Encoder:
         )
 
 
-def _time_ns(item: Any) -> int:
-    """The event time of a queued item (an Event, or a log record with its message and context)."""
+def _time_ns(item: Any, wire: dict[str, Any]) -> int:
+    """The event time of a queued item (an Event, or a log record with its message and context).
+
+    For a record: the wire's millisecond (logging's own, see ``record_time_ns``,
+    or the time of the conversion for a record whose time was unusable) and the
+    float's sub-millisecond part, which is all the precision ``created`` has.
+    """
     if type(item) is tuple:
-        return int(item[0].created * 1_000_000_000)
+        sub_ms = 0
+        try:
+            created = item[0].created
+            if type(created) is float:  # a type check first: no object's __mul__ runs here
+                sub_ms = int(created * 1e9) % 1_000_000
+        except Exception:  # NaN, inf, deleted: the millisecond alone
+            pass
+        return int(wire["tstamp"]) * 1_000_000 + sub_ms
     time_ns: int = item.time_ns
     return time_ns

@@ -1,8 +1,12 @@
 """The Event: what the application hands to eventlog.
 
-Construction is on the caller's hot path, so it only stores what it is given,
-the clock and the request context.  Static fields (host, pid, site, cluster),
-the id, and every conversion to wire form happen in the worker thread.
+Construction is on the caller's hot path, so it stores what it is given, the
+clock and the request context, and converts only what the worker must not
+touch (:func:`eventlog.text.frozen`: objects, containers the caller may still
+change) or what no stage after it could carry (a time or level beyond 64 bits,
+:func:`eventlog.text.checked_time_ns`).  Plain values cost one type check each.
+Static fields (host, pid, site, cluster), the id, and the cleaning of plain
+values happen in the worker thread.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from eventlog import context as _context
 from eventlog.context import RequestContext
+from eventlog.text import KEPT, ConvertedValue, checked_int, checked_time_ns, frozen
 
 _now_ns = time.time_ns
 _get_ident = threading.get_ident
@@ -47,7 +52,10 @@ class Event:
 
     ``Event('click', 'my-button', 'ui')`` is (action, target, tgType) as in the
     seed.  ``fields`` may be a mapping or a list of (key, value) tuples; values
-    are int, float or str (others are converted in the worker and counted).
+    are int, float or str (others are converted to text here, and counted).
+    A ``time_ns`` or ``level`` that no format can carry (beyond 64 bits, not an
+    int, NaN) is converted and its original kept as text in
+    ``fields["tstamp_original"]`` / ``fields["level_original"]``.
 
     >>> Event("account.admin.create", "alice", "user", tags=["admin"])
     Event('account.admin.create', 'alice', 'user')
@@ -138,20 +146,32 @@ class Event:
         self.action = action
         self.target = target
         self.tg_type = tg_type
-        self.message = message
-        self.level = level
+        # Text for the worker: anything else is converted now (see eventlog.text.frozen).
+        self.message = message if message is None or type(message) is str else frozen(message)
         self.tags = _tags(tags) if tags is not None else None
         self.fields = _fields(fields) if fields is not None else None
         if metrics is not None and not isinstance(metrics, Mapping):
             raise TypeError(
                 f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
             )
-        self.metrics = dict(metrics) if metrics is not None else None
-        self.time_ns = _now_ns() if time_ns is None else time_ns
+        self.metrics = _frozen_map(metrics) if metrics is not None else None
+        if time_ns is None:
+            self.time_ns = _now_ns()
+        elif type(time_ns) is int and -(2**63) <= time_ns < 2**63:
+            self.time_ns = time_ns
+        else:
+            self.time_ns, original = checked_time_ns(time_ns, _now_ns())
+            if original is not None:
+                self._keep_original("tstamp", original)
+        self.level = level
+        if level is not None and not -(2**63) <= level < 2**63:
+            self.level, original = checked_int(level)
+            if original is not None:
+                self._keep_original("level", original)
         self.context = _current_context()
-        self.user = user
-        self.session = session
-        self.request_id = request_id
+        self.user = user if user is None or type(user) is str else frozen(user)
+        self.session = session if session is None or type(session) is str else frozen(session)
+        self.request_id = request_id if request_id is None or type(request_id) is str else frozen(request_id)
         if log_code or logCode:
             self.code_file, self.code_line, self.code_func = caller_location()
         else:
@@ -163,6 +183,11 @@ class Event:
         self.id = None
         self.site = self.cluster = self.host = None
         self.pid = None
+
+    def _keep_original(self, wire_name: str, original: ConvertedValue) -> None:
+        """A typed slot's value that had to be converted: kept as text in the fields."""
+        fields = self.fields = dict(self.fields) if self.fields else {}
+        fields[f"{wire_name}_original"] = original
 
     @property
     def tstamp(self) -> int:
@@ -184,19 +209,39 @@ def _tags(tags: str | Iterable[str]) -> list[str]:
     if isinstance(tags, str):
         return [tags]
     try:
-        return list(tags)
+        listed = list(tags)
     except TypeError:
         raise TypeError(
             f"Event tags must be a str or an iterable of str, got {type(tags).__name__}"
         ) from None
+    for index, tag in enumerate(listed):
+        if type(tag) is not str:
+            listed[index] = frozen(tag)
+    return listed
 
 
 def _fields(fields: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    if isinstance(fields, Mapping):
-        return dict(fields)
     try:
-        return dict(fields)
+        copied = dict(fields)
     except (TypeError, ValueError):
         raise TypeError(
             f"Event fields must be a mapping or a list of (key, value) tuples, got {type(fields).__name__}"
         ) from None
+    return _frozen_values(copied)
+
+
+def _frozen_map(values: Mapping[Any, Any]) -> dict[Any, Any]:
+    return _frozen_values(dict(values))
+
+
+def _frozen_values(copied: dict[Any, Any]) -> dict[Any, Any]:
+    """The copy's values the worker must not touch, converted now (plain values: one check each)."""
+    odd_key = False
+    for key, value in copied.items():
+        if type(value) not in KEPT:
+            copied[key] = frozen(value)
+        if type(key) is not str:
+            odd_key = True
+    if odd_key:  # the worker makes text of plain keys; other objects become text now
+        return {k if type(k) in KEPT else frozen(k): v for k, v in copied.items()}
+    return copied

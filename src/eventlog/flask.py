@@ -1,4 +1,4 @@
-"""Flask extension: one event per request and the request context (``pip install eventlog[flask]``).
+"""Flask extension: one event per request and the request context (the ``flask`` extra).
 
 ::
 
@@ -56,6 +56,8 @@ class _Request:
     perf_ns: int
     request_id: str
     token: Any  # contextvars.Token[RequestContext]
+    #: The user and session's binding, made once the app's before_request functions have run.
+    user_token: Any = None
     status: int | None = None
     response_bytes: int | None = None
 
@@ -96,9 +98,24 @@ class Eventlog:
         given.update(self._given)
         settings = RequestSettings.load("flask", given, environ={}, given_by="Eventlog", use_django=False)
         app.extensions[_EXTENSION] = RequestLogger(settings, "flask extension")
-        app.before_request(self._before)
+        # First of the before_request functions, wherever init_app is called: one that answers
+        # early (a 401) stops the others, and its request still gets its event and request id.
+        app.before_request_funcs.setdefault(None, []).insert(0, self._before)
         app.after_request(self._after)
         app.teardown_request(self._teardown)
+        # The user is read after every before_request function (the app's own, which may set
+        # g.user or log the user in, and the blueprints'), just before the view, so that
+        # get_user=lambda: g.user.name works and the view's events carry the user.  Flask has
+        # no hook there; preprocess_request is the step that runs those functions.
+        preprocess = app.preprocess_request
+
+        def preprocess_then_read_user() -> Any:
+            answer = preprocess()
+            if answer is None:
+                self._bind_user()
+            return answer
+
+        setattr(app, "preprocess_request", preprocess_then_read_user)  # noqa: B010 - an instance override
 
     # ------------------------------------------------------------ the request life cycle
 
@@ -110,10 +127,20 @@ class Eventlog:
             header = requests.settings.request_id_header
             request_id = requests.request_id(request.headers.get(header))
             wall_ns, perf_ns = time.time_ns(), time.perf_counter_ns()
+            token = bind(request_id=request_id)
+            setattr(g, _G_ATTR, _Request(wall_ns, perf_ns, request_id, token))
+        except Exception:
+            requests.warn_once("begin", "a request could not be read", exc_info=True)
+
+    def _bind_user(self) -> None:
+        state = g.get(_G_ATTR)
+        if not isinstance(state, _Request):
+            return
+        requests: RequestLogger = current_app.extensions[_EXTENSION]
+        try:
             user = self._user(requests)
             session = self._session(requests)
-            token = bind(user=user, session=session, request_id=request_id)
-            setattr(g, _G_ATTR, _Request(wall_ns, perf_ns, request_id, token))
+            state.user_token = bind(user=user, session=session)
         except Exception:
             requests.warn_once("begin", "a request could not be read", exc_info=True)
 
@@ -142,13 +169,15 @@ class Eventlog:
             requests.warn_once("finish", "a request event could not be made", exc_info=True)
         finally:
             try:
+                if state.user_token is not None:
+                    unbind(state.user_token)
                 unbind(state.token)
             except ValueError:  # torn down in another context: it ends with that context
                 pass
 
     # ------------------------------------------------------------ who is asking
 
-    def _user(self, requests: RequestLogger) -> str | None:
+    def _user(self, requests: RequestLogger, *, quiet: bool = False) -> str | None:
         field = requests.settings.user_field
         if field == "none":
             return None
@@ -160,7 +189,8 @@ class Eventlog:
                 flask_login = importlib.import_module("flask_login")
                 return identify(flask_login.current_user, field)
         except Exception:
-            requests.warn_once("user", "the user of a request could not be read", exc_info=True)
+            if not quiet:
+                requests.warn_once("user", "the user of a request could not be read", exc_info=True)
         return None
 
     def _session(self, requests: RequestLogger) -> str | None:
@@ -196,7 +226,9 @@ class Eventlog:
         )
         user = session = None
         if _context_user() is None:  # logged in by the view: the event names who
-            user = self._user(requests)
+            # A before_request that answered early may have stopped before the app set up its
+            # user (g.user): not knowing who asked is expected there, not worth a warning.
+            user = self._user(requests, quiet=state.user_token is None)
             session = self._session(requests) if user is not None else None
         rule = request.url_rule
         requests.log_request(

@@ -10,7 +10,7 @@ from eventlog import api
 from eventlog.config import Settings
 from eventlog.context import current as _current_context
 from eventlog.diagnostics import WORKER_THREADS
-from eventlog.logrecords import unrenderable
+from eventlog.logrecords import _INIT_LEN, plain_record, record_to_event, unrenderable
 from eventlog.pipeline import Pipeline
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
@@ -51,8 +51,11 @@ class EventHandler(logging.Handler):
                 return False
             if isinstance(kept, logging.LogRecord):  # Python 3.12+: a filter may replace it
                 record = kept
-        if record.name == "eventlog" or record.thread in WORKER_THREADS:
-            return False  # our own diagnostics, or libraries logging from a worker: no loops
+        try:
+            if record.name == "eventlog" or record.thread in WORKER_THREADS:
+                return False  # our own diagnostics, or libraries logging from a worker: no loops
+        except Exception:
+            pass  # a record missing its name or thread: converted below like any odd record
         try:
             msg, args = record.msg, record.args
             if type(msg) is str and (
@@ -65,9 +68,28 @@ class EventHandler(logging.Handler):
                     message = record.getMessage()  # render now: the arguments may change later
                 except Exception as exc:  # RecursionError too: sent with a placeholder, counted
                     message = unrenderable(msg, args, exc)
+        except Exception as exc:  # msg or args deleted
+            message = unrenderable(getattr(record, "msg", None), None, exc)
+        try:
             pipeline = self.pipeline or api._default or api.get_pipeline()
-            if pipeline._caller_enrichers:
-                pipeline.submit_record(record, message, _current_context())
+            # The worker takes the record as it is only when it needs no application code and
+            # holds nothing the caller may change: a time in range (NaN fails the test), no
+            # exception to format, and no attribute added (extra=) or deleted, unless what was
+            # added is plain (plain_record).  Each test costs a few dozen instructions; any other
+            # record is converted here, now (record_to_event), and queued as an Event.
+            try:
+                attributes = record.__dict__
+                plain = (
+                    # TIME_MIN_S < created < TIME_MAX_S, as constants: a LOAD_CONST costs less.
+                    -9_223_372_036.0 < record.created < 9_223_372_036.0
+                    and not record.exc_info
+                    and not record.exc_text
+                    and (len(attributes) == _INIT_LEN or plain_record(attributes))
+                )
+            except Exception:
+                plain = False
+            if not plain or pipeline._caller_enrichers:
+                pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
             # Pipeline.submit_record, inlined: a Python call costs ~1k instructions a record.
             queue = pipeline._queue

@@ -13,7 +13,7 @@ arrives as ``message="order A-7 paid"``, ``fields={"order": "A-7"}``,
 ``bind()``, ``contextualize()`` and the call's keyword arguments) is mapped as
 :func:`eventlog.bridge.sort_pairs` says (str -> fields, int/float -> metrics,
 bool -> fields as 1/0, ``tags`` -> tags, anything else -> fields, converted to
-text in the worker and counted).  The level (``record["level"].no`` and its
+text in the caller and counted).  The level (``record["level"].no`` and its
 name), the exception, the file, line, function, thread name, time and the
 module's name (the logger name, target) come from loguru's record.
 

@@ -14,6 +14,11 @@ secret where it structurally sits:
 * the value of a secret-looking key in a query or a JSON object: ``password=<hidden>``,
   ``"shared_key": "<hidden>"`` (``pass``, ``pwd``, ``secret``, ``token``, ``api_key``,
   ``shared_key``, ``access_key``);
+* the value of a ``Name: value`` header pair whose name says it holds a secret, as a
+  server echoing the request's headers writes it: ``X-Api-Key: <hidden>``,
+  ``X-Auth-Token: <hidden>``, ``Cookie: <hidden>`` (whatever the value's length; the name
+  must look like a header, with a ``-`` or ``_`` in it or at the start of a line, since
+  "a user name and password: set ..." is a sentence);
 * configured secret values (and their URL-encoded form) as whole tokens, bounded
   by non-word characters, when they are at least :data:`MIN_TOKEN_CHARS` long.
 
@@ -41,7 +46,7 @@ from typing import Any
 from eventlog.errors import TransportError
 from eventlog.options import Option
 
-__all__ = ["HIDDEN", "MIN_TOKEN_CHARS", "SecretMask", "mask_structure"]
+__all__ = ["HIDDEN", "MIN_TOKEN_CHARS", "SecretMask", "looks_secret", "mask_structure"]
 
 #: What a hidden value is replaced with.
 HIDDEN = "<hidden>"
@@ -68,6 +73,18 @@ _SECRET_KEY_VALUE = re.compile(
     rf"(?i)(\b{_SECRET_WORD}=|[\"']{_SECRET_WORD}[\"']\s*:\s*[\"']?)(?!<hidden>)[^\s\"'&,;]+"
 )
 
+# Name: value with a secret-looking header name; _header_pair keeps prose ("and password: set").
+# Possessive spaces: a value already hidden must not match again from its leading space.
+_HEADER_PAIR = re.compile(
+    rf"(?im)(?<![\w.-])({_SECRET_WORD}|[\w.-]*cookie[\w.-]*)(\s*:[ \t]*+)"
+    r"(?!<hidden>)([^\r\n,;\"']*[^\s,;\"'])"
+)
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a key's name says it holds a secret (``http_token``, ``X-Api-Key``, ``pwd``)."""
+    return _SECRET_NAME.fullmatch(name) is not None
+
 
 def _userinfo(match: re.Match[str]) -> str:
     scheme, userinfo = match.group(1), match.group(2)
@@ -81,6 +98,13 @@ def _auth_header(match: re.Match[str]) -> str:
     return f"{match.group(1)}{scheme}{HIDDEN}"
 
 
+def _header_pair(match: re.Match[str]) -> str:
+    name = match.group(1)
+    start = match.start()
+    header_like = "-" in name or "_" in name or start == 0 or match.string[start - 1] == "\n"
+    return f"{name}{match.group(2)}{HIDDEN}" if header_like else match.group(0)
+
+
 def mask_structure(text: str) -> str:
     """``text`` with URL user info, auth header credentials and ``secret=value`` values hidden.
 
@@ -89,7 +113,8 @@ def mask_structure(text: str) -> str:
     if "@" in text:
         text = _URL_USERINFO.sub(_userinfo, text)
     text = _AUTH_HEADER.sub(_auth_header, text)
-    return _SECRET_KEY_VALUE.sub(lambda m: m.group(1) + HIDDEN, text)
+    text = _SECRET_KEY_VALUE.sub(lambda m: m.group(1) + HIDDEN, text)
+    return _HEADER_PAIR.sub(_header_pair, text) if ":" in text else text
 
 
 def _values(value: Any) -> Iterable[str]:

@@ -7,6 +7,7 @@ all use it without importing each other.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,16 +64,65 @@ def parse_str(value: Any) -> str:
 
 
 def parse_host(value: Any) -> str:
-    """A host name, an IP address, or a Unix socket path (/path or unix:///path)."""
+    """A host name or IP address, optionally with :port ([::1]:5959 for IPv6), or a Unix
+    socket path (/path or unix:///path).
+
+    The port, when given, is split
+    off by the settings (:func:`split_host_port`) and must agree with the port setting.
+    """
     text = parse_str(value).strip()
     if any(ch.isspace() or not ch.isprintable() for ch in text):
         raise ValueError("must not contain spaces or control characters")
     if text.startswith(("/", "unix://")):
         if len(text.removeprefix("unix://").encode()) > 107:
             raise ValueError("a Unix socket path is at most 107 bytes")
-    elif len(text) > 253:
+        return text
+    host, _ = split_host_port(text)
+    if len(host) > 253:
         raise ValueError("a host name is at most 253 characters")
     return text
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """``'localhost:5959'`` -> ``('localhost', 5959)``; ``'[::1]:5959'`` -> ``('::1', 5959)``.
+
+    A bare IPv6 address (``'::1'``, more than one colon) and a Unix socket path
+    have no port.  Raises ValueError for a port part that is not a port number.
+    """
+    if text.startswith(("/", "unix://")):
+        return text, None
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket or not inside:
+            raise ValueError("an IPv6 address in brackets needs its closing ]: [::1] or [::1]:5959")
+        if not rest:
+            return inside, None
+        if not rest.startswith(":"):
+            raise ValueError(f"after [{inside}] expected :port, got {rest!r}")
+        return inside, _port_part(rest[1:], text)
+    if text.count(":") > 1:  # a bare IPv6 address: it cannot carry a port without brackets
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError(
+                f"{shown(text)} is neither host:port nor an IPv6 address (with a port: [::1]:5959)"
+            ) from None
+        return text, None
+    if ":" not in text:
+        return text, None
+    host, _, port = text.partition(":")
+    if not host:
+        raise ValueError("the host name before :port is missing")
+    return host, _port_part(port, text)
+
+
+def _port_part(port: str, text: str) -> int:
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(
+            f"the port in {shown(text)} must be a number from 1 to 65535 "
+            "(write an IPv6 address with a port as [::1]:5959)"
+        )
+    return int(port)
 
 
 def parse_int(value: Any) -> int:

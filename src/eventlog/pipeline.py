@@ -26,11 +26,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from eventlog import prometheus
-from eventlog.accounting import Accounting, Flush
+from eventlog.accounting import Accounting
 from eventlog.builder import build
 from eventlog.config import Settings
 from eventlog.diagnostics import WORKER_THREADS, Warnings, log
@@ -50,8 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_UNEXPECTED_FAILURES", "Pipeline"]
 
-#: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
-_NEVER = object()
+#: How often a waiting flush checks that the worker is alive (and restarts one that died).
+SUPERVISE_EVERY = 1.0
 
 
 class Pipeline:
@@ -66,7 +65,8 @@ class Pipeline:
         self.settings = settings
         self.name: str = settings.name
         self.stats = Stats()
-        self._parts = parts = build(settings, registry)  # every setting checked, or raises
+        # Every setting checked, or raises; plugins count their conversions with the engine's.
+        self._parts = parts = build(settings, registry, self.stats.converted)
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         self._caller_enrichers = parts.caller_enrichers
@@ -91,12 +91,14 @@ class Pipeline:
         self._sleeping = True  # True also means "worker not started": submit wakes it
         self._wake_event = threading.Event()
         self._stop_event = threading.Event()
+        self._hurry = threading.Event()  # a flush or shutdown waits: the linger ends now
         self._start_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._worker: threading.Thread | None = None
         self._stopping = False
         self._closed = False
         self._inline = False  # _send_inline is running
+        self._died: str | None = None  # why the last worker died, until one is started again
         self._deadline = math.inf
         parts, stats = self._parts, self.stats
         self._warnings = warnings = Warnings(self.name)
@@ -104,7 +106,11 @@ class Pipeline:
         # in a send: see eventlog.accounting.
         self._accounts = accounts = Accounting(stats)
         self._encoder = encoder = Encoder(
-            parts, stats=stats, count=accounts.count, enricher_failed=self._enricher_failed, warnings=warnings
+            parts,
+            stats=stats,
+            count=accounts.count,
+            enricher_failed=_weakly(self._enricher_failed, None),
+            warnings=warnings,
         )
         self._sender = sender = Sender(
             parts.transport_factory,
@@ -112,7 +118,7 @@ class Pipeline:
             settings=self.settings,
             stats=stats,
             count=accounts.count,
-            wait=self._retry_wait,
+            wait=_weakly(self._retry_wait, None),
             warnings=warnings,
             mask=parts.mask,
             transport=transport,
@@ -126,12 +132,13 @@ class Pipeline:
                 self.settings,
                 queue=self._queue,
                 stop_event=self._stop_event,
-                deadline=self._until,
+                deadline=_weakly(self._until, 0.0),
                 sender=sender,
                 encoder=encoder,
                 accounts=accounts,
                 stats=stats,
                 warnings=warnings,
+                wake=_weakly(self._wake, None),
             )
 
     # ------------------------------------------------------------ the caller's side
@@ -200,11 +207,12 @@ class Pipeline:
         if self._closed:
             self._drop_late()
             return
-        if self._worker is None:
-            self._start()
         # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
         # callers skip Event.set(), which takes a lock; the set() below always follows.
+        # Cleared before a start: a new worker that dies at once sets it again after us.
         self._sleeping = False
+        if self._worker is None:
+            self._start()
         self._wake_event.set()
 
     def _drop_late(self) -> None:
@@ -222,40 +230,36 @@ class Pipeline:
         They count as taken too (out of the queue, not by the worker), so the
         accepted metric (taken + queued) still includes them.
         """
-        left = self._give_up_queue()
-        if left:
-            self._accounts.gave_up(left, reason)
-        return left
-
-    def _give_up_queue(self) -> int:
-        """Empty the queue (one item at a time: callers may still append); return the events.
-
-        Flush markers found on the way are set, so no waiter hangs.
-        """
-        events = 0
-        while True:
-            try:
-                item = self._queue.popleft()
-            except IndexError:
-                return events
-            if type(item) is Flush:
-                item.done.set()
-            else:
-                events += 1
+        return self._accounts.give_up(self._queue, reason)
 
     def _start(self) -> None:
         with self._start_lock:
             if self._worker is not None or self._closed:
                 return
             worker = threading.Thread(target=self._run, name=f"eventlog-{self.name}", daemon=True)
+            died, self._died = self._died, None
+            if died is not None:
+                self.stats.worker_restarts += 1
+                self._warnings.once(  # once: eventlog_worker_restarts_total counts the others
+                    "restarted", f"the eventlog worker was started again; it had died of {died}"
+                )
+            # Set before it runs: a worker that dies at once clears it itself (see _worker_died).
+            self._worker = worker
             try:
                 worker.start()
             except RuntimeError:
+                self._worker = None
                 # Python 3.12+ starts no thread once the interpreter is exiting, when atexit
                 # hooks (the counters' last flush) may log for the first time: send from here.
                 self._send_inline()
-                return
-            self._worker = worker
+
+    def _supervise(self) -> None:
+        """Restart a worker that died, if anything waits for one (a flush, or queued events)."""
+        worker = self._worker
+        if self._closed or (worker is not None and worker.is_alive()):
+            return
+        if self._queue or self._accounts.markers:
+            self._wake()
 
     def _send_inline(self) -> None:
         """At interpreter exit, without a worker: what is queued goes out from this thread."""
@@ -267,16 +271,10 @@ class Pipeline:
         ident = threading.get_ident()
         WORKER_THREADS.add(ident)
         try:
-            while self._queue and time.monotonic() <= self._deadline:
-                items, markers = self._take(self._queue)
-                sending = items or (markers and self._delivery is not None)
-                if sending and not self._handle(items):
-                    if self._delivery is not None:
-                        self._delivery.hold(markers)
-                    continue
-                for marker in markers:
-                    marker.done.set()
+            while (self._queue or self._accounts.markers) and time.monotonic() <= self._deadline:
+                self._round()
         except Exception:
+            self._accounts.set_aside("worker_error")
             log.exception("sending at interpreter exit failed; the events were dropped")
         finally:
             WORKER_THREADS.discard(ident)
@@ -293,10 +291,21 @@ class Pipeline:
             return not self._queue
         if not self._queue and self._worker is None and (self._delivery is None or self._delivery.idle()):
             return True
-        marker = Flush()
-        self._queue.append(marker)  # a marker is never refused, even when the queue is full
+        # Not in the queue: a marker takes no slot and never stops the move to the spool.
+        marker = self._accounts.marker(self._queue)
+        self._hurry.set()
         self._wake()
-        return marker.done.wait(timeout)
+        end = math.inf if timeout is None else time.monotonic() + timeout
+        while not marker.done.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                self._accounts.withdraw(marker)  # timed out: it holds nothing up
+                return marker.done.is_set()
+            # Every second, a worker that died is started again (a flush must not wait for it).
+            if marker.done.wait(min(left, SUPERVISE_EVERY)):
+                break
+            self._supervise()
+        return True
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Send what is queued until the deadline, then stop the worker and close the transport.
@@ -312,19 +321,20 @@ class Pipeline:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._deadline = deadline
+        dropped_before = self.stats.dropped.get("shutdown", 0)
         delivered = self.flush(timeout)
         self._stopping = True
         self._closed = True
+        prometheus.untrack(self)
         self._stop_event.set()
+        self._hurry.set()
         self._wake_event.set()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 self._abandon()
-                self._warnings.once(
-                    "shutdown", f"shutdown deadline of {timeout}s passed with a send in progress"
-                )
+                self._say_what_was_left(timeout, dropped_before, stuck=True)
                 return False
         else:
             self._sender.close()
@@ -333,7 +343,69 @@ class Pipeline:
         self._sleeping = True  # from now on every submit goes through _wake, which counts it
         left = self._drop_queued("shutdown")
         _live.discard(self)
+        self._say_what_was_left(timeout, dropped_before, stuck=False)
         return delivered and not left
+
+    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> None:
+        """One line at shutdown: how many events were not delivered, and why."""
+        lost = self.stats.dropped.get("shutdown", 0) - dropped_before
+        spooled = self._spooled_left()
+        if not lost and not spooled:
+            return
+        parts = []
+        if lost:
+            parts.append(
+                f'{lost} events were not delivered and are lost (counted as dropped{{reason="shutdown"}})'
+            )
+        if spooled:
+            parts.append(f"{spooled} events wait in the spool {self.settings.db} for the next run")
+        why = self._sender.last_error
+        if stuck and self._sender.in_send:
+            why = "a send was still in progress (the peer takes no more data)"
+        elif why is None:
+            why = "sending was still under way"
+        log.warning(
+            "[%s] shutdown deadline of %ss (EVENTLOG_SHUTDOWN_TIMEOUT) passed: %s; %s",
+            self.name,
+            f"{timeout:g}",
+            "; ".join(parts),
+            why,
+        )
+
+    def _spooled_left(self) -> int:
+        """Events this run leaves in the spool (0 in memory mode, or when it cannot be read)."""
+        if self._spool is None:
+            return 0
+        try:
+            return self._spool.depth()
+        except Exception:
+            return 0
+
+    def retire(self) -> None:
+        """Shut down in the background (configure() replaced this pipeline): the caller goes on.
+
+        What is queued is still sent until the shutdown deadline; at interpreter
+        exit the process waits for it up to that deadline.
+        """
+        thread = threading.Thread(target=self._retire, name=f"eventlog-retire-{self.name}", daemon=True)
+        with _retiring_lock:
+            _retiring.append(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exiting: no new thread, shut down here
+            with _retiring_lock:
+                _retiring.remove(thread)
+            self.shutdown()
+
+    def _retire(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            log.exception("[%s] shutting down the replaced pipeline failed", self.name)
+        finally:
+            with _retiring_lock:
+                if threading.current_thread() in _retiring:
+                    _retiring.remove(threading.current_thread())
 
     def _abandon(self) -> None:
         """The deadline passed with the worker stuck (a peer that never reads): count what it holds.
@@ -351,77 +423,127 @@ class Pipeline:
 
     def queue_depth(self) -> int:
         """Events waiting in memory."""
-        return sum(1 for item in list(self._queue) if type(item) is not Flush)
+        return len(self._queue)
 
     def spool_depth(self) -> int:
-        """Events waiting in the spool (0 in memory mode)."""
+        """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
-            return self._spool.depth() if self._spool is not None else 0
+            return self._delivery.depth() if self._delivery is not None else 0
         except Exception:
             return 0
 
     # ------------------------------------------------------------ the worker
 
     def _run(self) -> None:
-        queue = self._queue
+        queue, accounts = self._queue, self._accounts
         WORKER_THREADS.add(threading.get_ident())
+        died: BaseException | None = None
+        failures = 0
         try:
             if self._delivery is not None:
-                self._delivery.drain()  # what an earlier run left goes first, in order
+                # What an earlier run left goes first, in order.
+                self._contained(self._delivery.drain)
             while True:
-                if not queue:
+                if not queue and not accounts.markers:
                     if self._stopping:
                         break
                     self._sleeping = True
-                    if not queue:  # re-check: a caller may have appended before seeing the flag
-                        self._wake_event.wait()
-                        self._wake_event.clear()
+                    if not queue and not accounts.markers:  # re-check: a caller may have appended
+                        # A transport that needs I/O between batches (heartbeats) gets its idle()
+                        # call every idle_interval seconds while nothing wakes the worker.
+                        interval = self._sender.idle_interval()
+                        if self._wake_event.wait(interval):
+                            self._wake_event.clear()
+                        else:
+                            self._contained(self._sender.idle)
                     self._sleeping = False
                     continue
-                if self._linger and len(queue) < self._batch_size and not self._stopping:
-                    self._stop_event.wait(self._linger)
-                items, markers = self._take(queue)
-                # In spool mode a marker alone still drains the spool: flush() must not
-                # return while events logged before it wait there.
-                done = self._handle(items) if items or (markers and self._delivery is not None) else True
-                if done:
-                    for marker in markers:
-                        marker.done.set()
-                elif self._delivery is not None:
-                    self._delivery.hold(markers)  # set once the spool is empty
+                if self._contained(self._round):
+                    failures = 0
+                else:
+                    # A failure that repeats must not spin: wait a little longer each time.
+                    failures += 1
+                    self._stop_event.wait(min(1.0, 0.01 * 2**failures))
                 if self._stopping and time.monotonic() > self._deadline:
                     break
-        except Exception:
-            log.exception("eventlog worker failed; events logged from now on are dropped")
+        except BaseException as exc:  # SystemExit from a plugin ...: counted, then restarted
+            died = exc
         finally:
             WORKER_THREADS.discard(threading.get_ident())
             self._sender.close()
-            if self._delivery is not None:
-                try:
-                    self._delivery.finish()  # what is still queued goes into the spool
-                except Exception:
-                    pass
-            if self._stopping:
-                # Past the deadline, memory mode: what is still queued is given up, and counted.
-                self._sleeping = True  # later submits go through _wake, which counts them
-                self._drop_queued("shutdown")
-            for item in list(queue):
-                if type(item) is Flush:
-                    item.done.set()
+            if died is not None and not self._stopping:
+                self._worker_died(died)
+            else:
+                self._worker_ended()
 
-    def _take(self, queue: deque[Any]) -> tuple[list[Any], list[Flush]]:
-        """Up to batch_size items; a flush marker ends the batch."""
-        # In C: iter(popleft, ...) calls popleft() and islice stops after n, and the marker
-        # check compares types without a Python loop (a loop costs ~800 instructions an event).
-        items = list(islice(iter(queue.popleft, _NEVER), min(len(queue), self._batch_size)))
-        markers: list[Flush] = []
-        if Flush in map(type, items):
-            index = list(map(type, items)).index(Flush)
-            markers.append(items[index])
-            queue.extendleft(reversed(items[index + 1 :]))  # back in front, in order
-            del items[index:]
-        self._accounts.took(len(items))
-        return items, markers
+    def _worker_ended(self) -> None:
+        """The worker stops (shutdown): spool what is queued, count what is given up, set markers."""
+        if self._delivery is not None:
+            try:
+                self._delivery.finish()  # what is still queued goes into the spool
+            except Exception:
+                log.exception("[%s] moving the queue into the spool at shutdown failed", self.name)
+        # Past the deadline, memory mode: what is still queued is given up, and counted.
+        self._sleeping = True  # later submits go through _wake, which counts them
+        self._drop_queued("shutdown")
+        self._accounts.set_aside("shutdown")
+        self._accounts.release()
+
+    def _worker_died(self, exc: BaseException) -> None:
+        """The thread is ending on an exception no round contained: count, then let it restart.
+
+        What the dying round held is counted as dropped{worker_died}; the queue
+        and the flush markers stay for the next worker, which the next submit
+        or flush starts (counted as worker_restarts, and logged).
+        """
+        lost = self._accounts.set_aside("worker_died")
+        if self._delivery is not None:
+            self._delivery.unspooled = []  # counted just now
+        self._died = f"{type(exc).__name__}: {exc}"
+        self._warnings.once(
+            f"died:{type(exc).__name__}",
+            f"the eventlog worker died of {self._died}; {lost} events it held are counted as "
+            'dropped{reason="worker_died"}; it is restarted by the next event or flush',
+            exc_info=exc,
+        )
+        # Last: from here a caller's submit (or a flush) starts a new worker.
+        with self._start_lock:
+            if self._worker is threading.current_thread():
+                self._worker = None
+        self._sleeping = True
+
+    def _contained(self, work: Callable[[], object]) -> bool:
+        """Run ``work``; an unexpected failure costs only what it held, counted. False if it failed."""
+        try:
+            work()
+            return True
+        except Exception as exc:
+            lost = self._accounts.set_aside("worker_error")
+            if self._delivery is not None:
+                self._delivery.unspooled = []  # counted just now
+            if self._delivery is None:
+                self._accounts.settled()  # nothing else waits: a flush may return
+            self._sender.close()  # the transport may be half way through something
+            self._warnings.once(
+                f"worker_error:{type(exc).__name__}",
+                f"the eventlog worker failed ({type(exc).__name__}: {exc}); the {lost} events "
+                'of that round are counted as dropped{reason="worker_error"} and the worker goes on',
+                exc_info=True,
+            )
+            return False
+
+    def _round(self) -> None:
+        """One batch: take it, encode, deliver; then set the flushes it completes."""
+        queue = self._queue
+        if self._linger and len(queue) < self._batch_size and not self._stopping:
+            if not self._accounts.markers:
+                self._hurry.wait(self._linger)
+            self._hurry.clear()
+        items = self._accounts.take(queue, self._batch_size) if queue else []
+        # In spool mode a flush alone still drains the spool: flush() must not return while
+        # events logged before it wait there.
+        if self._handle(items):
+            self._accounts.settled()
 
     def _handle(self, items: list[Any]) -> bool:
         """Encode and deliver; False when events of this round still wait (spool mode)."""
@@ -434,8 +556,12 @@ class Pipeline:
         return True
 
     def _until(self) -> float:
-        """When the work ends: the shutdown's (or replay's) deadline once it started, else never."""
-        return self._deadline if self._stopping else math.inf
+        """When the work ends: the shutdown's (or replay's) deadline once it started, else never.
+
+        Set when shutdown() begins, before its flush: a connect or send started while
+        shutdown drains is bounded by it too (Transport.deadline, Transport.time_left).
+        """
+        return self._deadline
 
     def _retry_wait(self, delay: float) -> None:
         """The Sender's wait between tries: a shutdown cuts it short for one last try."""
@@ -452,12 +578,16 @@ class Pipeline:
 
     def _open_spool(self) -> Spool:
         try:
-            from eventlog.delivery import open_spool  # needs sqlite3, which a build may lack
+            from eventlog.delivery import destination_of, open_spool  # needs sqlite3, which a build may lack
         except ImportError:
             raise ConfigurationError(
                 f"EVENTLOG_DB = {self.settings.db!r}: spool mode is not available in this build"
             ) from None
-        spool: Spool = open_spool(self.settings, self.format_name, self._spool_evicted)
+        # Each row records where it goes: another destination's rows are not sent from here.
+        destination = destination_of(self.settings, self.transport_name, self._parts.transport_options)
+        spool: Spool = open_spool(
+            self.settings, self.format_name, self._spool_evicted, destination=destination
+        )
         return spool
 
     def _spool_evicted(self, reason: str, count: int) -> None:
@@ -505,6 +635,29 @@ class Pipeline:
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _weakly(method: Callable[P, R], gone: R) -> Callable[P, R]:
+    """``method`` without a strong reference to its pipeline (``gone`` once it is freed).
+
+    The parts a pipeline owns (encoder, sender, spool delivery) call back into it; bound
+    methods there would make a cycle, and a pipeline replaced by ``configure()`` would
+    live on (its worker, its metrics) until the garbage collector ran.
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        bound = ref()
+        return gone if bound is None else bound(*args, **kwargs)
+
+    return call
+
+
+#: Pipelines configure() replaced, shutting down in the background (see Pipeline.retire).
+_retiring: list[threading.Thread] = []
+_retiring_lock = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
@@ -513,6 +666,10 @@ def _after_fork_in_child() -> None:
 
 
 def _shutdown_all() -> None:
+    with _retiring_lock:
+        retiring = list(_retiring)
+    for thread in retiring:
+        thread.join()  # each shutdown keeps its own deadline
     for pipeline in list(_live):
         try:
             pipeline.shutdown()

@@ -29,8 +29,17 @@ _pipelines: weakref.WeakSet[Measured] = weakref.WeakSet()
 
 
 def track(pipeline: Measured) -> None:
-    """Make a pipeline visible to the collector."""
+    """Make a pipeline visible to the collector (until :func:`untrack`)."""
     _pipelines.add(pipeline)
+
+
+def untrack(pipeline: Measured) -> None:
+    """Stop exporting a pipeline (at its shutdown): only live pipelines are scraped.
+
+    The weak set alone is not enough: a pipeline replaced by ``configure()`` would be
+    exported beside its successor, under the same name, until it is freed.
+    """
+    _pipelines.discard(pipeline)
 
 
 class EventlogCollector:
@@ -65,13 +74,30 @@ class EventlogCollector:
         )
         depth = GaugeMetricFamily("eventlog_queue_depth", "Events waiting in memory", labels=["pipeline"])
         spooled = GaugeMetricFamily(
-            "eventlog_spool_depth", "Events waiting in the spool", labels=["pipeline"]
+            "eventlog_spool_depth",
+            "Events waiting in the spool, or in the worker's memory for it (spool mode)",
+            labels=["pipeline"],
         )
         up = GaugeMetricFamily("eventlog_transport_up", "1 when the last send succeeded", labels=["pipeline"])
         fallback = CounterMetricFamily(
             "eventlog_spool_fallback",
             "Events sent from memory because the spool could not be written, by reason",
             labels=["pipeline", "reason"],
+        )
+        quarantined = CounterMetricFamily(
+            "eventlog_spool_quarantined_rows",
+            "Spool rows that could not be read, moved to the quarantine table, by reason",
+            labels=["pipeline", "reason"],
+        )
+        reopened = CounterMetricFamily(
+            "eventlog_spool_reopened",
+            "Times the spool file was deleted or replaced while in use and a fresh one opened",
+            labels=["pipeline", "reason"],
+        )
+        restarts = CounterMetricFamily(
+            "eventlog_worker_restarts",
+            "Worker threads started again after one died of an error no batch contained",
+            labels=["pipeline"],
         )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
@@ -93,13 +119,18 @@ class EventlogCollector:
             up.add_metric([name], stats.transport_up)
             for reason, count in sorted(stats.spool_fallback.items()):
                 fallback.add_metric([name, reason], count)
+            for reason, count in sorted(stats.spool_quarantined.items()):
+                quarantined.add_metric([name, reason], count)
+            for reason, count in sorted(stats.spool_reopened.items()):
+                reopened.add_metric([name, reason], count)
+            restarts.add_metric([name], stats.worker_restarts)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, latency)
+        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, latency)
 
 
 _registered = False

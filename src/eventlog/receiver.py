@@ -57,12 +57,27 @@ class LineReceiver(_Receiver):
         self.tls = tls
         self.lines: list[bytes] = []
         self.connections = 0
-        self._server = socket.create_server((host, port), reuse_port=False)
-        self._server.settimeout(0.2)
-        self.port: int = self._server.getsockname()[1]
         self._clients: list[socket.socket] = []
+        self.port: int = port
+        self._listen()
+
+    def _listen(self) -> None:
+        self._server = socket.create_server((self.host, self.port), reuse_port=False)
+        self._server.settimeout(0.2)
+        self.port = self._server.getsockname()[1]
         self._thread = threading.Thread(target=self._accept_loop, name="receiver", daemon=True)
         self._thread.start()
+
+    def restart(self) -> None:
+        """Listen again on the same port after :meth:`stop`, keeping the lines received so far.
+
+        A peer that comes back: what a transport retried while it was gone arrives here.
+        """
+        self.stop()
+        self._stop = threading.Event()
+        with self._cond:
+            self._clients = []
+        self._listen()
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():

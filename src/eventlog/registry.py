@@ -47,7 +47,31 @@ EXTRAS: dict[str, str] = {
     "capnp-packed": "capnp",
     "http": "http",
     "nats": "nats",
+    "otlp": "otlp",
 }
+
+#: The version this code was released as, when the installed metadata cannot say (a checkout on sys.path).
+RELEASE = "0.1.0"
+
+
+def core_version() -> str:
+    """The installed eventlog's version (``eventlog --version`` prints it)."""
+    try:
+        return importlib.metadata.version("eventlog")
+    except importlib.metadata.PackageNotFoundError:
+        return RELEASE
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds ``extra`` to this eventlog, as errors and docs print it.
+
+    The exact version pin is what keeps pip off the unrelated project called
+    ``eventlog`` on the public index (0.5.2 to 0.11.0): a bare ``eventlog[http]``
+    would replace this installation with it.  ``dist/`` holds the wheels
+    ``nox -s package`` builds in a checkout.
+    """
+    return f"pip install --find-links dist/ 'eventlog[{extra}]=={core_version()}'"
+
 
 Kind = Literal["formatter", "transport", "enricher"]
 S = TypeVar("S", FormatterSpec, TransportSpec, EnricherSpec)
@@ -320,7 +344,7 @@ class Registry:
                 f"it {broken.reason} ({remedy})"
             )
         installed = ", ".join(sorted(table)) or "none"
-        hint = f"; pip install eventlog[{EXTRAS[name]}]" if name in EXTRAS else ""
+        hint = f"; install it: {install_command(EXTRAS[name])}" if name in EXTRAS else ""
         message = f"{kind} {name!r} is not installed{hint} (installed {kind}s: {installed})"
         if self.broken:
             message += "; it may come from a plugin that failed: " + "; ".join(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from eventlog.config import (
+    ADDRESS,
     CORE_OPTIONS,
     ENV_PREFIX,
     NOT_SETTINGS,
@@ -25,7 +26,7 @@ from eventlog.config import (
 from eventlog.diagnostics import log
 from eventlog.errors import ConfigurationError, PluginError
 from eventlog.options import Option, shown
-from eventlog.registry import EXTRAS
+from eventlog.registry import EXTRAS, install_command
 from eventlog.web_options import OPTIONS as WEB_OPTIONS
 
 if TYPE_CHECKING:
@@ -153,8 +154,19 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
         if key in owners and read(key):
             continue
         raise ConfigurationError(_keyword_error(settings, key, owners, selection, registry))
+    set_aside = settings.set_aside()
     for name, source in _variables(settings).items():
         if name in NOT_SETTINGS:
+            continue
+        if name in set_aside:
+            given = ", ".join(f"{key}=..." for key in ADDRESS if settings.given.get(key) is not None)
+            message = (
+                f"{source} {name} is ignored: {settings.given_by}({given}) names the destination in "
+                "code, and code decides transport, host and port together"
+            )
+            if (source, name) not in _reported:
+                _reported.add((source, name))
+                log.warning("%s", message)
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if name == env_name(key) and key in owners:
@@ -164,6 +176,8 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
             # variable is likely meant for another pipeline (the default one): say nothing.
             if any(_KIND_WORDS[o.kind][1] in settings.given for o in owners[key]):
                 continue
+            if settings.code_sets_address() and any(o.kind == "transport" for o in owners[key]):
+                continue  # code named the destination, and the report above says so
             message = f"{source} {name} is {_owned(owners[key])}, {_not_selected(owners[key], selection)}"
         elif (missing := _not_installed(key, registry)) is not None:
             message = f"{source} {name} is ignored: it {missing}"
@@ -241,9 +255,7 @@ def _not_installed(key: str, registry: Registry) -> str | None:
     for plugin, extra in EXTRAS.items():
         installed = plugin in registry.transports or plugin in registry.formatters
         if not installed and key.startswith(plugin.replace("-", "_") + "_"):
-            return (
-                f"looks like a setting of {plugin!r}, which is not installed (pip install eventlog[{extra}])"
-            )
+            return f"looks like a setting of {plugin!r}, which is not installed ({install_command(extra)})"
     return None
 
 

@@ -14,9 +14,11 @@ and the ``count`` callback (the pipeline's accounting).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from eventlog.batch import Batch
 from eventlog.config import Settings
@@ -75,6 +77,10 @@ class Sender:
         self._mask = mask
         self._transport = transport
         self._opened = False  # has the current transport's open() been called?
+        #: Why the last send failed (masked), until one succeeds: said at shutdown.
+        self.last_error: str | None = None
+        #: True while the transport's open() or send() runs (read at shutdown, to say why).
+        self.in_send = False
 
     @property
     def transport(self) -> Transport | None:
@@ -94,14 +100,20 @@ class Sender:
         first_failure: float | None = None
         while True:
             try:
+                self.in_send = True
                 if self._transport is None:
                     self._transport = self.factory()
+                # The contract: open() and send() return by this (Transport.time_left bounds
+                # their waits), so a shutdown's deadline is not outlived by a connect.
+                self._transport.deadline = deadline()
                 if not self._opened:
                     # The Transport contract: open() before the first send of each instance.
                     self._transport.open()
                     self._opened = True
                 started = time.perf_counter()
-                refused = self._transport.send(batch) or ()
+                answer = self._transport.send(batch)
+                self.in_send = False
+                refused = _refusals(answer)
                 self.stats.observe_latency(time.perf_counter() - started)
                 count(len(batch) - len(refused), None)
                 for record, reason in refused:
@@ -113,12 +125,18 @@ class Sender:
                 if not self.stats.transport_up and first_failure is not None:
                     log.info("sending to %s works again", self.transport_name)
                 self.stats.transport_up = 1
+                self.last_error = None
                 self._warnings.again("send")
                 return True
             except TransportError as exc:
+                self.in_send = False
                 error: BaseException = exc
                 retryable = exc.retryable
-            except Exception as exc:  # a plugin bug: keep the events a while, say what happened
+            except KeyboardInterrupt:
+                raise  # only the main thread gets one, sending at exit: the user wants out
+            except BaseException as exc:  # a plugin bug: keep the events a while, say what happened
+                # BaseException too: a plugin's SystemExit or GeneratorExit must not end the worker.
+                self.in_send = False
                 error, retryable = exc, True
                 unexpected += 1
                 if unexpected >= MAX_UNEXPECTED_FAILURES:
@@ -134,6 +152,7 @@ class Sender:
                     return True
             self.stats.transport_up = 0
             kind = type(error).__name__
+            self.last_error = f"the last send failed: {kind}: {self._mask(str(error))}"
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self.close()
             if not retryable:
@@ -163,11 +182,43 @@ class Sender:
             self.stats.retries += 1
             delay = min(self.settings.retry_backoff_max, BACKOFF_START * 2 ** min(attempt, 20))
             delay *= random.uniform(0.5, 1.0)  # jitter: many processes must not retry in step
-            retry_after = getattr(error, "retry_after", None)
+            retry_after = _seconds(getattr(error, "retry_after", None))
             if retry_after:  # the peer said when to come back: not sooner
                 delay = max(delay, min(retry_after, self.settings.retry_backoff_max))
             # Never past the deadline; a shutdown also cuts the wait short for one last try.
             self._wait(min(delay, max(0.0, until - now)))
+
+    def idle_interval(self) -> float | None:
+        """How often the open transport wants :meth:`idle`; None: no transport open, or never."""
+        transport = self._transport
+        return transport.idle_interval if transport is not None and self._opened else None
+
+    def idle(self) -> None:
+        """Between batches: the open transport's idle I/O; a broken connection is closed.
+
+        A TransportError closes the transport (the next batch opens a new one);
+        anything else is a plugin bug, logged once, and closes it too.
+        """
+        transport = self._transport
+        if transport is None or not self._opened:
+            return
+        try:
+            transport.deadline = math.inf
+            transport.idle()
+        except TransportError as exc:
+            self._warnings.once(
+                f"idle:{type(exc).__name__}",
+                f"the {self.transport_name} connection broke while idle, opening again for the next "
+                f"batch: {type(exc).__name__}: {self._mask(str(exc))}",
+            )
+            self.close()
+        except Exception as exc:
+            self._warnings.once(
+                f"idle-bug:{type(exc).__name__}",
+                f"the {self.transport_name} transport's idle() raised {type(exc).__name__} (not a "
+                f"TransportError): {self._mask(str(exc))}",
+            )
+            self.close()
 
     def close(self) -> None:
         """Close the current transport (errors ignored); the next send makes a new one."""
@@ -176,5 +227,34 @@ class Sender:
         if transport is not None:
             try:
                 transport.close()
-            except Exception:
+            except KeyboardInterrupt:
+                raise
+            except BaseException:  # a plugin's close() must not end the worker either
                 pass
+
+
+def _seconds(value: object) -> float | None:
+    """A Retry-After a transport passed on: a peer's value, so anything; None unless a sane number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int of thousands of digits
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _refusals(answer: object) -> list[tuple[Any, str]]:
+    """What ``Transport.send`` returned, checked before anything is counted.
+
+    A transport that returns something else than ``None`` or (record, reason)
+    pairs has a bug: raised here (so the batch is retried, then set aside as
+    transport_bug), never after part of the batch was counted as sent.
+    """
+    if answer is None:
+        return []
+    refused: list[tuple[Any, str]] = list(answer)  # type: ignore[call-overload]
+    for pair in refused:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], str)):
+            raise TypeError(f"Transport.send returned {pair!r} among its refusals, not (record, reason)")
+    return refused

@@ -27,6 +27,9 @@ class Stats:
         self.latency_sum = 0.0
         self.overflow = 0  # written by callers under the pipeline's overflow lock
         self.spool_fallback: dict[str, int] = {}  # events sent from memory: spool unwritable
+        self.spool_quarantined: dict[str, int] = {}  # spool rows set aside unreadable, by reason
+        self.spool_reopened: dict[str, int] = {}  # spool file deleted or replaced under us, by reason
+        self.worker_restarts = 0  # worker threads started again after one died
 
     def drop(self, reason: str, count: int = 1) -> None:
         """Count events given up, by reason (worker thread)."""

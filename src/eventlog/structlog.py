@@ -20,13 +20,13 @@ thread name, exactly as a ``logging`` call with ``extra=`` would.  The keys:
   -> level; ``logger`` -> the logger name (target); ``timestamp`` (a number of
   seconds or ISO 8601 text, as TimeStamper writes it) -> the event's time.
 - ``exc_info`` (True, an exception, a tuple; ``log.exception()`` sets it) ->
-  exc_info, rendered in the worker; ``exception`` (text from format_exc_info) ->
+  exc_info, rendered in the caller; ``exception`` (text from format_exc_info) ->
   exc_info's stack.
 - ``pathname``, ``lineno``, ``func_name``, ``thread_name`` (CallsiteParameterAdder)
   -> code location and thread; without them the caller's frame is found here.
 - every other key as in :func:`eventlog.bridge.sort_pairs`: str -> fields,
   int/float -> metrics, bool -> fields (1/0), ``tags`` -> tags, anything else ->
-  fields, converted to text in the worker and counted.
+  fields, converted to text in the caller and counted.
 
 The renderer then raises ``structlog.DropEvent``: structlog's logger gets
 nothing to print.  ``EventlogRenderer(echo=True)`` returns the message instead

@@ -57,6 +57,7 @@ class RequestSettings:
     log_body: bool
     max_body: int
     redact_keys: tuple[str, ...]
+    redact_extra_keys: tuple[str, ...]
     request_id_header: str
     skip_paths: tuple[str, ...]
 
@@ -149,7 +150,7 @@ class RequestLogger:
 
     def __init__(self, settings: RequestSettings, name: str) -> None:
         self.settings = settings
-        self.redactor = Redactor(settings.redact_keys)
+        self.redactor = Redactor((*settings.redact_keys, *settings.redact_extra_keys))
         self.name = name
         self._warned: set[str] = set()
 
@@ -265,6 +266,9 @@ class RequestLogger:
         session: str | None = None,
     ) -> None:
         """Send the ``http.<method>`` event: INFO, WARNING for 4xx, ERROR for 5xx."""
+        path = fields.get("path")
+        if isinstance(path, str):  # a reset link's token, a signed path: never in the event
+            fields["path"] = self.redactor.path(path)
         event = Event(
             "http." + (method or "unknown").lower()[:32],
             route,

@@ -60,7 +60,14 @@ OPTIONS: tuple[Option, ...] = (
         "redact_keys",
         parse_list,
         DEFAULT_REDACT_KEYS,
-        "words that make a form, JSON or query key secret-looking (its value is redacted)",
+        "words that make a form, JSON or query key secret-looking (its value is redacted); "
+        "=word matches the whole key only",
+    ),
+    Option(
+        "redact_extra_keys",
+        parse_list,
+        (),
+        "words added to redact_keys (its default list stays), e.g. iban,=ssn",
     ),
     Option(
         "request_id_header",

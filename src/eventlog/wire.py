@@ -1,9 +1,11 @@
-"""Event -> wire dict, in the worker: ids, and making hostile values safe.
+"""Event -> wire dict, in the worker: ids, and making the values left safe.
 
-Everything an application can put into an event (objects with no JSON form,
-bytes, NaN, recursive containers, huge strings, lone surrogates) is turned into
-something every formatter can encode.  Each conversion is counted by reason, so
-an operator can see that data was changed rather than silently losing it.
+What needs application code (objects, containers) was made text in the
+caller (:func:`eventlog.text.frozen`); what is left here (bytes, NaN, ints
+beyond 64 bits, huge strings, lone surrogates, values of the wrong type in a
+typed slot) is turned into something every formatter can encode, running no
+application code.  Each conversion is counted by reason, so an operator can
+see that data was changed rather than silently losing it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from eventlog.schema import LEVEL_NAMES
 from eventlog.text import (
+    INT_MAX,
+    INT_MIN,
     MAX_MESSAGE_CHARS,
     MAX_VALUE_CHARS,
     Conversions,
     Placeholder,
     _count,
-    placeholder_text,
+    int_text,
     safe_str,
 )
 
@@ -75,7 +79,10 @@ def thread_name(ident: int) -> str:
 def _typed_value(value: Any, conversions: Conversions | None) -> int | float | str:
     kind = type(value)
     if kind is int:
-        return int(value)
+        if INT_MIN <= value <= INT_MAX:
+            return int(value)
+        _count(conversions, "int_range")  # no format carries it as a number: its digits
+        return safe_str(int_text(value), MAX_VALUE_CHARS, conversions)
     if kind is str:
         return safe_str(value, MAX_VALUE_CHARS, conversions)
     if kind is float:
@@ -85,11 +92,28 @@ def _typed_value(value: Any, conversions: Conversions | None) -> int | float | s
         return str(value)
     if kind is bool:
         return int(value)
+    # Subclasses (the caller made them plain; one set on an Event by hand): the base
+    # type's own conversion, which runs none of the subclass's code.
+    if isinstance(value, str) and not isinstance(value, Placeholder):
+        return safe_str(str.__str__(value), MAX_VALUE_CHARS, conversions)
     if isinstance(value, int):
-        return int(value)
+        return _typed_value(int.__int__(value), conversions)
     if isinstance(value, float):
-        return _typed_value(float(value), conversions)
+        return _typed_value(float.__float__(value), conversions)
     return safe_str(value, MAX_VALUE_CHARS, conversions)
+
+
+def int_slot(value: Any, conversions: Conversions | None) -> int | None:
+    """A typed int slot (level, codeLine): an int within 64 bits, clamped or None, counted."""
+    if type(value) is int:
+        if INT_MIN <= value <= INT_MAX:
+            return value
+        _count(conversions, "int_range")
+        return INT_MIN if value < 0 else INT_MAX
+    if type(value) is bool:
+        return int(value)
+    _count(conversions, "not_int")
+    return None
 
 
 def _plain(value: Any, limit: int) -> bool:
@@ -115,14 +139,16 @@ def put_extras(
             if not (type(key) is str and key.isascii() and len(key) <= MAX_VALUE_CHARS):
                 key = safe_str(key, MAX_VALUE_CHARS, conversions)
             kind = type(value)
-            if kind is int or (kind is float and math.isfinite(value)):
+            if (kind is int and INT_MIN <= value <= INT_MAX) or (kind is float and math.isfinite(value)):
                 clean_metrics[key] = value
                 continue
             if kind is bool:
                 clean_metrics[key] = int(value)
                 continue
-            # Not a finite number: it cannot be a metric; keep it as a field instead.
-            _count(conversions, "metric_not_number")
+            # Not a finite number within 64 bits: it cannot be a metric; keep it as a field
+            # instead (an int beyond 64 bits is counted there, as int_range).
+            if kind is not int:
+                _count(conversions, "metric_not_number")
             fields = dict(fields) if fields else {}
             fields.setdefault(key, value)
         if clean_metrics:
@@ -133,7 +159,9 @@ def put_extras(
             if not (type(key) is str and key.isascii() and len(key) <= MAX_VALUE_CHARS):
                 key = safe_str(key, MAX_VALUE_CHARS, conversions)
             kind = type(value)
-            if kind is int or (kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS):
+            if (kind is int and INT_MIN <= value <= INT_MAX) or (
+                kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS
+            ):
                 clean_fields[key] = value
             else:
                 clean_fields[key] = _typed_value(value, conversions)
@@ -175,6 +203,8 @@ def to_wire(
             text = safe_str(text, MAX_VALUE_CHARS, conversions)
         out["tgType"] = text
     level = event.level
+    if level is not None and (type(level) is not int or not INT_MIN <= level <= INT_MAX):
+        level = int_slot(level, conversions)
     if level is not None:
         out["level"] = level
         # A log record's own name for a level outside the standard ones (loguru's SUCCESS,
@@ -216,21 +246,31 @@ def to_wire(
             out["host"] = event.host
         if event.pid is not None:
             out["pid"] = event.pid
+    # Set by the record conversion (which made them str and int, or placeholders) or the
+    # caller: a type check each, the cleaning only for what is not plain.
     thread = event.thread
     if thread is not None:
         if type(thread) is int:  # an ident, from code that set one: the name, if still running
             thread = event.thread = thread_name(thread)
+        elif type(thread) is not str:
+            thread = safe_str(thread, MAX_VALUE_CHARS, conversions)
         out["thread"] = thread
-    if event.code_file is not None:
-        out["codeFile"] = event.code_file
-    if event.code_line is not None:
-        out["codeLine"] = event.code_line
-    if event.code_func is not None:
-        out["codeFunc"] = event.code_func
+    text = event.code_file
+    if text is not None:
+        out["codeFile"] = text if type(text) is str else safe_str(text, MAX_VALUE_CHARS, conversions)
+    code_line = event.code_line
+    if code_line is not None:
+        if type(code_line) is not int or not INT_MIN <= code_line <= INT_MAX:
+            code_line = int_slot(code_line, conversions)
+        if code_line is not None:
+            out["codeLine"] = code_line
+    text = event.code_func
+    if text is not None:
+        out["codeFunc"] = text if type(text) is str else safe_str(text, MAX_VALUE_CHARS, conversions)
     exc_text = event.exc_info
     if exc_text is not None:
-        if type(exc_text) is not str and isinstance(exc_text, Placeholder):
-            exc_text = placeholder_text(exc_text, conversions)
+        if type(exc_text) is not str:
+            exc_text = safe_str(exc_text, MAX_MESSAGE_CHARS, conversions)
         out["exc_info"] = exc_text
     # The span's ids come from the snapshot taken when the event was made, on every path
     # and whatever the enrichers: they say which trace the event belongs to.

@@ -89,13 +89,17 @@ class FluentPeer:
     def entries(self) -> list[dict[str, Any]]:
         """Every entry received so far: {"tag", "time", "record"} dicts."""
         text = self.entries_file.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+        return [
+            json.loads(line) for line in text.split("\n") if line.endswith("}")
+        ]  # not splitlines(): U+2028
 
     def messages(self) -> list[dict[str, Any]]:
         """Every message received so far: {"mode", "tag", "entries" (count), "option"} dicts."""
         path = self.entries_file.with_name(self.entries_file.name + ".messages")
         text = path.read_text(encoding="utf-8") if path.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+        return [
+            json.loads(line) for line in text.split("\n") if line.endswith("}")
+        ]  # not splitlines(): U+2028
 
     def wait_for(
         self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30.0

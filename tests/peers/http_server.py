@@ -120,10 +120,14 @@ class HttpPeer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output clean
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._handler = Handler
+        self._bind(0)
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def _bind(self, port: int) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}/"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -131,6 +135,13 @@ class HttpPeer:
     def start(self) -> HttpPeer:
         self._thread.start()
         return self
+
+    def restart(self) -> None:
+        """Serve again on the same port after :meth:`stop`; answers still queued are forgotten."""
+        with self._lock:
+            self.answers.clear()
+        self._bind(self.port)
+        self.start()
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -45,7 +45,7 @@ _PROPERTIES = {
 }
 
 
-def _config(root: Path, ports: dict[str, int], ca: TestCA) -> str:
+def _config(root: Path, ports: dict[str, int], ca: TestCA, max_message_size: int | None) -> str:
     properties = "\n".join(
         f'  property(outname="{out}" name="{name}" format="jsonf")' for out, name in _PROPERTIES.items()
     )
@@ -56,9 +56,11 @@ def _config(root: Path, ports: dict[str, int], ca: TestCA) -> str:
         "}"
         for proto in PROTOCOLS
     )
+    # None: rsyslog's defaults (maxMessageSize 8k, imtcp maxFrameSize 200000).
+    size = f'global(maxMessageSize="{max_message_size}")\n' if max_message_size else ""
+    frame = f' maxFrameSize="{max_message_size}"' if max_message_size else ""
     return f"""\
-global(maxMessageSize="1048576")
-global(
+{size}global(
   workDirectory="{root}"
   parser.escapeControlCharactersOnReceive="off"
   defaultNetstreamDriverCAFile="{ca.ca_cert}"
@@ -66,7 +68,7 @@ global(
   defaultNetstreamDriverKeyFile="{ca.server_key}"
 )
 main_queue(queue.workerThreads="1")
-module(load="imtcp" maxSessions="50" maxFrameSize="1048576")
+module(load="imtcp" maxSessions="50"{frame})
 module(load="imudp")
 module(load="mmpstrucdata")
 template(name="dump" type="list" option.jsonf="on") {{
@@ -83,12 +85,12 @@ input(type="imtcp" address="127.0.0.1" port="{ports["tls"]}" ruleset="tls" name=
 class Rsyslog:
     """A running rsyslogd: its ports, the test CA, and what it wrote per protocol."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_message_size: int | None = 1 << 20) -> None:
         self.root = root
         self.ca = make_ca(root / "tls")
         self.ports = {proto: free_port() for proto in PROTOCOLS}
         self.config = root / "rsyslog.conf"
-        self.config.write_text(_config(root, self.ports, self.ca))
+        self.config.write_text(_config(root, self.ports, self.ca, max_message_size))
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
@@ -137,9 +139,9 @@ class Rsyslog:
         except FileNotFoundError:
             return []
         rows = []
-        for line in text.splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break  # being written
+        # "\n" only: str.splitlines() also splits at U+0085, U+2028 and \x1c-\x1e, which
+        # the receivers write as they are inside JSON strings.
+        for line in text.split("\n")[:-1]:  # the last part is being written (or empty)
             row = json.loads(line)
             row["sd"] = json.loads(row["sd"]) if row["sd"] else {}
             rows.append(row)
@@ -174,13 +176,13 @@ def event_id(row: dict[str, Any]) -> str | None:
     return None
 
 
-def rsyslog_peer(root: Path) -> Iterator[Rsyslog]:
+def rsyslog_peer(root: Path, max_message_size: int | None = 1 << 20) -> Iterator[Rsyslog]:
     """A started rsyslogd in ``root``, stopped after use; skips (or fails) when it cannot run."""
     if not Path(RSYSLOGD).exists():
         missing("rsyslogd", f"{RSYSLOGD} not found (Debian package rsyslog)")
     if not glob.glob("/usr/lib/*/rsyslog/lmnsd_ossl.so"):
         missing("rsyslogd", "its ossl TLS driver is not installed (Debian package rsyslog-openssl)")
-    server = Rsyslog(root)
+    server = Rsyslog(root, max_message_size)
     try:
         server.start()
     except RuntimeError as exc:
@@ -195,3 +197,9 @@ def rsyslog_peer(root: Path) -> Iterator[Rsyslog]:
 def rsyslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
     """One rsyslogd per test module, with tcp, udp and tls inputs."""
     yield from rsyslog_peer(tmp_path_factory.mktemp("rsyslog"))
+
+
+@pytest.fixture(scope="module", name="default_rsyslog")
+def default_rsyslog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """An rsyslogd at its default message sizes (maxMessageSize 8k), for size tests."""
+    yield from rsyslog_peer(tmp_path_factory.mktemp("rsyslog-default"), None)

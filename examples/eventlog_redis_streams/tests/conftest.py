@@ -29,9 +29,15 @@ class RedisServer:
         self.port = closed_port()  # free on 127.0.0.1 a moment ago
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.args = args
+        self.folder = folder
+        self.binary = binary
+        self._start()
+
+    def _start(self) -> None:
+        args = self.args
         self.process = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -41,7 +47,7 @@ class RedisServer:
                 "--appendonly",
                 "no",
                 "--dir",
-                str(folder),
+                str(self.folder),
                 *args,
             ],
             stdout=subprocess.DEVNULL,
@@ -70,6 +76,10 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self) -> None:
+        """Start again on the same port after :meth:`stop` (empty: there is no persistence)."""
+        self._start()
 
 
 @pytest.fixture

@@ -38,6 +38,9 @@ class TestConformance(TransportConformance):
     def stop_peer(self, peer: RedisServer) -> None:
         peer.stop()
 
+    def restart_peer(self, peer: RedisServer) -> None:
+        peer.restart()
+
     def refuse_batches(self, peer: RedisServer) -> None:
         _exhaust(peer, "eventlog")
 

@@ -211,7 +211,10 @@ def test_capnp_without_the_plugin_is_a_configure_time_error(
     monkeypatch.setattr(registry, "_default", registry.Registry(load_entry_points=False))
     with pytest.raises(PluginError) as info:
         eventlog.configure(transport="tcp", host="127.0.0.1", port=9, format=name)
-    assert str(info.value).startswith(f"formatter {name!r} is not installed; pip install eventlog[capnp]")
+    assert str(info.value).startswith(
+        f"formatter {name!r} is not installed; install it: "
+        "pip install --find-links dist/ 'eventlog[capnp]==0.1.0'"
+    )
 
 
 def test_packed_capnp_over_tcp_reads_back() -> None:
@@ -234,16 +237,24 @@ def test_packed_capnp_over_tcp_reads_back() -> None:
         sample = list(varied_events(300, seed=11))
         for event in sample[:150]:
             eventlog.log_event(event)
-        # Beyond Int64: pycapnp refuses it, the engine sets that one event aside and counts it.
-        eventlog.log_event(Event("poison", level=2**70))
+        # Beyond Int64: clamped where the Event is made, the original kept as text and counted.
+        beyond = Event("beyond", level=2**70)
+        eventlog.log_event(beyond)
         for event in sample[150:]:
             eventlog.log_event(event)
         assert pipeline.flush(20)
-        assert pipeline.stats.dropped_by_reason() == {"unencodable": 1}
+        assert pipeline.stats.dropped_by_reason() == {}
+        conversions: dict[str, int] = {"int_range": 1}  # the level; then the sample's own
+        for event in sample:
+            to_wire(event, conversions)
+        assert pipeline.stats.converted == conversions
         eventlog.shutdown(5)
         reader.join(10)
     messages = read_messages(bytes(received), packed=True)
-    assert [m["id"] for m in messages] == [e.id for e in sample]
+    assert [m["id"] for m in messages] == [e.id for e in [*sample[:150], beyond, *sample[150:]]]
+    clamped = messages.pop(150)
+    assert clamped["level"] == 2**63 - 1
+    assert clamped["fieldsStr"] == [{"key": "level_original", "value": str(2**70)}]
     assert [_from_message(m) for m in messages] == [expected(to_wire(e, None)) for e in sample]
 
 

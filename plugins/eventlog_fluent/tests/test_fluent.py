@@ -22,6 +22,7 @@ import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog.pipeline import Pipeline
 from eventlog.plugin.testing import make_local_ca
+from eventlog_fluent.tags import tag_problem
 
 StartPeer = Callable[..., FluentPeer]
 needs_fluent_server = pytest.mark.peer("FluentServer")
@@ -158,6 +159,7 @@ def test_other_formats_are_refused_at_configure_time() -> None:
         ({"fluent_max_message_bytes": "0"}, "must be 1 or more"),
         ({"fluent_require_ack_response": "maybe"}, "expected true or false"),
         ({"fluent_tag": "my app"}, "without spaces"),
+        ({"fluent_tag": "app..events"}, "has an empty word"),
         ({"fluent_password": "pw"}, "USERNAME is not"),
         ({"fluent_username": "u", "fluent_password": "pw"}, "needs EVENTLOG_FLUENT_SHARED_KEY"),
         ({"fluent_tls": "yes", "fluent_tls_ca": "/no/such/ca.pem"}, "cannot load TLS files"),
@@ -229,6 +231,50 @@ def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     messages = peer.messages()
     assert len(messages) >= 3
     assert len({m["option"]["chunk"] for m in messages}) == len(messages)
+
+
+@needs_fluent_server
+def test_action_tags_pass_the_tag_check_and_changed_ones_are_counted(fluent_peer: StartPeer) -> None:
+    peer = fluent_peer()
+    pipeline = fluent(peer, fluent_tag="app", fluent_tag_mode="action")
+    actions = {
+        "user.login": "app.user.login",
+        "has space\tand tab": "app.has_space_and_tab",
+        ".lead..and.trail.": "app.lead.and.trail",
+        "...": "app",
+        "line\nbreak": "app.line_break",
+    }
+    events = [Event(action, f"t{i}") for i, action in enumerate(actions)]
+    log_all(events)
+    assert eventlog.flush(10)
+    entries = peer.wait_for(lambda e: len(e) >= len(events))
+    assert {e["record"]["target"]: e["tag"] for e in entries} == {
+        f"t{i}": tag for i, tag in enumerate(actions.values())
+    }
+    assert all(tag_problem(e["tag"]) is None for e in entries)
+    assert {e["record"]["action"] for e in entries} == set(actions)  # the action itself is kept
+    assert pipeline.stats.converted == {"fluent_tag": 4}
+
+
+@needs_fluent_server
+def test_times_event_time_cannot_hold_are_clamped_in_the_record_too_and_counted(
+    fluent_peer: StartPeer,
+) -> None:
+    peer = fluent_peer()
+    pipeline = fluent(peer)
+    before_1970 = Event("old", "t-old", time_ns=-86_400 * 10**9 - 5)
+    after_2106 = Event("far", "t-far", time_ns=(2**32 + 86_400) * 10**9)
+    ordinary = Event("now", "t-now", time_ns=T0)
+    log_all([before_1970, after_2106, ordinary])
+    assert eventlog.flush(10)
+    entries = {e["record"]["target"]: e for e in peer.wait_for(lambda e: len(e) >= 3)}
+    for target, time_ns in (("t-old", 0), ("t-far", (2**32 - 1) * 10**9 + 999_999_999), ("t-now", T0)):
+        entry = entries[target]
+        assert time_ns_of(entry) == time_ns
+        # The record says the time its EventTime says.
+        assert entry["record"]["tstamp"] == time_ns // 1_000_000
+    assert pipeline.stats.converted == {"event_time_clamped": 2}
+    assert pipeline.stats.sent == 3
 
 
 @needs_fluent_server

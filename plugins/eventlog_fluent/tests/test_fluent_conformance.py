@@ -37,6 +37,9 @@ class TestFluentTransport(TransportConformance):
     def stop_peer(self, peer: Any) -> None:
         peer.stop()
 
+    def restart_peer(self, peer: Any) -> None:
+        peer.start()  # on the same port, appending to the same entries file
+
 
 class TestMsgpackFormat(FormatterConformance):
     """eventlog-fluent's msgpack format: one msgpack map of wire names per event."""

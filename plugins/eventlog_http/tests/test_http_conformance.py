@@ -37,6 +37,9 @@ class TestHttpTransport(TransportConformance):
         peer.answer(*[answer(reset=True) for _ in range(10)])
         peer.stop()
 
+    def restart_peer(self, peer: Any) -> None:
+        peer.restart()
+
     def refuse_batches(self, peer: Any) -> None:
         answer = Answer
         peer.answer(*[answer(status=400, body=b"bad request") for _ in range(20)])

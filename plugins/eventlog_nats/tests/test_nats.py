@@ -104,6 +104,9 @@ class TestNatsConformance(TransportConformance):
     def stop_peer(self, peer: NatsServer) -> None:
         peer.kill()
 
+    def restart_peer(self, peer: NatsServer) -> None:
+        peer.start()  # the same port and JetStream store: the stream is still there
+
     def refuse_batches(self, peer: NatsServer) -> None:
         # Every event is larger than the stream takes: JetStream refuses each one for good.
         from nats.js.api import StreamConfig

@@ -9,7 +9,8 @@ write, and what Filebeat's ``ndjson`` parser and Elastic Agent expect):
 wire                    ECS
 ======================  ==========================================================
 tstamp                  ``@timestamp`` (ISO 8601, UTC, milliseconds)
-levelName / level       ``log.level`` (lower case: ``info``) / ``eventlog.level``
+levelName / level       ``log.level`` (lower case: ``info``; ``info`` without a level,
+                        as syslog's severity 6) / ``eventlog.level``
 message                 ``message``
 action, id              ``event.action``, ``event.id``
 target (tgType logger)  ``log.logger``; other targets: ``eventlog.target``, ``eventlog.tgType``
@@ -22,9 +23,9 @@ site                    ``organization.name``
 traceId, spanId         ``trace.id``, ``span.id``
 exc_info                ``error.type``, ``error.message``, ``error.stack_trace``
 tags                    ``tags``
-fields (text)           ``labels.<key>``
-fields (numbers)        ``eventlog.fields.<key>``
-metrics                 ``eventlog.metrics.<key>``
+fields (text)           ``labels.<key>`` (key sanitised, see below)
+fields (numbers)        ``eventlog.fields.<key>`` (likewise)
+metrics                 ``eventlog.metrics.<key>`` (likewise)
 session, cluster, rest  ``eventlog.<wire name>``
 ======================  ==========================================================
 
@@ -35,7 +36,18 @@ mapping.  Field keys are not merged into ECS names, so an application cannot
 overwrite ``host.name`` by logging a field of that name.  ``service.name``,
 ``service.version`` and ``service.environment`` come from the options
 ``EVENTLOG_ECS_SERVICE_NAME``, ``..._VERSION``, ``..._ENVIRONMENT`` (left out
-when unset).
+when unset); with a service name, ``event.dataset`` is ``<service.name>.log``, as the
+ecs-logging spec's default says (sanitised by its rules: lower case, ``\\ / * ? " < > |
+, # : -`` and space become ``_``, at most 100 characters).
+
+Keys Elasticsearch can map: it reads ``.`` in a key as nesting, so ``{"a": "x",
+"a.b": "y"}`` would make ``a`` both a keyword and an object and the document is
+refused.  The keys of ``labels``, ``eventlog.fields``, ``eventlog.metrics`` and of
+the ``eventlog`` namespace have ``.``, ``*`` and ``\\`` replaced by ``_`` (the
+ecs-logging spec's rule for labels), and an empty key becomes ``_``.  A key that
+then equals another gets ``_2``, ``_3``... (keys that needed no change keep their
+name), and ``eventlog.keys`` maps every changed key back to the original
+(``{"labels": {"a_b": "a.b"}}``), so nothing is lost.
 """
 
 from __future__ import annotations
@@ -52,6 +64,14 @@ from eventlog.options import Option
 ECS_VERSION = "8.11.0"
 #: ECS keyword fields keep at most this many characters (``ignore_above``).
 KEYWORD_MAX = 1024
+#: ``log.level`` of an event without a level (the spec requires the field).
+NO_LEVEL = "info"
+
+#: The ecs-logging spec's key sanitisation for labels (``.``, ``*``, ``\\`` -> ``_``).
+_KEY_REPLACEMENTS = str.maketrans({".": "_", "*": "_", "\\": "_"})
+#: Its sanitisation of ``event.dataset`` values, applied to the service name.
+_DATASET_REPLACEMENTS = str.maketrans(dict.fromkeys('\\/*?"<>|,#:- ', "_"))
+DATASET_MAX = 100
 
 #: Wire fields with a place of their own; any other key goes under ``eventlog``.
 _MAPPED = frozenset(
@@ -114,6 +134,52 @@ def error_fields(exc_info: str) -> dict[str, Any]:
     return error
 
 
+#: Names of our own in the ``eventlog`` namespace, which a wire key cannot take.
+_RESERVED = frozenset({"keys", "fields", "metrics", "level", "target", "tgType", "codeFile"})
+
+
+def _needs_rename(key: str) -> bool:
+    return not key.strip() or "." in key or "*" in key or "\\" in key
+
+
+def mappable_keys(
+    values: dict[str, Any],
+    renamed: dict[str, dict[str, str]],
+    where: str,
+    reserved: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """``values`` with keys Elasticsearch maps as flat names (see the module docstring).
+
+    Changed keys are recorded in ``renamed[where]`` (new name -> original key);
+    ``reserved`` names are taken and renamed like colliding keys.
+    """
+    if not any(_needs_rename(key) or key in reserved for key in values):
+        return values  # the common case: nothing to copy
+    out: dict[str, Any] = {}
+    # Keys that need no change keep their names first, so a renamed key never takes one.
+    keep = {key for key in values if not _needs_rename(key) and key not in reserved}
+    taken = keep | reserved
+    for key, value in values.items():
+        if key in keep:
+            out[key] = value
+            continue
+        name = key.translate(_KEY_REPLACEMENTS) if key.strip() else "_"
+        if name in taken or name in out:
+            number = 2
+            while f"{name}_{number}" in taken or f"{name}_{number}" in out:
+                number += 1
+            name = f"{name}_{number}"
+        out[name] = value
+        renamed.setdefault(where, {})[name] = key
+    # Dict order follows the input's, with renamed keys where their originals were.
+    return out
+
+
+def dataset(service_name: str) -> str:
+    """``event.dataset`` for a service: ``<name>.log``, by the ecs-logging spec's rules."""
+    return (service_name.lower().translate(_DATASET_REPLACEMENTS) + ".log")[-DATASET_MAX:]
+
+
 def _file_name(path: str) -> str:
     """The last part of a path, as ``LogRecord.filename`` has it (either separator)."""
     return path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -137,19 +203,22 @@ class EcsFormatter(Formatter):
             "environment": service_environment,
         }
         self.service = {key: value for key, value in service.items() if value is not None}
+        self.dataset = dataset(service_name) if service_name else None
 
     def document(self, wire: dict[str, Any]) -> dict[str, Any]:
         """The ECS document of one wire dict (a new dict; the wire dict is not changed)."""
         get = wire.get
         doc: dict[str, Any] = {"@timestamp": iso_millis(wire["tstamp"])}
         level_name = get("levelName")
-        if level_name is not None:
-            doc["log.level"] = level_name.lower()
+        # Required by the spec, and second in every document (field order).
+        doc["log.level"] = level_name.lower() if level_name is not None else NO_LEVEL
         message = get("message")
         if message is not None:
             doc["message"] = message
         doc["ecs.version"] = ECS_VERSION
-        doc["event"] = {"action": wire["action"], "id": wire["id"]}
+        event = doc["event"] = {"action": wire["action"], "id": wire["id"]}
+        if self.dataset is not None:
+            event["dataset"] = self.dataset
         own: dict[str, Any] = {}  # the eventlog namespace
         log: dict[str, Any] = {}
         target, tg_type = get("target"), get("tgType")
@@ -204,21 +273,25 @@ class EcsFormatter(Formatter):
         tags = get("tags")
         if tags:
             doc["tags"] = list(tags)
+        renamed: dict[str, dict[str, str]] = {}
         fields = get("fields")
         if fields:
             labels = {k: v for k, v in fields.items() if type(v) is str}
             if labels:
-                doc["labels"] = labels
+                doc["labels"] = mappable_keys(labels, renamed, "labels")
             if len(labels) != len(fields):
-                own["fields"] = {k: v for k, v in fields.items() if type(v) is not str}
+                numbers = {k: v for k, v in fields.items() if type(v) is not str}
+                own["fields"] = mappable_keys(numbers, renamed, "fields")
         metrics = get("metrics")
         if metrics:
-            own["metrics"] = dict(metrics)
+            own["metrics"] = mappable_keys(dict(metrics), renamed, "metrics")
         if "level" in wire:
             own["level"] = wire["level"]
-        for key in wire:  # session, cluster, and what enrichers add, in the wire's order
-            if key not in _MAPPED:
-                own[key] = wire[key]
+        extra = {key: wire[key] for key in wire if key not in _MAPPED}
+        if extra:  # session, cluster, and what enrichers add, in the wire's order
+            own.update(mappable_keys(extra, renamed, "eventlog", _RESERVED))
+        if renamed:
+            own["keys"] = renamed
         if own:
             doc["eventlog"] = own
         return doc

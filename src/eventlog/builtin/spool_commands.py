@@ -1,12 +1,14 @@
-"""``eventlog spool info|replay|purge --db PATH``: look at, send or drop a spool's events."""
+"""``eventlog spool info|replay|quarantine|purge --db PATH``: look at, send or drop a spool's events."""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from eventlog.errors import ConfigurationError
 from eventlog.hookspecs import hookimpl
@@ -49,6 +51,7 @@ def _refused(command: str, db: str) -> bool:
 
 def _info(args: argparse.Namespace) -> int:
     from eventlog.spool.admin import inspect
+    from eventlog.spool.sqlite import describe_destination
 
     if _refused("info", args.db):
         return 1
@@ -67,6 +70,13 @@ def _info(args: argparse.Namespace) -> int:
         print(f"newest   {_age(now - info.newest_added)} ago")
     for owner, count in sorted(info.claimed.items()):
         print(f"owned    {count} by process {owner}")
+    for (fmt, destination), count in sorted(info.by_destination.items(), key=lambda item: str(item[0])):
+        print(f"to       {count} as {fmt} for {describe_destination(destination)}")
+    if info.quarantined_rows:
+        print(
+            f"damaged  {info.quarantined_rows} rows ({info.quarantined_events} events) in quarantine: "
+            f"eventlog spool quarantine --db {args.db}"
+        )
     return 0
 
 
@@ -91,50 +101,202 @@ class _Bar:
         self.stream.flush()
 
 
-def _replay(args: argparse.Namespace) -> int:
+#: Settings naming where events go: replay to "the environment" needs one of them.
+_DESTINATION_VARIABLES = ("EVENTLOG_HOST", "EVENTLOG_TRANSPORT")
+
+
+def _recorded_settings(destination: str, fmt: str) -> dict[str, Any]:
+    """The settings that send to a recorded destination, as ``configure()`` keywords."""
+    from eventlog.spool.sqlite import _address, parse_destination
+
+    where = parse_destination(destination) or {}
+    transport = str(where["transport"])
+    given: dict[str, Any] = {"transport": transport, "format": fmt}
+    for key in ("host", "port"):
+        if where.get(key) is not None:
+            given[key] = where[key]
+    for name, value in (where.get("urls") or {}).items():
+        # The spool keeps a URL without user info or query (they may hold credentials):
+        # the environment's value is used when it names the same address.
+        variable = f"EVENTLOG_{transport}_{name}".upper()
+        configured = os.environ.get(variable)
+        if configured is not None:
+            items = [item.strip() for item in configured.split(",")]
+            if [_address(item) for item in items] == (value if isinstance(value, list) else [value]):
+                continue
+        given[f"{transport}_{name}"] = ",".join(value) if isinstance(value, list) else value
+    return given
+
+
+def _send_group(
+    args: argparse.Namespace, given: dict[str, Any], destination: str | None, claim: str
+) -> tuple[int, dict[str, int], dict[str, int], str] | str:
+    """Send one group of rows; (sent, dropped, quarantined, where) or a refusal's text."""
     from eventlog.config import Settings
     from eventlog.pipeline import Pipeline
-    from eventlog.spool.admin import inspect
     from eventlog.spool.sqlite import SQLiteSpool
 
-    if _refused("replay", args.db):
-        return 1
-    if not os.path.exists(args.db):
-        print(f"eventlog spool replay: no spool at {args.db}", file=sys.stderr)
-        return 1
-    # Where to send comes from the environment as for the application, minus the spool itself.
+    # Secrets and tuning come from the environment as for the application, minus the spool.
     environ = {k: v for k, v in os.environ.items() if k != "EVENTLOG_DB"}
-    given = {"format": args.format} if args.format else {}
     try:
         pipeline = Pipeline(Settings.load(given, environ=environ))
     except ConfigurationError as exc:
-        print(f"eventlog spool replay: {exc}", file=sys.stderr)
-        return 2
-    total = inspect(args.db).by_format.get(pipeline.format_name, 0)
-    spool = SQLiteSpool(args.db, pipeline.format_name)  # no size or age limit: nothing is evicted
-    bar = _Bar(total, sys.stderr)
+        return str(exc)
+    if pipeline.transport_name == "console":
+        pipeline.shutdown(0)
+        return "the console is not a peer: replay prints there only with --to console, which deletes nothing"
+    where = f"{pipeline.transport_name} as {pipeline.format_name}"
+    # No size or age limit: nothing is evicted.
+    spool = SQLiteSpool(args.db, pipeline.format_name, destination=destination, claim=claim)
+    bar = _Bar(0, sys.stderr)
     try:
         sent = pipeline.replay(spool, timeout=args.timeout, progress=bar)
     finally:
         bar.end(0)
         spool.close()
         pipeline.shutdown(0)
-    left = inspect(args.db)
-    others = {f: n for f, n in left.by_format.items() if f != pipeline.format_name}
-    print(
-        f"sent {sent} events to {pipeline.transport_name} as {pipeline.format_name}; "
-        f"{left.events} left in the spool"
-    )
-    for fmt, count in sorted(others.items()):
-        print(
-            f"  {count} are formatted as {fmt!r}: replay them with --format {fmt} "
-            "(and a transport that carries it)"
+    return sent, pipeline.stats.dropped_by_reason(), spool.quarantined, where
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from eventlog.spool.admin import inspect
+    from eventlog.spool.sqlite import describe_destination
+
+    if _refused("replay", args.db):
+        return 1
+    if not os.path.exists(args.db):
+        print(f"eventlog spool replay: no spool at {args.db}", file=sys.stderr)
+        return 1
+    if args.to == "console":
+        return _print_waiting(args)
+    groups = {
+        key: count
+        for key, count in inspect(args.db).by_destination.items()
+        if args.format is None or key[0] == args.format
+    }
+    named = any(os.environ.get(name) for name in _DESTINATION_VARIABLES)
+    status = 0
+    quarantined: dict[str, int] = {}
+    plans: list[tuple[dict[str, Any], str | None, str]] = []
+    if args.to == "environment":
+        if not named:
+            print(
+                "eventlog spool replay: --to environment, but neither EVENTLOG_HOST nor "
+                "EVENTLOG_TRANSPORT is set: name the peer as the application does",
+                file=sys.stderr,
+            )
+            return 2
+        for fmt in sorted({fmt for fmt, _ in groups}):
+            plans.append(({"format": fmt}, None, "any"))
+    else:
+        for (fmt, destination), count in sorted(groups.items(), key=lambda item: str(item[0])):
+            if destination is not None:
+                plans.append((_recorded_settings(destination, fmt), destination, "exact"))
+            elif named:  # rows of a 0.1.0 spool: where the environment says
+                plans.append(({"format": fmt}, None, "exact"))
+            else:
+                print(
+                    f"eventlog spool replay: {count} events ({fmt}) record no destination (a spool "
+                    "written by eventlog 0.1.0): set EVENTLOG_HOST (and EVENTLOG_TRANSPORT) as the "
+                    "application did to send them there, or print them with --to console",
+                    file=sys.stderr,
+                )
+                status = 2
+    for given, destination, claim in plans:
+        outcome = _send_group(args, given, destination, claim)
+        label = (
+            describe_destination(destination)
+            if claim == "exact" and destination
+            else "the environment's peer"
         )
-    waiting = left.events - sum(others.values())
-    dropped = pipeline.stats.dropped_by_reason()
-    if dropped:
-        print(f"  given up: {dropped}")
-    return 0 if waiting == 0 else 1
+        if isinstance(outcome, str):
+            print(f"eventlog spool replay: cannot send to {label}: {outcome}", file=sys.stderr)
+            status = max(status, 2)
+            continue
+        sent, dropped, damaged, where = outcome
+        print(f"sent {sent} events to {where} ({label})")
+        if dropped:
+            print(f"  given up: {dropped}")
+        for reason, rows in damaged.items():
+            quarantined[reason] = quarantined.get(reason, 0) + rows
+    left = inspect(args.db)
+    print(f"{left.events} left in the spool")
+    for (fmt, destination), count in sorted(left.by_destination.items(), key=lambda item: str(item[0])):
+        print(f"  {count} as {fmt} for {describe_destination(destination)}")
+    if quarantined:
+        rows = sum(quarantined.values())
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(quarantined.items()))
+        print(
+            f"quarantined {rows} damaged rows ({reasons}); "
+            f"they are kept: eventlog spool quarantine --db {args.db}"
+        )
+    waiting = sum(
+        count for key, count in left.by_destination.items() if args.format is None or key[0] == args.format
+    )
+    return status or (0 if waiting == 0 else 1)
+
+
+def _print_waiting(args: argparse.Namespace) -> int:
+    """``--to console``: every waiting event on stdout, as stored; nothing is deleted."""
+    from eventlog.spool.admin import waiting_records
+
+    count = 0
+    out = sys.stdout.buffer
+    for record in waiting_records(args.db, args.format):
+        payload = record.payload
+        out.write(payload if payload.endswith(b"\n") else payload + b"\n")
+        count += 1
+    out.flush()
+    print(
+        f"eventlog spool replay: printed {count} events; the spool still holds them "
+        f"(drop them with eventlog spool purge --db {args.db})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from eventlog.spool.admin import quarantined
+    from eventlog.spool.sqlite import describe_destination
+
+    if _refused("quarantine", args.db):
+        return 1
+    try:
+        rows = quarantined(args.db)
+    except FileNotFoundError:
+        print(f"eventlog spool quarantine: no spool at {args.db}", file=sys.stderr)
+        return 1
+    if args.export:
+        with open(args.export, "w", encoding="utf-8") as out:
+            for row in rows:
+                line = {
+                    "seq": row.seq,
+                    "reason": row.reason,
+                    "error": row.error,
+                    "quarantined": row.quarantined,
+                    "format": row.format,
+                    "events": row.events,
+                    "destination": row.destination,
+                    "added": row.added,
+                    "owner": row.owner,
+                    "records_base64": None if row.records is None else base64.b64encode(row.records).decode(),
+                    "payloads_base64": None
+                    if row.payloads is None
+                    else base64.b64encode(row.payloads).decode(),
+                }
+                out.write(json.dumps(line) + "\n")
+        print(f"exported {len(rows)} quarantined rows to {args.export}")
+        return 0
+    now = time.time()
+    print(f"{len(rows)} quarantined rows in {args.db}")
+    for row in rows:
+        size = len(row.payloads) if row.payloads is not None else 0
+        print(
+            f"  seq {row.seq}: {row.reason}, {row.events if row.events is not None else '?'} events "
+            f"({row.format or '?'}, {_size(size)}) for {describe_destination(row.destination)}, "
+            f"quarantined {_age(now - row.quarantined)} ago: {row.error}"
+        )
+    return 0
 
 
 def _purge(args: argparse.Namespace) -> int:
@@ -171,10 +333,18 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
     db_option(info)
     info.set_defaults(func=_info)
 
-    replay = commands.add_parser("replay", help="send what is waiting now, to the peer EVENTLOG_* names")
+    replay = commands.add_parser(
+        "replay", help="send what is waiting now, to the destination each row records"
+    )
     db_option(replay)
+    replay.add_argument("--format", help="only the events stored in this format (default: every format)")
     replay.add_argument(
-        "--format", help="send the events stored in this format (default: the configured one)"
+        "--to",
+        choices=("recorded", "environment", "console"),
+        default="recorded",
+        help="recorded: where each row was meant to go (default); environment: the peer "
+        "EVENTLOG_HOST/EVENTLOG_TRANSPORT name, for every row; console: print them on stdout "
+        "and delete nothing",
     )
     replay.add_argument(
         "--timeout",
@@ -183,6 +353,15 @@ def eventlog_add_commands(subparsers: argparse._SubParsersAction) -> None:  # ty
         help="stop retrying an unreachable peer after so many seconds (default 30)",
     )
     replay.set_defaults(func=_replay)
+
+    quarantine = commands.add_parser(
+        "quarantine", help="list the damaged rows set aside, or export them (--export FILE)"
+    )
+    db_option(quarantine)
+    quarantine.add_argument(
+        "--export", metavar="FILE", help="write them to FILE as JSON lines, their bytes in base64"
+    )
+    quarantine.set_defaults(func=_quarantine)
 
     purge = commands.add_parser("purge", help="drop waiting events")
     db_option(purge)

@@ -14,26 +14,38 @@ One event becomes one RFC 5424 message::
   ``fields@PEN`` and ``metrics@PEN`` the event's fields and metrics; ``tags``
   is a JSON array.  PEN defaults to 32473, the number RFC 5612 reserves for
   documentation: set ``EVENTLOG_SYSLOG_ENTERPRISE_ID`` to your organisation's.
+- PARAM-NAMEs are the keys, reversibly encoded (:func:`sd_name`): ``A-Z a-z 0-9``
+  and ``! # $ & ' ( ) * + , - / : ; < > ? @ [ \\ ^ _ ` { | } ~`` stay, any other
+  character becomes ``%XX`` per UTF-8 octet (``.`` too: syslog-ng reads a dot in a
+  name as nesting).  Two keys never share a name; a name longer than 32 becomes a
+  prefix, ``%~`` and a hash, and ``keys@PEN`` maps it back to the key.
 - MSG: the message as UTF-8, without a BOM unless ``EVENTLOG_SYSLOG_BOM=true``
-  (RFC 5424 allows MSG-ANY without one; most receivers keep a BOM as text).
+  (RFC 5424 6.4 asks for one, but rsyslog keeps it as text in front of the
+  message; syslog-ng takes it off).  Control characters but TAB and LF, in MSG
+  and in PARAM-VALUEs, become the Unicode control pictures (``\\x01`` -> U+2401),
+  counted as ``control_character`` (6.4: avoid them; rsyslog writes NUL as
+  ``#000``, syslog-ng as the text ``\\x00``).
+- Size: a message over ``EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES`` (default 8192,
+  what rsyslog's and syslog-ng's defaults both take) is cut to fit, counted
+  as ``truncated``: MSG first, then the longest parameter values.
 
 The formatter writes each message octet-counted, ``LEN SP MSG`` (RFC 6587
 3.4.1, RFC 5425 4.3), so payloads stay self-delimiting when concatenated, as
 the Formatter contract asks: the ``tcp`` transport and the spool carry them
 as they are.  The ``syslog`` transport writes them as they are over TCP and
 TLS, and sends each message without its length prefix as one UDP datagram
-(RFC 5426).  A message over ``EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES`` is refused
-and counted as rejected, never cut or sent to break a receiver's framing.
+(RFC 5426).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 from eventlog.batch import Batch, Record
@@ -79,14 +91,19 @@ DEFAULT_PORT = 514
 TLS_PORT = 6514  # RFC 5425
 #: Largest UDP payload over IPv4.
 MAX_DATAGRAM = 65_507
-#: rsyslog's default maxMessageSize (8 KiB): a bigger datagram is cut by a default receiver.
-DEFAULT_MAX_DATAGRAM = 8192
-#: rsyslog's default imtcp maxFrameSize: beyond it, it loses the framing of what follows.
-DEFAULT_MAX_FRAME = 200_000
+#: The default largest message: rsyslog's default maxMessageSize (8 KiB) cuts a longer
+#: one, and syslog-ng's default log_msg_size (64 KiB) closes the connection on one.
+DEFAULT_MAX_MESSAGE = 8192
 
 _NOT_PRINTUSASCII = re.compile(r"[^\x21-\x7e]")
-#: SD-NAME = 1*32PRINTUSASCII except '=', SP, ']' and '"'.
-_NOT_SD_NAME = re.compile(r'[^\x21-\x7e]|[=\]"]')
+#: SD-NAME = 1*32PRINTUSASCII except '=', SP, ']' and '"'; '%' is our escape, and
+#: syslog-ng reads '.' as nesting: those are written %XX too.
+_NOT_SD_NAME = re.compile(r'[^\x21-\x7e]|[=\]"%.]')
+#: A name too long once encoded: a prefix, this mark (never in an encoded name) and a hash.
+_HASHED = "%~"
+#: Control characters MSG should avoid (RFC 5424 6.4), TAB and LF kept: as control pictures.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PICTURES = {**{chr(n): chr(0x2400 + n) for n in range(32)}, "\x7f": "\u2421"}
 _SD_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "]": "\\]"})
 _BOM = b"\xef\xbb\xbf"
 #: Tags as one JSON array: RFC 5424 lets a PARAM-NAME repeat, but rsyslog's parser keeps the last.
@@ -121,9 +138,42 @@ def header_field(value: Any, limit: int) -> str:
     return text[:limit]
 
 
-def sd_name(value: str) -> str:
-    """A PARAM-NAME: printable US-ASCII but ``= ] "`` and space (those become ``_``), 32 long."""
-    return _NOT_SD_NAME.sub("_", value)[:SD_NAME_MAX] or "_"
+def _escape_octets(match: re.Match[str]) -> str:
+    return "".join(f"%{octet:02X}" for octet in match.group().encode("utf-8", "surrogatepass"))
+
+
+def sd_name(key: str) -> str:
+    """A PARAM-NAME for ``key``, distinct for distinct keys (see the module docstring).
+
+    The name is ``key`` with ``= ] " % .``, space and every non-ASCII or control
+    character as ``%XX`` (UTF-8 octets); the empty key is ``%``.  Beyond 32
+    characters it is the first 20, ``%~`` and 10 hex digits of a hash: the
+    formatter then maps it back to the key in ``keys@PEN``.
+    """
+    name = _NOT_SD_NAME.sub(_escape_octets, key) if key else "%"
+    if len(name) <= SD_NAME_MAX:
+        return name
+    prefix = name[:20]
+    cut = prefix.rfind("%", len(prefix) - 2)
+    if cut >= 0:  # never half an escape
+        prefix = prefix[:cut]
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
+    return f"{prefix}{_HASHED}{digest}"
+
+
+def original_key(name: str, keys: dict[str, str] | None = None) -> str:
+    """The key a PARAM-NAME was made from (``keys``: the ``keys@PEN`` element's params)."""
+    if _HASHED in name:
+        if keys is None or name not in keys:
+            raise ValueError(f"{name!r} is hashed: its key is in the keys@ element")
+        return keys[name]
+    if name == "%":
+        return ""
+    return re.sub(
+        r"(?:%[0-9A-F]{2})+",
+        lambda m: bytes.fromhex(m.group().replace("%", "")).decode("utf-8", "surrogatepass"),
+        name,
+    )
 
 
 def sd_value(value: Any) -> str:
@@ -171,6 +221,34 @@ def _program_name() -> str:
     return header_field(name if name not in ("", "-c") else "python", APP_NAME_MAX)
 
 
+def _render(header: str, elements: list[tuple[str, list[tuple[str, str]]]], body: bytes, bom: bool) -> bytes:
+    """HEADER, STRUCTURED-DATA (values escaped here) and, when ``body`` is not empty, MSG."""
+    parts = [header]
+    for sd_id, params in elements:
+        parts.append(f"[{sd_id}")
+        for name, value in params:
+            if '"' in value or "\\" in value or "]" in value:
+                value = value.translate(_SD_ESCAPES)
+            parts.append(f' {name}="{value}"')
+        parts.append("]")
+    try:
+        head = "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8: kept visible as \udxxx, not lost, and that
+        # backslash escaped like any other in a PARAM-VALUE (RFC 5424 6.3.3).
+        visible = [
+            (
+                sd_id,
+                [(name, value.encode("utf-8", "backslashreplace").decode("utf-8")) for name, value in params],
+            )
+            for sd_id, params in elements
+        ]
+        return _render(header, visible, body, bom)
+    if not body:
+        return head
+    return b"".join((head, b" ", _BOM, body)) if bom else b"".join((head, b" ", body))
+
+
 class SyslogFormatter(Formatter):
     """One RFC 5424 message per event, octet-counted (``LEN SP MSG``)."""
 
@@ -183,6 +261,8 @@ class SyslogFormatter(Formatter):
         app_name: str | None = None,
         enterprise_id: str = DOCUMENTATION_PEN,
         bom: bool = False,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE,
+        conversions: MutableMapping[str, int] | None = None,
     ) -> None:
         self.facility = facility
         # Options are checked by parse_app_name; a name given in code is made safe here.
@@ -190,62 +270,118 @@ class SyslogFormatter(Formatter):
         self.event_id = f"eventlog@{enterprise_id}"
         self.fields_id = f"fields@{enterprise_id}"
         self.metrics_id = f"metrics@{enterprise_id}"
+        self.keys_id = f"keys@{enterprise_id}"
         self.bom = bom
-        # Sanitized PARAM-NAMEs by key: wire names and field keys repeat from event to event.
+        self.max_message_bytes = max_message_bytes
+        #: Where cut messages and replaced control characters are counted (the pipeline's).
+        self.conversions: MutableMapping[str, int] = {} if conversions is None else conversions
+        # PARAM-NAMEs by key: wire names and field keys repeat from event to event.
         self._names: dict[str, str] = {}
 
-    def _name(self, key: str) -> str:
-        name = self._names.get(key)
-        if name is None:
-            name = sd_name(key)
-            if len(self._names) < 10_000:  # bounded: keys may be made up per event
-                self._names[key] = name
-        return name
+    def _count(self, reason: str) -> None:
+        self.conversions[reason] = self.conversions.get(reason, 0) + 1
+
+    def _params(self, items: Iterable[tuple[str, Any]], keys: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(PARAM-NAME, text) pairs; a hashed name's key goes to ``keys``."""
+        names = self._names
+        params: list[tuple[str, str]] = []
+        hashed: set[str] = set()
+        for key, value in items:
+            name = names.get(key)
+            if name is None:
+                name = sd_name(key)
+                if len(names) < 10_000:  # bounded: keys may be made up per event
+                    names[key] = name
+            if _HASHED in name:
+                number = 0
+                while name in hashed:  # two long keys, one hash: put apart, deterministically
+                    number += 1
+                    name = sd_name(f"{key}\x00{number}")
+                hashed.add(name)
+                if all(name != known for known, _ in keys):  # a key in fields and metrics: once
+                    keys.append((name, key if key.isprintable() else self._pictures(key)))
+            text = value if type(value) is str else str(value)
+            # isprintable() first: a C-speed test that is true for almost every value.
+            if not text.isprintable() and _CONTROL.search(text):
+                text = self._pictures(text)
+            params.append((name, text))
+        return params
+
+    def _pictures(self, text: str) -> str:
+        """``text`` with its control characters (but TAB and LF) as their pictures, counted."""
+        self._count("control_character")
+        return _CONTROL.sub(lambda m: _PICTURES[m.group()], text)
+
+    def elements(self, wire: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The SD-ELEMENTs of one event: SD-ID and (PARAM-NAME, value) pairs, values unescaped."""
+        keys: list[tuple[str, str]] = []
+        own = self._params(((k, v) for k, v in wire.items() if k not in _NOT_IN_SD), keys)
+        tags = wire.get("tags")
+        if tags:
+            own.append(("tags", _json_list(tags)))
+        elements = [(self.event_id, own)]
+        for sd_id, values in ((self.fields_id, wire.get("fields")), (self.metrics_id, wire.get("metrics"))):
+            if values:
+                elements.append((sd_id, self._params(values.items(), keys)))
+        if keys:
+            elements.append((self.keys_id, keys))
+        return elements
 
     def message(self, wire: dict[str, Any]) -> bytes:
         """The RFC 5424 message of one event, without the octet count."""
         pri = self.facility * 8 + severity(wire.get("level"))
         host = wire.get("host")
         pid = wire.get("pid")
-        parts = [
+        header = (
             f"<{pri}>1 {iso_millis(wire['tstamp'])} "
             f"{header_field(host, HOSTNAME_MAX) if host is not None else '-'} "
             f"{self.app_name} "
             f"{header_field(pid, PROCID_MAX) if pid is not None else '-'} "
-            f"{header_field(wire['action'], MSGID_MAX)} [{self.event_id}"
-        ]
-        # The params are written inline, not through sd_name()/sd_value(): this runs per
-        # event, and most names are known and most values need no escape.
-        names, name = self._names, self._name
-        for key, value in wire.items():
-            if key in _NOT_IN_SD:
-                continue
-            if type(value) is not str:
-                value = str(value)
-            if '"' in value or "\\" in value or "]" in value:
-                value = value.translate(_SD_ESCAPES)
-            parts.append(f' {names.get(key) or name(key)}="{value}"')
-        tags = wire.get("tags")
-        if tags:
-            parts.append(f' tags="{sd_value(_json_list(tags))}"')
-        parts.append("]")
-        for sd_id, values in ((self.fields_id, wire.get("fields")), (self.metrics_id, wire.get("metrics"))):
-            if values:
-                parts.append(f"[{sd_id}")
-                for key, value in values.items():
-                    if type(value) is not str:
-                        value = str(value)
-                    if '"' in value or "\\" in value or "]" in value:
-                        value = value.translate(_SD_ESCAPES)
-                    parts.append(f' {names.get(key) or name(key)}="{value}"')
-                parts.append("]")
-        # backslashreplace: a lone surrogate cannot be UTF-8; keep it visible, not lost.
-        head = "".join(parts).encode("utf-8", "backslashreplace")
+            f"{header_field(wire['action'], MSGID_MAX)} "
+        )
+        elements = self.elements(wire)
         text = wire.get("message")
-        if not text:
-            return head
-        body = text.encode("utf-8", "backslashreplace")
-        return b"".join((head, b" ", _BOM, body)) if self.bom else b"".join((head, b" ", body))
+        if text and _CONTROL.search(text):
+            text = self._pictures(text)
+        body = text.encode("utf-8", "backslashreplace") if text else b""
+        message = _render(header, elements, body, self.bom)
+        if len(message) <= self.max_message_bytes:
+            return message
+        return self._fit(header, elements, body)
+
+    def _fit(self, header: str, elements: list[tuple[str, list[tuple[str, str]]]], body: bytes) -> bytes:
+        """The message cut to ``max_message_bytes``: MSG first, then the longest values."""
+        limit = self.max_message_bytes
+        self._count("truncated")
+        head = _render(header, elements, b"", False)
+        room = limit - len(head) - 1 - (len(_BOM) if self.bom else 0)
+        if room > 0:
+            # errors="ignore" drops the half character a byte cut may leave at the end.
+            return _render(header, elements, body[:room].decode("utf-8", "ignore").encode("utf-8"), self.bom)
+        # HEADER and STRUCTURED-DATA alone are too long: cut the longest values (never the id
+        # nor a key of keys@), then there is no MSG.
+        cuttable = [
+            (e, i)
+            for e, (sd_id, params) in enumerate(elements)
+            for i, (name, _) in enumerate(params)
+            if sd_id != self.keys_id and not (e == 0 and name == "id")
+        ]
+        while len(head) > limit:
+            length, e, i = max(((len(elements[e][1][i][1]), e, i) for e, i in cuttable), default=(0, 0, 0))
+            if length == 0:
+                raise ValueError(
+                    f"no syslog message of this event fits EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES ({limit}): "
+                    "its header and parameter names alone are longer; raise the limit"
+                )
+            name, value = elements[e][1][i]
+            # A character is 1 to 4 octets (2 when escaped): cut a quarter of what is over,
+            # at least one, and look again, so that no more is cut than needed.
+            elements[e][1][i] = (name, value[: length - max(1, (len(head) - limit) // 4)])
+            head = _render(header, elements, b"", False)
+        room = limit - len(head) - 1 - (len(_BOM) if self.bom else 0)
+        if room > 0 and body:
+            return _render(header, elements, body[:room].decode("utf-8", "ignore").encode("utf-8"), self.bom)
+        return head
 
     def format(self, wire: dict[str, Any]) -> bytes:
         message = self.message(wire)
@@ -268,9 +404,9 @@ def unframe(payload: bytes) -> bytes:
 class SyslogTransport(Transport):
     """RFC 5424 messages octet-counted over TCP or TLS, or one per UDP datagram.
 
-    A message over ``max_message_bytes`` is refused for good (counted as
-    rejected): a receiver would cut it, and rsyslog loses the framing of
-    everything after a frame beyond its imtcp ``maxFrameSize``.
+    The formatter cuts messages to ``max_message_bytes``; one that is still
+    longer (bytes from elsewhere) is refused for good, counted as rejected:
+    a default syslog-ng closes the connection on it, losing what follows.
     """
 
     def __init__(
@@ -288,9 +424,7 @@ class SyslogTransport(Transport):
         self.address = f"{host}:{port}"
         self.tls = tls
         self.connect_timeout, self.send_timeout = connect_timeout, send_timeout
-        self.max_message_bytes = max_message_bytes or (
-            DEFAULT_MAX_DATAGRAM if protocol == "udp" else DEFAULT_MAX_FRAME
-        )
+        self.max_message_bytes = max_message_bytes or DEFAULT_MAX_MESSAGE
         # The plumbing is the core's tcp/udp transports'; this one adds the syslog rules.
         self._inner: StreamTransport | DatagramTransport = (
             DatagramTransport(host, port)
@@ -344,6 +478,13 @@ def parse_max_message(value: Any) -> int:
 
 FORMATTER_OPTIONS: tuple[Option, ...] = (
     Option(
+        "max_message_bytes",
+        parse_max_message,
+        DEFAULT_MAX_MESSAGE,
+        "largest message; a longer one is cut to fit (MSG first), counted as truncated "
+        "(default 8192: what default rsyslog and syslog-ng take)",
+    ),
+    Option(
         "facility",
         parse_facility,
         FACILITIES["user"],
@@ -363,13 +504,6 @@ TRANSPORT_OPTIONS: tuple[Option, ...] = (
     Option(
         "protocol", parse_str, "tcp", "tcp, tls (RFC 5425) or udp (RFC 5426)", choices=("tcp", "tls", "udp")
     ),
-    Option(
-        "max_message_bytes",
-        parse_max_message,
-        None,
-        "largest message; a bigger event is refused, counted as rejected "
-        "(default: 8192 over UDP, 200000 over TCP and TLS)",
-    ),
     # protocol=tls is the one switch for TLS: tls_options()'s own "tls" flag is left out.
     *tls_options(switch=False),
     *timeout_options(),
@@ -383,6 +517,8 @@ def _formatter(context: PluginContext) -> Formatter:
         app_name=options["app_name"],
         enterprise_id=options["enterprise_id"],
         bom=options["bom"],
+        max_message_bytes=options["max_message_bytes"],
+        conversions=context.conversions,
     )
 
 
@@ -403,8 +539,9 @@ def _transport(context: PluginContext) -> Transport:
     port: int = (
         settings.port if settings.port is not None else (TLS_PORT if protocol == "tls" else DEFAULT_PORT)
     )
-    limit = options["max_message_bytes"]
-    if protocol == "udp" and limit is not None and limit > MAX_DATAGRAM:
+    formatter = context.formatter
+    limit = formatter.max_message_bytes if isinstance(formatter, SyslogFormatter) else DEFAULT_MAX_MESSAGE
+    if protocol == "udp" and limit > MAX_DATAGRAM:
         raise ConfigurationError(
             f"EVENTLOG_SYSLOG_MAX_MESSAGE_BYTES = {limit} is more than a UDP datagram can "
             f"carry ({MAX_DATAGRAM} bytes); lower it, or use EVENTLOG_SYSLOG_PROTOCOL=tcp"
@@ -424,7 +561,7 @@ def _transport(context: PluginContext) -> Transport:
         tls=tls,
         connect_timeout=options["connect_timeout"],
         send_timeout=options["send_timeout"],
-        max_message_bytes=options["max_message_bytes"],
+        max_message_bytes=limit,
     )
 
 

@@ -64,7 +64,7 @@ class StreamTransport(Transport):
             self.host,
             self.port,
             tls=self.tls,
-            connect_timeout=self.connect_timeout,
+            connect_timeout=self.time_left(self.connect_timeout),  # never past a shutdown's deadline
             send_timeout=self.send_timeout,
         )
 

@@ -1,4 +1,4 @@
-"""Django integration (``pip install eventlog[django]``).
+"""Django integration (the ``django`` extra).
 
 Add ``"eventlog.django.EventlogMiddleware"`` to ``MIDDLEWARE`` right after
 ``AuthenticationMiddleware``: every request becomes one ``http.<method>``

@@ -35,12 +35,17 @@ Every public name, one line each (their docstrings say more).
 - :class:`EventlogError`, :class:`ConfigurationError`, :class:`PluginError`: configuration errors.
 - :class:`TransportError` and its kinds :class:`ConnectError`, :class:`SendTimeout`,
   :class:`AuthError` (retryable) and :class:`RejectedError` (set aside): what ``send`` raises.
+- :func:`map_errors`, :data:`ErrorRule`: a client library's exceptions mapped onto those
+  errors by one table, instead of an if-chain in every transport.
 - :class:`SecretMask`: hides a transport's credentials in the messages it lets out.
 
 :mod:`eventlog.plugin.net`, network helpers: ``tls_options``, ``tls_context``,
 ``make_tls_context``, ``timeout_options``, ``connect_stream``, ``peer_closed``,
 ``send_all``, ``open_datagram``, ``send_datagram``, ``MAX_DATAGRAM_BYTES``,
-``describe_tls_error``, ``certificate_names``.
+``describe_tls_error``, ``certificate_names``, ``reading_peer``.
+
+:mod:`eventlog.plugin.aio`: ``EventLoopThread``, an asyncio loop in its own thread for
+client libraries built on asyncio (their heartbeats run between batches).
 
 :mod:`eventlog.plugin.testing`, test helpers and a pytest plugin (fixtures
 ``line_receiver``, ``datagram_receiver``, ``local_ca``): ``TransportConformance``,
@@ -65,11 +70,13 @@ from eventlog.errors import (
     AuthError,
     ConfigurationError,
     ConnectError,
+    ErrorRule,
     EventlogError,
     PluginError,
     RejectedError,
     SendTimeout,
     TransportError,
+    map_errors,
 )
 from eventlog.hookspecs import hookimpl
 from eventlog.masking import SecretMask
@@ -99,6 +106,7 @@ __all__ = [
     "ConnectError",
     "EncodedBatch",
     "EnricherSpec",
+    "ErrorRule",
     "EventlogError",
     "Field",
     "Formatter",
@@ -115,6 +123,7 @@ __all__ = [
     "TransportError",
     "TransportSpec",
     "hookimpl",
+    "map_errors",
     "parse_bool",
     "parse_host",
     "parse_int",

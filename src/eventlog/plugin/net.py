@@ -30,6 +30,14 @@ Every function raises :class:`~eventlog.plugin.ConnectError`,
 :class:`~eventlog.plugin.SendTimeout` or :class:`~eventlog.plugin.RejectedError`
 (UDP's oversized datagram) with the address in the message, never a bare
 ``OSError``.
+
+What a peer sends back (acks, answers, handshakes) is input, not code: parse it
+inside :func:`reading_peer`, so that an answer of the wrong shape, too big or
+unreadable becomes a retryable :class:`~eventlog.plugin.ConnectError` instead of
+a ``TypeError`` the engine must count as a bug in the transport::
+
+    with reading_peer(address, "an ack"):
+        acked = message["ack"]
 """
 
 from __future__ import annotations
@@ -44,10 +52,11 @@ import select
 import socket
 import ssl
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from eventlog.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout
+from eventlog.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout, TransportError
 from eventlog.options import Option, parse_bool, parse_path, parse_seconds
 
 __all__ = [
@@ -58,6 +67,7 @@ __all__ = [
     "make_tls_context",
     "open_datagram",
     "peer_closed",
+    "reading_peer",
     "send_all",
     "send_datagram",
     "timeout_options",
@@ -330,6 +340,32 @@ def _address_text(value: str) -> str:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return value.strip()
+
+
+#: How much of a parser's complaint goes into a ConnectError's message.
+_PEER_ERROR_CHARS = 200
+
+
+@contextmanager
+def reading_peer(address: str, what: str) -> Iterator[None]:
+    """Inside this block, a failure to read what ``address`` sent is the peer's, not a bug.
+
+    Any exception but a :class:`~eventlog.plugin.TransportError` (a parser's
+    ``ValueError``, a ``TypeError`` from an answer of the wrong shape, a client
+    library's own error for an oversized message) becomes a retryable
+    :class:`~eventlog.plugin.ConnectError` saying that ``address`` sent ``what``
+    that cannot be read: the engine drops the connection and sends the batch
+    again, instead of setting it aside as a transport bug.
+    """
+    try:
+        yield
+    except TransportError:
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if len(reason) > _PEER_ERROR_CHARS:
+            reason = reason[: _PEER_ERROR_CHARS - 3] + "..."
+        raise ConnectError(f"{address} sent {what} that cannot be read ({reason})") from None
 
 
 #: How many reads :func:`peer_closed` spends on bytes a peer wrote before giving up looking.

@@ -353,7 +353,23 @@ class TransportConformance:
         raise NotImplementedError
 
     def refuse_batches(self, peer: Any) -> None:
-        """Optional: make ``peer`` refuse every batch from now on, for good (HTTP 400 ...)."""
+        """Optional: make ``peer`` refuse every batch from now on, for good.
+
+        Drive the peer into the state in which it answers every send with a
+        permanent refusal, the one your transport turns into
+        :class:`~eventlog.errors.RejectedError` or returns as refused records:
+        an HTTP peer answering 400, a Redis stream whose last id is the largest
+        possible, a JetStream stream whose size limit no event fits.  Without
+        it the refused-batch test is skipped.
+        """
+        raise NotImplementedError
+
+    def restart_peer(self, peer: Any) -> None:
+        """Optional: bring back a peer stopped by :meth:`stop_peer`, at the same address.
+
+        What it received before stays readable through :meth:`delivered`.
+        Without it the re-delivery test is skipped.
+        """
         raise NotImplementedError
 
     def registry(self) -> Registry:
@@ -518,6 +534,36 @@ class TransportConformance:
         assert pipeline.stats.dropped_by_reason() == {"rejected": 5}
         assert pipeline.stats.retries == 0, "a refused batch was retried"
         assert pipeline.stats.sent == 0
+
+    def test_what_waited_for_a_stopped_peer_arrives_once_it_is_back(self, peer: Any) -> None:
+        for method in ("stop_peer", "restart_peer"):
+            if getattr(type(self), method) is getattr(TransportConformance, method):
+                _skip(f"{type(self).__name__} does not implement {method}()")
+        if not self.detects_unreachable_peer:
+            _skip(f"transport {self.transport!r} cannot detect an unreachable peer")
+        self.stop_peer(peer)
+        # Short retry waits: the test waits for the peer, not for the back-off.
+        pipeline = self._pipeline({**self.settings(peer), "retry_backoff_max": 0.2})
+        try:
+            events = [Event(f"waited.{n}", "target", "test") for n in range(20)]
+            for event in events:
+                pipeline.submit_event(event)
+            deadline = time.monotonic() + self.delivery_timeout
+            while pipeline.stats.retries == 0:
+                assert time.monotonic() < deadline, "no retry while the peer was down"
+                time.sleep(0.02)
+            self.restart_peer(peer)
+            assert pipeline.flush(self.delivery_timeout * 2), "flush() timed out after the peer came back"
+        finally:
+            pipeline.shutdown(timeout=self.delivery_timeout)
+        ids = [e.id for e in events if e.id is not None]  # the worker gave each its id
+        assert len(ids) == len(events), "events were not taken by the worker"
+        got = self.wait_delivered(peer, len(ids))
+        # At least once: a batch whose answer was lost may come twice, with the same ids.
+        assert set(got) == set(ids), f"missing after the peer came back: {sorted(set(ids) - set(got))}"
+        assert [i for i in dict.fromkeys(got)] == ids, "events arrived out of order"
+        assert pipeline.stats.sent == len(ids)
+        assert pipeline.stats.dropped_by_reason() == {}
 
     def test_leaves_no_threads_behind(self, peer: Any) -> None:
         before = _threads()

@@ -3,8 +3,11 @@
 - :mod:`eventlog.spool.protocol`: the :class:`Spool` protocol the pipeline uses, and its errors.
 - :mod:`eventlog.spool.sqlite`: :class:`SQLiteSpool` and :func:`open_spool`, the pipeline's entry point.
 - :mod:`eventlog.spool.database`: the SQLite file: path safety, opening, schema, transactions.
-- :mod:`eventlog.spool.identity`: which process owns a row, and whether it still runs.
-- :mod:`eventlog.spool.admin`: what ``eventlog spool info|purge`` read and delete.
+- :mod:`eventlog.spool.identity`: which spool instance owns a row, and whether it still runs.
+- :mod:`eventlog.spool.admin`: what ``eventlog spool info|quarantine|purge`` read and delete.
+
+Each row records its format and destination (:func:`destination_of`); rows that
+cannot be read are moved to the file's ``quarantine`` table.
 
 The names below are re-exported for the pipeline and the CLI.  A tuning constant is
 read where it is defined: a test that changes one patches that module
@@ -13,7 +16,7 @@ read where it is defined: a test that changes one patches that module
 
 from __future__ import annotations
 
-from eventlog.spool.admin import SpoolInfo, inspect, purge
+from eventlog.spool.admin import QuarantinedRow, SpoolInfo, inspect, purge, quarantined
 from eventlog.spool.database import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
@@ -23,10 +26,12 @@ from eventlog.spool.database import (
     move_aside,
     open_database,
 )
-from eventlog.spool.identity import owner_alive, process_identity
+from eventlog.spool.identity import new_owner, owner_alive, process_identity
 from eventlog.spool.protocol import Spool, SpoolCorrupt, SpoolUnavailable
 from eventlog.spool.sqlite import (
+    BUSY_STEP_MS,
     CLAIM_ROWS,
+    DEPTH_WAIT_SECONDS,
     FREE_PAGES_KEPT,
     HOUSEKEEPING_SECONDS,
     READ_AHEAD_ROWS,
@@ -35,12 +40,16 @@ from eventlog.spool.sqlite import (
     ROW_OVERHEAD,
     VACUUM_STEP_PAGES,
     SQLiteSpool,
+    describe_destination,
+    destination_of,
     open_spool,
 )
 
 __all__ = [
+    "BUSY_STEP_MS",
     "BUSY_TIMEOUT_MS",
     "CLAIM_ROWS",
+    "DEPTH_WAIT_SECONDS",
     "FREE_PAGES_KEPT",
     "HOUSEKEEPING_SECONDS",
     "QUICK_CHECK_MAX_BYTES",
@@ -51,17 +60,22 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLITE_SIBLINGS",
     "VACUUM_STEP_PAGES",
+    "QuarantinedRow",
     "SQLiteSpool",
     "Spool",
     "SpoolCorrupt",
     "SpoolInfo",
     "SpoolUnavailable",
     "check_path",
+    "describe_destination",
+    "destination_of",
     "inspect",
     "move_aside",
+    "new_owner",
     "open_database",
     "open_spool",
     "owner_alive",
     "process_identity",
     "purge",
+    "quarantined",
 ]

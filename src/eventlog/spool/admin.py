@@ -1,4 +1,4 @@
-"""What the ``eventlog spool`` commands use: a read-only summary of a spool file, and purging it.
+"""What the ``eventlog spool`` commands use: a summary of a spool file, its quarantine, purging it.
 
 ``eventlog spool replay`` sends through an ordinary :class:`~eventlog.spool.sqlite.SQLiteSpool`.
 """
@@ -8,10 +8,13 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+from eventlog.batch import Record
 from eventlog.spool.database import _transaction, open_database
 from eventlog.spool.identity import owner_alive
+from eventlog.spool.sqlite import _decode
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class SpoolInfo:
     newest_added: float | None
     by_format: dict[str, int]
     claimed: dict[str, int]  # owner -> events, with "(dead)" after owners that are gone
+    #: (format, recorded destination or None) -> events: where the waiting rows go.
+    by_destination: dict[tuple[str, str | None], int]
+    quarantined_rows: int
+    quarantined_events: int
 
 
 def inspect(path: str) -> SpoolInfo:
@@ -39,6 +46,15 @@ def inspect(path: str) -> SpoolInfo:
             "MAX(added) FROM batches"
         ).fetchone()
         by_format = dict(conn.execute("SELECT format, SUM(events) FROM batches GROUP BY format"))
+        by_destination = {
+            (fmt, destination): count
+            for fmt, destination, count in conn.execute(
+                "SELECT format, destination, SUM(events) FROM batches GROUP BY format, destination"
+            )
+        }
+        quarantined_rows, quarantined_events = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(events), 0) FROM quarantine"
+        ).fetchone()
         claimed = {}
         for owner, count in conn.execute(
             "SELECT owner, SUM(events) FROM batches WHERE owner IS NOT NULL GROUP BY owner"
@@ -47,7 +63,74 @@ def inspect(path: str) -> SpoolInfo:
     finally:
         conn.close()
     size = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal") if os.path.exists(path + suffix))
-    return SpoolInfo(path, events, payload, size, oldest, newest, by_format, claimed)
+    return SpoolInfo(
+        path,
+        events,
+        payload,
+        size,
+        oldest,
+        newest,
+        by_format,
+        claimed,
+        by_destination,
+        quarantined_rows,
+        quarantined_events,
+    )
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """A spool row that could not be read or decoded, as the quarantine table keeps it."""
+
+    seq: int
+    reason: str
+    error: str
+    quarantined: float
+    format: str | None
+    events: int | None
+    destination: str | None
+    added: float | None
+    owner: str | None
+    records: bytes | None  # the row's index, as stored (JSON text when intact)
+    payloads: bytes | None  # the formatted events back to back, as stored
+
+
+def quarantined(path: str) -> list[QuarantinedRow]:
+    """The rows in the quarantine table of the spool at ``path``, oldest first."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no spool at this path", path)
+    conn, _ = open_database(path)
+    try:
+        rows = conn.execute(
+            "SELECT seq, reason, error, quarantined, format, events, destination, added, owner, "
+            "CAST(records AS BLOB), payloads FROM quarantine ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [QuarantinedRow(*row) for row in rows]
+
+
+def waiting_records(path: str, format_name: str | None = None) -> Iterator[Record]:
+    """Every event waiting in the spool (of one format), oldest first; rows that fail to decode are skipped.
+
+    Read only: nothing is claimed or deleted (``eventlog spool replay --to console``).
+    """
+    conn, _ = open_database(path)
+    try:
+        where, params = ("WHERE format = ?", (format_name,)) if format_name else ("", ())
+        seqs = [seq for (seq,) in conn.execute(f"SELECT seq FROM batches {where} ORDER BY seq", params)]
+        for seq in seqs:
+            row = conn.execute(
+                "SELECT records, payloads, events FROM batches WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is None:
+                continue
+            try:
+                yield from _decode(*row)
+            except Exception:
+                continue  # a damaged row: the spool quarantines it when it is sent
+    finally:
+        conn.close()
 
 
 def purge(path: str, *, format_name: str | None = None, older_than: float | None = None) -> int:

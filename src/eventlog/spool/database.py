@@ -28,25 +28,51 @@ BUSY_TIMEOUT_MS = 10_000
 QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024
 
 
-_SCHEMA = """
+#: Rows that could not be read or decoded, moved here whole (as far as they could be
+#: read) from ``batches`` with the reason and the error: kept for a post-mortem and for
+#: ``eventlog spool quarantine --export``, never sent.  Columns are nullable: a damaged
+#: row may have some that cannot be read.
+_QUARANTINE = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq         INTEGER PRIMARY KEY,
+    format      TEXT,
+    events      INTEGER,
+    records     BLOB,
+    payloads    BLOB,
+    added       REAL,
+    owner       TEXT,
+    destination TEXT,
+    reason      TEXT NOT NULL,
+    error       TEXT NOT NULL,
+    quarantined REAL NOT NULL
+);
+"""
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS batches (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    format   TEXT    NOT NULL,
-    events   INTEGER NOT NULL,
-    records  TEXT    NOT NULL,
-    payloads BLOB    NOT NULL,
-    added    REAL    NOT NULL,
-    owner    TEXT
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    format      TEXT    NOT NULL,
+    events      INTEGER NOT NULL,
+    records     TEXT    NOT NULL,
+    payloads    BLOB    NOT NULL,
+    added       REAL    NOT NULL,
+    owner       TEXT,
+    destination TEXT
 );
 CREATE INDEX IF NOT EXISTS batches_owned ON batches(owner, format, seq) WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batches_free ON batches(format, seq) WHERE owner IS NULL;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + _QUARANTINE
+)
 #: ``records`` is JSON, ``[[id, action, time_ns, payload length], ...]``; ``payloads`` the
 #: formatted payloads back to back.  One row per batch: the worker writes a batch
-#: with one INSERT and deletes it with one DELETE, whatever its size.
+#: with one INSERT and deletes it with one DELETE, whatever its size.  ``destination``
+#: says where the rows were meant to go (:func:`eventlog.spool.sqlite.destination_of`);
+#: NULL in rows a 0.1.0 spool wrote, which any pipeline of their format may send.
 
-SCHEMA_VERSION = "1"
+#: 1: 0.1.0; 2: ``batches.destination`` and the ``quarantine`` table (added on open).
+SCHEMA_VERSION = "2"
 
 
 # ---------------------------------------------------------------- error labels
@@ -86,6 +112,11 @@ def _filesystem_state(path: str) -> str | None:
     if stat.f_bavail == 0:
         return "disk_full"
     return None
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Another connection holds the lock this statement needs (SQLITE_BUSY or SQLITE_LOCKED)."""
+    return isinstance(exc, sqlite3.OperationalError) and _classify(exc) == "locked"
 
 
 def _is_corruption(exc: BaseException) -> bool:
@@ -277,7 +308,7 @@ def move_aside(path: str) -> str:
     return target
 
 
-def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+def _connect(path: str, synchronous: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """Open and check the spool at ``path``, creating it (mode 0600) when missing.
 
     Raises :class:`SpoolCorrupt` when the file is not a readable SQLite
@@ -287,11 +318,9 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     for suffix in SQLITE_SIBLINGS:  # SQLite opens these by name, following links
         with contextlib.suppress(FileNotFoundError):
             _check_file(path + suffix, os.lstat(path + suffix))
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
+    conn = sqlite3.connect(path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         try:
             fresh = conn.execute("PRAGMA page_count").fetchone()[0] == 0
             if fresh:
@@ -332,24 +361,47 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
             needed = {"seq", "format", "events", "records", "payloads", "added", "owner"}
             if not needed <= columns:
                 raise SpoolCorrupt(f"table 'batches' lacks columns {sorted(needed - columns)}")
+            _migrate(conn, columns)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def open_database(path: str, synchronous: str = "NORMAL") -> tuple[sqlite3.Connection, str | None]:
-    """Open the spool file, moving a damaged one aside; return it and the moved name (or None)."""
+def _migrate(conn: sqlite3.Connection, columns: set[str]) -> None:
+    """Bring a spool an older version wrote up to :data:`SCHEMA_VERSION`; its rows stay as they are.
+
+    Only additions, which that older version ignores (it names the columns it
+    writes): a 0.1.0 process may still share the file.
+    """
+    missing_table = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'quarantine'").fetchone()
+    if "destination" in columns and not missing_table:
+        return
+    with _transaction(conn):
+        if "destination" not in columns:
+            conn.execute("ALTER TABLE batches ADD COLUMN destination TEXT")
+        conn.execute(_QUARANTINE)
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+
+def open_database(
+    path: str, synchronous: str = "NORMAL", busy_ms: int = BUSY_TIMEOUT_MS
+) -> tuple[sqlite3.Connection, str | None]:
+    """Open the spool file, moving a damaged one aside; return it and the moved name (or None).
+
+    ``busy_ms`` is how long one statement waits for another process's write lock.
+    """
     path = os.path.abspath(path)
     _check_links(path)  # before makedirs, which would follow a planted link
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     check_path(path)
     with _path_lock(path):
         try:
-            return _connect(path, synchronous), None
+            return _connect(path, synchronous, busy_ms), None
         except SpoolCorrupt as exc:
             moved = move_aside(path)
-            conn = _connect(path, synchronous)
+            conn = _connect(path, synchronous, busy_ms)
             log.warning(
                 "the spool %s was not a readable SQLite spool (%s); it was moved to %s "
                 "and a fresh spool started",

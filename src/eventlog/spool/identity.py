@@ -1,13 +1,37 @@
-"""Which process owns a spool row (``"<pid>:<start time>"``), and whether it still runs.
+"""Which spool owns a row (``"<pid>:<start time>:<instance>"``), and whether it still runs.
 
-Many processes may share one spool path (gunicorn workers): a row belongs to the
-process that added or claimed it, and the rows of a process that died are
-reclaimed by any live one.
+Many processes may share one spool path (gunicorn workers), and one process may
+have more than one pipeline on it (``configure()`` again while a backlog drains):
+a row belongs to the spool instance that added or claimed it.  The rows of a
+process that died, or of an instance of this process that was closed, are
+reclaimed by any live one.  Owners written by 0.1.0 (``"<pid>:<start time>"``)
+are alive while their process is.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+
+#: Instances of this process that are open, by owner value (see :func:`new_owner`).
+_open_owners: set[str] = set()
+_numbers = itertools.count(1)
+
+
+def new_owner() -> str:
+    """A fresh owner value for one spool instance of this process; alive until :func:`closed`."""
+    owner = f"{process_identity(os.getpid()) or f'{os.getpid()}:0'}:{next(_numbers)}"
+    _open_owners.add(owner)
+    return owner
+
+
+# A forked child keeps the parent's owners in this set: harmless, they name the parent's
+# pid, so the child judges them by whether the parent runs, as any other process does.
+
+
+def closed(owner: str) -> None:
+    """The instance that held ``owner`` is closed: its rows may be reclaimed."""
+    _open_owners.discard(owner)
 
 
 def process_identity(pid: int) -> str | None:
@@ -36,9 +60,16 @@ def process_identity(pid: int) -> str | None:
 
 
 def owner_alive(owner: str) -> bool:
-    """Whether the process named by an ``owner`` value still runs."""
+    """Whether the spool instance named by an ``owner`` value still runs.
+
+    Another process's instance counts as alive while that process runs: only
+    this process knows which of its instances are closed.
+    """
+    parts = owner.split(":")
     try:
-        pid = int(owner.split(":", 1)[0])
+        pid = int(parts[0])
     except ValueError:
         return False
-    return process_identity(pid) == owner
+    if len(parts) > 2 and pid == os.getpid():
+        return owner in _open_owners
+    return process_identity(pid) == ":".join(parts[:2])

@@ -32,22 +32,26 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from eventlog.batch import Record, _new_tuple
 from eventlog.spool.database import (
+    BUSY_TIMEOUT_MS,
+    SQLITE_SIBLINGS,
     _classify,
     _connect,
     _filesystem_state,
+    _is_busy,
     _is_corruption,
     _path_lock,
     _transaction,
     move_aside,
     open_database,
 )
-from eventlog.spool.identity import owner_alive, process_identity
+from eventlog.spool.identity import closed, new_owner, owner_alive
 from eventlog.spool.protocol import SpoolCorrupt, SpoolUnavailable
 
 _orjson: Any
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from eventlog.config import Settings
 
 log = logging.getLogger("eventlog")
+_T = TypeVar("_T")
 
 #: How often the worker reclaims rows of dead processes, evicts by age and frees pages.
 HOUSEKEEPING_SECONDS = 1.0
@@ -77,6 +82,15 @@ RECENT_MAX = 10
 READ_AHEAD_ROWS = 3
 #: Free rows (batches) one process claims at a time.
 CLAIM_ROWS = 8
+#: How long one SQLite statement of the worker waits for another process's write lock
+#: while holding the spool's lock.  Between tries the lock is let go, so a fork or a
+#: metrics scrape never waits out the whole busy timeout (BUSY_TIMEOUT_MS) behind it.
+BUSY_STEP_MS = 50
+#: How often the worker looks at the spool file between retries (:meth:`SQLiteSpool.watch`).
+WATCH_SECONDS = 0.1
+#: How long ``depth()`` (a metrics scrape, ``flush``) waits for the spool's lock before
+#: answering with the last depth it read.
+DEPTH_WAIT_SECONDS = 0.05
 
 
 #: Connections inherited from a parent process: kept referenced, never closed in the
@@ -121,7 +135,8 @@ class SQLiteSpool:
 
     The worker thread calls ``add``, ``pending`` and ``remove``; metrics and
     ``flush`` may call ``depth`` from other threads, so a lock guards the
-    connection.
+    connection.  No SQLite statement waits long for another process while that
+    lock is held (:data:`BUSY_STEP_MS`): a fork and a scrape need it.
     """
 
     def __init__(
@@ -134,8 +149,13 @@ class SQLiteSpool:
         synchronous: str = "NORMAL",
         row_events: int = 500,
         on_evict: Callable[[str, int], None] | None = None,
+        destination: str | None = None,
+        claim: str = "mine",
+        on_drop: Callable[[str, int], None] | None = None,
+        on_quarantine: Callable[[str, int], None] | None = None,
+        on_reopen: Callable[[str], None] | None = None,
     ) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)  # a chdir later must not move the spool
         self.format_name = format_name
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -143,12 +163,32 @@ class SQLiteSpool:
         self.row_events = row_events
         #: Told (reason, count) when the size or age limit drops events: the pipeline counts them.
         self.on_evict = on_evict
+        #: Where this pipeline's rows go (:func:`destination_of`), written into each row.
+        self.destination = destination
+        # Which free rows this spool may claim: "mine" (its destination's, and rows of a
+        # 0.1.0 spool, which record none), "exact" (only its destination's: a replay of
+        # one destination) or "any" (every row of its format: a replay told where to send).
+        if claim not in ("mine", "exact", "any"):
+            raise ValueError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
+        self.claim = claim
+        #: Told (reason, count) when events are set aside: a row quarantined, an event unstorable.
+        self.on_drop = on_drop
+        #: Told (reason, rows) for each row moved to the quarantine table.
+        self.on_quarantine = on_quarantine
+        #: Told (reason) when the file was deleted or replaced and a fresh one opened.
+        self.on_reopen = on_reopen
+        #: Told when another spool of this process on the same file handed its rows back.
+        self.on_released: Callable[[], None] | None = None
+        #: Rows quarantined by this instance, by reason (what ``eventlog spool replay`` reports).
+        self.quarantined: dict[str, int] = {}
         self._maybe_free = True  # rows without an owner may exist: look before claiming
         self.moved_aside: str | None = None
         self._lock = threading.Lock()
         _spools.add(self)
         self._conn: sqlite3.Connection | None = None
-        self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._retired: list[sqlite3.Connection] = []  # of files replaced under us: never closed
+        self._owner = new_owner()
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
         # What the last pending() returned, and for each of its rows (seq, start, end) in it:
@@ -163,31 +203,64 @@ class SQLiteSpool:
         self._own: dict[int, int] = {}
         self._bytes_since_check = float("inf")  # payload bytes added since the size check
         self._next_housekeeping = 0.0
-        self._warned_formats: set[str] = set()
+        self._warned: set[str] = set()
         self._page_size = 4096
+        self._depth = 0  # the last depth read, answered when the lock is busy
+        self._next_watch = 0.0
         # On failure: logged once; the engine sends from memory until the spool works.
-        with contextlib.suppress(SpoolUnavailable):
+        # Another process holding the write lock: the worker opens it later.
+        with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error), self._lock:
             self._open()
 
     # ------------------------------------------------------------ connection
 
     def _open(self) -> sqlite3.Connection:
+        """The connection, opened when needed; the caller holds the lock.
+
+        Raises SpoolUnavailable, or the SQLite error when another process holds
+        the lock (for :meth:`_locked` to try again after letting go of ours).
+        """
         if self._conn is not None:
             return self._conn
         if self._unavailable is not None and time.monotonic() < self._retry_at:
             raise SpoolUnavailable(self._unavailable, f"spool {self.path} unavailable")
         try:
-            conn, moved = open_database(self.path, self.synchronous)
+            conn, moved = open_database(self.path, self.synchronous, BUSY_STEP_MS)
+            opened = os.stat(self.path)
+            own = dict(conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,)))
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
+            if _is_busy(exc):
+                raise
             self._failed(exc, "open")
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
+        self._file_id = (opened.st_dev, opened.st_ino)
         self._recent.clear()
         self._maybe_free = True
-        self._own = dict(conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,)))
-        self._page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        self._own = own
+        self._page_size = page_size
         self._next_housekeeping = 0.0
         return conn
+
+    def _locked(self, doing: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``body(conn)`` under the lock; while another process holds the write lock, try again.
+
+        Each try waits at most BUSY_STEP_MS inside SQLite; between tries the lock
+        is free for a fork or a scrape.  After BUSY_TIMEOUT_MS the spool counts as
+        unavailable (``locked``) for this call.  A failure raises SpoolUnavailable.
+        """
+        give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            with self._lock:
+                try:
+                    conn = self._open()
+                    self._check_file(conn)
+                    return body(self._open())
+                except (OSError, sqlite3.Error) as exc:
+                    if not _is_busy(exc) or time.monotonic() >= give_up:
+                        self._failed(exc, doing)
+            time.sleep(BUSY_STEP_MS / 1000)
 
     def _failed(self, exc: BaseException, doing: str) -> NoReturn:
         """Turn a write failure into SpoolUnavailable (logged once per outage); never returns."""
@@ -233,7 +306,7 @@ class SQLiteSpool:
                 # Another process may have moved it already: check before renaming.
                 probe = None
                 try:
-                    probe = _connect(self.path, self.synchronous)
+                    probe = _connect(self.path, self.synchronous, BUSY_STEP_MS)
                 except SpoolCorrupt:
                     self.moved_aside = move_aside(self.path)
                     log.warning(
@@ -254,6 +327,106 @@ class SQLiteSpool:
             log.warning("the spool %s can be written again; spool mode resumes", self.path)
             self._unavailable = None
 
+    # ------------------------------------------------------------ the file under our feet
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
+        """Is the file at the path still the one open?  If not, start a fresh one there.
+
+        One stat per call: a spool deleted (a tmp cleaner, ``rm -rf``) or moved while
+        in use would otherwise hold every event in a file nobody can find again, and
+        a kill -9 would lose them all.  The rows this instance owns are carried over
+        into the fresh file, so durability resumes where it was.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            return  # cannot tell (a folder made unreadable): carry on with what is open
+        else:
+            now = (st.st_dev, st.st_ino)
+        if now == self._file_id:
+            return
+        gone = "moved" if _still_linked(self._file_id) else "deleted"
+        self._replace_file(conn, "replaced" if now is not None else gone)
+
+    def _replace_file(self, old: sqlite3.Connection, reason: str) -> None:
+        """The file was deleted, moved or replaced: open the one at the path, carry our rows over.
+
+        Only this instance's rows: each process sharing the file carries its own.
+        """
+        skip = self._unremoved  # delivered already: not carried over
+        rows = [
+            row
+            for row in old.execute(
+                "SELECT seq, format, events, records, payloads, added, destination FROM batches "
+                "WHERE owner = ? ORDER BY seq",
+                (self._owner,),
+            ).fetchall()
+            if row[0] not in skip
+        ]
+        if reason != "replaced":
+            # The file is gone from the path, its WAL and shared-memory index are not: SQLite
+            # finds those by name, so a new file there would use them.  What the WAL holds goes
+            # into the old file first (a moved spool stays whole), then the names are freed;
+            # this connection keeps them open.
+            with contextlib.suppress(sqlite3.Error):
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            for suffix in SQLITE_SIBLINGS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path + suffix)
+        batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
+        self._conn = None
+        try:
+            conn = self._open()
+            renumbered: dict[int, int] = {}
+            with _transaction(conn):
+                for seq, fmt, events, index, payloads, added, destination in rows:
+                    renumbered[seq] = (
+                        conn.execute(
+                            "INSERT INTO batches (format, events, records, payloads, added, owner, "
+                            "destination) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, self._owner, destination),
+                        ).lastrowid
+                        or 0
+                    )
+        except BaseException:
+            new, self._conn = self._conn, old  # go on with the old file; the next call tries again
+            if new is not None and new is not old:
+                with contextlib.suppress(sqlite3.Error):
+                    new.close()
+            self._batch_rows, self._recent, self._events_of = batch_rows, recent, events_of
+            raise
+        # Never closed: closing would checkpoint and delete the WAL by name, which is the new
+        # file's by now.  It keeps the old file's space until the process exits.
+        self._retired.append(old)
+        with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
+            old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        self._own = {renumbered[row[0]]: row[2] for row in rows}
+        self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
+        self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
+        self._events_of = {renumbered[seq]: n for seq, n in events_of.items() if seq in renumbered}
+        self._unremoved = {}
+        self._bytes_since_check = float("inf")
+        events = sum(row[2] for row in rows)
+        what = {
+            "deleted": "deleted",
+            "moved": "moved or renamed",
+            "replaced": "replaced by another file",
+        }[reason]
+        log.warning(
+            "the spool file %s was %s while in use; a fresh spool was started at that path and "
+            "the %d events this process had waiting in the old one were written to it, so a "
+            "crash no longer loses them (rows of other processes in the old file are not "
+            "carried over)",
+            self.path,
+            what,
+            events,
+        )
+        if self.on_reopen is not None:
+            self.on_reopen(reason)
+
     # ------------------------------------------------------------ the Spool protocol
 
     def add(self, records: Sequence[Record]) -> None:
@@ -261,42 +434,55 @@ class SQLiteSpool:
 
         Few SQLite calls per batch: each lets the application's thread take the
         GIL for a while (a switch interval) before the worker gets it back.
+        An event whose index cannot be written (see :func:`_index`) is set aside
+        and counted (``spool_unstorable``); the others are stored.
         """
         if not records:
             return
         now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
-        chunks = [records[i : i + size] for i in range(0, len(records), size)]
-        rows = [
-            (
-                fmt,
-                len(chunk),
-                _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
-                b"".join(r.payload for r in chunk),
-                now,
-                owner,
-            )
-            for chunk in chunks
-        ]
-        values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        destination = self.destination
+        try:
+            chunks = [records[i : i + size] for i in range(0, len(records), size)]
+            rows = [
+                (
+                    fmt,
+                    len(chunk),
+                    _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
+                    b"".join(r.payload for r in chunk),
+                    now,
+                    owner,
+                    destination,
+                )
+                for chunk in chunks
+            ]
+        except Exception as exc:  # one event: contained to it, not to the batch or the worker
+            chunks, rows = self._storable(records, exc, now)
+            if not rows:
+                return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
         params = [value for row in rows for value in row]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            # One statement, its own transaction: its rows get contiguous seqs.
+            last = conn.execute(
+                "INSERT INTO batches (format, events, records, payloads, added, owner, destination) "
+                f"VALUES {values}",
+                params,
+            ).lastrowid
+            assert last is not None
+            first = last - len(chunks) + 1
+            for offset, chunk in enumerate(chunks):
+                self._own[first + offset] = len(chunk)
+                self._remember(first + offset, list(chunk))
+            self._recovered()
+
+        self._locked("store a batch", insert)
+        # The batch is stored (its INSERT committed): a failure from here on must not
+        # make the engine send it from memory too, or it would go out twice.
         with self._lock:
-            conn = self._open()
-            try:
-                # One statement, its own transaction: its rows get contiguous seqs.
-                last = conn.execute(
-                    f"INSERT INTO batches (format, events, records, payloads, added, owner) VALUES {values}",
-                    params,
-                ).lastrowid
-                assert last is not None
-                first = last - len(chunks) + 1
-                for offset, chunk in enumerate(chunks):
-                    self._own[first + offset] = len(chunk)
-                    self._remember(first + offset, list(chunk))
-                self._recovered()
-            except (OSError, sqlite3.Error) as exc:
-                self._failed(exc, "store a batch")
-            # The batch is stored (its INSERT committed): a failure from here on must not
-            # make the engine send it from memory too, or it would go out twice.
+            conn = self._conn
+            if conn is None:
+                return
             try:
                 self._bytes_since_check += sum(len(row[3]) for row in rows)
                 if self._bytes_since_check >= self.max_bytes // 64:
@@ -306,12 +492,62 @@ class SQLiteSpool:
                     self._housekeeping(conn)  # also while a send is being retried
             except (OSError, sqlite3.Error) as exc:
                 self._next_housekeeping = time.monotonic() + 1.0
-                log.warning("spool upkeep failed, will try again: %s", exc)
+                if not _is_busy(exc):  # another process writes: upkeep waits for the next batch
+                    log.warning("spool upkeep failed, will try again: %s", exc)
+
+    def _storable(
+        self, records: Sequence[Record], exc: Exception, now: float
+    ) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
+        """The rows of ``records`` without the events that cannot be stored, which are counted."""
+        kept: list[Record] = []
+        entries: list[list[object]] = []
+        lost = 0
+        for record in records:
+            try:
+                entry: list[object] = [record.id, record.action, record.time_ns, len(record.payload)]
+                _index([entry])
+                if type(record.payload) is not bytes:
+                    raise TypeError(f"payload is {type(record.payload).__name__}, not bytes")
+            except Exception as error:
+                lost += 1
+                exc = error
+                continue
+            kept.append(record)
+            entries.append(entry)
+        if lost:
+            if "unstorable" not in self._warned:
+                self._warned.add("unstorable")
+                log.warning(
+                    "%d events could not be stored in the spool %s (%s); they were set aside, "
+                    'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
+                    lost,
+                    self.path,
+                    exc,
+                )
+            if self.on_drop is not None:
+                self.on_drop("spool_unstorable", lost)
+        size = self.row_events
+        chunks: list[Sequence[Record]] = [kept[i : i + size] for i in range(0, len(kept), size)]
+        rows = [
+            (
+                self.format_name,
+                len(chunk),
+                _index(entries[i : i + size]),
+                b"".join(r.payload for r in chunk),
+                now,
+                self._owner,
+                self.destination,
+            )
+            for i, chunk in zip(range(0, len(kept), size), chunks)
+        ]
+        return chunks, rows
 
     def pending(self, limit: int) -> list[Record]:
         """The oldest events this process may send (claiming free rows), in order.
 
         Whole stored batches, at least one, up to ``limit`` events when they fit.
+        A row that cannot be read or decoded is quarantined (:meth:`_quarantine`)
+        and the rows behind it are sent.
         """
         while True:
             batch, again = self._pending_once(limit)
@@ -320,82 +556,167 @@ class SQLiteSpool:
 
     def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
         """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
-        with self._lock:
-            conn = self._open()
-            try:
-                self._retry_removals(conn)
-                if time.monotonic() >= self._next_housekeeping:
-                    self._housekeeping(conn)
-                fmt, owner, skip = self.format_name, self._owner, self._unremoved
-                # Free rows (left by an earlier run or a dead process) go first: claim
-                # them.  Housekeeping says when there may be some.
-                if self._maybe_free:
-                    claimed = conn.execute(
-                        "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
-                        "WHERE owner IS NULL AND format = ? ORDER BY seq LIMIT ?) "
-                        "RETURNING seq, events",
-                        (owner, fmt, CLAIM_ROWS),
-                    ).fetchall()
-                    self._own.update(claimed)
-                    self._maybe_free = len(claimed) == CLAIM_ROWS
-                chosen: list[int] = []
-                total = 0
-                self._events_of = {}
-                for seq in sorted(self._own):
-                    if seq in skip:
-                        continue
-                    events = self._own[seq]
-                    if chosen and total + events > limit:
-                        break
-                    chosen.append(seq)
-                    total += events
-                    self._events_of[seq] = events
-                recent = self._recent
-                missing = [seq for seq in chosen if seq not in recent]
-                ahead: list[int] = []
-                if missing:
-                    # A backlog is read back a few rows per query: each SQLite call gives the
-                    # GIL away, and in a flood getting it back waits out the caller's switch
-                    # interval.  The rows read ahead wait in `recent` for the next pending().
-                    after = chosen[-1]
-                    ahead = [
-                        seq
-                        for seq in sorted(self._own)
-                        if seq > after and seq not in skip and seq not in recent
-                    ][:READ_AHEAD_ROWS]
-                loaded = (
-                    {
-                        seq: _decode(index, payloads)
-                        for seq, index, payloads in conn.execute(
-                            "SELECT seq, records, payloads FROM batches "
-                            "WHERE seq IN (SELECT value FROM json_each(?))",
-                            (json.dumps(missing + ahead),),
-                        )
-                    }
-                    if missing
-                    else {}
-                )
-                for seq in ahead:
-                    if seq in loaded:
-                        self._remember(seq, loaded.pop(seq))
-                # Rows that vanished (purged, or evicted by another process) are no longer
-                # ours: forget them, or the oldest would be chosen again and again.
-                gone = [seq for seq in missing if seq not in loaded]
-                for seq in gone:
-                    self._own.pop(seq, None)
-                    self._events_of.pop(seq, None)
-                if gone and len(gone) == len(chosen):
-                    return [], bool(self._own)
-            except (OSError, sqlite3.Error) as exc:
-                self._failed(exc, "read pending events")
+
+        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
+            self._retry_removals(conn)
+            if time.monotonic() >= self._next_housekeeping:
+                self._housekeeping(conn)
+            owner, skip = self._owner, self._unremoved
+            # Free rows (left by an earlier run or a dead process) go first: claim
+            # them.  Housekeeping says when there may be some.
+            if self._maybe_free:
+                where, params = self._claimable()
+                claimed = conn.execute(
+                    "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
+                    f"WHERE owner IS NULL AND {where} ORDER BY seq LIMIT ?) "
+                    "RETURNING seq, events",
+                    (owner, *params, CLAIM_ROWS),
+                ).fetchall()
+                self._own.update(claimed)
+                self._maybe_free = len(claimed) == CLAIM_ROWS
+            chosen: list[int] = []
+            total = 0
+            self._events_of = {}
+            for seq in sorted(self._own):
+                if seq in skip:
+                    continue
+                events = self._own[seq]
+                if chosen and total + events > limit:
+                    break
+                chosen.append(seq)
+                total += events
+                self._events_of[seq] = events
+            recent = self._recent
+            missing = [seq for seq in chosen if seq not in recent]
+            ahead: list[int] = []
+            if missing:
+                # A backlog is read back a few rows per query: each SQLite call gives the
+                # GIL away, and in a flood getting it back waits out the caller's switch
+                # interval.  The rows read ahead wait in `recent` for the next pending().
+                after = chosen[-1]
+                ahead = [
+                    seq for seq in sorted(self._own) if seq > after and seq not in skip and seq not in recent
+                ][:READ_AHEAD_ROWS]
+            loaded: dict[int, list[Record]] = {}
+            damaged: dict[int, tuple[str, str]] = {}
+            if missing:
+                for seq, index, payloads, events in self._read_rows(conn, missing + ahead, damaged):
+                    try:
+                        loaded[seq] = _decode(index, payloads, events)
+                    except _Damaged as exc:
+                        damaged[seq] = (exc.reason, str(exc))
+                    except Exception as exc:  # whatever a damaged row makes the decoder raise
+                        damaged[seq] = ("undecodable", f"{type(exc).__name__}: {exc}")
+            if damaged:
+                self._quarantine(conn, damaged)
+            for seq in ahead:
+                if seq in loaded:
+                    self._remember(seq, loaded.pop(seq))
+            # Rows that vanished (purged, evicted by another process, quarantined) are no
+            # longer ours: forget them, or the oldest would be chosen again and again.
+            gone = [seq for seq in missing if seq not in loaded]
+            for seq in gone:
+                self._own.pop(seq, None)
+                self._events_of.pop(seq, None)
+            if gone and len(gone) == len(chosen):
+                return [], {}, bool(self._own) or self._maybe_free
+            return chosen, loaded, False
+
+        chosen, loaded, again = self._locked("read pending events", choose)
+        if again:
+            return [], True
         batch: list[Record] = []
         rows = []
+        recent = self._recent
         for seq in chosen:
-            records = recent.get(seq) or loaded.get(seq) or []  # [] if purged meanwhile
+            if seq not in recent and seq not in loaded:
+                continue  # vanished or quarantined meanwhile
+            records = recent.get(seq) or loaded.get(seq) or []
             rows.append((seq, len(batch), len(batch) + len(records)))
             batch.extend(records)
         self._batch, self._batch_rows = batch, rows
         return batch, False
+
+    def _claimable(self) -> tuple[str, tuple[object, ...]]:
+        """The condition (and its parameters) on free rows this spool may claim."""
+        if self.claim == "any":
+            return "format = ?", (self.format_name,)
+        if self.claim == "exact":
+            return "format = ? AND destination IS ?", (self.format_name, self.destination)
+        return "format = ? AND (destination IS ? OR destination IS NULL)", (
+            self.format_name,
+            self.destination,
+        )
+
+    def _read_rows(
+        self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
+    ) -> list[tuple[int, Any, Any, Any]]:
+        """``(seq, records, payloads, events)`` of the rows still there; unreadable ones into ``damaged``."""
+        query = (
+            "SELECT seq, records, payloads, events FROM batches WHERE seq IN (SELECT value FROM json_each(?))"
+        )
+        try:
+            return conn.execute(query, (json.dumps(seqs),)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc) or (isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc)):
+                raise
+        rows = []  # one row's page is damaged: read them one by one to find it
+        for seq in seqs:
+            try:
+                rows.extend(conn.execute(query, (json.dumps([seq]),)).fetchall())
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise
+                damaged[seq] = ("unreadable", f"{type(exc).__name__}: {exc}")
+        return rows
+
+    def _quarantine(self, conn: sqlite3.Connection, damaged: dict[int, tuple[str, str]]) -> None:
+        """Move rows that cannot be read or decoded to the quarantine table, kept as they are.
+
+        One transaction; a row whose columns cannot even be copied is recorded by
+        its seq, reason and error.  Counted by reason, and warned about once.
+        """
+        now = time.time()
+        with _transaction(conn):
+            for seq, (reason, error) in damaged.items():
+                try:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, format, events, records, payloads, "
+                        "added, owner, destination, reason, error, quarantined) SELECT seq, format, "
+                        "events, CAST(records AS BLOB), payloads, added, owner, destination, ?, ?, ? "
+                        "FROM batches WHERE seq = ?",
+                        (reason, error, now, seq),
+                    )
+                except sqlite3.DatabaseError as exc:
+                    if _is_busy(exc):
+                        raise
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, reason, error, quarantined) "
+                        "VALUES (?, ?, ?, ?)",
+                        (seq, reason, f"{error}; the row could not be copied: {exc}", now),
+                    )
+                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        for seq, (reason, error) in damaged.items():
+            events = self._own.pop(seq, 0)
+            self._recent.pop(seq, None)
+            self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+            if self.on_quarantine is not None:
+                self.on_quarantine(reason, 1)
+            if events and self.on_drop is not None:
+                self.on_drop("spool_quarantined", events)
+            if f"quarantine:{reason}" not in self._warned:
+                self._warned.add(f"quarantine:{reason}")
+                log.warning(
+                    "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
+                    "moved to its quarantine table, kept, and the rows behind it are sent: see "
+                    "eventlog spool quarantine --db %s",
+                    self.path,
+                    seq,
+                    events,
+                    reason,
+                    error,
+                    self.path,
+                )
 
     def _remember(self, seq: int, records: list[Record]) -> None:
         recent = self._recent
@@ -429,35 +750,69 @@ class SQLiteSpool:
             try:
                 self._retry_removals(self._conn)
             except (OSError, sqlite3.Error) as exc:
-                # Kept in memory and retried, so the rows are not sent twice by us.
-                with contextlib.suppress(SpoolUnavailable):
-                    self._failed(exc, "delete delivered events")
+                # Kept in memory and retried (also when another process holds the write
+                # lock: no waiting here), so the rows are not sent twice by us.
+                if not _is_busy(exc):
+                    with contextlib.suppress(SpoolUnavailable):
+                        self._failed(exc, "delete delivered events")
 
     def depth(self) -> int:
-        """Events waiting in the spool file (every process's, every format)."""
-        with self._lock:
+        """Events waiting in the spool file (every process's, every format).
+
+        Never waits behind the worker for long (a metrics scrape calls this):
+        while the lock is busy, the depth read last is the answer.
+        """
+        if not self._lock.acquire(timeout=DEPTH_WAIT_SECONDS):
+            return self._depth
+        try:
             if self._conn is None:
-                return 0
+                return self._depth if self._unavailable is None else 0
             try:
                 count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
             except sqlite3.Error:
-                return 0
-            return max(0, count - sum(self._unremoved.values()))
+                return self._depth
+            self._depth = max(0, count - sum(self._unremoved.values()))
+            return self._depth
+        finally:
+            self._lock.release()
+
+    def watch(self) -> None:
+        """Between send retries: notice a deleted or moved file even while nothing is stored.
+
+        In a quiet outage the worker only retries the batch in hand; without this, a
+        spool deleted meanwhile would go unnoticed until the next event.
+        """
+        now = time.monotonic()
+        if now < self._next_watch or self._conn is None:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        with contextlib.suppress(SpoolUnavailable):
+            self._locked("check the spool file", lambda conn: None)
 
     def release(self) -> None:
-        """Hand the rows this process owns back, for the next process or run to send."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                return
+        """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
+
+        def release(conn: sqlite3.Connection) -> None:
             with contextlib.suppress(sqlite3.Error):
                 self._retry_removals(conn)
-            with contextlib.suppress(sqlite3.Error), _transaction(conn):
+            with _transaction(conn):
                 conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
             self._own.clear()
 
+        with contextlib.suppress(SpoolUnavailable):
+            if self._conn is not None:
+                self._locked("release this process's rows", release)
+        # A pipeline of this process on the same file (configure() again) may take them now,
+        # without waiting for its next event.
+        for other in list(_spools):
+            if other is not self and other.path == self.path and other._conn is not None:
+                other._maybe_free = True
+                if other.on_released is not None:
+                    with contextlib.suppress(Exception):
+                        other.on_released()
+
     def close(self) -> None:
-        """Release this process's rows and close the file."""
+        """Release this instance's rows and close the file."""
         self.release()
         with self._lock:
             conn, self._conn = self._conn, None
@@ -465,6 +820,7 @@ class SQLiteSpool:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 conn.close()
+        closed(self._owner)  # rows it could not release are reclaimed by the next one
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's connection and rows, become a new owner."""
@@ -472,7 +828,9 @@ class SQLiteSpool:
         if self._conn is not None:
             _inherited.append(self._conn)
             self._conn = None
-        self._owner = process_identity(os.getpid()) or f"{os.getpid()}:0"
+        _inherited.extend(self._retired)
+        self._retired = []
+        self._owner = new_owner()
         self._batch, self._batch_rows = [], []
         self._events_of = {}
         self._unremoved = {}
@@ -513,11 +871,11 @@ class SQLiteSpool:
         ]
         dead = [o for o in owners if o != self._owner and not owner_alive(o)]
         if not self._maybe_free:
+            where, params = self._claimable()
             self._maybe_free = (
                 bool(dead)
                 or conn.execute(
-                    "SELECT 1 FROM batches WHERE owner IS NULL AND format = ? LIMIT 1",
-                    (self.format_name,),
+                    f"SELECT 1 FROM batches WHERE owner IS NULL AND {where} LIMIT 1", params
                 ).fetchone()
                 is not None
             )
@@ -537,31 +895,54 @@ class SQLiteSpool:
             ]
             if old:
                 self._evict(conn, [seq for seq, _ in old], "spool_max_age")
+        where, params = self._claimable()
         others = conn.execute(
-            "SELECT format, SUM(events) FROM batches WHERE format != ? AND owner IS NULL GROUP BY format",
-            (self.format_name,),
+            "SELECT format, destination, SUM(events) FROM batches "
+            f"WHERE owner IS NULL AND NOT ({where}) GROUP BY format, destination",
+            params,
         ).fetchall()
-        for fmt, count in others:
-            if fmt not in self._warned_formats:
-                self._warned_formats.add(fmt)
-                log.warning(
-                    "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
-                    "they are kept, not sent: deliver them with EVENTLOG_FORMAT=%s eventlog spool "
-                    "replay --db %s, or drop them with eventlog spool purge --db %s --format %s",
-                    self.path,
-                    count,
-                    fmt,
-                    self.format_name,
-                    fmt,
-                    self.path,
-                    self.path,
-                    fmt,
-                )
+        for fmt, destination, count in others:
+            self._warn_others(fmt, destination, count)
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
         if free > FREE_PAGES_KEPT:
             # A few pages per round, so the worker never stalls on one big vacuum.
             # executescript steps it to the end; execute() would free a single page
             conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+
+    def _warn_others(self, fmt: str, destination: str | None, count: int) -> None:
+        """Rows this spool does not send (another format or destination): say so once each."""
+        if fmt != self.format_name:
+            if f"format:{fmt}" in self._warned:
+                return
+            self._warned.add(f"format:{fmt}")
+            log.warning(
+                "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
+                "they are kept, not sent: deliver them with eventlog spool replay --db %s "
+                "--format %s, or drop them with eventlog spool purge --db %s --format %s",
+                self.path,
+                count,
+                fmt,
+                self.format_name,
+                self.path,
+                fmt,
+                self.path,
+                fmt,
+            )
+            return
+        if f"destination:{destination}" in self._warned:
+            return
+        self._warned.add(f"destination:{destination}")
+        log.warning(
+            "the spool %s holds %d events meant for %s, not for this pipeline's %s; they are "
+            "kept, not sent here: deliver them with eventlog spool replay --db %s (to the "
+            "destination they record), or see them with eventlog spool info --db %s",
+            self.path,
+            count,
+            describe_destination(destination),
+            describe_destination(self.destination),
+            self.path,
+            self.path,
+        )
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         used = conn.execute(
@@ -616,34 +997,151 @@ class SQLiteSpool:
             self.on_evict(reason, count)
 
 
+def _still_linked(file_id: tuple[int, int] | None) -> bool:
+    """Whether the file this process has open as ``file_id`` still has a name (moved, not deleted)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == file_id:
+            return st.st_nlink > 0
+    return False
+
+
+class _Damaged(Exception):
+    """A row whose index does not describe its payloads; ``reason`` labels it for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def _index(entries: list[list[object]]) -> str:
     """A row's index (id, action, time, payload size of each event) as JSON text.
 
     orjson: about 1k instructions an event where the stdlib encoder takes 8k,
     in the worker, whose every instruction the application pays for (one GIL).
+    orjson refuses an int beyond 64 bits (a time in ms given as ns): the stdlib
+    writes any int, so such an event is stored, not lost.
     """
     if _orjson is not None:
-        text: str = _orjson.dumps(entries).decode()
-        return text
+        try:
+            text: str = _orjson.dumps(entries).decode()
+            return text
+        except TypeError:
+            pass
     return json.dumps(entries, separators=(",", ":"))
 
 
-def _decode(index: str, payloads: bytes) -> list[Record]:
-    """The records of one stored batch."""
+def _decode(index: str | bytes, payloads: bytes, events: int) -> list[Record]:
+    """The records of one stored batch; raises :class:`_Damaged` when the index does not fit.
+
+    The index must be a list of ``events`` entries whose sizes add up to the
+    payloads exactly: a changed byte that still parses is caught here, not sent
+    as events cut at the wrong places.
+    """
+    loads = json.loads if _orjson is None else _orjson.loads
+    try:
+        entries = loads(index)
+    except ValueError as exc:
+        raise _Damaged("undecodable", f"the row's index is not JSON: {exc}") from None
+    if type(entries) is not list or len(entries) != events or type(payloads) is not bytes:
+        raise _Damaged("index_mismatch", f"the row's index does not list its {events} events")
     records = []
     offset = 0
     # Read back in a backlog (rows past RECENT_MAX): orjson and tuple.__new__ (the
     # NamedTuple's Python-level __new__ costs more than the tuple) keep it cheap.
-    loads = json.loads if _orjson is None else _orjson.loads
-    for id_, action, time_ns, size in loads(index):
+    for id_, action, time_ns, size in entries:
         end = offset + size
+        if end < offset or type(id_) is not str:
+            raise _Damaged(
+                "index_mismatch", f"the row's index has a bad entry: {[id_, action, time_ns, size]}"
+            )
         records.append(_new_tuple(Record, (id_, action, time_ns, payloads[offset:end])))
         offset = end
+    if offset != len(payloads):
+        raise _Damaged(
+            "index_mismatch",
+            f"the row's index counts {offset} bytes of payloads, the row holds {len(payloads)}",
+        )
     return records
 
 
+def destination_of(settings: Settings, transport_name: str, transport_options: dict[str, Any]) -> str:
+    """Where a pipeline's events go, as the text a spool row records (JSON, keys sorted).
+
+    The transport, ``host`` and ``port``, and every transport setting holding a URL
+    (an HTTP endpoint, NATS servers), reduced to scheme, host, port and path: a URL's
+    user info and query may carry credentials, which a spool file never holds.
+    Timeouts, TLS files and other settings of *how* to send are left out, so changing
+    them does not strand the rows of the run before.
+    """
+    urls = {}
+    for name, value in sorted(transport_options.items()):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        reduced = [_address(item) for item in values if isinstance(item, str) and "://" in item]
+        if reduced:
+            urls[name] = reduced if isinstance(value, (list, tuple)) else reduced[0]
+    where = {"transport": transport_name, "host": settings.host, "port": settings.port, "urls": urls}
+    return json.dumps(where, sort_keys=True, separators=(",", ":"))
+
+
+def _address(url: str) -> str:
+    """``scheme://host:port/path`` of a URL: no user info, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def parse_destination(destination: str | None) -> dict[str, Any] | None:
+    """The fields of a recorded destination, or None for a row that records none (0.1.0)."""
+    if destination is None:
+        return None
+    try:
+        where = json.loads(destination)
+    except ValueError:
+        return None
+    return where if isinstance(where, dict) and isinstance(where.get("transport"), str) else None
+
+
+def describe_destination(destination: str | None) -> str:
+    """A recorded destination for people: ``tcp 127.0.0.1:5170``, ``http http://.../``."""
+    where = parse_destination(destination)
+    if where is None:
+        return "no recorded destination" if destination is None else repr(destination)
+    text = str(where["transport"])
+    if where.get("host") is not None:
+        host = str(where["host"])
+        text += f" [{host}]" if ":" in host else f" {host}"
+        if where.get("port") is not None:
+            text += f":{where['port']}"
+    elif where.get("port") is not None:
+        text += f" port {where['port']}"
+    for value in (where.get("urls") or {}).values():
+        text += " " + (",".join(value) if isinstance(value, list) else str(value))
+    return text
+
+
 def open_spool(
-    settings: Settings, format_name: str, on_evict: Callable[[str, int], None] | None = None
+    settings: Settings,
+    format_name: str,
+    on_evict: Callable[[str, int], None] | None = None,
+    *,
+    destination: str | None = None,
+    on_drop: Callable[[str, int], None] | None = None,
+    on_quarantine: Callable[[str, int], None] | None = None,
+    on_reopen: Callable[[str], None] | None = None,
 ) -> SQLiteSpool:
     """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
     return SQLiteSpool(
@@ -654,4 +1152,8 @@ def open_spool(
         synchronous=settings.spool_sync.upper(),
         row_events=settings.batch_size,
         on_evict=on_evict,
+        destination=destination,
+        on_drop=on_drop,
+        on_quarantine=on_quarantine,
+        on_reopen=on_reopen,
     )

@@ -6,18 +6,25 @@ EventTime (msgpack ext type 0), taken from ``Record.time_ns``, which turns each
 payload into an *entry* ``[EventTime, record]`` by prefixing 11 bytes and
 without decoding anything (see :func:`eventlog_fluent.forward.entry_head`).
 The map keeps ``tstamp`` (milliseconds) like every other format.
+
+EventTime holds 1970-01-01 to 2106-02-07 (two uint32); the transport clamps a
+time outside it.  So that the record never says another time than its EventTime,
+``tstamp`` is clamped the same way here, counted as ``event_time_clamped``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, Self
 
 import msgpack
 
-from eventlog.plugin import Formatter
+from eventlog.plugin import Formatter, PluginContext
 
 #: Largest integer msgpack can carry; Python's ints are unbounded.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+#: The milliseconds EventTime can hold: 1970-01-01 to 2106-02-07 (seconds are a uint32).
+TSTAMP_MIN, TSTAMP_MAX = 0, (2**32 - 1) * 1000 + 999
 
 
 def _big_ints_as_text(value: Any) -> Any:
@@ -40,11 +47,22 @@ class MsgpackFormatter(Formatter):
 
     content_type = "application/msgpack"
 
-    def __init__(self) -> None:
+    def __init__(self, conversions: MutableMapping[str, int] | None = None) -> None:
         # One Packer per formatter: it reuses its buffer.  Only the worker thread formats.
         self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        #: Where clamped times are counted (the pipeline's conversions).
+        self.conversions: MutableMapping[str, int] = {} if conversions is None else conversions
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> Self:
+        return cls(context.conversions)
 
     def format(self, wire: dict[str, Any]) -> bytes:
+        tstamp = wire.get("tstamp", 0)
+        if not TSTAMP_MIN <= tstamp <= TSTAMP_MAX:
+            # As the transport's EventTime: 0 before 1970, the last instant of 2106-02-07 after.
+            wire = {**wire, "tstamp": TSTAMP_MIN if tstamp < TSTAMP_MIN else TSTAMP_MAX}
+            self.conversions["event_time_clamped"] = self.conversions.get("event_time_clamped", 0) + 1
         try:
             payload: bytes = self._pack(wire)
         except OverflowError:

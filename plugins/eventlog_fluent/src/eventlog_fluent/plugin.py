@@ -19,16 +19,10 @@ from eventlog.plugin import (
 )
 from eventlog.plugin.net import timeout_options, tls_options
 from eventlog_fluent.msgpack_format import MsgpackFormatter
+from eventlog_fluent.tags import parse_tag
 from eventlog_fluent.transport import FORWARD_PORT, GZIP_LEVEL, FluentConfig, FluentTransport
 
 __all__ = ["FLUENT_OPTIONS", "FORWARD_PORT", "GZIP_LEVEL", "FluentConfig", "FluentTransport"]
-
-
-def _parse_tag(value: object) -> str:
-    tag = str(value).strip()
-    if any(ch.isspace() for ch in tag) or tag.startswith(".") or tag.endswith("."):
-        raise ValueError("a tag is dot-separated words without spaces, such as 'app.events'")
-    return tag
 
 
 def _parse_hostname(value: object) -> str:
@@ -39,7 +33,7 @@ def _parse_hostname(value: object) -> str:
 
 
 FLUENT_OPTIONS: tuple[Option, ...] = (
-    Option("tag", _parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"),
+    Option("tag", parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"),
     Option(
         "tag_mode",
         parse_str,

@@ -16,7 +16,7 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +34,9 @@ from eventlog.plugin import (
     Transport,
     TransportError,
 )
-from eventlog.plugin.net import connect_stream, send_all, tls_context
+from eventlog.plugin.net import connect_stream, reading_peer, send_all, tls_context
 from eventlog_fluent import forward
+from eventlog_fluent.tags import action_tag
 
 #: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
 HELO_WAIT = 0.1
@@ -63,6 +64,8 @@ class FluentConfig:
     tls: ssl.SSLContext | None = None
     connect_timeout: float = 5.0
     send_timeout: float = 10.0
+    #: Where actions changed to make a tag are counted (the pipeline's conversions).
+    conversions: MutableMapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_context(cls, context: PluginContext) -> FluentConfig:
@@ -120,6 +123,7 @@ class FluentConfig:
             tls=tls,
             connect_timeout=options["connect_timeout"],
             send_timeout=options["send_timeout"],
+            conversions=context.conversions,
         )
 
 
@@ -267,9 +271,12 @@ class FluentTransport(Transport):
         """
         groups: dict[str, list[Record]] = {}
         if self.config.tag_by_action:
-            prefix = f"{self.config.tag}." if self.config.tag else ""
+            prefix, conversions = self.config.tag, self.config.conversions
             for record in batch:
-                groups.setdefault(prefix + record.action, []).append(record)
+                tag, changed = action_tag(prefix, record.action)  # only tags the tag check takes
+                if changed:
+                    conversions["fluent_tag"] = conversions.get("fluent_tag", 0) + 1
+                groups.setdefault(tag, []).append(record)
         else:
             groups[self.config.tag] = list(batch)
         limit = self.config.max_message_bytes
@@ -319,9 +326,10 @@ class FluentTransport(Transport):
                     f"chunks within {self.config.ack_timeout}s (EVENTLOG_FLUENT_ACK_TIMEOUT); "
                     "they are sent again"
                 ) from None
-            if isinstance(message, dict):
+            ack = message.get("ack") if isinstance(message, dict) else None
+            if isinstance(ack, str):
                 # An ack we no longer wait for (from an earlier, failed try) is ignored.
-                waiting.discard(message.get("ack"))
+                waiting.discard(ack)
             else:
                 self._unexpected(message)
 
@@ -336,12 +344,11 @@ class FluentTransport(Transport):
         assert self.sock is not None
         unpacker = self._unpacker
         while True:
-            try:
-                return unpacker.unpack()
-            except msgpack.OutOfData:
-                pass
-            except (ValueError, msgpack.UnpackException) as exc:
-                raise ConnectError(f"{self.address} sent something that is not msgpack: {exc}") from None
+            with reading_peer(self.address, f"a {what}"):  # not msgpack, or not ours
+                try:
+                    return unpacker.unpack()
+                except msgpack.OutOfData:
+                    pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SendTimeout(f"no {what} from {self.address}")
@@ -359,7 +366,8 @@ class FluentTransport(Transport):
                     self.sock.settimeout(self.config.send_timeout)
             if not data:
                 raise ConnectError(f"{self.address} closed the connection before the {what}")
-            unpacker.feed(data)
+            with reading_peer(self.address, f"a {what}"):
+                unpacker.feed(data)  # BufferFull past 1 MiB: no answer of a server is that big
 
     def _usable(self) -> bool:
         """False when the idle connection was closed by the server; reads what it sent.
@@ -384,10 +392,11 @@ class FluentTransport(Transport):
             return False
         if not data:
             return False
-        self._unpacker.feed(data)
-        for message in self._unpacker:
-            if not isinstance(message, dict):  # a late ack is harmless
-                self._unexpected(message)
+        with reading_peer(self.address, "a message between batches"):
+            self._unpacker.feed(data)
+            for message in self._unpacker:
+                if not isinstance(message, dict):  # a late ack is harmless
+                    self._unexpected(message)
         return True
 
     def _readable(self, timeout: float) -> bool:

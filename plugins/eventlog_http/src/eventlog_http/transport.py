@@ -14,6 +14,13 @@ Retries happen in two layers that do not wait twice:
 A 4xx that a retry cannot fix (and ClickHouse's 500 for data it cannot parse)
 sets the batch aside (``RejectedError``) with the status and the start of the
 response body, instead of a retry storm.  A 413 first splits the batch.
+
+What the server sends is input, bounded and checked: the answer (status line,
+interim ``1xx`` answers, headers and the body we read) must come within
+``read_timeout`` of the request, however slowly it drips; ``1xx`` answers
+(``100 Continue``, ``103 Early Hints``) are skipped, never taken as final; at
+most :data:`MAX_ANSWER_BYTES` of a body are read, the rest discarded with the
+connection; an unreadable ``Retry-After`` is ignored.
 """
 
 from __future__ import annotations
@@ -21,9 +28,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import http.client
 import importlib.metadata
+import io
 import re
+import socket
 import ssl
+import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +42,11 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    HTTPError,
     InvalidHeader,
     MaxRetryError,
     NewConnectionError,
@@ -54,7 +68,7 @@ from eventlog.plugin import (
     Transport,
     TransportError,
 )
-from eventlog.plugin.net import certificate_names, describe_tls_error, tls_context
+from eventlog.plugin.net import certificate_names, describe_tls_error, reading_peer, tls_context
 
 #: Statuses urllib3 retries at once inside a send: the server or a proxy in front of it
 #: is busy or restarting.  A 500 is left to the engine's slower backoff: it is often
@@ -68,6 +82,11 @@ CLICKHOUSE_INPUT_ERRORS = frozenset({6, 16, 27, 53, 70, 72, 117, 164})
 _CLICKHOUSE_CODE = re.compile(rb"^Code: (\d+)[.,]")
 #: How much of an error response body goes into the log line.
 BODY_EXCERPT_CHARS = 300
+#: The most of an answer's body we read; the rest is discarded with the connection.
+MAX_ANSWER_BYTES = 64 * 1024
+#: The longest Retry-After taken from a server, in seconds (the engine waits at most
+#: retry_backoff_max anyway); a bigger number is read as this.
+MAX_RETRY_AFTER = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -197,6 +216,18 @@ class ServerPacedRetry(Retry):
 
     wait_max: float = 5.0
 
+    def parse_retry_after(self, retry_after: str) -> float:
+        """The header's seconds, at most MAX_RETRY_AFTER; 0 (no hint) when it cannot be read.
+
+        A server's header is input: a date in the wrong form, a word, or a
+        5,000-digit number must not end the send with a ValueError.
+        """
+        try:
+            seconds = super().parse_retry_after(retry_after)
+        except (InvalidHeader, ValueError, OverflowError):
+            return 0.0
+        return float(min(seconds, MAX_RETRY_AFTER))
+
     def new(self, **kw: Any) -> ServerPacedRetry:
         retry = super().new(**kw)
         retry.wait_max = self.wait_max
@@ -220,6 +251,81 @@ class ServerPacedRetry(Retry):
                 # Treated as "retries used up": urllib3 hands the response back to us.
                 raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each read bounded by what is left of one deadline.
+
+    A socket timeout bounds one ``recv``; a server that drips a byte or a
+    header line at a time would reset it forever.  Here every ``recv`` waits
+    at most until the deadline, so the whole answer does.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, step: float | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not come within the read timeout")
+        self._sock.settimeout(left if self._step is None else min(self._step, left))
+        return self._sock.recv_into(buffer)
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's response, read within ``read_timeout`` in all, skipping every 1xx answer.
+
+    urllib3 sets the socket's timeout to the read timeout just before making
+    the response: that is also the answer's whole budget from here.
+    """
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        step = sock.gettimeout()
+        deadline = time.monotonic() + (step if step is not None else MAX_RETRY_AFTER)
+        self.fp.close()
+        self.fp = io.BufferedReader(_DeadlineReader(sock, deadline, step))
+
+    def _read_status(self) -> tuple[str, int, str]:
+        # http.client skips 100 Continue only; a 103 Early Hints (or any 1xx) is not the answer.
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers, dropped
+
+
+class _Connection(HTTPConnection):
+    response_class = _DeadlineResponse
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = _DeadlineResponse
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with connections whose answers are bounded (see _DeadlineResponse)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
 
 def make_retry(config: HttpConfig) -> ServerPacedRetry:
@@ -274,7 +380,7 @@ class HttpTransport(Transport):
     def open(self) -> None:
         self.close()
         session = requests.Session()
-        adapter = HTTPAdapter(max_retries=self.retry, pool_connections=1, pool_maxsize=2)
+        adapter = _Adapter(max_retries=self.retry, pool_connections=1, pool_maxsize=2)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update(self.headers)
@@ -341,10 +447,20 @@ class HttpTransport(Transport):
                 verify=self.config.verify,
                 cert=self.config.cert,
                 allow_redirects=False,  # a redirected POST turns into a GET and loses the body
+                stream=True,  # the body is read by _read_answer, bounded
             )
         except requests.RequestException as exc:
             raise self._failure(exc) from None
+        try:
+            with reading_peer(self.config.shown_url, "an answer"):
+                return self._answered(piece, response)
+        finally:
+            response.close()
+
+    def _answered(self, piece: Batch, response: requests.Response) -> list[tuple[Record, str]]:
+        """What the answer to one POST means: [] (taken), refusals, or a retryable error."""
         status = response.status_code
+        _read_answer(response)
         if 200 <= status < 300:
             return []
         if status == 413 and len(piece) > 1:
@@ -374,10 +490,7 @@ class HttpTransport(Transport):
         value = response.headers.get("Retry-After")
         if value is None:
             return None
-        try:
-            return float(self.retry.parse_retry_after(value))
-        except InvalidHeader:
-            return None
+        return self.retry.parse_retry_after(value) or None
 
     def _excerpt(self, response: requests.Response) -> str:
         text = response.content[: BODY_EXCERPT_CHARS * 4].decode("utf-8", "replace")
@@ -420,6 +533,24 @@ class HttpTransport(Transport):
             return certificate_names(host, port, cafile=cafile, timeout=self.config.connect_timeout)
 
         return describe_tls_error(error, host, ca_setting="EVENTLOG_HTTP_TLS_CA", names=names)
+
+
+def _read_answer(response: requests.Response) -> None:
+    """Read at most MAX_ANSWER_BYTES of the body into ``response.content``.
+
+    A complete body leaves the connection to be used again; a longer one (or
+    one that cannot be read in time) is cut, and ``close()`` then drops the
+    connection with the rest unread.  The status was already read: a 2xx
+    stays a 2xx even if its body cannot be read.
+    """
+    try:
+        data = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True) or b""
+    except (HTTPError, OSError, requests.RequestException, http.client.HTTPException):
+        response._content = b""
+        return
+    response._content = data[:MAX_ANSWER_BYTES]
+    # Complete: requests' close() releases the connection to the pool instead of closing it.
+    response._content_consumed = len(data) <= MAX_ANSWER_BYTES  # type: ignore[attr-defined]
 
 
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-f]+>:?\s*")

@@ -21,18 +21,16 @@ async leaves this module.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import importlib.util
 import json
 import os
 import re
 import ssl
-import threading
 import urllib.parse
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import nats
 import nats.errors
@@ -54,9 +52,8 @@ from eventlog.plugin import (
     TransportError,
     parse_list,
 )
+from eventlog.plugin.aio import EventLoopThread
 from eventlog.plugin.net import tls_context
-
-T = TypeVar("T")
 
 #: The NATS client port.
 NATS_PORT = 4222
@@ -135,7 +132,11 @@ def _read_secret_file(path: str, setting: str) -> str:
 
 def _require_nkeys(setting: str) -> None:
     if importlib.util.find_spec("nkeys") is None:  # nats-py signs the server's nonce with it
-        raise ConfigurationError(f"{setting} needs the nkeys package: pip install eventlog-nats[nkeys]")
+        raise ConfigurationError(
+            # The package itself (the nkeys extra adds only it): an unpinned eventlog-nats[...]
+            # is the kind of line that can pull in another project's distribution.
+            f"{setting} needs the nkeys package: pip install 'nkeys>=0.2'"
+        )
 
 
 @dataclass(frozen=True)
@@ -262,44 +263,6 @@ class _Acks:
     def _check(self) -> None:
         if self.sealed and self.missing == 0 and not self.done.done():
             self.done.set_result(None)
-
-
-class EventLoopThread:
-    """One asyncio event loop running in a daemon thread, fed from other threads."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_forever()
-        finally:
-            # Whatever is left (a task of the client that outlived close()) is cancelled here.
-            tasks = asyncio.all_tasks(self.loop)
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(Exception):
-                self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            self.loop.close()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run ``coroutine`` on the loop; :class:`TimeoutError` (cancelling it) after ``timeout``."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError(f"no result within {timeout}s") from None
-
-    def stop(self, timeout: float) -> None:
-        """Stop the loop and wait (up to ``timeout``) for its thread to end."""
-        with contextlib.suppress(RuntimeError):  # already closed
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        if self.thread is not threading.current_thread():
-            self.thread.join(timeout)
 
 
 class NatsTransport(Transport):

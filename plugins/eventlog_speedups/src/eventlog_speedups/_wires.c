@@ -21,7 +21,7 @@ static PyObject *g_sixty_four; /* 64, for the high half of a trace id */
 static Py_ssize_t g_max_message, g_max_value;
 
 /* Interned attribute names and wire keys. */
-static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s_exc_info,
+static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s_msecs, *s_exc_info,
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
@@ -43,6 +43,22 @@ plain(PyObject *text, Py_ssize_t limit)
 {
     return PyUnicode_CheckExact(text) && PyUnicode_IS_ASCII(text) &&
            PyUnicode_GET_LENGTH(text) <= limit;
+}
+
+/* An exact int within int64 (what every format carries as a number); an error is cleared. */
+static int
+int64(PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (n == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return overflow == 0;
 }
 
 /* Set key to value (a new reference, stolen); -1 on error. */
@@ -104,7 +120,7 @@ put_extras(PyObject *wire, PyObject *attributes)
             goto done;
         }
         PyObject **target;
-        if (PyLong_CheckExact(value) || (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value)))) {
+        if (int64(value) || (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value)))) {
             target = &metrics;
         }
         else if (plain(value, g_max_value)) {
@@ -152,8 +168,7 @@ put_context_fields(PyObject *wire, PyObject *ctx_fields)
     /* All checked first: a record sent back must leave nothing half-added. */
     while (PyDict_Next(ctx_fields, &pos, &key, &value)) {
         if (!plain(key, g_max_value) ||
-            !(PyLong_CheckExact(value) ||
-              (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) ||
+            !(int64(value) || (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) ||
               plain(value, g_max_value))) {
             return 0;
         }
@@ -290,15 +305,53 @@ put_trace(PyObject *wire, PyObject *ctx)
     return 1;
 }
 
-/* Set key to the record's attribute unless that is None.  1: done, 0: missing, -1: error. */
+/* Set key to the record's attribute unless that is None: a str, or an int within int64 when
+ * is_int.  1: done, 0: missing or of another type (not plain), -1: error. */
 static int
-put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name)
+put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, int is_int)
 {
     PyObject *value = PyDict_GetItemWithError(attributes, name); /* borrowed */
     if (value == NULL) {
         return PyErr_Occurred() ? -1 : 0;
     }
-    return value == Py_None || PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
+    if (value == Py_None) {
+        return 1;
+    }
+    if (is_int ? !int64(value) : !PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+    return PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
+}
+
+/* eventlog.logrecords.record_time_ns for a float ``created`` of 0 or more (else not plain):
+ * logging's own milliseconds.  1: done, 0: not plain. */
+static int
+record_time_ns(double created, PyObject *msecs, long long *out)
+{
+    if (!(created >= 0.0 && created < 9223372036.0)) {
+        return 0;
+    }
+    double seconds = floor(created);
+    double fraction = created - seconds;
+    long long millis = (long long)(fraction * 1000.0);
+    long long secs = (long long)seconds;
+    if (PyFloat_CheckExact(msecs)) {
+        double logged_ms = PyFloat_AS_DOUBLE(msecs);
+        if (logged_ms != (double)millis && logged_ms >= 0.0 && logged_ms < 1000.0) {
+            long long logged = (long long)logged_ms;
+            if (logged == millis - 1 || logged == millis + 1) {
+                millis = logged;
+            }
+            else if (logged == 999 && millis == 0) {
+                secs -= 1;
+                millis = 999;
+            }
+        }
+    }
+    /* The sub-millisecond part from the float, within logging's millisecond. */
+    long long nanos = (long long)(fraction * 1e9) % 1000000LL;
+    *out = (secs * 1000LL + millis) * 1000000LL + nanos;
+    return 1;
 }
 
 /* The wire dict of one item: a new reference, Py_None (new reference) when not plain,
@@ -308,7 +361,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
 {
     PyObject *record, *message, *ctx;
     PyObject *levelname = NULL, *level = NULL, *name = NULL, *thread = NULL, *created = NULL,
-             *rendered = NULL, *wire = NULL, *attributes = NULL, *exc = NULL;
+             *msecs = NULL, *rendered = NULL, *wire = NULL, *attributes = NULL, *exc = NULL;
     PyObject *result = NULL;
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
         Py_RETURN_NONE;
@@ -336,6 +389,9 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     }
 
     GET(levelname, s_levelname);
+    if (!PyUnicode_CheckExact(levelname)) { /* no hashing of an application's object here */
+        NOT_PLAIN;
+    }
     PyObject *action = PyDict_GetItemWithError(g_actions, levelname); /* borrowed */
     if (action == NULL) {
         if (PyErr_Occurred()) {
@@ -362,22 +418,17 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     if (thread != Py_None && !PyUnicode_CheckExact(thread)) {
         NOT_PLAIN;
     }
+    /* Not None: the Python path (no truth test, which could run an application's __bool__). */
     GET(exc, s_exc_info);
-    int truth = PyObject_IsTrue(exc);
+    int is_none = exc == Py_None;
     Py_CLEAR(exc);
-    if (truth != 0) {
-        if (truth < 0) {
-            goto error;
-        }
+    if (!is_none) {
         NOT_PLAIN;
     }
     GET(exc, s_exc_text);
-    truth = PyObject_IsTrue(exc);
+    is_none = exc == Py_None;
     Py_CLEAR(exc);
-    if (truth != 0) {
-        if (truth < 0) {
-            goto error;
-        }
+    if (!is_none) {
         NOT_PLAIN;
     }
     if (PyTuple_CheckExact(message) && PyTuple_GET_SIZE(message) == 2) {
@@ -404,12 +455,11 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     if (!PyFloat_CheckExact(created)) {
         NOT_PLAIN;
     }
-    /* int(created * 1_000_000_000): the same double product, truncated. */
-    double product = PyFloat_AS_DOUBLE(created) * 1e9;
-    if (!(product >= 0.0 && product < 9.2e18)) {
+    GET(msecs, s_msecs);
+    long long time_ns;
+    if (!record_time_ns(PyFloat_AS_DOUBLE(created), msecs, &time_ns)) {
         NOT_PLAIN;
     }
-    long long time_ns = (long long)product;
     long long millis = time_ns / 1000000;
     /* Presized for a typical event (~17 keys): no resize while it is filled. */
     if ((wire = _PyDict_NewPresized(20)) == NULL) {
@@ -456,7 +506,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     PyObject *code_keys[3] = {k_codeFile, k_codeLine, k_codeFunc};
     PyObject *code_names[3] = {s_pathname, s_lineno, s_funcName};
     for (int i = 0; i < 3; i++) {
-        done = put_attr(wire, code_keys[i], attributes, code_names[i]);
+        done = put_attr(wire, code_keys[i], attributes, code_names[i], i == 1);
         if (done <= 0) {
             if (done < 0) {
                 goto error;
@@ -506,6 +556,7 @@ cleanup:
     Py_XDECREF(name);
     Py_XDECREF(thread);
     Py_XDECREF(created);
+    Py_XDECREF(msecs);
     Py_XDECREF(rendered);
     Py_XDECREF(wire);
     Py_XDECREF(attributes);
@@ -618,7 +669,7 @@ PyInit__wires(void)
 {
     if (intern(&s_levelname, "levelname") || intern(&s_levelno, "levelno") || intern(&s_name, "name") ||
         intern(&s_threadName, "threadName") || intern(&s_created, "created") ||
-intern(&s_exc_info, "exc_info") ||
+        intern(&s_msecs, "msecs") || intern(&s_exc_info, "exc_info") ||
         intern(&s_exc_text, "exc_text") || intern(&s_pathname, "pathname") ||
         intern(&s_lineno, "lineno") || intern(&s_funcName, "funcName") || intern(&k_id, "id") ||
         intern(&k_tstamp, "tstamp") || intern(&k_action, "action") || intern(&k_target, "target") ||

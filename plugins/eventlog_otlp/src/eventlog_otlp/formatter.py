@@ -1,0 +1,71 @@
+"""Formatter ``otlp``: one event as an OpenTelemetry LogRecord (protobuf or OTLP/JSON).
+
+The payload is the envelope of :mod:`eventlog_otlp.encoding`: the LogRecord
+without its time fields, the event's instrumentation scope and its process
+attributes; the ``otlp`` transport groups a batch of them into one
+``ExportLogsServiceRequest``.  Spooled payloads keep their encoding: a row
+written for ``http/json`` is refused, with the reason, by a transport now
+sending ``http/protobuf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from eventlog.plugin import Formatter, PluginContext
+from eventlog_otlp import encoding
+from eventlog_otlp.config import PROTOCOLS, resolve_protocol
+
+# Module globals, not attribute lookups, in format(): it runs once per event.
+_log_record = encoding.log_record
+_head = encoding.HEAD.pack  # encoding.envelope_head
+
+#: Scopes and resource keys kept encoded; past this many, new ones are encoded each time.
+_CACHE_LIMIT = 1024
+
+
+class OtlpFormatter(Formatter):
+    """One OTLP LogRecord per event, in the envelope the ``otlp`` transport reads.
+
+    >>> payload = OtlpFormatter().format({"id": "1", "tstamp": 0, "action": "signup"})
+    >>> encoding.open_envelope(payload)[3]
+    b'b\\x06signup2\\x15\\n\\x0elog.record.uid\\x12\\x03\\n\\x011'
+    """
+
+    content_type = "application/x-protobuf"
+
+    def __init__(self, kind: int = encoding.PROTOBUF) -> None:
+        self.kind = kind
+        if kind == encoding.JSON:
+            self.content_type = "application/json"  # type: ignore[misc]  # per instance
+        self._scopes: dict[str, bytes] = {}
+        self._resources: dict[tuple[Any, ...], bytes] = {}
+
+    @classmethod
+    def from_context(cls, context: PluginContext) -> Self:
+        return cls(PROTOCOLS[resolve_protocol(context.options, context.settings.environ)])
+
+    def format(self, wire: dict[str, Any]) -> bytes:
+        kind = self.kind
+        get = wire.get
+        action = wire["action"]
+        if get("tgType") == "logger" and type(action) is str and action.startswith("log."):
+            name = get("target") or "root"  # the logger's name (encoding.scope_name)
+        else:
+            name = encoding.EVENT_SCOPE
+        scope = self._scopes.get(name)
+        if scope is None:
+            scope = encoding.scope_bytes(kind, name)
+            if len(self._scopes) < _CACHE_LIMIT:
+                self._scopes[name] = scope
+        identity = (get("host"), get("pid"), get("site"), get("cluster"))
+        resource = self._resources.get(identity)
+        if resource is None:
+            resource = encoding.resource_key(wire)
+            if len(self._resources) < _CACHE_LIMIT:
+                self._resources[identity] = resource
+        if kind == encoding.PROTOBUF:
+            record = _log_record(wire)
+        else:
+            record = encoding.json_text(encoding.json_log_record(wire))
+        return b"".join((_head(kind, len(resource), len(scope)), resource, scope, record))

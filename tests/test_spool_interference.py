@@ -1,0 +1,237 @@
+"""What happens to the spool from outside: another process holds its lock, the file is
+deleted or moved away while in use, the file system turns read-only.
+
+Real files, a real second process holding SQLite's write lock, real TCP
+listeners; waits are bounded loops, never timing assertions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import eventlog
+import eventlog.spool.database as database_module
+import eventlog.spool.sqlite as spool_module
+from eventlog import prometheus
+from eventlog.receiver import LineReceiver
+from tests.peers import free_port
+from tests.spool_support import EventlogWarnings, capture_warnings
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def eventlog_warnings() -> Iterator[EventlogWarnings]:
+    yield from capture_warnings()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "spool" / "events.db"
+
+
+def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
+    return eventlog.configure(
+        transport="tcp",
+        host="127.0.0.1",
+        port=port,
+        db=str(db),
+        enrichers=(),
+        retry_backoff_max=0.2,
+        batch_size=100,
+        **settings,
+    )
+
+
+def _log(prefix: str, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        event = eventlog.Event("test.outside", prefix, "test")
+        event.id = f"{prefix}-{number:06d}"
+        eventlog.log_event(event)
+        ids.append(event.id)
+    return ids
+
+
+def _ids_in_spool(db: Path) -> list[str]:
+    """Ids waiting in the file now at ``db`` (none while there is no file or table)."""
+    if not db.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        try:
+            rows = conn.execute("SELECT records FROM batches ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:
+            return []
+    return [entry[0] for (index,) in rows for entry in json.loads(index)]
+
+
+def _wait(check: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- another process holds the lock
+
+_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+def _in_thread(work: Any, timeout: float = 20) -> dict[str, Any]:
+    """Run ``work`` in a thread; what it returned, if it did within ``timeout`` (a bound, not a measure)."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["value"] = work()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result
+
+
+def _fork_and_reap() -> int:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_another_process_holding_the_write_lock_blocks_neither_fork_nor_a_scrape(
+    db: Path, receiver: LineReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As long a busy timeout as the holder may hold the lock: before, a fork (and a scrape)
+    # waited for the worker's busy wait to end; now neither waits on it at all.
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_MS", 3_600_000)
+    monkeypatch.setattr(spool_module, "BUSY_TIMEOUT_MS", 3_600_000, raising=False)
+    pipeline = _configure(receiver.port, db)
+    first = _log("first", 10)
+    assert eventlog.flush(10)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        blocked = _log("blocked", 100)  # the worker now waits for the holder to store them
+        _wait(lambda: pipeline.stats.taken == 110)
+        time.sleep(0.3)  # well inside its busy wait
+        forked = _in_thread(_fork_and_reap)
+        scraped = _in_thread(prometheus.render)
+        depth = _in_thread(pipeline.spool_depth)
+        assert holder.poll() is None  # all of that while the other process holds the lock
+    finally:
+        if holder.stdin is not None:
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+        holder.wait(30)
+    assert forked == {"value": 7}
+    assert 'eventlog_spool_depth{pipeline="default"}' in scraped["value"]
+    assert "value" in depth
+    assert eventlog.flush(30)
+    receiver.wait_for(110)
+    assert Counter(e["id"] for e in receiver.events()) == Counter(first + blocked)
+    assert pipeline.stats.spool_fallback == {}  # waited for the lock, stored, then sent
+
+
+# ---------------------------------------------------------------- the file deleted or moved
+
+
+@pytest.mark.parametrize("how", ["rm", "rm-all", "mv"])
+def test_a_spool_file_deleted_or_moved_in_use_is_noticed_and_started_afresh_with_its_rows(
+    db: Path, how: str, eventlog_warnings: EventlogWarnings
+) -> None:
+    port = free_port()  # nobody listens yet: everything waits in the spool
+    pipeline = _configure(port, db)
+    first = _log("first", 500)
+    _wait(lambda: len(_ids_in_spool(db)) == 500)
+    if how == "mv":
+        os.rename(db, db.with_name("moved.db"))
+        reason = "moved"
+    else:
+        os.unlink(db)  # what rm, or a tmp cleaner, does
+        if how == "rm-all":
+            for suffix in ("-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+        reason = "deleted"
+    second = _log("second", 300)
+    # Durable again: what a kill -9 would leave is in the file at the path, every event.
+    _wait(lambda: sorted(_ids_in_spool(db)) == sorted(first + second))
+    assert pipeline.stats.spool_reopened == {reason: 1}
+    assert eventlog_warnings.count(f"the spool file {db} was") == 1
+    assert eventlog_warnings.count("the 500 events this process had waiting") == 1
+    if how == "mv":
+        assert _ids_in_spool(db.with_name("moved.db")) == []  # carried over, not left to send twice
+
+    with LineReceiver(port=port) as receiver:
+        assert eventlog.flush(20)
+        receiver.wait_for(800)
+        got = [e["id"] for e in receiver.events()]
+    assert Counter(got) == Counter(first + second)
+    assert _ids_in_spool(db) == []
+    assert pipeline.stats.dropped_by_reason() == {}
+
+
+def test_a_spool_file_deleted_in_a_quiet_outage_is_noticed_without_a_new_event(
+    db: Path, eventlog_warnings: EventlogWarnings
+) -> None:
+    port = free_port()
+    pipeline = _configure(port, db)
+    first = _log("first", 300)
+    _wait(lambda: len(_ids_in_spool(db)) == 300)
+    os.unlink(db)
+    # Nothing more is logged: the worker only retries the batch in hand.
+    _wait(lambda: sorted(_ids_in_spool(db)) == first)
+    assert pipeline.stats.spool_reopened == {"deleted": 1}
+    assert eventlog_warnings.count(f"the spool file {db} was deleted") == 1
+
+
+# ---------------------------------------------------------------- what waits shows in a depth
+
+
+def test_with_the_spool_read_only_and_the_peer_down_the_depths_show_every_waiting_event(
+    tmp_path: Path,
+) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700,ro", "tmpfs", str(mnt)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        pipeline = _configure(free_port(), mnt / "events.db")
+        _log("waiting", 2000)
+        # The worker holds what it took (the spool refused it) and retries the peer; the
+        # rest stays queued: wherever they wait, the two depths count each event once.
+        _wait(lambda: pipeline.stats.spool_fallback.get("read_only", 0) > 0)
+        time.sleep(0.5)
+        assert pipeline.stats.taken > 0
+        assert pipeline.queue_depth() + pipeline.spool_depth() == 2000
+        assert pipeline.stats.sent == 0 and pipeline.stats.dropped_by_reason() == {}
+        text = prometheus.render()
+        queued = pipeline.queue_depth()
+        assert f'eventlog_spool_depth{{pipeline="default"}} {2000 - queued}.0' in text
+        eventlog.shutdown(0.2)
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

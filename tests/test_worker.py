@@ -1,0 +1,351 @@
+"""The worker cannot die: failures are contained, counted by reason, and a dead thread comes back.
+
+Each test injects a failure through a plugin registered in the test (a
+transport, an enricher) or into one part of the worker, and checks that later
+events still reach a real TCP receiver and that accepted = sent + dropped +
+waiting, event by event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventlog import Event
+from eventlog.config import Settings
+from eventlog.contracts import EnricherSpec, PluginContext, Transport, TransportSpec
+from eventlog.hookspecs import hookimpl
+from eventlog.pipeline import Pipeline
+from eventlog.plugin.testing import closed_port
+from eventlog.receiver import LineReceiver
+from eventlog.registry import Registry, get_registry
+
+
+class Poison(BaseException):
+    """Not an Exception: what a plugin's SystemExit or a stray BaseException looks like."""
+
+
+class PoisonPlugin:
+    """A transport that raises Poison for batches holding a 'poison' event, else sends by TCP,
+    and a worker-stage enricher that raises Poison for events whose target is 'kill'."""
+
+    sends = 0
+
+    @hookimpl
+    def eventlog_transports(self) -> list[TransportSpec]:
+        tcp = get_registry().transport("tcp").spec
+
+        def factory(context: PluginContext) -> Transport:
+            tcp_options = context.settings.plugin_options("tcp", tcp.options)
+            inner = tcp.factory(
+                PluginContext(context.settings, tcp_options, context.formatter, context.formatter_name)
+            )
+
+            class Poisoned(Transport):
+                def open(self) -> None:
+                    inner.open()
+
+                def send(self, batch: Any) -> Any:
+                    PoisonPlugin.sends += 1
+                    if any(record.action == "poison" for record in batch):
+                        raise Poison("transport poison")
+                    return inner.send(batch)
+
+                def close(self) -> None:
+                    inner.close()
+
+            return Poisoned()
+
+        return [TransportSpec("poisoned", factory, "tcp, except for poison", carries=tcp.carries)]
+
+    @hookimpl
+    def eventlog_enrichers(self) -> list[EnricherSpec]:
+        def factory(context: PluginContext) -> Any:
+            def enrich(event: Event) -> None:
+                if event.target == "kill":
+                    raise Poison("enricher poison")
+
+            return enrich
+
+        return [EnricherSpec("poisoner", factory)]
+
+
+@pytest.fixture
+def registry() -> Registry:
+    PoisonPlugin.sends = 0
+    return Registry(extra_plugins=(PoisonPlugin(),))
+
+
+@pytest.fixture
+def pipelines() -> Iterator[list[Pipeline]]:
+    made: list[Pipeline] = []
+    yield made
+    for pipeline in made:
+        pipeline.shutdown(2)
+
+
+def _pipeline(
+    made: list[Pipeline], registry: Registry, receiver: LineReceiver | None, **settings: Any
+) -> Pipeline:
+    given = {
+        "transport": "poisoned",
+        "host": "127.0.0.1",
+        "port": receiver.port if receiver is not None else closed_port(),
+        "enrichers": "host,site,context,poisoner",
+        "retry_backoff_max": 0.01,
+        **settings,
+    }
+    pipeline = Pipeline(Settings.load(given, environ={}, use_django=False), registry)
+    made.append(pipeline)
+    return pipeline
+
+
+def _log(pipeline: Pipeline, action: str, targets: range | list[str]) -> list[str]:
+    """Log one event per target; return their targets (ids are given in the worker)."""
+    events = [Event(action, str(target)) for target in targets]
+    for event in events:
+        pipeline.submit_event(event)
+    return [event.target for event in events]
+
+
+def _accounted(pipeline: Pipeline) -> tuple[int, int]:
+    """(accepted, sent + dropped + waiting) as the metrics say them."""
+    stats = pipeline.stats
+    accepted = stats.taken + pipeline.queue_depth()
+    return accepted, stats.sent + sum(stats.dropped_by_reason().values()) + pipeline.queue_depth()
+
+
+def test_a_transport_raising_a_base_exception_costs_one_batch_and_the_worker_lives(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    pipeline = _pipeline(pipelines, registry, receiver)
+    before = _log(pipeline, "ok", range(10))
+    assert pipeline.flush(10)
+    _log(pipeline, "poison", ["p"])
+    assert pipeline.flush(10)  # set aside after MAX_UNEXPECTED_FAILURES tries, not stuck
+    after = _log(pipeline, "ok", range(10, 20))
+    assert pipeline.flush(10) and receiver.wait_for(20)
+    assert [e["target"] for e in receiver.events()] == before + after
+    assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1}
+    assert pipeline.stats.sent == 20 and pipeline.stats.worker_restarts == 0
+    assert _accounted(pipeline) == (21, 21)
+    worker = pipeline._worker
+    assert worker is not None and worker.is_alive()
+
+
+def test_a_worker_killed_by_a_plugin_is_restarted_counted_and_delivers_the_rest(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    pipeline = _pipeline(pipelines, registry, receiver)
+    before = _log(pipeline, "ok", range(10))
+    assert pipeline.flush(10)
+    first = pipeline._worker
+    _log(pipeline, "ok", ["kill"])  # the enricher's BaseException ends the thread
+    assert pipeline.flush(10)  # the flush restarts the dead worker, which settles its marker
+    after = _log(pipeline, "ok", range(10, 20))
+    assert pipeline.flush(10) and receiver.wait_for(20)
+    assert [e["target"] for e in receiver.events()] == before + after
+    assert pipeline.stats.dropped_by_reason() == {"worker_died": 1}
+    assert pipeline.stats.worker_restarts == 1
+    assert pipeline._worker is not first and pipeline._worker is not None
+    assert _accounted(pipeline) == (21, 21)
+    assert 'eventlog_worker_restarts_total{pipeline="default"} 1.0' in _metrics()
+
+
+def test_a_dead_worker_is_restarted_by_the_next_event(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    pipeline = _pipeline(pipelines, registry, receiver)
+    _log(pipeline, "ok", ["kill"])
+    first = pipeline._worker
+    assert first is not None
+    first.join(10)
+    assert not first.is_alive()
+    after = _log(pipeline, "ok", range(5))  # no flush: the submit starts a new worker
+    assert receiver.wait_for(5)
+    assert [e["target"] for e in receiver.events()] == after
+    assert pipeline.stats.worker_restarts == 1
+    assert pipeline.stats.dropped_by_reason() == {"worker_died": 1}
+
+
+def test_a_worker_killed_in_spool_mode_keeps_spooling_after_the_restart(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver, tmp_path: Path
+) -> None:
+    pipeline = _pipeline(pipelines, registry, receiver, db=str(tmp_path / "s.db"))
+    before = _log(pipeline, "ok", range(10))
+    assert pipeline.flush(10)
+    _log(pipeline, "ok", ["kill"])
+    assert pipeline.flush(10)
+    after = _log(pipeline, "ok", range(10, 20))
+    assert pipeline.flush(10) and receiver.wait_for(20)
+    assert [e["target"] for e in receiver.events()] == before + after
+    assert pipeline.stats.dropped_by_reason() == {"worker_died": 1}
+    assert pipeline.stats.worker_restarts == 1 and pipeline.spool_depth() == 0
+    assert _accounted(pipeline) == (21, 21)
+
+
+def test_a_round_that_fails_unexpectedly_costs_that_round_only(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    # A long linger: the worker takes the three events together, when flush() says so.
+    pipeline = _pipeline(pipelines, registry, receiver, linger_ms=30_000, batch_size=3)
+    encode = pipeline._encoder.batch
+
+    def broken_once(items: list[Any]) -> Any:
+        pipeline._encoder.batch = encode  # type: ignore[method-assign]
+        raise RuntimeError("a bug in the worker's own code")
+
+    pipeline._encoder.batch = broken_once  # type: ignore[method-assign]
+    _log(pipeline, "lost", range(3))
+    assert pipeline.flush(10)
+    after = _log(pipeline, "ok", range(5))
+    assert pipeline.flush(10) and receiver.wait_for(5)
+    assert [e["target"] for e in receiver.events()] == after
+    assert pipeline.stats.dropped_by_reason() == {"worker_error": 3}
+    assert pipeline.stats.worker_restarts == 0
+    assert _accounted(pipeline) == (8, 8)
+
+
+def test_a_transport_returning_garbage_is_never_counted_twice(
+    pipelines: list[Pipeline], registry: Registry
+) -> None:
+    pipeline = _pipeline(pipelines, registry, None)
+
+    class Garbage(Transport):
+        def open(self) -> None:
+            pass
+
+        def send(self, batch: Any) -> Any:
+            return [(batch[0], 42)]  # not (record, reason): a bug
+
+        def close(self) -> None:
+            pass
+
+    pipeline._sender.factory = Garbage
+    pipeline._sender.close()
+    _log(pipeline, "ok", range(4))
+    assert pipeline.flush(10)
+    assert pipeline.stats.sent == 0
+    assert pipeline.stats.dropped_by_reason() == {"transport_bug": 4}
+    assert _accounted(pipeline) == (4, 4)
+
+
+def _metrics() -> str:
+    from eventlog import prometheus
+
+    return prometheus.render()
+
+
+# ---------------------------------------------------------------- flush markers (issue 23, item 4)
+
+
+def test_markers_take_no_queue_slot(pipelines: list[Pipeline], registry: Registry) -> None:
+    # Peer down, memory mode: 900 flushes that time out, then 900 events into a queue of 1000.
+    pipeline = _pipeline(pipelines, registry, None, queue_size=1000, retry_backoff_max=5)
+    _log(pipeline, "first", ["0"])  # the worker retries it: every flush below times out
+    for _ in range(900):
+        assert pipeline.flush(0) is False
+    _log(pipeline, "ok", range(900))
+    assert pipeline.stats.dropped_by_reason() == {}
+    taken = pipeline.stats.taken
+    assert taken + pipeline.queue_depth() == 901
+    assert pipeline._accounts.markers == []  # each timed-out flush withdrew its marker
+
+
+def test_a_timed_out_flush_never_stops_spooling(
+    pipelines: list[Pipeline], registry: Registry, tmp_path: Path
+) -> None:
+    # Peer down, spool mode: events logged after a flush(0.05) that timed out go to the spool
+    # (before: they stayed in memory until the queue was half full, and kill -9 lost them).
+    pipeline = _pipeline(pipelines, registry, None, db=str(tmp_path / "s.db"), retry_backoff_max=5)
+    _log(pipeline, "before", range(10))
+    end = time.monotonic() + 20
+    while pipeline.spool_depth() < 10 and time.monotonic() < end:
+        time.sleep(0.01)  # the worker now retries the spooled batch, moving the queue meanwhile
+    assert pipeline.flush(0.05) is False
+    _log(pipeline, "after", range(2000))
+    end = time.monotonic() + 20
+    while pipeline.spool_depth() < 2010 and time.monotonic() < end:
+        time.sleep(0.01)
+    assert pipeline.spool_depth() == 2010 and pipeline.queue_depth() == 0
+    assert pipeline.stats.dropped_by_reason() == {}
+
+
+# ---------------------------------------------------------------- configure() again (item 14)
+
+
+def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
+    receiver: LineReceiver,
+) -> None:
+    import eventlog
+
+    port = closed_port()
+    old = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=30, retry_backoff_max=0.05
+    )
+    for i in range(500):
+        eventlog.log_event(Event("old", str(i)))
+    new = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
+    # configure() returned without waiting out the old pipeline's 30 s deadline: the old
+    # pipeline still holds its events, and delivers them when its peer comes back.
+    assert new is not old and old.stats.dropped_by_reason() == {}
+    with LineReceiver(port=port) as old_peer:
+        assert old_peer.wait_for(500, timeout=30)
+        assert sorted((e["target"] for e in old_peer.events()), key=int) == [str(i) for i in range(500)]
+    eventlog.log_event(Event("new", "0"))
+    assert eventlog.flush(10) and receiver.wait_for(1)
+    assert [e["action"] for e in receiver.events()] == ["new"]
+
+
+def test_two_deaths_are_two_restarts_and_one_warning_each_kind(
+    pipelines: list[Pipeline], registry: Registry, receiver: LineReceiver
+) -> None:
+    from tests.spool_support import capture_warnings
+
+    with contextlib.contextmanager(capture_warnings)() as warnings:
+        pipeline = _pipeline(pipelines, registry, receiver)
+        for _ in range(2):
+            _log(pipeline, "ok", ["kill"])
+            assert pipeline.flush(10)
+        after = _log(pipeline, "ok", range(3))
+        assert pipeline.flush(10) and receiver.wait_for(3)
+    assert [e["target"] for e in receiver.events()] == after
+    assert pipeline.stats.worker_restarts == 2
+    assert pipeline.stats.dropped_by_reason() == {"worker_died": 2}
+    died = [m for m in warnings.messages if "the eventlog worker died of Poison: enricher poison" in m]
+    restarted = [m for m in warnings.messages if "the eventlog worker was started again" in m]
+    assert len(died) == 1 and len(restarted) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["soon", float("nan"), 10**400, -1])
+def test_a_retry_after_a_transport_passes_on_from_its_peer_is_input(
+    pipelines: list[Pipeline], registry: Registry, retry_after: object
+) -> None:
+    from eventlog.errors import TransportError
+
+    pipeline = _pipeline(pipelines, registry, None)
+
+    class Once(Transport):
+        calls = 0
+
+        def open(self) -> None:
+            pass
+
+        def send(self, batch: Any) -> None:
+            Once.calls += 1
+            if Once.calls == 1:
+                raise TransportError("busy", retry_after=retry_after)  # type: ignore[arg-type]
+
+        def close(self) -> None:
+            pass
+
+    pipeline._sender.factory = Once
+    pipeline._sender.close()
+    _log(pipeline, "ok", range(3))
+    assert pipeline.flush(10)
+    assert Once.calls == 2 and pipeline.stats.sent == 3 and pipeline.stats.dropped_by_reason() == {}
