@@ -18,6 +18,7 @@ from eventlog.plugin.net import (
     connect_stream,
     make_tls_context,
     open_datagram,
+    peer_closed,
     send_datagram,
 )
 from eventlog.plugin.testing import (
@@ -194,3 +195,28 @@ def closed_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_a_peer_that_wrote_something_then_closed_is_seen_as_closed() -> None:
+    # A collector that answers (a banner, an error line, garbage) and then goes away:
+    # its bytes wait ahead of the EOF, and the next send must reconnect, not write
+    # into the dead connection, where the batch is lost though counted as sent.
+    server = socket.create_server(("127.0.0.1", 0))
+    with server, LineReceiver() as after:
+        port = server.getsockname()[1]
+        transport = StreamTransport("127.0.0.1", port, tls=None, connect_timeout=5, send_timeout=5)
+        transport.open()
+        conn, _ = server.accept()
+        conn.sendall(b"\x00\xff not a log receiver's business\n")
+        conn.close()
+        assert transport.sock is not None
+        transport.sock.settimeout(5)
+        assert transport.sock.recv(1, socket.MSG_PEEK)  # the bytes arrived; the EOF is behind them
+        with contextlib.suppress(OSError):
+            # Wait (bounded) for the EOF too: one byte past the data blocks until it is there.
+            transport.sock.recv(64, socket.MSG_PEEK | socket.MSG_WAITALL)
+        assert peer_closed(transport.sock) is True
+        transport.port = after.port  # the peer came back elsewhere: the next send reconnects
+        transport.send(make_records(3))
+        assert after.wait_for(3, timeout=10)
+        transport.close()

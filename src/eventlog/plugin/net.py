@@ -368,12 +368,17 @@ def reading_peer(address: str, what: str) -> Iterator[None]:
         raise ConnectError(f"{address} sent {what} that cannot be read ({reason})") from None
 
 
+#: How many reads :func:`peer_closed` spends on bytes a peer wrote before giving up looking.
+_PEER_BYTES_READS = 16
+
+
 def peer_closed(sock: socket.socket) -> bool:
     """True when the peer has closed the connection (or reset it).
 
-    Log receivers never write to us, so a readable socket means EOF or an
-    error.  Checking before each send turns a silent loss (the first write
-    after the peer closed succeeds locally) into a reconnect.
+    Log receivers are not expected to write to us: what they wrote is read
+    and dropped, so an EOF behind it is seen.  Checking before each send turns
+    a silent loss (the first write after the peer closed succeeds locally)
+    into a reconnect.
     """
     try:
         readable, _, _ = select.select([sock], [], [], 0)
@@ -389,7 +394,11 @@ def peer_closed(sock: socket.socket) -> bool:
                 return False
             finally:
                 sock.settimeout(timeout)
-        return sock.recv(1, socket.MSG_PEEK) == b""
+        # Bytes a peer wrote (a banner, an error line) are not ours to read, and an EOF
+        # may wait behind them: drop what is there, a bounded amount, and look again.
+        return any(sock.recv(65536, socket.MSG_DONTWAIT) == b"" for _ in range(_PEER_BYTES_READS))
+    except BlockingIOError:
+        return False  # nothing more to read: the peer is still there
     except (OSError, ValueError):
         return True
 

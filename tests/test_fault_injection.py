@@ -1,0 +1,898 @@
+"""Stateful fault injection (issue 23): hostile input, peer faults, spool damage, reconfigure, fork.
+
+A hypothesis ``RuleBasedStateMachine`` drives one real pipeline (``eventlog.configure``,
+the ``tcp`` transport to a real listener on 127.0.0.1, in memory mode or spool mode
+with a real SQLite file in a temporary folder) through interleaved steps:
+
+- hostile values through every door: ``log_event(Event(...))`` with odd fields,
+  metrics, tags, levels and times; logging calls with odd ``extra=`` and arguments;
+  objects whose ``__str__``/``__repr__`` raise; NaN; records made by
+  ``logging.makeLogRecord`` and mutated; ``context(...)`` values; ``Counter.inc``;
+- ``flush()`` with random short timeouts;
+- the peer up (an ``eventlog.receiver.LineReceiver``), down (nothing on the port),
+  refusing (accepts and resets), dripping (reads a little at a time) or answering
+  garbage, always on the same port;
+- spool damage (a byte of a row's record index flipped through ``sqlite3``) and
+  removal (the file deleted or moved while running);
+- ``configure()`` again, and ``os.fork()`` with a child that logs and ``os._exit``\\ s.
+
+After every step it checks that the worker is alive (or is started again by the next
+event), that accepted = sent + dropped + waiting exactly (summed over every pipeline
+the run made, and the spool file's rows), and that nothing a successful ``flush()``
+covered is missing at the receiver unless it was counted as dropped.
+
+Runs:
+
+- the short run (part of the normal suite, so ``.ci/run`` runs it): a few dozen
+  examples of bounded length, well under a minute;
+- the long run: ``EVENTLOG_FAULTS_LONG=1`` (many examples, each longer), for
+  ``EVENTLOG_FAULTS_MINUTES`` minutes (default 30), e.g.
+  ``EVENTLOG_FAULTS_LONG=1 EVENTLOG_FAULTS_MINUTES=30 python -m pytest -q -p no:cacheprovider
+  tests/test_fault_injection.py``.
+
+``KNOWN`` names the rules (and checks) that hit a failure reported in issue 23 and not
+fixed yet: they are off until their entry is removed.  ``EVENTLOG_FAULTS_ENABLE=name,...``
+(or ``all``) turns them on for one run, to see a failure again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import select
+import signal
+import socket
+import sqlite3
+import struct
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import eventlog
+from eventlog import api, config
+from eventlog.diagnostics import WORKER_THREADS
+from eventlog.pipeline import Pipeline
+from eventlog.receiver import LineReceiver
+
+#: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
+#: Each is off while it is listed here; remove the entry once its fix is merged.
+KNOWN: dict[str, str] = {
+    "spool_damage": "issue 23 item 1: one damaged spool row kills the worker",
+    "spool_removal": "issue 23 item 9: a deleted or moved spool file goes unnoticed; its rows are lost",
+    "huge_ints": "issue 23 items 2-3: ints beyond 64 bits drop the event or kill the spool worker",
+    "odd_times": "issue 23 items 2-3: Event(time_ns=1.5) or beyond 64 bits is dropped or kills the worker",
+    "record_mutations": "issue 23 item 3: mutated LogRecords are dropped; del record.name raises",
+    "odd_extra": "issue 23 item 3: extra={'tags': True} (and the like) drops the event",
+    "context_raising": "issue 23 item 14: context(user=obj) raises when str(obj) raises",
+    "counter_values": "issue 23 item 14: Counter.inc(nan) and Counter.inc('5') raise",
+    "worker_runs_app_code": "issue 23 item 7: the worker calls __str__/__repr__ of application values",
+    "flush_markers": "issue 23 item 4: a timed-out flush's marker stops the spool mover",
+    "reconfigure_spool": "issue 23 item 10: configure() again on the same spool sends rows twice",
+    "record_surrogates": (
+        "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
+        "file under a non-UTF-8 folder name), funcName or threadName drops the event as unencodable"
+    ),
+    "payload_damage": "new, not in issue 23: a flipped payload byte is sent as it is, counted as sent",
+}
+
+_enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
+ENABLED: frozenset[str] = frozenset(
+    KNOWN if _enable.strip() == "all" else {name.strip() for name in _enable.split(",") if name.strip()}
+)
+
+
+def on(flag: str) -> bool:
+    """Is the rule or check named ``flag`` on (not a known open failure, or enabled for this run)?"""
+    return flag not in KNOWN or flag in ENABLED
+
+
+LONG = os.environ.get("EVENTLOG_FAULTS_LONG", "") not in ("", "0")
+MINUTES = float(os.environ.get("EVENTLOG_FAULTS_MINUTES", "30"))
+# The suite's own switches, not settings: not to be reported as misspelt ones.
+config.NOT_SETTINGS.update({"EVENTLOG_FAULTS_LONG", "EVENTLOG_FAULTS_MINUTES", "EVENTLOG_FAULTS_ENABLE"})
+
+#: How long a check waits for the worker to settle (a count in the middle of a batch).
+SETTLE = 3.0
+#: How long a successful flush's events may take from the socket to the receiver's list.
+ARRIVE = 5.0
+
+log = logging.getLogger("faults.app")
+
+
+# ---------------------------------------------------------------- hostile values
+
+
+#: Names of worker threads that ran application code (``__str__``/``__repr__``) since the last check.
+app_code_in_worker: list[str] = []
+
+
+def _note_thread(what: str) -> None:
+    if threading.get_ident() in WORKER_THREADS:
+        app_code_in_worker.append(f"{what} in {threading.current_thread().name}")
+
+
+class RaisingStr:
+    """A value whose ``__str__`` and ``__repr__`` raise."""
+
+    def __str__(self) -> str:
+        _note_thread("RaisingStr.__str__")
+        raise RuntimeError("no str for you")
+
+    def __repr__(self) -> str:
+        _note_thread("RaisingStr.__repr__")
+        raise RuntimeError("no repr for you")
+
+
+class PlainObject:
+    """A value with an ordinary ``__repr__`` that is not int, float or str."""
+
+    def __repr__(self) -> str:
+        _note_thread("PlainObject.__repr__")
+        return "<PlainObject>"
+
+
+class NanFloat(float):
+    """A float subclass whose value is NaN."""
+
+
+class Huge:
+    """Stands for an int too long for ``repr()`` (over 4,300 digits) until a rule uses it.
+
+    Hypothesis prints the arguments of a failing example with ``repr()``, which such
+    an int refuses; :func:`real` turns this placeholder into the int itself.
+    """
+
+    def __repr__(self) -> str:
+        return "HUGE"
+
+
+HUGE = Huge()
+
+
+def real(value: Any) -> Any:
+    """``value`` with every :data:`HUGE` replaced by 10**5000 (in dicts, lists and tuples too)."""
+    if value is HUGE:
+        return 10**5000
+    if type(value) is dict:
+        return {real(k): real(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(real(v) for v in value)
+    return value
+
+
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=20)
+key_text = any_text.filter(lambda k: k != "fi")
+int64 = st.integers(-(2**63), 2**63 - 1)
+
+
+def values() -> st.SearchStrategy[Any]:
+    """A field, metric or context value; huge ints only with ``huge_ints`` on."""
+    base = st.one_of(
+        int64,
+        st.floats(allow_nan=True, allow_infinity=True),
+        any_text,
+        st.binary(max_size=10),
+        st.none(),
+        st.booleans(),
+        st.lists(st.integers(-5, 5), max_size=3),
+        st.dictionaries(any_text, st.integers(-5, 5), max_size=2),
+        st.builds(RaisingStr),
+        st.builds(PlainObject),
+        st.just(NanFloat(math.nan)),
+        st.text(max_size=3).map(lambda s: s * 5_000),
+    )
+    if on("huge_ints"):
+        base = base | st.integers() | st.sampled_from([2**64, -(2**70), HUGE])
+    return base
+
+
+def times() -> st.SearchStrategy[int | None]:
+    base: st.SearchStrategy[Any] = st.none() | st.integers(0, 2**62) | st.just(-1)
+    if on("odd_times"):
+        base = base | st.sampled_from([2**64, 2**63, -(2**63) - 1, 1.5, math.nan, 10**30])
+    return base
+
+
+def levels() -> st.SearchStrategy[int | None]:
+    base = st.none() | st.integers(-100, 100) | st.sampled_from([logging.DEBUG, logging.CRITICAL])
+    if on("huge_ints"):
+        base = base | st.sampled_from([2**64, -(2**70), HUGE])
+    return base
+
+
+@st.composite
+def hostile_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Keyword arguments of an Event (its marker is added when it is logged)."""
+    return {
+        "action": draw(st.sampled_from(["faults.event", "a" * 300, "ü.ñ\u2028", "x"])),
+        "target": draw(st.none() | any_text),
+        "tg_type": draw(st.none() | any_text),
+        "message": draw(
+            st.none() | any_text | st.builds(RaisingStr) | st.text(max_size=2).map(lambda s: s * 50_000)
+        ),
+        "level": draw(levels()),
+        "tags": draw(st.none() | any_text | st.lists(any_text, max_size=3)),
+        "fields": draw(st.none() | st.dictionaries(key_text, values(), max_size=4)),
+        "metrics": draw(st.none() | st.dictionaries(key_text, values(), max_size=3)),
+        "user": draw(st.none() | any_text),
+        "time_ns": draw(times()),
+        "log_code": draw(st.booleans()),
+    }
+
+
+#: Attributes of a LogRecord that ``extra=`` may not set (logging raises KeyError itself).
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "fi"}
+_ODD_EXTRA_KEYS = {"tags", "metrics", "fields", "user", "level", "action", "target", "id", "tstamp"}
+extra_keys = key_text.filter(lambda k: k not in _RESERVED and k not in _ODD_EXTRA_KEYS)
+
+
+def extras() -> st.SearchStrategy[dict[str, Any]]:
+    plain = st.dictionaries(extra_keys, values(), max_size=4)
+    if not on("odd_extra"):
+        return plain
+    # Names the wire uses, with values of the wrong type.
+    odd = st.dictionaries(
+        st.sampled_from(sorted(_ODD_EXTRA_KEYS)), st.sampled_from([True, 5, None, "x", (), 1.5]), max_size=2
+    )
+    return st.one_of(plain, odd, st.tuples(plain, odd).map(lambda d: {**d[0], **d[1]}))
+
+
+log_args = st.lists(
+    st.one_of(any_text, int64, st.floats(), st.builds(RaisingStr), st.builds(PlainObject)), max_size=3
+)
+
+
+def record_changes() -> st.SearchStrategy[dict[str, Any]]:
+    """Attributes set on a record made by ``logging.makeLogRecord``."""
+    benign = st.fixed_dictionaries(
+        {},
+        optional={
+            "msg": any_text | st.builds(PlainObject) | st.integers(),
+            "args": st.just(()) | st.tuples(any_text),
+            "levelname": any_text,
+            "pathname": any_text,
+            "funcName": any_text,
+            "lineno": st.integers(0, 10**6),
+            "threadName": any_text,
+            "created": st.floats(1e9, 2e9),
+        },
+    )
+    if not on("record_mutations"):
+        return benign
+    hostile = st.fixed_dictionaries(
+        {},
+        optional={
+            "created": st.sampled_from([math.nan, math.inf, -1e20, 1.7e12, 1e30]),
+            "levelno": st.sampled_from(["30", None, 2**70, 1.5]),
+            "name": st.sampled_from([None, 5]) | st.builds(RaisingStr),
+            "msecs": st.sampled_from([math.nan, "x"]),
+            "thread": st.sampled_from([None, "t", 2**70]),
+            "exc_info": st.sampled_from([True, (None, None, None), "x"]),
+            "exc_text": st.just(5) | st.builds(RaisingStr),
+            "stack_info": st.just(5) | st.builds(RaisingStr),
+            "lineno": st.sampled_from(["12", 2**70]),
+            "process": st.sampled_from(["p", 2**70]),
+            "args": st.sampled_from([{"a": 1}, 5]) | st.tuples(st.builds(RaisingStr)),
+        },
+    )
+    return st.one_of(benign, hostile, st.tuples(benign, hostile).map(lambda d: {**d[0], **d[1]}))
+
+
+def counter_amounts() -> st.SearchStrategy[Any]:
+    base = st.integers(0, 1000) | st.floats(0, 1e6)
+    if on("counter_values"):
+        base = base | st.sampled_from([math.nan, math.inf, "5", -1, 2**70, HUGE, None])
+    return base
+
+
+def context_values() -> st.SearchStrategy[Any]:
+    base = st.one_of(any_text, int64, st.floats(allow_nan=True), st.builds(PlainObject), st.booleans())
+    if on("context_raising"):
+        base = base | st.builds(RaisingStr)
+    if on("huge_ints"):
+        base = base | st.sampled_from([2**64, HUGE])
+    return base
+
+
+# ---------------------------------------------------------------- peers on one port
+
+
+def _collect(buffer: bytearray, lines: list[bytes]) -> None:
+    *complete, rest = bytes(buffer).split(b"\n")
+    lines.extend(complete)
+    buffer[:] = rest
+
+
+class RawPeer:
+    """A misbehaving listener on a fixed port: ``drip``, ``refuse`` or ``garbage``.
+
+    ``drip`` reads a few hundred bytes at a time from a small receive buffer;
+    ``refuse`` accepts and resets each connection; ``garbage`` reads everything and
+    writes bytes that are no protocol back.  The lines it reads are kept in ``lines``.
+    """
+
+    def __init__(self, port: int, kind: str) -> None:
+        self.kind = kind
+        self.lines: list[bytes] = []
+        self._stop = threading.Event()
+        self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == "drip":
+            self._server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        self._server.bind(("127.0.0.1", port))
+        self._server.listen(16)
+        self._server.settimeout(0.05)
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self._spawn(self._accept_loop)
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"peer-{self.kind}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except (TimeoutError, OSError):
+                continue
+            if self.kind == "refuse":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()  # an RST, at once
+                continue
+            conn.settimeout(0.05)
+            with self._lock:
+                self._conns.append(conn)
+            self._spawn(self._read_loop, conn)
+
+    def _read_loop(self, conn: socket.socket) -> None:
+        buffer = bytearray()
+        size = 256 if self.kind == "drip" else 65536
+        while not self._stop.is_set():
+            if self.kind == "garbage":
+                with contextlib.suppress(OSError):
+                    conn.send(b"\x00\xff garbage \r\n{not json\n")
+            try:
+                chunk = conn.recv(size)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            buffer += chunk
+            with self._lock:
+                _collect(buffer, self.lines)
+            if self.kind == "drip":
+                self._stop.wait(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.close()
+        with self._lock:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+        for thread in self._threads:
+            thread.join(2)
+
+
+# ---------------------------------------------------------------- the machine
+
+
+class ChildReport:
+    """What a forked child counted before ``os._exit``."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.accepted: int = data["accepted"]
+        self.sent: int = data["sent"]
+        self.dropped: int = data["dropped"]
+        self.exact: bool = data["exact"]
+
+
+class FaultMachine(RuleBasedStateMachine):
+    """One pipeline, its peer and spool, and every fault in any order (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = tempfile.TemporaryDirectory(prefix="eventlog-faults-")
+        self.db: str | None = None
+        self.first = LineReceiver()
+        self.port = self.first.port
+        self.peer: LineReceiver | RawPeer | None = self.first
+        self.peer_kind = "up"
+        self.peers: list[LineReceiver | RawPeer] = [self.first]
+        self.pipelines: list[Pipeline] = []
+        self.children: list[ChildReport] = []
+        self.marker = 0
+        self.logged: dict[str, int] = {}  # marker -> epoch it was logged in
+        self.epoch = 0
+        self.dropped_at_epoch = 0
+        self.settings: dict[str, Any] = {}
+        self.handler = eventlog.EventHandler()
+        log.handlers[:] = [self.handler]
+        log.propagate = False
+        log.setLevel(1)
+        self.carts: dict[str, str] = {}  # marker -> the cart's text at the call
+        self.old_spools: list[str] = []  # spool files of earlier pipelines (reconfigure)
+        app_code_in_worker.clear()
+
+    # ------------------------------------------------------------ set-up and teardown
+
+    @initialize(
+        spool=st.booleans(),
+        batch_size=st.sampled_from([1, 7, 50, 2000]),
+        linger_ms=st.sampled_from([0, 1, 5]),
+        queue_size=st.sampled_from([200, 5000]),
+    )
+    def start(self, spool: bool, batch_size: int, linger_ms: int, queue_size: int) -> None:
+        self.db = str(Path(self.folder.name) / "spool.db") if spool else None
+        self.settings = {
+            "transport": "tcp",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "batch_size": batch_size,
+            "linger_ms": linger_ms,
+            "queue_size": queue_size,
+            "retry_backoff_max": 0.1,
+            "shutdown_timeout": 0.5,
+            "tcp_connect_timeout": 0.5,
+            "tcp_send_timeout": 1.0,
+            "counter_interval": 0,
+            "name": "faults",
+        }
+        if self.db is not None:
+            self.settings["db"] = self.db
+        self.pipelines.append(eventlog.configure(**self.settings))
+
+    def teardown(self) -> None:
+        try:
+            eventlog.shutdown(timeout=1)
+        finally:
+            log.handlers[:] = []
+            api._default = None
+            for peer in self.peers:
+                peer.stop()
+            self.folder.cleanup()
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.pipelines[-1]
+
+    # ------------------------------------------------------------ hostile values
+
+    def _mark(self) -> str:
+        self.marker += 1
+        marker = f"F{self.marker}"
+        self.logged[marker] = self.epoch
+        return marker
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(kwargs=hostile_events())
+    def log_hostile_event(self, kwargs: dict[str, Any]) -> None:
+        kwargs = real(kwargs)
+        fields = dict(kwargs.pop("fields") or {})
+        marker = f"F{self.marker + 1}"
+        fields["fi"] = marker
+        try:
+            event = eventlog.Event(fields=fields, **kwargs)
+        except TypeError:
+            return  # the constructor refuses bad types with a clear error: nothing was logged
+        self._mark()
+        eventlog.log_event(event)  # never raises
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(
+        level=st.sampled_from([1, 5, logging.DEBUG, logging.INFO, logging.WARNING, 35, logging.CRITICAL, 60]),
+        template=any_text,
+        args=log_args,
+        extra=extras(),
+        with_exc=st.booleans(),
+        mismatched=st.booleans(),
+    )
+    def log_call(
+        self,
+        level: int,
+        template: str,
+        args: list[Any],
+        extra: dict[str, Any],
+        with_exc: bool,
+        mismatched: bool,
+    ) -> None:
+        fmt = template.replace("%", "%%") + (" %d" if mismatched else " %s") * len(args)
+        extra = {**real(extra), "fi": self._mark()}
+        if not on("record_surrogates"):
+            template = template.encode("utf-8", "replace").decode("utf-8")
+        try:
+            raise ValueError(template)
+        except ValueError:
+            log.log(level, fmt, *real(args), exc_info=with_exc, extra=extra)
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(changes=record_changes(), level=st.sampled_from([logging.INFO, logging.ERROR]))
+    def log_made_record(self, changes: dict[str, Any], level: int) -> None:
+        record = logging.makeLogRecord({"name": "faults.app", "levelno": level, "msg": "made", "args": ()})
+        record.fi = self._mark()
+        for key, value in real(changes).items():
+            if key in ("pathname", "funcName", "threadName") and not on("record_surrogates"):
+                value = value.encode("utf-8", "replace").decode("utf-8")
+            setattr(record, key, value)
+        if on("record_mutations") and "name" in changes and changes["name"] is None:
+            del record.name
+        self.handler.handle(record)  # a handler never raises into the application
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(user=context_values(), fields=st.dictionaries(extra_keys, context_values(), max_size=3))
+    def log_in_context(self, user: Any, fields: dict[str, Any]) -> None:
+        with eventlog.context(user=real(user), **real(fields)):
+            eventlog.log_event(eventlog.Event("faults.context", fields={"fi": self._mark()}))
+            log.warning("in context", extra={"fi": self._mark()})
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(amounts=st.lists(counter_amounts(), min_size=1, max_size=4))
+    def count(self, amounts: list[Any]) -> None:
+        counter = eventlog.Counter("faults.counter")
+        for amount in real(amounts):
+            counter.inc(amount)  # counter events carry no marker: only the accounting sees them
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(number=st.integers(1, 300))
+    def burst(self, number: int) -> None:
+        for _ in range(number):
+            eventlog.log_event(eventlog.Event("faults.burst", fields={"fi": self._mark()}))
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(after=st.sampled_from(["mutate", "clear"]))
+    def mutate_after_call(self, after: str) -> None:
+        cart = {"items": 1}
+        marker = self._mark()
+        log.info("cart", extra={"fi": marker, "cart": cart})
+        if after == "mutate":
+            cart["items"] = 2
+        else:
+            cart.clear()
+        # What arrives must be the value at the call (checked in check_arrived).
+        self.carts[marker] = "{'items': 1}"
+
+    # ------------------------------------------------------------ flush
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(timeout=st.sampled_from([0.0, 0.01, 0.05, 0.2, 1.0]))
+    def flush(self, timeout: float) -> None:
+        promised = [m for m, epoch in self.logged.items() if epoch == self.epoch]
+        if not eventlog.flush(timeout):
+            return
+        if self.peer_kind in ("up", "drip", "garbage"):
+            self.check_arrived(promised)
+
+    def received(self) -> dict[str, list[dict[str, Any]]]:
+        """Every event with a marker that any peer read, by marker."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for peer in self.peers:
+            for line in list(peer.lines):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                fields = event.get("fields") or {}
+                marker = fields.get("fi") if isinstance(fields, dict) else None
+                if isinstance(marker, str):
+                    out.setdefault(marker, []).append(event)
+        return out
+
+    def check_arrived(self, promised: list[str]) -> None:
+        """After a successful flush: what it covered arrived, or was counted as dropped."""
+        deadline = time.monotonic() + ARRIVE
+        while True:
+            got = self.received()
+            missing = [m for m in promised if m not in got]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        allowance = self.total_dropped() - self.dropped_at_epoch
+        assert len(missing) <= allowance, (
+            f"flush() returned True, but {len(missing)} events it covered never arrived "
+            f"(only {allowance} were counted as dropped): {missing[:10]}"
+        )
+        for marker, events in got.items():
+            # The same event resent (a half-written batch) carries the same id.
+            assert len({e.get("id") for e in events}) == 1, f"{marker} arrived with different ids"
+            if marker in self.carts and on("worker_runs_app_code"):
+                assert events[0]["fields"].get("cart") == self.carts[marker], (
+                    f"a dict changed after the call arrived changed: {events[0]['fields']}"
+                )
+
+    def total_dropped(self) -> int:
+        return sum(sum(p.stats.dropped_by_reason().values()) for p in self.pipelines) + sum(
+            c.dropped for c in self.children
+        )
+
+    # ------------------------------------------------------------ the peer
+
+    def _new_epoch(self) -> None:
+        self.epoch += 1
+        self.dropped_at_epoch = self.total_dropped()
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(kind=st.sampled_from(["up", "down", "refuse", "drip", "garbage"]))
+    def peer_becomes(self, kind: str) -> None:
+        if self.peer is not None:
+            self.peer.stop()
+        self.peer = None
+        self._new_epoch()
+        if kind == "up":
+            self.peer = LineReceiver(port=self.port)
+        elif kind != "down":
+            self.peer = RawPeer(self.port, kind)
+        if self.peer is not None:
+            self.peers.append(self.peer)
+        self.peer_kind = kind
+
+    # ------------------------------------------------------------ the spool
+
+    @precondition(lambda self: self.db is not None and on("spool_damage"))
+    @rule(
+        which=st.integers(0, 100),
+        where=st.integers(0, 1 << 16),
+        column=st.sampled_from(["records", "payloads"]),
+    )
+    def damage_spool(self, which: int, where: int, column: str) -> None:
+        assert self.db is not None
+        if column == "payloads" and not on("payload_damage"):
+            column = "records"
+        with contextlib.closing(sqlite3.connect(self.db, timeout=10)) as conn:
+            # Any row: the oldest is often the batch in a send, and the newest are kept in memory.
+            (rows,) = conn.execute("SELECT count(*) FROM batches").fetchone()
+            row = conn.execute(
+                f"SELECT seq, {column} FROM batches ORDER BY seq LIMIT 1 OFFSET ?", (which % max(rows, 1),)
+            ).fetchone()
+            if row is None:
+                return
+            seq, data = row
+            data = bytearray(data.encode() if isinstance(data, str) else data)
+            if not data:
+                return
+            data[where % len(data)] ^= 0x20
+            value: Any = bytes(data)
+            if column == "records":
+                value = bytes(data).decode("utf-8", "replace")
+            conn.execute(f"UPDATE batches SET {column} = ? WHERE seq = ?", (value, seq))
+            conn.commit()
+
+    @precondition(lambda self: self.db is not None and on("spool_removal"))
+    @rule(how=st.sampled_from(["delete", "move"]))
+    def remove_spool(self, how: str) -> None:
+        assert self.db is not None
+        for suffix in ("", "-wal", "-shm"):
+            path = self.db + suffix
+            with contextlib.suppress(FileNotFoundError):
+                if how == "delete":
+                    os.remove(path)
+                else:
+                    os.replace(path, f"{path}.moved")
+
+    # ------------------------------------------------------------ reconfigure and fork
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(batch_size=st.sampled_from([1, 50, 2000]))
+    def reconfigure(self, batch_size: int) -> None:
+        self.settings["batch_size"] = batch_size
+        if self.db is not None and not on("reconfigure_spool"):
+            # Until item 10 is fixed, the new pipeline gets a spool of its own; the old
+            # file's rows still count as waiting.
+            self.old_spools.append(self.db)
+            self.db = self.settings["db"] = f"{self.db}.{len(self.old_spools)}"
+        self.pipelines.append(eventlog.configure(**self.settings))
+
+    @precondition(lambda self: bool(self.pipelines))
+    @rule(events=st.integers(0, 20), flush_first=st.booleans(), shutdown_first=st.booleans())
+    def fork(self, events: int, flush_first: bool, shutdown_first: bool) -> None:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: log, maybe flush or shut down, report, and _exit
+            code = 1
+            try:
+                os.close(read_end)
+                for i in range(events):
+                    marker = f"C{len(self.children)}.{i}"  # a child's: no promise is checked for it
+                    eventlog.log_event(eventlog.Event("faults.child", fields={"fi": marker}))
+                if flush_first:
+                    eventlog.flush(0.2)
+                if shutdown_first:
+                    eventlog.shutdown(0.3)
+                os.write(write_end, json.dumps(_child_report(api._default)).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        report, status = _wait_child(pid, read_end, timeout=15)
+        assert status == 0 and report is not None, f"the forked child failed (status {status})"
+        self.children.append(ChildReport(report))
+        assert report["exact"], f"the child's accounting was not exact: {report}"
+
+    # ------------------------------------------------------------ after every step
+
+    @precondition(lambda self: bool(self.pipelines))
+    @invariant()
+    def after_every_step(self) -> None:
+        """The checks, in order: the worker first (a dead one explains the rest)."""
+        self.worker_alive()
+        self.accounting_exact()
+        self.values_converted_not_dropped()
+        self.spooling_goes_on()
+        self.worker_ran_no_app_code()
+
+    def worker_alive(self) -> None:
+        pipeline = self.pipeline
+        worker = pipeline._worker
+        if worker is None or worker.is_alive() or pipeline._closed:
+            return
+        # Dead: the next event must start a new one.
+        eventlog.log_event(eventlog.Event("faults.probe", fields={"fi": self._mark()}))
+        worker = pipeline._worker
+        assert worker is not None and worker.is_alive(), (
+            "the worker died and the next event did not restart it"
+        )
+
+    def accounting_exact(self) -> None:
+        deadline = time.monotonic() + SETTLE
+        while True:
+            accepted, accounted, slack, detail = self.ledger()
+            if 0 <= accepted - accounted <= slack or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert 0 <= accepted - accounted <= slack, (
+            f"accepted {accepted} != sent + dropped + waiting {accounted} (+ up to {slack} lost by "
+            f"children at os._exit): {detail}"
+        )
+
+    def ledger(self) -> tuple[int, int, int, dict[str, Any]]:
+        accepted = accounted = slack = 0
+        detail: dict[str, Any] = {}
+        for n, p in enumerate(self.pipelines):
+            stats, queued = p.stats, p.queue_depth()
+            dropped = stats.dropped_by_reason()
+            in_flight = p._accounts._in_flight
+            accepted += stats.taken + queued + stats.overflow
+            accounted += stats.sent + sum(dropped.values()) + queued + in_flight
+            detail[f"pipeline {n}"] = dict(
+                taken=stats.taken, queued=queued, overflow=stats.overflow, sent=stats.sent,
+                dropped=dropped, in_flight=in_flight,
+            )  # fmt: skip
+        if self.db is not None:
+            # Spool mode: a child's rows share the file (this process may send them later).
+            for child in self.children:
+                accepted += child.accepted
+                accounted += child.sent + child.dropped
+                # Not sent nor dropped at os._exit: in the spool file (counted below) or lost.
+                slack += child.accepted - child.sent - child.dropped
+            spooled = self.pipeline.spool_depth() + sum(map(_rows_in, self.old_spools))
+            accounted += spooled
+            detail["spool"] = spooled
+            detail["children"] = [vars(c) for c in self.children]
+        # Memory mode: a child's events are its own (it checked them before os._exit).
+        return accepted, accounted, slack, detail
+
+    def values_converted_not_dropped(self) -> None:
+        """A bad value is converted and counted, never the reason its event is lost."""
+        for n, pipeline in enumerate(self.pipelines):
+            dropped = pipeline.stats.dropped_by_reason()
+            assert not dropped.get("unencodable"), f"pipeline {n} dropped events for their values: {dropped}"
+
+    def spooling_goes_on(self) -> None:
+        """Spool mode with the peer unreachable: queued events reach the disk within the linger window."""
+        if self.db is None or self.peer_kind not in ("down", "refuse") or not on("flush_markers"):
+            return
+        deadline = time.monotonic() + SETTLE
+        while self.pipeline.queue_depth() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not self.pipeline.queue_depth(), (
+            f"spool mode, peer down: {self.pipeline.queue_depth()} events still wait in memory"
+        )
+
+    def worker_ran_no_app_code(self) -> None:
+        if on("worker_runs_app_code"):
+            assert not app_code_in_worker, f"the worker ran application code: {app_code_in_worker[:3]}"
+        app_code_in_worker.clear()
+
+
+def _rows_in(path: str) -> int:
+    """Events waiting in the spool file at ``path``, read through sqlite3."""
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn:
+        return int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+
+
+def _child_report(pipeline: Pipeline | None) -> dict[str, Any]:
+    """The child's counts, with accepted = sent + dropped + waiting checked (within a bound)."""
+    if pipeline is None:
+        return {"accepted": 0, "sent": 0, "dropped": 0, "exact": True}
+    deadline = time.monotonic() + SETTLE
+    while True:
+        stats, queued = pipeline.stats, pipeline.queue_depth()
+        accepted = stats.taken + queued + stats.overflow
+        dropped = sum(stats.dropped_by_reason().values())
+        waiting = queued + pipeline._accounts._in_flight
+        # In spool mode the file holds every process's rows: only memory mode is exact here.
+        exact = pipeline._spool is not None or accepted == stats.sent + dropped + waiting
+        if exact or time.monotonic() > deadline:
+            return {"accepted": accepted, "sent": stats.sent, "dropped": dropped, "exact": exact}
+        time.sleep(0.01)
+
+
+def _wait_child(pid: int, fd: int, timeout: float) -> tuple[dict[str, Any] | None, int | None]:
+    """The child's report and exit status; a child past ``timeout`` is killed (status None)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([pipe], [], [], 0.05)
+            if readable:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                data += chunk
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return (json.loads(data) if data else None), os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None, None
+
+
+# ---------------------------------------------------------------- the runs
+
+
+def _settings() -> settings:
+    if LONG:
+        return settings(
+            max_examples=10,  # a round; rounds go on until the time is up
+            stateful_step_count=100,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            print_blob=True,
+            report_multiple_bugs=False,
+        )
+    return settings(
+        max_examples=20,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+        report_multiple_bugs=False,
+    )
+
+
+@pytest.mark.timeout(0 if LONG or ENABLED else 300)  # shrinking a failure takes long
+def test_faults_interleaved_keep_the_worker_alive_and_the_counts_exact() -> None:
+    if not LONG:
+        run_state_machine_as_test(FaultMachine, settings=_settings())
+        return
+    # The long run: rounds of fresh examples until the time is up (a failure ends it).
+    stop_at = time.monotonic() + MINUTES * 60
+    rounds = 0
+    while time.monotonic() < stop_at:
+        run_state_machine_as_test(FaultMachine, settings=_settings())
+        rounds += 1
+    print(f"fault injection: {rounds} rounds in {MINUTES:g} minutes, no failure")
