@@ -74,21 +74,12 @@ from eventlog.receiver import LineReceiver
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
 KNOWN: dict[str, str] = {
-    # Fixed on main (items 2, 3, 7, 14), each green alone in 20 examples there: turn on
-    # after a long run (a short run with several on took over 300 s once, not analysed).
-    "odd_times": "issue 23 items 2-3 (fixed on main): Event(time_ns=1.5) was dropped",
+    # Fixed on main, but a run with the rule on went past 300 s (record_mutations,
+    # worker_runs_app_code: a hang, not analysed) or failed (spool_removal: the ledger reads a
+    # file the spool has not recreated yet): off until that is understood.
     "record_mutations": "issue 23 item 3 (fixed on main): created=nan was dropped",
-    "odd_extra": "issue 23 item 3 (fixed on main): extra={'tags': True} was dropped",
-    "context_raising": "issue 23 item 14 (fixed on main): context(user=obj) raised",
-    "counter_values": "issue 23 item 14 (fixed on main): Counter.inc(nan) raised",
     "worker_runs_app_code": "issue 23 item 7 (fixed on main): the worker ran __repr__",
-    "spool_damage": "issue 23 item 1 (fixed on main): turn on after a long run",
     "spool_removal": "issue 23 item 9 (fixed on main): turn on after a long run",
-    "flush_markers": "issue 23 item 4 (fixed on main): turn on after a long run",
-    "huge_ints": (
-        "issue 23 item 14, still open on main: context(user=10**5000) raises ValueError "
-        "(context._text falls back to repr(), which refuses ints over 4,300 digits too)"
-    ),
     "reconfigure_spool": "issue 23 item 10: configure() again on the same spool; still fails here",
     "record_surrogates": (
         "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "

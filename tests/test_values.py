@@ -593,3 +593,14 @@ def test_an_impossible_time_in_spool_mode_is_sent_and_the_worker_goes_on(
     stats = spool_peer.pipeline.stats
     assert stats.sent == 4 and stats.dropped_by_reason() == {}
     assert spool_peer.pipeline.spool_depth() == 0
+
+
+def test_context_with_an_int_past_the_digit_limit_never_raises(peer: Callable[..., Peer]) -> None:
+    """str() and repr() both refuse ints of more than 4,300 digits: the context takes hex."""
+    json_peer = peer("json")
+    huge = 10**5000
+    with eventlog.context(user=huge):
+        json_peer.pipeline.submit_event(Event("huge.user"))
+    (event,) = json_peer.events(1)
+    assert event["user"] == hex(huge)
+    assert converted(json_peer) == {"int_range": 1}

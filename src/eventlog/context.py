@@ -54,13 +54,20 @@ def _text(value: object, outer: str | None) -> str | None:
         return outer
     if type(value) is str:
         return value
-    from eventlog.text import ConvertedValue, converted, frozen
+    from eventlog.text import ConvertedValue, converted, frozen, int_text
 
     try:
         return str(value)
     except Exception:  # a str() that raises: the value's repr or type instead, never the caller's error
+        if isinstance(value, int):  # past the interpreter's digit limit: hex, which has none
+            return converted(int_text(int.__index__(value)), "int_range")
         text = frozen(value)
-        return text if isinstance(text, ConvertedValue) else converted(repr(text), "not_text")
+        if isinstance(text, ConvertedValue):
+            return text
+        try:
+            return converted(repr(text), "not_text")
+        except Exception:
+            return converted(f"<{type(value).__name__}>", "not_text")
 
 
 def _snapshot(
