@@ -244,7 +244,8 @@ def test_the_deadline_ends_the_retries_with_false() -> None:
     # Already past: the first failure ends the send; the caller counts the batch, not the Sender.
     assert sender.send(_batch(made, 2), lambda: 0.0) is False
     assert tally.calls == [] and waits.asked == [] and stats.retries == 0
-    assert stats.send_errors == {"ConnectError": 1}
+    # Past the deadline the transport does not even connect (Transport.time_left).
+    assert stats.send_errors == {"SendTimeout": 1}
     # A deadline that passes while waiting: False after the tries that fit before it.
     until = time.monotonic() + 0.2
     sender = _sender(made.transport_factory, tally, Waits(sleep=0.1), stats)

@@ -116,6 +116,9 @@ class Peer:
                     "port": self.receiver.port,
                     "format": fmt,
                     "linger_ms": 0,
+                    # Values are the point here: no syslog message cut to a daemon's default
+                    # size (test_syslog holds that cut, and its count, apart).
+                    **({"syslog_max_message_bytes": 1 << 20} if fmt == "syslog" else {}),
                     **extra,
                 }
             )

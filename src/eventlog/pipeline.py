@@ -385,8 +385,10 @@ class Pipeline:
         """Shut down in the background (configure() replaced this pipeline): the caller goes on.
 
         What is queued is still sent until the shutdown deadline; at interpreter
-        exit the process waits for it up to that deadline.
+        exit the process waits for it up to that deadline.  It leaves the scrape now:
+        its successor exports the same pipeline name, and one name must be one series.
         """
+        prometheus.untrack(self)
         thread = threading.Thread(target=self._retire, name=f"eventlog-retire-{self.name}", daemon=True)
         with _retiring_lock:
             _retiring.append(thread)

@@ -88,11 +88,15 @@ def expected(wire: dict[str, Any]) -> dict[str, Any]:
     for key, name in names.items():
         if key in wire:
             attrs[name] = wire[key]
+    # A field or metric named like an attribute eventlog writes keeps its value under a
+    # prefix (OTLP attribute keys are unique within a record).
+    reserved = {
+        "log.record.uid", "eventlog.target", "eventlog.target.type", *names.values(),
+        "exception.type", "exception.message", "exception.stacktrace",
+    }  # fmt: skip
     fields, metrics = wire.get("fields") or {}, wire.get("metrics") or {}
-    for key, value in fields.items():
-        attrs.setdefault(key, value)
-    for key, value in metrics.items():
-        attrs.setdefault(key, value)
+    for key, value in [*fields.items(), *metrics.items()]:
+        attrs.setdefault(f"eventlog.fields.{key}" if key in reserved else key, value)
     if wire.get("tags"):
         attrs.setdefault("tags", list(wire["tags"]))
     if "exc_info" in wire:

@@ -244,6 +244,24 @@ TARGET_TYPE_ATTRIBUTE = "eventlog.target.type"
 EVENT_SCOPE = "eventlog"
 #: The attribute of ``tags``; fields and metrics keep their own names.
 TAGS_ATTRIBUTE = "tags"
+#: Attribute names eventlog itself writes: a field or metric of the same name would make a
+#: record with the key twice (OTLP keys are unique), so it is renamed with this prefix.
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        *ATTRIBUTE_NAMES.values(),
+        TARGET_ATTRIBUTE,
+        TARGET_TYPE_ATTRIBUTE,
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+    }
+)
+USER_PREFIX = "eventlog.fields."
+
+
+def user_attribute(name: str) -> str:
+    """A field's or metric's attribute name: its own, unless eventlog writes that one."""
+    return USER_PREFIX + name if name in RESERVED_ATTRIBUTES else name
 
 
 def is_log_record(wire: Mapping[str, Any]) -> bool:
@@ -279,12 +297,9 @@ def _extras(wire: Mapping[str, Any]) -> list[tuple[str, Any]]:
     pairs: list[tuple[str, Any]] = []
     fields, metrics, tags = wire.get("fields"), wire.get("metrics"), wire.get("tags")
     if fields:
-        pairs += fields.items()
+        pairs += [(user_attribute(k), v) for k, v in fields.items()]
     if metrics:
-        if fields:
-            pairs += [(k, v) for k, v in metrics.items() if k not in fields]
-        else:
-            pairs += metrics.items()
+        pairs += [(user_attribute(k), v) for k, v in metrics.items() if not (fields and k in fields)]
     if tags and not (fields and TAGS_ATTRIBUTE in fields) and not (metrics and TAGS_ATTRIBUTE in metrics):
         pairs.append((TAGS_ATTRIBUTE, list(tags)))
     return pairs
@@ -375,7 +390,10 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
     if fields or metrics:
         # _attribute's cache looked up here first: a call costs more than the lookup.
         cached = _ATTRIBUTES.get
+        reserved = RESERVED_ATTRIBUTES
         for name, value in fields.items() if fields else ():
+            if name in reserved:
+                name = USER_PREFIX + name
             try:
                 field = cached((name, type(value), value))
             except TypeError:  # unhashable (a list): encoded each time
@@ -383,6 +401,8 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
             append(field or _attribute(name, value))
         for name, value in metrics.items() if metrics else ():
             if not (fields and name in fields):  # one value per key: the field's
+                if name in reserved:
+                    name = USER_PREFIX + name
                 try:
                     field = cached((name, type(value), value))
                 except TypeError:
