@@ -257,3 +257,16 @@ def test_a_gauge_refuses_what_is_no_number_without_raising(receiver: LineReceive
     (event,) = series_events(receiver, "test.gauge.refused")
     assert event["metrics"] == {"value": 12}
     assert eventlog.get_pipeline().stats.converted.get("bad_increment") == 3
+
+
+def test_a_float_and_an_int_past_floats_range_add_up_without_an_error(receiver: LineReceiver) -> None:
+    """Found by the fault-injection run: float + 10**400 raised OverflowError in the emitter."""
+    configure(receiver)
+    counter = eventlog.Counter("test.mixed")
+    counter.inc(0.5)
+    counter.inc(10**400)
+    counter.inc(2)
+    settle(receiver)
+    (event,) = series_events(receiver, "test.mixed")
+    assert event["fields"]["count"] == str(10**400 + 2)  # past 64 bits: as text, exact but the 0.5
+    assert eventlog.get_pipeline().stats.converted.get("int_range") == 1

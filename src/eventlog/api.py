@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
@@ -13,7 +14,7 @@ from eventlog import pipeline as _pipelines
 from eventlog.config import Settings
 from eventlog.diagnostics import log
 from eventlog.event import Event
-from eventlog.pipeline import Pipeline
+from eventlog.pipeline import Pipeline, flush_retiring
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
@@ -124,7 +125,11 @@ def flush(timeout: float | None = None) -> bool:
     where the settings said.
     """
     _run_before_flush()
+    end = None if timeout is None else time.monotonic() + timeout
     flushed = _default.flush(timeout) if _default is not None else True
+    # And what the pipelines configure() replaced still send in the background.
+    left = None if end is None else max(0.0, end - time.monotonic())
+    flushed = flush_retiring(left) and flushed
     return flushed and _config_error is None
 
 

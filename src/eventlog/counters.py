@@ -121,6 +121,14 @@ class _Series:
         return f"{type(self).__name__}({args})"
 
 
+def _add(total: Number, amount: Number) -> Number:
+    """``total + amount``; a float and an int past float's range add as ints (no OverflowError)."""
+    try:
+        return total + amount
+    except OverflowError:  # the int is exact, the float's fraction is what is lost
+        return int(total) + int(amount)
+
+
 class Counter(_Series):
     """A count of things that happened, sent as the increase per interval.
 
@@ -187,11 +195,11 @@ class Counter(_Series):
         total: Number = 0
         try:
             while True:
-                total += amounts.popleft()  # each amount is popped by exactly one thread
+                total = _add(total, amounts.popleft())  # each amount is popped by exactly one thread
         except IndexError:
             pass
         with self._lock:
-            self._extra += total
+            self._extra = _add(self._extra, total)
 
     def _collect(self, now_ns: int) -> dict[str, Number] | None:
         # Every next() returns how many next() calls came before it, so the

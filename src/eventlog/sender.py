@@ -24,7 +24,7 @@ from eventlog.batch import Batch
 from eventlog.config import Settings
 from eventlog.contracts import Transport
 from eventlog.diagnostics import Warnings, log
-from eventlog.errors import TransportError
+from eventlog.errors import SendTimeout, TransportError
 from eventlog.stats import Stats
 
 __all__ = ["BACKOFF_START", "MAX_UNEXPECTED_FAILURES", "Count", "Deadline", "Sender"]
@@ -152,7 +152,10 @@ class Sender:
                     return True
             self.stats.transport_up = 0
             kind = type(error).__name__
-            self.last_error = f"the last send failed: {kind}: {self._mask(str(error))}"
+            # Time running out (Transport.time_left) is not why the peer does not have the events:
+            # the error before it is, when there was one.
+            if not (isinstance(error, SendTimeout) and self.last_error and time.monotonic() >= deadline()):
+                self.last_error = f"the last send failed: {kind}: {self._mask(str(error))}"
             self.stats.send_errors[kind] = self.stats.send_errors.get(kind, 0) + 1
             self.close()
             if not retryable:
