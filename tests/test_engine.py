@@ -324,6 +324,7 @@ def _scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
 
 
 def test_after_configure_again_only_the_live_pipeline_is_exported(receiver: LineReceiver) -> None:
+    gc.collect()  # earlier tests' garbage (their pipelines, if cyclic) is not this test's
     gc.disable()  # what the collector shows must not wait for the garbage collector
     try:
         first = _configure(receiver, metrics_port=0)

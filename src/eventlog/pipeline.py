@@ -65,7 +65,6 @@ class Pipeline:
         self.settings = settings
         self.name: str = settings.name
         self.stats = Stats()
-        self.retired_delivered = False  # set by retire(): what its background shutdown() returned
         # Every setting checked, or raises; plugins count their conversions with the engine's.
         self._parts = parts = build(settings, registry, self.stats.converted)
         self.formatter = parts.formatter
@@ -391,10 +390,8 @@ class Pipeline:
         """
         prometheus.untrack(self)
         thread = threading.Thread(target=self._retire, name=f"eventlog-retire-{self.name}", daemon=True)
-        self.retired_delivered = False
         with _retiring_lock:
             _retiring.append(thread)
-            _retired_by[thread] = self
         try:
             thread.start()
         except RuntimeError:  # interpreter exiting: no new thread, shut down here
@@ -404,7 +401,7 @@ class Pipeline:
 
     def _retire(self) -> None:
         try:
-            self.retired_delivered = self.shutdown()
+            self.shutdown()
         except Exception:
             log.exception("[%s] shutting down the replaced pipeline failed", self.name)
         finally:
@@ -663,27 +660,24 @@ def _weakly(method: Callable[P, R], gone: R) -> Callable[P, R]:
 #: Pipelines configure() replaced, shutting down in the background (see Pipeline.retire).
 _retiring: list[threading.Thread] = []
 _retiring_lock = threading.Lock()
-#: Each retiring thread's pipeline, so eventlog.flush() can wait for what it still sends.
-_retired_by: weakref.WeakKeyDictionary[threading.Thread, Pipeline] = weakref.WeakKeyDictionary()
 
 
 def flush_retiring(timeout: float | None) -> bool:
-    """Wait for the pipelines configure() replaced to finish sending; False if any did not.
+    """Wait for the pipelines configure() replaced to finish; False if one is still sending.
 
     ``eventlog.flush()`` covers every event logged before it, also those logged
-    through the pipeline a later ``configure()`` replaced: they are sent (or
-    counted) by its background shutdown, which this waits for, up to ``timeout``.
+    through the pipeline a later ``configure()`` replaced: its background shutdown
+    sends them or gives them up (counted), as a flush means; this waits for it, up
+    to ``timeout``.
     """
     end = None if timeout is None else time.monotonic() + timeout
     with _retiring_lock:
         threads = list(_retiring)
-    delivered = True
+    finished = True
     for thread in threads:
         thread.join(None if end is None else max(0.0, end - time.monotonic()))
-        pipeline = _retired_by.get(thread)
-        if thread.is_alive() or (pipeline is not None and not pipeline.retired_delivered):
-            delivered = False
-    return delivered
+        finished = finished and not thread.is_alive()
+    return finished
 
 
 def _after_fork_in_child() -> None:
