@@ -111,7 +111,7 @@ def parse_pairs(value: Any) -> dict[str, str]:
 
 def parse_headers(value: Any) -> dict[str, str]:
     """Headers as ``Name=value,Other=value`` (values URL-encoded, as in
-    OTEL_EXPORTER_OTLP_HEADERS), or a mapping."""
+    the OTEL_ headers variable), or a mapping."""
     return parse_pairs(value)
 
 
@@ -126,7 +126,7 @@ def _sdk_version() -> str:
 
 
 def resolve_protocol(options: Mapping[str, Any], environ: Mapping[str, str]) -> str:
-    """``protocol``, else OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL, else http/protobuf."""
+    """``protocol``, else its OTEL_ variable, else http/protobuf."""
     if options.get("protocol"):
         return str(options["protocol"])
     found = _otel(environ, "PROTOCOL")
@@ -238,7 +238,7 @@ class OtlpConfig:
 
 
 def _parse_millis_text(value: str) -> float:
-    """Milliseconds, more than 0 (OTEL_EXPORTER_OTLP_TIMEOUT)."""
+    """Milliseconds, more than 0 (as the OTEL_ timeout variables take)."""
     try:
         millis = float(value)
     except ValueError:

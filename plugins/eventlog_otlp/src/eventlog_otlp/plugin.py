@@ -35,7 +35,7 @@ _PROTOCOL = Option(
     "protocol",
     parse_protocol,
     None,
-    "http/protobuf or http/json (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf; grpc is refused)",
+    "http/protobuf or http/json (default: its OTEL_ variable, else http/protobuf; grpc is refused)",
 )
 
 #: The formatter reads the protocol too: it decides the payload's encoding.
@@ -47,34 +47,34 @@ OPTIONS: tuple[Option, ...] = (
         parse_endpoint,
         None,
         "OTLP/HTTP URL; without a path /v1/logs is added "
-        "(default: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, http://localhost:4318)",
+        "(default: its OTEL_ variables, else http://localhost:4318)",
     ),
     _PROTOCOL,
     Option(
         "headers",
         parse_headers,
         None,
-        "headers as Name=value,Other=value (default: OTEL_EXPORTER_OTLP_HEADERS)",
+        "headers as Name=value,Other=value (default: its OTEL_ variable)",
         secret=True,
     ),
     Option(
         "compression",
         parse_compression,
         None,
-        "gzip or none (default: OTEL_EXPORTER_OTLP_COMPRESSION, else none)",
+        "gzip or none (default: its OTEL_ variable, else none)",
     ),
     Option(
         "timeout",
         parse_positive_seconds,
         None,
-        "seconds to wait for a connection or an answer (default: OTEL_EXPORTER_OTLP_TIMEOUT ms, else 10)",
+        "seconds to wait for a connection or an answer (default: its OTEL_ variable, in ms, else 10)",
     ),
     Option("service_name", parse_str, None, "the resource's service.name (default: OTEL_SERVICE_NAME)"),
     Option(
         "resource_attributes",
         parse_pairs,
         None,
-        "more resource attributes, key=value,... (added to OTEL_RESOURCE_ATTRIBUTES)",
+        "more resource attributes, key=value,... (added to the OTEL_ variable's)",
     ),
     Option(
         "max_body_bytes",
