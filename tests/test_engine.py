@@ -327,7 +327,7 @@ def test_after_configure_again_only_the_live_pipeline_is_exported(receiver: Line
     gc.collect()  # earlier tests' garbage (their pipelines, if cyclic) is not this test's
     gc.disable()  # what the collector shows must not wait for the garbage collector
     try:
-        first = _configure(receiver, metrics_port=0)
+        first = _configure(receiver, metrics_port=0, name="scraped")
         port = first.metrics_port
         assert port
         first_ref = weakref.ref(first)
@@ -335,18 +335,22 @@ def test_after_configure_again_only_the_live_pipeline_is_exported(receiver: Line
             eventlog.log_event(Event("first", str(i)))
         assert eventlog.flush(10)
         del first
-        second = _configure(receiver, metrics_port=port)
+        second = _configure(receiver, metrics_port=port, name="scraped")
         eventlog.log_event(Event("second"))
         assert eventlog.flush(10)
         sent = [
-            (labels, value) for name, labels, value in _scrape(port) if name == "eventlog_events_sent_total"
+            (labels, value)
+            for name, labels, value in _scrape(port)
+            if name == "eventlog_events_sent_total" and labels.get("pipeline") == "scraped"
         ]
-        assert sent == [({"pipeline": "default"}, 1.0)]
+        # Its own name: a pipeline another test left alive is not this test's.
+        assert sent == [({"pipeline": "scraped"}, 1.0)]
         # Nothing but the caller held the old pipeline: it is gone without a collection.
         assert first_ref() is None
         # A pipeline shut down is no longer exported either.
         second.shutdown(5)
-        assert not [s for s in _scrape(port) if s[0] == "eventlog_events_sent_total"]
+        left = [s for s in _scrape(port) if s[0] == "eventlog_events_sent_total"]
+        assert not [s for s in left if s[1].get("pipeline") == "scraped"]
     finally:
         gc.enable()
 

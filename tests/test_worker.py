@@ -348,4 +348,5 @@ def test_a_retry_after_a_transport_passes_on_from_its_peer_is_input(
     pipeline._sender.close()
     _log(pipeline, "ok", range(3))
     assert pipeline.flush(10)
-    assert Once.calls == 2 and pipeline.stats.sent == 3 and pipeline.stats.dropped_by_reason() == {}
+    # The refused try, then one send per batch (the three may be taken as one batch or more).
+    assert Once.calls >= 2 and pipeline.stats.sent == 3 and pipeline.stats.dropped_by_reason() == {}

@@ -130,7 +130,9 @@ class SyslogNg:
     def read(self, proto: str) -> list[dict[str, Any]]:
         """Every message written for ``proto`` so far (``sd``: SD-ID -> param -> value)."""
         try:
-            text = (self.root / f"{proto}.jsonl").read_text("utf-8")
+            data = (self.root / f"{proto}.jsonl").read_bytes()
+            # Only whole lines: syslog-ng may be mid-way through a line (and a UTF-8 sequence).
+            text = data[: data.rfind(b"\n") + 1].decode("utf-8")
         except FileNotFoundError:
             return []
         rows = []
