@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class EventlogWarnings(logging.Handler):
@@ -29,3 +29,26 @@ def capture_warnings() -> Iterator[EventlogWarnings]:
         yield handler
     finally:
         logging.getLogger("eventlog").removeHandler(handler)
+
+
+def log_with_ids(action: str, prefix: str, count: int) -> list[str]:
+    """Log ``count`` Events with known ids (``<prefix>-000000`` ...) through the default pipeline."""
+    import eventlog
+
+    ids = []
+    for number in range(count):
+        event = eventlog.Event(action, prefix, "test")
+        event.id = f"{prefix}-{number:06d}"
+        eventlog.log_event(event)
+        ids.append(event.id)
+    return ids
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30) -> None:
+    """Poll ``check`` every 50 ms until it is true; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)

@@ -29,7 +29,7 @@ from eventlog.batch import Record
 from eventlog.receiver import LineReceiver
 from eventlog.spool.sqlite import SQLiteSpool
 from tests.peers import free_port
-from tests.spool_support import EventlogWarnings, capture_warnings
+from tests.spool_support import EventlogWarnings, capture_warnings, log_with_ids
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,13 +45,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def _log(prefix: str, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        event = eventlog.Event("test.damage", prefix, "test")
-        event.id = f"{prefix}-{number:06d}"
-        eventlog.log_event(event)
-        ids.append(event.id)
-    return ids
+    return log_with_ids("test.damage", prefix, count)
 
 
 def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:

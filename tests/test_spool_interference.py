@@ -28,7 +28,7 @@ import eventlog.spool.sqlite as spool_module
 from eventlog import prometheus
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port
-from tests.spool_support import EventlogWarnings, capture_warnings
+from tests.spool_support import EventlogWarnings, capture_warnings, log_with_ids, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,13 +57,7 @@ def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
 
 
 def _log(prefix: str, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        event = eventlog.Event("test.outside", prefix, "test")
-        event.id = f"{prefix}-{number:06d}"
-        eventlog.log_event(event)
-        ids.append(event.id)
-    return ids
+    return log_with_ids("test.outside", prefix, count)
 
 
 def _ids_in_spool(db: Path) -> list[str]:
@@ -79,10 +73,7 @@ def _ids_in_spool(db: Path) -> list[str]:
 
 
 def _wait(check: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(0.05)
+    wait_until(check, timeout)
 
 
 # ---------------------------------------------------------------- another process holds the lock

@@ -24,6 +24,7 @@ import pytest
 import eventlog
 from eventlog.receiver import LineReceiver
 from tests.peers import free_port
+from tests.spool_support import log_with_ids, wait_until
 
 HERE = Path(__file__).parent
 CHILD = HERE / "spool_child.py"
@@ -49,10 +50,7 @@ def _ids_in_spool(db: Path) -> list[str]:
 
 
 def _wait(check: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {check}"
-        time.sleep(0.05)
+    wait_until(check, timeout)
 
 
 def _settings(port: int, db: Path, **more: object) -> dict[str, Any]:
@@ -69,13 +67,7 @@ def _settings(port: int, db: Path, **more: object) -> dict[str, Any]:
 
 
 def _log(prefix: str, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        event = eventlog.Event("test.owner", prefix, "test")
-        event.id = f"{prefix}-{number:06d}"
-        eventlog.log_event(event)
-        ids.append(event.id)
-    return ids
+    return log_with_ids("test.owner", prefix, count)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
