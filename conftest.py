@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 import eventlog
-from eventlog import api, config
-from eventlog.receiver import LineReceiver
+from eventlog._api import api
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config import config
 
 # The peers import the SDK's test module before pytest_plugins below loads it: have its
 # asserts rewritten all the same (and pytest not warn that it could not).

@@ -198,7 +198,7 @@ def package(session: nox.Session) -> None:
     advice = session.run(
         str(check / "bin" / "python"),
         "-c",
-        "from eventlog.registry import install_command; print(install_command('http'))",
+        "from eventlog._config.registry import install_command; print(install_command('http'))",
         external=True,
         silent=True,
     )
@@ -225,7 +225,8 @@ def package(session: nox.Session) -> None:
     session.run(
         str(check / "bin" / "python"),
         "-c",
-        "import eventlog.logrecords as r; assert r.accelerator is not None, 'eventlog-speedups not loaded'",
+        "import eventlog._records.logrecords as r; "
+        "assert r.accelerator is not None, 'eventlog-speedups not loaded'",
         external=True,
     )
 

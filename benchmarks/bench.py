@@ -50,12 +50,12 @@ def contenders() -> tuple[list[Contender], list[str]]:
     ]
     notes = []
     try:
-        import eventlog.spool  # type: ignore[import-not-found]  # noqa: F401
+        import eventlog._spool  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
-        notes.append("eventlog spool mode: skipped, eventlog.spool is not in this build yet")
+        notes.append("eventlog spool mode: skipped, eventlog._spool is not in this build yet")
     else:
         found.append(Contender("eventlog spool json/tcp", "json", "EventHandler, EVENTLOG_DB set"))
-    from eventlog.registry import get_registry
+    from eventlog._config.registry import get_registry
 
     registry = get_registry()
     try:

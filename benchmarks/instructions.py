@@ -121,9 +121,9 @@ settle()
 #: The worker's parts alone, over the records of the same call (made in both runs).
 PARTS = """
 import logging, sys
-import eventlog.logrecords as records
-from eventlog.builtin.formats import dumps_lines
-from eventlog.context import EMPTY
+import eventlog._records.logrecords as records
+from eventlog._builtin.formats import dumps_lines
+from eventlog._records.context import EMPTY
 mode, events, part = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 log = logging.getLogger("bench")
 items = [(r, (r.msg, r.args), EMPTY) for r in (

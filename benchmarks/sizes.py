@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.varied import varied_events
 
-from eventlog.config import Settings
-from eventlog.contracts import Formatter, PluginContext
-from eventlog.event import Event
-from eventlog.registry import get_registry
-from eventlog.wire import to_wire
+from eventlog._config.config import Settings
+from eventlog._config.contracts import Formatter, PluginContext
+from eventlog._config.registry import get_registry
+from eventlog._records.event import Event
+from eventlog._records.wire import to_wire
 
 FORMATS = ("capnp", "capnp-packed", "msgpack", "json")
 

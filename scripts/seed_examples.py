@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from eventlog.receiver import LineReceiver  # the installed package's own receiver
+from eventlog._builtin.receiver import LineReceiver  # the installed package's own receiver
 
 receiver = LineReceiver()
 os.environ["EVENTLOG_HOST"] = "127.0.0.1"

@@ -22,10 +22,10 @@ from typing import Any
 
 import eventlog
 import eventlog.plugin
-from eventlog import registry
-from eventlog.batch import Batch, Record
-from eventlog.contracts import PluginContext, Transport, TransportSpec
-from eventlog.errors import ConnectError
+from eventlog._config import registry
+from eventlog._config.contracts import PluginContext, Transport, TransportSpec
+from eventlog._core.errors import ConnectError
+from eventlog._records.batch import Batch, Record
 
 
 class AckedTransport(Transport):

@@ -14,8 +14,8 @@ import statistics
 import tempfile
 import time
 
-from eventlog.batch import Record
-from eventlog.spool import SQLiteSpool
+from eventlog._records.batch import Record
+from eventlog._spool import SQLiteSpool
 
 
 def main() -> None:

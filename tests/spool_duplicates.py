@@ -43,7 +43,7 @@ def window(message: int, count: int) -> None:
     import statistics
 
     import eventlog
-    from eventlog import spool as spool_module
+    from eventlog import _spool as spool_module
 
     ended: list[float] = []
     started: list[float] = []

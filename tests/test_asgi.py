@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.errors import ConfigurationError
-from eventlog.receiver import LineReceiver
-from eventlog.web import session_digest
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._core.errors import ConfigurationError
+from eventlog._web.request import session_digest
 from tests.peers import missing
 
 try:
@@ -435,7 +435,7 @@ def test_importing_eventlog_imports_no_web_framework() -> None:
     import sys
 
     code = (
-        "import sys, eventlog, eventlog.web, eventlog.redact;"
+        "import sys, eventlog, eventlog._web.request, eventlog._records.redact;"
         "print(sorted(m for m in ('starlette', 'flask', 'django', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

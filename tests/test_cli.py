@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import free_port
 
 
@@ -103,8 +103,8 @@ def test_plugins_lists_builtins_with_distribution_and_settings() -> None:
 
 
 def test_every_default_printed_by_plugins_settings_is_accepted_back_from_the_environment() -> None:
+    from eventlog._config.config import CORE_OPTIONS, Settings, env_name
     from eventlog.cli import env_text
-    from eventlog.config import CORE_OPTIONS, Settings, env_name
 
     result = _eventlog("plugins", "--settings")
     lines = result.stdout.split("SETTINGS", 1)[1].splitlines()[1:]

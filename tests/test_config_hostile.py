@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog import api, config, selection
-from eventlog.config import CORE_OPTIONS, _returns, allowed, env_name
+from eventlog._api import api
+from eventlog._config import config, selection
+from eventlog._config.config import CORE_OPTIONS, _returns, allowed, env_name
+from eventlog._config.registry import get_registry
+from eventlog._config.selection import Owner, setting_owners
+from eventlog._core.errors import ConfigurationError
+from eventlog._core.options import Option
+from eventlog._records.event import Event
 from eventlog.django.conf import MiddlewareSettings
-from eventlog.errors import ConfigurationError
-from eventlog.event import Event
-from eventlog.options import Option
-from eventlog.registry import get_registry
-from eventlog.selection import Owner, setting_owners
 
 try:
     import django
@@ -507,8 +508,8 @@ def test_a_plugin_name_that_is_not_installed_names_where_it_came_from(
 def test_a_setting_of_a_plugin_that_is_not_installed_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, reports: list[str]
 ) -> None:
-    from eventlog.pipeline import Pipeline
-    from eventlog.registry import Registry
+    from eventlog._config.registry import Registry
+    from eventlog._engine.pipeline import Pipeline
 
     bare = Registry(load_entry_points=False)  # the core alone: no http, no fluent
     with pytest.raises(ConfigurationError) as caught:

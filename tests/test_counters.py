@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 
 THREADS = 8
 
@@ -163,7 +163,7 @@ def test_nothing_is_lost_at_interpreter_exit(receiver: LineReceiver, tmp_path: P
 
 
 def test_a_series_can_go_to_its_own_pipeline(receiver: LineReceiver) -> None:
-    from eventlog.config import Settings
+    from eventlog._config.config import Settings
 
     configure(receiver)
     with LineReceiver() as other:

@@ -8,19 +8,19 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from eventlog.accounting import Accounting
-from eventlog.batch import Record
-from eventlog.builder import build
-from eventlog.config import Settings
-from eventlog.delivery import SpoolDelivery, open_spool
-from eventlog.diagnostics import Warnings
-from eventlog.encoder import Encoder
-from eventlog.event import Event
+from eventlog._config.builder import build
+from eventlog._config.config import Settings
+from eventlog._config.registry import get_registry
+from eventlog._core.diagnostics import Warnings
+from eventlog._engine.accounting import Accounting
+from eventlog._engine.delivery import SpoolDelivery, open_spool
+from eventlog._engine.encoder import Encoder
+from eventlog._engine.sender import Sender
+from eventlog._engine.stats import Stats
+from eventlog._records.batch import Record
+from eventlog._records.event import Event
+from eventlog._spool import SpoolUnavailable
 from eventlog.plugin.testing import closed_port
-from eventlog.registry import get_registry
-from eventlog.sender import Sender
-from eventlog.spool import SpoolUnavailable
-from eventlog.stats import Stats
 from eventlog.testing import CapturingTransport
 
 

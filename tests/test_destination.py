@@ -17,10 +17,11 @@ from collections.abc import Iterator
 import pytest
 
 import eventlog
-from eventlog import Event, config, selection
-from eventlog.errors import ConfigurationError
-from eventlog.options import split_host_port
-from eventlog.receiver import LineReceiver
+from eventlog import Event
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config import config, selection
+from eventlog._core.errors import ConfigurationError
+from eventlog._core.options import split_host_port
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.errors import ConfigurationError
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._core.errors import ConfigurationError
 from tests.peers import free_port, missing
 
 try:

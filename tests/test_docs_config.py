@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from eventlog import config
-from eventlog.config import CORE_OPTIONS, env_name
+from eventlog._config import config
+from eventlog._config.config import CORE_OPTIONS, env_name
+from eventlog._config.registry import Registry, get_registry
+from eventlog._config.selection import setting_owners
 from eventlog.plugin import Option, TransportSpec, hookimpl
-from eventlog.registry import Registry, get_registry
-from eventlog.selection import setting_owners
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -124,7 +124,7 @@ def test_every_environment_name_in_the_docs_is_a_setting() -> None:
 
 
 def test_every_metric_name_in_the_docs_is_exported() -> None:
-    source = (ROOT / "src" / "eventlog" / "prometheus.py").read_text(encoding="utf-8")
+    source = (ROOT / "src" / "eventlog" / "_engine" / "prometheus.py").read_text(encoding="utf-8")
     families = set(re.findall(r'"(eventlog_[a-z_]+)"', source))
     assert "eventlog_events_sent" in families
     wrong: list[str] = []
@@ -133,4 +133,12 @@ def test_every_metric_name_in_the_docs_is_exported() -> None:
         for name in set(re.findall(r"\beventlog_(?:events|values|send|queue|spool|transport)_[a-z_]+", text)):
             if name.removesuffix("_total") not in families:
                 wrong.append(f"{page.relative_to(ROOT)}: {name}")
-    assert not wrong, f"metrics eventlog.prometheus does not export: {wrong}"
+    assert not wrong, f"metrics eventlog._engine.prometheus does not export: {wrong}"
+
+
+def test_the_redaction_list_in_the_docs_is_the_code_s() -> None:
+    from eventlog._records.redact import DEFAULT_REDACT_KEYS
+
+    text = (ROOT / "docs" / "integrations" / "index.md").read_text(encoding="utf-8")
+    line = text.split("<!-- redact-keys:", 1)[1].splitlines()[1]
+    assert line.strip("`").split(", ") == list(DEFAULT_REDACT_KEYS)

@@ -2,7 +2,7 @@
 
 Each block runs alone in a fresh interpreter (its own default pipeline, its own
 exit), with ``EVENTLOG_HOST``/``EVENTLOG_PORT`` pointing at a real
-:class:`~eventlog.receiver.LineReceiver` on loopback; a block that names the
+:class:`~eventlog._builtin.receiver.LineReceiver` on loopback; a block that names the
 Logstash port, 5959, is given the receiver's port instead. After the
 block, every pipeline that sends to the receiver is flushed: what those
 pipelines counted as sent must be exactly what the receiver holds, with nothing
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 
 ROOT = Path(__file__).parent.parent
 PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]

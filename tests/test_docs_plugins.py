@@ -12,9 +12,9 @@ import types
 from pathlib import Path
 
 from eventlog import Event, Pipeline
-from eventlog.config import Settings
+from eventlog._config.config import Settings
+from eventlog._config.registry import Registry
 from eventlog.plugin.testing import TransportConformance
-from eventlog.registry import Registry
 
 GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
 

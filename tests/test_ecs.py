@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventlog
-from eventlog.builtin.ecs import ECS_VERSION, EcsFormatter
+from eventlog._builtin.ecs import ECS_VERSION, EcsFormatter
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._records.schema import LEVEL_NAMES
+from eventlog._records.wire import to_wire
 from eventlog.plugin.testing import FormatterConformance
-from eventlog.receiver import LineReceiver
-from eventlog.schema import LEVEL_NAMES
-from eventlog.wire import to_wire
 from tests.peers import missing
 from tests.test_spool_props import hostile_event
 
@@ -254,7 +254,7 @@ def _raise_here() -> None:
 
 def test_shared_fields_equal_those_of_ecs_logging(ecs_logging: Any, receiver: LineReceiver) -> None:
     pipeline = eventlog.Pipeline(
-        eventlog.config.Settings.load(
+        eventlog._config.config.Settings.load(
             {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port, "format": "ecs"},
             environ={},
         )

@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import eventlog
 import eventlog.plugin
 from eventlog import Event
-from eventlog.receiver import LineReceiver
-from eventlog.text import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._records.text import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
 
 
 def _configure(receiver: LineReceiver, **settings: object) -> eventlog.Pipeline:
@@ -396,7 +396,7 @@ def test_import_and_handler_start_nothing() -> None:
         "import threading, logging, eventlog\n"
         "from eventlog import asyncEventLogger\n"
         "logging.getLogger('x').addHandler(asyncEventLogger)\n"
-        "print(len(threading.enumerate()), eventlog.api._default)\n"
+        "print(len(threading.enumerate()), eventlog._api.api._default)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["1", "None"], out.stderr
@@ -502,9 +502,9 @@ def test_dict_config_builds_a_handler_with_its_own_pipeline(receiver: LineReceiv
 
 
 def test_enricher_errors_are_counted_and_events_go_on(receiver: LineReceiver) -> None:
-    from eventlog.config import Settings
-    from eventlog.contracts import EnricherSpec
-    from eventlog.registry import Registry
+    from eventlog._config.config import Settings
+    from eventlog._config.contracts import EnricherSpec
+    from eventlog._config.registry import Registry
 
     def broken(event: Event) -> None:
         raise RuntimeError("broken enricher")

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from eventlog._builtin.receiver import LineReceiver
 from eventlog.plugin.testing import closed_port
-from eventlog.receiver import LineReceiver
 
 pytestmark = pytest.mark.timeout(120)
 

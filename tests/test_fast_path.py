@@ -2,7 +2,7 @@
 
 The careful path is the general one: a log record becomes an Event, the
 enrichers run on it, ``to_wire`` cleans it.  The fast path builds the wire
-dict in one pass (see ``eventlog.logrecords.wires_of``).  Both draw ids from the
+dict in one pass (see ``eventlog._records.logrecords.wires_of``).  Both draw ids from the
 same counter, which each comparison resets, so ids are equal too.
 """
 
@@ -21,16 +21,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventlog
-import eventlog.logrecords
+import eventlog._records.logrecords
 from eventlog import Event
-from eventlog.batch import EncodedBatch
-from eventlog.config import Settings
-from eventlog.context import EMPTY, RequestContext
-from eventlog.contracts import Formatter, PluginContext
-from eventlog.logrecords import record_to_event, unrenderable, wires_of
-from eventlog.pipeline import Pipeline
-from eventlog.registry import get_registry
-from eventlog.wire import _ids, to_wire
+from eventlog._config.config import Settings
+from eventlog._config.contracts import Formatter, PluginContext
+from eventlog._config.registry import get_registry
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.batch import EncodedBatch
+from eventlog._records.context import EMPTY, RequestContext
+from eventlog._records.logrecords import record_to_event, unrenderable, wires_of
+from eventlog._records.wire import _ids, to_wire
 from tests.peers import missing
 from tests.test_spool_props import any_text, hostile_event, hostile_value
 from tests.varied import varied_events
@@ -40,7 +40,7 @@ LOGGER = logging.getLogger("fast.path")
 _RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"message", "asctime"}
 
 
-_COMPILED = eventlog.logrecords._load_accelerator()
+_COMPILED = eventlog._records.logrecords._load_accelerator()
 
 
 @pytest.fixture(autouse=True, params=["python", "speedups"])
@@ -49,9 +49,9 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
     return str(request.param)
 
 
@@ -297,8 +297,8 @@ def test_an_event_carries_the_name_of_its_thread_after_the_thread_exits() -> Non
 
 
 def test_a_subclass_that_overrides_format_is_not_bypassed_by_the_batch_encoder() -> None:
-    from eventlog.builtin.formats import JsonFormatter, LogstashFormatter
-    from eventlog.contracts import batch_encoder
+    from eventlog._builtin.formats import JsonFormatter, LogstashFormatter
+    from eventlog._config.contracts import batch_encoder
 
     class Tagged(JsonFormatter):
         def format(self, wire: dict[str, Any]) -> bytes:

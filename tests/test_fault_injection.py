@@ -9,7 +9,7 @@ with a real SQLite file in a temporary folder) through interleaved steps:
   objects whose ``__str__``/``__repr__`` raise; NaN; records made by
   ``logging.makeLogRecord`` and mutated; ``context(...)`` values; ``Counter.inc``;
 - ``flush()`` with random short timeouts;
-- the peer up (an ``eventlog.receiver.LineReceiver``), down (nothing on the port),
+- the peer up (an ``eventlog._builtin.receiver.LineReceiver``), down (nothing on the port),
   refusing (accepts and resets), dripping (reads a little at a time) or answering
   garbage, always on the same port;
 - spool damage (a byte of a row's record index flipped through ``sqlite3``) and
@@ -66,10 +66,11 @@ from hypothesis.stateful import (
 )
 
 import eventlog
-from eventlog import api, config
-from eventlog.diagnostics import WORKER_THREADS
-from eventlog.pipeline import Pipeline
-from eventlog.receiver import LineReceiver
+from eventlog._api import api
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config import config
+from eventlog._core.diagnostics import WORKER_THREADS
+from eventlog._engine.pipeline import Pipeline
 
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.errors import ConfigurationError
-from eventlog.receiver import LineReceiver
-from eventlog.web import session_digest
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._core.errors import ConfigurationError
+from eventlog._web.request import session_digest
 from tests.peers import missing
 
 try:

@@ -14,17 +14,17 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 #: Modules that import nothing of eventlog (spool.protocol: only Record, for typing).
 LEAVES = {
-    "eventlog.errors": set(),
-    "eventlog.diagnostics": set(),
-    "eventlog.stats": set(),
-    "eventlog.batch": set(),
-    "eventlog.options": set(),
-    "eventlog.text": set(),
-    "eventlog.spool.protocol": {"eventlog.batch"},
+    "eventlog._core.errors": set(),
+    "eventlog._core.diagnostics": set(),
+    "eventlog._engine.stats": set(),
+    "eventlog._records.batch": set(),
+    "eventlog._core.options": set(),
+    "eventlog._records.text": set(),
+    "eventlog._spool.protocol": {"eventlog._records.batch"},
 }
 
 #: The one cycle left: Event.to_dict() imports wire.to_wire (in the method), which takes an Event.
-KNOWN_CYCLES = [{"eventlog.event", "eventlog.wire"}]
+KNOWN_CYCLES = [{"eventlog._records.event", "eventlog._records.wire"}]
 
 
 def _modules() -> dict[str, Path]:
@@ -118,24 +118,83 @@ def test_the_sdk_and_the_pipeline_parts_are_where_the_layout_says() -> None:
         "eventlog.plugin",
         "eventlog.plugin.net",
         "eventlog.plugin.testing",
-        "eventlog.builder",
-        "eventlog.encoder",
-        "eventlog.sender",
-        "eventlog.delivery",
-        "eventlog.accounting",
-        "eventlog.pipeline",
-        "eventlog.selection",
-        "eventlog.spool.sqlite",
-        "eventlog.spool.database",
-        "eventlog.spool.admin",
+        "eventlog._config.builder",
+        "eventlog._engine.encoder",
+        "eventlog._engine.sender",
+        "eventlog._engine.delivery",
+        "eventlog._engine.accounting",
+        "eventlog._engine.pipeline",
+        "eventlog._config.selection",
+        "eventlog._spool.sqlite",
+        "eventlog._spool.database",
+        "eventlog._spool.admin",
     ):
         assert module in MODULES, module
     # The pipeline's parts do not reach back into the pipeline.
     parts = (
-        "eventlog.builder",
-        "eventlog.encoder",
-        "eventlog.sender",
-        "eventlog.delivery",
-        "eventlog.accounting",
+        "eventlog._config.builder",
+        "eventlog._engine.encoder",
+        "eventlog._engine.sender",
+        "eventlog._engine.delivery",
+        "eventlog._engine.accounting",
     )
-    assert {part: "eventlog.pipeline" in GRAPH[part] for part in parts} == dict.fromkeys(parts, False)
+    assert {part: "eventlog._engine.pipeline" in GRAPH[part] for part in parts} == dict.fromkeys(parts, False)
+
+
+#: The private packages, lowest first. A module may import its own layer and the layers below
+#: it, never one above: the engine never imports the doors, the web support or an integration.
+LAYERS = ["_core", "_records", "_config", "_spool", "_engine", "_api", "_web"]
+
+#: What ``ls src/eventlog`` shows a user: the application API, the CLI, the test helpers, the
+#: plugin SDK, and the integrations users name in their settings. Everything else is private.
+PUBLIC = {
+    "__init__.py",
+    "__main__.py",
+    "asgi.py",
+    "cli.py",
+    "django",
+    "flask.py",
+    "loguru.py",
+    "plugin",
+    "prometheus.py",
+    "py.typed",
+    "structlog.py",
+    "testing.py",
+}
+
+
+def _layer(module: str) -> int:
+    """The layer of ``module``; the public modules and the built-in plugins sit on top."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return LAYERS.index(parts[1])
+    return len(LAYERS)
+
+
+def test_the_top_of_the_package_shows_the_public_surface_and_private_packages_only() -> None:
+    names = {p.name for p in (SRC / "eventlog").iterdir() if p.name != "__pycache__"}
+    assert {n for n in names if not n.startswith("_") or n in PUBLIC} == PUBLIC
+    assert len(PUBLIC - {"__init__.py", "__main__.py", "py.typed"}) <= 20
+    private = {n for n in names if n.startswith("_") and n not in PUBLIC}
+    assert private == {f"{layer}" for layer in LAYERS} | {"_builtin"}
+    for package in private:  # each says what it owns, first line of its docstring
+        assert (SRC / "eventlog" / package / "__init__.py").read_text(encoding="utf-8").startswith('"""')
+
+
+def test_each_layer_imports_only_itself_and_the_layers_below() -> None:
+    upward = {
+        module: sorted(other for other in GRAPH[module] if _layer(other) > _layer(module))
+        for module in GRAPH
+        if _layer(module) < len(LAYERS)
+    }
+    assert {module: found for module, found in upward.items() if found} == {}
+
+
+def test_the_engine_never_imports_an_integration_or_the_package_itself() -> None:
+    integrations = {f"eventlog.{name}" for name in ("django", "asgi", "flask", "structlog", "loguru")}
+    found = {
+        module: sorted(other for other in GRAPH[module] if other in integrations or other == "eventlog")
+        for module in GRAPH
+        if _layer(module) < len(LAYERS)
+    }
+    assert {module: names for module, names in found.items() if names} == {}

@@ -1,4 +1,4 @@
-"""eventlog.masking: secrets are hidden where they sit, never as pieces of other words."""
+"""eventlog._core.masking: secrets are hidden where they sit, never as pieces of other words."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from eventlog.errors import AuthError, ConnectError, RejectedError
-from eventlog.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
-from eventlog.options import Option
+from eventlog._core.errors import AuthError, ConnectError, RejectedError
+from eventlog._core.masking import MIN_TOKEN_CHARS, SecretMask, mask_structure
+from eventlog._core.options import Option
 from eventlog.plugin.testing import make_transport
 
 TOKEN = "tok-9f8e7d6c5b4a"
@@ -161,12 +161,12 @@ def test_the_engine_hides_a_plugin_transports_secret_in_every_warning(
     """A third-party transport quoting its own secret: the engine masks what it logs."""
     import eventlog
     import eventlog.plugin
-    from eventlog.batch import Batch, Record
-    from eventlog.config import Settings
-    from eventlog.contracts import Transport, TransportSpec
-    from eventlog.event import Event
-    from eventlog.pipeline import MAX_UNEXPECTED_FAILURES, Pipeline
-    from eventlog.registry import Registry
+    from eventlog._config.config import Settings
+    from eventlog._config.contracts import Transport, TransportSpec
+    from eventlog._config.registry import Registry
+    from eventlog._engine.pipeline import MAX_UNEXPECTED_FAILURES, Pipeline
+    from eventlog._records.batch import Batch, Record
+    from eventlog._records.event import Event
 
     token = "tok-5e4d3c2b1a09"
 

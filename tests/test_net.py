@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.builtin.transports import StreamTransport
-from eventlog.errors import ConnectError, RejectedError
+from eventlog._builtin.transports import StreamTransport
+from eventlog._core.errors import ConnectError, RejectedError
 from eventlog.plugin.net import (
     MAX_DATAGRAM_BYTES,
     certificate_names,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.registry import EXTRAS, install_command
+from eventlog._config.registry import EXTRAS, install_command
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

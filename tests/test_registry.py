@@ -15,15 +15,15 @@ import pytest
 
 import eventlog
 from eventlog import ConfigurationError, configure
-from eventlog.builtin.formats import JsonFormatter
-from eventlog.builtin.transports import ConsoleTransport
-from eventlog.config import Settings
-from eventlog.contracts import ALL_FRAMINGS
-from eventlog.pipeline import Pipeline
+from eventlog._builtin.formats import JsonFormatter
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._builtin.transports import ConsoleTransport
+from eventlog._config.config import Settings
+from eventlog._config.contracts import ALL_FRAMINGS
+from eventlog._config.registry import Registry
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin import FormatterSpec, PluginError, TransportSpec, hookimpl
 from eventlog.plugin.testing import closed_port
-from eventlog.receiver import LineReceiver
-from eventlog.registry import Registry
 
 DATA = Path(__file__).parent / "data"
 
@@ -181,7 +181,7 @@ def test_a_name_clash_leaves_out_that_name_only(dup_site: Path, receiver: LineRe
     assert result.returncode == 1
     version = eventlog_version()
     holders = (
-        f"by eventlog {version} (plugin 'eventlog.builtin.transports') "
+        f"by eventlog {version} (plugin 'eventlog._builtin.transports') "
         "and by eventlog-dup 0.0.1 (plugin 'dup')"
     )
     warning = (
@@ -326,7 +326,7 @@ def test_a_name_registered_twice_in_code_names_both_when_selected() -> None:
         registry.transport("udp")
     assert str(info.value) == (
         f"transport 'udp' is unavailable: it is registered twice, by eventlog {eventlog_version()} "
-        "(plugin 'eventlog.builtin.transports') and by plugin 'Second' (registered in code); "
+        "(plugin 'eventlog._builtin.transports') and by plugin 'Second' (registered in code); "
         "uninstall one of the distributions, or register one plugin less"
     )
 
@@ -528,10 +528,10 @@ def test_builtins_are_registered_through_the_same_hooks() -> None:
     registry = Registry(load_entry_points=False)
     names = {name for plugin in registry.pm.get_plugins() if (name := registry.pm.get_name(plugin))}
     assert {
-        "eventlog.builtin.formats",
-        "eventlog.builtin.transports",
-        "eventlog.builtin.enrichers",
-        "eventlog.builtin.syslog",
+        "eventlog._builtin.formats",
+        "eventlog._builtin.transports",
+        "eventlog._builtin.enrichers",
+        "eventlog._builtin.syslog",
     } <= names
     assert sorted(registry.transports) == ["console", "logstash", "syslog", "tcp", "udp"]
     assert sorted(registry.formatters) == ["ecs", "json", "json-array", "logstash", "syslog"]

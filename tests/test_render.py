@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 import eventlog
-import eventlog.logrecords
-from eventlog.receiver import LineReceiver
+import eventlog._records.logrecords
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import missing
 
-_COMPILED = eventlog.logrecords._load_accelerator()
+_COMPILED = eventlog._records.logrecords._load_accelerator()
 
 
 class BadStr:
@@ -49,9 +49,9 @@ def logger(
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
     if request.param == "careful":
         settings["enrichers"] = "host,site,context,code"  # a caller-stage enricher: no fast path
     pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import eventlog
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 
 
 @pytest.fixture

@@ -17,20 +17,20 @@ from typing import Any
 
 import pytest
 
-from eventlog.batch import Batch, Record
-from eventlog.builder import Components, build
-from eventlog.config import Settings
-from eventlog.contracts import Transport
-from eventlog.diagnostics import Warnings
-from eventlog.errors import ConnectError, TransportError
-from eventlog.event import Event
-from eventlog.masking import SecretMask
-from eventlog.pipeline import MAX_UNEXPECTED_FAILURES
+from eventlog._config.builder import Components, build
+from eventlog._config.config import Settings
+from eventlog._config.contracts import Transport
+from eventlog._config.registry import get_registry
+from eventlog._core.diagnostics import Warnings
+from eventlog._core.errors import ConnectError, TransportError
+from eventlog._core.masking import SecretMask
+from eventlog._engine.pipeline import MAX_UNEXPECTED_FAILURES
+from eventlog._engine.sender import BACKOFF_START, Sender
+from eventlog._engine.stats import Stats
+from eventlog._records.batch import Batch, Record
+from eventlog._records.event import Event
+from eventlog._records.wire import to_wire
 from eventlog.plugin.testing import LineReceiver, closed_port
-from eventlog.registry import get_registry
-from eventlog.sender import BACKOFF_START, Sender
-from eventlog.stats import Stats
-from eventlog.wire import to_wire
 from tests.spool_support import EventlogWarnings, capture_warnings
 
 NEVER = math.inf

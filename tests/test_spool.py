@@ -1,7 +1,7 @@
 """Spool mode delivery across real processes: outages, listener restarts, kill -9, sharing, fork.
 
 Every producer here is a real process (``tests/spool_child.py``) and every
-listener a real one (:class:`eventlog.receiver.LineReceiver`, or
+listener a real one (:class:`eventlog._builtin.receiver.LineReceiver`, or
 ``tests/spool_listener.py`` when it must be killed).  Events carry the ids
 ``<prefix>-<number>``, and every assertion counts them by id.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 import eventlog
-from eventlog import prometheus
-from eventlog.batch import Record
-from eventlog.receiver import LineReceiver
-from eventlog.spool.sqlite import SQLiteSpool
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._engine import prometheus
+from eventlog._records.batch import Record
+from eventlog._spool.sqlite import SQLiteSpool
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings, log_with_ids
 

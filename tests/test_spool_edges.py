@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.batch import Record
-from eventlog.config import Settings
-from eventlog.event import Event
-from eventlog.pipeline import Pipeline
-from eventlog.receiver import LineReceiver
-from eventlog.spool import SpoolUnavailable, SQLiteSpool
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config.config import Settings
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.batch import Record
+from eventlog._records.event import Event
+from eventlog._spool import SpoolUnavailable, SQLiteSpool
 
 
 def _records(prefix: str, count: int) -> list[Record]:

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 import eventlog
+import eventlog._spool.sqlite as spool_module
 import eventlog.plugin
-import eventlog.spool.sqlite as spool_module
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings
 
@@ -385,7 +385,7 @@ class _Picky:
 
     @eventlog.plugin.hookimpl
     def eventlog_formatters(self) -> list[eventlog.plugin.FormatterSpec]:
-        from eventlog.builtin.formats import JsonFormatter
+        from eventlog._builtin.formats import JsonFormatter
 
         class Picky(JsonFormatter):
             def format(self, wire: dict[str, object]) -> bytes:
@@ -401,8 +401,8 @@ class _Picky:
 def test_poison_events_are_set_aside_and_the_rest_of_the_batch_spooled_and_sent(
     tmp_path: Path, receiver: LineReceiver, eventlog_warnings: EventlogWarnings
 ) -> None:
-    from eventlog.config import Settings
-    from eventlog.registry import Registry
+    from eventlog._config.config import Settings
+    from eventlog._config.registry import Registry
 
     registry = Registry(load_entry_points=False, extra_plugins=(_Picky(),))
     settings = Settings.load(

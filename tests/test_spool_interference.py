@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 import eventlog
-import eventlog.spool.database as database_module
-import eventlog.spool.sqlite as spool_module
-from eventlog import prometheus
-from eventlog.receiver import LineReceiver
+import eventlog._spool.database as database_module
+import eventlog._spool.sqlite as spool_module
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._engine import prometheus
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings, log_with_ids, wait_until
 

@@ -1,7 +1,7 @@
 """Whose rows a pipeline sends, and where: one owner per pipeline, one destination per row.
 
 Real processes (``tests/spool_child.py``, killed with SIGKILL), real listeners
-(:class:`eventlog.receiver.LineReceiver`), and the ``eventlog spool`` command
+(:class:`eventlog._builtin.receiver.LineReceiver`), and the ``eventlog spool`` command
 run as an operator runs it, in a shell without the application's settings.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import free_port
 from tests.spool_support import log_with_ids, wait_until
 
@@ -122,8 +122,8 @@ def test_rows_the_old_pipeline_hands_back_are_sent_by_the_new_one_without_a_new_
 def test_two_live_spools_of_one_process_never_take_each_others_rows(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import eventlog.spool.sqlite as spool_module
-    from eventlog.batch import Record
+    import eventlog._spool.sqlite as spool_module
+    from eventlog._records.batch import Record
 
     monkeypatch.setattr(spool_module, "HOUSEKEEPING_SECONDS", 0.0)  # look for freed rows every call
     first = spool_module.SQLiteSpool(str(db), "json")

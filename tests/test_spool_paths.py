@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 import eventlog
-import eventlog.spool.sqlite as spool_module
-from eventlog.receiver import LineReceiver
+import eventlog._spool.sqlite as spool_module
+from eventlog._builtin.receiver import LineReceiver
 from tests.spool_support import EventlogWarnings, capture_warnings
 
 pytestmark = pytest.mark.timeout(60)

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog import Event
-from eventlog.config import Settings
-from eventlog.handler import EventHandler
-from eventlog.pipeline import Pipeline
-from eventlog.receiver import LineReceiver
+from eventlog._api.handler import EventHandler
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config.config import Settings
+from eventlog._engine.pipeline import Pipeline
 
 
 class BadRepr:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import eventlog
-from eventlog.receiver import LineReceiver
+from eventlog._builtin.receiver import LineReceiver
 from tests.peers import missing
 
 try:
@@ -226,7 +226,7 @@ def test_a_renderer_feeds_its_own_pipeline(structlog: ModuleType, receiver: Line
     from eventlog.structlog import EventlogRenderer
 
     own = eventlog.Pipeline(
-        eventlog.config.Settings.load(
+        eventlog._config.config.Settings.load(
             {"transport": "tcp", "host": "127.0.0.1", "port": receiver.port}, environ={}
         )
     )
@@ -310,7 +310,7 @@ def test_loguru_levels_and_exceptions(
 
 def test_importing_eventlog_imports_neither_structlog_nor_loguru() -> None:
     code = (
-        "import sys, eventlog, eventlog.bridge; "
+        "import sys, eventlog, eventlog._api.bridge; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('structlog', 'loguru')))"
     )
     done = subprocess.run(

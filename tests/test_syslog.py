@@ -24,23 +24,23 @@ from hypothesis import strategies as st
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.builtin.syslog import (
+from eventlog._builtin.syslog import (
     _CONTROL as CONTROL,
 )
-from eventlog.builtin.syslog import (
+from eventlog._builtin.syslog import (
     _PICTURES as PICTURES,
 )
-from eventlog.builtin.syslog import (
+from eventlog._builtin.syslog import (
     SyslogFormatter,
     SyslogTransport,
     original_key,
     unframe,
 )
+from eventlog._records.schema import FIELDS_BY_NAME, LEVEL_NAMES
+from eventlog._records.wire import to_wire
 from eventlog.plugin import Record
 from eventlog.plugin.testing import FormatterConformance, TransportConformance, closed_port
 from eventlog.plugin.testing import make_local_ca as make_ca
-from eventlog.schema import FIELDS_BY_NAME, LEVEL_NAMES
-from eventlog.wire import to_wire
 from tests.peers.rsyslog import (  # noqa: F401
     Rsyslog,
     default_rsyslog_server,

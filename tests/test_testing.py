@@ -14,9 +14,10 @@ import pytest
 
 import eventlog
 import eventlog.plugin
-from eventlog import api
-from eventlog.batch import Batch
-from eventlog.contracts import Transport, TransportSpec
+from eventlog._api import api
+from eventlog._config.contracts import Transport, TransportSpec
+from eventlog._config.registry import Registry
+from eventlog._records.batch import Batch
 from eventlog.plugin.net import certificate_names
 from eventlog.plugin.testing import (
     FormatterConformance,
@@ -25,7 +26,6 @@ from eventlog.plugin.testing import (
     closed_port,
     make_local_ca,
 )
-from eventlog.registry import Registry
 from eventlog.testing import capture_events
 
 # ---------------------------------------------------------------- capture_events

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 import eventlog
-import eventlog.logrecords
+import eventlog._records.logrecords
 from eventlog import Event, EventHandler
+from eventlog._config.config import Settings
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.context import EMPTY, RequestContext
+from eventlog._records.logrecords import wires_of
 from eventlog.cli import main
-from eventlog.config import Settings
-from eventlog.context import EMPTY, RequestContext
-from eventlog.logrecords import wires_of
-from eventlog.pipeline import Pipeline
 from eventlog.testing import capture_events
 from tests.peers import missing
 from tests.test_fast_path import FORMATTERS, assert_same
@@ -37,8 +37,8 @@ try:
 except ImportError:  # the subprocess test below still runs
     trace = None  # type: ignore[assignment]
 
-_context_module = sys.modules["eventlog.context"]
-_COMPILED = eventlog.logrecords._load_accelerator()
+_context_module = sys.modules["eventlog._records.context"]
+_COMPILED = eventlog._records.logrecords._load_accelerator()
 LOGGER = logging.getLogger("trace.test")
 
 
@@ -48,9 +48,9 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "speedups":
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", _COMPILED)
     else:
-        monkeypatch.setattr(eventlog.logrecords, "accelerator", None)
+        monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
     return str(request.param)
 
 
@@ -168,13 +168,13 @@ def test_ids_are_taken_in_the_caller_and_survive_the_end_of_the_span(tracer: Any
         event = Event("e")
     assert not span.is_recording()  # ended: the worker runs after this
     for accelerator in (None, _COMPILED):
-        eventlog.logrecords.accelerator = accelerator
+        eventlog._records.logrecords.accelerator = accelerator
         try:
             (wire,), _ = wires_of([item], {}, True, {}, lambda item: None)
         finally:
-            eventlog.logrecords.accelerator = _COMPILED
+            eventlog._records.logrecords.accelerator = _COMPILED
         assert _trace_of(wire) == _ids(span)
-    assert _trace_of(eventlog.wire.to_wire(event, {}, {}, event.context)) == _ids(span)
+    assert _trace_of(eventlog._records.wire.to_wire(event, {}, {}, event.context)) == _ids(span)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_fast_and_careful_paths_give_the_same_bytes_with_trace_and_fields(
     # Traced records whose context fields are plain are the compiled path's plain case.
     if fast_path == "speedups":
         taken = [items[0], *plain]
-        wires, holes = _COMPILED(taken, {}, True, *eventlog.wire._ids.node_and_counter())  # type: ignore[misc]
+        wires, holes = _COMPILED(taken, {}, True, *eventlog._records.wire._ids.node_and_counter())  # type: ignore[misc]
         assert holes == 0 and all(set(TRACE_KEYS) <= set(wire) for wire in wires)
         assert wires[2]["fields"] == {"who": "bob", "tenant": "own", "shard": 3, "ratio": 0.5}
         assert wires[2]["metrics"] == {"k": 1}
@@ -219,7 +219,7 @@ def test_fast_and_careful_paths_give_the_same_bytes_with_trace_and_fields(
 def test_every_format_carries_the_trace_keys(tracer: Any) -> None:
     with tracer.start_as_current_span("s") as span:
         event = Event("e")
-    wire = eventlog.wire.to_wire(event, {}, {}, event.context)
+    wire = eventlog._records.wire.to_wire(event, {}, {}, event.context)
     expected = _ids(span)
     assert json.loads(FORMATTERS["json"].format(wire))["traceId"] == expected["traceId"]
     logstash = json.loads(FORMATTERS["logstash"].format(wire))
@@ -319,7 +319,7 @@ import json, logging, sys
 sys.modules["opentelemetry"] = None  # as if it were not installed
 import eventlog
 from eventlog.testing import capture_events
-ctx = sys.modules["eventlog.context"]
+ctx = sys.modules["eventlog._records.context"]
 log = logging.getLogger("x")
 log.addHandler(eventlog.EventHandler())
 with capture_events() as events:
@@ -377,7 +377,7 @@ def test_compiled_trace_hex_is_what_format_writes_at_the_edges() -> None:
     if _COMPILED is None:
         missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
     record = LOGGER.makeRecord(LOGGER.name, logging.INFO, "f.py", 1, "m", (), None)
-    node_and_counter = eventlog.wire._ids.node_and_counter()
+    node_and_counter = eventlog._records.wire._ids.node_and_counter()
     for trace_id in (0, 1, 2**64 - 1, 2**64, 2**128 - 1, 2**128, -1, 2**200):
         for span_id in (0, 2**64 - 1, 2**64, -3):
             for flags in (0, 1, 255, 256, -1, True):

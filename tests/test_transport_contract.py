@@ -11,8 +11,10 @@ from typing import Any, ClassVar
 import pytest
 
 from eventlog import Event
-from eventlog.config import Settings
-from eventlog.pipeline import Pipeline
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config.config import Settings
+from eventlog._config.registry import Registry
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin import (
     ConnectError,
     PluginContext,
@@ -21,8 +23,6 @@ from eventlog.plugin import (
     hookimpl,
 )
 from eventlog.plugin.net import connect_stream, send_all
-from eventlog.receiver import LineReceiver
-from eventlog.registry import Registry
 
 
 @pytest.fixture

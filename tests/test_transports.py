@@ -13,8 +13,8 @@ import pytest
 
 import eventlog
 from eventlog import ConfigurationError, Event
+from eventlog._builtin.receiver import LineReceiver
 from eventlog.plugin.testing import make_local_ca
-from eventlog.receiver import LineReceiver
 
 
 def _ids(events: list[dict[str, object]]) -> list[object]:

@@ -25,14 +25,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import eventlog
-import eventlog.logrecords
+import eventlog._records.logrecords
 from eventlog import Event
-from eventlog.config import Settings
-from eventlog.context import EMPTY, bind, unbind
-from eventlog.handler import EventHandler
-from eventlog.logrecords import record_to_event, wires_of
-from eventlog.pipeline import Pipeline
-from eventlog.wire import to_wire
+from eventlog._api.handler import EventHandler
+from eventlog._config.config import Settings
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.context import EMPTY, bind, unbind
+from eventlog._records.logrecords import record_to_event, wires_of
+from eventlog._records.wire import to_wire
 from tests.test_syslog import parse_stream
 
 HUGE = 10**5000
@@ -243,7 +243,7 @@ def test_iso_millis_writes_rfc3339_for_any_wire_time(tstamp: int) -> None:
     """A wire dict made by other code (a plugin, an old spool row): clamped to years 1..9999."""
     import re
 
-    from eventlog.builtin.formats import iso_millis
+    from eventlog._builtin.formats import iso_millis
 
     text = iso_millis(tstamp)
     assert re.fullmatch(RFC3339, text)
@@ -285,7 +285,7 @@ def test_tstamp_is_the_millisecond_logging_shows(peer: Callable[..., Peer]) -> N
     assert [e["id"][:12] for e in events] == [f"{_loggings_millis(r):012x}" for r in records]
 
 
-_COMPILED = eventlog.logrecords._load_accelerator()
+_COMPILED = eventlog._records.logrecords._load_accelerator()
 
 
 @settings(max_examples=300, deadline=None)
@@ -296,12 +296,12 @@ def test_every_path_gives_loggings_millisecond(created: float) -> None:
     item = (record, record.getMessage(), EMPTY)
     assert to_wire(record_to_event(*item), None)["tstamp"] == expected
     for accelerator in (None, _COMPILED):
-        saved = eventlog.logrecords.accelerator
-        eventlog.logrecords.accelerator = accelerator
+        saved = eventlog._records.logrecords.accelerator
+        eventlog._records.logrecords.accelerator = accelerator
         try:
             wires, _ = wires_of([item], {}, True, {}, lambda i: None)
         finally:
-            eventlog.logrecords.accelerator = saved
+            eventlog._records.logrecords.accelerator = saved
         assert wires[0]["tstamp"] == expected
 
 
@@ -322,7 +322,7 @@ def test_an_int_of_5000_digits_through_every_door_arrives_converted(
         pipeline.submit_event(Event("big.context"))
     counter = eventlog.Counter("big.counter", fmt, pipeline=pipeline)
     counter.inc(HUGE)
-    eventlog.counters.emit()
+    eventlog._api.counters.emit()
     events = one_peer.events(6)
     assert len(events) == 6, events
     assert all(len(e["id"]) == 32 for e in events)

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 
 from eventlog import Event
-from eventlog.config import Settings
-from eventlog.contracts import EnricherSpec, PluginContext, Transport, TransportSpec
-from eventlog.hookspecs import hookimpl
-from eventlog.pipeline import Pipeline
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config.config import Settings
+from eventlog._config.contracts import EnricherSpec, PluginContext, Transport, TransportSpec
+from eventlog._config.hookspecs import hookimpl
+from eventlog._config.registry import Registry, get_registry
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin.testing import closed_port
-from eventlog.receiver import LineReceiver
-from eventlog.registry import Registry, get_registry
 
 
 class Poison(BaseException):
@@ -236,7 +236,7 @@ def test_a_transport_returning_garbage_is_never_counted_twice(
 
 
 def _metrics() -> str:
-    from eventlog import prometheus
+    from eventlog._engine import prometheus
 
     return prometheus.render()
 
@@ -326,7 +326,7 @@ def test_two_deaths_are_two_restarts_and_one_warning_each_kind(
 def test_a_retry_after_a_transport_passes_on_from_its_peer_is_input(
     pipelines: list[Pipeline], registry: Registry, retry_after: object
 ) -> None:
-    from eventlog.errors import TransportError
+    from eventlog._core.errors import TransportError
 
     pipeline = _pipeline(pipelines, registry, None)
 

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from eventlog import Event
-from eventlog.config import Settings
-from eventlog.pipeline import Pipeline
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._config.config import Settings
+from eventlog._config.registry import Registry
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin.testing import closed_port
-from eventlog.receiver import LineReceiver
-from eventlog.registry import Registry
 from tests.test_worker import PoisonPlugin
 
 EXAMPLES = int(os.environ.get("EVENTLOG_FAULT_EXAMPLES", "8"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from eventlog.event import Event
+from eventlog._records.event import Event
 
 ACTIONS = (
     "account.create",

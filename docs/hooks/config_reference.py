@@ -3,7 +3,7 @@
 ``docs/configuration.md`` holds the marker ``<!-- options-table -->``; at build
 time it is replaced by one table per owner (the core's ``CORE_OPTIONS``, every
 installed formatter, transport and enricher, the Django middleware), built from
-the same :func:`eventlog.selection.setting_owners` that ``configure()`` checks
+the same :func:`eventlog._config.selection.setting_owners` that ``configure()`` checks
 settings against. A new option therefore appears on the page without anyone
 writing it there; ``tests/test_docs_config.py`` holds the page to the registry.
 """
@@ -14,10 +14,10 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from eventlog.config import CORE_OPTIONS, env_name, option_key
+from eventlog._config.config import CORE_OPTIONS, env_name, option_key
+from eventlog._config.registry import Registry, get_registry
+from eventlog._config.selection import setting_owners
 from eventlog.plugin import Option
-from eventlog.registry import Registry, get_registry
-from eventlog.selection import setting_owners
 
 MARKER = "<!-- options-table -->"
 PAGE = "configuration.md"

@@ -8,14 +8,14 @@ This is the application API; plugin authors import from :mod:`eventlog.plugin`.
 
 from __future__ import annotations
 
-from eventlog.api import configure, flush, get_pipeline, install_signal_handlers, log_event, shutdown
-from eventlog.context import context
-from eventlog.counters import Counter, Gauge
-from eventlog.errors import ConfigurationError, EventlogError, PluginError
-from eventlog.event import Event
-from eventlog.handler import EventHandler, EventLogger, get_logger
-from eventlog.pipeline import Pipeline
-from eventlog.schema import TRACE
+from eventlog._api.api import configure, flush, get_pipeline, install_signal_handlers, log_event, shutdown
+from eventlog._api.counters import Counter, Gauge
+from eventlog._api.handler import EventHandler, EventLogger, get_logger
+from eventlog._core.errors import ConfigurationError, EventlogError, PluginError
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.context import context
+from eventlog._records.event import Event
+from eventlog._records.schema import TRACE
 
 #: The seed's spelling of :func:`log_event`.
 logEvent = log_event

@@ -10,7 +10,7 @@ Starlette, FastAPI, Quart, Django's ASGI handler, or a bare ASGI callable::
 
 Each HTTP request gives one ``http.<method>`` event with the same fields,
 levels, request id handling and redaction as the Django middleware
-(:mod:`eventlog.web`), and every Event and log record made while it is served
+(:mod:`eventlog._web.request`), and every Event and log record made while it is served
 carries its user, session digest and request id.  Lifespan and websocket
 scopes pass through untouched.  Nothing here imports Starlette or any other
 framework, and a failure of the middleware itself is logged once on the
@@ -26,10 +26,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from eventlog.context import bind, unbind
-from eventlog.context import current as current_context
-from eventlog.logrecords import ExcInfo, exception_json
-from eventlog.web import (
+from eventlog._records.context import bind, unbind
+from eventlog._records.context import current as current_context
+from eventlog._records.logrecords import ExcInfo, exception_json
+from eventlog._web.request import (
     FORM_TYPES,
     MAX_BODY_READ,
     Fields,

@@ -12,11 +12,11 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from eventlog.config import CORE_OPTIONS, Settings, env_name, option_key
-from eventlog.errors import ConfigurationError
-from eventlog.masking import HIDDEN, SecretMask, mask_structure
-from eventlog.options import Option
-from eventlog.registry import core_version, get_registry
+from eventlog._config.config import CORE_OPTIONS, Settings, env_name, option_key
+from eventlog._config.registry import core_version, get_registry
+from eventlog._core.errors import ConfigurationError
+from eventlog._core.masking import HIDDEN, SecretMask, mask_structure
+from eventlog._core.options import Option
 
 DESCRIPTION = """\
 Ship application events and log records to Logstash, Fluentd, syslog, HTTP and
@@ -101,7 +101,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from eventlog.selection import select_plugins
+    from eventlog._config.selection import select_plugins
 
     _load_django_settings()
     given = dict(args.set or [])
@@ -219,8 +219,8 @@ def _level(text: str) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from eventlog import api
-    from eventlog.event import Event
+    from eventlog._api import api
+    from eventlog._records.event import Event
 
     try:
         pipeline = api.configure()
@@ -252,9 +252,10 @@ def _send(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from eventlog import Event, configure, context, get_logger, log_event, prometheus
-    from eventlog.handler import EventHandler
-    from eventlog.receiver import LineReceiver
+    from eventlog import Event, configure, context, get_logger, log_event
+    from eventlog._api.handler import EventHandler
+    from eventlog._builtin.receiver import LineReceiver
+    from eventlog._engine import prometheus
 
     with LineReceiver() as receiver:
         print(f"embedded receiver: JSON lines over TCP on 127.0.0.1:{receiver.port}\n")

@@ -9,7 +9,7 @@
 
 Each request gives one ``http.<method>`` event with the same fields, levels,
 request id handling and redaction as the Django middleware
-(:mod:`eventlog.web`); its target is the URL rule (``/orders/<int:order_id>``).
+(:mod:`eventlog._web.request`); its target is the URL rule (``/orders/<int:order_id>``).
 Every Event and log record made while the request is served carries its
 user, session digest and request id.  A failure of the extension itself is
 logged once on the ``eventlog`` logger and never reaches the application.
@@ -27,10 +27,11 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from flask import session as flask_session
 
-from eventlog.context import RequestContext, bind, unbind
-from eventlog.context import current as current_context
-from eventlog.logrecords import exception_json
-from eventlog.web import (
+from eventlog._config.web_options import OPTION_NAMES
+from eventlog._records.context import RequestContext, bind, unbind
+from eventlog._records.context import current as current_context
+from eventlog._records.logrecords import exception_json
+from eventlog._web.request import (
     FORM_TYPES,
     MAX_BODY_READ,
     Fields,
@@ -39,7 +40,6 @@ from eventlog.web import (
     identify,
     session_digest,
 )
-from eventlog.web_options import OPTION_NAMES
 
 __all__ = ["Eventlog", "session_digest"]
 

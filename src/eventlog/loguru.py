@@ -11,7 +11,7 @@
 arrives as ``message="order A-7 paid"``, ``fields={"order": "A-7"}``,
 ``metrics={"user_id": 7}``, ``tags=["shop"]``: the ``extra`` dict (from
 ``bind()``, ``contextualize()`` and the call's keyword arguments) is mapped as
-:func:`eventlog.bridge.sort_pairs` says (str -> fields, int/float -> metrics,
+:func:`eventlog._api.bridge.sort_pairs` says (str -> fields, int/float -> metrics,
 bool -> fields as 1/0, ``tags`` -> tags, anything else -> fields, converted to
 text in the caller and counted).  The level (``record["level"].no`` and its
 name), the exception, the file, line, function, thread name, time and the
@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from eventlog import bridge
-from eventlog.pipeline import Pipeline
+from eventlog._api import bridge
+from eventlog._engine.pipeline import Pipeline
 
 if TYPE_CHECKING:
     import loguru

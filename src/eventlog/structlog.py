@@ -24,7 +24,7 @@ thread name, exactly as a ``logging`` call with ``extra=`` would.  The keys:
   exc_info's stack.
 - ``pathname``, ``lineno``, ``func_name``, ``thread_name`` (CallsiteParameterAdder)
   -> code location and thread; without them the caller's frame is found here.
-- every other key as in :func:`eventlog.bridge.sort_pairs`: str -> fields,
+- every other key as in :func:`eventlog._api.bridge.sort_pairs`: str -> fields,
   int/float -> metrics, bool -> fields (1/0), ``tags`` -> tags, anything else ->
   fields, converted to text in the caller and counted.
 
@@ -44,8 +44,8 @@ from typing import Any
 
 import structlog
 
-from eventlog import bridge
-from eventlog.pipeline import Pipeline
+from eventlog._api import bridge
+from eventlog._engine.pipeline import Pipeline
 
 #: Keys with a meaning of their own (see the module docstring): not fields.
 _OWN_KEYS = frozenset(

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from eventlog import api
-from eventlog.batch import Batch, Record
-from eventlog.config import Settings
-from eventlog.contracts import Transport, TransportSpec
-from eventlog.hookspecs import hookimpl
-from eventlog.pipeline import Pipeline
-from eventlog.registry import Registry
+from eventlog._api import api
+from eventlog._config.config import Settings
+from eventlog._config.contracts import Transport, TransportSpec
+from eventlog._config.hookspecs import hookimpl
+from eventlog._config.registry import Registry
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.batch import Batch, Record
 
 __all__ = [
     "CAPTURE_TRANSPORT",

@@ -16,12 +16,12 @@ from tests.peers.clickhouse import ClickHouse
 from tests.varied import varied_events
 
 import eventlog
-from eventlog import registry
+from eventlog._config import registry
+from eventlog._core.errors import PluginError
+from eventlog._records.event import Event
+from eventlog._records.schema import FIELDS
+from eventlog._records.wire import to_wire
 from eventlog.cli import main
-from eventlog.errors import PluginError
-from eventlog.event import Event
-from eventlog.schema import FIELDS
-from eventlog.wire import to_wire
 from eventlog_capnp.clickhouse import insert_query, insert_url, render_ddl
 from eventlog_capnp.format import CapnpFormatter, PackedCapnpFormatter, load_schema, read_messages
 from eventlog_capnp.schema import COLUMNS, render_capnp, schema_path, shipped_schema

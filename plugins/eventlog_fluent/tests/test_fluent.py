@@ -20,7 +20,7 @@ from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (f
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.pipeline import Pipeline
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin.testing import make_local_ca
 from eventlog_fluent.tags import tag_problem
 
@@ -400,7 +400,7 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     ), eventlog_log
     from prometheus_client.core import CollectorRegistry
 
-    from eventlog.prometheus import EventlogCollector
+    from eventlog._engine.prometheus import EventlogCollector
 
     registry = CollectorRegistry()
     registry.register(EventlogCollector())  # type: ignore[arg-type]

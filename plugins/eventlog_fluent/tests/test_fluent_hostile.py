@@ -17,7 +17,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from eventlog.errors import ConnectError
+from eventlog._core.errors import ConnectError
 from eventlog.plugin.testing import make_records, make_transport
 from eventlog_fluent.msgpack_format import MsgpackFormatter
 

@@ -24,11 +24,12 @@ from tests.peers.clickhouse import ClickHouse
 from tests.peers.http_server import Answer, HttpPeer
 
 import eventlog
-from eventlog import ConfigurationError, Event, prometheus
-from eventlog.errors import RejectedError
-from eventlog.pipeline import Pipeline
+from eventlog import ConfigurationError, Event
+from eventlog._core.errors import RejectedError
+from eventlog._engine import prometheus
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.wire import make_id
 from eventlog.plugin.testing import LocalCA, closed_port, make_local_ca, make_records, make_transport
-from eventlog.wire import make_id
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from eventlog.errors import SendTimeout, TransportError
+from eventlog._core.errors import SendTimeout, TransportError
 from eventlog.plugin.testing import make_records, make_transport
 from eventlog_http.transport import MAX_ANSWER_BYTES
 

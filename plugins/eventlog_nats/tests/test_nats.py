@@ -31,7 +31,7 @@ from tests.peers.nats_server import (
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.errors import AuthError, ConnectError, TransportError
+from eventlog._core.errors import AuthError, ConnectError, TransportError
 from eventlog.plugin.testing import TransportConformance, closed_port, make_records, make_transport
 from eventlog.plugin.testing import make_local_ca as make_ca
 

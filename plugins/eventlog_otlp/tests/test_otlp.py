@@ -21,8 +21,8 @@ from tests.peers.otlp import Answer, OtlpPeer, attributes, records, response
 
 import eventlog
 from eventlog import ConfigurationError, Event
-from eventlog.errors import TransportError
-from eventlog.pipeline import Pipeline
+from eventlog._core.errors import TransportError
+from eventlog._engine.pipeline import Pipeline
 from eventlog.plugin.testing import make_local_ca, make_records, make_transport
 from eventlog_otlp.config import GRPC_REFUSED
 from eventlog_otlp.transport import RETRY_AFTER_MAX, parse_retry_after
@@ -165,8 +165,8 @@ def test_every_field_of_the_data_model_arrives_as_the_spec_says(
 
 
 def test_what_arrives_matches_the_independent_model_for_every_record(peer: OtlpPeer) -> None:
+    from eventlog._records.wire import to_wire
     from eventlog.plugin.testing import sample_events
-    from eventlog.wire import to_wire
 
     pipeline = configure(peer.url, enrichers=())
     events = sample_events()

@@ -3,13 +3,13 @@
 Like every eventlog setting, the environment wins over ``settings.py``.  Values
 are checked when Django loads the middleware, and an error names the setting,
 the value and what is allowed.  The settings themselves are shared with the
-ASGI and Flask integrations (:mod:`eventlog.web_options`, :mod:`eventlog.web`).
+ASGI and Flask integrations (:mod:`eventlog._config.web_options`, :mod:`eventlog._web.request`).
 """
 
 from __future__ import annotations
 
-from eventlog.web import RequestSettings
-from eventlog.web_options import OPTIONS, IPNetwork, parse_header, parse_networks
+from eventlog._config.web_options import OPTIONS, IPNetwork, parse_header, parse_networks
+from eventlog._web.request import RequestSettings
 
 __all__ = [
     "OPTIONS",

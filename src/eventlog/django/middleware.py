@@ -5,7 +5,7 @@ route pattern (``/users/<int:id>/``), with the raw path, query parameters,
 user agent, client address, referer, status, response size and duration in
 ``fields`` and the redacted, size-capped body of a POST/PUT/PATCH in
 ``message``.  While the request is served, the user, a digest of the session
-key and the request id are bound into :mod:`eventlog.context`, so every Event
+key and the request id are bound into :mod:`eventlog._records.context`, so every Event
 and log record made by the view (sync, async, or in a thread started with
 ``contextvars.copy_context()``) carries them.
 
@@ -26,12 +26,11 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
-from eventlog.context import bind, unbind
-from eventlog.context import current as current_context
-from eventlog.diagnostics import log
-from eventlog.django.conf import MiddlewareSettings
-from eventlog.logrecords import ExcInfo, exception_json
-from eventlog.web import (
+from eventlog._core.diagnostics import log
+from eventlog._records.context import bind, unbind
+from eventlog._records.context import current as current_context
+from eventlog._records.logrecords import ExcInfo, exception_json
+from eventlog._web.request import (
     BODY_METHODS,
     FORM_TYPES,
     MAX_BODY_READ,
@@ -43,6 +42,7 @@ from eventlog.web import (
     identify,
     session_digest,
 )
+from eventlog.django.conf import MiddlewareSettings
 
 __all__ = [
     "BODY_METHODS",

@@ -18,8 +18,8 @@ Every public name, one line each (their docstrings say more).
 
 ``eventlog.plugin`` (this module):
 
-- :data:`hookimpl`: marks a hook implementation (the hooks are documented in
-  :mod:`eventlog.hookspecs`).
+- :data:`hookimpl`: marks a hook implementation (the hooks: ``eventlog_formatters``,
+  ``eventlog_transports``, ``eventlog_enrichers``, ``eventlog_add_commands``; docs/plugins.md).
 - :class:`Formatter`, :class:`Transport`: the two ABCs a plugin subclasses; both are built
   by their ``from_context(context)`` classmethod, the spec's factory.
 - :class:`FormatterSpec`, :class:`TransportSpec`, :class:`EnricherSpec`: what the hooks return.
@@ -49,14 +49,13 @@ client libraries built on asyncio (their heartbeats run between batches).
 
 :mod:`eventlog.plugin.testing`, test helpers and a pytest plugin (fixtures
 ``line_receiver``, ``datagram_receiver``, ``local_ca``): ``TransportConformance``,
-``FormatterConformance``, ``make_transport``, ``make_records``, ``sample_events``,
+``FormatterConformance``, ``make_transport``, ``make_pipeline``, ``make_records``, ``sample_events``,
 ``closed_port``, ``LineReceiver``, ``DatagramReceiver``, ``LocalCA``, ``make_local_ca``.
 """
 
 from __future__ import annotations
 
-from eventlog.batch import Batch, EncodedBatch, Record
-from eventlog.contracts import (
+from eventlog._config.contracts import (
     ALL_FRAMINGS,
     EnricherSpec,
     Formatter,
@@ -66,7 +65,8 @@ from eventlog.contracts import (
     Transport,
     TransportSpec,
 )
-from eventlog.errors import (
+from eventlog._config.hookspecs import hookimpl
+from eventlog._core.errors import (
     AuthError,
     ConfigurationError,
     ConnectError,
@@ -78,9 +78,8 @@ from eventlog.errors import (
     TransportError,
     map_errors,
 )
-from eventlog.hookspecs import hookimpl
-from eventlog.masking import SecretMask
-from eventlog.options import (
+from eventlog._core.masking import SecretMask
+from eventlog._core.options import (
     Option,
     parse_bool,
     parse_host,
@@ -95,7 +94,8 @@ from eventlog.options import (
     parse_seconds,
     parse_str,
 )
-from eventlog.schema import FIELDS, Field
+from eventlog._records.batch import Batch, EncodedBatch, Record
+from eventlog._records.schema import FIELDS, Field
 
 __all__ = [
     "ALL_FRAMINGS",

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from eventlog.diagnostics import WORKER_THREADS
+from eventlog._core.diagnostics import WORKER_THREADS
 
 __all__ = ["EventLoopThread"]
 

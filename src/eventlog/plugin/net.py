@@ -56,8 +56,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventlog.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout, TransportError
-from eventlog.options import Option, parse_bool, parse_path, parse_seconds
+from eventlog._core.errors import ConfigurationError, ConnectError, RejectedError, SendTimeout, TransportError
+from eventlog._core.options import Option, parse_bool, parse_path, parse_seconds
 
 __all__ = [
     "MAX_DATAGRAM_BYTES",

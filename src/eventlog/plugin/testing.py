@@ -43,16 +43,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from eventlog.batch import Record
-from eventlog.config import Settings
-from eventlog.contracts import ALL_FRAMINGS, Formatter, PluginContext, Transport, TransportSpec
-from eventlog.errors import TransportError
-from eventlog.event import Event
-from eventlog.pipeline import Pipeline
-from eventlog.receiver import DatagramReceiver, LineReceiver
-from eventlog.registry import Registered, Registry
+from eventlog._builtin.receiver import DatagramReceiver, LineReceiver
+from eventlog._config.config import Settings
+from eventlog._config.contracts import ALL_FRAMINGS, Formatter, PluginContext, Transport, TransportSpec
+from eventlog._config.registry import Registered, Registry
+from eventlog._core.errors import TransportError
+from eventlog._engine.pipeline import Pipeline
+from eventlog._records.batch import Record
+from eventlog._records.event import Event
+from eventlog._records.wire import to_wire
 from eventlog.testing import CapturingTransport
-from eventlog.wire import to_wire
 
 try:
     import pytest
@@ -69,6 +69,7 @@ __all__ = [
     "TransportConformance",
     "closed_port",
     "make_local_ca",
+    "make_pipeline",
     "make_records",
     "make_transport",
     "sample_events",
@@ -123,7 +124,7 @@ def make_records(
 ) -> list[Record]:
     """``count`` formatted records with unique ids (actions ``<prefix>.<n>``)."""
     if formatter is None:
-        from eventlog.builtin.formats import JsonFormatter
+        from eventlog._builtin.formats import JsonFormatter
 
         formatter = JsonFormatter()
     records = []
@@ -135,13 +136,14 @@ def make_records(
 
 
 def make_transport(
-    settings: Mapping[str, Any], registry: Registry | None = None
+    settings: Mapping[str, Any], registry: Registry | None = None, *, plugins: Sequence[object] = ()
 ) -> tuple[Transport, Formatter]:
     """Build a transport and its formatter from ``configure()``-style settings, as a pipeline does.
 
+    ``plugins`` (modules or objects with hook implementations) are registered as if installed.
     The environment is not read.  Raises what configure() would raise.
     """
-    registry = registry or Registry()
+    registry = registry or Registry(extra_plugins=tuple(plugins))
     resolved = Settings.load(settings, environ={})
     name = resolved.transport or "console"
     spec = registry.transport(name).spec
@@ -155,6 +157,16 @@ def make_transport(
         PluginContext(resolved, resolved.plugin_options(name, spec.options), formatter, format_name)
     )
     return transport, formatter
+
+
+def make_pipeline(settings: Mapping[str, Any], *, plugins: Sequence[object] = ()) -> Pipeline:
+    """A running pipeline from ``configure()``-style settings, ``plugins`` registered as if installed.
+
+    The environment is not read.  It is not the default pipeline (``eventlog.log_event`` does not
+    reach it): feed it with ``pipeline.submit_event(event)`` or ``EventHandler(pipeline=...)``,
+    then ``flush()`` and ``shutdown()`` it.  Raises what configure() would raise.
+    """
+    return Pipeline(Settings.load(settings, environ={}), Registry(extra_plugins=tuple(plugins)))
 
 
 def closed_port() -> int:
@@ -357,7 +369,7 @@ class TransportConformance:
 
         Drive the peer into the state in which it answers every send with a
         permanent refusal, the one your transport turns into
-        :class:`~eventlog.errors.RejectedError` or returns as refused records:
+        :class:`~eventlog._core.errors.RejectedError` or returns as refused records:
         an HTTP peer answering 400, a Redis stream whose last id is the largest
         possible, a JetStream stream whose size limit no event fits.  Without
         it the refused-batch test is skipped.
@@ -372,9 +384,13 @@ class TransportConformance:
         """
         raise NotImplementedError
 
+    #: Plugins registered as if installed (modules or objects with hook implementations), for a
+    #: plugin under test that is not installed; installed entry points are found as well.
+    plugins: tuple[object, ...] = ()
+
     def registry(self) -> Registry:
-        """The registry plugins are found in (default: every installed entry point)."""
-        return Registry()
+        """The registry plugins are found in: every installed entry point, plus :attr:`plugins`."""
+        return Registry(extra_plugins=tuple(self.plugins))
 
     # ------------------------------------------------------------ helpers
 
@@ -634,9 +650,13 @@ class FormatterConformance:
         """A ``format_batch`` body back to dicts."""
         raise NotImplementedError
 
+    #: Plugins registered as if installed (modules or objects with hook implementations), for a
+    #: plugin under test that is not installed; installed entry points are found as well.
+    plugins: tuple[object, ...] = ()
+
     def registry(self) -> Registry:
-        """The registry plugins are found in (default: every installed entry point)."""
-        return Registry()
+        """The registry plugins are found in: every installed entry point, plus :attr:`plugins`."""
+        return Registry(extra_plugins=tuple(self.plugins))
 
     def options(self) -> dict[str, Any]:
         """``configure()`` keywords for the formatter's options, if it needs any."""

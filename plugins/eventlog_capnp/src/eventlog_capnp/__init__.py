@@ -2,7 +2,7 @@
 
 Formatters ``capnp`` (framed messages, what ClickHouse's ``CapnProto`` input
 format reads) and ``capnp-packed``; the schema ``event.capnp`` and the matching
-ClickHouse table, both generated from :data:`eventlog.schema.FIELDS`.
+ClickHouse table, both generated from :data:`eventlog._records.schema.FIELDS`.
 """
 
 from eventlog_capnp.clickhouse import insert_query, insert_url, render_ddl

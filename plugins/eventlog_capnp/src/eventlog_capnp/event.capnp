@@ -1,5 +1,5 @@
 # The eventlog event as Cap'n Proto, for ClickHouse's CapnProto input format.
-# Generated from eventlog.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not
+# Generated from eventlog._records.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not
 # edit.  `eventlog capnp schema --output DIR` writes it into the server's folder.
 # Insert into the table of `eventlog capnp ddl` with the setting
 #   format_schema='event:Event'

@@ -1,4 +1,4 @@
-"""The Cap'n Proto schema and the ClickHouse table, both derived from :data:`eventlog.schema.FIELDS`.
+"""The Cap'n Proto schema and the ClickHouse table, both derived from :data:`eventlog._records.schema.FIELDS`.
 
 One wire field becomes one Cap'n Proto field and one ClickHouse column, except
 ``fields`` (str -> int|float|str), which is split by value type into three
@@ -113,10 +113,10 @@ COLUMNS: tuple[Column, ...] = tuple(c for f in FIELDS for c in columns_for(f))
 
 
 def render_capnp() -> str:
-    """The text of ``event.capnp``, generated from :data:`eventlog.schema.FIELDS`."""
+    """The text of ``event.capnp``, generated from :data:`eventlog._records.schema.FIELDS`."""
     lines = [
         "# The eventlog event as Cap'n Proto, for ClickHouse's CapnProto input format.",
-        "# Generated from eventlog.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not",
+        "# Generated from eventlog._records.schema.FIELDS (eventlog_capnp.schema.render_capnp); do not",
         "# edit.  `eventlog capnp schema --output DIR` writes it into the server's folder.",
         "# Insert into the table of `eventlog capnp ddl` with the setting",
         f"#   format_schema='{Path(SCHEMA_FILE).stem}:{ROOT_STRUCT}'",

@@ -1,7 +1,7 @@
 /* Queued log records -> eventlog wire dicts, for the plain case only.
  *
  * The same dict, key for key and object for object, as the Python fast path
- * (eventlog.logrecords.wires_of) makes; for anything else this returns None in
+ * (eventlog._records.logrecords.wires_of) makes; for anything else this returns None in
  * the item's place and the Python path takes it.  Nothing here converts or
  * cleans a value: a value that would need it sends the item back, so every
  * conversion is still made (and counted) by one piece of code.
@@ -323,7 +323,7 @@ put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, in
     return PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
 }
 
-/* eventlog.logrecords.record_time_ns for a float ``created`` of 0 or more (else not plain):
+/* eventlog._records.logrecords.record_time_ns for a float ``created`` of 0 or more (else not plain):
  * logging's own milliseconds.  1: done, 0: not plain. */
 static int
 record_time_ns(double created, PyObject *msecs, long long *out)

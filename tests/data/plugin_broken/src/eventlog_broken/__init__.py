@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import eventlog_missing_dependency  # noqa: F401  (never installed: the point of this plugin)
 
-from eventlog.builtin.transports import ConsoleTransport
+from eventlog._builtin.transports import ConsoleTransport
 from eventlog.plugin import TransportSpec, hookimpl
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventlog.builtin.transports import ConsoleTransport
+from eventlog._builtin.transports import ConsoleTransport
 from eventlog.plugin import TransportSpec, hookimpl
 
 

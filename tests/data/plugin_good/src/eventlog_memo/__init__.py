@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventlog.options import parse_path
+from eventlog._core.options import parse_path
 from eventlog.plugin import Option, PluginContext, Transport, TransportSpec, hookimpl
 
 

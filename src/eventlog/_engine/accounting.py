@@ -1,0 +1,196 @@
+"""What one pipeline owes: accepted = sent + dropped + waiting, exactly; and the flush markers.
+
+Events the worker took from the queue are *in flight* until they are counted
+(sent, or dropped for a reason) or stored in the spool.  When ``shutdown()``
+gives up on a worker stuck in a send, :meth:`Accounting.abandon` counts what is
+still in flight as dropped{shutdown} at once; if that send ends later, the
+worker counts none of it again (those events were *counted ahead*).  Spool
+rows were counted when they were taken: they go through
+:meth:`Accounting.count_rows`, which has nothing in flight to settle.
+
+A flush marker is never in the queue (it would take a slot, and stop whoever
+moves the queue): it holds the number of events that had to be taken when it
+was made (taken so far + queued then), and is set once the worker says that
+everything taken is settled (:meth:`Accounting.settled`).  Taking from the
+queue and making a marker hold one lock, so that number is exact.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
+from typing import Any
+
+from eventlog._engine.stats import Stats
+from eventlog._records.batch import Record
+
+#: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
+_NEVER = object()
+
+
+class Flush:
+    """A flush waiting: set once the first ``target`` events taken were sent or given up."""
+
+    __slots__ = ("done", "target")
+
+    def __init__(self, target: int = 0) -> None:
+        self.done = threading.Event()
+        self.target = target
+
+
+class Accounting:
+    """The in-flight bookkeeping of one pipeline's worker, counted into ``stats``.
+
+    Made again, with the pipeline's new Stats, in a forked child.
+    """
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._spooling = 0  # of those, the ones inside a spool.add() right now
+        self._counted_ahead = 0  # counted by abandon(): the worker does not count them again
+        #: Flushes waiting, oldest first (read without the lock: a list's truth is atomic).
+        self.markers: list[Flush] = []
+
+    def take(self, queue: deque[Any], most: int) -> list[Any]:
+        """Take up to ``most`` items from the front of ``queue``: in flight until counted or spooled."""
+        with self._lock:
+            # In C: iter(popleft, ...) calls popleft() and islice stops after n (a Python loop
+            # costs ~800 instructions an event).
+            items = list(islice(iter(queue.popleft, _NEVER), min(len(queue), most)))
+            self.stats.taken += len(items)
+            self._in_flight += len(items)
+        return items
+
+    def give_up(self, queue: deque[Any], reason: str) -> int:
+        """Empty ``queue`` without the worker: taken, and dropped for ``reason``; return how many."""
+        with self._lock:
+            left = 0
+            while True:  # one at a time: callers may still append
+                try:
+                    queue.popleft()
+                except IndexError:
+                    break
+                left += 1
+            if left:
+                self.stats.taken += left
+                self.stats.drop(reason, left)
+        return left
+
+    def marker(self, queue: deque[Any]) -> Flush:
+        """A flush of everything accepted so far: set by :meth:`settled` (or :meth:`release`)."""
+        with self._lock:
+            marker = Flush(self.stats.taken + len(queue))
+            self.markers.append(marker)
+        return marker
+
+    def withdraw(self, marker: Flush) -> None:
+        """A flush that timed out: nobody waits for its marker any more."""
+        with self._lock:
+            if marker in self.markers:
+                self.markers.remove(marker)
+
+    def settled(self) -> None:
+        """Everything taken so far was sent or given up: set the markers that waited for it."""
+        with self._lock:
+            taken = self.stats.taken
+            done = [marker for marker in self.markers if marker.target <= taken]
+            if not done:
+                return
+            self.markers = [marker for marker in self.markers if marker.target > taken]
+        for marker in done:
+            marker.done.set()
+
+    def release(self) -> None:
+        """The worker stops: set every marker, so that no flush waits for nothing."""
+        with self._lock:
+            markers, self.markers = self.markers, []
+        for marker in markers:
+            marker.done.set()
+
+    def took(self, count: int) -> None:
+        """The worker took ``count`` events from the queue: in flight until counted or spooled."""
+        with self._lock:
+            self.stats.taken += count
+            self._in_flight += count
+
+    def gave_up(self, count: int, reason: str) -> None:
+        """``count`` events left the queue without the worker: taken, and dropped for ``reason``."""
+        with self._lock:
+            self.stats.taken += count
+            self.stats.drop(reason, count)
+
+    def count(self, count: int, reason: str | None = None) -> int:
+        """Count events the worker took as sent (``reason`` None) or dropped; return how many.
+
+        What :meth:`abandon` already counted is not counted again: the stuck
+        send that finishes after shutdown() returned.
+        """
+        with self._lock:
+            ahead = min(count, self._counted_ahead)
+            self._counted_ahead -= ahead
+            count -= ahead
+            self._in_flight -= count
+            self._tally(count, reason)
+            return count
+
+    def count_rows(self, count: int, reason: str | None = None) -> int:
+        """Count spool rows (not events in flight) as sent or dropped; return how many."""
+        with self._lock:
+            self._tally(count, reason)
+            return count
+
+    def _tally(self, count: int, reason: str | None) -> None:
+        """Sent (``reason`` None) or dropped for ``reason``; the caller holds the lock."""
+        if count:
+            if reason is None:
+                self.stats.sent += count
+            else:
+                self.stats.drop(reason, count)
+
+    def store(self, add: Callable[[list[Record]], None], records: list[Record]) -> None:
+        """``add(records)`` (a spool's) for events the worker took; raises what ``add`` raises.
+
+        Stored events are no longer in flight: they wait in the spool.  Those
+        :meth:`abandon` counted as dropped are not stored as well.
+        """
+        with self._lock:
+            ahead = min(len(records), self._counted_ahead)
+            self._counted_ahead -= ahead
+            stored = records[ahead:]  # counted as dropped by abandon(): not waiting as well
+            self._spooling = len(stored)
+        try:
+            add(stored)
+        except BaseException:
+            with self._lock:
+                self._spooling = 0
+                self._counted_ahead += ahead  # the caller counts all of records: give them back
+            raise
+        with self._lock:
+            self._spooling = 0
+            self._in_flight -= len(stored)
+
+    def set_aside(self, reason: str) -> int:
+        """Count what is in flight (a spool.add() under way aside) as dropped for ``reason``.
+
+        The worker's last resort when a failure it did not expect ended a round:
+        the events of that round are given up, counted, and the loop goes on.
+        """
+        with self._lock:
+            lost = self._in_flight - self._spooling
+            self._in_flight -= lost
+            if lost:
+                self.stats.drop(reason, lost)
+            return lost
+
+    def abandon(self) -> None:
+        """Count what is in flight (a spool.add() under way aside) as dropped{shutdown}, now."""
+        with self._lock:
+            stuck = self._in_flight - self._spooling
+            self._in_flight -= stuck
+            self._counted_ahead += stuck
+            if stuck:
+                self.stats.drop("shutdown", stuck)

@@ -1,0 +1,165 @@
+"""What the worker makes of queued items: wire dicts, then the bytes of one batch.
+
+:class:`Encoder` owns the worker's per-batch conversion: the fast path
+(:func:`eventlog._records.logrecords.wires_of` builds each wire dict in one pass, with
+the static host/site fields merged once), the careful path (an Event, the
+worker enrichers, :func:`eventlog._records.wire.to_wire`), and formatting, in one call
+per batch where the formatter can.  A poison event is set aside, counted as
+dropped{unencodable} and warned about once; the rest of its batch goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventlog._config.builder import Components, Enricher
+from eventlog._core.diagnostics import Warnings
+from eventlog._engine.stats import Stats
+from eventlog._records.batch import Batch, EncodedBatch, Record
+from eventlog._records.event import Event
+from eventlog._records.logrecords import record_to_event, wires_of
+from eventlog._records.wire import to_wire
+
+_new_tuple = tuple.__new__
+
+
+class Encoder:
+    """Turns queued items (Events, or (record, message, context) tuples) into a Batch.
+
+    ``count(n, reason)`` counts events set aside; ``enricher_failed(enrich)``
+    counts and reports an enricher that raised (the pipeline's, shared with
+    the caller's side).
+    """
+
+    def __init__(
+        self,
+        components: Components,
+        *,
+        stats: Stats,
+        count: Callable[[int, str], object],
+        enricher_failed: Callable[[Enricher], None],
+        warnings: Warnings,
+    ) -> None:
+        self.format_name = components.format_name
+        self.format = components.formatter.format
+        self.format_many = components.format_many
+        self.split_many = components.split_many
+        self.fast = components.fast
+        self.with_context = components.with_context
+        self.static_enrichers = components.static_enrichers
+        self.worker_enrichers = components.worker_enrichers
+        self.stats = stats
+        self._count = count
+        self._enricher_failed = enricher_failed
+        self._warnings = warnings
+        self._static: dict[str, Any] | None = None  # made by the worker, once
+
+    def batch(self, items: list[Any]) -> Batch:
+        """The batch for the transport: encoded in one call where the formatter can."""
+        format_many, split_many = self.format_many, self.split_many
+        if format_many is None or split_many is None:
+            return self.each(*self.wires(items))
+        wires, sources = self.wires(items)
+        if not wires:
+            return []
+        try:
+            body = format_many(wires)
+        except Exception:
+            return self.each(wires, sources)  # one by one, to find what cannot be encoded
+        return EncodedBatch(
+            body, wires, lambda: [_time_ns(item, wire) for item, wire in zip(sources, wires)], split_many
+        )
+
+    def records(self, items: list[Any]) -> list[Record]:
+        """One Record per event (spool mode, and formats that encode one event at a time)."""
+        batch = self.batch(items)
+        return batch.records() if type(batch) is EncodedBatch else list(batch)
+
+    def each(self, wires: list[dict[str, Any]], sources: list[Any]) -> list[Record]:
+        """One ``format()`` call per wire dict; what it refuses is set aside."""
+        records: list[Record] = []
+        fmt = self.format
+        for wire, item in zip(wires, sources):
+            try:
+                payload = fmt(wire)
+            except Exception as exc:
+                self._set_aside(exc)
+                continue
+            # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
+            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item, wire), payload)))
+        return records
+
+    def wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The wire dicts of the items, and the items they came from (poison events left out).
+
+        The fast path builds each wire dict in one pass from the log record or
+        Event; what it does not take (and every event, when other enrichers are
+        configured) goes the careful way: an Event, the enrichers, ``to_wire``.
+        """
+        conversions = self.stats.converted
+        if not self.fast:
+            wires: list[dict[str, Any]] = []
+            sources: list[Any] = []
+            for item in items:
+                wire = self.careful_wire(item)
+                if wire is not None:
+                    wires.append(wire)
+                    sources.append(item)
+            return wires, sources
+        static = self._static
+        if static is None:
+            static = self._static = self.static_fields()
+        return wires_of(items, static, self.with_context, conversions, self.careful_wire)
+
+    def static_fields(self) -> dict[str, Any]:
+        """What the host and site enrichers set on an event, as wire fields in wire order."""
+        blank = Event.__new__(Event)
+        blank.site = blank.cluster = blank.host = blank.pid = None
+        for enrich in self.static_enrichers:
+            enrich(blank)
+        static = {"site": blank.site, "cluster": blank.cluster, "host": blank.host, "pid": blank.pid}
+        return {key: value for key, value in static.items() if value is not None}
+
+    def careful_wire(self, item: Any) -> dict[str, Any] | None:
+        """An Event, the worker enrichers, ``to_wire``; None (counted, warned) if that fails."""
+        try:
+            event = item if type(item) is Event else record_to_event(*item)
+            for enrich in self.worker_enrichers:
+                try:
+                    enrich(event)
+                except Exception:
+                    self._enricher_failed(enrich)
+            return to_wire(event, self.stats.converted)
+        except Exception as exc:
+            self._set_aside(exc)
+            return None
+
+    def _set_aside(self, exc: Exception) -> None:
+        # A poison event: set aside with its reason; the rest of the batch goes on.
+        self._count(1, "unencodable")
+        self._warnings.once(
+            f"encode:{type(exc).__name__}",
+            f"an event could not be formatted as {self.format_name!r} and was set "
+            f"aside: {type(exc).__name__}: {exc}",
+        )
+
+
+def _time_ns(item: Any, wire: dict[str, Any]) -> int:
+    """The event time of a queued item (an Event, or a log record with its message and context).
+
+    For a record: the wire's millisecond (logging's own, see ``record_time_ns``,
+    or the time of the conversion for a record whose time was unusable) and the
+    float's sub-millisecond part, which is all the precision ``created`` has.
+    """
+    if type(item) is tuple:
+        sub_ms = 0
+        try:
+            created = item[0].created
+            if type(created) is float:  # a type check first: no object's __mul__ runs here
+                sub_ms = int(created * 1e9) % 1_000_000
+        except Exception:  # NaN, inf, deleted: the millisecond alone
+            pass
+        return int(wire["tstamp"]) * 1_000_000 + sub_ms
+    time_ns: int = item.time_ns
+    return time_ns

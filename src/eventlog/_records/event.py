@@ -1,0 +1,247 @@
+"""The Event: what the application hands to eventlog.
+
+Construction is on the caller's hot path, so it stores what it is given, the
+clock and the request context, and converts only what the worker must not
+touch (:func:`eventlog._records.text.frozen`: objects, containers the caller may still
+change) or what no stage after it could carry (a time or level beyond 64 bits,
+:func:`eventlog._records.text.checked_time_ns`).  Plain values cost one type check each.
+Static fields (host, pid, site, cluster), the id, and the cleaning of plain
+values happen in the worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from eventlog._records import context as _context
+from eventlog._records.context import RequestContext
+from eventlog._records.text import KEPT, ConvertedValue, checked_int, checked_time_ns, frozen
+
+_now_ns = time.time_ns
+_get_ident = threading.get_ident
+_current_thread = threading.current_thread
+#: Live threads by ident.  One C lookup per event instead of current_thread().name (two
+#: Python calls); threads not started by ``threading`` are not in it until current_thread().
+_active_get = getattr(threading, "_active", {}).get
+
+_current_context = _context.current
+
+# Frames inside these folders are never the "caller" of log_code=True.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
+
+
+def caller_location(depth: int = 2) -> tuple[str, int, str]:
+    """File, line and function of the first frame outside eventlog and logging."""
+    frame: Any = sys._getframe(depth)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_LOGGING_DIR)):
+            return filename, frame.f_lineno, frame.f_code.co_name
+        frame = frame.f_back
+    return "<unknown>", 0, "<unknown>"
+
+
+class Event:
+    """One application event.
+
+    ``Event('click', 'my-button', 'ui')`` is (action, target, tgType) as in the
+    seed.  ``fields`` may be a mapping or a list of (key, value) tuples; values
+    are int, float or str (others are converted to text here, and counted).
+    A ``time_ns`` or ``level`` that no format can carry (beyond 64 bits, not an
+    int, NaN) is converted and its original kept as text in
+    ``fields["tstamp_original"]`` / ``fields["level_original"]``.
+
+    >>> Event("account.admin.create", "alice", "user", tags=["admin"])
+    Event('account.admin.create', 'alice', 'user')
+    """
+
+    __slots__ = (
+        "action",
+        "cluster",
+        "code_file",
+        "code_func",
+        "code_line",
+        "context",
+        "exc_info",
+        "fields",
+        "host",
+        "id",
+        "level",
+        "level_name",
+        "message",
+        "metrics",
+        "pid",
+        "request_id",
+        "session",
+        "site",
+        "tags",
+        "target",
+        "tg_type",
+        "thread",
+        "time_ns",
+        "user",
+    )
+
+    action: str
+    target: str | None
+    tg_type: str | None
+    message: str | None
+    level: int | None
+    #: A log record's own name for a non-standard level (unset otherwise: read with getattr).
+    level_name: str
+    tags: list[str] | None
+    fields: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    time_ns: int
+    context: RequestContext
+    user: str | None
+    session: str | None
+    request_id: str | None
+    code_file: str | None
+    code_line: int | None
+    code_func: str | None
+    exc_info: str | None
+    thread: str | int | None  # an int (an ident) only from code that set one
+    id: str | None
+    site: str | None
+    cluster: str | None
+    host: str | None
+    pid: int | None
+
+    def __init__(
+        self,
+        action: str,
+        target: str | None = None,
+        tg_type: str | None = None,
+        *,
+        message: str | None = None,
+        level: int | None = None,
+        tags: str | Iterable[str] | None = None,
+        fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        log_code: bool = False,
+        logCode: bool | None = None,  # noqa: N803 - the seed's documented spelling
+        user: str | None = None,
+        session: str | None = None,
+        request_id: str | None = None,
+        time_ns: int | None = None,
+    ) -> None:
+        if type(action) is not str or not action:
+            raise TypeError(
+                f"Event action must be a non-empty str, got {action!r}; "
+                "use a dotted name such as 'account.admin.create'"
+            )
+        if target is not None and type(target) is not str:
+            raise TypeError(f"Event target must be a str or None, got {type(target).__name__}")
+        if tg_type is not None and type(tg_type) is not str:
+            raise TypeError(f"Event tg_type must be a str or None, got {type(tg_type).__name__}")
+        if level is not None and type(level) is not int:
+            raise TypeError(f"Event level must be an int (a logging level), got {level!r}")
+        self.action = action
+        self.target = target
+        self.tg_type = tg_type
+        # Text for the worker: anything else is converted now (see eventlog._records.text.frozen).
+        self.message = message if message is None or type(message) is str else frozen(message)
+        self.tags = _tags(tags) if tags is not None else None
+        self.fields = _fields(fields) if fields is not None else None
+        if metrics is not None and not isinstance(metrics, Mapping):
+            raise TypeError(
+                f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
+            )
+        self.metrics = _frozen_map(metrics) if metrics is not None else None
+        if time_ns is None:
+            self.time_ns = _now_ns()
+        elif type(time_ns) is int and -(2**63) <= time_ns < 2**63:
+            self.time_ns = time_ns
+        else:
+            self.time_ns, original = checked_time_ns(time_ns, _now_ns())
+            if original is not None:
+                self._keep_original("tstamp", original)
+        self.level = level
+        if level is not None and not -(2**63) <= level < 2**63:
+            self.level, original = checked_int(level)
+            if original is not None:
+                self._keep_original("level", original)
+        self.context = _current_context()
+        self.user = user if user is None or type(user) is str else frozen(user)
+        self.session = session if session is None or type(session) is str else frozen(session)
+        self.request_id = request_id if request_id is None or type(request_id) is str else frozen(request_id)
+        if log_code or logCode:
+            self.code_file, self.code_line, self.code_func = caller_location()
+        else:
+            self.code_file = self.code_line = self.code_func = None
+        self.exc_info = None
+        # The name now: the thread may have exited by the time the worker runs.
+        thread = _active_get(_get_ident())
+        self.thread = (thread or _current_thread()).name
+        self.id = None
+        self.site = self.cluster = self.host = None
+        self.pid = None
+
+    def _keep_original(self, wire_name: str, original: ConvertedValue) -> None:
+        """A typed slot's value that had to be converted: kept as text in the fields."""
+        fields = self.fields = dict(self.fields) if self.fields else {}
+        fields[f"{wire_name}_original"] = original
+
+    @property
+    def tstamp(self) -> int:
+        """Milliseconds since the epoch, UTC (the seed's ``tstamp``)."""
+        return self.time_ns // 1_000_000
+
+    def __repr__(self) -> str:
+        args = ", ".join(repr(a) for a in (self.action, self.target, self.tg_type) if a is not None)
+        return f"Event({args})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form of this event, as a formatter sees it (fields converted)."""
+        from eventlog._records.wire import to_wire
+
+        return to_wire(self, None)
+
+
+def _tags(tags: str | Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        return [tags]
+    try:
+        listed = list(tags)
+    except TypeError:
+        raise TypeError(
+            f"Event tags must be a str or an iterable of str, got {type(tags).__name__}"
+        ) from None
+    for index, tag in enumerate(listed):
+        if type(tag) is not str:
+            listed[index] = frozen(tag)
+    return listed
+
+
+def _fields(fields: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    try:
+        copied = dict(fields)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"Event fields must be a mapping or a list of (key, value) tuples, got {type(fields).__name__}"
+        ) from None
+    return _frozen_values(copied)
+
+
+def _frozen_map(values: Mapping[Any, Any]) -> dict[Any, Any]:
+    return _frozen_values(dict(values))
+
+
+def _frozen_values(copied: dict[Any, Any]) -> dict[Any, Any]:
+    """The copy's values the worker must not touch, converted now (plain values: one check each)."""
+    odd_key = False
+    for key, value in copied.items():
+        if type(value) not in KEPT:
+            copied[key] = frozen(value)
+        if type(key) is not str:
+            odd_key = True
+    if odd_key:  # the worker makes text of plain keys; other objects become text now
+        return {k if type(k) in KEPT else frozen(k): v for k, v in copied.items()}
+    return copied

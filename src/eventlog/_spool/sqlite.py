@@ -1,0 +1,1159 @@
+"""The SQLite spool behind ``EVENTLOG_DB``: formatted events wait here until delivered.
+
+One row per batch: the formatted payloads back to back in a BLOB (any
+format), beside each event's id, action and time and the name of the format
+that produced them, so a restart with another format never sends bytes the
+peer cannot read.  The database runs in WAL mode; the worker writes one
+transaction per batch.
+
+Many processes may share one path (gunicorn workers).  A row belongs to the
+process that added or claimed it (``owner`` = pid and process start time);
+only its owner sends it, so no row goes out twice.  Rows whose owner died are
+reclaimed by any live process; rows a process could not send before it shut
+down are released for the next one.
+
+Faults degrade, never break the application: a file that is not a readable
+SQLite database is moved aside (``<path>.corrupt-<UTC time>``) and a fresh
+spool is started; a full disk, a read-only path or a path another user could
+read, change or redirect (:func:`check_path`) raises :class:`SpoolUnavailable`,
+on which the engine sends the batch from memory until the spool can be used
+again.
+
+Its file is opened, checked and moved aside by :mod:`eventlog._spool.database`;
+row owners are process identities (:mod:`eventlog._spool.identity`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from eventlog._records.batch import Record, _new_tuple
+from eventlog._spool.database import (
+    BUSY_TIMEOUT_MS,
+    SQLITE_SIBLINGS,
+    _classify,
+    _connect,
+    _filesystem_state,
+    _is_busy,
+    _is_corruption,
+    _path_lock,
+    _transaction,
+    move_aside,
+    open_database,
+)
+from eventlog._spool.identity import closed, new_owner, owner_alive
+from eventlog._spool.protocol import SpoolCorrupt, SpoolUnavailable
+
+_orjson: Any
+try:
+    import orjson as _orjson
+except ImportError:  # orjson is a dependency; a build without it reads and writes the same text
+    _orjson = None
+
+if TYPE_CHECKING:
+    from eventlog._config.config import Settings
+
+log = logging.getLogger("eventlog")
+_T = TypeVar("_T")
+
+#: How often the worker reclaims rows of dead processes, evicts by age and frees pages.
+HOUSEKEEPING_SECONDS = 1.0
+#: After a failed write, how long the spool is left alone before it is tried again.
+RETRY_SECONDS = 1.0
+#: Free pages beyond this are returned to the file system, a few at a time.
+FREE_PAGES_KEPT = 256
+VACUUM_STEP_PAGES = 128
+#: Rough per-row overhead on top of the payload, to turn bytes over the limit into rows.
+ROW_OVERHEAD = 96
+#: Batches just added are kept in memory too (up to this many), so sending them
+#: right away does not read their payloads back from the file.
+RECENT_MAX = 10
+#: Rows read back beyond those a pending() sends, in the same query (a backlog).
+READ_AHEAD_ROWS = 3
+#: Free rows (batches) one process claims at a time.
+CLAIM_ROWS = 8
+#: How long one SQLite statement of the worker waits for another process's write lock
+#: while holding the spool's lock.  Between tries the lock is let go, so a fork or a
+#: metrics scrape never waits out the whole busy timeout (BUSY_TIMEOUT_MS) behind it.
+BUSY_STEP_MS = 50
+#: How often the worker looks at the spool file between retries (:meth:`SQLiteSpool.watch`).
+WATCH_SECONDS = 0.1
+#: How long ``depth()`` (a metrics scrape, ``flush``) waits for the spool's lock before
+#: answering with the last depth it read.
+DEPTH_WAIT_SECONDS = 0.05
+
+
+#: Connections inherited from a parent process: kept referenced, never closed in the
+#: child, because closing would touch the parent's locks and WAL index.
+_inherited: list[sqlite3.Connection] = []
+
+#: Every open spool, so a fork waits until no thread is inside SQLite: a child must
+#: not inherit SQLite's mutexes or lock bookkeeping in the middle of a call.
+_spools: weakref.WeakSet[SQLiteSpool] = weakref.WeakSet()
+_held: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    for spool in list(_spools):
+        spool._lock.acquire()
+        _held.append(spool._lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop().release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child's spools get fresh locks (SQLiteSpool.after_fork)
+    for spool in list(_spools):
+        spool._lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
+# ---------------------------------------------------------------- the spool
+
+
+class SQLiteSpool:
+    """The spool of one pipeline (see the module docstring).
+
+    The worker thread calls ``add``, ``pending`` and ``remove``; metrics and
+    ``flush`` may call ``depth`` from other threads, so a lock guards the
+    connection.  No SQLite statement waits long for another process while that
+    lock is held (:data:`BUSY_STEP_MS`): a fork and a scrape need it.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        format_name: str,
+        *,
+        max_bytes: int = 0,
+        max_age: float = 0.0,
+        synchronous: str = "NORMAL",
+        row_events: int = 500,
+        on_evict: Callable[[str, int], None] | None = None,
+        destination: str | None = None,
+        claim: str = "mine",
+        on_drop: Callable[[str, int], None] | None = None,
+        on_quarantine: Callable[[str, int], None] | None = None,
+        on_reopen: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = os.path.abspath(path)  # a chdir later must not move the spool
+        self.format_name = format_name
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.synchronous = synchronous
+        self.row_events = row_events
+        #: Told (reason, count) when the size or age limit drops events: the pipeline counts them.
+        self.on_evict = on_evict
+        #: Where this pipeline's rows go (:func:`destination_of`), written into each row.
+        self.destination = destination
+        # Which free rows this spool may claim: "mine" (its destination's, and rows of a
+        # 0.1.0 spool, which record none), "exact" (only its destination's: a replay of
+        # one destination) or "any" (every row of its format: a replay told where to send).
+        if claim not in ("mine", "exact", "any"):
+            raise ValueError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
+        self.claim = claim
+        #: Told (reason, count) when events are set aside: a row quarantined, an event unstorable.
+        self.on_drop = on_drop
+        #: Told (reason, rows) for each row moved to the quarantine table.
+        self.on_quarantine = on_quarantine
+        #: Told (reason) when the file was deleted or replaced and a fresh one opened.
+        self.on_reopen = on_reopen
+        #: Told when another spool of this process on the same file handed its rows back.
+        self.on_released: Callable[[], None] | None = None
+        #: Rows quarantined by this instance, by reason (what ``eventlog spool replay`` reports).
+        self.quarantined: dict[str, int] = {}
+        self._maybe_free = True  # rows without an owner may exist: look before claiming
+        self.moved_aside: str | None = None
+        self._lock = threading.Lock()
+        _spools.add(self)
+        self._conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._retired: list[sqlite3.Connection] = []  # of files replaced under us: never closed
+        self._owner = new_owner()
+        self._retry_at = 0.0  # while unavailable: monotonic time of the next try
+        self._unavailable: str | None = None  # the reason, while the spool cannot be written
+        # What the last pending() returned, and for each of its rows (seq, start, end) in it:
+        # remove() of that very list deletes its rows without looking at each event.
+        self._batch: list[Record] = []
+        self._batch_rows: list[tuple[int, int, int]] = []
+        self._events_of: dict[int, int] = {}  # seq -> events, of those rows
+        self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
+        self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
+        # seq -> events of every row this process owns: only the owner changes its rows,
+        # so pending() needs no query in the steady state (each query gives the GIL away).
+        self._own: dict[int, int] = {}
+        self._bytes_since_check = float("inf")  # payload bytes added since the size check
+        self._next_housekeeping = 0.0
+        self._warned: set[str] = set()
+        self._page_size = 4096
+        self._depth = 0  # the last depth read, answered when the lock is busy
+        self._next_watch = 0.0
+        # On failure: logged once; the engine sends from memory until the spool works.
+        # Another process holding the write lock: the worker opens it later.
+        with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error), self._lock:
+            self._open()
+
+    # ------------------------------------------------------------ connection
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection, opened when needed; the caller holds the lock.
+
+        Raises SpoolUnavailable, or the SQLite error when another process holds
+        the lock (for :meth:`_locked` to try again after letting go of ours).
+        """
+        if self._conn is not None:
+            return self._conn
+        if self._unavailable is not None and time.monotonic() < self._retry_at:
+            raise SpoolUnavailable(self._unavailable, f"spool {self.path} unavailable")
+        try:
+            conn, moved = open_database(self.path, self.synchronous, BUSY_STEP_MS)
+            opened = os.stat(self.path)
+            own = dict(conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,)))
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            if _is_busy(exc):
+                raise
+            self._failed(exc, "open")
+        self.moved_aside = moved or self.moved_aside
+        self._conn = conn
+        self._file_id = (opened.st_dev, opened.st_ino)
+        self._recent.clear()
+        self._maybe_free = True
+        self._own = own
+        self._page_size = page_size
+        self._next_housekeeping = 0.0
+        return conn
+
+    def _locked(self, doing: str, body: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``body(conn)`` under the lock; while another process holds the write lock, try again.
+
+        Each try waits at most BUSY_STEP_MS inside SQLite; between tries the lock
+        is free for a fork or a scrape.  After BUSY_TIMEOUT_MS the spool counts as
+        unavailable (``locked``) for this call.  A failure raises SpoolUnavailable.
+        """
+        give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            with self._lock:
+                try:
+                    conn = self._open()
+                    self._check_file(conn)
+                    return body(self._open())
+                except (OSError, sqlite3.Error) as exc:
+                    if not _is_busy(exc) or time.monotonic() >= give_up:
+                        self._failed(exc, doing)
+            time.sleep(BUSY_STEP_MS / 1000)
+
+    def _failed(self, exc: BaseException, doing: str) -> NoReturn:
+        """Turn a write failure into SpoolUnavailable (logged once per outage); never returns."""
+        if _is_corruption(exc):
+            self._recover_corruption(exc)
+            raise SpoolUnavailable("corrupt", f"spool {self.path} was corrupt: {exc}")
+        reason = exc.reason if isinstance(exc, SpoolUnavailable) else _classify(exc)
+        if reason == "io_error":
+            reason = _filesystem_state(self.path) or reason
+        if self._unavailable is None and reason == "unsafe_path":
+            log.warning(
+                "the spool %s is refused: %s. Events are sent from memory (lost if the process "
+                "dies) until it is fixed; it is checked again every %g s",
+                self.path,
+                exc,
+                RETRY_SECONDS,
+            )
+        elif self._unavailable is None:
+            log.warning(
+                "the spool %s cannot be written (%s: %s while trying to %s); events are "
+                "sent from memory (lost if the process dies) until it can be written again",
+                self.path,
+                reason,
+                exc,
+                doing,
+            )
+        self._unavailable = reason
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+        raise SpoolUnavailable(reason, f"spool {self.path}: {reason}: {exc}") from None
+
+    def _recover_corruption(self, exc: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._batch, self._batch_rows = [], []
+        self._events_of.clear()
+        self._unremoved.clear()
+        self._own.clear()
+        self._recent.clear()  # a fresh file numbers its rows from 1 again
+        try:
+            with _path_lock(self.path):
+                # Another process may have moved it already: check before renaming.
+                probe = None
+                try:
+                    probe = _connect(self.path, self.synchronous, BUSY_STEP_MS)
+                except SpoolCorrupt:
+                    self.moved_aside = move_aside(self.path)
+                    log.warning(
+                        "the spool %s became unreadable (%s); it was moved to %s and a fresh spool started",
+                        self.path,
+                        exc,
+                        self.moved_aside,
+                    )
+                finally:
+                    if probe is not None:
+                        probe.close()
+        except (OSError, sqlite3.Error):
+            pass
+        self._retry_at = 0.0
+
+    def _recovered(self) -> None:
+        if self._unavailable is not None:
+            log.warning("the spool %s can be written again; spool mode resumes", self.path)
+            self._unavailable = None
+
+    # ------------------------------------------------------------ the file under our feet
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
+        """Is the file at the path still the one open?  If not, start a fresh one there.
+
+        One stat per call: a spool deleted (a tmp cleaner, ``rm -rf``) or moved while
+        in use would otherwise hold every event in a file nobody can find again, and
+        a kill -9 would lose them all.  The rows this instance owns are carried over
+        into the fresh file, so durability resumes where it was.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        except OSError:
+            return  # cannot tell (a folder made unreadable): carry on with what is open
+        else:
+            now = (st.st_dev, st.st_ino)
+        if now == self._file_id:
+            return
+        gone = "moved" if _still_linked(self._file_id) else "deleted"
+        self._replace_file(conn, "replaced" if now is not None else gone)
+
+    def _replace_file(self, old: sqlite3.Connection, reason: str) -> None:
+        """The file was deleted, moved or replaced: open the one at the path, carry our rows over.
+
+        Only this instance's rows: each process sharing the file carries its own.
+        """
+        skip = self._unremoved  # delivered already: not carried over
+        rows = [
+            row
+            for row in old.execute(
+                "SELECT seq, format, events, records, payloads, added, destination FROM batches "
+                "WHERE owner = ? ORDER BY seq",
+                (self._owner,),
+            ).fetchall()
+            if row[0] not in skip
+        ]
+        if reason != "replaced":
+            # The file is gone from the path, its WAL and shared-memory index are not: SQLite
+            # finds those by name, so a new file there would use them.  What the WAL holds goes
+            # into the old file first (a moved spool stays whole), then the names are freed;
+            # this connection keeps them open.
+            with contextlib.suppress(sqlite3.Error):
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            for suffix in SQLITE_SIBLINGS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path + suffix)
+        batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
+        self._conn = None
+        try:
+            conn = self._open()
+            renumbered: dict[int, int] = {}
+            with _transaction(conn):
+                for seq, fmt, events, index, payloads, added, destination in rows:
+                    renumbered[seq] = (
+                        conn.execute(
+                            "INSERT INTO batches (format, events, records, payloads, added, owner, "
+                            "destination) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, self._owner, destination),
+                        ).lastrowid
+                        or 0
+                    )
+        except BaseException:
+            new, self._conn = self._conn, old  # go on with the old file; the next call tries again
+            if new is not None and new is not old:
+                with contextlib.suppress(sqlite3.Error):
+                    new.close()
+            self._batch_rows, self._recent, self._events_of = batch_rows, recent, events_of
+            raise
+        # Never closed: closing would checkpoint and delete the WAL by name, which is the new
+        # file's by now.  It keeps the old file's space until the process exits.
+        self._retired.append(old)
+        with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
+            old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        self._own = {renumbered[row[0]]: row[2] for row in rows}
+        self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
+        self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
+        self._events_of = {renumbered[seq]: n for seq, n in events_of.items() if seq in renumbered}
+        self._unremoved = {}
+        self._bytes_since_check = float("inf")
+        events = sum(row[2] for row in rows)
+        what = {
+            "deleted": "deleted",
+            "moved": "moved or renamed",
+            "replaced": "replaced by another file",
+        }[reason]
+        log.warning(
+            "the spool file %s was %s while in use; a fresh spool was started at that path and "
+            "the %d events this process had waiting in the old one were written to it, so a "
+            "crash no longer loses them (rows of other processes in the old file are not "
+            "carried over)",
+            self.path,
+            what,
+            events,
+        )
+        if self.on_reopen is not None:
+            self.on_reopen(reason)
+
+    # ------------------------------------------------------------ the Spool protocol
+
+    def add(self, records: Sequence[Record]) -> None:
+        """Store events, one row per ``row_events``, in one statement.
+
+        Few SQLite calls per batch: each lets the application's thread take the
+        GIL for a while (a switch interval) before the worker gets it back.
+        An event whose index cannot be written (see :func:`_index`) is set aside
+        and counted (``spool_unstorable``); the others are stored.
+        """
+        if not records:
+            return
+        now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
+        destination = self.destination
+        try:
+            chunks = [records[i : i + size] for i in range(0, len(records), size)]
+            rows = [
+                (
+                    fmt,
+                    len(chunk),
+                    _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
+                    b"".join(r.payload for r in chunk),
+                    now,
+                    owner,
+                    destination,
+                )
+                for chunk in chunks
+            ]
+        except Exception as exc:  # one event: contained to it, not to the batch or the worker
+            chunks, rows = self._storable(records, exc, now)
+            if not rows:
+                return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        params = [value for row in rows for value in row]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            # One statement, its own transaction: its rows get contiguous seqs.
+            last = conn.execute(
+                "INSERT INTO batches (format, events, records, payloads, added, owner, destination) "
+                f"VALUES {values}",
+                params,
+            ).lastrowid
+            assert last is not None
+            first = last - len(chunks) + 1
+            for offset, chunk in enumerate(chunks):
+                self._own[first + offset] = len(chunk)
+                self._remember(first + offset, list(chunk))
+            self._recovered()
+
+        self._locked("store a batch", insert)
+        # The batch is stored (its INSERT committed): a failure from here on must not
+        # make the engine send it from memory too, or it would go out twice.
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                self._bytes_since_check += sum(len(row[3]) for row in rows)
+                if self._bytes_since_check >= self.max_bytes // 64:
+                    self._bytes_since_check = 0
+                    self._enforce_size(conn)
+                if time.monotonic() >= self._next_housekeeping:
+                    self._housekeeping(conn)  # also while a send is being retried
+            except (OSError, sqlite3.Error) as exc:
+                self._next_housekeeping = time.monotonic() + 1.0
+                if not _is_busy(exc):  # another process writes: upkeep waits for the next batch
+                    log.warning("spool upkeep failed, will try again: %s", exc)
+
+    def _storable(
+        self, records: Sequence[Record], exc: Exception, now: float
+    ) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
+        """The rows of ``records`` without the events that cannot be stored, which are counted."""
+        kept: list[Record] = []
+        entries: list[list[object]] = []
+        lost = 0
+        for record in records:
+            try:
+                entry: list[object] = [record.id, record.action, record.time_ns, len(record.payload)]
+                _index([entry])
+                if type(record.payload) is not bytes:
+                    raise TypeError(f"payload is {type(record.payload).__name__}, not bytes")
+            except Exception as error:
+                lost += 1
+                exc = error
+                continue
+            kept.append(record)
+            entries.append(entry)
+        if lost:
+            if "unstorable" not in self._warned:
+                self._warned.add("unstorable")
+                log.warning(
+                    "%d events could not be stored in the spool %s (%s); they were set aside, "
+                    'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
+                    lost,
+                    self.path,
+                    exc,
+                )
+            if self.on_drop is not None:
+                self.on_drop("spool_unstorable", lost)
+        size = self.row_events
+        chunks: list[Sequence[Record]] = [kept[i : i + size] for i in range(0, len(kept), size)]
+        rows = [
+            (
+                self.format_name,
+                len(chunk),
+                _index(entries[i : i + size]),
+                b"".join(r.payload for r in chunk),
+                now,
+                self._owner,
+                self.destination,
+            )
+            for i, chunk in zip(range(0, len(kept), size), chunks)
+        ]
+        return chunks, rows
+
+    def pending(self, limit: int) -> list[Record]:
+        """The oldest events this process may send (claiming free rows), in order.
+
+        Whole stored batches, at least one, up to ``limit`` events when they fit.
+        A row that cannot be read or decoded is quarantined (:meth:`_quarantine`)
+        and the rows behind it are sent.
+        """
+        while True:
+            batch, again = self._pending_once(limit)
+            if not again:
+                return batch
+
+    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
+        """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
+
+        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
+            self._retry_removals(conn)
+            if time.monotonic() >= self._next_housekeeping:
+                self._housekeeping(conn)
+            owner, skip = self._owner, self._unremoved
+            # Free rows (left by an earlier run or a dead process) go first: claim
+            # them.  Housekeeping says when there may be some.
+            if self._maybe_free:
+                where, params = self._claimable()
+                claimed = conn.execute(
+                    "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
+                    f"WHERE owner IS NULL AND {where} ORDER BY seq LIMIT ?) "
+                    "RETURNING seq, events",
+                    (owner, *params, CLAIM_ROWS),
+                ).fetchall()
+                self._own.update(claimed)
+                self._maybe_free = len(claimed) == CLAIM_ROWS
+            chosen: list[int] = []
+            total = 0
+            self._events_of = {}
+            for seq in sorted(self._own):
+                if seq in skip:
+                    continue
+                events = self._own[seq]
+                if chosen and total + events > limit:
+                    break
+                chosen.append(seq)
+                total += events
+                self._events_of[seq] = events
+            recent = self._recent
+            missing = [seq for seq in chosen if seq not in recent]
+            ahead: list[int] = []
+            if missing:
+                # A backlog is read back a few rows per query: each SQLite call gives the
+                # GIL away, and in a flood getting it back waits out the caller's switch
+                # interval.  The rows read ahead wait in `recent` for the next pending().
+                after = chosen[-1]
+                ahead = [
+                    seq for seq in sorted(self._own) if seq > after and seq not in skip and seq not in recent
+                ][:READ_AHEAD_ROWS]
+            loaded: dict[int, list[Record]] = {}
+            damaged: dict[int, tuple[str, str]] = {}
+            if missing:
+                for seq, index, payloads, events in self._read_rows(conn, missing + ahead, damaged):
+                    try:
+                        loaded[seq] = _decode(index, payloads, events)
+                    except _Damaged as exc:
+                        damaged[seq] = (exc.reason, str(exc))
+                    except Exception as exc:  # whatever a damaged row makes the decoder raise
+                        damaged[seq] = ("undecodable", f"{type(exc).__name__}: {exc}")
+            if damaged:
+                self._quarantine(conn, damaged)
+            for seq in ahead:
+                if seq in loaded:
+                    self._remember(seq, loaded.pop(seq))
+            # Rows that vanished (purged, evicted by another process, quarantined) are no
+            # longer ours: forget them, or the oldest would be chosen again and again.
+            gone = [seq for seq in missing if seq not in loaded]
+            for seq in gone:
+                self._own.pop(seq, None)
+                self._events_of.pop(seq, None)
+            if gone and len(gone) == len(chosen):
+                return [], {}, bool(self._own) or self._maybe_free
+            return chosen, loaded, False
+
+        chosen, loaded, again = self._locked("read pending events", choose)
+        if again:
+            return [], True
+        batch: list[Record] = []
+        rows = []
+        recent = self._recent
+        for seq in chosen:
+            if seq not in recent and seq not in loaded:
+                continue  # vanished or quarantined meanwhile
+            records = recent.get(seq) or loaded.get(seq) or []
+            rows.append((seq, len(batch), len(batch) + len(records)))
+            batch.extend(records)
+        self._batch, self._batch_rows = batch, rows
+        return batch, False
+
+    def _claimable(self) -> tuple[str, tuple[object, ...]]:
+        """The condition (and its parameters) on free rows this spool may claim."""
+        if self.claim == "any":
+            return "format = ?", (self.format_name,)
+        if self.claim == "exact":
+            return "format = ? AND destination IS ?", (self.format_name, self.destination)
+        return "format = ? AND (destination IS ? OR destination IS NULL)", (
+            self.format_name,
+            self.destination,
+        )
+
+    def _read_rows(
+        self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
+    ) -> list[tuple[int, Any, Any, Any]]:
+        """``(seq, records, payloads, events)`` of the rows still there; unreadable ones into ``damaged``."""
+        query = (
+            "SELECT seq, records, payloads, events FROM batches WHERE seq IN (SELECT value FROM json_each(?))"
+        )
+        try:
+            return conn.execute(query, (json.dumps(seqs),)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc) or (isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc)):
+                raise
+        rows = []  # one row's page is damaged: read them one by one to find it
+        for seq in seqs:
+            try:
+                rows.extend(conn.execute(query, (json.dumps([seq]),)).fetchall())
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise
+                damaged[seq] = ("unreadable", f"{type(exc).__name__}: {exc}")
+        return rows
+
+    def _quarantine(self, conn: sqlite3.Connection, damaged: dict[int, tuple[str, str]]) -> None:
+        """Move rows that cannot be read or decoded to the quarantine table, kept as they are.
+
+        One transaction; a row whose columns cannot even be copied is recorded by
+        its seq, reason and error.  Counted by reason, and warned about once.
+        """
+        now = time.time()
+        with _transaction(conn):
+            for seq, (reason, error) in damaged.items():
+                try:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, format, events, records, payloads, "
+                        "added, owner, destination, reason, error, quarantined) SELECT seq, format, "
+                        "events, CAST(records AS BLOB), payloads, added, owner, destination, ?, ?, ? "
+                        "FROM batches WHERE seq = ?",
+                        (reason, error, now, seq),
+                    )
+                except sqlite3.DatabaseError as exc:
+                    if _is_busy(exc):
+                        raise
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, reason, error, quarantined) "
+                        "VALUES (?, ?, ?, ?)",
+                        (seq, reason, f"{error}; the row could not be copied: {exc}", now),
+                    )
+                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        for seq, (reason, error) in damaged.items():
+            events = self._own.pop(seq, 0)
+            self._recent.pop(seq, None)
+            self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+            if self.on_quarantine is not None:
+                self.on_quarantine(reason, 1)
+            if events and self.on_drop is not None:
+                self.on_drop("spool_quarantined", events)
+            if f"quarantine:{reason}" not in self._warned:
+                self._warned.add(f"quarantine:{reason}")
+                log.warning(
+                    "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
+                    "moved to its quarantine table, kept, and the rows behind it are sent: see "
+                    "eventlog spool quarantine --db %s",
+                    self.path,
+                    seq,
+                    events,
+                    reason,
+                    error,
+                    self.path,
+                )
+
+    def _remember(self, seq: int, records: list[Record]) -> None:
+        recent = self._recent
+        recent[seq] = records
+        # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
+        # the next to be sent, so keeping them spares a read back from the file.
+        while len(recent) > RECENT_MAX:
+            del recent[max(recent)]
+
+    def remove(self, records: Sequence[Record]) -> None:
+        """Delete what was delivered (or given up): the rows ``pending`` returned it from.
+
+        Called right after the peer acknowledged the batch: until this DELETE
+        commits, a ``kill -9`` makes the next run send the batch again.
+        """
+        rows, batch = self._batch_rows, self._batch
+        if records is batch:  # the whole batch, as the engine removes it: nothing per event
+            done, self._batch, self._batch_rows = rows, [], []
+        else:  # a part of it: the rows its events came from
+            ids = {record.id for record in records}
+            done = [row for row in rows if any(r.id in ids for r in batch[row[1] : row[2]])]
+            self._batch_rows = [row for row in rows if row not in done]
+        seqs = [seq for seq, _, _ in done]
+        if not seqs:
+            return
+        with self._lock:
+            for seq in seqs:
+                self._unremoved[seq] = self._events_of.get(seq, 0)
+            if self._conn is None:
+                return
+            try:
+                self._retry_removals(self._conn)
+            except (OSError, sqlite3.Error) as exc:
+                # Kept in memory and retried (also when another process holds the write
+                # lock: no waiting here), so the rows are not sent twice by us.
+                if not _is_busy(exc):
+                    with contextlib.suppress(SpoolUnavailable):
+                        self._failed(exc, "delete delivered events")
+
+    def depth(self) -> int:
+        """Events waiting in the spool file (every process's, every format).
+
+        Never waits behind the worker for long (a metrics scrape calls this):
+        while the lock is busy, the depth read last is the answer.
+        """
+        if not self._lock.acquire(timeout=DEPTH_WAIT_SECONDS):
+            return self._depth
+        try:
+            if self._conn is None:
+                return self._depth if self._unavailable is None else 0
+            try:
+                count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+            except sqlite3.Error:
+                return self._depth
+            self._depth = max(0, count - sum(self._unremoved.values()))
+            return self._depth
+        finally:
+            self._lock.release()
+
+    def watch(self) -> None:
+        """Between send retries: notice a deleted or moved file even while nothing is stored.
+
+        In a quiet outage the worker only retries the batch in hand; without this, a
+        spool deleted meanwhile would go unnoticed until the next event.
+        """
+        now = time.monotonic()
+        if now < self._next_watch or self._conn is None:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        with contextlib.suppress(SpoolUnavailable):
+            self._locked("check the spool file", lambda conn: None)
+
+    def release(self) -> None:
+        """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
+
+        def release(conn: sqlite3.Connection) -> None:
+            with contextlib.suppress(sqlite3.Error):
+                self._retry_removals(conn)
+            with _transaction(conn):
+                conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
+            self._own.clear()
+
+        with contextlib.suppress(SpoolUnavailable):
+            if self._conn is not None:
+                self._locked("release this process's rows", release)
+        # A pipeline of this process on the same file (configure() again) may take them now,
+        # without waiting for its next event.
+        for other in list(_spools):
+            if other is not self and other.path == self.path and other._conn is not None:
+                other._maybe_free = True
+                if other.on_released is not None:
+                    with contextlib.suppress(Exception):
+                        other.on_released()
+
+    def close(self) -> None:
+        """Release this instance's rows and close the file."""
+        self.release()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.close()
+        closed(self._owner)  # rows it could not release are reclaimed by the next one
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connection and rows, become a new owner."""
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+        _inherited.extend(self._retired)
+        self._retired = []
+        self._owner = new_owner()
+        self._batch, self._batch_rows = [], []
+        self._events_of = {}
+        self._unremoved = {}
+        self._recent = {}
+        self._own = {}
+        self._unavailable = None
+        self._retry_at = 0.0
+
+    # ------------------------------------------------------------ upkeep
+
+    def _retry_removals(self, conn: sqlite3.Connection) -> None:
+        if not self._unremoved:
+            return
+        seqs = list(self._unremoved)
+        self._delete_rows(conn, seqs)  # one statement, its own transaction
+        self._forget(seqs)
+
+    @staticmethod
+    def _delete_rows(conn: sqlite3.Connection, seqs: list[int]) -> None:
+        conn.execute(
+            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?))",
+            (json.dumps(seqs),),
+        )
+
+    def _forget(self, seqs: list[int]) -> None:
+        """Rows deleted: no longer waiting for a delete, nor remembered."""
+        for seq in seqs:
+            self._unremoved.pop(seq, None)
+            self._recent.pop(seq, None)
+            self._own.pop(seq, None)
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Reclaim rows of dead processes, evict by age, hand free pages back."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        owners = [
+            row[0]
+            for row in conn.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL").fetchall()
+        ]
+        dead = [o for o in owners if o != self._owner and not owner_alive(o)]
+        if not self._maybe_free:
+            where, params = self._claimable()
+            self._maybe_free = (
+                bool(dead)
+                or conn.execute(
+                    f"SELECT 1 FROM batches WHERE owner IS NULL AND {where} LIMIT 1", params
+                ).fetchone()
+                is not None
+            )
+        if dead:
+            with _transaction(conn):
+                conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
+        if self.max_age:
+            cutoff = time.time() - self.max_age
+            in_flight = {seq for seq, _, _ in self._batch_rows}
+            old = [
+                (seq, events)
+                for seq, events in conn.execute(
+                    "SELECT seq, events FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?)",
+                    (cutoff, self._owner),
+                )
+                if seq not in in_flight
+            ]
+            if old:
+                self._evict(conn, [seq for seq, _ in old], "spool_max_age")
+        where, params = self._claimable()
+        others = conn.execute(
+            "SELECT format, destination, SUM(events) FROM batches "
+            f"WHERE owner IS NULL AND NOT ({where}) GROUP BY format, destination",
+            params,
+        ).fetchall()
+        for fmt, destination, count in others:
+            self._warn_others(fmt, destination, count)
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        if free > FREE_PAGES_KEPT:
+            # A few pages per round, so the worker never stalls on one big vacuum.
+            # executescript steps it to the end; execute() would free a single page
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+
+    def _warn_others(self, fmt: str, destination: str | None, count: int) -> None:
+        """Rows this spool does not send (another format or destination): say so once each."""
+        if fmt != self.format_name:
+            if f"format:{fmt}" in self._warned:
+                return
+            self._warned.add(f"format:{fmt}")
+            log.warning(
+                "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
+                "they are kept, not sent: deliver them with eventlog spool replay --db %s "
+                "--format %s, or drop them with eventlog spool purge --db %s --format %s",
+                self.path,
+                count,
+                fmt,
+                self.format_name,
+                self.path,
+                fmt,
+                self.path,
+                fmt,
+            )
+            return
+        if f"destination:{destination}" in self._warned:
+            return
+        self._warned.add(f"destination:{destination}")
+        log.warning(
+            "the spool %s holds %d events meant for %s, not for this pipeline's %s; they are "
+            "kept, not sent here: deliver them with eventlog spool replay --db %s (to the "
+            "destination they record), or see them with eventlog spool info --db %s",
+            self.path,
+            count,
+            describe_destination(destination),
+            describe_destination(self.destination),
+            self.path,
+            self.path,
+        )
+
+    def _used_bytes(self, conn: sqlite3.Connection) -> int:
+        used = conn.execute(
+            "SELECT (SELECT page_count FROM pragma_page_count()) - "
+            "(SELECT freelist_count FROM pragma_freelist_count())"
+        ).fetchone()[0]
+        return int(used) * self._page_size
+
+    def _enforce_size(self, conn: sqlite3.Connection) -> None:
+        """Over ``max_bytes``: evict the oldest rows not being sent right now."""
+        if not self.max_bytes:
+            return
+        excess = self._used_bytes(conn) - self.max_bytes
+        if excess <= 0:
+            return
+        excess += self.max_bytes // 10  # some room, so the next batch does not evict again
+        in_flight = {seq for seq, _, _ in self._batch_rows}
+        doomed: list[int] = []
+        freed = 0
+        for seq, size in conn.execute(
+            "SELECT seq, length(payloads) + length(records) FROM batches "
+            "WHERE owner IS NULL OR owner = ? ORDER BY seq",
+            (self._owner,),
+        ):
+            if seq in in_flight:
+                continue
+            doomed.append(seq)
+            freed += size + ROW_OVERHEAD
+            if freed >= excess:
+                break
+        if doomed:
+            self._evict(conn, doomed, "spool_max_bytes")
+
+    def _evict(self, conn: sqlite3.Connection, seqs: list[int], reason: str) -> None:
+        """Delete rows for a limit, counting only what was deleted.
+
+        Another process may have claimed a row since it was selected: the owner
+        condition leaves it to that process, so no event is counted twice.
+        """
+        deleted = conn.execute(
+            "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?)) "
+            "AND (owner IS NULL OR owner = ?) RETURNING events",
+            (json.dumps(seqs), self._owner),
+        ).fetchall()
+        self._forget(seqs)
+        count = sum(events for (events,) in deleted)
+        if count:
+            self._evicted(reason, count)
+
+    def _evicted(self, reason: str, count: int) -> None:
+        if self.on_evict is not None:
+            self.on_evict(reason, count)
+
+
+def _still_linked(file_id: tuple[int, int] | None) -> bool:
+    """Whether the file this process has open as ``file_id`` still has a name (moved, not deleted)."""
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == file_id:
+            return st.st_nlink > 0
+    return False
+
+
+class _Damaged(Exception):
+    """A row whose index does not describe its payloads; ``reason`` labels it for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _index(entries: list[list[object]]) -> str:
+    """A row's index (id, action, time, payload size of each event) as JSON text.
+
+    orjson: about 1k instructions an event where the stdlib encoder takes 8k,
+    in the worker, whose every instruction the application pays for (one GIL).
+    orjson refuses an int beyond 64 bits (a time in ms given as ns): the stdlib
+    writes any int, so such an event is stored, not lost.
+    """
+    if _orjson is not None:
+        try:
+            text: str = _orjson.dumps(entries).decode()
+            return text
+        except TypeError:
+            pass
+    return json.dumps(entries, separators=(",", ":"))
+
+
+def _decode(index: str | bytes, payloads: bytes, events: int) -> list[Record]:
+    """The records of one stored batch; raises :class:`_Damaged` when the index does not fit.
+
+    The index must be a list of ``events`` entries whose sizes add up to the
+    payloads exactly: a changed byte that still parses is caught here, not sent
+    as events cut at the wrong places.
+    """
+    loads = json.loads if _orjson is None else _orjson.loads
+    try:
+        entries = loads(index)
+    except ValueError as exc:
+        raise _Damaged("undecodable", f"the row's index is not JSON: {exc}") from None
+    if type(entries) is not list or len(entries) != events or type(payloads) is not bytes:
+        raise _Damaged("index_mismatch", f"the row's index does not list its {events} events")
+    records = []
+    offset = 0
+    # Read back in a backlog (rows past RECENT_MAX): orjson and tuple.__new__ (the
+    # NamedTuple's Python-level __new__ costs more than the tuple) keep it cheap.
+    for id_, action, time_ns, size in entries:
+        end = offset + size
+        if end < offset or type(id_) is not str:
+            raise _Damaged(
+                "index_mismatch", f"the row's index has a bad entry: {[id_, action, time_ns, size]}"
+            )
+        records.append(_new_tuple(Record, (id_, action, time_ns, payloads[offset:end])))
+        offset = end
+    if offset != len(payloads):
+        raise _Damaged(
+            "index_mismatch",
+            f"the row's index counts {offset} bytes of payloads, the row holds {len(payloads)}",
+        )
+    return records
+
+
+def destination_of(settings: Settings, transport_name: str, transport_options: dict[str, Any]) -> str:
+    """Where a pipeline's events go, as the text a spool row records (JSON, keys sorted).
+
+    The transport, ``host`` and ``port``, and every transport setting holding a URL
+    (an HTTP endpoint, NATS servers), reduced to scheme, host, port and path: a URL's
+    user info and query may carry credentials, which a spool file never holds.
+    Timeouts, TLS files and other settings of *how* to send are left out, so changing
+    them does not strand the rows of the run before.
+    """
+    urls = {}
+    for name, value in sorted(transport_options.items()):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        reduced = [_address(item) for item in values if isinstance(item, str) and "://" in item]
+        if reduced:
+            urls[name] = reduced if isinstance(value, (list, tuple)) else reduced[0]
+    where = {"transport": transport_name, "host": settings.host, "port": settings.port, "urls": urls}
+    return json.dumps(where, sort_keys=True, separators=(",", ":"))
+
+
+def _address(url: str) -> str:
+    """``scheme://host:port/path`` of a URL: no user info, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def parse_destination(destination: str | None) -> dict[str, Any] | None:
+    """The fields of a recorded destination, or None for a row that records none (0.1.0)."""
+    if destination is None:
+        return None
+    try:
+        where = json.loads(destination)
+    except ValueError:
+        return None
+    return where if isinstance(where, dict) and isinstance(where.get("transport"), str) else None
+
+
+def describe_destination(destination: str | None) -> str:
+    """A recorded destination for people: ``tcp 127.0.0.1:5170``, ``http http://.../``."""
+    where = parse_destination(destination)
+    if where is None:
+        return "no recorded destination" if destination is None else repr(destination)
+    text = str(where["transport"])
+    if where.get("host") is not None:
+        host = str(where["host"])
+        text += f" [{host}]" if ":" in host else f" {host}"
+        if where.get("port") is not None:
+            text += f":{where['port']}"
+    elif where.get("port") is not None:
+        text += f" port {where['port']}"
+    for value in (where.get("urls") or {}).values():
+        text += " " + (",".join(value) if isinstance(value, list) else str(value))
+    return text
+
+
+def open_spool(
+    settings: Settings,
+    format_name: str,
+    on_evict: Callable[[str, int], None] | None = None,
+    *,
+    destination: str | None = None,
+    on_drop: Callable[[str, int], None] | None = None,
+    on_quarantine: Callable[[str, int], None] | None = None,
+    on_reopen: Callable[[str], None] | None = None,
+) -> SQLiteSpool:
+    """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
+    return SQLiteSpool(
+        settings.db,
+        format_name,
+        max_bytes=settings.spool_max_bytes,
+        max_age=settings.spool_max_age,
+        synchronous=settings.spool_sync.upper(),
+        row_events=settings.batch_size,
+        on_evict=on_evict,
+        destination=destination,
+        on_drop=on_drop,
+        on_quarantine=on_quarantine,
+        on_reopen=on_reopen,
+    )

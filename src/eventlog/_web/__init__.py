@@ -1,0 +1,1 @@
+"""What the web integrations (Django, ASGI, Flask) share: settings and the request event."""
