@@ -11,10 +11,8 @@ import re
 import types
 from pathlib import Path
 
-from eventlog import Event, Pipeline
-from eventlog._config.config import Settings
-from eventlog._config.registry import Registry
-from eventlog.plugin.testing import TransportConformance
+from eventlog import Event
+from eventlog.plugin.testing import TransportConformance, make_pipeline
 
 GUIDE = Path(__file__).parent.parent / "docs" / "plugins.md"
 
@@ -47,10 +45,9 @@ def test_the_guides_plugin_delivers_through_a_real_pipeline(tmp_path: Path) -> N
     }
     assert 'jsonfile = "eventlog_jsonfile.plugin"' in files["pyproject.toml"]
     plugin = _module("eventlog_jsonfile.plugin", files["src/eventlog_jsonfile/plugin.py"])
-    registry = Registry(load_entry_points=False, extra_plugins=(plugin,))
     path = tmp_path / "events.jsonl"
-    settings = Settings.load({"transport": "jsonfile", "jsonfile_path": str(path)}, environ={})
-    pipeline = Pipeline(settings, registry)
+    # As the guide tells an author to: the plugin registered without installing it.
+    pipeline = make_pipeline({"transport": "jsonfile", "jsonfile_path": str(path)}, plugins=(plugin,))
     events = [Event("docs.walkthrough", str(n)) for n in range(25)]
     for event in events:
         pipeline.submit_event(event)
