@@ -111,7 +111,7 @@ def test_a_plugin_that_fails_to_load_is_warned_once_and_the_rest_delivers(
     out = tmp_path / "memo.jsonl"
     code = (
         "import eventlog\n"
-        "from eventlog import registry\n"
+        "from eventlog._config import registry\n"
         "eventlog.log_event(eventlog.Event('still.delivered', 'default'))\n"
         "assert eventlog.flush(10)\n"
         # A registry built again (another pipeline, a test helper) does not warn again.

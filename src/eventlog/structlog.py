@@ -63,7 +63,7 @@ _OWN_KEYS = frozenset(
     }
 )
 
-_EVENTLOG_DIR = os.path.dirname(os.path.abspath(bridge.__file__)) + os.sep
+_EVENTLOG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the whole package
 _STRUCTLOG_DIR = os.path.dirname(os.path.abspath(structlog.__file__)) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 _SKIPPED = (_EVENTLOG_DIR, _STRUCTLOG_DIR, _LOGGING_DIR)

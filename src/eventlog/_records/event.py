@@ -32,7 +32,8 @@ _active_get = getattr(threading, "_active", {}).get
 _current_context = _context.current
 
 # Frames inside these folders are never the "caller" of log_code=True.
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The eventlog package (this module sits one level down, in _records).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 
 
