@@ -5,7 +5,7 @@ route pattern (``/users/<int:id>/``), with the raw path, query parameters,
 user agent, client address, referer, status, response size and duration in
 ``fields`` and the redacted, size-capped body of a POST/PUT/PATCH in
 ``message``.  While the request is served, the user, a digest of the session
-key and the request id are bound into :mod:`eventlog._records.context`, so every Event
+key and the request id are bound into the request context, so every Event
 and log record made by the view (sync, async, or in a thread started with
 ``contextvars.copy_context()``) carries them.
 
