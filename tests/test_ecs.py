@@ -366,6 +366,20 @@ def assert_follows_the_spec(doc: dict[str, Any]) -> None:
     for path in leaves:
         assert path not in objects, f"{'.'.join(path)} is both a value and an object"
         assert all(path[:n] not in leaves for n in range(1, len(path))), f"{'.'.join(path)} under a value"
+    for number in _numbers(doc):  # Elasticsearch maps a JSON integer as long and refuses more
+        assert type(number) is not bool, f"a boolean in {doc}: eventlog sends booleans as 1/0"
+        assert type(number) is float or -(2**63) <= number < 2**63, f"{number} is beyond a long"
+
+
+def _numbers(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, (int, float)):
+        yield value
 
 
 def test_the_documented_example_follows_the_spec() -> None:
@@ -416,15 +430,19 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 @given(
     event=hostile_event(),
     service=st.none() | _text.filter(lambda s: s.strip()).map(lambda s: s.strip()[:1024]),
-    # What enrichers add, any name and text (text the wire would carry: no lone surrogates).
-    extra=st.dictionaries(_text, _text, max_size=3),
+    # What enrichers add, any name; text the wire would carry (no lone surrogates), any int, bools.
+    extra=st.dictionaries(_text, _text | st.integers() | st.booleans(), max_size=3),
+    # A process id an enricher set, which the wire passes on as it is.
+    pid=st.none() | st.integers() | st.booleans() | _text,
 )
 def test_every_document_follows_the_ecs_logging_spec(
-    event: eventlog.Event, service: str | None, extra: dict[str, str]
+    event: eventlog.Event, service: str | None, extra: dict[str, str | int], pid: Any
 ) -> None:
     wire = to_wire(event, {})
     for key, value in extra.items():  # what enrichers add, under any name
         wire.setdefault(key, value)
+    if pid is not None:
+        wire["pid"] = pid
     formatter = EcsFormatter(service_name=service)
     payload = formatter.format(wire)
     doc = json.loads(payload)
@@ -433,5 +451,34 @@ def test_every_document_follows_the_ecs_logging_spec(
     back = wire_of(doc)
     for key in ("fields", "metrics", "message", "level", "user"):
         assert back.get(key) == wire.get(key)
-    for key in extra:
-        assert back.get(key) == wire[key]
+    for key in [*extra, "pid"]:
+        # Booleans as 1/0, an int beyond long as its digits (a pid that is none: as text).
+        assert back.get(key) == _as_elasticsearch_maps(wire.get(key), text=key == "pid")
+
+
+def _as_elasticsearch_maps(value: Any, text: bool) -> Any:
+    if type(value) is bool:
+        return int(value)
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**63 else str(value)
+    return str(value) if text and value is not None else value
+
+
+def test_booleans_and_ints_beyond_a_long_arrive_as_elasticsearch_maps_them() -> None:
+    wire = to_wire(eventlog.Event("a", fields={"ok": True, "off": False, "big": 2**64, "n": 7}), {})
+    assert wire["fields"] == {"ok": 1, "off": 0, "big": str(2**64), "n": 7}  # the wire's own rules
+    # What enrichers set, which the wire passes on as they are.
+    wire.update(pid=2**63, cluster=True, quota=-(2**63) - 1, limit=2**63 - 1)
+    doc = EcsFormatter().document(wire)
+    assert_follows_the_spec(json.loads(EcsFormatter().format(wire)))
+    assert doc["labels"] == {"big": "18446744073709551616"}
+    assert doc["process"] == {"thread": {"name": threading.current_thread().name}}  # no pid there
+    assert doc["eventlog"] == {
+        "fields": {"ok": 1, "off": 0, "n": 7},
+        "pid": "9223372036854775808",
+        "cluster": 1,
+        "quota": "-9223372036854775809",
+        "limit": 2**63 - 1,
+    }
+    wire["pid"] = True
+    assert EcsFormatter().document(wire)["process"]["pid"] == 1

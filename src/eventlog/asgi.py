@@ -20,24 +20,24 @@ framework, and a failure of the middleware itself is logged once on the
 from __future__ import annotations
 
 import inspect
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from eventlog._records.context import bind, unbind
-from eventlog._records.context import current as current_context
-from eventlog._records.logrecords import ExcInfo, exception_json
 from eventlog._web.request import (
-    FORM_TYPES,
     MAX_BODY_READ,
-    Fields,
+    RequestBody,
+    RequestFacts,
     RequestLogger,
     RequestSettings,
+    bind_request,
+    context_user,
     group_params,
     identify,
+    keeps_text,
     session_digest,
+    unbind_request,
 )
 
 __all__ = ["EventlogMiddleware", "session_digest"]
@@ -49,15 +49,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: ``get_user(scope)`` and ``get_session(scope)``: a name (or user object), sync or async.
 ScopeHook = Callable[[Scope], Any]
-
-
-def _keeps_text(content_type: str) -> bool:
-    """Bodies of these types are kept (up to MAX_BODY_READ) to be redacted into message."""
-    return (
-        content_type in ("", "application/json", "application/xml", FORM_TYPES[0])
-        or content_type.endswith("+json")
-        or content_type.startswith("text/")
-    )
 
 
 class _Request:
@@ -157,16 +148,16 @@ class EventlogMiddleware:
                 self.requests.warn_once("send", "a response could not be watched", exc_info=True)
             await send(message)
 
-        token = bind(user=user, session=session, request_id=state.request_id)
+        token = bind_request(user=user, session=session, request_id=state.request_id)
         try:
             await self.app(scope, receive_and_keep, send_and_watch)
-        except Exception:
-            await self._finish(scope, state, sys.exc_info())
+        except Exception as exc:
+            await self._finish(scope, state, exc)
             raise
         else:
             await self._finish(scope, state, None)
         finally:
-            unbind(token)
+            unbind_request(token)
 
     # ------------------------------------------------------------ the request
 
@@ -178,7 +169,8 @@ class EventlogMiddleware:
 
     def _keep(self, state: _Request, chunk: bytes) -> None:
         state.body_size += len(chunk)
-        if state.body is None or not _keeps_text(state.content_type):
+        # Bodies of text types are kept (up to MAX_BODY_READ) to be redacted into message.
+        if state.body is None or not keeps_text(state.content_type):
             return
         if state.body_size > MAX_BODY_READ:
             state.body = None  # too large to redact whole: only its size is told
@@ -225,47 +217,45 @@ class EventlogMiddleware:
 
     # ------------------------------------------------------------ the request event
 
-    async def _finish(self, scope: Scope, state: _Request, exc_info: ExcInfo | None) -> None:
+    async def _finish(self, scope: Scope, state: _Request, exception: BaseException | None) -> None:
         """Log the request event; never raises."""
         try:
-            done = state.done_ns if state.done_ns is not None else time.perf_counter_ns()
-            status = state.status if state.status is not None else 500
-            fields: Fields = {
-                "path": str(scope.get("path", ""))[:2048],
-                "status": status,
-                "durationMs": round((done - state.perf_ns) / 1_000_000, 3),
-                "responseBytes": state.response_bytes,
-            }
+            ended_ns = state.done_ns if state.done_ns is not None else time.perf_counter_ns()
+            view = None
             endpoint = scope.get("endpoint")
             if endpoint is not None:
                 name = getattr(endpoint, "__qualname__", None) or type(endpoint).__qualname__
-                fields["view"] = f"{getattr(endpoint, '__module__', '')}.{name}".lstrip(".")
+                view = f"{getattr(endpoint, '__module__', '')}.{name}".lstrip(".")
             headers = _headers(scope)
             client = scope.get("client")
             query = bytes(scope.get("query_string", b"")).decode("utf-8", "replace")
-            self.requests.add_request_fields(
-                fields,
-                remote=str(client[0]) if client else "",
-                forwarded_for=headers.get(b"x-forwarded-for", ""),
-                user_agent=headers.get(b"user-agent"),
-                referer=headers.get(b"referer"),
-                params=group_params(parse_qsl(query, keep_blank_values=True)),
-            )
             # Someone authenticated by a middleware inside this one, or by the endpoint.
             user = session = None
-            if current_context().user is None:
+            if context_user() is None:
                 user = await self._user(scope)
                 session = await self._session(scope) if user is not None else None
             self.requests.log_request(
-                method=str(scope.get("method", "unknown")),
-                route=self._route(scope, state),
-                status=status,
-                wall_ns=state.wall_ns,
-                fields=fields,
-                message=self._body(scope, state),
-                exc_json=exception_json(exc_info) if exc_info is not None else None,
-                user=user,
-                session=session,
+                RequestFacts(
+                    method=str(scope.get("method", "unknown")),
+                    path=str(scope.get("path", "")),
+                    route=self._route(scope, state),
+                    status=state.status,
+                    request_id=state.request_id,
+                    started_ns=state.wall_ns,
+                    started_perf_ns=state.perf_ns,
+                    ended_perf_ns=ended_ns,
+                    client=str(client[0]) if client else "",
+                    forwarded_for=headers.get(b"x-forwarded-for", ""),
+                    user_agent=headers.get(b"user-agent"),
+                    referer=headers.get(b"referer"),
+                    query=group_params(parse_qsl(query, keep_blank_values=True)),
+                    response_bytes=state.response_bytes,
+                    view=view,
+                    body=self._body(scope, state),
+                    exception=exception,
+                    user=user,
+                    session=session,
+                )
             )
         except Exception:
             self.requests.warn_once("finish", "a request event could not be made", exc_info=True)
@@ -285,15 +275,14 @@ class EventlogMiddleware:
         prefix = mounted[len(state.root_path) :] if mounted.startswith(state.root_path) else ""
         return prefix + path
 
-    def _body(self, scope: Scope, state: _Request) -> str | None:
+    def _body(self, scope: Scope, state: _Request) -> RequestBody | None:
         if not self.requests.wants_body(str(scope.get("method", ""))) or not state.body_size:
             return None
-        content_type = state.content_type
-        if not _keeps_text(content_type):
-            return self.requests.cap(f"[{state.body_size} bytes of {content_type}]")
         if state.body is None:
-            return self.requests.cap(self.requests.not_read(state.body_size, content_type))
-        return self.requests.cap(self.requests.body_text(content_type, b"".join(state.body)))
+            return RequestBody(state.content_type, state.body_size, too_large=True)
+        if not keeps_text(state.content_type):
+            return RequestBody(state.content_type, state.body_size)  # told by its size
+        return RequestBody(state.content_type, state.body_size, data=b"".join(state.body))
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:

@@ -28,17 +28,18 @@ from flask import Flask, Response, current_app, g, request
 from flask import session as flask_session
 
 from eventlog._config.web_options import OPTION_NAMES
-from eventlog._records.context import RequestContext, bind, unbind
-from eventlog._records.context import current as current_context
-from eventlog._records.logrecords import exception_json
 from eventlog._web.request import (
     FORM_TYPES,
     MAX_BODY_READ,
-    Fields,
+    RequestBody,
+    RequestFacts,
     RequestLogger,
     RequestSettings,
+    bind_request,
+    context_user,
     identify,
     session_digest,
+    unbind_request,
 )
 
 __all__ = ["Eventlog", "session_digest"]
@@ -55,7 +56,7 @@ class _Request:
     wall_ns: int
     perf_ns: int
     request_id: str
-    token: Any  # contextvars.Token[RequestContext]
+    token: Any  # contextvars.Token of bind_request
     #: The user and session's binding, made once the app's before_request functions have run.
     user_token: Any = None
     status: int | None = None
@@ -127,7 +128,7 @@ class Eventlog:
             header = requests.settings.request_id_header
             request_id = requests.request_id(request.headers.get(header))
             wall_ns, perf_ns = time.time_ns(), time.perf_counter_ns()
-            token = bind(request_id=request_id)
+            token = bind_request(request_id=request_id)
             setattr(g, _G_ATTR, _Request(wall_ns, perf_ns, request_id, token))
         except Exception:
             requests.warn_once("begin", "a request could not be read", exc_info=True)
@@ -140,7 +141,7 @@ class Eventlog:
         try:
             user = self._user(requests)
             session = self._session(requests)
-            state.user_token = bind(user=user, session=session)
+            state.user_token = bind_request(user=user, session=session)
         except Exception:
             requests.warn_once("begin", "a request could not be read", exc_info=True)
 
@@ -170,8 +171,8 @@ class Eventlog:
         finally:
             try:
                 if state.user_token is not None:
-                    unbind(state.user_token)
-                unbind(state.token)
+                    unbind_request(state.user_token)
+                unbind_request(state.token)
             except ValueError:  # torn down in another context: it ends with that context
                 pass
 
@@ -205,70 +206,59 @@ class Eventlog:
     # ------------------------------------------------------------ the request event
 
     def _finish(self, requests: RequestLogger, state: _Request, exc: BaseException | None) -> None:
-        status = state.status if state.status is not None else 500
-        fields: Fields = {
-            "path": request.path[:2048],
-            "status": status,
-            "durationMs": round((time.perf_counter_ns() - state.perf_ns) / 1_000_000, 3),
-        }
-        if state.response_bytes is not None:
-            fields["responseBytes"] = state.response_bytes
+        ended_ns = time.perf_counter_ns()
         view = current_app.view_functions.get(request.endpoint or "")
-        if view is not None:
-            fields["view"] = f"{view.__module__}.{view.__qualname__}"
-        requests.add_request_fields(
-            fields,
-            remote=request.remote_addr or "",
-            forwarded_for=request.headers.get("X-Forwarded-For", ""),
-            user_agent=request.headers.get("User-Agent"),
-            referer=request.headers.get("Referer"),
-            params=list(request.args.lists()),
-        )
         user = session = None
-        if _context_user() is None:  # logged in by the view: the event names who
+        if context_user() is None:  # logged in by the view: the event names who
             # A before_request that answered early may have stopped before the app set up its
             # user (g.user): not knowing who asked is expected there, not worth a warning.
             user = self._user(requests, quiet=state.user_token is None)
             session = self._session(requests) if user is not None else None
         rule = request.url_rule
         requests.log_request(
-            method=request.method,
-            route=rule.rule if rule is not None else None,
-            status=status,
-            wall_ns=state.wall_ns,
-            fields=fields,
-            message=self._body(requests),
-            exc_json=exception_json((type(exc), exc, exc.__traceback__)) if exc else None,
-            user=user,
-            session=session,
+            RequestFacts(
+                method=request.method,
+                path=request.path,
+                route=rule.rule if rule is not None else None,
+                status=state.status,
+                request_id=state.request_id,
+                started_ns=state.wall_ns,
+                started_perf_ns=state.perf_ns,
+                ended_perf_ns=ended_ns,
+                client=request.remote_addr or "",
+                forwarded_for=request.headers.get("X-Forwarded-For", ""),
+                user_agent=request.headers.get("User-Agent"),
+                referer=request.headers.get("Referer"),
+                query=tuple((key, tuple(values)) for key, values in request.args.lists()),
+                response_bytes=state.response_bytes,
+                view=f"{view.__module__}.{view.__qualname__}" if view is not None else None,
+                body=self._body(requests),
+                exception=exc,
+                user=user,
+                session=session,
+            )
         )
 
-    def _body(self, requests: RequestLogger) -> str | None:
+    def _body(self, requests: RequestLogger) -> RequestBody | None:
         if not requests.wants_body(request.method):
             return None
         content_type = (request.mimetype or "").lower()
-        text: str | None
         try:
             if content_type in FORM_TYPES:
-                files = [
-                    f"{name}=[file {upload.filename}, {_size(upload.stream)} bytes]"
-                    for name, uploads in request.files.lists()
-                    for upload in uploads
-                ]
-                pairs = [(key, value) for key, values in request.form.lists() for value in values]
-                text = requests.form_text(pairs, files)
-            elif (request.content_length or 0) > MAX_BODY_READ:
-                text = requests.not_read(request.content_length or 0, content_type)
-            else:
-                text = requests.body_text(content_type, request.get_data(cache=True))
+                return RequestBody(
+                    content_type,
+                    form=tuple((key, value) for key, values in request.form.lists() for value in values),
+                    files=tuple(
+                        (name, str(upload.filename), _size(upload.stream))
+                        for name, uploads in request.files.lists()
+                        for upload in uploads
+                    ),
+                )
+            if (request.content_length or 0) > MAX_BODY_READ:
+                return RequestBody(content_type, request.content_length or 0, too_large=True)
+            return RequestBody(content_type, data=request.get_data(cache=True))
         except Exception as exc:  # e.g. the view read the body as a stream
-            text = f"[body not logged: {type(exc).__name__}]"
-        return requests.cap(text)
-
-
-def _context_user() -> str | None:
-    snapshot: RequestContext = current_context()
-    return snapshot.user
+            return RequestBody(content_type, error=type(exc).__name__)
 
 
 def _size(stream: Any) -> int:

@@ -48,6 +48,15 @@ ecs-logging spec's rule for labels), and an empty key becomes ``_``.  A key that
 then equals another gets ``_2``, ``_3``... (keys that needed no change keep their
 name), and ``eventlog.keys`` maps every changed key back to the original
 (``{"labels": {"a_b": "a.b"}}``), so nothing is lost.
+
+Values Elasticsearch can map: it maps a JSON integer as ``long`` (64 bits) and
+refuses a document whose number does not fit.  The wire already holds its
+typed values to 64 bits (a larger field int arrives as its digits, so in
+``labels``); what it passes on as enrichers set them (``pid`` and keys of
+their own) is held here to the same rules: a bool is ``1``/``0``, as the wire
+carries booleans (a field mapped ``boolean`` would refuse the next ``2``, one
+mapped ``long`` takes both), and an int beyond ``long`` is its decimal digits
+(a ``pid`` that is no such int goes to ``eventlog.pid`` as text instead).
 """
 
 from __future__ import annotations
@@ -66,6 +75,10 @@ ECS_VERSION = "8.11.0"
 KEYWORD_MAX = 1024
 #: ``log.level`` of an event without a level (the spec requires the field).
 NO_LEVEL = "info"
+
+#: Elasticsearch's ``long``, what it maps a JSON integer to (the wire's int64).
+LONG_MIN = -(2**63)
+LONG_MAX = 2**63 - 1
 
 #: The ecs-logging spec's key sanitisation for labels (``.``, ``*``, ``\\`` -> ``_``).
 _KEY_REPLACEMENTS = str.maketrans({".": "_", "*": "_", "\\": "_"})
@@ -175,6 +188,17 @@ def mappable_keys(
     return out
 
 
+def mappable_value(value: Any) -> Any:
+    """A value set by an enricher as Elasticsearch maps it: a bool as 1/0, an int beyond
+    ``long`` as its digits (see the module docstring); anything else as it is."""
+    kind = type(value)
+    if kind is bool:
+        return int(value)
+    if kind is int and not LONG_MIN <= value <= LONG_MAX:
+        return str(value)
+    return value
+
+
 def dataset(service_name: str) -> str:
     """``event.dataset`` for a service: ``<name>.log``, by the ecs-logging spec's rules."""
     return (service_name.lower().translate(_DATASET_REPLACEMENTS) + ".log")[-DATASET_MAX:]
@@ -250,6 +274,11 @@ class EcsFormatter(Formatter):
         if "host" in wire:
             doc["host"] = {"name": wire["host"]}
         pid, thread = get("pid"), get("thread")
+        if pid is not None and not (type(pid) is int and LONG_MIN <= pid <= LONG_MAX):
+            pid = mappable_value(pid)  # an enricher's: 1/0 for a bool
+            if type(pid) is not int:  # no long (or digits now): ECS's process.pid cannot hold it
+                own["pid"] = str(pid)
+                pid = None
         if pid is not None or thread is not None:
             process: dict[str, Any] = {}
             if pid is not None:
@@ -287,7 +316,7 @@ class EcsFormatter(Formatter):
             own["metrics"] = mappable_keys(dict(metrics), renamed, "metrics")
         if "level" in wire:
             own["level"] = wire["level"]
-        extra = {key: wire[key] for key in wire if key not in _MAPPED}
+        extra = {key: mappable_value(wire[key]) for key in wire if key not in _MAPPED}
         if extra:  # session, cluster, and what enrichers add, in the wire's order
             own.update(mappable_keys(extra, renamed, "eventlog", _RESERVED))
         if renamed:

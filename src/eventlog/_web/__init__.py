@@ -1,1 +1,2 @@
-"""What the web integrations (Django, ASGI, Flask) share: settings and the request event."""
+"""What the web integrations (Django, ASGI, Flask) share: settings, the request facts each
+adapter reads, and the one place the request event is made from them."""

@@ -1,11 +1,13 @@
 """What the web integrations share: settings, the request event, and what may leave the process.
 
 The Django middleware (:mod:`eventlog.django`), the ASGI middleware
-(:mod:`eventlog.asgi`) and the Flask extension (:mod:`eventlog.flask`) each
-read a request their framework's way and hand the pieces to a
-:class:`RequestLogger`, so all three make the same ``http.<method>`` event
-with the same fields, levels, request ids and redaction.  Nothing here
-imports a web framework.
+(:mod:`eventlog.asgi`) and the Flask extension (:mod:`eventlog.flask`) only
+translate: each reads a request its framework's way into one
+:class:`RequestFacts`, and :meth:`RequestLogger.event` makes the
+``http.<method>`` event from it (every limit, redaction and the duration
+applied here, once), so all three send the same fields, levels, request ids
+and redaction.  The request context they bind and the exception JSON they
+send come from here too.  Nothing here imports a web framework.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import hashlib
 import ipaddress
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterable, Mapping
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -26,15 +28,24 @@ from eventlog._config.config import Settings
 from eventlog._config.web_options import OPTION_NAMES, OPTIONS, IPNetwork
 from eventlog._core.diagnostics import log
 from eventlog._core.errors import ConfigurationError
+from eventlog._records.context import RequestContext, bind, unbind
+from eventlog._records.context import current as current_context
 from eventlog._records.event import Event
+from eventlog._records.logrecords import exception_json
 from eventlog._records.redact import SAFE, Redactor
 
 #: Methods whose body goes into ``message``.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Query parameters kept as fields; the rest are counted in ``queryDropped``.
 MAX_QUERY_PARAMS = 32
-#: Longest header or query value kept, in characters.
+#: Longest header or query value kept, in characters (a referer: twice this).
 MAX_VALUE_CHARS = 512
+#: Longest path kept, in characters.
+MAX_PATH_CHARS = 2048
+#: Longest query parameter name kept, in characters.
+MAX_KEY_CHARS = 64
+#: Longest method kept in the action, in characters.
+MAX_METHOD_CHARS = 32
 #: Longest body read (or kept while the application reads it) for the log, in bytes.
 MAX_BODY_READ = 256 * 1024
 #: Content types whose body is a form.
@@ -103,6 +114,94 @@ class RequestSettings:
         return cls(**values)
 
 
+# ---------------------------------------------------------------- what an adapter reads
+
+
+Query = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """A request body as the framework gave it; :meth:`RequestLogger.event` redacts and caps it.
+
+    The first that applies says what ``message`` holds: ``error`` (the body
+    could not be read: the exception's type name), ``form`` (a parsed form's
+    pairs; ``files`` its uploads as field, file name and size), ``too_large``
+    (over :data:`MAX_BODY_READ`, not read: only ``size`` is told), ``data``
+    (the bytes), and otherwise ``size`` bytes of a type not kept as text.
+    """
+
+    content_type: str
+    size: int = 0
+    data: bytes | None = None
+    form: tuple[tuple[str, str], ...] | None = None
+    files: tuple[tuple[str, str, int | None], ...] = ()
+    too_large: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """One request and its response as an adapter read them from its framework's objects.
+
+    Raw values only: :meth:`RequestLogger.event` applies every limit and
+    redaction.  ``status`` is None when the application raised before
+    answering (the event says 500); ``started_ns`` is the wall clock when the
+    request came in (the event's time) and ``started_perf_ns``/``ended_perf_ns``
+    ``time.perf_counter_ns()`` then and when the response was complete.
+    ``client`` is the connection's peer address; ``body`` is None unless
+    :meth:`RequestLogger.wants_body` said to read it.  ``user`` and ``session``
+    (a digest) name who was authenticated while the request was served, when
+    the request's context did not know it yet.
+    """
+
+    method: str
+    path: str
+    route: str | None
+    status: int | None
+    request_id: str
+    started_ns: int
+    started_perf_ns: int
+    ended_perf_ns: int
+    client: str = ""
+    forwarded_for: str = ""
+    user_agent: str | None = None
+    referer: str | None = None
+    query: Query = ()
+    response_bytes: int | None = None
+    view: str | None = None
+    body: RequestBody | None = None
+    exception: BaseException | None = None
+    user: str | None = None
+    session: str | None = None
+
+
+# ---------------------------------------------------------------- the request context
+
+
+def bind_request(
+    *, user: str | None = None, session: str | None = None, request_id: str | None = None
+) -> Token[RequestContext]:
+    """Bind who is asking and the request id for what the request's code logs; undo with
+    :func:`unbind_request`.  Returns the ``contextvars`` token."""
+    return bind(user=user, session=session, request_id=request_id)
+
+
+def unbind_request(token: Token[RequestContext]) -> None:
+    """Restore the context that was current before :func:`bind_request`."""
+    unbind(token)
+
+
+def context_user() -> str | None:
+    """The user the current request context names, if any."""
+    return current_context().user
+
+
+def exception_text(exc: BaseException) -> str:
+    """The ``exc_info`` JSON (type, value, stack) of an exception a request raised; never raises."""
+    return exception_json((type(exc), exc, exc.__traceback__))
+
+
 # ---------------------------------------------------------------- the request event
 
 
@@ -141,11 +240,11 @@ def identify(user: Any, field: str) -> str | None:
 
 
 class RequestLogger:
-    """One integration's settings, redactor and the steps of a request event.
+    """One integration's settings and redactor, and the one place a request event is made.
 
-    The integration calls :meth:`request_id` when a request arrives, fills a
-    :data:`Fields` dict with :meth:`add_request_fields` and the body with
-    :meth:`body_text`, and ends with :meth:`log_request`.
+    The integration calls :meth:`request_id` when a request arrives, reads the
+    body only when :meth:`wants_body` says so, and ends with
+    :meth:`log_request` on the :class:`RequestFacts` it read.
     """
 
     def __init__(self, settings: RequestSettings, name: str) -> None:
@@ -171,6 +270,10 @@ class RequestLogger:
         settings = self.settings
         return settings.log_body and settings.max_body > 0 and method in BODY_METHODS
 
+    def session(self, key: object) -> str | None:
+        """The digest of a session key, or None when there is no key."""
+        return session_digest(key) if isinstance(key, str) and key else None
+
     def remote_addr(self, remote: str, forwarded_for: str) -> str:
         """The connection's address, or the client a trusted proxy forwarded for.
 
@@ -192,55 +295,66 @@ class RequestLogger:
                 break
         return client
 
-    def add_request_fields(
-        self,
-        fields: Fields,
-        *,
-        remote: str,
-        forwarded_for: str,
-        user_agent: str | None,
-        referer: str | None,
-        params: Iterable[tuple[str, list[str]]],
-    ) -> None:
-        """remoteAddr, userAgent, referer (redacted) and ``query.<key>`` (redacted) into fields."""
-        fields["remoteAddr"] = self.remote_addr(remote, forwarded_for)
-        if user_agent:
-            fields["userAgent"] = user_agent[:MAX_VALUE_CHARS]
-        if referer:
-            fields["referer"] = self.redactor.url(referer)[: MAX_VALUE_CHARS * 2]
-        params = list(params)
-        for key, values in params[:MAX_QUERY_PARAMS]:
+    def log_request(self, facts: RequestFacts) -> None:
+        """Send the event of a request (see :meth:`event`)."""
+        api.log_event(self.event(facts))
+
+    def event(self, facts: RequestFacts) -> Event:
+        """The ``http.<method>`` event of a request: INFO, WARNING for 4xx, ERROR for 5xx.
+
+        Target the route (none when no route matched); fields the path
+        (redacted: a reset link's token, a signed path), status, duration,
+        response size, view, client address, user agent, referer and query
+        (redacted); message the redacted, capped body; the event's time when
+        the request came in.  Every limit is applied here and nowhere else.
+        """
+        status = 500 if facts.status is None else facts.status
+        fields: Fields = {
+            "path": self.redactor.path(facts.path[:MAX_PATH_CHARS]),
+            "status": status,
+            "durationMs": round((facts.ended_perf_ns - facts.started_perf_ns) / 1_000_000, 3),
+        }
+        if facts.response_bytes is not None:
+            fields["responseBytes"] = facts.response_bytes
+        if facts.view:
+            fields["view"] = facts.view
+        fields["remoteAddr"] = self.remote_addr(facts.client, facts.forwarded_for)
+        if facts.user_agent:
+            fields["userAgent"] = facts.user_agent[:MAX_VALUE_CHARS]
+        if facts.referer:
+            fields["referer"] = self.redactor.url(facts.referer)[: MAX_VALUE_CHARS * 2]
+        query = facts.query
+        for key, values in query[:MAX_QUERY_PARAMS]:
             value = self.redactor.value(key, ",".join(values))
-            fields["query." + key[:64]] = value[:MAX_VALUE_CHARS]
-        if len(params) > MAX_QUERY_PARAMS:
-            fields["queryDropped"] = len(params) - MAX_QUERY_PARAMS
+            fields["query." + key[:MAX_KEY_CHARS]] = value[:MAX_VALUE_CHARS]
+        if len(query) > MAX_QUERY_PARAMS:
+            fields["queryDropped"] = len(query) - MAX_QUERY_PARAMS
+        event = Event(
+            "http." + (facts.method or "unknown").lower()[:MAX_METHOD_CHARS],
+            facts.route,
+            "route",
+            message=self._message(facts.body),
+            level=40 if status >= 500 else 30 if status >= 400 else 20,
+            fields=fields,
+            time_ns=facts.started_ns,
+            user=facts.user,
+            session=facts.session,
+            request_id=facts.request_id,
+        )
+        if facts.exception is not None:
+            event.exc_info = exception_text(facts.exception)
+        return event
 
-    def form_text(self, pairs: Iterable[tuple[str, str]], files: Iterable[str] = ()) -> str:
-        """A form body as ``key=value&...`` with secret values redacted; files as descriptions."""
-        text = urlencode(self.redactor.pairs(pairs), safe=SAFE)
-        files = list(files)
-        return "&".join([text, *files]) if files else text
+    # ------------------------------------------------------------ the body
 
-    def body_text(self, content_type: str, raw: bytes) -> str | None:
-        """The body as it may leave the process: redacted JSON, form or text; binary as a size."""
-        if not raw:
+    def _message(self, body: RequestBody | None) -> str | None:
+        """The body as it may leave the process, cut at ``max_body`` characters."""
+        if body is None:
             return None
-        if content_type == "application/json" or content_type.endswith("+json"):
-            return self.redactor.json_text(raw.decode("utf-8", "replace"))
-        if content_type == FORM_TYPES[0]:
-            text = raw.decode("utf-8", "replace")
-            return self.form_text(parse_qsl(text, keep_blank_values=True))
-        if content_type.startswith("text/") or content_type in ("", "application/xml"):
-            return self.redactor.text(raw.decode("utf-8", "replace"))
-        return f"[{len(raw)} bytes of {content_type}]"
-
-    @staticmethod
-    def not_read(size: int | str, content_type: str) -> str:
-        """What ``message`` says about a body too large to read for the log."""
-        return f"[{size} bytes of {content_type or 'unknown type'}, not read]"
-
-    def cap(self, text: str | None) -> str | None:
-        """``text`` cut at ``max_body`` characters, saying how much was cut."""
+        try:
+            text = self._body_text(body)
+        except Exception as exc:  # a body redaction cannot read is not logged, the event is
+            text = f"[body not logged: {type(exc).__name__}]"
         if not text:
             return None
         limit = self.settings.max_body
@@ -248,40 +362,32 @@ class RequestLogger:
             text = f"{text[:limit]}...[{len(text) - limit} more characters]"
         return text
 
-    def session(self, key: object) -> str | None:
-        """The digest of a session key, or None when there is no key."""
-        return session_digest(key) if isinstance(key, str) and key else None
+    def _body_text(self, body: RequestBody) -> str | None:
+        content_type = body.content_type
+        if body.error is not None:
+            return f"[body not logged: {body.error}]"
+        if body.form is not None:
+            uploads = [f"{name}=[file {filename}, {size} bytes]" for name, filename, size in body.files]
+            return self._form_text(body.form, uploads)
+        if body.too_large:
+            return f"[{body.size} bytes of {content_type or 'unknown type'}, not read]"
+        raw = body.data
+        if raw is None:
+            return f"[{body.size} bytes of {content_type}]"
+        if not raw:
+            return None
+        if content_type == "application/json" or content_type.endswith("+json"):
+            return self.redactor.json_text(raw.decode("utf-8", "replace"))
+        if content_type == FORM_TYPES[0]:
+            return self._form_text(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        if keeps_text(content_type):
+            return self.redactor.text(raw.decode("utf-8", "replace"))
+        return f"[{len(raw)} bytes of {content_type}]"
 
-    def log_request(
-        self,
-        *,
-        method: str,
-        route: str | None,
-        status: int,
-        wall_ns: int,
-        fields: Fields,
-        message: str | None,
-        exc_json: str | None = None,
-        user: str | None = None,
-        session: str | None = None,
-    ) -> None:
-        """Send the ``http.<method>`` event: INFO, WARNING for 4xx, ERROR for 5xx."""
-        path = fields.get("path")
-        if isinstance(path, str):  # a reset link's token, a signed path: never in the event
-            fields["path"] = self.redactor.path(path)
-        event = Event(
-            "http." + (method or "unknown").lower()[:32],
-            route,
-            "route",
-            message=message,
-            level=40 if status >= 500 else 30 if status >= 400 else 20,
-            fields=fields,
-            time_ns=wall_ns,
-            user=user,
-            session=session,
-        )
-        event.exc_info = exc_json
-        api.log_event(event)
+    def _form_text(self, pairs: Iterable[tuple[str, str]], files: list[str] | None = None) -> str:
+        """A form as ``key=value&...`` with secret values redacted; files as descriptions."""
+        text = urlencode(self.redactor.pairs(pairs), safe=SAFE)
+        return "&".join([text, *files]) if files else text
 
     def warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
         """Log one warning per kind of failure on the ``eventlog`` logger, never raise."""
@@ -290,17 +396,21 @@ class RequestLogger:
             log.warning("%s: %s", self.name, message, exc_info=exc_info)
 
 
-def duration_ms(perf_ns: int) -> float:
-    """Milliseconds since ``perf_ns`` (a ``time.perf_counter_ns()``), three decimals."""
-    return round((time.perf_counter_ns() - perf_ns) / 1_000_000, 3)
+def keeps_text(content_type: str) -> bool:
+    """True for a body type ``message`` carries as (redacted) text; others are told by size."""
+    return (
+        content_type in ("", "application/json", "application/xml", FORM_TYPES[0])
+        or content_type.endswith("+json")
+        or content_type.startswith("text/")
+    )
 
 
-def group_params(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+def group_params(pairs: Iterable[tuple[str, str]]) -> Query:
     """Query pairs grouped by key in first-seen order, as Django's ``QueryDict.lists()``."""
     grouped: dict[str, list[str]] = {}
     for key, value in pairs:
         grouped.setdefault(key, []).append(value)
-    return list(grouped.items())
+    return tuple((key, tuple(values)) for key, values in grouped.items())
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -5,7 +5,7 @@ route pattern (``/users/<int:id>/``), with the raw path, query parameters,
 user agent, client address, referer, status, response size and duration in
 ``fields`` and the redacted, size-capped body of a POST/PUT/PATCH in
 ``message``.  While the request is served, the user, a digest of the session
-key and the request id are bound into :mod:`eventlog._records.context`, so every Event
+key and the request id are bound into the request context, so every Event
 and log record made by the view (sync, async, or in a thread started with
 ``contextvars.copy_context()``) carries them.
 
@@ -27,20 +27,21 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
 from eventlog._core.diagnostics import log
-from eventlog._records.context import bind, unbind
-from eventlog._records.context import current as current_context
-from eventlog._records.logrecords import ExcInfo, exception_json
 from eventlog._web.request import (
     BODY_METHODS,
     FORM_TYPES,
     MAX_BODY_READ,
     MAX_QUERY_PARAMS,
     MAX_VALUE_CHARS,
-    Fields,
+    Query,
+    RequestBody,
+    RequestFacts,
     RequestLogger,
-    duration_ms,
+    bind_request,
+    context_user,
     identify,
     session_digest,
+    unbind_request,
 )
 from eventlog.django.conf import MiddlewareSettings
 
@@ -64,20 +65,18 @@ GetResponse = Callable[[HttpRequest], Any]
 class _RequestState:
     """What the middleware leaves on the request for the exception signal to fill in."""
 
-    __slots__ = ("exc_json",)
+    __slots__ = ("exception",)
 
     def __init__(self) -> None:
-        self.exc_json: str | None = None
+        self.exception: BaseException | None = None
 
 
 def _remember_exception(sender: object, request: object = None, **kwargs: object) -> None:
     # Django converts a view's exception into a 500 response before it reaches
     # the middleware; this signal is sent while the exception is being handled.
     state = getattr(request, _STATE_ATTR, None)
-    if isinstance(state, _RequestState) and state.exc_json is None:
-        exc_info = sys.exc_info()
-        if exc_info[0] is not None:
-            state.exc_json = exception_json(exc_info)
+    if isinstance(state, _RequestState) and state.exception is None:
+        state.exception = sys.exception()
 
 
 got_request_exception.connect(_remember_exception, dispatch_uid="eventlog.django.middleware")
@@ -124,14 +123,14 @@ class EventlogMiddleware:
         token = self._bind(request, self._user_sync(request), started[2])
         try:
             response = self.get_response(request)
-        except Exception:
-            self._finish(request, None, started, sys.exc_info())
+        except Exception as exc:
+            self._finish(request, None, started, exc)
             raise
         else:
             self._finish(request, response, started, None)
             return response
         finally:
-            unbind(token)
+            unbind_request(token)
 
     async def __acall__(self, request: HttpRequest) -> Any:
         get_response: Callable[[HttpRequest], Awaitable[Any]] = self.get_response
@@ -141,14 +140,14 @@ class EventlogMiddleware:
         token = self._bind(request, await self._user_async(request), started[2])
         try:
             response = await get_response(request)
-        except Exception:
-            self._finish(request, None, started, sys.exc_info())
+        except Exception as exc:
+            self._finish(request, None, started, exc)
             raise
         else:
             self._finish(request, response, started, None)
             return response
         finally:
-            unbind(token)
+            unbind_request(token)
 
     def _skipped(self, request: HttpRequest) -> bool:
         return self.requests.skipped(request.path)
@@ -160,7 +159,7 @@ class EventlogMiddleware:
         return time.time_ns(), time.perf_counter_ns(), request_id
 
     def _bind(self, request: HttpRequest, user: str | None, request_id: str) -> Any:
-        return bind(user=user, session=self._session(request), request_id=request_id)
+        return bind_request(user=user, session=self._session(request), request_id=request_id)
 
     # ------------------------------------------------------------ who is asking
 
@@ -213,44 +212,47 @@ class EventlogMiddleware:
         request: HttpRequest,
         response: Response | None,
         started: tuple[int, int, str],
-        exc_info: ExcInfo | None,
+        exception: BaseException | None,
     ) -> None:
         """Log the request event; never raises."""
         wall_ns, perf_ns, request_id = started
         try:
-            status = response.status_code if response is not None else 500
-            state = getattr(request, _STATE_ATTR, None)
-            if exc_info is not None:
-                exc_json: str | None = exception_json(exc_info)
-            else:
-                exc_json = state.exc_json if isinstance(state, _RequestState) else None
+            ended_ns = time.perf_counter_ns()
+            # Taken off the request: an exception kept there would tie the request to its frames.
+            state = vars(request).pop(_STATE_ATTR, None)
+            if exception is None and isinstance(state, _RequestState):
+                exception = state.exception
             match = getattr(request, "resolver_match", None)
             route = getattr(match, "route", None)
-            fields: Fields = {
-                "path": request.path[:2048],
-                "status": status,
-                "durationMs": duration_ms(perf_ns),
-            }
-            size = _response_size(response)
-            if size is not None:
-                fields["responseBytes"] = size
             view = getattr(match, "_func_path", None)
-            if view:
-                fields["view"] = str(view)
-            self._add_request_fields(request, fields)
+            meta = request.META
+            user_agent = meta.get("HTTP_USER_AGENT")
+            referer = meta.get("HTTP_REFERER")
             # Someone who logged in (or was authenticated by the view, as Django
             # REST framework does) is the user of this request's event.
-            user = self._late_user(request) if current_context().user is None else None
+            user = self._late_user(request) if context_user() is None else None
             self.requests.log_request(
-                method=str(request.method or "unknown"),
-                route="/" + route.removeprefix("^") if isinstance(route, str) else None,
-                status=status,
-                wall_ns=wall_ns,
-                fields=fields,
-                message=self._body(request),
-                exc_json=exc_json,
-                user=user,
-                session=self._session(request) if user is not None else None,
+                RequestFacts(
+                    method=str(request.method or "unknown"),
+                    path=request.path,
+                    route="/" + route.removeprefix("^") if isinstance(route, str) else None,
+                    status=response.status_code if response is not None else None,
+                    request_id=request_id,
+                    started_ns=wall_ns,
+                    started_perf_ns=perf_ns,
+                    ended_perf_ns=ended_ns,
+                    client=str(meta.get("REMOTE_ADDR") or ""),
+                    forwarded_for=str(meta.get("HTTP_X_FORWARDED_FOR") or ""),
+                    user_agent=str(user_agent) if user_agent else None,
+                    referer=str(referer) if referer else None,
+                    query=_query(request),
+                    response_bytes=_response_size(response),
+                    view=str(view) if view else None,
+                    body=self._body(request),
+                    exception=exception,
+                    user=user,
+                    session=self._session(request) if user is not None else None,
+                )
             )
             header = self.settings.request_id_header
             if response is not None and header not in response:
@@ -258,65 +260,48 @@ class EventlogMiddleware:
         except Exception:
             self._warn_once("finish", "a request event could not be made", exc_info=True)
 
-    def _add_request_fields(self, request: HttpRequest, fields: Fields) -> None:
-        meta = request.META
-        try:
-            params = list(request.GET.lists())
-        except Exception:  # e.g. too many fields: the event goes on without them
-            params = []
-        user_agent = meta.get("HTTP_USER_AGENT")
-        referer = meta.get("HTTP_REFERER")
-        self.requests.add_request_fields(
-            fields,
-            remote=str(meta.get("REMOTE_ADDR") or ""),
-            forwarded_for=str(meta.get("HTTP_X_FORWARDED_FOR") or ""),
-            user_agent=str(user_agent) if user_agent else None,
-            referer=str(referer) if referer else None,
-            params=params,
-        )
-
     def _remote_addr(self, meta: dict[str, Any]) -> str:
         """REMOTE_ADDR, or the client a trusted proxy forwarded for (see RequestLogger)."""
         return self.requests.remote_addr(
             str(meta.get("REMOTE_ADDR") or ""), str(meta.get("HTTP_X_FORWARDED_FOR") or "")
         )
 
-    def _body(self, request: HttpRequest) -> str | None:
-        """The redacted, size-capped body of a POST/PUT/PATCH, or None."""
+    def _body(self, request: HttpRequest) -> RequestBody | None:
+        """The body of a POST/PUT/PATCH as Django has it, or None."""
         if not self.requests.wants_body(str(request.method)):
             return None
         content_type = (request.content_type or "").lower()
-        text: str | None
         try:
             if content_type in FORM_TYPES:
-                text = self._form_body(request)
-            else:
-                text = self._raw_body(request, content_type)
+                return RequestBody(
+                    content_type,
+                    form=tuple((key, value) for key, values in request.POST.lists() for value in values),
+                    files=tuple(
+                        (name, str(upload.name), upload.size)
+                        for name, uploads in request.FILES.lists()
+                        for upload in uploads
+                    ),
+                )
+            declared = request.META.get("CONTENT_LENGTH") or ""
+            if (
+                not hasattr(request, "_body")  # the view did not read it: reading costs memory
+                and declared.isdigit()
+                and int(declared) > MAX_BODY_READ
+            ):
+                return RequestBody(content_type, int(declared), too_large=True)
+            return RequestBody(content_type, data=request.body)
         except Exception as exc:  # e.g. the view read the body as a stream
-            text = f"[body not logged: {type(exc).__name__}]"
-        return self.requests.cap(text)
-
-    def _form_body(self, request: HttpRequest) -> str:
-        pairs = [(key, value) for key, values in request.POST.lists() for value in values]
-        files = [
-            f"{name}=[file {upload.name}, {upload.size} bytes]"
-            for name, uploads in request.FILES.lists()
-            for upload in uploads
-        ]
-        return self.requests.form_text(pairs, files)
-
-    def _raw_body(self, request: HttpRequest, content_type: str) -> str | None:
-        declared = request.META.get("CONTENT_LENGTH") or ""
-        if (
-            not hasattr(request, "_body")  # the view did not read it: reading costs memory
-            and declared.isdigit()
-            and int(declared) > MAX_BODY_READ
-        ):
-            return self.requests.not_read(declared, content_type)
-        return self.requests.body_text(content_type, request.body)
+            return RequestBody(content_type, error=type(exc).__name__)
 
     def _warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
         self.requests.warn_once(key, message, exc_info=exc_info)
+
+
+def _query(request: HttpRequest) -> Query:
+    try:
+        return tuple((key, tuple(values)) for key, values in request.GET.lists())
+    except Exception:  # e.g. too many fields: the event goes on without them
+        return ()
 
 
 def _response_size(response: Response | None) -> int | None:
