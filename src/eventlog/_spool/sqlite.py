@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from eventlog._core.errors import ConfigurationError, DamagedRow
 from eventlog._records.batch import Record, _new_tuple
 from eventlog._spool.database import (
     BUSY_TIMEOUT_MS,
@@ -169,7 +170,7 @@ class SQLiteSpool:
         # 0.1.0 spool, which record none), "exact" (only its destination's: a replay of
         # one destination) or "any" (every row of its format: a replay told where to send).
         if claim not in ("mine", "exact", "any"):
-            raise ValueError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
+            raise ConfigurationError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
         self.claim = claim
         #: Told (reason, count) when events are set aside: a row quarantined, an event unstorable.
         self.on_drop = on_drop
@@ -1013,12 +1014,8 @@ def _still_linked(file_id: tuple[int, int] | None) -> bool:
     return False
 
 
-class _Damaged(Exception):
-    """A row whose index does not describe its payloads; ``reason`` labels it for counting."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+#: A row whose index does not describe its payloads; ``reason`` labels it for counting.
+_Damaged = DamagedRow
 
 
 def _index(entries: list[list[object]]) -> str:
