@@ -71,6 +71,16 @@ def _shown_value(option: Option, value: Any) -> str:
     return HIDDEN
 
 
+def _described(option: Option) -> str:
+    """An option's help and its declared values: ``help (allowed: ...; empty: none)``."""
+    allowed = option.allowed or ""
+    if option.empty:
+        allowed += "; empty: none"
+    if not allowed or allowed == option.help:
+        return option.help
+    return f"{option.help} (allowed: {allowed})" if option.help else f"allowed: {allowed}"
+
+
 def _plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     rows = registry.rows()
@@ -85,9 +95,12 @@ def _plugins(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
     if args.settings:
-        print("\nSETTINGS (as written in the environment, with the default; empty means unset)")
+        print(
+            "\nSETTINGS (as written in the environment, with the default and what is allowed; "
+            "empty means unset, or none where allowed says so)"
+        )
         for opt in CORE_OPTIONS:
-            print(f"  {_assignment(env_name(opt.name), opt, opt.default)}  # {opt.help}")
+            print(f"  {_assignment(env_name(opt.name), opt, opt.default)}  # {_described(opt)}")
         tables: list[tuple[str, Any]] = [
             *registry.formatters.items(),
             *registry.transports.items(),
@@ -95,7 +108,9 @@ def _plugins(args: argparse.Namespace) -> int:
         ]
         for name, reg in tables:
             for opt in reg.spec.options:
-                print(f"  {_assignment(env_name(option_key(name, opt)), opt, opt.default)}  # {opt.help}")
+                print(
+                    f"  {_assignment(env_name(option_key(name, opt)), opt, opt.default)}  # {_described(opt)}"
+                )
     # Non-zero only for something broken, so `eventlog plugins` can gate a deployment.
     return 1 if problems else 0
 

@@ -21,12 +21,9 @@ process, with the nearest setting names.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import sys
-import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +31,7 @@ from eventlog._core.errors import ConfigurationError
 from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog._core.options import (
     SHOWN_LIMIT,
+    TAKES,
     Option,
     parse_host,
     parse_list,
@@ -131,58 +129,14 @@ def _django_settings() -> Any:
 
 # ---------------------------------------------------------------- what a value may be
 
-#: What a parser returns says what it takes from code (keywords, Django settings): one
-#: that returns text takes text, one that returns a number takes a number or text, one
-#: that returns a tuple, list or mapping also takes a list or a mapping.
-_TAKES: dict[str, tuple[type, ...]] = {
-    "str": (str, os.PathLike),
-    "int": (int, float, str),
-    "float": (int, float, str),
-    "bool": (bool, int, str),
-}
-_MANY = ("tuple", "list", "dict", "set", "frozenset", "Mapping", "Sequence", "Collection")
-_PLAIN: tuple[type, ...] = (str, int, float, bool, os.PathLike)
-_CONTAINERS: tuple[type, ...] = (list, tuple, set, frozenset, Mapping)
-_TYPE_WORDS: dict[type, str] = {str: "text", int: "a whole number", float: "a number"}
-
-
-def _returns(parse: Callable[[Any], Any]) -> str:
-    """The name of the type ``parse`` returns ('' when it does not say)."""
-    try:
-        return _returns_cached(parse)
-    except TypeError:  # a callable object that cannot be hashed
-        return _returns_uncached(parse)
-
-
-@functools.lru_cache(maxsize=512)
-def _returns_cached(parse: Callable[[Any], Any]) -> str:
-    return _returns_uncached(parse)
-
-
-def _returns_uncached(parse: Callable[[Any], Any]) -> str:
-    if isinstance(parse, type):
-        return parse.__name__
-    try:
-        annotation = inspect.signature(parse).return_annotation
-    except (TypeError, ValueError):
-        return ""
-    if annotation is inspect.Signature.empty:
-        return ""
-    if not isinstance(annotation, str):  # a module without `from __future__ import annotations`
-        annotation = getattr(typing.get_origin(annotation) or annotation, "__name__", "")
-    return str(annotation).split("[", 1)[0].strip().rsplit(".", 1)[-1]
-
 
 def _check_type(value: Any, option: Option) -> None:
-    """Refuse a value from code whose type the option's parser cannot mean."""
-    returns = _returns(option.parse)
-    if returns in _MANY:
-        accepted: tuple[type, ...] = (*_PLAIN, *_CONTAINERS)
-    else:
-        accepted = _TAKES.get(returns, _PLAIN)
+    """Refuse a value from code of a type the option does not declare (``Option.takes``)."""
+    takes = option.takes or "any"
+    accepted = TAKES[takes]
     if not isinstance(value, accepted):
         raise ValueError(f"expected {_type_words(accepted)}, got {type(value).__name__}")
-    if returns not in _MANY and isinstance(value, str) and not value.strip():
+    if takes != "many" and isinstance(value, str) and not value.strip():
         raise ValueError("must not be empty")
 
 
@@ -200,24 +154,8 @@ def _type_words(types: tuple[type, ...]) -> str:
 
 
 def allowed(option: Option) -> str:
-    """What ``option`` accepts, as errors show it: its choices, else its parser's docstring.
-
-    The first paragraph of the parser's docstring is used, so a plugin's parser
-    documents its own values; without one, the option's help.
-    """
-    if option.choices is not None:
-        return "one of: " + ", ".join(option.choices)
-    parse = option.parse
-    if isinstance(parse, type):
-        return _TYPE_WORDS.get(parse, option.help or parse.__name__)
-    doc = inspect.getdoc(parse) or ""
-    text = " ".join(doc.split("\n\n", 1)[0].split()).replace("``", "").rstrip(".")
-    if not text:
-        return option.help or "see 'eventlog plugins --settings'"
-    first = text.split(" ", 1)[0]
-    if first[:1].isupper() and (first == "A" or first[1:].islower()):
-        text = text[0].lower() + text[1:]  # "A port number" reads "allowed: a port number"
-    return text
+    """What ``option`` accepts, as errors show it: its declaration (``Option.allowed``)."""
+    return option.allowed or option.help or "see 'eventlog plugins --settings'"
 
 
 # ---------------------------------------------------------------- shown without secrets
@@ -354,18 +292,19 @@ class Settings:
             return f"Django setting {env_name(key)}"
         return f"{self.given_by}({key}=...)"
 
-    def raw(self, key: str) -> tuple[Any, str] | None:
+    def raw(self, key: str, option: Option | None = None) -> tuple[Any, str] | None:
         """The unparsed value of ``key`` and where it came from, or None when unset.
 
-        None in code or in Django settings, and an empty environment variable, count
-        as unset.
+        None in code or in Django settings counts as unset, and so does an empty
+        environment variable, unless ``option`` declares an empty value meaningful
+        (``Option.empty``: an empty list means none, distinct from the default).
         """
         if key in self.given and self.given[key] is not None:
             return self.given[key], self.source(key)
         if key in DESTINATION and self.code_sets_address():
             return None  # code decided where events go: no transport or address from elsewhere
         name = env_name(key)
-        if name in self.environ and self.environ[name] != "":
+        if name in self.environ and (self.environ[name] != "" or (option is not None and option.empty)):
             return self.environ[name], self.source(key, env=True)
         django = _django_settings() if self.use_django else None
         if django is not None and getattr(django, name, None) is not None:
@@ -384,7 +323,7 @@ class Settings:
 
     def resolve(self, key: str, option: Option) -> Any:
         """Parse one setting; raise ConfigurationError naming it, its value and what is allowed."""
-        found = self.raw(key)
+        found = self.raw(key, option)
         if found is None:
             where = self._explicit_none(key) if option.default is not None else None
             if where is not None:  # None would silently mean the default: say so instead

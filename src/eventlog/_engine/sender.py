@@ -14,6 +14,7 @@ and the ``count`` callback (the pipeline's accounting).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -22,10 +23,12 @@ from typing import Any
 
 from eventlog._config.config import Settings
 from eventlog._config.contracts import Transport
-from eventlog._core.diagnostics import Warnings, log
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import SendTimeout, TransportError
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Batch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BACKOFF_START", "MAX_UNEXPECTED_FAILURES", "Count", "Deadline", "Sender"]
 
