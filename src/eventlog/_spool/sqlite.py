@@ -1136,6 +1136,8 @@ def open_spool(
     on_reopen: Callable[[str], None] | None = None,
 ) -> SQLiteSpool:
     """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
+    if settings.db is None:
+        raise ConfigurationError("a spool needs a path: set EVENTLOG_DB (or configure(db=...))")
     return SQLiteSpool(
         settings.db,
         format_name,
