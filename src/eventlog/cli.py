@@ -53,7 +53,13 @@ def env_text(value: Any) -> str:
 
 
 def _assignment(name: str, option: Option, value: Any) -> str:
-    """``EVENTLOG_X=value`` for a shell, with a secret hidden (an empty one shows as unset)."""
+    """``EVENTLOG_X=value`` for a shell, with a secret hidden (an empty one shows as unset).
+
+    Unset where ``EVENTLOG_X=`` would mean none (an option that declares ``empty``) reads
+    ``unset EVENTLOG_X``.
+    """
+    if value is None and option.empty:
+        return f"unset {name}"
     if env_text(value) == "":
         return f"{name}="
     text = _shown_value(option, value)
