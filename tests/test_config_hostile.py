@@ -22,7 +22,7 @@ import pytest
 import eventlog
 from eventlog._api import api
 from eventlog._config import config, selection
-from eventlog._config.config import CORE_OPTIONS, _returns, allowed, env_name
+from eventlog._config.config import CORE_OPTIONS, allowed, env_name
 from eventlog._config.registry import get_registry
 from eventlog._config.selection import Owner, setting_owners
 from eventlog._core.errors import ConfigurationError
@@ -45,12 +45,9 @@ MESSAGE_LIMIT = 1000
 
 
 def _kind(option: Option) -> str:
-    returns = _returns(option.parse)
     if option.choices is not None:
         return "choice"
-    if returns in ("tuple", "list", "dict"):
-        return "many"
-    return {"int": "number", "float": "number", "bool": "bool"}.get(returns, "text")
+    return {"many": "many", "number": "number", "bool": "bool"}.get(option.takes or "any", "text")
 
 
 def _base(owner: Owner) -> dict[str, Any]:
@@ -199,9 +196,9 @@ def test_environment_refuses_every_wrong_value_naming_the_variable(
         monkeypatch.setenv(name, value)
         message = _configure_fails(_base(owner))
         _assert_clear(message, f"environment variable {name}", option, value)
-    monkeypatch.setenv(name, "")  # an empty variable is unset: the default
+    monkeypatch.setenv(name, "")  # an empty variable is unset (the default), or none for a list
     settings = config.Settings.load(_base(owner))
-    assert settings.resolve(key, option) == option.default
+    assert settings.resolve(key, option) == (option.parse("") if option.empty else option.default)
 
 
 @pytest.mark.parametrize(("key", "owner"), PLUGIN_SETTINGS, ids=PLUGIN_IDS)

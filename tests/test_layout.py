@@ -17,10 +17,10 @@ LEAVES = {
     "eventlog._core.errors": set(),
     "eventlog._core.diagnostics": set(),
     "eventlog._engine.stats": set(),
-    "eventlog._records.batch": set(),
+    "eventlog._records.batch": {"eventlog._core.errors"},
     "eventlog._core.options": set(),
     "eventlog._records.text": set(),
-    "eventlog._spool.protocol": {"eventlog._records.batch"},
+    "eventlog._spool.protocol": {"eventlog._records.batch", "eventlog._core.errors"},
 }
 
 #: The one cycle left: Event.to_dict() imports wire.to_wire (in the method), which takes an Event.

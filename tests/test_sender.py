@@ -22,7 +22,7 @@ from eventlog._config.config import Settings
 from eventlog._config.contracts import Transport
 from eventlog._config.registry import get_registry
 from eventlog._core.diagnostics import Warnings
-from eventlog._core.errors import ConnectError, TransportError
+from eventlog._core.errors import ConnectError, RejectedError, TransportError
 from eventlog._core.masking import SecretMask
 from eventlog._engine.pipeline import MAX_UNEXPECTED_FAILURES
 from eventlog._engine.sender import BACKOFF_START, Sender
@@ -172,13 +172,13 @@ def test_the_transport_is_opened_before_its_first_send_and_made_again_after_a_fa
 
 
 def test_a_batch_the_peer_refuses_for_good_is_set_aside(warned: EventlogWarnings) -> None:
-    factory, log = _scripted(TransportError("400 bad request", retryable=False))
+    factory, log = _scripted(RejectedError("400 bad request"))
     tally, waits, stats = Tally(), Waits(), Stats()
     sender = _sender(factory, tally, waits, stats)
     assert sender.send(_batch(_components(closed_port()), 4), lambda: NEVER)
     assert tally.calls == [(4, "rejected")]
     assert waits.asked == [] and stats.retries == 0
-    assert stats.send_errors == {"TransportError": 1} and stats.transport_up == 0
+    assert stats.send_errors == {"RejectedError": 1} and stats.transport_up == 0
     assert log == ["open", "send 4", "close"]
     assert "4 events set aside: the tcp peer refused them for good: 400 bad request" in "\n".join(
         warned.messages
@@ -271,7 +271,7 @@ def test_warnings_name_no_secret_and_come_once_per_outage(warned: EventlogWarnin
         None,
         ConnectError(f"the second outage, Authorization: Bearer {SECRET}"),
         [(records[0], f"refused: token {SECRET} is invalid")],
-        TransportError(f"denied for {SECRET}", retryable=False),
+        RejectedError(f"denied for {SECRET}"),
         *[ValueError(f"bug with {SECRET}")] * MAX_UNEXPECTED_FAILURES,
     )
     tally, waits, stats = Tally(), Waits(), Stats()

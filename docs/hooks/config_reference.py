@@ -10,7 +10,6 @@ writing it there; ``tests/test_docs_config.py`` holds the page to the registry.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,15 +44,13 @@ def _default(option: Option) -> str:
 
 
 def _allowed(option: Option) -> str:
-    """The parser's docstring, first paragraph: what configure() quotes as "allowed"."""
+    """What the option declares it accepts: what configure() quotes as "allowed"."""
     if option.choices:
         return ", ".join(f"`{c}`" for c in option.choices)
-    builtin = {str: "Text.", int: "A whole number.", float: "A number.", bool: "true or false."}
-    if option.parse in builtin:
-        return builtin[option.parse]
-    doc = inspect.getdoc(option.parse) or ""
-    first = doc.split("\n\n", 1)[0]
-    return " ".join(first.split())
+    text = option.allowed or ""
+    if option.empty:
+        text += "; empty: none"
+    return text[:1].upper() + text[1:] + "." if text else ""
 
 
 def _table(rows: list[tuple[str, Option]], *, keyword: bool = True) -> list[str]:

@@ -53,7 +53,13 @@ def env_text(value: Any) -> str:
 
 
 def _assignment(name: str, option: Option, value: Any) -> str:
-    """``EVENTLOG_X=value`` for a shell, with a secret hidden (an empty one shows as unset)."""
+    """``EVENTLOG_X=value`` for a shell, with a secret hidden (an empty one shows as unset).
+
+    Unset where ``EVENTLOG_X=`` would mean none (an option that declares ``empty``) reads
+    ``unset EVENTLOG_X``.
+    """
+    if value is None and option.empty:
+        return f"unset {name}"
     if env_text(value) == "":
         return f"{name}="
     text = _shown_value(option, value)
@@ -71,6 +77,16 @@ def _shown_value(option: Option, value: Any) -> str:
     return HIDDEN
 
 
+def _described(option: Option) -> str:
+    """An option's help and its declared values: ``help (allowed: ...; empty: none)``."""
+    allowed = option.allowed or ""
+    if option.empty:
+        allowed += "; empty: none"
+    if not allowed or allowed == option.help:
+        return option.help
+    return f"{option.help} (allowed: {allowed})" if option.help else f"allowed: {allowed}"
+
+
 def _plugins(args: argparse.Namespace) -> int:
     registry = get_registry()
     rows = registry.rows()
@@ -85,9 +101,12 @@ def _plugins(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
     if args.settings:
-        print("\nSETTINGS (as written in the environment, with the default; empty means unset)")
+        print(
+            "\nSETTINGS (as written in the environment, with the default and what is allowed; "
+            "empty means unset, or none where allowed says so)"
+        )
         for opt in CORE_OPTIONS:
-            print(f"  {_assignment(env_name(opt.name), opt, opt.default)}  # {opt.help}")
+            print(f"  {_assignment(env_name(opt.name), opt, opt.default)}  # {_described(opt)}")
         tables: list[tuple[str, Any]] = [
             *registry.formatters.items(),
             *registry.transports.items(),
@@ -95,7 +114,9 @@ def _plugins(args: argparse.Namespace) -> int:
         ]
         for name, reg in tables:
             for opt in reg.spec.options:
-                print(f"  {_assignment(env_name(option_key(name, opt)), opt, opt.default)}  # {opt.help}")
+                print(
+                    f"  {_assignment(env_name(option_key(name, opt)), opt, opt.default)}  # {_described(opt)}"
+                )
     # Non-zero only for something broken, so `eventlog plugins` can gate a deployment.
     return 1 if problems else 0
 

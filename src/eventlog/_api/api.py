@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -11,10 +12,11 @@ from types import FrameType
 from typing import Any
 
 from eventlog._config.config import Settings
-from eventlog._core.diagnostics import log
 from eventlog._engine import pipeline as _pipelines
 from eventlog._engine.pipeline import Pipeline, flush_retiring
 from eventlog._records.event import Event
+
+log = logging.getLogger(__name__)
 
 _default: Pipeline | None = None
 _lock = threading.Lock()

@@ -21,11 +21,12 @@ from types import TracebackType
 from typing import Any
 
 from eventlog._api import api
-from eventlog._core.diagnostics import log
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import frozen_dict, record_to_event, tags_of
 from eventlog._records.text import KEPT, TIME_MAX_S, TIME_MIN_S, frozen
+
+log = logging.getLogger(__name__)
 
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 

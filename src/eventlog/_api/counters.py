@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import math
 import os
 import threading
@@ -30,12 +31,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self, cast
 
 from eventlog._api import api
-from eventlog._core.diagnostics import log
 from eventlog._records.context import EMPTY
 from eventlog._records.event import Event
 
 if TYPE_CHECKING:
     from eventlog._engine.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
 
 Number = int | float
 SeriesKey = tuple[str, str | None, str | None, tuple[str, ...], tuple[tuple[str, str], ...]]

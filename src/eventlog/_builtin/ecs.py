@@ -67,7 +67,7 @@ from typing import Any
 from eventlog._builtin.formats import dumps_line, dumps_lines, iso_millis, split_lines
 from eventlog._config.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog._config.hookspecs import hookimpl
-from eventlog._core.options import Option
+from eventlog._core.options import Option, parser
 
 #: The ECS version the documents follow (``ecs.version``).
 ECS_VERSION = "8.11.0"
@@ -116,6 +116,7 @@ _MAPPED = frozenset(
 )
 
 
+@parser(takes="text", allowed="text, not empty, at most 1024 characters (what an ECS keyword field keeps)")
 def parse_keyword(value: Any) -> str:
     """Text, not empty, at most 1024 characters (what an ECS keyword field keeps)."""
     if not isinstance(value, str):

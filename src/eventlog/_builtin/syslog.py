@@ -53,7 +53,7 @@ from eventlog._builtin.transports import DatagramTransport, StreamTransport
 from eventlog._config.contracts import Formatter, FormatterSpec, PluginContext, Transport, TransportSpec
 from eventlog._config.hookspecs import hookimpl
 from eventlog._core.errors import ConfigurationError
-from eventlog._core.options import Option, parse_bool, parse_int, parse_str
+from eventlog._core.options import Option, parse_bool, parse_int, parse_str, parser
 from eventlog._records.batch import Batch, Record
 from eventlog.plugin.net import timeout_options, tls_context, tls_options
 
@@ -181,6 +181,9 @@ def sd_value(value: Any) -> str:
     return (value if type(value) is str else str(value)).translate(_SD_ESCAPES)
 
 
+@parser(
+    takes="number", allowed="a facility name (user, daemon, local0 ... local7, see FACILITIES) or number 0-23"
+)
 def parse_facility(value: Any) -> int:
     """A facility name (user, daemon, local0 ... local7, see FACILITIES) or number 0-23."""
     text = str(value).strip().lower()
@@ -191,6 +194,7 @@ def parse_facility(value: Any) -> int:
     raise ValueError(f"expected a facility name ({', '.join(FACILITIES)}) or a number 0 to 23")
 
 
+@parser(takes="text", allowed="APP-NAME: 1 to 48 printable US-ASCII characters, no spaces")
 def parse_app_name(value: Any) -> str:
     """APP-NAME: 1 to 48 printable US-ASCII characters, no spaces."""
     text = str(value)
@@ -199,6 +203,9 @@ def parse_app_name(value: Any) -> str:
     return text
 
 
+@parser(
+    takes="text", allowed="a Private Enterprise Number, optionally with sub-identifiers: 32473 or 32473.1"
+)
 def parse_enterprise_id(value: Any) -> str:
     """A Private Enterprise Number, optionally with sub-identifiers: ``32473`` or ``32473.1``."""
     text = str(value).strip()
@@ -468,6 +475,7 @@ class SyslogTransport(Transport):
         self._inner.close()
 
 
+@parser(takes="number", allowed="bytes of the largest message, 480 (RFC 5426's smallest) or more")
 def parse_max_message(value: Any) -> int:
     """Bytes of the largest message, 480 (RFC 5426's smallest) or more."""
     number = parse_int(value)

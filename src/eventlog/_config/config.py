@@ -21,19 +21,17 @@ process, with the nearest setting names.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
 import sys
-import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from eventlog._core.errors import ConfigurationError
 from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog._core.options import (
     SHOWN_LIMIT,
+    TAKES,
     Option,
     parse_host,
     parse_list,
@@ -52,45 +50,99 @@ _MASK = SecretMask()
 
 ENV_PREFIX = "EVENTLOG_"
 
+T = TypeVar("T")
+
 
 # ---------------------------------------------------------------- the core's settings
 
-CORE_OPTIONS: tuple[Option, ...] = (
-    Option("host", parse_host, None, "host of the log server; unset means console output"),
-    Option("port", parse_port, None, "port of the log server"),
-    Option("db", parse_path, None, "SQLite spool path; set means spool mode (durable)"),
-    Option(
-        "spool_max_bytes",
+
+class Core(Generic[T]):
+    """One core setting, declared once: its :class:`Option` (named after the attribute) and,
+    by its parser's type, the type ``settings.<name>`` has for mypy."""
+
+    def __init__(self, parse: Callable[[Any], Any], default: Any, help: str, **declared: Any) -> None:
+        self._declared = (parse, default, help, declared)
+        self.option: Option
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        parse, default, help, declared = self._declared
+        self.option = Option(name, parse, default, help, **declared)
+
+    @overload
+    def __get__(self, settings: None, owner: type) -> Core[T]: ...
+    @overload
+    def __get__(self, settings: CoreSettings, owner: type) -> T: ...
+    def __get__(self, settings: CoreSettings | None, owner: type) -> Core[T] | T:
+        if settings is None:
+            return self
+        try:
+            return cast("T", settings.values[self.option.name])
+        except KeyError:
+            raise AttributeError(self.option.name) from None
+
+
+@overload
+def core(
+    parse: Callable[[Any], T], default: None, help: str, *, choices: tuple[str, ...] | None = None
+) -> Core[T | None]: ...
+@overload
+def core(
+    parse: Callable[[Any], T], default: T, help: str, *, choices: tuple[str, ...] | None = None
+) -> Core[T]: ...
+def core(
+    parse: Callable[[Any], T], default: T | None, help: str, *, choices: tuple[str, ...] | None = None
+) -> Any:
+    """Declare a core setting: ``queue_size = core(parse_positive_int, 100_000, "...")``."""
+    return Core(parse, default, help, choices=choices)
+
+
+DEFAULT_ENRICHERS: tuple[str, ...] = ("host", "site", "context")
+
+
+class CoreSettings:
+    """The core's settings, each declared once: its option (parser, default, help) and, by
+    the parser's type, the type of ``settings.<name>`` (``settings.queue_size: int``)."""
+
+    values: Mapping[str, Any]
+
+    host = core(parse_host, None, "host of the log server; unset means console output")
+    port = core(parse_port, None, "port of the log server")
+    db = core(parse_path, None, "SQLite spool path; set means spool mode (durable)")
+    spool_max_bytes = core(
         parse_positive_int,
         256 * 1024 * 1024,
         "spool size limit in bytes; the oldest events are evicted beyond it",
-    ),
-    Option("spool_max_age", parse_seconds, 0.0, "evict spooled events older than so many seconds (0: never)"),
-    Option(
-        "spool_sync", parse_str, "normal", "SQLite synchronous level of the spool", choices=("normal", "full")
-    ),
-    Option("format", parse_str, None, "formatter name (default: the transport's)"),
-    Option("transport", parse_str, None, "transport name (default: logstash if host is set)"),
-    Option("site", parse_str, None, "site (organisation) name added to every event"),
-    Option("cluster", parse_str, None, "cluster name added to every event"),
-    Option("enrichers", parse_list, ("host", "site", "context"), "enrichers to run, in order"),
-    Option("queue_size", parse_positive_int, 100_000, "events held in memory before drops"),
-    Option("batch_size", parse_positive_int, 2000, "most events per send"),
-    Option("linger_ms", parse_millis, 5.0, "how long a batch waits to fill, in ms"),
-    Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),
-    Option("retry_backoff_max", parse_seconds, 30.0, "longest wait between retries, seconds"),
-    Option("max_retry_age", parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)"),
-    Option("counter_interval", parse_seconds, 60.0, "seconds between counter/gauge events (0: off)"),
-    Option("metrics_port", parse_port, None, "serve Prometheus metrics on this port"),
-    Option("metrics_addr", parse_str, "127.0.0.1", "address the metrics server binds"),
-    Option("name", parse_str, "default", "pipeline name, the 'pipeline' label of metrics"),
-    Option(
-        "exc_info_format",
+    )
+    spool_max_age = core(parse_seconds, 0.0, "evict spooled events older than so many seconds (0: never)")
+    spool_sync = core(
+        parse_str, "normal", "SQLite synchronous level of the spool", choices=("normal", "full")
+    )
+    format = core(parse_str, None, "formatter name (default: the transport's)")
+    transport = core(parse_str, None, "transport name (default: logstash if host is set)")
+    site = core(parse_str, None, "site (organisation) name added to every event")
+    cluster = core(parse_str, None, "cluster name added to every event")
+    enrichers = core(parse_list, DEFAULT_ENRICHERS, "enrichers to run, in order")
+    queue_size = core(parse_positive_int, 100_000, "events held in memory before drops")
+    batch_size = core(parse_positive_int, 2000, "most events per send")
+    linger_ms = core(parse_millis, 5.0, "how long a batch waits to fill, in ms")
+    shutdown_timeout = core(parse_seconds, 5.0, "seconds shutdown may take at exit")
+    retry_backoff_max = core(parse_seconds, 30.0, "longest wait between retries, seconds")
+    max_retry_age = core(parse_seconds, 0.0, "give up on a batch after so many seconds (0: never)")
+    counter_interval = core(parse_seconds, 60.0, "seconds between counter/gauge events (0: off)")
+    metrics_port = core(parse_port, None, "serve Prometheus metrics on this port")
+    metrics_addr = core(parse_str, "127.0.0.1", "address the metrics server binds")
+    name = core(parse_str, "default", "pipeline name, the 'pipeline' label of metrics")
+    exc_info_format = core(
         parse_str,
         "text",
         "exc_info in json, json-array and logstash: JSON text in a string, or the object",
         choices=("text", "object"),
-    ),
+    )
+
+
+#: The core's options in declaration order (what errors, the reference and the CLI list).
+CORE_OPTIONS: tuple[Option, ...] = tuple(
+    value.option for value in vars(CoreSettings).values() if isinstance(value, Core)
 )
 
 CORE_NAMES = frozenset(o.name for o in CORE_OPTIONS)
@@ -131,58 +183,14 @@ def _django_settings() -> Any:
 
 # ---------------------------------------------------------------- what a value may be
 
-#: What a parser returns says what it takes from code (keywords, Django settings): one
-#: that returns text takes text, one that returns a number takes a number or text, one
-#: that returns a tuple, list or mapping also takes a list or a mapping.
-_TAKES: dict[str, tuple[type, ...]] = {
-    "str": (str, os.PathLike),
-    "int": (int, float, str),
-    "float": (int, float, str),
-    "bool": (bool, int, str),
-}
-_MANY = ("tuple", "list", "dict", "set", "frozenset", "Mapping", "Sequence", "Collection")
-_PLAIN: tuple[type, ...] = (str, int, float, bool, os.PathLike)
-_CONTAINERS: tuple[type, ...] = (list, tuple, set, frozenset, Mapping)
-_TYPE_WORDS: dict[type, str] = {str: "text", int: "a whole number", float: "a number"}
-
-
-def _returns(parse: Callable[[Any], Any]) -> str:
-    """The name of the type ``parse`` returns ('' when it does not say)."""
-    try:
-        return _returns_cached(parse)
-    except TypeError:  # a callable object that cannot be hashed
-        return _returns_uncached(parse)
-
-
-@functools.lru_cache(maxsize=512)
-def _returns_cached(parse: Callable[[Any], Any]) -> str:
-    return _returns_uncached(parse)
-
-
-def _returns_uncached(parse: Callable[[Any], Any]) -> str:
-    if isinstance(parse, type):
-        return parse.__name__
-    try:
-        annotation = inspect.signature(parse).return_annotation
-    except (TypeError, ValueError):
-        return ""
-    if annotation is inspect.Signature.empty:
-        return ""
-    if not isinstance(annotation, str):  # a module without `from __future__ import annotations`
-        annotation = getattr(typing.get_origin(annotation) or annotation, "__name__", "")
-    return str(annotation).split("[", 1)[0].strip().rsplit(".", 1)[-1]
-
 
 def _check_type(value: Any, option: Option) -> None:
-    """Refuse a value from code whose type the option's parser cannot mean."""
-    returns = _returns(option.parse)
-    if returns in _MANY:
-        accepted: tuple[type, ...] = (*_PLAIN, *_CONTAINERS)
-    else:
-        accepted = _TAKES.get(returns, _PLAIN)
+    """Refuse a value from code of a type the option does not declare (``Option.takes``)."""
+    takes = option.takes or "any"
+    accepted = TAKES[takes]
     if not isinstance(value, accepted):
         raise ValueError(f"expected {_type_words(accepted)}, got {type(value).__name__}")
-    if returns not in _MANY and isinstance(value, str) and not value.strip():
+    if takes != "many" and isinstance(value, str) and not value.strip():
         raise ValueError("must not be empty")
 
 
@@ -200,24 +208,8 @@ def _type_words(types: tuple[type, ...]) -> str:
 
 
 def allowed(option: Option) -> str:
-    """What ``option`` accepts, as errors show it: its choices, else its parser's docstring.
-
-    The first paragraph of the parser's docstring is used, so a plugin's parser
-    documents its own values; without one, the option's help.
-    """
-    if option.choices is not None:
-        return "one of: " + ", ".join(option.choices)
-    parse = option.parse
-    if isinstance(parse, type):
-        return _TYPE_WORDS.get(parse, option.help or parse.__name__)
-    doc = inspect.getdoc(parse) or ""
-    text = " ".join(doc.split("\n\n", 1)[0].split()).replace("``", "").rstrip(".")
-    if not text:
-        return option.help or "see 'eventlog plugins --settings'"
-    first = text.split(" ", 1)[0]
-    if first[:1].isupper() and (first == "A" or first[1:].islower()):
-        text = text[0].lower() + text[1:]  # "A port number" reads "allowed: a port number"
-    return text
+    """What ``option`` accepts, as errors show it: its declaration (``Option.allowed``)."""
+    return option.allowed or option.help or "see 'eventlog plugins --settings'"
 
 
 # ---------------------------------------------------------------- shown without secrets
@@ -263,8 +255,9 @@ class PluginOptions(dict[str, Any]):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved core settings plus access to every raw value for plugin options."""
+class Settings(CoreSettings):
+    """Resolved core settings (typed attributes: ``settings.queue_size``) plus access to
+    every raw value for plugin options (:meth:`resolve`, :meth:`plugin_options`)."""
 
     values: Mapping[str, Any]
     given: Mapping[str, Any]
@@ -273,12 +266,6 @@ class Settings:
     use_django: bool = True
     #: Who took the keyword settings, as errors name them: configure(host=...), EventHandler(...).
     given_by: str = "configure"
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise AttributeError(key) from None
 
     def __repr__(self) -> str:
         # Never the secrets, and never the whole environment: only eventlog's variables.
@@ -354,18 +341,19 @@ class Settings:
             return f"Django setting {env_name(key)}"
         return f"{self.given_by}({key}=...)"
 
-    def raw(self, key: str) -> tuple[Any, str] | None:
+    def raw(self, key: str, option: Option | None = None) -> tuple[Any, str] | None:
         """The unparsed value of ``key`` and where it came from, or None when unset.
 
-        None in code or in Django settings, and an empty environment variable, count
-        as unset.
+        None in code or in Django settings counts as unset, and so does an empty
+        environment variable, unless ``option`` declares an empty value meaningful
+        (``Option.empty``: an empty list means none, distinct from the default).
         """
         if key in self.given and self.given[key] is not None:
             return self.given[key], self.source(key)
         if key in DESTINATION and self.code_sets_address():
             return None  # code decided where events go: no transport or address from elsewhere
         name = env_name(key)
-        if name in self.environ and self.environ[name] != "":
+        if name in self.environ and (self.environ[name] != "" or (option is not None and option.empty)):
             return self.environ[name], self.source(key, env=True)
         django = _django_settings() if self.use_django else None
         if django is not None and getattr(django, name, None) is not None:
@@ -384,7 +372,7 @@ class Settings:
 
     def resolve(self, key: str, option: Option) -> Any:
         """Parse one setting; raise ConfigurationError naming it, its value and what is allowed."""
-        found = self.raw(key)
+        found = self.raw(key, option)
         if found is None:
             where = self._explicit_none(key) if option.default is not None else None
             if where is not None:  # None would silently mean the default: say so instead

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, get_args
 
-from eventlog._core.errors import SendTimeout
+from eventlog._core.errors import PluginError, SendTimeout
 from eventlog._core.options import Option
 from eventlog._records.batch import Batch, Record
 
@@ -218,7 +218,7 @@ class FormatterSpec:
 
     def __post_init__(self) -> None:
         if self.framing not in ALL_FRAMINGS:
-            raise ValueError(
+            raise PluginError(
                 f"FormatterSpec {self.name!r}: framing {self.framing!r} is not one of "
                 f"{', '.join(sorted(ALL_FRAMINGS))}"
             )
@@ -250,7 +250,7 @@ class TransportSpec:
     def __post_init__(self) -> None:
         carries = frozenset(self.carries)
         if not carries or not carries <= ALL_FRAMINGS:
-            raise ValueError(
+            raise PluginError(
                 f"TransportSpec {self.name!r}: carries {sorted(carries)} must name one or more "
                 f"of {', '.join(sorted(ALL_FRAMINGS))}"
             )

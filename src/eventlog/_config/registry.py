@@ -25,6 +25,7 @@ import pluggy
 
 from eventlog._config import hookspecs
 from eventlog._config.contracts import ALL_FRAMINGS, FRAMING_TEXT, EnricherSpec, FormatterSpec, TransportSpec
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import PluginError
 
 ENTRY_POINT_GROUP = "eventlog"
@@ -84,12 +85,11 @@ _HOOKS: tuple[tuple[Kind, str, type[AnySpec]], ...] = (
     ("enricher", "eventlog_enrichers", EnricherSpec),
 )
 
-#: eventlog's own diagnostics logger (its handler is set up in eventlog._core.diagnostics).
-log = logging.getLogger("eventlog")
+log = logging.getLogger(__name__)
 
 #: Problems already warned about in this process: a registry built again (after
 #: reset_registry(), or by eventlog.testing) does not repeat them.
-_warned: set[str] = set()
+_warned = Warnings(logger=log)
 
 
 @dataclass(frozen=True)
@@ -314,9 +314,7 @@ class Registry:
 
     @staticmethod
     def _warn(message: str) -> None:
-        if message not in _warned:
-            _warned.add(message)
-            log.warning("%s", message)
+        _warned.once(message, message)
 
     # ------------------------------------------------------------ lookups
 

@@ -10,6 +10,7 @@ the settings themselves; this module is what joins them to the registry.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
@@ -25,13 +26,15 @@ from eventlog._config.config import (
 )
 from eventlog._config.registry import EXTRAS, install_command
 from eventlog._config.web_options import OPTIONS as WEB_OPTIONS
-from eventlog._core.diagnostics import log
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError, PluginError
 from eventlog._core.options import Option, shown
 
 if TYPE_CHECKING:
     from eventlog._config.contracts import EnricherSpec, FormatterSpec, TransportSpec
     from eventlog._config.registry import Registered, Registry
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- choosing the plugins
@@ -164,9 +167,7 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
                 f"{source} {name} is ignored: {settings.given_by}({given}) names the destination in "
                 "code, and code decides transport, host and port together"
             )
-            if (source, name) not in _reported:
-                _reported.add((source, name))
-                log.warning("%s", message)
+            _reported.once((source, name), message)
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if name == env_name(key) and key in owners:
@@ -188,9 +189,7 @@ def check_settings(settings: Settings, registry: Registry, selection: Selection)
                 f"{source} {name} is not an eventlog setting and is ignored{hint} "
                 "('eventlog plugins --settings' lists every setting)"
             )
-        if (source, name) not in _reported:
-            _reported.add((source, name))
-            log.warning("%s", message)
+        _reported.once((source, name), message)
 
 
 def nearest(name: str, names: Iterable[str]) -> list[str]:
@@ -210,7 +209,7 @@ def nearest(name: str, names: Iterable[str]) -> list[str]:
 
 
 #: (source, name) of every variable already reported: each is reported once per process.
-_reported: set[tuple[str, str]] = set()
+_reported = Warnings(logger=log)
 
 
 def _variables(settings: Settings) -> dict[str, str]:

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Any
 
-from eventlog._core.options import Option, parse_bool, parse_list, parse_non_negative_int, parse_str
+from eventlog._core.options import Option, parse_bool, parse_list, parse_non_negative_int, parse_str, parser
 from eventlog._records.redact import DEFAULT_REDACT_KEYS
 
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
@@ -19,6 +19,7 @@ _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@parser(takes="many", allowed="addresses or networks: 10.0.0.1, 10.1.0.0/16, ::1", empty=True)
 def parse_networks(value: Any) -> tuple[IPNetwork, ...]:
     """Addresses or networks: ``10.0.0.1, 10.1.0.0/16, ::1``."""
     networks = []
@@ -32,6 +33,7 @@ def parse_networks(value: Any) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+@parser(takes="text", allowed="an HTTP header name such as X-Request-ID")
 def parse_header(value: Any) -> str:
     """An HTTP header name such as ``X-Request-ID``."""
     text = str(value).strip()

@@ -1,9 +1,33 @@
-"""Every error eventlog raises (a leaf module: it imports nothing of eventlog)."""
+"""Every error eventlog raises (a leaf module: it imports nothing of eventlog).
+
+The tree.  A mixin after the class name is there because callers catch it
+(a setting's error is a ``ValueError``, a spool that cannot be written an
+``OSError``); ``retryable`` is said by the class, never by a flag::
+
+    EventlogError
+    ├── ConfigurationError (ValueError)    a setting or a plugin's declaration is wrong
+    │   └── PluginError                    a plugin is unknown, registered twice, or cannot
+    │                                      work with another
+    ├── TransportError                     a send failed; retryable
+    │   ├── ConnectError                   the peer could not be reached / the connection broke
+    │   ├── SendTimeout                    the peer did not take or acknowledge in time
+    │   ├── AuthError                      the peer refused our credentials (events wait)
+    │   └── RejectedError                  the peer refused this batch for good; not retryable
+    └── SpoolError                         the SQLite spool
+        ├── SpoolUnavailable (OSError)     cannot be written now (disk full, read-only, locked)
+        ├── SpoolCorrupt                   the file is not a readable spool
+        └── DamagedRow                     one stored row does not match its index
+
+A plugin's own exception classes derive from one of these, so that
+``except eventlog.EventlogError`` catches everything eventlog raises on purpose
+(a ``TypeError`` for an argument of the wrong type stays Python's own).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
 
 
 class EventlogError(Exception):
@@ -19,24 +43,24 @@ class PluginError(ConfigurationError):
 
 
 class TransportError(EventlogError):
-    """A send failed.  ``retryable`` says whether sending the same batch again can help.
+    """A send failed; the class's ``retryable`` says whether sending the batch again can help.
 
     Raise it (or a subclass) from :meth:`Transport.send`.  The engine keeps a
     batch whose error is retryable, backs off and sends it again; a batch
-    whose error is not retryable is set aside, logged once and counted.
+    whose error is not retryable (:class:`RejectedError`) is set aside, logged
+    once and counted.
     """
 
-    retryable: bool = True
+    #: Whether the same batch may succeed later.  Said by the class: raise
+    #: :class:`RejectedError` (or a subclass of yours with ``retryable = False``) for
+    #: a batch the peer refused for good.
+    retryable: ClassVar[bool] = True
     #: Seconds the peer asked us to wait before the next try (HTTP Retry-After).
     #: The engine then waits at least that long, up to ``retry_backoff_max``.
     retry_after: float | None = None
 
-    def __init__(
-        self, message: str, *, retryable: bool | None = None, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
-        if retryable is not None:
-            self.retryable = retryable
         if retry_after is not None:
             self.retry_after = retry_after
 
@@ -56,7 +80,35 @@ class AuthError(TransportError):
 class RejectedError(TransportError):
     """The peer refused this batch for good (HTTP 400, oversized ...): not retryable."""
 
-    retryable = False
+    retryable: ClassVar[bool] = False
+
+
+class SpoolError(EventlogError):
+    """The SQLite spool failed; ``reason`` is a short label for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SpoolUnavailable(SpoolError, OSError):  # reads as a state, like FileNotFoundError
+    """The spool cannot be written now (disk full, read-only, locked ...).
+
+    ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
+    ``io_error``, ``locked``, ``unopenable``, ``unsafe_path`` (another user
+    could read, change or redirect the spool: see ``check_path``).
+    """
+
+
+class SpoolCorrupt(SpoolError):
+    """The file at the spool path is not a readable SQLite spool."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(reason, message)
+
+
+class DamagedRow(SpoolError):
+    """A stored row whose index does not describe its payloads (it is quarantined)."""
 
 
 #: One row of :func:`map_errors`: a foreign exception class (or tuple of them), and the

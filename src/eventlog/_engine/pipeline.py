@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from eventlog._config.builder import build
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
-from eventlog._core.diagnostics import WORKER_THREADS, Warnings, log
+from eventlog._core.diagnostics import WORKER_THREADS, Warnings
 from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from eventlog._engine.delivery import SpoolDelivery
     from eventlog._records.context import RequestContext
     from eventlog._spool import Spool
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MAX_UNEXPECTED_FAILURES", "Pipeline"]
 
@@ -101,7 +103,7 @@ class Pipeline:
         self._died: str | None = None  # why the last worker died, until one is started again
         self._deadline = math.inf
         parts, stats = self._parts, self.stats
-        self._warnings = warnings = Warnings(self.name)
+        self._warnings = warnings = Warnings(self.name, log)
         # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
         # in a send: see eventlog._engine.accounting.
         self._accounts = accounts = Accounting(stats)

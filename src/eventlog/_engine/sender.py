@@ -14,6 +14,7 @@ and the ``count`` callback (the pipeline's accounting).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -22,10 +23,12 @@ from typing import Any
 
 from eventlog._config.config import Settings
 from eventlog._config.contracts import Transport
-from eventlog._core.diagnostics import Warnings, log
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import SendTimeout, TransportError
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Batch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["BACKOFF_START", "MAX_UNEXPECTED_FAILURES", "Count", "Deadline", "Sender"]
 
@@ -131,7 +134,7 @@ class Sender:
             except TransportError as exc:
                 self.in_send = False
                 error: BaseException = exc
-                retryable = exc.retryable
+                retryable = type(exc).retryable  # said by the class, never by the instance
             except KeyboardInterrupt:
                 raise  # only the main thread gets one, sending at exit: the user wants out
             except BaseException as exc:  # a plugin bug: keep the events a while, say what happened

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from eventlog._core.errors import PluginError
+
 
 class Record(NamedTuple):
     """One formatted event as transports see it.
@@ -54,7 +56,7 @@ class EncodedBatch(Sequence[Record]):
         if records is None:
             payloads = self._split(self.body)
             if len(payloads) != len(self._wires):
-                raise ValueError(
+                raise PluginError(
                     f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
                 )
             records = self._records = [

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from eventlog._spool.protocol import SpoolCorrupt, SpoolUnavailable
 
-log = logging.getLogger("eventlog")
+log = logging.getLogger(__name__)
 
 
 #: How long one process waits for another's write lock before giving up on a batch.

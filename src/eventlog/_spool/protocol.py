@@ -1,12 +1,17 @@
 """What the pipeline needs of a spool: the :class:`Spool` protocol and the errors a spool raises.
 
-A leaf module: no SQLite here, and of eventlog only ``Record``, for typing.
+A leaf module: no SQLite here, and of eventlog only its errors and ``Record``, for typing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
+
+# The spool's errors live with every other error; named here too for the spool's users.
+from eventlog._core.errors import SpoolCorrupt, SpoolUnavailable
+
+__all__ = ["Spool", "SpoolCorrupt", "SpoolUnavailable"]
 
 if TYPE_CHECKING:
     from eventlog._records.batch import Record
@@ -40,20 +45,3 @@ class Spool(Protocol):
     def close(self) -> None: ...
     def after_fork(self) -> None:
         """In a forked child: forget the parent's connection without closing it."""
-
-
-class SpoolUnavailable(OSError):  # reads as a state, like FileNotFoundError
-    """The spool cannot be written now (disk full, read-only, locked ...).
-
-    ``reason`` is a short label for counting: ``disk_full``, ``read_only``,
-    ``io_error``, ``locked``, ``unopenable``, ``unsafe_path`` (another user
-    could read, change or redirect the spool: see :func:`check_path`).
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class SpoolCorrupt(Exception):
-    """The file at the spool path is not a readable SQLite spool."""

@@ -37,6 +37,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from eventlog._core.diagnostics import Warnings
+from eventlog._core.errors import ConfigurationError, DamagedRow
 from eventlog._records.batch import Record, _new_tuple
 from eventlog._spool.database import (
     BUSY_TIMEOUT_MS,
@@ -63,7 +65,7 @@ except ImportError:  # orjson is a dependency; a build without it reads and writ
 if TYPE_CHECKING:
     from eventlog._config.config import Settings
 
-log = logging.getLogger("eventlog")
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 #: How often the worker reclaims rows of dead processes, evicts by age and frees pages.
@@ -169,7 +171,7 @@ class SQLiteSpool:
         # 0.1.0 spool, which record none), "exact" (only its destination's: a replay of
         # one destination) or "any" (every row of its format: a replay told where to send).
         if claim not in ("mine", "exact", "any"):
-            raise ValueError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
+            raise ConfigurationError(f"claim must be 'mine', 'exact' or 'any', not {claim!r}")
         self.claim = claim
         #: Told (reason, count) when events are set aside: a row quarantined, an event unstorable.
         self.on_drop = on_drop
@@ -203,7 +205,7 @@ class SQLiteSpool:
         self._own: dict[int, int] = {}
         self._bytes_since_check = float("inf")  # payload bytes added since the size check
         self._next_housekeeping = 0.0
-        self._warned: set[str] = set()
+        self._warnings = Warnings(logger=log)
         self._page_size = 4096
         self._depth = 0  # the last depth read, answered when the lock is busy
         self._next_watch = 0.0
@@ -515,15 +517,14 @@ class SQLiteSpool:
             kept.append(record)
             entries.append(entry)
         if lost:
-            if "unstorable" not in self._warned:
-                self._warned.add("unstorable")
-                log.warning(
-                    "%d events could not be stored in the spool %s (%s); they were set aside, "
-                    'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
-                    lost,
-                    self.path,
-                    exc,
-                )
+            self._warnings.once(
+                "unstorable",
+                "%d events could not be stored in the spool %s (%s); they were set aside, "
+                'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
+                lost,
+                self.path,
+                exc,
+            )
             if self.on_drop is not None:
                 self.on_drop("spool_unstorable", lost)
         size = self.row_events
@@ -704,19 +705,18 @@ class SQLiteSpool:
                 self.on_quarantine(reason, 1)
             if events and self.on_drop is not None:
                 self.on_drop("spool_quarantined", events)
-            if f"quarantine:{reason}" not in self._warned:
-                self._warned.add(f"quarantine:{reason}")
-                log.warning(
-                    "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
-                    "moved to its quarantine table, kept, and the rows behind it are sent: see "
-                    "eventlog spool quarantine --db %s",
-                    self.path,
-                    seq,
-                    events,
-                    reason,
-                    error,
-                    self.path,
-                )
+            self._warnings.once(
+                f"quarantine:{reason}",
+                "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
+                "moved to its quarantine table, kept, and the rows behind it are sent: see "
+                "eventlog spool quarantine --db %s",
+                self.path,
+                seq,
+                events,
+                reason,
+                error,
+                self.path,
+            )
 
     def _remember(self, seq: int, records: list[Record]) -> None:
         recent = self._recent
@@ -912,10 +912,8 @@ class SQLiteSpool:
     def _warn_others(self, fmt: str, destination: str | None, count: int) -> None:
         """Rows this spool does not send (another format or destination): say so once each."""
         if fmt != self.format_name:
-            if f"format:{fmt}" in self._warned:
-                return
-            self._warned.add(f"format:{fmt}")
-            log.warning(
+            self._warnings.once(
+                f"format:{fmt}",
                 "the spool %s holds %d events formatted as %r, but this pipeline sends %r; "
                 "they are kept, not sent: deliver them with eventlog spool replay --db %s "
                 "--format %s, or drop them with eventlog spool purge --db %s --format %s",
@@ -929,10 +927,8 @@ class SQLiteSpool:
                 fmt,
             )
             return
-        if f"destination:{destination}" in self._warned:
-            return
-        self._warned.add(f"destination:{destination}")
-        log.warning(
+        self._warnings.once(
+            f"destination:{destination}",
             "the spool %s holds %d events meant for %s, not for this pipeline's %s; they are "
             "kept, not sent here: deliver them with eventlog spool replay --db %s (to the "
             "destination they record), or see them with eventlog spool info --db %s",
@@ -1013,12 +1009,8 @@ def _still_linked(file_id: tuple[int, int] | None) -> bool:
     return False
 
 
-class _Damaged(Exception):
-    """A row whose index does not describe its payloads; ``reason`` labels it for counting."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+#: A row whose index does not describe its payloads; ``reason`` labels it for counting.
+_Damaged = DamagedRow
 
 
 def _index(entries: list[list[object]]) -> str:
@@ -1144,6 +1136,8 @@ def open_spool(
     on_reopen: Callable[[str], None] | None = None,
 ) -> SQLiteSpool:
     """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
+    if settings.db is None:
+        raise ConfigurationError("a spool needs a path: set EVENTLOG_DB (or configure(db=...))")
     return SQLiteSpool(
         settings.db,
         format_name,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import os
 import re
 import uuid
@@ -26,13 +27,15 @@ from urllib.parse import parse_qsl, urlencode
 from eventlog._api import api
 from eventlog._config.config import Settings
 from eventlog._config.web_options import OPTION_NAMES, OPTIONS, IPNetwork
-from eventlog._core.diagnostics import log
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError
 from eventlog._records.context import RequestContext, bind, unbind
 from eventlog._records.context import current as current_context
 from eventlog._records.event import Event
 from eventlog._records.logrecords import exception_json
 from eventlog._records.redact import SAFE, Redactor
+
+log = logging.getLogger(__name__)
 
 #: Methods whose body goes into ``message``.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -251,7 +254,7 @@ class RequestLogger:
         self.settings = settings
         self.redactor = Redactor((*settings.redact_keys, *settings.redact_extra_keys))
         self.name = name
-        self._warned: set[str] = set()
+        self._warnings = Warnings(logger=log)
 
     def skipped(self, path: str) -> bool:
         """True for a path under one of ``skip_paths``."""
@@ -391,9 +394,7 @@ class RequestLogger:
 
     def warn_once(self, key: str, message: str, exc_info: bool = False) -> None:
         """Log one warning per kind of failure on the ``eventlog`` logger, never raise."""
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("%s: %s", self.name, message, exc_info=exc_info)
+        self._warnings.once(key, f"{self.name}: {message}", exc_info=exc_info)
 
 
 def keeps_text(content_type: str) -> bool:

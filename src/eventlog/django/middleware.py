@@ -16,6 +16,7 @@ once on the ``eventlog`` logger and the request goes on.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,6 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
-from eventlog._core.diagnostics import log
 from eventlog._web.request import (
     BODY_METHODS,
     FORM_TYPES,
@@ -44,6 +44,8 @@ from eventlog._web.request import (
     unbind_request,
 )
 from eventlog.django.conf import MiddlewareSettings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BODY_METHODS",

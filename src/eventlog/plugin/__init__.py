@@ -28,7 +28,8 @@ Every public name, one line each (their docstrings say more).
 - ``parse_bool``, ``parse_int``, ``parse_positive_int``, ``parse_non_negative_int``,
   ``parse_port``, ``parse_host``, ``parse_path``, ``parse_str``, ``parse_list``,
   ``parse_seconds``, ``parse_positive_seconds``, ``parse_millis``: the core's option
-  parsers, with its error words.
+  parsers, with its error words; :func:`parser` declares one of yours (what it takes
+  from code, the "allowed:" text, whether an empty value means none).
 - :data:`Framing`, :data:`ALL_FRAMINGS`: how payloads are told apart (``TransportSpec.carries``).
 - :class:`Record`, :data:`Batch`, :class:`EncodedBatch`: what a transport's ``send`` receives.
 - :data:`FIELDS`, :class:`Field`: the event schema, the single source of every format.
@@ -93,6 +94,7 @@ from eventlog._core.options import (
     parse_positive_seconds,
     parse_seconds,
     parse_str,
+    parser,
 )
 from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog._records.schema import FIELDS, Field
@@ -136,4 +138,5 @@ __all__ = [
     "parse_positive_seconds",
     "parse_seconds",
     "parse_str",
+    "parser",
 ]

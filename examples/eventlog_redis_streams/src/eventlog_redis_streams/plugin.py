@@ -30,7 +30,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 import eventlog.plugin
-from eventlog.plugin import ALL_FRAMINGS, Batch, PluginContext, parse_int, parse_str
+from eventlog.plugin import ALL_FRAMINGS, Batch, PluginContext, parse_int, parse_str, parser
 from eventlog.plugin.net import timeout_options
 
 NAME = "redis_streams"
@@ -44,6 +44,7 @@ RETRYABLE_CODES = frozenset(
 AUTH_CODES = frozenset({"NOAUTH", "NOPERM", "WRONGPASS"})
 
 
+@parser(takes="text", allowed="a Redis URL: redis://, rediss:// (TLS) or unix://")
 def parse_url(value: Any) -> str:
     """A Redis URL: ``redis://``, ``rediss://`` (TLS) or ``unix://``."""
     text = str(value).strip()
@@ -52,6 +53,7 @@ def parse_url(value: Any) -> str:
     return text
 
 
+@parser(takes="number", allowed="0 (keep every entry) or the approximate length to trim the stream to")
 def parse_maxlen(value: Any) -> int:
     """0 (keep every entry) or the approximate length to trim the stream to."""
     number = parse_int(value)

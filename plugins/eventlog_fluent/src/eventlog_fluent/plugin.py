@@ -16,6 +16,7 @@ from eventlog.plugin import (
     parse_positive_int,
     parse_seconds,
     parse_str,
+    parser,
 )
 from eventlog.plugin.net import timeout_options, tls_options
 from eventlog_fluent.msgpack_format import MsgpackFormatter
@@ -25,6 +26,7 @@ from eventlog_fluent.transport import FORWARD_PORT, GZIP_LEVEL, FluentConfig, Fl
 __all__ = ["FLUENT_OPTIONS", "FORWARD_PORT", "GZIP_LEVEL", "FluentConfig", "FluentTransport"]
 
 
+@parser(takes="text", allowed="a host name, not empty")
 def _parse_hostname(value: object) -> str:
     name = str(value).strip()
     if not name:

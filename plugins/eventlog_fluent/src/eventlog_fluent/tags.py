@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import re
 
+from eventlog.plugin import parser
+
 #: What a tag may not hold: whitespace and control characters.
 _NOT_IN_TAG = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -25,6 +27,7 @@ def tag_problem(tag: str) -> str | None:
     return None
 
 
+@parser(takes="text", allowed="a Fluent tag: dot-separated words without spaces, such as app.events")
 def parse_tag(value: object) -> str:
     """A Fluent tag: dot-separated words without spaces, such as ``app.events``."""
     tag = str(value).strip()

@@ -24,6 +24,7 @@ from eventlog.plugin import (
     parse_positive_int,
     parse_positive_seconds,
     parse_seconds,
+    parser,
 )
 from eventlog.plugin.net import tls_options
 from eventlog_http.transport import HttpConfig, HttpTransport
@@ -45,6 +46,7 @@ def expand_env(value: Any) -> str:
     return _ENV_REFERENCE.sub(lookup, str(value))
 
 
+@parser(takes="text", allowed="an http:// or https:// URL with a host; the query string is kept as given")
 def parse_url(value: Any) -> str:
     """An http:// or https:// URL with a host; the query string is kept as given."""
     text = str(value).strip()
@@ -60,6 +62,7 @@ def parse_url(value: Any) -> str:
     return text
 
 
+@parser(takes="text", allowed="a secret (${NAME} reads an environment variable); never empty")
 def parse_secret(value: Any) -> str:
     """A secret (``${NAME}`` reads an environment variable); never empty."""
     text = expand_env(value)
@@ -68,6 +71,14 @@ def parse_secret(value: Any) -> str:
     return text
 
 
+@parser(
+    takes="many",
+    allowed=(
+        "extra headers: a mapping in code, or in the environment a JSON object or Name: value; "
+        "Other: value. Values may use ${NAME}"
+    ),
+    empty=True,
+)
 def parse_headers(value: Any) -> dict[str, str]:
     """Extra headers: a mapping in code, or in the environment a JSON object or
     ``Name: value; Other: value``.  Values may use ``${NAME}``.

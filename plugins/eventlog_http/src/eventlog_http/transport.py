@@ -468,9 +468,7 @@ class HttpTransport(Transport):
         where = f"POST to {self.config.shown_url} got {status} {response.reason or ''}".rstrip()
         excerpt = self._excerpt(response)
         if status in (408, 429) or (500 <= status < 600 and not clickhouse_input_error(response)):
-            raise TransportError(
-                f"{where}: {excerpt}", retryable=True, retry_after=self._retry_after(response)
-            )
+            raise TransportError(f"{where}: {excerpt}", retry_after=self._retry_after(response))
         hint = ""
         if 300 <= status < 400:
             hint = f" (redirected to {shown_url(response.headers.get('Location', ''))}; "

@@ -18,6 +18,7 @@ from eventlog.plugin import (
     parse_path,
     parse_positive_seconds,
     parse_str,
+    parser,
 )
 from eventlog.plugin.net import tls_options
 from eventlog_nats.transport import NATS_PORT, NatsConfig, NatsTransport, parse_servers
@@ -28,6 +29,7 @@ _SUBJECT = re.compile(r"^[^\s.*>]+(\.[^\s.*>]+)*$")
 _STREAM = re.compile(r"^[^\s.*>/\\]+$")
 
 
+@parser(takes="text", allowed="a NATS subject to publish to: app.events (no spaces, no * or >)")
 def parse_subject(value: Any) -> str:
     """A NATS subject to publish to: ``app.events`` (no spaces, no ``*`` or ``>``)."""
     subject = str(value).strip()
@@ -38,6 +40,7 @@ def parse_subject(value: Any) -> str:
     return subject
 
 
+@parser(takes="text", allowed="a JetStream stream name: no spaces, dots, *, > or slashes")
 def parse_stream(value: Any) -> str:
     """A JetStream stream name: no spaces, dots, ``*``, ``>`` or slashes."""
     name = str(value).strip()

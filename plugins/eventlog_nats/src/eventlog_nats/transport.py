@@ -51,6 +51,7 @@ from eventlog.plugin import (
     Transport,
     TransportError,
     parse_list,
+    parser,
 )
 from eventlog.plugin.aio import EventLoopThread
 from eventlog.plugin.net import tls_context
@@ -93,6 +94,7 @@ class NatsCounts:
 counts = NatsCounts()
 
 
+@parser(takes="many", allowed="server URLs, comma-separated (or a list in code): nats://host:4222, tls://")
 def parse_servers(value: Any) -> tuple[str, ...]:
     """Server URLs, comma-separated (or a list in code): ``nats://host:4222``, ``tls://...``.
 

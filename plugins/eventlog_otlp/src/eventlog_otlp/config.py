@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eventlog.plugin import ConfigurationError, PluginContext, parse_path
+from eventlog.plugin import ConfigurationError, PluginContext, parse_path, parser
 from eventlog.plugin.net import tls_context
 from eventlog_otlp.encoding import JSON, PROTOBUF
 
@@ -53,6 +53,7 @@ def _otel(environ: Mapping[str, str], suffix: str) -> tuple[str, str] | None:
 # ---------------------------------------------------------------- parsers (also the options')
 
 
+@parser(takes="text", allowed="http/protobuf or http/json (grpc is refused, with the reason)")
 def parse_protocol(value: Any) -> str:
     """http/protobuf or http/json (grpc is refused, with the reason)."""
     text = str(value).strip().lower()
@@ -63,6 +64,7 @@ def parse_protocol(value: Any) -> str:
     return text
 
 
+@parser(takes="text", allowed="gzip or none")
 def parse_compression(value: Any) -> str:
     """gzip or none."""
     text = str(value).strip().lower()
@@ -71,6 +73,7 @@ def parse_compression(value: Any) -> str:
     return text
 
 
+@parser(takes="text", allowed="an http:// or https:// URL with a host")
 def parse_endpoint(value: Any) -> str:
     """An http:// or https:// URL with a host."""
     text = str(value).strip()
@@ -86,6 +89,14 @@ def parse_endpoint(value: Any) -> str:
     return text
 
 
+@parser(
+    takes="many",
+    allowed=(
+        "key=value pairs split by commas, values URL-encoded (the W3C Baggage form that "
+        "OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES use), or a mapping"
+    ),
+    empty=True,
+)
 def parse_pairs(value: Any) -> dict[str, str]:
     """``key=value`` pairs split by commas, values URL-encoded (the W3C Baggage form that
     ``OTEL_EXPORTER_OTLP_HEADERS`` and ``OTEL_RESOURCE_ATTRIBUTES`` use), or a mapping.
@@ -109,6 +120,14 @@ def parse_pairs(value: Any) -> dict[str, str]:
     return pairs
 
 
+@parser(
+    takes="many",
+    allowed=(
+        "headers as Name=value,Other=value (values URL-encoded, as in the OTEL_ headers "
+        "variable), or a mapping"
+    ),
+    empty=True,
+)
 def parse_headers(value: Any) -> dict[str, str]:
     """Headers as ``Name=value,Other=value`` (values URL-encoded, as in
     the OTEL_ headers variable), or a mapping."""

@@ -40,6 +40,8 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from eventlog.plugin import EventlogError
+
 #: Envelope kinds: which encoding the log record (and scope) inside is in.
 PROTOBUF = 1
 JSON = 2
@@ -649,7 +651,7 @@ def request_body(
 # ---------------------------------------------------------------- the answer
 
 
-class ResponseError(ValueError):
+class ResponseError(EventlogError, ValueError):
     """An ExportLogsServiceResponse that cannot be read."""
 
 

@@ -254,7 +254,6 @@ class OtlpTransport(Transport):
         if status in RETRYABLE_STATUSES:
             raise TransportError(
                 f"{where}: {excerpt}",
-                retryable=True,
                 retry_after=parse_retry_after(headers.get("retry-after")),
             )
         hint = ""
