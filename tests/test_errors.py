@@ -8,8 +8,6 @@ import inspect
 import pkgutil
 from types import ModuleType
 
-import pytest
-
 import eventlog
 from eventlog._core import errors
 from eventlog._core.errors import (
@@ -79,8 +77,6 @@ def test_retryability_is_said_by_the_class_not_by_a_flag() -> None:
         "AuthError": True,
         "RejectedError": False,
     }
-    with pytest.raises(TypeError):
-        TransportError("refused", retryable=False)  # type: ignore[call-arg]
     assert RejectedError("400", retry_after=2.0).retry_after == 2.0
 
 
@@ -110,3 +106,18 @@ def test_the_docstring_draws_every_class_of_the_tree_under_its_parent() -> None:
 
 def test_the_public_base_is_the_one_tree() -> None:
     assert eventlog.EventlogError is EventlogError
+
+
+def test_the_0_1_retryable_argument_still_means_what_it_said_and_warns() -> None:
+    import warnings
+
+    from eventlog.plugin import RejectedError, TransportError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refused = TransportError("no", retryable=False)
+    assert [w.category for w in caught] == [DeprecationWarning]
+    assert "raise RejectedError" in str(caught[0].message)
+    assert refused.retryable is False
+    assert TransportError.retryable is True  # the class is untouched
+    assert TransportError("again").retryable is True and RejectedError("x").retryable is False

@@ -59,10 +59,23 @@ class TransportError(EventlogError):
     #: The engine then waits at least that long, up to ``retry_backoff_max``.
     retry_after: float | None = None
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, retryable: bool | None = None
+    ) -> None:
         super().__init__(message)
         if retry_after is not None:
             self.retry_after = retry_after
+        if retryable is not None:
+            # eventlog 0.1's spelling, kept so a plugin written for it still means what it said.
+            import warnings
+
+            warnings.warn(
+                "TransportError(retryable=...) is deprecated: raise RejectedError (or a subclass "
+                "with retryable = False) for a batch refused for good",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            object.__setattr__(self, "retryable", retryable)
 
 
 class ConnectError(TransportError):

@@ -134,7 +134,7 @@ class Sender:
             except TransportError as exc:
                 self.in_send = False
                 error: BaseException = exc
-                retryable = type(exc).retryable  # said by the class, never by the instance
+                retryable = exc.retryable  # the class's, or 0.1's deprecated retryable= argument
             except KeyboardInterrupt:
                 raise  # only the main thread gets one, sending at exit: the user wants out
             except BaseException as exc:  # a plugin bug: keep the events a while, say what happened
