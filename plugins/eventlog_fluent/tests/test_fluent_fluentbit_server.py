@@ -64,10 +64,10 @@ class FluentbitPeer:
 
     def __init__(self) -> None:
         try:
-            from fluentbit_server.fluentbit_request_handler import FluentbitRequestHandler
-            from fluentbit_server.fluentbit_server import FluentbitServer
-            from fluentbit_server.fluentbit_transport import Event as LibraryEvent
-            from fluentbit_server.fluentbit_transport import FluentbitTransport
+            from fluentbit_server.fluentbit_request_handler import FluentbitRequestHandler  # type: ignore[import-untyped]
+            from fluentbit_server.fluentbit_server import FluentbitServer  # type: ignore[import-untyped]
+            from fluentbit_server.fluentbit_transport import Event as LibraryEvent  # type: ignore[import-untyped]
+            from fluentbit_server.fluentbit_transport import FluentbitTransport  # type: ignore[import-untyped]
         except ImportError as exc:
             missing("fluentbit-server-py", f"cannot import fluentbit_server ({exc})")
 
