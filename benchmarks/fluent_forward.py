@@ -139,7 +139,7 @@ def fluent_logger_handler(port: int) -> logging.Handler:
 PEERS: dict[str, Callable[[int], logging.Handler]] = {
     "eventlog fluent (acks, default)": eventlog_handler(),
     "eventlog fluent (no acks)": eventlog_handler(fluent_require_ack_response=False),
-    "eventlog fluent (gzip, acks)": eventlog_handler(fluent_compressed="gzip"),
+    "eventlog fluent (gzip, acks)": eventlog_handler(fluent_mode="compressed"),
     "fluent-logger asynchandler": fluent_logger_handler,
 }
 

@@ -6,6 +6,8 @@ the real pipeline, and reads back every entry the server received.
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 import threading
 import time
@@ -21,7 +23,7 @@ from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (f
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog._engine.pipeline import Pipeline
-from eventlog.plugin.testing import make_local_ca
+from eventlog.plugin.testing import make_local_ca, make_records, make_transport
 from eventlog_fluent.tags import tag_problem
 
 StartPeer = Callable[..., FluentPeer]
@@ -79,6 +81,23 @@ def assert_delivered(entries: list[dict[str, Any]], events: list[Event], tag: st
         assert record["fields"] == {"n": i, "price": i / 4, "sku": f"sku-{i % 7}"}
         assert record["metrics"] == {"ms": i % 100}
         assert record["tags"] == ["shop"]
+
+
+@pytest.fixture(params=["packed", "forward"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test runs once per mode FluentServer reads (EVENTLOG_FLUENT_MODE, as operators set it)."""
+    monkeypatch.setenv("EVENTLOG_FLUENT_MODE", request.param)
+    return str(request.param)
+
+
+#: What arrives in each mode, as FluentServer names it.
+MODE_SEEN = {"packed": "PackedForward", "compressed": "CompressedPackedForward", "forward": "Forward"}
+
+
+def assert_mode(peer: FluentPeer, mode: str) -> None:
+    """Every message ``peer`` received came in ``mode``."""
+    modes = {m["mode"] for m in peer.messages()}
+    assert modes == {MODE_SEEN[mode]}, modes
 
 
 def fluent(peer: FluentPeer, **settings: Any) -> Pipeline:
@@ -141,6 +160,43 @@ def test_entry_head_makes_a_forward_entry_with_nanosecond_event_time() -> None:
     assert record == {"k": "v"}
 
 
+@pytest.mark.parametrize("acks", [False, True])
+@pytest.mark.parametrize("mode", ["packed", "compressed", "forward"])
+@pytest.mark.parametrize("limit", [400, 1_000, 32_768])
+def test_every_message_fits_max_message_bytes_tag_and_option_included(
+    mode: str, acks: bool, limit: int
+) -> None:
+    from eventlog_fluent.msgpack_format import MsgpackFormatter
+
+    settings = {
+        "transport": "fluent",
+        "host": "127.0.0.1",
+        "fluent_mode": mode,
+        "fluent_require_ack_response": acks,
+        "fluent_max_message_bytes": limit,
+        "fluent_tag": "a." + "long" * 20,
+    }
+    transport, _ = make_transport(settings)
+    records = make_records(200, MsgpackFormatter())
+    messages, chunks, refused = transport._messages(records)  # type: ignore[attr-defined]
+    assert refused == []
+    assert len(chunks) == (len(messages) if acks else 0)
+    seen = []
+    for message in messages:
+        tag, entries, option = msgpack.unpackb(message, raw=False)
+        assert tag == settings["fluent_tag"]
+        size = len(message)
+        if mode == "compressed":  # the limit counts the entries before gzip
+            size += len(gzip.decompress(entries)) - len(entries)
+            entries = gzip.decompress(entries)
+        assert size <= limit
+        # Forward mode carries an array of entries; the packed modes a stream of them.
+        listed = entries if mode == "forward" else list(msgpack.Unpacker(io.BytesIO(entries), raw=False))
+        assert option["size"] == len(listed)
+        seen += [record["id"] for _, record in listed]
+    assert seen == [record.id for record in records]
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -153,7 +209,8 @@ def test_other_formats_are_refused_at_configure_time() -> None:
     ("settings", "message"),
     [
         ({"fluent_tag_mode": "prefix"}, "choose one of: fixed, action"),
-        ({"fluent_compressed": "zstd"}, "choose one of: none, gzip"),
+        ({"fluent_mode": "message"}, "choose one of: packed, compressed, forward"),
+        ({"fluent_mode": "gzip"}, "choose one of: packed, compressed, forward"),
         ({"fluent_ack_timeout": "-1"}, "must be 0 or more"),
         ({"fluent_ack_timeout": 0}, "needs time to answer"),
         ({"fluent_max_message_bytes": "0"}, "must be 1 or more"),
@@ -177,21 +234,18 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
 
 
 @needs_fluent_server
-@pytest.mark.parametrize(
-    "mode",
-    ["packed", "compressed", "acknowledged"],
-)
+@pytest.mark.parametrize("acks", [False, True], ids=["no_acks", "acks"])
+@pytest.mark.parametrize("mode", ["packed", "compressed", "forward"])
 def test_ten_thousand_events_arrive_with_nanosecond_times(
-    fluent_peer: StartPeer, monkeypatch: pytest.MonkeyPatch, mode: str
+    fluent_peer: StartPeer, monkeypatch: pytest.MonkeyPatch, mode: str, acks: bool
 ) -> None:
     peer = fluent_peer()
     # Options from the environment, as an operator sets them.
     monkeypatch.setenv("EVENTLOG_FLUENT_TAG", "shop.orders")
-    # Acknowledgements are on by default; "packed" and "compressed" turn them off.
-    if mode != "acknowledged":
+    monkeypatch.setenv("EVENTLOG_FLUENT_MODE", mode)
+    # Acknowledgements are on by default.
+    if not acks:
         monkeypatch.setenv("EVENTLOG_FLUENT_REQUIRE_ACK_RESPONSE", "false")
-    if mode == "compressed":
-        monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", "gzip")
     pipeline = fluent(peer)
     events = make_events(10_000)
     log_all(events)
@@ -201,22 +255,18 @@ def test_ten_thousand_events_arrive_with_nanosecond_times(
     assert pipeline.stats.sent == 10_000
     assert pipeline.stats.send_errors == {}
     messages = peer.messages()
-    assert {m["mode"] for m in messages} == {
-        "CompressedPackedForward" if mode == "compressed" else "PackedForward"
-    }
+    assert {m["mode"] for m in messages} == {MODE_SEEN[mode]}
     assert sum(m["entries"] for m in messages) == 10_000
     assert all(m["option"]["size"] == m["entries"] for m in messages)
     chunks = [m["option"].get("chunk") for m in messages]
-    if mode == "acknowledged":
+    if acks:
         assert len(set(chunks)) == len(messages) and None not in chunks
     else:
         assert chunks == [None] * len(messages)
 
 
 @needs_fluent_server
-def test_tag_mode_action_tags_each_event_with_prefix_and_action(
-    fluent_peer: StartPeer,
-) -> None:
+def test_tag_mode_action_tags_each_event_with_prefix_and_action(fluent_peer: StartPeer, mode: str) -> None:
     peer = fluent_peer()
     fluent(peer, fluent_tag="app", fluent_tag_mode="action", fluent_require_ack_response=True)
     for i in range(30):
@@ -231,10 +281,13 @@ def test_tag_mode_action_tags_each_event_with_prefix_and_action(
     messages = peer.messages()
     assert len(messages) >= 3
     assert len({m["option"]["chunk"] for m in messages}) == len(messages)
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
-def test_action_tags_pass_the_tag_check_and_changed_ones_are_counted(fluent_peer: StartPeer) -> None:
+def test_action_tags_pass_the_tag_check_and_changed_ones_are_counted(
+    fluent_peer: StartPeer, mode: str
+) -> None:
     peer = fluent_peer()
     pipeline = fluent(peer, fluent_tag="app", fluent_tag_mode="action")
     actions = {
@@ -254,11 +307,12 @@ def test_action_tags_pass_the_tag_check_and_changed_ones_are_counted(fluent_peer
     assert all(tag_problem(e["tag"]) is None for e in entries)
     assert {e["record"]["action"] for e in entries} == set(actions)  # the action itself is kept
     assert pipeline.stats.converted == {"fluent_tag": 4}
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
 def test_times_event_time_cannot_hold_are_clamped_in_the_record_too_and_counted(
-    fluent_peer: StartPeer,
+    fluent_peer: StartPeer, mode: str
 ) -> None:
     peer = fluent_peer()
     pipeline = fluent(peer)
@@ -275,21 +329,23 @@ def test_times_event_time_cannot_hold_are_clamped_in_the_record_too_and_counted(
         assert entry["record"]["tstamp"] == time_ns // 1_000_000
     assert pipeline.stats.converted == {"event_time_clamped": 2}
     assert pipeline.stats.sent == 3
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
-def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path) -> None:
+def test_unix_socket_address(fluent_peer: StartPeer, tmp_path: Path, mode: str) -> None:
     peer = fluent_peer(unix_path=tmp_path / "forward.sock")
     fluent(peer, fluent_require_ack_response=True)
     events = make_events(100)
     log_all(events)
     assert eventlog.flush(10)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 100), events, "eventlog")
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
 def test_big_batches_are_split_and_an_event_larger_than_a_message_is_refused(
-    fluent_peer: StartPeer, eventlog_log: list[str]
+    fluent_peer: StartPeer, eventlog_log: list[str], mode: str
 ) -> None:
     peer = fluent_peer()
     pipeline = fluent(peer, fluent_max_message_bytes=4_000, linger_ms=200)
@@ -303,7 +359,10 @@ def test_big_batches_are_split_and_an_event_larger_than_a_message_is_refused(
     sizes = [m["entries"] for m in messages]
     assert sum(sizes) == 100 and len(sizes) >= 100 * 200 // 4_000  # records are > 200 bytes
     assert pipeline.stats.dropped_by_reason() == {"rejected": 1}
-    assert any("too_large: 5" in line and "MAX_MESSAGE_BYTES" in line for line in eventlog_log)
+    assert any(
+        "too_large: a message of 5" in line and "MAX_MESSAGE_BYTES (4000)" in line for line in eventlog_log
+    ), eventlog_log
+    assert_mode(peer, mode)
 
 
 # ---------------------------------------------------------------- acknowledgements
@@ -311,7 +370,7 @@ def test_big_batches_are_split_and_an_event_larger_than_a_message_is_refused(
 
 @needs_fluent_server
 def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
-    fluent_peer: StartPeer, eventlog_log: list[str]
+    fluent_peer: StartPeer, eventlog_log: list[str], mode: str
 ) -> None:
     peer = fluent_peer(ack=False)  # receives, but never acknowledges
     # A long linger makes the 50 events one batch, which is then tried again and again.
@@ -326,12 +385,11 @@ def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     assert pipeline.stats.sent == 0
     assert pipeline.stats.send_errors["SendTimeout"] >= 2
     assert any("did not acknowledge 1 of 1 chunks within 0.2s" in line for line in eventlog_log)
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
-def test_server_killed_and_restarted_mid_stream_loses_nothing(
-    fluent_peer: StartPeer,
-) -> None:
+def test_server_killed_and_restarted_mid_stream_loses_nothing(fluent_peer: StartPeer, mode: str) -> None:
     peer = fluent_peer()
     pipeline = fluent(peer, fluent_require_ack_response=True, batch_size=200)
     events = make_events(10_000)
@@ -360,13 +418,14 @@ def test_server_killed_and_restarted_mid_stream_loses_nothing(
     first: dict[str, dict[str, Any]] = {}
     for entry in entries:
         assert first.setdefault(entry["record"]["id"], entry) == entry
+    assert_mode(peer, mode)
 
 
 # ---------------------------------------------------------------- authentication
 
 
 @needs_fluent_server
-def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> None:
+def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer, mode: str) -> None:
     peer = fluent_peer(shared_key="s3cret", users={"app": "pa55"})
     fluent(
         peer,
@@ -379,11 +438,12 @@ def test_shared_key_and_user_password_authenticate(fluent_peer: StartPeer) -> No
     log_all(events)
     assert eventlog.flush(20)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
 def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
-    fluent_peer: StartPeer, eventlog_log: list[str]
+    fluent_peer: StartPeer, eventlog_log: list[str], mode: str
 ) -> None:
     peer = fluent_peer(shared_key="server-key")
     pipeline = fluent(peer, fluent_shared_key="client-key", fluent_require_ack_response=True)
@@ -413,6 +473,7 @@ def test_wrong_key_delivers_nothing_and_loses_nothing_once_fixed(
     peer.start()
     assert eventlog.flush(30)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 2_000), events, "eventlog")
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server
@@ -472,7 +533,7 @@ def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
 
 @needs_fluent_server
 def test_without_acks_a_server_asking_for_a_key_loses_nothing(
-    fluent_peer: StartPeer, eventlog_log: list[str]
+    fluent_peer: StartPeer, eventlog_log: list[str], mode: str
 ) -> None:
     peer = fluent_peer(shared_key="k")
     pipeline = fluent(peer, fluent_require_ack_response=False)
@@ -486,6 +547,7 @@ def test_without_acks_a_server_asking_for_a_key_loses_nothing(
     peer.start()
     assert eventlog.flush(20)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 300), events, "eventlog")
+    assert_mode(peer, mode)
 
 
 # ---------------------------------------------------------------- TLS
@@ -499,7 +561,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @needs_fluent_server
-def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[str, Path]) -> None:
+def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[str, Path], mode: str) -> None:
     peer = fluent_peer(tls=(tls_files["cert"], tls_files["key"]), shared_key="k")
     fluent(
         peer,
@@ -512,6 +574,7 @@ def test_tls_with_the_test_ca_delivers(fluent_peer: StartPeer, tls_files: dict[s
     log_all(events)
     assert eventlog.flush(20)
     assert_delivered(peer.wait_for(lambda e: len(e) >= 1_000), events, "eventlog")
+    assert_mode(peer, mode)
 
 
 @needs_fluent_server

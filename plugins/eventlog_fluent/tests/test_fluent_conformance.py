@@ -41,6 +41,16 @@ class TestFluentTransport(TransportConformance):
         peer.start()  # on the same port, appending to the same entries file
 
 
+class TestFluentTransportForwardMode(TestFluentTransport):
+    """The same checks with EVENTLOG_FLUENT_MODE=forward (FluentServer reads Forward mode too)."""
+
+    def settings(self, peer: Any) -> dict[str, Any]:
+        return {**super().settings(peer), "fluent_mode": "forward"}
+
+    def unreachable_settings(self) -> dict[str, Any]:
+        return {**super().unreachable_settings(), "fluent_mode": "forward"}
+
+
 class TestMsgpackFormat(FormatterConformance):
     """eventlog-fluent's msgpack format: one msgpack map of wire names per event."""
 

@@ -1,8 +1,9 @@
 """The pieces of Fluentd's Forward Protocol Specification v1 that a client sends and checks.
 
-Pure functions over bytes: entries (``[EventTime, record]``), PackedForward and
-CompressedPackedForward messages with their options, and the shared-key
-handshake (HELO from the server, PING from us, PONG back).  The socket work
+Pure functions over bytes: entries (``[EventTime, record]``), the messages of the
+three batch modes (Forward, PackedForward, CompressedPackedForward) with their
+options, and the shared-key handshake (HELO from the server, PING from us, PONG
+back).  The socket work
 is in :mod:`eventlog_fluent.transport`.
 """
 
@@ -26,7 +27,11 @@ ENTRY_HEAD_BYTES = 11
 _seconds_nanos = struct.Struct(">II").pack
 _UINT32_MAX = 2**32 - 1
 
-_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+_pack = _packer.pack
+_array_header = _packer.pack_array_header
+#: fixarray of 3: tag, entries, option.
+_ARRAY_OF_3 = b"\x93"
 
 
 def entry_head(time_ns: int) -> bytes:
@@ -51,25 +56,62 @@ def event_stream(entries: Iterable[tuple[int, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+#: Length of a chunk id: base64 of 16 bytes.
+CHUNK_ID_CHARS = 24
+#: gzip level of CompressedPackedForward: most of level 9's ratio at a fraction of its cost.
+GZIP_LEVEL = 6
+
+
 def new_chunk_id() -> str:
     """Base64 of 128 random bits: the ``chunk`` option the server echoes in its ack."""
     return base64.b64encode(os.urandom(16)).decode("ascii")
 
 
-def packed_forward(tag: str, stream: bytes, size: int, *, chunk: str | None, gzip_level: int | None) -> bytes:
-    """``[tag, entries, {"size": n, "chunk"?: id, "compressed"?: "gzip"}]`` as msgpack.
+#: The batch modes of the spec a client may send (Message mode carries one event: not for batches).
+MODES = ("packed", "compressed", "forward")
 
-    ``gzip_level`` None sends PackedForward; a level sends CompressedPackedForward.
-    Entries go as msgpack ``bin``, as the spec asks of new clients.
+
+def message(
+    mode: str, tag: str, stream: bytes, size: int, *, chunk: str | None, gzip_level: int = GZIP_LEVEL
+) -> bytes:
+    """One message of ``mode`` carrying ``stream`` (``size`` entries) as msgpack.
+
+    - ``packed``: PackedForward, ``[tag, bin(entries), {"size": n, "chunk"?: id}]``; the
+      entries go as msgpack ``bin``, as the spec asks of new clients.
+    - ``compressed``: CompressedPackedForward, the same with gzipped entries and
+      ``"compressed": "gzip"`` in the option.
+    - ``forward``: Forward, ``[tag, [entry, ...], {"size": n, "chunk"?: id}]``.  The
+      entries are msgpack values one after the other, so an array header for ``size``
+      elements in front of the stream makes the array without decoding a record.
     """
     option: dict[str, Any] = {"size": size}
     if chunk is not None:
         option["chunk"] = chunk
-    if gzip_level is not None:
+    if mode == "forward":
+        return b"".join((_ARRAY_OF_3, _pack(tag), _array_header(size), stream, _pack(option)))
+    if mode == "compressed":
         stream = gzip.compress(stream, compresslevel=gzip_level, mtime=0)
         option["compressed"] = "gzip"
-    message: bytes = _pack([tag, stream, option])
-    return message
+    elif mode != "packed":
+        raise ValueError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    packed: bytes = _pack([tag, stream, option])
+    return packed
+
+
+def message_overhead(mode: str, tag: str, *, chunk: bool) -> int:
+    """The most bytes a message of ``mode`` and ``tag`` adds to its entries.
+
+    Counted for the largest option (a uint32 ``size``, a ``chunk`` id) and the
+    largest header of the entries (an array 32 or a bin 32: 5 bytes), so that
+    entries plus this never undercount a message.  For ``compressed`` the
+    entries are counted before gzip.
+    """
+    option: dict[str, Any] = {"size": _UINT32_MAX}
+    if chunk:
+        option["chunk"] = "x" * CHUNK_ID_CHARS
+    if mode == "compressed":
+        option["compressed"] = "gzip"
+    return len(_ARRAY_OF_3) + len(_pack(tag)) + 5 + len(_pack(option))
 
 
 # ---------------------------------------------------------------- handshake

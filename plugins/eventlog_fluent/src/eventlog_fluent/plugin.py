@@ -19,6 +19,7 @@ from eventlog.plugin import (
     parser,
 )
 from eventlog.plugin.net import timeout_options, tls_options
+from eventlog_fluent.forward import MODES
 from eventlog_fluent.msgpack_format import MsgpackFormatter
 from eventlog_fluent.tags import parse_tag
 from eventlog_fluent.transport import FORWARD_PORT, GZIP_LEVEL, FluentConfig, FluentTransport
@@ -43,12 +44,15 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
         "fixed: every event gets the tag; action: the tag is '<tag>.<event action>'",
         choices=("fixed", "action"),
     ),
+    # packed by default: Fluentd and Fluent Bit read it without decoding records.  forward is
+    # for servers that read only Forward mode's array of entries (such as fluentbit-server-py).
     Option(
-        "compressed",
+        "mode",
         parse_str,
-        "none",
-        "gzip sends CompressedPackedForward messages",
-        choices=("none", "gzip"),
+        "packed",
+        "how batches travel: packed (PackedForward), compressed (gzip CompressedPackedForward) "
+        "or forward (Forward mode: an array of entries)",
+        choices=MODES,
     ),
     # On by default: Fluentd's and Fluent Bit's (1.5+) forward inputs answer acks, and
     # without them a broken connection silently loses what the kernel had buffered.
@@ -60,12 +64,14 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
     ),
     Option("ack_timeout", parse_seconds, 30.0, "seconds to wait for an ack before resending"),
     # Fluent Bit's forward input drops a message larger than its Buffer_Max_Size (6 MB by
-    # default) and closes the connection: a batch that large would be resent forever.
+    # default) and closes the connection: a batch that large would be resent forever.  Set it
+    # to the receiver's buffer: it bounds the whole message, tag and option included.
     Option(
         "max_message_bytes",
         parse_positive_int,
         4 << 20,
-        "largest entries stream per message (bigger batches are split; a bigger event is refused)",
+        "largest message in bytes, before gzip (bigger batches are split; an event that cannot "
+        "fit is refused)",
     ),
     Option("shared_key", parse_str, None, "shared key of the server's <security>", secret=True),
     Option("username", parse_str, None, "user name, when the server's <security> has users"),
@@ -99,7 +105,7 @@ def eventlog_transports() -> list[TransportSpec]:
         TransportSpec(
             "fluent",
             FluentTransport.from_context,
-            "Fluentd / Fluent Bit forward input: PackedForward, acks, shared key, TLS",
+            "Fluentd / Fluent Bit forward input: (Compressed)PackedForward or Forward, acks, shared key, TLS",
             FLUENT_OPTIONS,
             # The Forward protocol's records are msgpack maps: no other format will do.
             formats=frozenset({"msgpack"}),

@@ -1,12 +1,15 @@
 """Transport ``fluent``: Fluentd's Forward protocol v1 over TCP, TLS or a Unix socket.
 
-Each batch goes as one PackedForward message per tag (CompressedPackedForward
-with ``compressed=gzip``).  With ``require_ack_response`` every message carries
+Each batch goes as one message per tag (and more when it is larger than
+``max_message_bytes``), in the mode chosen by ``mode``: PackedForward (the
+default), CompressedPackedForward or Forward, for servers that read only
+Forward's array of entries.  With ``require_ack_response`` every message carries
 a ``chunk`` id and :meth:`FluentTransport.send` returns only when the server
 has acknowledged every chunk; otherwise it raises a retryable error and the
 engine sends the whole batch again (at-least-once: a duplicate has the same
 event ``id``).  With a shared key, each connection starts with the
-HELO / PING / PONG handshake.
+HELO / PING / PONG handshake.  A connection the server closed while idle is
+found closed before the next batch goes out, and replaced.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from eventlog_fluent.tags import action_tag
 HELO_WAIT = 0.1
 #: Fluentd's and Fluent Bit's default ``forward`` port.
 FORWARD_PORT = 24224
-#: gzip level of CompressedPackedForward: most of level 9's ratio at a fraction of its cost.
-GZIP_LEVEL = 6
+#: gzip level of CompressedPackedForward (mode ``compressed``).
+GZIP_LEVEL = forward.GZIP_LEVEL
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class FluentConfig:
     port: int
     tag: str
     tag_by_action: bool = False
-    #: gzip level of CompressedPackedForward, or None for PackedForward.
-    gzip_level: int | None = None
+    #: How batches travel: ``packed``, ``compressed`` or ``forward`` (:data:`forward.MODES`).
+    mode: str = "packed"
     require_ack: bool = True
     ack_timeout: float = 30.0
     max_message_bytes: int = 4 << 20
@@ -115,7 +118,7 @@ class FluentConfig:
             port,
             tag=options["tag"],
             tag_by_action=options["tag_mode"] == "action",
-            gzip_level=GZIP_LEVEL if options["compressed"] == "gzip" else None,
+            mode=options["mode"],
             require_ack=options["require_ack_response"],
             ack_timeout=options["ack_timeout"],
             max_message_bytes=options["max_message_bytes"],
@@ -264,7 +267,7 @@ class FluentTransport(Transport):
         return refused
 
     def _messages(self, batch: Batch) -> tuple[list[bytes], set[str], list[tuple[Record, str]]]:
-        """PackedForward messages: per tag (in order of appearance), each at most max_message_bytes.
+        """The messages of a batch: per tag (in order of appearance), each at most max_message_bytes.
 
         Also returns the chunk ids to wait for, and the events refused because
         one alone is larger than a message may be.
@@ -279,7 +282,6 @@ class FluentTransport(Transport):
                 groups.setdefault(tag, []).append(record)
         else:
             groups[self.config.tag] = list(batch)
-        limit = self.config.max_message_bytes
         messages: list[bytes] = []
         chunks: set[str] = set()
         refused: list[tuple[Record, str]] = []
@@ -289,20 +291,23 @@ class FluentTransport(Transport):
             if chunk is not None:
                 chunks.add(chunk)
             stream = forward.event_stream(entries)
-            messages.append(
-                forward.packed_forward(
-                    tag, stream, len(entries), chunk=chunk, gzip_level=self.config.gzip_level
-                )
-            )
+            messages.append(forward.message(self.config.mode, tag, stream, len(entries), chunk=chunk))
 
         for tag, records in groups.items():
+            # What a message may spend on entries: the tag and option take the rest.
+            overhead = forward.message_overhead(self.config.mode, tag, chunk=self.config.require_ack)
+            limit = self.config.max_message_bytes - overhead
             entries: list[tuple[int, bytes]] = []
             size = 0
             for record in records:
                 entry_size = forward.ENTRY_HEAD_BYTES + len(record.payload)
                 if entry_size > limit:
                     refused.append(
-                        (record, f"too_large: {entry_size} bytes > EVENTLOG_FLUENT_MAX_MESSAGE_BYTES")
+                        (
+                            record,
+                            f"too_large: a message of {overhead + entry_size} bytes > "
+                            f"EVENTLOG_FLUENT_MAX_MESSAGE_BYTES ({self.config.max_message_bytes})",
+                        )
                     )
                     continue
                 if size + entry_size > limit and entries:
