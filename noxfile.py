@@ -119,7 +119,6 @@ REDUCED_ON_LATER_PYTHONS = {
     "EVENTLOG_FAULT_EXAMPLES": ("8", "3"),  # tests/test_worker_faults.py, 25 steps each
     "HOSTILE_EXAMPLES": ("40", "10"),  # tests/test_values.py, every format per example
     "ECS_EXAMPLES": ("300", "75"),  # tests/test_ecs.py, each checked against spec.json
-    "NATS_FAULT_EVENTS": ("20000", "5000"),  # the nats 3-node cluster: leader and producer killed
 }
 
 #: The peers are provisioned once per nox run, not once per Python (scripts/provision-peers).
