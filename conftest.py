@@ -24,7 +24,9 @@ pytest_plugins = ["eventlog.plugin.testing"]
 # The suite's own switch, not a setting: not to be reported as a misspelt one.
 config.NOT_SETTINGS.add("EVENTLOG_REQUIRE_PEERS")
 # The fault-injection run's switches (tests/test_fault_injection.py; docs/delivery.md names them).
-config.NOT_SETTINGS.update({"EVENTLOG_FAULTS_LONG", "EVENTLOG_FAULTS_MINUTES", "EVENTLOG_FAULTS_ENABLE"})
+config.NOT_SETTINGS.update(
+    {"EVENTLOG_FAULTS_LONG", "EVENTLOG_FAULTS_MINUTES", "EVENTLOG_FAULTS_ENABLE", "EVENTLOG_FAULTS_EXAMPLES"}
+)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ The exit status is 1 when a page fails, with one line per problem.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import html
 import http.server
@@ -205,6 +206,7 @@ def main() -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs"))
     parser.add_argument("--shots", type=Path, default=Path("site-shots"))
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")
+    parser.add_argument("--jobs", type=int, default=2, help="pages checked at the same time (default 2)")
     parser.add_argument("pages", nargs="*", help="only these pages (paths under the site)")
     args = parser.parse_args()
     handler = functools.partial(_Handler, directory=str(args.site))
@@ -215,18 +217,24 @@ def main() -> int:
         str(p.relative_to(args.site)) for p in args.site.rglob("index.html") if "assets" not in p.parts
     )
     shutil.rmtree(args.shots, ignore_errors=True)
+
+    def check(page: str) -> tuple[Path, list[str]]:
+        folder = str(Path(page).parent)
+        source = args.docs / ("index.md" if folder == "." else f"{folder}.md")
+        name = "index" if folder == "." else folder.replace("/", "-")
+        shot = args.shots / f"{name}.png"
+        return shot, check_page(args.browser, base, page, source if source.exists() else None, shot)
+
     failed = 0
     try:
-        for page in pages:
-            folder = str(Path(page).parent)
-            source = args.docs / ("index.md" if folder == "." else f"{folder}.md")
-            name = "index" if folder == "." else folder.replace("/", "-")
-            shot = args.shots / f"{name}.png"
-            problems = check_page(args.browser, base, page, source if source.exists() else None, shot)
-            print(f"{'FAIL' if problems else 'ok  '} {page} -> {shot}")
-            for problem in problems:
-                print(f"     {problem}")
-            failed += bool(problems)
+        # Two browsers at a time: each page's own two runs stay in order, and the report
+        # keeps the pages' order.  (CI has two cores; one Chromium at a time left one idle.)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for page, (shot, problems) in zip(pages, pool.map(check, pages)):
+                print(f"{'FAIL' if problems else 'ok  '} {page} -> {shot}")
+                for problem in problems:
+                    print(f"     {problem}")
+                failed += bool(problems)
     finally:
         server.shutdown()
     print(

@@ -426,7 +426,12 @@ def test_event_dataset_is_the_service_name_dot_log(name: str, expected: str) -> 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# nox -s tests takes fewer on all but its first Python (noxfile.py).
+@settings(
+    max_examples=int(os.environ.get("ECS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     event=hostile_event(),
     service=st.none() | _text.filter(lambda s: s.strip()).map(lambda s: s.strip()[:1024]),

@@ -136,6 +136,7 @@ def test_overflow_drops_are_counted_never_raised() -> None:
     queued = pipeline.queue_depth()
     assert dropped + taken + queued == 1000
     assert dropped >= 1000 - 100 - 10
+    pipeline.shutdown(0.1)  # no peer will take the rest: not the fixture's 2 s to find that out
 
 
 class SlowPeer:

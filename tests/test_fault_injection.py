@@ -107,8 +107,12 @@ def on(flag: str) -> bool:
 
 LONG = os.environ.get("EVENTLOG_FAULTS_LONG", "") not in ("", "0")
 MINUTES = float(os.environ.get("EVENTLOG_FAULTS_MINUTES", "30"))
+#: Examples of the short run (nox -s tests takes fewer on all but its first Python: noxfile.py).
+EXAMPLES = int(os.environ.get("EVENTLOG_FAULTS_EXAMPLES", "20"))
 # The suite's own switches, not settings: not to be reported as misspelt ones.
-config.NOT_SETTINGS.update({"EVENTLOG_FAULTS_LONG", "EVENTLOG_FAULTS_MINUTES", "EVENTLOG_FAULTS_ENABLE"})
+config.NOT_SETTINGS.update(
+    {"EVENTLOG_FAULTS_LONG", "EVENTLOG_FAULTS_MINUTES", "EVENTLOG_FAULTS_ENABLE", "EVENTLOG_FAULTS_EXAMPLES"}
+)
 
 #: How long a check waits for the worker to settle (a count in the middle of a batch).
 SETTLE = 3.0
@@ -890,7 +894,7 @@ def _settings() -> settings:
             database=None,
         )
     return settings(
-        max_examples=20,
+        max_examples=EXAMPLES,
         stateful_step_count=20,
         deadline=None,
         suppress_health_check=list(HealthCheck),

@@ -255,6 +255,7 @@ def test_markers_take_no_queue_slot(pipelines: list[Pipeline], registry: Registr
     taken = pipeline.stats.taken
     assert taken + pipeline.queue_depth() == 901
     assert pipeline._accounts.markers == []  # each timed-out flush withdrew its marker
+    pipeline.shutdown(0.1)  # the peer never comes: not the fixture's 2 s to find that out
 
 
 def test_a_timed_out_flush_never_stops_spooling(
@@ -274,6 +275,7 @@ def test_a_timed_out_flush_never_stops_spooling(
         time.sleep(0.01)
     assert pipeline.spool_depth() == 2010 and pipeline.queue_depth() == 0
     assert pipeline.stats.dropped_by_reason() == {}
+    pipeline.shutdown(0.1)  # the peer never comes: not the fixture's 2 s to find that out
 
 
 # ---------------------------------------------------------------- configure() again (item 14)

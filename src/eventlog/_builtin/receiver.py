@@ -131,6 +131,11 @@ class LineReceiver(_Receiver):
     def stop(self) -> None:
         """Close the listener and every connection (peers see EOF)."""
         self._stop.set()
+        try:
+            # Wakes the accept() the thread waits in at once; close() alone leaves it to its timeout.
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         with self._cond:
             for conn in self._clients:
