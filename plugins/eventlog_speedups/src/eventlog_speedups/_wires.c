@@ -45,6 +45,22 @@ plain(PyObject *text, Py_ssize_t limit)
            PyUnicode_GET_LENGTH(text) <= limit;
 }
 
+/* A str UTF-8 can encode (no lone surrogates): ASCII at once, else by encoding it (the UTF-8
+ * is cached in the str, and the encoder reuses it).  A str that cannot goes to the Python
+ * path, which escapes and counts the surrogates. */
+static int
+encodable(PyObject *text)
+{
+    if (PyUnicode_IS_ASCII(text)) {
+        return 1;
+    }
+    if (PyUnicode_AsUTF8AndSize(text, NULL) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 /* An exact int within int64 (what every format carries as a number); an error is cleared. */
 static int
 int64(PyObject *value)
@@ -317,7 +333,7 @@ put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, in
     if (value == Py_None) {
         return 1;
     }
-    if (is_int ? !int64(value) : !PyUnicode_CheckExact(value)) {
+    if (is_int ? !int64(value) : !(PyUnicode_CheckExact(value) && encodable(value))) {
         return 0;
     }
     return PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
@@ -415,7 +431,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
         NOT_PLAIN;
     }
     GET(thread, s_threadName);
-    if (thread != Py_None && !PyUnicode_CheckExact(thread)) {
+    if (thread != Py_None && !(PyUnicode_CheckExact(thread) && encodable(thread))) {
         NOT_PLAIN;
     }
     /* Not None: the Python path (no truth test, which could run an application's __bool__). */
