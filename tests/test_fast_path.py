@@ -307,3 +307,32 @@ def test_a_subclass_that_overrides_format_is_not_bypassed_by_the_batch_encoder()
     assert batch_encoder(Tagged()) is None  # its format() must see every event
     assert batch_encoder(JsonFormatter()) is not None
     assert batch_encoder(LogstashFormatter()) is not None
+
+
+def test_plain_events_are_made_by_the_compiled_path_with_the_same_bytes(
+    fast_path: str, pipeline: Pipeline
+) -> None:
+    with eventlog.context(user="bob", request_id="r-9", shop="s-1"):
+        in_context = Event("cart.add", "sku-1", "item", fields={"n": 2})
+    events = [
+        Event("click", "my-button", "ui"),
+        Event(
+            "user.did",
+            "alice",
+            "user",
+            message="done",
+            level=logging.WARNING,
+            tags=["a", "b"],
+            fields={"req_id": "r-1", "n": 3, "ratio": 0.5},
+            metrics={"duration_ms": 12.5, "rows": 7},
+            log_code=True,
+        ),
+        Event("early", time_ns=-5),
+        in_context,
+    ]
+    assert_same(pipeline, events, all_fast=True)
+    if fast_path == "speedups":
+        assert _COMPILED is not None
+        static = pipeline._encoder.static_fields()
+        _, holes = _COMPILED(events, static, True, *_ids.node_and_counter())
+        assert holes == 0

@@ -496,12 +496,13 @@ def _load_accelerator() -> Callable[..., Any] | None:
         EMPTY,
         MAX_MESSAGE_CHARS,
         MAX_VALUE_CHARS,
+        Event,
     )
     wires: Callable[..., Any] = _wires.wires
     return wires
 
 
-#: eventlog-speedups' ``wires`` when installed: the plain records in C, the rest here.
+#: eventlog-speedups' ``wires`` when installed: the plain records and Events in C, the rest here.
 accelerator = _load_accelerator()
 
 

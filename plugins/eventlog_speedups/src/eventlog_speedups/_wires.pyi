@@ -11,6 +11,7 @@ def setup(
     empty_context: tuple[Any, ...],
     max_message: int,
     max_value: int,
+    event_type: type | None = None,
 ) -> None: ...
 def wires(
     items: list[Any],
