@@ -30,6 +30,8 @@ _current_thread = threading.current_thread
 _active_get = getattr(threading, "_active", {}).get
 
 _current_context = _context.current
+_KEPT_SUPERSET = KEPT.issuperset
+_STR_KEYS = frozenset({str}).issuperset
 
 # Frames inside these folders are never the "caller" of log_code=True.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -149,12 +151,32 @@ class Event:
         # Text for the worker: anything else is converted now (see eventlog._records.text.frozen).
         self.message = message if message is None or type(message) is str else frozen(message)
         self.tags = _tags(tags) if tags is not None else None
-        self.fields = _fields(fields) if fields is not None else None
-        if metrics is not None and not isinstance(metrics, Mapping):
-            raise TypeError(
-                f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
-            )
-        self.metrics = _frozen_map(metrics) if metrics is not None else None
+        # A dict of str keys and plain values (the common case) is copied in two C calls;
+        # the general functions below cost a Python call and a loop more.
+        if fields is None:
+            self.fields = None
+        elif (
+            type(fields) is dict
+            and _KEPT_SUPERSET(map(type, fields.values()))
+            and _STR_KEYS(map(type, fields))
+        ):
+            self.fields = fields.copy()
+        else:
+            self.fields = _fields(fields)
+        if metrics is None:
+            self.metrics = None
+        elif (
+            type(metrics) is dict
+            and _KEPT_SUPERSET(map(type, metrics.values()))
+            and _STR_KEYS(map(type, metrics))
+        ):
+            self.metrics = metrics.copy()
+        else:
+            if not isinstance(metrics, Mapping):
+                raise TypeError(
+                    f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
+                )
+            self.metrics = _frozen_map(metrics)
         if time_ns is None:
             self.time_ns = _now_ns()
         elif type(time_ns) is int and -(2**63) <= time_ns < 2**63:
@@ -177,9 +199,10 @@ class Event:
         else:
             self.code_file = self.code_line = self.code_func = None
         self.exc_info = None
-        # The name now: the thread may have exited by the time the worker runs.
+        # The name now: the thread may have exited by the time the worker runs.  ``_name`` is
+        # what the ``name`` property returns, without the property's Python call.
         thread = _active_get(_get_ident())
-        self.thread = (thread or _current_thread()).name
+        self.thread = (thread or _current_thread())._name  # type: ignore[union-attr]
         self.id = None
         self.site = self.cluster = self.host = None
         self.pid = None
