@@ -25,7 +25,7 @@ from typing import Any
 
 from eventlog._records.context import EMPTY, RequestContext
 from eventlog._records.event import Event
-from eventlog._records.schema import LEVEL_NAMES
+from eventlog._records.schema import LEVEL_NAMES, WIRE_NAMES
 from eventlog._records.text import (
     INT_MAX,
     INT_MIN,
@@ -496,6 +496,7 @@ def _load_accelerator() -> Callable[..., Any] | None:
         EMPTY,
         MAX_MESSAGE_CHARS,
         MAX_VALUE_CHARS,
+        WIRE_NAMES,
         Event,
     )
     wires: Callable[..., Any] = _wires.wires

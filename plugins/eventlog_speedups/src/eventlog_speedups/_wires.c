@@ -21,7 +21,7 @@ static PyObject *g_actions, *g_level_names, *g_init_keys, *g_standard, *g_specia
 static PyObject *g_sixty_four; /* 64, for the high half of a trace id */
 static Py_ssize_t g_max_message, g_max_value;
 
-/* Interned attribute names and wire keys. */
+/* Interned attribute names; the wire keys (k_*) are set by setup() from the schema. */
 static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s_msecs, *s_exc_info,
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
@@ -947,12 +947,40 @@ static PyObject *
 setup(PyObject *module, PyObject *args)
 {
     PyObject *record_type, *actions, *level_names, *init_keys, *standard, *special, *empty;
-    PyObject *event_type = NULL;
+    PyObject *wire_names = NULL, *event_type = NULL;
     Py_ssize_t max_message, max_value;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOnn|O", &PyType_Type, &record_type, &PyDict_Type, &actions,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOnnO|O", &PyType_Type, &record_type, &PyDict_Type, &actions,
                           &PyDict_Type, &level_names, &PyList_Type, &init_keys, &standard, &special,
-                          &empty, &max_message, &max_value, &event_type)) {
+                          &empty, &max_message, &max_value, &wire_names, &event_type)) {
         return NULL;
+    }
+    if (wire_names == NULL || !PyDict_Check(wire_names)) {
+        PyErr_SetString(PyExc_TypeError, "wire_names must be schema.WIRE_NAMES (a dict)");
+        return NULL;
+    }
+    /* The wire names come from the schema (eventlog._records.schema.WIRE_NAMES, by Event
+     * attribute): no wire name is spelt in this file. */
+    struct {
+        PyObject **slot;
+        const char *attr;
+    } names[] = {
+        {&k_id, "id"}, {&k_tstamp, "tstamp"}, {&k_action, "action"}, {&k_target, "target"},
+        {&k_tgType, "tg_type"}, {&k_level, "level"}, {&k_levelName, "level_name"},
+        {&k_message, "message"}, {&k_tags, "tags"}, {&k_metrics, "metrics"}, {&k_fields, "fields"},
+        {&k_user, "user"}, {&k_session, "session"}, {&k_reqId, "request_id"},
+        {&k_thread, "thread"}, {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"},
+        {&k_codeFunc, "code_func"}, {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"},
+        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *wire = PyDict_GetItemString(wire_names, names[i].attr); /* borrowed */
+        if (wire == NULL || !PyUnicode_CheckExact(wire)) {
+            PyErr_Format(PyExc_KeyError, "wire_names has no str for %s", names[i].attr);
+            return NULL;
+        }
+        Py_INCREF(wire);
+        PyUnicode_InternInPlace(&wire);
+        Py_XSETREF(*names[i].slot, wire);
     }
     if (event_type != NULL && event_type != Py_None && event_setup(event_type) < 0) {
         return NULL;
@@ -977,7 +1005,7 @@ static PyMethodDef methods[] = {
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
     {"setup", setup, METH_VARARGS, "setup(record_type, actions, level_names, init_keys, standard, special, "
-                                   "empty_context, max_message, max_value, event_type=None)"},
+                                   "empty_context, max_message, max_value, wire_names, event_type=None)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -999,16 +1027,7 @@ PyInit__wires(void)
         intern(&s_threadName, "threadName") || intern(&s_created, "created") ||
         intern(&s_msecs, "msecs") || intern(&s_exc_info, "exc_info") ||
         intern(&s_exc_text, "exc_text") || intern(&s_pathname, "pathname") ||
-        intern(&s_lineno, "lineno") || intern(&s_funcName, "funcName") || intern(&k_id, "id") ||
-        intern(&k_tstamp, "tstamp") || intern(&k_action, "action") || intern(&k_target, "target") ||
-        intern(&k_tgType, "tgType") || intern(&k_level, "level") || intern(&k_levelName, "levelName") ||
-        intern(&k_message, "message") || intern(&k_metrics, "metrics") || intern(&k_fields, "fields") ||
-        intern(&k_user, "user") || intern(&k_session, "session") || intern(&k_reqId, "reqId") ||
-        intern(&k_thread, "thread") || intern(&k_codeFile, "codeFile") ||
-        intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
-        intern(&k_tags, "tags") || intern(&k_exc_info, "exc_info") ||
-        intern(&s_logger, "logger") || intern(&k_traceId, "traceId") ||
-        intern(&k_spanId, "spanId") || intern(&k_traceFlags, "traceFlags") ||
+        intern(&s_lineno, "lineno") || intern(&s_funcName, "funcName") || intern(&s_logger, "logger") ||
         intern(&f_trace, "032x") || intern(&f_span, "016x") || intern(&f_flags, "02x")) {
         return NULL;
     }

@@ -11,6 +11,7 @@ def setup(
     empty_context: tuple[Any, ...],
     max_message: int,
     max_value: int,
+    wire_names: dict[str, str],
     event_type: type | None = None,
 ) -> None: ...
 def wires(
