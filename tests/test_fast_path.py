@@ -336,3 +336,13 @@ def test_plain_events_are_made_by_the_compiled_path_with_the_same_bytes(
         static = pipeline._encoder.static_fields()
         _, holes = _COMPILED(events, static, True, *_ids.node_and_counter())
         assert holes == 0
+
+
+def test_a_batchs_times_are_each_events_time(pipeline: Pipeline) -> None:
+    from eventlog._engine.encoder import _time_ns, _times_ns
+
+    odd = _record("odd")
+    odd.created = float("nan")
+    items = [_item(_record("n %d", (i,), k=i)) for i in range(5)] + list(varied_events(20)) + [_item(odd)]
+    wires, sources = wires_of(items, {}, True, {}, lambda item: None)
+    assert _times_ns(sources, wires) == [_time_ns(item, wire) for item, wire in zip(sources, wires)]
