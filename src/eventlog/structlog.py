@@ -63,7 +63,8 @@ _OWN_KEYS = frozenset(
     }
 )
 
-_EVENTLOG_DIR = os.path.dirname(os.path.abspath(bridge.__file__)) + os.sep
+# The whole eventlog package (bridge is in eventlog/_api/).
+_EVENTLOG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__))) + os.sep
 _STRUCTLOG_DIR = os.path.dirname(os.path.abspath(structlog.__file__)) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 _SKIPPED = (_EVENTLOG_DIR, _STRUCTLOG_DIR, _LOGGING_DIR)

@@ -33,8 +33,9 @@ _current_context = _context.current
 _KEPT_SUPERSET = KEPT.issuperset
 _STR_KEYS = frozenset({str}).issuperset
 
-# Frames inside these folders are never the "caller" of log_code=True.
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Frames inside these folders are never the "caller" of log_code=True: the whole eventlog
+# package (this module is in eventlog/_records/; the integrations are in eventlog/).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 
 
