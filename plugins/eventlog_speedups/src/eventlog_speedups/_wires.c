@@ -1,7 +1,8 @@
-/* Queued log records -> eventlog wire dicts, for the plain case only.
+/* Queued log records and Events -> eventlog wire dicts, for the plain case only.
  *
- * The same dict, key for key and object for object, as the Python fast path
- * (eventlog._records.logrecords.wires_of) makes; for anything else this returns None in
+ * The same dict, key for key and object for object, as the Python paths
+ * (eventlog._records.logrecords.wires_of for records, eventlog._records.wire.to_wire for
+ * Events) make; wire names come from the schema at setup().  For anything else this returns None in
  * the item's place and the Python path takes it.  Nothing here converts or
  * cleans a value: a value that would need it sends the item back, so every
  * conversion is still made (and counted) by one piece of code.
