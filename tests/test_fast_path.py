@@ -346,3 +346,20 @@ def test_a_batchs_times_are_each_events_time(pipeline: Pipeline) -> None:
     items = [_item(_record("n %d", (i,), k=i)) for i in range(5)] + list(varied_events(20)) + [_item(odd)]
     wires, sources = wires_of(items, {}, True, {}, lambda item: None)
     assert _times_ns(sources, wires) == [_time_ns(item, wire) for item, wire in zip(sources, wires)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.dictionaries(st.one_of(any_text, st.integers(), st.booleans()), hostile_value, max_size=5))
+def test_event_copies_plain_dicts_in_c_as_in_python(fast_path: str, values: dict[Any, Any]) -> None:
+    from eventlog._records import event
+
+    compiled = event._load_plain_copy()
+    python = event._py_plain_copy(values)
+    got = compiled(values)
+
+    def same_objects(d: dict[Any, Any] | None) -> Any:
+        return None if d is None else [(k, id(v)) for k, v in d.items()]
+
+    assert same_objects(got) == same_objects(python)
+    assert got is None or got is not values
+    assert same_objects(got) in (None, same_objects(values))

@@ -944,6 +944,31 @@ wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", out, holes);
 }
 
+/* ---- The caller's side of Event(fields=..., metrics=...): a copy of a dict of str keys and
+ * values of the types the worker may read later as they are (eventlog._records.text.KEPT:
+ * str, int, float, bool, bytes, None), or None when any is not (the Python path converts).
+ * About 20 instructions an item, where KEPT.issuperset(map(type, ...)) builds a set. */
+static PyObject *
+plain_copy(PyObject *module, PyObject *values)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(values)) {
+        Py_RETURN_NONE;
+    }
+    while (PyDict_Next(values, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            Py_RETURN_NONE;
+        }
+        PyTypeObject *kind = Py_TYPE(value);
+        if (!(kind == &PyUnicode_Type || kind == &PyLong_Type || kind == &PyFloat_Type ||
+              kind == &PyBool_Type || kind == &PyBytes_Type || value == Py_None)) {
+            Py_RETURN_NONE;
+        }
+    }
+    return PyDict_Copy(values);
+}
+
 static PyObject *
 setup(PyObject *module, PyObject *args)
 {
@@ -1005,6 +1030,8 @@ setup(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
+    {"plain_copy", plain_copy, METH_O,
+     "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
     {"setup", setup, METH_VARARGS, "setup(record_type, actions, level_names, init_keys, standard, special, "
                                    "empty_context, max_message, max_value, wire_names, event_type=None)"},
     {NULL, NULL, 0, NULL},
