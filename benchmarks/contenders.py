@@ -121,6 +121,39 @@ def setup_stdlib(port: int, spool_dir: str) -> Setup:
     return Setup(_logger(logging.handlers.QueueHandler(que)), listener.stop)
 
 
+class LeanJsonLines(logging.Handler):
+    """The leanest listener side a user could write: four fields as one JSON line, straight out."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.encode = json.JSONEncoder(separators=(",", ":")).encode
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # No filters and no handler lock: one listener thread is the only caller.
+        line = self.encode(
+            {
+                "tstamp": int(record.created * 1000),
+                "level": record.levelname,
+                "message": record.message,  # QueueHandler.prepare() rendered it
+                "sent_ns": record.__dict__.get("sent_ns"),
+            }
+        )
+        self.sock.sendall((line + "\n").encode())
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+def setup_stdlib_lean(port: int, spool_dir: str) -> Setup:
+    # A SimpleQueue (no lock of its own, C) and a listener writing a 4-field JSON line per record.
+    que: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(que, LeanJsonLines(port))
+    listener.start()
+    return Setup(_logger(logging.handlers.QueueHandler(que)), listener.stop)  # type: ignore[arg-type]
+
+
 def setup_logstash_memory(port: int, spool_dir: str) -> Setup:
     from logstash_async.handler import AsynchronousLogstashHandler
 
@@ -245,6 +278,7 @@ def setup_eventlog_nats(port: int, spool_dir: str) -> Setup:
 SETUPS: dict[str, Callable[[int, str], Setup]] = {
     "floor": setup_floor,
     "stdlib": setup_stdlib,
+    "stdlib lean": setup_stdlib_lean,
     "logstash-async memory": setup_logstash_memory,
     "logstash-async sqlite": setup_logstash_sqlite,
     "fluent-logger": setup_fluent,

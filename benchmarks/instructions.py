@@ -17,6 +17,8 @@ The cases:
   eventlog   the same call, EventHandler, tcp transport, json (memory mode)
   python     the same, with eventlog-speedups off (EVENTLOG_SPEEDUPS=0)
   log_event  ``log_event(Event('click', 'my-button', 'ui'))``
+  log_event_fields  ``log_event(Event('user.did', 'alice', 'user', fields={'req_id': 'r-1', 'n': i},
+             metrics={'duration_ms': 12.5}))``
   spool      the eventlog case in spool mode (EVENTLOG_DB: a fresh SQLite spool)
 The TCP peer is a separate process, not under valgrind, that reads and discards.
 """
@@ -98,6 +100,11 @@ def work():
         from eventlog import Event, log_event
         for i in range(events):
             log_event(Event("click", "my-button", "ui"))
+    elif case == "log_event_fields":
+        from eventlog import Event, log_event
+        for i in range(events):
+            log_event(Event("user.did", "alice", "user", fields={"req_id": "r-1", "n": i},
+                            metrics={"duration_ms": 12.5}))
     else:
         for i in range(events):
             log.info("user %s did thing %d", "alice", i, extra={"k": i})
@@ -110,9 +117,9 @@ def settle():
         assert eventlog.flush(60), "not everything was sent"
 
 log.info("warm %s", "up", extra={"k": 0})
-if case == "log_event":
+if case.startswith("log_event"):
     from eventlog import Event, log_event
-    log_event(Event("warm"))
+    log_event(Event("warm", fields={"n": 0}, metrics={"m": 1.5}))
 if mode == "loop":
     work()
 settle()
@@ -155,6 +162,11 @@ CASES = [
     ("eventlog, EventHandler, json/tcp (pure Python)", "python", {"EVENTLOG_SPEEDUPS": "0"}),
     ("eventlog log_event(Event('click', 'my-button', 'ui'))", "log_event", {}),
     ("eventlog, EventHandler, json/tcp, spool mode (eventlog-speedups)", "spool", {}),
+    (
+        "eventlog log_event(Event('user.did', 'alice', 'user', fields={...2}, metrics={...1}))",
+        "log_event_fields",
+        {},
+    ),
 ]
 
 
@@ -282,6 +294,7 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
         ("python", CASES[3][0]),
         ("log_event", CASES[4][0]),
         ("spool", CASES[5][0]),
+        ("log_event_fields", CASES[6][0]),
     ):
         line(f"{label}: caller", {v: rows[case][v][0] for v in versions})
         line(f"{label}: worker", {v: rows[case][v][1] for v in versions})

@@ -307,3 +307,59 @@ def test_a_subclass_that_overrides_format_is_not_bypassed_by_the_batch_encoder()
     assert batch_encoder(Tagged()) is None  # its format() must see every event
     assert batch_encoder(JsonFormatter()) is not None
     assert batch_encoder(LogstashFormatter()) is not None
+
+
+def test_plain_events_are_made_by_the_compiled_path_with_the_same_bytes(
+    fast_path: str, pipeline: Pipeline
+) -> None:
+    with eventlog.context(user="bob", request_id="r-9", shop="s-1"):
+        in_context = Event("cart.add", "sku-1", "item", fields={"n": 2})
+    events = [
+        Event("click", "my-button", "ui"),
+        Event(
+            "user.did",
+            "alice",
+            "user",
+            message="done",
+            level=logging.WARNING,
+            tags=["a", "b"],
+            fields={"req_id": "r-1", "n": 3, "ratio": 0.5},
+            metrics={"duration_ms": 12.5, "rows": 7},
+            log_code=True,
+        ),
+        Event("early", time_ns=-5),
+        in_context,
+    ]
+    assert_same(pipeline, events, all_fast=True)
+    if fast_path == "speedups":
+        assert _COMPILED is not None
+        static = pipeline._encoder.static_fields()
+        _, holes = _COMPILED(events, static, True, *_ids.node_and_counter())
+        assert holes == 0
+
+
+def test_a_batchs_times_are_each_events_time(pipeline: Pipeline) -> None:
+    from eventlog._engine.encoder import _time_ns, _times_ns
+
+    odd = _record("odd")
+    odd.created = float("nan")
+    items = [_item(_record("n %d", (i,), k=i)) for i in range(5)] + list(varied_events(20)) + [_item(odd)]
+    wires, sources = wires_of(items, {}, True, {}, lambda item: None)
+    assert _times_ns(sources, wires) == [_time_ns(item, wire) for item, wire in zip(sources, wires)]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.dictionaries(st.one_of(any_text, st.integers(), st.booleans()), hostile_value, max_size=5))
+def test_event_copies_plain_dicts_in_c_as_in_python(fast_path: str, values: dict[Any, Any]) -> None:
+    from eventlog._records import event
+
+    compiled = event._load_plain_copy()
+    python = event._py_plain_copy(values)
+    got = compiled(values)
+
+    def same_objects(d: dict[Any, Any] | None) -> Any:
+        return None if d is None else [(k, id(v)) for k, v in d.items()]
+
+    assert same_objects(got) == same_objects(python)
+    assert got is None or got is not values
+    assert same_objects(got) in (None, same_objects(values))

@@ -63,7 +63,8 @@ _OWN_KEYS = frozenset(
     }
 )
 
-_EVENTLOG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the whole package
+# The whole eventlog package (bridge is in eventlog/_api/).
+_EVENTLOG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__))) + os.sep
 _STRUCTLOG_DIR = os.path.dirname(os.path.abspath(structlog.__file__)) + os.sep
 _LOGGING_DIR = os.path.dirname(os.path.abspath(sys.modules["logging"].__file__ or "")) + os.sep
 _SKIPPED = (_EVENTLOG_DIR, _STRUCTLOG_DIR, _LOGGING_DIR)
@@ -76,9 +77,6 @@ _ASYNC_THREAD: Any = getattr(structlog.contextvars, "_ASYNC_CALLING_THREAD", Non
 _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 _active_get = getattr(threading, "_active", {}).get
-
-
-__all__ = ["EventlogRenderer"]
 
 
 def _caller() -> tuple[str | None, int | None, str | None]:

@@ -67,9 +67,7 @@ class Encoder:
             body = format_many(wires)
         except Exception:
             return self.each(wires, sources)  # one by one, to find what cannot be encoded
-        return EncodedBatch(
-            body, wires, lambda: [_time_ns(item, wire) for item, wire in zip(sources, wires)], split_many
-        )
+        return EncodedBatch(body, wires, lambda: _times_ns(sources, wires), split_many)
 
     def records(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
@@ -143,6 +141,27 @@ class Encoder:
             f"an event could not be formatted as {self.format_name!r} and was set "
             f"aside: {type(exc).__name__}: {exc}",
         )
+
+
+def _times_ns(items: list[Any], wires: list[dict[str, Any]]) -> list[int]:
+    """``_time_ns`` of each item, in one loop (spool mode asks for every event's time)."""
+    # The same as [_time_ns(item, wire) ...], without a Python call per event (~1k
+    # instructions each, callgrind, 3.11); tests/test_fast_path.py holds the two equal.
+    times: list[int] = []
+    append = times.append
+    for item, wire in zip(items, wires):
+        if type(item) is not tuple:
+            append(item.time_ns)
+            continue
+        sub_ms = 0
+        try:
+            created = item[0].created
+            if type(created) is float:
+                sub_ms = int(created * 1e9) % 1_000_000
+        except Exception:
+            pass
+        append(int(wire["tstamp"]) * 1_000_000 + sub_ms)
+    return times
 
 
 def _time_ns(item: Any, wire: dict[str, Any]) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 
 from eventlog._records.context import EMPTY, RequestContext
 from eventlog._records.event import Event
-from eventlog._records.schema import LEVEL_NAMES
+from eventlog._records.schema import LEVEL_NAMES, WIRE_NAMES
 from eventlog._records.text import (
     INT_MAX,
     INT_MIN,
@@ -40,11 +40,13 @@ from eventlog._records.text import (
     _safe_text,
     checked_int,
     converted,
+    encodable,
     frozen,
     safe_str,
     type_name,
+    without_surrogates,
 )
-from eventlog._records.wire import _ids, put_extras, put_trace, to_wire, with_context_fields
+from eventlog._records.wire import _ids, put_extras, put_trace, text_slot, to_wire, with_context_fields
 
 logging.addLevelName(5, "TRACE")
 
@@ -100,7 +102,7 @@ def exception_json(exc_info: ExcInfo) -> str:
         except Exception:  # a hostile __str__ must not lose the event
             value = f"<unprintable {name}>"
         stack = "".join(traceback.format_exception(exc_type, exc_value, tb)) if exc_type else ""
-        return json.dumps({"type": name, "value": value, "stack": stack}, ensure_ascii=False)
+        return _exception_text(name, value, stack)
     except Exception:
         return _unrenderable_exception(exc_info)
 
@@ -118,8 +120,29 @@ def _unrenderable_exception(exc_info: Any) -> UnrenderableException:
                 value = str(items[1])
             except Exception:
                 pass
-    text = json.dumps({"type": name, "value": value, "stack": ""}, ensure_ascii=False)
+    text = json.dumps(
+        {
+            "type": without_surrogates(name),
+            "value": None if value is None else without_surrogates(value),
+            "stack": "",
+        },
+        ensure_ascii=False,
+    )
     return UnrenderableException(text)
+
+
+def _exception_text(name: str | None, value: str | None, stack: str) -> str:
+    """The exc_info JSON text; lone surrogates in its strings escaped (counted as ``surrogates``).
+
+    Escaped before the JSON is made: escaping the JSON text afterwards would
+    write ``\\udc80``, which a JSON reader turns back into the surrogate.
+    """
+    parts = (name, value, stack)
+    clean = tuple(part if part is None else without_surrogates(part) for part in parts)
+    text = json.dumps({"type": clean[0], "value": clean[1], "stack": clean[2]}, ensure_ascii=False)
+    if any(a is not b for a, b in zip(parts, clean)):
+        return converted(text, "surrogates")
+    return text
 
 
 def _described_type(kind: Any) -> str:
@@ -145,9 +168,9 @@ def record_exception(record: logging.LogRecord) -> str | None:
     if exc_text if type(exc_text) is str else exc_text is not None:
         if type(exc_text) is not str:  # logging's cache of the formatted stack, replaced by something else
             return UnrenderableException(
-                json.dumps({"type": None, "value": None, "stack": _safe_text(exc_text)})
+                json.dumps({"type": None, "value": None, "stack": without_surrogates(_safe_text(exc_text))})
             )
-        return json.dumps({"type": None, "value": None, "stack": exc_text})
+        return _exception_text(None, None, exc_text)
     return None
 
 
@@ -473,12 +496,14 @@ def _load_accelerator() -> Callable[..., Any] | None:
         EMPTY,
         MAX_MESSAGE_CHARS,
         MAX_VALUE_CHARS,
+        WIRE_NAMES,
+        Event,
     )
     wires: Callable[..., Any] = _wires.wires
     return wires
 
 
-#: eventlog-speedups' ``wires`` when installed: the plain records in C, the rest here.
+#: eventlog-speedups' ``wires`` when installed: the plain records and Events in C, the rest here.
 accelerator = _load_accelerator()
 
 
@@ -556,7 +581,7 @@ def wires_of(
                     millis = time_ns // 1_000_000
                     wire = {
                         # make_id, written out
-                        "id": f"{millis & 0xFFFFFFFFFFFF:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
+                        "id": f"{millis if millis > 0 else 0:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
                         "tstamp": millis,
                         "action": action,
                         "target": name,
@@ -627,20 +652,19 @@ def wires_of(
                         if request_id is not None:
                             wire["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
                     wire.update(static)
+                    # str or None, checked above: only lone surrogates are left to escape.
                     if thread is not None:
-                        wire["thread"] = thread
+                        wire["thread"] = thread if thread.isascii() else encodable(thread, conversions)
                     if path is not None:
-                        wire["codeFile"] = path
+                        wire["codeFile"] = path if path.isascii() else encodable(path, conversions)
                     if line is not None:
                         wire["codeLine"] = line
                     if func is not None:
-                        wire["codeFunc"] = func
+                        wire["codeFunc"] = func if func.isascii() else encodable(func, conversions)
                     if record.exc_info is not None or record.exc_text is not None:  # rare
                         exc_text = record_exception(record)
                         if exc_text is not None:
-                            if type(exc_text) is not str:
-                                exc_text = safe_str(exc_text, MAX_MESSAGE_CHARS, conversions)
-                            wire["exc_info"] = exc_text
+                            wire["exc_info"] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
                     if trace_id is not None:
                         put_trace(wire, ctx)
             elif item.site is None and item.cluster is None and item.host is None and item.pid is None:

@@ -24,6 +24,13 @@ class Field:
     doc: str
     #: True when every event carries it (the rest are omitted when empty).
     always: bool = False
+    #: The Event attribute it comes from, where that is not the wire name.
+    attr: str = ""
+
+    @property
+    def python_name(self) -> str:
+        """The Event attribute (snake_case) this field comes from."""
+        return self.attr or self.wire
 
 
 FIELDS: tuple[Field, ...] = (
@@ -31,33 +38,41 @@ FIELDS: tuple[Field, ...] = (
     Field("tstamp", "int", "milliseconds since the epoch, UTC", True),
     Field("action", "str", "the event's name, dotted general to specific", True),
     Field("target", "str", "the object of the event"),
-    Field("tgType", "str", "the type of the target"),
+    Field("tgType", "str", "the type of the target", attr="tg_type"),
     Field("level", "int", "Python logging level number (TRACE is 5)"),
-    Field("levelName", "str", "the level's name, e.g. INFO"),
+    Field("levelName", "str", "the level's name, e.g. INFO", attr="level_name"),
     Field("message", "str", "log message, or the (redacted) HTTP POST body"),
     Field("tags", "str_list", "free-form strings"),
     Field("fields", "typed_map", "str -> int|float|str, kept apart by value type"),
     Field("metrics", "number_map", "str -> number, from metrics= or extra="),
     Field("user", "str", "the current user (request context)"),
     Field("session", "str", "the current session (request context)"),
-    Field("reqId", "str", "the current request id (request context)"),
+    Field("reqId", "str", "the current request id (request context)", attr="request_id"),
     Field("site", "str", "EVENTLOG_SITE"),
     Field("cluster", "str", "EVENTLOG_CLUSTER"),
     Field("host", "str", "host name of the process that made the event"),
     Field("pid", "int", "process id of the process that made the event"),
     Field("thread", "str", "name of the thread that made the event"),
-    Field("codeFile", "str", "source file of the call (log_code=True, log records)"),
-    Field("codeLine", "int", "source line of the call"),
-    Field("codeFunc", "str", "function of the call"),
+    Field("codeFile", "str", "source file of the call (log_code=True, log records)", attr="code_file"),
+    Field("codeLine", "int", "source line of the call", attr="code_line"),
+    Field("codeFunc", "str", "function of the call", attr="code_func"),
     Field("exc_info", "str", "JSON text: exception type, value and stack"),
     # Last, so the Cap'n Proto ordinals of the fields above stay what they were.
-    Field("traceId", "str", "OpenTelemetry trace id of the caller's span, 32 hex digits"),
-    Field("spanId", "str", "OpenTelemetry span id of the caller's span, 16 hex digits"),
-    Field("traceFlags", "str", "W3C trace flags of the caller's span, 2 hex digits (01: sampled)"),
+    Field("traceId", "str", "OpenTelemetry trace id of the caller's span, 32 hex digits", attr="trace_id"),
+    Field("spanId", "str", "OpenTelemetry span id of the caller's span, 16 hex digits", attr="span_id"),
+    Field(
+        "traceFlags",
+        "str",
+        "W3C trace flags of the caller's span, 2 hex digits (01: sampled)",
+        attr="trace_flags",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.wire for f in FIELDS)
 FIELDS_BY_NAME: dict[str, Field] = {f.wire: f for f in FIELDS}
+#: Wire names by Event attribute (``{"tg_type": "tgType", ...}``): how code that is not
+#: Python (eventlog-speedups) learns the names, at set-up.
+WIRE_NAMES: dict[str, str] = {f.python_name: f.wire for f in FIELDS}
 
 #: Level numbers, Python's plus TRACE.
 TRACE = 5

@@ -203,6 +203,29 @@ def safe_str(value: Any, limit: int, conversions: Conversions | None) -> str:
     return text
 
 
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate (which UTF-8 cannot encode) as a ``\\udXXX`` escape.
+
+    Every wire string passes through this or :func:`safe_str`: a surrogate in a
+    thread name, path or exception text must not make the whole event unencodable.
+    """
+    if text.isascii():  # O(1) in CPython: the common case costs one check
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def encodable(text: str, conversions: Conversions | None) -> str:
+    """A str slot with no length limit (paths, thread names): lone surrogates escaped, counted."""
+    clean = without_surrogates(text)
+    if clean is not text:
+        _count(conversions, "surrogates")
+    return clean
+
+
 def _safe_text(value: Any) -> str:
     """Text of a value without running application code: plain values' repr, else the type."""
     kind = type(value)

@@ -26,6 +26,7 @@ from eventlog._records.text import (
     Conversions,
     Placeholder,
     _count,
+    encodable,
     int_text,
     safe_str,
 )
@@ -57,9 +58,14 @@ class IdMaker:
         return self._node, self._next
 
     def make(self, time_ns: int) -> str:
-        """The next id, for an event at ``time_ns``."""
-        millis = (time_ns // 1_000_000) & 0xFFFFFFFFFFFF
-        return f"{millis:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
+        """The next id, for an event at ``time_ns``.
+
+        A time before 1970 gets the millisecond 0 in its id (masking a negative
+        number would give one that sorts after every other id); times within
+        int64 ns (to 2262) fit the 12 hex digits.  The event's ``tstamp`` keeps the time.
+        """
+        millis = time_ns // 1_000_000
+        return f"{millis if millis > 0 else 0:012x}{self._node}{self._next() & 0xFFFFFFFF:08x}"
 
 
 _ids = IdMaker()
@@ -252,12 +258,10 @@ def to_wire(
     if thread is not None:
         if type(thread) is int:  # an ident, from code that set one: the name, if still running
             thread = event.thread = thread_name(thread)
-        elif type(thread) is not str:
-            thread = safe_str(thread, MAX_VALUE_CHARS, conversions)
-        out["thread"] = thread
+        out["thread"] = text_slot(thread, MAX_VALUE_CHARS, conversions)
     text = event.code_file
     if text is not None:
-        out["codeFile"] = text if type(text) is str else safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["codeFile"] = text_slot(text, MAX_VALUE_CHARS, conversions)
     code_line = event.code_line
     if code_line is not None:
         if type(code_line) is not int or not INT_MIN <= code_line <= INT_MAX:
@@ -266,18 +270,24 @@ def to_wire(
             out["codeLine"] = code_line
     text = event.code_func
     if text is not None:
-        out["codeFunc"] = text if type(text) is str else safe_str(text, MAX_VALUE_CHARS, conversions)
+        out["codeFunc"] = text_slot(text, MAX_VALUE_CHARS, conversions)
     exc_text = event.exc_info
     if exc_text is not None:
-        if type(exc_text) is not str:
-            exc_text = safe_str(exc_text, MAX_MESSAGE_CHARS, conversions)
-        out["exc_info"] = exc_text
+        out["exc_info"] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
     # The span's ids come from the snapshot taken when the event was made, on every path
     # and whatever the enrichers: they say which trace the event belongs to.
     snapshot = event.context
     if snapshot.trace_id is not None:
         put_trace(out, snapshot)
     return out
+
+
+def text_slot(value: Any, limit: int, conversions: Conversions | None) -> str:
+    """A str slot set by eventlog (thread, code location, exc_info): a str is kept whole,
+    with lone surrogates escaped; anything else is made text within ``limit``."""
+    if type(value) is str:
+        return value if value.isascii() else encodable(value, conversions)
+    return safe_str(value, limit, conversions)
 
 
 def with_context_fields(fields: dict[Any, Any] | None, context_fields: dict[str, Any]) -> dict[Any, Any]:

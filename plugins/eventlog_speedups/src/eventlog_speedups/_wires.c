@@ -1,7 +1,8 @@
-/* Queued log records -> eventlog wire dicts, for the plain case only.
+/* Queued log records and Events -> eventlog wire dicts, for the plain case only.
  *
- * The same dict, key for key and object for object, as the Python fast path
- * (eventlog._records.logrecords.wires_of) makes; for anything else this returns None in
+ * The same dict, key for key and object for object, as the Python paths
+ * (eventlog._records.logrecords.wires_of for records, eventlog._records.wire.to_wire for
+ * Events) make; wire names come from the schema at setup().  For anything else this returns None in
  * the item's place and the Python path takes it.  Nothing here converts or
  * cleans a value: a value that would need it sends the item back, so every
  * conversion is still made (and counted) by one piece of code.
@@ -13,6 +14,7 @@
 #include <Python.h>
 #include <math.h>
 #include <string.h>
+#include <structmember.h>
 
 /* Set once by setup(). */
 static PyTypeObject *g_record_type;
@@ -20,12 +22,12 @@ static PyObject *g_actions, *g_level_names, *g_init_keys, *g_standard, *g_specia
 static PyObject *g_sixty_four; /* 64, for the high half of a trace id */
 static Py_ssize_t g_max_message, g_max_value;
 
-/* Interned attribute names and wire keys. */
+/* Interned attribute names; the wire keys (k_*) are set by setup() from the schema. */
 static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s_msecs, *s_exc_info,
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
-    *k_codeFunc, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
+    *k_codeFunc, *k_tags, *k_exc_info, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
 
 /* ``digits`` lowercase hex digits of value, zero-padded, into out. */
 static void
@@ -43,6 +45,22 @@ plain(PyObject *text, Py_ssize_t limit)
 {
     return PyUnicode_CheckExact(text) && PyUnicode_IS_ASCII(text) &&
            PyUnicode_GET_LENGTH(text) <= limit;
+}
+
+/* A str UTF-8 can encode (no lone surrogates): ASCII at once, else by encoding it (the UTF-8
+ * is cached in the str, and the encoder reuses it).  A str that cannot goes to the Python
+ * path, which escapes and counts the surrogates. */
+static int
+encodable(PyObject *text)
+{
+    if (PyUnicode_IS_ASCII(text)) {
+        return 1;
+    }
+    if (PyUnicode_AsUTF8AndSize(text, NULL) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
 }
 
 /* An exact int within int64 (what every format carries as a number); an error is cleared. */
@@ -317,7 +335,7 @@ put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, in
     if (value == Py_None) {
         return 1;
     }
-    if (is_int ? !int64(value) : !PyUnicode_CheckExact(value)) {
+    if (is_int ? !int64(value) : !(PyUnicode_CheckExact(value) && encodable(value))) {
         return 0;
     }
     return PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
@@ -352,6 +370,27 @@ record_time_ns(double created, PyObject *msecs, long long *out)
     long long nanos = (long long)(fraction * 1e9) % 1000000LL;
     *out = (secs * 1000LL + millis) * 1000000LL + nanos;
     return 1;
+}
+
+/* eventlog._records.wire.IdMaker.make, written out (snprintf costs ~3k instructions):
+ * f"{max(millis, 0):012x}{node}{seq:08x}".  A new reference, NULL on error. */
+static PyObject *
+make_id(long long millis, const char *node, PyObject *next_seq)
+{
+    PyObject *seq_obj = PyObject_CallNoArgs(next_seq);
+    if (seq_obj == NULL) {
+        return NULL;
+    }
+    unsigned long long seq = PyLong_AsUnsignedLongLongMask(seq_obj);
+    Py_DECREF(seq_obj);
+    if (seq == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    char id[32];
+    hex(id, millis > 0 ? (unsigned long long)millis & 0xFFFFFFFFFFFFULL : 0, 12);
+    memcpy(id + 12, node, 12);
+    hex(id + 24, seq & 0xFFFFFFFFULL, 8);
+    return PyUnicode_FromStringAndSize(id, 32);
 }
 
 /* The wire dict of one item: a new reference, Py_None (new reference) when not plain,
@@ -415,7 +454,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
         NOT_PLAIN;
     }
     GET(thread, s_threadName);
-    if (thread != Py_None && !PyUnicode_CheckExact(thread)) {
+    if (thread != Py_None && !(PyUnicode_CheckExact(thread) && encodable(thread))) {
         NOT_PLAIN;
     }
     /* Not None: the Python path (no truth test, which could run an application's __bool__). */
@@ -523,23 +562,7 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
             NOT_PLAIN;
         }
     }
-    PyObject *seq_obj = PyObject_CallNoArgs(next_seq);
-    if (seq_obj == NULL) {
-        goto error;
-    }
-    unsigned long long seq = PyLong_AsUnsignedLongLongMask(seq_obj);
-    Py_DECREF(seq_obj);
-    if (seq == (unsigned long long)-1 && PyErr_Occurred()) {
-        goto error;
-    }
-    /* f"{millis:012x}{node}{seq:08x}", written out (snprintf costs ~3k instructions). */
-    char id[32];
-    hex(id, (unsigned long long)millis & 0xFFFFFFFFFFFFULL, 12);
-    memcpy(id + 12, node, 12);
-    hex(id + 24, seq & 0xFFFFFFFFULL, 8);
-    int id_len = 32;
-
-    if (put(wire, k_id, PyUnicode_FromStringAndSize(id, id_len)) < 0) {
+    if (put(wire, k_id, make_id(millis, node, next_seq)) < 0) {
         goto error;
     }
     result = Py_NewRef(wire);
@@ -564,6 +587,306 @@ cleanup:
     return result;
 #undef GET
 #undef NOT_PLAIN
+}
+
+
+/* ---- Events (log_event): the same dict as eventlog._records.wire.to_wire with the static
+ * fields and the context merged, for an Event whose values need no cleaning.  The Event's
+ * __slots__ are read at their offsets, found once by setup(): no attribute lookup. */
+
+enum {
+    E_ACTION, E_TARGET, E_TG_TYPE, E_MESSAGE, E_LEVEL, E_TAGS, E_FIELDS, E_METRICS, E_TIME_NS,
+    E_CONTEXT, E_USER, E_SESSION, E_REQUEST_ID, E_CODE_FILE, E_CODE_LINE, E_CODE_FUNC, E_EXC_INFO,
+    E_THREAD, E_ID, E_SITE, E_CLUSTER, E_HOST, E_PID, E_SLOTS
+};
+static const char *const event_slot_names[E_SLOTS] = {
+    "action", "target", "tg_type", "message", "level", "tags", "fields", "metrics", "time_ns",
+    "context", "user", "session", "request_id", "code_file", "code_line", "code_func", "exc_info",
+    "thread", "id", "site", "cluster", "host", "pid",
+};
+static PyTypeObject *g_event_type;
+static Py_ssize_t g_event_offsets[E_SLOTS];
+
+/* The slot's value (borrowed; NULL when unset). */
+#define SLOT(obj, i) (*(PyObject **)((char *)(obj) + g_event_offsets[i]))
+
+/* A metric (int64, finite float) or, when text_too, a field value (also plain text). */
+static int
+plain_number(PyObject *value)
+{
+    return int64(value) || (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value)));
+}
+
+/* A copy of a dict whose keys are plain text and values plain numbers (or text, when
+ * text_too): a new reference, Py_None (new reference) when not plain, NULL on error.
+ * ``into`` (may be NULL) gets only the keys it does not have yet. */
+static PyObject *
+plain_map(PyObject *values, int text_too, PyObject *into)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(values)) {
+        Py_RETURN_NONE;
+    }
+    while (PyDict_Next(values, &pos, &key, &value)) {
+        if (!plain(key, g_max_value) ||
+            !(plain_number(value) || (text_too && plain(value, g_max_value)))) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (into == NULL) {
+        return PyDict_Copy(values);
+    }
+    pos = 0;
+    while (PyDict_Next(values, &pos, &key, &value)) {
+        int has = PyDict_Contains(into, key);
+        if (has < 0 || (!has && PyDict_SetItem(into, key, value) < 0)) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(into);
+}
+
+/* A str slot kept whole (thread, code location, exc_info): exact and encodable. */
+static int
+whole_text(PyObject *value)
+{
+    return PyUnicode_CheckExact(value) && encodable(value);
+}
+
+/* The wire dict of one Event: a new reference, Py_None (new reference) when not plain,
+ * NULL on error. */
+static PyObject *
+event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, PyObject *next_seq)
+{
+    PyObject *wire = NULL, *extra = NULL;
+    PyObject *v;
+    for (int i = 0; i < E_SLOTS; i++) {
+        if (SLOT(event, i) == NULL) {
+            Py_RETURN_NONE; /* an unset slot: the Python path says what it is */
+        }
+    }
+    /* What the static enrichers would set is merged from ``stat``; an Event with its own
+     * goes the Python way. */
+    if (SLOT(event, E_SITE) != Py_None || SLOT(event, E_CLUSTER) != Py_None ||
+        SLOT(event, E_HOST) != Py_None || SLOT(event, E_PID) != Py_None) {
+        Py_RETURN_NONE;
+    }
+    PyObject *event_id = SLOT(event, E_ID);
+    if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *time_obj = SLOT(event, E_TIME_NS);
+    if (!PyLong_CheckExact(time_obj)) {
+        Py_RETURN_NONE;
+    }
+    int overflow = 0;
+    long long time_ns = PyLong_AsLongLongAndOverflow(time_obj, &overflow);
+    if (overflow || (time_ns == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    long long millis = time_ns / 1000000;
+    if (time_ns % 1000000 != 0 && time_ns < 0) {
+        millis -= 1; /* floor division, as Python's // */
+    }
+    PyObject *ctx = SLOT(event, E_CONTEXT);
+    if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
+        Py_RETURN_NONE;
+    }
+    PyObject *action = SLOT(event, E_ACTION);
+    if (!plain(action, g_max_value)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *target = SLOT(event, E_TARGET), *tg_type = SLOT(event, E_TG_TYPE);
+    PyObject *message = SLOT(event, E_MESSAGE), *level = SLOT(event, E_LEVEL);
+    if ((target != Py_None && !plain(target, g_max_value)) ||
+        (tg_type != Py_None && !plain(tg_type, g_max_value)) ||
+        (message != Py_None && !plain(message, g_max_message))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *level_name = NULL;
+    if (level != Py_None) {
+        if (!int64(level)) {
+            Py_RETURN_NONE;
+        }
+        level_name = PyDict_GetItemWithError(g_level_names, level); /* borrowed */
+        if (level_name == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE; /* a level of its own name: the Python path */
+        }
+    }
+    /* The request values: the event's own, else (with the context enricher) the context's. */
+    PyObject *people[3] = {SLOT(event, E_USER), SLOT(event, E_SESSION), SLOT(event, E_REQUEST_ID)};
+    for (int i = 0; i < 3; i++) {
+        if (people[i] == Py_None && with_context) {
+            people[i] = PyTuple_GET_ITEM(ctx, i);
+        }
+        if (people[i] != Py_None && !plain(people[i], g_max_value)) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *thread = SLOT(event, E_THREAD), *code_file = SLOT(event, E_CODE_FILE);
+    PyObject *code_line = SLOT(event, E_CODE_LINE), *code_func = SLOT(event, E_CODE_FUNC);
+    PyObject *exc_info = SLOT(event, E_EXC_INFO);
+    if ((thread != Py_None && !whole_text(thread)) || (code_file != Py_None && !whole_text(code_file)) ||
+        (code_line != Py_None && !int64(code_line)) || (code_func != Py_None && !whole_text(code_func)) ||
+        (exc_info != Py_None && !whole_text(exc_info))) {
+        Py_RETURN_NONE;
+    }
+    if ((wire = _PyDict_NewPresized(20)) == NULL) {
+        return NULL;
+    }
+    if (PyDict_SetItem(wire, k_id, event_id) < 0 || put(wire, k_tstamp, PyLong_FromLongLong(millis)) < 0 ||
+        PyDict_SetItem(wire, k_action, action) < 0 ||
+        (target != Py_None && PyDict_SetItem(wire, k_target, target) < 0) ||
+        (tg_type != Py_None && PyDict_SetItem(wire, k_tgType, tg_type) < 0) ||
+        (level_name != NULL &&
+         (PyDict_SetItem(wire, k_level, level) < 0 || PyDict_SetItem(wire, k_levelName, level_name) < 0)) ||
+        (message != Py_None && PyDict_SetItem(wire, k_message, message) < 0)) {
+        goto error;
+    }
+    /* tags, metrics, fields (the context's fields after the event's own), as put_extras. */
+    v = SLOT(event, E_TAGS);
+    if (v != Py_None) {
+        if (!PyList_CheckExact(v)) {
+            goto not_plain;
+        }
+        Py_ssize_t n = PyList_GET_SIZE(v);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (!plain(PyList_GET_ITEM(v, i), g_max_value)) {
+                goto not_plain;
+            }
+        }
+        if (n > 0 && put(wire, k_tags, PyList_GetSlice(v, 0, n)) < 0) {
+            goto error;
+        }
+    }
+    v = SLOT(event, E_METRICS);
+    if (v != Py_None) {
+        if ((extra = plain_map(v, 0, NULL)) == NULL) {
+            goto error;
+        }
+        if (extra == Py_None) {
+            goto not_plain;
+        }
+        if (PyDict_GET_SIZE(extra) > 0 && PyDict_SetItem(wire, k_metrics, extra) < 0) {
+            goto error;
+        }
+        Py_CLEAR(extra);
+    }
+    v = SLOT(event, E_FIELDS);
+    PyObject *ctx_fields = with_context ? PyTuple_GET_ITEM(ctx, 6) : Py_None;
+    if (v != Py_None || ctx_fields != Py_None) {
+        if (v != Py_None) {
+            extra = plain_map(v, 1, NULL);
+        }
+        else {
+            extra = PyDict_New();
+        }
+        if (extra == NULL) {
+            goto error;
+        }
+        if (extra == Py_None) {
+            goto not_plain;
+        }
+        if (ctx_fields != Py_None) {
+            PyObject *merged = plain_map(ctx_fields, 1, extra);
+            if (merged == NULL) {
+                goto error;
+            }
+            int same = merged == extra;
+            Py_DECREF(merged);
+            if (!same) {
+                goto not_plain;
+            }
+        }
+        if (PyDict_GET_SIZE(extra) > 0 && PyDict_SetItem(wire, k_fields, extra) < 0) {
+            goto error;
+        }
+        Py_CLEAR(extra);
+    }
+    PyObject *people_keys[3] = {k_user, k_session, k_reqId};
+    for (int i = 0; i < 3; i++) {
+        if (people[i] != Py_None && PyDict_SetItem(wire, people_keys[i], people[i]) < 0) {
+            goto error;
+        }
+    }
+    {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(stat, &pos, &key, &value)) {
+            if (PyDict_SetItem(wire, key, value) < 0) {
+                goto error;
+            }
+        }
+    }
+    if ((thread != Py_None && PyDict_SetItem(wire, k_thread, thread) < 0) ||
+        (code_file != Py_None && PyDict_SetItem(wire, k_codeFile, code_file) < 0) ||
+        (code_line != Py_None && PyDict_SetItem(wire, k_codeLine, code_line) < 0) ||
+        (code_func != Py_None && PyDict_SetItem(wire, k_codeFunc, code_func) < 0) ||
+        (exc_info != Py_None && PyDict_SetItem(wire, k_exc_info, exc_info) < 0)) {
+        goto error;
+    }
+    int done = put_trace(wire, ctx);
+    if (done <= 0) {
+        if (done < 0) {
+            goto error;
+        }
+        goto not_plain;
+    }
+    if (event_id == Py_None) {
+        /* Drawn last, when nothing can send the event back; kept on the event as to_wire does. */
+        PyObject *made = make_id(millis, node, next_seq);
+        if (made == NULL) {
+            goto error;
+        }
+        Py_XSETREF(SLOT(event, E_ID), Py_NewRef(made));
+        if (put(wire, k_id, made) < 0) {
+            goto error;
+        }
+    }
+    return wire;
+
+not_plain:
+    Py_XDECREF(extra);
+    Py_DECREF(wire);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(extra);
+    Py_XDECREF(wire);
+    return NULL;
+}
+#undef SLOT
+
+/* The offset of each of the Event's slots, from its member descriptors. */
+static int
+event_setup(PyObject *event_type)
+{
+    if (!PyType_Check(event_type)) {
+        PyErr_SetString(PyExc_TypeError, "event_type must be a class");
+        return -1;
+    }
+    for (int i = 0; i < E_SLOTS; i++) {
+        PyObject *descr = PyObject_GetAttrString(event_type, event_slot_names[i]);
+        if (descr == NULL) {
+            return -1;
+        }
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) {
+            g_event_offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Event.%s is not a slot", event_slot_names[i]);
+            return -1;
+        }
+    }
+    Py_XSETREF(g_event_type, (PyTypeObject *)Py_NewRef(event_type));
+    return 0;
 }
 
 static PyObject *
@@ -604,7 +927,9 @@ wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Held for the call: a hostile __bool__ (exc_info) must not free it under us. */
         PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
-        PyObject *wire = one_wire(item, stat, with_context, node, next_seq);
+        PyObject *wire = g_event_type != NULL && Py_IS_TYPE(item, g_event_type)
+                             ? event_wire(item, stat, with_context, node, next_seq)
+                             : one_wire(item, stat, with_context, node, next_seq);
         Py_DECREF(item);
         if (wire == NULL) {
             /* An unexpected error (a hostile attribute ...): the Python path decides. */
@@ -619,14 +944,71 @@ wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", out, holes);
 }
 
+/* ---- The caller's side of Event(fields=..., metrics=...): a copy of a dict of str keys and
+ * values of the types the worker may read later as they are (eventlog._records.text.KEPT:
+ * str, int, float, bool, bytes, None), or None when any is not (the Python path converts).
+ * About 20 instructions an item, where KEPT.issuperset(map(type, ...)) builds a set. */
+static PyObject *
+plain_copy(PyObject *module, PyObject *values)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(values)) {
+        Py_RETURN_NONE;
+    }
+    while (PyDict_Next(values, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            Py_RETURN_NONE;
+        }
+        PyTypeObject *kind = Py_TYPE(value);
+        if (!(kind == &PyUnicode_Type || kind == &PyLong_Type || kind == &PyFloat_Type ||
+              kind == &PyBool_Type || kind == &PyBytes_Type || value == Py_None)) {
+            Py_RETURN_NONE;
+        }
+    }
+    return PyDict_Copy(values);
+}
+
 static PyObject *
 setup(PyObject *module, PyObject *args)
 {
     PyObject *record_type, *actions, *level_names, *init_keys, *standard, *special, *empty;
+    PyObject *wire_names = NULL, *event_type = NULL;
     Py_ssize_t max_message, max_value;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOnn", &PyType_Type, &record_type, &PyDict_Type, &actions,
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOOnnO|O", &PyType_Type, &record_type, &PyDict_Type, &actions,
                           &PyDict_Type, &level_names, &PyList_Type, &init_keys, &standard, &special,
-                          &empty, &max_message, &max_value)) {
+                          &empty, &max_message, &max_value, &wire_names, &event_type)) {
+        return NULL;
+    }
+    if (wire_names == NULL || !PyDict_Check(wire_names)) {
+        PyErr_SetString(PyExc_TypeError, "wire_names must be schema.WIRE_NAMES (a dict)");
+        return NULL;
+    }
+    /* The wire names come from the schema (eventlog._records.schema.WIRE_NAMES, by Event
+     * attribute): no wire name is spelt in this file. */
+    struct {
+        PyObject **slot;
+        const char *attr;
+    } names[] = {
+        {&k_id, "id"}, {&k_tstamp, "tstamp"}, {&k_action, "action"}, {&k_target, "target"},
+        {&k_tgType, "tg_type"}, {&k_level, "level"}, {&k_levelName, "level_name"},
+        {&k_message, "message"}, {&k_tags, "tags"}, {&k_metrics, "metrics"}, {&k_fields, "fields"},
+        {&k_user, "user"}, {&k_session, "session"}, {&k_reqId, "request_id"},
+        {&k_thread, "thread"}, {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"},
+        {&k_codeFunc, "code_func"}, {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"},
+        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *wire = PyDict_GetItemString(wire_names, names[i].attr); /* borrowed */
+        if (wire == NULL || !PyUnicode_CheckExact(wire)) {
+            PyErr_Format(PyExc_KeyError, "wire_names has no str for %s", names[i].attr);
+            return NULL;
+        }
+        Py_INCREF(wire);
+        PyUnicode_InternInPlace(&wire);
+        Py_XSETREF(*names[i].slot, wire);
+    }
+    if (event_type != NULL && event_type != Py_None && event_setup(event_type) < 0) {
         return NULL;
     }
     if (!PyAnySet_Check(standard) || !PyAnySet_Check(special)) {
@@ -648,8 +1030,10 @@ setup(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
+    {"plain_copy", plain_copy, METH_O,
+     "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
     {"setup", setup, METH_VARARGS, "setup(record_type, actions, level_names, init_keys, standard, special, "
-                                   "empty_context, max_message, max_value)"},
+                                   "empty_context, max_message, max_value, wire_names, event_type=None)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -671,15 +1055,7 @@ PyInit__wires(void)
         intern(&s_threadName, "threadName") || intern(&s_created, "created") ||
         intern(&s_msecs, "msecs") || intern(&s_exc_info, "exc_info") ||
         intern(&s_exc_text, "exc_text") || intern(&s_pathname, "pathname") ||
-        intern(&s_lineno, "lineno") || intern(&s_funcName, "funcName") || intern(&k_id, "id") ||
-        intern(&k_tstamp, "tstamp") || intern(&k_action, "action") || intern(&k_target, "target") ||
-        intern(&k_tgType, "tgType") || intern(&k_level, "level") || intern(&k_levelName, "levelName") ||
-        intern(&k_message, "message") || intern(&k_metrics, "metrics") || intern(&k_fields, "fields") ||
-        intern(&k_user, "user") || intern(&k_session, "session") || intern(&k_reqId, "reqId") ||
-        intern(&k_thread, "thread") || intern(&k_codeFile, "codeFile") ||
-        intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
-        intern(&s_logger, "logger") || intern(&k_traceId, "traceId") ||
-        intern(&k_spanId, "spanId") || intern(&k_traceFlags, "traceFlags") ||
+        intern(&s_lineno, "lineno") || intern(&s_funcName, "funcName") || intern(&s_logger, "logger") ||
         intern(&f_trace, "032x") || intern(&f_span, "016x") || intern(&f_flags, "02x")) {
         return NULL;
     }

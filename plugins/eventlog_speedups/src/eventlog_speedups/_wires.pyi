@@ -11,6 +11,8 @@ def setup(
     empty_context: tuple[Any, ...],
     max_message: int,
     max_value: int,
+    wire_names: dict[str, str],
+    event_type: type | None = None,
 ) -> None: ...
 def wires(
     items: list[Any],
@@ -19,3 +21,4 @@ def wires(
     node: str,
     next_seq: Callable[[], int],
 ) -> tuple[list[dict[str, Any] | None], int]: ...
+def plain_copy(values: object) -> dict[str, Any] | None: ...
