@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eventlog._config.classes import DEFAULT_POLICY, parse_classes, parse_overload_policy
 from eventlog._core.errors import ConfigurationError
 from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog._core.options import (
@@ -75,6 +76,19 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("cluster", parse_str, None, "cluster name added to every event"),
     Option("enrichers", parse_list, ("host", "site", "context"), "enrichers to run, in order"),
     Option("queue_size", parse_positive_int, 100_000, "events held in memory before drops"),
+    # Overload control (issue 24): see eventlog._config.classes and docs/delivery.md.
+    Option(
+        "classes",
+        parse_classes,
+        (),
+        "rules kind:pattern=kept|sheddable (logger, level, action) before the defaults",
+    ),
+    Option(
+        "overload_policy",
+        parse_overload_policy,
+        DEFAULT_POLICY,
+        "what each class does when the queue is full (kept=evict, sheddable=shed_newest)",
+    ),
     Option("batch_size", parse_positive_int, 2000, "most events per send"),
     Option("linger_ms", parse_millis, 5.0, "how long a batch waits to fill, in ms"),
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),

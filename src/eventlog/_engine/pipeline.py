@@ -18,6 +18,7 @@ move bytes.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import os
@@ -36,6 +37,7 @@ from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.encoder import Encoder
+from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._records.event import Event
@@ -105,6 +107,10 @@ class Pipeline:
         # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
         # in a send: see eventlog._engine.accounting.
         self._accounts = accounts = Accounting(stats)
+        # Overload control (issue 24): classes of service and the queue-full policies.
+        self._overload = Overload(
+            self.settings, queue=self._queue, accounts=accounts, stats=stats, lock=self._overflow_lock
+        )
         self._encoder = encoder = Encoder(
             parts,
             stats=stats,
@@ -139,7 +145,9 @@ class Pipeline:
                 stats=stats,
                 warnings=warnings,
                 wake=_weakly(self._wake, None),
+                tag=functools.partial(tag_records, self._overload.classifier),  # overload control
             )
+            self._spool.on_evict_class = self._overload.spool_evicted  # overload control
 
     # ------------------------------------------------------------ the caller's side
 
@@ -147,7 +155,7 @@ class Pipeline:
         """Queue an Event (or a (record, message, context) tuple).  Never blocks, never raises."""
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed(item)
             return
         queue.append(item)
         if self._sleeping:
@@ -164,7 +172,7 @@ class Pipeline:
         # submit() inlined: this is every log_event's path.
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed(event)
             return
         queue.append(event)
         if self._sleeping:
@@ -184,15 +192,15 @@ class Pipeline:
         # submit() inlined: this is every logging call's path.
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed((record, message, ctx))
             return
         queue.append((record, message, ctx))
         if self._sleeping:
             self._wake()
 
-    def _overflowed(self) -> None:
-        with self._overflow_lock:
-            self.stats.overflow += 1
+    def _overflowed(self, item: Any) -> None:
+        # Overload control (issue 24): the item's class of service decides what goes.
+        self._overload.full(item)
         if self._sleeping:
             self._wake()
 
@@ -550,7 +558,7 @@ class Pipeline:
     def _handle(self, items: list[Any]) -> bool:
         """Encode and deliver; False when events of this round still wait (spool mode)."""
         if self._delivery is not None:
-            return self._delivery.handle(self._encoder.records(items))
+            return self._delivery.handle(self._delivery.tag(items, self._encoder.records(items)))
         batch = self._encoder.batch(items)
         if batch and not self._sender.send(batch, self._until):
             # Memory mode at the shutdown deadline: nowhere left to keep them.
