@@ -112,9 +112,7 @@ def test_memory_mode_keeps_every_billing_event_and_error_and_counts_what_it_shed
 def test_spool_mode_evicts_sheddable_rows_first(
     receiver: LineReceiver, app_logger: logging.Logger, tmp_path: Path
 ) -> None:
-    pipeline = _scenario(
-        receiver, app_logger, db=str(tmp_path / "spool.db"), spool_max_bytes=2 * 1024 * 1024
-    )
+    pipeline = _scenario(receiver, app_logger, db=str(tmp_path / "spool.db"), spool_max_bytes=2 * 1024 * 1024)
     shed = _assert_all_kept_arrived_once(receiver, pipeline)
     assert shed > 0
     assert pipeline.stats.dropped_by_reason().get("spool_max_bytes", 0) > 0
@@ -166,9 +164,7 @@ def test_shed_oldest_keeps_the_newest_of_the_class(receiver: LineReceiver) -> No
 
 
 def test_classes_follow_logger_level_and_action_rules() -> None:
-    classify = Classifier(
-        parse_classes("logger:payments=kept, action:ui.*=sheddable, level:INFO=kept")
-    ).klass
+    classify = Classifier(parse_classes("logger:payments=kept, action:ui.*=sheddable, level:INFO=kept")).klass
 
     def record(name: str, level: int) -> tuple[logging.LogRecord, str, Any]:
         return (logging.LogRecord(name, level, __file__, 1, "m", None, None), "m", None)

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from eventlog._config.classes import KEPT, SHEDDABLE, Rule
@@ -36,7 +37,6 @@ from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Record, SheddableRecord, _new_tuple
-from eventlog._records.event import Event
 
 __all__ = ["KEPT", "SHEDDABLE", "Classifier", "Overload", "tag_records"]
 
@@ -77,14 +77,13 @@ class Classifier:
 
 
 def _matches(rule: Rule, level: Any, logger: Any, action: Any, item: Any) -> bool:
-    from fnmatch import fnmatchcase
-
     if rule.kind == "level":
         return type(level) is int and str(level) == rule.pattern
     if rule.kind == "logger":
         if type(logger) is not str:
             return False
-        return logger == rule.pattern or logger.startswith(rule.pattern + ".") or fnmatchcase(logger, rule.pattern)
+        pattern = rule.pattern
+        return logger == pattern or logger.startswith(pattern + ".") or fnmatchcase(logger, pattern)
     if action is None and type(item) is tuple:
         levelname = getattr(item[0], "levelname", None)
         action = "log." + levelname.lower() if type(levelname) is str else None
@@ -137,14 +136,12 @@ class Overload:
             if len(queue) < self._maxsize:
                 queue.append(item)  # the worker took some meanwhile
                 return
-            if name == "evict":
-                if self._evict(True, "evicted", SHEDDABLE):
-                    queue.append(item)
-                    return
-            elif name == "shed_oldest":
-                if self._evict(sheddable, "shed_oldest", klass):
-                    queue.append(item)
-                    return
+            evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
+                name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
+            )
+            if evicted:
+                queue.append(item)
+                return
             self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
             self._count(klass, "queue_full")
 

@@ -445,9 +445,7 @@ class SQLiteSpool:
         destination = self.destination
         try:
             # Overload control: sheddable events get rows of their own, which limits evict first.
-            chunks = [
-                group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)
-            ]
+            chunks = [group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)]
             rows = [
                 (
                     fmt,
