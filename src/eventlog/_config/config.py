@@ -89,6 +89,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
         DEFAULT_POLICY,
         "what each class does when the queue is full (kept=evict, sheddable=shed_newest)",
     ),
+    Option(
+        "ledger_interval",
+        parse_seconds,
+        0.0,
+        "seconds between loss-ledger events; on, each event carries its sequence number (0: off)",
+    ),
     Option("batch_size", parse_positive_int, 2000, "most events per send"),
     Option("linger_ms", parse_millis, 5.0, "how long a batch waits to fill, in ms"),
     Option("shutdown_timeout", parse_seconds, 5.0, "seconds shutdown may take at exit"),

@@ -37,6 +37,7 @@ from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.encoder import Encoder
+from eventlog._engine.ledger import Ledger
 from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
@@ -118,6 +119,17 @@ class Pipeline:
             enricher_failed=_weakly(self._enricher_failed, None),
             warnings=warnings,
         )
+        # The loss ledger (issue 24): sequence numbers on events, and ledger events.
+        self._ledger: Ledger | None = None
+        if self.settings.ledger_interval:
+            self._ledger = Ledger(
+                self.name,
+                self.settings.ledger_interval,
+                stats=stats,
+                overload=self._overload,
+                queue=self._queue,
+            )
+            encoder.stamp = self._ledger.stamp
         self._sender = sender = Sender(
             parts.transport_factory,
             transport_name=parts.transport_name,
@@ -330,6 +342,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self._deadline = deadline
         dropped_before = self.stats.dropped.get("shutdown", 0)
+        if self._ledger is not None:  # the loss ledger's last word, sent like any event
+            self.submit_event(self._ledger.event(final=True))
         delivered = self.flush(timeout)
         self._stopping = True
         self._closed = True
