@@ -205,4 +205,8 @@ def test_bad_classes_and_policies_are_configure_errors(setting: str, value: str,
 
 
 def test_policy_parser_defaults() -> None:
-    assert parse_overload_policy("") == {"kept": ("evict", 0.0), "sheddable": ("shed_newest", 0.0)}
+    assert parse_overload_policy("") == ("kept=evict", "sheddable=shed_newest")
+    assert parse_overload_policy("kept=block:0.25") == ("kept=block:0.25", "sheddable=shed_newest")
+    assert parse_overload_policy("sheddable=evict") == ("kept=evict", "sheddable=shed_oldest")
+    rules = parse_classes("logger:a=kept,level:debug=kept")
+    assert parse_classes(",".join(map(str, rules))) == rules  # as eventlog plugins --settings prints

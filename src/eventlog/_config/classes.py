@@ -18,7 +18,7 @@ parses, so that a bad value is a configure-time error naming the rule.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,8 @@ KINDS = ("logger", "level", "action")
 #: Queue-full policies.  ``evict`` drops the oldest queued sheddable event to make room
 #: (the newest is dropped when none is queued); ``block:S`` waits up to S seconds for room.
 POLICIES = ("shed_newest", "shed_oldest", "evict", "block")
-DEFAULT_POLICY: dict[str, tuple[str, float]] = {KEPT: ("evict", 0.0), SHEDDABLE: ("shed_newest", 0.0)}
+#: The default, as the setting's parsed value: one ``class=policy`` text per class.
+DEFAULT_POLICY = (f"{KEPT}=evict", f"{SHEDDABLE}=shed_newest")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Rule:
     kind: str
     pattern: str
     klass: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.pattern}={self.klass}"  # as the setting spells it
 
 
 def _pairs(value: Any) -> list[tuple[str, str]]:
@@ -93,13 +97,13 @@ def _level_number(text: str) -> int:
     return level
 
 
-def parse_overload_policy(value: Any) -> dict[str, tuple[str, float]]:
+def parse_overload_policy(value: Any) -> tuple[str, ...]:
     """class=policy, comma-separated, e.g. kept=evict, sheddable=shed_newest; a policy is
     shed_newest, shed_oldest, evict or block:SECONDS.
 
     A class left out keeps its default (kept=evict, sheddable=shed_newest).
     """
-    policy = dict(DEFAULT_POLICY)
+    policy = policies(DEFAULT_POLICY)
     for klass, text in _pairs(value):
         if klass not in CLASSES:
             raise ValueError(f"{klass!r} is not a class; the classes are {', '.join(CLASSES)}")
@@ -119,4 +123,16 @@ def parse_overload_policy(value: Any) -> dict[str, tuple[str, float]]:
         if name == "evict" and klass == SHEDDABLE:
             name = "shed_oldest"  # evicting sheddable events for a sheddable one is shedding the oldest
         policy[klass] = (name, wait)
-    return policy
+    return tuple(
+        f"{k}={name}" + (f":{wait:g}" if name == "block" else "") for k, (name, wait) in policy.items()
+    )
+
+
+def policies(value: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """The parsed setting as {class: (policy, seconds to block)}."""
+    out: dict[str, tuple[str, float]] = {}
+    for text in value:
+        klass, _, policy = text.partition("=")
+        name, _, seconds = policy.partition(":")
+        out[klass] = (name, float(seconds or 0))
+    return out

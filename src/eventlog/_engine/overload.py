@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from eventlog._config.classes import KEPT, SHEDDABLE, Rule
+from eventlog._config.classes import KEPT, SHEDDABLE, Rule, policies
 from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
@@ -107,7 +107,7 @@ class Overload:
         lock: threading.Lock,
     ) -> None:
         self.classifier = Classifier(settings.classes)
-        self.policy: dict[str, tuple[str, float]] = dict(settings.overload_policy)
+        self.policy: dict[str, tuple[str, float]] = policies(settings.overload_policy)
         self._queue = queue
         self._maxsize: int = settings.queue_size
         self._accounts = accounts
