@@ -210,3 +210,26 @@ def test_policy_parser_defaults() -> None:
     assert parse_overload_policy("sheddable=evict") == ("kept=evict", "sheddable=shed_oldest")
     rules = parse_classes("logger:a=kept,level:debug=kept")
     assert parse_classes(",".join(map(str, rules))) == rules  # as eventlog plugins --settings prints
+
+
+def test_shed_events_are_scraped_by_class_and_reason(receiver: LineReceiver) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from eventlog._engine.prometheus import EventlogCollector
+
+    receiver.stop()
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=1, name="shed-scrape"
+    )
+    pipeline._start = lambda: None  # type: ignore[method-assign]
+    record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug", None, None)
+    pipeline.submit_record(record, "debug", current())
+    pipeline.submit_record(record, "debug", current())  # the queue is full: shed
+    pipeline.submit_event(Event("billing.charge", "x"))  # evicts the first
+    registry = CollectorRegistry()
+    registry.register(EventlogCollector())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert (
+        'eventlog_events_shed_total{class="sheddable",pipeline="shed-scrape",reason="queue_full"} 1.0' in text
+    )
+    assert 'eventlog_events_shed_total{class="sheddable",pipeline="shed-scrape",reason="evicted"} 1.0' in text

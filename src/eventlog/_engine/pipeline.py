@@ -449,6 +449,10 @@ class Pipeline:
         """Events waiting in memory."""
         return len(self._queue)
 
+    def shed_counts(self) -> dict[tuple[str, str], int]:
+        """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
+        return dict(self._overload.shed)
+
     def spool_depth(self) -> int:
         """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
