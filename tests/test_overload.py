@@ -51,20 +51,24 @@ def _outage(logger: logging.Logger) -> None:
             logger.error("payment failed %s", number // EVERY)
 
 
-def _arrived(receiver: LineReceiver) -> tuple[Counter[str], Counter[str], int]:
-    """Billing ids, error messages (each with how often it arrived) and the debug lines."""
+def _arrived(receiver: LineReceiver) -> tuple[Counter[str], Counter[str], int, list[dict[str, Any]]]:
+    """Billing ids, error messages (each with how often it arrived), the debug lines, and the
+    summaries of collapsed repeats."""
     charges: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     debug = 0
+    summaries = []
     for line in receiver.lines:
         event: dict[str, Any] = json.loads(line)
-        if event["action"] == "billing.charge":
+        if "repeated" in (event.get("fields") or {}):
+            summaries.append(event)
+        elif event["action"] == "billing.charge":
             charges[event["id"]] += 1
         elif event["action"] == "log.error":
             errors[event["message"]] += 1
         elif event["action"] == "log.debug":
             debug += 1
-    return charges, errors, debug
+    return charges, errors, debug, summaries
 
 
 def _scenario(receiver: LineReceiver, logger: logging.Logger, **settings: Any) -> eventlog.Pipeline:
@@ -79,8 +83,11 @@ def _scenario(receiver: LineReceiver, logger: logging.Logger, **settings: Any) -
 
 
 def _assert_all_kept_arrived_once(receiver: LineReceiver, pipeline: eventlog.Pipeline) -> int:
+    # A summary of collapsed repeats is queued once the queue has room: after the flush
+    # that made room, so a second flush covers it.
+    assert eventlog.flush(30)
     assert receiver.wait_for(pipeline.stats.sent, timeout=30)
-    charges, errors, debug = _arrived(receiver)
+    charges, errors, debug, summaries = _arrived(receiver)
     expected_charges = {f"charge-{n:04d}" for n in range(DEBUG_LINES // EVERY)}
     assert set(charges) == expected_charges and set(charges.values()) == {1}
     assert set(errors) == {f"payment failed {n}" for n in range(DEBUG_LINES // EVERY)}
@@ -92,8 +99,12 @@ def _assert_all_kept_arrived_once(receiver: LineReceiver, pipeline: eventlog.Pip
     shed_debug = sum(count for (klass, _), count in shed.items() if klass == "sheddable")
     assert debug + shed_debug == DEBUG_LINES
     assert sum(stats.dropped_by_reason().values()) == shed_debug
+    # The collapsed repeats: one summary per template, which counts them.
+    collapsed = shed.get(("sheddable", "collapsed"), 0)
+    assert sum(event["fields"]["repeated"] for event in summaries) == collapsed
+    assert len(summaries) == (1 if collapsed else 0)
     accepted = stats.taken + pipeline.queue_depth() + stats.overflow
-    assert accepted == DEBUG_LINES + 2 * (DEBUG_LINES // EVERY)
+    assert accepted == DEBUG_LINES + 2 * (DEBUG_LINES // EVERY) + len(summaries)
     assert stats.sent == len(receiver.lines)
     return shed_debug
 
@@ -106,7 +117,45 @@ def test_memory_mode_keeps_every_billing_event_and_error_and_counts_what_it_shed
     assert shed > DEBUG_LINES // 2  # the queue held a tenth of the lines: most were shed
     reasons = pipeline.stats.dropped_by_reason()
     assert reasons["evicted"] == pipeline._overload.shed[("sheddable", "evicted")] > 0
-    assert reasons["queue_full"] == pipeline._overload.shed[("sheddable", "queue_full")]
+    # One template: every debug line shed at a full queue went into its repeat summary.
+    assert reasons["collapsed"] == pipeline._overload.shed[("sheddable", "collapsed")] > 0
+    assert "queue_full" not in reasons
+
+
+def test_repeats_collapse_into_one_event_with_the_count_and_the_last_arguments(
+    receiver: LineReceiver, app_logger: logging.Logger
+) -> None:
+    receiver.stop()
+    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=10)
+    pipeline._start = lambda: None  # type: ignore[method-assign]  # no worker while the queue fills
+    for number in range(25):
+        app_logger.info("retrying %s", number)
+    assert pipeline.stats.dropped == {"collapsed": 15}
+    receiver.restart()
+    del pipeline._start
+    assert eventlog.flush(30)
+    assert eventlog.flush(30)  # the summary is queued once the first flush made room
+    assert receiver.wait_for(11, timeout=30)
+    events = [json.loads(line) for line in receiver.lines]
+    assert [e["message"] for e in events[:10]] == [f"retrying {n}" for n in range(10)]
+    (summary,) = events[10:]
+    assert summary["message"] == "retrying 24 (repeated 15 times while the queue was full)"
+    assert summary["fields"]["repeated"] == 15
+    assert summary["fields"]["repeat_first_ms"] <= summary["fields"]["repeat_last_ms"]
+    assert pipeline.stats.sent == 11
+
+
+def test_repeats_are_shed_plainly_when_collapse_is_off(receiver: LineReceiver) -> None:
+    receiver.stop()
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=2, collapse_repeats=False
+    )
+    pipeline._start = lambda: None  # type: ignore[method-assign]
+    record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug", None, None)
+    for _ in range(5):
+        pipeline.submit_record(record, "debug", current())
+    assert pipeline.stats.dropped == {}
+    assert pipeline.stats.overflow == 3
 
 
 def test_spool_mode_evicts_sheddable_rows_first(
@@ -121,7 +170,9 @@ def test_spool_mode_evicts_sheddable_rows_first(
 
 def test_kept_events_evict_the_oldest_sheddable_event(receiver: LineReceiver) -> None:
     receiver.stop()
-    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=4)
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=4, collapse_repeats=False
+    )
     pipeline._start = lambda: None  # type: ignore[method-assign]  # no worker: the queue stays full
     record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug %s", (1,), None)
     for _ in range(4):
@@ -219,7 +270,12 @@ def test_shed_events_are_scraped_by_class_and_reason(receiver: LineReceiver) -> 
 
     receiver.stop()
     pipeline = eventlog.configure(
-        transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=1, name="shed-scrape"
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        queue_size=1,
+        name="shed-scrape",
+        collapse_repeats=False,
     )
     pipeline._start = lambda: None  # type: ignore[method-assign]
     record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug", None, None)

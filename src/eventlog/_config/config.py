@@ -36,6 +36,7 @@ from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_struct
 from eventlog._core.options import (
     SHOWN_LIMIT,
     Option,
+    parse_bool,
     parse_host,
     parse_list,
     parse_millis,
@@ -88,6 +89,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
         parse_overload_policy,
         DEFAULT_POLICY,
         "what each class does when the queue is full (kept=evict, sheddable=shed_newest)",
+    ),
+    Option(
+        "collapse_repeats",
+        parse_bool,
+        True,
+        "a full queue collapses shed repeats of one log template into one event with the count",
     ),
     Option(
         "ledger_interval",

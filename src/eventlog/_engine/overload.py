@@ -13,6 +13,12 @@ more.  Then its class's policy decides:
 - ``block:S``: the caller waits up to S seconds for room (only when asked),
   then sheds the newest.
 
+A sheddable log record that would be dropped as the newest is first offered to
+its template's repeat summary (``collapse_repeats``, on by default): it counts as
+dropped{collapsed}, and once the queue has room again one event per template says
+how many were shed, from when to when, with the last arguments.  It costs nothing
+while the queue has room, and makes "this message repeated N times" of a burst.
+
 Every event stays in exactly one counter: an evicted event counts as taken
 from the queue and dropped, so accepted = sent + dropped + waiting holds.
 Drops are also counted by (class, reason) in :attr:`Overload.shed`.
@@ -37,12 +43,16 @@ from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Record, SheddableRecord, _new_tuple
+from eventlog._records.event import Event
+from eventlog._records.logrecords import record_to_event
 
 __all__ = ["KEPT", "SHEDDABLE", "Classifier", "Overload", "tag_records"]
 
 _WARNING = logging.WARNING
 #: How long a blocked caller sleeps between looks at the queue.
 BLOCK_STEP = 0.001
+#: Templates collapsed at once; beyond them, repeats are shed plainly (bounded memory).
+REPEAT_KEYS = 1000
 
 
 class Classifier:
@@ -120,6 +130,9 @@ class Overload:
         # queue whose front holds kept events is not read again for every eviction.
         self._front: dict[bool, tuple[int, int]] = {True: (0, 0), False: (0, 0)}
         self._evictions = 0  # taken by eviction, not from the front
+        self.collapse: bool = settings.collapse_repeats
+        #: (logger, level, template) -> [count, first time, last time, last item]
+        self._repeats: dict[tuple[str, int, str], list[Any]] = {}
         self._last_pops = 0
 
     def full(self, item: Any) -> None:
@@ -142,8 +155,54 @@ class Overload:
             if evicted:
                 queue.append(item)
                 return
+            if sheddable and self.collapse and self._collapse(item):
+                return  # counted in its template's repeat summary: dropped{collapsed}
             self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
             self._count(klass, "queue_full")
+
+    def _collapse(self, item: Any) -> bool:
+        """A log record shed at a full queue joins its template's repeat summary; False if it cannot.
+
+        The record's logger, level and message template are the key; the summary
+        keeps the count, the first and last times, and the last record with its
+        arguments (immutable: the handler queued them unrendered, or rendered).
+        """
+        if type(item) is not tuple:
+            return False
+        try:
+            record = item[0]
+            key = (record.name, record.levelno, record.msg)
+            if type(key[0]) is not str or type(key[1]) is not int or type(key[2]) is not str:
+                return False
+            created = float(record.created)
+        except Exception:
+            return False
+        repeats = self._repeats
+        entry = repeats.get(key)
+        if entry is None:
+            if len(repeats) >= REPEAT_KEYS:
+                return False  # that many templates at once: the rest are shed plainly
+            entry = repeats[key] = [0, created, created, item]
+        entry[0] += 1
+        entry[2] = created
+        entry[3] = item
+        self._accounts.gave_up(1, "collapsed")
+        self._count(SHEDDABLE, "collapsed")
+        return True
+
+    def release_repeats(self) -> None:
+        """Queue one summary event per collapsed template, when there is room (the worker thread).
+
+        Each is the template's last record with ``(repeated N times)`` added to its
+        message and ``fields`` repeated, repeat_first_ms, repeat_last_ms; a new
+        event, accepted like any other.
+        """
+        if not self._repeats or len(self._queue) + len(self._repeats) > self._maxsize:
+            return
+        with self._lock:
+            repeats, self._repeats = self._repeats, {}
+        for count, first, last, item in repeats.values():
+            self._queue.append(_summary(count, first, last, item))
 
     def _evict(self, sheddable: bool, reason: str, klass: str) -> bool:
         """Drop the oldest queued event whose class is ``sheddable``; False when none is queued."""
@@ -182,6 +241,18 @@ class Overload:
         with self._lock:
             key = (klass, reason)
             self.shed[key] = self.shed.get(key, 0) + count
+
+
+def _summary(count: int, first: float, last: float, item: Any) -> Event:
+    """The event that stands for ``count`` shed repeats of one log record's template."""
+    event = record_to_event(*item)
+    if count > 1:
+        message = event.message if isinstance(event.message, str) else ""
+        event.message = f"{message} (repeated {count} times while the queue was full)"
+    fields = dict(event.fields or {})
+    fields.update(repeated=count, repeat_first_ms=int(first * 1000), repeat_last_ms=int(last * 1000))
+    event.fields = fields
+    return event
 
 
 def tag_records(classifier: Classifier, items: Sequence[Any], records: list[Record]) -> list[Record]:

@@ -568,6 +568,7 @@ class Pipeline:
                 self._hurry.wait(self._linger)
             self._hurry.clear()
         items = self._accounts.take(queue, self._batch_size) if queue else []
+        self._overload.release_repeats()  # overload control: summaries of collapsed repeats
         # In spool mode a flush alone still drains the spool: flush() must not return while
         # events logged before it wait there.
         if self._handle(items):
