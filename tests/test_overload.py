@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,9 @@ from eventlog._builtin.receiver import LineReceiver
 from eventlog._config.classes import parse_classes, parse_overload_policy
 from eventlog._core.errors import ConfigurationError
 from eventlog._engine.overload import Classifier
+from eventlog._records.batch import Record, SheddableRecord
 from eventlog._records.context import current
+from eventlog._spool.sqlite import SQLiteSpool
 
 DEBUG_LINES = 10_000
 EVERY = 100  # one billing event and one error every EVERY debug lines: 100 of each
@@ -289,3 +293,48 @@ def test_shed_events_are_scraped_by_class_and_reason(receiver: LineReceiver) -> 
         'eventlog_events_shed_total{class="sheddable",pipeline="shed-scrape",reason="queue_full"} 1.0' in text
     )
     assert 'eventlog_events_shed_total{class="sheddable",pipeline="shed-scrape",reason="evicted"} 1.0' in text
+
+
+def _records(prefix: str, count: int, *, sheddable: bool) -> list[Record]:
+    kind = SheddableRecord if sheddable else Record
+    return [
+        kind(f"{prefix}-{n:05d}", "log.debug" if sheddable else "billing.charge", n, b"x" * 2000)
+        for n in range(count)
+    ]
+
+
+def test_the_spool_evicts_sheddable_rows_before_kept_ones(tmp_path: Path) -> None:
+    evicted: list[tuple[str, str, int]] = []
+    spool = SQLiteSpool(str(tmp_path / "spool.db"), "json", max_bytes=400_000, row_events=50)
+    spool.on_evict_class = lambda klass, reason, count: evicted.append((klass, reason, count))
+    spool.add(_records("kept", 50, sheddable=False))  # the oldest rows: kept
+    for batch in range(8):
+        spool.add(
+            _records(f"noise{batch}", 50, sheddable=True) + _records(f"kept{batch}", 2, sheddable=False)
+        )
+    ids = [record.id for record in spool.pending(10_000)]
+    assert {i for i in ids if i.startswith("kept")} == {f"kept-{n:05d}" for n in range(50)} | {
+        f"kept{b}-{n:05d}" for b in range(8) for n in range(2)
+    }
+    assert evicted and {klass for klass, _, _ in evicted} == {"sheddable"}
+    assert sum(count for _, _, count in evicted) == 8 * 50 + 50 + 16 - len(ids)
+    spool.close()
+
+
+def test_an_old_spool_gets_the_shed_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, format TEXT NOT NULL, "
+        "events INTEGER NOT NULL, records TEXT NOT NULL, payloads BLOB NOT NULL, added REAL NOT NULL, "
+        "owner TEXT, destination TEXT);"
+    )
+    conn.close()
+    os.chmod(path, 0o600)
+    spool = SQLiteSpool(str(path), "json")
+    spool.add(_records("noise", 3, sheddable=True))
+    assert [r.id for r in spool.pending(10)] == ["noise-00000", "noise-00001", "noise-00002"]
+    spool.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT shed, events FROM batches").fetchall() == [(1, 3)]
+    conn.close()
