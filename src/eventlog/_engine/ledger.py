@@ -68,7 +68,9 @@ class Ledger:
             self._queue.append(self.event())  # sent with the next batch, numbered like any event
 
     def _queue_shed(self) -> int:
-        return sum(count for (_, reason), count in self._overload.shed.items() if reason in _QUEUE_REASONS)
+        # A copy first (one C call): callers add keys while the worker reads.
+        shed = dict(self._overload.shed)
+        return sum(count for (_, reason), count in shed.items() if reason in _QUEUE_REASONS)
 
     def event(self, *, final: bool = False) -> Event:
         """The ledger event: the numbers so far, and sent, dropped and shed counts so far."""
@@ -82,7 +84,7 @@ class Ledger:
         }
         for reason, count in sorted(stats.dropped_by_reason().items()):
             fields[f"ledger_dropped_{reason}"] = count
-        for (klass, reason), count in sorted(self._overload.shed.items()):
+        for (klass, reason), count in sorted(dict(self._overload.shed).items()):
             fields[f"ledger_shed_{klass}_{reason}"] = count
         self.first = last + 1
         return Event(LEDGER_ACTION, self.name, "eventlog", fields=fields)

@@ -361,7 +361,7 @@ class SQLiteSpool:
         rows = [
             row
             for row in old.execute(
-                "SELECT seq, format, events, records, payloads, added, destination FROM batches "
+                "SELECT seq, format, events, records, payloads, added, destination, shed FROM batches "
                 "WHERE owner = ? ORDER BY seq",
                 (self._owner,),
             ).fetchall()
@@ -383,12 +383,12 @@ class SQLiteSpool:
             conn = self._open()
             renumbered: dict[int, int] = {}
             with _transaction(conn):
-                for seq, fmt, events, index, payloads, added, destination in rows:
+                for seq, fmt, events, index, payloads, added, destination, shed in rows:
                     renumbered[seq] = (
                         conn.execute(
                             "INSERT INTO batches (format, events, records, payloads, added, owner, "
-                            "destination) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (fmt, events, index, payloads, added, self._owner, destination),
+                            "destination, shed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, self._owner, destination, shed),
                         ).lastrowid
                         or 0
                     )
