@@ -96,7 +96,7 @@ class EventHandler(logging.Handler):
             # Pipeline.submit_record, inlined: a Python call costs ~1k instructions a record.
             queue = pipeline._queue
             if len(queue) >= pipeline._maxsize:
-                pipeline._overflowed()
+                pipeline._overflowed((record, message, _current_context()))  # overload control
                 return True
             queue.append((record, message, _current_context()))
             if pipeline._sleeping:

@@ -22,17 +22,20 @@ process, with the nearest setting names.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
+from eventlog._config.classes import DEFAULT_POLICY, Rule, parse_classes, parse_overload_policy
 from eventlog._core.errors import ConfigurationError
 from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog._core.options import (
     SHOWN_LIMIT,
     TAKES,
     Option,
+    parse_bool,
     parse_host,
     parse_list,
     parse_millis,
@@ -96,6 +99,8 @@ def core(
     return Core(parse, default, help, choices=choices)
 
 
+_LONG_RUN = re.compile(rf"\S{{{SHOWN_LIMIT + 1},}}")
+
 DEFAULT_ENRICHERS: tuple[str, ...] = ("host", "site", "context")
 
 
@@ -123,6 +128,27 @@ class CoreSettings:
     cluster = core(parse_str, None, "cluster name added to every event")
     enrichers = core(parse_list, DEFAULT_ENRICHERS, "enrichers to run, in order")
     queue_size = core(parse_positive_int, 100_000, "events held in memory before drops")
+    # Overload control (issue 24): see eventlog._config.classes and docs/delivery.md.
+    classes = core(
+        parse_classes,
+        cast("tuple[Rule, ...]", ()),
+        "rules kind:pattern=kept|sheddable (logger, level, action) before the defaults",
+    )
+    overload_policy = core(
+        parse_overload_policy,
+        cast("tuple[str, ...]", DEFAULT_POLICY),
+        "what each class does when the queue is full (kept=evict, sheddable=shed_newest)",
+    )
+    collapse_repeats = core(
+        parse_bool,
+        True,
+        "a full queue collapses shed repeats of one log template into one event with the count",
+    )
+    ledger_interval = core(
+        parse_seconds,
+        0.0,
+        "seconds between loss-ledger events; on, each event carries its sequence number (0: off)",
+    )
     batch_size = core(parse_positive_int, 2000, "most events per send")
     linger_ms = core(parse_millis, 5.0, "how long a batch waits to fill, in ms")
     shutdown_timeout = core(parse_seconds, 5.0, "seconds shutdown may take at exit")
@@ -400,6 +426,8 @@ class Settings(CoreSettings):
                 for text in {str(value), repr(value)}:
                     if text:
                         reason = reason.replace(text, "<hidden>")
+            # A parser may quote the value, or a part of it: no run of it longer than a shown value.
+            reason = _LONG_RUN.sub(lambda m: m.group(0)[: SHOWN_LIMIT - 3] + "...", reason)
             if len(reason) > 4 * SHOWN_LIMIT:
                 reason = reason[: 4 * SHOWN_LIMIT - 3] + "..."
             accepted = allowed(option)

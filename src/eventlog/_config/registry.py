@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "eventlog._builtin.ecs",
     "eventlog._builtin.enrichers",
     "eventlog._builtin.spool_commands",
+    "eventlog._builtin.ledger_commands",
 )
 
 #: Names our optional distributions provide, so an unknown name can say what to install.

@@ -80,6 +80,20 @@ class Accounting:
                 self.stats.drop(reason, left)
         return left
 
+    def evict(self, queue: deque[Any], find: Callable[[int], int | None], reason: str) -> int | None:
+        """Drop the queued item at ``find(taken)`` (overload control); return its index, or None.
+
+        Under the lock that taking holds, so the index stays right; counted as
+        taken and dropped for ``reason``, like an event given up without the worker.
+        """
+        with self._lock:
+            index = find(self.stats.taken)
+            if index is not None:
+                del queue[index]
+                self.stats.taken += 1
+                self.stats.drop(reason)
+            return index
+
     def marker(self, queue: deque[Any]) -> Flush:
         """A flush of everything accepted so far: set by :meth:`settled` (or :meth:`release`)."""
         with self._lock:

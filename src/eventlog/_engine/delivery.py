@@ -58,8 +58,11 @@ class SpoolDelivery:
         stats: Stats,
         warnings: Warnings,
         wake: Callable[[], None] | None = None,
+        tag: Callable[[list[Any], list[Record]], list[Record]] | None = None,
     ) -> None:
         self.spool = spool
+        #: Marks the records of sheddable events (overload control), which the spool evicts first.
+        self.tag = tag or _untagged
         self.settings = settings
         self._queue = queue
         self._stop_event = stop_event
@@ -149,7 +152,7 @@ class SpoolDelivery:
             items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            records = self.unspooled + self._encoder.records(items)
+            records = self.unspooled + self.tag(items, self._encoder.records(items))
             self.unspooled = []
             try:
                 self._store(records)
@@ -238,6 +241,10 @@ class SpoolDelivery:
     def _count_fallback(self, exc: SpoolUnavailable, count: int) -> None:
         fallback = self._stats.spool_fallback
         fallback[exc.reason] = fallback.get(exc.reason, 0) + count
+
+
+def _untagged(items: list[Any], records: list[Record]) -> list[Record]:
+    return records
 
 
 def replay(

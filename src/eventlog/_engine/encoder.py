@@ -54,6 +54,8 @@ class Encoder:
         self._enricher_failed = enricher_failed
         self._warnings = warnings
         self._static: dict[str, Any] | None = None  # made by the worker, once
+        #: Numbers each wire dict of a batch (the loss ledger), or None when it is off.
+        self.stamp: Callable[[list[dict[str, Any]]], None] | None = None
 
     def batch(self, items: list[Any]) -> Batch:
         """The batch for the transport: encoded in one call where the formatter can."""
@@ -89,6 +91,16 @@ class Encoder:
         return records
 
     def wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        """The wire dicts of the items, and the items they came from (poison events left out).
+
+        With the loss ledger on, each wire dict gets its sequence number here (``stamp``).
+        """
+        wires, sources = self._wires(items)
+        if self.stamp is not None:  # the loss ledger (issue 24): eventlog._engine.ledger
+            self.stamp(wires)
+        return wires, sources
+
+    def _wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
         """The wire dicts of the items, and the items they came from (poison events left out).
 
         The fast path builds each wire dict in one pass from the log record or

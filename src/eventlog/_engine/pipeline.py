@@ -18,6 +18,7 @@ move bytes.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import math
 import os
@@ -36,6 +37,8 @@ from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.encoder import Encoder
+from eventlog._engine.ledger import Ledger
+from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._records.event import Event
@@ -107,6 +110,10 @@ class Pipeline:
         # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
         # in a send: see eventlog._engine.accounting.
         self._accounts = accounts = Accounting(stats)
+        # Overload control (issue 24): classes of service and the queue-full policies.
+        self._overload = Overload(
+            self.settings, queue=self._queue, accounts=accounts, stats=stats, lock=self._overflow_lock
+        )
         self._encoder = encoder = Encoder(
             parts,
             stats=stats,
@@ -114,6 +121,17 @@ class Pipeline:
             enricher_failed=_weakly(self._enricher_failed, None),
             warnings=warnings,
         )
+        # The loss ledger (issue 24): sequence numbers on events, and ledger events.
+        self._ledger: Ledger | None = None
+        if self.settings.ledger_interval:
+            self._ledger = Ledger(
+                self.name,
+                self.settings.ledger_interval,
+                stats=stats,
+                overload=self._overload,
+                queue=self._queue,
+            )
+            encoder.stamp = self._ledger.stamp
         self._sender = sender = Sender(
             parts.transport_factory,
             transport_name=parts.transport_name,
@@ -141,7 +159,9 @@ class Pipeline:
                 stats=stats,
                 warnings=warnings,
                 wake=_weakly(self._wake, None),
+                tag=functools.partial(tag_records, self._overload.classifier),  # overload control
             )
+            self._spool.on_evict_class = self._overload.spool_evicted  # overload control
 
     # ------------------------------------------------------------ the caller's side
 
@@ -149,7 +169,7 @@ class Pipeline:
         """Queue an Event (or a (record, message, context) tuple).  Never blocks, never raises."""
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed(item)
             return
         queue.append(item)
         if self._sleeping:
@@ -166,7 +186,7 @@ class Pipeline:
         # submit() inlined: this is every log_event's path.
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed(event)
             return
         queue.append(event)
         if self._sleeping:
@@ -186,15 +206,15 @@ class Pipeline:
         # submit() inlined: this is every logging call's path.
         queue = self._queue
         if len(queue) >= self._maxsize:
-            self._overflowed()
+            self._overflowed((record, message, ctx))
             return
         queue.append((record, message, ctx))
         if self._sleeping:
             self._wake()
 
-    def _overflowed(self) -> None:
-        with self._overflow_lock:
-            self.stats.overflow += 1
+    def _overflowed(self, item: Any) -> None:
+        # Overload control (issue 24): the item's class of service decides what goes.
+        self._overload.full(item)
         if self._sleeping:
             self._wake()
 
@@ -324,6 +344,8 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         self._deadline = deadline
         dropped_before = self.stats.dropped.get("shutdown", 0)
+        if self._ledger is not None:  # the loss ledger's last word, sent like any event
+            self.submit_event(self._ledger.event(final=True))
         delivered = self.flush(timeout)
         self._stopping = True
         self._closed = True
@@ -428,6 +450,10 @@ class Pipeline:
     def queue_depth(self) -> int:
         """Events waiting in memory."""
         return len(self._queue)
+
+    def shed_counts(self) -> dict[tuple[str, str], int]:
+        """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
+        return dict(self._overload.shed)
 
     def spool_depth(self) -> int:
         """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
@@ -544,6 +570,7 @@ class Pipeline:
                 self._hurry.wait(self._linger)
             self._hurry.clear()
         items = self._accounts.take(queue, self._batch_size) if queue else []
+        self._overload.release_repeats()  # overload control: summaries of collapsed repeats
         # In spool mode a flush alone still drains the spool: flush() must not return while
         # events logged before it wait there.
         if self._handle(items):
@@ -552,7 +579,7 @@ class Pipeline:
     def _handle(self, items: list[Any]) -> bool:
         """Encode and deliver; False when events of this round still wait (spool mode)."""
         if self._delivery is not None:
-            return self._delivery.handle(self._encoder.records(items))
+            return self._delivery.handle(self._delivery.tag(items, self._encoder.records(items)))
         batch = self._encoder.batch(items)
         if batch and not self._sender.send(batch, self._until):
             # Memory mode at the shutdown deadline: nowhere left to keep them.

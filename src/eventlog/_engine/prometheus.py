@@ -23,6 +23,7 @@ class Measured(Protocol):
 
     def queue_depth(self) -> int: ...
     def spool_depth(self) -> int: ...
+    def shed_counts(self) -> dict[tuple[str, str], int]: ...
 
 
 _pipelines: weakref.WeakSet[Measured] = weakref.WeakSet()
@@ -99,6 +100,11 @@ class EventlogCollector:
             "Worker threads started again after one died of an error no batch contained",
             labels=["pipeline"],
         )
+        shed = CounterMetricFamily(
+            "eventlog_events_shed",
+            "Events dropped under pressure (queue full, spool limits), by class of service and reason",
+            labels=["pipeline", "class", "reason"],
+        )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
         )
@@ -124,13 +130,15 @@ class EventlogCollector:
             for reason, count in sorted(stats.spool_reopened.items()):
                 reopened.add_metric([name, reason], count)
             restarts.add_metric([name], stats.worker_restarts)
+            for (klass, reason), count in sorted(pipeline.shed_counts().items()):
+                shed.add_metric([name, klass, reason], count)
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, latency)
+        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, shed, latency)
 
 
 _registered = False

@@ -21,6 +21,12 @@ class Record(NamedTuple):
     payload: bytes
 
 
+class SheddableRecord(Record):
+    """A Record of a sheddable event (overload control): the spool evicts these first."""
+
+    __slots__ = ()
+
+
 Batch = Sequence[Record]
 
 _new_tuple = tuple.__new__

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS batches (
     payloads    BLOB    NOT NULL,
     added       REAL    NOT NULL,
     owner       TEXT,
-    destination TEXT
+    destination TEXT,
+    shed        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_owned ON batches(owner, format, seq) WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batches_free ON batches(format, seq) WHERE owner IS NULL;
@@ -375,11 +376,13 @@ def _migrate(conn: sqlite3.Connection, columns: set[str]) -> None:
     writes): a 0.1.0 process may still share the file.
     """
     missing_table = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'quarantine'").fetchone()
-    if "destination" in columns and not missing_table:
+    if "destination" in columns and "shed" in columns and not missing_table:
         return
     with _transaction(conn):
         if "destination" not in columns:
             conn.execute("ALTER TABLE batches ADD COLUMN destination TEXT")
+        if "shed" not in columns:  # overload control: 1 for a row of sheddable events
+            conn.execute("ALTER TABLE batches ADD COLUMN shed INTEGER NOT NULL DEFAULT 0")
         conn.execute(_QUARANTINE)
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))

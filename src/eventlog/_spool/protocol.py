@@ -34,6 +34,8 @@ class Spool(Protocol):
     on_reopen: Callable[[str], None] | None
     #: (): another spool of this process on the same file handed rows back: look again.
     on_released: Callable[[], None] | None
+    #: Told (class, reason, count) when a limit evicts events (overload control).
+    on_evict_class: Callable[[str, str, int], None] | None
 
     def add(self, records: Sequence[Record]) -> None: ...
     def pending(self, limit: int) -> list[Record]: ...

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError, DamagedRow
-from eventlog._records.batch import Record, _new_tuple
+from eventlog._records.batch import Record, SheddableRecord, _new_tuple
 from eventlog._spool.database import (
     BUSY_TIMEOUT_MS,
     SQLITE_SIBLINGS,
@@ -181,6 +181,8 @@ class SQLiteSpool:
         self.on_reopen = on_reopen
         #: Told when another spool of this process on the same file handed its rows back.
         self.on_released: Callable[[], None] | None = None
+        #: Told (class, reason, count) when a limit evicts events (overload control).
+        self.on_evict_class: Callable[[str, str, int], None] | None = None
         #: Rows quarantined by this instance, by reason (what ``eventlog spool replay`` reports).
         self.quarantined: dict[str, int] = {}
         self._maybe_free = True  # rows without an owner may exist: look before claiming
@@ -361,7 +363,7 @@ class SQLiteSpool:
         rows = [
             row
             for row in old.execute(
-                "SELECT seq, format, events, records, payloads, added, destination FROM batches "
+                "SELECT seq, format, events, records, payloads, added, destination, shed FROM batches "
                 "WHERE owner = ? ORDER BY seq",
                 (self._owner,),
             ).fetchall()
@@ -383,12 +385,12 @@ class SQLiteSpool:
             conn = self._open()
             renumbered: dict[int, int] = {}
             with _transaction(conn):
-                for seq, fmt, events, index, payloads, added, destination in rows:
+                for seq, fmt, events, index, payloads, added, destination, shed in rows:
                     renumbered[seq] = (
                         conn.execute(
                             "INSERT INTO batches (format, events, records, payloads, added, owner, "
-                            "destination) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (fmt, events, index, payloads, added, self._owner, destination),
+                            "destination, shed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, self._owner, destination, shed),
                         ).lastrowid
                         or 0
                     )
@@ -444,7 +446,8 @@ class SQLiteSpool:
         now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
         destination = self.destination
         try:
-            chunks = [records[i : i + size] for i in range(0, len(records), size)]
+            # Overload control: sheddable events get rows of their own, which limits evict first.
+            chunks = [group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)]
             rows = [
                 (
                     fmt,
@@ -454,6 +457,7 @@ class SQLiteSpool:
                     now,
                     owner,
                     destination,
+                    _shed(chunk),
                 )
                 for chunk in chunks
             ]
@@ -461,13 +465,13 @@ class SQLiteSpool:
             chunks, rows = self._storable(records, exc, now)
             if not rows:
                 return
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
         params = [value for row in rows for value in row]
 
         def insert(conn: sqlite3.Connection) -> None:
             # One statement, its own transaction: its rows get contiguous seqs.
             last = conn.execute(
-                "INSERT INTO batches (format, events, records, payloads, added, owner, destination) "
+                "INSERT INTO batches (format, events, records, payloads, added, owner, destination, shed) "
                 f"VALUES {values}",
                 params,
             ).lastrowid
@@ -538,6 +542,7 @@ class SQLiteSpool:
                 now,
                 self._owner,
                 self.destination,
+                _shed(chunk),
             )
             for i, chunk in zip(range(0, len(kept), size), chunks)
         ]
@@ -959,8 +964,9 @@ class SQLiteSpool:
         doomed: list[int] = []
         freed = 0
         for seq, size in conn.execute(
+            # Overload control: rows of sheddable events go first, oldest first; then kept rows.
             "SELECT seq, length(payloads) + length(records) FROM batches "
-            "WHERE owner IS NULL OR owner = ? ORDER BY seq",
+            "WHERE owner IS NULL OR owner = ? ORDER BY shed DESC, seq",
             (self._owner,),
         ):
             if seq in in_flight:
@@ -980,17 +986,35 @@ class SQLiteSpool:
         """
         deleted = conn.execute(
             "DELETE FROM batches WHERE seq IN (SELECT value FROM json_each(?)) "
-            "AND (owner IS NULL OR owner = ?) RETURNING events",
+            "AND (owner IS NULL OR owner = ?) RETURNING events, shed",
             (json.dumps(seqs), self._owner),
         ).fetchall()
         self._forget(seqs)
-        count = sum(events for (events,) in deleted)
+        count = sum(events for events, _ in deleted)
         if count:
             self._evicted(reason, count)
+        if self.on_evict_class is not None:  # overload control: by class too
+            shed = sum(events for events, flag in deleted if flag)
+            for klass, events in (("sheddable", shed), ("kept", count - shed)):
+                if events:
+                    self.on_evict_class(klass, reason, events)
 
     def _evicted(self, reason: str, count: int) -> None:
         if self.on_evict is not None:
             self.on_evict(reason, count)
+
+
+def _by_class(records: Sequence[Record]) -> list[Sequence[Record]]:
+    """``records`` as [kept, sheddable] (overload control), or as one group when all are alike."""
+    shed = [r for r in records if type(r) is SheddableRecord]
+    if not shed or len(shed) == len(records):
+        return [records]
+    return [[r for r in records if type(r) is not SheddableRecord], shed]
+
+
+def _shed(chunk: Sequence[Record]) -> int:
+    """1 for a row whose events are all sheddable: limits evict it before kept rows."""
+    return int(all(type(r) is SheddableRecord for r in chunk))
 
 
 def _still_linked(file_id: tuple[int, int] | None) -> bool:

@@ -1,0 +1,273 @@
+"""Overload control: classes of service and what each does when the queue is full.
+
+Every event is *kept* or *sheddable* (:mod:`eventlog._config.classes` parses the
+rules).  Nothing here runs while the queue has room: a caller's event is
+classified only when it finds the queue full, so the hot path costs nothing
+more.  Then its class's policy decides:
+
+- ``shed_newest``: the new event is dropped (dropped{queue_full}, as before);
+- ``shed_oldest``: the oldest queued event of its class is dropped
+  (dropped{shed_oldest}) and the new one queued;
+- ``evict`` (kept's default): the oldest queued *sheddable* event is dropped
+  (dropped{evicted}) to make room; with none queued, the newest is dropped;
+- ``block:S``: the caller waits up to S seconds for room (only when asked),
+  then sheds the newest.
+
+A sheddable log record that would be dropped as the newest is first offered to
+its template's repeat summary (``collapse_repeats``, on by default): it counts as
+dropped{collapsed}, and once the queue has room again one event per template says
+how many were shed, from when to when, with the last arguments.  It costs nothing
+while the queue has room, and makes "this message repeated N times" of a burst.
+
+Every event stays in exactly one counter: an evicted event counts as taken
+from the queue and dropped, so accepted = sent + dropped + waiting holds.
+Drops are also counted by (class, reason) in :attr:`Overload.shed`.
+
+In spool mode the worker marks records of sheddable events
+(:func:`tag_records`); the spool keeps them in rows of their own and evicts
+those first at its size limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from eventlog._config.classes import KEPT, SHEDDABLE, Rule, policies
+from eventlog._config.config import Settings
+from eventlog._engine.accounting import Accounting
+from eventlog._engine.stats import Stats
+from eventlog._records.batch import Record, SheddableRecord, _new_tuple
+from eventlog._records.event import Event
+from eventlog._records.logrecords import record_to_event
+
+__all__ = ["KEPT", "SHEDDABLE", "Classifier", "Overload", "tag_records"]
+
+_WARNING = logging.WARNING
+#: How long a blocked caller sleeps between looks at the queue.
+BLOCK_STEP = 0.001
+#: Templates collapsed at once; beyond them, repeats are shed plainly (bounded memory).
+REPEAT_KEYS = 1000
+
+
+class Classifier:
+    """``sheddable(item)``: whether a queued item (an Event, or a record tuple) may be shed."""
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self.rules = tuple(rules)
+
+    def sheddable(self, item: Any) -> bool:
+        """True for a sheddable event; never raises (what cannot be read is kept)."""
+        try:
+            if type(item) is tuple:
+                record = item[0]
+                level, logger = record.levelno, record.name
+                action = None
+            else:
+                action = item.action
+                if item.tg_type == "logger" and type(action) is str and action.startswith("log."):
+                    level, logger = item.level, item.target  # a log record converted in the caller
+                else:
+                    level = logger = None  # an application's Event, a counter, a gauge
+            for rule in self.rules:
+                if _matches(rule, level, logger, action, item):
+                    return rule.klass == SHEDDABLE
+            return type(level) is int and level < _WARNING
+        except Exception:
+            return False
+
+    def klass(self, item: Any) -> str:
+        """The class name of ``item``."""
+        return SHEDDABLE if self.sheddable(item) else KEPT
+
+
+def _matches(rule: Rule, level: Any, logger: Any, action: Any, item: Any) -> bool:
+    if rule.kind == "level":
+        return type(level) is int and str(level) == rule.pattern
+    if rule.kind == "logger":
+        if type(logger) is not str:
+            return False
+        pattern = rule.pattern
+        return logger == pattern or logger.startswith(pattern + ".") or fnmatchcase(logger, pattern)
+    if action is None and type(item) is tuple:
+        levelname = getattr(item[0], "levelname", None)
+        action = "log." + levelname.lower() if type(levelname) is str else None
+    return type(action) is str and fnmatchcase(action, rule.pattern)
+
+
+class Overload:
+    """The queue-full policies of one pipeline (made again in a forked child).
+
+    ``lock`` is the pipeline's overflow lock: callers that find the queue full
+    take it, so the class counts and the eviction cache have one writer.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue: deque[Any],
+        accounts: Accounting,
+        stats: Stats,
+        lock: threading.Lock,
+    ) -> None:
+        self.classifier = Classifier(settings.classes)
+        self.policy: dict[str, tuple[str, float]] = policies(settings.overload_policy)
+        self._queue = queue
+        self._maxsize: int = settings.queue_size
+        self._accounts = accounts
+        self._stats = stats
+        self._lock = lock
+        #: Drops by (class, reason): the queue's here, the spool's added by the delivery.
+        self.shed: dict[tuple[str, str], int] = {}
+        # Per wanted class: (front pops then, how many items at the queue's front were not of
+        # that class then).  A scan for the oldest sheddable event starts past them, so a
+        # queue whose front holds kept events is not read again for every eviction.
+        self._front: dict[bool, tuple[int, int]] = {True: (0, 0), False: (0, 0)}
+        self._evictions = 0  # taken by eviction, not from the front
+        self.collapse: bool = settings.collapse_repeats
+        #: (logger, level, template) -> [count, first time, last time, last item]
+        self._repeats: dict[tuple[str, int, str], list[Any]] = {}
+        self._last_pops = 0
+
+    def full(self, item: Any) -> None:
+        """``item`` found the queue full: queue it or drop it as its class's policy says."""
+        sheddable = self.classifier.sheddable(item)
+        klass = SHEDDABLE if sheddable else KEPT
+        name, wait = self.policy[klass]
+        queue = self._queue
+        if name == "block":
+            end = time.monotonic() + wait
+            while len(queue) >= self._maxsize and time.monotonic() < end:
+                time.sleep(BLOCK_STEP)
+        with self._lock:
+            if len(queue) < self._maxsize:
+                queue.append(item)  # the worker took some meanwhile
+                return
+            evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
+                name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
+            )
+            if evicted:
+                queue.append(item)
+                return
+            if sheddable and self.collapse and self._collapse(item):
+                return  # counted in its template's repeat summary: dropped{collapsed}
+            self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
+            self._count(klass, "queue_full")
+
+    def _collapse(self, item: Any) -> bool:
+        """A log record shed at a full queue joins its template's repeat summary; False if it cannot.
+
+        The record's logger, level and message template are the key; the summary
+        keeps the count, the first and last times, and the last record with its
+        arguments (immutable: the handler queued them unrendered, or rendered).
+        """
+        if type(item) is not tuple:
+            return False
+        try:
+            record = item[0]
+            key = (record.name, record.levelno, record.msg)
+            if type(key[0]) is not str or type(key[1]) is not int or type(key[2]) is not str:
+                return False
+            created = float(record.created)
+        except Exception:
+            return False
+        repeats = self._repeats
+        entry = repeats.get(key)
+        if entry is None:
+            if len(repeats) >= REPEAT_KEYS:
+                return False  # that many templates at once: the rest are shed plainly
+            entry = repeats[key] = [0, created, created, item]
+        entry[0] += 1
+        entry[2] = created
+        entry[3] = item
+        self._accounts.gave_up(1, "collapsed")
+        self._count(SHEDDABLE, "collapsed")
+        return True
+
+    def release_repeats(self) -> None:
+        """Queue one summary event per collapsed template, when there is room (the worker thread).
+
+        Each is the template's last record with ``(repeated N times)`` added to its
+        message and ``fields`` repeated, repeat_first_ms, repeat_last_ms; a new
+        event, accepted like any other.
+        """
+        if not self._repeats or len(self._queue) + len(self._repeats) > self._maxsize:
+            return
+        with self._lock:
+            repeats, self._repeats = self._repeats, {}
+        for count, first, last, item in repeats.values():
+            self._queue.append(_summary(count, first, last, item))
+
+    def _evict(self, sheddable: bool, reason: str, klass: str) -> bool:
+        """Drop the oldest queued event whose class is ``sheddable``; False when none is queued."""
+        found = self._accounts.evict(self._queue, lambda taken: self._find(sheddable, taken), reason)
+        if found is None:
+            return False
+        self._evictions += 1  # taken + 1 too: the front pops stay as _find saw them
+        pops = self._last_pops
+        # Before ``found`` nothing of that class; the other class's count loses what went.
+        then, known = self._front[not sheddable]
+        known = max(0, known - (pops - then))
+        self._front[not sheddable] = (pops, known - 1 if found < known else known)
+        self._front[sheddable] = (pops, found)
+        self._count(klass, reason)
+        return True
+
+    def _find(self, sheddable: bool, taken: int) -> int | None:
+        """The index of the oldest queued event of that class (the accounting lock is held)."""
+        queue, classify = self._queue, self.classifier.sheddable
+        # Events taken from the front so far (under-counted is safe: more is read).
+        pops = self._last_pops = taken - self._evictions
+        then, known = self._front[sheddable]
+        end = len(queue)
+        for index in range(max(0, known - (pops - then)), end):
+            if classify(queue[index]) is sheddable:
+                return index
+        self._front[sheddable] = (pops, end)
+        return None
+
+    def _count(self, klass: str, reason: str) -> None:
+        key = (klass, reason)
+        self.shed[key] = self.shed.get(key, 0) + 1
+
+    def spool_evicted(self, klass: str, reason: str, count: int) -> None:
+        """The spool's limit dropped ``count`` events of ``klass`` (the worker thread)."""
+        with self._lock:
+            key = (klass, reason)
+            self.shed[key] = self.shed.get(key, 0) + count
+
+
+def _summary(count: int, first: float, last: float, item: Any) -> Event:
+    """The event that stands for ``count`` shed repeats of one log record's template."""
+    event = record_to_event(*item)
+    if count > 1:
+        message = event.message if isinstance(event.message, str) else ""
+        event.message = f"{message} (repeated {count} times while the queue was full)"
+    fields = dict(event.fields or {})
+    fields.update(repeated=count, repeat_first_ms=int(first * 1000), repeat_last_ms=int(last * 1000))
+    event.fields = fields
+    return event
+
+
+def tag_records(classifier: Classifier, items: Sequence[Any], records: list[Record]) -> list[Record]:
+    """``records`` (encoded from ``items``) with sheddable events' records as SheddableRecord.
+
+    The encoder leaves out events it cannot encode; then records and items no
+    longer pair up, and the action alone decides (``log.debug``, ``log.info``).
+    """
+    sheddable = classifier.sheddable
+    if len(records) == len(items):
+        return [
+            _new_tuple(SheddableRecord, record) if sheddable(item) else record
+            for item, record in zip(items, records)
+        ]
+    return [_new_tuple(SheddableRecord, r) if r.action in _LOW_ACTIONS else r for r in records]
+
+
+_LOW_ACTIONS = frozenset({"log.trace", "log.debug", "log.info", "log.notset"})
