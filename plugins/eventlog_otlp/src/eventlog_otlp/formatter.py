@@ -17,7 +17,7 @@ from eventlog_otlp import encoding
 from eventlog_otlp.config import PROTOCOLS, resolve_protocol
 
 # Module globals, not attribute lookups, in format(): it runs once per event.
-_log_record = encoding.log_record
+_log_record = encoding.fast_log_record  # compiled with eventlog-speedups, else encoding.log_record
 _head = encoding.HEAD.pack  # encoding.envelope_head
 
 #: Scopes and resource keys kept encoded; past this many, new ones are encoded each time.
