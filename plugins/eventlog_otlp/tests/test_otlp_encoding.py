@@ -194,3 +194,14 @@ def test_doubles_keep_their_bits() -> None:
             ]
         }
     }
+
+
+def test_a_call_site_is_reused_only_for_values_of_the_same_type() -> None:
+    # 1 == 1.0 == True: a cache keyed on the values alone would write True as the int 1.
+    site = {"id": "1", "action": "signup", "codeLine": 3}
+    kinds = []
+    for thread in (1, True, 1.0, "1"):
+        record = logs_pb2.LogRecord.FromString(encoding.log_record({**site, "thread": thread}))
+        value = next(kv.value for kv in record.attributes if kv.key == "thread.name")
+        kinds.append((value.WhichOneof("value"), getattr(value, value.WhichOneof("value") or "")))
+    assert kinds == [("int_value", 1), ("bool_value", True), ("double_value", 1.0), ("string_value", "1")]
