@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.logs.v1 import logs_pb2
 
+from eventlog.plugin import Record
 from eventlog_otlp import encoding
+from eventlog_otlp.formatter import OtlpFormatter
 
 if encoding.accelerator is None:
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
@@ -203,3 +205,73 @@ def test_formatter_uses_the_compiled_encoder_unless_switched_off() -> None:
     env = {**os.environ, "EVENTLOG_SPEEDUPS": "0"}
     off = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert off.stdout.strip() == "True"
+
+
+# Process identities as the core gives them: the same objects event after event.
+identities = st.sampled_from(
+    [
+        {"host": "web-1", "pid": 4242},
+        {"host": "web-1", "pid": 4242, "site": "eu", "cluster": "c1"},
+        {"host": "web-2", "pid": 7},
+        {},
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(identities, wires()), min_size=1, max_size=8))
+def test_compiled_payloads_are_the_formatters_bytes(
+    events: list[tuple[dict[str, Any], dict[str, Any]]],
+) -> None:
+    compiled_formatter, reference = OtlpFormatter(), OtlpFormatter()
+    assert compiled_formatter.format != compiled_formatter._format  # the compiled payload() is in use
+    for identity, wire in events:
+        wire = {**wire, **identity}
+        if not isinstance(wire.get("target"), str | None):
+            wire["target"] = "x"  # an unhashable one: format() raises TypeError (both paths)
+        assert compiled_formatter.format(wire) == reference._format(wire)
+
+
+def resource(key: bytes) -> bytes:
+    return encoding.resource_message({"service.name": "svc", **encoding.resource_attributes(key)})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.integers(-(2**65), 2**65), st.sampled_from([0, -1, 2**64 - 1, 2**64])),
+            identities,
+            wires(),
+        ),
+        max_size=12,
+    )
+)
+def test_compiled_request_body_is_the_references(
+    events: list[tuple[int, dict[str, Any], dict[str, Any]]],
+) -> None:
+    formatter = OtlpFormatter()
+    records = []
+    for time_ns, identity, wire in events:
+        if not isinstance(wire.get("target"), str | None):
+            wire["target"] = "x"  # as above
+        payload = formatter.format({**wire, **identity})
+        records.append(Record(wire["id"], wire["action"], time_ns, payload))
+    entries = [(r.time_ns, *encoding.open_envelope(r.payload)[1:]) for r in records]
+    assert encoding.compiled.request_body(records, resource) == encoding.request_body(
+        encoding.PROTOBUF, entries, resource
+    )
+
+
+def test_compiled_request_body_leaves_other_payloads_to_the_transport() -> None:
+    wire = {"id": "1", "action": "signup"}
+    good = Record("1", "signup", 5, OtlpFormatter().format(wire))
+    for odd in (
+        OtlpFormatter(encoding.JSON).format(wire),  # another protocol's envelope
+        good.payload[:8],  # shorter than its header
+        good.payload[:9] + b"x",  # its header says more than it holds
+        b"\x07" + good.payload[1:],  # no kind eventlog-otlp writes
+    ):
+        assert encoding.compiled.request_body([good, Record("2", "signup", 5, odd)], resource) is None
+    assert encoding.compiled.request_body([good._replace(time_ns=True)], resource) is None
+    assert encoding.compiled.request_body([], resource) == b""

@@ -460,7 +460,7 @@ def _trace_bytes(wire: Mapping[str, Any]) -> tuple[bytes, bytes, int] | None:
     return trace, span, flags
 
 
-def _load_accelerator() -> Callable[[Mapping[str, Any]], bytes] | None:
+def _load_accelerator() -> Any:
     """eventlog-speedups' compiled log_record, unless it is absent or ``EVENTLOG_SPEEDUPS=0``
     (the switch eventlog's core reads for its own fast path)."""
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
@@ -480,14 +480,25 @@ def _load_accelerator() -> Callable[[Mapping[str, Any]], bytes] | None:
         "exception.message",
         "exception.stacktrace",
     )
-    _otlp.setup(log_record, exception_parts, _trace_bytes, RESERVED_ATTRIBUTES, USER_PREFIX, names)
-    accelerated: Callable[[Mapping[str, Any]], bytes] = _otlp.log_record
-    return accelerated
+    _otlp.setup(
+        log_record,
+        exception_parts,
+        _trace_bytes,
+        RESERVED_ATTRIBUTES,
+        USER_PREFIX,
+        names,
+        EVENT_SCOPE,
+        "root",
+    )
+    return _otlp
 
 
-#: The compiled log_record of eventlog-speedups when installed (the same bytes:
-#: tests/test_otlp_speedups.py holds the two equal), else None.
-accelerator = _load_accelerator()
+#: eventlog-speedups' OTLP module when installed and not switched off, else None: its
+#: ``log_record`` writes :func:`log_record`'s bytes, its ``payload`` the formatter's and
+#: its ``request_body`` :func:`request_body`'s (tests/test_otlp_speedups.py holds them equal).
+compiled: Any = _load_accelerator()
+#: The compiled log_record, or None.
+accelerator: Callable[[Mapping[str, Any]], bytes] | None = compiled.log_record if compiled else None
 #: What the formatter calls: the compiled encoder, or :func:`log_record`.
 fast_log_record: Callable[[Mapping[str, Any]], bytes] = accelerator or log_record
 

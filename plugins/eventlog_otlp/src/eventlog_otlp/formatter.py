@@ -10,6 +10,7 @@ sending ``http/protobuf``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Self
 
 from eventlog.plugin import Formatter, PluginContext
@@ -40,12 +41,26 @@ class OtlpFormatter(Formatter):
             self.content_type = "application/json"  # type: ignore[misc]  # per instance
         self._scopes: dict[str, bytes] = {}
         self._resources: dict[tuple[Any, ...], bytes] = {}
+        #: The last process identity format() saw and its resource key: [host, pid, site,
+        #: cluster, key] (the compiled path reuses the key while the same objects come).
+        self._last: list[Any] = [object()] * 4 + [b""]
+        if kind == encoding.PROTOBUF and encoding.compiled is not None:
+            # eventlog-speedups' payload(): the same bytes as format() below (a cached scope
+            # and the last identity in C; anything else through format()).  An instance
+            # attribute, no method: the engine calls it once per event, and a Python frame
+            # around the C call would cost more than the record's encoding.
+            self.format = functools.partial(  # type: ignore[method-assign]
+                encoding.compiled.payload, self._scopes, self._last, self._format
+            )
 
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:
         return cls(PROTOCOLS[resolve_protocol(context.options, context.settings.environ)])
 
     def format(self, wire: dict[str, Any]) -> bytes:
+        return self._format(wire)
+
+    def _format(self, wire: dict[str, Any]) -> bytes:
         kind = self.kind
         get = wire.get
         action = wire["action"]
@@ -64,6 +79,7 @@ class OtlpFormatter(Formatter):
             resource = encoding.resource_key(wire)
             if len(self._resources) < _CACHE_LIMIT:
                 self._resources[identity] = resource
+        self._last[:] = [*identity, resource]
         if kind == encoding.PROTOBUF:
             record = _log_record(wire)
         else:

@@ -18,13 +18,14 @@
 #include <string.h>
 
 /* Set once by setup(). */
-static PyObject *g_fallback, *g_exception_parts, *g_trace_bytes, *g_reserved, *g_user_prefix;
+static PyObject *g_fallback, *g_exception_parts, *g_trace_bytes, *g_reserved, *g_user_prefix, *g_event_scope,
+    *g_root_scope;
 
 /* Wire keys. */
 static PyObject *k_id, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_tags, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile,
     *k_codeLine, *k_codeFunc, *k_exc_info, *k_traceId, *k_spanId, *k_traceFlags, *s_logger,
-    *s_log_prefix, *s_name;
+    *s_log_prefix, *s_name, *k_host, *k_pid, *k_site, *k_cluster, *s_payload, *s_time_ns;
 
 /* Attribute names (KeyValue.key), as given to setup(): the order of ATTR_*. */
 enum {
@@ -663,6 +664,22 @@ encode(buffer *b, PyObject *wire)
     return PyErr_Occurred() ? FAILED : OK;
 }
 
+static void
+buffer_init(buffer *b)
+{
+    b->data = b->local;
+    b->len = 0;
+    b->cap = sizeof b->local;
+}
+
+static void
+buffer_free(buffer *b)
+{
+    if (b->data != b->local) {
+        PyMem_Free(b->data);
+    }
+}
+
 static PyObject *
 log_record(PyObject *module, PyObject *wire)
 {
@@ -674,9 +691,7 @@ log_record(PyObject *module, PyObject *wire)
         return PyObject_CallOneArg(g_fallback, wire);
     }
     buffer b;
-    b.data = b.local;
-    b.len = 0;
-    b.cap = sizeof b.local;
+    buffer_init(&b);
     Py_INCREF(wire); /* held for the call: a callback must not free it under us */
     int rc = encode(&b, wire);
     PyObject *out;
@@ -688,18 +703,304 @@ log_record(PyObject *module, PyObject *wire)
         out = NULL;
     }
     Py_DECREF(wire);
-    if (b.data != b.local) {
-        PyMem_Free(b.data);
+    buffer_free(&b);
+    return out;
+}
+
+/* ---------------------------------------------------------------- the payload */
+
+/* The scope's name (borrowed), as OtlpFormatter.format finds it; NULL: not plain. */
+static PyObject *
+scope_name(PyObject *wire)
+{
+    PyObject *action = PyDict_GetItemWithError(wire, k_action);
+    PyObject *target_type = action == NULL ? NULL : get(wire, k_tgType);
+    if (action == NULL || PyErr_Occurred() || !PyUnicode_CheckExact(action) ||
+        (target_type != NULL && !PyUnicode_CheckExact(target_type))) {
+        return NULL;
     }
+    if (target_type == NULL || PyUnicode_Compare(target_type, s_logger) != 0 ||
+        PyUnicode_Tailmatch(action, s_log_prefix, 0, PY_SSIZE_T_MAX, -1) != 1) {
+        return g_event_scope;
+    }
+    PyObject *target = get(wire, k_target);
+    if (target == NULL) {
+        return PyErr_Occurred() ? NULL : g_root_scope;
+    }
+    if (!PyUnicode_CheckExact(target)) {
+        return NULL;
+    }
+    return PyUnicode_GET_LENGTH(target) ? target : g_root_scope;
+}
+
+/* payload(scopes, last_resource, format, wire): OtlpFormatter.format for http/protobuf.
+ * scopes: the formatter's name -> scope bytes; last_resource: [host, pid, site, cluster,
+ * resource key] of the last event its own format saw.  A scope not cached yet, another
+ * process identity, or an odd wire: format(wire), which fills the caches. */
+static PyObject *
+payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[1]) != 5) {
+        PyErr_SetString(PyExc_TypeError, "payload(scopes: dict, last_resource: list of 5, format, wire)");
+        return NULL;
+    }
+    PyObject *scopes = args[0], *last = args[1], *format = args[2], *wire = args[3];
+    if (g_fallback == NULL || !PyDict_CheckExact(wire)) {
+        return PyObject_CallOneArg(format, wire);
+    }
+    PyObject *name = scope_name(wire);
+    PyObject *scope = name == NULL ? NULL : PyDict_GetItemWithError(scopes, name);
+    if (scope == NULL || !PyBytes_CheckExact(scope)) {
+        return PyErr_Occurred() ? NULL : PyObject_CallOneArg(format, wire);
+    }
+    PyObject *keys[4] = {k_host, k_pid, k_site, k_cluster};
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = PyDict_GetItemWithError(wire, keys[i]);
+        if (value == NULL) {
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            value = Py_None;
+        }
+        if (value != PyList_GET_ITEM(last, i)) {
+            return PyObject_CallOneArg(format, wire);
+        }
+    }
+    PyObject *resource = PyList_GET_ITEM(last, 4);
+    if (!PyBytes_CheckExact(resource)) {
+        return PyObject_CallOneArg(format, wire);
+    }
+    buffer b;
+    buffer_init(&b);
+    Py_INCREF(wire);
+    Py_INCREF(scope);
+    Py_INCREF(resource);
+    /* encoding.HEAD: kind (1 = protobuf), len(resource key), len(scope), big-endian u32 */
+    Py_ssize_t resource_len = PyBytes_GET_SIZE(resource), scope_len = PyBytes_GET_SIZE(scope);
+    unsigned char head[9] = {1,
+                             (unsigned char)(resource_len >> 24), (unsigned char)(resource_len >> 16),
+                             (unsigned char)(resource_len >> 8), (unsigned char)resource_len,
+                             (unsigned char)(scope_len >> 24), (unsigned char)(scope_len >> 16),
+                             (unsigned char)(scope_len >> 8), (unsigned char)scope_len};
+    int rc = put(&b, head, 9) || put(&b, PyBytes_AS_STRING(resource), resource_len) ||
+                     put(&b, PyBytes_AS_STRING(scope), scope_len)
+                 ? FAILED
+                 : encode(&b, wire);
+    PyObject *out;
+    if (rc == OK) {
+        out = PyBytes_FromStringAndSize(b.data, b.len);
+    } else if (rc == ODD) {
+        out = PyObject_CallOneArg(format, wire);
+    } else {
+        out = NULL;
+    }
+    Py_DECREF(resource);
+    Py_DECREF(scope);
+    Py_DECREF(wire);
+    buffer_free(&b);
+    return out;
+}
+
+/* ---------------------------------------------------------------- the request */
+
+#define MAX_GROUPS 64
+
+typedef struct {
+    const char *data;
+    Py_ssize_t len;
+    int resource; /* for a scope: its resource's index */
+} piece;
+
+static int
+find_group(piece *groups, int *count, const char *data, Py_ssize_t len, int resource)
+{
+    for (int i = 0; i < *count; i++) {
+        if (groups[i].len == len && groups[i].resource == resource && memcmp(groups[i].data, data, len) == 0) {
+            return i;
+        }
+    }
+    if (*count == MAX_GROUPS) {
+        return -1;
+    }
+    groups[*count] = (piece){data, len, resource};
+    return (*count)++;
+}
+
+static uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void
+le64(unsigned char *out, uint64_t value)
+{
+    for (int i = 0; i < 8; i++) {
+        out[i] = (unsigned char)(value >> (8 * i));
+    }
+}
+
+/* request_body(records, resource): encoding.request_body(PROTOBUF, entries, resource) of the
+ * records' (time_ns, envelope) when every payload is a protobuf envelope that fits; None
+ * otherwise (the transport's own loop says why), or past MAX_GROUPS resources and scopes. */
+static PyObject *
+request_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "request_body(records, resource)");
+        return NULL;
+    }
+    PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
+    if (records == NULL) {
+        return NULL;
+    }
+    PyObject *resource_of = args[1];
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
+    PyObject **payloads = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
+    uint64_t *times = PyMem_Calloc(n ? n : 1, sizeof(uint64_t));
+    int *group_of = PyMem_Calloc(n ? n : 1, sizeof(int));
+    piece resources[MAX_GROUPS], scopes[MAX_GROUPS];
+    int resource_count = 0, scope_count = 0;
+    PyObject *out = NULL, *messages[MAX_GROUPS] = {NULL};
+    buffer b;
+    buffer_init(&b);
+    if (payloads == NULL || times == NULL || group_of == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *record = PySequence_Fast_GET_ITEM(records, i);
+        PyObject *payload = PyObject_GetAttr(record, s_payload);
+        if (payload == NULL) {
+            goto done;
+        }
+        payloads[i] = payload; /* owned: released at the end */
+        PyObject *time_ns = PyObject_GetAttr(record, s_time_ns);
+        if (time_ns == NULL) {
+            goto done;
+        }
+        int overflow = 0;
+        unsigned long long t = 0;
+        if (PyLong_CheckExact(time_ns)) {
+            /* encoding._time: 0 .. 2**64-1, else 0 */
+            long long signed_t = PyLong_AsLongLongAndOverflow(time_ns, &overflow);
+            if (overflow > 0) {
+                t = PyLong_AsUnsignedLongLong(time_ns);
+                if (t == (unsigned long long)-1 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    t = 0;
+                }
+            } else if (overflow == 0 && signed_t > 0) {
+                t = (unsigned long long)signed_t;
+            }
+            Py_DECREF(time_ns);
+        } else {
+            Py_DECREF(time_ns);
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        times[i] = t;
+        if (!PyBytes_CheckExact(payload) || PyBytes_GET_SIZE(payload) < 9) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(payload);
+        uint64_t resource_len = be32(data + 1), scope_len = be32(data + 5);
+        if (data[0] != 1 || 9 + resource_len + scope_len > (uint64_t)PyBytes_GET_SIZE(payload)) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        int resource = find_group(resources, &resource_count, (const char *)data + 9, (Py_ssize_t)resource_len, 0);
+        int scope = resource < 0 ? -1
+                                 : find_group(scopes, &scope_count, (const char *)data + 9 + resource_len,
+                                              (Py_ssize_t)scope_len, resource);
+        if (scope < 0) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        group_of[i] = scope;
+    }
+    for (int r = 0; r < resource_count; r++) {
+        PyObject *key = PyBytes_FromStringAndSize(resources[r].data, resources[r].len);
+        if (key == NULL) {
+            goto done;
+        }
+        messages[r] = PyObject_CallOneArg(resource_of, key);
+        Py_DECREF(key);
+        if (messages[r] == NULL) {
+            goto done;
+        }
+        if (!PyBytes_Check(messages[r])) {
+            PyErr_SetString(PyExc_TypeError, "resource() must return bytes");
+            goto done;
+        }
+    }
+    for (int r = 0; r < resource_count; r++) {
+        Py_ssize_t resource_logs = open_field(&b, 0x0a);
+        Py_ssize_t resource_message = resource_logs < 0 ? -1 : open_field(&b, 0x0a);
+        if (resource_message < 0 || put(&b, PyBytes_AS_STRING(messages[r]), PyBytes_GET_SIZE(messages[r])) ||
+            close_field(&b, resource_message)) {
+            goto done;
+        }
+        for (int s = 0; s < scope_count; s++) {
+            if (scopes[s].resource != r) {
+                continue;
+            }
+            Py_ssize_t scope_logs = open_field(&b, 0x12);
+            Py_ssize_t scope_message = scope_logs < 0 ? -1 : open_field(&b, 0x0a);
+            if (scope_message < 0 || put(&b, scopes[s].data, scopes[s].len) || close_field(&b, scope_message)) {
+                goto done;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (group_of[i] != s) {
+                    continue;
+                }
+                const char *data = PyBytes_AS_STRING(payloads[i]);
+                Py_ssize_t start = 9 + be32((const unsigned char *)data + 1) + be32((const unsigned char *)data + 5);
+                Py_ssize_t record_len = PyBytes_GET_SIZE(payloads[i]) - start;
+                unsigned char times_field[18] = {0x09};
+                le64(times_field + 1, times[i]);
+                times_field[9] = 0x59;
+                le64(times_field + 10, times[i]);
+                if (put_byte(&b, 0x12) || put_varint(&b, (uint64_t)(record_len + 18)) ||
+                    put(&b, times_field, 18) || put(&b, data + start, record_len)) {
+                    goto done;
+                }
+            }
+            if (close_field(&b, scope_logs)) {
+                goto done;
+            }
+        }
+        if (close_field(&b, resource_logs)) {
+            goto done;
+        }
+    }
+    out = PyBytes_FromStringAndSize(b.data, b.len);
+done:
+    for (int r = 0; r < resource_count; r++) {
+        Py_XDECREF(messages[r]);
+    }
+    if (payloads != NULL) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_XDECREF(payloads[i]);
+        }
+    }
+    PyMem_Free(payloads);
+    PyMem_Free(times);
+    PyMem_Free(group_of);
+    buffer_free(&b);
+    Py_DECREF(records);
     return out;
 }
 
 static PyObject *
 setup(PyObject *module, PyObject *args)
 {
-    PyObject *fallback, *exception_parts, *trace_bytes, *reserved, *user_prefix, *names;
-    if (!PyArg_ParseTuple(args, "OOOO!UO!", &fallback, &exception_parts, &trace_bytes, &PyFrozenSet_Type,
-                          &reserved, &user_prefix, &PyTuple_Type, &names)) {
+    PyObject *fallback, *exception_parts, *trace_bytes, *reserved, *user_prefix, *names, *event_scope,
+        *root_scope;
+    if (!PyArg_ParseTuple(args, "OOOO!UO!UU", &fallback, &exception_parts, &trace_bytes, &PyFrozenSet_Type,
+                          &reserved, &user_prefix, &PyTuple_Type, &names, &event_scope, &root_scope)) {
         return NULL;
     }
     if (PyTuple_GET_SIZE(names) != ATTR_COUNT) {
@@ -720,6 +1021,8 @@ setup(PyObject *module, PyObject *args)
     Py_XSETREF(g_trace_bytes, Py_NewRef(trace_bytes));
     Py_XSETREF(g_reserved, Py_NewRef(reserved));
     Py_XSETREF(g_user_prefix, Py_NewRef(user_prefix));
+    Py_XSETREF(g_event_scope, Py_NewRef(event_scope));
+    Py_XSETREF(g_root_scope, Py_NewRef(root_scope));
     Py_XSETREF(g_fallback, Py_NewRef(fallback));
     Py_RETURN_NONE;
 }
@@ -727,7 +1030,11 @@ setup(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"log_record", log_record, METH_O, "log_record(wire) -> the LogRecord message, without its time fields"},
     {"setup", setup, METH_VARARGS,
-     "setup(log_record, exception_parts, trace_bytes, reserved, user_prefix, names)"},
+     "setup(log_record, exception_parts, trace_bytes, reserved, user_prefix, names, event_scope, root_scope)"},
+    {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
+     "payload(scopes, last_resource, format, wire) -> OtlpFormatter.format(wire) for http/protobuf"},
+    {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
+     "request_body(records, resource) -> ExportLogsServiceRequest bytes, or None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -754,7 +1061,9 @@ PyInit__otlp(void)
         intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
         intern(&k_exc_info, "exc_info") || intern(&k_traceId, "traceId") || intern(&k_spanId, "spanId") ||
         intern(&k_traceFlags, "traceFlags") || intern(&s_logger, "logger") ||
-        intern(&s_log_prefix, "log.") || intern(&s_name, "__name__")) {
+        intern(&s_log_prefix, "log.") || intern(&s_name, "__name__") || intern(&k_host, "host") ||
+        intern(&k_pid, "pid") || intern(&k_site, "site") || intern(&k_cluster, "cluster") ||
+        intern(&s_payload, "payload") || intern(&s_time_ns, "time_ns")) {
         return NULL;
     }
     return PyModule_Create(&module_def);

@@ -1,4 +1,4 @@
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 def setup(
@@ -8,5 +8,14 @@ def setup(
     reserved: frozenset[str],
     user_prefix: str,
     names: tuple[str, ...],
+    event_scope: str,
+    root_scope: str,
 ) -> None: ...
 def log_record(wire: Mapping[str, Any]) -> bytes: ...
+def payload(
+    scopes: dict[str, bytes],
+    last_resource: list[Any],
+    format: Callable[[dict[str, Any]], bytes],
+    wire: dict[str, Any],
+) -> bytes: ...
+def request_body(records: Sequence[Any], resource: Callable[[bytes], bytes]) -> bytes | None: ...
