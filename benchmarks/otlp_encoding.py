@@ -58,11 +58,12 @@ def hand_written(items: list[dict[str, Any]]) -> bytes:
     from eventlog_otlp import encoding, formatter
 
     compiled_record, formatter._log_record = formatter._log_record, encoding.log_record
+    compiled_module, encoding.compiled = encoding.compiled, None
     try:
-        fmt = formatter.OtlpFormatter()._format
+        fmt = formatter.OtlpFormatter().format
         payloads = [fmt(wire) for wire in items]
     finally:
-        formatter._log_record = compiled_record
+        formatter._log_record, encoding.compiled = compiled_record, compiled_module
     resource = encoding.resource_message({"service.name": "bench", "host.name": "web-1", "process.pid": 4242})
     entries = [(1_700_000_000_000_000_000, *encoding.open_envelope(p)[1:]) for p in payloads]
     return encoding.request_body(encoding.PROTOBUF, entries, lambda key: resource)

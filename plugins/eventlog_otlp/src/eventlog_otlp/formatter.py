@@ -44,7 +44,13 @@ class OtlpFormatter(Formatter):
         #: The last process identity format() saw and its resource key: [host, pid, site,
         #: cluster, key] (the compiled path reuses the key while the same objects come).
         self._last: list[Any] = [object()] * 4 + [b""]
-        if kind == encoding.PROTOBUF and encoding.compiled is not None:
+        # Not under a subclass that overrides format(): the instance attribute would hide it.
+        self._compiled = (
+            kind == encoding.PROTOBUF
+            and encoding.compiled is not None
+            and type(self).format is OtlpFormatter.format
+        )
+        if self._compiled:
             # eventlog-speedups' payload(): the same bytes as format() below (a cached scope
             # and the last identity in C; anything else through format()).  An instance
             # attribute, no method: the engine calls it once per event, and a Python frame
@@ -58,9 +64,6 @@ class OtlpFormatter(Formatter):
         return cls(PROTOCOLS[resolve_protocol(context.options, context.settings.environ)])
 
     def format(self, wire: dict[str, Any]) -> bytes:
-        return self._format(wire)
-
-    def _format(self, wire: dict[str, Any]) -> bytes:
         kind = self.kind
         get = wire.get
         action = wire["action"]
@@ -79,9 +82,13 @@ class OtlpFormatter(Formatter):
             resource = encoding.resource_key(wire)
             if len(self._resources) < _CACHE_LIMIT:
                 self._resources[identity] = resource
-        self._last[:] = [*identity, resource]
+        if self._compiled:  # the compiled payload() came here: let it take this identity next
+            self._last[:] = [*identity, resource]
         if kind == encoding.PROTOBUF:
             record = _log_record(wire)
         else:
             record = encoding.json_text(encoding.json_log_record(wire))
         return b"".join((_head(kind, len(resource), len(scope)), resource, scope, record))
+
+    #: The Python format(), also when the compiled payload() stands in the instance's ``format``.
+    _format = format
