@@ -480,6 +480,8 @@ put_extras(buffer *b, PyObject *extras, PyObject *fields)
         if (reserved < 0) {
             return FAILED;
         }
+        /* Both held while a nested value is encoded (str() of a nested key may run code). */
+        Py_INCREF(name);
         Py_INCREF(value);
         int rc;
         if (reserved) {
@@ -490,6 +492,7 @@ put_extras(buffer *b, PyObject *extras, PyObject *fields)
             rc = put_attribute(b, name, value);
         }
         Py_DECREF(value);
+        Py_DECREF(name);
         if (rc) {
             return rc;
         }
