@@ -275,3 +275,22 @@ def test_compiled_request_body_leaves_other_payloads_to_the_transport() -> None:
         assert encoding.compiled.request_body([good, Record("2", "signup", 5, odd)], resource) is None
     assert encoding.compiled.request_body([good._replace(time_ns=True)], resource) is None
     assert encoding.compiled.request_body([], resource) == b""
+
+
+@pytest.mark.parametrize("compiled_body", [True, False], ids=["compiled", "python"])
+def test_a_batch_past_max_body_bytes_is_split_by_either_request_builder(compiled_body: bool) -> None:
+    from eventlog.plugin.testing import make_records, make_transport
+    from tests.peers.otlp import OtlpPeer, records
+
+    with OtlpPeer() as peer:
+        transport, formatter = make_transport(
+            {"transport": "otlp", "otlp_endpoint": peer.url, "otlp_max_body_bytes": 700}
+        )
+        assert transport._compiled_body is not None  # eventlog-speedups is installed (module skip above)
+        if not compiled_body:
+            transport._compiled_body = None
+        batch = make_records(8, formatter)
+        assert transport.send(batch) == []
+        assert [len(records(r)) for r in peer.requests] == [2, 2, 2, 2]
+        assert peer.delivered_ids() == [record.id for record in batch]
+        transport.close()
