@@ -19,8 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.logs.v1 import logs_pb2
+from tests.peers.otlp import OtlpPeer, records
 
 from eventlog.plugin import Record
+from eventlog.plugin.testing import make_records, make_transport
 from eventlog_otlp import encoding
 from eventlog_otlp.formatter import OtlpFormatter
 
@@ -279,9 +281,6 @@ def test_compiled_request_body_leaves_other_payloads_to_the_transport() -> None:
 
 @pytest.mark.parametrize("compiled_body", [True, False], ids=["compiled", "python"])
 def test_a_batch_past_max_body_bytes_is_split_by_either_request_builder(compiled_body: bool) -> None:
-    from eventlog.plugin.testing import make_records, make_transport
-    from tests.peers.otlp import OtlpPeer, records
-
     with OtlpPeer() as peer:
         transport, formatter = make_transport(
             {"transport": "otlp", "otlp_endpoint": peer.url, "otlp_max_body_bytes": 700}
