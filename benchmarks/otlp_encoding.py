@@ -7,7 +7,8 @@ against the ``protobuf`` runtime building the same messages with the official cl
 Both encode the same 10,000 wire dicts (the bench's log call: a logger, a message,
 three extras, code location, thread, host and pid) into one
 ``ExportLogsServiceRequest`` of 10,000 log records: ``hand-written`` is the
-``otlp`` formatter's ``format`` per event plus the transport's ``request_body``;
+``otlp`` formatter's ``format`` per event plus the transport's ``request_body``
+(in Python; and ``compiled``: eventlog-speedups' ``payload`` and ``request_body``);
 ``protobuf`` fills ``logs_pb2.LogRecord`` objects and serialises the request
 (``protobuf`` |version|, upb backend); ``sdk`` is the OpenTelemetry SDK's own
 ``encode_logs`` on SDK log records (what its OTLP exporter does per batch),
@@ -53,14 +54,33 @@ def wires(count: int) -> list[dict[str, Any]]:
 
 
 def hand_written(items: list[dict[str, Any]]) -> bytes:
-    from eventlog_otlp import encoding
-    from eventlog_otlp.formatter import OtlpFormatter
+    """The Python encoder (eventlog-speedups' OTLP encoder not used)."""
+    from eventlog_otlp import encoding, formatter
 
-    fmt = OtlpFormatter().format
-    payloads = [fmt(wire) for wire in items]
+    compiled_record, formatter._log_record = formatter._log_record, encoding.log_record
+    compiled_module, encoding.compiled = encoding.compiled, None
+    try:
+        fmt = formatter.OtlpFormatter().format
+        payloads = [fmt(wire) for wire in items]
+    finally:
+        formatter._log_record, encoding.compiled = compiled_record, compiled_module
     resource = encoding.resource_message({"service.name": "bench", "host.name": "web-1", "process.pid": 4242})
     entries = [(1_700_000_000_000_000_000, *encoding.open_envelope(p)[1:]) for p in payloads]
     return encoding.request_body(encoding.PROTOBUF, entries, lambda key: resource)
+
+
+def compiled(items: list[dict[str, Any]]) -> bytes:
+    """eventlog-speedups' payload() per event and request_body() (Records, as the engine makes)."""
+    from eventlog.plugin import Record
+    from eventlog_otlp import encoding
+    from eventlog_otlp.formatter import OtlpFormatter
+
+    assert encoding.compiled is not None, "eventlog-speedups is not installed"
+    fmt = OtlpFormatter().format
+    records = [Record(w["id"], w["action"], 1_700_000_000_000_000_000, fmt(w)) for w in items]
+    resource = encoding.resource_message({"service.name": "bench", "host.name": "web-1", "process.pid": 4242})
+    body: bytes = encoding.compiled.request_body(records, lambda key: resource)
+    return body
 
 
 def protobuf_runtime(items: list[dict[str, Any]]) -> bytes:
@@ -169,7 +189,8 @@ import otlp_encoding as m
 mode, case = sys.argv[1], sys.argv[2]
 items = m.wires({events})
 records = m.sdk_records(items) if case == "sdk" else None
-fn = {{"hand-written": m.hand_written, "protobuf": m.protobuf_runtime, "sdk": m.sdk_encode}}[case]
+fn = {{"hand-written": m.hand_written, "compiled": m.compiled, "protobuf": m.protobuf_runtime,
+       "sdk": m.sdk_encode}}[case]
 arg = records if case == "sdk" else items
 fn(arg[:10])
 if mode == "loop":
@@ -217,6 +238,12 @@ def main() -> None:
 
     items = wires(EVENTS)
     ours, theirs = hand_written(items), protobuf_runtime(items)
+    from eventlog_otlp import encoding
+
+    rows = [("hand-written (eventlog-otlp), Python", hand_written, items, "hand-written")]
+    if encoding.compiled is not None:
+        assert compiled(items) == ours, "the compiled encoder must write the Python one's bytes"
+        rows.append(("hand-written, compiled (eventlog-speedups)", compiled, items, "compiled"))
     # Same message, whatever the field order on the wire.
     assert ExportLogsServiceRequest.FromString(ours).resource_logs[0].scope_logs[0].log_records[5].body == (
         ExportLogsServiceRequest.FromString(theirs).resource_logs[0].scope_logs[0].log_records[5].body
@@ -225,20 +252,13 @@ def main() -> None:
     print(f"protobuf {google.protobuf.__version__}, Python {sys.version.split()[0]}, {EVENTS:,} events")
     print(f"| encoder | ms per {EVENTS:,} events | µs per event | instructions per event |")
     print("|---|---:|---:|---:|")
-    for name, fn, arg in (
-        ("hand-written (eventlog-otlp)", hand_written, items),
-        ("protobuf runtime, official classes", protobuf_runtime, items),
-        ("OpenTelemetry SDK encode_logs", sdk_encode, records),
-    ):
+    rows += [
+        ("protobuf runtime, official classes", protobuf_runtime, items, "protobuf"),
+        ("OpenTelemetry SDK encode_logs", sdk_encode, records, "sdk"),
+    ]
+    for name, fn, arg, case in rows:
         seconds = best_of(fn, arg)
-        count = None
-        if args.instructions:
-            count = instructions(
-                {
-                    "hand-written (eventlog-otlp)": "hand-written",
-                    "protobuf runtime, official classes": "protobuf",
-                }.get(name, "sdk")
-            )
+        count = instructions(case) if args.instructions else None
         shown = f"{count:,.0f}" if count is not None else "-"
         print(f"| {name} | {seconds * 1000:.1f} | {seconds / EVENTS * 1e6:.2f} | {shown} |")
 

@@ -8,6 +8,11 @@ setup(
             "eventlog_speedups._wires",
             ["src/eventlog_speedups/_wires.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
-        )
+        ),
+        Extension(
+            "eventlog_speedups._otlp",
+            ["src/eventlog_speedups/_otlp.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
+        ),
     ]
 )

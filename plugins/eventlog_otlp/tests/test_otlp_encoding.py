@@ -77,6 +77,8 @@ def wires(draw: st.DrawFn) -> dict[str, Any]:
 def test_every_payload_parses_to_the_data_model(wire: dict[str, Any]) -> None:
     payload = OtlpFormatter().format(wire)
     _, resource, scope, record = encoding.open_envelope(payload)
+    # The formatter's encoder (eventlog-speedups' when installed) writes the reference's bytes.
+    assert record == encoding.log_record(wire)
     parsed = logs_pb2.LogRecord.FromString(record)
     assert observed(common_pb2.InstrumentationScope.FromString(scope), parsed) == expected(wire)
     assert encoding.resource_attributes(resource) == {
@@ -192,3 +194,14 @@ def test_doubles_keep_their_bits() -> None:
             ]
         }
     }
+
+
+def test_a_call_site_is_reused_only_for_values_of_the_same_type() -> None:
+    # 1 == 1.0 == True: a cache keyed on the values alone would write True as the int 1.
+    site = {"id": "1", "action": "signup", "codeLine": 3}
+    kinds = []
+    for thread in (1, True, 1.0, "1"):
+        record = logs_pb2.LogRecord.FromString(encoding.log_record({**site, "thread": thread}))
+        value = next(kv.value for kv in record.attributes if kv.key == "thread.name")
+        kinds.append((value.WhichOneof("value"), getattr(value, value.WhichOneof("value") or "")))
+    assert kinds == [("int_value", 1), ("bool_value", True), ("double_value", 1.0), ("string_value", "1")]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -308,6 +309,7 @@ def _extras(wire: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 #: Call site -> its fields: see log_record.  Bounded: past it, sites are encoded each time.
+_TEXT_TYPES = frozenset({str, type(None)})
 _SITES: dict[tuple[Any, ...], bytes] = {}
 _SITES_LIMIT = 4096
 
@@ -346,17 +348,22 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
     get = wire.get
     level, line = get("level"), get("codeLine")
     action, target_type = wire["action"], get("tgType")
-    key = (
-        level,
-        get("levelName"),
-        action,
-        target_type,
-        get("thread"),
-        get("codeFile"),
-        line,
-        get("codeFunc"),
+    level_name, thread = get("levelName"), get("thread")
+    code_file, code_func = get("codeFile"), get("codeFunc")
+    key = (level, level_name, action, target_type, thread, code_file, line, code_func)
+    # Only ints and str (or None) in the key: True == 1 == 1.0 would share a slot, and
+    # a thread of 1 would be written with a thread of True's bytes.
+    plain = _TEXT_TYPES
+    cacheable = (
+        (level is None or type(level) is int)
+        and (line is None or type(line) is int)
+        and type(level_name) in plain
+        and type(action) in plain
+        and type(target_type) in plain
+        and type(thread) in plain
+        and type(code_file) in plain
+        and type(code_func) in plain
     )
-    cacheable = (level is None or type(level) is int) and (line is None or type(line) is int)
     site = _SITES.get(key) if cacheable else None
     if site is None:
         site = _site_fields(wire)
@@ -453,6 +460,49 @@ def _trace_bytes(wire: Mapping[str, Any]) -> tuple[bytes, bytes, int] | None:
     if len(trace) != 16 or len(span) != 8:
         return None
     return trace, span, flags
+
+
+def _load_accelerator() -> Any:
+    """eventlog-speedups' compiled log_record, unless it is absent or ``EVENTLOG_SPEEDUPS=0``
+    (the switch eventlog's core reads for its own fast path)."""
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from eventlog_speedups import _otlp  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:  # not installed, or a release without the OTLP encoder
+        return None
+    names = (
+        # the order of the C encoder's ATTR_* names
+        *(ATTRIBUTE_NAMES[k] for k in ("id", "user", "session", "reqId")),
+        *(ATTRIBUTE_NAMES[k] for k in ("thread", "codeFile", "codeLine", "codeFunc")),
+        TARGET_ATTRIBUTE,
+        TARGET_TYPE_ATTRIBUTE,
+        TAGS_ATTRIBUTE,
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+    )
+    _otlp.setup(
+        log_record,
+        exception_parts,
+        _trace_bytes,
+        RESERVED_ATTRIBUTES,
+        USER_PREFIX,
+        names,
+        EVENT_SCOPE,
+        "root",
+    )
+    return _otlp
+
+
+#: eventlog-speedups' OTLP module when installed and not switched off, else None: its
+#: ``log_record`` writes :func:`log_record`'s bytes, its ``payload`` the formatter's and
+#: its ``request_body`` :func:`request_body`'s (tests/test_otlp_speedups.py holds them equal).
+compiled: Any = _load_accelerator()
+#: The compiled log_record, or None.
+accelerator: Callable[[Mapping[str, Any]], bytes] | None = compiled.log_record if compiled else None
+#: What the formatter calls: the compiled encoder, or :func:`log_record`.
+fast_log_record: Callable[[Mapping[str, Any]], bytes] = accelerator or log_record
 
 
 # ---------------------------------------------------------------- OTLP/JSON

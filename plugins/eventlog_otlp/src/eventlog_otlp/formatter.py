@@ -10,6 +10,7 @@ sending ``http/protobuf``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Self
 
 from eventlog.plugin import Formatter, PluginContext
@@ -17,7 +18,7 @@ from eventlog_otlp import encoding
 from eventlog_otlp.config import PROTOCOLS, resolve_protocol
 
 # Module globals, not attribute lookups, in format(): it runs once per event.
-_log_record = encoding.log_record
+_log_record = encoding.fast_log_record  # compiled with eventlog-speedups, else encoding.log_record
 _head = encoding.HEAD.pack  # encoding.envelope_head
 
 #: Scopes and resource keys kept encoded; past this many, new ones are encoded each time.
@@ -40,6 +41,23 @@ class OtlpFormatter(Formatter):
             self.content_type = "application/json"  # type: ignore[misc]  # per instance
         self._scopes: dict[str, bytes] = {}
         self._resources: dict[tuple[Any, ...], bytes] = {}
+        #: The last process identity format() saw and its resource key: [host, pid, site,
+        #: cluster, key] (the compiled path reuses the key while the same objects come).
+        self._last: list[Any] = [object()] * 4 + [b""]
+        # Not under a subclass that overrides format(): the instance attribute would hide it.
+        self._compiled = (
+            kind == encoding.PROTOBUF
+            and encoding.compiled is not None
+            and type(self).format is OtlpFormatter.format
+        )
+        if self._compiled:
+            # eventlog-speedups' payload(): the same bytes as format() below (a cached scope
+            # and the last identity in C; anything else through format()).  An instance
+            # attribute, no method: the engine calls it once per event, and a Python frame
+            # around the C call would cost more than the record's encoding.
+            self.format = functools.partial(  # type: ignore[method-assign]
+                encoding.compiled.payload, self._scopes, self._last, self._format
+            )
 
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:
@@ -64,8 +82,13 @@ class OtlpFormatter(Formatter):
             resource = encoding.resource_key(wire)
             if len(self._resources) < _CACHE_LIMIT:
                 self._resources[identity] = resource
+        if self._compiled:  # the compiled payload() came here: let it take this identity next
+            self._last[:] = [*identity, resource]
         if kind == encoding.PROTOBUF:
             record = _log_record(wire)
         else:
             record = encoding.json_text(encoding.json_log_record(wire))
         return b"".join((_head(kind, len(resource), len(scope)), resource, scope, record))
+
+    #: The Python format(), also when the compiled payload() stands in the instance's ``format``.
+    _format = format
