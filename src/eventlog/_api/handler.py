@@ -90,17 +90,19 @@ class EventHandler(logging.Handler):
                 )
             except Exception:
                 plain = False
-            if not plain or pipeline._caller_enrichers:
+            if not plain or pipeline.caller_enrichers:
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
-            # Pipeline.submit_record, inlined: a Python call costs ~1k instructions a record.
-            queue = pipeline._queue
-            if len(queue) >= pipeline._maxsize:
-                pipeline._overflowed()
+            # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
+            # call costs ~1k instructions a record.
+            worker = pipeline.worker
+            queue = worker.queue
+            if len(queue) >= worker.limit:
+                worker.overflowed()
                 return True
             queue.append((record, message, _current_context()))
-            if pipeline._sleeping:
-                pipeline._wake()
+            if worker.wake_needed:
+                worker.wake()
         except Exception:
             self.handleError(record)
         return True
