@@ -110,8 +110,7 @@ class Intake(Protocol):
 class Worker:
     """One pipeline's queue and the thread that empties it into a :class:`Delivery`.
 
-    Made again in a forked child (the pipeline makes a fresh one with fresh parts).
-    ``attach`` gives it its delivery and sender before the first event.
+    Made again, with fresh parts, in a forked child; ``attach`` gives it its parts.
     """
 
     delivery: Delivery
@@ -158,8 +157,7 @@ class Worker:
 
     def attach(self, delivery: Delivery, sender: Sender) -> None:
         """The parts this worker drives (made after it: they call back into it weakly)."""
-        self.delivery = delivery
-        self.sender = sender
+        self.delivery, self.sender = delivery, sender
 
     def _enter(self, state: State) -> None:
         """Change the state (the caller holds ``_lock``)."""
@@ -178,8 +176,7 @@ class Worker:
         return self.state in _STOPPING
 
     @property
-    def closed(self) -> bool:
-        """shutdown() began: nothing new is started."""
+    def closed(self) -> bool:  # shutdown() began: nothing new is started
         return self.state in _CLOSED
 
     # ------------------------------------------------------------ the caller's side
@@ -339,11 +336,8 @@ class Worker:
         return True
 
     def until(self) -> float:
-        """When the work ends: the shutdown's (or replay's) deadline once it started, else never.
-
-        Set when shutdown() begins, before its flush: a connect or send started while
-        shutdown drains is bounded by it too (Transport.deadline, Transport.time_left).
-        """
+        """``deadline``, set when shutdown() begins (before its flush): a connect or send
+        started while shutdown drains is bounded by it too (Transport.deadline, time_left)."""
         return self.deadline
 
     def retry_wait(self, delay: float) -> None:
@@ -413,12 +407,8 @@ class Worker:
         self.accounts.release()
 
     def _died(self, exc: BaseException) -> None:
-        """The thread is ending on an exception no round contained: count, then let it restart.
-
-        What the dying round held is counted as dropped{worker_died}; the queue
-        and the flush markers stay for the next thread, which the next submit
-        or flush starts (counted as worker_restarts, and logged).
-        """
+        """The thread ends on an exception no round contained: what that round held is counted
+        (dropped{worker_died}); queue and markers wait for the next thread (worker_restarts)."""
         lost = self.accounts.set_aside("worker_died")
         self.delivery.forget()  # counted just now
         self.died = f"{type(exc).__name__}: {exc}"
