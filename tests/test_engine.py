@@ -250,7 +250,7 @@ def _stuck_send_counts(slow_peer: SlowPeer, tmp_path: Path, mode: str, then: str
             break
         time.sleep(0.05)
     assert pipeline.shutdown(1.0) is False
-    worker = pipeline._worker
+    worker = pipeline.worker.thread
     assert worker is not None and worker.is_alive()  # still inside transport.send
     stats = pipeline.stats
 
@@ -380,7 +380,7 @@ def test_no_thread_and_no_socket_before_the_first_event(receiver: LineReceiver) 
     # Threads of earlier tests may come and go meanwhile; none may be this pipeline's.
     started = {t.name for t in set(threading.enumerate()) - before}
     assert not {name for name in started if name.startswith("eventlog")}, started
-    assert pipeline._worker is None
+    assert pipeline.worker.thread is None
     assert receiver.connections == 0
     assert pipeline.flush(1)
     eventlog.log_event(Event("first"))
@@ -630,7 +630,7 @@ def test_counts_add_up_when_shutdown_cuts_a_retry_short() -> None:
     for i in range(1000):
         eventlog.log_event(Event("doomed", str(i)))
     assert pipeline.shutdown(0.5) is False
-    worker = pipeline._worker
+    worker = pipeline.worker.thread
     assert worker is not None
     worker.join(10)
     # Nobody listened: every event is counted as given up at the deadline, none vanishes.

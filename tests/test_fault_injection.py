@@ -759,12 +759,12 @@ class FaultMachine(RuleBasedStateMachine):
 
     def worker_alive(self) -> None:
         pipeline = self.pipeline
-        worker = pipeline._worker
-        if worker is None or worker.is_alive() or pipeline._closed:
+        worker = pipeline.worker.thread
+        if worker is None or worker.is_alive() or pipeline.worker.closed:
             return
         # Dead: the next event must start a new one.
         eventlog.log_event(eventlog.Event("faults.probe", fields={"fi": self._mark()}))
-        worker = pipeline._worker
+        worker = pipeline.worker.thread
         assert worker is not None and worker.is_alive(), (
             "the worker died and the next event did not restart it"
         )

@@ -211,3 +211,25 @@ def test_the_web_integrations_only_translate_through_the_shared_web_support() ->
         # Kept importable for code written before redaction moved (see its docstring).
         "eventlog.django.redact": ["eventlog._records.redact"],
     }
+
+
+#: The longest a class may be, in lines (decorators aside): past it, a class holds more than one concern.
+LONGEST_CLASS = 350
+
+
+def _long_classes(root: Path) -> dict[str, int]:
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                if length > LONGEST_CLASS:
+                    found[f"{path.relative_to(root.parent)}:{node.name}"] = length
+    return found
+
+
+def test_no_class_is_longer_than_350_lines() -> None:
+    roots = [SRC, *sorted((SRC.parent / "plugins").glob("*/src"))]
+    assert len(roots) > 1  # the plugins are walked too
+    long = {name: length for root in roots for name, length in _long_classes(root).items()}
+    assert long == {}

@@ -184,7 +184,7 @@ def test_kept_events_evict_the_oldest_sheddable_event(receiver: LineReceiver) ->
     kept = [Event("billing.charge", str(n)) for n in range(6)]
     for event in kept:
         pipeline.submit_event(event)
-    queued = list(pipeline._queue)
+    queued = list(pipeline.worker.queue)
     # Four debug lines made room for four charges; the last two found no sheddable event.
     assert queued == kept[:4]
     assert pipeline.stats.dropped == {"evicted": 4}
@@ -210,7 +210,7 @@ def test_shed_oldest_keeps_the_newest_of_the_class(receiver: LineReceiver) -> No
     pipeline.submit_event(charge)
     for record in records:
         pipeline.submit_record(record, record.msg, current())
-    assert [item if type(item) is Event else item[1] for item in pipeline._queue] == [
+    assert [item if type(item) is Event else item[1] for item in pipeline.worker.queue] == [
         charge,
         "line 3",
         "line 4",

@@ -77,8 +77,8 @@ def _spool_while_peer_down(db: Path, port: int, prefix: str, count: int) -> list
         assert time.monotonic() < deadline, "the events never reached the spool"
         time.sleep(0.05)
     eventlog.shutdown(0.2)
-    if pipeline._worker is not None:
-        pipeline._worker.join(10)
+    if pipeline.worker.thread is not None:
+        pipeline.worker.thread.join(10)
     return ids
 
 
@@ -119,7 +119,7 @@ def test_a_damaged_row_is_quarantined_and_the_rows_behind_it_are_sent(
         want = {i for _, ids in rows for i in ids} - set(bad_ids) | set(new)
         receiver.wait_for(len(want), timeout=20)
         got = [e["id"] for e in receiver.events()]
-        assert pipeline._worker is not None and pipeline._worker.is_alive()  # the worker lives on
+        assert pipeline.worker.thread is not None and pipeline.worker.thread.is_alive()  # the worker lives on
         eventlog.shutdown(5)
     assert Counter(got) == Counter(want)  # every good row, once; nothing of the damaged one
     assert pipeline.stats.dropped_by_reason() == {"spool_quarantined": len(bad_ids)}
@@ -217,7 +217,7 @@ def test_an_event_time_beyond_64_bits_is_stored_and_sent_not_fatal(db: Path, rec
     more = _log("after", 10)
     assert eventlog.flush(10)
     receiver.wait_for(30, timeout=20)
-    assert pipeline._worker is not None and pipeline._worker.is_alive()
+    assert pipeline.worker.thread is not None and pipeline.worker.thread.is_alive()
     assert Counter(e["id"] for e in receiver.events()) == Counter(ids + more)
     assert pipeline.stats.dropped_by_reason() == {}
     assert _rows(db) == []

@@ -68,7 +68,7 @@ def test_a_batch_the_spool_refused_is_sent_before_flush_returns(
     pipeline._spool.add = add_once_full  # type: ignore[method-assign]
     events = [Event("refused.once", str(i)) for i in range(3)]
     for event in events:
-        pipeline._queue.append(event)
+        pipeline.worker.queue.append(event)
     pipeline._delivery.spool_queued()  # what the worker does while a send waits to retry
     assert len(pipeline._delivery.unspooled) == 3
     assert pipeline.flush(10)

@@ -78,8 +78,8 @@ def _configure(port: int, db: Path, **settings: object) -> eventlog.Pipeline:
 def _stop(pipeline: eventlog.Pipeline) -> None:
     """Shut down with a short deadline, then wait for the worker to let go of the file."""
     eventlog.shutdown(0.2)
-    if pipeline._worker is not None:
-        pipeline._worker.join(10)
+    if pipeline.worker.thread is not None:
+        pipeline.worker.thread.join(10)
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:

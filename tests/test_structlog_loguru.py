@@ -328,7 +328,7 @@ def test_with_a_caller_stage_enricher_the_same_fields_arrive(
     pipeline = eventlog.configure(
         transport="tcp", host="127.0.0.1", port=receiver.port, enrichers=["host", "exception"]
     )
-    assert pipeline._caller_enrichers
+    assert pipeline.caller_enrichers
     log = structlog.wrap_logger(Recorder(), processors=[EventlogRenderer()])
     log.info("structlog", order_id="A-7", amount=12.5, tags=["shop"])
     loguru_logger.bind(order_id="A-7", amount=12.5, tags=["shop"]).info("loguru")

@@ -58,7 +58,7 @@ def test_a_connect_never_outlives_the_shutdown_deadline(unanswered_port: int) ->
         pipeline.submit_event(Event(f"deadline.{n}"))
     started = time.monotonic()
     assert pipeline.shutdown(timeout=1.0) is False
-    worker = pipeline._worker
+    worker = pipeline.worker.thread
     if worker is not None:
         worker.join(10)
         assert not worker.is_alive(), "the worker still waits in connect() past the deadline"

@@ -134,7 +134,7 @@ def test_a_transport_raising_a_base_exception_costs_one_batch_and_the_worker_liv
     assert pipeline.stats.dropped_by_reason() == {"transport_bug": 1}
     assert pipeline.stats.sent == 20 and pipeline.stats.worker_restarts == 0
     assert _accounted(pipeline) == (21, 21)
-    worker = pipeline._worker
+    worker = pipeline.worker.thread
     assert worker is not None and worker.is_alive()
 
 
@@ -144,7 +144,7 @@ def test_a_worker_killed_by_a_plugin_is_restarted_counted_and_delivers_the_rest(
     pipeline = _pipeline(pipelines, registry, receiver)
     before = _log(pipeline, "ok", range(10))
     assert pipeline.flush(10)
-    first = pipeline._worker
+    first = pipeline.worker.thread
     _log(pipeline, "ok", ["kill"])  # the enricher's BaseException ends the thread
     assert pipeline.flush(10)  # the flush restarts the dead worker, which settles its marker
     after = _log(pipeline, "ok", range(10, 20))
@@ -152,7 +152,7 @@ def test_a_worker_killed_by_a_plugin_is_restarted_counted_and_delivers_the_rest(
     assert [e["target"] for e in receiver.events()] == before + after
     assert pipeline.stats.dropped_by_reason() == {"worker_died": 1}
     assert pipeline.stats.worker_restarts == 1
-    assert pipeline._worker is not first and pipeline._worker is not None
+    assert pipeline.worker.thread is not first and pipeline.worker.thread is not None
     assert _accounted(pipeline) == (21, 21)
     assert 'eventlog_worker_restarts_total{pipeline="default"} 1.0' in _metrics()
 
@@ -162,7 +162,7 @@ def test_a_dead_worker_is_restarted_by_the_next_event(
 ) -> None:
     pipeline = _pipeline(pipelines, registry, receiver)
     _log(pipeline, "ok", ["kill"])
-    first = pipeline._worker
+    first = pipeline.worker.thread
     assert first is not None
     first.join(10)
     assert not first.is_alive()

@@ -121,9 +121,9 @@ class WorkerFaults(RuleBasedStateMachine):
             for pipeline in self.pipelines[:-1]:
                 pipeline.shutdown(10)
             for pipeline in self.pipelines:
-                worker = pipeline._worker
+                worker = pipeline.worker.thread
                 if pipeline is self.pipeline:
-                    assert worker is None or worker.is_alive() or pipeline._died is not None
+                    assert worker is None or worker.is_alive() or pipeline.worker.died is not None
                 stats = pipeline.stats
                 accepted = stats.taken + pipeline.queue_depth() + stats.overflow
                 settled = stats.sent + sum(stats.dropped_by_reason().values())

@@ -228,10 +228,8 @@ def _refused(series: _Series, value: object) -> None:
         except Exception:
             shown = f"<{type(value).__name__}>"
         pipeline = series.pipeline or api.current() or api.get_pipeline()
-        with pipeline._overflow_lock:  # the lock that guards counts made on callers' threads
-            converted = pipeline.stats.converted
-            converted["bad_increment"] = converted.get("bad_increment", 0) + 1
-        pipeline._warnings.once(
+        pipeline.count_converted("bad_increment")
+        pipeline.warn_once(
             f"bad_increment:{series.action}",
             f"{series!r} was given {shown}, which it cannot take, and left it out: a counter "
             "takes a finite int or float of 0 or more (use a Gauge for values that go down), "

@@ -8,7 +8,7 @@ from typing import Any
 
 from eventlog._api import api
 from eventlog._config.config import Settings
-from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
+from eventlog._core.diagnostics import WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import _INIT_LEN, plain_record, record_to_event, unrenderable
@@ -52,7 +52,7 @@ class EventHandler(logging.Handler):
             if isinstance(kept, logging.LogRecord):  # Python 3.12+: a filter may replace it
                 record = kept
         try:
-            if record.name in OWN_LOGGERS or record.thread in WORKER_THREADS:
+            if record.name == "eventlog" or record.thread in WORKER_THREADS:
                 return False  # our own diagnostics, or libraries logging from a worker: no loops
         except Exception:
             pass  # a record missing its name or thread: converted below like any odd record
@@ -90,17 +90,19 @@ class EventHandler(logging.Handler):
                 )
             except Exception:
                 plain = False
-            if not plain or pipeline._caller_enrichers:
+            if not plain or pipeline.caller_enrichers:
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
-            # Pipeline.submit_record, inlined: a Python call costs ~1k instructions a record.
-            queue = pipeline._queue
-            if len(queue) >= pipeline._maxsize:
-                pipeline._overflowed((record, message, _current_context()))  # overload control
+            # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
+            # call costs ~1k instructions a record.
+            worker = pipeline.worker
+            queue = worker.queue
+            if len(queue) >= worker.limit:
+                worker.overflowed((record, message, _current_context()))  # overload control
                 return True
             queue.append((record, message, _current_context()))
-            if pipeline._sleeping:
-                pipeline._wake()
+            if worker.wake_needed:
+                worker.wake()
         except Exception:
             self.handleError(record)
         return True

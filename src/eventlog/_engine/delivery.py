@@ -38,11 +38,14 @@ SPOOL_WHILE_WAITING = 0.005
 
 
 class SpoolDelivery:
-    """The worker's spool mode, for one pipeline (made again in a forked child).
+    """The worker's spool mode (a :class:`eventlog._engine.worker.Delivery`), made again in a forked child.
 
-    ``queue`` and ``stop_event`` are the pipeline's; ``deadline()`` is when a
+    ``queue`` and ``stop_event`` are the worker's; ``deadline()`` is when a
     shutdown ends the work (``math.inf`` until one starts).
     """
+
+    #: A failed round's events may wait in the spool: only a drain that finds none sets flushes.
+    settles_on_failure = False
 
     def __init__(
         self,
@@ -83,6 +86,22 @@ class SpoolDelivery:
         spool.on_reopen = self.reopened
         self._wake = wake
         spool.on_released = self.released
+
+    def begin(self) -> None:
+        """The worker starts: what an earlier run left goes first, in order."""
+        self.drain()
+
+    def deliver(self, items: list[Any]) -> bool:
+        """Encode, spool and drain; True when nothing of this process waits."""
+        return self.handle(self.tag(items, self._encoder.records(items)))
+
+    def forget(self) -> None:
+        """A failed round's events were counted: the batch the spool refused is not kept."""
+        self.unspooled = []
+
+    def close(self) -> None:
+        """Shutdown without a worker thread: close the spool."""
+        self.spool.close()
 
     def idle(self) -> bool:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""

@@ -1,18 +1,19 @@
-"""The pipeline: the queue, the worker thread, flush, shutdown, fork, and what is owed.
+"""The pipeline: settings, parts, stats and metrics, and the one submit path of every door.
 
-The caller's side (:meth:`Pipeline.submit`) appends to a deque and returns:
-no I/O, no formatting, no hook dispatch, no lock unless the queue is full.
-One worker thread per pipeline takes batches and hands them on to its parts:
+The caller's side (:meth:`Pipeline.submit_event`, :meth:`Pipeline.submit_record`)
+appends to the worker's queue and returns: no I/O, no formatting, no hook
+dispatch, no lock unless the queue is full.  The rest is the pipeline's parts:
 
 - :mod:`eventlog._config.builder` made them from the settings, at configure time;
+- :class:`eventlog._engine.worker.Worker` owns the queue, the thread, wake-ups,
+  flushes, deadlines and shutdown, in one :class:`~eventlog._engine.worker.State`;
+- a delivery strategy, :class:`eventlog._engine.memory.MemoryDelivery` or
+  :class:`eventlog._engine.delivery.SpoolDelivery` (spool mode), takes each round;
 - :class:`eventlog._engine.encoder.Encoder` turns queued items into a batch of bytes;
 - :class:`eventlog._engine.sender.Sender` sends it, retrying as the transport says;
-- :class:`eventlog._engine.delivery.SpoolDelivery` stores and drains the spool (spool mode);
 - :class:`eventlog._engine.accounting.Accounting` keeps accepted = sent + dropped + waiting.
 
-The pipeline owns the threads and the clock: when the worker sleeps, when a
-flush is done, and when a shutdown's deadline ends the work.  Transports only
-move bytes.
+A fork gives the child a fresh worker and parts.  Transports only move bytes.
 """
 
 from __future__ import annotations
@@ -20,27 +21,27 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-import math
 import os
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from eventlog._config.builder import build
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
-from eventlog._core.diagnostics import WORKER_THREADS, Warnings
+from eventlog._core.diagnostics import Warnings, log
 from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.encoder import Encoder
 from eventlog._engine.ledger import Ledger
+from eventlog._engine.memory import MemoryDelivery
 from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
+from eventlog._engine.worker import Delivery, Worker, weakly
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -50,22 +51,23 @@ if TYPE_CHECKING:
     from eventlog._records.context import RequestContext
     from eventlog._spool import Spool
 
-log = logging.getLogger(__name__)
-
 __all__ = ["MAX_UNEXPECTED_FAILURES", "Pipeline"]
-
-#: How often a waiting flush checks that the worker is alive (and restarts one that died).
-SUPERVISE_EVERY = 1.0
 
 
 class Pipeline:
-    """A queue, a worker and the formatter, enrichers and transport configuration names.
+    """A worker and the formatter, enrichers and transport configuration names.
 
     Build one with :func:`eventlog.configure` (the default pipeline) or
     directly, for a second destination: ``Pipeline(Settings.load({...}))``.
+
+    The doors (the logging handler, ``log_event``, counters, the structlog and
+    loguru bridges) queue only through its submit contract: :meth:`submit_event`,
+    :meth:`submit_record`, :meth:`submit`, ``caller_enrichers`` and ``worker``
+    (an :class:`eventlog._engine.worker.Intake`, which the handler inlines), and
+    count what they convert with :meth:`count_converted` and :meth:`warn_once`.
     """
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None, *, start: bool = True) -> None:
         registry = registry or get_registry()
         self.settings = settings
         self.name: str = settings.name
@@ -74,123 +76,115 @@ class Pipeline:
         self._parts = parts = build(settings, registry, self.stats.converted)
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
-        self._caller_enrichers = parts.caller_enrichers
-        self._batch_size: int = settings.batch_size
-        self._maxsize: int = settings.queue_size
-        self._linger: float = settings.linger_ms / 1000.0
-        self._delivery: SpoolDelivery | None = None  # spool mode's, made with the worker's parts
+        #: Enrichers run on the caller's thread, before the event is queued (part of the contract).
+        self.caller_enrichers = parts.caller_enrichers
+        self.metrics_port: int | None = None
         self._spool: Spool | None = self._open_spool() if settings.db else None
         self._setup_runtime(parts.first_transport)
-        if self._spool is not None and self._spool.depth():
-            self._wake()  # what an earlier run left is sent without waiting for a new event
         prometheus.track(self)
         _live.add(self)
-        if settings.metrics_port is not None:
-            self.metrics_port: int | None = prometheus.serve(settings.metrics_addr, settings.metrics_port)
-        else:
-            self.metrics_port = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Serve the metrics endpoint (``metrics_port``), and send what an earlier run spooled.
+
+        ``Pipeline(settings)`` calls it; ``start=False`` leaves it to the caller.
+        """
+        settings = self.settings
+        if settings.metrics_port is not None and self.metrics_port is None:
+            self.metrics_port = prometheus.serve(settings.metrics_addr, settings.metrics_port)
+        if self._spool is not None and self._spool.depth():
+            self.worker.wake()  # what an earlier run left is sent without waiting for a new event
 
     def _setup_runtime(self, transport: Transport | None = None) -> None:
-        """Queue, worker state, locks and the worker's parts: made at start and again in a forked child."""
-        self._queue: deque[Any] = deque()
-        self._sleeping = True  # True also means "worker not started": submit wakes it
-        self._wake_event = threading.Event()
-        self._stop_event = threading.Event()
-        self._hurry = threading.Event()  # a flush or shutdown waits: the linger ends now
-        self._start_lock = threading.Lock()
-        self._overflow_lock = threading.Lock()
-        self._worker: threading.Thread | None = None
-        self._stopping = False
-        self._closed = False
-        self._inline = False  # _send_inline is running
-        self._died: str | None = None  # why the last worker died, until one is started again
-        self._deadline = math.inf
-        parts, stats = self._parts, self.stats
-        self._warnings = warnings = Warnings(self.name, log)
+        """The worker and its parts: made at start and again in a forked child."""
+        parts, stats, settings = self._parts, self.stats, self.settings
+        self._warnings = warnings = Warnings(self.name)
         # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
         # in a send: see eventlog._engine.accounting.
         self._accounts = accounts = Accounting(stats)
-        # Overload control (issue 24): classes of service and the queue-full policies.
-        self._overload = Overload(
-            self.settings, queue=self._queue, accounts=accounts, stats=stats, lock=self._overflow_lock
+        self.worker = worker = Worker(
+            self.name,
+            batch_size=settings.batch_size,
+            queue_size=settings.queue_size,
+            linger=settings.linger_ms / 1000.0,
+            shutdown_timeout=settings.shutdown_timeout,
+            stats=stats,
+            accounts=accounts,
+            warnings=warnings,
+            keep=self,
         )
         self._encoder = encoder = Encoder(
             parts,
             stats=stats,
             count=accounts.count,
-            enricher_failed=_weakly(self._enricher_failed, None),
+            enricher_failed=weakly(self._enricher_failed, None),
             warnings=warnings,
         )
-        # The loss ledger (issue 24): sequence numbers on events, and ledger events.
-        self._ledger: Ledger | None = None
-        if self.settings.ledger_interval:
-            self._ledger = Ledger(
-                self.name,
-                self.settings.ledger_interval,
-                stats=stats,
-                overload=self._overload,
-                queue=self._queue,
-            )
-            encoder.stamp = self._ledger.stamp
+        # Overload control and the loss ledger (issue 24).
+        self._overload, self._ledger = _overload_control(self.name, settings, worker, encoder)
         self._sender = sender = Sender(
             parts.transport_factory,
             transport_name=parts.transport_name,
-            settings=self.settings,
+            settings=settings,
             stats=stats,
             count=accounts.count,
-            wait=_weakly(self._retry_wait, None),
+            wait=weakly(worker.retry_wait, None),
             warnings=warnings,
             mask=parts.mask,
             transport=transport,
         )
-        self._delivery = None
+        until = weakly(worker.until, 0.0)
+        self._delivery: SpoolDelivery | None = None
+        delivery: Delivery
         if self._spool is not None:
             from eventlog._engine.delivery import SpoolDelivery
 
-            self._delivery = SpoolDelivery(
+            delivery = self._delivery = SpoolDelivery(
                 self._spool,
-                self.settings,
-                queue=self._queue,
-                stop_event=self._stop_event,
-                deadline=_weakly(self._until, 0.0),
+                settings,
+                queue=worker.queue,
+                stop_event=worker.stopped,
+                deadline=until,
                 sender=sender,
                 encoder=encoder,
                 accounts=accounts,
                 stats=stats,
                 warnings=warnings,
-                wake=_weakly(self._wake, None),
+                wake=weakly(worker.wake, None),
                 tag=functools.partial(tag_records, self._overload.classifier),  # overload control
             )
             self._spool.on_evict_class = self._overload.spool_evicted  # overload control
+        else:
+            delivery = MemoryDelivery(
+                encoder=encoder, sender=sender, accounts=accounts, stopped=worker.stopped, deadline=until
+            )
+        worker.attach(delivery, sender, self._overload)
 
-    # ------------------------------------------------------------ the caller's side
+    # ------------------------------------------------------------ the submit contract
 
     def submit(self, item: Any) -> None:
         """Queue an Event (or a (record, message, context) tuple).  Never blocks, never raises."""
-        queue = self._queue
-        if len(queue) >= self._maxsize:
-            self._overflowed(item)
-            return
-        queue.append(item)
-        if self._sleeping:
-            self._wake()
+        self.worker.put(item)
 
     def submit_event(self, event: Event) -> None:
         """Run caller-stage enrichers, then queue the event."""
-        if self._caller_enrichers:
-            for enrich in self._caller_enrichers:
+        if self.caller_enrichers:
+            for enrich in self.caller_enrichers:
                 try:
                     enrich(event)
                 except Exception:
                     self._enricher_failed(enrich)
-        # submit() inlined: this is every log_event's path.
-        queue = self._queue
-        if len(queue) >= self._maxsize:
-            self._overflowed(event)
+        # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
+        worker = self.worker
+        queue = worker.queue
+        if len(queue) >= worker.limit:
+            worker.overflowed(event)
             return
         queue.append(event)
-        if self._sleeping:
-            self._wake()
+        if worker.wake_needed:
+            worker.wake()
 
     def submit_record(
         self, record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
@@ -200,107 +194,32 @@ class Pipeline:
         ``message`` is the rendered message, or ``(msg, args)`` of immutable
         arguments that the worker renders.
         """
-        if self._caller_enrichers:
+        if self.caller_enrichers:
             self.submit_event(record_to_event(record, message, ctx))
             return
-        # submit() inlined: this is every logging call's path.
-        queue = self._queue
-        if len(queue) >= self._maxsize:
-            self._overflowed((record, message, ctx))
+        # Worker.put inlined: this is every logging call's path.
+        worker = self.worker
+        queue = worker.queue
+        if len(queue) >= worker.limit:
+            worker.overflowed((record, message, ctx))
             return
         queue.append((record, message, ctx))
-        if self._sleeping:
-            self._wake()
+        if worker.wake_needed:
+            worker.wake()
 
-    def _overflowed(self, item: Any) -> None:
-        # Overload control (issue 24): the item's class of service decides what goes.
-        self._overload.full(item)
-        if self._sleeping:
-            self._wake()
+    def count_converted(self, reason: str) -> None:
+        """A door converted or left out a value it could not take (counted as converted{reason})."""
+        with self.worker.caller_lock:
+            converted = self.stats.converted
+            converted[reason] = converted.get(reason, 0) + 1
+
+    def warn_once(self, key: str, message: str, *, exc_info: bool = False) -> None:
+        """Log ``message`` on eventlog's logger, once per ``key`` for this pipeline."""
+        self._warnings.once(key, message, exc_info=exc_info)
 
     def _enricher_failed(self, enrich: Callable[[Event], None]) -> None:
-        with self._overflow_lock:
-            self.stats.converted["enricher_error"] = self.stats.converted.get("enricher_error", 0) + 1
-        self._warnings.once(
-            f"enricher:{enrich!r}", "an enricher raised; events go on without it", exc_info=True
-        )
-
-    def _wake(self) -> None:
-        if self._closed:
-            self._drop_late()
-            return
-        # One wake-up is enough: until the worker sleeps again (and sets the flag itself),
-        # callers skip Event.set(), which takes a lock; the set() below always follows.
-        # Cleared before a start: a new worker that dies at once sets it again after us.
-        self._sleeping = False
-        if self._worker is None:
-            self._start()
-        self._wake_event.set()
-
-    def _drop_late(self) -> None:
-        """Events that arrive after shutdown: nobody will send them, so count them."""
-        if self._drop_queued("closed"):
-            self._warnings.once(
-                "closed",
-                'events logged after shutdown() are dropped, counted as dropped{reason="closed"}; '
-                "call eventlog.configure() to log again",
-            )
-
-    def _drop_queued(self, reason: str) -> int:
-        """Empty the queue, counting its events as dropped for ``reason``; return how many.
-
-        They count as taken too (out of the queue, not by the worker), so the
-        accepted metric (taken + queued) still includes them.
-        """
-        return self._accounts.give_up(self._queue, reason)
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._worker is not None or self._closed:
-                return
-            worker = threading.Thread(target=self._run, name=f"eventlog-{self.name}", daemon=True)
-            died, self._died = self._died, None
-            if died is not None:
-                self.stats.worker_restarts += 1
-                self._warnings.once(  # once: eventlog_worker_restarts_total counts the others
-                    "restarted", f"the eventlog worker was started again; it had died of {died}"
-                )
-            # Set before it runs: a worker that dies at once clears it itself (see _worker_died).
-            self._worker = worker
-            try:
-                worker.start()
-            except RuntimeError:
-                self._worker = None
-                # Python 3.12+ starts no thread once the interpreter is exiting, when atexit
-                # hooks (the counters' last flush) may log for the first time: send from here.
-                self._send_inline()
-
-    def _supervise(self) -> None:
-        """Restart a worker that died, if anything waits for one (a flush, or queued events)."""
-        worker = self._worker
-        if self._closed or (worker is not None and worker.is_alive()):
-            return
-        if self._queue or self._accounts.markers:
-            self._wake()
-
-    def _send_inline(self) -> None:
-        """At interpreter exit, without a worker: what is queued goes out from this thread."""
-        if self._inline:
-            return  # a send in progress logged again: it is in the queue, the loop takes it
-        self._inline = True
-        self._stopping = True  # retries end at the deadline: the process is exiting
-        self._deadline = min(self._deadline, time.monotonic() + self.settings.shutdown_timeout)
-        ident = threading.get_ident()
-        WORKER_THREADS.add(ident)
-        try:
-            while (self._queue or self._accounts.markers) and time.monotonic() <= self._deadline:
-                self._round()
-        except Exception:
-            self._accounts.set_aside("worker_error")
-            log.exception("sending at interpreter exit failed; the events were dropped")
-        finally:
-            WORKER_THREADS.discard(ident)
-            self._inline = False
+        self.count_converted("enricher_error")
+        self.warn_once(f"enricher:{enrich!r}", "an enricher raised; events go on without it", exc_info=True)
 
     # ------------------------------------------------------------ flush and shutdown
 
@@ -309,25 +228,7 @@ class Pipeline:
 
         Returns False if that did not happen within ``timeout`` seconds.
         """
-        if self._closed:
-            return not self._queue
-        if not self._queue and self._worker is None and (self._delivery is None or self._delivery.idle()):
-            return True
-        # Not in the queue: a marker takes no slot and never stops the move to the spool.
-        marker = self._accounts.marker(self._queue)
-        self._hurry.set()
-        self._wake()
-        end = math.inf if timeout is None else time.monotonic() + timeout
-        while not marker.done.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                self._accounts.withdraw(marker)  # timed out: it holds nothing up
-                return marker.done.is_set()
-            # Every second, a worker that died is started again (a flush must not wait for it).
-            if marker.done.wait(min(left, SUPERVISE_EVERY)):
-                break
-            self._supervise()
-        return True
+        return self.worker.flush(timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Send what is queued until the deadline, then stop the worker and close the transport.
@@ -338,34 +239,21 @@ class Pipeline:
         memory mode) and what is still queued are counted as dropped{shutdown}.
         Returns True when everything was delivered.
         """
-        if self._closed:
+        worker = self.worker
+        if worker.closed:
             return True
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        self._deadline = deadline
+        worker.deadline = deadline
         dropped_before = self.stats.dropped.get("shutdown", 0)
         if self._ledger is not None:  # the loss ledger's last word, sent like any event
             self.submit_event(self._ledger.event(final=True))
-        delivered = self.flush(timeout)
-        self._stopping = True
-        self._closed = True
+        delivered = worker.flush(timeout)
         prometheus.untrack(self)
-        self._stop_event.set()
-        self._hurry.set()
-        self._wake_event.set()
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(max(0.0, deadline - time.monotonic()))
-            if worker.is_alive():
-                self._abandon()
-                self._say_what_was_left(timeout, dropped_before, stuck=True)
-                return False
-        else:
-            self._sender.close()
-            if self._spool is not None:
-                self._spool.close()
-        self._sleeping = True  # from now on every submit goes through _wake, which counts it
-        left = self._drop_queued("shutdown")
+        if not worker.close(deadline):
+            self._say_what_was_left(timeout, dropped_before, stuck=True)
+            return False
+        left = self._accounts.give_up(worker.queue, "shutdown")
         _live.discard(self)
         self._say_what_was_left(timeout, dropped_before, stuck=False)
         return delivered and not left
@@ -433,23 +321,9 @@ class Pipeline:
                 if threading.current_thread() in _retiring:
                     _retiring.remove(threading.current_thread())
 
-    def _abandon(self) -> None:
-        """The deadline passed with the worker stuck (a peer that never reads): count what it holds.
-
-        What the worker took and has not counted, and what is still queued, is
-        counted as dropped{shutdown} now, so accepted = sent + dropped + waiting
-        holds when shutdown() returns.  The worker is a daemon and may finish its
-        send later: it then counts nothing of what was counted here (see
-        eventlog._engine.accounting).  Events in the spool stay waiting; a spool.add()
-        under way is left to the worker.
-        """
-        self._sleeping = True  # later submits go through _wake, which counts them as closed
-        self._accounts.abandon()
-        self._drop_queued("shutdown")
-
     def queue_depth(self) -> int:
         """Events waiting in memory."""
-        return len(self._queue)
+        return len(self.worker.queue)
 
     def shed_counts(self) -> dict[tuple[str, str], int]:
         """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
@@ -458,152 +332,9 @@ class Pipeline:
     def spool_depth(self) -> int:
         """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
-            return self._delivery.depth() if self._delivery is not None else 0
+            return self.worker.delivery.depth()
         except Exception:
             return 0
-
-    # ------------------------------------------------------------ the worker
-
-    def _run(self) -> None:
-        queue, accounts = self._queue, self._accounts
-        WORKER_THREADS.add(threading.get_ident())
-        died: BaseException | None = None
-        failures = 0
-        try:
-            if self._delivery is not None:
-                # What an earlier run left goes first, in order.
-                self._contained(self._delivery.drain)
-            while True:
-                if not queue and not accounts.markers:
-                    if self._stopping:
-                        break
-                    self._sleeping = True
-                    if not queue and not accounts.markers:  # re-check: a caller may have appended
-                        # A transport that needs I/O between batches (heartbeats) gets its idle()
-                        # call every idle_interval seconds while nothing wakes the worker.
-                        interval = self._sender.idle_interval()
-                        if self._wake_event.wait(interval):
-                            self._wake_event.clear()
-                        else:
-                            self._contained(self._sender.idle)
-                    self._sleeping = False
-                    continue
-                if self._contained(self._round):
-                    failures = 0
-                else:
-                    # A failure that repeats must not spin: wait a little longer each time.
-                    failures += 1
-                    self._stop_event.wait(min(1.0, 0.01 * 2**failures))
-                if self._stopping and time.monotonic() > self._deadline:
-                    break
-        except BaseException as exc:  # SystemExit from a plugin ...: counted, then restarted
-            died = exc
-        finally:
-            WORKER_THREADS.discard(threading.get_ident())
-            self._sender.close()
-            if died is not None and not self._stopping:
-                self._worker_died(died)
-            else:
-                self._worker_ended()
-
-    def _worker_ended(self) -> None:
-        """The worker stops (shutdown): spool what is queued, count what is given up, set markers."""
-        if self._delivery is not None:
-            try:
-                self._delivery.finish()  # what is still queued goes into the spool
-            except Exception:
-                log.exception("[%s] moving the queue into the spool at shutdown failed", self.name)
-        # Past the deadline, memory mode: what is still queued is given up, and counted.
-        self._sleeping = True  # later submits go through _wake, which counts them
-        self._drop_queued("shutdown")
-        self._accounts.set_aside("shutdown")
-        self._accounts.release()
-
-    def _worker_died(self, exc: BaseException) -> None:
-        """The thread is ending on an exception no round contained: count, then let it restart.
-
-        What the dying round held is counted as dropped{worker_died}; the queue
-        and the flush markers stay for the next worker, which the next submit
-        or flush starts (counted as worker_restarts, and logged).
-        """
-        lost = self._accounts.set_aside("worker_died")
-        if self._delivery is not None:
-            self._delivery.unspooled = []  # counted just now
-        self._died = f"{type(exc).__name__}: {exc}"
-        self._warnings.once(
-            f"died:{type(exc).__name__}",
-            f"the eventlog worker died of {self._died}; {lost} events it held are counted as "
-            'dropped{reason="worker_died"}; it is restarted by the next event or flush',
-            exc_info=exc,
-        )
-        # Last: from here a caller's submit (or a flush) starts a new worker.
-        with self._start_lock:
-            if self._worker is threading.current_thread():
-                self._worker = None
-        self._sleeping = True
-
-    def _contained(self, work: Callable[[], object]) -> bool:
-        """Run ``work``; an unexpected failure costs only what it held, counted. False if it failed."""
-        try:
-            work()
-            return True
-        except Exception as exc:
-            lost = self._accounts.set_aside("worker_error")
-            if self._delivery is not None:
-                self._delivery.unspooled = []  # counted just now
-            if self._delivery is None:
-                self._accounts.settled()  # nothing else waits: a flush may return
-            self._sender.close()  # the transport may be half way through something
-            self._warnings.once(
-                f"worker_error:{type(exc).__name__}",
-                f"the eventlog worker failed ({type(exc).__name__}: {exc}); the {lost} events "
-                'of that round are counted as dropped{reason="worker_error"} and the worker goes on',
-                exc_info=True,
-            )
-            return False
-
-    def _round(self) -> None:
-        """One batch: take it, encode, deliver; then set the flushes it completes."""
-        queue = self._queue
-        if self._linger and len(queue) < self._batch_size and not self._stopping:
-            if not self._accounts.markers:
-                self._hurry.wait(self._linger)
-            self._hurry.clear()
-        items = self._accounts.take(queue, self._batch_size) if queue else []
-        self._overload.release_repeats()  # overload control: summaries of collapsed repeats
-        # In spool mode a flush alone still drains the spool: flush() must not return while
-        # events logged before it wait there.
-        if self._handle(items):
-            self._accounts.settled()
-
-    def _handle(self, items: list[Any]) -> bool:
-        """Encode and deliver; False when events of this round still wait (spool mode)."""
-        if self._delivery is not None:
-            return self._delivery.handle(self._delivery.tag(items, self._encoder.records(items)))
-        batch = self._encoder.batch(items)
-        if batch and not self._sender.send(batch, self._until):
-            # Memory mode at the shutdown deadline: nowhere left to keep them.
-            self._accounts.count(len(batch), "shutdown")
-        return True
-
-    def _until(self) -> float:
-        """When the work ends: the shutdown's (or replay's) deadline once it started, else never.
-
-        Set when shutdown() begins, before its flush: a connect or send started while
-        shutdown drains is bounded by it too (Transport.deadline, Transport.time_left).
-        """
-        return self._deadline
-
-    def _retry_wait(self, delay: float) -> None:
-        """The Sender's wait between tries: a shutdown cuts it short for one last try."""
-        if self._stopping:
-            # Shutdown started: wait for real (the stop event is already set); the Sender
-            # keeps the wait within the deadline.
-            time.sleep(delay)
-        elif self._delivery is not None:
-            self._delivery.wait(delay)  # an outage fills the spool, not the memory queue
-        else:
-            self._stop_event.wait(delay)
 
     # ------------------------------------------------------------ spool mode
 
@@ -643,13 +374,13 @@ class Pipeline:
         """
         from eventlog._engine.delivery import replay
 
-        self._stopping = True  # the Sender retries until the deadline, then leaves the rest
-        self._deadline = time.monotonic() + timeout
+        # The Sender retries until the deadline, then leaves the rest.
+        self.worker.stop_at(time.monotonic() + timeout)
         return replay(
             spool,
             self._sender,
-            batch_size=self._batch_size,
-            deadline=self._until,
+            batch_size=self.settings.batch_size,
+            deadline=self.worker.until,
             count=self._accounts.count_rows,
             progress=progress,
         )
@@ -668,25 +399,21 @@ class Pipeline:
         self._setup_runtime()
 
 
+def _overload_control(
+    name: str, settings: Settings, worker: Worker, encoder: Encoder
+) -> tuple[Overload, Ledger | None]:
+    """Issue 24's parts: classes of service and queue-full policies, and the loss ledger (when on)."""
+    overload = Overload(
+        settings, queue=worker.queue, accounts=worker.accounts, stats=worker.stats, lock=worker.caller_lock
+    )
+    if not settings.ledger_interval:
+        return overload, None
+    ledger = Ledger(name, settings.ledger_interval, stats=worker.stats, overload=overload, queue=worker.queue)
+    encoder.stamp = ledger.stamp  # sequence numbers on the events, in the worker
+    return overload, ledger
+
+
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _weakly(method: Callable[P, R], gone: R) -> Callable[P, R]:
-    """``method`` without a strong reference to its pipeline (``gone`` once it is freed).
-
-    The parts a pipeline owns (encoder, sender, spool delivery) call back into it; bound
-    methods there would make a cycle, and a pipeline replaced by ``configure()`` would
-    live on (its worker, its metrics) until the garbage collector ran.
-    """
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        bound = ref()
-        return gone if bound is None else bound(*args, **kwargs)
-
-    return call
 
 
 #: Pipelines configure() replaced, shutting down in the background (see Pipeline.retire).

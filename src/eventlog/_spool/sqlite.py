@@ -101,7 +101,7 @@ _inherited: list[sqlite3.Connection] = []
 
 #: Every open spool, so a fork waits until no thread is inside SQLite: a child must
 #: not inherit SQLite's mutexes or lock bookkeeping in the middle of a call.
-_spools: weakref.WeakSet[SQLiteSpool] = weakref.WeakSet()
+_spools: weakref.WeakSet[_Connection] = weakref.WeakSet()
 _held: list[threading.Lock] = []
 
 
@@ -132,14 +132,8 @@ os.register_at_fork(
 # ---------------------------------------------------------------- the spool
 
 
-class SQLiteSpool:
-    """The spool of one pipeline (see the module docstring).
-
-    The worker thread calls ``add``, ``pending`` and ``remove``; metrics and
-    ``flush`` may call ``depth`` from other threads, so a lock guards the
-    connection.  No SQLite statement waits long for another process while that
-    lock is held (:data:`BUSY_STEP_MS`): a fork and a scrape need it.
-    """
+class _Connection:
+    """The spool's state, its connection and lock, and the file under our feet (part of SQLiteSpool)."""
 
     def __init__(
         self,
@@ -215,8 +209,6 @@ class SQLiteSpool:
         # Another process holding the write lock: the worker opens it later.
         with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error), self._lock:
             self._open()
-
-    # ------------------------------------------------------------ connection
 
     def _open(self) -> sqlite3.Connection:
         """The connection, opened when needed; the caller holds the lock.
@@ -331,8 +323,6 @@ class SQLiteSpool:
             log.warning("the spool %s can be written again; spool mode resumes", self.path)
             self._unavailable = None
 
-    # ------------------------------------------------------------ the file under our feet
-
     def _check_file(self, conn: sqlite3.Connection) -> None:
         """Is the file at the path still the one open?  If not, start a fresh one there.
 
@@ -431,420 +421,9 @@ class SQLiteSpool:
         if self.on_reopen is not None:
             self.on_reopen(reason)
 
-    # ------------------------------------------------------------ the Spool protocol
 
-    def add(self, records: Sequence[Record]) -> None:
-        """Store events, one row per ``row_events``, in one statement.
-
-        Few SQLite calls per batch: each lets the application's thread take the
-        GIL for a while (a switch interval) before the worker gets it back.
-        An event whose index cannot be written (see :func:`_index`) is set aside
-        and counted (``spool_unstorable``); the others are stored.
-        """
-        if not records:
-            return
-        now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
-        destination = self.destination
-        try:
-            # Overload control: sheddable events get rows of their own, which limits evict first.
-            chunks = [group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)]
-            rows = [
-                (
-                    fmt,
-                    len(chunk),
-                    _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
-                    b"".join(r.payload for r in chunk),
-                    now,
-                    owner,
-                    destination,
-                    _shed(chunk),
-                )
-                for chunk in chunks
-            ]
-        except Exception as exc:  # one event: contained to it, not to the batch or the worker
-            chunks, rows = self._storable(records, exc, now)
-            if not rows:
-                return
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-        params = [value for row in rows for value in row]
-
-        def insert(conn: sqlite3.Connection) -> None:
-            # One statement, its own transaction: its rows get contiguous seqs.
-            last = conn.execute(
-                "INSERT INTO batches (format, events, records, payloads, added, owner, destination, shed) "
-                f"VALUES {values}",
-                params,
-            ).lastrowid
-            assert last is not None
-            first = last - len(chunks) + 1
-            for offset, chunk in enumerate(chunks):
-                self._own[first + offset] = len(chunk)
-                self._remember(first + offset, list(chunk))
-            self._recovered()
-
-        self._locked("store a batch", insert)
-        # The batch is stored (its INSERT committed): a failure from here on must not
-        # make the engine send it from memory too, or it would go out twice.
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                return
-            try:
-                self._bytes_since_check += sum(len(row[3]) for row in rows)
-                if self._bytes_since_check >= self.max_bytes // 64:
-                    self._bytes_since_check = 0
-                    self._enforce_size(conn)
-                if time.monotonic() >= self._next_housekeeping:
-                    self._housekeeping(conn)  # also while a send is being retried
-            except (OSError, sqlite3.Error) as exc:
-                self._next_housekeeping = time.monotonic() + 1.0
-                if not _is_busy(exc):  # another process writes: upkeep waits for the next batch
-                    log.warning("spool upkeep failed, will try again: %s", exc)
-
-    def _storable(
-        self, records: Sequence[Record], exc: Exception, now: float
-    ) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
-        """The rows of ``records`` without the events that cannot be stored, which are counted."""
-        kept: list[Record] = []
-        entries: list[list[object]] = []
-        lost = 0
-        for record in records:
-            try:
-                entry: list[object] = [record.id, record.action, record.time_ns, len(record.payload)]
-                _index([entry])
-                if type(record.payload) is not bytes:
-                    raise TypeError(f"payload is {type(record.payload).__name__}, not bytes")
-            except Exception as error:
-                lost += 1
-                exc = error
-                continue
-            kept.append(record)
-            entries.append(entry)
-        if lost:
-            self._warnings.once(
-                "unstorable",
-                "%d events could not be stored in the spool %s (%s); they were set aside, "
-                'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
-                lost,
-                self.path,
-                exc,
-            )
-            if self.on_drop is not None:
-                self.on_drop("spool_unstorable", lost)
-        size = self.row_events
-        chunks: list[Sequence[Record]] = [kept[i : i + size] for i in range(0, len(kept), size)]
-        rows = [
-            (
-                self.format_name,
-                len(chunk),
-                _index(entries[i : i + size]),
-                b"".join(r.payload for r in chunk),
-                now,
-                self._owner,
-                self.destination,
-                _shed(chunk),
-            )
-            for i, chunk in zip(range(0, len(kept), size), chunks)
-        ]
-        return chunks, rows
-
-    def pending(self, limit: int) -> list[Record]:
-        """The oldest events this process may send (claiming free rows), in order.
-
-        Whole stored batches, at least one, up to ``limit`` events when they fit.
-        A row that cannot be read or decoded is quarantined (:meth:`_quarantine`)
-        and the rows behind it are sent.
-        """
-        while True:
-            batch, again = self._pending_once(limit)
-            if not again:
-                return batch
-
-    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
-        """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
-
-        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
-            self._retry_removals(conn)
-            if time.monotonic() >= self._next_housekeeping:
-                self._housekeeping(conn)
-            owner, skip = self._owner, self._unremoved
-            # Free rows (left by an earlier run or a dead process) go first: claim
-            # them.  Housekeeping says when there may be some.
-            if self._maybe_free:
-                where, params = self._claimable()
-                claimed = conn.execute(
-                    "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
-                    f"WHERE owner IS NULL AND {where} ORDER BY seq LIMIT ?) "
-                    "RETURNING seq, events",
-                    (owner, *params, CLAIM_ROWS),
-                ).fetchall()
-                self._own.update(claimed)
-                self._maybe_free = len(claimed) == CLAIM_ROWS
-            chosen: list[int] = []
-            total = 0
-            self._events_of = {}
-            for seq in sorted(self._own):
-                if seq in skip:
-                    continue
-                events = self._own[seq]
-                if chosen and total + events > limit:
-                    break
-                chosen.append(seq)
-                total += events
-                self._events_of[seq] = events
-            recent = self._recent
-            missing = [seq for seq in chosen if seq not in recent]
-            ahead: list[int] = []
-            if missing:
-                # A backlog is read back a few rows per query: each SQLite call gives the
-                # GIL away, and in a flood getting it back waits out the caller's switch
-                # interval.  The rows read ahead wait in `recent` for the next pending().
-                after = chosen[-1]
-                ahead = [
-                    seq for seq in sorted(self._own) if seq > after and seq not in skip and seq not in recent
-                ][:READ_AHEAD_ROWS]
-            loaded: dict[int, list[Record]] = {}
-            damaged: dict[int, tuple[str, str]] = {}
-            if missing:
-                for seq, index, payloads, events in self._read_rows(conn, missing + ahead, damaged):
-                    try:
-                        loaded[seq] = _decode(index, payloads, events)
-                    except _Damaged as exc:
-                        damaged[seq] = (exc.reason, str(exc))
-                    except Exception as exc:  # whatever a damaged row makes the decoder raise
-                        damaged[seq] = ("undecodable", f"{type(exc).__name__}: {exc}")
-            if damaged:
-                self._quarantine(conn, damaged)
-            for seq in ahead:
-                if seq in loaded:
-                    self._remember(seq, loaded.pop(seq))
-            # Rows that vanished (purged, evicted by another process, quarantined) are no
-            # longer ours: forget them, or the oldest would be chosen again and again.
-            gone = [seq for seq in missing if seq not in loaded]
-            for seq in gone:
-                self._own.pop(seq, None)
-                self._events_of.pop(seq, None)
-            if gone and len(gone) == len(chosen):
-                return [], {}, bool(self._own) or self._maybe_free
-            return chosen, loaded, False
-
-        chosen, loaded, again = self._locked("read pending events", choose)
-        if again:
-            return [], True
-        batch: list[Record] = []
-        rows = []
-        recent = self._recent
-        for seq in chosen:
-            if seq not in recent and seq not in loaded:
-                continue  # vanished or quarantined meanwhile
-            records = recent.get(seq) or loaded.get(seq) or []
-            rows.append((seq, len(batch), len(batch) + len(records)))
-            batch.extend(records)
-        self._batch, self._batch_rows = batch, rows
-        return batch, False
-
-    def _claimable(self) -> tuple[str, tuple[object, ...]]:
-        """The condition (and its parameters) on free rows this spool may claim."""
-        if self.claim == "any":
-            return "format = ?", (self.format_name,)
-        if self.claim == "exact":
-            return "format = ? AND destination IS ?", (self.format_name, self.destination)
-        return "format = ? AND (destination IS ? OR destination IS NULL)", (
-            self.format_name,
-            self.destination,
-        )
-
-    def _read_rows(
-        self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
-    ) -> list[tuple[int, Any, Any, Any]]:
-        """``(seq, records, payloads, events)`` of the rows still there; unreadable ones into ``damaged``."""
-        query = (
-            "SELECT seq, records, payloads, events FROM batches WHERE seq IN (SELECT value FROM json_each(?))"
-        )
-        try:
-            return conn.execute(query, (json.dumps(seqs),)).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if _is_busy(exc) or (isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc)):
-                raise
-        rows = []  # one row's page is damaged: read them one by one to find it
-        for seq in seqs:
-            try:
-                rows.extend(conn.execute(query, (json.dumps([seq]),)).fetchall())
-            except sqlite3.DatabaseError as exc:
-                if _is_busy(exc):
-                    raise
-                damaged[seq] = ("unreadable", f"{type(exc).__name__}: {exc}")
-        return rows
-
-    def _quarantine(self, conn: sqlite3.Connection, damaged: dict[int, tuple[str, str]]) -> None:
-        """Move rows that cannot be read or decoded to the quarantine table, kept as they are.
-
-        One transaction; a row whose columns cannot even be copied is recorded by
-        its seq, reason and error.  Counted by reason, and warned about once.
-        """
-        now = time.time()
-        with _transaction(conn):
-            for seq, (reason, error) in damaged.items():
-                try:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO quarantine (seq, format, events, records, payloads, "
-                        "added, owner, destination, reason, error, quarantined) SELECT seq, format, "
-                        "events, CAST(records AS BLOB), payloads, added, owner, destination, ?, ?, ? "
-                        "FROM batches WHERE seq = ?",
-                        (reason, error, now, seq),
-                    )
-                except sqlite3.DatabaseError as exc:
-                    if _is_busy(exc):
-                        raise
-                    conn.execute(
-                        "INSERT OR REPLACE INTO quarantine (seq, reason, error, quarantined) "
-                        "VALUES (?, ?, ?, ?)",
-                        (seq, reason, f"{error}; the row could not be copied: {exc}", now),
-                    )
-                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
-        for seq, (reason, error) in damaged.items():
-            events = self._own.pop(seq, 0)
-            self._recent.pop(seq, None)
-            self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
-            if self.on_quarantine is not None:
-                self.on_quarantine(reason, 1)
-            if events and self.on_drop is not None:
-                self.on_drop("spool_quarantined", events)
-            self._warnings.once(
-                f"quarantine:{reason}",
-                "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
-                "moved to its quarantine table, kept, and the rows behind it are sent: see "
-                "eventlog spool quarantine --db %s",
-                self.path,
-                seq,
-                events,
-                reason,
-                error,
-                self.path,
-            )
-
-    def _remember(self, seq: int, records: list[Record]) -> None:
-        recent = self._recent
-        recent[seq] = records
-        # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
-        # the next to be sent, so keeping them spares a read back from the file.
-        while len(recent) > RECENT_MAX:
-            del recent[max(recent)]
-
-    def remove(self, records: Sequence[Record]) -> None:
-        """Delete what was delivered (or given up): the rows ``pending`` returned it from.
-
-        Called right after the peer acknowledged the batch: until this DELETE
-        commits, a ``kill -9`` makes the next run send the batch again.
-        """
-        rows, batch = self._batch_rows, self._batch
-        if records is batch:  # the whole batch, as the engine removes it: nothing per event
-            done, self._batch, self._batch_rows = rows, [], []
-        else:  # a part of it: the rows its events came from
-            ids = {record.id for record in records}
-            done = [row for row in rows if any(r.id in ids for r in batch[row[1] : row[2]])]
-            self._batch_rows = [row for row in rows if row not in done]
-        seqs = [seq for seq, _, _ in done]
-        if not seqs:
-            return
-        with self._lock:
-            for seq in seqs:
-                self._unremoved[seq] = self._events_of.get(seq, 0)
-            if self._conn is None:
-                return
-            try:
-                self._retry_removals(self._conn)
-            except (OSError, sqlite3.Error) as exc:
-                # Kept in memory and retried (also when another process holds the write
-                # lock: no waiting here), so the rows are not sent twice by us.
-                if not _is_busy(exc):
-                    with contextlib.suppress(SpoolUnavailable):
-                        self._failed(exc, "delete delivered events")
-
-    def depth(self) -> int:
-        """Events waiting in the spool file (every process's, every format).
-
-        Never waits behind the worker for long (a metrics scrape calls this):
-        while the lock is busy, the depth read last is the answer.
-        """
-        if not self._lock.acquire(timeout=DEPTH_WAIT_SECONDS):
-            return self._depth
-        try:
-            if self._conn is None:
-                return self._depth if self._unavailable is None else 0
-            try:
-                count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
-            except sqlite3.Error:
-                return self._depth
-            self._depth = max(0, count - sum(self._unremoved.values()))
-            return self._depth
-        finally:
-            self._lock.release()
-
-    def watch(self) -> None:
-        """Between send retries: notice a deleted or moved file even while nothing is stored.
-
-        In a quiet outage the worker only retries the batch in hand; without this, a
-        spool deleted meanwhile would go unnoticed until the next event.
-        """
-        now = time.monotonic()
-        if now < self._next_watch or self._conn is None:
-            return
-        self._next_watch = now + WATCH_SECONDS
-        with contextlib.suppress(SpoolUnavailable):
-            self._locked("check the spool file", lambda conn: None)
-
-    def release(self) -> None:
-        """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
-
-        def release(conn: sqlite3.Connection) -> None:
-            with contextlib.suppress(sqlite3.Error):
-                self._retry_removals(conn)
-            with _transaction(conn):
-                conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
-            self._own.clear()
-
-        with contextlib.suppress(SpoolUnavailable):
-            if self._conn is not None:
-                self._locked("release this process's rows", release)
-        # A pipeline of this process on the same file (configure() again) may take them now,
-        # without waiting for its next event.
-        for other in list(_spools):
-            if other is not self and other.path == self.path and other._conn is not None:
-                other._maybe_free = True
-                if other.on_released is not None:
-                    with contextlib.suppress(Exception):
-                        other.on_released()
-
-    def close(self) -> None:
-        """Release this instance's rows and close the file."""
-        self.release()
-        with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                conn.close()
-        closed(self._owner)  # rows it could not release are reclaimed by the next one
-
-    def after_fork(self) -> None:
-        """In a forked child: forget the parent's connection and rows, become a new owner."""
-        self._lock = threading.Lock()
-        if self._conn is not None:
-            _inherited.append(self._conn)
-            self._conn = None
-        _inherited.extend(self._retired)
-        self._retired = []
-        self._owner = new_owner()
-        self._batch, self._batch_rows = [], []
-        self._events_of = {}
-        self._unremoved = {}
-        self._recent = {}
-        self._own = {}
-        self._unavailable = None
-        self._retry_at = 0.0
-
-    # ------------------------------------------------------------ upkeep
+class _Upkeep(_Connection):
+    """Deleting, reclaiming, quarantining and evicting rows (part of SQLiteSpool)."""
 
     def _retry_removals(self, conn: sqlite3.Connection) -> None:
         if not self._unremoved:
@@ -1002,6 +581,435 @@ class SQLiteSpool:
     def _evicted(self, reason: str, count: int) -> None:
         if self.on_evict is not None:
             self.on_evict(reason, count)
+
+    def _claimable(self) -> tuple[str, tuple[object, ...]]:
+        """The condition (and its parameters) on free rows this spool may claim."""
+        if self.claim == "any":
+            return "format = ?", (self.format_name,)
+        if self.claim == "exact":
+            return "format = ? AND destination IS ?", (self.format_name, self.destination)
+        return "format = ? AND (destination IS ? OR destination IS NULL)", (
+            self.format_name,
+            self.destination,
+        )
+
+    def _quarantine(self, conn: sqlite3.Connection, damaged: dict[int, tuple[str, str]]) -> None:
+        """Move rows that cannot be read or decoded to the quarantine table, kept as they are.
+
+        One transaction; a row whose columns cannot even be copied is recorded by
+        its seq, reason and error.  Counted by reason, and warned about once.
+        """
+        now = time.time()
+        with _transaction(conn):
+            for seq, (reason, error) in damaged.items():
+                try:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, format, events, records, payloads, "
+                        "added, owner, destination, reason, error, quarantined) SELECT seq, format, "
+                        "events, CAST(records AS BLOB), payloads, added, owner, destination, ?, ?, ? "
+                        "FROM batches WHERE seq = ?",
+                        (reason, error, now, seq),
+                    )
+                except sqlite3.DatabaseError as exc:
+                    if _is_busy(exc):
+                        raise
+                    conn.execute(
+                        "INSERT OR REPLACE INTO quarantine (seq, reason, error, quarantined) "
+                        "VALUES (?, ?, ?, ?)",
+                        (seq, reason, f"{error}; the row could not be copied: {exc}", now),
+                    )
+                conn.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+        for seq, (reason, error) in damaged.items():
+            events = self._own.pop(seq, 0)
+            self._recent.pop(seq, None)
+            self.quarantined[reason] = self.quarantined.get(reason, 0) + 1
+            if self.on_quarantine is not None:
+                self.on_quarantine(reason, 1)
+            if events and self.on_drop is not None:
+                self.on_drop("spool_quarantined", events)
+            self._warnings.once(
+                f"quarantine:{reason}",
+                "a row of the spool %s (seq %d, %d events) could not be read (%s: %s); it was "
+                "moved to its quarantine table, kept, and the rows behind it are sent: see "
+                "eventlog spool quarantine --db %s",
+                self.path,
+                seq,
+                events,
+                reason,
+                error,
+                self.path,
+            )
+
+    def _remember(self, seq: int, records: list[Record]) -> None:
+        recent = self._recent
+        recent[seq] = records
+        # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
+        # the next to be sent, so keeping them spares a read back from the file.
+        while len(recent) > RECENT_MAX:
+            del recent[max(recent)]
+
+
+class _Writer(_Upkeep):
+    """Storing batches (part of SQLiteSpool)."""
+
+    def add(self, records: Sequence[Record]) -> None:
+        """Store events, one row per ``row_events``, in one statement.
+
+        Few SQLite calls per batch: each lets the application's thread take the
+        GIL for a while (a switch interval) before the worker gets it back.
+        An event whose index cannot be written (see :func:`_index`) is set aside
+        and counted (``spool_unstorable``); the others are stored.
+        """
+        if not records:
+            return
+        now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
+        destination = self.destination
+        try:
+            # Overload control: sheddable events get rows of their own, which limits evict first.
+            chunks = [group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)]
+            rows = [
+                (
+                    fmt,
+                    len(chunk),
+                    _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
+                    b"".join(r.payload for r in chunk),
+                    now,
+                    owner,
+                    destination,
+                    _shed(chunk),
+                )
+                for chunk in chunks
+            ]
+        except Exception as exc:  # one event: contained to it, not to the batch or the worker
+            chunks, rows = self._storable(records, exc, now)
+            if not rows:
+                return
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        params = [value for row in rows for value in row]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            # One statement, its own transaction: its rows get contiguous seqs.
+            last = conn.execute(
+                "INSERT INTO batches (format, events, records, payloads, added, owner, destination, shed) "
+                f"VALUES {values}",
+                params,
+            ).lastrowid
+            assert last is not None
+            first = last - len(chunks) + 1
+            for offset, chunk in enumerate(chunks):
+                self._own[first + offset] = len(chunk)
+                self._remember(first + offset, list(chunk))
+            self._recovered()
+
+        self._locked("store a batch", insert)
+        # The batch is stored (its INSERT committed): a failure from here on must not
+        # make the engine send it from memory too, or it would go out twice.
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                return
+            try:
+                self._bytes_since_check += sum(len(row[3]) for row in rows)
+                if self._bytes_since_check >= self.max_bytes // 64:
+                    self._bytes_since_check = 0
+                    self._enforce_size(conn)
+                if time.monotonic() >= self._next_housekeeping:
+                    self._housekeeping(conn)  # also while a send is being retried
+            except (OSError, sqlite3.Error) as exc:
+                self._next_housekeeping = time.monotonic() + 1.0
+                if not _is_busy(exc):  # another process writes: upkeep waits for the next batch
+                    log.warning("spool upkeep failed, will try again: %s", exc)
+
+    def _storable(
+        self, records: Sequence[Record], exc: Exception, now: float
+    ) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
+        """The rows of ``records`` without the events that cannot be stored, which are counted."""
+        kept: list[Record] = []
+        entries: list[list[object]] = []
+        lost = 0
+        for record in records:
+            try:
+                entry: list[object] = [record.id, record.action, record.time_ns, len(record.payload)]
+                _index([entry])
+                if type(record.payload) is not bytes:
+                    raise TypeError(f"payload is {type(record.payload).__name__}, not bytes")
+            except Exception as error:
+                lost += 1
+                exc = error
+                continue
+            kept.append(record)
+            entries.append(entry)
+        if lost:
+            self._warnings.once(
+                "unstorable",
+                "%d events could not be stored in the spool %s (%s); they were set aside, "
+                'counted as dropped{reason="spool_unstorable"}, and the rest of the batch stored',
+                lost,
+                self.path,
+                exc,
+            )
+            if self.on_drop is not None:
+                self.on_drop("spool_unstorable", lost)
+        size = self.row_events
+        chunks: list[Sequence[Record]] = [kept[i : i + size] for i in range(0, len(kept), size)]
+        rows = [
+            (
+                self.format_name,
+                len(chunk),
+                _index(entries[i : i + size]),
+                b"".join(r.payload for r in chunk),
+                now,
+                self._owner,
+                self.destination,
+                _shed(chunk),
+            )
+            for i, chunk in zip(range(0, len(kept), size), chunks)
+        ]
+        return chunks, rows
+
+
+class _Reader(_Writer):
+    """Choosing and reading the rows the worker sends next (part of SQLiteSpool)."""
+
+    def pending(self, limit: int) -> list[Record]:
+        """The oldest events this process may send (claiming free rows), in order.
+
+        Whole stored batches, at least one, up to ``limit`` events when they fit.
+        A row that cannot be read or decoded is quarantined (:meth:`_quarantine`)
+        and the rows behind it are sent.
+        """
+        while True:
+            batch, again = self._pending_once(limit)
+            if not again:
+                return batch
+
+    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
+        """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
+
+        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
+            self._retry_removals(conn)
+            if time.monotonic() >= self._next_housekeeping:
+                self._housekeeping(conn)
+            owner, skip = self._owner, self._unremoved
+            # Free rows (left by an earlier run or a dead process) go first: claim
+            # them.  Housekeeping says when there may be some.
+            if self._maybe_free:
+                where, params = self._claimable()
+                claimed = conn.execute(
+                    "UPDATE batches SET owner = ? WHERE seq IN (SELECT seq FROM batches "
+                    f"WHERE owner IS NULL AND {where} ORDER BY seq LIMIT ?) "
+                    "RETURNING seq, events",
+                    (owner, *params, CLAIM_ROWS),
+                ).fetchall()
+                self._own.update(claimed)
+                self._maybe_free = len(claimed) == CLAIM_ROWS
+            chosen: list[int] = []
+            total = 0
+            self._events_of = {}
+            for seq in sorted(self._own):
+                if seq in skip:
+                    continue
+                events = self._own[seq]
+                if chosen and total + events > limit:
+                    break
+                chosen.append(seq)
+                total += events
+                self._events_of[seq] = events
+            recent = self._recent
+            missing = [seq for seq in chosen if seq not in recent]
+            ahead: list[int] = []
+            if missing:
+                # A backlog is read back a few rows per query: each SQLite call gives the
+                # GIL away, and in a flood getting it back waits out the caller's switch
+                # interval.  The rows read ahead wait in `recent` for the next pending().
+                after = chosen[-1]
+                ahead = [
+                    seq for seq in sorted(self._own) if seq > after and seq not in skip and seq not in recent
+                ][:READ_AHEAD_ROWS]
+            loaded: dict[int, list[Record]] = {}
+            damaged: dict[int, tuple[str, str]] = {}
+            if missing:
+                for seq, index, payloads, events in self._read_rows(conn, missing + ahead, damaged):
+                    try:
+                        loaded[seq] = _decode(index, payloads, events)
+                    except _Damaged as exc:
+                        damaged[seq] = (exc.reason, str(exc))
+                    except Exception as exc:  # whatever a damaged row makes the decoder raise
+                        damaged[seq] = ("undecodable", f"{type(exc).__name__}: {exc}")
+            if damaged:
+                self._quarantine(conn, damaged)
+            for seq in ahead:
+                if seq in loaded:
+                    self._remember(seq, loaded.pop(seq))
+            # Rows that vanished (purged, evicted by another process, quarantined) are no
+            # longer ours: forget them, or the oldest would be chosen again and again.
+            gone = [seq for seq in missing if seq not in loaded]
+            for seq in gone:
+                self._own.pop(seq, None)
+                self._events_of.pop(seq, None)
+            if gone and len(gone) == len(chosen):
+                return [], {}, bool(self._own) or self._maybe_free
+            return chosen, loaded, False
+
+        chosen, loaded, again = self._locked("read pending events", choose)
+        if again:
+            return [], True
+        batch: list[Record] = []
+        rows = []
+        recent = self._recent
+        for seq in chosen:
+            if seq not in recent and seq not in loaded:
+                continue  # vanished or quarantined meanwhile
+            records = recent.get(seq) or loaded.get(seq) or []
+            rows.append((seq, len(batch), len(batch) + len(records)))
+            batch.extend(records)
+        self._batch, self._batch_rows = batch, rows
+        return batch, False
+
+    def _read_rows(
+        self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
+    ) -> list[tuple[int, Any, Any, Any]]:
+        """``(seq, records, payloads, events)`` of the rows still there; unreadable ones into ``damaged``."""
+        query = (
+            "SELECT seq, records, payloads, events FROM batches WHERE seq IN (SELECT value FROM json_each(?))"
+        )
+        try:
+            return conn.execute(query, (json.dumps(seqs),)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc) or (isinstance(exc, sqlite3.OperationalError) and not _is_corruption(exc)):
+                raise
+        rows = []  # one row's page is damaged: read them one by one to find it
+        for seq in seqs:
+            try:
+                rows.extend(conn.execute(query, (json.dumps([seq]),)).fetchall())
+            except sqlite3.DatabaseError as exc:
+                if _is_busy(exc):
+                    raise
+                damaged[seq] = ("unreadable", f"{type(exc).__name__}: {exc}")
+        return rows
+
+
+class SQLiteSpool(_Reader):
+    """The spool of one pipeline (see the module docstring).
+
+    The worker thread calls ``add``, ``pending`` and ``remove``; metrics and
+    ``flush`` may call ``depth`` from other threads, so a lock guards the
+    connection.  No SQLite statement waits long for another process while that
+    lock is held (:data:`BUSY_STEP_MS`): a fork and a scrape need it.
+    """
+
+    def remove(self, records: Sequence[Record]) -> None:
+        """Delete what was delivered (or given up): the rows ``pending`` returned it from.
+
+        Called right after the peer acknowledged the batch: until this DELETE
+        commits, a ``kill -9`` makes the next run send the batch again.
+        """
+        rows, batch = self._batch_rows, self._batch
+        if records is batch:  # the whole batch, as the engine removes it: nothing per event
+            done, self._batch, self._batch_rows = rows, [], []
+        else:  # a part of it: the rows its events came from
+            ids = {record.id for record in records}
+            done = [row for row in rows if any(r.id in ids for r in batch[row[1] : row[2]])]
+            self._batch_rows = [row for row in rows if row not in done]
+        seqs = [seq for seq, _, _ in done]
+        if not seqs:
+            return
+        with self._lock:
+            for seq in seqs:
+                self._unremoved[seq] = self._events_of.get(seq, 0)
+            if self._conn is None:
+                return
+            try:
+                self._retry_removals(self._conn)
+            except (OSError, sqlite3.Error) as exc:
+                # Kept in memory and retried (also when another process holds the write
+                # lock: no waiting here), so the rows are not sent twice by us.
+                if not _is_busy(exc):
+                    with contextlib.suppress(SpoolUnavailable):
+                        self._failed(exc, "delete delivered events")
+
+    def depth(self) -> int:
+        """Events waiting in the spool file (every process's, every format).
+
+        Never waits behind the worker for long (a metrics scrape calls this):
+        while the lock is busy, the depth read last is the answer.
+        """
+        if not self._lock.acquire(timeout=DEPTH_WAIT_SECONDS):
+            return self._depth
+        try:
+            if self._conn is None:
+                return self._depth if self._unavailable is None else 0
+            try:
+                count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+            except sqlite3.Error:
+                return self._depth
+            self._depth = max(0, count - sum(self._unremoved.values()))
+            return self._depth
+        finally:
+            self._lock.release()
+
+    def watch(self) -> None:
+        """Between send retries: notice a deleted or moved file even while nothing is stored.
+
+        In a quiet outage the worker only retries the batch in hand; without this, a
+        spool deleted meanwhile would go unnoticed until the next event.
+        """
+        now = time.monotonic()
+        if now < self._next_watch or self._conn is None:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        with contextlib.suppress(SpoolUnavailable):
+            self._locked("check the spool file", lambda conn: None)
+
+    def release(self) -> None:
+        """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
+
+        def release(conn: sqlite3.Connection) -> None:
+            with contextlib.suppress(sqlite3.Error):
+                self._retry_removals(conn)
+            with _transaction(conn):
+                conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
+            self._own.clear()
+
+        with contextlib.suppress(SpoolUnavailable):
+            if self._conn is not None:
+                self._locked("release this process's rows", release)
+        # A pipeline of this process on the same file (configure() again) may take them now,
+        # without waiting for its next event.
+        for other in list(_spools):
+            if other is not self and other.path == self.path and other._conn is not None:
+                other._maybe_free = True
+                if other.on_released is not None:
+                    with contextlib.suppress(Exception):
+                        other.on_released()
+
+    def close(self) -> None:
+        """Release this instance's rows and close the file."""
+        self.release()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.close()
+        closed(self._owner)  # rows it could not release are reclaimed by the next one
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connection and rows, become a new owner."""
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+            self._conn = None
+        _inherited.extend(self._retired)
+        self._retired = []
+        self._owner = new_owner()
+        self._batch, self._batch_rows = [], []
+        self._events_of = {}
+        self._unremoved = {}
+        self._recent = {}
+        self._own = {}
+        self._unavailable = None
+        self._retry_at = 0.0
 
 
 def _by_class(records: Sequence[Record]) -> list[Sequence[Record]]:

@@ -267,6 +267,67 @@ class _Acks:
             self.done.set_result(None)
 
 
+async def find_stream(
+    js: JetStreamContext, config: NatsConfig, where: str
+) -> tuple[str | None, tuple[str, ...]]:
+    """The stream that captures the configured subject at ``where``: its name and subject filters."""
+    # In action mode any stream capturing some '<subject>.<...>' will do (the server
+    # matches overlapping filters); each event's subject is checked against it at send.
+    probe = f"{config.subject}.>" if config.subject_by_action else config.subject
+    try:
+        name = config.stream or await js.find_stream_name_by_subject(probe)
+        info = await js.stream_info(name)
+    except nats.js.errors.NotFoundError:
+        if config.stream:
+            raise TransportError(
+                f"NATS JetStream at {where} has no stream {config.stream!r} "
+                "(EVENTLOG_NATS_STREAM): create it (nats stream add) or fix the name; "
+                "events wait in the meantime"
+            ) from None
+        raise TransportError(
+            f"no JetStream stream at {where} captures the subject {probe!r} "
+            "(EVENTLOG_NATS_SUBJECT): create one (nats stream add --subjects ...) or set "
+            "EVENTLOG_NATS_SUBJECT to a subject a stream captures; events wait in the meantime"
+        ) from None
+    except (
+        nats.errors.NoRespondersError,
+        nats.js.errors.NoStreamResponseError,
+        nats.js.errors.ServiceUnavailableError,
+    ) as exc:
+        description = getattr(exc, "description", None)
+        if description:  # an answer from JetStream itself, e.g. while a cluster elects
+            raise TransportError(f"JetStream at {where} is unavailable ({description}); retrying") from None
+        # No one answers the JetStream API (a bare 503 status): it is not enabled.
+        raise TransportError(
+            f"the NATS server at {where} has no JetStream "
+            "(start it with -js, or jetstream {} in its configuration)"
+        ) from None
+    except nats.errors.TimeoutError:
+        raise SendTimeout(
+            f"JetStream at {where} did not answer within {config.ack_timeout}s (EVENTLOG_NATS_ACK_TIMEOUT)"
+        ) from None
+    return info.config.name, tuple(info.config.subjects or ())
+
+
+class StreamSubjects:
+    """A stream's subject filters, and which subjects they capture (remembered, bounded)."""
+
+    def __init__(self, filters: tuple[str, ...] = ()) -> None:
+        self.filters = filters
+        self._known: dict[str, str | None] = {}
+
+    def capture(self, subject: str) -> str | None:
+        """``subject`` if the stream captures it, else None (remembered)."""
+        known = self._known.get(subject, "")
+        if known != "":
+            return known
+        if len(self._known) >= SUBJECT_CACHE:
+            self._known.clear()
+        found = subject if any(subject_matches(subject, f) for f in self.filters) else None
+        self._known[subject] = found
+        return found
+
+
 class NatsTransport(Transport):
     """A connection to a NATS server (or cluster) publishing into one JetStream stream."""
 
@@ -284,8 +345,7 @@ class NatsTransport(Transport):
         self._errors: list[BaseException] = []
         #: The stream's name and subject filters, read at open().
         self.stream: str | None = None
-        self._filters: tuple[str, ...] = ()
-        self._subjects: dict[str, str | None] = {}
+        self._subjects = StreamSubjects()
         self._max_payload = 1 << 20
         self.connected_url = ""
 
@@ -365,63 +425,14 @@ class NatsTransport(Transport):
 
     async def _find_stream(self, js: JetStreamContext) -> None:
         config = self.config
-        # In action mode any stream capturing some '<subject>.<...>' will do (the server
-        # matches overlapping filters); each event's subject is checked against it at send.
-        probe = f"{config.subject}.>" if config.subject_by_action else config.subject
-        try:
-            name = config.stream or await js.find_stream_name_by_subject(probe)
-            info = await js.stream_info(name)
-        except nats.js.errors.NotFoundError:
-            if config.stream:
-                raise TransportError(
-                    f"NATS JetStream at {self.connected_url} has no stream {config.stream!r} "
-                    "(EVENTLOG_NATS_STREAM): create it (nats stream add) or fix the name; "
-                    "events wait in the meantime"
-                ) from None
-            raise TransportError(
-                f"no JetStream stream at {self.connected_url} captures the subject {probe!r} "
-                "(EVENTLOG_NATS_SUBJECT): create one (nats stream add --subjects ...) or set "
-                "EVENTLOG_NATS_SUBJECT to a subject a stream captures; events wait in the meantime"
-            ) from None
-        except (
-            nats.errors.NoRespondersError,
-            nats.js.errors.NoStreamResponseError,
-            nats.js.errors.ServiceUnavailableError,
-        ) as exc:
-            description = getattr(exc, "description", None)
-            if description:  # an answer from JetStream itself, e.g. while a cluster elects
-                raise TransportError(
-                    f"JetStream at {self.connected_url} is unavailable ({description}); retrying"
-                ) from None
-            # No one answers the JetStream API (a bare 503 status): it is not enabled.
-            raise TransportError(
-                f"the NATS server at {self.connected_url} has no JetStream "
-                "(start it with -js, or jetstream {} in its configuration)"
-            ) from None
-        except nats.errors.TimeoutError:
-            raise SendTimeout(
-                f"JetStream at {self.connected_url} did not answer within "
-                f"{config.ack_timeout}s (EVENTLOG_NATS_ACK_TIMEOUT)"
-            ) from None
-        self.stream = info.config.name
-        self._filters = tuple(info.config.subjects or ())
-        if not config.subject_by_action and self._subject(config.subject) is None:
+        self.stream, filters = await find_stream(js, config, self.connected_url)
+        self._subjects = StreamSubjects(filters)
+        if not config.subject_by_action and self._subjects.capture(config.subject) is None:
             raise TransportError(
                 f"the stream {self.stream!r} (EVENTLOG_NATS_STREAM) does not capture the subject "
                 f"{config.subject!r} (EVENTLOG_NATS_SUBJECT); its subjects are "
-                f"{list(self._filters)}: change one of the two; events wait in the meantime"
+                f"{list(filters)}: change one of the two; events wait in the meantime"
             )
-
-    def _subject(self, subject: str) -> str | None:
-        """``subject`` if the stream captures it, else None (remembered)."""
-        known = self._subjects.get(subject, "")
-        if known != "":
-            return known
-        if len(self._subjects) >= SUBJECT_CACHE:
-            self._subjects.clear()
-        found = subject if any(subject_matches(subject, f) for f in self._filters) else None
-        self._subjects[subject] = found
-        return found
 
     async def _on_error(self, error: Exception) -> None:
         self._errors.append(error)  # reported by open() or send(); nats-py would log them
@@ -480,7 +491,7 @@ class NatsTransport(Transport):
                 subject = config.subject
                 if config.subject_by_action:
                     subject = action_subject(config.subject, record.action)
-                    if self._subject(subject) is None:
+                    if self._subjects.capture(subject) is None:
                         refused.append((record, self._not_captured(subject)))
                         continue
                 size = len(record.payload) + len(record.id) + header_bytes
@@ -587,9 +598,10 @@ class NatsTransport(Transport):
     # ------------------------------------------------------------ errors
 
     def _not_captured(self, subject: str) -> str:
+        filters = list(self._subjects.filters)
         return (
             f"not_captured: the stream {self.stream!r} does not capture the subject {subject!r} "
-            f"(EVENTLOG_NATS_SUBJECT with subject_mode action); its subjects are {list(self._filters)}"
+            f"(EVENTLOG_NATS_SUBJECT with subject_mode action); its subjects are {filters}"
         )
 
     def _refusal(self, error: BaseException) -> str | None:
