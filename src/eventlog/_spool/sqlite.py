@@ -354,8 +354,11 @@ class SQLiteSpool:
     def _replace_file(self, old: sqlite3.Connection, reason: str) -> None:
         """The file was deleted, moved or replaced: open the one at the path, carry our rows over.
 
-        Only this instance's rows: each process sharing the file carries its own.
+        This instance's rows, and the rows nobody else will carry: free ones (a pipeline
+        that configure() replaced released them, a child that shut down) and those of dead
+        processes.  Each live instance sharing the file carries its own.
         """
+        free = self._claim_orphans(old)
         skip = self._unremoved  # delivered already: not carried over
         rows = [
             row
@@ -383,11 +386,13 @@ class SQLiteSpool:
             renumbered: dict[int, int] = {}
             with _transaction(conn):
                 for seq, fmt, events, index, payloads, added, destination, checksum in rows:
+                    # A free row this spool does not send (another format or destination) stays free.
+                    owner = self._owner if seq not in free or self._may_claim(fmt, destination) else None
                     renumbered[seq] = (
                         conn.execute(
                             "INSERT INTO batches (format, events, records, payloads, added, owner, "
                             "destination, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (fmt, events, index, payloads, added, self._owner, destination, checksum),
+                            (fmt, events, index, payloads, added, owner, destination, checksum),
                         ).lastrowid
                         or 0
                     )
@@ -404,7 +409,9 @@ class SQLiteSpool:
         with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
             old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
             old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        self._own = {renumbered[row[0]]: row[2] for row in rows}
+        self._own = {
+            renumbered[row[0]]: row[2] for row in rows if row[0] not in free or self._may_claim(row[1], row[6])
+        }
         self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
         self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
         self._events_of = {renumbered[seq]: n for seq, n in events_of.items() if seq in renumbered}
@@ -419,8 +426,8 @@ class SQLiteSpool:
         log.warning(
             "the spool file %s was %s while in use; a fresh spool was started at that path and "
             "the %d events this process had waiting in the old one were written to it, so a "
-            "crash no longer loses them (rows of other processes in the old file are not "
-            "carried over)",
+            "crash no longer loses them (other running processes carry their own rows; free rows "
+            "and those of dead processes came along)",
             self.path,
             what,
             events,
@@ -637,6 +644,36 @@ class SQLiteSpool:
             batch.extend(records)
         self._batch, self._batch_rows = batch, rows
         return batch, False
+
+    def _claim_orphans(self, old: sqlite3.Connection) -> set[int]:
+        """In a file about to be left: take the free rows and those of dead owners; return their seqs.
+
+        Taken in the old file, in one transaction, so that of two processes noticing
+        the same deletion only one carries them.  Without this they would stay in a
+        file nobody opens again, counted nowhere.
+        """
+        try:
+            owners = [o for (o,) in old.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL")]
+            dead = [o for o in owners if o != self._owner and not owner_alive(o)]
+            with _transaction(old):
+                freed = old.execute(
+                    "UPDATE batches SET owner = ? WHERE owner IS NULL OR owner IN "
+                    "(SELECT value FROM json_each(?)) RETURNING seq",
+                    (self._owner, json.dumps(dead)),
+                ).fetchall()
+        except sqlite3.Error:
+            return set()  # the old file cannot be written: only our own rows are carried
+        return {seq for (seq,) in freed}
+
+    def _may_claim(self, fmt: str, destination: str | None) -> bool:
+        """Whether a free row of this format and destination is one this spool sends (:meth:`_claimable`)."""
+        if fmt != self.format_name:
+            return False
+        if self.claim == "any":
+            return True
+        if self.claim == "exact":
+            return destination == self.destination
+        return destination is None or destination == self.destination
 
     def _claimable(self) -> tuple[str, tuple[object, ...]]:
         """The condition (and its parameters) on free rows this spool may claim."""
