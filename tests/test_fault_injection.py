@@ -87,7 +87,6 @@ KNOWN: dict[str, str] = {
         "peer dripping, a row's index damaged, then flush() True with 2 events neither arrived "
         "nor counted as dropped; not analysed"
     ),
-    "reconfigure_spool": "issue 23 item 10: configure() again on the same spool; still fails here",
     "record_surrogates": (
         "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
         "file under a non-UTF-8 folder name), funcName or threadName drops the event as unencodable"
@@ -779,14 +778,20 @@ class FaultMachine(RuleBasedStateMachine):
 
     def worker_alive(self) -> None:
         pipeline = self.pipeline
-        worker = pipeline._worker
+        # Under the start lock: Pipeline._start sets _worker before start(), so another thread
+        # starting it (configure() again: the old pipeline, handing its spool rows back, wakes
+        # the new one from its retiring thread) shows a thread not alive *yet*, not a dead one.
+        with pipeline._start_lock:
+            worker = pipeline._worker
         if worker is None or worker.is_alive() or pipeline._closed:
             return
         # Dead: the next event must start a new one.
         eventlog.log_event(eventlog.Event("faults.probe", fields={"fi": self._mark()}))
-        worker = pipeline._worker
+        with pipeline._start_lock:
+            worker = pipeline._worker
         assert worker is not None and worker.is_alive(), (
-            "the worker died and the next event did not restart it"
+            f"the worker died and the next event did not restart it (died of {pipeline._died}; "
+            f"stopping {pipeline._stopping}, restarts {pipeline.stats.worker_restarts})"
         )
 
     def accounting_exact(self) -> None:
