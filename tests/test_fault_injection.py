@@ -996,5 +996,9 @@ def test_faults_interleaved_keep_the_worker_alive_and_the_counts_exact() -> None
     while time.monotonic() < stop_at:
         run_state_machine_as_test(FaultMachine, settings=_settings())
         rounds += 1
-    late = f"; {len(late_arrivals)} flushes took over {ARRIVE:g} s to arrive at a dripping peer" if late_arrivals else ""
+    late = (
+        f"; {len(late_arrivals)} flushes took over {ARRIVE:g} s to arrive at a dripping peer"
+        if late_arrivals
+        else ""
+    )
     print(f"fault injection: {rounds} rounds in {MINUTES:g} minutes, no failure{late}")

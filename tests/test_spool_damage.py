@@ -87,7 +87,9 @@ def _damage(db: Path, seq: int, how: str) -> bytes:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         index = conn.execute("SELECT records FROM batches WHERE seq = ?", (seq,)).fetchone()[0].encode()
         if how == "payload":  # one byte of an event's text: the index still fits
-            payloads = bytearray(conn.execute("SELECT payloads FROM batches WHERE seq = ?", (seq,)).fetchone()[0])
+            payloads = bytearray(
+                conn.execute("SELECT payloads FROM batches WHERE seq = ?", (seq,)).fetchone()[0]
+            )
             at = payloads.index(b'"action"') + 2
             payloads[at] ^= 0x20  # "action" -> "aCtion": still JSON, the wrong key
             conn.execute("UPDATE batches SET payloads = ? WHERE seq = ?", (bytes(payloads), seq))
@@ -112,7 +114,12 @@ def _damage(db: Path, seq: int, how: str) -> bytes:
 
 @pytest.mark.parametrize(
     ("how", "reason"),
-    [("not-json", "undecodable"), ("sizes", "index_mismatch"), ("payload", "checksum"), ("id-case", "checksum")],
+    [
+        ("not-json", "undecodable"),
+        ("sizes", "index_mismatch"),
+        ("payload", "checksum"),
+        ("id-case", "checksum"),
+    ],
 )
 def test_a_damaged_row_is_quarantined_and_the_rows_behind_it_are_sent(
     db: Path, how: str, reason: str, eventlog_warnings: EventlogWarnings

@@ -410,7 +410,9 @@ class SQLiteSpool:
             old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
             old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._own = {
-            renumbered[row[0]]: row[2] for row in rows if row[0] not in free or self._may_claim(row[1], row[6])
+            renumbered[row[0]]: row[2]
+            for row in rows
+            if row[0] not in free or self._may_claim(row[1], row[6])
         }
         self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
         self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
@@ -689,7 +691,10 @@ class SQLiteSpool:
     def _read_rows(
         self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
     ) -> list[tuple[int, Any, Any, Any, Any]]:
-        """``(seq, records, payloads, events, checksum)`` of the rows still there; unreadable ones into ``damaged``."""
+        """``(seq, records, payloads, events, checksum)`` of the rows still there.
+
+        Rows that cannot be read go into ``damaged``.
+        """
         query = (
             "SELECT seq, records, payloads, events, checksum FROM batches "
             "WHERE seq IN (SELECT value FROM json_each(?))"
@@ -1127,7 +1132,7 @@ def _decode(index: str | bytes, payloads: bytes, events: int, checksum: int | No
             f"the row's index counts {offset} bytes of payloads, the row holds {len(payloads)}",
         )
     if checksum is not None:
-        text = index if type(index) is str else bytes(index).decode("utf-8", "surrogatepass")
+        text = index if isinstance(index, str) else index.decode("utf-8", "surrogatepass")
         actual = row_checksum(text, payloads)
         if actual != checksum:
             raise _Damaged(
