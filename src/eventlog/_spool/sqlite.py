@@ -258,6 +258,11 @@ class SQLiteSpool:
                     conn = self._open()
                     self._check_file(conn)
                     return body(self._open())
+                except SpoolUnavailable:
+                    # Said and timed already (by _failed, or _open's wait until the next try):
+                    # through _failed again, each call would put the next try off, and a spool
+                    # used more often than RETRY_SECONDS would never be tried again.
+                    raise
                 except (OSError, sqlite3.Error) as exc:
                     if not _is_busy(exc) or time.monotonic() >= give_up:
                         self._failed(exc, doing)
