@@ -73,6 +73,7 @@ from eventlog._api import api
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._config import config
 from eventlog._core.diagnostics import WORKER_THREADS
+from eventlog._engine import pipeline as pipeline_module
 from eventlog._engine.pipeline import Pipeline
 from eventlog._spool import sqlite as spool_module
 
@@ -489,7 +490,16 @@ class FaultMachine(RuleBasedStateMachine):
             log.handlers[:] = []
             api._default = None
             for peer in self.peers:
-                peer.stop()
+                peer.stop()  # a send stuck on a dripping peer ends now
+            # The pipelines configure() replaced shut down in the background, and a worker
+            # given up at a deadline may still finish its send: each may write into the
+            # folder (a spool file made again) while it is removed, which then fails at
+            # random (a failure outside any step: hypothesis shrank it for minutes, "flaky").
+            pipeline_module.flush_retiring(10)
+            for pipeline in self.pipelines:
+                worker = pipeline._worker
+                if worker is not None:
+                    worker.join(10)
             self.folder.cleanup()
 
     @property
@@ -877,7 +887,7 @@ def _reported(step: Any) -> Any:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return step(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:
             print(
                 f"\nfault injection: {step.__name__} failed: {type(exc).__name__}: {exc}",
                 file=sys.stderr,
@@ -889,7 +899,9 @@ def _reported(step: Any) -> Any:
 
 
 for _name, _step in list(vars(FaultMachine).items()):
-    if any(key.startswith("hypothesis_stateful_") for key in getattr(_step, "__dict__", {})):
+    if _name == "teardown" or any(
+        key.startswith("hypothesis_stateful_") for key in getattr(_step, "__dict__", {})
+    ):
         setattr(FaultMachine, _name, _reported(_step))
 
 
