@@ -80,10 +80,6 @@ from eventlog._spool import sqlite as spool_module
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
 KNOWN: dict[str, str] = {
-    # Fixed on main, but a run with the rule on went past 300 s (a failure in teardown, outside
-    # any step, shrunk for minutes; see teardown) and a forked child hung: off until understood.
-    "record_mutations": "issue 23 item 3 (fixed on main): created=nan was dropped",
-    "worker_runs_app_code": "issue 23 item 7 (fixed on main): the worker ran __repr__",
     # Left to the records work (src/eventlog/_records/wire.py): off until it is fixed there.
     "record_surrogates": (
         "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
