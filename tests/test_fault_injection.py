@@ -752,8 +752,9 @@ class FaultMachine(RuleBasedStateMachine):
         if pid == 0:  # the child: log, maybe flush or shut down, report, and _exit
             code = 1
             try:
-                # A child that hangs shows where, before the parent's timeout kills it.
-                faulthandler.dump_traceback_later(10, exit=True)
+                # A child that hangs shows where: the parent's SIGABRT at its timeout dumps
+                # every thread (a signal handler: no watchdog thread, which a fork loses).
+                faulthandler.enable()
                 os.close(read_end)
                 for i in range(events):
                     marker = f"C{len(self.children)}.{i}"  # a child's: no promise is checked for it
@@ -959,7 +960,10 @@ def _wait_child(pid: int, fd: int, timeout: float) -> tuple[dict[str, Any] | Non
         if done:
             return (json.loads(data) if data else None), os.waitstatus_to_exitcode(status)
         time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGABRT)  # faulthandler in the child prints where it hung
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return None, None
 
