@@ -819,10 +819,10 @@ class FaultMachine(RuleBasedStateMachine):
         deadline = time.monotonic() + SETTLE
         while True:
             accepted, accounted, slack, detail = self.ledger()
-            if -detail.get("in_doubt", 0) <= accepted - accounted - slack <= 0 or time.monotonic() > deadline:
+            if -detail.get("in_doubt", 0) <= accepted - accounted <= slack or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
-        assert -detail.get("in_doubt", 0) <= accepted - accounted - slack <= 0, (
+        assert -detail.get("in_doubt", 0) <= accepted - accounted <= slack, (
             f"accepted {accepted} != sent + dropped + waiting {accounted} (+ {slack} lost by "
             f"children at os._exit, or - up to {detail.get('in_doubt', 0)} sent twice): {detail}"
         )
