@@ -649,7 +649,7 @@ class FaultMachine(RuleBasedStateMachine):
         allowance = self.total_dropped() - self.dropped_at_epoch
         assert len(missing) <= allowance, (
             f"flush() returned True, but {len(missing)} events it covered never arrived "
-            f"(only {allowance} were counted as dropped): {missing[:10]}"
+            f"(only {allowance} were counted as dropped): {missing[:10]}; {self._situation()}"
         )
         for marker, events in got.items():
             # The same event resent (a half-written batch) carries the same id.
@@ -660,6 +660,19 @@ class FaultMachine(RuleBasedStateMachine):
                 assert cart == self.carts[marker], (
                     f"a dict changed after the call arrived changed: {events[0]['fields']}"
                 )
+
+    def _situation(self) -> str:
+        """What a failed arrival check needs to be understood: the peer, the spool, the counts."""
+        pipeline = self.pipeline
+        stats = pipeline.stats
+        spool = pipeline._spool
+        return (
+            f"peer {self.peer_kind}, spool {'on' if spool is not None else 'off'} "
+            f"(unavailable: {getattr(spool, '_unavailable', None)}, depth {pipeline.spool_depth()}), "
+            f"queued {pipeline.queue_depth()}, sent {stats.sent}, fallback {stats.spool_fallback}, "
+            f"quarantined {stats.spool_quarantined}, reopened {stats.spool_reopened}, "
+            f"send errors {stats.send_errors}"
+        )
 
     def bytes_read(self) -> int:
         """Bytes the misbehaving peers read so far (a receiver that is up reads at once)."""
