@@ -471,6 +471,46 @@ def test_fork_child_gets_a_fresh_queue_and_worker(receiver: LineReceiver) -> Non
     assert receiver.connections == 2  # the child opened its own connection
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_waits_on_a_lock_the_parents_other_threads_held(receiver: LineReceiver) -> None:
+    """A replaced pipeline's background shutdown holds the retiring list's lock for a moment;
+    a fork in that moment must not leave the child's flush() waiting on it for ever."""
+    from eventlog._engine import pipeline as pipeline_module
+
+    _configure(receiver)
+    held, release = threading.Event(), threading.Event()
+
+    def retiring() -> None:  # what a retire thread does at its start and end
+        with pipeline_module._retiring_lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=retiring)
+    thread.start()
+    assert held.wait(10)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_fd)
+            eventlog.log_event(Event("child"))
+            os.write(write_fd, b"1" if eventlog.flush(5) else b"0")
+        finally:
+            os._exit(0)
+    release.set()
+    thread.join()
+    os.close(write_fd)
+    import select
+
+    readable, _, _ = select.select([read_fd], [], [], 20)
+    answer = os.read(read_fd, 1) if readable else b""
+    if not answer:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    os.close(read_fd)
+    assert answer == b"1"  # it used to wait for ever: the lock's holder is not in the child
+
+
 def test_dict_config_builds_a_handler_with_its_own_pipeline(receiver: LineReceiver) -> None:
     logging.config.dictConfig(
         {

@@ -38,6 +38,8 @@ fixed yet: they are off until their entry is removed.  ``EVENTLOG_FAULTS_ENABLE=
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import functools
 import json
 import logging
 import math
@@ -47,6 +49,7 @@ import signal
 import socket
 import sqlite3
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -70,28 +73,23 @@ from eventlog._api import api
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._config import config
 from eventlog._core.diagnostics import WORKER_THREADS
+from eventlog._engine import pipeline as pipeline_module
 from eventlog._engine.pipeline import Pipeline
+from eventlog._spool import sqlite as spool_module
 
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
 KNOWN: dict[str, str] = {
-    # Fixed on main, but a run with the rule on went past 300 s (record_mutations,
-    # worker_runs_app_code: a hang, not analysed) or failed (spool_removal: the ledger reads a
-    # file the spool has not recreated yet): off until that is understood.
-    "record_mutations": "issue 23 item 3 (fixed on main): created=nan was dropped",
-    "worker_runs_app_code": "issue 23 item 7 (fixed on main): the worker ran __repr__",
-    "spool_removal": "issue 23 item 9 (fixed on main): turn on after a long run",
-    "spool_damage": (
-        "issue 23 item 1 (fixed on main, short runs green), but a 10-minute run found: spool mode, "
-        "peer dripping, a row's index damaged, then flush() True with 2 events neither arrived "
-        "nor counted as dropped; not analysed"
+    # Left to the records work (src/eventlog/_records/): off until it is fixed there.
+    "record_deleted_attribute": (
+        "new, not in issue 23: a record with one standard attribute deleted (del record.name) and one "
+        "added (extra=) has as many attributes as a plain one: logrecords.extra_keys() takes it for "
+        "one without extras, and its extra fields are lost (the event arrives without them)"
     ),
-    "reconfigure_spool": "issue 23 item 10: configure() again on the same spool; still fails here",
     "record_surrogates": (
         "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
         "file under a non-UTF-8 folder name), funcName or threadName drops the event as unencodable"
     ),
-    "payload_damage": "new, not in issue 23: a flipped payload byte is sent as it is, counted as sent",
 }
 
 _enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
@@ -116,8 +114,13 @@ config.NOT_SETTINGS.update(
 
 #: How long a check waits for the worker to settle (a count in the middle of a batch).
 SETTLE = 3.0
-#: How long a successful flush's events may take from the socket to the receiver's list.
+#: How long a successful flush's events may take from the socket to the receiver's list
+#: once the peer stops reading more (a dripping peer reads a few hundred bytes at a time).
 ARRIVE = 5.0
+#: A step that takes longer than this dumps every thread's stack to stderr (a hang, or a slow step).
+STALL = 120.0
+#: Flushes whose events took longer than ARRIVE to be read by a dripping peer (printed at the end).
+late_arrivals: list[float] = []
 
 log = logging.getLogger("faults.app")
 
@@ -337,6 +340,7 @@ class RawPeer:
     def __init__(self, port: int, kind: str) -> None:
         self.kind = kind
         self.lines: list[bytes] = []
+        self.bytes_read = 0
         self._stop = threading.Event()
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -387,6 +391,7 @@ class RawPeer:
                 break
             buffer += chunk
             with self._lock:
+                self.bytes_read += len(chunk)
                 _collect(buffer, self.lines)
             if self.kind == "drip":
                 self._stop.wait(0.002)
@@ -414,6 +419,11 @@ class ChildReport:
         self.sent: int = data["sent"]
         self.dropped: int = data["dropped"]
         self.exact: bool = data["exact"]
+        #: Its events still in its memory at os._exit (lost); None for a report without the count.
+        self.lost: int = data["lost"]
+        #: Events of spool rows it may have counted as sent and not yet deleted: the next owner
+        #: sends them again (at-least-once), so they may be counted twice.
+        self.in_doubt: int = data["in_doubt"]
 
 
 class FaultMachine(RuleBasedStateMachine):
@@ -441,6 +451,7 @@ class FaultMachine(RuleBasedStateMachine):
         log.setLevel(1)
         self.carts: dict[str, str] = {}  # marker -> the cart's text at the call
         self.old_spools: list[str] = []  # spool files of earlier pipelines (reconfigure)
+        self.stranded = 0  # events in spool files removed while no pipeline had them open
         app_code_in_worker.clear()
 
     # ------------------------------------------------------------ set-up and teardown
@@ -472,13 +483,23 @@ class FaultMachine(RuleBasedStateMachine):
         self.pipelines.append(eventlog.configure(**self.settings))
 
     def teardown(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
         try:
             eventlog.shutdown(timeout=1)
         finally:
             log.handlers[:] = []
             api._default = None
             for peer in self.peers:
-                peer.stop()
+                peer.stop()  # a send stuck on a dripping peer ends now
+            # The pipelines configure() replaced shut down in the background, and a worker
+            # given up at a deadline may still finish its send: each may write into the
+            # folder (a spool file made again) while it is removed, which then fails at
+            # random (a failure outside any step: hypothesis shrank it for minutes, "flaky").
+            pipeline_module.flush_retiring(10)
+            for pipeline in self.pipelines:
+                worker = pipeline.worker.thread
+                if worker is not None:
+                    worker.join(10)
             self.folder.cleanup()
 
     @property
@@ -543,7 +564,12 @@ class FaultMachine(RuleBasedStateMachine):
             if key in ("pathname", "funcName", "threadName") and not on("record_surrogates"):
                 value = value.encode("utf-8", "replace").decode("utf-8")
             setattr(record, key, value)
-        if on("record_mutations") and "name" in changes and changes["name"] is None:
+        if (
+            on("record_mutations")
+            and on("record_deleted_attribute")
+            and "name" in changes
+            and changes["name"] is None
+        ):
             del record.name
         self.handler.handle(record)  # a handler never raises into the application
 
@@ -608,17 +634,27 @@ class FaultMachine(RuleBasedStateMachine):
 
     def check_arrived(self, promised: list[str]) -> None:
         """After a successful flush: what it covered arrived, or was counted as dropped."""
-        deadline = time.monotonic() + ARRIVE
+        # A flushed event is in the peer's socket, not yet in its list: wait while the peer
+        # still reads (a dripping peer reads 256 bytes at a time, a big batch takes long on a
+        # loaded machine), and give up ARRIVE seconds after it stopped reading anything.
+        started = time.monotonic()
+        deadline = started + ARRIVE
+        read = self.bytes_read()
         while True:
             got = self.received()
             missing = [m for m in promised if m not in got]
             if not missing or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
+            now_read = self.bytes_read()
+            if now_read != read:
+                read, deadline = now_read, time.monotonic() + ARRIVE
+        if time.monotonic() - started > ARRIVE and not missing:
+            late_arrivals.append(time.monotonic() - started)
         allowance = self.total_dropped() - self.dropped_at_epoch
         assert len(missing) <= allowance, (
             f"flush() returned True, but {len(missing)} events it covered never arrived "
-            f"(only {allowance} were counted as dropped): {missing[:10]}"
+            f"(only {allowance} were counted as dropped): {missing[:10]}; {self._situation()}"
         )
         for marker, events in got.items():
             # The same event resent (a half-written batch) carries the same id.
@@ -629,6 +665,23 @@ class FaultMachine(RuleBasedStateMachine):
                 assert cart == self.carts[marker], (
                     f"a dict changed after the call arrived changed: {events[0]['fields']}"
                 )
+
+    def _situation(self) -> str:
+        """What a failed arrival check needs to be understood: the peer, the spool, the counts."""
+        pipeline = self.pipeline
+        stats = pipeline.stats
+        spool = pipeline._spool
+        return (
+            f"peer {self.peer_kind}, spool {'on' if spool is not None else 'off'} "
+            f"(unavailable: {getattr(spool, '_unavailable', None)}, depth {pipeline.spool_depth()}), "
+            f"queued {pipeline.queue_depth()}, sent {stats.sent}, fallback {stats.spool_fallback}, "
+            f"quarantined {stats.spool_quarantined}, reopened {stats.spool_reopened}, "
+            f"send errors {stats.send_errors}"
+        )
+
+    def bytes_read(self) -> int:
+        """Bytes the misbehaving peers read so far (a receiver that is up reads at once)."""
+        return sum(peer.bytes_read for peer in self.peers if isinstance(peer, RawPeer))
 
     def total_dropped(self) -> int:
         return sum(sum(p.stats.dropped_by_reason().values()) for p in self.pipelines) + sum(
@@ -698,6 +751,16 @@ class FaultMachine(RuleBasedStateMachine):
     @rule(how=st.sampled_from(["delete", "move"]))
     def remove_spool(self, how: str) -> None:
         assert self.db is not None
+        # A file at the path that this process does not have open (a forked child made it
+        # after an earlier removal, then exited): nobody will carry its rows, which go with it.
+        spool = self.pipeline._spool
+        try:
+            st = os.stat(self.db)
+        except FileNotFoundError:
+            pass
+        else:
+            if (st.st_dev, st.st_ino) != getattr(spool, "_file_id", None):
+                self.stranded += _rows_in(self.db)
         for suffix in ("", "-wal", "-shm"):
             path = self.db + suffix
             with contextlib.suppress(FileNotFoundError):
@@ -727,6 +790,9 @@ class FaultMachine(RuleBasedStateMachine):
         if pid == 0:  # the child: log, maybe flush or shut down, report, and _exit
             code = 1
             try:
+                # A child that hangs shows where: the parent's SIGABRT at its timeout dumps
+                # every thread (a signal handler: no watchdog thread, which a fork loses).
+                faulthandler.enable()
                 os.close(read_end)
                 for i in range(events):
                     marker = f"C{len(self.children)}.{i}"  # a child's: no promise is checked for it
@@ -751,6 +817,8 @@ class FaultMachine(RuleBasedStateMachine):
     @invariant()
     def after_every_step(self) -> None:
         """The checks, in order: the worker first (a dead one explains the rest)."""
+        # Armed again at every step: a step that hangs shows where every thread is.
+        faulthandler.dump_traceback_later(STALL, exit=False)
         self.worker_alive()
         self.accounting_exact()
         self.values_converted_not_dropped()
@@ -759,26 +827,32 @@ class FaultMachine(RuleBasedStateMachine):
 
     def worker_alive(self) -> None:
         pipeline = self.pipeline
-        worker = pipeline.worker.thread
+        # Under the start lock: Worker._start sets its thread before start(), so another thread
+        # starting it (configure() again: the old pipeline, handing its spool rows back, wakes
+        # the new one from its retiring thread) shows a thread not alive *yet*, not a dead one.
+        with pipeline.worker._lock:
+            worker = pipeline.worker.thread
         if worker is None or worker.is_alive() or pipeline.worker.closed:
             return
         # Dead: the next event must start a new one.
         eventlog.log_event(eventlog.Event("faults.probe", fields={"fi": self._mark()}))
-        worker = pipeline.worker.thread
+        with pipeline.worker._lock:
+            worker = pipeline.worker.thread
         assert worker is not None and worker.is_alive(), (
-            "the worker died and the next event did not restart it"
+            f"the worker died and the next event did not restart it (died of {pipeline.worker.died}; "
+            f"stopping {pipeline.worker.stopping}, restarts {pipeline.stats.worker_restarts})"
         )
 
     def accounting_exact(self) -> None:
         deadline = time.monotonic() + SETTLE
         while True:
             accepted, accounted, slack, detail = self.ledger()
-            if 0 <= accepted - accounted <= slack or time.monotonic() > deadline:
+            if -detail.get("in_doubt", 0) <= accepted - accounted <= slack or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
-        assert 0 <= accepted - accounted <= slack, (
-            f"accepted {accepted} != sent + dropped + waiting {accounted} (+ up to {slack} lost by "
-            f"children at os._exit): {detail}"
+        assert -detail.get("in_doubt", 0) <= accepted - accounted <= slack, (
+            f"accepted {accepted} != sent + dropped + waiting {accounted} (+ {slack} lost by "
+            f"children at os._exit, or - up to {detail.get('in_doubt', 0)} sent twice): {detail}"
         )
 
     def ledger(self) -> tuple[int, int, int, dict[str, Any]]:
@@ -795,12 +869,16 @@ class FaultMachine(RuleBasedStateMachine):
                 dropped=dropped, in_flight=in_flight,
             )  # fmt: skip
         if self.db is not None:
-            # Spool mode: a child's rows share the file (this process may send them later).
+            # Spool mode: a child's rows share the file (this process may send them later), and a
+            # child sends rows it did not write (free ones, a dead child's): its sent counts
+            # those, so only what it still held in memory at os._exit is lost.
             for child in self.children:
                 accepted += child.accepted
                 accounted += child.sent + child.dropped
-                # Not sent nor dropped at os._exit: in the spool file (counted below) or lost.
-                slack += child.accepted - child.sent - child.dropped
+                slack += child.lost
+            detail["in_doubt"] = sum(child.in_doubt for child in self.children)
+            slack += self.stranded
+            detail["stranded"] = self.stranded
             spooled = self.pipeline.spool_depth() + sum(map(_rows_in, self.old_spools))
             accounted += spooled
             detail["spool"] = spooled
@@ -831,6 +909,35 @@ class FaultMachine(RuleBasedStateMachine):
         app_code_in_worker.clear()
 
 
+def _reported(step: Any) -> Any:
+    """``step`` (a rule or invariant), saying its failure on stderr at once.
+
+    Hypothesis replays a failure to shrink it; one that does not come again ends as
+    "Flaky" (or "inconsistent data generation") with the first one's message lost.
+    """
+
+    @functools.wraps(step)  # keeps hypothesis's markers (rule, precondition, invariant)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(*args, **kwargs)
+        except BaseException as exc:
+            print(
+                f"\nfault injection: {step.__name__} failed: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+
+    return run
+
+
+for _name, _step in list(vars(FaultMachine).items()):
+    if _name == "teardown" or any(
+        key.startswith("hypothesis_stateful_") for key in getattr(_step, "__dict__", {})
+    ):
+        setattr(FaultMachine, _name, _reported(_step))
+
+
 def _rows_in(path: str) -> int:
     """Events waiting in the spool file at ``path``, read through sqlite3."""
     try:  # read-only: a removed file must not be made again here
@@ -841,9 +948,14 @@ def _rows_in(path: str) -> int:
 
 
 def _child_report(pipeline: Pipeline | None) -> dict[str, Any]:
-    """The child's counts, with accepted = sent + dropped + waiting checked (within a bound)."""
+    """The child's counts, with accepted = sent + dropped + waiting checked (within a bound).
+
+    Taken holding every spool's lock, which the child keeps until ``os._exit``: its worker
+    deletes no row after the report, so what the report does not count as sent is still in
+    the file (or was in memory: ``lost``).
+    """
     if pipeline is None:
-        return {"accepted": 0, "sent": 0, "dropped": 0, "exact": True}
+        return {"accepted": 0, "sent": 0, "dropped": 0, "exact": True, "lost": 0, "in_doubt": 0}
     deadline = time.monotonic() + SETTLE
     while True:
         stats, queued = pipeline.stats, pipeline.queue_depth()
@@ -853,8 +965,22 @@ def _child_report(pipeline: Pipeline | None) -> dict[str, Any]:
         # In spool mode the file holds every process's rows: only memory mode is exact here.
         exact = pipeline._spool is not None or accepted == stats.sent + dropped + waiting
         if exact or time.monotonic() > deadline:
-            return {"accepted": accepted, "sent": stats.sent, "dropped": dropped, "exact": exact}
+            break
         time.sleep(0.01)
+    spools = list(spool_module._spools)
+    for spool in spools:
+        spool._lock.acquire(timeout=SETTLE)
+    stats, queued = pipeline.stats, pipeline.queue_depth()
+    # The rows of its last read (sent, maybe not deleted) and those whose delete failed.
+    in_doubt = sum(sum(s._events_of.values()) + sum(s._unremoved.values()) for s in spools)
+    return {
+        "accepted": stats.taken + queued + stats.overflow,
+        "sent": stats.sent,
+        "dropped": sum(stats.dropped_by_reason().values()),
+        "exact": exact,
+        "lost": queued + pipeline._accounts._in_flight,
+        "in_doubt": in_doubt,
+    }
 
 
 def _wait_child(pid: int, fd: int, timeout: float) -> tuple[dict[str, Any] | None, int | None]:
@@ -874,7 +1000,10 @@ def _wait_child(pid: int, fd: int, timeout: float) -> tuple[dict[str, Any] | Non
         if done:
             return (json.loads(data) if data else None), os.waitstatus_to_exitcode(status)
         time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGABRT)  # faulthandler in the child prints where it hung
+    time.sleep(1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return None, None
 
@@ -915,4 +1044,9 @@ def test_faults_interleaved_keep_the_worker_alive_and_the_counts_exact() -> None
     while time.monotonic() < stop_at:
         run_state_machine_as_test(FaultMachine, settings=_settings())
         rounds += 1
-    print(f"fault injection: {rounds} rounds in {MINUTES:g} minutes, no failure")
+    late = (
+        f"; {len(late_arrivals)} flushes took over {ARRIVE:g} s to arrive at a dripping peer"
+        if late_arrivals
+        else ""
+    )
+    print(f"fault injection: {rounds} rounds in {MINUTES:g} minutes, no failure{late}")

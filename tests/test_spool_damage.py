@@ -83,10 +83,21 @@ def _spool_while_peer_down(db: Path, port: int, prefix: str, count: int) -> list
 
 
 def _damage(db: Path, seq: int, how: str) -> bytes:
-    """Change one byte of row ``seq``'s stored index; return the damaged index as stored."""
+    """Change one byte of row ``seq``'s stored index (or payloads); return the index as stored."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         index = conn.execute("SELECT records FROM batches WHERE seq = ?", (seq,)).fetchone()[0].encode()
-        if how == "not-json":
+        if how == "payload":  # one byte of an event's text: the index still fits
+            payloads = bytearray(
+                conn.execute("SELECT payloads FROM batches WHERE seq = ?", (seq,)).fetchone()[0]
+            )
+            at = payloads.index(b'"action"') + 2
+            payloads[at] ^= 0x20  # "action" -> "aCtion": still JSON, the wrong key
+            conn.execute("UPDATE batches SET payloads = ? WHERE seq = ?", (bytes(payloads), seq))
+            conn.commit()
+            return index
+        if how == "id-case":  # '[["old-...' -> '[["Old-...': still JSON, the sizes still add up
+            damaged = index[:3] + index[3:4].swapcase() + index[4:]
+        elif how == "not-json":
             damaged = index[:1] + b"{" + index[2:]  # '[[' -> '[{': no longer JSON
         else:  # still JSON, but the first event's size is one byte off: the cuts would be wrong
             entries = json.loads(index)
@@ -101,7 +112,15 @@ def _damage(db: Path, seq: int, how: str) -> bytes:
     return damaged
 
 
-@pytest.mark.parametrize(("how", "reason"), [("not-json", "undecodable"), ("sizes", "index_mismatch")])
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("not-json", "undecodable"),
+        ("sizes", "index_mismatch"),
+        ("payload", "checksum"),
+        ("id-case", "checksum"),
+    ],
+)
 def test_a_damaged_row_is_quarantined_and_the_rows_behind_it_are_sent(
     db: Path, how: str, reason: str, eventlog_warnings: EventlogWarnings
 ) -> None:
@@ -300,7 +319,7 @@ def test_a_spool_written_by_0_1_0_opens_and_its_rows_are_delivered(db: Path, rec
     assert pipeline.stats.dropped_by_reason() == {}
     with contextlib.closing(sqlite3.connect(db)) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
-        assert "destination" in columns
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert {"destination", "checksum"} <= columns
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
         assert conn.execute("SELECT COUNT(*) FROM quarantine").fetchone() == (0,)
         assert conn.execute("SELECT COUNT(*) FROM batches").fetchone() == (0,)

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -432,3 +433,62 @@ def test_poison_events_are_set_aside_and_the_rest_of_the_batch_spooled_and_sent(
     assert pipeline.stats.sent == 270
     assert eventlog_warnings.count("could not be formatted as 'picky'") == 1
     assert _rows(tmp_path / "events.db") == []
+
+
+# ---------------------------------------------------------------- an unavailable spool is tried again
+
+
+def _open_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The next spool open fails as a read-only file would (a file replaced mid-open does)."""
+    calls: list[int] = []
+    real_open = spool_module.open_database
+
+    def open_database(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(spool_module, "open_database", open_database)
+    monkeypatch.setattr(spool_module, "RETRY_SECONDS", 0.2)
+    return calls
+
+
+def test_an_unavailable_spool_is_tried_again_however_often_it_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventlog._records.batch import Record
+
+    calls = _open_fails_once(monkeypatch)
+    spool = spool_module.SQLiteSpool(str(tmp_path / "events.db"), "json")
+    refused = 0
+    for n in range(200):  # a busy worker: far more often than every RETRY_SECONDS
+        try:
+            spool.add([Record(f"e-{n}", "test.fault", 0, b"{}\n")])
+            break
+        except spool_module.SpoolUnavailable:
+            refused += 1
+            time.sleep(0.02)
+    # Each refusal used to put the next try off by RETRY_SECONDS: it was never tried again.
+    assert refused < 200 and len(calls) == 2
+    assert spool.depth() == 1
+    spool.close()
+
+
+def test_queued_events_reach_a_spool_that_works_again_while_the_peer_stays_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _open_fails_once(monkeypatch)
+    db = tmp_path / "events.db"
+    pipeline = _configure(free_port(), db, batch_size=10, linger_ms=0, shutdown_timeout=0.2)
+    want = _log("e", 50)
+    # The worker sends its first batch from memory and retries it (the peer is down); the
+    # queue must not wait for that send: it goes to the spool once the spool works again.
+    deadline = time.monotonic() + 30
+    while pipeline.queue_depth() or len(_rows(db)) + pipeline._delivery._sending_from_memory < 50:
+        assert time.monotonic() < deadline, (pipeline.queue_depth(), len(_rows(db)))
+        time.sleep(0.02)
+    assert pipeline._delivery.unspooled == []
+    assert set(_rows(db)) <= want and pipeline.stats.sent == 0
+    assert pipeline.spool_depth() == 50
+    eventlog.shutdown(0.2)

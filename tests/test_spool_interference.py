@@ -193,8 +193,49 @@ def test_a_spool_file_deleted_in_a_quiet_outage_is_noticed_without_a_new_event(
     os.unlink(db)
     # Nothing more is logged: the worker only retries the batch in hand.
     _wait(lambda: sorted(_ids_in_spool(db)) == first)
-    assert pipeline.stats.spool_reopened == {"deleted": 1}
+    # Counted once the fresh file holds them (a moment after its rows show): waited for too.
+    _wait(lambda: pipeline.stats.spool_reopened == {"deleted": 1})
     assert eventlog_warnings.count(f"the spool file {db} was deleted") == 1
+
+
+def test_a_deleted_spool_file_carries_the_rows_nobody_owns_too(db: Path) -> None:
+    """Rows released by a replaced pipeline, of a dead process or of another format move too."""
+    from eventlog._records.batch import Record
+
+    def records(prefix: str, count: int) -> list[Record]:
+        return [Record(f"{prefix}-{n}", "test.free", 0, b"{}\n") for n in range(count)]
+
+    released = spool_module.SQLiteSpool(str(db), "json")  # configure() replaced its pipeline
+    released.add(records("released", 5))
+    released.close()
+    dead = spool_module.SQLiteSpool(str(db), "json")  # a process that died
+    dead.add(records("dead", 3))
+    other = spool_module.SQLiteSpool(str(db), "msgpack")  # a format this spool does not send
+    other.add(records("other", 2))
+    other.close()
+    live = spool_module.SQLiteSpool(str(db), "json")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("UPDATE batches SET owner = '999999999:1:1' WHERE owner = ?", (dead._owner,))
+        conn.commit()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+    live.add(records("live", 1))  # notices the deletion and starts the fresh file
+
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT format, owner, records FROM batches ORDER BY seq").fetchall()
+    carried = [(fmt, owner == live._owner, [e[0] for e in json.loads(index)]) for fmt, owner, index in rows]
+    assert carried == [
+        ("json", True, [f"released-{n}" for n in range(5)]),
+        ("json", True, [f"dead-{n}" for n in range(3)]),
+        ("msgpack", False, ["other-0", "other-1"]),  # still free, for a pipeline of its format
+        ("json", True, ["live-0"]),
+    ]
+    assert live.depth() == 11
+    want = [f"released-{n}" for n in range(5)] + [f"dead-{n}" for n in range(3)] + ["live-0"]
+    assert [r.id for r in live.pending(100)] == want
+    live.close()
+    dead.close()
 
 
 # ---------------------------------------------------------------- what waits shows in a depth

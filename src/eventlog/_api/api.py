@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 
 _default: Pipeline | None = None
 _lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent's inside configure() is not in the child
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 #: The last configuration error (configure(), an EventHandler's settings, or the
 #: environment at first use); while it stands, flush() and shutdown() return False:
 #: events did not go where the settings said.  A configure() that succeeds clears it.

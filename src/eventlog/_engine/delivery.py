@@ -163,7 +163,15 @@ class SpoolDelivery:
         """
         queue = self._queue
         if self.unspooled and not everything:
-            return  # the spool failed a moment ago: events stay in the bounded queue
+            # The spool failed a moment ago: what it refused goes first, once it works again
+            # (until its next try this fails at once, without I/O); meanwhile queued events
+            # stay in the bounded queue.  Not waiting for the next batch: in an outage the
+            # worker retries one send from memory, and the queue would wait for it.
+            try:
+                self._store(self.unspooled)
+            except SpoolUnavailable:
+                return  # counted as a fallback when it was refused
+            self.unspooled = []
         while queue:
             # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
             # writes move more; but what one move holds (items, wire dicts, payloads, the row's

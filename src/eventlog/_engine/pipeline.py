@@ -440,6 +440,11 @@ def flush_retiring(timeout: float | None) -> bool:
 
 
 def _after_fork_in_child() -> None:
+    global _retiring_lock
+    # The threads that shut replaced pipelines down are not in the child, and one of them
+    # may have held this lock at the fork: the child's flush() would wait on it for ever.
+    _retiring_lock = threading.Lock()
+    _retiring.clear()
     for pipeline in list(_live):
         pipeline._after_fork()
 

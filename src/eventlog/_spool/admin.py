@@ -121,7 +121,7 @@ def waiting_records(path: str, format_name: str | None = None) -> Iterator[Recor
         seqs = [seq for (seq,) in conn.execute(f"SELECT seq FROM batches {where} ORDER BY seq", params)]
         for seq in seqs:
             row = conn.execute(
-                "SELECT records, payloads, events FROM batches WHERE seq = ?", (seq,)
+                "SELECT records, payloads, events, checksum FROM batches WHERE seq = ?", (seq,)
             ).fetchone()
             if row is None:
                 continue

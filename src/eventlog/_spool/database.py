@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS batches (
     added       REAL    NOT NULL,
     owner       TEXT,
     destination TEXT,
-    shed        INTEGER NOT NULL DEFAULT 0
+    shed        INTEGER NOT NULL DEFAULT 0,
+    checksum    INTEGER
 );
 CREATE INDEX IF NOT EXISTS batches_owned ON batches(owner, format, seq) WHERE owner IS NOT NULL;
 CREATE INDEX IF NOT EXISTS batches_free ON batches(format, seq) WHERE owner IS NULL;
@@ -71,9 +72,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 #: with one INSERT and deletes it with one DELETE, whatever its size.  ``destination``
 #: says where the rows were meant to go (:func:`eventlog._spool.sqlite.destination_of`);
 #: NULL in rows a 0.1.0 spool wrote, which any pipeline of their format may send.
+#: ``checksum`` is the CRC-32 of ``records`` (UTF-8) and ``payloads``
+#: (:func:`eventlog._spool.sqlite.row_checksum`): a byte changed on disk that still
+#: decodes is caught by it; NULL in rows an older version wrote, which are not checked.
 
-#: 1: 0.1.0; 2: ``batches.destination`` and the ``quarantine`` table (added on open).
-SCHEMA_VERSION = "2"
+#: 1: 0.1.0; 2: ``batches.destination`` and the ``quarantine`` table; 3: ``batches.checksum``
+#: (each added on open).
+SCHEMA_VERSION = "3"
 
 
 # ---------------------------------------------------------------- error labels
@@ -376,13 +381,17 @@ def _migrate(conn: sqlite3.Connection, columns: set[str]) -> None:
     writes): a 0.1.0 process may still share the file.
     """
     missing_table = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'quarantine'").fetchone()
-    if "destination" in columns and "shed" in columns and not missing_table:
+    if {"destination", "shed", "checksum"} <= columns and not missing_table:
         return
     with _transaction(conn):
+        # Read again inside the write lock: another process may have added them meanwhile.
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
         if "destination" not in columns:
             conn.execute("ALTER TABLE batches ADD COLUMN destination TEXT")
         if "shed" not in columns:  # overload control: 1 for a row of sheddable events
             conn.execute("ALTER TABLE batches ADD COLUMN shed INTEGER NOT NULL DEFAULT 0")
+        if "checksum" not in columns:
+            conn.execute("ALTER TABLE batches ADD COLUMN checksum INTEGER")
         conn.execute(_QUARANTINE)
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))

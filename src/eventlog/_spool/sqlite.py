@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.parse
 import weakref
+import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -253,6 +254,11 @@ class _Connection:
                     conn = self._open()
                     self._check_file(conn)
                     return body(self._open())
+                except SpoolUnavailable:
+                    # Said and timed already (by _failed, or _open's wait until the next try):
+                    # through _failed again, each call would put the next try off, and a spool
+                    # used more often than RETRY_SECONDS would never be tried again.
+                    raise
                 except (OSError, sqlite3.Error) as exc:
                     if not _is_busy(exc) or time.monotonic() >= give_up:
                         self._failed(exc, doing)
@@ -344,17 +350,50 @@ class _Connection:
         gone = "moved" if _still_linked(self._file_id) else "deleted"
         self._replace_file(conn, "replaced" if now is not None else gone)
 
+    def _claim_orphans(self, old: sqlite3.Connection) -> set[int]:
+        """In a file about to be left: take the free rows and those of dead owners; return their seqs.
+
+        Taken in the old file, in one transaction, so that of two processes noticing
+        the same deletion only one carries them.  Without this they would stay in a
+        file nobody opens again, counted nowhere.
+        """
+        try:
+            owners = [o for (o,) in old.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL")]
+            dead = [o for o in owners if o != self._owner and not owner_alive(o)]
+            with _transaction(old):
+                freed = old.execute(
+                    "UPDATE batches SET owner = ? WHERE owner IS NULL OR owner IN "
+                    "(SELECT value FROM json_each(?)) RETURNING seq",
+                    (self._owner, json.dumps(dead)),
+                ).fetchall()
+        except sqlite3.Error:
+            return set()  # the old file cannot be written: only our own rows are carried
+        return {seq for (seq,) in freed}
+
+    def _may_claim(self, fmt: str, destination: str | None) -> bool:
+        """Whether a free row of this format and destination is one this spool sends (:meth:`_claimable`)."""
+        if fmt != self.format_name:
+            return False
+        if self.claim == "any":
+            return True
+        if self.claim == "exact":
+            return destination == self.destination
+        return destination is None or destination == self.destination
+
     def _replace_file(self, old: sqlite3.Connection, reason: str) -> None:
         """The file was deleted, moved or replaced: open the one at the path, carry our rows over.
 
-        Only this instance's rows: each process sharing the file carries its own.
+        This instance's rows, and the rows nobody else will carry: free ones (a pipeline
+        that configure() replaced released them, a child that shut down) and those of dead
+        processes.  Each live instance sharing the file carries its own.
         """
+        free = self._claim_orphans(old)
         skip = self._unremoved  # delivered already: not carried over
         rows = [
             row
             for row in old.execute(
-                "SELECT seq, format, events, records, payloads, added, destination, shed FROM batches "
-                "WHERE owner = ? ORDER BY seq",
+                "SELECT seq, format, events, records, payloads, added, destination, shed, checksum "
+                "FROM batches WHERE owner = ? ORDER BY seq",
                 (self._owner,),
             ).fetchall()
             if row[0] not in skip
@@ -375,12 +414,14 @@ class _Connection:
             conn = self._open()
             renumbered: dict[int, int] = {}
             with _transaction(conn):
-                for seq, fmt, events, index, payloads, added, destination, shed in rows:
+                for seq, fmt, events, index, payloads, added, destination, shed, checksum in rows:
+                    # A free row this spool does not send (another format or destination) stays free.
+                    owner = self._owner if seq not in free or self._may_claim(fmt, destination) else None
                     renumbered[seq] = (
                         conn.execute(
                             "INSERT INTO batches (format, events, records, payloads, added, owner, "
-                            "destination, shed) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (fmt, events, index, payloads, added, self._owner, destination, shed),
+                            "destination, shed, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (fmt, events, index, payloads, added, owner, destination, shed, checksum),
                         ).lastrowid
                         or 0
                     )
@@ -397,7 +438,11 @@ class _Connection:
         with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
             old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
             old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        self._own = {renumbered[row[0]]: row[2] for row in rows}
+        self._own = {
+            renumbered[row[0]]: row[2]
+            for row in rows
+            if row[0] not in free or self._may_claim(row[1], row[6])
+        }
         self._recent = {renumbered[seq]: records for seq, records in recent.items() if seq in renumbered}
         self._batch_rows = [(renumbered[seq], a, b) for seq, a, b in batch_rows if seq in renumbered]
         self._events_of = {renumbered[seq]: n for seq, n in events_of.items() if seq in renumbered}
@@ -412,8 +457,8 @@ class _Connection:
         log.warning(
             "the spool file %s was %s while in use; a fresh spool was started at that path and "
             "the %d events this process had waiting in the old one were written to it, so a "
-            "crash no longer loses them (rows of other processes in the old file are not "
-            "carried over)",
+            "crash no longer loses them (other running processes carry their own rows; free rows "
+            "and those of dead processes came along)",
             self.path,
             what,
             events,
@@ -668,7 +713,7 @@ class _Writer(_Upkeep):
             # Overload control: sheddable events get rows of their own, which limits evict first.
             chunks = [group[i : i + size] for group in _by_class(records) for i in range(0, len(group), size)]
             rows = [
-                (
+                _row(
                     fmt,
                     len(chunk),
                     _index([[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]),
@@ -684,14 +729,14 @@ class _Writer(_Upkeep):
             chunks, rows = self._storable(records, exc, now)
             if not rows:
                 return
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
         params = [value for row in rows for value in row]
 
         def insert(conn: sqlite3.Connection) -> None:
             # One statement, its own transaction: its rows get contiguous seqs.
             last = conn.execute(
-                "INSERT INTO batches (format, events, records, payloads, added, owner, destination, shed) "
-                f"VALUES {values}",
+                "INSERT INTO batches (format, events, records, payloads, added, owner, destination, shed, "
+                f"checksum) VALUES {values}",
                 params,
             ).lastrowid
             assert last is not None
@@ -753,7 +798,7 @@ class _Writer(_Upkeep):
         size = self.row_events
         chunks: list[Sequence[Record]] = [kept[i : i + size] for i in range(0, len(kept), size)]
         rows = [
-            (
+            _row(
                 self.format_name,
                 len(chunk),
                 _index(entries[i : i + size]),
@@ -829,9 +874,9 @@ class _Reader(_Writer):
             loaded: dict[int, list[Record]] = {}
             damaged: dict[int, tuple[str, str]] = {}
             if missing:
-                for seq, index, payloads, events in self._read_rows(conn, missing + ahead, damaged):
+                for seq, index, payloads, events, checksum in self._read_rows(conn, missing + ahead, damaged):
                     try:
-                        loaded[seq] = _decode(index, payloads, events)
+                        loaded[seq] = _decode(index, payloads, events, checksum)
                     except _Damaged as exc:
                         damaged[seq] = (exc.reason, str(exc))
                     except Exception as exc:  # whatever a damaged row makes the decoder raise
@@ -868,10 +913,14 @@ class _Reader(_Writer):
 
     def _read_rows(
         self, conn: sqlite3.Connection, seqs: list[int], damaged: dict[int, tuple[str, str]]
-    ) -> list[tuple[int, Any, Any, Any]]:
-        """``(seq, records, payloads, events)`` of the rows still there; unreadable ones into ``damaged``."""
+    ) -> list[tuple[int, Any, Any, Any, Any]]:
+        """``(seq, records, payloads, events, checksum)`` of the rows still there.
+
+        Rows that cannot be read go into ``damaged``.
+        """
         query = (
-            "SELECT seq, records, payloads, events FROM batches WHERE seq IN (SELECT value FROM json_each(?))"
+            "SELECT seq, records, payloads, events, checksum FROM batches "
+            "WHERE seq IN (SELECT value FROM json_each(?))"
         )
         try:
             return conn.execute(query, (json.dumps(seqs),)).fetchall()
@@ -1062,12 +1111,37 @@ def _index(entries: list[list[object]]) -> str:
     return json.dumps(entries, separators=(",", ":"))
 
 
-def _decode(index: str | bytes, payloads: bytes, events: int) -> list[Record]:
-    """The records of one stored batch; raises :class:`_Damaged` when the index does not fit.
+def row_checksum(index: str, payloads: bytes) -> int:
+    """A row's checksum: CRC-32 of its index (UTF-8) and its payloads.
+
+    zlib's CRC-32 runs in C at several bytes a cycle: a few microseconds for a
+    batch of hundreds of events, beside the INSERT that writes them.
+    """
+    return zlib.crc32(payloads, zlib.crc32(index.encode("utf-8", "surrogatepass")))
+
+
+def _row(
+    fmt: str,
+    events: int,
+    index: str,
+    payloads: bytes,
+    added: float,
+    owner: str,
+    destination: str | None,
+    shed: int,
+) -> tuple[Any, ...]:
+    """The values of one ``batches`` row, in the order of its INSERT (checksum last)."""
+    return (fmt, events, index, payloads, added, owner, destination, shed, row_checksum(index, payloads))
+
+
+def _decode(index: str | bytes, payloads: bytes, events: int, checksum: int | None = None) -> list[Record]:
+    """The records of one stored batch; raises :class:`_Damaged` when the row is not as written.
 
     The index must be a list of ``events`` entries whose sizes add up to the
     payloads exactly: a changed byte that still parses is caught here, not sent
-    as events cut at the wrong places.
+    as events cut at the wrong places.  A changed byte that keeps all of that
+    (in a payload, an id) is caught by the row's ``checksum`` (None: a row an
+    older version wrote, not checked).
     """
     loads = json.loads if _orjson is None else _orjson.loads
     try:
@@ -1093,6 +1167,13 @@ def _decode(index: str | bytes, payloads: bytes, events: int) -> list[Record]:
             "index_mismatch",
             f"the row's index counts {offset} bytes of payloads, the row holds {len(payloads)}",
         )
+    if checksum is not None:
+        text = index if isinstance(index, str) else index.decode("utf-8", "surrogatepass")
+        actual = row_checksum(text, payloads)
+        if actual != checksum:
+            raise _Damaged(
+                "checksum", f"the row's checksum is {checksum}, its index and payloads give {actual}"
+            )
     return records
 
 
