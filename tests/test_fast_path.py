@@ -363,3 +363,30 @@ def test_event_copies_plain_dicts_in_c_as_in_python(fast_path: str, values: dict
     assert same_objects(got) == same_objects(python)
     assert got is None or got is not values
     assert same_objects(got) in (None, same_objects(values))
+
+
+def test_a_record_with_an_attribute_deleted_and_an_extra_added_keeps_the_extra() -> None:
+    # Found by the fault-injection run (rule record_deleted_attribute): the record has as many
+    # attributes as logging gives, so it looked like one without extra= and the extra was lost.
+    import logging
+
+    from eventlog import EventHandler
+    from eventlog.testing import capture_events
+
+    class Mutate(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            del record.processName
+            record.cart = "3 items"
+            return True
+
+    logger = logging.getLogger("tests.fast_path.deleted_attribute")
+    logger.propagate = False
+    handler = EventHandler()
+    handler.addFilter(Mutate())
+    logger.addHandler(handler)
+    try:
+        with capture_events() as events:
+            logger.warning("checkout")
+    finally:
+        logger.removeHandler(handler)
+    assert [(e["message"], e["fields"]["cart"]) for e in events] == [("checkout", "3 items")]

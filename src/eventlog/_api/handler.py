@@ -11,7 +11,13 @@ from eventlog._config.config import Settings
 from eventlog._core.diagnostics import WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.context import current as _current_context
-from eventlog._records.logrecords import _INIT_LEN, plain_record, record_to_event, unrenderable
+from eventlog._records.logrecords import (
+    _INIT_LEN,
+    _LAST_INIT_KEY,
+    plain_record,
+    record_to_event,
+    unrenderable,
+)
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -86,7 +92,13 @@ class EventHandler(logging.Handler):
                     -9_223_372_036.0 < record.created < 9_223_372_036.0
                     and not record.exc_info
                     and not record.exc_text
-                    and (len(attributes) == _INIT_LEN or plain_record(attributes))
+                    and (
+                        plain_record(attributes)
+                        if len(attributes) != _INIT_LEN
+                        # As many attributes as logging gives, but one deleted and an extra added
+                        # (the last key is not logging's last): its extras would go unseen.
+                        else next(reversed(attributes)) is _LAST_INIT_KEY
+                    )
                 )
             except Exception:
                 plain = False

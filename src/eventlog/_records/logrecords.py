@@ -71,7 +71,7 @@ def extra_keys(attributes: dict[str, Any]) -> list[str]:
     # Cheaper than a set difference over all ~20 keys: LogRecord.__init__ sets its attributes
     # first, so what follows them was added later; a record whose start differs (an attribute
     # deleted, a LogRecord subclass) takes the general way.
-    if len(attributes) == _INIT_LEN:
+    if len(attributes) == _INIT_LEN and next(reversed(attributes)) is _LAST_INIT_KEY:
         return []
     keys = list(attributes)
     if keys[:_INIT_LEN] == _INIT_KEYS:

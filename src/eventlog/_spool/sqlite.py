@@ -26,6 +26,7 @@ row owners are process identities (:mod:`eventlog._spool.identity`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -1062,11 +1063,13 @@ class SQLiteSpool(_Reader):
 
 
 def _by_class(records: Sequence[Record]) -> list[Sequence[Record]]:
-    """``records`` as [kept, sheddable] (overload control), or as one group when all are alike."""
-    shed = [r for r in records if type(r) is SheddableRecord]
-    if not shed or len(shed) == len(records):
+    """``records`` cut into runs of one class (overload control), in their order: rows of
+    sheddable events of their own, and the events still sent in the order they were logged."""
+    if not any(type(r) is SheddableRecord for r in records) or all(
+        type(r) is SheddableRecord for r in records
+    ):
         return [records]
-    return [[r for r in records if type(r) is not SheddableRecord], shed]
+    return [list(run) for _, run in itertools.groupby(records, key=lambda r: type(r) is SheddableRecord)]
 
 
 def _shed(chunk: Sequence[Record]) -> int:
