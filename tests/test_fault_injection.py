@@ -79,18 +79,7 @@ from eventlog._spool import sqlite as spool_module
 
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
-KNOWN: dict[str, str] = {
-    # Left to the records work (src/eventlog/_records/): off until it is fixed there.
-    "record_deleted_attribute": (
-        "new, not in issue 23: a record with one standard attribute deleted (del record.name) and one "
-        "added (extra=) has as many attributes as a plain one: logrecords.extra_keys() takes it for "
-        "one without extras, and its extra fields are lost (the event arrives without them)"
-    ),
-    "record_surrogates": (
-        "new, not in issue 23: a lone surrogate in an exception's text, a record's pathname (a source "
-        "file under a non-UTF-8 folder name), funcName or threadName drops the event as unencodable"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 _enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
 ENABLED: frozenset[str] = frozenset(
