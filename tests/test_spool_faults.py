@@ -492,3 +492,23 @@ def test_queued_events_reach_a_spool_that_works_again_while_the_peer_stays_down(
     assert set(_rows(db)) <= want and pipeline.stats.sent == 0
     assert pipeline.spool_depth() == 50
     eventlog.shutdown(0.2)
+
+
+def test_a_spool_still_unreadable_after_being_moved_aside_is_unavailable_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fault run: open_database moves a corrupt file aside and opens a fresh one; when
+    # that fails too (a disk I/O error reads as corruption), its SpoolCorrupt escaped into
+    # configure().  A failing disk cannot be made on demand here, so open_database is replaced
+    # by one that fails that way.
+    def unreadable(*args: object, **kwargs: object) -> Any:
+        raise spool_module.SpoolCorrupt("disk I/O error")
+
+    monkeypatch.setattr(spool_module, "open_database", unreadable)
+    with LineReceiver() as receiver:
+        pipeline = _configure(receiver.port, tmp_path / "events.db")  # does not raise
+        ids = _log("corrupt", 5)
+        assert eventlog.flush(10)
+        assert sorted(_received(receiver, 5)) == sorted(ids)  # sent from memory meanwhile
+        assert pipeline.stats.spool_fallback == {"corrupt": 5}
+        _stop(pipeline)

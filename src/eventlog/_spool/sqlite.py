@@ -231,6 +231,11 @@ class _Connection:
             if _is_busy(exc):
                 raise
             self._failed(exc, "open")
+        except SpoolCorrupt as exc:
+            # Still unreadable after open_database moved a corrupt file aside (a disk I/O error
+            # reads as corruption): unavailable for now, as any failure to open, never raised
+            # into configure() or the worker.
+            self._failed(SpoolUnavailable(exc.reason, str(exc)), "open")
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
         self._file_id = (opened.st_dev, opened.st_ino)
