@@ -129,6 +129,7 @@ def test_bench_targets_say_what_each_is_and_why() -> None:
         found = [
             bench.Contender("floor", None, "", {"info_cpu_us": 1.0, "info_wall_us": 1.0}),
             bench.Contender("stdlib", "json", "", {"events_per_s": 100.0}),
+            bench.Contender("stdlib lean", "json", "", {"events_per_s": 500.0}),
             bench.Contender("eventlog memory json/tcp", "json", "", dict(results, latency_p99_ms=3.0)),
             bench.Contender("eventlog spool json/tcp", "json", "", dict(results)),
         ]
@@ -137,6 +138,7 @@ def test_bench_targets_say_what_each_is_and_why() -> None:
         del sys.modules["bench"]
     assert [line.split(" (", 1)[0] for line in lines] == [
         "- caller cost",
+        "- [x] throughput, memory mode json/tcp, as a multiple of the leanest stdlib set-up",
         "- [x] throughput, memory mode json/tcp",
         "- [x] throughput, spool mode json/tcp",
         "- [x] no loss in a flood",

@@ -79,6 +79,9 @@ _current_thread = threading.current_thread
 _active_get = getattr(threading, "_active", {}).get
 
 
+__all__ = ["EventlogRenderer"]
+
+
 def _caller() -> tuple[str | None, int | None, str | None]:
     """File, line and function of the first frame outside eventlog, structlog and logging."""
     frame: Any = _ASYNC_STACK.get(None) if _ASYNC_STACK is not None else None

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tests.peers import missing
 from tests.test_values import HUGE, odd_value
@@ -207,6 +207,10 @@ def test_hostile_events_arrive_at_fluentbit_server_py_exactly(
     before = len(fluentbit.received())
     sent_before = pipeline.stats.sent
     events = [Event(**spec) for spec in specs]
+    formatter = MsgpackFormatter()
+    # fluentbit-server-py drops a whole burst past 32 KiB (its buffer is per connection, not per
+    # message): an example with several 5,000-digit values cannot arrive there in one burst.
+    assume(sum(len(formatter.format(to_wire(event, None))) for event in events) <= 28 * 1024)
     for event in events:
         pipeline.submit_event(event)
     assert pipeline.flush(10)
@@ -215,7 +219,6 @@ def test_hostile_events_arrive_at_fluentbit_server_py_exactly(
     assert len(arrived) == len(events), (len(arrived), len(events))
     by_id = {entry.record[b"id"].decode(): entry for entry in arrived}
     assert Counter(entry.record[b"id"] for entry in arrived).most_common(1)[0][1] == 1
-    formatter = MsgpackFormatter()
     for event in events:
         assert event.id is not None
         entry = by_id[event.id]

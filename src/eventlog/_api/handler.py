@@ -8,7 +8,7 @@ from typing import Any
 
 from eventlog._api import api
 from eventlog._config.config import Settings
-from eventlog._core.diagnostics import WORKER_THREADS
+from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
@@ -58,7 +58,7 @@ class EventHandler(logging.Handler):
             if isinstance(kept, logging.LogRecord):  # Python 3.12+: a filter may replace it
                 record = kept
         try:
-            if record.name == "eventlog" or record.thread in WORKER_THREADS:
+            if record.name in OWN_LOGGERS or record.thread in WORKER_THREADS:
                 return False  # our own diagnostics, or libraries logging from a worker: no loops
         except Exception:
             pass  # a record missing its name or thread: converted below like any odd record

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from eventlog._config.builder import build
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
-from eventlog._core.diagnostics import Warnings, log
+from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError
 from eventlog._engine import prometheus
 from eventlog._engine.accounting import Accounting
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from eventlog._records.context import RequestContext
     from eventlog._spool import Spool
 
+
+log = logging.getLogger(__name__)
 __all__ = ["MAX_UNEXPECTED_FAILURES", "Pipeline"]
 
 
@@ -100,7 +102,7 @@ class Pipeline:
     def _setup_runtime(self, transport: Transport | None = None) -> None:
         """The worker and its parts: made at start and again in a forked child."""
         parts, stats, settings = self._parts, self.stats, self.settings
-        self._warnings = warnings = Warnings(self.name)
+        self._warnings = warnings = Warnings(self.name, log)
         # accepted = sent + dropped + waiting, also when shutdown() gives up on a worker stuck
         # in a send: see eventlog._engine.accounting.
         self._accounts = accounts = Accounting(stats)

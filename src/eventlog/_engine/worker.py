@@ -14,6 +14,7 @@ doors reach through :class:`eventlog._engine.pipeline.Pipeline`'s submit methods
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import threading
 import time
@@ -22,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-from eventlog._core.diagnostics import WORKER_THREADS, Warnings, log
+from eventlog._core.diagnostics import WORKER_THREADS, Warnings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from eventlog._engine.overload import Overload
     from eventlog._engine.sender import Sender
 
+
+log = logging.getLogger(__name__)
 __all__ = ["SUPERVISE_EVERY", "Delivery", "Intake", "State", "Worker", "weakly"]
 
 #: How often a waiting flush checks that the worker is alive (and restarts one that died).
