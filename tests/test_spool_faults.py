@@ -348,12 +348,13 @@ def test_size_limit_evicts_the_oldest_and_counts_them(tmp_path: Path) -> None:
     assert evicted > 0
     assert evicted + len(waiting) == total  # accepted = sent (0) + dropped + waiting
     numbers = sorted(int(i.split("-")[1]) for i in waiting)
-    # The first batch was being sent (kept); after it, only the newest events remain.
-    in_flight = [n for n in numbers if n < 500]
-    rest = [n for n in numbers if n >= 500]
-    assert rest == list(range(total - len(rest), total))
-    # Kept whole, however many events the worker took at first (one alone, under load).
+    # The first batch was being sent (kept whole, however many events the worker took at first:
+    # one alone, or more than 500 under load); after it, only the newest events remain.
+    first = next((k for k, n in enumerate(numbers) if n != k), len(numbers))
+    in_flight, rest = numbers[:first], numbers[first:]
     assert in_flight == list(range(len(in_flight)))
+    assert rest == list(range(total - len(rest), total))
+    assert len(rest) > 0 and rest[0] > len(in_flight)  # something between them was evicted
     with contextlib.closing(sqlite3.connect(db)) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
         free = conn.execute("PRAGMA freelist_count").fetchone()[0]
