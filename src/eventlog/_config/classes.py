@@ -68,7 +68,7 @@ def _pairs(value: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-@parser(takes="text", allowed="rules kind:pattern=kept|sheddable, e.g. logger:payments=kept")
+@parser(takes="text", allowed="rules KIND:PATTERN=CLASS, e.g. logger:payments=kept")
 def parse_classes(value: Any) -> tuple[Rule, ...]:
     """Rules kind:pattern=class, comma-separated (kind: logger, level or action; class: kept or
     sheddable), e.g. logger:payments=kept, action:ui.*=sheddable, level:INFO=kept.
@@ -98,7 +98,7 @@ def _level_number(text: str) -> int:
     return level
 
 
-@parser(takes="text", allowed="class=policy pairs, e.g. kept=evict, sheddable=shed_newest")
+@parser(takes="text", allowed="class=policy pairs such as kept=evict")
 def parse_overload_policy(value: Any) -> tuple[str, ...]:
     """class=policy, comma-separated, e.g. kept=evict, sheddable=shed_newest; a policy is
     shed_newest, shed_oldest, evict or block:SECONDS.

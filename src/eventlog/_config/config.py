@@ -132,12 +132,12 @@ class CoreSettings:
     classes = core(
         parse_classes,
         cast("tuple[Rule, ...]", ()),
-        "rules kind:pattern=kept|sheddable (logger, level, action) before the defaults",
+        "rules KIND:PATTERN=CLASS (kind: logger, level or action; class: kept or sheddable)",
     )
     overload_policy = core(
         parse_overload_policy,
         cast("tuple[str, ...]", DEFAULT_POLICY),
-        "what each class does when the queue is full (kept=evict, sheddable=shed_newest)",
+        "what each class does when the queue is full: evict, shed_newest, shed_oldest or block:S",
     )
     collapse_repeats = core(
         parse_bool,

@@ -1,7 +1,7 @@
 """The pieces of Fluentd's Forward Protocol Specification v1 that a client sends and checks.
 
 Pure functions over bytes: entries (``[EventTime, record]``), the messages of the
-three batch modes (Forward, PackedForward, CompressedPackedForward) with their
+three batch modes (Forward, PackedForward, Compressed PackedForward) with their
 options, and the shared-key handshake (HELO from the server, PING from us, PONG
 back).  The socket work
 is in :mod:`eventlog_fluent.transport`.
@@ -58,7 +58,7 @@ def event_stream(entries: Iterable[tuple[int, bytes]]) -> bytes:
 
 #: Length of a chunk id: base64 of 16 bytes.
 CHUNK_ID_CHARS = 24
-#: gzip level of CompressedPackedForward: most of level 9's ratio at a fraction of its cost.
+#: gzip level of Compressed PackedForward: most of level 9's ratio at a fraction of its cost.
 GZIP_LEVEL = 6
 
 
@@ -78,7 +78,7 @@ def message(
 
     - ``packed``: PackedForward, ``[tag, bin(entries), {"size": n, "chunk"?: id}]``; the
       entries go as msgpack ``bin``, as the spec asks of new clients.
-    - ``compressed``: CompressedPackedForward, the same with gzipped entries and
+    - ``compressed``: Compressed PackedForward, the same with gzipped entries and
       ``"compressed": "gzip"`` in the option.
     - ``forward``: Forward, ``[tag, [entry, ...], {"size": n, "chunk"?: id}]``.  The
       entries are msgpack values one after the other, so an array header for ``size``

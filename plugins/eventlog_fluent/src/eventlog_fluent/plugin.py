@@ -50,7 +50,7 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
         "mode",
         parse_str,
         "packed",
-        "how batches travel: packed (PackedForward), compressed (gzip CompressedPackedForward) "
+        "how batches travel: packed (PackedForward), compressed (gzip Compressed PackedForward) "
         "or forward (Forward mode: an array of entries)",
         choices=MODES,
     ),

@@ -2,7 +2,7 @@
 
 Each batch goes as one message per tag (and more when it is larger than
 ``max_message_bytes``), in the mode chosen by ``mode``: PackedForward (the
-default), CompressedPackedForward or Forward, for servers that read only
+default), Compressed PackedForward or Forward, for servers that read only
 Forward's array of entries.  With ``require_ack_response`` every message carries
 a ``chunk`` id and :meth:`FluentTransport.send` returns only when the server
 has acknowledged every chunk; otherwise it raises a retryable error and the
@@ -45,7 +45,7 @@ from eventlog_fluent.tags import action_tag
 HELO_WAIT = 0.1
 #: Fluentd's and Fluent Bit's default ``forward`` port.
 FORWARD_PORT = 24224
-#: gzip level of CompressedPackedForward (mode ``compressed``).
+#: gzip level of Compressed PackedForward (mode ``compressed``).
 GZIP_LEVEL = forward.GZIP_LEVEL
 
 
