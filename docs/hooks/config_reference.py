@@ -37,7 +37,8 @@ def _default(option: Option) -> str:
     if isinstance(value, tuple):
         if not value:
             return "none"
-        value = ",".join(str(v) for v in value)
+        # One code span per item: the column may wrap between them (one long token would not).
+        return ", ".join(f"`{v}`" for v in value)
     if isinstance(value, bool):
         value = "true" if value else "false"
     return f"`{value}`"

@@ -68,7 +68,7 @@ def _pairs(value: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-@parser(takes="text", allowed="rules KIND:PATTERN=CLASS, e.g. logger:payments=kept")
+@parser(takes="text", allowed="rules such as level:INFO=kept")
 def parse_classes(value: Any) -> tuple[Rule, ...]:
     """Rules kind:pattern=class, comma-separated (kind: logger, level or action; class: kept or
     sheddable), e.g. logger:payments=kept, action:ui.*=sheddable, level:INFO=kept.

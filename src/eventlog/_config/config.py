@@ -132,7 +132,7 @@ class CoreSettings:
     classes = core(
         parse_classes,
         cast("tuple[Rule, ...]", ()),
-        "rules KIND:PATTERN=CLASS (kind: logger, level or action; class: kept or sheddable)",
+        "rules by logger, level or action, each kept or sheddable",
     )
     overload_policy = core(
         parse_overload_policy,
