@@ -92,8 +92,8 @@ def parse_endpoint(value: Any) -> str:
 @parser(
     takes="many",
     allowed=(
-        "key=value pairs split by commas, values URL-encoded (the W3C Baggage form that "
-        "OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES use), or a mapping"
+        "key=value pairs split by commas, values URL-encoded (the W3C Baggage form the "
+        "OTEL_ headers and resource variables use), or a mapping"
     ),
     empty=True,
 )
@@ -123,13 +123,13 @@ def parse_pairs(value: Any) -> dict[str, str]:
 @parser(
     takes="many",
     allowed=(
-        "headers as Name=value,Other=value (values URL-encoded, as in the OTEL_ headers "
-        "variable), or a mapping"
+        "headers as Name=value pairs split by commas (values URL-encoded, as in the OTEL_ "
+        "headers variable), or a mapping"
     ),
     empty=True,
 )
 def parse_headers(value: Any) -> dict[str, str]:
-    """Headers as ``Name=value,Other=value`` (values URL-encoded, as in
+    """Headers as ``Name=value`` pairs split by commas (values URL-encoded, as in
     the OTEL_ headers variable), or a mapping."""
     return parse_pairs(value)
 

@@ -54,7 +54,7 @@ OPTIONS: tuple[Option, ...] = (
         "headers",
         parse_headers,
         None,
-        "headers as Name=value,Other=value (default: its OTEL_ variable)",
+        "headers as Name=value pairs split by commas (default: its OTEL_ variable)",
         secret=True,
     ),
     Option(
@@ -74,7 +74,7 @@ OPTIONS: tuple[Option, ...] = (
         "resource_attributes",
         parse_pairs,
         None,
-        "more resource attributes, key=value,... (added to the OTEL_ variable's)",
+        "more resource attributes as key=value pairs (added to the OTEL_ variable's)",
     ),
     Option(
         "max_body_bytes",
