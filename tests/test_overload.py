@@ -131,12 +131,12 @@ def test_repeats_collapse_into_one_event_with_the_count_and_the_last_arguments(
 ) -> None:
     receiver.stop()
     pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=10)
-    pipeline._start = lambda: None  # type: ignore[method-assign]  # no worker while the queue fills
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # no worker while the queue fills
     for number in range(25):
         app_logger.info("retrying %s", number)
     assert pipeline.stats.dropped == {"collapsed": 15}
     receiver.restart()
-    del pipeline._start
+    del pipeline.worker._start
     assert eventlog.flush(30)
     assert eventlog.flush(30)  # the summary is queued once the first flush made room
     assert receiver.wait_for(11, timeout=30)
@@ -154,7 +154,7 @@ def test_repeats_are_shed_plainly_when_collapse_is_off(receiver: LineReceiver) -
     pipeline = eventlog.configure(
         transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=2, collapse_repeats=False
     )
-    pipeline._start = lambda: None  # type: ignore[method-assign]
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]
     record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug", None, None)
     for _ in range(5):
         pipeline.submit_record(record, "debug", current())
@@ -177,7 +177,7 @@ def test_kept_events_evict_the_oldest_sheddable_event(receiver: LineReceiver) ->
     pipeline = eventlog.configure(
         transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=4, collapse_repeats=False
     )
-    pipeline._start = lambda: None  # type: ignore[method-assign]  # no worker: the queue stays full
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # no worker: the queue stays full
     record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug %s", (1,), None)
     for _ in range(4):
         pipeline.submit_record(record, ("debug %s", (1,)), current())
@@ -202,7 +202,7 @@ def test_shed_oldest_keeps_the_newest_of_the_class(receiver: LineReceiver) -> No
         queue_size=3,
         overload_policy="sheddable=shed_oldest",
     )
-    pipeline._start = lambda: None  # type: ignore[method-assign]
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]
     records = [
         logging.LogRecord("noise", logging.INFO, __file__, 1, f"line {n}", None, None) for n in range(5)
     ]
@@ -281,7 +281,7 @@ def test_shed_events_are_scraped_by_class_and_reason(receiver: LineReceiver) -> 
         name="shed-scrape",
         collapse_repeats=False,
     )
-    pipeline._start = lambda: None  # type: ignore[method-assign]
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]
     record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, "debug", None, None)
     pipeline.submit_record(record, "debug", current())
     pipeline.submit_record(record, "debug", current())  # the queue is full: shed
