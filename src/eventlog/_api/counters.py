@@ -285,22 +285,19 @@ class Gauge(_Series):
 
     def inc(self, n: Number = 1) -> None:
         """Raise the level by ``n`` (a finite int or float; anything else is refused, counted)."""
-        if not (type(n) is int or (type(n) is float and math.isfinite(n))):
-            n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
-            if n is None:
-                return
-        with self._lock:
-            self._value += n
-            self._changed = True
+        self._move(n, 1)
 
     def dec(self, n: Number = 1) -> None:
         """Lower the level by ``n`` (a finite int or float; anything else is refused, counted)."""
+        self._move(n, -1)
+
+    def _move(self, n: Number, sign: int) -> None:
         if not (type(n) is int or (type(n) is float and math.isfinite(n))):
             n = _number_or_refused(self, n, finite=True)  # type: ignore[assignment]
             if n is None:
                 return
         with self._lock:
-            self._value -= n
+            self._value += sign * n
             self._changed = True
 
     @property
