@@ -30,6 +30,9 @@ EXAMPLES = ["examples/eventlog_redis_streams"]
 TEST_DEPS = [
     "pytest>=8",
     "pytest-timeout>=2.3",
+    # Two workers: the suite mostly waits on peers and sockets (one process used about a
+    # quarter of a core), so two halve the wall time on CI's two cores.
+    "pytest-xdist>=3.5",
     "hypothesis>=6.100",
     "django>=4.2",
     "requests>=2.31",
@@ -145,7 +148,8 @@ def tests(session: nox.Session) -> None:
     # Each plugin carries its own tests (plugins/*/tests); the core's are in tests/.
     paths = ["tests"]
     paths += [f"{path}/tests" for path in PLUGINS + EXAMPLES if (ROOT / path / "tests").is_dir()]
-    session.run("pytest", *(session.posargs or ["-q", *paths]))
+    # --dist loadfile: a file's tests stay on one worker, so a module's peer starts once.
+    session.run("pytest", *(session.posargs or ["-q", "-n", "2", "--dist", "loadfile", *paths]))
 
 
 @nox.session(python="3.11")

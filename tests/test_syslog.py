@@ -536,9 +536,28 @@ def test_the_formatter_writes_one_octet_counted_rfc5424_message() -> None:
     assert unframe(no_message) == HEAD.replace("@32473", "@1.2").encode()
 
 
-def test_the_default_app_name_is_the_program_name() -> None:
-    # Both "pytest" and "python -m pytest" (whose file is pytest/__main__.py) say pytest.
-    assert SyslogFormatter().app_name == "pytest"
+@pytest.mark.parametrize(
+    ("spec_name", "argv0", "expected"),
+    [
+        ("pytest.__main__", "/x/pytest/__main__.py", "pytest"),  # python -m pytest
+        ("myapp", "/srv/myapp.py", "myapp"),  # python -m myapp
+        (None, "/usr/local/bin/gunicorn", "gunicorn"),  # a script: its file's name
+        (None, "-c", "python"),  # python -c: no program name to give
+        (None, "", "python"),  # the REPL
+    ],
+)
+def test_the_default_app_name_is_the_program_name(
+    monkeypatch: pytest.MonkeyPatch, spec_name: str | None, argv0: str, expected: str
+) -> None:
+    import importlib.machinery
+    import sys
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = importlib.machinery.ModuleSpec(spec_name, None) if spec_name else None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert SyslogFormatter().app_name == expected
 
 
 @pytest.mark.parametrize(
