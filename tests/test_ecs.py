@@ -168,7 +168,7 @@ def test_every_wire_field_has_its_ecs_name() -> None:
         "log.level": "warning",
         "message": "paid twice",
         "ecs.version": "8.11.0",
-        "event": {"action": "order.paid", "id": "0001", "dataset": "shop.log"},
+        "event": {"action": "order.paid", "id": "0001", "dataset": "shop"},
         "log": {"origin": {"file": {"name": "pay.py", "line": 12}, "function": "pay"}},
         "service": {"name": "shop", "version": "1.2", "environment": "prod"},
         "host": {"name": "web-1"},
@@ -217,7 +217,7 @@ def test_service_options_arrive_through_a_pipeline(receiver: LineReceiver) -> No
     assert doc["organization"] == {"name": "acme"}
     assert doc["labels"] == {"region": "eu"}
     assert doc["eventlog"]["target"] == "A-7" and doc["log.level"] == "info"
-    assert doc["event"]["dataset"] == "shop.log"
+    assert doc["event"]["dataset"] == "shop"
 
 
 # ---------------------------------------------------------------- against ecs-logging
@@ -355,6 +355,11 @@ def assert_follows_the_spec(doc: dict[str, Any]) -> None:
             given = sanitization["value"]
             assert not set(given["replacements"]) & set(value), f"{name}: {value!r}"
             assert len(value) <= given["max_chars"] and (not given["lower_case"] or value == value.lower())
+        # A default such as "${service.name} OR ...": the library's own value is the first.
+        reference = str(rule.get("default", "")).split(" OR ")[0]
+        if reference.startswith("${") and reference.endswith("}"):
+            given, source = _lookup(doc, reference[2:-1], False)
+            assert not given or value == source, f"{name}: {value!r}, the spec says {reference}"
     indexed = sorted((rule["index"], name) for name, rule in SPEC["fields"].items() if "index" in rule)
     present = [name for _, name in indexed if name in doc]
     assert list(doc)[: len(present)] == present, f"field order: {list(doc)}"
@@ -413,13 +418,11 @@ def test_an_event_without_a_level_has_log_level_info() -> None:
     assert list(doc)[:3] == ["@timestamp", "log.level", "message"] and doc["log.level"] == "info"
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("shop", "shop.log"), ("My Shop-API", "my_shop_api.log"), ("a/b:c", "a_b_c.log")],
-)
-def test_event_dataset_is_the_service_name_dot_log(name: str, expected: str) -> None:
+@pytest.mark.parametrize("name", ["shop", "My Shop-API", "a/b:c"])
+def test_event_dataset_is_the_service_name(name: str) -> None:
+    """The spec: a user-configured service name gives ``event.dataset=${service.name}``."""
     doc = EcsFormatter(service_name=name).document(to_wire(eventlog.Event("a"), {}))
-    assert doc["event"]["dataset"] == expected
+    assert doc["event"]["dataset"] == doc["service"]["name"] == name
     assert EcsFormatter().document(to_wire(eventlog.Event("a"), {}))["event"].get("dataset") is None
 
 
