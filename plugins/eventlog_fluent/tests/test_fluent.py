@@ -230,6 +230,47 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
         eventlog.configure(**settings)
 
 
+@needs_fluent_server
+@pytest.mark.parametrize(("old", "mode"), [("true", "compressed"), ("false", "packed")])
+def test_the_old_compressed_variable_still_chooses_the_mode_with_a_warning(
+    fluent_peer: StartPeer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    old: str,
+    mode: str,
+) -> None:
+    """EVENTLOG_FLUENT_COMPRESSED (0.1.0) is a deprecated alias of EVENTLOG_FLUENT_MODE for one release."""
+    peer = fluent_peer()
+    monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", old)
+    with caplog.at_level(logging.WARNING):
+        pipeline = fluent(peer)
+    warned = [r.getMessage() for r in caplog.records if "EVENTLOG_FLUENT_COMPRESSED" in r.getMessage()]
+    assert warned == [
+        f"EVENTLOG_FLUENT_COMPRESSED is deprecated and goes in eventlog-fluent 0.2; it is taken as "
+        f"EVENTLOG_FLUENT_MODE={mode}: set that instead"
+    ]
+    events = make_events(3)
+    log_all(events)
+    assert eventlog.flush(10)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 3), events, "eventlog")
+    assert_mode(peer, mode)
+    assert pipeline.stats.sent == 3
+
+
+@pytest.mark.parametrize("old", ["true", "false"])
+def test_the_old_compressed_variable_beside_the_mode_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, old: str
+) -> None:
+    monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", old)
+    monkeypatch.setenv("EVENTLOG_FLUENT_MODE", "forward")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"both EVENTLOG_FLUENT_COMPRESSED \(deprecated\) and EVENTLOG_FLUENT_MODE are set: "
+        r"remove EVENTLOG_FLUENT_COMPRESSED",
+    ):
+        eventlog.configure(transport="fluent", host="127.0.0.1")
+
+
 # ---------------------------------------------------------------- delivery
 
 
