@@ -368,6 +368,10 @@ def test_times_event_time_cannot_hold_are_clamped_in_the_record_too_and_counted(
         assert time_ns_of(entry) == time_ns
         # The record says the time its EventTime says.
         assert entry["record"]["tstamp"] == time_ns // 1_000_000
+    # The time given is not lost: the record keeps it (ms, as text), as the core keeps its own.
+    assert entries["t-old"]["record"]["fields"] == {"tstamp_original": str(-86_400_001)}
+    assert entries["t-far"]["record"]["fields"] == {"tstamp_original": str((2**32 + 86_400) * 1000)}
+    assert "fields" not in entries["t-now"]["record"]
     assert pipeline.stats.converted == {"event_time_clamped": 2}
     assert pipeline.stats.sent == 3
     assert_mode(peer, mode)
