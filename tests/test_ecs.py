@@ -32,6 +32,8 @@ from tests.test_spool_props import hostile_event
 
 #: The ecs-logging spec, machine-readable (tests/data/ecs_logging/SOURCE.md says whence).
 SPEC = json.loads((Path(__file__).parent / "data" / "ecs_logging" / "spec.json").read_text("utf-8"))
+#: ECS's own field reference (generated/ecs/ecs_flat.yml of the release eventlog writes): types.
+ECS_FIELDS = json.loads((Path(__file__).parent / "data" / "ecs" / "field_types.json").read_text("utf-8"))
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -326,6 +328,46 @@ _TYPES: dict[str, Any] = {
 }
 
 
+def _is_long(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+#: What a JSON value must be for an ECS field type (the types the field reference uses).
+_ECS_TYPES: dict[str, Any] = {
+    **dict.fromkeys(("keyword", "constant_keyword", "wildcard", "match_only_text", "ip"), _TYPES["string"]),
+    "long": _is_long,
+    "float": lambda v: type(v) is float or _is_long(v),
+    "scaled_float": lambda v: type(v) is float or _is_long(v),
+    "boolean": lambda v: type(v) is bool,
+    "date": _TYPES["datetime"],
+}
+
+
+def _leaf_values(doc: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaf_values(value, name + ".")
+        else:
+            yield name, value
+
+
+def assert_ecs_field_types(doc: dict[str, Any]) -> None:
+    """Every ECS name in ``doc`` has the type ECS's field reference gives it (arrays only where
+    it allows them); labels are keywords; anything else lives in the ``eventlog`` namespace."""
+    types, arrays = ECS_FIELDS["types"], set(ECS_FIELDS["arrays"])
+    assert "eventlog" not in {name.split(".")[0] for name in types}, "eventlog's namespace is ECS's"
+    for name, value in _leaf_values(doc):
+        if name.startswith("eventlog."):
+            continue
+        field = "labels" if name.startswith("labels.") else name
+        assert field in types, f"{name} is no ECS {ECS_FIELDS['ecs_version']} field: {doc}"
+        kind = "keyword" if field == "labels" else types[field]
+        values = value if type(value) is list and field in arrays else [value]
+        for item in values:
+            assert _ECS_TYPES[kind](item), f"{name}: {item!r} is not an ECS {kind}"
+
+
 def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], bool]]:
     """Every path Elasticsearch maps (a dot in a key nests), and whether it is a leaf."""
     for key, value in doc.items():
@@ -371,6 +413,7 @@ def assert_follows_the_spec(doc: dict[str, Any]) -> None:
     for path in leaves:
         assert path not in objects, f"{'.'.join(path)} is both a value and an object"
         assert all(path[:n] not in leaves for n in range(1, len(path))), f"{'.'.join(path)} under a value"
+    assert_ecs_field_types(doc)
     for number in _numbers(doc):  # Elasticsearch maps a JSON integer as long and refuses more
         assert type(number) is not bool, f"a boolean in {doc}: eventlog sends booleans as 1/0"
         assert type(number) is float or -(2**63) <= number < 2**63, f"{number} is beyond a long"
@@ -490,3 +533,13 @@ def test_booleans_and_ints_beyond_a_long_arrive_as_elasticsearch_maps_them() -> 
     }
     wire["pid"] = True
     assert EcsFormatter().document(wire)["process"]["pid"] == 1
+
+
+def test_the_field_types_are_those_of_the_ecs_release_eventlog_writes() -> None:
+    assert ECS_FIELDS["ecs_version"] == ECS_VERSION
+    doc = EcsFormatter(service_name="shop").document(to_wire(eventlog.Event("a", fields={"n": 1}), {}))
+    assert_ecs_field_types(doc)
+    # The check refuses what Elasticsearch's ECS template would refuse or not know.
+    for wrong in ({"process": {"pid": "7"}}, {"host": {"name": 1}}, {"shard": "s3"}, {"labels": {"n": 1}}):
+        with pytest.raises(AssertionError):
+            assert_ecs_field_types({**doc, **wrong})
