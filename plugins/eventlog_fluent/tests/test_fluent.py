@@ -18,11 +18,15 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
+from tests.test_spool_props import hostile_event
 
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog._engine.pipeline import Pipeline
+from eventlog._records.wire import to_wire
 from eventlog.plugin.testing import make_local_ca, make_records, make_transport
 from eventlog_fluent.tags import tag_problem
 
@@ -633,3 +637,42 @@ def test_tls_without_the_ca_is_refused(
     assert peer.entries() == []
     assert any("CERTIFICATE_VERIFY_FAILED" in line for line in eventlog_log), eventlog_log
     pipeline.shutdown(0.1)
+
+
+# ---------------------------------------------------------------- hostile values (issue 25, Deliver)
+
+
+def _js_exact(value: Any) -> bool:
+    """Whether JavaScript's numbers hold ``value`` exactly (FluentServer decodes in node)."""
+    return type(value) is not int or abs(value) <= 2**53
+
+
+@needs_fluent_server
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(events=st.lists(hostile_event(), min_size=1, max_size=25))
+def test_hostile_events_arrive_at_fluent_server_exactly(fluent_peer: StartPeer, events: list[Event]) -> None:
+    """The suite's hostile events through the npm FluentServer: each once, every value as sent."""
+    peer = fluent_peer()
+    pipeline = fluent(peer)
+    log_all(events)
+    assert eventlog.flush(20)
+    entries = peer.wait_for(lambda e: len(e) >= len(events))
+    assert Counter(e["record"]["id"] for e in entries) == Counter(str(event.id) for event in events)
+    records = {e["record"]["id"]: e["record"] for e in entries}
+    for event in events:
+        wire, record = to_wire(event, {}), records[str(event.id)]
+        for key in ("action", "message", "target", "tags"):
+            assert record.get(key) == wire.get(key), key
+        for element in ("fields", "metrics"):
+            sent = {k: v for k, v in (wire.get(element) or {}).items() if _js_exact(v)}
+            got = {k: v for k, v in (record.get(element) or {}).items() if k in sent}
+            assert got == sent, element
+    assert pipeline.stats.sent == len(events)
