@@ -32,6 +32,8 @@ from tests.test_spool_props import hostile_event
 
 #: The ecs-logging spec, machine-readable (tests/data/ecs_logging/SOURCE.md says whence).
 SPEC = json.loads((Path(__file__).parent / "data" / "ecs_logging" / "spec.json").read_text("utf-8"))
+#: ECS's own field reference (generated/ecs/ecs_flat.yml of the release eventlog writes): types.
+ECS_FIELDS = json.loads((Path(__file__).parent / "data" / "ecs" / "field_types.json").read_text("utf-8"))
 
 
 def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -168,7 +170,7 @@ def test_every_wire_field_has_its_ecs_name() -> None:
         "log.level": "warning",
         "message": "paid twice",
         "ecs.version": "8.11.0",
-        "event": {"action": "order.paid", "id": "0001", "dataset": "shop.log"},
+        "event": {"action": "order.paid", "id": "0001", "dataset": "shop"},
         "log": {"origin": {"file": {"name": "pay.py", "line": 12}, "function": "pay"}},
         "service": {"name": "shop", "version": "1.2", "environment": "prod"},
         "host": {"name": "web-1"},
@@ -217,7 +219,7 @@ def test_service_options_arrive_through_a_pipeline(receiver: LineReceiver) -> No
     assert doc["organization"] == {"name": "acme"}
     assert doc["labels"] == {"region": "eu"}
     assert doc["eventlog"]["target"] == "A-7" and doc["log.level"] == "info"
-    assert doc["event"]["dataset"] == "shop.log"
+    assert doc["event"]["dataset"] == "shop"
 
 
 # ---------------------------------------------------------------- against ecs-logging
@@ -326,6 +328,46 @@ _TYPES: dict[str, Any] = {
 }
 
 
+def _is_long(value: Any) -> bool:
+    return type(value) is int and -(2**63) <= value < 2**63
+
+
+#: What a JSON value must be for an ECS field type (the types the field reference uses).
+_ECS_TYPES: dict[str, Any] = {
+    **dict.fromkeys(("keyword", "constant_keyword", "wildcard", "match_only_text", "ip"), _TYPES["string"]),
+    "long": _is_long,
+    "float": lambda v: type(v) is float or _is_long(v),
+    "scaled_float": lambda v: type(v) is float or _is_long(v),
+    "boolean": lambda v: type(v) is bool,
+    "date": _TYPES["datetime"],
+}
+
+
+def _leaf_values(doc: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaf_values(value, name + ".")
+        else:
+            yield name, value
+
+
+def assert_ecs_field_types(doc: dict[str, Any]) -> None:
+    """Every ECS name in ``doc`` has the type ECS's field reference gives it (arrays only where
+    it allows them); labels are keywords; anything else lives in the ``eventlog`` namespace."""
+    types, arrays = ECS_FIELDS["types"], set(ECS_FIELDS["arrays"])
+    assert "eventlog" not in {name.split(".")[0] for name in types}, "eventlog's namespace is ECS's"
+    for name, value in _leaf_values(doc):
+        if name.startswith("eventlog."):
+            continue
+        field = "labels" if name.startswith("labels.") else name
+        assert field in types, f"{name} is no ECS {ECS_FIELDS['ecs_version']} field: {doc}"
+        kind = "keyword" if field == "labels" else types[field]
+        values = value if type(value) is list and field in arrays else [value]
+        for item in values:
+            assert _ECS_TYPES[kind](item), f"{name}: {item!r} is not an ECS {kind}"
+
+
 def _paths(doc: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], bool]]:
     """Every path Elasticsearch maps (a dot in a key nests), and whether it is a leaf."""
     for key, value in doc.items():
@@ -355,6 +397,11 @@ def assert_follows_the_spec(doc: dict[str, Any]) -> None:
             given = sanitization["value"]
             assert not set(given["replacements"]) & set(value), f"{name}: {value!r}"
             assert len(value) <= given["max_chars"] and (not given["lower_case"] or value == value.lower())
+        # A default such as "${service.name} OR ...": the library's own value is the first.
+        reference = str(rule.get("default", "")).split(" OR ")[0]
+        if reference.startswith("${") and reference.endswith("}"):
+            given, source = _lookup(doc, reference[2:-1], False)
+            assert not given or value == source, f"{name}: {value!r}, the spec says {reference}"
     indexed = sorted((rule["index"], name) for name, rule in SPEC["fields"].items() if "index" in rule)
     present = [name for _, name in indexed if name in doc]
     assert list(doc)[: len(present)] == present, f"field order: {list(doc)}"
@@ -366,6 +413,7 @@ def assert_follows_the_spec(doc: dict[str, Any]) -> None:
     for path in leaves:
         assert path not in objects, f"{'.'.join(path)} is both a value and an object"
         assert all(path[:n] not in leaves for n in range(1, len(path))), f"{'.'.join(path)} under a value"
+    assert_ecs_field_types(doc)
     for number in _numbers(doc):  # Elasticsearch maps a JSON integer as long and refuses more
         assert type(number) is not bool, f"a boolean in {doc}: eventlog sends booleans as 1/0"
         assert type(number) is float or -(2**63) <= number < 2**63, f"{number} is beyond a long"
@@ -413,13 +461,11 @@ def test_an_event_without_a_level_has_log_level_info() -> None:
     assert list(doc)[:3] == ["@timestamp", "log.level", "message"] and doc["log.level"] == "info"
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [("shop", "shop.log"), ("My Shop-API", "my_shop_api.log"), ("a/b:c", "a_b_c.log")],
-)
-def test_event_dataset_is_the_service_name_dot_log(name: str, expected: str) -> None:
+@pytest.mark.parametrize("name", ["shop", "My Shop-API", "a/b:c"])
+def test_event_dataset_is_the_service_name(name: str) -> None:
+    """The spec: a user-configured service name gives ``event.dataset=${service.name}``."""
     doc = EcsFormatter(service_name=name).document(to_wire(eventlog.Event("a"), {}))
-    assert doc["event"]["dataset"] == expected
+    assert doc["event"]["dataset"] == doc["service"]["name"] == name
     assert EcsFormatter().document(to_wire(eventlog.Event("a"), {}))["event"].get("dataset") is None
 
 
@@ -487,3 +533,13 @@ def test_booleans_and_ints_beyond_a_long_arrive_as_elasticsearch_maps_them() -> 
     }
     wire["pid"] = True
     assert EcsFormatter().document(wire)["process"]["pid"] == 1
+
+
+def test_the_field_types_are_those_of_the_ecs_release_eventlog_writes() -> None:
+    assert ECS_FIELDS["ecs_version"] == ECS_VERSION
+    doc = EcsFormatter(service_name="shop").document(to_wire(eventlog.Event("a", fields={"n": 1}), {}))
+    assert_ecs_field_types(doc)
+    # The check refuses what Elasticsearch's ECS template would refuse or not know.
+    for wrong in ({"process": {"pid": "7"}}, {"host": {"name": 1}}, {"shard": "s3"}, {"labels": {"n": 1}}):
+        with pytest.raises(AssertionError):
+            assert_ecs_field_types({**doc, **wrong})

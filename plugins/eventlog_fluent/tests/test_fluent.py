@@ -18,11 +18,15 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.peers.fluent import FluentPeer, fluent_peer_fixture  # noqa: F401  (fixture)
+from tests.test_spool_props import hostile_event
 
 import eventlog
 from eventlog import ConfigurationError, Event
 from eventlog._engine.pipeline import Pipeline
+from eventlog._records.wire import to_wire
 from eventlog.plugin.testing import make_local_ca, make_records, make_transport
 from eventlog_fluent.tags import tag_problem
 
@@ -230,6 +234,47 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
         eventlog.configure(**settings)
 
 
+@needs_fluent_server
+@pytest.mark.parametrize(("old", "mode"), [("true", "compressed"), ("false", "packed")])
+def test_the_old_compressed_variable_still_chooses_the_mode_with_a_warning(
+    fluent_peer: StartPeer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    old: str,
+    mode: str,
+) -> None:
+    """EVENTLOG_FLUENT_COMPRESSED (0.1.0) is a deprecated alias of EVENTLOG_FLUENT_MODE for one release."""
+    peer = fluent_peer()
+    monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", old)
+    with caplog.at_level(logging.WARNING):
+        pipeline = fluent(peer)
+    warned = [r.getMessage() for r in caplog.records if "EVENTLOG_FLUENT_COMPRESSED" in r.getMessage()]
+    assert warned == [
+        f"EVENTLOG_FLUENT_COMPRESSED is deprecated and goes in eventlog-fluent 0.2; it is taken as "
+        f"EVENTLOG_FLUENT_MODE={mode}: set that instead"
+    ]
+    events = make_events(3)
+    log_all(events)
+    assert eventlog.flush(10)
+    assert_delivered(peer.wait_for(lambda e: len(e) >= 3), events, "eventlog")
+    assert_mode(peer, mode)
+    assert pipeline.stats.sent == 3
+
+
+@pytest.mark.parametrize("old", ["true", "false"])
+def test_the_old_compressed_variable_beside_the_mode_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, old: str
+) -> None:
+    monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", old)
+    monkeypatch.setenv("EVENTLOG_FLUENT_MODE", "forward")
+    with pytest.raises(
+        ConfigurationError,
+        match=r"both EVENTLOG_FLUENT_COMPRESSED \(deprecated\) and EVENTLOG_FLUENT_MODE are set: "
+        r"remove EVENTLOG_FLUENT_COMPRESSED",
+    ):
+        eventlog.configure(transport="fluent", host="127.0.0.1")
+
+
 # ---------------------------------------------------------------- delivery
 
 
@@ -327,6 +372,10 @@ def test_times_event_time_cannot_hold_are_clamped_in_the_record_too_and_counted(
         assert time_ns_of(entry) == time_ns
         # The record says the time its EventTime says.
         assert entry["record"]["tstamp"] == time_ns // 1_000_000
+    # The time given is not lost: the record keeps it (ms, as text), as the core keeps its own.
+    assert entries["t-old"]["record"]["fields"] == {"tstamp_original": str(-86_400_001)}
+    assert entries["t-far"]["record"]["fields"] == {"tstamp_original": str((2**32 + 86_400) * 1000)}
+    assert "fields" not in entries["t-now"]["record"]
     assert pipeline.stats.converted == {"event_time_clamped": 2}
     assert pipeline.stats.sent == 3
     assert_mode(peer, mode)
@@ -588,3 +637,42 @@ def test_tls_without_the_ca_is_refused(
     assert peer.entries() == []
     assert any("CERTIFICATE_VERIFY_FAILED" in line for line in eventlog_log), eventlog_log
     pipeline.shutdown(0.1)
+
+
+# ---------------------------------------------------------------- hostile values (issue 25, Deliver)
+
+
+def _js_exact(value: Any) -> bool:
+    """Whether JavaScript's numbers hold ``value`` exactly (FluentServer decodes in node)."""
+    return type(value) is not int or abs(value) <= 2**53
+
+
+@needs_fluent_server
+@settings(
+    max_examples=4,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(events=st.lists(hostile_event(), min_size=1, max_size=25))
+def test_hostile_events_arrive_at_fluent_server_exactly(fluent_peer: StartPeer, events: list[Event]) -> None:
+    """The suite's hostile events through the npm FluentServer: each once, every value as sent."""
+    peer = fluent_peer()
+    pipeline = fluent(peer)
+    log_all(events)
+    assert eventlog.flush(20)
+    entries = peer.wait_for(lambda e: len(e) >= len(events))
+    assert Counter(e["record"]["id"] for e in entries) == Counter(str(event.id) for event in events)
+    records = {e["record"]["id"]: e["record"] for e in entries}
+    for event in events:
+        wire, record = to_wire(event, {}), records[str(event.id)]
+        for key in ("action", "message", "target", "tags"):
+            assert record.get(key) == wire.get(key), key
+        for element in ("fields", "metrics"):
+            sent = {k: v for k, v in (wire.get(element) or {}).items() if _js_exact(v)}
+            got = {k: v for k, v in (record.get(element) or {}).items() if k in sent}
+            assert got == sent, element
+    assert pipeline.stats.sent == len(events)

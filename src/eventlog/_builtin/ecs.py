@@ -36,9 +36,8 @@ mapping.  Field keys are not merged into ECS names, so an application cannot
 overwrite ``host.name`` by logging a field of that name.  ``service.name``,
 ``service.version`` and ``service.environment`` come from the options
 ``EVENTLOG_ECS_SERVICE_NAME``, ``..._VERSION``, ``..._ENVIRONMENT`` (left out
-when unset); with a service name, ``event.dataset`` is ``<service.name>.log``, as the
-ecs-logging spec's default says (sanitised by its rules: lower case, ``\\ / * ? " < > |
-, # : -`` and space become ``_``, at most 100 characters).
+when unset); with a service name, ``event.dataset`` is that name, as the ecs-logging
+spec says a library should set it when the user configured the service name.
 
 Keys Elasticsearch can map: it reads ``.`` in a key as nesting, so ``{"a": "x",
 "a.b": "y"}`` would make ``a`` both a keyword and an object and the document is
@@ -82,9 +81,6 @@ LONG_MAX = 2**63 - 1
 
 #: The ecs-logging spec's key sanitisation for labels (``.``, ``*``, ``\\`` -> ``_``).
 _KEY_REPLACEMENTS = str.maketrans({".": "_", "*": "_", "\\": "_"})
-#: Its sanitisation of ``event.dataset`` values, applied to the service name.
-_DATASET_REPLACEMENTS = str.maketrans(dict.fromkeys('\\/*?"<>|,#:- ', "_"))
-DATASET_MAX = 100
 
 #: Wire fields with a place of their own; any other key goes under ``eventlog``.
 _MAPPED = frozenset(
@@ -200,11 +196,6 @@ def mappable_value(value: Any) -> Any:
     return value
 
 
-def dataset(service_name: str) -> str:
-    """``event.dataset`` for a service: ``<name>.log``, by the ecs-logging spec's rules."""
-    return (service_name.lower().translate(_DATASET_REPLACEMENTS) + ".log")[-DATASET_MAX:]
-
-
 def _file_name(path: str) -> str:
     """The last part of a path, as ``LogRecord.filename`` has it (either separator)."""
     return path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -228,7 +219,9 @@ class EcsFormatter(Formatter):
             "environment": service_environment,
         }
         self.service = {key: value for key, value in service.items() if value is not None}
-        self.dataset = dataset(service_name) if service_name else None
+        # The spec: "the logging library should set event.dataset=${service.name}"
+        # (Elastic's APM agent dropped its ".log" suffix for the same reason).
+        self.dataset = service_name or None
 
     def document(self, wire: dict[str, Any]) -> dict[str, Any]:
         """The ECS document of one wire dict (a new dict; the wire dict is not changed)."""

@@ -9,7 +9,8 @@ The map keeps ``tstamp`` (milliseconds) like every other format.
 
 EventTime holds 1970-01-01 to 2106-02-07 (two uint32); the transport clamps a
 time outside it.  So that the record never says another time than its EventTime,
-``tstamp`` is clamped the same way here, counted as ``event_time_clamped``.
+``tstamp`` is clamped the same way here, counted as ``event_time_clamped``, and
+the time given is kept as ``fields.tstamp_original`` (milliseconds, as text).
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class MsgpackFormatter(Formatter):
         tstamp = wire.get("tstamp", 0)
         if not TSTAMP_MIN <= tstamp <= TSTAMP_MAX:
             # As the transport's EventTime: 0 before 1970, the last instant of 2106-02-07 after.
-            wire = {**wire, "tstamp": TSTAMP_MIN if tstamp < TSTAMP_MIN else TSTAMP_MAX}
+            # The time given stays in the record, as the core keeps a time it had to replace
+            # (fields.tstamp_original, text); one the core already replaced keeps the core's.
+            fields = {"tstamp_original": str(tstamp), **wire.get("fields", {})}
+            wire = {**wire, "tstamp": TSTAMP_MIN if tstamp < TSTAMP_MIN else TSTAMP_MAX, "fields": fields}
             self.conversions["event_time_clamped"] = self.conversions.get("event_time_clamped", 0) + 1
         try:
             payload: bytes = self._pack(wire)

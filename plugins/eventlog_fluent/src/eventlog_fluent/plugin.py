@@ -54,6 +54,13 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
         "or forward (Forward mode: an array of entries)",
         choices=MODES,
     ),
+    # 0.1.0's setting, honoured for one release so an upgrade keeps the operator's choice.
+    Option(
+        "compressed",
+        parse_bool,
+        None,
+        "deprecated (goes in 0.2): true is mode compressed, false mode packed; not with mode",
+    ),
     # On by default: Fluentd's and Fluent Bit's (1.5+) forward inputs answer acks, and
     # without them a broken connection silently loses what the kernel had buffered.
     Option(

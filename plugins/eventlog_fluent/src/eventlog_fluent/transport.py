@@ -15,6 +15,7 @@ found closed before the next batch goes out, and replaced.
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import socket
 import ssl
@@ -40,6 +41,9 @@ from eventlog.plugin import (
 from eventlog.plugin.net import connect_stream, reading_peer, send_all, tls_context
 from eventlog_fluent import forward
 from eventlog_fluent.tags import action_tag
+
+#: Where configure-time notices go (the deprecated setting), under the plugin's own name.
+log = logging.getLogger(__name__)
 
 #: Seconds a new connection without a shared key and without acks waits for an unexpected HELO.
 HELO_WAIT = 0.1
@@ -104,6 +108,20 @@ class FluentConfig:
                 "a certificate against: turn EVENTLOG_FLUENT_TLS off, or set "
                 "EVENTLOG_FLUENT_TLS_VERIFY=false"
             )
+        mode: str = options["mode"]
+        if options["compressed"] is not None:
+            if settings.raw("fluent_mode") is not None:
+                raise ConfigurationError(
+                    "both EVENTLOG_FLUENT_COMPRESSED (deprecated) and EVENTLOG_FLUENT_MODE are set: "
+                    "remove EVENTLOG_FLUENT_COMPRESSED; EVENTLOG_FLUENT_MODE=compressed replaces "
+                    "its true, packed its false"
+                )
+            mode = "compressed" if options["compressed"] else "packed"
+            log.warning(
+                "EVENTLOG_FLUENT_COMPRESSED is deprecated and goes in eventlog-fluent 0.2; it is "
+                "taken as EVENTLOG_FLUENT_MODE=%s: set that instead",
+                mode,
+            )
         tls = tls_context(options, setting="EVENTLOG_FLUENT_TLS_*")
         credentials = None
         if options["shared_key"] is not None:
@@ -118,7 +136,7 @@ class FluentConfig:
             port,
             tag=options["tag"],
             tag_by_action=options["tag_mode"] == "action",
-            mode=options["mode"],
+            mode=mode,
             require_ack=options["require_ack_response"],
             ack_timeout=options["ack_timeout"],
             max_message_bytes=options["max_message_bytes"],
