@@ -7,12 +7,11 @@ reason, or fails when ``EVENTLOG_REQUIRE_PEERS=1`` (as ``.ci/run`` sets).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from typing import NoReturn
 
 import pytest
-
-from eventlog.plugin.testing import closed_port
 
 
 def missing(peer: str, reason: str) -> NoReturn:
@@ -23,8 +22,14 @@ def missing(peer: str, reason: str) -> NoReturn:
     pytest.skip(message)
 
 
-#: A TCP port that was free on 127.0.0.1 a moment ago (eventlog.plugin.testing's closed_port).
-free_port = closed_port
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago, for a peer process to listen on.
+
+    Released (unlike closed_port's): not every peer binds with SO_REUSEADDR.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 10.0) -> None:

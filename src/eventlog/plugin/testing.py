@@ -169,11 +169,23 @@ def make_pipeline(settings: Mapping[str, Any], *, plugins: Sequence[object] = ()
     return Pipeline(Settings.load(settings, environ={}), Registry(extra_plugins=tuple(plugins)))
 
 
+#: The sockets that hold closed_port()'s ports for the life of the process.
+_held_ports: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A TCP port on 127.0.0.1 where nothing listened a moment ago: an unreachable peer."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 where nothing listens: an unreachable peer (connections are refused).
+
+    The port stays held by a bound socket that never listens, so no other process (another
+    test worker, say) gets it from the system meanwhile and answers in its place.  A peer
+    started on it later (``LineReceiver(port=port)``, or any server that sets SO_REUSEADDR,
+    as most do) takes it over: "the peer comes back where it was".
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    _held_ports.append(sock)
+    return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- loopback peers
