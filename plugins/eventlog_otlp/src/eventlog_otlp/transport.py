@@ -93,30 +93,6 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
 
 
-class _OneSend(http.client.HTTPConnection):
-    """``http.client`` sends a request's head and its body in two ``send()`` calls;
-    this sends a bytes body with its head in one.
-
-    Each send gives the GIL away and waits to get it back from the application's
-    thread (up to the switch interval, 5 ms), so one send less per export is one
-    wait less for the worker; it is also one system call and one TCP segment less.
-    """
-
-    def _send_output(self, message_body: object = None, encode_chunked: bool = False) -> None:
-        if type(message_body) is not bytes or encode_chunked:
-            super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
-            return
-        buffer: list[bytes] = self._buffer  # type: ignore[attr-defined]
-        buffer.extend((b"", b""))
-        head = b"\r\n".join(buffer)
-        del buffer[:]
-        self.send(head + message_body)
-
-
-class _OneSendHTTPS(_OneSend, http.client.HTTPSConnection):
-    """:class:`_OneSend` over TLS."""
-
-
 class OtlpTransport(Transport):
     """Exports each batch (split to fit ``max_body_bytes``) to an OTLP/HTTP logs endpoint."""
 
@@ -172,14 +148,16 @@ class OtlpTransport(Transport):
         self.close()
         timeout = self.config.timeout
         if self.https:
-            self.connection = _OneSendHTTPS(self.host, self.port, timeout=timeout, context=self.tls)
+            self.connection = http.client.HTTPSConnection(
+                self.host, self.port, timeout=timeout, context=self.tls
+            )
         else:
-            self.connection = _OneSend(self.host, self.port, timeout=timeout)
+            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             self.connection.connect()
-            # A request is one send (_OneSend), but a large one leaves a short last segment:
-            # without TCP_NODELAY it would wait for the ACK of the previous ones (Nagle's
-            # algorithm against a delayed ACK: up to 40 ms per export on Linux).
+            # http.client writes the headers and the body in two sends: without TCP_NODELAY
+            # the body waits for the ACK of the headers (Nagle's algorithm against a delayed
+            # ACK: up to 40 ms per export on Linux, a few hundred events/s at most).
             self.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except Exception as exc:
             self.close()
