@@ -17,6 +17,8 @@ as benchmarks/instructions.py counts them.  The receiver is benchmarks/receiver.
   opentelemetry   the SDK's LoggingHandler, BatchLogRecordProcessor and OTLPLogExporter
                   (protobuf); 2,000 events fit its 2,048-record queue, so nothing is
                   dropped and both send every event
+  eventlog-json   the reference: eventlog's json/tcp pipeline for the same call (receiver.py's
+                  ``json`` mode), to tell the plugin's share from the core's
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ port = int(os.environ["OTLP_PORT"])
 log = logging.getLogger("bench.app")
 log.setLevel(logging.INFO)
 log.propagate = False
-if case.startswith("eventlog-otlp"):
+if case == "eventlog-json":  # the reference: the same pipeline, json lines over tcp
+    import eventlog
+    eventlog.configure(transport="tcp", format="json", host="127.0.0.1", port=port)
+    log.addHandler(eventlog.EventHandler())
+    def settle():
+        assert eventlog.flush(60), "not everything was sent"
+elif case.startswith("eventlog-otlp"):
     import eventlog
     if case == "eventlog-otlp-python":  # the Python encoder: eventlog-speedups' OTLP part off
         import eventlog_otlp.encoding, eventlog_otlp.formatter
@@ -73,13 +81,13 @@ if mode == "loop":
 """
 
 
-CASES = ["eventlog-otlp", "eventlog-otlp-python", "opentelemetry"]
+CASES = ["eventlog-otlp", "eventlog-otlp-python", "opentelemetry", "eventlog-json"]
 
 
 def measure(case: str, events: int, work: Path) -> tuple[float, float, int]:
     """(caller, other threads) instructions per event, and the records the receiver counted."""
     receiver = subprocess.Popen(
-        [sys.executable, str(HERE / "receiver.py"), "otlp"],
+        [sys.executable, str(HERE / "receiver.py"), "json" if case == "eventlog-json" else "otlp"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -132,7 +140,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=2000)
-    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=CASES[:3])
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
