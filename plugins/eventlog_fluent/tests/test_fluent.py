@@ -235,7 +235,16 @@ def test_bad_options_are_configure_time_errors(settings: dict[str, Any], message
 
 
 @needs_fluent_server
-@pytest.mark.parametrize(("old", "mode"), [("true", "compressed"), ("false", "packed")])
+@pytest.mark.parametrize(
+    ("old", "mode"),
+    [
+        ("gzip", "compressed"),
+        ("none", "packed"),
+        ("GZIP", "compressed"),
+        ("true", "compressed"),
+        ("false", "packed"),
+    ],
+)
 def test_the_old_compressed_variable_still_chooses_the_mode_with_a_warning(
     fluent_peer: StartPeer,
     monkeypatch: pytest.MonkeyPatch,
@@ -261,7 +270,7 @@ def test_the_old_compressed_variable_still_chooses_the_mode_with_a_warning(
     assert pipeline.stats.sent == 3
 
 
-@pytest.mark.parametrize("old", ["true", "false"])
+@pytest.mark.parametrize("old", ["gzip", "none", "true", "false"])
 def test_the_old_compressed_variable_beside_the_mode_is_an_error(
     monkeypatch: pytest.MonkeyPatch, old: str
 ) -> None:
@@ -272,6 +281,12 @@ def test_the_old_compressed_variable_beside_the_mode_is_an_error(
         match=r"both EVENTLOG_FLUENT_COMPRESSED \(deprecated\) and EVENTLOG_FLUENT_MODE are set: "
         r"remove EVENTLOG_FLUENT_COMPRESSED",
     ):
+        eventlog.configure(transport="fluent", host="127.0.0.1")
+
+
+def test_the_old_compressed_variable_refuses_what_it_never_took(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTLOG_FLUENT_COMPRESSED", "zstd")
+    with pytest.raises(ConfigurationError, match=r"'zstd' is invalid: expected gzip or none"):
         eventlog.configure(transport="fluent", host="127.0.0.1")
 
 

@@ -35,6 +35,18 @@ def _parse_hostname(value: object) -> str:
     return name
 
 
+@parser(takes="text", allowed="gzip or none, as 0.1.0 took it (also true or false)")
+def _parse_compressed(value: object) -> bool:
+    """0.1.0's values (``gzip``, ``none``), or a boolean: whether to compress."""
+    text = str(value).strip().lower()
+    if text in ("gzip", "none"):
+        return text == "gzip"
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise ValueError("expected gzip or none") from None
+
+
 FLUENT_OPTIONS: tuple[Option, ...] = (
     Option("tag", parse_tag, "eventlog", "Fluent tag of every event (tag_mode action: the prefix)"),
     Option(
@@ -57,9 +69,9 @@ FLUENT_OPTIONS: tuple[Option, ...] = (
     # 0.1.0's setting, honoured for one release so an upgrade keeps the operator's choice.
     Option(
         "compressed",
-        parse_bool,
+        _parse_compressed,
         None,
-        "deprecated (goes in 0.2): true is mode compressed, false mode packed; not with mode",
+        "deprecated (goes in 0.2): gzip is mode compressed, none mode packed; not with mode",
     ),
     # On by default: Fluentd's and Fluent Bit's (1.5+) forward inputs answer acks, and
     # without them a broken connection silently loses what the kernel had buffered.
