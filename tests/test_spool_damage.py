@@ -215,6 +215,28 @@ def test_replay_sends_the_good_rows_and_quarantines_a_damaged_one_then_lists_and
 
     info = _cli("info", "--db", str(db))
     assert f"damaged  1 rows ({len(bad_ids)} events) in quarantine" in info.stdout
+    # The export holds event payloads: readable by its owner only.
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_quarantine_export_writes_only_a_new_file_never_through_a_link(db: Path, tmp_path: Path) -> None:
+    port = free_port()
+    _spool_while_peer_down(db, port, "old", 50)
+    _damage(db, _rows(db)[0][0], "not-json")
+    with LineReceiver(port=port):
+        assert _cli("replay", "--db", str(db)).returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    link = tmp_path / "export.jsonl"
+    link.symlink_to(victim)
+    for target in (link, victim):  # a planted link, or any file already there
+        export = _cli("quarantine", "--db", str(db), "--export", str(target))
+        assert export.returncode == 1
+        assert export.stderr.strip() == (
+            f"eventlog spool quarantine: refused to export to {target}: File exists; give the name "
+            "of a file that does not exist yet (the export holds event payloads)"
+        )
+    assert victim.read_text() == "keep me\n"
 
 
 # ---------------------------------------------------------------- events the index cannot hold

@@ -255,6 +255,16 @@ def _print_waiting(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_private_file(path: str) -> TextIO:
+    """A new file only readable by its owner, never an existing file or a link's target.
+
+    Run as root, ``open(path, "w")`` would truncate whatever a planted link points at,
+    and leave the copied payloads readable by everyone under the usual umask.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 def _quarantine(args: argparse.Namespace) -> int:
     from eventlog._spool.admin import quarantined
     from eventlog._spool.sqlite import describe_destination
@@ -267,7 +277,16 @@ def _quarantine(args: argparse.Namespace) -> int:
         print(f"eventlog spool quarantine: no spool at {args.db}", file=sys.stderr)
         return 1
     if args.export:
-        with open(args.export, "w", encoding="utf-8") as out:
+        try:
+            out = _new_private_file(args.export)
+        except OSError as exc:
+            print(
+                f"eventlog spool quarantine: refused to export to {args.export}: {exc.strerror or exc}; "
+                "give the name of a file that does not exist yet (the export holds event payloads)",
+                file=sys.stderr,
+            )
+            return 1
+        with out:
             for row in rows:
                 line = {
                     "seq": row.seq,
