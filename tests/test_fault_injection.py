@@ -868,7 +868,12 @@ class FaultMachine(RuleBasedStateMachine):
             detail["in_doubt"] = sum(child.in_doubt for child in self.children)
             slack += self.stranded
             detail["stranded"] = self.stranded
-            spooled = self.pipeline.spool_depth() + sum(map(_rows_in, self.old_spools))
+            # The file's rows only: spool_depth() also counts what the spool refused and the
+            # worker holds in memory (sent from memory), which in_flight counts already (the
+            # short run of 02:42 UTC, 7 Dec: taken 281 = sent 280 + in_flight 1, and that one
+            # event counted again as spool 1 while the file could not be opened).
+            spool = self.pipeline._spool
+            spooled = (spool.depth() if spool is not None else 0) + sum(map(_rows_in, self.old_spools))
             accounted += spooled
             detail["spool"] = spooled
             detail["children"] = [vars(c) for c in self.children]
