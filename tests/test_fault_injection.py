@@ -842,11 +842,15 @@ class FaultMachine(RuleBasedStateMachine):
         if not -detail.get("in_doubt", 0) <= accepted - accounted <= slack and self.db is not None:
             # Where the difference may be: every file in the folder (moved, set aside as
             # corrupt, made by a child at the path) with the events its rows hold.
-            detail["files"] = {
-                path.name: _rows_in(str(path))
-                for path in sorted(Path(self.folder.name).iterdir())
-                if not path.name.endswith(("-wal", "-shm", "-journal"))
-            }
+            files: dict[str, int | str] = {}
+            for path in sorted(Path(self.folder.name).iterdir()):
+                if any(sibling in path.name for sibling in ("-wal", "-shm", "-journal")):
+                    continue
+                try:
+                    files[path.name] = _rows_in(str(path))
+                except sqlite3.DatabaseError as exc:  # one set aside as corrupt may be
+                    files[path.name] = f"unreadable: {exc}"
+            detail["files"] = files
         assert -detail.get("in_doubt", 0) <= accepted - accounted <= slack, (
             f"accepted {accepted} != sent + dropped + waiting {accounted} (+ {slack} lost by "
             f"children at os._exit, or - up to {detail.get('in_doubt', 0)} sent twice): {detail}"
