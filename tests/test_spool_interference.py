@@ -310,3 +310,40 @@ def test_a_forked_childs_rows_survive_the_parent_closing_the_spool(db: Path) -> 
     assert os.waitstatus_to_exitcode(status) == 0
     expected = parent + [f"before-{n:06d}" for n in range(6)] + [f"after-{n:06d}" for n in range(6)]
     assert Counter(_ids_in_spool(db)) == Counter(expected)
+
+
+# ---------------------------------------------------------------- this process opening the file again
+
+_ADD_ONE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("INSERT INTO meta VALUES ('other', 'process')")
+conn.close()
+"""
+
+_COUNT = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+print(conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'mine-%'").fetchone()[0])
+"""
+
+
+def test_opening_the_spool_again_keeps_this_processs_lock_on_it(db: Path) -> None:
+    # Opening the spool again in one process (configure() again, a second pipeline, a
+    # reopen) opened and closed a descriptor of the file to check it, which dropped
+    # SQLite's POSIX lock on it.  Another process closing its last connection then found
+    # the file unused, checkpointed and deleted the WAL under this one: every later write
+    # of this process was lost to all others (here: 0 of 5 rows).
+    first, _ = database_module.open_database(str(db))
+    second, _ = database_module.open_database(str(db))  # the same file, opened again
+    try:
+        subprocess.run([sys.executable, "-c", _ADD_ONE, str(db)], check=True, timeout=60)
+        for n in range(5):
+            first.execute("INSERT INTO meta VALUES (?, 'row')", (f"mine-{n}",))
+        seen = subprocess.run(
+            [sys.executable, "-c", _COUNT, str(db)], check=True, timeout=60, capture_output=True, text=True
+        )
+        assert seen.stdout.strip() == "5"
+    finally:
+        second.close()
+        first.close()
