@@ -79,7 +79,14 @@ from eventlog._spool import sqlite as spool_module
 
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    # Found by the long run of 7 Dec (02:59 UTC, at 30 s): memory mode, a peer that reads
+    # everything and writes garbage back; flush() True, sent counted, send errors none, and
+    # one event (F1123) never read by the peer.  Not analysed yet (the tcp transport's
+    # peer_closed() reads and drops what a peer writes; a reset on close would lose the last
+    # batch); the transport is not the fault work's to change.
+    "garbage_peer_arrival": "flush() True, one event never read by a peer that writes garbage",
+}
 
 _enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
 ENABLED: frozenset[str] = frozenset(
@@ -603,7 +610,7 @@ class FaultMachine(RuleBasedStateMachine):
         promised = [m for m, epoch in self.logged.items() if epoch == self.epoch]
         if not eventlog.flush(timeout):
             return
-        if self.peer_kind in ("up", "drip", "garbage"):
+        if self.peer_kind in ("up", "drip") or (self.peer_kind == "garbage" and on("garbage_peer_arrival")):
             self.check_arrived(promised)
 
     def received(self) -> dict[str, list[dict[str, Any]]]:
@@ -839,6 +846,18 @@ class FaultMachine(RuleBasedStateMachine):
             if -detail.get("in_doubt", 0) <= accepted - accounted <= slack or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
+        if not -detail.get("in_doubt", 0) <= accepted - accounted <= slack and self.db is not None:
+            # Where the difference may be: every file in the folder (moved, set aside as
+            # corrupt, made by a child at the path) with the events its rows hold.
+            files: dict[str, int | str] = {}
+            for path in sorted(Path(self.folder.name).iterdir()):
+                if any(sibling in path.name for sibling in ("-wal", "-shm", "-journal")):
+                    continue
+                try:
+                    files[path.name] = _rows_in(str(path))
+                except sqlite3.DatabaseError as exc:  # one set aside as corrupt may be
+                    files[path.name] = f"unreadable: {exc}"
+            detail["files"] = files
         assert -detail.get("in_doubt", 0) <= accepted - accounted <= slack, (
             f"accepted {accepted} != sent + dropped + waiting {accounted} (+ {slack} lost by "
             f"children at os._exit, or - up to {detail.get('in_doubt', 0)} sent twice): {detail}"
@@ -868,7 +887,12 @@ class FaultMachine(RuleBasedStateMachine):
             detail["in_doubt"] = sum(child.in_doubt for child in self.children)
             slack += self.stranded
             detail["stranded"] = self.stranded
-            spooled = self.pipeline.spool_depth() + sum(map(_rows_in, self.old_spools))
+            # The file's rows only: spool_depth() also counts what the spool refused and the
+            # worker holds in memory (sent from memory), which in_flight counts already (the
+            # short run of 02:42 UTC, 7 Dec: taken 281 = sent 280 + in_flight 1, and that one
+            # event counted again as spool 1 while the file could not be opened).
+            spool = self.pipeline._spool
+            spooled = (spool.depth() if spool is not None else 0) + sum(map(_rows_in, self.old_spools))
             accounted += spooled
             detail["spool"] = spooled
             detail["children"] = [vars(c) for c in self.children]

@@ -267,3 +267,83 @@ def test_with_the_spool_read_only_and_the_peer_down_the_depths_show_every_waitin
         eventlog.shutdown(0.2)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+# ---------------------------------------------------------------- a forked child and the parent's connection
+
+
+def test_a_forked_childs_rows_survive_the_parent_closing_the_spool(db: Path) -> None:
+    # A pre-fork server: the parent logged, forked a worker, then shut its pipeline down (or
+    # exited) while the child goes on logging.  The child used to keep the parent's SQLite
+    # connection open (unclosed) beside its own: SQLite keeps one lock record per file per
+    # process, so the child's connection took no lock of its own, the parent's close found
+    # the file unused, checkpointed and deleted the WAL, and every row the child added
+    # afterwards went into a deleted file (12 events spooled, 6 in the file; no error).
+    pipeline = _configure(free_port(), db, shutdown_timeout=0.5)  # the peer is down: rows stay
+    parent = _log("parent", 3)
+    _wait(lambda: len(_ids_in_spool(db)) == 3)
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: spool 6 events, wait for the parent's shutdown, spool 6 more
+        code = 1
+        try:
+            spool = pipeline._spool
+            assert spool is not None
+            log_with_ids("test.outside", "before", 6)
+            wait_until(lambda: sum(spool._own.values()) == 6, 30)
+            os.write(ready_w, b"1")
+            os.read(go_r, 1)
+            log_with_ids("test.outside", "after", 6)
+            wait_until(lambda: sum(spool._own.values()) == 12, 30)  # stored, as it thinks
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.read(ready_r, 1) == b"1"
+    pipeline.shutdown(1)
+    worker = pipeline.worker.thread
+    assert worker is not None
+    worker.join(30)
+    assert not worker.is_alive() and pipeline._spool is not None and pipeline._spool._conn is None
+    os.write(go_w, b"1")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    expected = parent + [f"before-{n:06d}" for n in range(6)] + [f"after-{n:06d}" for n in range(6)]
+    assert Counter(_ids_in_spool(db)) == Counter(expected)
+
+
+# ---------------------------------------------------------------- this process opening the file again
+
+_ADD_ONE = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("INSERT INTO meta VALUES ('other', 'process')")
+conn.close()
+"""
+
+_COUNT = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+print(conn.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'mine-%'").fetchone()[0])
+"""
+
+
+def test_opening_the_spool_again_keeps_this_processs_lock_on_it(db: Path) -> None:
+    # Opening the spool again in one process (configure() again, a second pipeline, a
+    # reopen) opened and closed a descriptor of the file to check it, which dropped
+    # SQLite's POSIX lock on it.  Another process closing its last connection then found
+    # the file unused, checkpointed and deleted the WAL under this one: every later write
+    # of this process was lost to all others (here: 0 of 5 rows).
+    first, _ = database_module.open_database(str(db))
+    second, _ = database_module.open_database(str(db))  # the same file, opened again
+    try:
+        subprocess.run([sys.executable, "-c", _ADD_ONE, str(db)], check=True, timeout=60)
+        for n in range(5):
+            first.execute("INSERT INTO meta VALUES (?, 'row')", (f"mine-{n}",))
+        seen = subprocess.run(
+            [sys.executable, "-c", _COUNT, str(db)], check=True, timeout=60, capture_output=True, text=True
+        )
+        assert seen.stdout.strip() == "5"
+    finally:
+        second.close()
+        first.close()

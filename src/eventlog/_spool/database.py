@@ -266,6 +266,23 @@ def _open_own(path: str) -> int:
     return fd
 
 
+def _create_or_check(path: str) -> None:
+    """Create the spool file (mode 0600) when missing, or check the one there: ours, private, no link.
+
+    An existing file is checked by ``lstat``, never opened: this process may have it open
+    through SQLite (another pipeline, configure() again), and closing any descriptor of a
+    file drops every POSIX lock the process holds on it, SQLite's too.  Without its lock,
+    another process closing its last connection found the file unused and deleted the WAL
+    under this one: every later write of this process was lost to all others (rows gone,
+    delivered rows back, "disk I/O error" and the file moved aside as corrupt).  A file
+    made here (O_EXCL) is new: no connection of this process has it open yet.
+    """
+    if os.path.lexists(path):
+        _check_file(path, os.lstat(path))  # says what is wrong: a link, another's file
+        return
+    os.close(_open_own(path))
+
+
 def check_path(path: str) -> None:
     """Refuse a spool path another user could read, change or redirect (see above).
 
@@ -320,7 +337,7 @@ def _connect(path: str, synchronous: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sql
     Raises :class:`SpoolCorrupt` when the file is not a readable SQLite
     spool, ``OSError``/``sqlite3.Error`` when it cannot be opened at all.
     """
-    os.close(_open_own(path))  # created 0600 here, or checked: ours, private, not a link
+    _create_or_check(path)
     for suffix in SQLITE_SIBLINGS:  # SQLite opens these by name, following links
         with contextlib.suppress(FileNotFoundError):
             _check_file(path + suffix, os.lstat(path + suffix))

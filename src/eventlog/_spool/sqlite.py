@@ -97,8 +97,9 @@ WATCH_SECONDS = 0.1
 DEPTH_WAIT_SECONDS = 0.05
 
 
-#: Connections inherited from a parent process: kept referenced, never closed in the
-#: child, because closing would touch the parent's locks and WAL index.
+#: Connections to files no longer at a spool's path (``_retired``) inherited from a parent
+#: process: kept referenced, never closed in the child, which never opens those files again
+#: (closing could checkpoint and delete a WAL by its name, which is the new file's by now).
 _inherited: list[sqlite3.Connection] = []
 
 #: Every open spool, so a fork waits until no thread is inside SQLite: a child must
@@ -120,8 +121,13 @@ def _after_fork_in_parent() -> None:
 
 def _after_fork_in_child() -> None:
     _held.clear()  # the child's spools get fresh locks (SQLiteSpool.after_fork)
-    for spool in list(_spools):
+    spools = list(_spools)
+    for spool in spools:
         spool._lock = threading.Lock()
+    # Every inherited connection to a spool file is closed before any spool of the child
+    # opens one again (see SQLiteSpool.after_fork).
+    for spool in spools:
+        spool._close_inherited()
 
 
 os.register_at_fork(
@@ -329,6 +335,24 @@ class _Connection:
         except (OSError, sqlite3.Error):
             pass
         self._retry_at = 0.0
+
+    def _close_inherited(self) -> None:
+        """In a forked child: close the connection inherited from the parent.
+
+        SQLite keeps one lock record per file per process, and a fork copies it: with
+        the parent's connection left open, the child's own connection to the same file
+        takes no lock of its own.  Once the parent closed its last connection (shut
+        down, or exited), SQLite there found the file unused, checkpointed and deleted
+        the WAL, and every row the child added afterwards went into a deleted file.
+        Closing it here is safe: no thread was inside SQLite at the fork (``_before_fork``),
+        and the parent's locks are the parent's (a fork does not copy POSIX locks),
+        so the close takes none of them away and cannot check-point or delete the
+        WAL while the parent has the file open.
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def _recovered(self) -> None:
         if self._unavailable is not None:
@@ -1050,11 +1074,9 @@ class SQLiteSpool(_Reader):
         closed(self._owner)  # rows it could not release are reclaimed by the next one
 
     def after_fork(self) -> None:
-        """In a forked child: forget the parent's connection and rows, become a new owner."""
+        """In a forked child: close the parent's connection, forget its rows, become a new owner."""
         self._lock = threading.Lock()
-        if self._conn is not None:
-            _inherited.append(self._conn)
-            self._conn = None
+        self._close_inherited()
         _inherited.extend(self._retired)
         self._retired = []
         self._owner = new_owner()
