@@ -94,3 +94,29 @@ def test_ledger_check_says_what_it_cannot_read(tmp_path: Path, capsys: pytest.Ca
     assert main(["ledger", "check", str(path)]) == 2
     assert "is not JSON lines" in capsys.readouterr().err
     assert main(["ledger", "check", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_ledger_check_reads_hostile_lines_as_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What arrived is not trusted: a huge number costs nothing, odd shapes are passed over."""
+    lines = [
+        {"action": "a", "host": "h", "pid": 1, "fields": {SEQ_FIELD: 1}},
+        {"action": "a", "host": "h", "pid": 1, "fields": {SEQ_FIELD: 4}},
+        {"action": "a", "host": "h", "pid": 1, "fields": {SEQ_FIELD: 10**12}},
+        {"action": LEDGER_ACTION, "host": "h", "pid": 1, "fields": {"ledger_seq_last": 10**15 + 5}},
+        {"action": LEDGER_ACTION, "host": "h", "pid": 2, "fields": {"ledger_seq_last": "many"}},
+        [1],
+        "text",
+        {"action": "a", "host": "h", "pid": 3, "fields": [SEQ_FIELD]},
+    ]
+    path = tmp_path / "arrived.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["ledger", "check", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"host h pid 1: 3 numbered events arrived, {10**15 + 5 - 3} missing: "
+        "NOT accounted for: the ledger counts only 0 dropped or shed",
+        f"  missing: 2-3, 5-{10**12 - 1}, {10**12 + 1}-{10**15 + 5}",
+        "host h pid 2: 0 numbered events arrived, 0 missing: complete",
+    ]

@@ -8,19 +8,11 @@ import sys
 from eventlog._config.hookspecs import hookimpl
 
 
-def _ranges(numbers: list[int]) -> str:
-    """``[1, 2, 3, 7]`` -> ``1-3, 7`` (the first ten ranges)."""
-    spans: list[str] = []
-    start = prev = None
-    for number in [*numbers, None]:
-        if number is not None and prev is not None and number == prev + 1:
-            prev = number
-            continue
-        if start is not None:
-            spans.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = number
-    shown = ", ".join(spans[:10])
-    return shown + (f" ... ({len(spans) - 10} more ranges)" if len(spans) > 10 else "")
+def _ranges(gaps: list[tuple[int, int]]) -> str:
+    """``[(1, 3), (7, 7)]`` -> ``1-3, 7`` (the first ten ranges)."""
+    spans = [str(first) if first == last else f"{first}-{last}" for first, last in gaps[:10]]
+    shown = ", ".join(spans)
+    return shown + (f" ... ({len(gaps) - 10} more ranges)" if len(gaps) > 10 else "")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -41,14 +33,15 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     complete = True
     for (host, pid), stream in sorted(numbered.items()):
-        missing = stream.missing()
+        gaps = stream.missing()
+        missing = sum(last - first + 1 for first, last in gaps)
         dropped = stream.dropped()
         who = f"host {host or '?'} pid {pid or '?'}"
         if stream.ledger is None:
             accounted = not missing
             verdict = "complete" if accounted else "no ledger event arrived to account for them"
         else:
-            accounted = len(missing) <= dropped
+            accounted = missing <= dropped
             verdict = (
                 "complete"
                 if not missing
@@ -57,9 +50,9 @@ def _check(args: argparse.Namespace) -> int:
                 else f"NOT accounted for: the ledger counts only {dropped} dropped or shed"
             )
         complete = complete and accounted
-        print(f"{who}: {len(stream.numbers)} numbered events arrived, {len(missing)} missing: {verdict}")
-        if missing:
-            print(f"  missing: {_ranges(missing)}")
+        print(f"{who}: {len(stream.numbers)} numbered events arrived, {missing} missing: {verdict}")
+        if gaps:
+            print(f"  missing: {_ranges(gaps)}")
         if stream.duplicates:
             print(f"  {stream.duplicates} arrived more than once (at-least-once delivery; same id)")
     return 0 if complete else 1

@@ -98,18 +98,33 @@ class Stream:
     duplicates: int = 0
     ledger: dict[str, Any] | None = None
 
-    def missing(self) -> list[int]:
-        """Numbers up to the highest seen or covered by the ledger that never arrived."""
+    def missing(self) -> list[tuple[int, int]]:
+        """The gaps, as (first, last) ranges, among the numbers up to the highest seen or
+        covered by the ledger.  Computed from what arrived, so a hostile number (10**12) in
+        a line costs nothing."""
         last = max(self.numbers, default=0)
         if self.ledger is not None:
-            last = max(last, int(self.ledger.get("ledger_seq_last", 0)))
-        return [n for n in range(1, last + 1) if n not in self.numbers]
+            last = max(last, _whole(self.ledger.get("ledger_seq_last")))
+        gaps: list[tuple[int, int]] = []
+        expected = 1
+        for number in sorted(n for n in self.numbers if n >= 1):
+            if number > expected:
+                gaps.append((expected, number - 1))
+            expected = number + 1
+        if last >= expected:
+            gaps.append((expected, last))
+        return gaps
 
     def dropped(self) -> int:
         """Events the latest ledger counts as dropped or shed (its queue_full counts once)."""
         if self.ledger is None:
             return 0
-        return sum(int(v) for k, v in self.ledger.items() if k.startswith("ledger_dropped_"))
+        return sum(_whole(v) for k, v in self.ledger.items() if k.startswith("ledger_dropped_"))
+
+
+def _whole(value: Any) -> int:
+    """A ledger count as sent (an int), else 0: what arrived is input, not trusted."""
+    return value if type(value) is int else 0
 
 
 def check(lines: Iterable[str | bytes]) -> dict[tuple[str, str], Stream]:
@@ -119,16 +134,20 @@ def check(lines: Iterable[str | bytes]) -> dict[tuple[str, str], Stream]:
         if not line.strip():
             continue
         event = json.loads(line)
-        fields = event.get("fields") or {}
+        if not isinstance(event, dict):
+            continue  # not an event: nothing to number
+        fields = event.get("fields")
+        if not isinstance(fields, dict):
+            fields = {}
         key = (str(event.get("host", "")), str(event.get("pid", "")))
         stream = streams.setdefault(key, Stream())
         number = fields.get(SEQ_FIELD)
-        if isinstance(number, int):
+        if type(number) is int:
             if number in stream.numbers:
                 stream.duplicates += 1
             stream.numbers.add(number)
         if event.get("action") == LEDGER_ACTION:
-            last = int(fields.get("ledger_seq_last", 0))
-            if stream.ledger is None or last >= int(stream.ledger.get("ledger_seq_last", 0)):
+            last = _whole(fields.get("ledger_seq_last"))
+            if stream.ledger is None or last >= _whole(stream.ledger.get("ledger_seq_last")):
                 stream.ledger = fields
     return streams
