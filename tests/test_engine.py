@@ -96,7 +96,7 @@ def test_hostile_values_never_raise_and_arrive_converted(receiver: LineReceiver)
 
 
 def test_event_constructor_names_the_bad_argument() -> None:
-    with pytest.raises(TypeError, match="Event action must be a non-empty str, got 42"):
+    with pytest.raises(TypeError, match="Event action must be a non-empty str, got int;"):
         Event(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Event action must be a non-empty str, got ''"):
         Event("")
@@ -110,6 +110,16 @@ def test_event_constructor_names_the_bad_argument() -> None:
         Event("a", metrics=[1])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Event level must be an int"):
         Event("a", level="INFO")  # type: ignore[arg-type]
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("the application's repr")
+
+    # The error names the type: the application's __repr__ is never run (it may raise or leak).
+    with pytest.raises(TypeError, match=r"^Event action must be a non-empty str, got Hostile;"):
+        Event(Hostile())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Event level must be an int \(a logging level\), got Hostile$"):
+        Event("a", level=Hostile())  # type: ignore[arg-type]
 
 
 def test_ids_are_unique_and_time_ordered(receiver: LineReceiver) -> None:

@@ -159,7 +159,9 @@ class Event:
     ) -> None:
         if type(action) is not str or not action:
             raise TypeError(
-                f"Event action must be a non-empty str, got {action!r}; "
+                # The type's name, never repr(): an application's __repr__ may raise or leak.
+                f"Event action must be a non-empty str, got "
+                f"{repr(action) if type(action) is str else type(action).__name__}; "
                 "use a dotted name such as 'account.admin.create'"
             )
         if target is not None and type(target) is not str:
@@ -167,7 +169,7 @@ class Event:
         if tg_type is not None and type(tg_type) is not str:
             raise TypeError(f"Event tg_type must be a str or None, got {type(tg_type).__name__}")
         if level is not None and type(level) is not int:
-            raise TypeError(f"Event level must be an int (a logging level), got {level!r}")
+            raise TypeError(f"Event level must be an int (a logging level), got {type(level).__name__}")
         self.action = action
         self.target = target
         self.tg_type = tg_type
