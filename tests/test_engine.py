@@ -688,6 +688,26 @@ def test_counts_add_up_when_shutdown_cuts_a_retry_short() -> None:
     assert pipeline.stats.dropped_by_reason() == {"shutdown": 1000}
 
 
+def test_shutdown_is_false_when_the_worker_gave_its_batch_up_at_the_deadline() -> None:
+    from eventlog.plugin.testing import closed_port
+
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=closed_port(), retry_backoff_max=0.05
+    )
+    for i in range(10):
+        eventlog.log_event(Event("doomed", str(i)))
+    # The race a loaded machine loses: the worker gives its batch up at the deadline (counted,
+    # so the flush's marker is settled) before the flush's own wait runs out, and its thread
+    # ends before close() gives up on it.  Both waits made longer here, so that it always happens.
+    worker = pipeline.worker
+    flush, close = worker.flush, worker.close
+    worker.flush = lambda timeout=None: flush(None if timeout is None else timeout + 5)  # type: ignore[method-assign]
+    worker.close = lambda deadline: close(deadline + 5)  # type: ignore[method-assign]
+    assert pipeline.shutdown(0.3) is False
+    assert pipeline.stats.sent == 0
+    assert pipeline.stats.dropped_by_reason() == {"shutdown": 10}
+
+
 def test_the_first_retry_warning_names_the_exception_type() -> None:
     from eventlog.plugin.testing import closed_port
     from tests.spool_support import capture_warnings

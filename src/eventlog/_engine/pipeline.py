@@ -255,17 +255,19 @@ class Pipeline:
         if not worker.close(deadline):
             self._say_what_was_left(timeout, dropped_before, stuck=True)
             return False
-        left = self._accounts.give_up(worker.queue, "shutdown")
+        self._accounts.give_up(worker.queue, "shutdown")
         _live.discard(self)
-        self._say_what_was_left(timeout, dropped_before, stuck=False)
-        return delivered and not left
+        # The flush may have ended because the worker gave its batch up at the deadline
+        # (counted, so "settled"): True only when nothing was lost or left behind.
+        left_behind = self._say_what_was_left(timeout, dropped_before, stuck=False)
+        return delivered and not left_behind
 
-    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> None:
-        """One line at shutdown: how many events were not delivered, and why."""
+    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> bool:
+        """One line at shutdown: how many events were not delivered, and why; False if none."""
         lost = self.stats.dropped.get("shutdown", 0) - dropped_before
         spooled = self._spooled_left()
         if not lost and not spooled:
-            return
+            return False
         parts = []
         if lost:
             parts.append(
@@ -285,6 +287,7 @@ class Pipeline:
             "; ".join(parts),
             why,
         )
+        return True
 
     def _spooled_left(self) -> int:
         """Events this run leaves in the spool (0 in memory mode, or when it cannot be read)."""
