@@ -448,7 +448,9 @@ def test_unacknowledged_batches_are_sent_again_with_the_same_ids(
     assert min(counts.values()) >= 3  # each try carried every event again, under its own id
     assert pipeline.stats.sent == 0
     assert pipeline.stats.send_errors["SendTimeout"] >= 2
-    assert any("did not acknowledge 1 of 1 chunks within 0.2s" in line for line in eventlog_log)
+    assert wait_until(
+        lambda: any("did not acknowledge 1 of 1 chunks within 0.2s" in line for line in eventlog_log)
+    ), eventlog_log
     assert_mode(peer, mode)
 
 
@@ -578,7 +580,7 @@ def test_wrong_or_missing_user_is_an_auth_error(
     eventlog.log_event(Event("a"))
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
-    assert any(message in line for line in eventlog_log), eventlog_log
+    assert wait_until(lambda: any(message in line for line in eventlog_log)), eventlog_log
     pipeline.shutdown(0.1)  # it would retry until the end of the test's shutdown deadline
 
 
@@ -591,7 +593,9 @@ def test_server_asking_for_a_key_we_do_not_have_is_an_auth_error(
     eventlog.log_event(Event("a"))
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 1)
     assert peer.entries() == []
-    assert any("asks for shared-key authentication" in line for line in eventlog_log)
+    assert wait_until(lambda: any("asks for shared-key authentication" in line for line in eventlog_log)), (
+        eventlog_log
+    )
     pipeline.shutdown(0.1)
 
 
@@ -605,7 +609,9 @@ def test_without_acks_a_server_asking_for_a_key_loses_nothing(
     log_all(events)
     assert wait_until(lambda: pipeline.stats.send_errors.get("AuthError", 0) >= 3)
     assert peer.entries() == []
-    assert any("asks for shared-key authentication" in line for line in eventlog_log)
+    assert wait_until(lambda: any("asks for shared-key authentication" in line for line in eventlog_log)), (
+        eventlog_log
+    )
     peer.stop()  # fixed: the server no longer asks for a key
     del peer.env["FLUENT_SHARED_KEY"]
     peer.start()
@@ -650,7 +656,7 @@ def test_tls_without_the_ca_is_refused(
     eventlog.log_event(Event("a"))
     assert wait_until(lambda: pipeline.stats.send_errors.get("ConnectError", 0) >= 2)
     assert peer.entries() == []
-    assert any("CERTIFICATE_VERIFY_FAILED" in line for line in eventlog_log), eventlog_log
+    assert wait_until(lambda: any("CERTIFICATE_VERIFY_FAILED" in line for line in eventlog_log)), eventlog_log
     pipeline.shutdown(0.1)
 
 
