@@ -8,6 +8,7 @@ each once, and every shed DEBUG line is counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,9 @@ from eventlog._engine.overload import Classifier
 from eventlog._records.batch import Record, SheddableRecord
 from eventlog._records.context import current
 from eventlog._spool.sqlite import SQLiteSpool
+from eventlog.plugin import FormatterSpec, hookimpl
+from eventlog.plugin.testing import closed_port, make_pipeline
+from tests.spool_support import wait_until
 
 DEBUG_LINES = 10_000
 EVERY = 100  # one billing event and one error every EVERY debug lines: 100 of each
@@ -338,3 +342,60 @@ def test_an_old_spool_gets_the_shed_column(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT shed, events FROM batches").fetchall() == [(1, 3)]
     conn.close()
+
+
+class _RefusesPoison:
+    """A plugin whose json-like formatter refuses (raises on) events with the action 'poison'."""
+
+    @staticmethod
+    @hookimpl
+    def eventlog_formatters() -> list[FormatterSpec]:
+        from eventlog._builtin.formats import JsonFormatter
+
+        class Refusing(JsonFormatter):
+            def format(self, wire: dict[str, Any]) -> bytes:
+                if wire["action"] == "poison":
+                    raise ValueError("refused")
+                return super().format(wire)
+
+            def format_many(self, wires: list[dict[str, Any]]) -> bytes:  # type: ignore[override]
+                return b"".join(self.format(wire) for wire in wires)
+
+        return [FormatterSpec("refusing", lambda _: Refusing(), framing="lines")]
+
+
+def test_spool_rows_keep_each_events_class_when_the_encoder_sets_one_aside(tmp_path: Path) -> None:
+    db = tmp_path / "spool.db"
+    pipeline = make_pipeline(
+        {
+            "transport": "tcp",
+            "host": "127.0.0.1",
+            "port": closed_port(),
+            "format": "refusing",
+            "db": str(db),
+            "classes": "logger:payments=kept, action:ui.*=sheddable",
+        },
+        plugins=[_RefusesPoison],
+    )
+    handler = eventlog.EventHandler(pipeline=pipeline)
+    payments = logging.getLogger("payments")
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # one batch, in this order
+    pipeline.submit_event(Event("poison", "p"))
+    handler.handle(payments.makeRecord("payments", logging.DEBUG, __file__, 1, "charge %s", ("x",), None))
+    pipeline.submit_event(Event("ui.click", "b", "ui"))
+    del pipeline.worker._start
+    pipeline.worker.wake()
+
+    def rows() -> dict[str, int]:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            found = conn.execute("SELECT payloads, shed FROM batches").fetchall()
+        return {
+            json.loads(line)["action"]: flag for payloads, flag in found for line in payloads.splitlines()
+        }
+
+    wait_until(lambda: len(rows()) == 2)
+    shed = rows()
+    # The payments DEBUG record is kept by the rule, ui.click shed first, whatever was set aside.
+    assert shed == {"log.debug": 0, "ui.click": 1}
+    assert pipeline.stats.dropped_by_reason() == {"unencodable": 1}
+    pipeline.shutdown(0.1)

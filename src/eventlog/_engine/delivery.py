@@ -61,7 +61,7 @@ class SpoolDelivery:
         stats: Stats,
         warnings: Warnings,
         wake: Callable[[], None] | None = None,
-        tag: Callable[[list[Any], list[Record]], list[Record]] | None = None,
+        tag: Callable[[list[Record], list[Any]], list[Record]] | None = None,
     ) -> None:
         self.spool = spool
         #: Marks the records of sheddable events (overload control), which the spool evicts first.
@@ -93,7 +93,7 @@ class SpoolDelivery:
 
     def deliver(self, items: list[Any]) -> bool:
         """Encode, spool and drain; True when nothing of this process waits."""
-        return self.handle(self.tag(items, self._encoder.records(items)))
+        return self.handle(self.tag(*self._encoder.sourced(items)))
 
     def forget(self) -> None:
         """A failed round's events were counted: the batch the spool refused is not kept."""
@@ -179,7 +179,7 @@ class SpoolDelivery:
             items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            records = self.unspooled + self.tag(items, self._encoder.records(items))
+            records = self.unspooled + self.tag(*self._encoder.sourced(items))
             self.unspooled = []
             try:
                 self._store(records)
@@ -270,7 +270,7 @@ class SpoolDelivery:
         fallback[exc.reason] = fallback.get(exc.reason, 0) + count
 
 
-def _untagged(items: list[Any], records: list[Record]) -> list[Record]:
+def _untagged(records: list[Record], items: list[Any]) -> list[Record]:
     return records
 
 

@@ -73,11 +73,35 @@ class Encoder:
 
     def records(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
-        batch = self.batch(items)
-        return batch.records() if type(batch) is EncodedBatch else list(batch)
+        return self.sourced(items)[0]
 
-    def each(self, wires: list[dict[str, Any]], sources: list[Any]) -> list[Record]:
-        """One ``format()`` call per wire dict; what it refuses is set aside."""
+    def sourced(self, items: list[Any]) -> tuple[list[Record], list[Any]]:
+        """:meth:`records`, and the item each Record came from (poison events left out of both).
+
+        Overload control classes each Record by its item: by position, so the two
+        lists must stay paired whatever the encoder sets aside.
+        """
+        format_many, split_many = self.format_many, self.split_many
+        wires, sources = self.wires(items)
+        if format_many is not None and split_many is not None and wires:
+            try:
+                body = format_many(wires)
+            except Exception:
+                pass  # one by one below, to find what cannot be encoded
+            else:
+                return EncodedBatch(
+                    body, wires, lambda: _times_ns(sources, wires), split_many
+                ).records(), sources
+        kept: list[Any] = []
+        return self.each(wires, sources, kept), kept
+
+    def each(
+        self, wires: list[dict[str, Any]], sources: list[Any], kept: list[Any] | None = None
+    ) -> list[Record]:
+        """One ``format()`` call per wire dict; what it refuses is set aside.
+
+        ``kept``, if given, gets the source item of each Record made.
+        """
         records: list[Record] = []
         fmt = self.format
         for wire, item in zip(wires, sources):
@@ -86,6 +110,8 @@ class Encoder:
             except Exception as exc:
                 self._set_aside(exc)
                 continue
+            if kept is not None:
+                kept.append(item)
             # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
             records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item, wire), payload)))
         return records

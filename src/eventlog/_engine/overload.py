@@ -255,19 +255,10 @@ def _summary(count: int, first: float, last: float, item: Any) -> Event:
     return event
 
 
-def tag_records(classifier: Classifier, items: Sequence[Any], records: list[Record]) -> list[Record]:
-    """``records`` (encoded from ``items``) with sheddable events' records as SheddableRecord.
-
-    The encoder leaves out events it cannot encode; then records and items no
-    longer pair up, and the action alone decides (``log.debug``, ``log.info``).
-    """
+def tag_records(classifier: Classifier, records: list[Record], items: Sequence[Any]) -> list[Record]:
+    """``records`` with sheddable events' records as SheddableRecord; ``items[i]`` made ``records[i]``."""
     sheddable = classifier.sheddable
-    if len(records) == len(items):
-        return [
-            _new_tuple(SheddableRecord, record) if sheddable(item) else record
-            for item, record in zip(items, records)
-        ]
-    return [_new_tuple(SheddableRecord, r) if r.action in _LOW_ACTIONS else r for r in records]
-
-
-_LOW_ACTIONS = frozenset({"log.trace", "log.debug", "log.info", "log.notset"})
+    return [
+        _new_tuple(SheddableRecord, record) if sheddable(item) else record
+        for item, record in zip(items, records, strict=True)
+    ]
