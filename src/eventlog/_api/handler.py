@@ -10,6 +10,7 @@ from eventlog._api import api
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
+from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_record_message, record_bytes
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
     _INIT_LEN,
@@ -106,13 +107,18 @@ class EventHandler(logging.Handler):
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
             # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
-            # call costs ~1k instructions a record.
+            # call costs ~1k instructions a record.  The message's cap applies before the
+            # record is queued; a str message is measured without a call.
+            size = ITEM_BYTES + len(message) if type(message) is str else record_bytes(message)
+            if size > SMALL_BYTES:
+                message, size = cap_record_message(message, pipeline.count_converted)
             worker = pipeline.worker
-            queue = worker.queue
-            if len(queue) >= worker.limit:
-                worker.overflowed((record, message, _current_context()))  # overload control
+            queue, accounts = worker.queue, worker.accounts
+            if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+                worker.overflowed((record, message, _current_context()), size)  # overload control
                 return True
             queue.append((record, message, _current_context()))
+            accounts.queued_bytes += size
             if worker.wake_needed:
                 worker.wake()
         except Exception:

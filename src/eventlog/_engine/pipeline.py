@@ -42,6 +42,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
+from eventlog._records.caps import SMALL_BYTES, cap_event, cap_record_message, event_bytes, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -110,6 +111,7 @@ class Pipeline:
             self.name,
             batch_size=settings.batch_size,
             queue_size=settings.queue_size,
+            queue_max_bytes=settings.queue_max_bytes,
             linger=settings.linger_ms / 1000.0,
             shutdown_timeout=settings.shutdown_timeout,
             stats=stats,
@@ -178,13 +180,18 @@ class Pipeline:
                     enrich(event)
                 except Exception:
                     self._enricher_failed(enrich)
+        # The caps apply before the event is queued: only a large event is looked at further.
+        size = event_bytes(event)
+        if size > SMALL_BYTES:
+            size = cap_event(event, self.count_converted)
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
-        queue = worker.queue
-        if len(queue) >= worker.limit:
-            worker.overflowed(event)
+        queue, accounts = worker.queue, worker.accounts
+        if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+            worker.overflowed(event, size)
             return
         queue.append(event)
+        accounts.queued_bytes += size
         if worker.wake_needed:
             worker.wake()
 
@@ -199,13 +206,18 @@ class Pipeline:
         if self.caller_enrichers:
             self.submit_event(record_to_event(record, message, ctx))
             return
+        # The message's cap applies before the record is queued (see eventlog._records.caps).
+        size = record_bytes(message)
+        if size > SMALL_BYTES:
+            message, size = cap_record_message(message, self.count_converted)
         # Worker.put inlined: this is every logging call's path.
         worker = self.worker
-        queue = worker.queue
-        if len(queue) >= worker.limit:
-            worker.overflowed((record, message, ctx))
+        queue, accounts = worker.queue, worker.accounts
+        if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+            worker.overflowed((record, message, ctx), size)
             return
         queue.append((record, message, ctx))
+        accounts.queued_bytes += size
         if worker.wake_needed:
             worker.wake()
 
@@ -326,6 +338,10 @@ class Pipeline:
     def queue_depth(self) -> int:
         """Events waiting in memory."""
         return len(self.worker.queue)
+
+    def queue_bytes(self) -> int:
+        """Estimated bytes of the events waiting in memory (bounded by ``queue_max_bytes``)."""
+        return self.worker.accounts.queued_bytes
 
     def shed_counts(self) -> dict[tuple[str, str], int]:
         """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
