@@ -10,7 +10,7 @@ from eventlog._api import api
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
-from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_record_message, record_bytes
+from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, record_bytes
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
     _INIT_LEN,
@@ -103,15 +103,15 @@ class EventHandler(logging.Handler):
                 )
             except Exception:
                 plain = False
-            if not plain or pipeline.caller_enrichers:
+            # A str message is measured without a call.  A large record is an Event now, cut
+            # to the caps before it is queued, and the record (holding the long message) is
+            # not kept (see eventlog._records.caps).
+            size = ITEM_BYTES + len(message) if type(message) is str else record_bytes(message)
+            if not plain or pipeline.caller_enrichers or size > SMALL_BYTES:
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
             # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
-            # call costs ~1k instructions a record.  The message's cap applies before the
-            # record is queued; a str message is measured without a call.
-            size = ITEM_BYTES + len(message) if type(message) is str else record_bytes(message)
-            if size > SMALL_BYTES:
-                message, size = cap_record_message(message, pipeline.count_converted)
+            # call costs ~1k instructions a record.
             worker = pipeline.worker
             queue, accounts = worker.queue, worker.accounts
             if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:

@@ -42,7 +42,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
-from eventlog._records.caps import SMALL_BYTES, cap_event, cap_record_message, event_bytes, record_bytes
+from eventlog._records.caps import SMALL_BYTES, cap_event, event_bytes, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -198,18 +198,18 @@ class Pipeline:
     def submit_record(
         self, record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
     ) -> None:
-        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run).
+        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers
+        run or it is past the caps).
 
         ``message`` is the rendered message, or ``(msg, args)`` of immutable
         arguments that the worker renders.
         """
-        if self.caller_enrichers:
+        size = record_bytes(message)
+        # A large record is an Event now, and cut to the caps before it is queued: the record
+        # (holding the long message) is not kept (see eventlog._records.caps).
+        if self.caller_enrichers or size > SMALL_BYTES:
             self.submit_event(record_to_event(record, message, ctx))
             return
-        # The message's cap applies before the record is queued (see eventlog._records.caps).
-        size = record_bytes(message)
-        if size > SMALL_BYTES:
-            message, size = cap_record_message(message, self.count_converted)
         # Worker.put inlined: this is every logging call's path.
         worker = self.worker
         queue, accounts = worker.queue, worker.accounts

@@ -8,8 +8,9 @@ message costs the queue at most about ``MAX_EVENT_BYTES``.
 
 The caller measures only what can be large: the message's length, and one
 ``sys.getsizeof`` per tag, field and metric (a C call each, no walk into
-values).  Only an item past ``MAX_VALUE_CHARS`` bytes is looked at further and
-cut; each cut is counted once, through ``count(reason)``, as
+values).  Only an item past :data:`SMALL_BYTES` is looked at further: a log
+record becomes an Event (the record, which holds the long message, is not
+kept), and the Event is cut (:func:`cap_event`); each cut is counted once, through ``count(reason)``, as
 ``eventlog_values_converted{reason}``: ``truncated`` (a message, tag, key or
 value cut to its limit: the worker finds it within the limit and counts
 nothing more), ``tags_cut``, ``fields_cut``, ``metrics_cut`` (the last ones
@@ -27,7 +28,6 @@ from itertools import islice
 from sys import getsizeof as _sizeof
 from typing import TYPE_CHECKING, Any
 
-from eventlog._records.logrecords import unrenderable
 from eventlog._records.text import (
     MAX_EVENT_BYTES,
     MAX_ITEMS,
@@ -54,24 +54,6 @@ def record_bytes(message: Any) -> int:
         msg, args = message
         return ITEM_BYTES + len(msg) + sum(map(_sizeof, args))
     return ITEM_BYTES + len(message)
-
-
-def cap_record_message(message: Any, count: Count) -> tuple[str, int]:
-    """A record's message past :data:`MAX_MESSAGE_CHARS`, rendered and cut; and its size.
-
-    ``(template, args)`` holds only immutable plain values (the handler checked),
-    so rendering it here runs no application code: the worker would do the same.
-    """
-    if type(message) is tuple:
-        msg, args = message
-        try:
-            message = msg % args
-        except Exception as exc:  # the worker would send the same placeholder
-            message = unrenderable(msg, args, exc)
-    if len(message) > MAX_MESSAGE_CHARS:
-        message = _cut(message, MAX_MESSAGE_CHARS)
-        count("truncated")
-    return message, ITEM_BYTES + len(message)
 
 
 def event_bytes(event: Event) -> int:
