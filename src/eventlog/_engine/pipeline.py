@@ -42,7 +42,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
-from eventlog._records.caps import SMALL_BYTES, cap_event, event_bytes, record_bytes
+from eventlog._records.caps import SMALL_BYTES, event_bytes, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -180,10 +180,7 @@ class Pipeline:
                     enrich(event)
                 except Exception:
                     self._enricher_failed(enrich)
-        # The caps apply before the event is queued: only a large event is looked at further.
-        size = event_bytes(event)
-        if size > SMALL_BYTES:
-            size = cap_event(event, self.count_converted)
+        size = event_bytes(event, self.count_converted)  # cut to the caps first, if large
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
         queue, accounts = worker.queue, worker.accounts
@@ -204,9 +201,7 @@ class Pipeline:
         ``message`` is the rendered message, or ``(msg, args)`` of immutable
         arguments that the worker renders.
         """
-        size = record_bytes(message)
-        # A large record is an Event now, and cut to the caps before it is queued: the record
-        # (holding the long message) is not kept (see eventlog._records.caps).
+        size = record_bytes(message)  # past SMALL_BYTES: an Event now, cut, the record not kept
         if self.caller_enrichers or size > SMALL_BYTES:
             self.submit_event(record_to_event(record, message, ctx))
             return
@@ -338,10 +333,6 @@ class Pipeline:
     def queue_depth(self) -> int:
         """Events waiting in memory."""
         return len(self.worker.queue)
-
-    def queue_bytes(self) -> int:
-        """Estimated bytes of the events waiting in memory (bounded by ``queue_max_bytes``)."""
-        return self.worker.accounts.queued_bytes
 
     def shed_counts(self) -> dict[tuple[str, str], int]:
         """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""

@@ -143,8 +143,7 @@ class Worker:
     ) -> None:
         self.name = name
         self.queue: deque[Any] = deque()
-        self.limit = queue_size
-        self.max_bytes = queue_max_bytes  # against accounts.queued_bytes
+        self.limit, self.max_bytes = queue_size, queue_max_bytes  # max_bytes: accounts.queued_bytes
         self.state = State.IDLE
         #: ``state in _WAKE``, kept beside it for the hot path: one attribute test per event.
         self.wake_needed = True
@@ -152,9 +151,7 @@ class Worker:
         self.deadline = math.inf
         self.thread: threading.Thread | None = None
         self.died: str | None = None  # why the last thread died, until one is started again
-        self.stats = stats
-        self.accounts = accounts
-        self.warnings = warnings
+        self.stats, self.accounts, self.warnings = stats, accounts, warnings
         #: Guards counts made on callers' threads (overflow, enricher and value conversions).
         self.caller_lock = threading.Lock()
         self.stopped = threading.Event()  # shutdown: waits end
@@ -194,15 +191,9 @@ class Worker:
 
     # ------------------------------------------------------------ the caller's side
 
-    def put(self, item: Any, size: int | None = None) -> None:
-        """Queue one item (already capped), or count it as overflow when the queue is full.
-
-        Full means ``queue_size`` items, or ``queue_max_bytes`` with this item's
-        ``size`` (:func:`eventlog._records.caps.item_bytes` when not given).  Never blocks.
-        """
-        if size is None:
-            size = item_bytes(item)
-        queue, accounts = self.queue, self.accounts
+    def put(self, item: Any) -> None:
+        """Queue one (capped) item, or count it as overflow when the queue is full.  Never blocks."""
+        queue, accounts, size = self.queue, self.accounts, item_bytes(item)
         if len(queue) >= self.limit or accounts.queued_bytes + size > self.max_bytes:
             self.overflowed(item, size)
             return

@@ -56,8 +56,11 @@ def record_bytes(message: Any) -> int:
     return ITEM_BYTES + len(message)
 
 
-def event_bytes(event: Event) -> int:
-    """Queued bytes of an Event: its text by ``sys.getsizeof``, plus :data:`ITEM_BYTES`."""
+def event_bytes(event: Event, count: Count | None = None) -> int:
+    """Queued bytes of an Event: its text by ``sys.getsizeof``, plus :data:`ITEM_BYTES`.
+
+    With ``count``, an Event past :data:`SMALL_BYTES` is cut first (:func:`cap_event`).
+    """
     size = ITEM_BYTES
     try:
         if event.message is not None:
@@ -72,6 +75,8 @@ def event_bytes(event: Event) -> int:
             size += sum(map(_sizeof, event.metrics)) + sum(map(_sizeof, event.metrics.values()))
     except Exception:  # an attribute set to something odd after construction: the worker sees it
         pass
+    if count is not None and size > SMALL_BYTES:
+        return cap_event(event, count)
     return size
 
 
