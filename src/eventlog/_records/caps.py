@@ -10,8 +10,8 @@ The caller measures only what can be large: the message's length, and one
 ``sys.getsizeof`` per tag, field and metric (a C call each, no walk into
 values).  Only an item past :data:`SMALL_BYTES` is looked at further: a log
 record becomes an Event (the record, which holds the long message, is not
-kept), and the Event is cut (:func:`cap_event`); each cut is counted once, through ``count(reason)``, as
-``eventlog_values_converted{reason}``: ``truncated`` (a message, tag, key or
+kept), and the Event is cut (:func:`cap_event`); each cut is counted once,
+through ``count(reason)``, as ``eventlog_values_converted{reason}``: ``truncated`` (a message, tag, key or
 value cut to its limit: the worker finds it within the limit and counts
 nothing more), ``tags_cut``, ``fields_cut``, ``metrics_cut`` (the last ones
 left out: beyond ``MAX_ITEMS``, or beyond ``MAX_EVENT_BYTES`` for the event).
