@@ -10,7 +10,7 @@ from eventlog._api import api
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
-from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, record_bytes
+from eventlog._records.caps import ARG_BYTES, ITEM_BYTES, SMALL_BYTES
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
     _INIT_LEN,
@@ -103,10 +103,14 @@ class EventHandler(logging.Handler):
                 )
             except Exception:
                 plain = False
-            # A str message is measured without a call.  A large record is an Event now, cut
-            # to the caps before it is queued, and the record (holding the long message) is
-            # not kept (see eventlog._records.caps).
-            size = ITEM_BYTES + len(message) if type(message) is str else record_bytes(message)
+            # The message is measured without a call (record_bytes inlined).  A large record is
+            # an Event now, cut to the caps before it is queued, and the record (holding the
+            # long message) is not kept (see eventlog._records.caps).
+            size = (
+                ITEM_BYTES + len(message)
+                if type(message) is not tuple
+                else ITEM_BYTES + len(message[0]) + ARG_BYTES * len(message[1])
+            )
             if not plain or pipeline.caller_enrichers or size > SMALL_BYTES:
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True

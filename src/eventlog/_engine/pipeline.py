@@ -42,7 +42,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
-from eventlog._records.caps import SMALL_BYTES, event_bytes, record_bytes
+from eventlog._records.caps import SMALL_BYTES, cap_event, event_bytes, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -180,7 +180,8 @@ class Pipeline:
                     enrich(event)
                 except Exception:
                     self._enricher_failed(enrich)
-        size = event_bytes(event, self.count_converted)  # cut to the caps first, if large
+        if (size := event_bytes(event)) > SMALL_BYTES:
+            size = cap_event(event, self.count_converted)  # cut to the caps before it is queued
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
         queue, accounts = worker.queue, worker.accounts
