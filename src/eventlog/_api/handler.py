@@ -10,6 +10,7 @@ from eventlog._api import api
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
+from eventlog._records.caps import ARG_BYTES, ITEM_BYTES, SMALL_BYTES
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
     _INIT_LEN,
@@ -102,17 +103,26 @@ class EventHandler(logging.Handler):
                 )
             except Exception:
                 plain = False
-            if not plain or pipeline.caller_enrichers:
+            # The message is measured without a call (record_bytes inlined).  A large record is
+            # an Event now, cut to the caps before it is queued, and the record (holding the
+            # long message) is not kept (see eventlog._records.caps).
+            size = (
+                ITEM_BYTES + len(message)
+                if type(message) is not tuple
+                else ITEM_BYTES + len(message[0]) + ARG_BYTES * len(message[1])
+            )
+            if not plain or pipeline.caller_enrichers or size > SMALL_BYTES:
                 pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
             # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
             # call costs ~1k instructions a record.
             worker = pipeline.worker
-            queue = worker.queue
-            if len(queue) >= worker.limit:
-                worker.overflowed((record, message, _current_context()))  # overload control
+            queue, accounts = worker.queue, worker.accounts
+            if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+                worker.overflowed((record, message, _current_context()), size)  # overload control
                 return True
             queue.append((record, message, _current_context()))
+            accounts.queued_bytes += size
             if worker.wake_needed:
                 worker.wake()
         except Exception:

@@ -128,6 +128,11 @@ class CoreSettings:
     cluster = core(parse_str, None, "cluster name added to every event")
     enrichers = core(parse_list, DEFAULT_ENRICHERS, "enrichers to run, in order")
     queue_size = core(parse_positive_int, 100_000, "events held in memory before drops")
+    queue_max_bytes = core(
+        parse_positive_int,
+        64 * 1024 * 1024,
+        "bytes of events held in memory (an estimate: their text and 1 KiB each) before drops",
+    )
     # Overload control (issue 24): see eventlog._config.classes and docs/delivery.md.
     classes = core(
         parse_classes,

@@ -25,6 +25,7 @@ from typing import Any
 
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Record
+from eventlog._records.caps import item_bytes
 
 #: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
 _NEVER = object()
@@ -54,6 +55,12 @@ class Accounting:
         self._counted_ahead = 0  # counted by abandon(): the worker does not count them again
         #: Flushes waiting, oldest first (read without the lock: a list's truth is atomic).
         self.markers: list[Flush] = []
+        #: Estimated bytes of the queued items (eventlog._records.caps), for ``queue_max_bytes``.
+        #: Callers add to it after appending, without a lock (an int ``+=`` makes no call, so
+        #: CPython does not switch threads inside it); what leaves the queue is taken off here.
+        #: Whenever the worker finds the queue empty it is set to 0: an estimate that drifted (an
+        #: Event changed after it was queued) is right again.
+        self.queued_bytes = 0
 
     def take(self, queue: deque[Any], most: int) -> list[Any]:
         """Take up to ``most`` items from the front of ``queue``: in flight until counted or spooled."""
@@ -63,7 +70,15 @@ class Accounting:
             items = list(islice(iter(queue.popleft, _NEVER), min(len(queue), most)))
             self.stats.taken += len(items)
             self._in_flight += len(items)
+            self._released(items, queue)
         return items
+
+    def _released(self, items: list[Any], queue: deque[Any]) -> None:
+        """``items`` left the queue: their bytes with them (the lock is held)."""
+        if not queue:
+            self.queued_bytes = 0
+        elif items:
+            self.queued_bytes -= sum(map(item_bytes, items))
 
     def give_up(self, queue: deque[Any], reason: str) -> int:
         """Empty ``queue`` without the worker: taken, and dropped for ``reason``; return how many."""
@@ -75,6 +90,7 @@ class Accounting:
                 except IndexError:
                     break
                 left += 1
+            self._released([], queue)
             if left:
                 self.stats.taken += left
                 self.stats.drop(reason, left)
@@ -89,6 +105,7 @@ class Accounting:
         with self._lock:
             index = find(self.stats.taken)
             if index is not None:
+                self._released([queue[index]], queue)
                 del queue[index]
                 self.stats.taken += 1
                 self.stats.drop(reason)

@@ -3,9 +3,12 @@
 Every event is *kept* or *sheddable* (:mod:`eventlog._config.classes` parses the
 rules).  Nothing here runs while the queue has room: a caller's event is
 classified only when it finds the queue full, so the hot path costs nothing
-more.  Then its class's policy decides:
+more.  Full means ``queue_size`` events, or ``queue_max_bytes`` of them as
+:mod:`eventlog._records.caps` estimates (the event's caps applied first).
+Then its class's policy decides:
 
-- ``shed_newest``: the new event is dropped (dropped{queue_full}, as before);
+- ``shed_newest``: the new event is dropped (dropped{queue_full}, as before; at
+  the byte bound dropped{queue_bytes});
 - ``shed_oldest``: the oldest queued event of its class is dropped
   (dropped{shed_oldest}) and the new one queued;
 - ``evict`` (kept's default): the oldest queued *sheddable* event is dropped
@@ -43,6 +46,7 @@ from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Record, SheddableRecord, _new_tuple
+from eventlog._records.caps import item_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -120,6 +124,7 @@ class Overload:
         self.policy: dict[str, tuple[str, float]] = policies(settings.overload_policy)
         self._queue = queue
         self._maxsize: int = settings.queue_size
+        self._max_bytes: int = settings.queue_max_bytes
         self._accounts = accounts
         self._stats = stats
         self._lock = lock
@@ -135,30 +140,41 @@ class Overload:
         self._repeats: dict[tuple[str, int, str], list[Any]] = {}
         self._last_pops = 0
 
-    def full(self, item: Any) -> None:
-        """``item`` found the queue full: queue it or drop it as its class's policy says."""
+    def full(self, item: Any, size: int) -> None:
+        """``item`` (of ``size`` bytes) found the queue full: queue it or drop it as its
+        class's policy says."""
         sheddable = self.classifier.sheddable(item)
         klass = SHEDDABLE if sheddable else KEPT
         name, wait = self.policy[klass]
-        queue = self._queue
+        queue, accounts = self._queue, self._accounts
         if name == "block":
             end = time.monotonic() + wait
-            while len(queue) >= self._maxsize and time.monotonic() < end:
+            while self._no_room(size) and time.monotonic() < end:
                 time.sleep(BLOCK_STEP)
         with self._lock:
-            if len(queue) < self._maxsize:
-                queue.append(item)  # the worker took some meanwhile
-                return
-            evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
-                name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
-            )
-            if evicted:
-                queue.append(item)
+            # At the byte bound one eviction may not free enough: evict until it does.
+            while self._no_room(size):
+                evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
+                    name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
+                )
+                if not evicted:
+                    break
+            else:
+                queue.append(item)  # room made, or the worker took some meanwhile
+                accounts.queued_bytes += size
                 return
             if sheddable and self.collapse and self._collapse(item):
                 return  # counted in its template's repeat summary: dropped{collapsed}
-            self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
-            self._count(klass, "queue_full")
+            if len(queue) >= self._maxsize:
+                self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
+                self._count(klass, "queue_full")
+            else:
+                accounts.gave_up(1, "queue_bytes")  # never queued: taken and dropped at once
+                self._count(klass, "queue_bytes")
+
+    def _no_room(self, size: int) -> bool:
+        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound."""
+        return len(self._queue) >= self._maxsize or self._accounts.queued_bytes + size > self._max_bytes
 
     def _collapse(self, item: Any) -> bool:
         """A log record shed at a full queue joins its template's repeat summary; False if it cannot.
@@ -202,7 +218,9 @@ class Overload:
         with self._lock:
             repeats, self._repeats = self._repeats, {}
         for count, first, last, item in repeats.values():
-            self._queue.append(_summary(count, first, last, item))
+            summary = _summary(count, first, last, item)
+            self._queue.append(summary)
+            self._accounts.queued_bytes += item_bytes(summary)
 
     def _evict(self, sheddable: bool, reason: str, klass: str) -> bool:
         """Drop the oldest queued event whose class is ``sheddable``; False when none is queued."""

@@ -42,6 +42,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
+from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_bytes, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -110,6 +111,7 @@ class Pipeline:
             self.name,
             batch_size=settings.batch_size,
             queue_size=settings.queue_size,
+            queue_max_bytes=settings.queue_max_bytes,
             linger=settings.linger_ms / 1000.0,
             shutdown_timeout=settings.shutdown_timeout,
             stats=stats,
@@ -178,42 +180,48 @@ class Pipeline:
                     enrich(event)
                 except Exception:
                     self._enricher_failed(enrich)
+        # Measured only with text to measure (a call costs ~1k instructions); cut before queued.
+        has_text = event.message or event.tags or event.fields or event.metrics or event.exc_info
+        if (size := event_bytes(event) if has_text else ITEM_BYTES) > SMALL_BYTES:
+            size = cap_event(event, self.count_converted)
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
-        queue = worker.queue
-        if len(queue) >= worker.limit:
-            worker.overflowed(event)
+        queue, accounts = worker.queue, worker.accounts
+        if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+            worker.overflowed(event, size)
             return
         queue.append(event)
+        accounts.queued_bytes += size
         if worker.wake_needed:
             worker.wake()
 
     def submit_record(
         self, record: logging.LogRecord, message: str | tuple[str, Any], ctx: RequestContext
     ) -> None:
-        """Queue a log record; it becomes an Event in the worker (or now, if caller enrichers run).
+        """Queue a log record; an Event in the worker (now, if caller enrichers run or it is large).
 
         ``message`` is the rendered message, or ``(msg, args)`` of immutable
         arguments that the worker renders.
         """
-        if self.caller_enrichers:
+        size = record_bytes(message)  # past SMALL_BYTES: an Event now, cut, the record not kept
+        if self.caller_enrichers or size > SMALL_BYTES:
             self.submit_event(record_to_event(record, message, ctx))
             return
         # Worker.put inlined: this is every logging call's path.
         worker = self.worker
-        queue = worker.queue
-        if len(queue) >= worker.limit:
-            worker.overflowed((record, message, ctx))
+        queue, accounts = worker.queue, worker.accounts
+        if len(queue) >= worker.limit or accounts.queued_bytes + size > worker.max_bytes:
+            worker.overflowed((record, message, ctx), size)
             return
         queue.append((record, message, ctx))
+        accounts.queued_bytes += size
         if worker.wake_needed:
             worker.wake()
 
     def count_converted(self, reason: str) -> None:
         """A door converted or left out a value it could not take (counted as converted{reason})."""
         with self.worker.caller_lock:
-            converted = self.stats.converted
-            converted[reason] = converted.get(reason, 0) + 1
+            self.stats.converted[reason] = self.stats.converted.get(reason, 0) + 1
 
     def warn_once(self, key: str, message: str, *, exc_info: bool = False) -> None:
         """Log ``message`` on eventlog's logger, once per ``key`` for this pipeline."""

@@ -6,7 +6,8 @@ takes a batch from the queue and hands it to a :class:`Delivery` strategy,
 :class:`eventlog._engine.delivery.SpoolDelivery` (store, then drain the spool).
 
 Where the worker is in its life is one :class:`State`; the queue and its policy
-(bounded by ``queue_size``, overflow counted) are :meth:`Worker.put`, which the
+(bounded by ``queue_size`` items and ``queue_max_bytes``, overflow counted) are
+:meth:`Worker.put`, which the
 doors reach through :class:`eventlog._engine.pipeline.Pipeline`'s submit methods
 (the logging handler inlines it, see :class:`Intake`).  Transports only move bytes.
 """
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 from eventlog._core.diagnostics import WORKER_THREADS, Warnings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
+from eventlog._records.caps import item_bytes
 
 if TYPE_CHECKING:
     from eventlog._engine.overload import Overload
@@ -99,15 +101,19 @@ class Intake(Protocol):
     """The queue's side a door may inline (the logging handler: a call costs ~1k instructions).
 
     The reference is :meth:`Worker.put`; code that inlines it must do exactly
-    what it does: ``len(queue) >= limit`` -> ``overflowed(item)``, else append,
-    then ``wake()`` if ``wake_needed``.
+    what it does: ``len(queue) >= limit or accounts.queued_bytes + size > max_bytes``
+    -> ``overflowed(item, size)``, else append and add ``size`` to
+    ``accounts.queued_bytes``, then ``wake()`` if ``wake_needed``.  ``size`` is
+    the item's :func:`eventlog._records.caps.item_bytes`, after the caps.
     """
 
     queue: deque[Any]
     limit: int
+    max_bytes: int
+    accounts: Accounting
     wake_needed: bool
 
-    def overflowed(self, item: Any) -> None: ...
+    def overflowed(self, item: Any, size: int) -> None: ...
     def wake(self) -> None: ...
 
 
@@ -127,6 +133,7 @@ class Worker:
         *,
         batch_size: int,
         queue_size: int,
+        queue_max_bytes: int = 64 * 1024 * 1024,
         linger: float,
         shutdown_timeout: float,
         stats: Stats,
@@ -136,7 +143,7 @@ class Worker:
     ) -> None:
         self.name = name
         self.queue: deque[Any] = deque()
-        self.limit = queue_size
+        self.limit, self.max_bytes = queue_size, queue_max_bytes  # max_bytes: accounts.queued_bytes
         self.state = State.IDLE
         #: ``state in _WAKE``, kept beside it for the hot path: one attribute test per event.
         self.wake_needed = True
@@ -144,9 +151,7 @@ class Worker:
         self.deadline = math.inf
         self.thread: threading.Thread | None = None
         self.died: str | None = None  # why the last thread died, until one is started again
-        self.stats = stats
-        self.accounts = accounts
-        self.warnings = warnings
+        self.stats, self.accounts, self.warnings = stats, accounts, warnings
         #: Guards counts made on callers' threads (overflow, enricher and value conversions).
         self.caller_lock = threading.Lock()
         self.stopped = threading.Event()  # shutdown: waits end
@@ -187,18 +192,19 @@ class Worker:
     # ------------------------------------------------------------ the caller's side
 
     def put(self, item: Any) -> None:
-        """Queue one item, or count it as overflow when the queue is full.  Never blocks."""
-        queue = self.queue
-        if len(queue) >= self.limit:
-            self.overflowed(item)
+        """Queue one (capped) item, or count it as overflow when the queue is full.  Never blocks."""
+        queue, accounts, size = self.queue, self.accounts, item_bytes(item)
+        if len(queue) >= self.limit or accounts.queued_bytes + size > self.max_bytes:
+            self.overflowed(item, size)
             return
         queue.append(item)
+        accounts.queued_bytes += size
         if self.wake_needed:
             self.wake()
 
-    def overflowed(self, item: Any) -> None:
+    def overflowed(self, item: Any, size: int) -> None:
         """The queue was full: ``item``'s class decides (queued by evicting, or dropped, counted)."""
-        self.overload.full(item)
+        self.overload.full(item, size)
         if self.wake_needed:
             self.wake()
 

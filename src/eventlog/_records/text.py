@@ -29,6 +29,11 @@ from typing import Any
 MAX_MESSAGE_CHARS = 256 * 1024
 #: Longest tag, field value or key kept, in characters.
 MAX_VALUE_CHARS = 16 * 1024
+#: Most tags, and most fields (or metrics), one event keeps; the rest are left out, counted.
+MAX_ITEMS = 1024
+#: Most bytes of text one event holds (message, tags, field and metric keys and values, by
+#: their lengths); beyond it the last tags, fields and metrics are left out.
+MAX_EVENT_BYTES = 1024 * 1024
 
 Conversions = dict[str, int]
 

@@ -1,0 +1,173 @@
+"""The per-event caps, applied in the caller's thread before an item is queued; its size.
+
+An item is held in memory from the call until the worker sends it, so the
+caps (:data:`~eventlog._records.text.MAX_MESSAGE_CHARS`, ``MAX_VALUE_CHARS``,
+``MAX_ITEMS``, ``MAX_EVENT_BYTES``) apply before it is queued, not only when
+the worker makes its wire dict: one ``Event(tags=[...] * 20000)`` or a 1 MiB
+message costs the queue at most about ``MAX_EVENT_BYTES``.
+
+The caller measures only what can be large: the message's length (an argument of
+a ``(template, args)`` message counts :data:`ARG_BYTES`), and one
+length per tag, field and metric key and value that is text (no walk into
+values).  Only an item past :data:`SMALL_BYTES` is looked at further: a log
+record becomes an Event (the record, which holds the long message, is not
+kept), and the Event is cut (:func:`cap_event`); each cut is counted once,
+through ``count(reason)``, as ``eventlog_values_converted{reason}``: ``truncated`` (a message, tag, key or
+value cut to its limit: the worker finds it within the limit and counts
+nothing more), ``tags_cut``, ``fields_cut``, ``metrics_cut`` (the last ones
+left out: beyond ``MAX_ITEMS``, or beyond ``MAX_EVENT_BYTES`` for the event).
+
+The size (:func:`event_bytes`, :func:`record_bytes`) is what the queue's byte
+bound (``queue_max_bytes``) counts: an estimate, the text plus
+:data:`ITEM_BYTES` for the object around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from eventlog._records.text import (
+    MAX_EVENT_BYTES,
+    MAX_ITEMS,
+    MAX_MESSAGE_CHARS,
+    MAX_VALUE_CHARS,
+    Placeholder,
+    converted,
+)
+
+if TYPE_CHECKING:
+    from eventlog._records.event import Event
+
+#: What a queued item costs besides its text (the LogRecord or Event, its dicts, the tuple).
+ITEM_BYTES = 1024
+#: An item at most this size has nothing to cut: no string in it is past its limit.
+SMALL_BYTES = ITEM_BYTES + MAX_VALUE_CHARS
+
+Count = Callable[[str], None]
+
+
+#: What one argument of a ``(template, args)`` message is estimated at (not measured: a
+#: getsizeof per argument costs ~2k instructions a call, twice the hot path's budget).
+ARG_BYTES = 64
+
+
+def record_bytes(message: Any) -> int:
+    """Queued bytes of a log record whose ``message`` is a str or ``(template, args)``.
+
+    The handler inlines it (a call costs ~1k instructions).
+    """
+    if type(message) is tuple:
+        return ITEM_BYTES + len(message[0]) + ARG_BYTES * len(message[1])
+    return ITEM_BYTES + len(message)
+
+
+def event_bytes(event: Event, count: Count | None = None) -> int:
+    """Queued bytes of an Event: the length of its text, plus :data:`ITEM_BYTES`.
+
+    With ``count``, an Event past :data:`SMALL_BYTES` is cut first (:func:`cap_event`).
+    """
+    size = ITEM_BYTES
+    try:
+        if event.message is not None:
+            size += _size(event.message)
+        if event.exc_info is not None:
+            size += _size(event.exc_info)
+        if event.tags:
+            size += _text_bytes(event.tags)
+        if event.fields:
+            size += _text_bytes(event.fields) + _text_bytes(event.fields.values())
+        if event.metrics:
+            size += _text_bytes(event.metrics) + _text_bytes(event.metrics.values())
+    except Exception:  # an attribute set to something odd after construction: the worker sees it
+        pass
+    if count is not None and size > SMALL_BYTES:
+        return cap_event(event, count)
+    return size
+
+
+def cap_event(event: Event, count: Count) -> int:
+    """Cut ``event`` to the caps, in place, counting each cut; return its size then."""
+    message = event.message
+    if isinstance(message, str) and len(message) > MAX_MESSAGE_CHARS:
+        event.message = _cut(message, MAX_MESSAGE_CHARS)
+        count("truncated")
+    exc_info = event.exc_info
+    if isinstance(exc_info, str) and len(exc_info) > MAX_MESSAGE_CHARS:
+        event.exc_info = _cut(exc_info, MAX_MESSAGE_CHARS)
+        count("truncated")
+    # What the message and exc_info leave of the event's bytes, for tags, fields and metrics.
+    budget = MAX_EVENT_BYTES - ITEM_BYTES
+    for text in (event.message, event.exc_info):
+        if text is not None:
+            budget -= _size(text)
+    tags = event.tags
+    if tags:
+        kept: list[Any] = []
+        for tag in islice(tags, MAX_ITEMS):
+            tag = _capped(tag, count)
+            cost = _size(tag)
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append(tag)
+        if len(kept) < len(tags):
+            count("tags_cut")
+        event.tags = kept
+    for name in ("fields", "metrics"):
+        values = getattr(event, name)
+        if values:
+            capped: dict[Any, Any] = {}
+            for key, value in islice(values.items(), MAX_ITEMS):
+                key, value = _capped(key, count), _capped(value, count)
+                cost = _size(key) + _size(value)
+                if cost > budget:
+                    break
+                budget -= cost
+                capped[key] = value
+            if len(capped) < len(values):
+                count(f"{name}_cut")
+            setattr(event, name, capped)
+    return event_bytes(event)
+
+
+def _capped(value: Any, count: Count) -> Any:
+    """A str value (or key) past :data:`MAX_VALUE_CHARS` cut and counted; anything else as it is."""
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        count("truncated")
+        return _cut(value, MAX_VALUE_CHARS)
+    return value
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text[:limit]``; a placeholder keeps its reason (the worker counts it as before)."""
+    if isinstance(text, Placeholder):
+        return converted(str.__str__(text)[:limit], text.reason)
+    return text[:limit]
+
+
+def item_bytes(item: Any) -> int:
+    """Queued bytes of a queue item (an Event, or a ``(record, message, context)`` tuple)."""
+    try:
+        return record_bytes(item[1]) if type(item) is tuple else event_bytes(item)
+    except Exception:
+        return ITEM_BYTES
+
+
+#: The values that can be long; any other value an event holds counts as :data:`VALUE_BYTES`.
+_TEXT = (str, bytes)
+VALUE_BYTES = 16
+
+
+def _size(value: Any) -> int:
+    """A value's length if it is text or bytes, else :data:`VALUE_BYTES`."""
+    return len(value) if isinstance(value, _TEXT) else VALUE_BYTES
+
+
+def _text_bytes(values: Any) -> int:
+    """The lengths of the str and bytes among ``values``, :data:`VALUE_BYTES` for the others.
+
+    Not ``sys.getsizeof``: callgrind measured ~2k instructions a call.
+    """
+    return sum([len(v) if isinstance(v, _TEXT) else VALUE_BYTES for v in values])
