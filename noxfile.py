@@ -64,7 +64,7 @@ TEST_DEPS = [
 
 
 #: What our distributions build with (their [build-system] requires, and hatchling's editables).
-BUILD_DEPS = ["hatchling>=1.24", "editables>=0.3", "setuptools>=69"]
+BUILD_DEPS = ["hatchling>=1.24", "editables>=0.3", "setuptools>=77"]
 
 
 def _install_local(session: nox.Session, local: list[str], *extra: str) -> None:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import eventlog
 from eventlog import Event
 from eventlog._builtin.receiver import LineReceiver
-from eventlog._records.caps import ITEM_BYTES, event_bytes
+from eventlog._records.caps import ITEM_BYTES, VALUE_BYTES, _py_text_bytes, event_bytes
 from eventlog._records.context import current
 from eventlog._records.text import MAX_EVENT_BYTES, MAX_ITEMS, MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
 
@@ -95,10 +98,10 @@ def test_a_huge_tags_event_is_cut_before_it_is_queued(receiver: LineReceiver) ->
     pipeline = _held(receiver)
     tag = "t" * 16_000  # within MAX_VALUE_CHARS: kept whole, 20,000 of them are not
     eventlog.log_event(Event("upload", "file-1", "file", tags=[tag] * 20_000))
-    kept = (MAX_EVENT_BYTES - ITEM_BYTES) // len(tag)  # 65
+    kept = (MAX_EVENT_BYTES - ITEM_BYTES) // (len(tag) + VALUE_BYTES)  # 65
     (queued,) = pipeline.worker.queue
     assert queued.tags == [tag] * kept
-    assert _queue_bytes(pipeline) == ITEM_BYTES + kept * len(tag) == event_bytes(queued)
+    assert _queue_bytes(pipeline) == ITEM_BYTES + kept * (len(tag) + VALUE_BYTES) == event_bytes(queued)
     assert pipeline.stats.converted == {"tags_cut": 1}
     (event,) = _let_go(receiver, pipeline, 1)
     assert event["tags"] == [tag] * kept
@@ -153,3 +156,15 @@ def test_queue_bytes_drops_are_scraped_by_class_and_reason(receiver: LineReceive
         'eventlog_events_shed_total{class="sheddable",pipeline="bytes-scrape",reason="queue_bytes"} 1.0'
         in text
     )
+
+
+@given(
+    st.one_of(
+        st.lists(st.one_of(st.text(), st.binary(), st.integers(), st.floats(), st.none(), st.booleans())),
+        st.dictionaries(st.text(), st.one_of(st.text(), st.binary(), st.integers(), st.floats(), st.none())),
+    )
+)
+def test_the_compiled_size_estimate_is_the_pure_python_one(values: Any) -> None:
+    compiled = pytest.importorskip("eventlog_speedups._wires").text_bytes
+    assert compiled(values) == _py_text_bytes(values)
+    assert compiled(tuple(values)) == _py_text_bytes(tuple(values))

@@ -74,11 +74,17 @@ class Accounting:
         return items
 
     def _released(self, items: list[Any], queue: deque[Any]) -> None:
-        """``items`` left the queue: their bytes with them (the lock is held)."""
+        """``items`` left the queue: their bytes with them (the lock is held).
+
+        The worker's batches take their share of the total, not each item's size again
+        (measuring costs the worker as much as it cost the caller, per event, in a flood
+        whose queue never empties); the exact total comes back whenever the queue is empty.
+        """
         if not queue:
             self.queued_bytes = 0
         elif items:
-            self.queued_bytes -= sum(map(item_bytes, items))
+            total = self.queued_bytes
+            self.queued_bytes = total - total * len(items) // (len(items) + len(queue))
 
     def give_up(self, queue: deque[Any], reason: str) -> int:
         """Empty ``queue`` without the worker: taken, and dropped for ``reason``; return how many."""
@@ -105,7 +111,8 @@ class Accounting:
         with self._lock:
             index = find(self.stats.taken)
             if index is not None:
-                self._released([queue[index]], queue)
+                # One item, evicted to make room: its own size, so the room is known.
+                self.queued_bytes = max(0, self.queued_bytes - item_bytes(queue[index]))
                 del queue[index]
                 self.stats.taken += 1
                 self.stats.drop(reason)

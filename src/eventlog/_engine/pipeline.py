@@ -273,7 +273,7 @@ class Pipeline:
     def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> bool:
         """One line at shutdown: how many events were not delivered, and why; False if none."""
         lost = self.stats.dropped.get("shutdown", 0) - dropped_before
-        spooled = self._spooled_left()
+        spooled = _spooled_left(self._spool)
         if not lost and not spooled:
             return False
         parts = []
@@ -296,15 +296,6 @@ class Pipeline:
             why,
         )
         return True
-
-    def _spooled_left(self) -> int:
-        """Events this run leaves in the spool (0 in memory mode, or when it cannot be read)."""
-        if self._spool is None:
-            return 0
-        try:
-            return self._spool.depth()
-        except Exception:
-            return 0
 
     def retire(self) -> None:
         """Shut down in the background (configure() replaced this pipeline): the caller goes on.
@@ -476,3 +467,13 @@ def _shutdown_all() -> None:
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_shutdown_all)
+
+
+def _spooled_left(spool: Spool | None) -> int:
+    """Events a run leaves in the spool (0 in memory mode, or when it cannot be read)."""
+    if spool is None:
+        return 0
+    try:
+        return spool.depth()
+    except Exception:
+        return 0

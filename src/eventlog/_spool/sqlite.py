@@ -339,15 +339,10 @@ class _Connection:
     def _close_inherited(self) -> None:
         """In a forked child: close the connection inherited from the parent.
 
-        SQLite keeps one lock record per file per process, and a fork copies it: with
-        the parent's connection left open, the child's own connection to the same file
-        takes no lock of its own.  Once the parent closed its last connection (shut
-        down, or exited), SQLite there found the file unused, checkpointed and deleted
-        the WAL, and every row the child added afterwards went into a deleted file.
-        Closing it here is safe: no thread was inside SQLite at the fork (``_before_fork``),
-        and the parent's locks are the parent's (a fork does not copy POSIX locks),
-        so the close takes none of them away and cannot check-point or delete the
-        WAL while the parent has the file open.
+        Left open, it holds SQLite's one lock record per file and process, so the child's
+        own connection takes no lock; the parent, closing its last one, then deletes the
+        WAL under the child's later rows.  Safe: no thread was inside SQLite at the fork,
+        and a fork copies no POSIX lock, so the parent keeps its own.
         """
         conn, self._conn = self._conn, None
         if conn is not None:

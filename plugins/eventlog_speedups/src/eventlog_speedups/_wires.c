@@ -969,6 +969,61 @@ plain_copy(PyObject *module, PyObject *values)
     return PyDict_Copy(values);
 }
 
+/* ---- The caller's size estimate of an Event's tags, fields or metrics for the queue's byte
+ * bound (eventlog._records.caps.text_bytes, whose pure-Python twin gives the same number):
+ * each item, and each key of a dict, counts TEXT_ITEM_BYTES, plus its length if it is text
+ * (str, a str subclass, bytes).  A few instructions an item, where the Python loop costs
+ * ~4k for an Event's three. */
+#define TEXT_ITEM_BYTES 16
+
+static Py_ssize_t
+one_text_bytes(PyObject *value)
+{
+    if (PyUnicode_Check(value)) {
+        return TEXT_ITEM_BYTES + PyUnicode_GET_LENGTH(value);
+    }
+    if (PyBytes_Check(value)) {
+        return TEXT_ITEM_BYTES + PyBytes_GET_SIZE(value);
+    }
+    return TEXT_ITEM_BYTES;
+}
+
+static PyObject *
+text_bytes(PyObject *module, PyObject *values)
+{
+    Py_ssize_t total = 0;
+    if (PyDict_Check(values)) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(values, &pos, &key, &value)) {
+            total += one_text_bytes(key) + one_text_bytes(value);
+        }
+        return PyLong_FromSsize_t(total);
+    }
+    if (PyList_CheckExact(values) || PyTuple_CheckExact(values)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(values);
+        PyObject **items = PySequence_Fast_ITEMS(values);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            total += one_text_bytes(items[i]);
+        }
+        return PyLong_FromSsize_t(total);
+    }
+    PyObject *iterator = PyObject_GetIter(values);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        total += one_text_bytes(item);
+        Py_DECREF(item);
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(total);
+}
+
 static PyObject *
 setup(PyObject *module, PyObject *args)
 {
@@ -1032,6 +1087,8 @@ static PyMethodDef methods[] = {
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
     {"plain_copy", plain_copy, METH_O,
      "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
+    {"text_bytes", text_bytes, METH_O,
+     "text_bytes(values) -> 16 an item (and a dict's key) plus the length of those that are text"},
     {"setup", setup, METH_VARARGS, "setup(record_type, actions, level_names, init_keys, standard, special, "
                                    "empty_context, max_message, max_value, wire_names, event_type=None)"},
     {NULL, NULL, 0, NULL},
