@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -399,3 +400,35 @@ def test_spool_rows_keep_each_events_class_when_the_encoder_sets_one_aside(tmp_p
     assert shed == {"log.debug": 0, "ui.click": 1}
     assert pipeline.stats.dropped_by_reason() == {"unencodable": 1}
     pipeline.shutdown(0.1)
+
+
+def test_a_flush_waits_for_its_events_however_many_collapse_or_are_evicted_after_it(
+    receiver: LineReceiver, app_logger: logging.Logger
+) -> None:
+    receiver.stop()
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=receiver.port, queue_size=100, batch_size=10
+    )
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # the queue stays full
+    for number in range(50):
+        app_logger.error("important %s", number)  # kept, queued before the flush
+    flushed: list[tuple[bool, int]] = []
+    flusher = threading.Thread(target=lambda: flushed.append((pipeline.flush(30), pipeline.stats.sent)))
+    flusher.start()
+    wait_until(lambda: pipeline._accounts.markers)
+    for number in range(50):
+        app_logger.debug("noise %s", number)  # sheddable, queued after the flush: the queue is full
+    for number in range(20):
+        eventlog.log_event(Event("billing.charge", str(number)))  # each evicts a debug line
+    for _ in range(300):
+        app_logger.debug("more noise")  # the queue is full: collapsed, never queued
+    assert pipeline.stats.dropped_by_reason() == {"evicted": 20, "collapsed": 300}
+    receiver.restart()
+    del pipeline.worker._start
+    pipeline.worker.wake()
+    flusher.join(60)
+    # The flush ended once the 50 errors it covered (the oldest, sent first) were sent, not
+    # 320 events early: before the fix it returned True with 10 sent.
+    ((done, sent),) = flushed
+    assert done and sent >= 50
+    assert receiver.wait_for(50 + 30 + 20 + 1)  # and the collapsed lines' summary

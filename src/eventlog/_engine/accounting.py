@@ -109,8 +109,14 @@ class Accounting:
         taken and dropped for ``reason``, like an event given up without the worker.
         """
         with self._lock:
-            index = find(self.stats.taken)
+            taken = self.stats.taken
+            index = find(taken)
             if index is not None:
+                # Flushes that did not cover this item (queued after them) must not count it:
+                # the items before it, which they do cover, move one place back.
+                for marker in self.markers:
+                    if marker.target <= taken + index:
+                        marker.target += 1
                 # One item, evicted to make room: its own size, so the room is known.
                 self.queued_bytes = max(0, self.queued_bytes - item_bytes(queue[index]))
                 del queue[index]
@@ -156,10 +162,16 @@ class Accounting:
             self._in_flight += count
 
     def gave_up(self, count: int, reason: str) -> None:
-        """``count`` events left the queue without the worker: taken, and dropped for ``reason``."""
+        """``count`` events that never entered the queue (collapsed repeats): taken, and dropped.
+
+        No waiting flush covered them: its target moves with ``taken``, or the flush
+        would end that many events early, before events it does cover were sent.
+        """
         with self._lock:
             self.stats.taken += count
             self.stats.drop(reason, count)
+            for marker in self.markers:
+                marker.target += count
 
     def count(self, count: int, reason: str | None = None) -> int:
         """Count events the worker took as sent (``reason`` None) or dropped; return how many.
