@@ -128,9 +128,11 @@ class CoreSettings:
     cluster = core(parse_str, None, "cluster name added to every event")
     enrichers = core(parse_list, DEFAULT_ENRICHERS, "enrichers to run, in order")
     queue_size = core(parse_positive_int, 100_000, "events held in memory before drops")
+    # 128 MiB: above what queue_size holds of ordinary events (100,000 at about 1.1 KiB each),
+    # so the count binds first for them and the bytes for large ones.
     queue_max_bytes = core(
         parse_positive_int,
-        64 * 1024 * 1024,
+        128 * 1024 * 1024,
         "bytes of events held in memory (an estimate: their text and 1 KiB each) before drops",
     )
     # Overload control (issue 24): see eventlog._config.classes and docs/delivery.md.

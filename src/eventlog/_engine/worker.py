@@ -133,7 +133,7 @@ class Worker:
         *,
         batch_size: int,
         queue_size: int,
-        queue_max_bytes: int = 64 * 1024 * 1024,
+        queue_max_bytes: int = 128 * 1024 * 1024,
         linger: float,
         shutdown_timeout: float,
         stats: Stats,
