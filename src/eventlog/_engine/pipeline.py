@@ -266,16 +266,17 @@ class Pipeline:
         self._accounts.give_up(worker.queue, "shutdown")
         _live.discard(self)
         # The flush may have ended because the worker gave its batch up at the deadline
-        # (counted, so "settled"): True only when nothing was lost or left behind.
-        left_behind = self._say_what_was_left(timeout, dropped_before, stuck=False)
-        return delivered and not left_behind
+        # (counted, so "settled"): True only when this shutdown lost nothing.  (Rows in the
+        # spool are not counted against it: the file holds every process's rows.)
+        lost = self._say_what_was_left(timeout, dropped_before, stuck=False)
+        return delivered and not lost
 
-    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> bool:
-        """One line at shutdown: how many events were not delivered, and why; False if none."""
+    def _say_what_was_left(self, timeout: float, dropped_before: int, *, stuck: bool) -> int:
+        """One line at shutdown: how many events were not delivered, and why; return those lost."""
         lost = self.stats.dropped.get("shutdown", 0) - dropped_before
         spooled = _spooled_left(self._spool)
         if not lost and not spooled:
-            return False
+            return 0
         parts = []
         if lost:
             parts.append(
@@ -295,7 +296,7 @@ class Pipeline:
             "; ".join(parts),
             why,
         )
-        return True
+        return lost
 
     def retire(self) -> None:
         """Shut down in the background (configure() replaced this pipeline): the caller goes on.
