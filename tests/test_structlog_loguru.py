@@ -222,6 +222,21 @@ def test_structlog_hostile_values_never_raise_and_are_counted(
     assert pipeline.stats.converted == {"not_text": 2, "bytes": 1, "metric_not_number": 1, "non_finite": 1}
 
 
+def test_a_structlog_event_that_is_not_text_arrives_as_its_text(
+    structlog: ModuleType, pipeline: eventlog.Pipeline, receiver: LineReceiver
+) -> None:
+    from eventlog.structlog import EventlogRenderer
+
+    log = structlog.wrap_logger(Recorder(), processors=[EventlogRenderer()])
+    log.info(["a", 1])
+    log.info(("t", 2))
+    log.info(HostileRepr())
+    messages = [wire["message"] for wire in _arrived(receiver, 3)]
+    assert messages[:2] == ["['a', 1]", "('t', 2)"]
+    assert messages[2] == "<tests.test_structlog_loguru.HostileRepr> <unrenderable: RuntimeError>"
+    assert pipeline.stats.converted == {"unrenderable": 1}
+
+
 def test_a_renderer_feeds_its_own_pipeline(structlog: ModuleType, receiver: LineReceiver) -> None:
     from eventlog.structlog import EventlogRenderer
 

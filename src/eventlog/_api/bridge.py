@@ -23,7 +23,7 @@ from typing import Any
 from eventlog._api import api
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.context import current as _current_context
-from eventlog._records.logrecords import frozen_dict, record_to_event, tags_of
+from eventlog._records.logrecords import frozen_dict, record_to_event, tags_of, unrenderable
 from eventlog._records.text import KEPT, TIME_MAX_S, TIME_MIN_S, frozen
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,14 @@ def submit(
     exception or a ``created`` out of range (NaN, a millisecond count) it is
     built here, in the caller (the time of the call, the original kept).
     """
-    if type(message) is tuple:  # the queue's (msg, args) form: a tuple message is text here
-        message = repr(message)
+    if message is not None and type(message) is not str:
+        # Rendered here as logging would (str()), not by the worker, which never runs
+        # application code: a list or an object would otherwise arrive as its type's name.
+        # (A tuple would also be read as the queue's (msg, args) form.)
+        try:
+            message = str(message)
+        except Exception as exc:  # RecursionError too: a placeholder, counted
+            message = unrenderable(message, None, exc)
     record = _new_record(_LogRecord)
     attributes = record.__dict__
     attributes.update(_TEMPLATE)  # the order of LogRecord.__init__, then the values below
