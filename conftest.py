@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -45,3 +46,15 @@ def receiver() -> Iterator[LineReceiver]:
     """A real JSON-lines TCP listener on 127.0.0.1."""
     with LineReceiver() as r:
         yield r
+
+
+@pytest.fixture
+def app_logger() -> Iterator[logging.Logger]:
+    """An application's logger at DEBUG, not propagating, with an EventHandler on the default pipeline."""
+    logger = logging.getLogger("tests.app")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    handler = eventlog.EventHandler()
+    logger.addHandler(handler)
+    yield logger
+    logger.removeHandler(handler)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,17 +28,6 @@ from eventlog._records.text import MAX_EVENT_BYTES, MAX_ITEMS, MAX_MESSAGE_CHARS
 MIB = 1024 * 1024
 #: What one capped 1 MiB message costs the queue: the cut text and the item's overhead.
 CAPPED_MESSAGE_BYTES = ITEM_BYTES + MAX_MESSAGE_CHARS
-
-
-@pytest.fixture
-def app_logger() -> Iterator[logging.Logger]:
-    logger = logging.getLogger("caps.app")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    handler = eventlog.EventHandler()
-    logger.addHandler(handler)
-    yield logger
-    logger.removeHandler(handler)
 
 
 def _held(receiver: LineReceiver, **settings: object) -> eventlog.Pipeline:

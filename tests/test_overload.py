@@ -15,7 +15,6 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +35,6 @@ from tests.spool_support import wait_until
 
 DEBUG_LINES = 10_000
 EVERY = 100  # one billing event and one error every EVERY debug lines: 100 of each
-
-
-@pytest.fixture
-def app_logger() -> Iterator[logging.Logger]:
-    logger = logging.getLogger("overload.app")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    handler = eventlog.EventHandler()
-    logger.addHandler(handler)
-    yield logger
-    logger.removeHandler(handler)
 
 
 def _outage(logger: logging.Logger) -> None:

@@ -172,14 +172,8 @@ class OtlpTransport(Transport):
             # envelope (None otherwise, and the loop below says which is not).
             body = self._compiled_body(batch, self._resource)
         if body is not None:
-            try:
-                refused = self._export(list(batch), None, body)
-                if refused and len(refused) == len(batch):
-                    raise RejectedError(f"{len(batch)} events refused: {refused[0][1]}")
-            except TransportError as exc:
-                self.mask.scrub(exc)
-                raise
-            return [(record, self.mask(reason)) for record, reason in refused]
+            compiled = body
+            return self._answered(batch, lambda: self._export(list(batch), None, compiled))
         entries: list[tuple[int, bytes, bytes, bytes]] = []
         placed: list[Record] = []
         kind = self.kind
@@ -212,9 +206,14 @@ class OtlpTransport(Transport):
                 continue
             entries.append((record.time_ns, payload[head:start], payload[start:end], payload[end:]))
             placed.append(record)
+        return self._answered(batch, lambda: refused + (self._export(placed, entries) if entries else []))
+
+    def _answered(
+        self, batch: Sequence[Record], export: Callable[[], list[tuple[Record, str]]]
+    ) -> list[tuple[Record, str]]:
+        """``export()``'s refused records, their reasons masked; all refused is a RejectedError."""
         try:
-            if entries:
-                refused += self._export(placed, entries)
+            refused = export()
             if refused and len(refused) == len(batch):
                 raise RejectedError(f"{len(batch)} events refused: {refused[0][1]}")
         except TransportError as exc:
