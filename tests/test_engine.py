@@ -133,11 +133,13 @@ def test_ids_are_unique_and_time_ordered(receiver: LineReceiver) -> None:
 
 
 def test_overflow_drops_are_counted_never_raised() -> None:
-    # A peer that is down: the queue fills, the rest is dropped and counted.
-    with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", 0))
-        port = placeholder.getsockname()[1]
-    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, queue_size=100, batch_size=10)
+    from eventlog.plugin.testing import closed_port
+
+    # A peer that is down (a port held, so no other test worker's listener takes it): the queue
+    # fills, the rest is dropped and counted.
+    pipeline = eventlog.configure(
+        transport="tcp", host="127.0.0.1", port=closed_port(), queue_size=100, batch_size=10
+    )
     for i in range(1000):
         eventlog.log_event(Event("flood", str(i)))
     time.sleep(0.2)
