@@ -14,7 +14,11 @@ Then its class's policy decides:
 - ``evict`` (kept's default): the oldest queued *sheddable* event is dropped
   (dropped{evicted}) to make room; with none queued, the newest is dropped;
 - ``block:S``: the caller waits up to S seconds for room (only when asked),
-  then sheds the newest.
+  then sheds the newest;
+- ``spill`` (spool mode only; in memory mode a configure-time error): the event
+  is queued past the bounds into a reserve as large again (``queue_size`` events,
+  ``queue_max_bytes``), which the worker moves into the spool at its next step;
+  the reserve used up, kept events evict and sheddable ones are shed as the newest.
 
 A sheddable log record that would be dropped as the newest is first offered to
 its template's repeat summary (``collapse_repeats``, on by default): it counts as
@@ -139,6 +143,8 @@ class Overload:
         #: (logger, level, template) -> [count, first time, last time, last item]
         self._repeats: dict[tuple[str, int, str], list[Any]] = {}
         self._last_pops = 0
+        #: Events queued into the spill reserve, past the queue's bounds (spool mode).
+        self.spilled = 0
 
     def full(self, item: Any, size: int) -> None:
         """``item`` (of ``size`` bytes) found the queue full: queue it or drop it as its
@@ -147,34 +153,50 @@ class Overload:
         klass = SHEDDABLE if sheddable else KEPT
         name, wait = self.policy[klass]
         queue, accounts = self._queue, self._accounts
+        bound = 1  # how many times the queue's bounds this event may fill it to
         if name == "block":
             end = time.monotonic() + wait
             while self._no_room(size) and time.monotonic() < end:
                 time.sleep(BLOCK_STEP)
+        elif name == "spill":
+            # Spool mode only: past the bounds, into a reserve as large again, which the worker
+            # moves into the spool at its next step (between sends and retries it does).  The
+            # caller never writes the spool itself: a SQLite write takes the file's lock, which
+            # another process may hold, and with spool_sync=full an fsync.  The reserve used
+            # up, the class's usual policy follows.
+            bound, name = 2, ("shed_newest" if sheddable else "evict")
         with self._lock:
             # At the byte bound one eviction may not free enough: evict until it does.
-            while self._no_room(size):
+            evictions = 0
+            while self._no_room(size, bound):
                 evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
                     name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
                 )
                 if not evicted:
                     break
+                evictions += 1
             else:
+                if bound > 1 and not evictions and self._no_room(size):
+                    self.spilled += 1  # the reserve took it
                 queue.append(item)  # room made, or the worker took some meanwhile
                 accounts.queued_bytes += size
                 return
             if sheddable and self.collapse and self._collapse(item):
                 return  # counted in its template's repeat summary: dropped{collapsed}
-            if len(queue) >= self._maxsize:
+            if len(queue) >= self._maxsize * bound:
                 self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
                 self._count(klass, "queue_full")
             else:
                 accounts.gave_up(1, "queue_bytes")  # never queued: taken and dropped at once
                 self._count(klass, "queue_bytes")
 
-    def _no_room(self, size: int) -> bool:
-        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound."""
-        return len(self._queue) >= self._maxsize or self._accounts.queued_bytes + size > self._max_bytes
+    def _no_room(self, size: int, bound: int = 1) -> bool:
+        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound
+        (each times ``bound``: 2 for the spill reserve)."""
+        return (
+            len(self._queue) >= self._maxsize * bound
+            or self._accounts.queued_bytes + size > self._max_bytes * bound
+        )
 
     def _collapse(self, item: Any) -> bool:
         """A log record shed at a full queue joins its template's repeat summary; False if it cannot.

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventlog._config.builder import build
+from eventlog._config.classes import check_spill
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
 from eventlog._core.diagnostics import Warnings
@@ -77,6 +78,7 @@ class Pipeline:
         self.stats = Stats()
         # Every setting checked, or raises; plugins count their conversions with the engine's.
         self._parts = parts = build(settings, registry, self.stats.converted)
+        check_spill(settings.overload_policy, settings.db)  # spill needs the spool
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         #: Enrichers run on the caller's thread, before the event is queued (part of the contract).

@@ -1,0 +1,104 @@
+"""Overload control's further policies: spill to the spool, class order at the spool's age
+limit, sampling and per-template rate limits for sheddable classes.
+
+Against a real TCP listener and a real spool, with exact counts by event id.  The
+worker is held back (``worker._start``) while the queue fills, so what is queued,
+spilled, sampled or shed does not depend on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import eventlog
+from eventlog import Event
+from eventlog._builtin.receiver import LineReceiver
+from eventlog._core.errors import ConfigurationError
+from eventlog._records.context import current
+
+
+def _debug(pipeline: eventlog.Pipeline, count: int, prefix: str = "debug") -> None:
+    """``count`` sheddable records, each its own template (so none collapse)."""
+    for n in range(count):
+        message = f"{prefix} {n}"
+        record = logging.LogRecord("noise", logging.DEBUG, __file__, 1, message, None, None)
+        pipeline.submit_record(record, message, current())
+
+
+def _charges(pipeline: eventlog.Pipeline, count: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        charge = Event("billing.charge", f"invoice-{n}", "invoice")
+        charge.id = f"charge-{n:03d}"
+        pipeline.submit_event(charge)
+        ids.append(charge.id)
+    return ids
+
+
+def _held(receiver: LineReceiver, **settings: Any) -> eventlog.Pipeline:
+    receiver.stop()  # the collector is down while the queue fills
+    settings.setdefault("collapse_repeats", False)  # shed lines counted plainly
+    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # no worker yet
+    return pipeline
+
+
+def _deliver(receiver: LineReceiver, pipeline: eventlog.Pipeline) -> list[dict[str, Any]]:
+    receiver.restart()
+    del pipeline.worker._start
+    assert eventlog.flush(30)
+    assert receiver.wait_for(pipeline.stats.sent, timeout=30)
+    return [json.loads(line) for line in receiver.lines]
+
+
+def _ids(events: list[dict[str, Any]], action: str) -> list[str]:
+    return sorted(e["id"] if action == "billing.charge" else e["message"] for e in events if e["action"] == action)
+
+
+def test_kept_events_spill_past_a_full_queue_and_arrive_through_the_spool(
+    receiver: LineReceiver, tmp_path: Path
+) -> None:
+    pipeline = _held(receiver, queue_size=10, db=str(tmp_path / "spool.db"), overload_policy="kept=spill")
+    _debug(pipeline, 10)  # the queue is full of sheddable lines
+    charges = _charges(pipeline, 6)  # into the spill reserve: no debug line evicted
+    _debug(pipeline, 3, "late")  # sheddable: the queue is past its bound, shed as the newest
+    assert len(pipeline.worker.queue) == 16
+    assert pipeline._overload.spilled == 6
+    assert pipeline._overload.shed == {("sheddable", "queue_full"): 3}
+    events = _deliver(receiver, pipeline)
+    assert _ids(events, "billing.charge") == charges
+    assert _ids(events, "log.debug") == sorted(f"debug {n}" for n in range(10))
+    assert len(events) == 16 and pipeline.stats.sent == 16
+    assert pipeline.stats.overflow == 3 and pipeline.stats.dropped == {}
+
+
+def test_kept_events_evict_once_the_spill_reserve_is_used_up(receiver: LineReceiver, tmp_path: Path) -> None:
+    pipeline = _held(receiver, queue_size=10, db=str(tmp_path / "spool.db"), overload_policy="kept=spill")
+    _debug(pipeline, 10)
+    charges = _charges(pipeline, 14)  # 10 into the reserve, then 4 evict the oldest debug lines
+    assert pipeline._overload.spilled == 10
+    assert pipeline._overload.shed == {("sheddable", "evicted"): 4}
+    events = _deliver(receiver, pipeline)
+    assert _ids(events, "billing.charge") == charges
+    assert _ids(events, "log.debug") == sorted(f"debug {n}" for n in range(4, 10))
+    assert pipeline.stats.sent == 20 and pipeline.stats.dropped == {"evicted": 4}
+
+
+def test_without_spill_kept_events_evict_sheddable_ones(receiver: LineReceiver, tmp_path: Path) -> None:
+    pipeline = _held(receiver, queue_size=10, db=str(tmp_path / "spool.db"))
+    _debug(pipeline, 10)
+    charges = _charges(pipeline, 6)
+    events = _deliver(receiver, pipeline)
+    assert _ids(events, "billing.charge") == charges
+    assert _ids(events, "log.debug") == sorted(f"debug {n}" for n in range(6, 10))
+    assert pipeline._overload.spilled == 0
+
+
+def test_spill_in_memory_mode_is_a_configure_error_naming_both_settings() -> None:
+    with pytest.raises(ConfigurationError, match=r"overload_policy kept=spill needs spool mode.*EVENTLOG_DB"):
+        eventlog.configure(overload_policy="kept=spill")
