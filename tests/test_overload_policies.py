@@ -57,7 +57,8 @@ def _deliver(receiver: LineReceiver, pipeline: eventlog.Pipeline) -> list[dict[s
 
 
 def _ids(events: list[dict[str, Any]], action: str) -> list[str]:
-    return sorted(e["id"] if action == "billing.charge" else e["message"] for e in events if e["action"] == action)
+    key = "id" if action == "billing.charge" else "message"
+    return sorted(e[key] for e in events if e["action"] == action)
 
 
 def test_kept_events_spill_past_a_full_queue_and_arrive_through_the_spool(
