@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,9 @@ import eventlog
 from eventlog import Event
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._core.errors import ConfigurationError
+from eventlog._records.batch import Record, SheddableRecord
 from eventlog._records.context import current
+from eventlog._spool.sqlite import SQLiteSpool
 
 
 def _debug(pipeline: eventlog.Pipeline, count: int, prefix: str = "debug") -> None:
@@ -103,3 +107,61 @@ def test_without_spill_kept_events_evict_sheddable_ones(receiver: LineReceiver, 
 def test_spill_in_memory_mode_is_a_configure_error_naming_both_settings() -> None:
     with pytest.raises(ConfigurationError, match=r"overload_policy kept=spill needs spool mode.*EVENTLOG_DB"):
         eventlog.configure(overload_policy="kept=spill")
+
+
+def _aged(path: Path, seconds_ago: dict[str, float]) -> None:
+    """Make rows older: each row whose first record's id starts with a key was added that long ago."""
+    conn = sqlite3.connect(path)
+    with conn:
+        for seq, records in conn.execute("SELECT seq, records FROM batches").fetchall():
+            first = str(json.loads(records)[0][0])
+            for prefix, age in seconds_ago.items():
+                if first.startswith(prefix):
+                    conn.execute("UPDATE batches SET added = ? WHERE seq = ?", (time.time() - age, seq))
+    conn.close()
+
+
+def _spool_at_age_limit(tmp_path: Path, **limits: Any) -> tuple[list[str], list[tuple[str, str, int]]]:
+    path = tmp_path / "spool.db"
+    spool = SQLiteSpool(str(path), "json", row_events=50, **limits)
+    evicted: list[tuple[str, str, int]] = []
+    spool.on_evict_class = lambda klass, reason, count: evicted.append((klass, reason, count))
+    spool.add(_records("old-noise", 3, sheddable=True) + _records("old-kept", 2, sheddable=False))
+    spool.add(_records("aged-noise", 3, sheddable=True) + _records("aged-kept", 2, sheddable=False))
+    spool.add(_records("new-noise", 2, sheddable=True) + _records("new-kept", 2, sheddable=False))
+    _aged(path, {"old": 7200, "aged": 120})
+    spool._next_housekeeping = 0.0  # the next read does its upkeep now
+    ids = [record.id for record in spool.pending(100)]
+    spool.close()
+    return ids, evicted
+
+
+def _records(prefix: str, count: int, *, sheddable: bool) -> list[Record]:
+    kind = SheddableRecord if sheddable else Record
+    action = "log.debug" if sheddable else "billing.charge"
+    return [kind(f"{prefix}-{n}", action, n, b"x" * 100) for n in range(count)]
+
+
+def test_at_the_age_limit_sheddable_rows_go_before_kept_ones(tmp_path: Path) -> None:
+    ids, evicted = _spool_at_age_limit(tmp_path, max_age=60.0, kept_max_age=3600.0)
+    # Past 60 s, every sheddable row went; of the kept rows only those past 3600 s.
+    assert ids == ["aged-kept-0", "aged-kept-1", "new-noise-0", "new-noise-1", "new-kept-0", "new-kept-1"]
+    assert evicted == [("sheddable", "spool_max_age", 6), ("kept", "spool_max_age", 2)]
+
+
+def test_kept_rows_have_no_age_limit_when_spool_kept_max_age_is_0(tmp_path: Path) -> None:
+    ids, evicted = _spool_at_age_limit(tmp_path, max_age=60.0, kept_max_age=0.0)
+    assert [i for i in ids if "kept" in i] == [f"{p}-kept-{n}" for p in ("old", "aged", "new") for n in (0, 1)]
+    assert [i for i in ids if "noise" in i] == ["new-noise-0", "new-noise-1"]
+    assert evicted == [("sheddable", "spool_max_age", 6)]
+
+
+def test_one_age_limit_for_both_classes_unless_kept_has_its_own(tmp_path: Path) -> None:
+    ids, evicted = _spool_at_age_limit(tmp_path, max_age=60.0)
+    assert ids == ["new-noise-0", "new-noise-1", "new-kept-0", "new-kept-1"]
+    assert evicted == [("sheddable", "spool_max_age", 6), ("kept", "spool_max_age", 4)]
+
+
+def test_a_kept_age_limit_shorter_than_the_sheddable_one_is_a_configure_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"spool_kept_max_age = 30 is shorter than spool_max_age = 60"):
+        eventlog.configure(db=str(tmp_path / "s.db"), spool_max_age=60, spool_kept_max_age=30)

@@ -119,6 +119,11 @@ class CoreSettings:
         "spool size limit in bytes; the oldest events are evicted beyond it",
     )
     spool_max_age = core(parse_seconds, 0.0, "evict spooled events older than so many seconds (0: never)")
+    spool_kept_max_age = core(
+        parse_seconds,
+        None,
+        "age limit of kept events in the spool, at least spool_max_age (unset: the same; 0: none)",
+    )
     spool_sync = core(
         parse_str, "normal", "SQLite synchronous level of the spool", choices=("normal", "full")
     )

@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -150,6 +151,7 @@ class _Connection:
         *,
         max_bytes: int = 0,
         max_age: float = 0.0,
+        kept_max_age: float | None = None,
         synchronous: str = "NORMAL",
         row_events: int = 500,
         on_evict: Callable[[str, int], None] | None = None,
@@ -163,6 +165,8 @@ class _Connection:
         self.format_name = format_name
         self.max_bytes = max_bytes
         self.max_age = max_age
+        #: Rows of kept events may outlive sheddable ones (overload control); None: max_age.
+        self.kept_max_age = max_age if kept_max_age is None else kept_max_age
         self.synchronous = synchronous
         self.row_events = row_events
         #: Told (reason, count) when the size or age limit drops events: the pipeline counts them.
@@ -536,19 +540,24 @@ class _Upkeep(_Connection):
         if dead:
             with _transaction(conn):
                 conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
-        if self.max_age:
-            cutoff = time.time() - self.max_age
+        if self.max_age or self.kept_max_age:
+            # Overload control: each class has its age limit (0: none), sheddable rows' the
+            # shorter, so they go first; kept rows only once past their own.
+            now = time.time()
+            cutoffs = {1: now - self.max_age if self.max_age else -math.inf}
+            cutoffs[0] = now - self.kept_max_age if self.kept_max_age else -math.inf
             in_flight = {seq for seq, _, _ in self._batch_rows}
             old = [
-                (seq, events)
-                for seq, events in conn.execute(
-                    "SELECT seq, events FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?)",
-                    (cutoff, self._owner),
+                seq
+                for seq, shed, added in conn.execute(
+                    "SELECT seq, shed, added FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?) "
+                    "ORDER BY shed DESC, seq",
+                    (max(cutoffs.values()), self._owner),
                 )
-                if seq not in in_flight
+                if seq not in in_flight and added < cutoffs[1 if shed else 0]
             ]
             if old:
-                self._evict(conn, [seq for seq, _ in old], "spool_max_age")
+                self._evict(conn, old, "spool_max_age")
         where, params = self._claimable()
         others = conn.execute(
             "SELECT format, destination, SUM(events) FROM batches "
@@ -1281,6 +1290,7 @@ def open_spool(
         format_name,
         max_bytes=settings.spool_max_bytes,
         max_age=settings.spool_max_age,
+        kept_max_age=_kept_max_age(settings),
         synchronous=settings.spool_sync.upper(),
         row_events=settings.batch_size,
         on_evict=on_evict,
@@ -1289,3 +1299,15 @@ def open_spool(
         on_quarantine=on_quarantine,
         on_reopen=on_reopen,
     )
+
+
+def _kept_max_age(settings: Settings) -> float | None:
+    """``spool_kept_max_age``, checked: kept rows never go by age before sheddable ones."""
+    kept, sheddable = settings.spool_kept_max_age, settings.spool_max_age
+    if kept and sheddable and kept < sheddable:
+        raise ConfigurationError(
+            f"spool_kept_max_age = {kept:g} is shorter than spool_max_age = {sheddable:g}: kept "
+            f"events would go before sheddable ones; set it to at least {sheddable:g}, "
+            "or 0 for no age limit on kept events"
+        )
+    return kept
