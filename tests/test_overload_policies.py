@@ -151,7 +151,8 @@ def test_at_the_age_limit_sheddable_rows_go_before_kept_ones(tmp_path: Path) -> 
 
 def test_kept_rows_have_no_age_limit_when_spool_kept_max_age_is_0(tmp_path: Path) -> None:
     ids, evicted = _spool_at_age_limit(tmp_path, max_age=60.0, kept_max_age=0.0)
-    assert [i for i in ids if "kept" in i] == [f"{p}-kept-{n}" for p in ("old", "aged", "new") for n in (0, 1)]
+    kept = [f"{prefix}-kept-{n}" for prefix in ("old", "aged", "new") for n in (0, 1)]
+    assert [i for i in ids if "kept" in i] == kept
     assert [i for i in ids if "noise" in i] == ["new-noise-0", "new-noise-1"]
     assert evicted == [("sheddable", "spool_max_age", 6)]
 
@@ -163,5 +164,6 @@ def test_one_age_limit_for_both_classes_unless_kept_has_its_own(tmp_path: Path) 
 
 
 def test_a_kept_age_limit_shorter_than_the_sheddable_one_is_a_configure_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"spool_kept_max_age = 30 is shorter than spool_max_age = 60"):
+    says = r"spool_kept_max_age = 30 is shorter than spool_max_age = 60"
+    with pytest.raises(ConfigurationError, match=says):
         eventlog.configure(db=str(tmp_path / "s.db"), spool_max_age=60, spool_kept_max_age=30)
