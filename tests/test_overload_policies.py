@@ -61,7 +61,7 @@ def _deliver(receiver: LineReceiver, pipeline: eventlog.Pipeline) -> list[dict[s
 
 
 def _ids(events: list[dict[str, Any]], action: str) -> list[str]:
-    key = "id" if action == "billing.charge" else "message"
+    key = "message" if action.startswith("log.") else "id"
     return sorted(e[key] for e in events if e["action"] == action)
 
 
@@ -167,3 +167,134 @@ def test_a_kept_age_limit_shorter_than_the_sheddable_one_is_a_configure_error(tm
     says = r"spool_kept_max_age = 30 is shorter than spool_max_age = 60"
     with pytest.raises(ConfigurationError, match=says):
         eventlog.configure(db=str(tmp_path / "s.db"), spool_max_age=60, spool_kept_max_age=30)
+
+
+def _lines(pipeline: eventlog.Pipeline, template: str, count: int, level: int = logging.DEBUG) -> None:
+    """``count`` records of one template (``template % n``), through the pipeline's record door."""
+    for n in range(count):
+        record = logging.LogRecord("noise", level, __file__, 1, template, (n,), None)
+        pipeline.submit_record(record, (template, (n,)), current())
+
+
+def test_sampling_keeps_the_first_of_every_n_of_each_template(receiver: LineReceiver) -> None:
+    pipeline = _held(receiver, queue_size=100, sample_sheddable=3)
+    _lines(pipeline, "miss %s", 10)
+    _lines(pipeline, "hit %s", 4)
+    _lines(pipeline, "failed %s", 4, logging.ERROR)  # kept: never sampled
+    charges = _charges(pipeline, 2)
+    assert pipeline._overload.shed == {("sheddable", "sampled"): 8}
+    events = _deliver(receiver, pipeline)
+    assert [e["message"] for e in events if e["action"] == "log.debug"] == [
+        "miss 0",
+        "miss 3",
+        "miss 6",
+        "miss 9",
+        "hit 0",
+        "hit 3",
+    ]
+    assert [e["message"] for e in events if e["action"] == "log.error"] == [f"failed {n}" for n in range(4)]
+    assert _ids(events, "billing.charge") == charges
+    stats = pipeline.stats
+    assert stats.dropped == {"sampled": 8} and stats.sent == 12
+    assert stats.taken == 20 and pipeline.queue_depth() == 0  # accepted = sent + dropped
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_limit_lets_n_a_second_of_each_template_through(receiver: LineReceiver) -> None:
+    pipeline = _held(receiver, queue_size=100, rate_limit_sheddable=2)
+    assert pipeline._overload.thinning is not None
+    clock = pipeline._overload.thinning.clock = _Clock()
+    _lines(pipeline, "miss %s", 5)  # a burst of two, then limited
+    _lines(pipeline, "hit %s", 3)  # its own bucket
+    _lines(pipeline, "failed %s", 3, logging.WARNING)  # kept: never limited
+    clock.now += 0.5  # one more token
+    _lines(pipeline, "miss 2nd %s", 1)
+    _lines(pipeline, "miss %s", 2)
+    clock.now += 10  # the bucket holds one second's worth, not ten
+    _lines(pipeline, "miss %s", 4)
+    assert pipeline._overload.shed == {("sheddable", "rate_limited"): 3 + 1 + 1 + 2}
+    events = _deliver(receiver, pipeline)
+    assert [e["message"] for e in events if e["action"] != "log.warning"] == [
+        "miss 0",
+        "miss 1",
+        "hit 0",
+        "hit 1",
+        "miss 2nd 0",
+        "miss 0",
+        "miss 0",
+        "miss 1",
+    ]
+    assert pipeline.stats.dropped == {"rate_limited": 7} and pipeline.stats.sent == 11
+
+
+def test_sampling_and_rate_limits_are_off_by_default_and_cost_the_intake_nothing() -> None:
+    pipeline = eventlog.configure()
+    assert pipeline._overload.thinning is None
+    assert pipeline.worker.limit == pipeline.settings.queue_size  # the inlined check as before
+    sampled = eventlog.configure(sample_sheddable=2)
+    assert sampled.worker.limit == 0  # every event goes to the overload control
+
+
+def test_sampling_and_rate_limits_come_from_the_environment_and_dict_config(
+    monkeypatch: pytest.MonkeyPatch, receiver: LineReceiver
+) -> None:
+    monkeypatch.setenv("EVENTLOG_SAMPLE_SHEDDABLE", "10")
+    monkeypatch.setenv("EVENTLOG_RATE_LIMIT_SHEDDABLE", "0.5")
+    thinning = eventlog.configure()._overload.thinning
+    assert thinning is not None and (thinning.every, thinning.rate, thinning.burst) == (10, 0.5, 1.0)
+    monkeypatch.delenv("EVENTLOG_SAMPLE_SHEDDABLE")
+    monkeypatch.delenv("EVENTLOG_RATE_LIMIT_SHEDDABLE")
+    handler = eventlog.EventHandler(transport="tcp", host="127.0.0.1", port=receiver.port, sample_sheddable=4)
+    try:
+        assert handler.pipeline is not None
+        assert handler.pipeline._overload.thinning is not None
+        assert handler.pipeline._overload.thinning.every == 4
+    finally:
+        handler.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("sample_sheddable", 0, "a whole number, 1 or more"),
+        ("rate_limit_sheddable", "fast", "expected a number of events a second"),
+    ],
+)
+def test_bad_sampling_settings_are_configure_errors(setting: str, value: object, says: str) -> None:
+    with pytest.raises(ConfigurationError, match=says):
+        eventlog.configure(**{setting: value})
+
+
+def test_the_logging_handler_and_log_event_are_sampled_too(
+    receiver: LineReceiver, app_logger: logging.Logger
+) -> None:
+    pipeline = eventlog.configure(
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        sample_sheddable=3,
+        classes="action:ui.*=sheddable",
+    )
+    for n in range(7):
+        app_logger.info("clicked %s", n)  # through the handler's inlined intake
+        click = Event("ui.click", f"button-{n}", "ui")
+        click.id = f"click-{n}"
+        eventlog.log_event(click)
+    app_logger.warning("kept")
+    assert eventlog.flush(30) and receiver.wait_for(7, timeout=30)
+    events = [json.loads(line) for line in receiver.lines]
+    assert [e["message"] for e in events if e["action"] == "log.info"] == [
+        "clicked 0",
+        "clicked 3",
+        "clicked 6",
+    ]
+    assert _ids(events, "ui.click") == ["click-0", "click-3", "click-6"]
+    assert [e["message"] for e in events if e["action"] == "log.warning"] == ["kept"]
+    assert pipeline.stats.dropped == {"sampled": 8} and pipeline.stats.sent == 7

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventlog._core.errors import ConfigurationError
-from eventlog._core.options import SECONDS_LIMIT, parser
+from eventlog._core.options import SECONDS_LIMIT, _duration, parser
 
 KEPT = "kept"
 SHEDDABLE = "sheddable"
@@ -131,6 +131,12 @@ def parse_overload_policy(value: Any) -> tuple[str, ...]:
     return tuple(
         f"{k}={name}" + (f":{wait:g}" if name == "block" else "") for k, (name, wait) in policy.items()
     )
+
+
+@parser(takes="number", allowed="events a second, 0 (off) to 1e9")
+def parse_rate(value: Any) -> float:
+    """Events a second of each template, 0 (off) to 1e9."""
+    return _duration(value, "events a second", 1e9)
 
 
 def check_spill(value: Sequence[str], db: object) -> None:

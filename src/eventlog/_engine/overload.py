@@ -26,6 +26,11 @@ dropped{collapsed}, and once the queue has room again one event per template say
 how many were shed, from when to when, with the last arguments.  It costs nothing
 while the queue has room, and makes "this message repeated N times" of a burst.
 
+With ``sample_sheddable`` or ``rate_limit_sheddable`` set (off by default), every
+event comes here, room or not: the intake's limit is 0 (see
+:mod:`eventlog._engine.thinning`); sheddable events are sampled and rate limited
+per template, and the rest queued as when the queue has room.
+
 Every event stays in exactly one counter: an evicted event counts as taken
 from the queue and dropped, so accepted = sent + dropped + waiting holds.
 Drops are also counted by (class, reason) in :attr:`Overload.shed`.
@@ -49,6 +54,7 @@ from eventlog._config.classes import KEPT, SHEDDABLE, Rule, policies
 from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
+from eventlog._engine.thinning import Thinning
 from eventlog._records.batch import Record, SheddableRecord, _new_tuple
 from eventlog._records.caps import item_bytes
 from eventlog._records.event import Event
@@ -145,14 +151,30 @@ class Overload:
         self._last_pops = 0
         #: Events queued into the spill reserve, past the queue's bounds (spool mode).
         self.spilled = 0
+        every, rate = settings.sample_sheddable, settings.rate_limit_sheddable
+        #: Sampling and rate limits of sheddable events; None when off (the hot path is as before).
+        self.thinning = Thinning(every, rate) if every > 1 or rate else None
 
     def full(self, item: Any, size: int) -> None:
         """``item`` (of ``size`` bytes) found the queue full: queue it or drop it as its
         class's policy says."""
         sheddable = self.classifier.sheddable(item)
+        queue, accounts = self._queue, self._accounts
+        if self.thinning is not None:
+            # Sampling or a rate limit is on: every event comes here (the intake's limit is 0).
+            if sheddable:
+                with self._lock:
+                    reason = self.thinning.verdict(item)
+                    if reason is not None:
+                        accounts.gave_up(1, reason)  # never queued: taken and dropped at once
+                        self._count(SHEDDABLE, reason)
+                        return
+            if not self._no_room(size):
+                queue.append(item)  # as the intake does (Worker.put)
+                accounts.queued_bytes += size
+                return
         klass = SHEDDABLE if sheddable else KEPT
         name, wait = self.policy[klass]
-        queue, accounts = self._queue, self._accounts
         bound = 1  # how many times the queue's bounds this event may fill it to
         if name == "block":
             end = time.monotonic() + wait

@@ -413,6 +413,8 @@ def _overload_control(
     overload = Overload(
         settings, queue=worker.queue, accounts=worker.accounts, stats=worker.stats, lock=worker.caller_lock
     )
+    if overload.thinning is not None:
+        worker.limit = 0  # every event goes to Overload.full, which samples and rate limits
     if not settings.ledger_interval:
         return overload, None
     ledger = Ledger(name, settings.ledger_interval, stats=worker.stats, overload=overload, queue=worker.queue)
