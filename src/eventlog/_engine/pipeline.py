@@ -43,7 +43,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
-from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_bytes, record_bytes
+from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_size, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -184,7 +184,7 @@ class Pipeline:
                     self._enricher_failed(enrich)
         # Measured only with text to measure (a call costs ~1k instructions); cut before queued.
         has_text = event.message or event.tags or event.fields or event.metrics or event.exc_info
-        if (size := event_bytes(event) if has_text else ITEM_BYTES) > SMALL_BYTES:
+        if (size := event_size(event) if has_text else ITEM_BYTES) > SMALL_BYTES:
             size = cap_event(event, self.count_converted)
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
