@@ -123,7 +123,9 @@ def _aged(path: Path, seconds_ago: dict[str, float]) -> None:
 
 def _spool_at_age_limit(tmp_path: Path, **limits: Any) -> tuple[list[str], list[tuple[str, str, int]]]:
     path = tmp_path / "spool.db"
+    kept_max_age = limits.pop("kept_max_age", None)
     spool = SQLiteSpool(str(path), "json", row_events=50, **limits)
+    spool.kept_max_age = kept_max_age
     evicted: list[tuple[str, str, int]] = []
     spool.on_evict_class = lambda klass, reason, count: evicted.append((klass, reason, count))
     spool.add(_records("old-noise", 3, sheddable=True) + _records("old-kept", 2, sheddable=False))

@@ -151,7 +151,6 @@ class _Connection:
         *,
         max_bytes: int = 0,
         max_age: float = 0.0,
-        kept_max_age: float | None = None,
         synchronous: str = "NORMAL",
         row_events: int = 500,
         on_evict: Callable[[str, int], None] | None = None,
@@ -165,8 +164,6 @@ class _Connection:
         self.format_name = format_name
         self.max_bytes = max_bytes
         self.max_age = max_age
-        #: Rows of kept events may outlive sheddable ones (overload control); None: max_age.
-        self.kept_max_age = max_age if kept_max_age is None else kept_max_age
         self.synchronous = synchronous
         self.row_events = row_events
         #: Told (reason, count) when the size or age limit drops events: the pipeline counts them.
@@ -499,6 +496,9 @@ class _Connection:
 class _Upkeep(_Connection):
     """Deleting, reclaiming, quarantining and evicting rows (part of SQLiteSpool)."""
 
+    #: Rows of kept events may outlive sheddable ones (overload control); None: max_age.
+    kept_max_age: float | None = None
+
     def _retry_removals(self, conn: sqlite3.Connection) -> None:
         if not self._unremoved:
             return
@@ -540,12 +540,13 @@ class _Upkeep(_Connection):
         if dead:
             with _transaction(conn):
                 conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
-        if self.max_age or self.kept_max_age:
+        kept_max_age = self.max_age if self.kept_max_age is None else self.kept_max_age
+        if self.max_age or kept_max_age:
             # Overload control: each class has its age limit (0: none), sheddable rows' the
             # shorter, so they go first; kept rows only once past their own.
             now = time.time()
             cutoffs = {1: now - self.max_age if self.max_age else -math.inf}
-            cutoffs[0] = now - self.kept_max_age if self.kept_max_age else -math.inf
+            cutoffs[0] = now - kept_max_age if kept_max_age else -math.inf
             in_flight = {seq for seq, _, _ in self._batch_rows}
             old = [
                 seq
@@ -1285,12 +1286,12 @@ def open_spool(
     """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
     if settings.db is None:
         raise ConfigurationError("a spool needs a path: set EVENTLOG_DB (or configure(db=...))")
-    return SQLiteSpool(
+    kept_max_age = _kept_max_age(settings)
+    spool = SQLiteSpool(
         settings.db,
         format_name,
         max_bytes=settings.spool_max_bytes,
         max_age=settings.spool_max_age,
-        kept_max_age=_kept_max_age(settings),
         synchronous=settings.spool_sync.upper(),
         row_events=settings.batch_size,
         on_evict=on_evict,
@@ -1299,6 +1300,8 @@ def open_spool(
         on_quarantine=on_quarantine,
         on_reopen=on_reopen,
     )
+    spool.kept_max_age = kept_max_age
+    return spool
 
 
 def _kept_max_age(settings: Settings) -> float | None:
