@@ -60,6 +60,16 @@ def _deliver(receiver: LineReceiver, pipeline: eventlog.Pipeline) -> list[dict[s
     return [json.loads(line) for line in receiver.lines]
 
 
+def _scrape() -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from eventlog._engine.prometheus import EventlogCollector
+
+    registry = CollectorRegistry()
+    registry.register(EventlogCollector())  # type: ignore[arg-type]
+    return generate_latest(registry).decode()
+
+
 def _ids(events: list[dict[str, Any]], action: str) -> list[str]:
     key = "message" if action.startswith("log.") else "id"
     return sorted(e[key] for e in events if e["action"] == action)
@@ -75,6 +85,7 @@ def test_kept_events_spill_past_a_full_queue_and_arrive_through_the_spool(
     assert len(pipeline.worker.queue) == 16
     assert pipeline._overload.spilled == 6
     assert pipeline._overload.shed == {("sheddable", "queue_full"): 3}
+    assert 'eventlog_events_spilled_total{pipeline="default"} 6.0' in _scrape()
     events = _deliver(receiver, pipeline)
     assert _ids(events, "billing.charge") == charges
     assert _ids(events, "log.debug") == sorted(f"debug {n}" for n in range(10))

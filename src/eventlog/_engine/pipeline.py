@@ -336,6 +336,10 @@ class Pipeline:
         """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
         return dict(self._overload.shed)
 
+    def spilled_count(self) -> int:
+        """Events queued past a full queue into the spill reserve (``overload_policy`` spill)."""
+        return self._overload.spilled
+
     def spool_depth(self) -> int:
         """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
