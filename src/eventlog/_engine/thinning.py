@@ -63,23 +63,25 @@ class Thinning:
         key = template(item)
         if self.every > 1:
             counts = self._counts
-            seen = counts.get(key)
-            if seen is None:
-                if len(counts) >= TEMPLATES:
-                    counts.clear()
-                seen = 0
+            seen = counts.get(key, 0)
+            if not seen and len(counts) >= TEMPLATES:
+                counts.clear()
             counts[key] = seen + 1
             if seen % self.every:
                 return "sampled"
-        if self.rate:
+        rate = self.rate
+        if rate:
             now = self.clock()
-            buckets = self._buckets
-            bucket = buckets.get(key)
+            bucket = self._buckets.get(key)
             if bucket is None:
-                if len(buckets) >= TEMPLATES:
-                    buckets.clear()
-                bucket = buckets[key] = [self.burst, now]
-            tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+                if len(self._buckets) >= TEMPLATES:
+                    self._buckets.clear()
+                self._buckets[key] = [self.burst - 1.0, now]
+                return None
+            # Plain comparisons, not min(): a builtin call costs more than the arithmetic.
+            tokens = bucket[0] + (now - bucket[1]) * rate
+            if tokens > self.burst:
+                tokens = self.burst
             bucket[1] = now
             if tokens < 1.0:
                 bucket[0] = tokens
