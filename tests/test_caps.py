@@ -161,6 +161,10 @@ def test_the_compiled_size_estimate_is_the_pure_python_one(values: Any) -> None:
 _VALUES = st.one_of(st.text(), st.binary(), st.integers(), st.floats(), st.none(), st.booleans())
 
 
+class _Subclass(Event):
+    __slots__ = ()
+
+
 class _Odd:
     """An Event attribute set to something odd after construction: the size so far counts."""
 
@@ -174,12 +178,14 @@ class _Odd:
     tags=st.one_of(st.none(), st.lists(_VALUES), st.tuples(st.text(), st.integers()), st.just(_Odd())),
     fields=st.one_of(st.none(), st.dictionaries(st.text(), _VALUES), st.just(_Odd())),
     metrics=st.one_of(st.none(), st.dictionaries(st.text(), st.floats())),
+    unset=st.sampled_from([None, "message", "tags", "fields"]),
+    kind=st.sampled_from([Event, _Subclass]),
 )
 def test_the_compiled_event_size_is_the_pure_python_one(
-    message: Any, exc_info: Any, tags: Any, fields: Any, metrics: Any
+    message: Any, exc_info: Any, tags: Any, fields: Any, metrics: Any, unset: str | None, kind: type
 ) -> None:
     compiled = pytest.importorskip("eventlog_speedups._caps").event_bytes
-    event = Event("a")
+    event = kind("a")  # an Event's slots are read directly, a subclass's through getattr
     event.message, event.exc_info, event.tags, event.fields, event.metrics = (
         message,
         exc_info,
@@ -187,6 +193,8 @@ def test_the_compiled_event_size_is_the_pure_python_one(
         fields,
         metrics,
     )
+    if unset is not None:
+        delattr(event, unset)  # an unset slot: the size so far, as the Python function says
     assert compiled(event) == event_bytes(event)
 
 

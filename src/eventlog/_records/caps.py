@@ -215,7 +215,9 @@ def _load_event_size() -> Callable[[Event], int]:
         from eventlog_speedups._caps import setup  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return event_bytes
-    setup(ITEM_BYTES, VALUE_BYTES)
+    from eventlog._records.event import Event  # a lower module; here only for its slots
+
+    setup(ITEM_BYTES, VALUE_BYTES, Event)
     measure: Callable[[Event], int] = compiled
     return measure
 
