@@ -169,7 +169,8 @@ class Overload:
                         accounts.gave_up(1, reason)  # never queued: taken and dropped at once
                         self._count(SHEDDABLE, reason)
                         return
-            if not self._no_room(size):
+            # _no_room() inlined: every event of a pipeline that samples comes this way.
+            if len(queue) < self._maxsize and accounts.queued_bytes + size <= self._max_bytes:
                 queue.append(item)  # as the intake does (Worker.put)
                 accounts.queued_bytes += size
                 return
