@@ -1,13 +1,15 @@
 """Overload: the scenario of issue 24 at 10x the queue's capacity, kept and shed per class.
 
     nox -s bench -- --overload
+    nox -s bench -- --overload --quick   # a tenth: 10,000 lines, a queue of 1,000
     python benchmarks/overload.py --lines 100000 --queue-size 10000
 
 The application logs ``--lines`` DEBUG lines and, every 1,000, one
 ``log_event(Event("billing.charge", ...))`` and one ``log.error(...)``, while
 its collector (a TCP listener on loopback) is down; then the collector comes
 back and the pipeline flushes.  Memory mode runs with ``queue_size`` at a tenth
-of the lines; spool mode with the default queue and ``spool_max_bytes`` 4 MiB.
+of the lines; spool mode with the default queue and ``spool_max_bytes`` 4 MiB,
+and again with the same queue as memory mode and ``overload_policy="kept=spill"``.
 Everything else is the library's defaults (only the retry backoff is short, so
 the run does not wait 30 s for the collector to be tried again).  The table
 says, per mode and class, how many were logged, arrived (each id once) and
@@ -39,6 +41,8 @@ def run(mode: str, lines: int, queue_size: int, spool: Path) -> dict[str, object
         settings["queue_size"] = queue_size
     else:
         settings.update(db=str(spool), spool_max_bytes=4 * 1024 * 1024)
+    if mode == "spill":
+        settings.update(queue_size=queue_size, overload_policy="kept=spill")
     pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port, **settings)
     logger = logging.getLogger(f"bench.overload.{mode}")
     logger.setLevel(logging.DEBUG)
@@ -92,13 +96,20 @@ def main() -> None:
     )
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--queue-size", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the lines and of the queue")
     args = parser.parse_args()
+    if args.quick:
+        args.lines, args.queue_size = args.lines // 10, args.queue_size // 10
     with tempfile.TemporaryDirectory() as folder:
         results = [
             run("memory", args.lines, args.queue_size, Path(folder) / "memory.db"),
             run("spool", args.lines, args.queue_size, Path(folder) / "spool.db"),
+            run("spill", args.lines, args.queue_size, Path(folder) / "spill.db"),
         ]
-    print(f"{args.lines:,} lines, memory mode's queue {args.queue_size:,}, spool mode's 4 MiB")
+    print(
+        f"{args.lines:,} lines; memory and spill (spool, kept=spill) modes' queue {args.queue_size:,}; "
+        "the spools' 4 MiB"
+    )
     print("| mode | class | logged | arrived | shed (by reason) |")
     print("|---|---|---:|---:|---|")
     for result in results:

@@ -156,3 +156,51 @@ def test_the_compiled_size_estimate_is_the_pure_python_one(values: Any) -> None:
     compiled = pytest.importorskip("eventlog_speedups._wires").text_bytes
     assert compiled(values) == _py_text_bytes(values)
     assert compiled(tuple(values)) == _py_text_bytes(tuple(values))
+
+
+_VALUES = st.one_of(st.text(), st.binary(), st.integers(), st.floats(), st.none(), st.booleans())
+
+
+class _Subclass(Event):
+    __slots__ = ()
+
+
+class _Odd:
+    """An Event attribute set to something odd after construction: the size so far counts."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("no truth")
+
+
+@given(
+    message=st.one_of(st.none(), st.text(), st.binary(), st.integers()),
+    exc_info=st.one_of(st.none(), st.text()),
+    tags=st.one_of(st.none(), st.lists(_VALUES), st.tuples(st.text(), st.integers()), st.just(_Odd())),
+    fields=st.one_of(st.none(), st.dictionaries(st.text(), _VALUES), st.just(_Odd())),
+    metrics=st.one_of(st.none(), st.dictionaries(st.text(), st.floats())),
+    unset=st.sampled_from([None, "message", "tags", "fields"]),
+    kind=st.sampled_from([Event, _Subclass]),
+)
+def test_the_compiled_event_size_is_the_pure_python_one(
+    message: Any, exc_info: Any, tags: Any, fields: Any, metrics: Any, unset: str | None, kind: type
+) -> None:
+    compiled = pytest.importorskip("eventlog_speedups._caps").event_bytes
+    event = kind("a")  # an Event's slots are read directly, a subclass's through getattr
+    event.message, event.exc_info, event.tags, event.fields, event.metrics = (
+        message,
+        exc_info,
+        tags,
+        fields,
+        metrics,
+    )
+    if unset is not None:
+        delattr(event, unset)  # an unset slot: the size so far, as the Python function says
+    assert compiled(event) == event_bytes(event)
+
+
+def test_the_pipeline_measures_events_with_the_compiled_size_when_it_is_there() -> None:
+    pytest.importorskip("eventlog_speedups._caps")
+    from eventlog._records import caps
+
+    assert caps.event_size is not caps.event_bytes
+    assert caps.event_size(Event("a", tags=["xy"], fields={"k": "vvv"})) == ITEM_BYTES + 18 + 36

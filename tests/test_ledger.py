@@ -11,6 +11,7 @@ import pytest
 import eventlog
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._engine.ledger import LEDGER_ACTION, SEQ_FIELD
+from eventlog._records.context import current
 from eventlog.cli import main
 
 
@@ -120,3 +121,46 @@ def test_ledger_check_reads_hostile_lines_as_input(
         f"  missing: 2-3, 5-{10**12 - 1}, {10**12 + 1}-{10**15 + 5}",
         "host h pid 2: 0 numbered events arrived, 0 missing: complete",
     ]
+
+
+def test_the_ledger_accounts_for_sampled_and_rate_limited_events(
+    receiver: LineReceiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = eventlog.configure(
+        transport="tcp",
+        host="127.0.0.1",
+        port=receiver.port,
+        ledger_interval=60,
+        sample_sheddable=2,
+        rate_limit_sheddable=1e-3,  # a burst of one a template, then nothing in this test
+    )
+    pipeline.worker._start = lambda: None  # type: ignore[method-assign]  # no worker yet
+    for number in range(6):
+        pipeline.submit(
+            (
+                logging.LogRecord("noisy", logging.DEBUG, __file__, 1, "noise %s", (number,), None),
+                "x",
+                current(),
+            )
+        )
+        pipeline.submit(
+            (
+                logging.LogRecord("noisy", logging.DEBUG, __file__, 1, "other %s", (number,), None),
+                "y",
+                current(),
+            )
+        )
+    del pipeline.worker._start
+    assert eventlog.shutdown(30)
+    assert receiver.wait_for(pipeline.stats.sent, timeout=30)
+    events = [json.loads(line) for line in receiver.lines]
+    assert [event["message"] for event in events[:2]] == ["x", "y"]  # the first of each template
+    assert pipeline.stats.dropped == {"sampled": 6, "rate_limited": 4}
+    final = events[-1]["fields"]
+    assert final["ledger_dropped_sampled"] == 6 and final["ledger_dropped_rate_limited"] == 4
+    # The ten never queued left a gap before the first batch.
+    assert [event["fields"][SEQ_FIELD] for event in events] == [11, 12, 13]
+    path = tmp_path / "arrived.jsonl"
+    path.write_bytes(b"\n".join(receiver.lines) + b"\n")
+    assert main(["ledger", "check", str(path)]) == 0
+    assert "3 numbered events arrived, 10 missing: the ledger accounts for them" in capsys.readouterr().out

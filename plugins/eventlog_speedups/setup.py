@@ -10,6 +10,11 @@ setup(
             extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
         ),
         Extension(
+            "eventlog_speedups._caps",
+            ["src/eventlog_speedups/_caps.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
+        ),
+        Extension(
             "eventlog_speedups._otlp",
             ["src/eventlog_speedups/_otlp.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventlog._core.options import SECONDS_LIMIT, parser
+from eventlog._core.errors import ConfigurationError
+from eventlog._core.options import SECONDS_LIMIT, _duration, parser
 
 KEPT = "kept"
 SHEDDABLE = "sheddable"
@@ -30,8 +31,10 @@ CLASSES = (KEPT, SHEDDABLE)
 #: What a rule can match: a logger (and its children), a level name or number, an action.
 KINDS = ("logger", "level", "action")
 #: Queue-full policies.  ``evict`` drops the oldest queued sheddable event to make room
-#: (the newest is dropped when none is queued); ``block:S`` waits up to S seconds for room.
-POLICIES = ("shed_newest", "shed_oldest", "evict", "block")
+#: (the newest is dropped when none is queued); ``block:S`` waits up to S seconds for room;
+#: ``spill`` (spool mode only) queues past the bound, into a reserve the worker moves to the spool.
+POLICIES = ("shed_newest", "shed_oldest", "evict", "block", "spill")
+SPILL = "spill"
 #: The default, as the setting's parsed value: one ``class=policy`` text per class.
 DEFAULT_POLICY = (f"{KEPT}=evict", f"{SHEDDABLE}=shed_newest")
 
@@ -101,7 +104,7 @@ def _level_number(text: str) -> int:
 @parser(takes="text", allowed="class=policy pairs such as kept=evict")
 def parse_overload_policy(value: Any) -> tuple[str, ...]:
     """class=policy, comma-separated, e.g. kept=evict, sheddable=shed_newest; a policy is
-    shed_newest, shed_oldest, evict or block:SECONDS.
+    shed_newest, shed_oldest, evict, block:SECONDS or spill (spool mode only).
 
     A class left out keeps its default (kept=evict, sheddable=shed_newest).
     """
@@ -128,6 +131,25 @@ def parse_overload_policy(value: Any) -> tuple[str, ...]:
     return tuple(
         f"{k}={name}" + (f":{wait:g}" if name == "block" else "") for k, (name, wait) in policy.items()
     )
+
+
+@parser(takes="number", allowed="events a second, 0 (off) to 1e9")
+def parse_rate(value: Any) -> float:
+    """Events a second of each template, 0 (off) to 1e9."""
+    return _duration(value, "events a second", 1e9)
+
+
+def check_spill(value: Sequence[str], db: object) -> None:
+    """``spill`` needs the spool: in memory mode it is a configure-time error naming both settings."""
+    if db:
+        return
+    for text in value:
+        klass, _, policy = text.partition("=")
+        if policy == SPILL:
+            raise ConfigurationError(
+                f"overload_policy {klass}=spill needs spool mode, and EVENTLOG_DB (db) is not set: "
+                "set it to a spool path, or choose evict, shed_newest, shed_oldest or block:SECONDS"
+            )
 
 
 def policies(value: Sequence[str]) -> dict[str, tuple[str, float]]:

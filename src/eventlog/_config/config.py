@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, overload
 
-from eventlog._config.classes import DEFAULT_POLICY, Rule, parse_classes, parse_overload_policy
+from eventlog._config.classes import DEFAULT_POLICY, Rule, parse_classes, parse_overload_policy, parse_rate
 from eventlog._core.errors import ConfigurationError
 from eventlog._core.masking import HIDDEN, SecretMask, looks_secret, mask_structure
 from eventlog._core.options import (
@@ -119,6 +119,11 @@ class CoreSettings:
         "spool size limit in bytes; the oldest events are evicted beyond it",
     )
     spool_max_age = core(parse_seconds, 0.0, "evict spooled events older than so many seconds (0: never)")
+    spool_kept_max_age = core(
+        parse_seconds,
+        None,
+        "age limit of kept events in the spool, at least spool_max_age (unset: the same; 0: none)",
+    )
     spool_sync = core(
         parse_str, "normal", "SQLite synchronous level of the spool", choices=("normal", "full")
     )
@@ -150,6 +155,16 @@ class CoreSettings:
         parse_bool,
         True,
         "a full queue collapses shed repeats of one log template into one event with the count",
+    )
+    sample_sheddable = core(
+        parse_positive_int,
+        1,
+        "keep the first of every N sheddable events of each log template (1: all)",
+    )
+    rate_limit_sheddable = core(
+        parse_rate,
+        0.0,
+        "most sheddable events a second of each log template (0: no limit)",
     )
     ledger_interval = core(
         parse_seconds,

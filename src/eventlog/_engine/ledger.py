@@ -31,7 +31,9 @@ __all__ = ["LEDGER_ACTION", "SEQ_FIELD", "Ledger", "Stream", "check"]
 SEQ_FIELD = "eventlog_seq"
 LEDGER_ACTION = "eventlog.ledger"
 #: Queue-side reasons: these events never reach the encoder, so their numbers are skipped.
-_QUEUE_REASONS = frozenset({"queue_full", "queue_bytes", "evicted", "shed_oldest", "collapsed"})
+_QUEUE_REASONS = frozenset(
+    {"queue_full", "queue_bytes", "evicted", "shed_oldest", "collapsed", "sampled", "rate_limited"}
+)
 
 
 class Ledger:

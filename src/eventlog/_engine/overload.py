@@ -14,13 +14,22 @@ Then its class's policy decides:
 - ``evict`` (kept's default): the oldest queued *sheddable* event is dropped
   (dropped{evicted}) to make room; with none queued, the newest is dropped;
 - ``block:S``: the caller waits up to S seconds for room (only when asked),
-  then sheds the newest.
+  then sheds the newest;
+- ``spill`` (spool mode only; in memory mode a configure-time error): the event
+  is queued past the bounds into a reserve as large again (``queue_size`` events,
+  ``queue_max_bytes``), which the worker moves into the spool at its next step;
+  the reserve used up, kept events evict and sheddable ones are shed as the newest.
 
 A sheddable log record that would be dropped as the newest is first offered to
 its template's repeat summary (``collapse_repeats``, on by default): it counts as
 dropped{collapsed}, and once the queue has room again one event per template says
 how many were shed, from when to when, with the last arguments.  It costs nothing
 while the queue has room, and makes "this message repeated N times" of a burst.
+
+With ``sample_sheddable`` or ``rate_limit_sheddable`` set (off by default), every
+event comes here, room or not: the intake's limit is 0 (see
+:mod:`eventlog._engine.thinning`); sheddable events are sampled and rate limited
+per template, and the rest queued as when the queue has room.
 
 Every event stays in exactly one counter: an evicted event counts as taken
 from the queue and dropped, so accepted = sent + dropped + waiting holds.
@@ -45,6 +54,7 @@ from eventlog._config.classes import KEPT, SHEDDABLE, Rule, policies
 from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
+from eventlog._engine.thinning import Thinning
 from eventlog._records.batch import Record, SheddableRecord, _new_tuple
 from eventlog._records.caps import item_bytes
 from eventlog._records.event import Event
@@ -139,42 +149,77 @@ class Overload:
         #: (logger, level, template) -> [count, first time, last time, last item]
         self._repeats: dict[tuple[str, int, str], list[Any]] = {}
         self._last_pops = 0
+        #: Events queued into the spill reserve, past the queue's bounds (spool mode).
+        self.spilled = 0
+        every, rate = settings.sample_sheddable, settings.rate_limit_sheddable
+        #: Sampling and rate limits of sheddable events; None when off (the hot path is as before).
+        self.thinning = Thinning(every, rate) if every > 1 or rate else None
 
     def full(self, item: Any, size: int) -> None:
         """``item`` (of ``size`` bytes) found the queue full: queue it or drop it as its
         class's policy says."""
         sheddable = self.classifier.sheddable(item)
+        queue, accounts = self._queue, self._accounts
+        if self.thinning is not None:
+            # Sampling or a rate limit is on: every event comes here (the intake's limit is 0).
+            if sheddable:
+                with self._lock:
+                    reason = self.thinning.verdict(item)
+                    if reason is not None:
+                        accounts.gave_up(1, reason)  # never queued: taken and dropped at once
+                        self._count(SHEDDABLE, reason)
+                        return
+            # _no_room() inlined: every event of a pipeline that samples comes this way.
+            if len(queue) < self._maxsize and accounts.queued_bytes + size <= self._max_bytes:
+                queue.append(item)  # as the intake does (Worker.put)
+                accounts.queued_bytes += size
+                return
         klass = SHEDDABLE if sheddable else KEPT
         name, wait = self.policy[klass]
-        queue, accounts = self._queue, self._accounts
+        bound = 1  # how many times the queue's bounds this event may fill it to
         if name == "block":
             end = time.monotonic() + wait
             while self._no_room(size) and time.monotonic() < end:
                 time.sleep(BLOCK_STEP)
+        elif name == "spill":
+            # Spool mode only: past the bounds, into a reserve as large again, which the worker
+            # moves into the spool at its next step (between sends and retries it does).  The
+            # caller never writes the spool itself: a SQLite write takes the file's lock, which
+            # another process may hold, and with spool_sync=full an fsync.  The reserve used
+            # up, the class's usual policy follows.
+            bound, name = 2, ("shed_newest" if sheddable else "evict")
         with self._lock:
             # At the byte bound one eviction may not free enough: evict until it does.
-            while self._no_room(size):
+            evictions = 0
+            while self._no_room(size, bound):
                 evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
                     name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
                 )
                 if not evicted:
                     break
+                evictions += 1
             else:
+                if bound > 1 and not evictions and self._no_room(size):
+                    self.spilled += 1  # the reserve took it
                 queue.append(item)  # room made, or the worker took some meanwhile
                 accounts.queued_bytes += size
                 return
             if sheddable and self.collapse and self._collapse(item):
                 return  # counted in its template's repeat summary: dropped{collapsed}
-            if len(queue) >= self._maxsize:
+            if len(queue) >= self._maxsize * bound:
                 self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
                 self._count(klass, "queue_full")
             else:
                 accounts.gave_up(1, "queue_bytes")  # never queued: taken and dropped at once
                 self._count(klass, "queue_bytes")
 
-    def _no_room(self, size: int) -> bool:
-        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound."""
-        return len(self._queue) >= self._maxsize or self._accounts.queued_bytes + size > self._max_bytes
+    def _no_room(self, size: int, bound: int = 1) -> bool:
+        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound
+        (each times ``bound``: 2 for the spill reserve)."""
+        return (
+            len(self._queue) >= self._maxsize * bound
+            or self._accounts.queued_bytes + size > self._max_bytes * bound
+        )
 
     def _collapse(self, item: Any) -> bool:
         """A log record shed at a full queue joins its template's repeat summary; False if it cannot.

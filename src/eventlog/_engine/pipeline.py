@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventlog._config.builder import build
+from eventlog._config.classes import check_spill
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
 from eventlog._core.diagnostics import Warnings
@@ -42,7 +43,7 @@ from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
-from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_bytes, record_bytes
+from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_size, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
@@ -77,6 +78,7 @@ class Pipeline:
         self.stats = Stats()
         # Every setting checked, or raises; plugins count their conversions with the engine's.
         self._parts = parts = build(settings, registry, self.stats.converted)
+        check_spill(settings.overload_policy, settings.db)  # spill needs the spool
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         #: Enrichers run on the caller's thread, before the event is queued (part of the contract).
@@ -182,7 +184,7 @@ class Pipeline:
                     self._enricher_failed(enrich)
         # Measured only with text to measure (a call costs ~1k instructions); cut before queued.
         has_text = event.message or event.tags or event.fields or event.metrics or event.exc_info
-        if (size := event_bytes(event) if has_text else ITEM_BYTES) > SMALL_BYTES:
+        if (size := event_size(event) if has_text else ITEM_BYTES) > SMALL_BYTES:
             size = cap_event(event, self.count_converted)
         # Worker.put inlined: this is every log_event's path (a call costs ~1k instructions).
         worker = self.worker
@@ -334,6 +336,10 @@ class Pipeline:
         """Events dropped under pressure, by (class of service, reason): see eventlog._engine.overload."""
         return dict(self._overload.shed)
 
+    def spilled_count(self) -> int:
+        """Events queued past a full queue into the spill reserve (``overload_policy`` spill)."""
+        return self._overload.spilled
+
     def spool_depth(self) -> int:
         """Events waiting in the spool, or for it in the worker's memory (0 in memory mode)."""
         try:
@@ -411,6 +417,8 @@ def _overload_control(
     overload = Overload(
         settings, queue=worker.queue, accounts=worker.accounts, stats=worker.stats, lock=worker.caller_lock
     )
+    if overload.thinning is not None:
+        worker.limit = 0  # every event goes to Overload.full, which samples and rate limits
     if not settings.ledger_interval:
         return overload, None
     ledger = Ledger(name, settings.ledger_interval, stats=worker.stats, overload=overload, queue=worker.queue)

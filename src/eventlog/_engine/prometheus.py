@@ -24,6 +24,7 @@ class Measured(Protocol):
     def queue_depth(self) -> int: ...
     def spool_depth(self) -> int: ...
     def shed_counts(self) -> dict[tuple[str, str], int]: ...
+    def spilled_count(self) -> int: ...
 
 
 _pipelines: weakref.WeakSet[Measured] = weakref.WeakSet()
@@ -105,6 +106,11 @@ class EventlogCollector:
             "Events dropped under pressure (queue full, spool limits), by class of service and reason",
             labels=["pipeline", "class", "reason"],
         )
+        spilled = CounterMetricFamily(
+            "eventlog_events_spilled",
+            "Events queued past a full queue into the spill reserve, for the spool (overload_policy spill)",
+            labels=["pipeline"],
+        )
         latency = HistogramMetricFamily(
             "eventlog_send_seconds", "Time one batch send took", labels=["pipeline"]
         )
@@ -132,13 +138,14 @@ class EventlogCollector:
             restarts.add_metric([name], stats.worker_restarts)
             for (klass, reason), count in sorted(pipeline.shed_counts().items()):
                 shed.add_metric([name, klass, reason], count)
+            spilled.add_metric([name], pipeline.spilled_count())
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency_counts):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             latency.add_metric([name], buckets, stats.latency_sum)
         yield from (accepted, sent, dropped, converted, retries, errors)
-        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, shed, latency)
+        yield from (depth, spooled, up, fallback, quarantined, reopened, restarts, shed, spilled, latency)
 
 
 _registered = False

@@ -104,7 +104,9 @@ class Intake(Protocol):
     what it does: ``len(queue) >= limit or accounts.queued_bytes + size > max_bytes``
     -> ``overflowed(item, size)``, else append and add ``size`` to
     ``accounts.queued_bytes``, then ``wake()`` if ``wake_needed``.  ``size`` is
-    the item's :func:`eventlog._records.caps.item_bytes`, after the caps.
+    the item's :func:`eventlog._records.caps.item_bytes`, after the caps.  ``limit``
+    is ``queue_size``, or 0 while sampling or rate limits are on: then every event
+    goes to ``overflowed``, and the hot path costs nothing more while they are off.
     """
 
     queue: deque[Any]

@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -495,6 +496,9 @@ class _Connection:
 class _Upkeep(_Connection):
     """Deleting, reclaiming, quarantining and evicting rows (part of SQLiteSpool)."""
 
+    #: Rows of kept events may outlive sheddable ones (overload control); None: max_age.
+    kept_max_age: float | None = None
+
     def _retry_removals(self, conn: sqlite3.Connection) -> None:
         if not self._unremoved:
             return
@@ -536,19 +540,25 @@ class _Upkeep(_Connection):
         if dead:
             with _transaction(conn):
                 conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
-        if self.max_age:
-            cutoff = time.time() - self.max_age
+        kept_max_age = self.max_age if self.kept_max_age is None else self.kept_max_age
+        if self.max_age or kept_max_age:
+            # Overload control: each class has its age limit (0: none), sheddable rows' the
+            # shorter, so they go first; kept rows only once past their own.
+            now = time.time()
+            cutoffs = {1: now - self.max_age if self.max_age else -math.inf}
+            cutoffs[0] = now - kept_max_age if kept_max_age else -math.inf
             in_flight = {seq for seq, _, _ in self._batch_rows}
             old = [
-                (seq, events)
-                for seq, events in conn.execute(
-                    "SELECT seq, events FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?)",
-                    (cutoff, self._owner),
+                seq
+                for seq, shed, added in conn.execute(
+                    "SELECT seq, shed, added FROM batches WHERE added < ? AND (owner IS NULL OR owner = ?) "
+                    "ORDER BY shed DESC, seq",
+                    (max(cutoffs.values()), self._owner),
                 )
-                if seq not in in_flight
+                if seq not in in_flight and added < cutoffs[1 if shed else 0]
             ]
             if old:
-                self._evict(conn, [seq for seq, _ in old], "spool_max_age")
+                self._evict(conn, old, "spool_max_age")
         where, params = self._claimable()
         others = conn.execute(
             "SELECT format, destination, SUM(events) FROM batches "
@@ -1276,7 +1286,8 @@ def open_spool(
     """The spool at ``settings.db`` for payloads formatted as ``format_name`` (the pipeline's entry point)."""
     if settings.db is None:
         raise ConfigurationError("a spool needs a path: set EVENTLOG_DB (or configure(db=...))")
-    return SQLiteSpool(
+    kept_max_age = _kept_max_age(settings)
+    spool = SQLiteSpool(
         settings.db,
         format_name,
         max_bytes=settings.spool_max_bytes,
@@ -1289,3 +1300,17 @@ def open_spool(
         on_quarantine=on_quarantine,
         on_reopen=on_reopen,
     )
+    spool.kept_max_age = kept_max_age
+    return spool
+
+
+def _kept_max_age(settings: Settings) -> float | None:
+    """``spool_kept_max_age``, checked: kept rows never go by age before sheddable ones."""
+    kept, sheddable = settings.spool_kept_max_age, settings.spool_max_age
+    if kept and sheddable and kept < sheddable:
+        raise ConfigurationError(
+            f"spool_kept_max_age = {kept:g} is shorter than spool_max_age = {sheddable:g}: kept "
+            f"events would go before sheddable ones; set it to at least {sheddable:g}, "
+            "or 0 for no age limit on kept events"
+        )
+    return kept
