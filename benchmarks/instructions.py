@@ -120,6 +120,10 @@ log.info("warm %s", "up", extra={"k": 0})
 if case.startswith("log_event"):
     from eventlog import Event, log_event
     log_event(Event("warm", fields={"n": 0}, metrics={"m": 1.5}))
+if case not in ("floor", "stdlib"):
+    import eventlog
+    # The pipeline running, as in an application: the warm-up sent (connected, spool open).
+    assert eventlog.flush(60), "the warm-up was not sent"
 if mode == "loop":
     work()
 settle()
