@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import pytest
@@ -119,3 +120,21 @@ def test_log_event_copies_only_what_the_application_still_holds(
     log_event(kept)
     assert copied == ["kept"]
     assert [sent["action"] for sent in _arrived(receiver, 2)] == ["only.here", "kept"]
+
+
+def test_the_documented_signature_is_the_constructors_own() -> None:
+    # Event.__init__ takes its keywords as positional-or-keyword parameters (cheaper to fill);
+    # the documented signature must name the same parameters with the same defaults.
+    documented = inspect.signature(Event).parameters
+    actual = dict(inspect.signature(Event.__init__).parameters)
+    del actual["self"], actual["_keywords_follow"]
+    assert list(documented) == list(actual)
+    assert [(p.default, p.annotation) for p in documented.values()] == [
+        (p.default, p.annotation) for p in actual.values()
+    ]
+    assert [p.kind for p in documented.values()][3:] == [inspect.Parameter.KEYWORD_ONLY] * 11
+
+
+def test_a_fourth_positional_argument_is_refused() -> None:
+    with pytest.raises(TypeError, match="at most 3 positional arguments"):
+        Event("click", "my-button", "ui", "a message")  # type: ignore[arg-type]
