@@ -152,7 +152,7 @@ def log_event(event: Event) -> None:
         # Event reaches them, which the count sees.
         if _getrefcount(event) > _ONLY_THIS_CALL or type(event) is not Event:
             event = snapshot(event)
-        (_default or get_pipeline()).submit_fresh(event)
+        (_default or get_pipeline()).submit_event(event)
     except Exception:  # the application must never see eventlog's failures
         log.exception("log_event failed; the event was dropped")
 

@@ -167,7 +167,7 @@ def submit(
     target = pipeline or api.get_pipeline()
     if exc_info is not None or not TIME_MIN_S < created < TIME_MAX_S:
         # The exception's text (application code) and a time no format can carry: now.
-        target.submit_fresh(record_to_event(record, message, _current_context()))
+        target.submit_event(record_to_event(record, message, _current_context()))
         return
     target.submit_record(record, message, _current_context())
 

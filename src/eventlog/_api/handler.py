@@ -112,7 +112,7 @@ class EventHandler(logging.Handler):
                 else ITEM_BYTES + len(message[0]) + ARG_BYTES * len(message[1])
             )
             if not plain or pipeline.caller_enrichers or size > SMALL_BYTES:
-                pipeline.submit_fresh(record_to_event(record, message, _current_context()))
+                pipeline.submit_event(record_to_event(record, message, _current_context()))
                 return True
             # Pipeline.submit_record with Worker.put inlined (the Intake contract): a Python
             # call costs ~1k instructions a record.

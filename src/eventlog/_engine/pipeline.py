@@ -43,7 +43,7 @@ from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
 from eventlog._engine.worker import Delivery, Worker, weakly
 from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_bytes, record_bytes
-from eventlog._records.event import Event, snapshot
+from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Pipeline:
     directly, for a second destination: ``Pipeline(Settings.load({...}))``.
 
     The doors (the logging handler, ``log_event``, counters, the structlog and
-    loguru bridges) queue only through its submit contract: :meth:`submit_event`, :meth:`submit_fresh`,
+    loguru bridges) queue only through its submit contract: :meth:`submit_event`,
     :meth:`submit_record`, :meth:`submit`, ``caller_enrichers`` and ``worker``
     (an :class:`eventlog._engine.worker.Intake`, which the handler inlines), and
     count what they convert with :meth:`count_converted` and :meth:`warn_once`.
@@ -173,11 +173,10 @@ class Pipeline:
         self.worker.put(item)
 
     def submit_event(self, event: Event) -> None:
-        """Queue ``event`` as it is now (a snapshot: later changes to it do not reach the queue)."""
-        self.submit_fresh(snapshot(event))
+        """Run caller-stage enrichers, then queue the event itself (handed over: not copied).
 
-    def submit_fresh(self, event: Event) -> None:
-        """Run caller-stage enrichers, then queue an Event only eventlog holds (made for this call)."""
+        :func:`eventlog.log_event` hands over a snapshot of an Event the application keeps.
+        """
         if self.caller_enrichers:
             for enrich in self.caller_enrichers:
                 try:
@@ -209,7 +208,7 @@ class Pipeline:
         """
         size = record_bytes(message)  # past SMALL_BYTES: an Event now, cut, the record not kept
         if self.caller_enrichers or size > SMALL_BYTES:
-            self.submit_fresh(record_to_event(record, message, ctx))
+            self.submit_event(record_to_event(record, message, ctx))
             return
         # Worker.put inlined: this is every logging call's path.
         worker = self.worker
