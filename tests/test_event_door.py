@@ -138,3 +138,14 @@ def test_the_documented_signature_is_the_constructors_own() -> None:
 def test_a_fourth_positional_argument_is_refused() -> None:
     with pytest.raises(TypeError, match="at most 3 positional arguments"):
         Event("click", "my-button", "ui", "a message")  # type: ignore[arg-type]
+
+
+def test_tags_are_the_events_own_copy() -> None:
+    tags = ["a", "b"]
+    event = Event("a", tags=tags)
+    tags.append("c")
+    assert event.tags == ["a", "b"]
+    odd = Event("a", tags=["a", 3, object()]).tags  # as before: plain values kept, objects text now
+    assert odd is not None and odd[:2] == ["a", 3] and isinstance(odd[2], str)
+    assert Event("a", tags="one").tags == ["one"]
+    assert Event("a", tags=("x", "y")).tags == ["x", "y"]

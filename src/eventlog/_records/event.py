@@ -201,7 +201,12 @@ class Event:
         self.tg_type = tg_type
         # Text for the worker: anything else is converted now (see eventlog._records.text.frozen).
         self.message = message if message is None or type(message) is str else frozen(message)
-        self.tags = _tags(tags) if tags is not None else None
+        if tags is None:
+            self.tags = None
+        elif type(tags) is list and _STR_KEYS(map(type, tags)):  # a list of str: copied in C
+            self.tags = tags.copy()
+        else:
+            self.tags = _tags(tags)
         # A dict of str keys and plain values (the common case) is copied in one C call
         # (_plain_copy); the general functions below cost a Python call and a loop more.
         if fields is None:
