@@ -5,7 +5,9 @@
 
 Each case runs twice under ``valgrind --tool=callgrind --separate-threads=yes``:
 ``empty`` (the same imports, set-up and one warm-up call, no loop) and ``loop``
-(``--events`` calls from inside a function).  Per event = (loop - empty) / events,
+(``--events`` calls from inside a function).  The pipeline is running when the
+loop starts, as in an application: the warm-up event was flushed (sent, the
+connection and the spool open).  Per event = (loop - empty) / events,
 for the calling thread and for the other threads (the worker, the stdlib's
 QueueListener) apart.  Instruction counts repeat to a few per event from run to
 run, where wall time on a shared machine drifts twofold.
@@ -120,6 +122,10 @@ log.info("warm %s", "up", extra={"k": 0})
 if case.startswith("log_event"):
     from eventlog import Event, log_event
     log_event(Event("warm", fields={"n": 0}, metrics={"m": 1.5}))
+if case not in ("floor", "stdlib"):
+    import eventlog
+    # The pipeline running, as in an application: the warm-up sent (connected, spool open).
+    assert eventlog.flush(60), "the warm-up was not sent"
 if mode == "loop":
     work()
 settle()

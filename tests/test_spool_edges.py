@@ -6,13 +6,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._config.config import Settings
 from eventlog._engine.pipeline import Pipeline
-from eventlog._records.batch import Record
+from eventlog._records.batch import Record, SheddableRecord
 from eventlog._records.event import Event
 from eventlog._spool import SpoolUnavailable, SQLiteSpool
+from eventlog._spool.sqlite import _entries, _index
 
 
 def _records(prefix: str, count: int) -> list[Record]:
@@ -160,4 +163,29 @@ def test_a_backlog_is_read_back_a_few_rows_per_query_oldest_kept_in_memory(tmp_p
         spool.add(_records(f"n{row:02d}-", 5))
     seqs = sorted(spool._own)
     assert sorted(spool._recent) == seqs[:10]
+    spool.close()
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(), st.text(), st.integers(min_value=-(2**70), max_value=2**70), st.binary()),
+        max_size=20,
+    )
+)
+def test_a_rows_index_is_the_plain_comprehensions(values: list[tuple[str, str, int, bytes]]) -> None:
+    # _entries (C loops) against the plain form it replaced: the same stored text, byte for byte.
+    chunk = [Record(*value) for value in values]
+    plain = [[r.id, r.action, r.time_ns, len(r.payload)] for r in chunk]
+    assert _index(_entries(chunk)) == _index(plain)
+
+
+def test_a_mixed_batch_is_stored_in_rows_of_one_class(tmp_path: Path) -> None:
+    spool = SQLiteSpool(str(tmp_path / "events.db"), "json", row_events=2)
+    kept = [Record(f"k{n}", "a", n, b"k\n") for n in range(3)]
+    shed = [SheddableRecord(f"s{n}", "a", n, b"s\n") for n in range(3)]
+    spool.add([kept[0], shed[0], shed[1], kept[1], kept[2], shed[2]])
+    spool.add([SheddableRecord("s9", "a", 9, b"s\n")])
+    with sqlite3.connect(str(tmp_path / "events.db")) as conn:
+        rows = conn.execute("SELECT events, shed, payloads FROM batches ORDER BY seq").fetchall()
+    assert rows == [(1, 0, b"k\n"), (2, 1, b"s\ns\n"), (2, 0, b"k\nk\n"), (1, 1, b"s\n"), (1, 1, b"s\n")]
     spool.close()

@@ -175,7 +175,10 @@ class Pipeline:
         self.worker.put(item)
 
     def submit_event(self, event: Event) -> None:
-        """Run caller-stage enrichers, then queue the event."""
+        """Run caller-stage enrichers, then queue the event itself (handed over: not copied).
+
+        :func:`eventlog.log_event` hands over a snapshot of an Event the application keeps.
+        """
         if self.caller_enrichers:
             for enrich in self.caller_enrichers:
                 try:

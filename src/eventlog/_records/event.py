@@ -11,6 +11,9 @@ values happen in the worker thread.
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import inspect
 import os
 import sys
 import threading
@@ -20,7 +23,9 @@ from typing import Any
 
 from eventlog._records import context as _context
 from eventlog._records.context import RequestContext
+from eventlog._records.schema import LEVEL_NAMES
 from eventlog._records.text import KEPT, ConvertedValue, checked_int, checked_time_ns, frozen
+from eventlog._records.wire import make_id
 
 _now_ns = time.time_ns
 _get_ident = threading.get_ident
@@ -72,6 +77,15 @@ def caller_location(depth: int = 2) -> tuple[str, int, str]:
     return "<unknown>", 0, "<unknown>"
 
 
+class _KeywordsFollow(enum.Enum):
+    """The mark that no fourth positional argument was given to Event() (see its __init__)."""
+
+    MARK = 0
+
+
+_KEYWORDS = _KeywordsFollow.MARK
+
+
 class Event:
     """One application event.
 
@@ -87,6 +101,7 @@ class Event:
     """
 
     __slots__ = (
+        "_id_made",
         "action",
         "cluster",
         "code_file",
@@ -134,6 +149,8 @@ class Event:
     exc_info: str | None
     thread: str | int | None  # an int (an ident) only from code that set one
     id: str | None
+    #: The id eventlog made when the application's Event was last logged (see snapshot()).
+    _id_made: str | None
     site: str | None
     cluster: str | None
     host: str | None
@@ -144,7 +161,11 @@ class Event:
         action: str,
         target: str | None = None,
         tg_type: str | None = None,
-        *,
+        # Keyword-only in effect (the documented signature, __signature__ below), but not
+        # in the def: CPython fills a missing keyword-only argument from a dict lookup
+        # each, ~1.4k instructions a call for these twelve (callgrind, 3.11), where
+        # positional defaults cost ~250.  A fourth positional argument lands here: refused.
+        _keywords_follow: _KeywordsFollow = _KEYWORDS,
         message: str | None = None,
         level: int | None = None,
         tags: str | Iterable[str] | None = None,
@@ -157,6 +178,11 @@ class Event:
         request_id: str | None = None,
         time_ns: int | None = None,
     ) -> None:
+        if _keywords_follow is not _KEYWORDS:
+            raise TypeError(
+                "Event() takes at most 3 positional arguments (action, target, tg_type); "
+                "pass the others by keyword, e.g. Event('click', 'my-button', 'ui', tags=['a'])"
+            )
         if type(action) is not str or not action:
             raise TypeError(
                 # The type's name, never repr(): an application's __repr__ may raise or leak.
@@ -175,7 +201,12 @@ class Event:
         self.tg_type = tg_type
         # Text for the worker: anything else is converted now (see eventlog._records.text.frozen).
         self.message = message if message is None or type(message) is str else frozen(message)
-        self.tags = _tags(tags) if tags is not None else None
+        if tags is None:
+            self.tags = None
+        elif type(tags) is list and _STR_KEYS(map(type, tags)):  # a list of str: copied in C
+            self.tags = tags.copy()
+        else:
+            self.tags = _tags(tags)
         # A dict of str keys and plain values (the common case) is copied in one C call
         # (_plain_copy); the general functions below cost a Python call and a loop more.
         if fields is None:
@@ -188,10 +219,6 @@ class Event:
         elif (copied := _plain_copy(metrics)) is not None:
             self.metrics = copied
         else:
-            if not isinstance(metrics, Mapping):
-                raise TypeError(
-                    f"Event metrics must be a mapping of name to number, got {type(metrics).__name__}"
-                )
             self.metrics = _frozen_map(metrics)
         if time_ns is None:
             self.time_ns = _now_ns()
@@ -214,14 +241,12 @@ class Event:
             self.code_file, self.code_line, self.code_func = caller_location()
         else:
             self.code_file = self.code_line = self.code_func = None
-        self.exc_info = None
         # The name now: the thread may have exited by the time the worker runs.  ``_name`` is
         # what the ``name`` property returns, without the property's Python call.
         thread = _active_get(_get_ident())
         self.thread = (thread or _current_thread())._name  # type: ignore[union-attr]
-        self.id = None
-        self.site = self.cluster = self.host = None
-        self.pid = None
+        # Set by the worker (id) and the pipeline's static fields; one chained store.
+        self.exc_info = self.id = self._id_made = self.site = self.cluster = self.host = self.pid = None
 
     def _keep_original(self, wire_name: str, original: ConvertedValue) -> None:
         """A typed slot's value that had to be converted: kept as text in the fields."""
@@ -242,6 +267,89 @@ class Event:
         from eventlog._records.wire import to_wire
 
         return to_wire(self, None)
+
+
+def _documented(
+    action: str,
+    target: str | None = None,
+    tg_type: str | None = None,
+    *,
+    message: str | None = None,
+    level: int | None = None,
+    tags: str | Iterable[str] | None = None,
+    fields: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    log_code: bool = False,
+    logCode: bool | None = None,  # noqa: N803 - the seed's documented spelling
+    user: str | None = None,
+    session: str | None = None,
+    request_id: str | None = None,
+    time_ns: int | None = None,
+) -> None:
+    """Event()'s signature as documented (help(), inspect): the keywords are keyword-only."""
+
+
+Event.__signature__ = inspect.signature(_documented)  # type: ignore[attr-defined]
+
+
+def snapshot(event: Event) -> Event:
+    """What is queued when ``event`` is logged: its values now, apart from the caller's object.
+
+    What the application logged is what arrives: changing the Event, its
+    ``fields``, ``metrics`` or ``tags`` after ``log_event`` (or logging it
+    again) does not reach the queued copy.  The containers are copied here, once
+    (a dict of str keys and plain values in one C call), and what the worker
+    must not touch in them is converted now; the other slots are copied as they
+    are (about 30 instructions each, where a Python call costs a thousand).
+    """
+    copy: Event = _new(Event)
+    copy.action = event.action
+    copy.target = event.target
+    copy.tg_type = event.tg_type
+    copy.message = event.message
+    level = copy.level = event.level
+    if level is not None and level not in LEVEL_NAMES:  # a record's own name for its level
+        with contextlib.suppress(AttributeError):
+            copy.level_name = event.level_name
+    tags = event.tags
+    copy.tags = None if tags is None else _tag_copy(tags)
+    fields = event.fields
+    copy.fields = None if fields is None else (_plain_copy(fields) or _fields(fields))
+    metrics = event.metrics
+    copy.metrics = None if metrics is None else (_plain_copy(metrics) or _frozen_map(metrics))
+    copy.time_ns = event.time_ns
+    copy.context = event.context
+    copy.user = event.user
+    copy.session = event.session
+    copy.request_id = event.request_id
+    copy.code_file = event.code_file
+    copy.code_line = event.code_line
+    copy.code_func = event.code_func
+    copy.exc_info = event.exc_info
+    copy.thread = event.thread
+    copy.site = event.site
+    copy.cluster = event.cluster
+    copy.host = event.host
+    copy.pid = event.pid
+    # The application holds this Event and may read its id: it is made now (the worker makes
+    # the others), and again each time the Event is logged, so an Event logged twice arrives
+    # as two events, never as one id that a receiver drops as a duplicate.  An id set by
+    # hand is the application's own and goes as it is.
+    event_id = event.id
+    if event_id is None or event_id is getattr(event, "_id_made", None):
+        event_id = event.id = event._id_made = make_id(event.time_ns)
+    copy.id = event_id
+    return copy
+
+
+_new = object.__new__
+
+
+def _tag_copy(tags: Any) -> list[str]:
+    """A copy of the tags, non-str tags converted (a list of str: one C call and a check)."""
+    if type(tags) is list and _STR_KEYS(map(type, tags)):
+        return tags.copy()
+    return _tags(tags)
 
 
 def _tags(tags: str | Iterable[str]) -> list[str]:
@@ -270,6 +378,8 @@ def _fields(fields: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, 
 
 
 def _frozen_map(values: Mapping[Any, Any]) -> dict[Any, Any]:
+    if not isinstance(values, Mapping):
+        raise TypeError(f"Event metrics must be a mapping of name to number, got {type(values).__name__}")
     return _frozen_values(dict(values))
 
 
