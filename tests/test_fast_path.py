@@ -41,6 +41,7 @@ _RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"m
 
 
 _COMPILED = eventlog._records.logrecords._load_accelerator()
+_LINES = eventlog._records.logrecords._load_json_lines()
 
 
 @pytest.fixture(autouse=True, params=["python", "speedups"])
@@ -50,8 +51,10 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
         monkeypatch.setattr(eventlog._records.logrecords, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog._records.logrecords, "json_lines", _LINES)
     else:
         monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
+        monkeypatch.setattr(eventlog._records.logrecords, "json_lines", None)
     return str(request.param)
 
 

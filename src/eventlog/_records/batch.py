@@ -41,7 +41,7 @@ class EncodedBatch(Sequence[Record]):
     payloads), the wire dicts and the events' times.
     """
 
-    __slots__ = ("_records", "_split", "_times", "_wires", "body")
+    __slots__ = ("_actions", "_ids", "_records", "_split", "_times", "_wires", "body")
 
     def __init__(
         self,
@@ -52,27 +52,45 @@ class EncodedBatch(Sequence[Record]):
     ) -> None:
         self.body = body
         self._wires = wires
+        self._ids: list[str] | None = None  # set by from_lines
+        self._actions: list[str] | None = None
         self._times = times
         self._split = split
         self._records: list[Record] | None = None
+
+    @classmethod
+    def from_lines(
+        cls,
+        body: bytes,
+        ids: list[str],
+        actions: list[str],
+        times: list[int],
+        split: Callable[[bytes], list[bytes]],
+    ) -> EncodedBatch:
+        """A batch written without wire dicts: each event's id, action and time beside ``body``."""
+        batch = cls(body, [], times.copy, split)
+        batch._ids, batch._actions = ids, actions
+        return batch
 
     def records(self) -> list[Record]:
         """The batch as a list of Records (made once, on first use)."""
         records = self._records
         if records is None:
             payloads = self._split(self.body)
-            if len(payloads) != len(self._wires):
-                raise PluginError(
-                    f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
-                )
+            if len(payloads) != len(self):
+                raise PluginError(f"the formatter split {len(self)} events into {len(payloads)} payloads")
+            ids, actions = self._ids, self._actions
+            if ids is None or actions is None:
+                ids = [wire["id"] for wire in self._wires]
+                actions = [wire["action"] for wire in self._wires]
             records = self._records = [
-                _new_tuple(Record, (wire["id"], wire["action"], time_ns, payload))
-                for wire, time_ns, payload in zip(self._wires, self._times(), payloads)
+                _new_tuple(Record, head)
+                for head in zip(ids, actions, self._times(), payloads)
             ]
         return records
 
     def __len__(self) -> int:
-        return len(self._wires)
+        return len(self._wires) if self._ids is None else len(self._ids)
 
     def __getitem__(self, index: Any) -> Any:
         return self.records()[index]

@@ -478,8 +478,8 @@ def _put_context_fields(
             own.update(cleaned["fields"])
 
 
-def _load_accelerator() -> Callable[..., Any] | None:
-    """The compiled fast path (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+def _load_speedups() -> Any:
+    """eventlog-speedups' ``_wires`` module, set up, unless absent or EVENTLOG_SPEEDUPS=0."""
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
         return None
     try:
@@ -499,12 +499,29 @@ def _load_accelerator() -> Callable[..., Any] | None:
         WIRE_NAMES,
         Event,
     )
-    wires: Callable[..., Any] = _wires.wires
-    return wires
+    return _wires
 
+
+def _load_accelerator() -> Callable[..., Any] | None:
+    """The compiled fast path to wire dicts (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+    speedups = _load_speedups()
+    return None if speedups is None else speedups.wires  # type: ignore[no-any-return]
+
+
+def _load_json_lines() -> JsonLines | None:
+    """The compiled fast path to JSON lines (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+    speedups = _load_speedups()
+    return None if speedups is None else speedups.lines  # type: ignore[no-any-return]
+
+
+#: ``lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times,
+#: holes)``: see eventlog_speedups/_wires.c.
+JsonLines = Callable[..., tuple[bytes, list[Any], list[Any], list[Any], list[tuple[int, int]]]]
 
 #: eventlog-speedups' ``wires`` when installed: the plain records and Events in C, the rest here.
 accelerator = _load_accelerator()
+#: eventlog-speedups' ``lines``: the JSON lines of plain records and Events, with no wire dict.
+json_lines = _load_json_lines()
 
 
 def wires_of(
