@@ -16,8 +16,8 @@ from typing import Any
 from eventlog._config.builder import Components, Enricher
 from eventlog._core.diagnostics import Warnings
 from eventlog._engine.stats import Stats
-from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog._records import logrecords
+from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event, wires_of
 from eventlog._records.wire import _ids, to_wire
@@ -144,7 +144,9 @@ class Encoder:
         if static is None:
             static = self._static = self.static_fields()
         node, next_seq = _ids.node_and_counter()
-        body, ids, actions, times, holes = write(items, static, self.with_context, node, next_seq, stamp or None)
+        body, ids, actions, times, holes = write(
+            items, static, self.with_context, node, next_seq, stamp or None
+        )
         sources = items
         if holes:
             body, sources = self._fill(items, body, ids, actions, times, holes)

@@ -84,8 +84,7 @@ class EncodedBatch(Sequence[Record]):
                 ids = [wire["id"] for wire in self._wires]
                 actions = [wire["action"] for wire in self._wires]
             records = self._records = [
-                _new_tuple(Record, head)
-                for head in zip(ids, actions, self._times(), payloads)
+                _new_tuple(Record, head) for head in zip(ids, actions, self._times(), payloads)
             ]
         return records
 
