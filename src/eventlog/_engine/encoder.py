@@ -89,8 +89,8 @@ class Encoder:
         """
         lines = self.lines(items)
         if lines is not None:
-            batch, kept = lines
-            return (batch.records() if type(batch) is EncodedBatch else []), kept
+            batch, written = lines
+            return (batch.records() if type(batch) is EncodedBatch else []), written
         format_many, split_many = self.format_many, self.split_many
         wires, sources = self.wires(items)
         if format_many is not None and split_many is not None and wires:
