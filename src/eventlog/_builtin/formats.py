@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from eventlog._config.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog._config.hookspecs import hookimpl
+from eventlog._records.schema import W
 
 _std_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -63,16 +64,16 @@ def split_lines(body: bytes) -> list[bytes]:
 def exc_info_object(wire: dict[str, Any]) -> dict[str, Any]:
     """The wire dict with ``exc_info`` as the object its JSON text holds (same key order)."""
     try:
-        parsed = json.loads(wire["exc_info"])
+        parsed = json.loads(wire[W.exc_info])
     except (TypeError, ValueError):  # not the JSON eventlog writes: the text as it is
         return wire
     if type(parsed) is not dict:
         return wire
-    return {**wire, "exc_info": parsed}
+    return {**wire, W.exc_info: parsed}
 
 
 def _exc_objects(wires: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [exc_info_object(wire) if "exc_info" in wire else wire for wire in wires]
+    return [exc_info_object(wire) if W.exc_info in wire else wire for wire in wires]
 
 
 class JsonFormatter(Formatter):
@@ -107,7 +108,7 @@ class JsonFormatter(Formatter):
         return cls(exc_info_format=getattr(context.settings, "exc_info_format", "text"))
 
     def format(self, wire: dict[str, Any]) -> bytes:
-        if self.exc_info_format == "object" and "exc_info" in wire:
+        if self.exc_info_format == "object" and W.exc_info in wire:
             wire = exc_info_object(wire)
         return dumps_line(wire)
 
@@ -169,7 +170,7 @@ class LogstashFormatter(JsonFormatter):
     _stamp = LOGSTASH_STAMP
 
     def format(self, wire: dict[str, Any]) -> bytes:
-        if self.exc_info_format == "object" and "exc_info" in wire:
+        if self.exc_info_format == "object" and W.exc_info in wire:
             wire = exc_info_object(wire)
         return dumps_line(_stamped(wire))
 
@@ -183,7 +184,7 @@ class LogstashFormatter(JsonFormatter):
 
 def _stamped(wire: dict[str, Any]) -> dict[str, Any]:
     timestamp, version, value = LOGSTASH_STAMP
-    stamped = {timestamp: iso_millis(wire["tstamp"]), version: value}
+    stamped = {timestamp: iso_millis(wire[W.tstamp]), version: value}
     stamped.update(wire)
     return stamped
 

@@ -20,6 +20,7 @@ from eventlog._records import logrecords
 from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event, wires_of
+from eventlog._records.schema import W
 from eventlog._records.wire import _ids, to_wire
 
 _new_tuple = tuple.__new__
@@ -123,7 +124,7 @@ class Encoder:
             if kept is not None:
                 kept.append(item)
             # tuple.__new__ skips the NamedTuple's Python-level __new__: same Record, less cost.
-            records.append(_new_tuple(Record, (wire["id"], wire["action"], _time_ns(item, wire), payload)))
+            records.append(_new_tuple(Record, (wire[W.id], wire[W.action], _time_ns(item, wire), payload)))
         return records
 
     def lines(self, items: list[Any]) -> tuple[EncodedBatch | list[Record], list[Any]] | None:
@@ -269,7 +270,7 @@ def _times_ns(items: list[Any], wires: list[dict[str, Any]]) -> list[int]:
                 sub_ms = int(created * 1e9) % 1_000_000
         except Exception:
             pass
-        append(int(wire["tstamp"]) * 1_000_000 + sub_ms)
+        append(int(wire[W.tstamp]) * 1_000_000 + sub_ms)
     return times
 
 
@@ -288,6 +289,6 @@ def _time_ns(item: Any, wire: dict[str, Any]) -> int:
                 sub_ms = int(created * 1e9) % 1_000_000
         except Exception:  # NaN, inf, deleted: the millisecond alone
             pass
-        return int(wire["tstamp"]) * 1_000_000 + sub_ms
+        return int(wire[W.tstamp]) * 1_000_000 + sub_ms
     time_ns: int = item.time_ns
     return time_ns

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from eventlog._core.errors import PluginError
+from eventlog._records.schema import W
 
 
 class Record(NamedTuple):
@@ -81,8 +82,8 @@ class EncodedBatch(Sequence[Record]):
                 raise PluginError(f"the formatter split {len(self)} events into {len(payloads)} payloads")
             ids, actions = self._ids, self._actions
             if ids is None or actions is None:
-                ids = [wire["id"] for wire in self._wires]
-                actions = [wire["action"] for wire in self._wires]
+                ids = [wire[W.id] for wire in self._wires]
+                actions = [wire[W.action] for wire in self._wires]
             records = self._records = [
                 _new_tuple(Record, head) for head in zip(ids, actions, self._times(), payloads)
             ]
