@@ -508,3 +508,16 @@ def _compiled_number_is_orjsons(fast_path: str, value: float) -> None:
     import eventlog_speedups._wires as compiled
 
     assert compiled.json_number(value) == orjson.dumps(value)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    millis=st.integers(-(2**63) // 1_000_000 - 1, 2**63 // 1_000_000) | st.sampled_from([0, -1, -1000, -1001])
+)
+def test_logstash_timestamps_are_written_as_iso_millis_writes_them(fast_path: str, millis: int) -> None:
+    from eventlog._builtin.formats import iso_millis
+
+    if fast_path == "speedups":  # every millisecond an Event's int64 time_ns can have
+        import eventlog_speedups._wires as compiled
+
+        assert compiled.iso_text(millis) == iso_millis(millis)

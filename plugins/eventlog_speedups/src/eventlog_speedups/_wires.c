@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <structmember.h>
 
@@ -27,7 +28,7 @@ static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
-    *k_codeFunc, *k_tags, *k_exc_info, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
+    *k_codeFunc, *k_tags, *k_exc_info, *k_site, *k_cluster, *k_host, *k_pid, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
 
 /* ``digits`` lowercase hex digits of value, zero-padded, into out. */
 static void
@@ -1049,11 +1050,8 @@ typedef struct {
 } Buffer;
 
 static int
-reserve(Buffer *b, Py_ssize_t extra)
+grow(Buffer *b, Py_ssize_t extra)
 {
-    if (b->len + extra <= b->cap) {
-        return 0;
-    }
     Py_ssize_t cap = b->cap * 2;
     if (cap < b->len + extra) {
         cap = b->len + extra + 4096;
@@ -1068,7 +1066,13 @@ reserve(Buffer *b, Py_ssize_t extra)
     return 0;
 }
 
-static int
+static inline int
+reserve(Buffer *b, Py_ssize_t extra)
+{
+    return b->len + extra <= b->cap ? 0 : grow(b, extra);
+}
+
+static inline int
 write_raw(Buffer *b, const char *text, Py_ssize_t size)
 {
     if (reserve(b, size) < 0) {
@@ -1079,8 +1083,12 @@ write_raw(Buffer *b, const char *text, Py_ssize_t size)
     return 0;
 }
 
+/* 1 for the bytes a JSON string escapes: '"', '\\' and the control characters. */
+static unsigned char g_escaped[256];
+
 /* A JSON string: its UTF-8, with '"', '\\' and the control characters escaped as orjson
- * does (\b \t \n \f \r, else \u00XX in lowercase hex).  1: written, 0: not plain. */
+ * does (\b \t \n \f \r, else \u00XX in lowercase hex).  Runs of bytes that need no
+ * escape are copied whole.  1: written, 0: not plain, -1: error. */
 static int
 write_text(Buffer *b, PyObject *text)
 {
@@ -1103,12 +1111,18 @@ write_text(Buffer *b, PyObject *text)
     }
     char *out = b->data + b->len;
     *out++ = '"';
-    for (Py_ssize_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char)utf8[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
+    Py_ssize_t i = 0;
+    while (i < size) {
+        Py_ssize_t run = i;
+        while (run < size && !g_escaped[(unsigned char)utf8[run]]) {
+            run++;
         }
+        memcpy(out, utf8 + i, run - i);
+        out += run - i;
+        if (run == size) {
+            break;
+        }
+        unsigned char c = (unsigned char)utf8[run];
         *out++ = '\\';
         switch (c) {
         case '"': *out++ = '"'; break;
@@ -1125,10 +1139,67 @@ write_text(Buffer *b, PyObject *text)
             *out++ = digits[c >> 4];
             *out++ = digits[c & 0xF];
         }
+        i = run + 1;
     }
     *out++ = '"';
     b->len = out - b->data;
     return 1;
+}
+
+/* The wire names as JSON ("tgType":), made by setup(): a key is written by one memcpy.
+ * Found by the str's address, which setup()'s names keep alive. */
+#define KEY_SLOTS 64
+static struct {
+    PyObject *key;
+    Py_ssize_t len;
+    char text[64];
+} g_key_text[KEY_SLOTS];
+
+static inline Py_ssize_t
+key_slot(PyObject *key)
+{
+    return (Py_ssize_t)(((uintptr_t)key >> 4) % KEY_SLOTS);
+}
+
+/* A key and its colon.  1: written, 0: not plain, -1: error. */
+static int
+write_key(Buffer *b, PyObject *key)
+{
+    Py_ssize_t slot = key_slot(key);
+    if (g_key_text[slot].key == key) {
+        return write_raw(b, g_key_text[slot].text, g_key_text[slot].len) < 0 ? -1 : 1;
+    }
+    int done = write_text(b, key);
+    if (done <= 0) {
+        return done;
+    }
+    return write_raw(b, ":", 1) < 0 ? -1 : 1;
+}
+
+/* Fills g_key_text for the wire names (after setup() set them).  -1 on error. */
+static int
+key_texts(PyObject **const *names, size_t count)
+{
+    memset(g_key_text, 0, sizeof(g_key_text));
+    for (int c = 0; c < 256; c++) {
+        g_escaped[c] = c < 0x20 || c == '"' || c == '\\';
+    }
+    for (size_t i = 0; i < count; i++) {
+        PyObject *key = *names[i];
+        Buffer b = {NULL, 0, 0};
+        if (write_key(&b, key) < 0) {
+            PyMem_Free(b.data);
+            return -1;
+        }
+        Py_ssize_t slot = key_slot(key);
+        if (g_key_text[slot].key == NULL && b.len <= (Py_ssize_t)sizeof(g_key_text[slot].text)) {
+            g_key_text[slot].key = key; /* a collision: that one is written the long way */
+            g_key_text[slot].len = b.len;
+            memcpy(g_key_text[slot].text, b.data, b.len);
+        }
+        PyMem_Free(b.data);
+    }
+    return 0;
 }
 
 /* A finite float as orjson writes it: Python's repr() (the same shortest digits), but a
@@ -1228,11 +1299,8 @@ write_value(Buffer *b, PyObject *value)
                 return -1;
             }
             sep = ',';
-            if ((done = write_text(b, key)) <= 0) {
+            if ((done = write_key(b, key)) <= 0) {
                 return done;
-            }
-            if (write_raw(b, ":", 1) < 0) {
-                return -1;
             }
             done = PyUnicode_CheckExact(item) ? write_text(b, item) : write_number(b, item);
             if (done <= 0) {
@@ -1259,18 +1327,27 @@ write_value(Buffer *b, PyObject *value)
     return write_number(b, value);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars) of milliseconds since the epoch, 0 or more, as
- * eventlog._builtin.formats.iso_millis writes it (days to a civil date: H. Hinnant's). */
+/* floor(a / b) for b > 0, as Python's //. */
+static inline long long
+floor_div(long long a, long long b)
+{
+    return a / b - (a % b != 0 && a < 0);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars) of milliseconds since the epoch, as
+ * eventlog._builtin.formats.iso_millis writes it (days to a civil date: H. Hinnant's).
+ * An Event's time is within int64 ns (1677 to 2262), inside the years iso_millis clamps to. */
 static void
 iso_millis(char *out, long long millis)
 {
-    long long seconds = millis / 1000, days = seconds / 86400, rest = seconds % 86400;
-    long long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    long long seconds = floor_div(millis, 1000), days = floor_div(seconds, 86400);
+    long long rest = seconds - days * 86400, z = days + 719468;
+    long long era = floor_div(z, 146097), doe = z - era * 146097;
     long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
     long long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
     long long year = yoe + era * 400 + (month <= 2);
-    long long parts[7] = {year, month, day, rest / 3600, rest / 60 % 60, rest % 60, millis % 1000};
+    long long parts[7] = {year, month, day, rest / 3600, rest / 60 % 60, rest % 60, millis - seconds * 1000};
     int widths[7] = {4, 2, 2, 2, 2, 2, 3};
     const char *after = "--T::.Z";
     for (int i = 0; i < 7; i++) {
@@ -1294,9 +1371,6 @@ write_line(Buffer *b, Wire *wire, PyObject *stamp, const char *node, PyObject *n
     if (stamp != NULL) {
         /* {"@timestamp":"<iso>","@version":"1", */
         char iso[24];
-        if (wire->millis < 0) {
-            return 0;
-        }
         iso_millis(iso, wire->millis);
         if (write_raw(b, "{", 1) < 0 || write_text(b, PyTuple_GET_ITEM(stamp, 0)) <= 0 ||
             write_raw(b, ":\"", 2) < 0 || write_raw(b, iso, 24) < 0 || write_raw(b, "\",", 2) < 0 ||
@@ -1309,8 +1383,7 @@ write_line(Buffer *b, Wire *wire, PyObject *stamp, const char *node, PyObject *n
         goto failed;
     }
     for (Py_ssize_t i = 0; i < wire->n; i++) {
-        if ((i > 0 && write_raw(b, ",", 1) < 0) || write_text(b, wire->keys[i]) <= 0 ||
-            write_raw(b, ":", 1) < 0) {
+        if ((i > 0 && write_raw(b, ",", 1) < 0) || write_key(b, wire->keys[i]) <= 0) {
             goto failed;
         }
         if (wire->values[i] == NULL) { /* the id, drawn when the rest is written */
@@ -1539,7 +1612,8 @@ setup(PyObject *module, PyObject *args)
         {&k_user, "user"}, {&k_session, "session"}, {&k_reqId, "request_id"},
         {&k_thread, "thread"}, {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"},
         {&k_codeFunc, "code_func"}, {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"},
-        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"},
+        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"}, {&k_site, "site"},
+        {&k_cluster, "cluster"}, {&k_host, "host"}, {&k_pid, "pid"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         PyObject *wire = PyDict_GetItemString(wire_names, names[i].attr); /* borrowed */
@@ -1550,6 +1624,17 @@ setup(PyObject *module, PyObject *args)
         Py_INCREF(wire);
         PyUnicode_InternInPlace(&wire);
         Py_XSETREF(*names[i].slot, wire);
+    }
+    {
+        PyObject **const slots[] = {
+            &k_id, &k_tstamp, &k_action, &k_target, &k_tgType, &k_level, &k_levelName, &k_message,
+            &k_tags, &k_metrics, &k_fields, &k_user, &k_session, &k_reqId, &k_thread, &k_codeFile,
+            &k_codeLine, &k_codeFunc, &k_exc_info, &k_traceId, &k_spanId, &k_traceFlags,
+            &k_site, &k_cluster, &k_host, &k_pid,
+        };
+        if (key_texts(slots, sizeof(slots) / sizeof(slots[0])) < 0) {
+            return NULL;
+        }
     }
     if (event_type != NULL && event_type != Py_None && event_setup(event_type) < 0) {
         return NULL;
@@ -1581,7 +1666,21 @@ json_number(PyObject *module, PyObject *value)
     return result;
 }
 
+/* iso_text(millis) -> str: iso_millis alone, for the test that holds it to the Python one. */
+static PyObject *
+iso_text(PyObject *module, PyObject *value)
+{
+    char text[24];
+    long long millis = PyLong_AsLongLong(value);
+    if (millis == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    iso_millis(text, millis);
+    return PyUnicode_FromStringAndSize(text, 24);
+}
+
 static PyMethodDef methods[] = {
+    {"iso_text", iso_text, METH_O, "iso_text(millis) -> the RFC 3339 text of an Event's millisecond"},
     {"json_number", json_number, METH_O, "json_number(value) -> the JSON bytes of an int64 or finite float, or None"},
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
