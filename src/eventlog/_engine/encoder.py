@@ -17,7 +17,7 @@ from eventlog._config.builder import Components, Enricher
 from eventlog._core.diagnostics import Warnings
 from eventlog._engine.stats import Stats
 from eventlog._records import logrecords
-from eventlog._records.batch import Batch, EncodedBatch, Record
+from eventlog._records.batch import Batch, EncodedBatch, Heads, Record
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event, wires_of
 from eventlog._records.schema import W
@@ -76,7 +76,7 @@ class Encoder:
             body = format_many(wires)
         except Exception:
             return self.each(wires, sources)  # one by one, to find what cannot be encoded
-        return EncodedBatch(body, wires, lambda: _times_ns(sources, wires), split_many)
+        return EncodedBatch(body, len(wires), lambda: _heads(sources, wires), split_many)
 
     def records(self, items: list[Any]) -> list[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
@@ -101,7 +101,7 @@ class Encoder:
                 pass  # one by one below, to find what cannot be encoded
             else:
                 return EncodedBatch(
-                    body, wires, lambda: _times_ns(sources, wires), split_many
+                    body, len(wires), lambda: _heads(sources, wires), split_many
                 ).records(), sources
         kept: list[Any] = []
         return self.each(wires, sources, kept), kept
@@ -153,7 +153,7 @@ class Encoder:
             body, sources = self._fill(items, body, ids, actions, times, holes)
         if not sources:
             return [], sources
-        return EncodedBatch.from_lines(body, ids, actions, times, split), sources
+        return EncodedBatch(body, len(ids), lambda: (ids, actions, times), split), sources
 
     def _fill(
         self,
@@ -251,6 +251,11 @@ class Encoder:
             f"an event could not be formatted as {self.format_name!r} and was set "
             f"aside: {type(exc).__name__}: {exc}",
         )
+
+
+def _heads(items: list[Any], wires: list[dict[str, Any]]) -> Heads:
+    """Each event's id, action and time, for the Records of an EncodedBatch."""
+    return [wire[W.id] for wire in wires], [wire[W.action] for wire in wires], _times_ns(items, wires)
 
 
 def _times_ns(items: list[Any], wires: list[dict[str, Any]]) -> list[int]:

@@ -602,19 +602,30 @@ def plain_record_wire(
         and (line is None or (type(line) is int and INT_MIN <= line <= INT_MAX))
     ):
         return None
+    # This runs once per record in the worker (pure Python): the rendering and the checks
+    # of clean_text are written out, as a call costs more than they do (~2.5k instructions
+    # for the three, callgrind, 3.11).
     if type(message) is tuple:
-        message = render(*message)
+        msg, args = message
+        try:
+            message = msg % args
+        except Exception:
+            message = render(msg, args)
+    if not (type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS):
+        message = safe_str(message, MAX_MESSAGE_CHARS, conversions)
+    if not (name.isascii() and len(name) <= MAX_VALUE_CHARS):
+        name = safe_str(name, MAX_VALUE_CHARS, conversions)
     millis = time_ns // 1_000_000
     wire: dict[str, Any] = {
-        # make_id, written out (a call costs more than the f-string)
+        # make_id, written out
         W.id: f"{millis if millis > 0 else 0:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
         W.tstamp: millis,
         W.action: action,
-        W.target: _clean(name, MAX_VALUE_CHARS, conversions),
+        W.target: name,
         W.tg_type: "logger",
         W.level: level,
         W.level_name: LEVEL_NAMES[level],
-        W.message: _clean(message, MAX_MESSAGE_CHARS, conversions),
+        W.message: message,
     }
     # The context's fields with the context enricher only; its trace ids go whatever the enrichers.
     ctx_fields = ctx.fields if with_context and ctx is not EMPTY else None
@@ -660,13 +671,6 @@ def plain_record_wire(
     if ctx is not EMPTY and ctx.trace_id is not None:
         put_trace(wire, ctx)
     return wire
-
-
-def _clean(text: Any, limit: int, conversions: Conversions) -> str:
-    """ASCII text within ``limit`` as it is (most is), anything else cleaned and counted."""
-    if type(text) is str and text.isascii() and len(text) <= limit:
-        return text
-    return safe_str(text, limit, conversions)
 
 
 def _plain_extras(
