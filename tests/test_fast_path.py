@@ -521,3 +521,19 @@ def test_logstash_timestamps_are_written_as_iso_millis_writes_them(fast_path: st
         import eventlog_speedups._wires as compiled
 
         assert compiled.iso_text(millis) == iso_millis(millis)
+
+
+def test_the_compiled_code_spells_no_wire_name() -> None:
+    """eventlog-speedups learns the wire names from the schema at set-up: a renamed field
+    cannot leave the C code writing the old name."""
+    from pathlib import Path
+
+    from eventlog._records.schema import FIELDS
+
+    sources = Path(__file__).resolve().parents[1] / "plugins/eventlog_speedups/src/eventlog_speedups"
+    # The names that differ from their Event attribute (the C tables spell the attributes).
+    renamed = [f.wire for f in FIELDS if f.wire != f.python_name]
+    assert renamed  # tgType, levelName, reqId, codeFile ...
+    for source in ("_wires.c", "_otlp.c"):
+        text = (sources / source).read_text()
+        assert [name for name in renamed if f'"{name}"' in text] == [], source

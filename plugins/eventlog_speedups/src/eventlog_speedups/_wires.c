@@ -1146,7 +1146,7 @@ write_text(Buffer *b, PyObject *text)
     return 1;
 }
 
-/* The wire names as JSON ("tgType":), made by setup(): a key is written by one memcpy.
+/* The wire names as JSON (`"name":`), made by setup(): a key is written by one memcpy.
  * Found by the str's address, which setup()'s names keep alive. */
 #define KEY_SLOTS 64
 static struct {
