@@ -97,6 +97,8 @@ typedef struct {
     long long time_ns;   /* the Record's time_ns */
     PyObject *action;    /* borrowed */
     PyObject *event;     /* the Event whose id is drawn (borrowed), or NULL */
+    int share;           /* 1: an Event's own tags, fields and metrics are written as they are
+                          * (lines()); 0: copied, the wire dict must not share them (wires()) */
 } Wire;
 
 static void
@@ -655,10 +657,11 @@ plain_number(PyObject *value)
 }
 
 /* A copy of a dict whose keys are plain text and values plain numbers (or text, when
- * text_too): a new reference, Py_None (new reference) when not plain, NULL on error.
- * ``into`` (may be NULL) gets only the keys it does not have yet. */
+ * text_too), or the dict itself when ``share``: a new reference, Py_None (new reference)
+ * when not plain, NULL on error.  ``into`` (may be NULL) gets only the keys it does not
+ * have yet. */
 static PyObject *
-plain_map(PyObject *values, int text_too, PyObject *into)
+plain_map(PyObject *values, int text_too, PyObject *into, int share)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
@@ -672,7 +675,7 @@ plain_map(PyObject *values, int text_too, PyObject *into)
         }
     }
     if (into == NULL) {
-        return PyDict_Copy(values);
+        return share ? Py_NewRef(values) : PyDict_Copy(values);
     }
     pos = 0;
     while (PyDict_Next(values, &pos, &key, &value)) {
@@ -797,13 +800,13 @@ event_fields(Wire *wire, PyObject *event, PyObject *stat, int with_context)
                 goto not_plain;
             }
         }
-        if (n > 0 && put(wire, k_tags, PyList_GetSlice(v, 0, n)) < 0) {
+        if (n > 0 && put(wire, k_tags, wire->share ? Py_NewRef(v) : PyList_GetSlice(v, 0, n)) < 0) {
             goto error;
         }
     }
     v = SLOT(event, E_METRICS);
     if (v != Py_None) {
-        if ((extra = plain_map(v, 0, NULL)) == NULL) {
+        if ((extra = plain_map(v, 0, NULL, wire->share)) == NULL) {
             goto error;
         }
         if (extra == Py_None) {
@@ -818,7 +821,8 @@ event_fields(Wire *wire, PyObject *event, PyObject *stat, int with_context)
     PyObject *ctx_fields = with_context ? PyTuple_GET_ITEM(ctx, 6) : Py_None;
     if (v != Py_None || ctx_fields != Py_None) {
         if (v != Py_None) {
-            extra = plain_map(v, 1, NULL);
+            /* Merged with the context's: a dict of its own. */
+            extra = plain_map(v, 1, NULL, wire->share && ctx_fields == Py_None);
         }
         else {
             extra = PyDict_New();
@@ -830,7 +834,7 @@ event_fields(Wire *wire, PyObject *event, PyObject *stat, int with_context)
             goto not_plain;
         }
         if (ctx_fields != Py_None) {
-            PyObject *merged = plain_map(ctx_fields, 1, extra);
+            PyObject *merged = plain_map(ctx_fields, 1, extra, 0);
             if (merged == NULL) {
                 goto error;
             }
@@ -1024,6 +1028,7 @@ wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Wire wire;
     wire.n = 0;
+    wire.share = 0;
     Py_ssize_t holes = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Held for the call: a hostile __bool__ (exc_info) must not free it under us. */
@@ -1449,6 +1454,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Buffer b = {NULL, 0, 0};
     Wire wire;
     wire.n = 0;
+    wire.share = 1;
     if (ids == NULL || actions == NULL || times == NULL || holes == NULL || reserve(&b, n * 400 + 64) < 0) {
         goto done;
     }
