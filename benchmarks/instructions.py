@@ -151,6 +151,8 @@ if mode == "loop":
         batch = items[start:start + 2000]
         if part == "json":
             dumps_lines(wires[start:start + 2000])
+        elif part == "lines":
+            records.json_lines(batch, static, True, *records._ids.node_and_counter(), None)
         else:
             records.wires_of(batch, static, True, {}, lambda item: None)
 """
@@ -158,6 +160,7 @@ PART_ROWS = [
     ("worker part: record -> wire dict, eventlog-speedups", "compiled"),
     ("worker part: record -> wire dict, pure Python", "python"),
     ("worker part: a batch of wire dicts -> JSON lines (orjson)", "json"),
+    ("worker part: records -> JSON lines, no wire dict (eventlog-speedups)", "lines"),
 ]
 
 #: (row label, case, environment).

@@ -41,6 +41,7 @@ _RESERVED = set(logging.LogRecord("n", 0, "p", 0, "m", (), None).__dict__) | {"m
 
 
 _COMPILED = eventlog._records.logrecords._load_accelerator()
+_LINES = eventlog._records.logrecords._load_json_lines()
 
 
 @pytest.fixture(autouse=True, params=["python", "speedups"])
@@ -50,8 +51,10 @@ def fast_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         if _COMPILED is None:
             missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
         monkeypatch.setattr(eventlog._records.logrecords, "accelerator", _COMPILED)
+        monkeypatch.setattr(eventlog._records.logrecords, "json_lines", _LINES)
     else:
         monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
+        monkeypatch.setattr(eventlog._records.logrecords, "json_lines", None)
     return str(request.param)
 
 
@@ -272,9 +275,7 @@ _PIPELINE = _pipeline()
 def test_a_batch_is_encoded_in_one_call_with_the_per_event_bytes(pipeline: Pipeline) -> None:
     items = [_item(_record("n %d", (i,), k=i)) for i in range(50)] + list(varied_events(50))
     for name in ("json", "logstash"):
-        pipeline._encoder.format_many = FORMATTERS[name].format_many
-        pipeline._encoder.split_many = FORMATTERS[name].split_many
-        pipeline._encoder.format = FORMATTERS[name].format
+        _use_formatter(pipeline, name)
         _reset_ids()
         batch = pipeline._encoder.batch(items)
         assert type(batch) is EncodedBatch
@@ -390,3 +391,149 @@ def test_a_record_with_an_attribute_deleted_and_an_extra_added_keeps_the_extra()
     finally:
         logger.removeHandler(handler)
     assert [(e["message"], e["fields"]["cart"]) for e in events] == [("checkout", "3 items")]
+
+
+def _use_formatter(pipeline: Pipeline, name: str) -> None:
+    encoder, formatter = pipeline._encoder, FORMATTERS[name]
+    encoder.format_many = formatter.format_many
+    encoder.split_many = formatter.split_many
+    encoder.format = formatter.format
+    encoder.json_lines = getattr(formatter, "json_lines", None)
+
+
+_LINES_PIPELINE = _pipeline()
+ascii_text = st.text(st.characters(max_codepoint=127), max_size=30)
+#: Values the compiled path writes itself (and some it hands on: non-ASCII, beyond 64 bits).
+plainish_value = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    ascii_text,
+    st.integers(),
+    any_text,
+)
+
+
+@st.composite
+def plainish_item(draw: st.DrawFn) -> Any:
+    """A log record or an Event, mostly of what the compiled path takes whole."""
+    ctx = draw(
+        st.just(EMPTY)
+        | st.builds(RequestContext, st.none() | ascii_text, st.none() | ascii_text, st.none() | any_text)
+    )
+    if draw(st.booleans()):
+        extra = draw(
+            st.dictionaries(ascii_text.filter(lambda k: k not in _RESERVED), plainish_value, max_size=4)
+        )
+        level = draw(st.sampled_from([logging.INFO, logging.WARNING, 5, 60]))
+        return _item(_record(draw(ascii_text | any_text), (), level, **extra), ctx)
+    return Event(
+        draw(ascii_text.filter(bool)),
+        draw(st.none() | ascii_text),
+        draw(st.none() | ascii_text),
+        message=draw(st.none() | ascii_text | any_text),
+        level=draw(st.none() | st.sampled_from([10, 20, 30, 7])),
+        tags=draw(st.none() | st.lists(ascii_text, max_size=3)),
+        fields=draw(st.none() | st.dictionaries(ascii_text, plainish_value, max_size=4)),
+        metrics=draw(st.none() | st.dictionaries(ascii_text, plainish_value, max_size=3)),
+        time_ns=draw(st.none() | st.integers(-(2**63), 2**63 - 1)),
+        log_code=draw(st.booleans()),
+    )
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    items=st.lists(plainish_item() | hostile_event(), min_size=1, max_size=8),
+    name=st.sampled_from(["json", "json-array", "logstash"]),
+)
+def test_json_lines_written_without_wire_dicts_are_the_bytes_of_the_wire_dicts(
+    fast_path: str, items: list[Any], name: str
+) -> None:
+    """The batch the engine sends (eventlog-speedups' lines() where installed, else the
+    wire dicts and orjson) is byte for byte the formatter's bytes of each wire dict."""
+    pipeline = _LINES_PIPELINE
+    _use_formatter(pipeline, name)
+    encoder = pipeline._encoder
+    events = [copy.copy(item) for item in items if type(item) is Event]
+    _reset_ids()
+    batch = encoder.batch(items)
+    if fast_path == "speedups":
+        assert encoder.lines(items[:0]) is not None  # the batch above was written by lines()
+    for item, original in zip((i for i in items if type(i) is Event), events):
+        item.id = original.id  # drawn by the first run: the reference draws them again
+    _reset_ids()
+    records = encoder.each(*encoder.wires(items))  # the reference: one format() per wire dict
+    assert list(batch) == records
+    if records:
+        assert type(batch) is EncodedBatch
+        assert batch.body == b"".join(r.payload for r in records)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e-05,
+        -1.234e-05,
+        9.999e-05,
+        1e-06,
+        1.5e-07,
+        5e-324,
+        1e16,
+        -1.5e16,
+        1e22,
+        0.0,
+        -0.0,
+        12.5,
+        2**63 - 1,
+        -(2**63),
+    ],
+)
+def test_numbers_are_written_as_orjson_writes_them(fast_path: str, value: float) -> None:
+    _compiled_number_is_orjsons(fast_path, value)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1))
+def test_any_number_is_written_as_orjson_writes_it(fast_path: str, value: float) -> None:
+    _compiled_number_is_orjsons(fast_path, value)
+
+
+def _compiled_number_is_orjsons(fast_path: str, value: float) -> None:
+    orjson = pytest.importorskip("orjson")
+    if fast_path != "speedups":
+        return  # the pure-Python path is orjson itself
+    import eventlog_speedups._wires as compiled
+
+    assert compiled.json_number(value) == orjson.dumps(value)
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    millis=st.integers(-(2**63) // 1_000_000 - 1, 2**63 // 1_000_000) | st.sampled_from([0, -1, -1000, -1001])
+)
+def test_logstash_timestamps_are_written_as_iso_millis_writes_them(fast_path: str, millis: int) -> None:
+    from eventlog._builtin.formats import iso_millis
+
+    if fast_path == "speedups":  # every millisecond an Event's int64 time_ns can have
+        import eventlog_speedups._wires as compiled
+
+        assert compiled.iso_text(millis) == iso_millis(millis)
+
+
+def test_the_compiled_code_spells_no_wire_name() -> None:
+    """eventlog-speedups learns the wire names from the schema at set-up: a renamed field
+    cannot leave the C code writing the old name."""
+    from pathlib import Path
+
+    from eventlog._records.schema import FIELDS
+
+    sources = Path(__file__).resolve().parents[1] / "plugins/eventlog_speedups/src/eventlog_speedups"
+    # The names that differ from their Event attribute (the C tables spell the attributes).
+    renamed = [f.wire for f in FIELDS if f.wire != f.python_name]
+    assert renamed  # tgType, levelName, reqId, codeFile ...
+    for source in ("_wires.c", "_otlp.c"):
+        text = (sources / source).read_text()
+        assert [name for name in renamed if f'"{name}"' in text] == [], source

@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from eventlog._config.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog._config.hookspecs import hookimpl
+from eventlog._records.schema import W
 
 _std_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -63,16 +64,16 @@ def split_lines(body: bytes) -> list[bytes]:
 def exc_info_object(wire: dict[str, Any]) -> dict[str, Any]:
     """The wire dict with ``exc_info`` as the object its JSON text holds (same key order)."""
     try:
-        parsed = json.loads(wire["exc_info"])
+        parsed = json.loads(wire[W.exc_info])
     except (TypeError, ValueError):  # not the JSON eventlog writes: the text as it is
         return wire
     if type(parsed) is not dict:
         return wire
-    return {**wire, "exc_info": parsed}
+    return {**wire, W.exc_info: parsed}
 
 
 def _exc_objects(wires: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [exc_info_object(wire) if "exc_info" in wire else wire for wire in wires]
+    return [exc_info_object(wire) if W.exc_info in wire else wire for wire in wires]
 
 
 class JsonFormatter(Formatter):
@@ -84,9 +85,20 @@ class JsonFormatter(Formatter):
     """
 
     content_type = "application/x-ndjson"
+    #: What goes before the wire fields of each line (Logstash's stamp), for :attr:`json_lines`.
+    _stamp: tuple[str, ...] = ()
 
     def __init__(self, exc_info_format: str = "text") -> None:
         self.exc_info_format = exc_info_format
+        #: Read by the engine: with eventlog-speedups it writes these lines straight from the
+        #: queued records, no wire dict, the same bytes (tests/test_fast_path.py).  Only for the
+        #: built-in classes themselves (a subclass may change what format() writes), the text
+        #: form of exc_info, and orjson's bytes (the stdlib writes 1e-05, orjson 0.00001).
+        self.json_lines: tuple[str, ...] | None = (
+            self._stamp
+            if type(self) in _DIRECT and exc_info_format == "text" and dumps_line is not _std_dumps
+            else None
+        )
         if exc_info_format == "object":
             # Only then a Python step per batch; the text form keeps the one C call.
             self.format_many = self._format_many_objects  # type: ignore[method-assign]
@@ -96,7 +108,7 @@ class JsonFormatter(Formatter):
         return cls(exc_info_format=getattr(context.settings, "exc_info_format", "text"))
 
     def format(self, wire: dict[str, Any]) -> bytes:
-        if self.exc_info_format == "object" and "exc_info" in wire:
+        if self.exc_info_format == "object" and W.exc_info in wire:
             wire = exc_info_object(wire)
         return dumps_line(wire)
 
@@ -148,11 +160,17 @@ def iso_millis(tstamp_ms: int) -> str:
     return f"{cached[1]}{millis:03d}Z"
 
 
+#: Logstash's keys before the wire fields: (timestamp key, version key, version).
+LOGSTASH_STAMP = ("@timestamp", "@version", "1")
+
+
 class LogstashFormatter(JsonFormatter):
     """The ``json`` fields plus Logstash's ``@timestamp`` (ISO-8601 UTC, ms) and ``@version``."""
 
+    _stamp = LOGSTASH_STAMP
+
     def format(self, wire: dict[str, Any]) -> bytes:
-        if self.exc_info_format == "object" and "exc_info" in wire:
+        if self.exc_info_format == "object" and W.exc_info in wire:
             wire = exc_info_object(wire)
         return dumps_line(_stamped(wire))
 
@@ -165,9 +183,14 @@ class LogstashFormatter(JsonFormatter):
 
 
 def _stamped(wire: dict[str, Any]) -> dict[str, Any]:
-    stamped = {"@timestamp": iso_millis(wire["tstamp"]), "@version": "1"}
+    timestamp, version, value = LOGSTASH_STAMP
+    stamped = {timestamp: iso_millis(wire[W.tstamp]), version: value}
     stamped.update(wire)
     return stamped
+
+
+#: The formatters whose lines eventlog-speedups may write itself (see JsonFormatter.json_lines).
+_DIRECT = frozenset({JsonFormatter, JsonArrayFormatter, LogstashFormatter})
 
 
 @hookimpl

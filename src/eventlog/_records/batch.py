@@ -32,27 +32,31 @@ Batch = Sequence[Record]
 _new_tuple = tuple.__new__
 
 
+#: Each event's id, action and time, for the Records of an EncodedBatch.
+Heads = tuple[list[str], list[str], list[int]]
+
+
 class EncodedBatch(Sequence[Record]):
     """A batch the formatter encoded in one call: ``body`` is its payloads back to back.
 
     A transport that writes a byte stream sends ``body`` as it is; indexing or
     iterating gives the :class:`Record` objects as for any batch, built on
     first use from ``split`` (the formatter's way back from ``body`` to the
-    payloads), the wire dicts and the events' times.
+    payloads) and ``heads`` (each event's id, action and time).
     """
 
-    __slots__ = ("_records", "_split", "_times", "_wires", "body")
+    __slots__ = ("_count", "_heads", "_records", "_split", "body")
 
     def __init__(
         self,
         body: bytes,
-        wires: list[dict[str, Any]],
-        times: Callable[[], list[int]],
+        count: int,
+        heads: Callable[[], Heads],
         split: Callable[[bytes], list[bytes]],
     ) -> None:
         self.body = body
-        self._wires = wires
-        self._times = times
+        self._count = count
+        self._heads = heads
         self._split = split
         self._records: list[Record] | None = None
 
@@ -61,18 +65,16 @@ class EncodedBatch(Sequence[Record]):
         records = self._records
         if records is None:
             payloads = self._split(self.body)
-            if len(payloads) != len(self._wires):
-                raise PluginError(
-                    f"the formatter split {len(self._wires)} events into {len(payloads)} payloads"
-                )
+            if len(payloads) != self._count:
+                raise PluginError(f"the formatter split {self._count} events into {len(payloads)} payloads")
+            ids, actions, times = self._heads()
             records = self._records = [
-                _new_tuple(Record, (wire["id"], wire["action"], time_ns, payload))
-                for wire, time_ns, payload in zip(self._wires, self._times(), payloads)
+                _new_tuple(Record, head) for head in zip(ids, actions, times, payloads)
             ]
         return records
 
     def __len__(self) -> int:
-        return len(self._wires)
+        return self._count
 
     def __getitem__(self, index: Any) -> Any:
         return self.records()[index]

@@ -25,7 +25,7 @@ from typing import Any
 
 from eventlog._records.context import EMPTY, RequestContext
 from eventlog._records.event import Event
-from eventlog._records.schema import LEVEL_NAMES, WIRE_NAMES
+from eventlog._records.schema import LEVEL_NAMES, WIRE_NAMES, W
 from eventlog._records.text import (
     INT_MAX,
     INT_MIN,
@@ -467,19 +467,19 @@ def _put_context_fields(
     The same result as merging before cleaning (:func:`with_context_fields`, the
     careful path): the fast path's own keys are plain text, which cleaning keeps.
     """
-    own = wire.get("fields")
+    own = wire.get(W.fields)
     missing = {k: v for k, v in context_fields.items() if own is None or k not in own}
     if missing:
         cleaned: dict[str, Any] = {}
         put_extras(cleaned, None, missing, None, conversions)
         if own is None:
-            wire["fields"] = cleaned["fields"]
+            wire[W.fields] = cleaned[W.fields]
         else:
-            own.update(cleaned["fields"])
+            own.update(cleaned[W.fields])
 
 
-def _load_accelerator() -> Callable[..., Any] | None:
-    """The compiled fast path (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+def _load_speedups() -> Any:
+    """eventlog-speedups' ``_wires`` module, set up, unless absent or EVENTLOG_SPEEDUPS=0."""
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
         return None
     try:
@@ -499,12 +499,29 @@ def _load_accelerator() -> Callable[..., Any] | None:
         WIRE_NAMES,
         Event,
     )
-    wires: Callable[..., Any] = _wires.wires
-    return wires
+    return _wires
 
+
+def _load_accelerator() -> Callable[..., Any] | None:
+    """The compiled fast path to wire dicts (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+    speedups = _load_speedups()
+    return None if speedups is None else speedups.wires  # type: ignore[no-any-return]
+
+
+def _load_json_lines() -> JsonLines | None:
+    """The compiled fast path to JSON lines (eventlog-speedups), unless absent or EVENTLOG_SPEEDUPS=0."""
+    speedups = _load_speedups()
+    return None if speedups is None else speedups.lines  # type: ignore[no-any-return]
+
+
+#: ``lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times,
+#: holes)``: see eventlog_speedups/_wires.c.
+JsonLines = Callable[..., tuple[bytes, list[Any], list[Any], list[Any], list[tuple[int, int]]]]
 
 #: eventlog-speedups' ``wires`` when installed: the plain records and Events in C, the rest here.
 accelerator = _load_accelerator()
+#: eventlog-speedups' ``lines``: the JSON lines of plain records and Events, with no wire dict.
+json_lines = _load_json_lines()
 
 
 def wires_of(
@@ -520,13 +537,12 @@ def wires_of(
     For a log record the result equals ``to_wire`` of ``record_to_event``
     after the built-in ``host``, ``site`` (their values are ``static``) and
     ``context`` (when ``with_context``) enrichers; a test holds the two paths
-    to the same bytes.  What this path does not take (unusual levels, names
-    or threads, Events that set static fields) goes to ``careful``, which
+    to the same bytes.  Three ways, cheapest first: eventlog-speedups' ``wires``
+    (the plain records and Events, in C), :func:`plain_record_wire` and ``to_wire``
+    with the static fields merged (here), and ``careful`` for what neither takes
+    (unusual levels, names or threads, Events that set static fields), which
     returns the wire dict or None for an event set aside.  Returns the wire
     dicts and the items they came from.
-
-    This is the worker's per-event cost, so the common case is written out
-    in one loop: a call costs more than most of the checks.
     """
     node, next_seq = _ids.node_and_counter()
     prebuilt: list[dict[str, Any] | None] | None = None
@@ -535,149 +551,148 @@ def wires_of(
         if not holes:
             return prebuilt, items  # type: ignore[return-value]
     wires: list[dict[str, Any]] = []
-    append = wires.append
-    sources = items  # replaced by a shorter list only when an event is set aside
+    sources: list[Any] = []
     for index, item in enumerate(items):
-        wire: dict[str, Any] | None = None
-        if prebuilt is not None:
-            wire = prebuilt[index]
-            if wire is not None:
-                append(wire)
-                if sources is not items:
-                    sources.append(item)
-                continue
-        try:
-            if type(item) is tuple:
-                record, message, ctx = item
-                # Type checks before any hashing or truth test: an attribute set to an object
-                # of the application's must not run its __hash__, __eq__ or __bool__ here.
-                levelname = record.levelname
-                action = _ACTIONS.get(levelname) if type(levelname) is str else None
-                level, name, thread = record.levelno, record.name, record.threadName
-                path, line, func = record.pathname, record.lineno, record.funcName
-                time_ns = record_time_ns(record.created, record.msecs)
-                if (
-                    action is not None
-                    and type(level) is int
-                    and level in LEVEL_NAMES
-                    and type(name) is str
-                    and (thread is None or type(thread) is str)
-                    and message is not None
-                    and time_ns is not None
-                    and (path is None or type(path) is str)
-                    and (func is None or type(func) is str)
-                    and (line is None or (type(line) is int and INT_MIN <= line <= INT_MAX))
-                ):
-                    if type(message) is tuple:
-                        msg, args = message
-                        try:
-                            message = msg % args
-                        except Exception:
-                            message = render(msg, args)
-                    if not (type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS):
-                        message = safe_str(message, MAX_MESSAGE_CHARS, conversions)
-                    if not (name.isascii() and len(name) <= MAX_VALUE_CHARS):
-                        name = safe_str(name, MAX_VALUE_CHARS, conversions)
-                    millis = time_ns // 1_000_000
-                    wire = {
-                        # make_id, written out
-                        "id": f"{millis if millis > 0 else 0:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
-                        "tstamp": millis,
-                        "action": action,
-                        "target": name,
-                        "tgType": "logger",
-                        "level": level,
-                        "levelName": LEVEL_NAMES[level],
-                        "message": message,
-                    }
-                    if ctx is not EMPTY:
-                        user, session, request_id, trace_id, _, _, ctx_fields = ctx
-                        if not with_context:  # trace ids go whatever the enrichers
-                            ctx_fields = None
-                    else:
-                        trace_id = ctx_fields = None
-                    attributes = record.__dict__
-                    if len(attributes) != _INIT_LEN:
-                        keys = list(attributes)
-                        extras = (
-                            [key for key in keys[_INIT_LEN:] if key not in _STANDARD]
-                            if keys[:_INIT_LEN] == _INIT_KEYS
-                            else [key for key in keys if key not in _STANDARD]
-                        )
-                        if extras:
-                            # Numbers and short ASCII text with plain keys: straight in; the rest
-                            # (tags=, metrics=, fields=, other types) the careful way.
-                            metrics: dict[str, Any] | None = None
-                            fields: dict[str, Any] | None = None
-                            for key in extras:
-                                value = attributes[key]
-                                kind = type(value)
-                                if (
-                                    type(key) is not str
-                                    or not (key.isascii() and len(key) <= MAX_VALUE_CHARS)
-                                    or key in _SPECIAL
-                                ):
-                                    break
-                                if (kind is int and INT_MIN <= value <= INT_MAX) or (
-                                    kind is float and math.isfinite(value)
-                                ):
-                                    if metrics is None:
-                                        metrics = {}
-                                    metrics[key] = value
-                                elif kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS:
-                                    if fields is None:
-                                        fields = {}
-                                    fields[key] = value
-                                else:
-                                    break
-                            else:
-                                if metrics:
-                                    wire["metrics"] = metrics
-                                if fields:
-                                    wire["fields"] = fields
-                                extras = []
-                            if extras:
-                                tags, fields, metrics = _extras(attributes, extras)
-                                if ctx_fields:
-                                    fields = with_context_fields(fields, ctx_fields)
-                                    ctx_fields = None
-                                put_extras(wire, tags, fields, metrics, conversions)
-                    if ctx_fields:
-                        _put_context_fields(wire, ctx_fields, conversions)
-                    if with_context and ctx is not EMPTY:
-                        if user is not None:
-                            wire["user"] = safe_str(user, MAX_VALUE_CHARS, conversions)
-                        if session is not None:
-                            wire["session"] = safe_str(session, MAX_VALUE_CHARS, conversions)
-                        if request_id is not None:
-                            wire["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
-                    wire.update(static)
-                    # str or None, checked above: only lone surrogates are left to escape.
-                    if thread is not None:
-                        wire["thread"] = thread if thread.isascii() else encodable(thread, conversions)
-                    if path is not None:
-                        wire["codeFile"] = path if path.isascii() else encodable(path, conversions)
-                    if line is not None:
-                        wire["codeLine"] = line
-                    if func is not None:
-                        wire["codeFunc"] = func if func.isascii() else encodable(func, conversions)
-                    if record.exc_info is not None or record.exc_text is not None:  # rare
-                        exc_text = record_exception(record)
-                        if exc_text is not None:
-                            wire["exc_info"] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
-                    if trace_id is not None:
-                        put_trace(wire, ctx)
-            elif item.site is None and item.cluster is None and item.host is None and item.pid is None:
-                wire = to_wire(item, conversions, static, item.context if with_context else None)
-        except Exception:
-            wire = None  # the careful path decides: converted, or set aside with its reason
+        wire = None if prebuilt is None else prebuilt[index]
         if wire is None:
-            wire = careful(item)
-            if wire is None:  # set aside: keep the items of the wires that remain
-                if sources is items:
-                    sources = items[:index]
-                continue
-        append(wire)
-        if sources is not items:
-            sources.append(item)
+            try:
+                if type(item) is tuple:
+                    wire = plain_record_wire(item, static, with_context, conversions, node, next_seq)
+                elif item.site is None and item.cluster is None and item.host is None and item.pid is None:
+                    wire = to_wire(item, conversions, static, item.context if with_context else None)
+            except Exception:
+                wire = None  # the careful path decides: converted, or set aside with its reason
+            if wire is None:
+                wire = careful(item)
+                if wire is None:
+                    continue  # set aside (counted by careful)
+        wires.append(wire)
+        sources.append(item)
     return wires, sources
+
+
+def plain_record_wire(
+    item: tuple[logging.LogRecord, Any, RequestContext],
+    static: dict[str, Any],
+    with_context: bool,
+    conversions: Conversions,
+    node: str,
+    next_seq: Callable[[], int],
+) -> dict[str, Any] | None:
+    """The wire dict of a queued record whose attributes are of the types logging gives
+    them, or None for any other (the careful path takes it).  See :func:`wires_of`."""
+    record, message, ctx = item
+    # Type checks before any hashing or truth test: an attribute set to an object
+    # of the application's must not run its __hash__, __eq__ or __bool__ here.
+    levelname = record.levelname
+    action = _ACTIONS.get(levelname) if type(levelname) is str else None
+    level, name, thread = record.levelno, record.name, record.threadName
+    path, line, func = record.pathname, record.lineno, record.funcName
+    time_ns = record_time_ns(record.created, record.msecs)
+    if not (
+        action is not None
+        and type(level) is int
+        and level in LEVEL_NAMES
+        and type(name) is str
+        and (thread is None or type(thread) is str)
+        and message is not None
+        and time_ns is not None
+        and (path is None or type(path) is str)
+        and (func is None or type(func) is str)
+        and (line is None or (type(line) is int and INT_MIN <= line <= INT_MAX))
+    ):
+        return None
+    # This runs once per record in the worker (pure Python): the rendering and the checks
+    # of clean_text are written out, as a call costs more than they do (~2.5k instructions
+    # for the three, callgrind, 3.11).
+    if type(message) is tuple:
+        msg, args = message
+        try:
+            message = msg % args
+        except Exception:
+            message = render(msg, args)
+    if not (type(message) is str and message.isascii() and len(message) <= MAX_MESSAGE_CHARS):
+        message = safe_str(message, MAX_MESSAGE_CHARS, conversions)
+    if not (name.isascii() and len(name) <= MAX_VALUE_CHARS):
+        name = safe_str(name, MAX_VALUE_CHARS, conversions)
+    millis = time_ns // 1_000_000
+    wire: dict[str, Any] = {
+        # make_id, written out
+        W.id: f"{millis if millis > 0 else 0:012x}{node}{next_seq() & 0xFFFFFFFF:08x}",
+        W.tstamp: millis,
+        W.action: action,
+        W.target: name,
+        W.tg_type: "logger",
+        W.level: level,
+        W.level_name: LEVEL_NAMES[level],
+        W.message: message,
+    }
+    # The context's fields with the context enricher only; its trace ids go whatever the enrichers.
+    ctx_fields = ctx.fields if with_context and ctx is not EMPTY else None
+    attributes = record.__dict__
+    extras = extra_keys(attributes)
+    if extras:
+        plain = _plain_extras(attributes, extras)
+        if plain is not None:
+            metrics, fields = plain
+            if metrics:
+                wire[W.metrics] = metrics
+            if fields:
+                wire[W.fields] = fields
+        else:  # tags=, metrics=, fields=, other types: the careful way
+            tags, fields, metrics = _extras(attributes, extras)
+            if ctx_fields:
+                fields = with_context_fields(fields, ctx_fields)
+                ctx_fields = None
+            put_extras(wire, tags, fields, metrics, conversions)
+    if ctx_fields:
+        _put_context_fields(wire, ctx_fields, conversions)
+    if with_context and ctx is not EMPTY:
+        if ctx.user is not None:
+            wire[W.user] = safe_str(ctx.user, MAX_VALUE_CHARS, conversions)
+        if ctx.session is not None:
+            wire[W.session] = safe_str(ctx.session, MAX_VALUE_CHARS, conversions)
+        if ctx.request_id is not None:
+            wire[W.request_id] = safe_str(ctx.request_id, MAX_VALUE_CHARS, conversions)
+    wire.update(static)
+    # str or None, checked above: only lone surrogates are left to escape.
+    if thread is not None:
+        wire[W.thread] = thread if thread.isascii() else encodable(thread, conversions)
+    if path is not None:
+        wire[W.code_file] = path if path.isascii() else encodable(path, conversions)
+    if line is not None:
+        wire[W.code_line] = line
+    if func is not None:
+        wire[W.code_func] = func if func.isascii() else encodable(func, conversions)
+    if record.exc_info is not None or record.exc_text is not None:  # rare
+        exc_text = record_exception(record)
+        if exc_text is not None:
+            wire[W.exc_info] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
+    if ctx is not EMPTY and ctx.trace_id is not None:
+        put_trace(wire, ctx)
+    return wire
+
+
+def _plain_extras(
+    attributes: dict[str, Any], extras: list[str]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
+    """(metrics, fields) of extra= keys that need no cleaning: plain keys, numbers within
+    64 bits and short ASCII text; None when any needs more (the careful way)."""
+    metrics: dict[str, Any] | None = None
+    fields: dict[str, Any] | None = None
+    for key in extras:
+        if type(key) is not str or not (key.isascii() and len(key) <= MAX_VALUE_CHARS) or key in _SPECIAL:
+            return None
+        value = attributes[key]
+        kind = type(value)
+        if (kind is int and INT_MIN <= value <= INT_MAX) or (kind is float and math.isfinite(value)):
+            if metrics is None:
+                metrics = {}
+            metrics[key] = value
+        elif kind is str and value.isascii() and len(value) <= MAX_VALUE_CHARS:
+            if fields is None:
+                fields = {}
+            fields[key] = value
+        else:
+            return None
+    return metrics, fields

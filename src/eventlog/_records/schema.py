@@ -74,6 +74,46 @@ FIELDS_BY_NAME: dict[str, Field] = {f.wire: f for f in FIELDS}
 #: Python (eventlog-speedups) learns the names, at set-up.
 WIRE_NAMES: dict[str, str] = {f.python_name: f.wire for f in FIELDS}
 
+
+@dataclass(frozen=True, slots=True)
+class WireNames:
+    """The wire names as attributes named after the Event's (``W.tg_type == "tgType"``).
+
+    Made from :data:`FIELDS`, so code that writes a wire dict spells no wire name
+    itself; a field added to FIELDS without an attribute here fails at import.
+    """
+
+    id: str
+    tstamp: str
+    action: str
+    target: str
+    tg_type: str
+    level: str
+    level_name: str
+    message: str
+    tags: str
+    fields: str
+    metrics: str
+    user: str
+    session: str
+    request_id: str
+    site: str
+    cluster: str
+    host: str
+    pid: str
+    thread: str
+    code_file: str
+    code_line: str
+    code_func: str
+    exc_info: str
+    trace_id: str
+    span_id: str
+    trace_flags: str
+
+
+#: The wire names, by Event attribute: ``W.request_id`` is ``"reqId"``.
+W = WireNames(**WIRE_NAMES)
+
 #: Level numbers, Python's plus TRACE.
 TRACE = 5
 LEVEL_NAMES: dict[int, str] = {

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from eventlog._records.schema import LEVEL_NAMES
+from eventlog._records.schema import LEVEL_NAMES, W
 from eventlog._records.text import (
     INT_MAX,
     INT_MIN,
@@ -136,7 +136,7 @@ def put_extras(
 ) -> None:
     """Add tags, metrics and fields to ``out``, cleaned (metrics that are no numbers become fields)."""
     if tags:
-        out["tags"] = [
+        out[W.tags] = [
             t if _plain(t, MAX_VALUE_CHARS) else safe_str(t, MAX_VALUE_CHARS, conversions) for t in tags
         ]
     if metrics:
@@ -158,7 +158,7 @@ def put_extras(
             fields = dict(fields) if fields else {}
             fields.setdefault(key, value)
         if clean_metrics:
-            out["metrics"] = clean_metrics
+            out[W.metrics] = clean_metrics
     if fields:
         clean_fields: dict[str, int | float | str] = {}
         for key, value in fields.items():
@@ -171,7 +171,7 @@ def put_extras(
                 clean_fields[key] = value
             else:
                 clean_fields[key] = _typed_value(value, conversions)
-        out["fields"] = clean_fields
+        out[W.fields] = clean_fields
 
 
 def to_wire(
@@ -197,30 +197,30 @@ def to_wire(
     action = event.action
     if not (type(action) is str and action.isascii() and len(action) <= MAX_VALUE_CHARS):
         action = safe_str(action, MAX_VALUE_CHARS, conversions)
-    out: dict[str, Any] = {"id": event_id, "tstamp": event.time_ns // 1_000_000, "action": action}
+    out: dict[str, Any] = {W.id: event_id, W.tstamp: event.time_ns // 1_000_000, W.action: action}
     text = event.target
     if text is not None:
         if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
             text = safe_str(text, MAX_VALUE_CHARS, conversions)
-        out["target"] = text
+        out[W.target] = text
     text = event.tg_type
     if text is not None:
         if not (type(text) is str and text.isascii() and len(text) <= MAX_VALUE_CHARS):
             text = safe_str(text, MAX_VALUE_CHARS, conversions)
-        out["tgType"] = text
+        out[W.tg_type] = text
     level = event.level
     if level is not None and (type(level) is not int or not INT_MIN <= level <= INT_MAX):
         level = int_slot(level, conversions)
     if level is not None:
-        out["level"] = level
+        out[W.level] = level
         # A log record's own name for a level outside the standard ones (loguru's SUCCESS,
         # logging.addLevelName): read only in that case, so standard levels cost nothing more.
-        out["levelName"] = LEVEL_NAMES.get(level) or getattr(event, "level_name", None) or f"Level {level}"
+        out[W.level_name] = LEVEL_NAMES.get(level) or getattr(event, "level_name", None) or f"Level {level}"
     text = event.message
     if text is not None:
         if not (type(text) is str and text.isascii() and len(text) <= MAX_MESSAGE_CHARS):
             text = safe_str(text, MAX_MESSAGE_CHARS, conversions)
-        out["message"] = text
+        out[W.message] = text
     fields = event.fields
     if ctx is not None and ctx.fields:
         fields = with_context_fields(fields, ctx.fields)
@@ -235,45 +235,45 @@ def to_wire(
         if request_id is None:
             request_id = ctx.request_id
     if ctx_user is not None:
-        out["user"] = safe_str(ctx_user, MAX_VALUE_CHARS, conversions)
+        out[W.user] = safe_str(ctx_user, MAX_VALUE_CHARS, conversions)
     if session is not None:
-        out["session"] = safe_str(session, MAX_VALUE_CHARS, conversions)
+        out[W.session] = safe_str(session, MAX_VALUE_CHARS, conversions)
     if request_id is not None:
-        out["reqId"] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
+        out[W.request_id] = safe_str(request_id, MAX_VALUE_CHARS, conversions)
     # Set by enrichers and the record conversion, not by the application: no cleaning.
     if static is not None:
         out.update(static)
     else:
         if event.site is not None:
-            out["site"] = event.site
+            out[W.site] = event.site
         if event.cluster is not None:
-            out["cluster"] = event.cluster
+            out[W.cluster] = event.cluster
         if event.host is not None:
-            out["host"] = event.host
+            out[W.host] = event.host
         if event.pid is not None:
-            out["pid"] = event.pid
+            out[W.pid] = event.pid
     # Set by the record conversion (which made them str and int, or placeholders) or the
     # caller: a type check each, the cleaning only for what is not plain.
     thread = event.thread
     if thread is not None:
         if type(thread) is int:  # an ident, from code that set one: the name, if still running
             thread = event.thread = thread_name(thread)
-        out["thread"] = text_slot(thread, MAX_VALUE_CHARS, conversions)
+        out[W.thread] = text_slot(thread, MAX_VALUE_CHARS, conversions)
     text = event.code_file
     if text is not None:
-        out["codeFile"] = text_slot(text, MAX_VALUE_CHARS, conversions)
+        out[W.code_file] = text_slot(text, MAX_VALUE_CHARS, conversions)
     code_line = event.code_line
     if code_line is not None:
         if type(code_line) is not int or not INT_MIN <= code_line <= INT_MAX:
             code_line = int_slot(code_line, conversions)
         if code_line is not None:
-            out["codeLine"] = code_line
+            out[W.code_line] = code_line
     text = event.code_func
     if text is not None:
-        out["codeFunc"] = text_slot(text, MAX_VALUE_CHARS, conversions)
+        out[W.code_func] = text_slot(text, MAX_VALUE_CHARS, conversions)
     exc_text = event.exc_info
     if exc_text is not None:
-        out["exc_info"] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
+        out[W.exc_info] = text_slot(exc_text, MAX_MESSAGE_CHARS, conversions)
     # The span's ids come from the snapshot taken when the event was made, on every path
     # and whatever the enrichers: they say which trace the event belongs to.
     snapshot = event.context
@@ -315,4 +315,4 @@ def put_trace(out: dict[str, Any], ctx: RequestContext) -> None:
         span_id, flags = ctx.span_id or 0, ctx.trace_flags or 0
         cached = (ctx, (f"{ctx.trace_id:032x}", f"{span_id:016x}", f"{flags:02x}"))
         _last_trace[0] = cached
-    out["traceId"], out["spanId"], out["traceFlags"] = cached[1]
+    out[W.trace_id], out[W.span_id], out[W.trace_flags] = cached[1]

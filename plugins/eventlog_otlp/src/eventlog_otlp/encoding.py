@@ -41,7 +41,18 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from eventlog.plugin import EventlogError
+from eventlog.plugin import FIELDS, EventlogError
+
+#: The wire names, by Event attribute, from the schema: spelt there and nowhere else.
+_WIRE = {field.python_name: field.wire for field in FIELDS}
+W_ID, W_ACTION, W_TARGET, W_TG_TYPE = _WIRE["id"], _WIRE["action"], _WIRE["target"], _WIRE["tg_type"]
+W_LEVEL, W_LEVEL_NAME, W_MESSAGE = _WIRE["level"], _WIRE["level_name"], _WIRE["message"]
+W_TAGS, W_FIELDS, W_METRICS = _WIRE["tags"], _WIRE["fields"], _WIRE["metrics"]
+W_USER, W_SESSION, W_REQUEST_ID = _WIRE["user"], _WIRE["session"], _WIRE["request_id"]
+W_SITE, W_CLUSTER, W_HOST, W_PID = _WIRE["site"], _WIRE["cluster"], _WIRE["host"], _WIRE["pid"]
+W_THREAD, W_CODE_FILE, W_CODE_LINE = _WIRE["thread"], _WIRE["code_file"], _WIRE["code_line"]
+W_CODE_FUNC, W_EXC_INFO = _WIRE["code_func"], _WIRE["exc_info"]
+W_TRACE_ID, W_SPAN_ID, W_TRACE_FLAGS = _WIRE["trace_id"], _WIRE["span_id"], _WIRE["trace_flags"]
 
 #: Envelope kinds: which encoding the log record (and scope) inside is in.
 PROTOBUF = 1
@@ -224,21 +235,21 @@ _UID_32 = _unique_attribute("log.record.uid", "0" * 32)[:-32]
 #: name (semconv 1.30+: code.file.path, code.line.number, code.function.name, user.id,
 #: session.id, thread.name, log.record.uid).  ``reqId`` has no convention: eventlog's own.
 ATTRIBUTE_NAMES: dict[str, str] = {
-    "id": "log.record.uid",
-    "user": "user.id",
-    "session": "session.id",
-    "reqId": "eventlog.request_id",
-    "thread": "thread.name",
-    "codeFile": "code.file.path",
-    "codeLine": "code.line.number",
-    "codeFunc": "code.function.name",
+    W_ID: "log.record.uid",
+    W_USER: "user.id",
+    W_SESSION: "session.id",
+    W_REQUEST_ID: "eventlog.request_id",
+    W_THREAD: "thread.name",
+    W_CODE_FILE: "code.file.path",
+    W_CODE_LINE: "code.line.number",
+    W_CODE_FUNC: "code.function.name",
 }
 #: Wire fields that describe the process: resource attributes (grouped per batch).
 RESOURCE_NAMES: dict[str, str] = {
-    "host": "host.name",
-    "pid": "process.pid",
-    "site": "eventlog.site",
-    "cluster": "eventlog.cluster",
+    W_HOST: "host.name",
+    W_PID: "process.pid",
+    W_SITE: "eventlog.site",
+    W_CLUSTER: "eventlog.cluster",
 }
 #: An Event's target and its type, beside its action in ``event_name``.
 TARGET_ATTRIBUTE = "eventlog.target"
@@ -269,13 +280,13 @@ def user_attribute(name: str) -> str:
 
 def is_log_record(wire: Mapping[str, Any]) -> bool:
     """True for a ``logging`` record's event (its target is the logger's name)."""
-    return wire.get("tgType") == "logger" and str(wire.get("action", "")).startswith("log.")
+    return wire.get(W_TG_TYPE) == "logger" and str(wire.get(W_ACTION, "")).startswith("log.")
 
 
 def scope_name(wire: Mapping[str, Any]) -> str:
     """The instrumentation scope: the logger's name, ``eventlog`` for Events."""
     if is_log_record(wire):
-        return str(wire.get("target") or "root")
+        return str(wire.get(W_TARGET) or "root")
     return EVENT_SCOPE
 
 
@@ -298,7 +309,7 @@ def exception_parts(exc_info: str) -> tuple[str | None, str | None, str | None]:
 def _extras(wire: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Fields, then metrics and tags, as attributes: one value per key (the first wins)."""
     pairs: list[tuple[str, Any]] = []
-    fields, metrics, tags = wire.get("fields"), wire.get("metrics"), wire.get("tags")
+    fields, metrics, tags = wire.get(W_FIELDS), wire.get(W_METRICS), wire.get(W_TAGS)
     if fields:
         pairs += [(user_attribute(k), v) for k, v in fields.items()]
     if metrics:
@@ -318,15 +329,15 @@ def _site_fields(wire: Mapping[str, Any]) -> bytes:
     """severity_number and severity_text, event_name, and the attributes of the call site
     (the target's type, thread, code location): the same for every event of one site."""
     parts: list[bytes] = []
-    level = wire.get("level")
+    level = wire.get(W_LEVEL)
     if level is not None:
-        parts.append(_severity_fields(level, wire["levelName"]))
+        parts.append(_severity_fields(level, wire[W_LEVEL_NAME]))
     if not is_log_record(wire):
-        action = _utf8(wire["action"])
+        action = _utf8(wire[W_ACTION])
         parts.append(b"\x62" + _len(action) + action)
-        if wire.get("tgType") is not None:
-            parts.append(_attribute(TARGET_TYPE_ATTRIBUTE, wire["tgType"]))
-    for wire_name in ("thread", "codeFile", "codeFunc", "codeLine"):
+        if wire.get(W_TG_TYPE) is not None:
+            parts.append(_attribute(TARGET_TYPE_ATTRIBUTE, wire[W_TG_TYPE]))
+    for wire_name in (W_THREAD, W_CODE_FILE, W_CODE_FUNC, W_CODE_LINE):
         value = wire.get(wire_name)
         if value is not None:
             parts.append(_attribute(ATTRIBUTE_NAMES[wire_name], value))
@@ -346,10 +357,10 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
     # of five attribute encodings; benchmarks/otlp_encoding.py).  ints only in the key:
     # True == 1 == 1.0 would share a slot.
     get = wire.get
-    level, line = get("level"), get("codeLine")
-    action, target_type = wire["action"], get("tgType")
-    level_name, thread = get("levelName"), get("thread")
-    code_file, code_func = get("codeFile"), get("codeFunc")
+    level, line = get(W_LEVEL), get(W_CODE_LINE)
+    action, target_type = wire[W_ACTION], get(W_TG_TYPE)
+    level_name, thread = get(W_LEVEL_NAME), get(W_THREAD)
+    code_file, code_func = get(W_CODE_FILE), get(W_CODE_FUNC)
     key = (level, level_name, action, target_type, thread, code_file, line, code_func)
     # Only ints and str (or None) in the key: True == 1 == 1.0 would share a slot, and
     # a thread of 1 would be written with a thread of True's bytes.
@@ -371,7 +382,7 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
             _SITES[key] = site
     parts = [site]
     append = parts.append
-    message = get("message")
+    message = get(W_MESSAGE)
     if message is not None:
         try:
             data = message.encode()  # _utf8, inlined
@@ -381,21 +392,21 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
         value = b"\x0a" + (_SMALL[n] if n < 128 else varint(n)) + data
         n = len(value)
         append(b"\x2a" + (_SMALL[n] if n < 128 else varint(n)) + value)
-    event_id = wire["id"]
+    event_id = wire[W_ID]
     if type(event_id) is str and len(event_id) == 32 and event_id.isascii():
         append(_UID_32 + event_id.encode())  # eventlog's ids: 32 hex digits, lengths known
     else:
         append(_unique_attribute("log.record.uid", event_id))
     if not (target_type == "logger" and type(action) is str and action.startswith("log.")):
-        target = get("target")
+        target = get(W_TARGET)
         if target is not None:
             append(_attribute(TARGET_ATTRIBUTE, target))
-    if "user" in wire or "session" in wire or "reqId" in wire:  # a web request's events only
-        for wire_name in ("user", "session", "reqId"):
+    if W_USER in wire or W_SESSION in wire or W_REQUEST_ID in wire:  # a web request's events only
+        for wire_name in (W_USER, W_SESSION, W_REQUEST_ID):
             text = get(wire_name)
             if text is not None:
                 append(_attribute(ATTRIBUTE_NAMES[wire_name], text))
-    fields, metrics, tags = get("fields"), get("metrics"), get("tags")
+    fields, metrics, tags = get(W_FIELDS), get(W_METRICS), get(W_TAGS)
     if fields or metrics:
         # _attribute's cache looked up here first: a call costs more than the lookup.
         cached = _ATTRIBUTES.get
@@ -419,7 +430,7 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
                 append(field or _attribute(name, value))
     if tags and not (fields and TAGS_ATTRIBUTE in fields) and not (metrics and TAGS_ATTRIBUTE in metrics):
         append(_encode_attribute(TAGS_ATTRIBUTE, list(tags)))
-    exc_info = get("exc_info")
+    exc_info = get(W_EXC_INFO)
     if exc_info is not None:
         exc_type, exc_message, stack = exception_parts(exc_info)
         if exc_type is not None:
@@ -428,7 +439,7 @@ def log_record(wire: Mapping[str, Any]) -> bytes:
             append(_attribute("exception.message", exc_message))
         if stack is not None:
             append(_attribute("exception.stacktrace", stack))
-    if get("traceId") is not None:
+    if get(W_TRACE_ID) is not None:
         ids = _trace_bytes(wire)
         if ids is not None:
             trace, span, flags = ids
@@ -452,9 +463,9 @@ def _severity_fields(level: int, name: str) -> bytes:
 def _trace_bytes(wire: Mapping[str, Any]) -> tuple[bytes, bytes, int] | None:
     """trace_id (16 bytes), span_id (8 bytes) and flags of the wire's hex ids, if well formed."""
     try:
-        trace = bytes.fromhex(wire["traceId"])
-        span = bytes.fromhex(wire.get("spanId") or "0" * 16)
-        flags = int(wire.get("traceFlags") or "0", 16) & 0xFF
+        trace = bytes.fromhex(wire[W_TRACE_ID])
+        span = bytes.fromhex(wire.get(W_SPAN_ID) or "0" * 16)
+        flags = int(wire.get(W_TRACE_FLAGS) or "0", 16) & 0xFF
     except (ValueError, TypeError):
         return None
     if len(trace) != 16 or len(span) != 8:
@@ -473,8 +484,8 @@ def _load_accelerator() -> Any:
         return None
     names = (
         # the order of the C encoder's ATTR_* names
-        *(ATTRIBUTE_NAMES[k] for k in ("id", "user", "session", "reqId")),
-        *(ATTRIBUTE_NAMES[k] for k in ("thread", "codeFile", "codeLine", "codeFunc")),
+        *(ATTRIBUTE_NAMES[k] for k in (W_ID, W_USER, W_SESSION, W_REQUEST_ID)),
+        *(ATTRIBUTE_NAMES[k] for k in (W_THREAD, W_CODE_FILE, W_CODE_LINE, W_CODE_FUNC)),
         TARGET_ATTRIBUTE,
         TARGET_TYPE_ATTRIBUTE,
         TAGS_ATTRIBUTE,
@@ -491,6 +502,7 @@ def _load_accelerator() -> Any:
         names,
         EVENT_SCOPE,
         "root",
+        _WIRE,  # the C code spells no wire name
     )
     return _otlp
 
@@ -544,36 +556,36 @@ def json_log_record(wire: Mapping[str, Any]) -> dict[str, Any]:
     :func:`log_record`'s order, so both encodings make the same message)."""
     out: dict[str, Any] = {}
     attributes: list[dict[str, Any]] = []
-    level = wire.get("level")
+    level = wire.get(W_LEVEL)
     if level is not None:
         number = severity_number(level)
         if number:
             out["severityNumber"] = number
-        out["severityText"] = wire["levelName"]
-    if wire.get("message") is not None:
-        out["body"] = {"stringValue": wire["message"]}
+        out["severityText"] = wire[W_LEVEL_NAME]
+    if wire.get(W_MESSAGE) is not None:
+        out["body"] = {"stringValue": wire[W_MESSAGE]}
     is_log = is_log_record(wire)
     if not is_log:
-        out["eventName"] = wire["action"]
-        if wire.get("tgType") is not None:
-            attributes.append(json_key_value(TARGET_TYPE_ATTRIBUTE, wire["tgType"]))
-    for wire_name in ("thread", "codeFile", "codeFunc", "codeLine"):
+        out["eventName"] = wire[W_ACTION]
+        if wire.get(W_TG_TYPE) is not None:
+            attributes.append(json_key_value(TARGET_TYPE_ATTRIBUTE, wire[W_TG_TYPE]))
+    for wire_name in (W_THREAD, W_CODE_FILE, W_CODE_FUNC, W_CODE_LINE):
         if wire.get(wire_name) is not None:
             attributes.append(json_key_value(ATTRIBUTE_NAMES[wire_name], wire[wire_name]))
-    attributes.append(json_key_value("log.record.uid", wire["id"]))
-    if not is_log and wire.get("target") is not None:
-        attributes.append(json_key_value(TARGET_ATTRIBUTE, wire["target"]))
-    for wire_name in ("user", "session", "reqId"):
+    attributes.append(json_key_value("log.record.uid", wire[W_ID]))
+    if not is_log and wire.get(W_TARGET) is not None:
+        attributes.append(json_key_value(TARGET_ATTRIBUTE, wire[W_TARGET]))
+    for wire_name in (W_USER, W_SESSION, W_REQUEST_ID):
         if wire.get(wire_name) is not None:
             attributes.append(json_key_value(ATTRIBUTE_NAMES[wire_name], wire[wire_name]))
     attributes += [json_key_value(key, value) for key, value in _extras(wire)]
-    if wire.get("exc_info") is not None:
+    if wire.get(W_EXC_INFO) is not None:
         names = ("exception.type", "exception.message", "exception.stacktrace")
-        for name, part in zip(names, exception_parts(wire["exc_info"])):
+        for name, part in zip(names, exception_parts(wire[W_EXC_INFO])):
             if part is not None:
                 attributes.append(json_key_value(name, part))
     out["attributes"] = attributes
-    if wire.get("traceId") is not None:
+    if wire.get(W_TRACE_ID) is not None:
         ids = _trace_bytes(wire)
         if ids is not None:
             out["flags"] = ids[2]
@@ -595,7 +607,7 @@ def json_text(value: Any) -> bytes:
 
 def resource_key(wire: Mapping[str, Any]) -> bytes:
     """The event's process attributes (host, pid, site, cluster) as a compact key."""
-    return json_text([wire.get("host"), wire.get("pid"), wire.get("site"), wire.get("cluster")])
+    return json_text([wire.get(W_HOST), wire.get(W_PID), wire.get(W_SITE), wire.get(W_CLUSTER)])
 
 
 def envelope_head(kind: int, resource: bytes, scope: bytes) -> bytes:

@@ -1001,10 +1001,36 @@ static PyObject *
 setup(PyObject *module, PyObject *args)
 {
     PyObject *fallback, *exception_parts, *trace_bytes, *reserved, *user_prefix, *names, *event_scope,
-        *root_scope;
-    if (!PyArg_ParseTuple(args, "OOOO!UO!UU", &fallback, &exception_parts, &trace_bytes, &PyFrozenSet_Type,
-                          &reserved, &user_prefix, &PyTuple_Type, &names, &event_scope, &root_scope)) {
+        *root_scope, *wire_names;
+    if (!PyArg_ParseTuple(args, "OOOO!UO!UUO!", &fallback, &exception_parts, &trace_bytes, &PyFrozenSet_Type,
+                          &reserved, &user_prefix, &PyTuple_Type, &names, &event_scope, &root_scope,
+                          &PyDict_Type, &wire_names)) {
         return NULL;
+    }
+    /* The wire names come from the schema (eventlog.plugin.FIELDS, by Event attribute): no wire
+     * name is spelt in this file. */
+    struct {
+        PyObject **slot;
+        const char *attr;
+    } wire_keys[] = {
+        {&k_id, "id"}, {&k_action, "action"}, {&k_target, "target"}, {&k_tgType, "tg_type"},
+        {&k_level, "level"}, {&k_levelName, "level_name"}, {&k_message, "message"},
+        {&k_metrics, "metrics"}, {&k_fields, "fields"}, {&k_tags, "tags"}, {&k_user, "user"},
+        {&k_session, "session"}, {&k_reqId, "request_id"}, {&k_thread, "thread"},
+        {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"}, {&k_codeFunc, "code_func"},
+        {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"}, {&k_spanId, "span_id"},
+        {&k_traceFlags, "trace_flags"}, {&k_host, "host"}, {&k_pid, "pid"}, {&k_site, "site"},
+        {&k_cluster, "cluster"},
+    };
+    for (size_t i = 0; i < sizeof(wire_keys) / sizeof(wire_keys[0]); i++) {
+        PyObject *wire = PyDict_GetItemString(wire_names, wire_keys[i].attr); /* borrowed */
+        if (wire == NULL || !PyUnicode_CheckExact(wire)) {
+            PyErr_Format(PyExc_KeyError, "wire_names has no str for %s", wire_keys[i].attr);
+            return NULL;
+        }
+        Py_INCREF(wire);
+        PyUnicode_InternInPlace(&wire);
+        Py_XSETREF(*wire_keys[i].slot, wire);
     }
     if (PyTuple_GET_SIZE(names) != ATTR_COUNT) {
         PyErr_Format(PyExc_ValueError, "setup() needs %d attribute names, got %zd", ATTR_COUNT,
@@ -1033,7 +1059,8 @@ setup(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"log_record", log_record, METH_O, "log_record(wire) -> the LogRecord message, without its time fields"},
     {"setup", setup, METH_VARARGS,
-     "setup(log_record, exception_parts, trace_bytes, reserved, user_prefix, names, event_scope, root_scope)"},
+     "setup(log_record, exception_parts, trace_bytes, reserved, user_prefix, names, event_scope, root_scope, "
+     "wire_names)"},
     {"payload", (PyCFunction)(void (*)(void))payload, METH_FASTCALL,
      "payload(scopes, last_resource, format, wire) -> OtlpFormatter.format(wire) for http/protobuf"},
     {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
@@ -1056,16 +1083,8 @@ intern(PyObject **slot, const char *text)
 PyMODINIT_FUNC
 PyInit__otlp(void)
 {
-    if (intern(&k_id, "id") || intern(&k_action, "action") || intern(&k_target, "target") ||
-        intern(&k_tgType, "tgType") || intern(&k_level, "level") || intern(&k_levelName, "levelName") ||
-        intern(&k_message, "message") || intern(&k_metrics, "metrics") || intern(&k_fields, "fields") ||
-        intern(&k_tags, "tags") || intern(&k_user, "user") || intern(&k_session, "session") ||
-        intern(&k_reqId, "reqId") || intern(&k_thread, "thread") || intern(&k_codeFile, "codeFile") ||
-        intern(&k_codeLine, "codeLine") || intern(&k_codeFunc, "codeFunc") ||
-        intern(&k_exc_info, "exc_info") || intern(&k_traceId, "traceId") || intern(&k_spanId, "spanId") ||
-        intern(&k_traceFlags, "traceFlags") || intern(&s_logger, "logger") ||
-        intern(&s_log_prefix, "log.") || intern(&s_name, "__name__") || intern(&k_host, "host") ||
-        intern(&k_pid, "pid") || intern(&k_site, "site") || intern(&k_cluster, "cluster") ||
+    /* The wire names (k_*) are set by setup(), from the schema. */
+    if (intern(&s_logger, "logger") || intern(&s_log_prefix, "log.") || intern(&s_name, "__name__") ||
         intern(&s_payload, "payload") || intern(&s_time_ns, "time_ns")) {
         return NULL;
     }

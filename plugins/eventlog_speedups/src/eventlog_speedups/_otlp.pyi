@@ -10,6 +10,7 @@ def setup(
     names: tuple[str, ...],
     event_scope: str,
     root_scope: str,
+    wire_names: dict[str, str],
 ) -> None: ...
 def log_record(wire: Mapping[str, Any]) -> bytes: ...
 def payload(

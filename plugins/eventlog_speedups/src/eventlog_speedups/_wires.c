@@ -1,4 +1,4 @@
-/* Queued log records and Events -> eventlog wire dicts, for the plain case only.
+/* Queued log records and Events -> eventlog wire dicts or JSON lines, for the plain case only.
  *
  * The same dict, key for key and object for object, as the Python paths
  * (eventlog._records.logrecords.wires_of for records, eventlog._records.wire.to_wire for
@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <structmember.h>
 
@@ -27,7 +28,7 @@ static PyObject *s_levelname, *s_levelno, *s_name, *s_threadName, *s_created, *s
     *s_exc_text, *s_pathname, *s_lineno, *s_funcName;
 static PyObject *k_id, *k_tstamp, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile, *k_codeLine,
-    *k_codeFunc, *k_tags, *k_exc_info, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
+    *k_codeFunc, *k_tags, *k_exc_info, *k_site, *k_cluster, *k_host, *k_pid, *s_logger, *k_traceId, *k_spanId, *k_traceFlags, *f_trace, *f_span, *f_flags;
 
 /* ``digits`` lowercase hex digits of value, zero-padded, into out. */
 static void
@@ -79,22 +80,77 @@ int64(PyObject *value)
     return overflow == 0;
 }
 
-/* Set key to value (a new reference, stolen); -1 on error. */
+/* ---- One event as its wire fields, in wire order: what both outputs are made from.
+ *
+ * The walk over a record or an Event (below) fills a Wire: keys (borrowed: interned wire
+ * names, or the keys of ``static``) and values (new references).  wires() turns it into the
+ * wire dict; lines() writes it straight out as a JSON line, with no dict in between.  The id
+ * is drawn by the caller of the walk, last, when nothing can send the item back. */
+
+#define MAX_PAIRS 40
+
+typedef struct {
+    Py_ssize_t n;
+    PyObject *keys[MAX_PAIRS];
+    PyObject *values[MAX_PAIRS];
+    long long millis;    /* the tstamp */
+    long long time_ns;   /* the Record's time_ns */
+    PyObject *action;    /* borrowed */
+    PyObject *event;     /* the Event whose id is drawn (borrowed), or NULL */
+    int share;           /* 1: an Event's own tags, fields and metrics are written as they are
+                          * (lines()); 0: copied, the wire dict must not share them (wires()) */
+} Wire;
+
+static void
+wire_clear(Wire *w)
+{
+    for (Py_ssize_t i = 0; i < w->n; i++) {
+        Py_XDECREF(w->values[i]);
+    }
+    w->n = 0;
+}
+
+/* Append key: value (a new reference, stolen; NULL: an error already set).  -1 on error. */
 static int
-put(PyObject *dict, PyObject *key, PyObject *value)
+put(Wire *w, PyObject *key, PyObject *value)
 {
     if (value == NULL) {
         return -1;
     }
-    int rc = PyDict_SetItem(dict, key, value);
-    Py_DECREF(value);
-    return rc;
+    if (w->n == MAX_PAIRS) {
+        Py_DECREF(value);
+        PyErr_SetString(PyExc_RuntimeError, "more wire fields than eventlog_speedups holds");
+        return -1;
+    }
+    w->keys[w->n] = key;
+    w->values[w->n] = value;
+    w->n++;
+    return 0;
+}
+
+/* Append key: value (borrowed). */
+static int
+set(Wire *w, PyObject *key, PyObject *value)
+{
+    return put(w, key, Py_NewRef(value));
+}
+
+/* The value of key (borrowed), or NULL. */
+static PyObject *
+get(Wire *w, PyObject *key)
+{
+    for (Py_ssize_t i = 0; i < w->n; i++) {
+        if (w->keys[i] == key) {
+            return w->values[i];
+        }
+    }
+    return NULL;
 }
 
 /* The extra= keys into metrics and fields.  1: done, 0: not plain (the Python path
  * takes the record), -1: error. */
 static int
-put_extras(PyObject *wire, PyObject *attributes)
+put_extras(Wire *wire, PyObject *attributes)
 {
     Py_ssize_t n = PyDict_GET_SIZE(attributes);
     Py_ssize_t init_len = PyList_GET_SIZE(g_init_keys);
@@ -157,10 +213,10 @@ put_extras(PyObject *wire, PyObject *attributes)
             goto done;
         }
     }
-    if (metrics != NULL && PyDict_SetItem(wire, k_metrics, metrics) < 0) {
+    if (metrics != NULL && set(wire, k_metrics, metrics) < 0) {
         result = -1;
     }
-    else if (fields != NULL && PyDict_SetItem(wire, k_fields, fields) < 0) {
+    else if (fields != NULL && set(wire, k_fields, fields) < 0) {
         result = -1;
     }
 done:
@@ -173,7 +229,7 @@ done:
  * plain keys and values: the record's own win.  Plain ints, finite floats and plain text
  * only; anything else sends the record back.  1: done, 0: not plain, -1: error. */
 static int
-put_context_fields(PyObject *wire, PyObject *ctx_fields)
+put_context_fields(Wire *wire, PyObject *ctx_fields)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
@@ -191,10 +247,7 @@ put_context_fields(PyObject *wire, PyObject *ctx_fields)
             return 0;
         }
     }
-    PyObject *own = PyDict_GetItemWithError(wire, k_fields); /* borrowed */
-    if (own == NULL && PyErr_Occurred()) {
-        return -1;
-    }
+    PyObject *own = get(wire, k_fields); /* borrowed */
     PyObject *fields = own != NULL ? Py_NewRef(own) : PyDict_New();
     if (fields == NULL) {
         return -1;
@@ -208,7 +261,7 @@ put_context_fields(PyObject *wire, PyObject *ctx_fields)
             break;
         }
     }
-    if (result == 1 && own == NULL && PyDict_SetItem(wire, k_fields, fields) < 0) {
+    if (result == 1 && own == NULL && set(wire, k_fields, fields) < 0) {
         result = -1;
     }
     Py_DECREF(fields);
@@ -217,7 +270,7 @@ put_context_fields(PyObject *wire, PyObject *ctx_fields)
 
 /* The context's user, session, request id.  1: done, 0: not plain, -1: error. */
 static int
-put_context(PyObject *wire, PyObject *ctx)
+put_context(Wire *wire, PyObject *ctx)
 {
     if (ctx == g_empty) {
         return 1;
@@ -241,7 +294,7 @@ put_context(PyObject *wire, PyObject *ctx)
         if (!plain(value, g_max_value)) {
             return 0;
         }
-        if (PyDict_SetItem(wire, keys[i], value) < 0) {
+        if (set(wire, keys[i], value) < 0) {
             return -1;
         }
     }
@@ -296,7 +349,7 @@ hex_text(PyObject *value, int digits, PyObject *spec)
 /* The context's trace ids (ints) as W3C hex, as the Python path's format() writes them.
  * 1: done, 0: not plain, -1: error. */
 static int
-put_trace(PyObject *wire, PyObject *ctx)
+put_trace(Wire *wire, PyObject *ctx)
 {
     PyObject *keys[3] = {k_traceId, k_spanId, k_traceFlags};
     PyObject *specs[3] = {f_trace, f_span, f_flags};
@@ -326,7 +379,7 @@ put_trace(PyObject *wire, PyObject *ctx)
 /* Set key to the record's attribute unless that is None: a str, or an int within int64 when
  * is_int.  1: done, 0: missing or of another type (not plain), -1: error. */
 static int
-put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, int is_int)
+put_attr(Wire *wire, PyObject *key, PyObject *attributes, PyObject *name, int is_int)
 {
     PyObject *value = PyDict_GetItemWithError(attributes, name); /* borrowed */
     if (value == NULL) {
@@ -338,7 +391,21 @@ put_attr(PyObject *wire, PyObject *key, PyObject *attributes, PyObject *name, in
     if (is_int ? !int64(value) : !(PyUnicode_CheckExact(value) && encodable(value))) {
         return 0;
     }
-    return PyDict_SetItem(wire, key, value) == 0 ? 1 : -1;
+    return set(wire, key, value) == 0 ? 1 : -1;
+}
+
+/* wire.update(static), for a dict of a few keys. */
+static int
+put_static(Wire *wire, PyObject *stat)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(stat, &pos, &key, &value)) {
+        if (set(wire, key, value) < 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* eventlog._records.logrecords.record_time_ns for a float ``created`` of 0 or more (else not plain):
@@ -373,37 +440,36 @@ record_time_ns(double created, PyObject *msecs, long long *out)
 }
 
 /* eventlog._records.wire.IdMaker.make, written out (snprintf costs ~3k instructions):
- * f"{max(millis, 0):012x}{node}{seq:08x}".  A new reference, NULL on error. */
-static PyObject *
-make_id(long long millis, const char *node, PyObject *next_seq)
+ * f"{max(millis, 0):012x}{node}{seq:08x}" into out (32 chars).  -1 on error. */
+static int
+write_id(char *out, long long millis, const char *node, PyObject *next_seq)
 {
     PyObject *seq_obj = PyObject_CallNoArgs(next_seq);
     if (seq_obj == NULL) {
-        return NULL;
+        return -1;
     }
     unsigned long long seq = PyLong_AsUnsignedLongLongMask(seq_obj);
     Py_DECREF(seq_obj);
     if (seq == (unsigned long long)-1 && PyErr_Occurred()) {
-        return NULL;
+        return -1;
     }
-    char id[32];
-    hex(id, millis > 0 ? (unsigned long long)millis & 0xFFFFFFFFFFFFULL : 0, 12);
-    memcpy(id + 12, node, 12);
-    hex(id + 24, seq & 0xFFFFFFFFULL, 8);
-    return PyUnicode_FromStringAndSize(id, 32);
+    hex(out, millis > 0 ? (unsigned long long)millis & 0xFFFFFFFFFFFFULL : 0, 12);
+    memcpy(out + 12, node, 12);
+    hex(out + 24, seq & 0xFFFFFFFFULL, 8);
+    return 0;
 }
 
-/* The wire dict of one item: a new reference, Py_None (new reference) when not plain,
- * NULL on error. */
-static PyObject *
-one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyObject *next_seq)
+/* The walk over one queued log record: its wire fields into ``wire`` (the id's value left
+ * NULL, to be drawn).  1: done, 0: not plain, -1: error. */
+static int
+record_fields(Wire *wire, PyObject *item, PyObject *stat, int with_context)
 {
     PyObject *record, *message, *ctx;
     PyObject *levelname = NULL, *level = NULL, *name = NULL, *thread = NULL, *created = NULL,
-             *msecs = NULL, *rendered = NULL, *wire = NULL, *attributes = NULL, *exc = NULL;
-    PyObject *result = NULL;
+             *msecs = NULL, *rendered = NULL, *attributes = NULL, *exc = NULL;
+    int result;
     if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
-        Py_RETURN_NONE;
+        return 0;
     }
     record = PyTuple_GET_ITEM(item, 0);
     message = PyTuple_GET_ITEM(item, 1);
@@ -419,9 +485,15 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     }                                                         \
     Py_INCREF(var);
 #define NOT_PLAIN goto not_plain
+#define STEP(call)            \
+    if ((result = (call)) <= 0) { \
+        if (result < 0)       \
+            goto error;       \
+        NOT_PLAIN;            \
+    }
 
     if (Py_TYPE(record) != g_record_type) {
-        Py_RETURN_NONE;
+        return 0;
     }
     if ((attributes = PyObject_GenericGetDict(record, NULL)) == NULL) {
         goto error;
@@ -499,80 +571,48 @@ one_wire(PyObject *item, PyObject *stat, int with_context, const char *node, PyO
     if (!record_time_ns(PyFloat_AS_DOUBLE(created), msecs, &time_ns)) {
         NOT_PLAIN;
     }
-    long long millis = time_ns / 1000000;
-    /* Presized for a typical event (~17 keys): no resize while it is filled. */
-    if ((wire = _PyDict_NewPresized(20)) == NULL) {
+    wire->millis = time_ns / 1000000;
+    /* What eventlog._engine.encoder._times_ns gives a record: logging's millisecond and the
+     * float's sub-millisecond part. */
+    wire->time_ns =
+        wire->millis * 1000000LL + (long long)(PyFloat_AS_DOUBLE(created) * 1e9) % 1000000LL;
+    wire->action = action;
+    wire->event = NULL;
+    wire->keys[0] = k_id;
+    wire->values[0] = NULL;
+    wire->n = 1;
+    if (put(wire, k_tstamp, PyLong_FromLongLong(wire->millis)) < 0 || set(wire, k_action, action) < 0 ||
+        set(wire, k_target, name) < 0 || set(wire, k_tgType, s_logger) < 0 ||
+        set(wire, k_level, level) < 0 || set(wire, k_levelName, level_name) < 0 ||
+        set(wire, k_message, rendered) < 0) {
         goto error;
     }
-    /* The id goes in last, when nothing can send the record back: no id is drawn in vain. */
-    if (PyDict_SetItem(wire, k_id, Py_None) < 0 ||
-        put(wire, k_tstamp, PyLong_FromLongLong(millis)) < 0 ||
-        PyDict_SetItem(wire, k_action, action) < 0 || PyDict_SetItem(wire, k_target, name) < 0 ||
-        PyDict_SetItem(wire, k_tgType, s_logger) < 0 || PyDict_SetItem(wire, k_level, level) < 0 ||
-        PyDict_SetItem(wire, k_levelName, level_name) < 0 ||
-        PyDict_SetItem(wire, k_message, rendered) < 0) {
-        goto error;
-    }
-    int done = put_extras(wire, attributes);
-    if (done <= 0) {
-        if (done < 0) {
-            goto error;
-        }
-        NOT_PLAIN;
-    }
+    STEP(put_extras(wire, attributes));
     if (with_context) {
-        done = put_context(wire, ctx);
-        if (done <= 0) {
-            if (done < 0) {
-                goto error;
-            }
-            NOT_PLAIN;
-        }
+        STEP(put_context(wire, ctx));
     }
-    {
-        /* wire.update(static), for a dict of a few keys */
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(stat, &pos, &key, &value)) {
-            if (PyDict_SetItem(wire, key, value) < 0) {
-                goto error;
-            }
-        }
+    if (put_static(wire, stat) < 0) {
+        goto error;
     }
-    if (thread != Py_None && PyDict_SetItem(wire, k_thread, thread) < 0) {
+    if (thread != Py_None && set(wire, k_thread, thread) < 0) {
         goto error;
     }
     PyObject *code_keys[3] = {k_codeFile, k_codeLine, k_codeFunc};
     PyObject *code_names[3] = {s_pathname, s_lineno, s_funcName};
     for (int i = 0; i < 3; i++) {
-        done = put_attr(wire, code_keys[i], attributes, code_names[i], i == 1);
-        if (done <= 0) {
-            if (done < 0) {
-                goto error;
-            }
-            NOT_PLAIN;
-        }
+        STEP(put_attr(wire, code_keys[i], attributes, code_names[i], i == 1));
     }
     if (ctx != g_empty) { /* whatever with_context says, as in Python */
-        done = put_trace(wire, ctx);
-        if (done <= 0) {
-            if (done < 0) {
-                goto error;
-            }
-            NOT_PLAIN;
-        }
+        STEP(put_trace(wire, ctx));
     }
-    if (put(wire, k_id, make_id(millis, node, next_seq)) < 0) {
-        goto error;
-    }
-    result = Py_NewRef(wire);
+    result = 1;
     goto cleanup;
 
 not_plain:
-    result = Py_NewRef(Py_None);
+    result = 0;
     goto cleanup;
 error:
-    result = NULL;
+    result = -1;
 cleanup:
     Py_XDECREF(levelname);
     Py_XDECREF(level);
@@ -581,7 +621,6 @@ cleanup:
     Py_XDECREF(created);
     Py_XDECREF(msecs);
     Py_XDECREF(rendered);
-    Py_XDECREF(wire);
     Py_XDECREF(attributes);
     Py_XDECREF(exc);
     return result;
@@ -590,7 +629,7 @@ cleanup:
 }
 
 
-/* ---- Events (log_event): the same dict as eventlog._records.wire.to_wire with the static
+/* ---- Events (log_event): the same fields as eventlog._records.wire.to_wire with the static
  * fields and the context merged, for an Event whose values need no cleaning.  The Event's
  * __slots__ are read at their offsets, found once by setup(): no attribute lookup. */
 
@@ -618,10 +657,11 @@ plain_number(PyObject *value)
 }
 
 /* A copy of a dict whose keys are plain text and values plain numbers (or text, when
- * text_too): a new reference, Py_None (new reference) when not plain, NULL on error.
- * ``into`` (may be NULL) gets only the keys it does not have yet. */
+ * text_too), or the dict itself when ``share``: a new reference, Py_None (new reference)
+ * when not plain, NULL on error.  ``into`` (may be NULL) gets only the keys it does not
+ * have yet. */
 static PyObject *
-plain_map(PyObject *values, int text_too, PyObject *into)
+plain_map(PyObject *values, int text_too, PyObject *into, int share)
 {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
@@ -635,7 +675,7 @@ plain_map(PyObject *values, int text_too, PyObject *into)
         }
     }
     if (into == NULL) {
-        return PyDict_Copy(values);
+        return share ? Py_NewRef(values) : PyDict_Copy(values);
     }
     pos = 0;
     while (PyDict_Next(values, &pos, &key, &value)) {
@@ -654,37 +694,37 @@ whole_text(PyObject *value)
     return PyUnicode_CheckExact(value) && encodable(value);
 }
 
-/* The wire dict of one Event: a new reference, Py_None (new reference) when not plain,
- * NULL on error. */
-static PyObject *
-event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, PyObject *next_seq)
+/* The walk over one Event: its wire fields into ``wire`` (the id's value NULL when the
+ * Event has none yet).  1: done, 0: not plain, -1: error. */
+static int
+event_fields(Wire *wire, PyObject *event, PyObject *stat, int with_context)
 {
-    PyObject *wire = NULL, *extra = NULL;
+    PyObject *extra = NULL;
     PyObject *v;
     for (int i = 0; i < E_SLOTS; i++) {
         if (SLOT(event, i) == NULL) {
-            Py_RETURN_NONE; /* an unset slot: the Python path says what it is */
+            return 0; /* an unset slot: the Python path says what it is */
         }
     }
     /* What the static enrichers would set is merged from ``stat``; an Event with its own
      * goes the Python way. */
     if (SLOT(event, E_SITE) != Py_None || SLOT(event, E_CLUSTER) != Py_None ||
         SLOT(event, E_HOST) != Py_None || SLOT(event, E_PID) != Py_None) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *event_id = SLOT(event, E_ID);
     if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *time_obj = SLOT(event, E_TIME_NS);
     if (!PyLong_CheckExact(time_obj)) {
-        Py_RETURN_NONE;
+        return 0;
     }
     int overflow = 0;
     long long time_ns = PyLong_AsLongLongAndOverflow(time_obj, &overflow);
     if (overflow || (time_ns == -1 && PyErr_Occurred())) {
         PyErr_Clear();
-        Py_RETURN_NONE;
+        return 0;
     }
     long long millis = time_ns / 1000000;
     if (time_ns % 1000000 != 0 && time_ns < 0) {
@@ -692,30 +732,27 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
     }
     PyObject *ctx = SLOT(event, E_CONTEXT);
     if (!PyTuple_Check(ctx) || PyTuple_GET_SIZE(ctx) != 7) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *action = SLOT(event, E_ACTION);
     if (!plain(action, g_max_value)) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *target = SLOT(event, E_TARGET), *tg_type = SLOT(event, E_TG_TYPE);
     PyObject *message = SLOT(event, E_MESSAGE), *level = SLOT(event, E_LEVEL);
     if ((target != Py_None && !plain(target, g_max_value)) ||
         (tg_type != Py_None && !plain(tg_type, g_max_value)) ||
         (message != Py_None && !plain(message, g_max_message))) {
-        Py_RETURN_NONE;
+        return 0;
     }
     PyObject *level_name = NULL;
     if (level != Py_None) {
         if (!int64(level)) {
-            Py_RETURN_NONE;
+            return 0;
         }
         level_name = PyDict_GetItemWithError(g_level_names, level); /* borrowed */
         if (level_name == NULL) {
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            Py_RETURN_NONE; /* a level of its own name: the Python path */
+            return PyErr_Occurred() ? -1 : 0; /* a level of its own name: the Python path */
         }
     }
     /* The request values: the event's own, else (with the context enricher) the context's. */
@@ -725,7 +762,7 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
             people[i] = PyTuple_GET_ITEM(ctx, i);
         }
         if (people[i] != Py_None && !plain(people[i], g_max_value)) {
-            Py_RETURN_NONE;
+            return 0;
         }
     }
     PyObject *thread = SLOT(event, E_THREAD), *code_file = SLOT(event, E_CODE_FILE);
@@ -734,18 +771,21 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
     if ((thread != Py_None && !whole_text(thread)) || (code_file != Py_None && !whole_text(code_file)) ||
         (code_line != Py_None && !int64(code_line)) || (code_func != Py_None && !whole_text(code_func)) ||
         (exc_info != Py_None && !whole_text(exc_info))) {
-        Py_RETURN_NONE;
+        return 0;
     }
-    if ((wire = _PyDict_NewPresized(20)) == NULL) {
-        return NULL;
-    }
-    if (PyDict_SetItem(wire, k_id, event_id) < 0 || put(wire, k_tstamp, PyLong_FromLongLong(millis)) < 0 ||
-        PyDict_SetItem(wire, k_action, action) < 0 ||
-        (target != Py_None && PyDict_SetItem(wire, k_target, target) < 0) ||
-        (tg_type != Py_None && PyDict_SetItem(wire, k_tgType, tg_type) < 0) ||
+    wire->millis = millis;
+    wire->time_ns = time_ns;
+    wire->action = action;
+    wire->event = event;
+    wire->keys[0] = k_id;
+    wire->values[0] = event_id == Py_None ? NULL : Py_NewRef(event_id);
+    wire->n = 1;
+    if (put(wire, k_tstamp, PyLong_FromLongLong(millis)) < 0 || set(wire, k_action, action) < 0 ||
+        (target != Py_None && set(wire, k_target, target) < 0) ||
+        (tg_type != Py_None && set(wire, k_tgType, tg_type) < 0) ||
         (level_name != NULL &&
-         (PyDict_SetItem(wire, k_level, level) < 0 || PyDict_SetItem(wire, k_levelName, level_name) < 0)) ||
-        (message != Py_None && PyDict_SetItem(wire, k_message, message) < 0)) {
+         (set(wire, k_level, level) < 0 || set(wire, k_levelName, level_name) < 0)) ||
+        (message != Py_None && set(wire, k_message, message) < 0)) {
         goto error;
     }
     /* tags, metrics, fields (the context's fields after the event's own), as put_extras. */
@@ -760,19 +800,19 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
                 goto not_plain;
             }
         }
-        if (n > 0 && put(wire, k_tags, PyList_GetSlice(v, 0, n)) < 0) {
+        if (n > 0 && put(wire, k_tags, wire->share ? Py_NewRef(v) : PyList_GetSlice(v, 0, n)) < 0) {
             goto error;
         }
     }
     v = SLOT(event, E_METRICS);
     if (v != Py_None) {
-        if ((extra = plain_map(v, 0, NULL)) == NULL) {
+        if ((extra = plain_map(v, 0, NULL, wire->share)) == NULL) {
             goto error;
         }
         if (extra == Py_None) {
             goto not_plain;
         }
-        if (PyDict_GET_SIZE(extra) > 0 && PyDict_SetItem(wire, k_metrics, extra) < 0) {
+        if (PyDict_GET_SIZE(extra) > 0 && set(wire, k_metrics, extra) < 0) {
             goto error;
         }
         Py_CLEAR(extra);
@@ -781,7 +821,8 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
     PyObject *ctx_fields = with_context ? PyTuple_GET_ITEM(ctx, 6) : Py_None;
     if (v != Py_None || ctx_fields != Py_None) {
         if (v != Py_None) {
-            extra = plain_map(v, 1, NULL);
+            /* Merged with the context's: a dict of its own. */
+            extra = plain_map(v, 1, NULL, wire->share && ctx_fields == Py_None);
         }
         else {
             extra = PyDict_New();
@@ -793,7 +834,7 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
             goto not_plain;
         }
         if (ctx_fields != Py_None) {
-            PyObject *merged = plain_map(ctx_fields, 1, extra);
+            PyObject *merged = plain_map(ctx_fields, 1, extra, 0);
             if (merged == NULL) {
                 goto error;
             }
@@ -803,31 +844,25 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
                 goto not_plain;
             }
         }
-        if (PyDict_GET_SIZE(extra) > 0 && PyDict_SetItem(wire, k_fields, extra) < 0) {
+        if (PyDict_GET_SIZE(extra) > 0 && set(wire, k_fields, extra) < 0) {
             goto error;
         }
         Py_CLEAR(extra);
     }
     PyObject *people_keys[3] = {k_user, k_session, k_reqId};
     for (int i = 0; i < 3; i++) {
-        if (people[i] != Py_None && PyDict_SetItem(wire, people_keys[i], people[i]) < 0) {
+        if (people[i] != Py_None && set(wire, people_keys[i], people[i]) < 0) {
             goto error;
         }
     }
-    {
-        PyObject *key, *value;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(stat, &pos, &key, &value)) {
-            if (PyDict_SetItem(wire, key, value) < 0) {
-                goto error;
-            }
-        }
+    if (put_static(wire, stat) < 0) {
+        goto error;
     }
-    if ((thread != Py_None && PyDict_SetItem(wire, k_thread, thread) < 0) ||
-        (code_file != Py_None && PyDict_SetItem(wire, k_codeFile, code_file) < 0) ||
-        (code_line != Py_None && PyDict_SetItem(wire, k_codeLine, code_line) < 0) ||
-        (code_func != Py_None && PyDict_SetItem(wire, k_codeFunc, code_func) < 0) ||
-        (exc_info != Py_None && PyDict_SetItem(wire, k_exc_info, exc_info) < 0)) {
+    if ((thread != Py_None && set(wire, k_thread, thread) < 0) ||
+        (code_file != Py_None && set(wire, k_codeFile, code_file) < 0) ||
+        (code_line != Py_None && set(wire, k_codeLine, code_line) < 0) ||
+        (code_func != Py_None && set(wire, k_codeFunc, code_func) < 0) ||
+        (exc_info != Py_None && set(wire, k_exc_info, exc_info) < 0)) {
         goto error;
     }
     int done = put_trace(wire, ctx);
@@ -837,27 +872,46 @@ event_wire(PyObject *event, PyObject *stat, int with_context, const char *node, 
         }
         goto not_plain;
     }
-    if (event_id == Py_None) {
-        /* Drawn last, when nothing can send the event back; kept on the event as to_wire does. */
-        PyObject *made = make_id(millis, node, next_seq);
-        if (made == NULL) {
-            goto error;
-        }
-        Py_XSETREF(SLOT(event, E_ID), Py_NewRef(made));
-        if (put(wire, k_id, made) < 0) {
-            goto error;
-        }
-    }
-    return wire;
+    return 1;
 
 not_plain:
     Py_XDECREF(extra);
-    Py_DECREF(wire);
-    Py_RETURN_NONE;
+    return 0;
 error:
     Py_XDECREF(extra);
-    Py_XDECREF(wire);
-    return NULL;
+    return -1;
+}
+
+/* The wire fields of one queued item (a record tuple or an Event).  1, 0 or -1. */
+static int
+item_fields(Wire *wire, PyObject *item, PyObject *stat, int with_context)
+{
+    wire->n = 0;
+    int done = g_event_type != NULL && Py_IS_TYPE(item, g_event_type)
+                   ? event_fields(wire, item, stat, with_context)
+                   : record_fields(wire, item, stat, with_context);
+    if (done <= 0) {
+        wire_clear(wire);
+    }
+    return done;
+}
+
+/* The id of an item whose walk is done, drawn now (and kept on the Event, as to_wire does):
+ * its 32 chars into out.  -1 on error. */
+static int
+draw_id(Wire *wire, char *out, const char *node, PyObject *next_seq)
+{
+    if (write_id(out, wire->millis, node, next_seq) < 0) {
+        return -1;
+    }
+    if (wire->event != NULL) {
+        PyObject *made = PyUnicode_FromStringAndSize(out, 32);
+        if (made == NULL) {
+            return -1;
+        }
+        Py_XSETREF(SLOT(wire->event, E_ID), made);
+    }
+    return 0;
 }
 #undef SLOT
 
@@ -889,59 +943,572 @@ event_setup(PyObject *event_type)
     return 0;
 }
 
+/* The arguments wires() and lines() share.  0, or -1 with an error set. */
+static int
+batch_args(PyObject *const *args, int *with_context, const char **node)
+{
+    if (g_actions == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._wires.setup() was not called");
+        return -1;
+    }
+    if ((*with_context = PyObject_IsTrue(args[2])) < 0) {
+        return -1;
+    }
+    if (!PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "items must be a list and static a dict");
+        return -1;
+    }
+    Py_ssize_t node_len;
+    if ((*node = PyUnicode_AsUTF8AndSize(args[3], &node_len)) == NULL) {
+        return -1;
+    }
+    if (node_len != 12) {
+        PyErr_SetString(PyExc_ValueError, "node must be 12 hex digits");
+        return -1;
+    }
+    return 0;
+}
+
+/* The wire dict of one item: a new reference, Py_None (new reference) when not plain. */
+static PyObject *
+one_wire(Wire *wire, PyObject *item, PyObject *stat, int with_context, const char *node,
+         PyObject *next_seq)
+{
+    int done = item_fields(wire, item, stat, with_context);
+    if (done <= 0) {
+        if (done < 0) {
+            PyErr_Clear(); /* an unexpected error (a hostile attribute ...): the Python path decides */
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *dict = NULL;
+    if (wire->values[0] == NULL) {
+        char id[32];
+        if (draw_id(wire, id, node, next_seq) < 0 ||
+            (wire->values[0] = PyUnicode_FromStringAndSize(id, 32)) == NULL) {
+            goto done;
+        }
+    }
+    /* Presized: no resize while it is filled. */
+    if ((dict = _PyDict_NewPresized(wire->n)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < wire->n; i++) {
+        if (PyDict_SetItem(dict, wire->keys[i], wire->values[i]) < 0) {
+            Py_CLEAR(dict);
+            break;
+        }
+    }
+done:
+    wire_clear(wire);
+    if (dict == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return dict;
+}
+
 static PyObject *
 wires(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    int with_context;
+    const char *node;
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "wires(items, static, with_context, node, next_seq)");
         return NULL;
     }
-    if (g_actions == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._wires.setup() was not called");
+    if (batch_args(args, &with_context, &node) < 0) {
         return NULL;
     }
     PyObject *items = args[0], *stat = args[1], *next_seq = args[4];
-    int with_context = PyObject_IsTrue(args[2]);
-    if (with_context < 0) {
-        return NULL;
-    }
-    if (!PyList_Check(items) || !PyDict_Check(stat)) {
-        PyErr_SetString(PyExc_TypeError, "items must be a list and static a dict");
-        return NULL;
-    }
-    Py_ssize_t node_len;
-    const char *node = PyUnicode_AsUTF8AndSize(args[3], &node_len);
-    if (node == NULL) {
-        return NULL;
-    }
-    if (node_len != 12) {
-        PyErr_SetString(PyExc_ValueError, "node must be 12 hex digits");
-        return NULL;
-    }
     Py_ssize_t n = PyList_GET_SIZE(items);
     PyObject *out = PyList_New(n);
     if (out == NULL) {
         return NULL;
     }
+    Wire wire;
+    wire.n = 0;
+    wire.share = 0;
     Py_ssize_t holes = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         /* Held for the call: a hostile __bool__ (exc_info) must not free it under us. */
         PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
-        PyObject *wire = g_event_type != NULL && Py_IS_TYPE(item, g_event_type)
-                             ? event_wire(item, stat, with_context, node, next_seq)
-                             : one_wire(item, stat, with_context, node, next_seq);
+        PyObject *dict = one_wire(&wire, item, stat, with_context, node, next_seq);
         Py_DECREF(item);
-        if (wire == NULL) {
-            /* An unexpected error (a hostile attribute ...): the Python path decides. */
-            PyErr_Clear();
-            wire = Py_NewRef(Py_None);
-        }
-        if (wire == Py_None) {
+        if (dict == Py_None) {
             holes++;
         }
-        PyList_SET_ITEM(out, i, wire);
+        PyList_SET_ITEM(out, i, dict);
     }
     return Py_BuildValue("(Nn)", out, holes);
+}
+
+/* ---- JSON lines, byte for byte what orjson.dumps(wire, option=OPT_APPEND_NEWLINE) writes
+ * for the wire dict (eventlog._builtin.formats.dumps_line): keys in wire order, no spaces,
+ * text as UTF-8 with only '"', '\\' and control characters escaped.  A value this writer
+ * does not take (a float Python writes with an exponent, a type it does not know) sends the
+ * item back, and the dict path formats it. */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int
+grow(Buffer *b, Py_ssize_t extra)
+{
+    Py_ssize_t cap = b->cap * 2;
+    if (cap < b->len + extra) {
+        cap = b->len + extra + 4096;
+    }
+    char *data = PyMem_Realloc(b->data, cap);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int
+reserve(Buffer *b, Py_ssize_t extra)
+{
+    return b->len + extra <= b->cap ? 0 : grow(b, extra);
+}
+
+static inline int
+write_raw(Buffer *b, const char *text, Py_ssize_t size)
+{
+    if (reserve(b, size) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->len, text, size);
+    b->len += size;
+    return 0;
+}
+
+/* 1 for the bytes a JSON string escapes: '"', '\\' and the control characters. */
+static unsigned char g_escaped[256];
+
+/* A JSON string: its UTF-8, with '"', '\\' and the control characters escaped as orjson
+ * does (\b \t \n \f \r, else \u00XX in lowercase hex).  Runs of bytes that need no
+ * escape are copied whole.  1: written, 0: not plain, -1: error. */
+static int
+write_text(Buffer *b, PyObject *text)
+{
+    static const char digits[] = "0123456789abcdef";
+    const char *utf8;
+    Py_ssize_t size;
+    if (!PyUnicode_CheckExact(text)) {
+        return 0;
+    }
+    if (PyUnicode_IS_ASCII(text)) {
+        utf8 = (const char *)PyUnicode_1BYTE_DATA(text);
+        size = PyUnicode_GET_LENGTH(text);
+    }
+    else if ((utf8 = PyUnicode_AsUTF8AndSize(text, &size)) == NULL) {
+        PyErr_Clear(); /* lone surrogates: the Python path escapes them, counted */
+        return 0;
+    }
+    if (reserve(b, size * 6 + 2) < 0) {
+        return -1;
+    }
+    char *out = b->data + b->len;
+    *out++ = '"';
+    Py_ssize_t i = 0;
+    while (i < size) {
+        Py_ssize_t run = i;
+        while (run < size && !g_escaped[(unsigned char)utf8[run]]) {
+            run++;
+        }
+        memcpy(out, utf8 + i, run - i);
+        out += run - i;
+        if (run == size) {
+            break;
+        }
+        unsigned char c = (unsigned char)utf8[run];
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = digits[c >> 4];
+            *out++ = digits[c & 0xF];
+        }
+        i = run + 1;
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 1;
+}
+
+/* The wire names as JSON (`"name":`), made by setup(): a key is written by one memcpy.
+ * Found by the str's address, which setup()'s names keep alive. */
+#define KEY_SLOTS 64
+static struct {
+    PyObject *key;
+    Py_ssize_t len;
+    char text[64];
+} g_key_text[KEY_SLOTS];
+
+static inline Py_ssize_t
+key_slot(PyObject *key)
+{
+    return (Py_ssize_t)(((uintptr_t)key >> 4) % KEY_SLOTS);
+}
+
+/* A key and its colon.  1: written, 0: not plain, -1: error. */
+static int
+write_key(Buffer *b, PyObject *key)
+{
+    Py_ssize_t slot = key_slot(key);
+    if (g_key_text[slot].key == key) {
+        return write_raw(b, g_key_text[slot].text, g_key_text[slot].len) < 0 ? -1 : 1;
+    }
+    int done = write_text(b, key);
+    if (done <= 0) {
+        return done;
+    }
+    return write_raw(b, ":", 1) < 0 ? -1 : 1;
+}
+
+/* Fills g_key_text for the wire names (after setup() set them).  -1 on error. */
+static int
+key_texts(PyObject **const *names, size_t count)
+{
+    memset(g_key_text, 0, sizeof(g_key_text));
+    for (int c = 0; c < 256; c++) {
+        g_escaped[c] = c < 0x20 || c == '"' || c == '\\';
+    }
+    for (size_t i = 0; i < count; i++) {
+        PyObject *key = *names[i];
+        Buffer b = {NULL, 0, 0};
+        if (write_key(&b, key) < 0) {
+            PyMem_Free(b.data);
+            return -1;
+        }
+        Py_ssize_t slot = key_slot(key);
+        if (g_key_text[slot].key == NULL && b.len <= (Py_ssize_t)sizeof(g_key_text[slot].text)) {
+            g_key_text[slot].key = key; /* a collision: that one is written the long way */
+            g_key_text[slot].len = b.len;
+            memcpy(g_key_text[slot].text, b.data, b.len);
+        }
+        PyMem_Free(b.data);
+    }
+    return 0;
+}
+
+/* A finite float as orjson writes it: Python's repr() (the same shortest digits), but a
+ * small exponent as orjson has it: 1e-05 is 0.00001, 1.5e-07 is 1.5e-7 (a test holds the
+ * two equal over all floats).  1: written, -1: error. */
+static int
+write_float(Buffer *b, double d)
+{
+    char *repr = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (repr == NULL) {
+        return -1;
+    }
+    char text[40];
+    Py_ssize_t size = 0;
+    const char *e = strchr(repr, 'e');
+    if (e == NULL || e[1] == '+') {
+        size = (Py_ssize_t)strlen(repr);
+        memcpy(text, repr, size);
+    }
+    else {
+        const char *exponent = e + 2;
+        while (*exponent == '0') {
+            exponent++;
+        }
+        if (strcmp(exponent, "5") == 0) { /* [-]d[.ddd]e-05 -> [-]0.0000d[ddd] */
+            const char *p = repr;
+            if (*p == '-') {
+                text[size++] = *p++;
+            }
+            memcpy(text + size, "0.0000", 6);
+            size += 6;
+            for (; p < e; p++) {
+                if (*p != '.') {
+                    text[size++] = *p;
+                }
+            }
+        }
+        else { /* [-]d[.ddd]e-0k -> [-]d[.ddd]e-k */
+            size = e - repr;
+            memcpy(text, repr, size);
+            text[size++] = 'e';
+            text[size++] = '-';
+            Py_ssize_t digits = (Py_ssize_t)strlen(exponent);
+            memcpy(text + size, exponent, digits);
+            size += digits;
+        }
+    }
+    PyMem_Free(repr);
+    return write_raw(b, text, size) < 0 ? -1 : 1;
+}
+
+/* A number: an exact int within int64, or a finite float.  1: written, 0: not plain,
+ * -1: error. */
+static int
+write_number(Buffer *b, PyObject *value)
+{
+    char text[32];
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (n == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        char *end = text + sizeof(text), *p = end;
+        unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (n < 0) {
+            *--p = '-';
+        }
+        return write_raw(b, p, end - p) < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) {
+        return write_float(b, PyFloat_AS_DOUBLE(value));
+    }
+    return 0;
+}
+
+/* One wire value: text, a number, a list of text (tags) or a map of text to text or numbers
+ * (fields, metrics).  1, 0 or -1. */
+static int
+write_value(Buffer *b, PyObject *value)
+{
+    int done;
+    if (PyUnicode_CheckExact(value)) {
+        return write_text(b, value);
+    }
+    if (PyDict_CheckExact(value)) {
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        char sep = '{';
+        while (PyDict_Next(value, &pos, &key, &item)) {
+            if (write_raw(b, &sep, 1) < 0) {
+                return -1;
+            }
+            sep = ',';
+            if ((done = write_key(b, key)) <= 0) {
+                return done;
+            }
+            done = PyUnicode_CheckExact(item) ? write_text(b, item) : write_number(b, item);
+            if (done <= 0) {
+                return done;
+            }
+        }
+        return write_raw(b, sep == '{' ? "{}" : "}", sep == '{' ? 2 : 1) < 0 ? -1 : 1;
+    }
+    if (PyList_CheckExact(value)) {
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (write_raw(b, "[", 1) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if ((i > 0 && write_raw(b, ",", 1) < 0)) {
+                return -1;
+            }
+            if ((done = write_text(b, PyList_GET_ITEM(value, i))) <= 0) {
+                return done;
+            }
+        }
+        return write_raw(b, "]", 1) < 0 ? -1 : 1;
+    }
+    return write_number(b, value);
+}
+
+/* floor(a / b) for b > 0, as Python's //. */
+static inline long long
+floor_div(long long a, long long b)
+{
+    return a / b - (a % b != 0 && a < 0);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 chars) of milliseconds since the epoch, as
+ * eventlog._builtin.formats.iso_millis writes it (days to a civil date: H. Hinnant's).
+ * An Event's time is within int64 ns (1677 to 2262), inside the years iso_millis clamps to. */
+static void
+iso_millis(char *out, long long millis)
+{
+    long long seconds = floor_div(millis, 1000), days = floor_div(seconds, 86400);
+    long long rest = seconds - days * 86400, z = days + 719468;
+    long long era = floor_div(z, 146097), doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = yoe + era * 400 + (month <= 2);
+    long long parts[7] = {year, month, day, rest / 3600, rest / 60 % 60, rest % 60, millis - seconds * 1000};
+    int widths[7] = {4, 2, 2, 2, 2, 2, 3};
+    const char *after = "--T::.Z";
+    for (int i = 0; i < 7; i++) {
+        for (int j = widths[i] - 1; j >= 0; j--) {
+            out[j] = (char)('0' + parts[i] % 10);
+            parts[i] /= 10;
+        }
+        out += widths[i];
+        *out++ = after[i];
+    }
+}
+
+/* One event as a JSON line at the end of ``b`` (Logstash's two keys first when ``stamp``).
+ * A drawn id's 32 chars go to ``drawn`` too.  1: written, 0: not plain (``b`` as it was,
+ * no id drawn), -1: error. */
+static int
+write_line(Buffer *b, Wire *wire, PyObject *stamp, const char *node, PyObject *next_seq, char *drawn)
+{
+    Py_ssize_t start = b->len, id_at = -1;
+    int done = 1;
+    if (stamp != NULL) {
+        /* {"@timestamp":"<iso>","@version":"1", */
+        char iso[24];
+        iso_millis(iso, wire->millis);
+        if (write_raw(b, "{", 1) < 0 || write_text(b, PyTuple_GET_ITEM(stamp, 0)) <= 0 ||
+            write_raw(b, ":\"", 2) < 0 || write_raw(b, iso, 24) < 0 || write_raw(b, "\",", 2) < 0 ||
+            write_text(b, PyTuple_GET_ITEM(stamp, 1)) <= 0 || write_raw(b, ":", 1) < 0 ||
+            write_text(b, PyTuple_GET_ITEM(stamp, 2)) <= 0 || write_raw(b, ",", 1) < 0) {
+            goto failed;
+        }
+    }
+    else if (write_raw(b, "{", 1) < 0) {
+        goto failed;
+    }
+    for (Py_ssize_t i = 0; i < wire->n; i++) {
+        if ((i > 0 && write_raw(b, ",", 1) < 0) || write_key(b, wire->keys[i]) <= 0) {
+            goto failed;
+        }
+        if (wire->values[i] == NULL) { /* the id, drawn when the rest is written */
+            if (write_raw(b, "\"", 1) < 0 || reserve(b, 33) < 0) {
+                goto failed;
+            }
+            id_at = b->len;
+            b->len += 32;
+            b->data[b->len++] = '"';
+            continue;
+        }
+        if ((done = write_value(b, wire->values[i])) <= 0) {
+            goto failed;
+        }
+    }
+    if (write_raw(b, "}\n", 2) < 0) {
+        goto failed;
+    }
+    if (id_at >= 0) {
+        if (draw_id(wire, drawn, node, next_seq) < 0) {
+            goto failed;
+        }
+        memcpy(b->data + id_at, drawn, 32);
+    }
+    return 1;
+failed:
+    b->len = start;
+    if (done < 0 || PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+/* lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes)
+ *
+ * The JSON lines of the items, back to back, without a wire dict: ``ids``, ``actions`` and
+ * ``times`` are each event's Record fields (None for an item not written), ``holes`` the
+ * (index, offset in body) of each item the Python path must write, in order.  ``stamp`` is
+ * None, or Logstash's (timestamp key, version key, version). */
+static PyObject *
+lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int with_context;
+    const char *node;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "lines(items, static, with_context, node, next_seq, stamp)");
+        return NULL;
+    }
+    if (batch_args(args, &with_context, &node) < 0) {
+        return NULL;
+    }
+    PyObject *items = args[0], *stat = args[1], *next_seq = args[4], *stamp = args[5];
+    if (stamp == Py_None) {
+        stamp = NULL;
+    }
+    else if (!PyTuple_CheckExact(stamp) || PyTuple_GET_SIZE(stamp) != 3) {
+        PyErr_SetString(PyExc_TypeError, "stamp must be None or (timestamp key, version key, version)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *ids = PyList_New(n), *actions = PyList_New(n), *times = PyList_New(n);
+    PyObject *holes = PyList_New(0), *result = NULL;
+    Buffer b = {NULL, 0, 0};
+    Wire wire;
+    wire.n = 0;
+    wire.share = 1;
+    if (ids == NULL || actions == NULL || times == NULL || holes == NULL || reserve(&b, n * 400 + 64) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
+        char drawn[32];
+        int ok = item_fields(&wire, item, stat, with_context);
+        if (ok > 0) {
+            ok = write_line(&b, &wire, stamp, node, next_seq, drawn);
+        }
+        PyObject *id = NULL, *time = NULL;
+        if (ok > 0) {
+            id = wire.values[0] != NULL ? Py_NewRef(wire.values[0])
+                                        : PyUnicode_FromStringAndSize(drawn, 32);
+            time = PyLong_FromLongLong(wire.time_ns);
+            if (id == NULL || time == NULL) {
+                Py_XDECREF(id);
+                Py_XDECREF(time);
+                wire_clear(&wire);
+                Py_DECREF(item);
+                goto done;
+            }
+            PyList_SET_ITEM(ids, i, id);
+            PyList_SET_ITEM(actions, i, Py_NewRef(wire.action));
+            PyList_SET_ITEM(times, i, time);
+        }
+        wire_clear(&wire);
+        Py_DECREF(item);
+        if (ok <= 0) {
+            PyErr_Clear(); /* an unexpected error: the Python path decides */
+            PyList_SET_ITEM(ids, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(actions, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(times, i, Py_NewRef(Py_None));
+            PyObject *hole = Py_BuildValue("(nn)", i, b.len);
+            if (hole == NULL || PyList_Append(holes, hole) < 0) {
+                Py_XDECREF(hole);
+                goto done;
+            }
+            Py_DECREF(hole);
+        }
+    }
+    {
+        PyObject *body = PyBytes_FromStringAndSize(b.data, b.len);
+        if (body != NULL) {
+            result = Py_BuildValue("(NOOOO)", body, ids, actions, times, holes);
+        }
+    }
+done:
+    PyMem_Free(b.data);
+    Py_XDECREF(ids);
+    Py_XDECREF(actions);
+    Py_XDECREF(times);
+    Py_XDECREF(holes);
+    return result;
 }
 
 /* ---- The caller's side of Event(fields=..., metrics=...): a copy of a dict of str keys and
@@ -1051,7 +1618,8 @@ setup(PyObject *module, PyObject *args)
         {&k_user, "user"}, {&k_session, "session"}, {&k_reqId, "request_id"},
         {&k_thread, "thread"}, {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"},
         {&k_codeFunc, "code_func"}, {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"},
-        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"},
+        {&k_spanId, "span_id"}, {&k_traceFlags, "trace_flags"}, {&k_site, "site"},
+        {&k_cluster, "cluster"}, {&k_host, "host"}, {&k_pid, "pid"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         PyObject *wire = PyDict_GetItemString(wire_names, names[i].attr); /* borrowed */
@@ -1062,6 +1630,17 @@ setup(PyObject *module, PyObject *args)
         Py_INCREF(wire);
         PyUnicode_InternInPlace(&wire);
         Py_XSETREF(*names[i].slot, wire);
+    }
+    {
+        PyObject **const slots[] = {
+            &k_id, &k_tstamp, &k_action, &k_target, &k_tgType, &k_level, &k_levelName, &k_message,
+            &k_tags, &k_metrics, &k_fields, &k_user, &k_session, &k_reqId, &k_thread, &k_codeFile,
+            &k_codeLine, &k_codeFunc, &k_exc_info, &k_traceId, &k_spanId, &k_traceFlags,
+            &k_site, &k_cluster, &k_host, &k_pid,
+        };
+        if (key_texts(slots, sizeof(slots) / sizeof(slots[0])) < 0) {
+            return NULL;
+        }
     }
     if (event_type != NULL && event_type != Py_None && event_setup(event_type) < 0) {
         return NULL;
@@ -1082,9 +1661,37 @@ setup(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* json_number(value) -> bytes or None: write_number alone, for the test that holds it to orjson. */
+static PyObject *
+json_number(PyObject *module, PyObject *value)
+{
+    Buffer b = {NULL, 0, 0};
+    int done = write_number(&b, value);
+    PyObject *result = done < 0 ? NULL : done == 0 ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(b.data, b.len);
+    PyMem_Free(b.data);
+    return result;
+}
+
+/* iso_text(millis) -> str: iso_millis alone, for the test that holds it to the Python one. */
+static PyObject *
+iso_text(PyObject *module, PyObject *value)
+{
+    char text[24];
+    long long millis = PyLong_AsLongLong(value);
+    if (millis == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    iso_millis(text, millis);
+    return PyUnicode_FromStringAndSize(text, 24);
+}
+
 static PyMethodDef methods[] = {
+    {"iso_text", iso_text, METH_O, "iso_text(millis) -> the RFC 3339 text of an Event's millisecond"},
+    {"json_number", json_number, METH_O, "json_number(value) -> the JSON bytes of an int64 or finite float, or None"},
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
+    {"lines", (PyCFunction)(void (*)(void))lines, METH_FASTCALL,
+     "lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes)"},
     {"plain_copy", plain_copy, METH_O,
      "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
     {"text_bytes", text_bytes, METH_O,
