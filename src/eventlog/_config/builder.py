@@ -15,6 +15,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from eventlog._config.classes import check_spill
 from eventlog._config.config import Settings
 from eventlog._config.contracts import Formatter, PluginContext, Transport, batch_encoder
 from eventlog._config.registry import Registry
@@ -68,6 +69,7 @@ def build(
     """
     conversions = {} if conversions is None else conversions
     selection = select_plugins(settings, registry)  # every setting checked, or raises
+    check_spill(settings.overload_policy, settings.db)  # overload_policy spill needs the spool
     transport_name, transport_spec = selection.transport_name, selection.transport.spec
     format_name, formatter_reg = selection.format_name, selection.formatter
     formatter_options = settings.plugin_options(format_name, formatter_reg.spec.options)

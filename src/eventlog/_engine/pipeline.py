@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from eventlog._config.builder import build
-from eventlog._config.classes import check_spill
 from eventlog._config.config import Settings
 from eventlog._config.registry import Registry, get_registry
 from eventlog._core.diagnostics import Warnings
@@ -78,7 +77,6 @@ class Pipeline:
         self.stats = Stats()
         # Every setting checked, or raises; plugins count their conversions with the engine's.
         self._parts = parts = build(settings, registry, self.stats.converted)
-        check_spill(settings.overload_policy, settings.db)  # spill needs the spool
         self.formatter = parts.formatter
         self.transport_name, self.format_name = parts.transport_name, parts.format_name
         #: Enrichers run on the caller's thread, before the event is queued (part of the contract).
@@ -175,10 +173,7 @@ class Pipeline:
         self.worker.put(item)
 
     def submit_event(self, event: Event) -> None:
-        """Run caller-stage enrichers, then queue the event itself (handed over: not copied).
-
-        :func:`eventlog.log_event` hands over a snapshot of an Event the application keeps.
-        """
+        """Run caller-stage enrichers, then queue the event itself (log_event hands over a snapshot)."""
         if self.caller_enrichers:
             for enrich in self.caller_enrichers:
                 try:
