@@ -86,6 +86,12 @@ class FluentPeer:
         self.port = int(where.get("port", 0))
         return self
 
+    def diagnostics(self) -> str:
+        """What a failed assertion shows: the server's stderr (its tail) and what it received."""
+        errors = (self.root / "stderr.log").read_text(errors="replace")[-2000:]
+        alive = self.process is not None and self.process.poll() is None
+        return f"FluentServer alive={alive}, {len(self.entries())} entries; stderr: {errors or '(empty)'}"
+
     def entries(self) -> list[dict[str, Any]]:
         """Every entry received so far: {"tag", "time", "record"} dicts."""
         text = self.entries_file.read_text(encoding="utf-8")
