@@ -79,14 +79,7 @@ from eventlog._spool import sqlite as spool_module
 
 #: Rules and checks that hit a failure reported in issue 23 and not fixed on main yet.
 #: Each is off while it is listed here; remove the entry once its fix is merged.
-KNOWN: dict[str, str] = {
-    # Found by the long run of 7 Dec (02:59 UTC, at 30 s): memory mode, a peer that reads
-    # everything and writes garbage back; flush() True, sent counted, send errors none, and
-    # one event (F1123) never read by the peer.  Not analysed yet (the tcp transport's
-    # peer_closed() reads and drops what a peer writes; a reset on close would lose the last
-    # batch); the transport is not the fault work's to change.
-    "garbage_peer_arrival": "flush() True, one event never read by a peer that writes garbage",
-}
+KNOWN: dict[str, str] = {}
 
 _enable = os.environ.get("EVENTLOG_FAULTS_ENABLE", "")
 ENABLED: frozenset[str] = frozenset(
@@ -610,7 +603,7 @@ class FaultMachine(RuleBasedStateMachine):
         promised = [m for m, epoch in self.logged.items() if epoch == self.epoch]
         if not eventlog.flush(timeout):
             return
-        if self.peer_kind in ("up", "drip") or (self.peer_kind == "garbage" and on("garbage_peer_arrival")):
+        if self.peer_kind in ("up", "drip", "garbage"):
             self.check_arrived(promised)
 
     def received(self) -> dict[str, list[dict[str, Any]]]:

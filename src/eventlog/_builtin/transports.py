@@ -14,6 +14,7 @@ from eventlog._core.errors import ConfigurationError, ConnectError
 from eventlog._core.options import Option, parse_port, parse_str
 from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog.plugin.net import (
+    close_stream,
     connect_stream,
     peer_closed,
     send_all,
@@ -86,10 +87,7 @@ class StreamTransport(Transport):
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            close_stream(sock)
 
 
 class DatagramTransport(Transport):

@@ -20,6 +20,7 @@ Stream transports (TCP, TLS, Unix sockets)::
     if peer_closed(sock):  # before each send: the peer may have gone while we were idle
         ...
     send_all(sock, [payload], f"{host}:{port}")
+    close_stream(sock)  # not sock.close(): what was sent still arrives
 
 Datagram transports (UDP)::
 
@@ -62,6 +63,7 @@ from eventlog._core.options import Option, parse_bool, parse_path, parse_seconds
 __all__ = [
     "MAX_DATAGRAM_BYTES",
     "certificate_names",
+    "close_stream",
     "connect_stream",
     "describe_tls_error",
     "make_tls_context",
@@ -378,29 +380,56 @@ def peer_closed(sock: socket.socket) -> bool:
     Log receivers are not expected to write to us: what they wrote is read
     and dropped, so an EOF behind it is seen.  Checking before each send turns
     a silent loss (the first write after the peer closed succeeds locally)
-    into a reconnect.
+    into a reconnect.  Never waits.
     """
     try:
         readable, _, _ = select.select([sock], [], [], 0)
         if not readable:
             return False
-        if isinstance(sock, ssl.SSLSocket):
-            # Readable may only mean TLS records (TLS 1.3 session tickets): read without blocking.
-            timeout = sock.gettimeout()
-            sock.setblocking(False)
-            try:
-                return sock.recv(1) == b""
-            except ssl.SSLWantReadError:
-                return False
-            finally:
-                sock.settimeout(timeout)
-        # Bytes a peer wrote (a banner, an error line) are not ours to read, and an EOF
-        # may wait behind them: drop what is there, a bounded amount, and look again.
-        return any(sock.recv(65536, socket.MSG_DONTWAIT) == b"" for _ in range(_PEER_BYTES_READS))
-    except BlockingIOError:
-        return False  # nothing more to read: the peer is still there
+        # Readable may only mean TLS records (TLS 1.3 session tickets), and bytes a peer
+        # wrote (a banner, an error line) are not ours to read: an EOF may wait behind them.
+        return _drain(sock)
     except (OSError, ValueError):
         return True
+
+
+def close_stream(sock: socket.socket) -> None:
+    """Close a stream connection so that what was sent on it still arrives.
+
+    Closing a socket with bytes the peer wrote still unread resets the
+    connection (RFC 2525), and the kernel then discards what it had not put on
+    the wire yet, though ``send`` had returned: events counted as sent are
+    lost.  Those bytes (a banner, an error line) are read and dropped first, a
+    bounded amount, so the close is an orderly one (FIN after the data).
+    """
+    try:
+        _drain(sock)
+    except (OSError, ValueError):
+        pass  # reset already: nothing to save
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _drain(sock: socket.socket) -> bool:
+    """Read and drop what the peer wrote, a bounded amount, without waiting; True at its EOF.
+
+    Non-blocking for the reads, not ``MSG_DONTWAIT``: on a socket with a timeout Python
+    waits for data up to that timeout before it reads, whatever the flags (a peer that had
+    written once then made every send wait the send timeout, and look closed).
+    """
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        for _ in range(_PEER_BYTES_READS):
+            if sock.recv(65536) == b"":
+                return True
+    except (BlockingIOError, ssl.SSLWantReadError):
+        pass  # nothing more to read: the peer is still there
+    finally:
+        sock.settimeout(timeout)
+    return False
 
 
 def send_all(sock: socket.socket, chunks: Sequence[bytes], address: str) -> None:
