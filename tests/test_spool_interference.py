@@ -347,3 +347,51 @@ def test_opening_the_spool_again_keeps_this_processs_lock_on_it(db: Path) -> Non
     finally:
         second.close()
         first.close()
+
+
+def _owners(db: Path) -> list[str | None]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return [row[0] for row in conn.execute("SELECT owner FROM batches ORDER BY seq")]
+
+
+def test_flush_waits_for_this_processs_events_in_rows_a_dead_child_had_claimed(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From reading (issue 23): rows a pipeline handed back (shutdown, configure() again)
+    # are free, and a forked child's pipeline may claim them and die before sending them.
+    # flush() in the parent then returned True while its own events waited in those rows
+    # for the next dead-owner check (once a second, here never again).
+    monkeypatch.setattr(spool_module, "HOUSEKEEPING_SECONDS", 3600.0)
+    port = free_port()
+    pipeline = _configure(port, db, shutdown_timeout=0.2)  # nothing listens yet: rows stay
+    old = _log("old", 20)
+    _wait(lambda: len(_ids_in_spool(db)) == 20)
+    eventlog.shutdown(0.2)  # hands the rows back: free
+    if pipeline.worker.thread is not None:
+        pipeline.worker.thread.join(10)
+    assert set(_owners(db)) == {None}
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: claim the free rows, then die without sending them
+        code = 1
+        try:
+            _configure(port, db)  # its worker drains at start: it claims the free rows
+            wait_until(lambda: None not in _owners(db), 30)
+            os.write(ready_w, b"1")
+            os.read(go_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.read(ready_r, 1) == b"1"
+    _configure(port, db)  # its dead-owner check at start finds the child alive
+    os.write(go_w, b"1")
+    _, status = os.waitpid(pid, 0)  # the child is gone (it never reached a peer): its rows are nobody's
+    assert os.waitstatus_to_exitcode(status) == 0
+    with LineReceiver(port=port) as receiver:
+        new = _log("new", 5)
+        assert eventlog.flush(10)
+        receiver.wait_for(25, timeout=10)  # what was sent is read (bounded: what was not, never is)
+        assert Counter(e["id"] for e in receiver.events()) == Counter(old + new)
+        eventlog.shutdown(1)
+    assert _ids_in_spool(db) == []

@@ -516,9 +516,8 @@ class _Upkeep(_Connection):
             self._recent.pop(seq, None)
             self._own.pop(seq, None)
 
-    def _housekeeping(self, conn: sqlite3.Connection) -> None:
-        """Reclaim rows of dead processes, evict by age, hand free pages back."""
-        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+    def _free_dead(self, conn: sqlite3.Connection) -> bool:
+        """Free the rows of dead owners; True when free rows this instance may claim may exist."""
         owners = [
             row[0]
             for row in conn.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL").fetchall()
@@ -536,6 +535,23 @@ class _Upkeep(_Connection):
         if dead:
             with _transaction(conn):
                 conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
+        return self._maybe_free
+
+    def reclaim(self) -> bool:
+        """Free the rows of dead owners now, not at the next housekeeping; True if some may be ours.
+
+        For a flush that found nothing left to send: a forked child may have claimed
+        rows this process handed back (its events) and died before sending them.
+        """
+        try:
+            return self._locked("take over the rows of dead processes", self._free_dead)
+        except SpoolUnavailable:
+            return False
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Reclaim rows of dead processes, evict by age, hand free pages back."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        self._free_dead(conn)
         if self.max_age:
             cutoff = time.time() - self.max_age
             in_flight = {seq for seq, _, _ in self._batch_rows}
