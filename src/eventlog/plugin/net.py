@@ -47,11 +47,14 @@ from __future__ import annotations
 # its module lock held in the child, where every host name then fails as "unknown encoding".
 import encodings.idna  # noqa: F401
 import errno
+import fcntl
 import ipaddress
 import re
 import select
 import socket
 import ssl
+import struct
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -393,23 +396,50 @@ def peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-def close_stream(sock: socket.socket) -> None:
+def close_stream(sock: socket.socket, linger: float = 2.0) -> None:
     """Close a stream connection so that what was sent on it still arrives.
 
     Closing a socket with bytes the peer wrote still unread resets the
     connection (RFC 2525), and the kernel then discards what it had not put on
     the wire yet, though ``send`` had returned: events counted as sent are
-    lost.  Those bytes (a banner, an error line) are read and dropped first, a
-    bounded amount, so the close is an orderly one (FIN after the data).
+    lost.  So what the peer wrote is read and dropped first; a peer that keeps
+    writing gets a lingering close, as web servers do: our side is shut
+    (FIN after the data), and its bytes are read and dropped until it has
+    taken in all of ours, it closes, or ``linger`` seconds passed.  A peer
+    that writes nothing is closed at once (the kernel still delivers the rest).
     """
     try:
-        _drain(sock)
+        if _drain(sock) or (sock not in _peer_wrote and not select.select([sock], [], [], 0)[0]):
+            sock.close()  # the peer closed already, or it never writes: nothing to reset on
+            return
+        sock.shutdown(socket.SHUT_WR)
+        end = time.monotonic() + linger
+        while _unsent(sock) and time.monotonic() < end:
+            select.select([sock], [], [], min(0.05, max(0.0, end - time.monotonic())))
+            if _drain(sock):
+                break  # the peer closed: nothing more to wait for
+        _drain(sock)  # the peer's last bytes: once ours are in, a reset costs nothing
     except (OSError, ValueError):
         pass  # reset already: nothing to save
     try:
         sock.close()
     except OSError:
         pass
+
+
+def _unsent(sock: socket.socket) -> int:
+    """Bytes of ours the peer's kernel has not acknowledged yet (Linux's SIOCOUTQ; else 0)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0])
+    except (OSError, ValueError, AttributeError):
+        return 0  # not known here: close after the first drain, as before
+
+
+#: Connections whose peer wrote to us: it may write again just as we close (see close_stream).
+_peer_wrote: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+#: Linux's SIOCOUTQ (TIOCOUTQ): bytes in a socket's send queue not yet acknowledged.
+_SIOCOUTQ = 0x5411
 
 
 def _drain(sock: socket.socket) -> bool:
@@ -425,6 +455,7 @@ def _drain(sock: socket.socket) -> bool:
         for _ in range(_PEER_BYTES_READS):
             if sock.recv(65536) == b"":
                 return True
+            _peer_wrote.add(sock)
     except (BlockingIOError, ssl.SSLWantReadError):
         pass  # nothing more to read: the peer is still there
     finally:
