@@ -448,6 +448,7 @@ class FaultMachine(RuleBasedStateMachine):
         self.carts: dict[str, str] = {}  # marker -> the cart's text at the call
         self.old_spools: list[str] = []  # spool files of earlier pipelines (reconfigure)
         self.stranded = 0  # events in spool files removed while no pipeline had them open
+        self.moved: list[str] = []  # spool files moved away (their rows still count as waiting)
         app_code_in_worker.clear()
 
     # ------------------------------------------------------------ set-up and teardown
@@ -747,23 +748,27 @@ class FaultMachine(RuleBasedStateMachine):
     @rule(how=st.sampled_from(["delete", "move"]))
     def remove_spool(self, how: str) -> None:
         assert self.db is not None
-        # A file at the path that this process does not have open (a forked child made it
-        # after an earlier removal, then exited): nobody will carry its rows, which go with it.
         spool = self.pipeline._spool
-        try:
-            st = os.stat(self.db)
-        except FileNotFoundError:
-            pass
-        else:
-            if (st.st_dev, st.st_ino) != getattr(spool, "_file_id", None):
-                self.stranded += _rows_in(self.db)
+        if how == "delete" and not (
+            spool is not None and spool._conn is not None and _is_open_file(self.db, spool)
+        ):
+            # A file at the path that this process does not have open (a forked child made it
+            # after an earlier removal, then exited; or the spool is unavailable): nobody will
+            # carry its rows, which go with it.
+            self.stranded += _rows_in(self.db)
+        # Moved under a name of its own, WAL and shared memory with it (SQLite finds them by
+        # that name): its rows stay countable there (the ledger counts every moved file), and
+        # a second move never replaces the first one's file (which lost a retired pipeline's
+        # 39 events, counted nowhere: the 10-minute run of 7 Dec, 05:46 UTC).
+        target = f"{self.db}.moved{len(self.moved)}"
         for suffix in ("", "-wal", "-shm"):
-            path = self.db + suffix
             with contextlib.suppress(FileNotFoundError):
                 if how == "delete":
-                    os.remove(path)
+                    os.remove(self.db + suffix)
                 else:
-                    os.replace(path, f"{path}.moved")
+                    os.replace(self.db + suffix, target + suffix)
+        if how == "move" and os.path.exists(target):
+            self.moved.append(target)
 
     # ------------------------------------------------------------ reconfigure and fork
 
@@ -894,13 +899,22 @@ class FaultMachine(RuleBasedStateMachine):
             spool = self.pipeline._spool
             opened = spool is not None and spool._conn is not None
             spooled = (spool.depth() if opened else 0) + sum(map(_rows_in, self.old_spools))
-            # The file at the path when this process does not have it open: a forked child
-            # made it after the one this process has open was moved away, and spooled there
-            # (the 10-minute run of 7 Dec, 05:40 UTC: an idle parent, a child's 19 events in
-            # the new file, depth 0 in the moved one); or the spool is unavailable (its depth
-            # is then 0).  Its rows wait until this process opens that file and takes them.
-            if not (opened and _is_open_file(self.db, spool)):
-                spooled += _rows_in(self.db)
+            # Every row is in one file: the one this process has open (its depth, above), and
+            # every other file, counted once.  The file at the path when this process does not
+            # have it open: a forked child made it after the one this process has open was
+            # moved away, and spooled there (the 10-minute run of 7 Dec, 05:40 UTC: an idle
+            # parent, a child's 19 events in the new file, depth 0 in the moved one), or the
+            # spool is unavailable (its depth is then 0).  Moved files: their rows stay there
+            # unless a pipeline that has the file open carries them to the path.
+            seen = {getattr(spool, "_file_id", None)} if opened else set()
+            for path in (self.db, *self.moved):
+                try:
+                    st = os.stat(path)
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    spooled += _rows_in(path)
             accounted += spooled
             detail["spool"] = spooled
             detail["children"] = [vars(c) for c in self.children]
