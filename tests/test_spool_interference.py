@@ -395,3 +395,34 @@ def test_flush_waits_for_this_processs_events_in_rows_a_dead_child_had_claimed(
         assert Counter(e["id"] for e in receiver.events()) == Counter(old + new)
         eventlog.shutdown(1)
     assert _ids_in_spool(db) == []
+
+
+def test_a_spool_noticing_its_deleted_file_late_keeps_the_fresh_files_wal(db: Path) -> None:
+    # Found by the fault run: two pipelines of one process (configure() again while the old
+    # one drains) had the spool open when it was deleted with its -wal and -shm.  The new one
+    # noticed first and started the fresh file at the path; the old one, which had seen the
+    # path empty, then unlinked the "stale" -wal and -shm by name: the fresh file's.  Its own
+    # open failed with "disk I/O error", and its 60 rows stayed in the deleted file, lost.
+    from eventlog.plugin.testing import make_records
+
+    first = spool_module.SQLiteSpool(str(db), "json")
+    second = spool_module.SQLiteSpool(str(db), "json")
+    try:
+        old_rows = make_records(3, prefix="first")
+        first.add(old_rows)
+        old = first._conn
+        assert old is not None
+        for suffix in ("", "-wal", "-shm"):
+            os.remove(f"{db}{suffix}")
+        new_rows = make_records(4, prefix="second")
+        second.add(new_rows)  # notices first: a fresh file at the path, its rows in its WAL
+        assert second._file_id != first._file_id
+        with first._lock:
+            first._replace_file(old, "deleted")  # what first does, having seen the path empty
+        ids = sorted(r.id for r in old_rows + new_rows)
+        assert sorted(_ids_in_spool(db)) == ids  # every row, once, in the file at the path
+        assert sorted(r.id for r in second.pending(100)) == sorted(r.id for r in new_rows)
+        assert sorted(r.id for r in first.pending(100)) == sorted(r.id for r in old_rows)
+    finally:
+        first.close()
+        second.close()

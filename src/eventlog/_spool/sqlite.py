@@ -430,9 +430,15 @@ class _Connection:
             # this connection keeps them open.
             with contextlib.suppress(sqlite3.Error):
                 old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            for suffix in SQLITE_SIBLINGS:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path + suffix)
+            # Only while the path is still empty, under the lock that opening takes: another
+            # spool (a pipeline of this process, another process) may have noticed first and
+            # made the fresh file, and those names are then its live WAL and index (unlinked,
+            # its rows were lost and the open here failed with "disk I/O error").
+            with _path_lock(self.path):
+                if not os.path.lexists(self.path):
+                    for suffix in SQLITE_SIBLINGS:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(self.path + suffix)
         batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
         self._conn = None
         try:
