@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +141,57 @@ def test_warnings_are_logged_once_per_key_and_memory_is_bounded(caplog: pytest.L
         logger.removeHandler(keep)
     assert said == ["[p] a down", "[p] b down", "[p] c down", "[p] a down", "[p] c again"]
     assert Warnings().limit == diagnostics.MAX_KEYS
+
+
+class _SlowStream:
+    """A stream whose write holds its own lock until told to finish, as a buffered file does."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.writing = threading.Event()
+        self.finish = threading.Event()
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.writing.set()
+            self.finish.wait(10)
+
+    def flush(self) -> None:
+        with self.lock:
+            pass
+
+
+def test_a_fork_while_a_warning_is_written_leaves_the_child_a_usable_stream() -> None:
+    # Found by the fault run: a forked child hung in its first warning (shutdown's), in the
+    # stream's flush: a worker thread of the parent was writing a warning at the fork, and a
+    # buffered stream's lock stays held in the child for ever (logging renews only its own
+    # locks).  The fork now waits until eventlog's handler has finished its write.
+    stream = _SlowStream()
+    old = diagnostics._stderr.setStream(stream)  # type: ignore[arg-type]
+    try:
+        writer = threading.Thread(target=lambda: logging.getLogger("eventlog.test").warning("parent"))
+        writer.start()
+        assert stream.writing.wait(10)
+        threading.Timer(0.2, stream.finish.set).start()  # the write ends on its own, a little later
+        pid = os.fork()
+        if pid == 0:  # the child: one warning, then exit
+            code = 1
+            try:
+                logging.getLogger("eventlog.test").warning("child")
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 20
+        status = None
+        while status is None and time.monotonic() < deadline:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            status = os.waitstatus_to_exitcode(raw) if done else None
+            time.sleep(0.01)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert status == 0, "the child hung in its first warning"
+        writer.join(10)
+    finally:
+        stream.finish.set()
+        diagnostics._stderr.setStream(old)

@@ -220,3 +220,91 @@ def test_a_peer_that_wrote_something_then_closed_is_seen_as_closed() -> None:
         transport.send(make_records(3))
         assert after.wait_for(3, timeout=10)
         transport.close()
+
+
+def test_a_peer_that_wrote_something_and_stays_is_not_taken_for_closed() -> None:
+    # Found by the fault run (a peer that writes garbage back): once its bytes were read,
+    # peer_closed() waited the whole send timeout for more (a recv with MSG_DONTWAIT still
+    # waits on a socket with a timeout) and then said "closed": every send waited, and
+    # the connection was dropped with a batch still on its way.
+    server = socket.create_server(("127.0.0.1", 0))
+    with server:
+        transport = StreamTransport(
+            "127.0.0.1", server.getsockname()[1], tls=None, connect_timeout=5, send_timeout=5
+        )
+        transport.open()
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"\x00\xff garbage \r\n{not json\n")
+            assert transport.sock is not None
+            assert transport.sock.recv(1, socket.MSG_PEEK)  # arrived
+            assert peer_closed(transport.sock) is False
+            records = make_records(3)
+            transport.send(records)  # on the same connection
+            transport.close()
+            got = _read_to_end(conn)
+    assert got == b"".join(record.payload for record in records)
+
+
+def test_closing_while_a_peer_writes_to_us_still_delivers_what_was_sent() -> None:
+    # Found by the fault run (a peer that writes garbage back while it reads slowly): close()
+    # with the peer's bytes unread makes the kernel reset the connection and discard what it
+    # had not put on the wire yet, though send() had returned: events counted as sent never
+    # arrived.  Reading what is there just before closing is not enough (more comes in
+    # between): the close lingers until the peer has taken in all of ours.
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # most of the batch waits with us
+    stop = threading.Event()
+    got = bytearray()
+
+    def write_garbage(conn: socket.socket) -> None:
+        while not stop.is_set():
+            try:
+                conn.send(b"\x00\xff garbage \r\n{not json\n" * 50)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def read_slowly(conn: socket.socket) -> None:
+        while True:
+            stop.wait(0.002)
+            try:
+                chunk = conn.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    with server:
+        transport = StreamTransport(
+            "127.0.0.1", server.getsockname()[1], tls=None, connect_timeout=5, send_timeout=5
+        )
+        transport.open()
+        conn, _ = server.accept()
+        conn.settimeout(0.05)
+        with conn:
+            writer = threading.Thread(target=write_garbage, args=(conn,))
+            writer.start()
+            records = make_records(1000, prefix="x" * 100)
+            transport.send(records)  # returns once the kernel took the bytes
+            reader = threading.Thread(target=read_slowly, args=(conn,))
+            reader.start()
+            transport.close()
+            reader.join(30)
+            stop.set()
+            writer.join(30)
+    assert bytes(got) == b"".join(record.payload for record in records)
+
+
+def _read_to_end(conn: socket.socket) -> bytes:
+    """Everything the peer's side reads until EOF (or a reset, which ends it short)."""
+    got = bytearray()
+    conn.settimeout(10)
+    with contextlib.suppress(OSError):
+        while chunk := conn.recv(65536):
+            got += chunk
+    return bytes(got)

@@ -324,6 +324,61 @@ def test_corrupt_spool_is_moved_aside_and_a_fresh_one_used(
     assert _rows(db) == []
 
 
+_HOLD = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA wal_autocheckpoint = 0")
+conn.execute("INSERT OR REPLACE INTO meta VALUES ('holder', '1')")
+print("ready", flush=True)
+sys.stdin.read()
+conn.close()
+"""
+
+
+def test_a_disk_io_error_at_open_leaves_a_healthy_spool_in_place_and_it_is_used_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the fault run: a live spool was moved aside as corrupt after SQLite's "disk
+    # I/O error", which a file's -wal deleted under another connection gives at open.  The
+    # file is healthy: it stays where it is, with its rows, and is used once it opens again.
+    db = tmp_path / "events.db"
+    port = free_port()
+    pipeline = _configure(port, db, shutdown_timeout=0.2)  # nothing listens yet: rows stay
+    old = _log("old", 300)
+    _stop(pipeline)
+    assert sorted(_rows(db)) == sorted(old)
+    # Another process's live connection, with frames in its WAL, which is then deleted.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+    os.remove(f"{db}-wal")
+    with (
+        contextlib.closing(sqlite3.connect(db)) as conn,
+        pytest.raises(sqlite3.OperationalError, match="disk I/O error"),
+    ):
+        conn.execute("PRAGMA quick_check").fetchall()  # reads every page
+
+    monkeypatch.setattr(spool_module, "RETRY_SECONDS", 0)
+    receiver = LineReceiver(port=port)
+    pipeline = _configure(port, db)
+    new = _log("new", 5)
+    assert eventlog.flush(10)
+    assert sorted(_received(receiver, 5)) == sorted(new)  # from memory meanwhile
+    assert pipeline.stats.spool_fallback == {"io_error": 5}
+    assert list(tmp_path.glob("events.db.corrupt-*")) == []  # not moved aside
+    holder.communicate(b"")  # it closes its connection and exits
+    assert sorted(_rows(db)) == sorted(old)  # the same file, its rows in place
+    # Once it opens again (tried at the next use a second later; here at once), its rows are sent.
+    more = _log("more", 5)
+    got = set(_received(receiver, 310))
+    assert got == old | new | more
+    assert pipeline.stats.dropped_by_reason() == {}
+    _stop(pipeline)
+    receiver.stop()
+    assert _rows(db) == []
+
+
 # ---------------------------------------------------------------- limits
 
 

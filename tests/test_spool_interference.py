@@ -347,3 +347,82 @@ def test_opening_the_spool_again_keeps_this_processs_lock_on_it(db: Path) -> Non
     finally:
         second.close()
         first.close()
+
+
+def _owners(db: Path) -> list[str | None]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return [row[0] for row in conn.execute("SELECT owner FROM batches ORDER BY seq")]
+
+
+def test_flush_waits_for_this_processs_events_in_rows_a_dead_child_had_claimed(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From reading (issue 23): rows a pipeline handed back (shutdown, configure() again)
+    # are free, and a forked child's pipeline may claim them and die before sending them.
+    # flush() in the parent then returned True while its own events waited in those rows
+    # for the next dead-owner check (once a second, here never again).
+    monkeypatch.setattr(spool_module, "HOUSEKEEPING_SECONDS", 3600.0)
+    port = free_port()
+    pipeline = _configure(port, db, shutdown_timeout=0.2)  # nothing listens yet: rows stay
+    old = _log("old", 20)
+    _wait(lambda: len(_ids_in_spool(db)) == 20)
+    eventlog.shutdown(0.2)  # hands the rows back: free
+    if pipeline.worker.thread is not None:
+        pipeline.worker.thread.join(10)
+    assert set(_owners(db)) == {None}
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: claim the free rows, then die without sending them
+        code = 1
+        try:
+            _configure(port, db)  # its worker drains at start: it claims the free rows
+            wait_until(lambda: None not in _owners(db), 30)
+            os.write(ready_w, b"1")
+            os.read(go_r, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.read(ready_r, 1) == b"1"
+    _configure(port, db)  # its dead-owner check at start finds the child alive
+    os.write(go_w, b"1")
+    _, status = os.waitpid(pid, 0)  # the child is gone (it never reached a peer): its rows are nobody's
+    assert os.waitstatus_to_exitcode(status) == 0
+    with LineReceiver(port=port) as receiver:
+        new = _log("new", 5)
+        assert eventlog.flush(10)
+        receiver.wait_for(25, timeout=10)  # what was sent is read (bounded: what was not, never is)
+        assert Counter(e["id"] for e in receiver.events()) == Counter(old + new)
+        eventlog.shutdown(1)
+    assert _ids_in_spool(db) == []
+
+
+def test_a_spool_noticing_its_deleted_file_late_keeps_the_fresh_files_wal(db: Path) -> None:
+    # Found by the fault run: two pipelines of one process (configure() again while the old
+    # one drains) had the spool open when it was deleted with its -wal and -shm.  The new one
+    # noticed first and started the fresh file at the path; the old one, which had seen the
+    # path empty, then unlinked the "stale" -wal and -shm by name: the fresh file's.  Its own
+    # open failed with "disk I/O error", and its 60 rows stayed in the deleted file, lost.
+    from eventlog.plugin.testing import make_records
+
+    first = spool_module.SQLiteSpool(str(db), "json")
+    second = spool_module.SQLiteSpool(str(db), "json")
+    try:
+        old_rows = make_records(3, prefix="first")
+        first.add(old_rows)
+        old = first._conn
+        assert old is not None
+        for suffix in ("", "-wal", "-shm"):
+            os.remove(f"{db}{suffix}")
+        new_rows = make_records(4, prefix="second")
+        second.add(new_rows)  # notices first: a fresh file at the path, its rows in its WAL
+        assert second._file_id != first._file_id
+        with first._lock:
+            first._replace_file(old, "deleted")  # what first does, having seen the path empty
+        ids = sorted(r.id for r in old_rows + new_rows)
+        assert sorted(_ids_in_spool(db)) == ids  # every row, once, in the file at the path
+        assert sorted(r.id for r in second.pending(100)) == sorted(r.id for r in new_rows)
+        assert sorted(r.id for r in first.pending(100)) == sorted(r.id for r in old_rows)
+    finally:
+        first.close()
+        second.close()

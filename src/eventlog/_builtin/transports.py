@@ -10,10 +10,11 @@ from typing import Any
 
 from eventlog._config.contracts import ALL_FRAMINGS, PluginContext, Transport, TransportSpec
 from eventlog._config.hookspecs import hookimpl
-from eventlog._core.errors import ConfigurationError, ConnectError
+from eventlog._core.errors import ConfigurationError, ConnectError, SendTimeout
 from eventlog._core.options import Option, parse_port, parse_str
 from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog.plugin.net import (
+    close_stream,
     connect_stream,
     peer_closed,
     send_all,
@@ -24,6 +25,8 @@ from eventlog.plugin.net import (
 
 #: Largest UDP payload over IPv4.
 MAX_DATAGRAM = 65_507
+#: How long closing a connection to a peer that writes to us waits for it to take our bytes in.
+CLOSE_LINGER = 2.0
 
 
 def _address(context: PluginContext, transport: str, default_port: int | None) -> tuple[str, int]:
@@ -87,9 +90,10 @@ class StreamTransport(Transport):
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
-                sock.close()
-            except OSError:
-                pass
+                linger = self.time_left(CLOSE_LINGER)
+            except SendTimeout:
+                linger = 0.0  # a shutdown's deadline passed: close at once
+            close_stream(sock, linger)
 
 
 class DatagramTransport(Transport):

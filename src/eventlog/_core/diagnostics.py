@@ -9,6 +9,7 @@ module, so every part of the library can report without importing the pipeline.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 #: The parent of eventlog's loggers.  It does not propagate, so an EventHandler on the
@@ -20,6 +21,11 @@ if not ROOT.handlers:
     _stderr.setFormatter(logging.Formatter("eventlog: %(levelname)s: %(message)s"))
     ROOT.addHandler(_stderr)
     ROOT.setLevel(logging.INFO)
+    # A fork while a worker thread writes a warning left the child a stream whose lock
+    # stays held for ever (logging renews its own locks in the child, not a buffered
+    # stream's): the child's first write hung.  The fork waits for that write to end.
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_stderr.acquire, after_in_parent=_stderr.release)
 
 log = logging.getLogger(__name__)
 

@@ -137,6 +137,7 @@ class SpoolDelivery:
         had nothing left, or cannot be used now); False at the shutdown
         deadline, or when a batch the spool refused waits to be sent.
         """
+        reclaimed = False
         while True:
             if time.monotonic() > self._deadline():
                 return False  # the rest stays in the spool for the next run
@@ -148,6 +149,12 @@ class SpoolDelivery:
                 # spool refused it; the rows already there wait until it recovers.
                 return True
             if not batch:
+                if self._accounts.markers and not reclaimed:
+                    # A flush waits: rows of this process's events may be held by a child that
+                    # claimed them and died; take them over now, not at the next check.
+                    reclaimed = True
+                    if self.spool.reclaim():
+                        continue
                 return not self.unspooled  # everything spooled was sent
             if not self._sender.send(batch, self._deadline, self._count_rows):
                 return False  # shutdown deadline: the rest stays in the spool

@@ -357,11 +357,11 @@ def _connect(path: str, synchronous: str, busy_ms: int = BUSY_TIMEOUT_MS) -> sql
                 check = [("ok",)]
                 conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
-            # Reading the header or a page failed: a damaged file, unless the
-            # cause is the file system or another process.
-            if isinstance(exc, sqlite3.OperationalError) and (
-                _classify(exc) != "io_error" or _filesystem_state(path) is not None
-            ):
+            # Only SQLite's word for a damaged file ("malformed", "not a database") moves
+            # it aside.  A "disk I/O error" is the system's, not the file's (its -wal or
+            # -shm deleted under a live connection, a failing read): the spool is
+            # unavailable for now and opened again later, never set aside while healthy.
+            if not _is_corruption(exc):
                 raise
             raise SpoolCorrupt(str(exc)) from None
         if check != [("ok",)]:

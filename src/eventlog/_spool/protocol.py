@@ -44,6 +44,10 @@ class Spool(Protocol):
     def watch(self) -> None:
         """Between send retries: notice (and repair) what happened to the storage meanwhile."""
 
+    def reclaim(self) -> bool:
+        """Take over the rows of dead owners now; True when there may be some to send."""
+        return False
+
     def close(self) -> None: ...
     def after_fork(self) -> None:
         """In a forked child: forget the parent's connection without closing it."""

@@ -432,9 +432,15 @@ class _Connection:
             # this connection keeps them open.
             with contextlib.suppress(sqlite3.Error):
                 old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            for suffix in SQLITE_SIBLINGS:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path + suffix)
+            # Only while the path is still empty, under the lock that opening takes: another
+            # spool (a pipeline of this process, another process) may have noticed first and
+            # made the fresh file, and those names are then its live WAL and index (unlinked,
+            # its rows were lost and the open here failed with "disk I/O error").
+            with _path_lock(self.path):
+                if not os.path.lexists(self.path):
+                    for suffix in SQLITE_SIBLINGS:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(self.path + suffix)
         batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
         self._conn = None
         try:
@@ -521,9 +527,8 @@ class _Upkeep(_Connection):
             self._recent.pop(seq, None)
             self._own.pop(seq, None)
 
-    def _housekeeping(self, conn: sqlite3.Connection) -> None:
-        """Reclaim rows of dead processes, evict by age, hand free pages back."""
-        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+    def _free_dead(self, conn: sqlite3.Connection) -> bool:
+        """Free the rows of dead owners; True when free rows this instance may claim may exist."""
         owners = [
             row[0]
             for row in conn.execute("SELECT DISTINCT owner FROM batches WHERE owner IS NOT NULL").fetchall()
@@ -541,6 +546,23 @@ class _Upkeep(_Connection):
         if dead:
             with _transaction(conn):
                 conn.executemany("UPDATE batches SET owner = NULL WHERE owner = ?", [(o,) for o in dead])
+        return self._maybe_free
+
+    def reclaim(self) -> bool:
+        """Free the rows of dead owners now, not at the next housekeeping; True if some may be ours.
+
+        For a flush that found nothing left to send: a forked child may have claimed
+        rows this process handed back (its events) and died before sending them.
+        """
+        try:
+            return self._locked("take over the rows of dead processes", self._free_dead)
+        except SpoolUnavailable:
+            return False
+
+    def _housekeeping(self, conn: sqlite3.Connection) -> None:
+        """Reclaim rows of dead processes, evict by age, hand free pages back."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        self._free_dead(conn)
         kept_max_age = self.max_age if self.kept_max_age is None else self.kept_max_age
         if self.max_age or kept_max_age:
             # Overload control: each class has its age limit (0: none), sheddable rows' the

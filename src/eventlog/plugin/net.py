@@ -20,6 +20,7 @@ Stream transports (TCP, TLS, Unix sockets)::
     if peer_closed(sock):  # before each send: the peer may have gone while we were idle
         ...
     send_all(sock, [payload], f"{host}:{port}")
+    close_stream(sock)  # not sock.close(): what was sent still arrives
 
 Datagram transports (UDP)::
 
@@ -46,11 +47,14 @@ from __future__ import annotations
 # its module lock held in the child, where every host name then fails as "unknown encoding".
 import encodings.idna  # noqa: F401
 import errno
+import fcntl
 import ipaddress
 import re
 import select
 import socket
 import ssl
+import struct
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -62,6 +66,7 @@ from eventlog._core.options import Option, parse_bool, parse_path, parse_seconds
 __all__ = [
     "MAX_DATAGRAM_BYTES",
     "certificate_names",
+    "close_stream",
     "connect_stream",
     "describe_tls_error",
     "make_tls_context",
@@ -378,29 +383,84 @@ def peer_closed(sock: socket.socket) -> bool:
     Log receivers are not expected to write to us: what they wrote is read
     and dropped, so an EOF behind it is seen.  Checking before each send turns
     a silent loss (the first write after the peer closed succeeds locally)
-    into a reconnect.
+    into a reconnect.  Never waits.
     """
     try:
         readable, _, _ = select.select([sock], [], [], 0)
         if not readable:
             return False
-        if isinstance(sock, ssl.SSLSocket):
-            # Readable may only mean TLS records (TLS 1.3 session tickets): read without blocking.
-            timeout = sock.gettimeout()
-            sock.setblocking(False)
-            try:
-                return sock.recv(1) == b""
-            except ssl.SSLWantReadError:
-                return False
-            finally:
-                sock.settimeout(timeout)
-        # Bytes a peer wrote (a banner, an error line) are not ours to read, and an EOF
-        # may wait behind them: drop what is there, a bounded amount, and look again.
-        return any(sock.recv(65536, socket.MSG_DONTWAIT) == b"" for _ in range(_PEER_BYTES_READS))
-    except BlockingIOError:
-        return False  # nothing more to read: the peer is still there
+        # Readable may only mean TLS records (TLS 1.3 session tickets), and bytes a peer
+        # wrote (a banner, an error line) are not ours to read: an EOF may wait behind them.
+        return _drain(sock)
     except (OSError, ValueError):
         return True
+
+
+def close_stream(sock: socket.socket, linger: float = 2.0) -> None:
+    """Close a stream connection so that what was sent on it still arrives.
+
+    Closing a socket with bytes the peer wrote still unread resets the
+    connection (RFC 2525), and the kernel then discards what it had not put on
+    the wire yet, though ``send`` had returned: events counted as sent are
+    lost.  So what the peer wrote is read and dropped first; a peer that keeps
+    writing gets a lingering close, as web servers do: our side is shut
+    (FIN after the data), and its bytes are read and dropped until it has
+    taken in all of ours, it closes, or ``linger`` seconds passed.  A peer
+    that writes nothing is closed at once (the kernel still delivers the rest).
+    """
+    try:
+        if _drain(sock) or (sock not in _peer_wrote and not select.select([sock], [], [], 0)[0]):
+            sock.close()  # the peer closed already, or it never writes: nothing to reset on
+            return
+        sock.shutdown(socket.SHUT_WR)
+        end = time.monotonic() + linger
+        while _unsent(sock) and time.monotonic() < end:
+            select.select([sock], [], [], min(0.05, max(0.0, end - time.monotonic())))
+            if _drain(sock):
+                break  # the peer closed: nothing more to wait for
+        _drain(sock)  # the peer's last bytes: once ours are in, a reset costs nothing
+    except (OSError, ValueError):
+        pass  # reset already: nothing to save
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _unsent(sock: socket.socket) -> int:
+    """Bytes of ours the peer's kernel has not acknowledged yet (Linux's SIOCOUTQ; else 0)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0"))[0])
+    except (OSError, ValueError, AttributeError):
+        return 0  # not known here: close after the first drain, as before
+
+
+#: Connections whose peer wrote to us: it may write again just as we close (see close_stream).
+_peer_wrote: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+#: Linux's SIOCOUTQ (TIOCOUTQ): bytes in a socket's send queue not yet acknowledged.
+_SIOCOUTQ = 0x5411
+
+
+def _drain(sock: socket.socket) -> bool:
+    """Read and drop what the peer wrote, a bounded amount, without waiting; True at its EOF.
+
+    Non-blocking for the reads, not ``MSG_DONTWAIT``: on a socket with a timeout Python
+    waits for data up to that timeout before it reads, whatever the flags (a peer that had
+    written once then made every send wait the send timeout, and look closed).
+    """
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        for _ in range(_PEER_BYTES_READS):
+            if sock.recv(65536) == b"":
+                return True
+            _peer_wrote.add(sock)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        pass  # nothing more to read: the peer is still there
+    finally:
+        sock.settimeout(timeout)
+    return False
 
 
 def send_all(sock: socket.socket, chunks: Sequence[bytes], address: str) -> None:
