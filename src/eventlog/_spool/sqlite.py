@@ -426,21 +426,7 @@ class _Connection:
             if row[0] not in skip
         ]
         if reason != "replaced":
-            # The file is gone from the path, its WAL and shared-memory index are not: SQLite
-            # finds those by name, so a new file there would use them.  What the WAL holds goes
-            # into the old file first (a moved spool stays whole), then the names are freed;
-            # this connection keeps them open.
-            with contextlib.suppress(sqlite3.Error):
-                old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            # Only while the path is still empty, under the lock that opening takes: another
-            # spool (a pipeline of this process, another process) may have noticed first and
-            # made the fresh file, and those names are then its live WAL and index (unlinked,
-            # its rows were lost and the open here failed with "disk I/O error").
-            with _path_lock(self.path):
-                if not os.path.lexists(self.path):
-                    for suffix in SQLITE_SIBLINGS:
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(self.path + suffix)
+            _free_wal_names(old, self.path)
         batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
         self._conn = None
         try:
@@ -1365,3 +1351,23 @@ def _kept_max_age(settings: Settings) -> float | None:
             "or 0 for no age limit on kept events"
         )
     return kept
+
+
+def _free_wal_names(old: sqlite3.Connection, path: str) -> None:
+    """A spool file gone from ``path``: its WAL into it, then the WAL's and index's names freed.
+
+    SQLite finds the WAL and the shared-memory index by name, so a new file at the path
+    would use the old file's.  What the WAL holds goes into the old file first (a moved
+    spool stays whole); ``old`` keeps them open.
+    """
+    with contextlib.suppress(sqlite3.Error):
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    # Only while the path is still empty, under the lock that opening takes: another
+    # spool (a pipeline of this process, another process) may have noticed first and
+    # made the fresh file, and those names are then its live WAL and index (unlinked,
+    # its rows were lost and the open here failed with "disk I/O error").
+    with _path_lock(path):
+        if not os.path.lexists(path):
+            for suffix in SQLITE_SIBLINGS:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
