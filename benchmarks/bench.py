@@ -4,6 +4,7 @@
     nox -s bench -- --full           # the same, median of 3 end-to-end runs (about 12 min)
     nox -s bench -- --quick          # a tenth of the events (about 3 min)
     nox -s bench -- --only stdlib,eventlog   # contenders whose name contains a word
+    nox -s bench -- --outage-only    # the spool outage alone: RSS growth, receiver down (about 1 min)
 
 Each contender runs in its own process (one per phase) against its own
 receiver, a separate process on loopback that counts what arrives
@@ -460,6 +461,11 @@ def main() -> None:
     parser.add_argument(
         "--redraw", default="", help="draw the chart again from a --json file, without running"
     )
+    parser.add_argument(
+        "--outage-only",
+        action="store_true",
+        help="only the spool contender's outage phase (1,000,000 events; 100,000 with --quick)",
+    )
     options = parser.parse_args()
     if options.redraw:
         saved = json.loads(Path(options.redraw).read_text())
@@ -494,6 +500,19 @@ def main() -> None:
             outage_events=100_000,
         )
     found, notes = contenders()
+    if options.outage_only:
+        # The outage alone (RSS growth with the receiver down), a few minutes instead of the
+        # whole run; what it prints is the table's outage line.
+        spool = next(c for c in found if c.name == "eventlog spool json/tcp")
+        outage = run_phase(
+            spool,
+            "outage",
+            {"events": counts["outage_events"], "rate": counts["outage_rate"], "timeout": 600},
+            defer=True,
+        )
+        spool.results.update(_prefixed("outage", outage))
+        print("\n".join(outage_lines([spool], counts)))
+        return
     if options.only:
         words = [w.strip() for w in options.only.split(",") if w.strip()]
         # The floor and stdlib always run: every ratio is taken against them.
