@@ -386,22 +386,29 @@ handle(PyObject *self, PyObject *record)
         goto python;
     }
     {
-        /* logrecords.plain_record, forwards: the key before the extras is the last one
-         * LogRecord.__init__ sets, and each extra's value is plain (or its key logging's). */
+        /* logrecords.plain_record, forwards: the key at index init_len - 1 is the last one
+         * LogRecord.__init__ sets, and each extra after it is plain (or its key logging's).
+         * The walk starts at that entry, not at 0 (the first 20 keys cost ~900 instructions
+         * to step over): CPython's PyDict_Next takes any entry index and goes on from there,
+         * skipping deleted entries.  Whatever it yields, counting what it yields makes the
+         * test exact: the entries from there to the end must be all but init_len - 1 of them,
+         * so the first of them is the one at index init_len - 1; else Python decides. */
         PyObject *key, *extra;
-        Py_ssize_t pos = 0, index = 0;
+        Py_ssize_t pos = H.init_len - 1, seen = 0;
         while (PyDict_Next(attributes, &pos, &key, &extra)) {
-            if (index == H.init_len - 1) {
+            if (seen++ == 0) {
                 if (key != H.last_init_key) {
                     goto python;
                 }
             }
-            else if (index >= H.init_len && !type_in(Py_TYPE(extra), H.kept, H.n_kept)) {
+            else if (!type_in(Py_TYPE(extra), H.kept, H.n_kept)) {
                 if (!PyUnicode_CheckExact(key) || PySet_Contains(H.standard, key) != 1) {
                     goto python;
                 }
             }
-            index++;
+        }
+        if (PyDict_GET_SIZE(attributes) - seen != H.init_len - 1) {
+            goto python;
         }
     }
     /* pipeline = self.pipeline or api._default (or api.get_pipeline(): Python's) */
