@@ -29,10 +29,13 @@ from eventlog._api import handler as handler_module
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import WORKER_THREADS
+from eventlog._engine import pipeline as pipeline_module
 from eventlog._engine.pipeline import Pipeline
+from eventlog._records.caps import ITEM_BYTES, VALUE_BYTES
 from eventlog._records.event import Event
 from eventlog._records.wire import _ids
 from tests.peers import missing
+from tests.test_spool_props import hostile_event
 
 COMPILED = handler_module.compiled_handle
 PYTHON = handler_module.python_handle
@@ -341,3 +344,110 @@ def test_a_tcp_listener_receives_the_same_bytes_with_speedups_on_and_off(
 def _without_id(line: bytes) -> bytes:
     start = line.index(b'"id":"')
     return line[:start] + line[line.index(b'"', start + 6) + 1 :]
+
+
+# ------------------------------------------------------------------ Pipeline.submit_event
+
+SUBMIT = pipeline_module.compiled_submit_event
+PYTHON_SUBMIT = pipeline_module.python_submit_event
+
+
+@st.composite
+def submitted(draw: st.DrawFn) -> dict[str, Any]:
+    """An Event as log_event hands it over, and the pipeline's state around it."""
+    return {
+        "event": draw(hostile_event()),
+        "unset": draw(
+            st.one_of(st.none(), st.sampled_from(["message", "tags", "fields", "metrics", "exc_info"]))
+        ),
+        "odd": draw(
+            st.one_of(st.none(), st.sampled_from([("tags", ("a",)), ("fields", [("k", 1)]), ("message", 5)]))
+        ),
+        "exc_info": draw(st.one_of(st.none(), st.just(""), st.just('{"type": "E"}'))),
+        "subclass": draw(st.booleans()),
+        "enricher": draw(st.booleans()),
+        "full": draw(st.booleans()),
+    }
+
+
+class _Event(Event):
+    """An Event subclass: the compiled method leaves it to Python."""
+
+    __slots__ = ()
+
+
+def _submit(case: dict[str, Any], submit: Any, pipeline: Pipeline, event: Event) -> Any:
+    if case["enricher"]:
+        pipeline.caller_enrichers = [lambda event: setattr(event, "user", "enriched")]
+    if case["full"]:
+        PYTHON_SUBMIT(pipeline, Event("fill", time_ns=1))  # queue_size=1: the event finds it full
+    try:
+        return ("returned", submit(pipeline, event))
+    except Exception as exc:  # as from the Python method: the door catches it
+        return ("raised", type(exc), str(exc))
+
+
+def _prepared(case: dict[str, Any]) -> Event:
+    event: Event = copy.copy(case["event"])
+    if case["subclass"]:
+        odd = _Event("x")
+        for slot in Event.__slots__:
+            if hasattr(event, slot):
+                setattr(odd, slot, getattr(event, slot))
+        event = odd
+    event.exc_info = case["exc_info"]
+    if case["odd"] is not None:
+        setattr(event, *case["odd"])
+    if case["unset"] is not None:
+        delattr(event, case["unset"])
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=submitted())
+def test_the_compiled_submit_event_queues_what_the_python_one_does(case: dict[str, Any]) -> None:
+    if SUBMIT is None:
+        missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
+    size = 1 if case["full"] else 100
+    compiled_pipeline, python_pipeline = _held(size), _held(size)
+    try:
+        got = _submit(case, SUBMIT, compiled_pipeline, _prepared(case))
+        expected = _submit(case, PYTHON_SUBMIT, python_pipeline, _prepared(case))
+        assert got == expected
+        assert _queued(compiled_pipeline, True) == _queued(python_pipeline, True)
+        assert compiled_pipeline.worker.accounts.queued_bytes == python_pipeline.worker.accounts.queued_bytes
+        assert vars(compiled_pipeline.stats) == vars(python_pipeline.stats)
+    finally:
+        compiled_pipeline.shutdown(timeout=0)
+        python_pipeline.shutdown(timeout=0)
+
+
+def test_pipeline_submit_event_is_the_compiled_one_and_takes_a_plain_event_itself() -> None:
+    if SUBMIT is None:
+        missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
+    assert Pipeline.__dict__["submit_event"] is SUBMIT
+    pipeline = _held()
+    events = [
+        Event("user.did", "alice", "user", fields={"req_id": "r-1", "n": 1}, metrics={"duration_ms": 12.5}),
+        Event("click", "my-button", "ui"),
+    ]
+    called: list[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is PYTHON_SUBMIT.__code__:
+            called.append(event)
+
+    sys.setprofile(profile)
+    try:
+        for event in events:
+            pipeline.submit_event(event)
+    finally:
+        sys.setprofile(None)
+    try:
+        assert called == []
+        assert list(pipeline.worker.queue) == events
+        # ITEM_BYTES each; the first also its two fields and one metric (a key and a value
+        # each: 2 * VALUE_BYTES) and their text: req_id r-1 n (the int not text) duration_ms.
+        assert pipeline.worker.accounts.queued_bytes == 2 * ITEM_BYTES + 6 * VALUE_BYTES + 6 + 3 + 1 + 11
+    finally:
+        pipeline.shutdown(timeout=0)

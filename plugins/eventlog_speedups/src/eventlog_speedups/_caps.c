@@ -202,6 +202,8 @@ static PyObject *s_filters, *s_pipeline, *s_name, *s_thread, *s_msg, *s_args, *s
     *s_exc_text, *s_caller_enrichers, *s_worker, *s_queue, *s_accounts, *s_limit, *s_max_bytes,
     *s_queued_bytes, *s_wake_needed, *s_wake, *s_handleError, *s_default;
 
+static int set_deque(PyObject *deque_type);
+
 static int
 type_in(PyTypeObject *type, PyTypeObject **types, int n)
 {
@@ -299,13 +301,73 @@ handle_error(PyObject *self, PyObject *record)
     return 0;
 }
 
+/* Worker.put inlined (the Intake contract) for an item made already: 1 queued; 0 not queued
+ * (full, or an attribute of an odd type: the Python code decides); -1 not queued, an error
+ * set; -2 queued, then an error set.  From the reads of the bounds to the update of
+ * queued_bytes no Python code runs (nothing the garbage collector tracks is made), so no
+ * other thread changes the count in between. */
+static int
+enqueue(PyObject *worker, PyObject *item, Py_ssize_t size)
+{
+    PyObject *queue = NULL, *accounts = NULL, *value = NULL;
+    Py_ssize_t limit, max_bytes, queued;
+    int ok, truth, status = -1;
+    if ((queue = PyObject_GetAttr(worker, s_queue)) == NULL ||
+        (accounts = PyObject_GetAttr(worker, s_accounts)) == NULL) {
+        goto done;
+    }
+    status = 0;
+    if (Py_TYPE(queue) != H.deque_type) {
+        goto done;
+    }
+    limit = size_attr(worker, s_limit, &ok);
+    if (ok) {
+        max_bytes = size_attr(worker, s_max_bytes, &ok);
+    }
+    if (ok) {
+        queued = size_attr(accounts, s_queued_bytes, &ok);
+    }
+    if (!ok) {
+        status = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    if (PyObject_Length(queue) >= limit || queued > max_bytes - size) {
+        goto done; /* full: worker.overflowed, overload control's */
+    }
+    status = -2;
+    PyObject *call[2] = {queue, item};
+    if ((value = PyObject_Vectorcall(H.deque_append, call, 2, NULL)) == NULL) {
+        status = -1; /* nothing was appended */
+        goto done;
+    }
+    Py_CLEAR(value);
+    if ((value = PyLong_FromSsize_t(queued + size)) == NULL ||
+        PyObject_SetAttr(accounts, s_queued_bytes, value) < 0) {
+        goto done;
+    }
+    Py_CLEAR(value);
+    if ((value = PyObject_GetAttr(worker, s_wake_needed)) == NULL || (truth = PyObject_IsTrue(value)) < 0) {
+        goto done;
+    }
+    Py_CLEAR(value);
+    if (truth && (value = PyObject_CallMethodNoArgs(worker, s_wake)) == NULL) {
+        goto done;
+    }
+    status = 1;
+done:
+    Py_XDECREF(value);
+    Py_XDECREF(queue);
+    Py_XDECREF(accounts);
+    return status;
+}
+
 static PyObject *
 handle(PyObject *self, PyObject *record)
 {
-    PyObject *attributes = NULL, *value = NULL, *pipeline = NULL, *worker = NULL, *queue = NULL,
-             *accounts = NULL, *message = NULL, *ctx = NULL, *item = NULL, *result = NULL;
-    Py_ssize_t size, limit, max_bytes, queued;
-    int ok, truth, python = 0;
+    PyObject *attributes = NULL, *value = NULL, *pipeline = NULL, *worker = NULL,
+             *message = NULL, *ctx = NULL, *item = NULL, *result = NULL;
+    Py_ssize_t size;
+    int truth, python = 0;
 
     if (H.python_handle == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._caps.setup_handle() was not called");
@@ -432,52 +494,19 @@ handle(PyObject *self, PyObject *record)
     if (truth) {
         goto python;
     }
-    if ((worker = PyObject_GetAttr(pipeline, s_worker)) == NULL ||
-        (queue = PyObject_GetAttr(worker, s_queue)) == NULL || Py_TYPE(queue) != H.deque_type ||
-        (accounts = PyObject_GetAttr(worker, s_accounts)) == NULL) {
+    if ((worker = PyObject_GetAttr(pipeline, s_worker)) == NULL) {
         goto python;
     }
     if ((ctx = capture_context()) == NULL || (item = PyTuple_Pack(3, record, message, ctx)) == NULL) {
         goto python;
     }
-    /* From here to the update of queued_bytes no Python code runs (nothing the garbage
-     * collector tracks is made), so no other thread changes the count in between. */
-    limit = size_attr(worker, s_limit, &ok);
-    if (!ok) {
-        goto python;
-    }
-    max_bytes = size_attr(worker, s_max_bytes, &ok);
-    if (!ok) {
-        goto python;
-    }
-    queued = size_attr(accounts, s_queued_bytes, &ok);
-    if (!ok) {
-        goto python;
-    }
-    if (PyObject_Length(queue) >= limit || queued > max_bytes - size) {
-        goto python; /* full: worker.overflowed, overload control's */
-    }
-    {
-        PyObject *call[2] = {queue, item};
-        if ((value = PyObject_Vectorcall(H.deque_append, call, 2, NULL)) == NULL) {
-            goto failed;
-        }
-        Py_CLEAR(value);
-    }
-    if ((value = PyLong_FromSsize_t(queued + size)) == NULL ||
-        PyObject_SetAttr(accounts, s_queued_bytes, value) < 0) {
+    switch (enqueue(worker, item, size)) {
+    case 1:
+        break;
+    case -2:
         goto failed;
-    }
-    Py_CLEAR(value);
-    if ((value = PyObject_GetAttr(worker, s_wake_needed)) == NULL || (truth = PyObject_IsTrue(value)) < 0) {
-        goto failed;
-    }
-    Py_CLEAR(value);
-    if (truth) {
-        if ((value = PyObject_CallMethodNoArgs(worker, s_wake)) == NULL) {
-            goto failed;
-        }
-        Py_CLEAR(value);
+    default:
+        goto python; /* nothing was queued */
     }
     result = Py_NewRef(Py_True);
     goto done;
@@ -502,8 +531,6 @@ done:
     Py_XDECREF(item);
     Py_XDECREF(ctx);
     Py_XDECREF(message);
-    Py_XDECREF(accounts);
-    Py_XDECREF(queue);
     Py_XDECREF(worker);
     Py_XDECREF(pipeline);
     Py_XDECREF(attributes);
@@ -570,24 +597,17 @@ setup_handle(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "trace_var: a ContextVar or None");
         return NULL;
     }
-    PyObject *append = PyObject_GetAttrString(deque_type, "append");
-    if (append == NULL) {
-        return NULL;
-    }
     if (types_of(immutable, H.immutable, &H.n_immutable) < 0 || types_of(kept, H.kept, &H.n_kept) < 0) {
-        Py_DECREF(append);
         return NULL;
     }
     PyObject *method = PyDescr_NewMethod((PyTypeObject *)cls, &handle_def);
-    if (method == NULL) {
-        Py_DECREF(append);
+    if (method == NULL || set_deque(deque_type) < 0) {
+        Py_XDECREF(method);
         return NULL;
     }
     /* Kept for the life of the process (set up once, at import). */
-    Py_XSETREF(H.deque_append, append);
     Py_XSETREF(H.python_handle, Py_NewRef(python_handle));
     Py_XSETREF(H.record_type, (PyTypeObject *)Py_NewRef(record_type));
-    Py_XSETREF(H.deque_type, (PyTypeObject *)Py_NewRef(deque_type));
     Py_XSETREF(H.own_loggers, Py_NewRef(own_loggers));
     Py_XSETREF(H.worker_threads, Py_NewRef(worker_threads));
     Py_INCREF(immutable); /* holds the types compared by identity */
@@ -607,12 +627,146 @@ setup_handle(PyObject *module, PyObject *args, PyObject *kwargs)
     return method;
 }
 
+
+/* ------------------------------------------------------------------------------------------
+ * Pipeline.submit_event, compiled: every log_event's path (and a converted record's).
+ *
+ * The same as the Python method (eventlog._engine.pipeline.python_submit_event, the
+ * reference) for an Event of exactly that type whose five text slots are set and None or a
+ * str, list or dict, with no caller enrichers, within SMALL_BYTES, and room in the queue;
+ * anything else calls the Python method from the start (nothing read here has an effect).
+ * An error once the Event is queued is raised, as from the Python method.
+ * ------------------------------------------------------------------------------------------ */
+
+static PyObject *g_python_submit_event = NULL;
+static Py_ssize_t g_small_bytes = -1;
+
+static PyObject *
+submit_event(PyObject *self, PyObject *event)
+{
+    PyObject *worker = NULL, *value;
+    Py_ssize_t size = item_bytes;
+    int has_text = 0, truth;
+    if (g_python_submit_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._caps.setup_submit_event() was not called");
+        return NULL;
+    }
+    if (Py_TYPE(event) != g_event_type || item_bytes < 0) {
+        goto python;
+    }
+    if ((value = PyObject_GetAttr(self, s_caller_enrichers)) == NULL) {
+        goto python;
+    }
+    truth = !(PyList_CheckExact(value) || PyTuple_CheckExact(value)) || Py_SIZE(value) != 0;
+    Py_DECREF(value);
+    if (truth) {
+        goto python;
+    }
+    /* has_text = event.message or event.tags or event.fields or event.metrics or event.exc_info */
+    for (int i = 0; i < 5; i++) {
+        if (g_offsets[i] < 0 || (value = *(PyObject **)((char *)event + g_offsets[i])) == NULL) {
+            goto python; /* unset: Python's AttributeError, or its `or` stopping before it */
+        }
+        if (value == Py_None) {
+            continue;
+        }
+        if (PyUnicode_CheckExact(value)) {
+            has_text |= PyUnicode_GET_LENGTH(value) != 0;
+        }
+        else if (PyList_CheckExact(value) || PyTuple_CheckExact(value)) {
+            has_text |= Py_SIZE(value) != 0;
+        }
+        else if (PyDict_CheckExact(value)) {
+            has_text |= PyDict_GET_SIZE(value) != 0;
+        }
+        else {
+            goto python;
+        }
+    }
+    if (has_text) { /* eventlog._records.caps.event_size, which is event_bytes here */
+        if ((value = event_bytes(NULL, event)) == NULL) {
+            goto python;
+        }
+        size = PyLong_AsSsize_t(value);
+        Py_DECREF(value);
+        if (size == -1 && PyErr_Occurred()) {
+            goto python;
+        }
+    }
+    if (size > g_small_bytes) {
+        goto python; /* cut to the caps first (cap_event) */
+    }
+    if ((worker = PyObject_GetAttr(self, s_worker)) == NULL) {
+        goto python;
+    }
+    switch (enqueue(worker, event, size)) {
+    case 1:
+        Py_DECREF(worker);
+        Py_RETURN_NONE;
+    case -2:
+        Py_DECREF(worker);
+        return NULL;
+    default:
+        break; /* nothing was queued */
+    }
+python:
+    Py_XDECREF(worker);
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    PyObject *call[2] = {self, event};
+    return PyObject_Vectorcall(g_python_submit_event, call, 2, NULL);
+}
+
+static PyMethodDef submit_event_def = {
+    "submit_event", submit_event, METH_O,
+    "submit_event(event): Pipeline.submit_event, the same (python_submit_event is the reference)",
+};
+
+/* collections.deque and its append, for enqueue(). */
+static int
+set_deque(PyObject *deque_type)
+{
+    PyObject *append = PyObject_GetAttrString(deque_type, "append");
+    if (append == NULL) {
+        return -1;
+    }
+    Py_XSETREF(H.deque_append, append);
+    Py_XSETREF(H.deque_type, (PyTypeObject *)Py_NewRef(deque_type));
+    return 0;
+}
+
+static PyObject *
+setup_submit_event(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"cls", "python_submit_event", "small_bytes", "deque_type", NULL};
+    PyObject *cls, *python_submit_event, *deque_type;
+    Py_ssize_t small_bytes;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OnO!:setup_submit_event", names, &PyType_Type, &cls,
+            &python_submit_event, &small_bytes, &PyType_Type, &deque_type)) {
+        return NULL;
+    }
+    PyObject *method = PyDescr_NewMethod((PyTypeObject *)cls, &submit_event_def);
+    if (method == NULL || set_deque(deque_type) < 0) {
+        Py_XDECREF(method);
+        return NULL;
+    }
+    Py_XSETREF(g_python_submit_event, Py_NewRef(python_submit_event));
+    g_small_bytes = small_bytes;
+    return method;
+}
+
 static PyMethodDef methods[] = {
     {"event_bytes", event_bytes, METH_O,
      "event_bytes(event) -> eventlog._records.caps.event_bytes(event), the same number"},
     {"setup", setup, METH_VARARGS, "setup(item_bytes, value_bytes, event_type=None)"},
     {"setup_handle", (PyCFunction)(void (*)(void))setup_handle, METH_VARARGS | METH_KEYWORDS,
      "setup_handle(cls, python_handle, ...) -> cls's compiled handle method (see handler.py)"},
+    {"setup_submit_event", (PyCFunction)(void (*)(void))setup_submit_event, METH_VARARGS | METH_KEYWORDS,
+     "setup_submit_event(cls, python_submit_event, small_bytes, deque_type) -> the compiled method"},
     {NULL, NULL, 0, NULL},
 };
 

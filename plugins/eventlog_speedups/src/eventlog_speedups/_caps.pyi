@@ -27,3 +27,6 @@ def setup_handle(
     context_var: ContextVar[Any] | None,
     trace_var: ContextVar[Any] | None,
 ) -> Any: ...
+def setup_submit_event(
+    *, cls: type, python_submit_event: Callable[[Any, Any], None], small_bytes: int, deque_type: type
+) -> Any: ...
