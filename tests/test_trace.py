@@ -304,8 +304,10 @@ def test_the_public_api_is_used_for_a_runtime_context_of_another_kind(
             return getattr(self.inner, name)
 
     monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", Wrapped(otel_context._RUNTIME_CONTEXT))
-    current = _context_module._tracing_current()
-    assert current is not None
+    traced = _context_module._tracing_current()
+    assert traced is not None
+    current, trace_var = traced
+    assert trace_var is None  # a compiled caller calls current() itself (CONTEXT_VARS)
     assert current() is _context_module.current()  # no span: the snapshot as it is
     with tracer.start_as_current_span("s") as span:
         ctx = current()

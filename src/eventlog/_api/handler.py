@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
+import os
+from collections import deque
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 from eventlog._api import api
@@ -11,14 +13,17 @@ from eventlog._config.config import Settings
 from eventlog._core.diagnostics import OWN_LOGGERS, WORKER_THREADS
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records.caps import ARG_BYTES, ITEM_BYTES, SMALL_BYTES
+from eventlog._records.context import CONTEXT_VARS
 from eventlog._records.context import current as _current_context
 from eventlog._records.logrecords import (
     _INIT_LEN,
     _LAST_INIT_KEY,
+    _STANDARD,
     plain_record,
     record_to_event,
     unrenderable,
 )
+from eventlog._records.text import KEPT, TIME_MAX_S, TIME_MIN_S
 
 #: Argument types a message can be rendered from later, in the worker: they cannot change.
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
@@ -164,3 +169,57 @@ class EventLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 def get_logger(name: str | None = None, extra: Mapping[str, object] | None = None) -> EventLogger:
     """``logging.getLogger(name)`` whose methods accept tags=, metrics= and fields=."""
     return EventLogger(logging.getLogger(name), extra)
+
+
+#: The reference handle(), in Python.  eventlog-speedups' compiled one makes the same
+#: decisions, and calls this one for anything but the common case (filters, an odd or
+#: non-plain record, caller enrichers, a large message, a full queue); tests hold the two equal.
+python_handle = EventHandler.handle
+
+
+def _load_compiled_handle() -> Callable[[EventHandler, logging.LogRecord], bool] | None:
+    """eventlog-speedups' handle for EventHandler, unless absent or EVENTLOG_SPEEDUPS=0.
+
+    The Python handle() costs ~12k instructions a call over a do-nothing handler's, most
+    of it bytecode dispatch; the compiled one reads the record's ``__dict__`` and the
+    context variables directly and appends to the worker's deque (callgrind, 3.11: see
+    docs/benchmarks.md).  Everything it compares against is handed over here, not spelt twice.
+    """
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from eventlog_speedups._caps import setup_handle  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    # With OpenTelemetry's context of another kind, only calling ``current`` says.
+    context_var, trace_var = CONTEXT_VARS if CONTEXT_VARS is not None else (None, None)
+    compiled: Callable[[EventHandler, logging.LogRecord], bool] = setup_handle(
+        cls=EventHandler,
+        python_handle=python_handle,
+        record_type=logging.LogRecord,
+        deque_type=deque,
+        own_loggers=OWN_LOGGERS,
+        worker_threads=WORKER_THREADS,
+        immutable=_IMMUTABLE,
+        kept=KEPT,
+        standard=_STANDARD,
+        init_len=_INIT_LEN,
+        last_init_key=_LAST_INIT_KEY,
+        item_bytes=ITEM_BYTES,
+        arg_bytes=ARG_BYTES,
+        small_bytes=SMALL_BYTES,
+        time_min=TIME_MIN_S,
+        time_max=TIME_MAX_S,
+        api_namespace=vars(api),
+        current=_current_context,
+        context_var=context_var,
+        trace_var=trace_var,
+    )
+    return compiled
+
+
+#: EventHandler.handle where eventlog-speedups is installed (None where not): a method
+#: descriptor, so logging's ``handler.handle(record)`` calls the C function directly.
+compiled_handle = _load_compiled_handle()
+if compiled_handle is not None:
+    EventHandler.handle = compiled_handle  # type: ignore[method-assign, assignment]

@@ -123,8 +123,9 @@ def unbind(token: contextvars.Token[RequestContext]) -> None:
     _current.reset(token)
 
 
-def _tracing_current() -> Callable[[], RequestContext] | None:
-    """``current`` that also takes the OpenTelemetry span's ids; None without opentelemetry-api.
+def _tracing_current() -> tuple[Callable[[], RequestContext], contextvars.ContextVar[Any] | None] | None:
+    """``current`` that also takes the OpenTelemetry span's ids, and OpenTelemetry's ContextVar
+    where it reads it (see :data:`CONTEXT_VARS`); None without opentelemetry-api.
 
     ``find_spec`` looks for the package without importing it: an application
     without OpenTelemetry imports nothing of it and keeps the bare ``get``.
@@ -140,6 +141,7 @@ def _tracing_current() -> Callable[[], RequestContext] | None:
     # The fast way reads OpenTelemetry's own ContextVar and span key, two C calls when no
     # span is current; a runtime context of another kind goes through the public API.
     otel_get: Callable[[], Any] | None = None
+    otel_var: contextvars.ContextVar[Any] | None = None
     span_key: str | None = None
     try:
         from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
@@ -147,7 +149,8 @@ def _tracing_current() -> Callable[[], RequestContext] | None:
 
         runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
         if type(runtime) is ContextVarsRuntimeContext:
-            otel_get, span_key = runtime._current_context.get, _SPAN_KEY
+            otel_var = runtime._current_context
+            otel_get, span_key = otel_var.get, _SPAN_KEY
     except Exception:
         pass
     get_current_span = trace.get_current_span
@@ -200,9 +203,16 @@ def _tracing_current() -> Callable[[], RequestContext] | None:
             except Exception:
                 return ctx
 
-    return current_with_trace
+    return current_with_trace, otel_var
 
 
+_traced = _tracing_current()
 #: The hot path reads the context through this: the bound ``ContextVar.get``, or with
 #: opentelemetry-api installed a function that adds the current span's ids.
-current: Callable[[], RequestContext] = _tracing_current() or _current.get
+current: Callable[[], RequestContext] = _traced[0] if _traced is not None else _current.get
+#: For a compiled caller that reads the context variables itself (eventlog-speedups'
+#: EventHandler.handle): eventlog's ContextVar, and OpenTelemetry's, while which is empty
+#: :data:`current` returns eventlog's snapshot as it is; None when only calling it will do.
+CONTEXT_VARS: tuple[contextvars.ContextVar[RequestContext], contextvars.ContextVar[Any] | None] | None = (
+    (_current, None) if _traced is None else (_current, _traced[1]) if _traced[1] is not None else None
+)

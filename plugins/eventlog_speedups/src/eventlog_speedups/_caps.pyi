@@ -1,4 +1,32 @@
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 def setup(item_bytes: int, value_bytes: int, event_type: type | None = None) -> None: ...
 def event_bytes(event: Any) -> int: ...
+def setup_handle(
+    *,
+    cls: type,
+    python_handle: Callable[[Any, Any], bool],
+    record_type: type,
+    deque_type: type,
+    own_loggers: frozenset[str],
+    worker_threads: set[int],
+    immutable: frozenset[Any],
+    kept: frozenset[Any],
+    standard: frozenset[str],
+    init_len: int,
+    last_init_key: str,
+    item_bytes: int,
+    arg_bytes: int,
+    small_bytes: int,
+    time_min: float,
+    time_max: float,
+    api_namespace: dict[str, Any],
+    current: Callable[[], Any],
+    context_var: ContextVar[Any] | None,
+    trace_var: ContextVar[Any] | None,
+) -> Any: ...
+def setup_submit_event(
+    *, cls: type, python_submit_event: Callable[[Any, Any], None], small_bytes: int, deque_type: type
+) -> Any: ...
