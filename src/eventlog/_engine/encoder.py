@@ -16,7 +16,6 @@ from typing import Any
 from eventlog._config.builder import Components, Enricher
 from eventlog._config.contracts import ItemsEncoder
 from eventlog._core.diagnostics import Warnings
-from eventlog._core.errors import PluginError
 from eventlog._engine.stats import Stats
 from eventlog._records import logrecords
 from eventlog._records.batch import Batch, EncodedBatch, Heads, Record
@@ -160,6 +159,8 @@ class Encoder:
             if written is None:
                 return None
             body, ids, actions, times, holes, sizes = written
+            if sizes is None and split is None:
+                return None  # it broke its contract (no way back to the payloads): the wire-dict way
         else:
             assert write is not None and stamp is not None
             body, ids, actions, times, holes = write(
@@ -170,8 +171,6 @@ class Encoder:
             body, sources = self._fill(items, body, (ids, actions, times, sizes), holes)
         if not sources:
             return [], sources
-        if sizes is None and split is None:
-            raise PluginError("a formatter's encode_items gave no sizes and it has no split_many")
         return EncodedBatch(body, len(ids), lambda: (ids, actions, times), split, sizes), sources
 
     def _fill(
