@@ -142,12 +142,19 @@ def _use(pipeline: Pipeline, formatter: OtlpFormatter, direct: bool) -> None:
     encoder.encode_items = formatter.encode_items if direct else None
 
 
-def _both(pipeline: Pipeline, items: list[Any], formatter: OtlpFormatter) -> tuple[Any, list[Record]]:
-    """The batch by encode_items, and the wire-dict path's Records for the same items."""
+def _both(
+    pipeline: Pipeline, items: list[Any], formatter: OtlpFormatter, spool: bool = False
+) -> tuple[Any, list[Record]]:
+    """The batch by encode_items (or, ``spool``, the Records spool mode stores), and the
+    wire-dict path's Records for the same items."""
     events = [copy.copy(item) for item in items if type(item) is Event]
     _use(pipeline, formatter, direct=True)
     _reset_ids()
-    batch = pipeline._encoder.batch(items)
+    if spool:
+        batch, kept = pipeline._encoder.sourced(items)
+        assert len(kept) == len(batch)
+    else:
+        batch = pipeline._encoder.batch(items)
     for item, original in zip((i for i in items if type(i) is Event), events):
         item.id = original.id  # drawn by the first run: the reference draws them again
     _use(pipeline, formatter, direct=False)
@@ -165,7 +172,9 @@ def test_envelopes_written_from_the_items_are_the_bytes_of_the_wire_dicts(
     """Byte for byte the formatter's payloads, each event's id, action and time too; the
     request the transport makes of the body is the one it makes of the Records."""
     formatter = OtlpFormatter()
-    if warm:  # the scopes and the process identity cached: most items written in C
+    events = [copy.copy(item) for item in items if type(item) is Event]
+    if warm:  # the scopes and the process identity cached: most items written in C; the
+        # Events keep the ids this drew (the walk takes an Event's own id too)
         _both(pipeline, items, formatter)
     batch, reference = _both(pipeline, items, formatter)
     assert list(batch) == reference
@@ -176,6 +185,10 @@ def test_envelopes_written_from_the_items_are_the_bytes_of_the_wire_dicts(
         assert encoding.compiled.request_of(
             batch.body, batch.sizes, batch.heads()[2], resource
         ) == encoding.compiled.request_body(reference, resource)
+    for item, original in zip((i for i in items if type(i) is Event), events):
+        item.id = original.id  # as the application queued them
+    stored, reference = _both(pipeline, items, formatter, spool=True)
+    assert stored == reference  # spool mode: each event's own payload, for its row
 
 
 def test_plain_items_are_written_in_c_once_the_caches_hold_their_scope(pipeline: Pipeline) -> None:
