@@ -2,11 +2,15 @@
 
 from setuptools import Extension, setup
 
+#: The walk's shared definitions: _wires.c lends the walk, _otlp.c borrows it (a capsule).
+WALK = ["src/eventlog_speedups/_walk.h"]
+
 setup(
     ext_modules=[
         Extension(
             "eventlog_speedups._wires",
             ["src/eventlog_speedups/_wires.c"],
+            depends=WALK,
             extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
         ),
         Extension(
@@ -17,6 +21,7 @@ setup(
         Extension(
             "eventlog_speedups._otlp",
             ["src/eventlog_speedups/_otlp.c"],
+            depends=WALK,
             extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"],
         ),
     ]

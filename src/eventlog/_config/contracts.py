@@ -64,6 +64,30 @@ class Formatter(abc.ABC):
     format_many: Callable[[list[dict[str, Any]]], bytes] | None = None
     split_many: Callable[[bytes], list[bytes]] | None = None
 
+    #: Optional, for a compiled encoder that writes a batch straight from the queued items,
+    #: with no wire dict and no ``format()`` call per event (eventlog-speedups' otlp
+    #: envelopes): see :data:`ItemsEncoder`.  Set it only where it writes exactly what
+    #: ``format()`` writes for each event's wire dict; None otherwise.
+    encode_items: ItemsEncoder | None = None
+
+
+#: ``encode_items(items, static, with_context, node, next_seq)`` -> ``(body, ids, actions,
+#: times, holes, sizes)``, or None to decline the batch (the engine then takes the wire-dict
+#: way, and nothing may have been drawn).  ``items`` are the queued log records and Events,
+#: ``static`` the host/site wire fields, ``with_context`` whether the request context is
+#: merged, ``node`` and ``next_seq`` the id maker's node and sequence (eventlog-speedups'
+#: walk over the items takes these as they are).  ``body``: the payloads of the items it
+#: wrote, back to back; ``ids``, ``actions``, ``times``: each event's Record fields (None at
+#: a hole); ``holes``: the (index, offset in body) of each item it left to the wire-dict way,
+#: in order, whose payload the engine formats and splices in at that offset; ``sizes``: each
+#: payload's length (None at a hole), so that a format whose payloads are not self-delimiting
+#: still gives each event's payload back (spool mode, a transport that sends events apart),
+#: or None when ``split_many`` finds them in the body.
+ItemsEncoder = Callable[
+    [list[Any], dict[str, Any], bool, str, Callable[[], int]],
+    tuple[bytes, list[Any], list[Any], list[Any], list[tuple[int, int]], list[Any] | None] | None,
+]
+
 
 def batch_encoder(
     formatter: Formatter,

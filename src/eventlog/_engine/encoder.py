@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eventlog._config.builder import Components, Enricher
+from eventlog._config.contracts import ItemsEncoder
 from eventlog._core.diagnostics import Warnings
 from eventlog._engine.stats import Stats
 from eventlog._records import logrecords
@@ -58,6 +59,8 @@ class Encoder:
         self._static: dict[str, Any] | None = None  # made by the worker, once
         #: The built-in JSON formatters say what eventlog-speedups may write without wire dicts.
         self.json_lines: tuple[str, ...] | None = getattr(components.formatter, "json_lines", None)
+        #: A formatter's own whole-batch writer from the queued items (Formatter.encode_items).
+        self.encode_items: ItemsEncoder | None = getattr(components.formatter, "encode_items", None)
         #: Numbers each wire dict of a batch (the loss ledger), or None when it is off.
         self.stamp: Callable[[list[dict[str, Any]]], None] | None = None
 
@@ -128,44 +131,59 @@ class Encoder:
         return records
 
     def lines(self, items: list[Any]) -> tuple[EncodedBatch | list[Record], list[Any]] | None:
-        """The batch as JSON lines written straight from the items, and the items kept; None
-        where this does not apply (no eventlog-speedups, another formatter, other enrichers,
-        the loss ledger on).
+        """The batch written straight from the items, and the items kept; None where this does
+        not apply (no eventlog-speedups, a formatter that cannot, other enrichers, the loss
+        ledger on).
 
-        eventlog-speedups writes each plain item's line with no wire dict (about a third of
-        the worker's instructions per event); the rest (the holes) take the wire-dict path one
-        by one and are spliced in at their place: the same bytes as :meth:`wires` and the
-        formatter (tests/test_fast_path.py holds them equal).
+        JSON lines (eventlog-speedups' ``lines``) or the formatter's own
+        :attr:`~eventlog.plugin.Formatter.encode_items` (otlp's envelopes) write each plain
+        item's payload with no wire dict and no ``format()`` call (about a third of the
+        worker's instructions per event); the rest (the holes) take the wire-dict path one by
+        one and are spliced in at their place: the same bytes as :meth:`wires` and the
+        formatter (tests/test_fast_path.py, eventlog-otlp's tests hold them equal).
         """
+        if not self.fast or self.stamp is not None:
+            return None
+        encode_items = self.encode_items
         write = logrecords.json_lines
         stamp, split = self.json_lines, self.split_many
-        if write is None or stamp is None or split is None or not self.fast or self.stamp is not None:
+        if encode_items is None and (write is None or stamp is None or split is None):
             return None
         static = self._static
         if static is None:
             static = self._static = self.static_fields()
         node, next_seq = _ids.node_and_counter()
-        body, ids, actions, times, holes = write(
-            items, static, self.with_context, node, next_seq, stamp or None
-        )
+        sizes: list[Any] | None = None
+        if encode_items is not None:
+            written = encode_items(items, static, self.with_context, node, next_seq)
+            if written is None:
+                return None
+            body, ids, actions, times, holes, sizes = written
+            if sizes is None and split is None:
+                return None  # it broke its contract (no way back to the payloads): the wire-dict way
+        else:
+            assert write is not None and stamp is not None
+            body, ids, actions, times, holes = write(
+                items, static, self.with_context, node, next_seq, stamp or None
+            )
         sources = items
         if holes:
-            body, sources = self._fill(items, body, ids, actions, times, holes)
+            body, sources = self._fill(items, body, (ids, actions, times, sizes), holes)
         if not sources:
             return [], sources
-        return EncodedBatch(body, len(ids), lambda: (ids, actions, times), split), sources
+        return EncodedBatch(body, len(ids), lambda: (ids, actions, times), split, sizes), sources
 
     def _fill(
         self,
         items: list[Any],
         body: bytes,
-        ids: list[Any],
-        actions: list[Any],
-        times: list[Any],
+        columns: tuple[list[Any], list[Any], list[Any], list[Any] | None],
         holes: list[tuple[int, int]],
     ) -> tuple[bytes, list[Any]]:
-        """The lines of the items eventlog-speedups left out, each from its wire dict, spliced
-        into ``body`` at its place; what cannot be encoded is set aside (in the lists too)."""
+        """The payloads of the items the writer left out, each from its wire dict, spliced
+        into ``body`` at its place; what cannot be encoded is set aside (in the columns too:
+        ids, actions, times and, where the writer gives them, sizes)."""
+        ids, actions, times, sizes = columns
         parts: list[bytes] = []
         start = 0
         set_aside: set[int] = set()
@@ -178,14 +196,17 @@ class Encoder:
                 record = records[0]
                 parts.append(record.payload)
                 ids[index], actions[index], times[index] = record.id, record.action, record.time_ns
+                if sizes is not None:
+                    sizes[index] = len(record.payload)
             else:
                 set_aside.add(index)
         parts.append(body[start:])
         sources = items
         if set_aside:
             sources = [item for index, item in enumerate(items) if index not in set_aside]
-            for column in (ids, actions, times):
-                column[:] = [value for index, value in enumerate(column) if index not in set_aside]
+            for column in columns:
+                if column is not None:
+                    column[:] = [value for index, value in enumerate(column) if index not in set_aside]
         return b"".join(parts), sources
 
     def wires(self, items: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:

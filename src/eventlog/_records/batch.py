@@ -42,29 +42,41 @@ class EncodedBatch(Sequence[Record]):
     A transport that writes a byte stream sends ``body`` as it is; indexing or
     iterating gives the :class:`Record` objects as for any batch, built on
     first use from ``split`` (the formatter's way back from ``body`` to the
-    payloads) and ``heads`` (each event's id, action and time).
+    payloads) or ``sizes`` (each payload's length, for a format whose payloads
+    are not self-delimiting) and ``heads`` (each event's id, action and time).
+    A transport that knows the format may read ``body`` with ``sizes`` and
+    :meth:`heads` itself, and make no Record at all.
     """
 
-    __slots__ = ("_count", "_heads", "_records", "_split", "body")
+    __slots__ = ("_count", "_heads", "_records", "_split", "body", "sizes")
 
     def __init__(
         self,
         body: bytes,
         count: int,
         heads: Callable[[], Heads],
-        split: Callable[[bytes], list[bytes]],
+        split: Callable[[bytes], list[bytes]] | None,
+        sizes: list[int] | None = None,
     ) -> None:
+        if split is None and sizes is None:
+            raise PluginError("an EncodedBatch needs split or sizes to give its payloads back")
         self.body = body
         self._count = count
         self._heads = heads
         self._split = split
+        #: Each payload's length in ``body``, in order, or None (``split`` finds them).
+        self.sizes = sizes
         self._records: list[Record] | None = None
+
+    def heads(self) -> Heads:
+        """Each event's id, action and time (three lists, in the batch's order)."""
+        return self._heads()
 
     def records(self) -> list[Record]:
         """The batch as a list of Records (made once, on first use)."""
         records = self._records
         if records is None:
-            payloads = self._split(self.body)
+            payloads = self._split(self.body) if self._split is not None else _cut(self.body, self.sizes)
             if len(payloads) != self._count:
                 raise PluginError(f"the formatter split {self._count} events into {len(payloads)} payloads")
             ids, actions, times = self._heads()
@@ -81,3 +93,16 @@ class EncodedBatch(Sequence[Record]):
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records())
+
+
+def _cut(body: bytes, sizes: list[int] | None) -> list[bytes]:
+    """The payloads of ``body`` by their sizes; PluginError if the sizes do not cover it."""
+    assert sizes is not None
+    payloads: list[bytes] = []
+    start = 0
+    for size in sizes:
+        payloads.append(body[start : start + size])
+        start += size
+    if start != len(body) or any(size < 0 for size in sizes):
+        raise PluginError(f"the formatter's payload sizes cover {start} of {len(body)} bytes")
+    return payloads

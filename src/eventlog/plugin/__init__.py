@@ -32,6 +32,7 @@ Every public name, one line each (their docstrings say more).
   from code, the "allowed:" text, whether an empty value means none).
 - :data:`Framing`, :data:`ALL_FRAMINGS`: how payloads are told apart (``TransportSpec.carries``).
 - :class:`Record`, :data:`Batch`, :class:`EncodedBatch`: what a transport's ``send`` receives.
+- :data:`ItemsEncoder`: a formatter's optional ``encode_items``, a whole batch from the queued items.
 - :data:`FIELDS`, :class:`Field`: the event schema, the single source of every format.
 - :class:`EventlogError`, :class:`ConfigurationError`, :class:`PluginError`: configuration errors.
 - :class:`TransportError` and its kinds :class:`ConnectError`, :class:`SendTimeout`,
@@ -62,6 +63,7 @@ from eventlog._config.contracts import (
     Formatter,
     FormatterSpec,
     Framing,
+    ItemsEncoder,
     PluginContext,
     Transport,
     TransportSpec,
@@ -114,6 +116,7 @@ __all__ = [
     "Formatter",
     "FormatterSpec",
     "Framing",
+    "ItemsEncoder",
     "Option",
     "PluginContext",
     "PluginError",

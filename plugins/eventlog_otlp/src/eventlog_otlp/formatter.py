@@ -58,6 +58,14 @@ class OtlpFormatter(Formatter):
             self.format = functools.partial(  # type: ignore[method-assign]
                 encoding.compiled.payload, self._scopes, self._last, self._format
             )
+            # And a whole batch straight from the queued items (eventlog-speedups' envelopes():
+            # the core's walk over each record or Event, no wire dict, no format() call): the
+            # payloads back to back with their sizes; a scope or identity the caches do not
+            # hold yet goes through format() of its wire dict, in C (Formatter.encode_items;
+            # tests/test_otlp_items.py holds the bytes equal to the wire-dict path's).
+            envelopes = getattr(encoding.compiled, "envelopes", None)
+            if envelopes is not None:
+                self.encode_items = functools.partial(envelopes, self._scopes, self._last, self.format)
 
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_walk.h"
+
 /* Set once by setup(). */
 static PyObject *g_fallback, *g_exception_parts, *g_trace_bytes, *g_reserved, *g_user_prefix, *g_event_scope,
     *g_root_scope;
@@ -25,7 +27,36 @@ static PyObject *g_fallback, *g_exception_parts, *g_trace_bytes, *g_reserved, *g
 static PyObject *k_id, *k_action, *k_target, *k_tgType, *k_level, *k_levelName, *k_message,
     *k_metrics, *k_fields, *k_tags, *k_user, *k_session, *k_reqId, *k_thread, *k_codeFile,
     *k_codeLine, *k_codeFunc, *k_exc_info, *k_traceId, *k_spanId, *k_traceFlags, *s_logger,
-    *s_log_prefix, *s_name, *k_host, *k_pid, *k_site, *k_cluster, *s_payload, *s_time_ns;
+    *s_log_prefix, *s_name, *k_host, *k_pid, *k_site, *k_cluster, *s_payload, *s_time_ns, *k_tstamp;
+
+/* Where encode() reads an event's wire fields: a wire dict, or the fields of the walk
+ * (_walk.h) already sorted by key (F_*), with no dict made. */
+enum {
+    F_ID, F_TSTAMP, F_ACTION, F_TARGET, F_TG_TYPE, F_LEVEL, F_LEVEL_NAME, F_MESSAGE, F_METRICS,
+    F_FIELDS, F_TAGS, F_USER, F_SESSION, F_REQ_ID, F_THREAD, F_CODE_FILE, F_CODE_LINE,
+    F_CODE_FUNC, F_EXC_INFO, F_TRACE_ID, F_SPAN_ID, F_TRACE_FLAGS, F_HOST, F_PID, F_SITE,
+    F_CLUSTER, F_COUNT
+};
+static PyObject **const g_keys[F_COUNT] = {
+    &k_id, &k_tstamp, &k_action, &k_target, &k_tgType, &k_level, &k_levelName, &k_message,
+    &k_metrics, &k_fields, &k_tags, &k_user, &k_session, &k_reqId, &k_thread, &k_codeFile,
+    &k_codeLine, &k_codeFunc, &k_exc_info, &k_traceId, &k_spanId, &k_traceFlags, &k_host, &k_pid,
+    &k_site, &k_cluster,
+};
+
+typedef struct {
+    PyObject *dict;              /* the wire dict, or NULL: fields */
+    PyObject *fields[F_COUNT];   /* borrowed, NULL when absent (only without dict) */
+    PyObject *id_placeholder;    /* the id to be drawn: its bytes are patched in later */
+    Py_ssize_t id_at;            /* where they went in the buffer, or -1 */
+} source;
+
+/* wire[key] as PyDict_GetItemWithError gives it (borrowed; NULL when absent or on error). */
+static inline PyObject *
+raw(const source *s, int field)
+{
+    return s->dict != NULL ? PyDict_GetItemWithError(s->dict, *g_keys[field]) : s->fields[field];
+}
 
 /* Attribute names (KeyValue.key), as given to setup(): the order of ATTR_*. */
 enum {
@@ -329,9 +360,9 @@ put_attribute(buffer *b, PyObject *key, PyObject *value)
 
 /* value = wire.get(key) (borrowed, NULL when absent or None). */
 static PyObject *
-get(PyObject *wire, PyObject *key)
+look(const source *s, int field)
 {
-    PyObject *value = PyDict_GetItemWithError(wire, key);
+    PyObject *value = raw(s, field);
     return value == Py_None ? NULL : value;
 }
 
@@ -407,11 +438,11 @@ put_trace_fields(buffer *b, const unsigned char *trace, const unsigned char *spa
 /* flags, trace_id, span_id; well-formed ids of the usual shape here, anything else by
  * the reference's _trace_bytes (bytes.fromhex and int(x, 16) take more than hex digits). */
 static int
-put_trace(buffer *b, PyObject *wire, PyObject *trace_id)
+put_trace(buffer *b, const source *src, PyObject *trace_id)
 {
     unsigned char trace[16], span[8] = {0};
-    PyObject *span_id = PyDict_GetItemWithError(wire, k_spanId);
-    PyObject *flags_text = span_id == NULL && PyErr_Occurred() ? NULL : PyDict_GetItemWithError(wire, k_traceFlags);
+    PyObject *span_id = raw(src, F_SPAN_ID);
+    PyObject *flags_text = span_id == NULL && PyErr_Occurred() ? NULL : raw(src, F_TRACE_FLAGS);
     if (PyErr_Occurred()) {
         return FAILED;
     }
@@ -436,7 +467,10 @@ put_trace(buffer *b, PyObject *wire, PyObject *trace_id)
     if (usual) {
         return put_trace_fields(b, trace, span, flags);
     }
-    PyObject *ids = PyObject_CallOneArg(g_trace_bytes, wire);
+    if (src->dict == NULL) {
+        return ODD; /* the reference reads the wire dict: let it have one */
+    }
+    PyObject *ids = PyObject_CallOneArg(g_trace_bytes, src->dict);
     if (ids == NULL) {
         return FAILED;
     }
@@ -501,13 +535,13 @@ put_extras(buffer *b, PyObject *extras, PyObject *fields)
 }
 
 static int
-encode(buffer *b, PyObject *wire)
+encode(buffer *b, source *src)
 {
-    PyObject *action = PyDict_GetItemWithError(wire, k_action);
+    PyObject *action = raw(src, F_ACTION);
     if (action == NULL) {
         return PyErr_Occurred() ? FAILED : ODD; /* the reference's KeyError */
     }
-    PyObject *target_type = get(wire, k_tgType), *level = get(wire, k_level);
+    PyObject *target_type = look(src, F_TG_TYPE), *level = look(src, F_LEVEL);
     if (PyErr_Occurred()) {
         return FAILED;
     }
@@ -517,7 +551,7 @@ encode(buffer *b, PyObject *wire)
     }
     /* severity_number, severity_text */
     if (level != NULL) {
-        PyObject *level_name = PyDict_GetItemWithError(wire, k_levelName);
+        PyObject *level_name = raw(src, F_LEVEL_NAME);
         if (level_name == NULL || !PyUnicode_CheckExact(level_name)) {
             return PyErr_Occurred() ? FAILED : ODD;
         }
@@ -546,16 +580,16 @@ encode(buffer *b, PyObject *wire)
         }
     }
     static const struct {
-        PyObject **key;
+        int field;
         int attr;
     } site[] = {
-        {&k_thread, ATTR_THREAD},
-        {&k_codeFile, ATTR_CODE_FILE},
-        {&k_codeFunc, ATTR_CODE_FUNC},
-        {&k_codeLine, ATTR_CODE_LINE},
+        {F_THREAD, ATTR_THREAD},
+        {F_CODE_FILE, ATTR_CODE_FILE},
+        {F_CODE_FUNC, ATTR_CODE_FUNC},
+        {F_CODE_LINE, ATTR_CODE_LINE},
     };
     for (size_t i = 0; i < sizeof site / sizeof site[0]; i++) {
-        PyObject *value = get(wire, *site[i].key);
+        PyObject *value = look(src, site[i].field);
         if (value != NULL && put_attribute(b, g_attr[site[i].attr], value)) {
             return FAILED;
         }
@@ -564,7 +598,7 @@ encode(buffer *b, PyObject *wire)
         }
     }
     /* body */
-    PyObject *message = get(wire, k_message);
+    PyObject *message = look(src, F_MESSAGE);
     if (message != NULL) {
         if (!PyUnicode_CheckExact(message)) {
             return ODD;
@@ -574,30 +608,33 @@ encode(buffer *b, PyObject *wire)
             return FAILED;
         }
     }
-    PyObject *event_id = PyDict_GetItemWithError(wire, k_id);
+    PyObject *event_id = raw(src, F_ID);
     if (event_id == NULL || !PyUnicode_CheckExact(event_id)) {
         return PyErr_Occurred() ? FAILED : ODD;
     }
     if (put_attribute(b, g_attr[ATTR_UID], event_id)) {
         return FAILED;
     }
+    if (event_id == src->id_placeholder) { /* its 32 ASCII chars, the last bytes written */
+        src->id_at = b->len - 32;
+    }
     if (!is_log) {
-        PyObject *target = get(wire, k_target);
+        PyObject *target = look(src, F_TARGET);
         if (target != NULL && put_attribute(b, g_attr[ATTR_TARGET], target)) {
             return FAILED;
         }
     }
     static const struct {
-        PyObject **key;
+        int field;
         int attr;
-    } request[] = {{&k_user, ATTR_USER}, {&k_session, ATTR_SESSION}, {&k_reqId, ATTR_REQ_ID}};
+    } request[] = {{F_USER, ATTR_USER}, {F_SESSION, ATTR_SESSION}, {F_REQ_ID, ATTR_REQ_ID}};
     for (size_t i = 0; i < sizeof request / sizeof request[0]; i++) {
-        PyObject *value = get(wire, *request[i].key);
+        PyObject *value = look(src, request[i].field);
         if (value != NULL && put_attribute(b, g_attr[request[i].attr], value)) {
             return FAILED;
         }
     }
-    PyObject *fields = get(wire, k_fields), *metrics = get(wire, k_metrics), *tags = get(wire, k_tags);
+    PyObject *fields = look(src, F_FIELDS), *metrics = look(src, F_METRICS), *tags = look(src, F_TAGS);
     if (PyErr_Occurred()) {
         return FAILED;
     }
@@ -641,7 +678,7 @@ encode(buffer *b, PyObject *wire)
             }
         }
     }
-    PyObject *exc_info = get(wire, k_exc_info);
+    PyObject *exc_info = look(src, F_EXC_INFO);
     if (exc_info != NULL) {
         PyObject *parts = PyObject_CallOneArg(g_exception_parts, exc_info);
         if (parts == NULL) {
@@ -660,9 +697,9 @@ encode(buffer *b, PyObject *wire)
         }
         Py_DECREF(parts);
     }
-    PyObject *trace_id = get(wire, k_traceId);
+    PyObject *trace_id = look(src, F_TRACE_ID);
     if (trace_id != NULL) {
-        return put_trace(b, wire, trace_id);
+        return put_trace(b, src, trace_id);
     }
     return PyErr_Occurred() ? FAILED : OK;
 }
@@ -696,7 +733,8 @@ log_record(PyObject *module, PyObject *wire)
     buffer b;
     buffer_init(&b);
     Py_INCREF(wire); /* held for the call: a callback must not free it under us */
-    int rc = encode(&b, wire);
+    source src = {.dict = wire, .id_at = -1};
+    int rc = encode(&b, &src);
     PyObject *out;
     if (rc == OK) {
         out = PyBytes_FromStringAndSize(b.data, b.len);
@@ -714,10 +752,10 @@ log_record(PyObject *module, PyObject *wire)
 
 /* The scope's name (borrowed), as OtlpFormatter.format finds it; NULL: not plain. */
 static PyObject *
-scope_name(PyObject *wire)
+scope_name(const source *src)
 {
-    PyObject *action = PyDict_GetItemWithError(wire, k_action);
-    PyObject *target_type = action == NULL ? NULL : get(wire, k_tgType);
+    PyObject *action = raw(src, F_ACTION);
+    PyObject *target_type = action == NULL ? NULL : look(src, F_TG_TYPE);
     if (action == NULL || PyErr_Occurred() || !PyUnicode_CheckExact(action) ||
         (target_type != NULL && !PyUnicode_CheckExact(target_type))) {
         return NULL;
@@ -726,7 +764,7 @@ scope_name(PyObject *wire)
         PyUnicode_Tailmatch(action, s_log_prefix, 0, PY_SSIZE_T_MAX, -1) != 1) {
         return g_event_scope;
     }
-    PyObject *target = get(wire, k_target);
+    PyObject *target = look(src, F_TARGET);
     if (target == NULL) {
         return PyErr_Occurred() ? NULL : g_root_scope;
     }
@@ -734,6 +772,23 @@ scope_name(PyObject *wire)
         return NULL;
     }
     return PyUnicode_GET_LENGTH(target) ? target : g_root_scope;
+}
+
+/* The envelope's head (encoding.HEAD: kind 1 = protobuf, len(resource key), len(scope), as
+ * big-endian u32), then the resource key and the scope. */
+static int
+put_head(buffer *b, PyObject *resource, PyObject *scope)
+{
+    Py_ssize_t resource_len = PyBytes_GET_SIZE(resource), scope_len = PyBytes_GET_SIZE(scope);
+    unsigned char head[9] = {1,
+                             (unsigned char)(resource_len >> 24), (unsigned char)(resource_len >> 16),
+                             (unsigned char)(resource_len >> 8), (unsigned char)resource_len,
+                             (unsigned char)(scope_len >> 24), (unsigned char)(scope_len >> 16),
+                             (unsigned char)(scope_len >> 8), (unsigned char)scope_len};
+    return put(b, head, 9) || put(b, PyBytes_AS_STRING(resource), resource_len) ||
+                   put(b, PyBytes_AS_STRING(scope), scope_len)
+               ? FAILED
+               : OK;
 }
 
 /* payload(scopes, last_resource, format, wire): OtlpFormatter.format for http/protobuf.
@@ -752,7 +807,8 @@ payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (g_fallback == NULL || !PyDict_CheckExact(wire)) {
         return PyObject_CallOneArg(format, wire);
     }
-    PyObject *name = scope_name(wire);
+    source src = {.dict = wire, .id_at = -1};
+    PyObject *name = scope_name(&src);
     PyObject *scope = name == NULL ? NULL : PyDict_GetItemWithError(scopes, name);
     if (scope == NULL || !PyBytes_CheckExact(scope)) {
         return PyErr_Occurred() ? NULL : PyObject_CallOneArg(format, wire);
@@ -779,17 +835,7 @@ payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(wire);
     Py_INCREF(scope);
     Py_INCREF(resource);
-    /* encoding.HEAD: kind (1 = protobuf), len(resource key), len(scope), big-endian u32 */
-    Py_ssize_t resource_len = PyBytes_GET_SIZE(resource), scope_len = PyBytes_GET_SIZE(scope);
-    unsigned char head[9] = {1,
-                             (unsigned char)(resource_len >> 24), (unsigned char)(resource_len >> 16),
-                             (unsigned char)(resource_len >> 8), (unsigned char)resource_len,
-                             (unsigned char)(scope_len >> 24), (unsigned char)(scope_len >> 16),
-                             (unsigned char)(scope_len >> 8), (unsigned char)scope_len};
-    int rc = put(&b, head, 9) || put(&b, PyBytes_AS_STRING(resource), resource_len) ||
-                     put(&b, PyBytes_AS_STRING(scope), scope_len)
-                 ? FAILED
-                 : encode(&b, wire);
+    int rc = put_head(&b, resource, scope) ? FAILED : encode(&b, &src);
     PyObject *out;
     if (rc == OK) {
         out = PyBytes_FromStringAndSize(b.data, b.len);
@@ -803,6 +849,227 @@ payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(wire);
     buffer_free(&b);
     return out;
+}
+
+/* ---------------------------------------------------------------- a batch, no wire dicts */
+
+/* _wires.c's walk, borrowed at setup(); NULL: envelopes() declines every batch. */
+static WalkApi *g_walk;
+/* Stands for the id still to be drawn while a record is encoded: 32 chars, patched after. */
+static PyObject *g_id_placeholder;
+
+/* The F_* index of a wire key: by identity (the walk's keys are the interned wire names),
+ * searched from ``hint`` on since the walk gives them in about F_* order; by value for a
+ * key that is another str object; -1 for a key encode() does not read. */
+static int
+field_of(PyObject *key, int hint)
+{
+    for (int i = 0; i < F_COUNT; i++) {
+        int f = (hint + i) % F_COUNT;
+        if (*g_keys[f] == key) {
+            return f;
+        }
+    }
+    if (PyUnicode_CheckExact(key)) {
+        for (int f = 0; f < F_COUNT; f++) {
+            if (PyUnicode_Compare(key, *g_keys[f]) == 0) {
+                return f;
+            }
+        }
+    }
+    return -1;
+}
+
+/* One walked event's envelope at the end of b, as payload() writes it for the wire dict the
+ * walk would have made.  1: written, 0: not plain or not cached yet (format() of its wire
+ * dict writes it, and fills the caches), -1: error.  identity: [host, pid, site, cluster,
+ * resource key] of the formatter. */
+static int
+walked_envelope(buffer *b, Wire *wire, PyObject *scopes, PyObject *const *identity, Py_ssize_t *id_at)
+{
+    source src = {.dict = NULL, .id_placeholder = g_id_placeholder, .id_at = -1};
+    memset(src.fields, 0, sizeof src.fields);
+    int hint = 0;
+    for (Py_ssize_t i = 0; i < wire->n; i++) {
+        int f = field_of(wire->keys[i], hint);
+        if (f >= 0) {
+            /* the walk leaves the id NULL when it is still to be drawn */
+            src.fields[f] = wire->values[i] != NULL ? wire->values[i] : g_id_placeholder;
+            hint = f + 1;
+        }
+    }
+    PyObject *name = scope_name(&src);
+    PyObject *scope = name == NULL ? NULL : PyDict_GetItemWithError(scopes, name);
+    if (scope == NULL || !PyBytes_CheckExact(scope)) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    static const int process[4] = {F_HOST, F_PID, F_SITE, F_CLUSTER};
+    for (int i = 0; i < 4; i++) {
+        PyObject *value = src.fields[process[i]];
+        if ((value != NULL ? value : Py_None) != identity[i]) {
+            return 0;
+        }
+    }
+    if (!PyBytes_CheckExact(identity[4])) {
+        return 0;
+    }
+    Py_ssize_t start = b->len;
+    int rc = put_head(b, identity[4], scope) ? FAILED : encode(b, &src);
+    if (rc == OK && src.fields[F_ID] == g_id_placeholder && src.id_at < 0) {
+        rc = ODD; /* not reached: encode() writes the id of every plain record */
+    }
+    if (rc != OK) {
+        b->len = start;
+        return rc == ODD ? 0 : -1;
+    }
+    *id_at = src.id_at;
+    return 1;
+}
+
+/* envelopes(scopes, last_resource, format, items, static, with_context, node, next_seq)
+ *     -> (body, ids, actions, times, holes, sizes), or None
+ *
+ * The formatter's payloads of a whole batch, back to back in body, straight from the queued
+ * items (_wires.c's walk, no wire dict, no format() call): what the engine's Encoder reads
+ * from a formatter's ``encode_items``.  ids, actions and times are each event's Record
+ * fields and sizes each payload's length (None at a hole); holes the (index, offset in body)
+ * of each item the walk does not take, left to the engine's wire-dict way (as wires() leaves
+ * them).  A walked item this cannot write (a scope or process identity not cached yet, a
+ * value only the reference encodes) gets its wire dict here and format(): the same id, at the
+ * same turn, as the wire-dict way.  None: no walk here (the engine takes the wire-dict way
+ * for the whole batch). */
+static PyObject *
+envelopes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyDict_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[1]) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "envelopes(scopes: dict, last_resource: list of 5, format, items, static, with_context, "
+                        "node, next_seq)");
+        return NULL;
+    }
+    if (g_walk == NULL || g_fallback == NULL || g_id_placeholder == NULL) {
+        Py_RETURN_NONE;
+    }
+    int with_context;
+    const char *node;
+    if (g_walk->batch_args(args + 3, &with_context, &node) < 0) {
+        if (PyErr_ExceptionMatches(PyExc_RuntimeError)) { /* _wires.setup() not called */
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        return NULL;
+    }
+    PyObject *scopes = args[0], *last = args[1], *format = args[2], *items = args[3], *stat = args[4],
+             *next_seq = args[7];
+    PyObject *identity[5]; /* held: format() replaces the list's items */
+    for (int i = 0; i < 5; i++) {
+        identity[i] = Py_NewRef(PyList_GET_ITEM(last, i));
+    }
+    Py_INCREF(scopes);
+    Py_INCREF(last);
+    Py_INCREF(format);
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *ids = PyList_New(n), *actions = PyList_New(n), *times = PyList_New(n), *sizes = PyList_New(n);
+    PyObject *holes = PyList_New(0), *result = NULL;
+    buffer b;
+    buffer_init(&b);
+    Wire wire;
+    wire.n = 0;
+    wire.share = 1;
+    if (ids == NULL || actions == NULL || times == NULL || sizes == NULL || holes == NULL ||
+        reserve(&b, n * 256 + 64)) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
+        Py_ssize_t start = b.len, id_at = -1;
+        int ok = g_walk->item_fields(&wire, item, stat, with_context);
+        PyObject *id = NULL, *time = NULL, *size = NULL;
+        if (ok > 0 && (ok = walked_envelope(&b, &wire, scopes, identity, &id_at)) == 0) {
+            /* Walked but not written here: format() of its wire dict, the engine's way. */
+            PyObject *dict = g_walk->wire_dict(&wire, node, next_seq);
+            PyObject *payload = dict == NULL ? NULL : PyObject_CallOneArg(format, dict);
+            if (payload != NULL && PyBytes_CheckExact(payload) &&
+                put(&b, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)) == OK) {
+                id = Py_NewRef(wire.values[0]);
+                time = PyLong_FromLongLong(wire.time_ns);
+                size = time == NULL ? NULL : PyLong_FromSsize_t(b.len - start);
+                ok = size == NULL ? -1 : 1;
+                if (ok < 0) {
+                    Py_CLEAR(id);
+                    Py_CLEAR(time);
+                }
+            } else {
+                /* format() refused it (a poison event): the engine's wire-dict way sets it
+                 * aside, counted; an Event keeps the id drawn here. */
+                ok = 0;
+            }
+            Py_XDECREF(payload);
+            Py_XDECREF(dict);
+            /* format() filled the caches: the next items find the identity it saw. */
+            for (int k = 0; k < 5; k++) {
+                Py_SETREF(identity[k], Py_NewRef(PyList_GET_ITEM(last, k)));
+            }
+        } else if (ok > 0) {
+            char drawn[32];
+            if (wire.values[0] != NULL) {
+                id = Py_NewRef(wire.values[0]);
+            } else if (g_walk->draw_id(&wire, drawn, node, next_seq) == 0) {
+                memcpy(b.data + id_at, drawn, 32);
+                id = PyUnicode_FromStringAndSize(drawn, 32);
+            }
+            time = id == NULL ? NULL : PyLong_FromLongLong(wire.time_ns);
+            size = time == NULL ? NULL : PyLong_FromSsize_t(b.len - start);
+            if (size == NULL) {
+                Py_XDECREF(id);
+                Py_XDECREF(time);
+                ok = -1;
+            }
+        }
+        if (ok > 0) {
+            PyList_SET_ITEM(ids, i, id);
+            PyList_SET_ITEM(actions, i, Py_NewRef(wire.action));
+            PyList_SET_ITEM(times, i, time);
+            PyList_SET_ITEM(sizes, i, size);
+        }
+        g_walk->wire_clear(&wire);
+        Py_DECREF(item);
+        if (ok <= 0) {
+            PyErr_Clear(); /* an unexpected error: the wire-dict way decides */
+            b.len = start;
+            PyList_SET_ITEM(ids, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(actions, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(times, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(sizes, i, Py_NewRef(Py_None));
+            PyObject *hole = Py_BuildValue("(nn)", i, b.len);
+            if (hole == NULL || PyList_Append(holes, hole) < 0) {
+                Py_XDECREF(hole);
+                goto done;
+            }
+            Py_DECREF(hole);
+        }
+    }
+    {
+        PyObject *body = PyBytes_FromStringAndSize(b.data, b.len);
+        if (body != NULL) {
+            result = Py_BuildValue("(NOOOOO)", body, ids, actions, times, holes, sizes);
+        }
+    }
+done:
+    buffer_free(&b);
+    Py_XDECREF(ids);
+    Py_XDECREF(actions);
+    Py_XDECREF(times);
+    Py_XDECREF(sizes);
+    Py_XDECREF(holes);
+    Py_DECREF(scopes);
+    Py_DECREF(last);
+    Py_DECREF(format);
+    for (int i = 0; i < 5; i++) {
+        Py_DECREF(identity[i]);
+    }
+    return result;
 }
 
 /* ---------------------------------------------------------------- the request */
@@ -844,73 +1111,53 @@ le64(unsigned char *out, uint64_t value)
     }
 }
 
-/* request_body(records, resource): encoding.request_body(PROTOBUF, entries, resource) of the
- * records' (time_ns, envelope) when every payload is a protobuf envelope that fits; None
- * otherwise (the transport's own loop says why), or past MAX_GROUPS resources and scopes. */
-static PyObject *
-request_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* encoding._time of a Record's time_ns: 0 .. 2**64-1, else 0.  -1: not an int (no body). */
+static int
+time_value(PyObject *time_ns, uint64_t *out)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "request_body(records, resource)");
-        return NULL;
+    if (!PyLong_CheckExact(time_ns)) {
+        return -1;
     }
-    PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
-    if (records == NULL) {
-        return NULL;
+    int overflow = 0;
+    unsigned long long t = 0;
+    long long signed_t = PyLong_AsLongLongAndOverflow(time_ns, &overflow);
+    if (overflow > 0) {
+        t = PyLong_AsUnsignedLongLong(time_ns);
+        if (t == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            t = 0;
+        }
+    } else if (overflow == 0 && signed_t > 0) {
+        t = (unsigned long long)signed_t;
     }
-    PyObject *resource_of = args[1];
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
-    PyObject **payloads = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
-    uint64_t *times = PyMem_Calloc(n ? n : 1, sizeof(uint64_t));
+    *out = t;
+    return 0;
+}
+
+/* The ExportLogsServiceRequest of n envelopes (data[i], size[i]) with their times: bytes, or
+ * None when one is no protobuf envelope that fits, or past MAX_GROUPS resources and scopes. */
+static PyObject *
+build_request(Py_ssize_t n, const char *const *data_of, const Py_ssize_t *size_of, const uint64_t *times,
+              PyObject *resource_of)
+{
     int *group_of = PyMem_Calloc(n ? n : 1, sizeof(int));
     piece resources[MAX_GROUPS], scopes[MAX_GROUPS];
     int resource_count = 0, scope_count = 0;
     PyObject *out = NULL, *messages[MAX_GROUPS] = {NULL};
     buffer b;
     buffer_init(&b);
-    if (payloads == NULL || times == NULL || group_of == NULL) {
+    if (group_of == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *record = PySequence_Fast_GET_ITEM(records, i);
-        PyObject *payload = PyObject_GetAttr(record, s_payload);
-        if (payload == NULL) {
-            goto done;
-        }
-        payloads[i] = payload; /* owned: released at the end */
-        PyObject *time_ns = PyObject_GetAttr(record, s_time_ns);
-        if (time_ns == NULL) {
-            goto done;
-        }
-        int overflow = 0;
-        unsigned long long t = 0;
-        if (PyLong_CheckExact(time_ns)) {
-            /* encoding._time: 0 .. 2**64-1, else 0 */
-            long long signed_t = PyLong_AsLongLongAndOverflow(time_ns, &overflow);
-            if (overflow > 0) {
-                t = PyLong_AsUnsignedLongLong(time_ns);
-                if (t == (unsigned long long)-1 && PyErr_Occurred()) {
-                    PyErr_Clear();
-                    t = 0;
-                }
-            } else if (overflow == 0 && signed_t > 0) {
-                t = (unsigned long long)signed_t;
-            }
-            Py_DECREF(time_ns);
-        } else {
-            Py_DECREF(time_ns);
+        if (size_of[i] < 9) {
             out = Py_NewRef(Py_None);
             goto done;
         }
-        times[i] = t;
-        if (!PyBytes_CheckExact(payload) || PyBytes_GET_SIZE(payload) < 9) {
-            out = Py_NewRef(Py_None);
-            goto done;
-        }
-        const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(payload);
+        const unsigned char *data = (const unsigned char *)data_of[i];
         uint64_t resource_len = be32(data + 1), scope_len = be32(data + 5);
-        if (data[0] != 1 || 9 + resource_len + scope_len > (uint64_t)PyBytes_GET_SIZE(payload)) {
+        if (data[0] != 1 || 9 + resource_len + scope_len > (uint64_t)size_of[i]) {
             out = Py_NewRef(Py_None);
             goto done;
         }
@@ -959,9 +1206,9 @@ request_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 if (group_of[i] != s) {
                     continue;
                 }
-                const char *data = PyBytes_AS_STRING(payloads[i]);
+                const char *data = data_of[i];
                 Py_ssize_t start = 9 + be32((const unsigned char *)data + 1) + be32((const unsigned char *)data + 5);
-                Py_ssize_t record_len = PyBytes_GET_SIZE(payloads[i]) - start;
+                Py_ssize_t record_len = size_of[i] - start;
                 unsigned char times_field[18] = {0x09};
                 le64(times_field + 1, times[i]);
                 times_field[9] = 0x59;
@@ -984,16 +1231,115 @@ done:
     for (int r = 0; r < resource_count; r++) {
         Py_XDECREF(messages[r]);
     }
+    PyMem_Free(group_of);
+    buffer_free(&b);
+    return out;
+}
+
+/* request_body(records, resource): encoding.request_body(PROTOBUF, entries, resource) of the
+ * records' (time_ns, envelope) when every payload is a protobuf envelope that fits; None
+ * otherwise (the transport's own loop says why), or past MAX_GROUPS resources and scopes. */
+static PyObject *
+request_body(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "request_body(records, resource)");
+        return NULL;
+    }
+    PyObject *records = PySequence_Fast(args[0], "records must be a sequence");
+    if (records == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(records);
+    PyObject **payloads = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
+    const char **data_of = PyMem_Calloc(n ? n : 1, sizeof(char *));
+    Py_ssize_t *size_of = PyMem_Calloc(n ? n : 1, sizeof(Py_ssize_t));
+    uint64_t *times = PyMem_Calloc(n ? n : 1, sizeof(uint64_t));
+    PyObject *out = NULL;
+    if (payloads == NULL || data_of == NULL || size_of == NULL || times == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *record = PySequence_Fast_GET_ITEM(records, i);
+        PyObject *payload = PyObject_GetAttr(record, s_payload);
+        if (payload == NULL) {
+            goto done;
+        }
+        payloads[i] = payload; /* owned: released at the end */
+        PyObject *time_ns = PyObject_GetAttr(record, s_time_ns);
+        if (time_ns == NULL) {
+            goto done;
+        }
+        int odd = time_value(time_ns, &times[i]);
+        Py_DECREF(time_ns);
+        if (odd || !PyBytes_CheckExact(payload)) {
+            out = Py_NewRef(Py_None);
+            goto done;
+        }
+        data_of[i] = PyBytes_AS_STRING(payload);
+        size_of[i] = PyBytes_GET_SIZE(payload);
+    }
+    out = build_request(n, data_of, size_of, times, args[1]);
+done:
     if (payloads != NULL) {
         for (Py_ssize_t i = 0; i < n; i++) {
             Py_XDECREF(payloads[i]);
         }
     }
     PyMem_Free(payloads);
+    PyMem_Free(data_of);
+    PyMem_Free(size_of);
     PyMem_Free(times);
-    PyMem_Free(group_of);
-    buffer_free(&b);
     Py_DECREF(records);
+    return out;
+}
+
+/* request_of(body, sizes, times, resource): request_body of the envelopes that lie back to
+ * back in body (an EncodedBatch that envelopes() wrote), with no Record made.  None as
+ * request_body, and when the sizes do not cover body exactly. */
+static PyObject *
+request_of(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyBytes_CheckExact(args[0]) || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "request_of(body: bytes, sizes: list, times: list, resource)");
+        return NULL;
+    }
+    PyObject *body = args[0], *sizes = args[1], *time_list = args[2];
+    Py_ssize_t n = PyList_GET_SIZE(sizes);
+    if (PyList_GET_SIZE(time_list) != n) {
+        Py_RETURN_NONE;
+    }
+    const char **data_of = PyMem_Calloc(n ? n : 1, sizeof(char *));
+    Py_ssize_t *size_of = PyMem_Calloc(n ? n : 1, sizeof(Py_ssize_t));
+    uint64_t *times = PyMem_Calloc(n ? n : 1, sizeof(uint64_t));
+    PyObject *out = NULL;
+    if (data_of == NULL || size_of == NULL || times == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_INCREF(body); /* the lists are the batch's own; body is read to the end */
+    const char *data = PyBytes_AS_STRING(body);
+    Py_ssize_t at = 0, total = PyBytes_GET_SIZE(body);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *size = PyList_GET_ITEM(sizes, i);
+        Py_ssize_t len = PyLong_CheckExact(size) ? PyLong_AsSsize_t(size) : -1;
+        if (len < 0 || len > total - at || time_value(PyList_GET_ITEM(time_list, i), &times[i])) {
+            PyErr_Clear();
+            out = Py_NewRef(Py_None);
+            goto release;
+        }
+        data_of[i] = data + at;
+        size_of[i] = len;
+        at += len;
+    }
+    out = at == total ? build_request(n, data_of, size_of, times, args[3]) : Py_NewRef(Py_None);
+release:
+    Py_DECREF(body);
+done:
+    PyMem_Free(data_of);
+    PyMem_Free(size_of);
+    PyMem_Free(times);
     return out;
 }
 
@@ -1020,7 +1366,7 @@ setup(PyObject *module, PyObject *args)
         {&k_codeFile, "code_file"}, {&k_codeLine, "code_line"}, {&k_codeFunc, "code_func"},
         {&k_exc_info, "exc_info"}, {&k_traceId, "trace_id"}, {&k_spanId, "span_id"},
         {&k_traceFlags, "trace_flags"}, {&k_host, "host"}, {&k_pid, "pid"}, {&k_site, "site"},
-        {&k_cluster, "cluster"},
+        {&k_cluster, "cluster"}, {&k_tstamp, "tstamp"},
     };
     for (size_t i = 0; i < sizeof(wire_keys) / sizeof(wire_keys[0]); i++) {
         PyObject *wire = PyDict_GetItemString(wire_names, wire_keys[i].attr); /* borrowed */
@@ -1053,6 +1399,17 @@ setup(PyObject *module, PyObject *args)
     Py_XSETREF(g_event_scope, Py_NewRef(event_scope));
     Py_XSETREF(g_root_scope, Py_NewRef(root_scope));
     Py_XSETREF(g_fallback, Py_NewRef(fallback));
+    /* _wires.c's walk for envelopes(); an older _wires without it leaves envelopes() off. */
+    g_walk = PyCapsule_Import(WALK_CAPSULE, 0);
+    if (g_walk == NULL) {
+        PyErr_Clear();
+    }
+    if (g_id_placeholder == NULL) {
+        g_id_placeholder = PyUnicode_FromString("00000000000000000000000000000000");
+        if (g_id_placeholder == NULL) {
+            return NULL;
+        }
+    }
     Py_RETURN_NONE;
 }
 
@@ -1065,6 +1422,11 @@ static PyMethodDef methods[] = {
      "payload(scopes, last_resource, format, wire) -> OtlpFormatter.format(wire) for http/protobuf"},
     {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
      "request_body(records, resource) -> ExportLogsServiceRequest bytes, or None"},
+    {"request_of", (PyCFunction)(void (*)(void))request_of, METH_FASTCALL,
+     "request_of(body, sizes, times, resource) -> request_body of the envelopes back to back in body, or None"},
+    {"envelopes", (PyCFunction)(void (*)(void))envelopes, METH_FASTCALL,
+     "envelopes(scopes, last_resource, items, static, with_context, node, next_seq) -> (body, ids, actions, "
+     "times, holes, sizes), or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <structmember.h>
 
+#include "_walk.h"
+
 /* Set once by setup(). */
 static PyTypeObject *g_record_type;
 static PyObject *g_actions, *g_level_names, *g_init_keys, *g_standard, *g_special, *g_empty;
@@ -82,24 +84,9 @@ int64(PyObject *value)
 
 /* ---- One event as its wire fields, in wire order: what both outputs are made from.
  *
- * The walk over a record or an Event (below) fills a Wire: keys (borrowed: interned wire
- * names, or the keys of ``static``) and values (new references).  wires() turns it into the
- * wire dict; lines() writes it straight out as a JSON line, with no dict in between.  The id
- * is drawn by the caller of the walk, last, when nothing can send the item back. */
-
-#define MAX_PAIRS 40
-
-typedef struct {
-    Py_ssize_t n;
-    PyObject *keys[MAX_PAIRS];
-    PyObject *values[MAX_PAIRS];
-    long long millis;    /* the tstamp */
-    long long time_ns;   /* the Record's time_ns */
-    PyObject *action;    /* borrowed */
-    PyObject *event;     /* the Event whose id is drawn (borrowed), or NULL */
-    int share;           /* 1: an Event's own tags, fields and metrics are written as they are
-                          * (lines()); 0: copied, the wire dict must not share them (wires()) */
-} Wire;
+ * The walk over a record or an Event (below) fills a Wire (_walk.h).  wires() turns it into
+ * the wire dict; lines() writes it straight out as a JSON line, with no dict in between;
+ * _otlp.c borrows the walk (the capsule made at import) for OTLP envelopes. */
 
 static void
 wire_clear(Wire *w)
@@ -969,6 +956,41 @@ batch_args(PyObject *const *args, int *with_context, const char **node)
     return 0;
 }
 
+/* The wire dict of a walked item, its id drawn now if still to be: a new reference, or NULL
+ * with an error set.  What the walk shared of an Event (its own tags, fields, metrics) is
+ * copied: the wire dict must not share them. */
+static PyObject *
+wire_dict(Wire *wire, const char *node, PyObject *next_seq)
+{
+    if (wire->values[0] == NULL) {
+        char id[32];
+        if (draw_id(wire, id, node, next_seq) < 0 ||
+            (wire->values[0] = PyUnicode_FromStringAndSize(id, 32)) == NULL) {
+            return NULL;
+        }
+    }
+    /* Presized: no resize while it is filled. */
+    PyObject *dict = _PyDict_NewPresized(wire->n);
+    if (dict == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < wire->n; i++) {
+        PyObject *key = wire->keys[i], *value = Py_NewRef(wire->values[i]);
+        if (wire->share && (key == k_tags || key == k_fields || key == k_metrics)) {
+            Py_SETREF(value, PyList_CheckExact(value)   ? PyList_GetSlice(value, 0, PY_SSIZE_T_MAX)
+                             : PyDict_CheckExact(value) ? PyDict_Copy(value)
+                                                        : Py_NewRef(value));
+        }
+        if (value == NULL || PyDict_SetItem(dict, key, value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(dict);
+            return NULL;
+        }
+        Py_DECREF(value);
+    }
+    return dict;
+}
+
 /* The wire dict of one item: a new reference, Py_None (new reference) when not plain. */
 static PyObject *
 one_wire(Wire *wire, PyObject *item, PyObject *stat, int with_context, const char *node,
@@ -981,25 +1003,7 @@ one_wire(Wire *wire, PyObject *item, PyObject *stat, int with_context, const cha
         }
         Py_RETURN_NONE;
     }
-    PyObject *dict = NULL;
-    if (wire->values[0] == NULL) {
-        char id[32];
-        if (draw_id(wire, id, node, next_seq) < 0 ||
-            (wire->values[0] = PyUnicode_FromStringAndSize(id, 32)) == NULL) {
-            goto done;
-        }
-    }
-    /* Presized: no resize while it is filled. */
-    if ((dict = _PyDict_NewPresized(wire->n)) == NULL) {
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < wire->n; i++) {
-        if (PyDict_SetItem(dict, wire->keys[i], wire->values[i]) < 0) {
-            Py_CLEAR(dict);
-            break;
-        }
-    }
-done:
+    PyObject *dict = wire_dict(wire, node, next_seq);
     wire_clear(wire);
     if (dict == NULL) {
         PyErr_Clear();
@@ -1726,5 +1730,16 @@ PyInit__wires(void)
     if ((g_sixty_four = PyLong_FromLong(64)) == NULL) {
         return NULL;
     }
-    return PyModule_Create(&module_def);
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    static WalkApi api = {item_fields, wire_clear, draw_id, batch_args, wire_dict};
+    PyObject *capsule = PyCapsule_New(&api, WALK_CAPSULE, NULL);
+    if (capsule == NULL || PyModule_AddObject(module, "walk", capsule) < 0) {
+        Py_XDECREF(capsule);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
