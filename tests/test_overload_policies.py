@@ -115,6 +115,29 @@ def test_without_spill_kept_events_evict_sheddable_ones(receiver: LineReceiver, 
     assert pipeline._overload.spilled == 0
 
 
+def test_a_drop_is_counted_for_the_bound_that_refused_it_though_the_worker_took_some_meanwhile(
+    receiver: LineReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count bound refused the event: queue_full, even if the queue has room by the time it is
+    counted (test_engine's flood of 1,000 Events counted one as queue_bytes, once in 15 runs)."""
+    pipeline = _held(receiver, queue_size=10)
+    _charges(pipeline, 10)
+    worker = pipeline.worker
+    taken: list[Any] = []
+
+    def no_sheddable_but_the_worker_takes_a_batch(sheddable: bool, reason: str, klass: str) -> bool:
+        taken.extend(worker.accounts.take(worker.queue, 5))  # the worker's step, between two checks
+        return False
+
+    monkeypatch.setattr(pipeline._overload, "_evict", no_sheddable_but_the_worker_takes_a_batch)
+    late = Event("billing.charge", "invoice-late", "invoice")
+    pipeline.submit_event(late)
+    assert len(taken) == 5 and pipeline.queue_depth() == 5
+    assert pipeline.stats.dropped_by_reason() == {"queue_full": 1}
+    assert pipeline._overload.shed == {("kept", "queue_full"): 1}
+    pipeline.shutdown(0.1)  # no worker ever ran: nothing more to see
+
+
 def test_spill_in_memory_mode_is_a_configure_error_naming_both_settings() -> None:
     with pytest.raises(ConfigurationError, match=r"overload_policy kept=spill needs spool mode.*EVENTLOG_DB"):
         eventlog.configure(overload_policy="kept=spill")

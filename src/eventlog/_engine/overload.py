@@ -189,9 +189,12 @@ class Overload:
             # up, the class's usual policy follows.
             bound, name = 2, ("shed_newest" if sheddable else "evict")
         with self._lock:
-            # At the byte bound one eviction may not free enough: evict until it does.
+            # At the byte bound one eviction may not free enough: evict until it does.  The
+            # drop's reason is the bound that refused it when it was checked: read again
+            # afterwards, the worker may have taken a batch meanwhile, and a count bound
+            # refusal was counted as queue_bytes (tests/test_engine.py's flood, once in 15).
             evictions = 0
-            while self._no_room(size, bound):
+            while (full := self._full(size, bound)) is not None:
                 evicted = (name == "evict" and self._evict(True, "evicted", SHEDDABLE)) or (
                     name == "shed_oldest" and self._evict(sheddable, "shed_oldest", klass)
                 )
@@ -206,20 +209,26 @@ class Overload:
                 return
             if sheddable and self.collapse and self._collapse(item):
                 return  # counted in its template's repeat summary: dropped{collapsed}
-            if len(queue) >= self._maxsize * bound:
+            if full == "queue_full":
                 self._stats.overflow += 1  # the newest is dropped: dropped{queue_full}
                 self._count(klass, "queue_full")
             else:
                 accounts.gave_up(1, "queue_bytes")  # never queued: taken and dropped at once
                 self._count(klass, "queue_bytes")
 
+    def _full(self, size: int, bound: int = 1) -> str | None:
+        """Which bound refuses ``size`` more bytes now: ``queue_full`` (``queue_size`` items),
+        ``queue_bytes`` (the byte bound), or None (room); each times ``bound`` (2 for the
+        spill reserve)."""
+        if len(self._queue) >= self._maxsize * bound:
+            return "queue_full"
+        if self._accounts.queued_bytes + size > self._max_bytes * bound:
+            return "queue_bytes"
+        return None
+
     def _no_room(self, size: int, bound: int = 1) -> bool:
-        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound
-        (each times ``bound``: 2 for the spill reserve)."""
-        return (
-            len(self._queue) >= self._maxsize * bound
-            or self._accounts.queued_bytes + size > self._max_bytes * bound
-        )
+        """The queue holds ``queue_size`` items, or ``size`` more bytes would pass its byte bound."""
+        return self._full(size, bound) is not None
 
     def _collapse(self, item: Any) -> bool:
         """A log record shed at a full queue joins its template's repeat summary; False if it cannot.
