@@ -137,8 +137,10 @@ def assert_same(pipeline: Pipeline, items: list[Any], *, all_fast: bool = False)
 
 
 def _record(
-    msg: Any, args: tuple[Any, ...] = (), level: int = logging.INFO, **extra: Any
+    msg: Any, args: tuple[Any, ...] = (), level: int = logging.INFO, /, **extra: Any
 ) -> logging.LogRecord:
+    # Positional-only: an extra= key may be any name logging allows, "level" too (hypothesis
+    # drew it, and it is also a wire field's name).
     return LOGGER.makeRecord(
         LOGGER.name, level, "/app/views.py", 42, msg, args, None, "handler", extra or None
     )
@@ -156,10 +158,11 @@ def test_common_log_records_take_the_fast_path_with_the_same_bytes(
     items = [
         _item(_record("user %s did thing %d", ("alice", 7), k=7)),
         _item(_record("plain")),
-        _item(_record("ratio %.2f", (0.5,), level=logging.WARNING, ratio=0.25, who="bob")),
+        _item(_record("ratio %.2f", (0.5,), logging.WARNING, ratio=0.25, who="bob")),
         _item(_record("in a request"), RequestContext("alice", "s-1", "r-1")),
         _item(_record("many", k1=1, k2="two", k3=3.5, k4=-4)),
-        _item(_record("trace", level=5)),
+        _item(_record("trace", (), 5)),
+        _item(_record("extras named like wire fields", (), logging.INFO, level="high", action="x")),
     ]
     assert_same(pipeline, items, all_fast=True)
     if fast_path == "speedups":  # and the compiled part took every one of them
@@ -172,14 +175,14 @@ def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
     try:
         raise ZeroDivisionError("division by zero")
     except ZeroDivisionError:
-        exc = _record("failed", level=logging.ERROR)
+        exc = _record("failed", (), logging.ERROR)
         exc.exc_info = sys.exc_info()
     record_no_func = logging.LogRecord("fast.path", logging.INFO, "p.py", 1, "no func", (), None)
     nameless = _record("odd name")
     nameless.name = "naïve.logger"
     no_thread = _record("no thread")
     no_thread.threadName = None
-    bad_exc = _record("bad exc", level=logging.ERROR)
+    bad_exc = _record("bad exc", (), logging.ERROR)
     bad_exc.exc_info = (ValueError, "not an exception", None)  # type: ignore[assignment]
     unrendered = _record("v=%s", (object(),))
     items = [
@@ -197,7 +200,7 @@ def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
         _item(_record("bad %d", ("not a number",))),
         _item(_record("tags", tags=["a", "b"], metrics={"m": 1.5}, fields={"f": "v"}, n=1)),
         _item(_record("odd extras", flag=True, nan=math.nan, big=2**70, obj=object(), raw=b"\xff")),
-        _item(_record("custom level", level=25)),
+        _item(_record("custom level", (), 25)),
         _item(_record("keys", **{"clé": 1, "x" * 20_000: "long key"})),
         _item(_record("ctx"), RequestContext("Zoë", None, "r\udc80")),
     ]
@@ -206,9 +209,9 @@ def test_unusual_log_records_have_the_same_bytes(pipeline: Pipeline) -> None:
 
 def test_a_custom_levels_own_name_is_its_level_name(pipeline: Pipeline) -> None:
     """loguru's SUCCESS, logging.addLevelName: the record's name, not "Level 25"."""
-    notice = _record("noticed", level=25)
+    notice = _record("noticed", (), 25)
     notice.levelname = "NOTICE"
-    unnamed = _record("unnamed", level=25)  # logging's own name for it: "Level 25"
+    unnamed = _record("unnamed", (), 25)  # logging's own name for it: "Level 25"
     wires, _ = pipeline._encoder.wires(
         [_item(notice), _item(unnamed), Event("e", level=25), Event("w", level=30)]
     )
