@@ -514,3 +514,34 @@ def test_a_spool_whose_wal_was_moved_off_its_name_writes_it_into_the_file_at_its
         assert eventlog_warnings.count(f"the spool file {path} lost its WAL") == 1
     finally:
         spool.close()
+
+
+def test_two_spools_on_a_fresh_file_whose_wal_was_moved_both_open_it_again(db: Path) -> None:
+    # Pipelines of one process share SQLite's index of a file: the first to notice the WAL
+    # moved reopens them all, at once (one left closed would open whatever is at the path
+    # at its next call, and lose track of its rows if the file moved again meanwhile).
+    from eventlog.plugin.testing import make_records
+
+    db.parent.mkdir(parents=True)
+    path, moved = str(db), str(db) + ".moved"
+    first = spool_module.SQLiteSpool(path, "json")
+    second = spool_module.SQLiteSpool(path, "json")
+    try:
+        os.replace(path, moved)
+        first_rows, second_rows = make_records(2, prefix="first"), make_records(3, prefix="second")
+        first.add(first_rows)  # the fresh file
+        second.add(second_rows)  # the same fresh file
+        assert first._file_id == second._file_id
+        for suffix in ("-wal", "-shm"):
+            os.replace(path + suffix, moved + suffix)
+        later = make_records(1, prefix="later")
+        first.add(later)  # notices, for both
+        assert _ids_after_a_crash(path) == sorted(r.id for r in first_rows + second_rows + later)
+        os.replace(path, moved + "2")  # moved again: each carries its own rows
+        first.add(make_records(1, prefix="a"))
+        second.add(make_records(1, prefix="b"))
+        assert len(_ids_after_a_crash(path)) == 8
+        assert _ids_after_a_crash(moved + "2") == []
+    finally:
+        first.close()
+        second.close()

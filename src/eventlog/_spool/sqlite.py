@@ -239,13 +239,16 @@ class _Connection:
             wal = _identity(self.path + "-wal")  # made by the read above
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
-            if conn is not None:
-                # Opened, then failed (the file moved away before the stat: ENOENT): never
-                # closed, as a replaced file's connection, since closing the last connection
-                # to a file deletes the WAL and index at the path's names, which may be
-                # another file's by now (the 30-minute run of 7 Dec: "cannot be written
-                # (io_error: No such file or directory ... while trying to open)").
+            if isinstance(exc, OSError) and conn is not None:
+                # Opened, then gone from the path before the stat (ENOENT): never closed, as a
+                # replaced file's connection, since closing the last connection to a file
+                # deletes the WAL and index at the path's names, which may be another file's
+                # by now (the 30-minute run of 7 Dec: "cannot be written (io_error: No such
+                # file or directory ... while trying to open)").
                 self._retired.append(conn)
+            elif conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
             if _is_busy(exc):
                 raise
             self._failed(exc, "open")
@@ -417,6 +420,11 @@ class _FileWatch(_Connection):
                 spool_conn, spool._conn = spool._conn, None
                 if spool_conn is not None:
                     _close_rejoined(spool_conn)
+            # Opened again at once: one left closed would open whatever file is at the path
+            # at its next call, and lose track of its rows here if this one is moved meanwhile.
+            for spool in sharing:
+                with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error):
+                    spool._open()
         finally:
             for lock in taken:
                 lock.release()
