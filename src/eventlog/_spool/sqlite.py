@@ -416,10 +416,16 @@ class _FileWatch(_Connection):
         try:
             if len(taken) < len(sharing):
                 return  # one is busy: the next call tries again
-            for spool in (self, *sharing):
-                spool_conn, spool._conn = spool._conn, None
-                if spool_conn is not None:
-                    _close_rejoined(spool_conn)
+            # The last connection to a file, closing, deletes the WAL and index at the path's
+            # names: under the lock that opening takes, so that no fresh file is made there
+            # meanwhile (whose they would be), and only while the file is still at the path.
+            with _path_lock(self.path):
+                if _identity(self.path) != self._file_id:
+                    return  # gone meanwhile: the next call starts the fresh file, as for any move
+                for spool in (self, *sharing):
+                    spool_conn, spool._conn = spool._conn, None
+                    if spool_conn is not None:
+                        _close_rejoined(spool_conn)
             # Opened again at once: one left closed would open whatever file is at the path
             # at its next call, and lose track of its rows here if this one is moved meanwhile.
             for spool in sharing:
