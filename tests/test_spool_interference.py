@@ -426,3 +426,122 @@ def test_a_spool_noticing_its_deleted_file_late_keeps_the_fresh_files_wal(db: Pa
     finally:
         first.close()
         second.close()
+
+
+_READER = """
+import json, sqlite3, sys
+conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+try:
+    rows = conn.execute("SELECT records FROM batches").fetchall()
+except sqlite3.Error as exc:
+    print(json.dumps(f"unreadable: {exc}"))
+else:
+    print(json.dumps(sorted(entry[0] for (index,) in rows for entry in json.loads(index))))
+"""
+
+
+def _ids_after_a_crash(path: str) -> list[str] | str:
+    """The ids another process (the next run after a kill -9) reads from the file at ``path``."""
+    out = subprocess.run([sys.executable, "-c", _READER, path], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("noticed_by", ["the fresh file's spool", "the other spool"])
+def test_mv_of_the_spool_and_its_siblings_midway_noticed_takes_no_row_with_the_fresh_files_wal(
+    db: Path, noticed_by: str
+) -> None:
+    # Found by the 30-minute fault run (issue 23): `mv spool.db* elsewhere/` renames the file,
+    # then its -wal and -shm.  A spool noticing in between starts the fresh file at the path,
+    # and the rest of the move takes the fresh file's WAL and index along: its rows were then
+    # readable only through that spool's connection (a kill -9 lost them), the moved file read
+    # as the fresh one (the other spool's rows in it were gone: 111 events in no counter), and
+    # the other spool could not open the fresh file ("disk I/O error").
+    from eventlog.plugin.testing import make_records
+
+    db.parent.mkdir(parents=True)
+    path, moved = str(db), str(db) + ".moved"
+    first = spool_module.SQLiteSpool(path, "json")  # e.g. the pipeline configure() replaced
+    second = spool_module.SQLiteSpool(path, "json")  # and its successor, on the same file
+    try:
+        first_rows, second_rows = make_records(3, prefix="first"), make_records(4, prefix="second")
+        first.add(first_rows)
+        second.add(second_rows)
+        os.replace(path, moved)
+        noticed = make_records(2, prefix="noticed")
+        first.add(noticed)  # notices the move: a fresh file at the path, our rows in its WAL
+        for suffix in ("-wal", "-shm"):  # the rest of the move: the fresh file's WAL and index
+            os.replace(path + suffix, moved + suffix)
+        later = [make_records(1, prefix="later1"), make_records(1, prefix="later2")]
+        order = [(first, later[0]), (second, later[1])]
+        for spool, rows in order if noticed_by == "the fresh file's spool" else order[::-1]:
+            spool.add(rows)
+        everything = first_rows + second_rows + noticed + later[0] + later[1]
+        # Every row once, in the file at the path, as the next run after a crash reads it;
+        # none left in the moved file to be sent twice.
+        assert _ids_after_a_crash(path) == sorted(r.id for r in everything)
+        assert _ids_after_a_crash(moved) == []
+        firsts, seconds = first_rows + noticed + later[0], second_rows + later[1]
+        assert sorted(r.id for r in first.pending(100)) == sorted(r.id for r in firsts)
+        assert sorted(r.id for r in second.pending(100)) == sorted(r.id for r in seconds)
+        assert first.depth() == second.depth() == len(everything)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_spool_whose_wal_was_moved_off_its_name_writes_it_into_the_file_at_its_next_call(
+    db: Path, eventlog_warnings: EventlogWarnings
+) -> None:
+    from eventlog.plugin.testing import make_records
+
+    db.parent.mkdir(parents=True)
+    path, moved = str(db), str(db) + ".moved"
+    spool = spool_module.SQLiteSpool(path, "json")
+    try:
+        before = make_records(5, prefix="before")
+        spool.add(before)
+        os.replace(path, moved)
+        spool.add(make_records(2, prefix="noticed"))  # the fresh file, these rows in its WAL
+        for suffix in ("-wal", "-shm"):
+            os.replace(path + suffix, moved + suffix)
+        # What a kill -9 now leaves: the fresh file without its rows, until the next call.
+        assert _ids_after_a_crash(path) == "unreadable: no such table: batches"
+        spool.add(make_records(1, prefix="after"))
+        want = sorted(r.id for r in spool.pending(100))
+        assert len(want) == 8
+        assert _ids_after_a_crash(path) == want
+        assert _ids_after_a_crash(moved) == []
+        assert eventlog_warnings.count(f"the spool file {path} lost its WAL") == 1
+    finally:
+        spool.close()
+
+
+def test_two_spools_on_a_fresh_file_whose_wal_was_moved_both_open_it_again(db: Path) -> None:
+    # Pipelines of one process share SQLite's index of a file: the first to notice the WAL
+    # moved reopens them all, at once (one left closed would open whatever is at the path
+    # at its next call, and lose track of its rows if the file moved again meanwhile).
+    from eventlog.plugin.testing import make_records
+
+    db.parent.mkdir(parents=True)
+    path, moved = str(db), str(db) + ".moved"
+    first = spool_module.SQLiteSpool(path, "json")
+    second = spool_module.SQLiteSpool(path, "json")
+    try:
+        os.replace(path, moved)
+        first_rows, second_rows = make_records(2, prefix="first"), make_records(3, prefix="second")
+        first.add(first_rows)  # the fresh file
+        second.add(second_rows)  # the same fresh file
+        assert first._file_id == second._file_id
+        for suffix in ("-wal", "-shm"):
+            os.replace(path + suffix, moved + suffix)
+        later = make_records(1, prefix="later")
+        first.add(later)  # notices, for both
+        assert _ids_after_a_crash(path) == sorted(r.id for r in first_rows + second_rows + later)
+        os.replace(path, moved + "2")  # moved again: each carries its own rows
+        first.add(make_records(1, prefix="a"))
+        second.add(make_records(1, prefix="b"))
+        assert len(_ids_after_a_crash(path)) == 8
+        assert _ids_after_a_crash(moved + "2") == []
+    finally:
+        first.close()
+        second.close()

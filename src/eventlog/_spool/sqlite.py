@@ -195,6 +195,7 @@ class _Connection:
         _spools.add(self)
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
+        self._wal_id: tuple[int, int] | None = None  # and of its WAL, at its name when opened
         self._retired: list[sqlite3.Connection] = []  # of files replaced under us: never closed
         self._owner = new_owner()
         self._retry_at = 0.0  # while unavailable: monotonic time of the next try
@@ -230,12 +231,24 @@ class _Connection:
             return self._conn
         if self._unavailable is not None and time.monotonic() < self._retry_at:
             raise SpoolUnavailable(self._unavailable, f"spool {self.path} unavailable")
+        conn: sqlite3.Connection | None = None
         try:
             conn, moved = open_database(self.path, self.synchronous, BUSY_STEP_MS)
             opened = os.stat(self.path)
             own = dict(conn.execute("SELECT seq, events FROM batches WHERE owner = ?", (self._owner,)))
+            wal = _identity(self.path + "-wal")  # made by the read above
             page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, OSError) and conn is not None:
+                # Opened, then gone from the path before the stat (ENOENT): never closed, as a
+                # replaced file's connection, since closing the last connection to a file
+                # deletes the WAL and index at the path's names, which may be another file's
+                # by now (the 30-minute run of 7 Dec: "cannot be written (io_error: No such
+                # file or directory ... while trying to open)").
+                self._retired.append(conn)
+            elif conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
             if _is_busy(exc):
                 raise
             self._failed(exc, "open")
@@ -247,6 +260,7 @@ class _Connection:
         self.moved_aside = moved or self.moved_aside
         self._conn = conn
         self._file_id = (opened.st_dev, opened.st_ino)
+        self._wal_id = wal
         self._recent.clear()
         self._maybe_free = True
         self._own = own
@@ -357,6 +371,13 @@ class _Connection:
             self._unavailable = None
 
     def _check_file(self, conn: sqlite3.Connection) -> None:
+        """Is the file at the path still the one open, with its WAL?  (:class:`_FileWatch`)"""
+
+
+class _FileWatch(_Connection):
+    """The file deleted, moved or replaced under our feet, or its WAL moved away (part of SQLiteSpool)."""
+
+    def _check_file(self, conn: sqlite3.Connection) -> None:
         """Is the file at the path still the one open?  If not, start a fresh one there.
 
         One stat per call: a spool deleted (a tmp cleaner, ``rm -rf``) or moved while
@@ -373,9 +394,52 @@ class _Connection:
         else:
             now = (st.st_dev, st.st_ino)
         if now == self._file_id:
+            if self._wal_id is not None and _identity(self.path + "-wal") != self._wal_id:
+                self._rejoin_wal(conn)
             return
+        if now is not None:
+            _rejoin_others(self.path, now)  # the file there: its WAL must be at its name first
         gone = "moved" if _still_linked(self._file_id) else "deleted"
         self._replace_file(conn, "replaced" if now is not None else gone)
+
+    def _rejoin_wal(self, conn: sqlite3.Connection) -> None:
+        """The file is ours, but its WAL was moved off its name: its rows into the file, and open it again.
+
+        ``mv spool.db* elsewhere/`` renames the file, then its -shm and -wal; a spool that
+        notices in between starts the fresh file, and the rest of the move takes the fresh
+        file's WAL and index along: its rows are then readable only through this connection
+        (a kill -9 loses them, and a reader of the moved file sees them over the wrong file).
+        Every connection of this process to the file is closed first: they share one index.
+        """
+        sharing = [s for s in _spools if s is not self and s._conn and s._file_id == self._file_id]
+        taken = [s._lock for s in sharing if s._lock.acquire(blocking=False)]
+        try:
+            if len(taken) < len(sharing):
+                return  # one is busy: the next call tries again
+            # The last connection to a file, closing, deletes the WAL and index at the path's
+            # names: under the lock that opening takes, so that no fresh file is made there
+            # meanwhile (whose they would be), and only while the file is still at the path.
+            with _path_lock(self.path):
+                if _identity(self.path) != self._file_id:
+                    return  # gone meanwhile: the next call starts the fresh file, as for any move
+                for spool in (self, *sharing):
+                    spool_conn, spool._conn = spool._conn, None
+                    if spool_conn is not None:
+                        _close_rejoined(spool_conn)
+            # Opened again at once: one left closed would open whatever file is at the path
+            # at its next call, and lose track of its rows here if this one is moved meanwhile.
+            for spool in sharing:
+                with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error):
+                    spool._open()
+        finally:
+            for lock in taken:
+                lock.release()
+        log.warning(
+            "the spool file %s lost its WAL (moved or deleted by name while in use); its rows were "
+            "written into the file, which was opened again",
+            self.path,
+        )
+        self._open()
 
     def _claim_orphans(self, old: sqlite3.Connection) -> set[int]:
         """In a file about to be left: take the free rows and those of dead owners; return their seqs.
@@ -486,7 +550,7 @@ class _Connection:
             self.on_reopen(reason)
 
 
-class _Upkeep(_Connection):
+class _Upkeep(_FileWatch):
     """Deleting, reclaiming, quarantining and evicting rows (part of SQLiteSpool)."""
 
     #: Rows of kept events may outlive sheddable ones (overload control); None: max_age.
@@ -1144,6 +1208,47 @@ def _entries(chunk: Sequence[Record]) -> list[tuple[str, str, int, int]]:
 def _shed(chunk: Sequence[Record]) -> int:
     """1 for a row whose events are all sheddable: limits evict it before kept rows."""
     return int(all(type(r) is SheddableRecord for r in chunk))
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file at ``path``, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _rejoin_others(path: str, file_id: tuple[int, int]) -> None:
+    """Before a spool opens the file ``file_id`` at ``path``: every spool of this process that
+    has it open with its WAL moved off its name writes that WAL into it and opens it again.
+
+    Otherwise the opener takes the index those spools share with a WAL by the name, which is
+    not the one the index describes ("disk I/O error"), and the rows it carries stay behind.
+    """
+    wal = _identity(path + "-wal")
+    for spool in list(_spools):
+        if not (
+            isinstance(spool, _FileWatch)
+            and spool._file_id == file_id
+            and spool._conn is not None
+            and spool._wal_id not in (None, wal)
+            and spool._lock.acquire(blocking=False)  # busy: the open may fail, and is tried again
+        ):
+            continue
+        try:
+            with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error):
+                spool._rejoin_wal(spool._conn)
+        finally:
+            spool._lock.release()
+
+
+def _close_rejoined(conn: sqlite3.Connection) -> None:
+    """Close a connection whose WAL lost its name, its rows first written into the file itself."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
 
 
 def _still_linked(file_id: tuple[int, int] | None) -> bool:
