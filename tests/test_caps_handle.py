@@ -327,15 +327,18 @@ def test_a_tcp_listener_receives_the_same_bytes_with_speedups_on_and_off(
     with LineReceiver() as off:
         handler_off = _send(off, _Python, records)
     assert len(sent_on) == len(records)
-    assert sent_on == handler_off
-    # And with the worker's speedups off too: the same bytes but for the ids' sequence part,
-    # which the worker's compiled encoder draws for plain records first, then for the rest.
+    # The same bytes but for the ids' sequence part: the worker's compiled encoder draws ids
+    # for a batch's plain records first, then for the rest, so where the batches split (the
+    # worker's timing, which the two handlers' speeds change) moves them (CI, 3.13: the first
+    # line's id was ...87 against ...83).
+    assert [_without_id(line) for line in sent_on] == [_without_id(line) for line in handler_off]
+    # And with the worker's speedups off too.
     monkeypatch.setattr(eventlog._records.logrecords, "accelerator", None)
     monkeypatch.setattr(eventlog._records.logrecords, "json_lines", None)
     with LineReceiver() as off:
         all_off = _send(off, _Python, records)
     assert [_without_id(line) for line in sent_on] == [_without_id(line) for line in all_off]
-    for lines in (sent_on, all_off):
+    for lines in (sent_on, handler_off, all_off):
         assert sorted(int(json.loads(line)["id"][-8:], 16) for line in lines) == list(
             range(1, len(records) + 1)
         )
