@@ -115,11 +115,12 @@ def test_without_spill_kept_events_evict_sheddable_ones(receiver: LineReceiver, 
     assert pipeline._overload.spilled == 0
 
 
-def test_a_drop_is_counted_for_the_bound_that_refused_it_though_the_worker_took_some_meanwhile(
+def test_a_kept_event_is_queued_when_the_worker_made_room_while_none_could_be_evicted(
     receiver: LineReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The count bound refused the event: queue_full, even if the queue has room by the time it is
-    counted (test_engine's flood of 1,000 Events counted one as queue_bytes, once in 15 runs)."""
+    """The worker takes a batch between the full-queue check and the eviction: the kept event is
+    queued, not dropped (it was dropped, and counted as queue_bytes: test_engine's flood once in
+    15 runs, a kept error in test_ledger once in 3 CI runs)."""
     pipeline = _held(receiver, queue_size=10)
     _charges(pipeline, 10)
     worker = pipeline.worker
@@ -132,9 +133,10 @@ def test_a_drop_is_counted_for_the_bound_that_refused_it_though_the_worker_took_
     monkeypatch.setattr(pipeline._overload, "_evict", no_sheddable_but_the_worker_takes_a_batch)
     late = Event("billing.charge", "invoice-late", "invoice")
     pipeline.submit_event(late)
-    assert len(taken) == 5 and pipeline.queue_depth() == 5
-    assert pipeline.stats.dropped_by_reason() == {"queue_full": 1}
-    assert pipeline._overload.shed == {("kept", "queue_full"): 1}
+    assert len(taken) == 5 and pipeline.queue_depth() == 6
+    assert worker.queue[-1] is late
+    assert pipeline.stats.dropped_by_reason() == {}
+    assert pipeline._overload.shed == {}
     pipeline.shutdown(0.1)  # no worker ever ran: nothing more to see
 
 
