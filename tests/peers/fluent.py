@@ -94,7 +94,7 @@ class FluentPeer:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry received so far: {"tag", "time", "record"} dicts."""
-        text = self.entries_file.read_text(encoding="utf-8")
+        text = _whole_lines(self.entries_file.read_bytes())
         return [
             json.loads(line) for line in text.split("\n") if line.endswith("}")
         ]  # not splitlines(): U+2028
@@ -102,7 +102,7 @@ class FluentPeer:
     def messages(self) -> list[dict[str, Any]]:
         """Every message received so far: {"mode", "tag", "entries" (count), "option"} dicts."""
         path = self.entries_file.with_name(self.entries_file.name + ".messages")
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        text = _whole_lines(path.read_bytes()) if path.exists() else ""
         return [
             json.loads(line) for line in text.split("\n") if line.endswith("}")
         ]  # not splitlines(): U+2028
@@ -171,3 +171,8 @@ def fluent_peer_fixture(tmp_path: Path) -> Iterator[Callable[..., FluentPeer]]:
     yield start
     for peer in started:
         peer.stop()
+
+
+def _whole_lines(data: bytes) -> str:
+    """The whole lines of ``data``: a read while the server writes may end inside a character."""
+    return data[: data.rfind(b"\n") + 1].decode("utf-8")

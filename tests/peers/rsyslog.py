@@ -135,13 +135,16 @@ class Rsyslog:
         """Every message written for ``proto`` so far, each a dict of _PROPERTIES."""
         path = self.root / f"{proto}.jsonl"
         try:
-            text = path.read_text("utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             return []
+        # Only whole lines: the last part is being written (or empty), and may end inside a
+        # character's UTF-8 bytes (a read mid-write failed to decode: CI, 7 Dec).
+        text = data[: data.rfind(b"\n") + 1].decode("utf-8")
         rows = []
         # "\n" only: str.splitlines() also splits at U+0085, U+2028 and \x1c-\x1e, which
         # the receivers write as they are inside JSON strings.
-        for line in text.split("\n")[:-1]:  # the last part is being written (or empty)
+        for line in text.split("\n")[:-1]:
             row = json.loads(line)
             row["sd"] = json.loads(row["sd"]) if row["sd"] else {}
             rows.append(row)
