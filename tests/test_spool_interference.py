@@ -238,6 +238,44 @@ def test_a_deleted_spool_file_carries_the_rows_nobody_owns_too(db: Path) -> None
     dead.close()
 
 
+
+
+def test_a_deleted_spool_file_carries_the_free_rows_while_another_process_writes_to_it(db: Path) -> None:
+    """The free rows of a deleted file are carried even when another process holds its write lock.
+
+    The 30-minute fault run of 7 Dec: a forked child wrote to the file as the parent noticed
+    its deletion; claiming the free rows failed as busy and was given up, so only the
+    parent's own rows were carried, and a replaced pipeline's 82 events stayed behind in
+    the deleted file, counted nowhere.  A busy file is tried again, as for any statement.
+    """
+    from eventlog._records.batch import Record
+
+    def records(prefix: str, count: int) -> list[Record]:
+        return [Record(f"{prefix}-{n}", "test.free", 0, b"{}\n") for n in range(count)]
+
+    released = spool_module.SQLiteSpool(str(db), "json")  # configure() replaced its pipeline
+    released.add(records("released", 4))
+    released.close()
+    live = spool_module.SQLiteSpool(str(db), "json")
+    live.add(records("live", 1))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        # The holder lets go while the spool notices the deletion and waits on the lock.
+        threading.Timer(1.0, lambda: holder.communicate("\n", timeout=10)).start()
+        live.add(records("after", 1))
+    finally:
+        with contextlib.suppress(Exception):
+            holder.kill()
+        holder.wait(10)
+
+    assert _ids_in_spool(db) == [f"released-{n}" for n in range(4)] + ["live-0", "after-0"]
+    assert live.depth() == 6
+    live.close()
 # ---------------------------------------------------------------- what waits shows in a depth
 
 
