@@ -238,8 +238,6 @@ def test_a_deleted_spool_file_carries_the_rows_nobody_owns_too(db: Path) -> None
     dead.close()
 
 
-
-
 def test_a_deleted_spool_file_carries_the_free_rows_while_another_process_writes_to_it(db: Path) -> None:
     """The free rows of a deleted file are carried even when another process holds its write lock.
 
@@ -276,6 +274,8 @@ def test_a_deleted_spool_file_carries_the_free_rows_while_another_process_writes
     assert _ids_in_spool(db) == [f"released-{n}" for n in range(4)] + ["live-0", "after-0"]
     assert live.depth() == 6
     live.close()
+
+
 # ---------------------------------------------------------------- what waits shows in a depth
 
 
