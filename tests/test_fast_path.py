@@ -30,6 +30,7 @@ from eventlog._engine.pipeline import Pipeline
 from eventlog._records.batch import EncodedBatch
 from eventlog._records.context import EMPTY, RequestContext
 from eventlog._records.logrecords import record_to_event, unrenderable, wires_of
+from eventlog._records.schema import W
 from eventlog._records.wire import _ids, to_wire
 from tests.peers import missing
 from tests.test_spool_props import any_text, hostile_event, hostile_value
@@ -540,3 +541,36 @@ def test_the_compiled_code_spells_no_wire_name() -> None:
     for source in ("_wires.c", "_otlp.c"):
         text = (sources / source).read_text()
         assert [name for name in renamed if f'"{name}"' in text] == [], source
+
+
+# The compiled walk renders the usual "%s"/"%d" messages itself (PyUnicode_Format for the
+# rest): templates made of those, their neighbours and text that is not ASCII.
+template_piece = st.sampled_from(
+    ["user ", "%s", "%d", "%%", "%5d", "%r", "%-3s", "%", "é", "\u2603", " did ", "%i", "d", "s"]
+)
+format_arg = st.one_of(
+    st.sampled_from(["alice", "", "é", "a\"b\\c\n", "%s"]),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**63, True, False, 1.5]),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(template_piece, max_size=6), args=st.lists(format_arg, min_size=1, max_size=4))
+def test_a_message_rendered_by_the_compiled_walk_is_the_str_of_msg_percent_args(
+    fast_path: str, pieces: list[str], args: list[Any]
+) -> None:
+    msg = "".join(pieces)
+    item = _item(_record(msg, tuple(args)))
+    assert_same(_PIPELINE, [item])
+    if fast_path != "speedups":
+        return
+    static = _PIPELINE._encoder.static_fields()
+    wires, _ = _COMPILED([item], static, True, *_ids.node_and_counter())  # type: ignore[misc]
+    try:
+        want = msg % tuple(args)
+    except (TypeError, ValueError):
+        assert wires[0] is None  # the Python path sends its placeholder, counted
+        return
+    if wires[0] is not None:
+        assert wires[0][W.message] == want
