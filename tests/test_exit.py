@@ -9,6 +9,7 @@ costs") cites these tests by name.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,22 @@ import eventlog
 from eventlog import Event
 
 opts = json.loads(sys.argv[1])
+
+
+def open_files():
+    # Files (not sockets, pipes or devices) this process has open now.
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/") and not target.startswith("/dev/"):
+            out.add(target)
+    return out
+
+
+before = open_files()
 settings = dict(
     transport="tcp", host="127.0.0.1", port=opts["port"], batch_size=100_000,
     linger_ms=opts.get("linger_ms", 60_000), shutdown_timeout=opts.get("shutdown_timeout", 3),
@@ -46,6 +63,8 @@ if opts.get("spooled"):  # the peer is down: wait until the worker moved every e
     end = time.monotonic() + 30
     while eventlog.get_pipeline().spool_depth() < opts["count"] and time.monotonic() < end:
         time.sleep(0.01)
+if opts.get("files"):  # what eventlog opened and still holds, after every event was sent
+    print(json.dumps(sorted(open_files() - before)), flush=True)
 print("ready", flush=True)
 way = opts["way"]
 if way == "os._exit":
@@ -57,7 +76,7 @@ if way == "wait":
 COUNT = 2000
 
 
-def _child(tmp_path: Path, **opts: Any) -> subprocess.Popen[str]:
+def _child(tmp_path: Path, cwd: Path | None = None, **opts: Any) -> subprocess.Popen[str]:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     proc = subprocess.Popen(
@@ -65,8 +84,12 @@ def _child(tmp_path: Path, **opts: Any) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd,
+        env=None if cwd is None else {**os.environ, "TMPDIR": str(cwd), "HOME": str(cwd)},
     )
     assert proc.stdout is not None
+    if opts.get("files"):
+        proc.opened = json.loads(proc.stdout.readline())  # type: ignore[attr-defined]
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
     return proc
 
@@ -138,6 +161,16 @@ def test_memory_mode_dead_peer_at_exit_says_how_many_were_lost_and_why(tmp_path:
     assert "the last send failed: ConnectError: cannot connect to 127.0.0.1:" in lines[0]
 
 
+def test_memory_mode_writes_no_file_so_a_full_disk_costs_nothing(tmp_path: Path, receiver: LineReceiver) -> None:
+    home = tmp_path / "home"  # the working folder, HOME and TMPDIR of the child
+    home.mkdir()
+    proc = _child(tmp_path, cwd=home, port=receiver.port, count=100, flush=True, files=True, way="exit")
+    assert _end(proc, "exit")[0] == 0
+    assert proc.opened == []  # type: ignore[attr-defined]
+    assert list(home.iterdir()) == []
+    assert receiver.wait_for(100)
+
+
 # ---------------------------------------------------------------- spool mode
 
 
@@ -145,6 +178,21 @@ def _replay(tmp_path: Path, db: Path, receiver: LineReceiver) -> None:
     """A later run on the same spool, with the peer up: it sends what the spool holds."""
     proc = _child(tmp_path, port=receiver.port, count=0, db=str(db), flush=True, way="exit", linger_ms=5)
     assert _end(proc, "exit")[0] == 0
+
+
+def test_spool_mode_dead_peer_at_exit_keeps_every_event_in_the_spool_and_says_how_many(tmp_path: Path) -> None:
+    db, port = tmp_path / "s.db", closed_port()
+    proc = _child(tmp_path, port=port, count=100, db=str(db), way="exit", shutdown_timeout=0.5, linger_ms=5)
+    returncode, stderr = _end(proc, "exit")
+    assert returncode == 0
+    lines = [line for line in stderr.splitlines() if "shutdown deadline" in line]
+    assert len(lines) == 1, stderr
+    assert f"passed: 100 events wait in the spool {db} for the next run" in lines[0]
+    assert "are lost" not in lines[0]
+    with LineReceiver(port=port) as receiver:
+        _replay(tmp_path, db, receiver)
+        assert receiver.wait_for(100)
+        assert sorted((e["target"] for e in receiver.events()), key=int) == [str(i) for i in range(100)]
 
 
 def test_spool_mode_sigterm_loses_what_is_still_in_memory(tmp_path: Path, receiver: LineReceiver) -> None:
