@@ -161,7 +161,9 @@ def test_memory_mode_dead_peer_at_exit_says_how_many_were_lost_and_why(tmp_path:
     assert "the last send failed: ConnectError: cannot connect to 127.0.0.1:" in lines[0]
 
 
-def test_memory_mode_writes_no_file_so_a_full_disk_costs_nothing(tmp_path: Path, receiver: LineReceiver) -> None:
+def test_memory_mode_writes_no_file_so_a_full_disk_costs_nothing(
+    tmp_path: Path, receiver: LineReceiver
+) -> None:
     home = tmp_path / "home"  # the working folder, HOME and TMPDIR of the child
     home.mkdir()
     proc = _child(tmp_path, cwd=home, port=receiver.port, count=100, flush=True, files=True, way="exit")
@@ -180,7 +182,9 @@ def _replay(tmp_path: Path, db: Path, receiver: LineReceiver) -> None:
     assert _end(proc, "exit")[0] == 0
 
 
-def test_spool_mode_dead_peer_at_exit_keeps_every_event_in_the_spool_and_says_how_many(tmp_path: Path) -> None:
+def test_spool_mode_dead_peer_at_exit_keeps_every_event_in_the_spool_and_says_how_many(
+    tmp_path: Path,
+) -> None:
     db, port = tmp_path / "s.db", closed_port()
     proc = _child(tmp_path, port=port, count=100, db=str(db), way="exit", shutdown_timeout=0.5, linger_ms=5)
     returncode, stderr = _end(proc, "exit")
