@@ -27,6 +27,7 @@ import eventlog._spool.database as database_module
 import eventlog._spool.sqlite as spool_module
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._engine import prometheus
+from eventlog._spool.protocol import SpoolUnavailable
 from tests.peers import free_port
 from tests.spool_support import EventlogWarnings, capture_warnings, log_with_ids, wait_until
 
@@ -276,6 +277,35 @@ def test_a_deleted_spool_file_carries_the_free_rows_while_another_process_writes
     live.close()
 
 
+
+
+def test_a_spool_closed_just_after_its_deleted_file_could_not_be_replaced_carries_its_rows(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a spool whose file is gone carries its rows even within the retry wait.
+
+    The 30-minute fault runs of 7 Dec: a pipeline configure() replaced noticed its file
+    deleted, but the fresh file could not be made at that moment (the path was gone again),
+    so the spool waited RETRY_SECONDS before trying again.  Its shutdown came within that
+    wait: the release found the file gone, could not open the path "yet", and the close
+    then dropped the only connection to the deleted file with the rows in it, counted
+    nowhere (2, 17 and 82 events).  A carry is always tried at once.
+    """
+    from eventlog._records.batch import Record
+
+    monkeypatch.setattr(spool_module, "RETRY_SECONDS", 60.0)  # a retry far off: no race with the clock
+    spool = spool_module.SQLiteSpool(str(db), "json")
+    spool.add([Record(f"kept-{n}", "test.carry", 0, b"{}\n") for n in range(5)])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.mkdir()  # no file can be made at the path now
+    with pytest.raises(SpoolUnavailable):
+        spool.add([Record("refused-0", "test.carry", 0, b"{}\n")])
+    db.rmdir()  # and now it can, before the retry is due
+
+    spool.close()
+
+    assert _ids_in_spool(db) == [f"kept-{n}" for n in range(5)]
 # ---------------------------------------------------------------- what waits shows in a depth
 
 

@@ -221,15 +221,17 @@ class _Connection:
         with contextlib.suppress(SpoolUnavailable, OSError, sqlite3.Error), self._lock:
             self._open()
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, *, now: bool = False) -> sqlite3.Connection:
         """The connection, opened when needed; the caller holds the lock.
 
         Raises SpoolUnavailable, or the SQLite error when another process holds
         the lock (for :meth:`_locked` to try again after letting go of ours).
+        While unavailable, the path is tried again only after RETRY_SECONDS,
+        unless ``now`` (a carry out of a file that left the path cannot wait).
         """
         if self._conn is not None:
             return self._conn
-        if self._unavailable is not None and time.monotonic() < self._retry_at:
+        if self._unavailable is not None and time.monotonic() < self._retry_at and not now:
             raise SpoolUnavailable(self._unavailable, f"spool {self.path} unavailable")
         conn: sqlite3.Connection | None = None
         try:
@@ -499,7 +501,9 @@ class _FileWatch(_Connection):
         batch_rows, recent, events_of = self._batch_rows, self._recent, self._events_of
         self._conn = None
         try:
-            conn = self._open()
+            # At once, even within the retry wait of an open that failed a moment ago (the
+            # path gone again as it was made): a close in that wait dropped the rows.
+            conn = self._open(now=True)
             renumbered: dict[int, int] = {}
             with _transaction(conn):
                 for seq, fmt, events, index, payloads, added, destination, shed, checksum in rows:
@@ -1130,8 +1134,11 @@ class SQLiteSpool(_Reader):
         with contextlib.suppress(SpoolUnavailable):
             self._locked("check the spool file", lambda conn: None)
 
-    def release(self) -> None:
-        """Hand the rows this instance owns back, for the next pipeline, process or run to send."""
+    def release(self) -> bool:
+        """Hand the rows this instance owns back, for the next pipeline, process or run to send.
+
+        False when they could not be (the spool unavailable): they stay this instance's.
+        """
 
         def release(conn: sqlite3.Connection) -> None:
             with contextlib.suppress(sqlite3.Error):
@@ -1140,9 +1147,12 @@ class SQLiteSpool(_Reader):
                 conn.execute("UPDATE batches SET owner = NULL WHERE owner = ?", (self._owner,))
             self._own.clear()
 
-        with contextlib.suppress(SpoolUnavailable):
+        released = True
+        try:
             if self._conn is not None:
                 self._locked("release this process's rows", release)
+        except SpoolUnavailable:
+            released = False
         # A pipeline of this process on the same file (configure() again) may take them now,
         # without waiting for its next event.
         for other in list(_spools):
@@ -1151,13 +1161,27 @@ class SQLiteSpool(_Reader):
                 if other.on_released is not None:
                     with contextlib.suppress(Exception):
                         other.on_released()
+        return released
 
     def close(self) -> None:
         """Release this instance's rows and close the file."""
-        self.release()
+        released = self.release()
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None:
+            if conn is not None and not released and _identity(self.path) != self._file_id:
+                # Its rows could not be carried out of a file no longer at the path: closing
+                # would drop the last way to them.  Kept open, and said (a restart loses them).
+                self._retired.append(conn)
+                with contextlib.suppress(sqlite3.Error):
+                    left = conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0]
+                    log.warning(
+                        "the spool file %s left its path while in use and the fresh file there "
+                        "could not be made: %d events stay in the old file, open until this "
+                        "process exits, and are lost then",
+                        self.path,
+                        left,
+                    )
+            elif conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 conn.close()
