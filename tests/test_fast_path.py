@@ -549,7 +549,7 @@ template_piece = st.sampled_from(
     ["user ", "%s", "%d", "%%", "%5d", "%r", "%-3s", "%", "é", "\u2603", " did ", "%i", "d", "s"]
 )
 format_arg = st.one_of(
-    st.sampled_from(["alice", "", "é", "a\"b\\c\n", "%s"]),
+    st.sampled_from(["alice", "", "é", 'a"b\\c\n', "%s"]),
     st.integers(-(2**70), 2**70),
     st.sampled_from([0, -1, 2**63 - 1, -(2**63), 2**63, True, False, 1.5]),
 )

@@ -277,8 +277,6 @@ def test_a_deleted_spool_file_carries_the_free_rows_while_another_process_writes
     live.close()
 
 
-
-
 def test_a_spool_closed_just_after_its_deleted_file_could_not_be_replaced_carries_its_rows(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -306,6 +304,8 @@ def test_a_spool_closed_just_after_its_deleted_file_could_not_be_replaced_carrie
     spool.close()
 
     assert _ids_in_spool(db) == [f"kept-{n}" for n in range(5)]
+
+
 # ---------------------------------------------------------------- what waits shows in a depth
 
 
