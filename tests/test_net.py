@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from eventlog.plugin.net import (
     open_datagram,
     peer_closed,
     send_datagram,
+    wait_readable,
 )
 from eventlog.plugin.testing import (
     DatagramReceiver,
@@ -308,3 +311,48 @@ def _read_to_end(conn: socket.socket) -> bytes:
         while chunk := conn.recv(65536):
             got += chunk
     return bytes(got)
+
+
+@pytest.fixture
+def many_open_files() -> Iterator[None]:
+    """This process with over 1,024 descriptors open, as a server with many clients has:
+    the next socket gets a number select.select() refuses."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_socket_numbered_past_1024_is_watched_like_any_other(many_open_files: None) -> None:
+    # The 30-minute fault run of 7 Dec: "filedescriptor out of range in select()". With a
+    # peer that stays, peer_closed() said "closed" (a reconnect at every send), and
+    # close_stream() closed at once, losing what a peer that writes back had not read.
+    server = socket.create_server(("127.0.0.1", 0))
+    with server:
+        transport = StreamTransport(
+            "127.0.0.1", server.getsockname()[1], tls=None, connect_timeout=5, send_timeout=5
+        )
+        transport.open()
+        assert transport.sock is not None and transport.sock.fileno() >= 1024
+        conn, _ = server.accept()
+        with conn:
+            assert peer_closed(transport.sock) is False
+            assert wait_readable(transport.sock, 0) is False
+            conn.sendall(b"x")
+            assert wait_readable(transport.sock, 5) is True
+            assert peer_closed(transport.sock) is False  # bytes it wrote, then stays
+            records = make_records(3)
+            transport.send(records)  # on the same connection: no reconnect
+            transport.close()
+            got = _read_to_end(conn)
+    assert got == b"".join(record.payload for record in records)

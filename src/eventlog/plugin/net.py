@@ -78,6 +78,7 @@ __all__ = [
     "timeout_options",
     "tls_context",
     "tls_options",
+    "wait_readable",
 ]
 
 #: The largest UDP payload over IPv4 (65535 - 8 byte UDP header - 20 byte IP header).
@@ -377,6 +378,19 @@ def reading_peer(address: str, what: str) -> Iterator[None]:
 _PEER_BYTES_READS = 16
 
 
+def wait_readable(sock: socket.socket, timeout: float) -> bool:
+    """Whether ``sock`` has bytes (or an EOF, or an error) to read within ``timeout`` seconds.
+
+    ``select.select`` refuses a descriptor numbered 1024 or more (ValueError), which a
+    server with many connections open hands out: poll() has no such limit.
+    """
+    if not hasattr(select, "poll"):  # Windows: select() takes any socket there
+        return bool(select.select([sock], [], [], timeout)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
+
+
 def peer_closed(sock: socket.socket) -> bool:
     """True when the peer has closed the connection (or reset it).
 
@@ -386,8 +400,7 @@ def peer_closed(sock: socket.socket) -> bool:
     into a reconnect.  Never waits.
     """
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        if not wait_readable(sock, 0):
             return False
         # Readable may only mean TLS records (TLS 1.3 session tickets), and bytes a peer
         # wrote (a banner, an error line) are not ours to read: an EOF may wait behind them.
@@ -409,13 +422,13 @@ def close_stream(sock: socket.socket, linger: float = 2.0) -> None:
     that writes nothing is closed at once (the kernel still delivers the rest).
     """
     try:
-        if _drain(sock) or (sock not in _peer_wrote and not select.select([sock], [], [], 0)[0]):
+        if _drain(sock) or (sock not in _peer_wrote and not wait_readable(sock, 0)):
             sock.close()  # the peer closed already, or it never writes: nothing to reset on
             return
         sock.shutdown(socket.SHUT_WR)
         end = time.monotonic() + linger
         while _unsent(sock) and time.monotonic() < end:
-            select.select([sock], [], [], min(0.05, max(0.0, end - time.monotonic())))
+            wait_readable(sock, min(0.05, max(0.0, end - time.monotonic())))
             if _drain(sock):
                 break  # the peer closed: nothing more to wait for
         _drain(sock)  # the peer's last bytes: once ours are in, a reset costs nothing

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import socket
 import ssl
 import time
@@ -38,7 +37,7 @@ from eventlog.plugin import (
     Transport,
     TransportError,
 )
-from eventlog.plugin.net import connect_stream, reading_peer, send_all, tls_context
+from eventlog.plugin.net import connect_stream, reading_peer, send_all, tls_context, wait_readable
 from eventlog_fluent import forward
 from eventlog_fluent.tags import action_tag
 
@@ -428,7 +427,7 @@ class FluentTransport(Transport):
         assert sock is not None
         if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
             return True
-        return bool(select.select([sock], [], [], timeout)[0])
+        return wait_readable(sock, timeout)
 
     def _unexpected(self, message: Any) -> None:
         self.close()
