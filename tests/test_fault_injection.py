@@ -1039,8 +1039,11 @@ def _wait_child(pid: int, fd: int, timeout: float) -> tuple[dict[str, Any] | Non
     data = b""
     with os.fdopen(fd, "rb", buffering=0) as pipe:
         while time.monotonic() < deadline:
-            readable, _, _ = select.select([pipe], [], [], 0.05)
-            if readable:
+            # poll(), not select(): a long example opens over 1,024 descriptors (every
+            # pipeline it made and the spool files moved under them stay open while it runs).
+            poller = select.poll()
+            poller.register(pipe, select.POLLIN)
+            if poller.poll(50):
                 chunk = pipe.read(65536)
                 if not chunk:
                     break
