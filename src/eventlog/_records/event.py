@@ -32,7 +32,7 @@ _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 #: Live threads by ident.  One C lookup per event instead of current_thread().name (two
 #: Python calls); threads not started by ``threading`` are not in it until current_thread().
-_ACTIVE: dict[int, threading.Thread] = getattr(threading, "_active", {})
+_ACTIVE: dict[int, Any] = getattr(threading, "_active", {})
 _active_get = _ACTIVE.get
 
 _current_context = _context.current
