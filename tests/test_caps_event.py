@@ -68,10 +68,14 @@ odd = st.one_of(
     st.lists(st.integers(), max_size=2),
     st.just(2**64),
 )
-value = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), text, odd)
+value = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), text, odd
+)
 mapping = st.one_of(
     st.none(),
-    st.dictionaries(text, st.one_of(st.integers(), st.floats(allow_nan=True), text, st.booleans()), max_size=3),
+    st.dictionaries(
+        text, st.one_of(st.integers(), st.floats(allow_nan=True), text, st.booleans()), max_size=3
+    ),
     st.dictionaries(text, value, max_size=3),
     st.dictionaries(st.one_of(text, st.integers(), st.builds(BadStr)), value, max_size=2),
     st.lists(st.tuples(text, value), max_size=3),  # a fields list of (key, value) tuples
@@ -84,7 +88,11 @@ maybe_text = st.one_of(st.none(), text, odd)
 @st.composite
 def arguments(draw: st.DrawFn) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Event's arguments: mostly of the common kinds, and every odd kind now and then."""
-    action = draw(st.one_of(st.text(min_size=1, max_size=12), st.just(""), st.integers(), st.builds(BadStr), text.map(Text)))
+    action = draw(
+        st.one_of(
+            st.text(min_size=1, max_size=12), st.just(""), st.integers(), st.builds(BadStr), text.map(Text)
+        )
+    )
     positional: list[Any] = [action]
     keywords: dict[str, Any] = {}
     for name in ("target", "tg_type"):
@@ -99,7 +107,9 @@ def arguments(draw: st.DrawFn) -> tuple[tuple[Any, ...], dict[str, Any]]:
     choices: dict[str, st.SearchStrategy[Any]] = {
         "message": maybe_text,
         "level": st.one_of(st.none(), st.integers(-(2**65), 2**65), st.just(20), st.floats(), text),
-        "tags": st.one_of(st.none(), st.lists(text, max_size=3), st.lists(value, max_size=2), text, st.just(3)),
+        "tags": st.one_of(
+            st.none(), st.lists(text, max_size=3), st.lists(value, max_size=2), text, st.just(3)
+        ),
         "fields": mapping,
         "metrics": mapping,
         "log_code": st.one_of(st.booleans(), st.none(), st.just(0)),
@@ -165,7 +175,9 @@ def _fixed_time(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=arguments())
-def test_the_compiled_event_holds_what_the_python_init_does(case: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+def test_the_compiled_event_holds_what_the_python_init_does(
+    case: tuple[tuple[Any, ...], dict[str, Any]],
+) -> None:
     args, kwargs = case
     got = _made(Event, args, kwargs)
     expected = _made(_python, args, kwargs)
@@ -220,7 +232,9 @@ def test_a_subclass_is_made_by_the_python_init() -> None:
 
     event = Audit("audit.read", "doc", "file", fields={"n": 1}, time_ns=5)
     assert seen == ["audit.read"] and type(event) is Audit and not event_compiled(Audit)
-    assert _slots(event, True) == _slots(_python("audit.read", "doc", "file", fields={"n": 1}, time_ns=5), True)
+    assert _slots(event, True) == _slots(
+        _python("audit.read", "doc", "file", fields={"n": 1}, time_ns=5), True
+    )
 
 
 def test_a_changed_class_is_made_the_python_way() -> None:
@@ -310,7 +324,9 @@ def test_log_event_never_raises_and_logs_the_failure(caplog: pytest.LogCaptureFi
         api.swap_default(previous)
     records = [r for r in caplog.records if r.name == api.log.name]
     assert [r.getMessage() for r in records] == ["log_event failed; the event was dropped"] * 2
-    assert [(r.exc_info[0], str(r.exc_info[1])) for r in records if r.exc_info] == [(ValueError, "no room")] * 2
+    assert [(r.exc_info[0], str(r.exc_info[1])) for r in records if r.exc_info] == [
+        (ValueError, "no room")
+    ] * 2
 
 
 def _send(receiver: LineReceiver, make: Any, log: Any) -> list[bytes]:
