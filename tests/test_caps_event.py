@@ -186,7 +186,13 @@ def test_the_compiled_event_holds_what_the_python_init_does(
         assert got == expected
         return
     with_time = _fixed_time(args, kwargs)
-    assert _slots(got[1], with_time) == _slots(expected[1], with_time)
+    got_slots, expected_slots = _slots(got[1], with_time), _slots(expected[1], with_time)
+    if kwargs.get("log_code") or kwargs.get("logCode"):
+        # The caller's line: this test's call of Event against _python's call of python_init.
+        assert got[1].code_func == "_made" and expected[1].code_func == "_python"
+        for slot in ("code_func", "code_line"):
+            del got_slots[slot], expected_slots[slot]
+    assert got_slots == expected_slots
     assert type(got[1].time_ns) is int
     # The Event's containers are its own: never the caller's objects.
     for name in ("tags", "fields", "metrics"):
@@ -380,3 +386,47 @@ def test_a_tcp_listener_receives_the_same_bytes_from_the_compiled_and_the_python
         return _without_time(_without_id(line))
 
     assert [same(line) for line in compiled] == [same(line) for line in python]
+
+
+def test_the_clock_is_event_modules_now_ns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time.time_ns read in C while ``_now_ns`` is it; a replaced ``_now_ns`` is called (freezegun)."""
+    import time
+
+    before = time.time_ns()
+    made = Event("a").time_ns
+    assert before <= made <= time.time_ns()
+    monkeypatch.setattr(event_module, "_now_ns", lambda: 1_234)
+    assert Event("a", fields={"n": 1}).time_ns == 1_234
+    assert _python("a", fields={"n": 1}).time_ns == 1_234
+    monkeypatch.delattr(event_module, "_now_ns")
+    assert (
+        _made(Event, ("a",), {})
+        == _made(_python, ("a",), {})
+        == ("raised", (NameError, "name '_now_ns' is not defined"))
+    )
+
+
+def test_each_thread_gets_its_own_name() -> None:
+    names: list[str | int | None] = []
+
+    def make() -> None:
+        names.append(Event("a").thread)
+
+    for name in ("one", "two", "one"):
+        worker = threading.Thread(target=make, name=name)
+        worker.start()
+        worker.join()
+    make()
+    assert names == ["one", "two", "one", threading.current_thread().name]
+
+
+def test_a_copied_or_pickled_event_leaves_event_made_in_c() -> None:
+    """copyreg caches ``__slotnames__`` on the class at the first copy: not a change of __init__."""
+    import pickle
+
+    from eventlog_speedups._caps import event_compiled  # type: ignore[import-not-found, unused-ignore]
+
+    event = Event("a", "b", fields={"n": 1}, time_ns=3)
+    assert _slots(copy.copy(event), True) == _slots(event, True)
+    assert _slots(pickle.loads(pickle.dumps(event)), True) == _slots(event, True)
+    assert event_compiled(Event)

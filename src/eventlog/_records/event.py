@@ -331,6 +331,8 @@ def _set_up_compiled_event() -> bool:
         trace_var=trace_var,
         kept=KEPT,
         only_this_call=alone if refcount(held) > alone else 0,
+        time_ns=time.time_ns,
+        python_init=python_init,
     )
     return True
 

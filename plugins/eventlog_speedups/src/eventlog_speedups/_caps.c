@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <time.h>
 
 #ifndef Py_T_OBJECT_EX
 #define Py_T_OBJECT_EX T_OBJECT_EX
@@ -691,6 +692,23 @@ plain_bytes(PyObject *event, Py_ssize_t *total)
     return 1;
 }
 
+static Py_ssize_t g_only_this_call = 0; /* set by setup_event: see there */
+
+/* An Event that only the caller's call and now the queue hold (``log_event(Event(...))``, a
+ * record made into an Event) cannot become part of a reference cycle: nothing made before it
+ * refers to it, its slots hold text, numbers, the request context and containers of those
+ * (converted when it was made), no caller enricher ran, and the worker stores only such
+ * values.  Untracked, the garbage collector's young-generation passes do not walk the Events
+ * waiting in the queue (~1.1k instructions an event, callgrind, 3.11); it is freed by its
+ * reference count as before. */
+static void
+untrack_fresh(PyObject *event)
+{
+    if (g_only_this_call > 0 && Py_REFCNT(event) <= g_only_this_call + 1 && PyObject_GC_IsTracked(event)) {
+        PyObject_GC_UnTrack(event);
+    }
+}
+
 static PyObject *
 submit_event(PyObject *self, PyObject *event)
 {
@@ -752,6 +770,7 @@ submit_event(PyObject *self, PyObject *event)
     switch (enqueue(worker, event, size)) {
     case 1:
         Py_DECREF(worker);
+        untrack_fresh(event);
         Py_RETURN_NONE;
     case -2:
         Py_DECREF(worker);
@@ -848,13 +867,19 @@ static const char *slot_names[N_SLOTS] = {"_id_made", "action", "cluster", "code
 
 static struct {
     PyTypeObject *type;       /* eventlog._records.event.Event */
-    unsigned int version;     /* its tp_version_tag at set-up: changed, the Python way */
+    /* What the class's call runs: while object.__new__ and python_init, made here; once either
+     * is replaced (``Event.__init__ = ...``), the Python way. */
+    newfunc tp_new;
+    PyObject *python_init;
     Py_ssize_t offsets[N_SLOTS];
     PyObject *params[N_PARAMS]; /* interned */
     PyObject *globals;        /* event.py's namespace: _now_ns is read per call, as Python does */
     PyObject *active;         /* threading._active */
     PyObject *current_thread; /* threading.current_thread */
     PyObject *current, *context_var, *trace_var; /* as H's (see capture_context) */
+    PyObject *time_ns;        /* time.time_ns: what _now_ns is unless replaced */
+    unsigned long ident;      /* the last thread's ident, and it as an int (a key of active) */
+    PyObject *ident_key;
     PyTypeObject *kept[8];
     int n_kept;
     Py_ssize_t only_this_call; /* the reference count of an argument only the call holds, or 0 */
@@ -862,7 +887,7 @@ static struct {
     PyObject *python_log_event, *api_namespace, *get_pipeline, *failed;
 } E;
 
-static PyObject *s_now_ns, *s_thread_name, *s_submit_event;
+static PyObject *s_now_ns, *s_thread_name, *s_submit_event, *s_dunder_init;
 
 /* The request context: ``current()``, reading the context variables here where it may. */
 static PyObject *
@@ -1002,6 +1027,13 @@ done:
     return result;
 }
 
+/* Event's __new__ and __init__ are still the ones set up (a cached type lookup). */
+static inline int
+unchanged(void)
+{
+    return E.type->tp_new == E.tp_new && _PyType_Lookup(E.type, s_dunder_init) == E.python_init;
+}
+
 static PyObject *
 event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -1009,7 +1041,7 @@ event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *
     PyObject *p[N_PARAMS] = {NULL};
     PyObject *event = NULL, *value = NULL;
     int ok;
-    if ((PyTypeObject *)cls != E.type || E.type->tp_version_tag != E.version || nargs > 3) {
+    if ((PyTypeObject *)cls != E.type || !unchanged() || nargs > 3) {
         goto python;
     }
     for (size_t i = 0; i < nargs; i++) {
@@ -1081,7 +1113,19 @@ event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *
     slot_set(event, S_METRICS, value);
     if (p[P_TIME_NS] == NULL || p[P_TIME_NS] == Py_None) {
         PyObject *now = PyDict_GetItemWithError(E.globals, s_now_ns);
-        if (now == NULL || (value = PyObject_CallNoArgs(now)) == NULL) {
+        struct timespec ts;
+        if (now == E.time_ns && clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec >= 0 &&
+            ts.tv_sec < 9000000000LL) {
+            /* time.time_ns() on POSIX: CLOCK_REALTIME in nanoseconds, without the call */
+            value = PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+        }
+        else if (now == NULL) {
+            goto python; /* NameError, or the error, Python's */
+        }
+        else {
+            value = PyObject_CallNoArgs(now);
+        }
+        if (value == NULL) {
             goto python;
         }
     }
@@ -1102,12 +1146,17 @@ event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *
     slot_set(event, S_CODE_FUNC, Py_NewRef(Py_None));
     {
         /* (_active_get(_get_ident()) or _current_thread())._name */
-        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident()), *thread;
-        if (ident == NULL) {
-            goto python;
+        unsigned long ident = PyThread_get_thread_ident();
+        PyObject *thread;
+        if (E.ident_key == NULL || E.ident != ident) { /* the int made once a thread, not per call */
+            PyObject *key = PyLong_FromUnsignedLong(ident);
+            if (key == NULL) {
+                goto python;
+            }
+            Py_XSETREF(E.ident_key, key);
+            E.ident = ident;
         }
-        thread = Py_XNewRef(PyDict_GetItemWithError(E.active, ident));
-        Py_DECREF(ident);
+        thread = Py_XNewRef(PyDict_GetItemWithError(E.active, E.ident_key));
         if (thread == NULL && PyErr_Occurred()) {
             goto python;
         }
@@ -1157,12 +1206,14 @@ static PyObject *
 setup_event(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"cls", "params", "namespace", "active", "current_thread", "current",
-        "context_var", "trace_var", "kept", "only_this_call", NULL};
-    PyObject *cls, *params, *namespace, *active, *current_thread, *current, *context_var, *trace_var, *kept;
+        "context_var", "trace_var", "kept", "only_this_call", "time_ns", "python_init", NULL};
+    PyObject *cls, *params, *namespace, *active, *current_thread, *current, *context_var, *trace_var, *kept,
+        *time_ns, *python_init;
     Py_ssize_t only_this_call;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOO!n:setup_event", names, &PyType_Type, &cls,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOO!nOO:setup_event", names, &PyType_Type, &cls,
             &PyTuple_Type, &params, &PyDict_Type, &namespace, &PyDict_Type, &active, &current_thread,
-            &current, &context_var, &trace_var, &PyFrozenSet_Type, &kept, &only_this_call)) {
+            &current, &context_var, &trace_var, &PyFrozenSet_Type, &kept, &only_this_call, &time_ns,
+            &python_init)) {
         return NULL;
     }
     PyTypeObject *type = (PyTypeObject *)cls;
@@ -1219,12 +1270,8 @@ setup_event(PyObject *module, PyObject *args, PyObject *kwargs)
     if (types_of(kept, E.kept, &E.n_kept) < 0) {
         return NULL;
     }
-    /* A version tag now (a lookup assigns one): a later change of the class changes it. */
-    if (_PyType_Lookup(type, E.params[P_ACTION]) == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (type->tp_version_tag == 0) {
-        PyErr_SetString(PyExc_RuntimeError, "cls: no version tag");
+    if (_PyType_Lookup(type, s_dunder_init) != python_init) {
+        PyErr_SetString(PyExc_ValueError, "python_init: not cls.__init__");
         return NULL;
     }
     memcpy(E.offsets, offsets, sizeof(offsets));
@@ -1234,10 +1281,12 @@ setup_event(PyObject *module, PyObject *args, PyObject *kwargs)
     Py_XSETREF(E.active, Py_NewRef(active));
     Py_XSETREF(E.current_thread, Py_NewRef(current_thread));
     Py_XSETREF(E.current, Py_NewRef(current));
+    Py_XSETREF(E.time_ns, Py_NewRef(time_ns));
     Py_XSETREF(E.context_var, context_var == Py_None ? NULL : Py_NewRef(context_var));
     Py_XSETREF(E.trace_var, trace_var == Py_None ? NULL : Py_NewRef(trace_var));
-    E.only_this_call = only_this_call;
-    E.version = type->tp_version_tag;
+    E.only_this_call = g_only_this_call = only_this_call;
+    E.tp_new = type->tp_new;
+    Py_XSETREF(E.python_init, Py_NewRef(python_init));
     type->tp_vectorcall = event_vectorcall;
     Py_RETURN_NONE;
 }
@@ -1248,7 +1297,7 @@ event_compiled(PyObject *module, PyObject *cls)
 {
     PyTypeObject *type = (PyTypeObject *)cls;
     return PyBool_FromLong(PyType_Check(cls) && type == E.type && type->tp_vectorcall == event_vectorcall &&
-        type->tp_version_tag == E.version);
+        unchanged());
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1292,13 +1341,6 @@ log_event(PyObject *module, PyObject *event)
     Py_DECREF(pipeline);
     if (done != NULL) {
         Py_DECREF(done);
-        /* Nothing can make this Event part of a reference cycle any more: only this call held
-         * it, its slots hold text, numbers, the context and containers of those, and the
-         * queue holds it now.  Untracked, the garbage collector's young-generation passes do
-         * not walk the Events waiting in the queue (~1.1k instructions an event, 3.11). */
-        if (PyObject_GC_IsTracked(event) && Py_TYPE(event) == E.type) {
-            PyObject_GC_UnTrack(event);
-        }
         Py_RETURN_NONE;
     }
 failed:
@@ -1400,11 +1442,11 @@ PyInit__caps(void)
     PyObject **interned[] = {&s_filters, &s_pipeline, &s_name, &s_thread, &s_msg, &s_args,
         &s_created, &s_exc_text, &s_caller_enrichers, &s_worker, &s_queue, &s_accounts, &s_limit,
         &s_max_bytes, &s_queued_bytes, &s_wake_needed, &s_wake, &s_handleError, &s_default, &s_now_ns, &s_thread_name,
-        &s_submit_event};
+        &s_submit_event, &s_dunder_init};
     const char *texts[] = {"filters", "pipeline", "name", "thread", "msg", "args", "created",
         "exc_text", "caller_enrichers", "worker", "queue", "accounts", "limit", "max_bytes",
         "queued_bytes", "wake_needed", "wake", "handleError", "_default", "_now_ns", "_name",
-        "submit_event"};
+        "submit_event", "__init__"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if ((*interned[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
             return NULL;
