@@ -23,6 +23,9 @@ The cases:
              metrics={'duration_ms': 12.5}))``
   spool      the eventlog case in spool mode (EVENTLOG_DB: a fresh SQLite spool)
 The TCP peer is a separate process, not under valgrind, that reads and discards.
+
+``--cases log_event,log_event_fields`` runs only those cases (and ``floor``, which the ratios
+need) and prints their rows without writing benchmarks/results/instructions.md.
 """
 
 from __future__ import annotations
@@ -284,6 +287,7 @@ def venv_for(version: str, python: str, root: Path) -> str:
 
 
 def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) -> list[str]:
+    """The markdown table; a case that was not run (``--cases``) has no rows."""
     header = "| path | " + " | ".join(f"{v} | x floor" for v in versions) + " |"
     lines = [header, "|---|" + "---|---|" * len(versions)]
 
@@ -295,9 +299,10 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     line(CASES[0][0], {v: rows["floor"][v][0] for v in versions})
-    line(CASES[1][0] + ": caller", {v: rows["stdlib"][v][0] for v in versions})
-    line(CASES[1][0] + ": listener", {v: rows["stdlib"][v][1] for v in versions})
-    line(f"**{CASES[1][0]}: total**", {v: sum(rows["stdlib"][v]) for v in versions})
+    if "stdlib" in rows:
+        line(CASES[1][0] + ": caller", {v: rows["stdlib"][v][0] for v in versions})
+        line(CASES[1][0] + ": listener", {v: rows["stdlib"][v][1] for v in versions})
+        line(f"**{CASES[1][0]}: total**", {v: sum(rows["stdlib"][v]) for v in versions})
     for case, label in (
         ("eventlog", CASES[2][0]),
         ("python", CASES[3][0]),
@@ -305,10 +310,14 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
         ("spool", CASES[5][0]),
         ("log_event_fields", CASES[6][0]),
     ):
+        if case not in rows:
+            continue
         line(f"{label}: caller", {v: rows[case][v][0] for v in versions})
         line(f"{label}: worker", {v: rows[case][v][1] for v in versions})
         line(f"**{label}: total**", {v: sum(rows[case][v]) for v in versions})
     for label, part in PART_ROWS:
+        if f"part-{part}" not in rows:
+            continue
         line(label, {v: rows[f"part-{part}"][v][0] for v in versions})
     return lines
 
@@ -319,6 +328,10 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--python", action="append", help="an interpreter with eventlog installed")
+    parser.add_argument(
+        "--cases",
+        help="comma-separated cases to run (floor is always run); the results file is not written",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind (nox -s bench does it)")
@@ -349,6 +362,9 @@ def main() -> None:
                 check=True,
             ).stdout.strip()
             cases = [(case, env) for _, case, env in CASES] + [(f"part-{p}", {}) for _, p in PART_ROWS]
+            if args.cases:
+                chosen_cases = {"floor", *args.cases.split(",")}
+                cases = [(case, env) for case, env in cases if case in chosen_cases]
             for case, env in cases:
                 print(f"python {full[version]}: {case} ...", file=sys.stderr, flush=True)
                 rows.setdefault(case, {})[version] = measure(python, case, env, args.events, Path(tmp))
@@ -367,6 +383,8 @@ def main() -> None:
     out = [intro, *table(rows, versions), ""]
     text = "\n".join(out)
     print(text)
+    if args.cases:
+        return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
 

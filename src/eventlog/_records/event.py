@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from eventlog._records import context as _context
-from eventlog._records.context import RequestContext
+from eventlog._records.context import CONTEXT_VARS, RequestContext
 from eventlog._records.schema import LEVEL_NAMES
 from eventlog._records.text import KEPT, ConvertedValue, checked_int, checked_time_ns, frozen
 from eventlog._records.wire import make_id
@@ -32,7 +32,8 @@ _get_ident = threading.get_ident
 _current_thread = threading.current_thread
 #: Live threads by ident.  One C lookup per event instead of current_thread().name (two
 #: Python calls); threads not started by ``threading`` are not in it until current_thread().
-_active_get = getattr(threading, "_active", {}).get
+_ACTIVE: dict[int, Any] = getattr(threading, "_active", {})
+_active_get = _ACTIVE.get
 
 _current_context = _context.current
 _KEPT_SUPERSET = KEPT.issuperset
@@ -290,6 +291,54 @@ def _documented(
 
 
 Event.__signature__ = inspect.signature(_documented)  # type: ignore[attr-defined]
+
+#: The reference Event.__init__, in Python.  With eventlog-speedups, ``Event(...)`` is made
+#: in C (eventlog_speedups._caps.setup_event: the class's own vectorcall), which stores the
+#: same for the common case and calls this one for anything else; tests hold the two equal.
+#: A subclass, and ``Event.__init__`` called by name, always run this one.
+python_init = Event.__init__
+
+
+def _set_up_compiled_event() -> bool:
+    """Make ``Event(...)`` in C, unless eventlog-speedups is absent or EVENTLOG_SPEEDUPS=0.
+
+    The Python __init__ costs ~10k instructions an Event with fields and metrics, most of it
+    bytecode dispatch and argument parsing (callgrind, 3.11: see docs/benchmarks.md); the
+    compiled one ~1k.  Everything it compares against or calls is handed over here.
+    """
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return False
+    try:
+        from eventlog_speedups._caps import (  # type: ignore[import-not-found, unused-ignore]
+            refcount,
+            setup_event,
+        )
+    except ImportError:
+        return False
+    # What a C function sees of an argument only the call holds (``Event(fields={...})``),
+    # measured: 0 (always copy) where one the caller keeps does not show more.
+    held = object()
+    alone = refcount(object())
+    context_var, trace_var = CONTEXT_VARS if CONTEXT_VARS is not None else (None, None)
+    setup_event(
+        cls=Event,
+        params=tuple(inspect.signature(python_init).parameters)[1:],
+        namespace=globals(),
+        active=_ACTIVE,
+        current_thread=_current_thread,
+        current=_current_context,
+        context_var=context_var,
+        trace_var=trace_var,
+        kept=KEPT,
+        only_this_call=alone if refcount(held) > alone else 0,
+        time_ns=time.time_ns,
+        python_init=python_init,
+    )
+    return True
+
+
+#: Whether ``Event(...)`` is made in C (eventlog-speedups).
+compiled = _set_up_compiled_event()
 
 
 def snapshot(event: Event) -> Event:

@@ -6,6 +6,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <time.h>
 
 #ifndef Py_T_OBJECT_EX
 #define Py_T_OBJECT_EX T_OBJECT_EX
@@ -641,6 +642,73 @@ setup_handle(PyObject *module, PyObject *args, PyObject *kwargs)
 static PyObject *g_python_submit_event = NULL;
 static Py_ssize_t g_small_bytes = -1;
 
+/* event_bytes's number without its reads and calls, for an Event of exactly that type whose
+ * message and exc_info are None or a str, tags None or a list, fields and metrics None or a
+ * dict (text_bytes of each, as there); 0 (not measured) for anything else. */
+static int
+plain_bytes(PyObject *event, Py_ssize_t *total)
+{
+    PyObject *v[5], *key, *value;
+    Py_ssize_t size = item_bytes, n, pos;
+    for (int i = 0; i < 5; i++) {
+        v[i] = *(PyObject **)((char *)event + g_offsets[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (v[i] != Py_None) {
+            if (!PyUnicode_CheckExact(v[i])) {
+                return 0;
+            }
+            size += PyUnicode_GET_LENGTH(v[i]);
+        }
+    }
+    if (!(v[2] == Py_None || PyList_CheckExact(v[2])) || !(v[3] == Py_None || PyDict_CheckExact(v[3])) ||
+        !(v[4] == Py_None || PyDict_CheckExact(v[4]))) {
+        return 0;
+    }
+    if (v[2] != Py_None) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(v[2]); i++) {
+            size += value_bytes;
+            if ((n = text_length(PyList_GET_ITEM(v[2], i))) > 0) {
+                size += n;
+            }
+        }
+    }
+    for (int i = 3; i < 5; i++) {
+        if (v[i] == Py_None) {
+            continue;
+        }
+        pos = 0;
+        while (PyDict_Next(v[i], &pos, &key, &value)) {
+            size += 2 * value_bytes;
+            if ((n = text_length(key)) > 0) {
+                size += n;
+            }
+            if ((n = text_length(value)) > 0) {
+                size += n;
+            }
+        }
+    }
+    *total = size;
+    return 1;
+}
+
+static Py_ssize_t g_only_this_call = 0; /* set by setup_event: see there */
+
+/* An Event that only the caller's call and now the queue hold (``log_event(Event(...))``, a
+ * record made into an Event) cannot become part of a reference cycle: nothing made before it
+ * refers to it, its slots hold text, numbers, the request context and containers of those
+ * (converted when it was made), no caller enricher ran, and the worker stores only such
+ * values.  Untracked, the garbage collector's young-generation passes do not walk the Events
+ * waiting in the queue (~1.1k instructions an event, callgrind, 3.11); it is freed by its
+ * reference count as before. */
+static void
+untrack_fresh(PyObject *event)
+{
+    if (g_only_this_call > 0 && Py_REFCNT(event) <= g_only_this_call + 1 && PyObject_GC_IsTracked(event)) {
+        PyObject_GC_UnTrack(event);
+    }
+}
+
 static PyObject *
 submit_event(PyObject *self, PyObject *event)
 {
@@ -683,7 +751,7 @@ submit_event(PyObject *self, PyObject *event)
             goto python;
         }
     }
-    if (has_text) { /* eventlog._records.caps.event_size, which is event_bytes here */
+    if (has_text && !plain_bytes(event, &size)) { /* caps.event_size, which is event_bytes here */
         if ((value = event_bytes(NULL, event)) == NULL) {
             goto python;
         }
@@ -702,6 +770,7 @@ submit_event(PyObject *self, PyObject *event)
     switch (enqueue(worker, event, size)) {
     case 1:
         Py_DECREF(worker);
+        untrack_fresh(event);
         Py_RETURN_NONE;
     case -2:
         Py_DECREF(worker);
@@ -759,6 +828,584 @@ setup_submit_event(PyObject *module, PyObject *args, PyObject *kwargs)
     return method;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Event(...), compiled: the caller's construction of every log_event's Event.
+ *
+ * setup_event() makes this the vectorcall of the Python class Event itself (the class, its
+ * slots, repr, pickling and subclasses stay Python's).  It stores what Event.__init__
+ * (eventlog._records.event.python_init, the reference) stores, for the common case: at most
+ * three positional arguments; action a non-empty str; target, tg_type, message, user, session,
+ * request_id None or a str; level and time_ns None or an int within 64 bits; tags None or a
+ * list of str; fields and metrics None or a dict of str keys and values of KEPT types;
+ * log_code/logCode None or False.  Anything else, and any error, goes the Python way from
+ * the start (type(Event).__call__: object.__new__ and the Python __init__), so errors,
+ * conversions and their counting are Python's by construction: nothing read before the
+ * object is made has an effect.  A container the call alone holds (a literal, as in
+ * ``fields={...}``) is taken as it is instead of copied: nobody else can change it.
+ * The Python __init__ costs ~10k instructions a call in bytecode (callgrind, 3.11).
+ * ------------------------------------------------------------------------------------------ */
+
+/* The parameters, in Event.__init__'s order (setup_event checks the names against it). */
+enum {
+    P_ACTION, P_TARGET, P_TG_TYPE, P_KEYWORDS_FOLLOW, P_MESSAGE, P_LEVEL, P_TAGS, P_FIELDS,
+    P_METRICS, P_LOG_CODE, P_LOGCODE, P_USER, P_SESSION, P_REQUEST_ID, P_TIME_NS, N_PARAMS
+};
+static const char *param_names[N_PARAMS] = {"action", "target", "tg_type", "_keywords_follow",
+    "message", "level", "tags", "fields", "metrics", "log_code", "logCode", "user", "session",
+    "request_id", "time_ns"};
+
+/* The slots, as Event.__slots__ names them (setup_event checks that these are all of them). */
+enum {
+    S_ID_MADE, S_ACTION, S_CLUSTER, S_CODE_FILE, S_CODE_FUNC, S_CODE_LINE, S_CONTEXT, S_EXC_INFO,
+    S_FIELDS, S_HOST, S_ID, S_LEVEL, S_LEVEL_NAME, S_MESSAGE, S_METRICS, S_PID, S_REQUEST_ID,
+    S_SESSION, S_SITE, S_TAGS, S_TARGET, S_TG_TYPE, S_THREAD, S_TIME_NS, S_USER, N_SLOTS
+};
+static const char *slot_names[N_SLOTS] = {"_id_made", "action", "cluster", "code_file",
+    "code_func", "code_line", "context", "exc_info", "fields", "host", "id", "level",
+    "level_name", "message", "metrics", "pid", "request_id", "session", "site", "tags", "target",
+    "tg_type", "thread", "time_ns", "user"};
+
+static struct {
+    PyTypeObject *type;       /* eventlog._records.event.Event */
+    /* What the class's call runs: while object.__new__ and python_init, made here; once either
+     * is replaced (``Event.__init__ = ...``), the Python way. */
+    newfunc tp_new;
+    PyObject *python_init;
+    Py_ssize_t offsets[N_SLOTS];
+    PyObject *params[N_PARAMS]; /* interned */
+    PyObject *globals;        /* event.py's namespace: _now_ns is read per call, as Python does */
+    PyObject *active;         /* threading._active */
+    PyObject *current_thread; /* threading.current_thread */
+    PyObject *current, *context_var, *trace_var; /* as H's (see capture_context) */
+    PyObject *time_ns;        /* time.time_ns: what _now_ns is unless replaced */
+    unsigned long ident;      /* the last thread's ident, and it as an int (a key of active) */
+    PyObject *ident_key;
+    PyTypeObject *kept[8];
+    int n_kept;
+    Py_ssize_t only_this_call; /* the reference count of an argument only the call holds, or 0 */
+    /* log_event */
+    PyObject *python_log_event, *api_namespace, *get_pipeline, *failed;
+} E;
+
+static PyObject *s_now_ns, *s_thread_name, *s_submit_event, *s_dunder_init;
+
+/* The request context: ``current()``, reading the context variables here where it may. */
+static PyObject *
+context_of(PyObject *current, PyObject *context_var, PyObject *trace_var)
+{
+    PyObject *ctx = NULL, *otel = NULL;
+    if (context_var == NULL) {
+        return PyObject_CallNoArgs(current);
+    }
+    if (PyContextVar_Get(context_var, NULL, &ctx) < 0) {
+        return NULL;
+    }
+    if (ctx == NULL) { /* no default: current() raises LookupError, as it would */
+        return PyObject_CallNoArgs(current);
+    }
+    if (trace_var == NULL) {
+        return ctx;
+    }
+    if (PyContextVar_Get(trace_var, NULL, &otel) < 0) {
+        Py_DECREF(ctx);
+        return NULL;
+    }
+    /* current_with_trace: ``if not otel_ctx: return ctx``. */
+    int truth = otel == NULL ? 1 : PyObject_IsTrue(otel);
+    Py_XDECREF(otel);
+    if (truth == 0) {
+        return ctx;
+    }
+    Py_DECREF(ctx);
+    if (truth < 0) {
+        return NULL;
+    }
+    return PyObject_CallNoArgs(current);
+}
+
+/* None, a str, or (strict) nothing else. */
+static inline int
+none_or_str(PyObject *value)
+{
+    return value == NULL || value == Py_None || PyUnicode_CheckExact(value);
+}
+
+/* None, or an int within 64 bits; -1 with an error set if asking failed. */
+static int
+none_or_int64(PyObject *value)
+{
+    if (value == NULL || value == Py_None) {
+        return 1;
+    }
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow;
+    long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return overflow == 0;
+}
+
+/* A dict of str keys and values of KEPT types (as plain_copy takes it). */
+static int
+plain_dict(PyObject *value)
+{
+    PyObject *key, *item;
+    Py_ssize_t pos = 0;
+    if (!PyDict_CheckExact(value)) {
+        return 0;
+    }
+    while (PyDict_Next(value, &pos, &key, &item)) {
+        if (!PyUnicode_CheckExact(key) || !type_in(Py_TYPE(item), E.kept, E.n_kept)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+str_list(PyObject *value)
+{
+    if (!PyList_CheckExact(value)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
+        if (!PyUnicode_CheckExact(PyList_GET_ITEM(value, i))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The Event's own container: ``value`` itself if only this call holds it, else a copy. */
+static PyObject *
+own(PyObject *value)
+{
+    if (value == NULL || value == Py_None) {
+        return Py_NewRef(Py_None);
+    }
+    if (Py_REFCNT(value) <= E.only_this_call) {
+        return Py_NewRef(value);
+    }
+    return PyList_CheckExact(value) ? PyList_GetSlice(value, 0, PyList_GET_SIZE(value)) : PyDict_Copy(value);
+}
+
+/* A slot of an Event just allocated (all NULL): set once each. */
+static inline void
+slot_set(PyObject *event, int index, PyObject *value)
+{
+    *(PyObject **)((char *)event + E.offsets[index]) = value;
+}
+
+/* The Python way: type.__call__(cls, *args, **kwargs). */
+static PyObject *
+event_python(PyObject *cls, PyObject *const *args, size_t nargs, PyObject *kwnames)
+{
+    PyObject *tuple = PyTuple_New((Py_ssize_t)nargs), *kwargs = NULL, *result = NULL;
+    if (tuple == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(args[i]));
+    }
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        if ((kwargs = PyDict_New()) == NULL) {
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                goto done;
+            }
+        }
+    }
+    result = PyType_Type.tp_call(cls, tuple, kwargs);
+done:
+    Py_DECREF(tuple);
+    Py_XDECREF(kwargs);
+    return result;
+}
+
+/* Event's __new__ and __init__ are still the ones set up (a cached type lookup). */
+static inline int
+unchanged(void)
+{
+    return E.type->tp_new == E.tp_new && _PyType_Lookup(E.type, s_dunder_init) == E.python_init;
+}
+
+static PyObject *
+event_vectorcall(PyObject *cls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    size_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *p[N_PARAMS] = {NULL};
+    PyObject *event = NULL, *value = NULL;
+    int ok;
+    if ((PyTypeObject *)cls != E.type || !unchanged() || nargs > 3) {
+        goto python;
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        p[i] = args[i];
+    }
+    if (kwnames != NULL) {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(kwnames); k++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+            int found = -1;
+            for (int j = 0; j < N_PARAMS && found < 0; j++) {
+                if (name == E.params[j]) {
+                    found = j;
+                }
+            }
+            if (found < 0) {
+                for (int j = 0; j < N_PARAMS && found < 0; j++) {
+                    if (PyUnicode_Check(name) && PyUnicode_Compare(name, E.params[j]) == 0) {
+                        found = j;
+                    }
+                }
+                if (PyErr_Occurred()) {
+                    goto python;
+                }
+            }
+            if (found < 0 || p[found] != NULL) {
+                goto python; /* unknown, or given twice: Python's TypeError */
+            }
+            p[found] = args[nargs + k];
+        }
+    }
+    if (p[P_ACTION] == NULL || !PyUnicode_CheckExact(p[P_ACTION]) || PyUnicode_GET_LENGTH(p[P_ACTION]) == 0 ||
+        p[P_KEYWORDS_FOLLOW] != NULL || !none_or_str(p[P_TARGET]) || !none_or_str(p[P_TG_TYPE]) ||
+        !none_or_str(p[P_MESSAGE]) || !none_or_str(p[P_USER]) || !none_or_str(p[P_SESSION]) ||
+        !none_or_str(p[P_REQUEST_ID])) {
+        goto python;
+    }
+    if ((ok = none_or_int64(p[P_LEVEL])) != 1 || (ok = none_or_int64(p[P_TIME_NS])) != 1) {
+        goto python;
+    }
+    for (int j = P_LOG_CODE; j <= P_LOGCODE; j++) {
+        if (!(p[j] == NULL || p[j] == Py_None || p[j] == Py_False)) {
+            goto python; /* caller_location(), Python's */
+        }
+    }
+    if (!(p[P_TAGS] == NULL || p[P_TAGS] == Py_None || str_list(p[P_TAGS])) ||
+        !(p[P_FIELDS] == NULL || p[P_FIELDS] == Py_None || plain_dict(p[P_FIELDS])) ||
+        !(p[P_METRICS] == NULL || p[P_METRICS] == Py_None || plain_dict(p[P_METRICS]))) {
+        goto python;
+    }
+    /* Decided: made here.  Reads follow (the clock, the context, the thread), no effects. */
+    if ((event = E.type->tp_alloc(E.type, 0)) == NULL) {
+        goto python;
+    }
+    slot_set(event, S_ACTION, Py_NewRef(p[P_ACTION]));
+    slot_set(event, S_TARGET, Py_NewRef(p[P_TARGET] ? p[P_TARGET] : Py_None));
+    slot_set(event, S_TG_TYPE, Py_NewRef(p[P_TG_TYPE] ? p[P_TG_TYPE] : Py_None));
+    slot_set(event, S_MESSAGE, Py_NewRef(p[P_MESSAGE] ? p[P_MESSAGE] : Py_None));
+    if ((value = own(p[P_TAGS])) == NULL) {
+        goto python;
+    }
+    slot_set(event, S_TAGS, value);
+    if ((value = own(p[P_FIELDS])) == NULL) {
+        goto python;
+    }
+    slot_set(event, S_FIELDS, value);
+    if ((value = own(p[P_METRICS])) == NULL) {
+        goto python;
+    }
+    slot_set(event, S_METRICS, value);
+    if (p[P_TIME_NS] == NULL || p[P_TIME_NS] == Py_None) {
+        PyObject *now = PyDict_GetItemWithError(E.globals, s_now_ns);
+        struct timespec ts;
+        if (now == E.time_ns && clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec >= 0 &&
+            ts.tv_sec < 9000000000LL) {
+            /* time.time_ns() on POSIX: CLOCK_REALTIME in nanoseconds, without the call */
+            value = PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+        }
+        else if (now == NULL) {
+            goto python; /* NameError, or the error, Python's */
+        }
+        else {
+            value = PyObject_CallNoArgs(now);
+        }
+        if (value == NULL) {
+            goto python;
+        }
+    }
+    else {
+        value = Py_NewRef(p[P_TIME_NS]);
+    }
+    slot_set(event, S_TIME_NS, value);
+    slot_set(event, S_LEVEL, Py_NewRef(p[P_LEVEL] ? p[P_LEVEL] : Py_None));
+    if ((value = context_of(E.current, E.context_var, E.trace_var)) == NULL) {
+        goto python;
+    }
+    slot_set(event, S_CONTEXT, value);
+    slot_set(event, S_USER, Py_NewRef(p[P_USER] ? p[P_USER] : Py_None));
+    slot_set(event, S_SESSION, Py_NewRef(p[P_SESSION] ? p[P_SESSION] : Py_None));
+    slot_set(event, S_REQUEST_ID, Py_NewRef(p[P_REQUEST_ID] ? p[P_REQUEST_ID] : Py_None));
+    slot_set(event, S_CODE_FILE, Py_NewRef(Py_None));
+    slot_set(event, S_CODE_LINE, Py_NewRef(Py_None));
+    slot_set(event, S_CODE_FUNC, Py_NewRef(Py_None));
+    {
+        /* (_active_get(_get_ident()) or _current_thread())._name */
+        unsigned long ident = PyThread_get_thread_ident();
+        PyObject *thread;
+        if (E.ident_key == NULL || E.ident != ident) { /* the int made once a thread, not per call */
+            PyObject *key = PyLong_FromUnsignedLong(ident);
+            if (key == NULL) {
+                goto python;
+            }
+            Py_XSETREF(E.ident_key, key);
+            E.ident = ident;
+        }
+        thread = Py_XNewRef(PyDict_GetItemWithError(E.active, E.ident_key));
+        if (thread == NULL && PyErr_Occurred()) {
+            goto python;
+        }
+        int truth = thread == NULL ? 0 : PyObject_IsTrue(thread);
+        if (truth < 0) {
+            Py_DECREF(thread);
+            goto python;
+        }
+        if (!truth) {
+            Py_XSETREF(thread, PyObject_CallNoArgs(E.current_thread));
+            if (thread == NULL) {
+                goto python;
+            }
+        }
+        value = PyObject_GetAttr(thread, s_thread_name);
+        Py_DECREF(thread);
+        if (value == NULL) {
+            goto python;
+        }
+        slot_set(event, S_THREAD, value);
+    }
+    int nones[] = {S_EXC_INFO, S_ID, S_ID_MADE, S_SITE, S_CLUSTER, S_HOST, S_PID};
+    for (size_t i = 0; i < sizeof(nones) / sizeof(nones[0]); i++) {
+        slot_set(event, nones[i], Py_NewRef(Py_None));
+    }
+    return event;
+python:
+    Py_XDECREF(event);
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    return event_python(cls, args, nargs, kwnames);
+}
+
+/* The reference count that an argument only the call holds has inside a C function, as in
+ * ``f(object())`` (setup_event compares it with one the caller keeps). */
+static PyObject *
+refcount(PyObject *module, PyObject *value)
+{
+    return PyLong_FromSsize_t(Py_REFCNT(value));
+}
+
+static PyObject *
+setup_event(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"cls", "params", "namespace", "active", "current_thread", "current",
+        "context_var", "trace_var", "kept", "only_this_call", "time_ns", "python_init", NULL};
+    PyObject *cls, *params, *namespace, *active, *current_thread, *current, *context_var, *trace_var, *kept,
+        *time_ns, *python_init;
+    Py_ssize_t only_this_call;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOO!nOO:setup_event", names, &PyType_Type, &cls,
+            &PyTuple_Type, &params, &PyDict_Type, &namespace, &PyDict_Type, &active, &current_thread,
+            &current, &context_var, &trace_var, &PyFrozenSet_Type, &kept, &only_this_call, &time_ns,
+            &python_init)) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_itemsize != 0) {
+        PyErr_SetString(PyExc_TypeError, "cls: a class made by a class statement");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(params) != N_PARAMS) {
+        PyErr_SetString(PyExc_ValueError, "params: Event.__init__'s parameters changed");
+        return NULL;
+    }
+    for (int j = 0; j < N_PARAMS; j++) {
+        PyObject *name = PyTuple_GET_ITEM(params, j);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, param_names[j]) != 0) {
+            PyErr_Format(PyExc_ValueError, "params: expected %s at %d", param_names[j], j);
+            return NULL;
+        }
+    }
+    if ((context_var != Py_None && !PyContextVar_CheckExact(context_var)) ||
+        (trace_var != Py_None && !PyContextVar_CheckExact(trace_var))) {
+        PyErr_SetString(PyExc_TypeError, "context_var, trace_var: a ContextVar or None");
+        return NULL;
+    }
+    /* Every slot is one this code sets (or leaves unset: level_name), and no more. */
+    PyObject *slots = PyObject_GetAttrString(cls, "__slots__");
+    if (slots == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n_slots = PyObject_Length(slots);
+    Py_DECREF(slots);
+    if (n_slots != N_SLOTS) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "cls.__slots__: not the slots this code sets");
+        }
+        return NULL;
+    }
+    Py_ssize_t offsets[N_SLOTS];
+    for (int i = 0; i < N_SLOTS; i++) {
+        PyObject *descr = PyObject_GetAttrString(cls, slot_names[i]);
+        if (descr == NULL) {
+            return NULL;
+        }
+        int fine = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+            ((PyMemberDescrObject *)descr)->d_member->type == Py_T_OBJECT_EX;
+        if (fine) {
+            offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!fine) {
+            PyErr_Format(PyExc_ValueError, "cls.%s: not a slot", slot_names[i]);
+            return NULL;
+        }
+    }
+    if (types_of(kept, E.kept, &E.n_kept) < 0) {
+        return NULL;
+    }
+    if (_PyType_Lookup(type, s_dunder_init) != python_init) {
+        PyErr_SetString(PyExc_ValueError, "python_init: not cls.__init__");
+        return NULL;
+    }
+    memcpy(E.offsets, offsets, sizeof(offsets));
+    Py_INCREF(kept); /* holds the types compared by identity */
+    Py_XSETREF(E.type, (PyTypeObject *)Py_NewRef(cls));
+    Py_XSETREF(E.globals, Py_NewRef(namespace));
+    Py_XSETREF(E.active, Py_NewRef(active));
+    Py_XSETREF(E.current_thread, Py_NewRef(current_thread));
+    Py_XSETREF(E.current, Py_NewRef(current));
+    Py_XSETREF(E.time_ns, Py_NewRef(time_ns));
+    Py_XSETREF(E.context_var, context_var == Py_None ? NULL : Py_NewRef(context_var));
+    Py_XSETREF(E.trace_var, trace_var == Py_None ? NULL : Py_NewRef(trace_var));
+    E.only_this_call = g_only_this_call = only_this_call;
+    E.tp_new = type->tp_new;
+    Py_XSETREF(E.python_init, Py_NewRef(python_init));
+    type->tp_vectorcall = event_vectorcall;
+    Py_RETURN_NONE;
+}
+
+/* Whether Event(...) is made by event_vectorcall (the class is unchanged since set-up). */
+static PyObject *
+event_compiled(PyObject *module, PyObject *cls)
+{
+    PyTypeObject *type = (PyTypeObject *)cls;
+    return PyBool_FromLong(PyType_Check(cls) && type == E.type && type->tp_vectorcall == event_vectorcall &&
+        unchanged());
+}
+
+/* ------------------------------------------------------------------------------------------
+ * log_event, compiled: eventlog._api.api.python_log_event (the reference) for an Event of
+ * exactly that type that only the call holds (``log_event(Event(...))``); anything else is
+ * the Python function's, which snapshots it.  Never raises an Exception: it goes to the
+ * reference's log (``failed``), as there.
+ * ------------------------------------------------------------------------------------------ */
+
+static PyObject *
+log_event(PyObject *module, PyObject *event)
+{
+    PyObject *pipeline, *done;
+    if (E.python_log_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._caps.setup_log_event() was not called");
+        return NULL;
+    }
+    if (Py_TYPE(event) != E.type || E.only_this_call <= 0 || Py_REFCNT(event) > E.only_this_call) {
+        return PyObject_CallOneArg(E.python_log_event, event);
+    }
+    /* (_default or get_pipeline()).submit_event(event) */
+    pipeline = Py_XNewRef(PyDict_GetItemWithError(E.api_namespace, s_default));
+    if (pipeline != NULL) {
+        int truth = PyObject_IsTrue(pipeline);
+        if (truth < 0) {
+            Py_CLEAR(pipeline);
+            goto failed;
+        }
+        if (!truth) {
+            Py_CLEAR(pipeline);
+        }
+    }
+    else if (PyErr_Occurred()) {
+        goto failed;
+    }
+    if (pipeline == NULL && (pipeline = PyObject_CallNoArgs(E.get_pipeline)) == NULL) {
+        goto failed;
+    }
+    PyObject *call[2] = {pipeline, event};
+    done = PyObject_VectorcallMethod(s_submit_event, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(pipeline);
+    if (done != NULL) {
+        Py_DECREF(done);
+        Py_RETURN_NONE;
+    }
+failed:
+    /* ``except Exception: log.exception(...)``, with the exception being handled */
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return NULL;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    if (tb != NULL && exc != NULL) {
+        PyException_SetTraceback(exc, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+#endif
+    PyObject *before = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+    done = PyObject_CallNoArgs(E.failed);
+    PyErr_SetHandledException(before);
+    Py_XDECREF(before);
+    Py_XDECREF(exc);
+    if (done == NULL) {
+        return NULL;
+    }
+    Py_DECREF(done);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef log_event_def = {
+    "log_event", log_event, METH_O,
+    "log_event(event)\n--\n\n"
+    "Queue an event for sending and return at once.  Never raises.\n\n"
+    "What arrives is the event as it was at this call: changing it afterwards,\n"
+    "or logging it again, does not change what was queued.\n\n"
+    ">>> log_event(Event(\"click\", \"my-button\", \"ui\"))  # doctest: +SKIP\n",
+};
+
+static PyObject *
+setup_log_event(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"python_log_event", "api_namespace", "get_pipeline", "failed", "module", NULL};
+    PyObject *python_log_event, *api_namespace, *get_pipeline, *failed, *module_name;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OOU:setup_log_event", names, &python_log_event,
+            &PyDict_Type, &api_namespace, &get_pipeline, &failed, &module_name)) {
+        return NULL;
+    }
+    if (E.type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "eventlog_speedups._caps.setup_event() was not called");
+        return NULL;
+    }
+    PyObject *function = PyCFunction_NewEx(&log_event_def, NULL, module_name);
+    if (function == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(E.python_log_event, Py_NewRef(python_log_event));
+    Py_XSETREF(E.api_namespace, Py_NewRef(api_namespace));
+    Py_XSETREF(E.get_pipeline, Py_NewRef(get_pipeline));
+    Py_XSETREF(E.failed, Py_NewRef(failed));
+    return function;
+}
+
 static PyMethodDef methods[] = {
     {"event_bytes", event_bytes, METH_O,
      "event_bytes(event) -> eventlog._records.caps.event_bytes(event), the same number"},
@@ -767,6 +1414,12 @@ static PyMethodDef methods[] = {
      "setup_handle(cls, python_handle, ...) -> cls's compiled handle method (see handler.py)"},
     {"setup_submit_event", (PyCFunction)(void (*)(void))setup_submit_event, METH_VARARGS | METH_KEYWORDS,
      "setup_submit_event(cls, python_submit_event, small_bytes, deque_type) -> the compiled method"},
+    {"setup_event", (PyCFunction)(void (*)(void))setup_event, METH_VARARGS | METH_KEYWORDS,
+     "setup_event(cls, params, namespace, ...): Event(...) made in C from now on (see event.py)"},
+    {"event_compiled", event_compiled, METH_O, "event_compiled(cls) -> whether cls(...) is made in C"},
+    {"refcount", refcount, METH_O, "refcount(value) -> its reference count inside a C function"},
+    {"setup_log_event", (PyCFunction)(void (*)(void))setup_log_event, METH_VARARGS | METH_KEYWORDS,
+     "setup_log_event(python_log_event, api_namespace, get_pipeline, failed, module) -> log_event"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -788,12 +1441,19 @@ PyInit__caps(void)
     }
     PyObject **interned[] = {&s_filters, &s_pipeline, &s_name, &s_thread, &s_msg, &s_args,
         &s_created, &s_exc_text, &s_caller_enrichers, &s_worker, &s_queue, &s_accounts, &s_limit,
-        &s_max_bytes, &s_queued_bytes, &s_wake_needed, &s_wake, &s_handleError, &s_default};
+        &s_max_bytes, &s_queued_bytes, &s_wake_needed, &s_wake, &s_handleError, &s_default, &s_now_ns, &s_thread_name,
+        &s_submit_event, &s_dunder_init};
     const char *texts[] = {"filters", "pipeline", "name", "thread", "msg", "args", "created",
         "exc_text", "caller_enrichers", "worker", "queue", "accounts", "limit", "max_bytes",
-        "queued_bytes", "wake_needed", "wake", "handleError", "_default"};
+        "queued_bytes", "wake_needed", "wake", "handleError", "_default", "_now_ns", "_name",
+        "submit_event", "__init__"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if ((*interned[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
+            return NULL;
+        }
+    }
+    for (int j = 0; j < N_PARAMS; j++) {
+        if ((E.params[j] = PyUnicode_InternFromString(param_names[j])) == NULL) {
             return NULL;
         }
     }

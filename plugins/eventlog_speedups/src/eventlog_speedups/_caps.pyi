@@ -30,3 +30,28 @@ def setup_handle(
 def setup_submit_event(
     *, cls: type, python_submit_event: Callable[[Any, Any], None], small_bytes: int, deque_type: type
 ) -> Any: ...
+def setup_event(
+    *,
+    cls: type,
+    params: tuple[str, ...],
+    namespace: dict[str, Any],
+    active: dict[int, Any],
+    current_thread: Callable[[], Any],
+    current: Callable[[], Any],
+    context_var: ContextVar[Any] | None,
+    trace_var: ContextVar[Any] | None,
+    kept: frozenset[Any],
+    only_this_call: int,
+    time_ns: Callable[[], int],
+    python_init: Callable[..., None],
+) -> None: ...
+def event_compiled(cls: type) -> bool: ...
+def refcount(value: object) -> int: ...
+def setup_log_event(
+    *,
+    python_log_event: Callable[[Any], None],
+    api_namespace: dict[str, Any],
+    get_pipeline: Callable[[], Any],
+    failed: Callable[[], None],
+    module: str,
+) -> Callable[[Any], None]: ...
