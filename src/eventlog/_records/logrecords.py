@@ -715,7 +715,7 @@ _last_templates: list[tuple[Any, Any, tuple[dict[str, Any], ...]]] = [(None, Non
 
 def _templates(static: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """The wire dicts of a plain record with every key in wire order and the static fields
-    set, indexed by ``(no metrics) + 2 * (no fields)``: a record's dict is a copy of one."""
+    set: with metrics and fields, fields only, metrics only, neither (a record's dict is a copy)."""
     cached = _last_templates[0]
     items = tuple(static.items())
     if cached[0] is static and cached[1] == items:
@@ -770,7 +770,7 @@ def _python_wires(
     # make_id, written out: the millisecond and node part is made once per millisecond.
     id_stamp: float | None = None
     id_head = ""
-    templates = _templates(static)
+    both, only_fields, only_metrics, bare = _templates(static)
     for item in items:
         wire: dict[str, Any] | None = None
         if type(item) is tuple:
@@ -887,7 +887,10 @@ def _python_wires(
                                 id_head = "%012x" % (tstamp if tstamp > 0 else 0) + node
                         # A copy of a dict with every key in place (static fields too), then the
                         # values: cheaper than a display, which grows its table as it goes.
-                        wire = templates[(metrics is None) + 2 * (fields is None)].copy()
+                        if fields is None:
+                            wire = (only_metrics if metrics is not None else bare).copy()
+                        else:
+                            wire = (both if metrics is not None else only_fields).copy()
                         # The sequence's 8 hex digits: hex() of it with a 9th bit set, cut.
                         wire[_K_ID] = id_head + hex(next_seq() & 0xFFFFFFFF | 0x100000000)[3:]
                         wire[_K_TSTAMP] = tstamp
