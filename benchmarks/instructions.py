@@ -319,6 +319,11 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--python", action="append", help="an interpreter with eventlog installed")
+    parser.add_argument(
+        "--case",
+        action="append",
+        help="run only this case (floor, python, part-python, ...): per-case lines, no table written",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind (nox -s bench does it)")
@@ -349,10 +354,17 @@ def main() -> None:
                 check=True,
             ).stdout.strip()
             cases = [(case, env) for _, case, env in CASES] + [(f"part-{p}", {}) for _, p in PART_ROWS]
+            if args.case:
+                cases = [(case, env) for case, env in cases if case in args.case]
             for case, env in cases:
                 print(f"python {full[version]}: {case} ...", file=sys.stderr, flush=True)
                 rows.setdefault(case, {})[version] = measure(python, case, env, args.events, Path(tmp))
     versions = [v for v, _ in chosen]
+    if args.case:  # some cases only: no table (it needs them all), the results/ file kept
+        for case, by_version in rows.items():
+            for v, (caller, other) in by_version.items():
+                print(f"{case} {full[v]}: caller {caller / 1000:.1f}k, other threads {other / 1000:.1f}k")
+        return
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     intro = textwrap.dedent(
         f"""\
