@@ -574,3 +574,31 @@ def test_a_message_rendered_by_the_compiled_walk_is_the_str_of_msg_percent_args(
         return
     if wires[0] is not None:
         assert wires[0][W.message] == want
+
+
+def test_a_mixed_batch_has_the_per_record_bytes_and_its_own_items_as_sources(pipeline: Pipeline) -> None:
+    """The pure-Python loop writes the commonest records itself and hands the rest on: in one
+    batch, each wire dict is the reference's and each source is the item queued."""
+    before_1970 = _record("old %d", (1,), k=1)
+    before_1970.created, before_1970.msecs = -1.5, 500.0
+    items = [
+        _item(_record("user %s did thing %d", ("alice", 7), k=7)),
+        _item(_record("caf\u00e9 %s", ("cr\u00e8me",), k=1)),  # rendered non-ASCII: handed on
+        _item(_record("in a request %d", (3,), k=3), RequestContext("alice", "s-1", "r-1")),
+        _item(_record("big numbers", (), logging.INFO, n=2**40, m=-(2**63), f=1.5, s="text")),
+        _item(_record("beyond 64 bits", (), logging.INFO, n=2**64)),
+        _item(_record("not finite", (), logging.INFO, f=float("inf"))),
+        _item(_record("no extras")),
+        _item(before_1970),
+        _item(_record("%d%%", (5,), logging.WARNING, fields={"a": 1})),
+    ]
+    static = pipeline._encoder.static_fields()
+    _reset_ids()
+    wires, sources = wires_of(items, static, True, {}, lambda item: None)
+    assert all(source is item for source, item in zip(sources, items, strict=True))
+    # Ids are drawn in batch order here and per record (from 1) in the reference: not compared.
+    reference = _careful(pipeline, items, {})
+    assert [[kv for kv in w.items() if kv[0] != "id"] for w in wires] == [
+        [kv for kv in w.items() if kv[0] != "id"] for w in reference
+    ]
+    assert_same(pipeline, items, all_fast=True)

@@ -550,6 +550,8 @@ def wires_of(
         prebuilt, holes = accelerator(items, static, with_context, node, next_seq)
         if not holes:
             return prebuilt, items  # type: ignore[return-value]
+    else:
+        return _python_wires(items, static, with_context, conversions, careful, node, next_seq)
     wires: list[dict[str, Any]] = []
     sources: list[Any] = []
     for index, item in enumerate(items):
@@ -696,3 +698,235 @@ def _plain_extras(
         else:
             return None
     return metrics, fields
+
+
+# Wire names as module globals: W.<name> is a class attribute, which 3.11 does not
+# specialise (a generic getattr, ~200 instructions each, a dozen a record).
+_K_ID, _K_TSTAMP, _K_ACTION, _K_TARGET = W.id, W.tstamp, W.action, W.target
+_K_TG_TYPE, _K_LEVEL, _K_LEVEL_NAME, _K_MESSAGE = W.tg_type, W.level, W.level_name, W.message
+_K_METRICS, _K_FIELDS, _K_THREAD = W.metrics, W.fields, W.thread
+_K_CODE_FILE, _K_CODE_LINE, _K_CODE_FUNC = W.code_file, W.code_line, W.code_func
+
+
+#: (static, a copy of its items, the wire templates made for it): see :func:`_templates`.
+#: One tuple, swapped whole, as the workers of two pipelines may share it.
+_last_templates: list[tuple[Any, Any, tuple[dict[str, Any], ...]]] = [(None, None, ())]
+
+
+def _templates(static: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The wire dicts of a plain record with every key in wire order and the static fields
+    set: with metrics and fields, fields only, metrics only, neither (a record's dict is a copy)."""
+    cached = _last_templates[0]
+    items = tuple(static.items())
+    if cached[0] is static and cached[1] == items:
+        return cached[2]
+    made = []
+    for no_metrics, no_fields in ((False, False), (True, False), (False, True), (True, True)):
+        template: dict[str, Any] = dict.fromkeys(
+            (_K_ID, _K_TSTAMP, _K_ACTION, _K_TARGET, _K_TG_TYPE, _K_LEVEL, _K_LEVEL_NAME, _K_MESSAGE)
+        )
+        template[_K_TG_TYPE] = "logger"
+        if not no_metrics:
+            template[_K_METRICS] = None
+        if not no_fields:
+            template[_K_FIELDS] = None
+        template.update(static)
+        template.update(dict.fromkeys((_K_THREAD, _K_CODE_FILE, _K_CODE_LINE, _K_CODE_FUNC)))
+        made.append(template)
+    _last_templates[0] = (static, items, tuple(made))
+    return tuple(made)
+
+
+def _python_wires(
+    items: list[Any],
+    static: dict[str, Any],
+    with_context: bool,
+    conversions: Conversions,
+    careful: Callable[[Any], dict[str, Any] | None],
+    node: str,
+    next_seq: Callable[[], int],
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """:func:`wires_of` without eventlog-speedups: the commonest record written out here.
+
+    A record of exactly ``logging.LogRecord`` with no request context, ASCII text,
+    a standard level, no exception and plain short extras (what ``log.info("...%s",
+    x, extra={"k": 1})`` gives) gets its wire dict in this loop, nothing looked up
+    per record that is the same for the batch, no call per record; any other item
+    takes :func:`plain_record_wire`, ``to_wire`` or ``careful`` as before, so the
+    bytes are the same (tests/test_fast_path.py holds them to the reference).
+    """
+    wires: list[dict[str, Any]] = []
+    sources: list[Any] = []
+    add_wire, add_source = wires.append, sources.append
+    actions, level_names, empty, record_type = _ACTIONS, LEVEL_NAMES, EMPTY, logging.LogRecord
+    init_keys, init_len, last_key, standard, special = (
+        _INIT_KEYS,
+        _INIT_LEN,
+        _LAST_INIT_KEY,
+        _STANDARD,
+        _SPECIAL,
+    )
+    max_value, max_message = MAX_VALUE_CHARS, MAX_MESSAGE_CHARS
+    # make_id, written out: the millisecond and node part is made once per millisecond.
+    id_stamp: float | None = None
+    id_head = ""
+    both, only_fields, only_metrics, bare = _templates(static)
+    for item in items:
+        wire: dict[str, Any] | None = None
+        if type(item) is tuple:
+            message: Any = None
+            try:
+                record, message, ctx = item
+                attributes = record.__dict__ if type(record) is record_type and ctx is empty else None
+                if attributes is not None:
+                    levelname = attributes["levelname"]
+                    level = attributes["levelno"]
+                    name = attributes["name"]
+                    thread = attributes["threadName"]
+                    path = attributes["pathname"]
+                    line = attributes["lineno"]
+                    func = attributes["funcName"]
+                    created = attributes["created"]
+                    # Type checks first: no __hash__ or __eq__ of the application's runs here.
+                    # An if, not an expression: 3.11 specialises a comparison followed by a jump.
+                    inline = False
+                    if (
+                        type(levelname) is str
+                        and type(level) is int
+                        and type(name) is str
+                        and type(thread) is str
+                        and type(path) is str
+                        and type(func) is str
+                        and type(line) is int
+                        and type(created) is float
+                        and -9_223_372_036.0 < created < 9_223_372_036.0  # TIME_MIN_S, TIME_MAX_S
+                        and attributes["exc_info"] is None
+                        and attributes["exc_text"] is None
+                        # Within one 30-bit digit, which 3.11 compares fastest; a larger line
+                        # number (never seen) is plain_record_wire's.
+                        and -1_073_741_824 < line < 1_073_741_824
+                        and level in level_names
+                        and name.isascii()
+                        and thread.isascii()
+                        and path.isascii()
+                        and func.isascii()
+                        and len(name) <= max_value
+                    ):
+                        action = actions.get(levelname)
+                        if type(message) is tuple:
+                            msg, args = message
+                            message = msg % args  # if it raises, plain_record_wire's placeholder
+                        if (
+                            action is not None
+                            and type(message) is str
+                            and message.isascii()
+                            and len(message) <= max_message
+                        ):
+                            inline = True
+                    # extra_keys and _plain_extras written out: (metrics, fields), or not inline.
+                    metrics: dict[str, Any] | None = None
+                    fields: dict[str, Any] | None = None
+                    if inline and len(attributes) != init_len:
+                        keys = [*attributes]
+                        inline = keys[:init_len] == init_keys
+                        if inline:
+                            for key in keys[init_len:]:
+                                if key in standard:
+                                    continue
+                                if (
+                                    type(key) is not str
+                                    or not key.isascii()
+                                    or len(key) > max_value
+                                    or key in special
+                                ):
+                                    inline = False
+                                    break
+                                value = attributes[key]
+                                kind = type(value)
+                                if kind is int:
+                                    if not (
+                                        -1_073_741_824 < value < 1_073_741_824  # one digit: cheaper
+                                        or -9_223_372_036_854_775_808 <= value <= 9_223_372_036_854_775_807
+                                    ):
+                                        inline = False
+                                        break
+                                    if metrics is None:
+                                        metrics = {}
+                                    metrics[key] = value
+                                elif kind is float:
+                                    if value - value != 0.0:  # not finite (inf - inf and NaN are NaN)
+                                        inline = False
+                                        break
+                                    if metrics is None:
+                                        metrics = {}
+                                    metrics[key] = value
+                                elif kind is str and value.isascii() and len(value) <= max_value:
+                                    if fields is None:
+                                        fields = {}
+                                    fields[key] = value
+                                else:
+                                    inline = False
+                                    break
+                    elif inline:
+                        inline = next(reversed(attributes)) is last_key
+                    if inline:
+                        # record_time_ns written out, to the millisecond (all the wire keeps), in
+                        # floats (exact here: whole numbers below 2**53), which 3.11 specialises.
+                        whole = created // 1.0  # floor, before 1970 too
+                        millis = (created - whole) * 1000.0 // 1.0
+                        msecs = attributes["msecs"]
+                        if type(msecs) is float and msecs != millis:  # logging's own msecs: rare
+                            tstamp = record_time_ns(created, msecs) // 1_000_000  # type: ignore[operator]
+                            id_stamp = None
+                            id_head = "%012x" % (tstamp if tstamp > 0 else 0) + node
+                        else:
+                            stamp = whole * 1000.0 + millis
+                            tstamp = int(stamp)
+                            if stamp != id_stamp:  # the records of a batch share their milliseconds
+                                id_stamp = stamp
+                                id_head = "%012x" % (tstamp if tstamp > 0 else 0) + node
+                        # A copy of a dict with every key in place (static fields too), then the
+                        # values: cheaper than a display, which grows its table as it goes.
+                        if fields is None:
+                            wire = (only_metrics if metrics is not None else bare).copy()
+                        else:
+                            wire = (both if metrics is not None else only_fields).copy()
+                        # The sequence's 8 hex digits: hex() of it with a 9th bit set, cut.
+                        wire[_K_ID] = id_head + hex(next_seq() & 0xFFFFFFFF | 0x100000000)[3:]
+                        wire[_K_TSTAMP] = tstamp
+                        wire[_K_ACTION] = action
+                        wire[_K_TARGET] = name
+                        wire[_K_LEVEL] = level
+                        wire[_K_LEVEL_NAME] = level_names[level]
+                        wire[_K_MESSAGE] = message
+                        if metrics is not None:
+                            wire[_K_METRICS] = metrics
+                        if fields is not None:
+                            wire[_K_FIELDS] = fields
+                        wire[_K_THREAD] = thread
+                        wire[_K_CODE_FILE] = path
+                        wire[_K_CODE_LINE] = line
+                        wire[_K_CODE_FUNC] = func
+            except Exception:
+                wire = None  # plain_record_wire decides
+            if wire is None:
+                try:
+                    given = item
+                    if type(message) is str and type(item[1]) is tuple:
+                        given = (item[0], message, item[2])  # rendered above: not again
+                    wire = plain_record_wire(given, static, with_context, conversions, node, next_seq)
+                except Exception:
+                    wire = None  # the careful path decides: converted, or set aside with its reason
+        else:
+            try:
+                if item.site is None and item.cluster is None and item.host is None and item.pid is None:
+                    wire = to_wire(item, conversions, static, item.context if with_context else None)
+            except Exception:
+                wire = None
+        if wire is None:
+            wire = careful(item)
+            if wire is None:
+                continue  # set aside (counted by careful)
+        add_wire(wire)
+        add_source(item)
+    return wires, sources
