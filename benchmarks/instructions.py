@@ -2,6 +2,7 @@
 
     nox -s bench -- --instructions            # every Python of 3.11, 3.12, 3.13 found
     python benchmarks/instructions.py --python /usr/bin/python3.12 --events 20000
+    python benchmarks/instructions.py --events 2000 --cases floor,eventlog,spool   # those alone
 
 Each case runs twice under ``valgrind --tool=callgrind --separate-threads=yes``:
 ``empty`` (the same imports, set-up and one warm-up call, no loop) and ``loop``
@@ -23,6 +24,9 @@ The cases:
              metrics={'duration_ms': 12.5}))``
   spool      the eventlog case in spool mode (EVENTLOG_DB: a fresh SQLite spool)
 The TCP peer is a separate process, not under valgrind, that reads and discards.
+
+``--cases`` runs the cases named (and ``floor``, which every row is divided by) and prints
+their rows only; the results file is written by a run of every case alone.
 """
 
 from __future__ import annotations
@@ -313,13 +317,35 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
     return lines
 
 
+def chosen_rows(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) -> list[str]:
+    """The rows of the cases a ``--cases`` run measured: caller, other threads, total, x floor."""
+    lines = ["| case | python | caller | other threads | total | x floor |", "|---|---|---|---|---|---|"]
+    for case, by_version in rows.items():
+        for v in versions:
+            caller, other = by_version[v]
+            floor = rows["floor"][v][0]
+            lines.append(
+                f"| {case} | {v} | {caller / 1000:.1f}k | {other / 1000:.1f}k | "
+                f"{(caller + other) / 1000:.1f}k | {(caller + other) / floor:.2f}x |"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--python", action="append", help="an interpreter with eventlog installed")
+    names = [case for _, case, _ in CASES] + [f"part-{part}" for _, part in PART_ROWS]
+    parser.add_argument(
+        "--cases",
+        type=lambda text: [name for name in text.split(",") if name],
+        help=f"comma-separated, of: {', '.join(names)} (default: all; floor is always run)",
+    )
     args = parser.parse_args()
+    if args.cases is not None and set(args.cases) - set(names):
+        parser.error(f"unknown cases: {', '.join(sorted(set(args.cases) - set(names)))}")
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind (nox -s bench does it)")
     root = HERE.parent
@@ -349,10 +375,15 @@ def main() -> None:
                 check=True,
             ).stdout.strip()
             cases = [(case, env) for _, case, env in CASES] + [(f"part-{p}", {}) for _, p in PART_ROWS]
+            if args.cases is not None:
+                cases = [(case, env) for case, env in cases if case == "floor" or case in args.cases]
             for case, env in cases:
                 print(f"python {full[version]}: {case} ...", file=sys.stderr, flush=True)
                 rows.setdefault(case, {})[version] = measure(python, case, env, args.events, Path(tmp))
     versions = [v for v, _ in chosen]
+    if args.cases is not None:
+        print("\n".join(chosen_rows(rows, versions)))
+        return
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     intro = textwrap.dedent(
         f"""\
