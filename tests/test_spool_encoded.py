@@ -20,7 +20,7 @@ ROW = "SELECT format, events, records, payloads, destination, shed, checksum FRO
 
 def _items(levels: list[int]) -> list[tuple[logging.LogRecord, tuple[str, tuple[object, ...]], object]]:
     log = logging.getLogger("encoded")
-    made = []
+    made: list[tuple[logging.LogRecord, tuple[str, tuple[object, ...]], object]] = []
     for number, level in enumerate(levels):
         record = log.makeRecord("encoded", level, __file__, 1, "user %s did %d", ("a\r\nb", number), None)
         made.append((record, ("user %s did %d", ("a\r\nb", number)), EMPTY))
