@@ -96,7 +96,7 @@ class SpoolDelivery:
 
     def begin(self) -> None:
         """The worker starts: what an earlier run left goes first, in order."""
-        self.drain()
+        self.drain(take=False)  # the queue is the first round's (it lingers, then takes)
 
     def deliver(self, items: list[Any]) -> bool:
         """Encode, spool and drain; True when nothing of this process waits."""
@@ -161,7 +161,7 @@ class SpoolDelivery:
                 return True
         return self.drain()
 
-    def drain(self) -> bool:
+    def drain(self, *, take: bool = True) -> bool:
         """Send what the spool holds for this process, oldest first, until none is left.
 
         Events queued meanwhile move into the spool (behind the older rows) once a
@@ -193,13 +193,14 @@ class SpoolDelivery:
                         continue
                 if self.unspooled:
                     return False  # a batch the spool refused waits to be sent
-                if self._take(wait=True):
+                if take and self._take(wait=True):
                     continue  # stored: send it
                 return True  # everything spooled was sent
             if not self._sender.send(batch, self._deadline, self._count_rows):
                 return False  # shutdown deadline: the rest stays in the spool
             self.spool.remove(batch)
-            self._take(wait=False)
+            if take:
+                self._take(wait=False)
 
     def _take(self, *, wait: bool) -> bool:
         """Move queued events into the spool, a linger window after the last take; True if any moved.
