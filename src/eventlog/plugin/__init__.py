@@ -42,8 +42,9 @@ Every public name, one line each (their docstrings say more).
 - :class:`SecretMask`: hides a transport's credentials in the messages it lets out.
 
 :mod:`eventlog.plugin.net`, network helpers: ``tls_options``, ``tls_context``,
-``make_tls_context``, ``timeout_options``, ``connect_stream``, ``peer_closed``, ``close_stream``,
-``send_all``, ``open_datagram``, ``send_datagram``, ``MAX_DATAGRAM_BYTES``,
+``make_tls_context``, ``timeout_options``, ``connect_stream``, ``peer_closed``,
+``wait_readable``, ``close_stream``, ``send_all``, ``open_datagram``, ``send_datagram``,
+``MAX_DATAGRAM_BYTES``,
 ``describe_tls_error``, ``certificate_names``, ``reading_peer``.
 
 :mod:`eventlog.plugin.aio`: ``EventLoopThread``, an asyncio loop in its own thread for
