@@ -15,7 +15,6 @@ built without sqlite3 still runs memory mode.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -28,9 +27,8 @@ from eventlog._engine.accounting import Accounting
 from eventlog._engine.encoder import Encoder
 from eventlog._engine.sender import Count, Deadline, Sender
 from eventlog._engine.stats import Stats
-from eventlog._records.batch import Batch, EncodedBatch, Record
+from eventlog._records.batch import Record
 from eventlog._spool import Spool, SpoolUnavailable, open_spool
-from eventlog._spool.protocol import ClassedBatch
 from eventlog._spool.sqlite import destination_of
 
 __all__ = ["SPOOL_WHILE_WAITING", "SpoolDelivery", "destination_of", "open_spool", "replay"]
@@ -64,14 +62,10 @@ class SpoolDelivery:
         warnings: Warnings,
         wake: Callable[[], None] | None = None,
         tag: Callable[[list[Record], list[Any]], list[Record]] | None = None,
-        classify: Callable[[list[Any]], list[bool]] | None = None,
     ) -> None:
         self.spool = spool
         #: Marks the records of sheddable events (overload control), which the spool evicts first.
         self.tag = tag or _untagged
-        #: Which items are sheddable (``tag``'s classes, for a whole batch at once); with it, a
-        #: batch the encoder writes as JSON lines is stored as it is (a ClassedBatch), no Record made.
-        self._classify = classify
         self.settings = settings
         self._queue = queue
         self._stop_event = stop_event
@@ -83,7 +77,6 @@ class SpoolDelivery:
         self._warnings = warnings
         self._batch_size: int = settings.batch_size
         self._linger: float = settings.linger_ms / 1000.0
-        self._taken_at = 0.0  # monotonic time of the last take from the queue
         self.unspooled: list[Record] = []  # encoded, but the spool could not take them
         self._sending_from_memory = 0  # events of a batch the spool refused, being sent now
         self._count_rows: Count = accounts.count_rows
@@ -96,36 +89,11 @@ class SpoolDelivery:
 
     def begin(self) -> None:
         """The worker starts: what an earlier run left goes first, in order."""
-        self.drain(take=False)  # the queue is the first round's (it lingers, then takes)
+        self.drain()
 
     def deliver(self, items: list[Any]) -> bool:
         """Encode, spool and drain; True when nothing of this process waits."""
-        if items:
-            self._taken_at = time.monotonic()  # the worker's round took them
-        return self.handle(self._encoded(items))
-
-    def _encoded(self, items: list[Any]) -> list[Record] | ClassedBatch:
-        """The items as the spool stores them: tagged Records, or a ClassedBatch.
-
-        Where eventlog-speedups writes the batch as JSON lines straight from the items,
-        the body is stored as it is, with each payload's size and the items' classes:
-        making, tagging, joining and freeing a Record per event cost more than the
-        spool's SQLite work.  The rows are the same, byte for byte.
-        """
-        encoder, classify = self._encoder, self._classify
-        # encode_items (a formatter's own writer) may decline after it started: one call only,
-        # through sourced() as before.
-        if classify is not None and encoder.encode_items is None:
-            written = encoder.lines(items)
-            if written is not None:
-                batch, sources = written
-                if type(batch) is not EncodedBatch:
-                    return self.tag([], sources)  # nothing left to encode
-                sized = _json_lines_sized(batch, encoder.split_many)
-                if sized is not None:
-                    return ClassedBatch(sized, classify(sources))
-                return self.tag(batch.records(), sources)
-        return self.tag(*encoder.sourced(items))
+        return self.handle(self.tag(*self._encoder.sourced(items)))
 
     def forget(self) -> None:
         """A failed round's events were counted: the batch the spool refused is not kept."""
@@ -139,10 +107,10 @@ class SpoolDelivery:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
         return not self.unspooled and not self.spool.depth()
 
-    def handle(self, records: list[Record] | ClassedBatch) -> bool:
+    def handle(self, records: list[Record]) -> bool:
         """Spool the records, then drain; True when nothing of this process waits."""
         if self.unspooled:
-            records, self.unspooled = self.unspooled + list(records), []
+            records, self.unspooled = self.unspooled + records, []
         if records:
             try:
                 self._store(records)
@@ -150,8 +118,7 @@ class SpoolDelivery:
                 self._count_fallback(exc, len(records))
                 self._sending_from_memory = len(records)  # waiting in memory: depth() shows them
                 try:
-                    # Memory mode for this batch (an encoded one's body as it is).
-                    sent = self._sender.send(_sendable(records), self._deadline)
+                    sent = self._sender.send(records, self._deadline)  # memory mode for this batch
                 finally:
                     self._sending_from_memory = 0
                 if not sent:
@@ -161,17 +128,14 @@ class SpoolDelivery:
                 return True
         return self.drain()
 
-    def drain(self, *, take: bool = True) -> bool:
+    def drain(self) -> bool:
         """Send what the spool holds for this process, oldest first, until none is left.
 
-        Events queued meanwhile move into the spool (behind the older rows) once a
-        linger window has passed since the last take, as the worker's rounds take
-        them, so a long backlog never makes the memory queue overflow, and no event
-        waits in memory longer than a linger window (or a round that took longer)
-        while the worker is busy here.  Returns True when nothing of this process
-        waits any more (the spool had nothing left, or cannot be used now; what is
-        still queued is the next round's); False at the shutdown deadline, or when a
-        batch the spool refused waits to be sent.
+        Between batches, newly queued events move into the spool (behind the
+        older rows), so a long backlog never makes the memory queue overflow.
+        Returns True when nothing of this process waits any more (the spool
+        had nothing left, or cannot be used now); False at the shutdown
+        deadline, or when a batch the spool refused waits to be sent.
         """
         reclaimed = False
         while True:
@@ -191,46 +155,18 @@ class SpoolDelivery:
                     reclaimed = True
                     if self.spool.reclaim():
                         continue
-                if self.unspooled:
-                    return False  # a batch the spool refused waits to be sent
-                if take and self._take(wait=True):
-                    continue  # stored: send it
-                return True  # everything spooled was sent
+                return not self.unspooled  # everything spooled was sent
             if not self._sender.send(batch, self._deadline, self._count_rows):
                 return False  # shutdown deadline: the rest stays in the spool
             self.spool.remove(batch)
-            if take:
-                self._take(wait=False)
+            self.spool_queued()
 
-    def _take(self, *, wait: bool) -> bool:
-        """Move queued events into the spool, a linger window after the last take; True if any moved.
-
-        What is queued then, not what comes while it is stored: in a flood, moving until
-        the queue was empty stored row after row (each SQLite call lets the caller queue
-        more) and sent none until the flood paused, reading back from the file every row
-        beyond the last RECENT_MAX.  Now each store and send is worth a linger window's
-        events.  ``wait``: wait for the window's end (not while a flush waits: the
-        worker's next round takes at once for it).
-        """
-        queue = self._queue
-        if not queue:
-            return False
-        if len(queue) < self._batch_size:
-            left = self._taken_at + self._linger - time.monotonic()
-            if left > 0:
-                if not wait or self._accounts.markers:
-                    return False
-                self._stop_event.wait(left)  # shutdown: at once
-        self.spool_queued(most=len(queue))
-        return True
-
-    def spool_queued(self, *, everything: bool = False, most: float = math.inf) -> None:
+    def spool_queued(self, *, everything: bool = False) -> None:
         """Move queued events into the spool while the worker is busy elsewhere.
 
         Called between send retries (a peer outage must fill the disk, not the
-        memory queue), between sends (``most`` events at most: :meth:`_take`) and,
-        with ``everything``, when the worker stops.  Flush markers are not in the
-        queue, so nothing stops the move.
+        memory queue) and, with ``everything``, when the worker stops.  Flush
+        markers are not in the queue, so nothing stops the move.
         """
         queue = self._queue
         if self.unspooled and not everything:
@@ -243,24 +179,20 @@ class SpoolDelivery:
             except SpoolUnavailable:
                 return  # counted as a fallback when it was refused
             self.unspooled = []
-        while queue and most > 0:
+        while queue:
             # Two batches per write: each SQLite call gives the GIL away for a while, so fewer
             # writes move more; but what one move holds (items, wire dicts, payloads, the row's
             # bytes, SQLite's copies) is the worker's working set, which the allocator keeps.
             items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            self._taken_at = time.monotonic()
-            most -= len(items)
-            records = self._encoded(items)
-            if self.unspooled:
-                records = self.unspooled + list(records)
+            records = self.unspooled + self.tag(*self._encoder.sourced(items))
             self.unspooled = []
             try:
                 self._store(records)
             except SpoolUnavailable as exc:
                 self._count_fallback(exc, len(records))
-                self.unspooled = list(records)  # sent from memory with the next batch (tagged)
+                self.unspooled = records  # sent from memory with the next batch
                 if everything:
                     self._accounts.count(len(records), "shutdown")
                     self.unspooled = []
@@ -336,9 +268,9 @@ class SpoolDelivery:
             f"the oldest events are dropped (counted as {reason!r})",
         )
 
-    def _store(self, records: list[Record] | ClassedBatch) -> None:
+    def _store(self, records: list[Record]) -> None:
         """``spool.add`` for records of events the worker took; raises SpoolUnavailable."""
-        self._accounts.store(self.spool.add, records)  # type: ignore[arg-type]
+        self._accounts.store(self.spool.add, records)
 
     def _count_fallback(self, exc: SpoolUnavailable, count: int) -> None:
         fallback = self._stats.spool_fallback
@@ -347,37 +279,6 @@ class SpoolDelivery:
 
 def _untagged(records: list[Record], items: list[Any]) -> list[Record]:
     return records
-
-
-def _sendable(records: list[Record] | ClassedBatch) -> Batch:
-    """What a transport is handed: an encoded batch's body as it is, else the records."""
-    return records.batch if type(records) is ClassedBatch else records
-
-
-_plus_one = (1).__add__
-#: The built-in JSON formats' split (eventlog._builtin.formats.split_lines), by its name.
-_SPLIT_LINES = ("eventlog._builtin.formats", "split_lines")
-
-
-def _json_lines_sized(
-    batch: EncodedBatch, split: Callable[[bytes], list[bytes]] | None
-) -> EncodedBatch | None:
-    """``batch`` with each payload's size, where its payloads are JSON lines; else None.
-
-    The sizes ``split`` gives, found as the built-in JSON formats' ``split_lines`` does
-    (one payload a line, with its newline: JSON escapes those inside strings).  Any
-    other split, a body that does not end at a line's end, or another number of lines:
-    None, and the records are made as before.
-    """
-    # Named, not imported: the engine sits below the built-in formats.
-    if split is None or (split.__module__, split.__qualname__) != _SPLIT_LINES:
-        return None
-    body = batch.body
-    lines = body.split(b"\n")  # splitlines(keepends=True) counts ~1k instructions an event more
-    if lines.pop() or len(lines) != len(batch):
-        return None
-    sizes = list(map(_plus_one, map(len, lines)))
-    return EncodedBatch(body, len(sizes), batch.heads, None, sizes)
 
 
 def replay(

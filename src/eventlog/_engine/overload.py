@@ -43,7 +43,6 @@ those first at its size limit.
 from __future__ import annotations
 
 import logging
-import operator
 import threading
 import time
 from collections import deque
@@ -64,7 +63,6 @@ from eventlog._records.logrecords import record_to_event
 __all__ = ["KEPT", "SHEDDABLE", "Classifier", "Overload", "tag_records"]
 
 _WARNING = logging.WARNING
-_first, _levelno, _name = operator.itemgetter(0), operator.attrgetter("levelno"), operator.attrgetter("name")
 #: How long a blocked caller sleeps between looks at the queue.
 BLOCK_STEP = 0.001
 #: Templates collapsed at once; beyond them, repeats are shed plainly (bounded memory).
@@ -96,26 +94,6 @@ class Classifier:
             return type(level) is int and level < _WARNING
         except Exception:
             return False
-
-    def sheddable_many(self, items: Sequence[Any]) -> list[bool]:
-        """``[self.sheddable(item) for item in items]``: for log records under the default
-        rules in C loops (~0.5k instructions an event where the calls cost ~2k; the spool
-        stores each batch's classes)."""
-        if not self.rules and set(map(type, items)) == {tuple}:
-            try:
-                records = list(map(_first, items))
-                levels = list(map(_levelno, records))
-                deque(map(_name, records), maxlen=0)  # sheddable() reads it: one that raises is kept
-            except Exception:
-                pass
-            else:
-                if set(map(type, levels)) == {int}:
-                    if max(levels) < _WARNING:  # every one sheddable: almost every batch of INFO
-                        return [True] * len(levels)
-                    if min(levels) >= _WARNING:
-                        return [False] * len(levels)
-                    return list(map(_WARNING.__gt__, levels))
-        return list(map(self.sheddable, items))
 
     def klass(self, item: Any) -> str:
         """The class name of ``item``."""

@@ -159,7 +159,6 @@ class Pipeline:
                 warnings=warnings,
                 wake=weakly(worker.wake, None),
                 tag=functools.partial(tag_records, self._overload.classifier),  # overload control
-                classify=self._overload.classifier.sheddable_many,  # the same classes, a batch at once
             )
             self._spool.on_evict_class = self._overload.spool_evicted  # overload control
         else:

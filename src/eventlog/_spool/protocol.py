@@ -1,61 +1,20 @@
-"""What the pipeline needs of a spool: the :class:`Spool` protocol, what it stores, its errors.
+"""What the pipeline needs of a spool: the :class:`Spool` protocol and the errors a spool raises.
 
-A leaf module: no SQLite here, and of eventlog only its errors and the batch types.
+A leaf module: no SQLite here, and of eventlog only its errors and ``Record``, for typing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 # The spool's errors live with every other error; named here too for the spool's users.
 from eventlog._core.errors import SpoolCorrupt, SpoolUnavailable
-from eventlog._records.batch import EncodedBatch, Record, SheddableRecord
 
-__all__ = ["ClassedBatch", "Spool", "SpoolCorrupt", "SpoolUnavailable"]
+__all__ = ["Spool", "SpoolCorrupt", "SpoolUnavailable"]
 
-_new_tuple = tuple.__new__
-
-
-class ClassedBatch(Sequence[Record]):
-    """An encoded batch and which of its events are sheddable: what a spool stores as it is.
-
-    ``batch`` has its payloads' ``sizes``; ``sheddable[i]`` is the class of its i-th
-    event.  A spool writes ``batch.body`` into its rows with no Record made, and
-    hands rows stored this way back as EncodedBatches, whose body a stream
-    transport sends as it is.  As a sequence it is the batch's Records, those of
-    sheddable events as :class:`SheddableRecord` (what a list of records tagged
-    one by one holds), so any code that takes records takes it unchanged.
-    """
-
-    __slots__ = ("_records", "batch", "sheddable")
-
-    def __init__(self, batch: EncodedBatch, sheddable: list[bool]) -> None:
-        self.batch = batch
-        self.sheddable = sheddable
-        self._records: list[Record] | None = None
-
-    def records(self) -> list[Record]:
-        """The batch as Records, SheddableRecords for sheddable events (made once, on first use)."""
-        records = self._records
-        if records is None:
-            records = self._records = [
-                _new_tuple(SheddableRecord, record) if shed else record
-                for record, shed in zip(self.batch.records(), self.sheddable, strict=True)
-            ]
-        return records
-
-    def __len__(self) -> int:
-        return len(self.batch)
-
-    def __getitem__(self, index: Any) -> Any:
-        # The whole batch (Accounting.store takes ``records[ahead:]``, ahead almost always 0).
-        if type(index) is slice and not index.start and index.stop is None and index.step is None:
-            return self
-        return self.records()[index]
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self.records())
+if TYPE_CHECKING:
+    from eventlog._records.batch import Record
 
 
 class Spool(Protocol):
@@ -79,7 +38,7 @@ class Spool(Protocol):
     on_evict_class: Callable[[str, str, int], None] | None
 
     def add(self, records: Sequence[Record]) -> None: ...
-    def pending(self, limit: int) -> Sequence[Record]: ...
+    def pending(self, limit: int) -> list[Record]: ...
     def remove(self, records: Sequence[Record]) -> None: ...
     def depth(self) -> int: ...
     def watch(self) -> None:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError, DamagedRow
-from eventlog._records.batch import EncodedBatch, Record, SheddableRecord, _new_tuple
+from eventlog._records.batch import Record, SheddableRecord, _new_tuple
 from eventlog._spool.database import (
     BUSY_TIMEOUT_MS,
     SQLITE_SIBLINGS,
@@ -58,7 +58,7 @@ from eventlog._spool.database import (
     open_database,
 )
 from eventlog._spool.identity import closed, new_owner, owner_alive
-from eventlog._spool.protocol import ClassedBatch, SpoolCorrupt, SpoolUnavailable
+from eventlog._spool.protocol import SpoolCorrupt, SpoolUnavailable
 
 _orjson: Any
 try:
@@ -202,11 +202,10 @@ class _Connection:
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
         # What the last pending() returned, and for each of its rows (seq, start, end) in it:
         # remove() of that very list deletes its rows without looking at each event.
-        self._batch: Sequence[Record] = []
+        self._batch: list[Record] = []
         self._batch_rows: list[tuple[int, int, int]] = []
         self._events_of: dict[int, int] = {}  # seq -> events, of those rows
-        # seq -> records this process just added (an EncodedBatch for a row stored from one)
-        self._recent: dict[int, Sequence[Record]] = {}
+        self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
         self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
         # seq -> events of every row this process owns: only the owner changes its rows,
         # so pending() needs no query in the steady state (each query gives the GIL away).
@@ -803,7 +802,7 @@ class _Upkeep(_FileWatch):
                 self.path,
             )
 
-    def _remember(self, seq: int, records: Sequence[Record]) -> None:
+    def _remember(self, seq: int, records: list[Record]) -> None:
         recent = self._recent
         recent[seq] = records
         # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
@@ -821,19 +820,35 @@ class _Writer(_Upkeep):
         Few SQLite calls per batch: each lets the application's thread take the
         GIL for a while (a switch interval) before the worker gets it back.
         An event whose index cannot be written (see :func:`_index`) is set aside
-        and counted (``spool_unstorable``); the others are stored.  A
-        :class:`ClassedBatch` is stored from its body and columns, with no Record
-        made (the same rows, byte for byte).
+        and counted (``spool_unstorable``); the others are stored.
         """
         if not records:
             return
-        now = time.time()
-        chunks: Sequence[Sequence[Record]]
+        now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
+        destination = self.destination
         try:
-            if type(records) is ClassedBatch:
-                chunks, rows = self._classed_rows(records, now)
+            # Overload control: sheddable events get rows of their own, which limits evict first.
+            kinds = set(map(type, records))  # one C pass: a batch is mostly of one class
+            if len(kinds) == 1:
+                groups: list[Sequence[Record]] = [records]
+                shed = int(SheddableRecord in kinds)
             else:
-                chunks, rows = self._record_rows(records, now)
+                groups = _by_class(records)
+                shed = -1  # per chunk
+            chunks = [group[i : i + size] for group in groups for i in range(0, len(group), size)]
+            rows = [
+                _row(
+                    fmt,
+                    len(chunk),
+                    _index(_entries(chunk)),
+                    b"".join(map(_payload_of, chunk)),
+                    now,
+                    owner,
+                    destination,
+                    _shed(chunk) if shed < 0 else shed,
+                )
+                for chunk in chunks
+            ]
         except Exception as exc:  # one event: contained to it, not to the batch or the worker
             chunks, rows = self._storable(records, exc, now)
             if not rows:
@@ -852,7 +867,7 @@ class _Writer(_Upkeep):
             first = last - len(chunks) + 1
             for offset, chunk in enumerate(chunks):
                 self._own[first + offset] = len(chunk)
-                self._remember(first + offset, chunk if type(chunk) is EncodedBatch else list(chunk))
+                self._remember(first + offset, list(chunk))
             self._recovered()
 
         self._locked("store a batch", insert)
@@ -873,81 +888,6 @@ class _Writer(_Upkeep):
                 self._next_housekeeping = time.monotonic() + 1.0
                 if not _is_busy(exc):  # another process writes: upkeep waits for the next batch
                     log.warning("spool upkeep failed, will try again: %s", exc)
-
-    def _record_rows(
-        self, records: Sequence[Record], now: float
-    ) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
-        """The rows of a list of Records, and the records of each (a sheddable one's by its type)."""
-        fmt, owner, size, destination = self.format_name, self._owner, self.row_events, self.destination
-        # Overload control: sheddable events get rows of their own, which limits evict first.
-        kinds = set(map(type, records))  # one C pass: a batch is mostly of one class
-        if len(kinds) == 1:
-            groups: list[Sequence[Record]] = [records]
-            shed = int(SheddableRecord in kinds)
-        else:
-            groups = _by_class(records)
-            shed = -1  # per chunk
-        chunks = [group[i : i + size] for group in groups for i in range(0, len(group), size)]
-        rows = [
-            _row(
-                fmt,
-                len(chunk),
-                _index(_entries(chunk)),
-                b"".join(map(_payload_of, chunk)),
-                now,
-                owner,
-                destination,
-                _shed(chunk) if shed < 0 else shed,
-            )
-            for chunk in chunks
-        ]
-        return chunks, rows
-
-    def _classed_rows(
-        self, classed: ClassedBatch, now: float
-    ) -> tuple[list[EncodedBatch], list[tuple[Any, ...]]]:
-        """The rows of an encoded batch, and each row's events as an EncodedBatch (kept for the send).
-
-        The same rows as :meth:`_record_rows` makes of the batch's tagged Records: runs of
-        one class, ``row_events`` at most a row, the index ``[id, action, time, size]``
-        per event and the payloads back to back; from the columns and the body in C
-        loops, where making and joining a Record per event cost ~4k instructions.
-        """
-        batch, sheddable = classed.batch, classed.sheddable
-        body, sizes = batch.body, batch.sizes
-        ids, actions, times = batch.heads()
-        count = len(batch)
-        if sizes is None or {len(sizes), len(ids), len(actions), len(times), len(sheddable)} != {count}:
-            raise ValueError("the encoded batch's columns do not list its events")
-        fmt, owner, size, destination = self.format_name, self._owner, self.row_events, self.destination
-        if sheddable.count(sheddable[0]) == count:
-            runs = [(0, count, int(sheddable[0]))]  # one class: almost every batch
-        else:
-            runs, start = [], 0
-            for flag, run in itertools.groupby(sheddable):
-                end = start + sum(1 for _ in run)
-                runs.append((start, end, int(flag)))
-                start = end
-        if len(runs) == 1 and count <= size:
-            pieces = [(0, count, runs[0][2], body)]
-        else:
-            offsets = [0, *itertools.accumulate(sizes)]
-            pieces = [
-                (first, min(first + size, end), shed, body[offsets[first] : offsets[min(first + size, end)]])
-                for start, end, shed in runs
-                for first in range(start, end, size)
-            ]
-        if sum(sizes) != len(body):
-            raise ValueError(f"the payloads' sizes add up to {sum(sizes)}, the body holds {len(body)} bytes")
-        chunks: list[EncodedBatch] = []
-        rows = []
-        for first, last, shed, payloads in pieces:
-            columns = (ids[first:last], actions[first:last], times[first:last])
-            part_sizes = sizes[first:last]
-            index = _index(list(zip(*columns, part_sizes)))
-            rows.append(_row(fmt, last - first, index, payloads, now, owner, destination, shed))
-            chunks.append(EncodedBatch(payloads, last - first, _constant(columns), None, part_sizes))
-        return chunks, rows
 
     def _storable(
         self, records: Sequence[Record], exc: Exception, now: float
@@ -1000,7 +940,7 @@ class _Writer(_Upkeep):
 class _Reader(_Writer):
     """Choosing and reading the rows the worker sends next (part of SQLiteSpool)."""
 
-    def pending(self, limit: int) -> Sequence[Record]:
+    def pending(self, limit: int) -> list[Record]:
         """The oldest events this process may send (claiming free rows), in order.
 
         Whole stored batches, at least one, up to ``limit`` events when they fit.
@@ -1012,7 +952,7 @@ class _Reader(_Writer):
             if not again:
                 return batch
 
-    def _pending_once(self, limit: int) -> tuple[Sequence[Record], bool]:
+    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
         """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
 
         def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
@@ -1083,23 +1023,15 @@ class _Reader(_Writer):
         chosen, loaded, again = self._locked("read pending events", choose)
         if again:
             return [], True
+        batch: list[Record] = []
         rows = []
-        parts: list[Sequence[Record]] = []
         recent = self._recent
-        count = 0
         for seq in chosen:
             if seq not in recent and seq not in loaded:
                 continue  # vanished or quarantined meanwhile
             records = recent.get(seq) or loaded.get(seq) or []
-            rows.append((seq, count, count + len(records)))
-            parts.append(records)
-            count += len(records)
-        batch: Sequence[Record]
-        if parts and all(type(part) is EncodedBatch for part in parts):
-            # Rows this process stored from encoded batches: their bodies are sent as they are.
-            batch = parts[0] if len(parts) == 1 else _joined(parts)  # type: ignore[arg-type]
-        else:
-            batch = [record for part in parts for record in part]
+            rows.append((seq, len(batch), len(batch) + len(records)))
+            batch.extend(records)
         self._batch, self._batch_rows = batch, rows
         return batch, False
 
@@ -1300,27 +1232,6 @@ def _entries(chunk: Sequence[Record]) -> list[tuple[str, str, int, int]]:
             strict=True,
         )
     )
-
-
-def _joined(parts: list[EncodedBatch]) -> EncodedBatch:
-    """Encoded batches (of rows sent together) as one: bodies joined, columns one after another."""
-    ids: list[str] = []
-    actions: list[str] = []
-    times: list[int] = []
-    sizes: list[int] = []
-    for part in parts:
-        part_ids, part_actions, part_times = part.heads()
-        ids += part_ids
-        actions += part_actions
-        times += part_times
-        sizes += part.sizes or ()
-    body = b"".join([part.body for part in parts])
-    return EncodedBatch(body, len(ids), _constant((ids, actions, times)), None, sizes)
-
-
-def _constant(value: _T) -> Callable[[], _T]:
-    """A callable that returns ``value`` (an EncodedBatch's heads, made already)."""
-    return lambda: value
 
 
 def _shed(chunk: Sequence[Record]) -> int:
