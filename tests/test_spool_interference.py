@@ -287,7 +287,7 @@ def test_a_spool_closed_just_after_its_deleted_file_could_not_be_replaced_carrie
     so the spool waited RETRY_SECONDS before trying again.  Its shutdown came within that
     wait: the release found the file gone, could not open the path "yet", and the close
     then dropped the only connection to the deleted file with the rows in it, counted
-    nowhere (2, 17 and 82 events).  A carry is always tried at once.
+    nowhere (2 and 82 events).  A carry is always tried at once.
     """
     from eventlog._records.batch import Record
 
