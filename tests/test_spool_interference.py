@@ -306,6 +306,55 @@ def test_a_spool_closed_just_after_its_deleted_file_could_not_be_replaced_carrie
     assert _ids_in_spool(db) == [f"kept-{n}" for n in range(5)]
 
 
+def test_rows_carried_out_of_a_moved_file_leave_it_while_another_process_writes_to_it(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carried rows are removed from the moved file even if another process holds its lock then.
+
+    Given up at once as busy, they stayed in both files: counted twice, and sent twice if the
+    moved file were replayed (the 30-minute fault run of 7 Dec: 2 events in two files).  The
+    other process takes the moved file's lock while the spool opens the fresh one (the hook
+    only chooses that moment; the lock is a real process's).
+    """
+    from eventlog._records.batch import Record
+
+    moved = db.with_name("moved.db")
+    live = spool_module.SQLiteSpool(str(db), "json")
+    live.add([Record(f"mine-{n}", "test.free", 0, b"{}\n") for n in range(3)])
+    holders: list[subprocess.Popen[str]] = []
+    real_open = spool_module.open_database
+
+    def open_while_another_process_locks_the_old_file(*args: Any) -> Any:
+        if not holders:
+            holder = subprocess.Popen(
+                [sys.executable, "-c", _HOLDER, str(moved)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            holders.append(holder)
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            threading.Timer(0.3, lambda: holder.communicate("\n", timeout=10)).start()
+        return real_open(*args)
+
+    monkeypatch.setattr(spool_module, "open_database", open_while_another_process_locks_the_old_file)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{db}{suffix}").exists():
+            os.rename(f"{db}{suffix}", f"{moved}{suffix}")
+    try:
+        live.add([Record("after-0", "test.free", 0, b"{}\n")])
+    finally:
+        for holder in holders:
+            with contextlib.suppress(Exception):
+                holder.kill()
+            holder.wait(10)
+
+    assert len(holders) == 1
+    assert _ids_in_spool(db) == ["mine-0", "mine-1", "mine-2", "after-0"]
+    assert _ids_in_spool(moved) == []  # carried, not left behind as well
+    live.close()
+
+
 # ---------------------------------------------------------------- what waits shows in a depth
 
 

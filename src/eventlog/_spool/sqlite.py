@@ -94,6 +94,8 @@ CLAIM_ROWS = 8
 BUSY_STEP_MS = 50
 #: How often the worker looks at the spool file between retries (:meth:`SQLiteSpool.watch`).
 WATCH_SECONDS = 0.1
+#: How long a carry waits for another connection's lock on the old file before giving up.
+CARRY_BUSY_SECONDS = 1.0
 #: How long ``depth()`` (a metrics scrape, ``flush``) waits for the spool's lock before
 #: answering with the last depth it read.
 DEPTH_WAIT_SECONDS = 0.05
@@ -527,8 +529,17 @@ class _FileWatch(_Connection):
         # Never closed: closing would checkpoint and delete the WAL by name, which is the new
         # file's by now.  It keeps the old file's space until the process exits.
         self._retired.append(old)
-        with contextlib.suppress(sqlite3.Error):  # carried: not sent again from a moved file
-            old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))
+        # Carried: not to be sent again from a moved file, nor counted twice.  Another
+        # connection writing to the old file makes the DELETE busy: tried again for a while,
+        # rather than leaving the rows in both files.
+        if not _when_not_busy(lambda: old.execute("DELETE FROM batches WHERE owner = ?", (self._owner,))):
+            log.warning(
+                "the spool file %s was %s: its rows were written to the fresh file there, but could "
+                "not be removed from the old one, which still holds them (sent twice if it is replayed)",
+                self.path,
+                reason,
+            )
+        with contextlib.suppress(sqlite3.Error):
             old.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self._own = {
             renumbered[row[0]]: row[2]
@@ -1237,6 +1248,23 @@ def _entries(chunk: Sequence[Record]) -> list[tuple[str, str, int, int]]:
 def _shed(chunk: Sequence[Record]) -> int:
     """1 for a row whose events are all sheddable: limits evict it before kept rows."""
     return int(all(type(r) is SheddableRecord for r in chunk))
+
+
+def _when_not_busy(statement: Callable[[], object], seconds: float = CARRY_BUSY_SECONDS) -> bool:
+    """Run ``statement``, again while another connection holds the lock, for up to ``seconds``.
+
+    False when it failed (or stayed busy).  Bounded well below the busy timeout: the caller
+    holds the spool's lock, which a fork and a scrape wait for.
+    """
+    give_up = time.monotonic() + seconds
+    while True:
+        try:
+            statement()
+            return True
+        except sqlite3.Error as exc:
+            if not _is_busy(exc) or time.monotonic() >= give_up:
+                return False
+        time.sleep(BUSY_STEP_MS / 1000)
 
 
 def _identity(path: str) -> tuple[int, int] | None:
