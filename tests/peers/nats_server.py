@@ -201,7 +201,19 @@ async def _stream_messages(
     nc = await nats.connect(servers=list(servers), connect_timeout=2, **connect)
     try:
         js = nc.jetstream(timeout=10)
-        total = (await settled(lambda: js.stream_info(stream))).state.messages
+        # And a node just restarted may answer for the stream before it caught up (a run on
+        # CI read the 5,000 messages a killed leader held, not the 20,500 stored): read once
+        # every replica is current with no lag, twice in a row with the same count.
+        last = -1
+        while True:
+            info = await settled(lambda: js.stream_info(stream))
+            replicas = (info.cluster.replicas or []) if info.cluster is not None else []
+            caught_up = all(peer.current and not peer.lag for peer in replicas)
+            if (caught_up and info.state.messages == last) or time.monotonic() > deadline:
+                break
+            last = info.state.messages if caught_up else -1
+            await asyncio.sleep(0.5)
+        total = info.state.messages
         found: list[tuple[str, str, bytes]] = []
         if total == 0:
             return found
