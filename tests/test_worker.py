@@ -9,6 +9,9 @@ waiting, event by event.
 from __future__ import annotations
 
 import contextlib
+import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,6 +305,95 @@ def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
     eventlog.log_event(Event("new", "0"))
     assert eventlog.flush(10) and receiver.wait_for(1)
     assert [e["action"] for e in receiver.events()] == ["new"]
+
+
+def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_writes_back(
+    receiver: LineReceiver,
+) -> None:
+    # The 30-minute fault run's fourth finding: a pipeline configure() replaced sends what it
+    # holds within its shutdown deadline, then closes the connection with what is left of
+    # that deadline to linger.  On a peer that writes to us (garbage) and had not read all
+    # of ours yet, the close reset the connection when the deadline came, and the bytes
+    # send() had handed to the kernel were lost, though counted as sent: flush() said True.
+    import eventlog
+
+    port = closed_port()
+    old = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=0.5)
+    for i in range(60):
+        eventlog.log_event(Event("old", str(i), fields={"pad": "p" * 80}))
+    # The peer is down: the batch waits out a backoff (0.8 s or more after 5 retries) ...
+    for _ in range(1000):
+        if old.stats.retries >= 5:
+            break
+        time.sleep(0.01)
+    assert old.stats.retries >= 5
+    server = socket.create_server(("127.0.0.1", port))  # ... the peer comes up meanwhile ...
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # most of ours wait with us
+    server.settimeout(20)
+    go, stop, got = threading.Event(), threading.Event(), bytearray()
+
+    def peer() -> None:
+        conn, _ = server.accept()
+        conn.settimeout(0.005)
+        with conn:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError, BlockingIOError):
+                    conn.send(b"\x00\xff garbage\n")  # all the time, as the fault run's peer
+                if not go.is_set():
+                    time.sleep(0.005)
+                    continue
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                got.extend(chunk)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        # ... and configure() replaces the pipeline: its shutdown cuts the backoff short and
+        # sends the batch within the deadline, so the close that follows has < 0.5 s left.
+        eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
+        assert eventlog.flush(10)
+        assert old.stats.sent == 60 and old.stats.dropped_by_reason() == {}
+        go.set()  # only now does the peer read
+        thread.join(30)
+    finally:
+        stop.set()
+        thread.join(30)
+        server.close()
+    *lines, rest = bytes(got).split(b"\n")
+    assert rest == b"", f"the stream was cut short: {len(got)} bytes, {len(lines)} whole lines"
+    assert [json.loads(line)["target"] for line in lines] == [str(i) for i in range(60)]
+
+
+@pytest.mark.parametrize("mode", ["memory", "spool"])
+def test_a_shutdown_cuts_a_retry_backoff_short_so_a_peer_back_up_gets_everything(
+    tmp_path: Path, mode: str
+) -> None:
+    # Found with the test above: a backoff begun before shutdown() (0.8 s or more here, up to
+    # retry_backoff_max, 30 s) outlasted a 1 s deadline: the peer was back, but all 50 were
+    # dropped{shutdown} (memory mode) or left in the spool.
+    import eventlog
+
+    port = closed_port()
+    db = {"db": str(tmp_path / "s.db")} if mode == "spool" else {}
+    pipeline = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=1, **db)
+    for i in range(50):
+        eventlog.log_event(Event("e", str(i)))
+    for _ in range(1000):
+        if pipeline.stats.retries >= 5:  # the wait now under way is 0.8 s or more
+            break
+        time.sleep(0.01)
+    with LineReceiver(port=port) as peer:
+        assert pipeline.shutdown() is True
+        assert peer.wait_for(50)
+        assert sorted((e["target"] for e in peer.events()), key=int) == [str(i) for i in range(50)]
+    assert pipeline.stats.sent == 50 and pipeline.stats.dropped_by_reason() == {}
 
 
 def test_two_deaths_are_two_restarts_and_one_warning_each_kind(

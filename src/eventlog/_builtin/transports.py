@@ -14,6 +14,7 @@ from eventlog._core.errors import ConfigurationError, ConnectError, SendTimeout
 from eventlog._core.options import Option, parse_port, parse_str
 from eventlog._records.batch import Batch, EncodedBatch, Record
 from eventlog.plugin.net import (
+    LINGER_SECONDS,
     close_stream,
     connect_stream,
     peer_closed,
@@ -25,8 +26,6 @@ from eventlog.plugin.net import (
 
 #: Largest UDP payload over IPv4.
 MAX_DATAGRAM = 65_507
-#: How long closing a connection to a peer that writes to us waits for it to take our bytes in.
-CLOSE_LINGER = 2.0
 
 
 def _address(context: PluginContext, transport: str, default_port: int | None) -> tuple[str, int]:
@@ -90,9 +89,9 @@ class StreamTransport(Transport):
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
-                linger = self.time_left(CLOSE_LINGER)
+                linger = self.time_left(LINGER_SECONDS)
             except SendTimeout:
-                linger = 0.0  # a shutdown's deadline passed: close at once
+                linger = 0.0  # a shutdown's deadline passed: the rest of the linger is not ours
             close_stream(sock, linger)
 
 

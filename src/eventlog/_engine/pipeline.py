@@ -150,7 +150,7 @@ class Pipeline:
                 self._spool,
                 settings,
                 queue=worker.queue,
-                stop_event=worker.stopped,
+                stop_event=worker.retry_cut,
                 deadline=until,
                 sender=sender,
                 encoder=encoder,
@@ -163,7 +163,7 @@ class Pipeline:
             self._spool.on_evict_class = self._overload.spool_evicted  # overload control
         else:
             delivery = MemoryDelivery(
-                encoder=encoder, sender=sender, accounts=accounts, stopped=worker.stopped, deadline=until
+                encoder=encoder, sender=sender, accounts=accounts, stopped=worker.retry_cut, deadline=until
             )
         worker.attach(delivery, sender, self._overload)
 
@@ -256,6 +256,7 @@ class Pipeline:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         worker.deadline = deadline
+        worker.retry_cut.set()  # a backoff under way (up to 30 s) ends: the peer may be back
         dropped_before = self.stats.dropped.get("shutdown", 0)
         if self._ledger is not None:  # the loss ledger's last word, sent like any event
             self.submit_event(self._ledger.event(final=True))

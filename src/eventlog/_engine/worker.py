@@ -157,6 +157,7 @@ class Worker:
         #: Guards counts made on callers' threads (overflow, enricher and value conversions).
         self.caller_lock = threading.Lock()
         self.stopped = threading.Event()  # shutdown: waits end
+        self.retry_cut = threading.Event()  # shutdown began: a backoff ends, for one more try
         self._woken = threading.Event()
         self._hurry = threading.Event()  # a flush or shutdown waits: the linger ends now
         self._lock = threading.Lock()  # state changes, and starting the thread
@@ -329,6 +330,7 @@ class Worker:
         with self._lock:
             self._enter(State.CLOSING)
         self.stopped.set()
+        self.retry_cut.set()
         self._hurry.set()
         self._woken.set()
         thread = self.thread
@@ -348,16 +350,13 @@ class Worker:
         return True
 
     def until(self) -> float:
-        """``deadline``, set when shutdown() begins (before its flush): a connect or send
-        started while shutdown drains is bounded by it too (Transport.deadline, time_left)."""
+        """``deadline``, set when shutdown() begins: sends then are bounded by it (time_left)."""
         return self.deadline
 
     def retry_wait(self, delay: float) -> None:
         """The Sender's wait between tries: a shutdown cuts it short for one last try."""
-        if self.stopping:
-            # Shutdown started: wait for real (the stop event is already set); the Sender
-            # keeps the wait within the deadline.
-            time.sleep(delay)
+        if self.stopping or self.retry_cut.is_set():
+            time.sleep(delay)  # shutdown began: the Sender keeps this within the deadline
         else:
             self.delivery.wait(delay)
 

@@ -43,9 +43,9 @@ Every public name, one line each (their docstrings say more).
 
 :mod:`eventlog.plugin.net`, network helpers: ``tls_options``, ``tls_context``,
 ``make_tls_context``, ``timeout_options``, ``connect_stream``, ``peer_closed``,
-``wait_readable``, ``close_stream``, ``send_all``, ``open_datagram``, ``send_datagram``,
-``MAX_DATAGRAM_BYTES``,
-``describe_tls_error``, ``certificate_names``, ``reading_peer``.
+``wait_readable``, ``close_stream``, ``LINGER_SECONDS``, ``send_all``, ``open_datagram``,
+``send_datagram``, ``MAX_DATAGRAM_BYTES``, ``describe_tls_error``, ``certificate_names``,
+``reading_peer``.
 
 :mod:`eventlog.plugin.aio`: ``EventLoopThread``, an asyncio loop in its own thread for
 client libraries built on asyncio (their heartbeats run between batches).

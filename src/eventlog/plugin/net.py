@@ -43,17 +43,21 @@ a ``TypeError`` the engine must count as a bug in the transport::
 
 from __future__ import annotations
 
+import contextlib
+
 # Imported now, not on the worker's first connect: a fork while a thread imports it leaves
 # its module lock held in the child, where every host name then fails as "unknown encoding".
 import encodings.idna  # noqa: F401
 import errno
 import fcntl
 import ipaddress
+import os
 import re
 import select
 import socket
 import ssl
 import struct
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +68,7 @@ from eventlog._core.errors import ConfigurationError, ConnectError, RejectedErro
 from eventlog._core.options import Option, parse_bool, parse_path, parse_seconds
 
 __all__ = [
+    "LINGER_SECONDS",
     "MAX_DATAGRAM_BYTES",
     "certificate_names",
     "close_stream",
@@ -409,7 +414,12 @@ def peer_closed(sock: socket.socket) -> bool:
         return True
 
 
-def close_stream(sock: socket.socket, linger: float = 2.0) -> None:
+#: The longest a connection whose peer writes to us is kept after close_stream(), for the
+#: peer to take in what we sent: in the caller up to its ``linger``, the rest in the background.
+LINGER_SECONDS = 2.0
+
+
+def close_stream(sock: socket.socket, linger: float = LINGER_SECONDS) -> None:
     """Close a stream connection so that what was sent on it still arrives.
 
     Closing a socket with bytes the peer wrote still unread resets the
@@ -418,26 +428,115 @@ def close_stream(sock: socket.socket, linger: float = 2.0) -> None:
     lost.  So what the peer wrote is read and dropped first; a peer that keeps
     writing gets a lingering close, as web servers do: our side is shut
     (FIN after the data), and its bytes are read and dropped until it has
-    taken in all of ours, it closes, or ``linger`` seconds passed.  A peer
-    that writes nothing is closed at once (the kernel still delivers the rest).
+    taken in all of ours or it closes, for up to :data:`LINGER_SECONDS`.  The
+    caller waits at most ``linger`` of that (0: not at all, as past a shutdown's
+    deadline); a background thread finishes the rest.  A peer that writes
+    nothing is closed at once (the kernel still delivers the rest).
     """
     try:
         if _drain(sock) or (sock not in _peer_wrote and not wait_readable(sock, 0)):
             sock.close()  # the peer closed already, or it never writes: nothing to reset on
             return
         sock.shutdown(socket.SHUT_WR)
-        end = time.monotonic() + linger
-        while _unsent(sock) and time.monotonic() < end:
-            wait_readable(sock, min(0.05, max(0.0, end - time.monotonic())))
-            if _drain(sock):
-                break  # the peer closed: nothing more to wait for
-        _drain(sock)  # the peer's last bytes: once ours are in, a reset costs nothing
+        start = time.monotonic()
+        end = start + min(max(0.0, linger), LINGER_SECONDS)
+        while not _taken_in(sock):
+            left = end - time.monotonic()
+            if left <= 0:
+                # The caller cannot wait longer: closing now would reset the connection and
+                # lose what the peer has not taken in yet.  The closer goes on waiting.
+                _closer.add(sock, start + LINGER_SECONDS)
+                return
+            wait_readable(sock, min(0.05, left))
     except (OSError, ValueError):
         pass  # reset already: nothing to save
+    _finish(sock)
+
+
+def _taken_in(sock: socket.socket) -> bool:
+    """A half-closed connection is done with: the peer closed, or it acknowledged all of ours."""
+    return _drain(sock) or not _unsent(sock)
+
+
+def _finish(sock: socket.socket) -> None:
+    """Read the peer's last bytes (once ours are in, a reset costs nothing) and close."""
+    try:
+        _drain(sock)
+    except (OSError, ValueError):
+        pass
     try:
         sock.close()
     except OSError:
         pass
+
+
+class _Closer:
+    """Finishes, on a daemon thread, the lingering closes their callers could not wait for.
+
+    A pipeline shut down past its deadline closes at once: without this, the reset
+    lost what its peer had not taken in, though flush() had said it was sent.  At
+    interpreter exit the thread ends with the process (docs/delivery.md says what that costs).
+    """
+
+    #: How often a waiting connection is looked at (reading what the peer wrote meanwhile).
+    INTERVAL = 0.02
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ends: dict[socket.socket, float] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, sock: socket.socket, end: float) -> None:
+        with self.lock:
+            self.ends[sock] = end
+            if self.thread is not None:
+                return
+            self.thread = threading.Thread(target=self._run, name="eventlog-close-stream", daemon=True)
+            try:
+                self.thread.start()
+                return
+            except RuntimeError:  # the interpreter is exiting: no new thread
+                self.thread = None
+                del self.ends[sock]
+        _finish(sock)
+
+    def pending(self) -> int:
+        """Connections still waiting for their peer (tests, and a process about to exit)."""
+        with self.lock:
+            return len(self.ends)
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                if not self.ends:
+                    self.thread = None
+                    return
+                waiting = list(self.ends.items())
+            now = time.monotonic()
+            for sock, end in waiting:
+                try:
+                    done = now >= end or _taken_in(sock)
+                except (OSError, ValueError):
+                    done = True  # reset already
+                if done:
+                    _finish(sock)
+                    with self.lock:
+                        self.ends.pop(sock, None)
+            time.sleep(self.INTERVAL)
+
+    def after_fork_in_child(self) -> None:
+        # The thread is not in the child; the parent still closes these connections: the
+        # child drops its copies of the descriptors (no FIN: the parent holds them open).
+        self.lock = threading.Lock()
+        self.thread = None
+        socks, self.ends = list(self.ends), {}
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+_closer = _Closer()
+os.register_at_fork(after_in_child=_closer.after_fork_in_child)
 
 
 def _unsent(sock: socket.socket) -> int:
