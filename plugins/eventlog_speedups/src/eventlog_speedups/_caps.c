@@ -269,13 +269,15 @@ size_attr(PyObject *owner, PyObject *name, int *ok)
     return n;
 }
 
-/* ``except Exception: self.handleError(record)``, with the exception being handled, as
- * logging's handleError reads it from sys.exc_info(). */
-static int
-handle_error(PyObject *self, PyObject *record)
+/* ``except Exception:`` then ``obj.name(arg)`` (``name`` NULL: ``obj()``), with the exception
+ * being handled, as logging's handleError and log.exception read it from sys.exc_info().
+ * NULL when the exception is not an Exception (KeyboardInterrupt, SystemExit: raised on, as
+ * from the Python code) or the call raised. */
+static PyObject *
+call_while_handling(PyObject *obj, PyObject *name, PyObject *arg)
 {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        return -1; /* KeyboardInterrupt, SystemExit: raised, as from the Python handle() */
+        return NULL;
     }
 #if PY_VERSION_HEX >= 0x030C0000
     PyObject *exc = PyErr_GetRaisedException();
@@ -291,10 +293,18 @@ handle_error(PyObject *self, PyObject *record)
 #endif
     PyObject *before = PyErr_GetHandledException();
     PyErr_SetHandledException(exc);
-    PyObject *done = PyObject_CallMethodOneArg(self, s_handleError, record);
+    PyObject *done = name != NULL ? PyObject_CallMethodOneArg(obj, name, arg) : PyObject_CallNoArgs(obj);
     PyErr_SetHandledException(before);
     Py_XDECREF(before);
     Py_XDECREF(exc);
+    return done;
+}
+
+/* ``except Exception: self.handleError(record)``: 0, or -1 with an error set. */
+static int
+handle_error(PyObject *self, PyObject *record)
+{
+    PyObject *done = call_while_handling(self, s_handleError, record);
     if (done == NULL) {
         return -1;
     }
@@ -1345,27 +1355,7 @@ log_event(PyObject *module, PyObject *event)
     }
 failed:
     /* ``except Exception: log.exception(...)``, with the exception being handled */
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
-        return NULL;
-    }
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *exc = PyErr_GetRaisedException();
-#else
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (tb != NULL && exc != NULL) {
-        PyException_SetTraceback(exc, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-#endif
-    PyObject *before = PyErr_GetHandledException();
-    PyErr_SetHandledException(exc);
-    done = PyObject_CallNoArgs(E.failed);
-    PyErr_SetHandledException(before);
-    Py_XDECREF(before);
-    Py_XDECREF(exc);
+    done = call_while_handling(E.failed, NULL, NULL);
     if (done == NULL) {
         return NULL;
     }
