@@ -307,14 +307,16 @@ def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
     assert [e["action"] for e in receiver.events()] == ["new"]
 
 
+@pytest.mark.parametrize("end", ["configure", "shutdown"])
 def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_writes_back(
-    receiver: LineReceiver,
+    receiver: LineReceiver, end: str
 ) -> None:
     # The 30-minute fault run's fourth finding: a pipeline configure() replaced sends what it
     # holds within its shutdown deadline, then closes the connection with what is left of
     # that deadline to linger.  On a peer that writes to us (garbage) and had not read all
     # of ours yet, the close reset the connection when the deadline came, and the bytes
     # send() had handed to the kernel were lost, though counted as sent: flush() said True.
+    # And shutdown() itself said False (a worker lingering to the deadline looked stuck).
     import eventlog
 
     port = closed_port()
@@ -337,8 +339,12 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
         conn.settimeout(0.005)
         with conn:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError, BlockingIOError):
+                try:
                     conn.send(b"\x00\xff garbage\n")  # all the time, as the fault run's peer
+                except (TimeoutError, BlockingIOError):
+                    pass
+                except OSError:
+                    return  # we closed after it read everything: reset
                 if not go.is_set():
                     time.sleep(0.005)
                     continue
@@ -355,10 +361,13 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
     thread = threading.Thread(target=peer)
     thread.start()
     try:
-        # ... and configure() replaces the pipeline: its shutdown cuts the backoff short and
-        # sends the batch within the deadline, so the close that follows has < 0.5 s left.
-        eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
-        assert eventlog.flush(10)
+        # ... and configure() replaces the pipeline (or it is shut down): its shutdown cuts
+        # the backoff short and sends the batch, so the close that follows has < 0.5 s left.
+        if end == "configure":
+            eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
+            assert eventlog.flush(10)
+        else:
+            assert old.shutdown() is True
         assert old.stats.sent == 60 and old.stats.dropped_by_reason() == {}
         go.set()  # only now does the peer read
         thread.join(30)
@@ -394,6 +403,42 @@ def test_a_shutdown_cuts_a_retry_backoff_short_so_a_peer_back_up_gets_everything
         assert peer.wait_for(50)
         assert sorted((e["target"] for e in peer.events()), key=int) == [str(i) for i in range(50)]
     assert pipeline.stats.sent == 50 and pipeline.stats.dropped_by_reason() == {}
+
+
+def test_while_a_shutdown_retries_spool_mode_still_moves_new_events_into_the_spool(tmp_path: Path) -> None:
+    # Found in review of the retry cut above: once a shutdown began, the waits between retries
+    # were plain sleeps, so spool mode stopped moving events into the spool: the ones logged
+    # meanwhile filled the bounded queue (before: 260 of 400 dropped as queue_full).
+    import eventlog
+
+    pipeline = eventlog.configure(
+        transport="tcp",
+        host="127.0.0.1",
+        port=closed_port(),
+        db=str(tmp_path / "s.db"),
+        queue_size=100,
+        shutdown_timeout=3,
+    )
+    for i in range(10):
+        eventlog.log_event(Event("before", str(i)))
+    for _ in range(1000):
+        if pipeline.stats.retries >= 1:
+            break
+        time.sleep(0.01)
+    ended: list[bool] = []
+    shutdown = threading.Thread(target=lambda: ended.append(pipeline.shutdown()))
+    shutdown.start()
+    try:
+        assert pipeline.worker.retry_cut.wait(10)
+        for round_ in range(40):  # 400 events, 10 every 20 ms: well within the 3 s deadline
+            for i in range(10):
+                eventlog.log_event(Event("during", f"{round_}.{i}"))
+            time.sleep(0.02)
+    finally:
+        shutdown.join(30)
+    assert ended == [False]  # the peer is down: not delivered ...
+    assert pipeline.stats.dropped_by_reason() == {}  # ... but nothing lost:
+    assert pipeline.spool_depth() == 410  # every event waits in the spool for the next run
 
 
 def test_two_deaths_are_two_restarts_and_one_warning_each_kind(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import ssl
 import sys
@@ -26,6 +27,8 @@ from eventlog.plugin.net import (
 
 #: Largest UDP payload over IPv4.
 MAX_DATAGRAM = 65_507
+#: Seconds before a shutdown's deadline by which a close stops lingering in the worker.
+CLOSE_MARGIN = 0.05
 
 
 def _address(context: PluginContext, transport: str, default_port: int | None) -> tuple[str, int]:
@@ -89,9 +92,11 @@ class StreamTransport(Transport):
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
-                linger = self.time_left(LINGER_SECONDS)
+                # Done a little before a shutdown's deadline: a worker still here at the
+                # deadline is taken for stuck in a send.  close_stream's closer does the rest.
+                linger = min(LINGER_SECONDS, self.time_left(math.inf) - CLOSE_MARGIN)
             except SendTimeout:
-                linger = 0.0  # a shutdown's deadline passed: the rest of the linger is not ours
+                linger = 0.0  # the deadline passed
             close_stream(sock, linger)
 
 

@@ -198,11 +198,13 @@ class SpoolDelivery:
                     self.unspooled = []
                 return
 
-    def wait(self, delay: float) -> None:
+    def wait(self, delay: float, cut: threading.Event | None = None) -> None:
         """Wait between send retries, moving new events to the spool meanwhile.
 
-        An outage must fill the disk, not the bounded memory queue (which drops).
+        An outage must fill the disk, not the bounded memory queue (which drops).  A
+        shutdown (or ``cut``) ends the wait.
         """
+        stop = cut or self._stop_event
         end = time.monotonic() + delay
         while True:
             self.spool_queued()
@@ -210,7 +212,7 @@ class SpoolDelivery:
             left = end - time.monotonic()
             # Every linger window, as when the peer is up: that bounds what a kill -9 loses.
             step = self._linger or SPOOL_WHILE_WAITING
-            if left <= 0 or self._stop_event.wait(min(left, step)):
+            if left <= 0 or stop.wait(min(left, step)):
                 return
 
     def finish(self) -> None:

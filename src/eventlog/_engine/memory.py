@@ -47,9 +47,9 @@ class MemoryDelivery:
             self._accounts.count(len(batch), "shutdown")
         return True
 
-    def wait(self, delay: float) -> None:
-        """Between send retries; a shutdown cuts it short."""
-        self._stopped.wait(delay)
+    def wait(self, delay: float, cut: threading.Event | None = None) -> None:
+        """Between send retries; a shutdown (or ``cut``) cuts it short."""
+        (cut or self._stopped).wait(delay)
 
     def finish(self) -> None:
         """Nothing to keep: the worker counts what is still queued."""

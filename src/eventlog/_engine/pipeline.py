@@ -150,7 +150,7 @@ class Pipeline:
                 self._spool,
                 settings,
                 queue=worker.queue,
-                stop_event=worker.retry_cut,
+                stop_event=worker.stopped,
                 deadline=until,
                 sender=sender,
                 encoder=encoder,
@@ -163,7 +163,7 @@ class Pipeline:
             self._spool.on_evict_class = self._overload.spool_evicted  # overload control
         else:
             delivery = MemoryDelivery(
-                encoder=encoder, sender=sender, accounts=accounts, stopped=worker.retry_cut, deadline=until
+                encoder=encoder, sender=sender, accounts=accounts, stopped=worker.stopped, deadline=until
             )
         worker.attach(delivery, sender, self._overload)
 

@@ -78,8 +78,8 @@ class Delivery(Protocol):
     def deliver(self, items: list[Any]) -> bool:
         """Encode and deliver ``items`` (maybe none); True when nothing of this process waits."""
 
-    def wait(self, delay: float) -> None:
-        """Between send retries (before any shutdown): spool mode moves queued events meanwhile."""
+    def wait(self, delay: float, cut: threading.Event | None = None) -> None:
+        """Between send retries (until ``cut`` is set): spool mode moves queued events meanwhile."""
 
     def finish(self) -> None:
         """The thread ends at shutdown: spool mode stores what is queued and closes the spool."""
@@ -354,11 +354,11 @@ class Worker:
         return self.deadline
 
     def retry_wait(self, delay: float) -> None:
-        """The Sender's wait between tries: a shutdown cuts it short for one last try."""
-        if self.stopping or self.retry_cut.is_set():
-            time.sleep(delay)  # shutdown began: the Sender keeps this within the deadline
-        else:
-            self.delivery.wait(delay)
+        """Between tries: one begun before shutdown() ends when it begins (for one more try)."""
+        if self.stopping:
+            time.sleep(delay)  # the Sender keeps this within the deadline
+        else:  # spool mode moves events meanwhile, also while a shutdown sends
+            self.delivery.wait(delay, self.stopped if self.retry_cut.is_set() else self.retry_cut)
 
     # ------------------------------------------------------------ the thread
 

@@ -1179,16 +1179,11 @@ class SQLiteSpool(_Reader):
         released = self.release()
         with self._lock:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                # depth() of a closed spool answers this (shutdown says how many wait for
-                # the next run): the last read would be stale, or 0 if none was made.
-                with contextlib.suppress(sqlite3.Error):
-                    count = int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
-                    self._depth = max(0, count - sum(self._unremoved.values()))
             if conn is not None and not released and _identity(self.path) != self._file_id:
                 # Its rows could not be carried out of a file no longer at the path: closing
                 # would drop the last way to them.  Kept open, and said (a restart loses them).
                 self._retired.append(conn)
+                self._depth = 0  # none of them waits for the next run
                 with contextlib.suppress(sqlite3.Error):
                     left = conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0]
                     log.warning(
@@ -1199,6 +1194,11 @@ class SQLiteSpool(_Reader):
                         left,
                     )
             elif conn is not None:
+                # depth() of a closed spool answers this (shutdown says how many wait for
+                # the next run): the last read would be stale, or 0 if none was made.
+                with contextlib.suppress(sqlite3.Error):
+                    count = int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+                    self._depth = max(0, count - sum(self._unremoved.values()))
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 conn.close()

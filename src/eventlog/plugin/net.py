@@ -443,10 +443,13 @@ def close_stream(sock: socket.socket, linger: float = LINGER_SECONDS) -> None:
         while not _taken_in(sock):
             left = end - time.monotonic()
             if left <= 0:
-                # The caller cannot wait longer: closing now would reset the connection and
-                # lose what the peer has not taken in yet.  The closer goes on waiting.
-                _closer.add(sock, start + LINGER_SECONDS)
-                return
+                if linger < LINGER_SECONDS:
+                    # The caller cannot wait longer: closing now would reset the connection
+                    # and lose what the peer has not taken in yet.  The closer goes on, with
+                    # the descriptor its own (a caller's later sock.close() reaches nothing).
+                    _closer.add(socket.socket(fileno=sock.detach()), start + LINGER_SECONDS)
+                    return
+                break
             wait_readable(sock, min(0.05, left))
     except (OSError, ValueError):
         pass  # reset already: nothing to save
@@ -500,16 +503,26 @@ class _Closer:
                 del self.ends[sock]
         _finish(sock)
 
-    def pending(self) -> int:
-        """Connections still waiting for their peer (tests, and a process about to exit)."""
+    def holds(self, fileno: int) -> bool:
+        """Whether the connection on descriptor ``fileno`` still waits here for its peer."""
         with self.lock:
-            return len(self.ends)
+            return any(sock.fileno() == fileno for sock in self.ends)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # a bug here must not leave connections open for ever
+            with self.lock:
+                self.thread = None
+                left, self.ends = list(self.ends), {}
+            for sock in left:
+                _finish(sock)
+
+    def _loop(self) -> None:
         while True:
             with self.lock:
                 if not self.ends:
-                    self.thread = None
+                    self.thread = None  # under the lock: an add() from now on starts a thread
                     return
                 waiting = list(self.ends.items())
             now = time.monotonic()
@@ -517,11 +530,11 @@ class _Closer:
                 try:
                     done = now >= end or _taken_in(sock)
                 except (OSError, ValueError):
-                    done = True  # reset already
+                    done = True  # reset already: nothing more to wait for
                 if done:
-                    _finish(sock)
                     with self.lock:
                         self.ends.pop(sock, None)
+                    _finish(sock)
             time.sleep(self.INTERVAL)
 
     def after_fork_in_child(self) -> None:
