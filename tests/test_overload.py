@@ -90,18 +90,23 @@ def _assert_all_kept_arrived_once(receiver: LineReceiver, pipeline: eventlog.Pip
     assert set(errors) == {f"payment failed {n}" for n in range(DEBUG_LINES // EVERY)}
     assert set(errors.values()) == {1}
     stats = pipeline.stats
-    # Every debug line arrived or was dropped, counted; nothing kept was dropped.
+    # The summaries of collapsed repeats queued: one each time the queue had room again
+    # after repeats were collapsed (more than one on a loaded machine, where the queue
+    # fills again after the first); every other accepted event is the scenario's own.
+    accepted = stats.taken + pipeline.queue_depth() + stats.overflow
+    queued_summaries = accepted - DEBUG_LINES - 2 * (DEBUG_LINES // EVERY)
+    collapsed = pipeline._overload.shed.get(("sheddable", "collapsed"), 0)
+    assert queued_summaries >= (1 if collapsed else 0) and queued_summaries >= len(summaries)
+    # Every debug line and summary arrived or was dropped, counted; nothing kept was dropped.
+    # (A summary is sheddable too: on CI one was evicted to make room for an error.)
     shed = pipeline._overload.shed
     assert sum(count for (klass, _), count in shed.items() if klass == "kept") == 0
     shed_debug = sum(count for (klass, _), count in shed.items() if klass == "sheddable")
-    assert debug + shed_debug == DEBUG_LINES
+    assert debug + len(summaries) + shed_debug == DEBUG_LINES + queued_summaries
     assert sum(stats.dropped_by_reason().values()) == shed_debug
-    # The collapsed repeats: one summary per template, which counts them.
-    collapsed = shed.get(("sheddable", "collapsed"), 0)
-    assert sum(event["fields"]["repeated"] for event in summaries) == collapsed
-    assert len(summaries) == (1 if collapsed else 0)
-    accepted = stats.taken + pipeline.queue_depth() + stats.overflow
-    assert accepted == DEBUG_LINES + 2 * (DEBUG_LINES // EVERY) + len(summaries)
+    # The summaries that arrived count the repeats collapsed; all of them when none was shed.
+    repeated = sum(event["fields"]["repeated"] for event in summaries)
+    assert repeated == collapsed if len(summaries) == queued_summaries else repeated < collapsed
     assert stats.sent == len(receiver.lines)
     return shed_debug
 

@@ -309,7 +309,7 @@ def test_configure_again_while_the_peer_is_down_keeps_the_old_queue_draining(
 
 @pytest.mark.parametrize("end", ["configure", "shutdown"])
 def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_writes_back(
-    receiver: LineReceiver, end: str
+    receiver: LineReceiver, end: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The 30-minute fault run's fourth finding: a pipeline configure() replaced sends what it
     # holds within its shutdown deadline, then closes the connection with what is left of
@@ -318,6 +318,13 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
     # send() had handed to the kernel were lost, though counted as sent: flush() said True.
     # And shutdown() itself said False (a worker lingering to the deadline looked stuck).
     import eventlog
+    from eventlog._builtin import transports
+    from eventlog.plugin import net
+
+    # The closer's bound (2 s) made 10 s: on a loaded CI machine the peer, which reads only
+    # after flush() returned, once began too late for 2 s (the stream cut at 1,152 bytes).
+    monkeypatch.setattr(net, "LINGER_SECONDS", 10.0)
+    monkeypatch.setattr(transports, "LINGER_SECONDS", 10.0)
 
     port = closed_port()
     old = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=0.5)
