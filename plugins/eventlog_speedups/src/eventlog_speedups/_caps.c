@@ -217,24 +217,25 @@ type_in(PyTypeObject *type, PyTypeObject **types, int n)
 }
 
 /* The request context as eventlog._records.context.current() gives it: eventlog's ContextVar
- * read here, unless OpenTelemetry's context holds something (a span): then current() itself. */
+ * read here, unless OpenTelemetry's context holds something (a span): then current() itself.
+ * The compiled handle passes H's variables, the compiled Event E's. */
 static PyObject *
-capture_context(void)
+context_of(PyObject *current, PyObject *context_var, PyObject *trace_var)
 {
     PyObject *ctx = NULL, *otel = NULL;
-    if (H.context_var == NULL) {
-        return PyObject_CallNoArgs(H.current);
+    if (context_var == NULL) {
+        return PyObject_CallNoArgs(current);
     }
-    if (PyContextVar_Get(H.context_var, NULL, &ctx) < 0) {
+    if (PyContextVar_Get(context_var, NULL, &ctx) < 0) {
         return NULL;
     }
     if (ctx == NULL) { /* no default: current() raises LookupError, as it would */
-        return PyObject_CallNoArgs(H.current);
+        return PyObject_CallNoArgs(current);
     }
-    if (H.trace_var == NULL) {
+    if (trace_var == NULL) {
         return ctx;
     }
-    if (PyContextVar_Get(H.trace_var, NULL, &otel) < 0) {
+    if (PyContextVar_Get(trace_var, NULL, &otel) < 0) {
         Py_DECREF(ctx);
         return NULL;
     }
@@ -248,7 +249,7 @@ capture_context(void)
     if (truth < 0) {
         return NULL;
     }
-    return PyObject_CallNoArgs(H.current);
+    return PyObject_CallNoArgs(current);
 }
 
 /* An exact int attribute as a Py_ssize_t; -1 with no error set for anything else. */
@@ -508,7 +509,8 @@ handle(PyObject *self, PyObject *record)
     if ((worker = PyObject_GetAttr(pipeline, s_worker)) == NULL) {
         goto python;
     }
-    if ((ctx = capture_context()) == NULL || (item = PyTuple_Pack(3, record, message, ctx)) == NULL) {
+    if ((ctx = context_of(H.current, H.context_var, H.trace_var)) == NULL
+        || (item = PyTuple_Pack(3, record, message, ctx)) == NULL) {
         goto python;
     }
     switch (enqueue(worker, item, size)) {
@@ -886,7 +888,7 @@ static struct {
     PyObject *globals;        /* event.py's namespace: _now_ns is read per call, as Python does */
     PyObject *active;         /* threading._active */
     PyObject *current_thread; /* threading.current_thread */
-    PyObject *current, *context_var, *trace_var; /* as H's (see capture_context) */
+    PyObject *current, *context_var, *trace_var; /* as H's (see context_of) */
     PyObject *time_ns;        /* time.time_ns: what _now_ns is unless replaced */
     unsigned long ident;      /* the last thread's ident, and it as an int (a key of active) */
     PyObject *ident_key;
@@ -899,39 +901,6 @@ static struct {
 
 static PyObject *s_now_ns, *s_thread_name, *s_submit_event, *s_dunder_init;
 
-/* The request context: ``current()``, reading the context variables here where it may. */
-static PyObject *
-context_of(PyObject *current, PyObject *context_var, PyObject *trace_var)
-{
-    PyObject *ctx = NULL, *otel = NULL;
-    if (context_var == NULL) {
-        return PyObject_CallNoArgs(current);
-    }
-    if (PyContextVar_Get(context_var, NULL, &ctx) < 0) {
-        return NULL;
-    }
-    if (ctx == NULL) { /* no default: current() raises LookupError, as it would */
-        return PyObject_CallNoArgs(current);
-    }
-    if (trace_var == NULL) {
-        return ctx;
-    }
-    if (PyContextVar_Get(trace_var, NULL, &otel) < 0) {
-        Py_DECREF(ctx);
-        return NULL;
-    }
-    /* current_with_trace: ``if not otel_ctx: return ctx``. */
-    int truth = otel == NULL ? 1 : PyObject_IsTrue(otel);
-    Py_XDECREF(otel);
-    if (truth == 0) {
-        return ctx;
-    }
-    Py_DECREF(ctx);
-    if (truth < 0) {
-        return NULL;
-    }
-    return PyObject_CallNoArgs(current);
-}
 
 /* None, a str, or (strict) nothing else. */
 static inline int
