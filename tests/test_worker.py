@@ -326,20 +326,10 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
     monkeypatch.setattr(net, "LINGER_SECONDS", 10.0)
     monkeypatch.setattr(transports, "LINGER_SECONDS", 10.0)
 
-    port = closed_port()
-    old = eventlog.configure(transport="tcp", host="127.0.0.1", port=port, shutdown_timeout=0.5)
-    for i in range(60):
-        eventlog.log_event(Event("old", str(i), fields={"pad": "p" * 80}))
-    # The peer is down: the batch waits out a backoff (0.8 s or more after 5 retries) ...
-    for _ in range(1000):
-        if old.stats.retries >= 5:
-            break
-        time.sleep(0.01)
-    assert old.stats.retries >= 5
-    server = socket.create_server(("127.0.0.1", port))  # ... the peer comes up meanwhile ...
+    server = socket.create_server(("127.0.0.1", 0))
     server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # most of ours wait with us
     server.settimeout(20)
-    go, stop, got = threading.Event(), threading.Event(), bytearray()
+    wrote, go, stop, got = threading.Event(), threading.Event(), threading.Event(), bytearray()
 
     def peer() -> None:
         conn, _ = server.accept()
@@ -348,6 +338,7 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
             while not stop.is_set():
                 try:
                     conn.send(b"\x00\xff garbage\n")  # all the time, as the fault run's peer
+                    wrote.set()
                 except (TimeoutError, BlockingIOError):
                     pass
                 except OSError:
@@ -368,14 +359,26 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
     thread = threading.Thread(target=peer)
     thread.start()
     try:
-        # ... and configure() replaces the pipeline (or it is shut down): its shutdown cuts
-        # the backoff short and sends the batch, so the close that follows has < 0.5 s left.
+        # A batch waits a minute to fill: what is logged now is sent only when the shutdown
+        # hurries it, within its deadline, so the close that follows has < 0.5 s left.
+        old = eventlog.configure(
+            transport="tcp",
+            host="127.0.0.1",
+            port=server.getsockname()[1],
+            shutdown_timeout=0.5,
+            linger_ms=60_000,
+        )
+        eventlog.log_event(Event("old", "w", fields={"pad": "p" * 80}))
+        assert eventlog.flush(10)  # connected (a flush hurries the batch)
+        assert wrote.wait(10)  # and the peer has written to us: we will read it before sending
+        for i in range(60):
+            eventlog.log_event(Event("old", str(i), fields={"pad": "p" * 80}))
         if end == "configure":
             eventlog.configure(transport="tcp", host="127.0.0.1", port=receiver.port)
             assert eventlog.flush(10)
         else:
             assert old.shutdown() is True
-        assert old.stats.sent == 60 and old.stats.dropped_by_reason() == {}
+        assert old.stats.sent == 61 and old.stats.dropped_by_reason() == {}
         go.set()  # only now does the peer read
         thread.join(30)
     finally:
@@ -384,7 +387,7 @@ def test_a_replaced_pipeline_past_its_deadline_still_delivers_to_a_peer_that_wri
         server.close()
     *lines, rest = bytes(got).split(b"\n")
     assert rest == b"", f"the stream was cut short: {len(got)} bytes, {len(lines)} whole lines"
-    assert [json.loads(line)["target"] for line in lines] == [str(i) for i in range(60)]
+    assert [json.loads(line)["target"] for line in lines] == ["w", *(str(i) for i in range(60))]
 
 
 @pytest.mark.parametrize("mode", ["memory", "spool"])

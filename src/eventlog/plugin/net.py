@@ -430,7 +430,8 @@ def close_stream(sock: socket.socket, linger: float = LINGER_SECONDS) -> None:
     (FIN after the data), and its bytes are read and dropped until it has
     taken in all of ours or it closes, for up to :data:`LINGER_SECONDS`.  The
     caller waits at most ``linger`` of that (0: not at all, as past a shutdown's
-    deadline); a background thread finishes the rest.  A peer that writes
+    deadline); a background thread finishes the rest, and waits there for the peer
+    to close.  A peer that writes
     nothing is closed at once (the kernel still delivers the rest).
     """
     try:
@@ -527,8 +528,11 @@ class _Closer:
                 waiting = list(self.ends.items())
             now = time.monotonic()
             for sock, end in waiting:
+                # Here, unlike in the caller, until the peer closes (it read all of ours and
+                # saw our FIN): a peer that acknowledged bytes may not have read them yet, and
+                # a reset discards them on its side too.  Nobody waits for this thread.
                 try:
-                    done = now >= end or _taken_in(sock)
+                    done = now >= end or _drain(sock)
                 except (OSError, ValueError):
                     done = True  # reset already: nothing more to wait for
                 if done:
