@@ -1124,13 +1124,17 @@ class SQLiteSpool(_Reader):
             if self._conn is None:
                 return self._depth if self._unavailable is None else 0
             try:
-                count = int(self._conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+                self._depth = self._waiting(self._conn)
             except sqlite3.Error:
-                return self._depth
-            self._depth = max(0, count - sum(self._unremoved.values()))
+                pass
             return self._depth
         finally:
             self._lock.release()
+
+    def _waiting(self, conn: sqlite3.Connection) -> int:
+        """Events in the file, less those delivered whose rows are still to be removed."""
+        count = int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
+        return max(0, count - sum(self._unremoved.values()))
 
     def watch(self) -> None:
         """Between send retries: notice a deleted or moved file even while nothing is stored.
@@ -1197,8 +1201,7 @@ class SQLiteSpool(_Reader):
                 # depth() of a closed spool answers this (shutdown says how many wait for
                 # the next run): the last read would be stale, or 0 if none was made.
                 with contextlib.suppress(sqlite3.Error):
-                    count = int(conn.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
-                    self._depth = max(0, count - sum(self._unremoved.values()))
+                    self._depth = self._waiting(conn)
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 conn.close()

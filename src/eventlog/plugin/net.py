@@ -431,8 +431,8 @@ def close_stream(sock: socket.socket, linger: float = LINGER_SECONDS) -> None:
     taken in all of ours or it closes, for up to :data:`LINGER_SECONDS`.  The
     caller waits at most ``linger`` of that (0: not at all, as past a shutdown's
     deadline); a background thread finishes the rest, and waits there for the peer
-    to close.  A peer that writes
-    nothing is closed at once (the kernel still delivers the rest).
+    to close.  A peer that writes nothing is closed at once (the kernel still
+    delivers the rest).
     """
     try:
         if _drain(sock) or (sock not in _peer_wrote and not wait_readable(sock, 0)):
