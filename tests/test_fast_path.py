@@ -491,6 +491,14 @@ def test_json_lines_written_without_wire_dicts_are_the_bytes_of_the_wire_dicts(
         0.0,
         -0.0,
         12.5,
+        -0.25,
+        1200.0,
+        0.0001,
+        0.00012345,
+        999999999999999.0,
+        999999999999999.9,
+        0.123456789,
+        2.675,
         2**63 - 1,
         -(2**63),
     ],
@@ -503,6 +511,18 @@ def test_numbers_are_written_as_orjson_writes_them(fast_path: str, value: float)
 @given(value=st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1))
 def test_any_number_is_written_as_orjson_writes_it(fast_path: str, value: float) -> None:
     _compiled_number_is_orjsons(fast_path, value)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    digits=st.integers(-(10**17), 10**17) | st.integers(-(10**6), 10**6),
+    places=st.integers(0, 12),
+)
+def test_a_short_decimal_float_is_written_as_orjson_writes_it(fast_path: str, digits: int, places: int) -> None:
+    """Metric values are mostly short decimals (12.5, 0.25): the C writer's shortcut for them
+    (no shortest-digits search) is held to orjson's bytes, also just past its bounds (15
+    significant digits, 8 fraction digits, 1e-4)."""
+    _compiled_number_is_orjsons(fast_path, digits / 10**places)
 
 
 def _compiled_number_is_orjsons(fast_path: str, value: float) -> None:

@@ -1308,12 +1308,66 @@ key_texts(PyObject **const *names, size_t count)
     return 0;
 }
 
+static const double g_pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+
+/* A float that is a short decimal (12.5, 0.25, 1200.0: most metric values) written
+ * without repr()'s shortest-digits search, whose bignum arithmetic costs ~1.8k
+ * instructions a float.  When m / 10**k gives back exactly |d| for an integer m below
+ * 10**15 (k <= 8 fraction digits, both exact doubles, so the division rounds as strtod
+ * would), that decimal round-trips; two decimals of at most 15 significant digits never
+ * read as the same double (DBL_DIG), so no shorter one does: it is repr's.  Within
+ * 1e-4 <= |d| < 1e15 repr writes it without an exponent.  1: written, 0: not such a
+ * float (the caller writes it the long way), -1: error. */
+static int
+write_short_decimal(Buffer *b, double d)
+{
+    double a = fabs(d);
+    if (!(a >= 1e-4 && a < 1e15)) {
+        return 0;
+    }
+    for (int k = 0; k < (int)(sizeof(g_pow10) / sizeof(g_pow10[0])); k++) {
+        double m = nearbyint(a * g_pow10[k]);
+        if (m >= 1e15) {
+            return 0;
+        }
+        if (m / g_pow10[k] != a) {
+            continue;
+        }
+        char digits[24];
+        int count = 0;
+        for (uint64_t n = (uint64_t)m; n != 0 || count <= k; n /= 10) {
+            digits[count++] = (char)('0' + n % 10); /* least significant first; at least k + 1 */
+        }
+        char text[40];
+        Py_ssize_t size = 0;
+        if (d < 0) {
+            text[size++] = '-';
+        }
+        for (int i = count - 1; i >= k; i--) {
+            text[size++] = digits[i];
+        }
+        text[size++] = '.';
+        if (k == 0) {
+            text[size++] = '0';
+        }
+        for (int i = k - 1; i >= 0; i--) {
+            text[size++] = digits[i];
+        }
+        return write_raw(b, text, size) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
 /* A finite float as orjson writes it: Python's repr() (the same shortest digits), but a
  * small exponent as orjson has it: 1e-05 is 0.00001, 1.5e-07 is 1.5e-7 (a test holds the
  * two equal over all floats).  1: written, -1: error. */
 static int
 write_float(Buffer *b, double d)
 {
+    int shortcut = write_short_decimal(b, d);
+    if (shortcut != 0) {
+        return shortcut;
+    }
     char *repr = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (repr == NULL) {
         return -1;
