@@ -302,6 +302,9 @@ def test_log_event_is_the_compiled_one_and_queues_a_fresh_event_itself(held: Pip
     assert type(queued) is Event and queued.fields == {"n": 1} and queued.id is None
     # Only the queue holds it, and nothing it holds can hold it: left to reference counting.
     assert not gc.is_tracked(queued)
+    # Taken by the worker (whose enrichers may add anything), the collector sees it again.
+    assert held.worker.accounts.take(held.worker.queue, 10) == [queued]
+    assert gc.is_tracked(queued)
 
 
 def test_log_event_snapshots_a_held_event_as_the_python_one_does(held: Pipeline) -> None:

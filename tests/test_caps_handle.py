@@ -11,11 +11,13 @@ speedups on and off, byte for byte.
 from __future__ import annotations
 
 import copy
+import gc
 import itertools
 import json
 import logging
 import math
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -266,6 +268,64 @@ def test_a_plain_record_never_reaches_the_python_handle() -> None:
         assert pipeline.worker.accounts.queued_bytes == 3 * (1024 + 20 + 2 * 64) + (1024 + 7)
     finally:
         pipeline.shutdown(timeout=0)
+
+
+def _cyclic_record(i: int) -> logging.LogRecord:
+    """A plain record; the caller's handle() queues it with nothing that can form a cycle."""
+    return LOGGER.makeRecord(
+        LOGGER.name, logging.INFO, "f.py", 3, "user %s did thing %d", ("alice", i), None, "fn", {"k": i}
+    )
+
+
+def test_a_queued_record_is_hidden_from_the_collector_until_it_is_taken() -> None:
+    """The young-generation passes of the garbage collector do not walk the queue (issue 26:
+    ~4k instructions an event in a flood); taking the items shows them to it again."""
+    pipeline = _held()
+    handler = EventHandler(pipeline=pipeline)
+    record = _cyclic_record(1)
+    try:
+        assert handler.handle(record) is True
+        (item,) = pipeline.worker.queue
+        assert [gc.is_tracked(o) for o in (record, record.__dict__, item, item[1])] == [False] * 4
+        (taken,) = pipeline.worker.accounts.take(pipeline.worker.queue, 10)
+        assert taken is item
+        assert [gc.is_tracked(o) for o in (record, record.__dict__)] == [True, True]
+    finally:
+        pipeline.shutdown(timeout=0)
+
+
+def test_a_cycle_made_while_records_wait_is_collected_once_they_leave_the_queue() -> None:
+    """Another handler (or the application) may make a record part of a reference cycle after
+    ours queued it: sent, given up at shutdown or evicted, the record is collected as ever."""
+    with LineReceiver() as receiver:
+        pipeline = Pipeline(Settings.load({"transport": "tcp", "host": "127.0.0.1", "port": receiver.port}))
+        handler = EventHandler(pipeline=pipeline)
+        refs = []
+        try:
+            for i in range(20):
+                record = _cyclic_record(i)
+                assert handler.handle(record) is True
+                record.itself = record  # what a later handler's filter might do: a cycle
+                refs.append(weakref.ref(record))
+            del record
+            assert pipeline.flush(30)
+            assert receiver.wait_for(20, timeout=30)
+        finally:
+            pipeline.shutdown(timeout=5)
+    held = _held(queue_size=3)
+    handler = EventHandler(pipeline=held)
+    for i in range(3):
+        record = _cyclic_record(i)
+        assert handler.handle(record) is True
+        record.itself = record
+        refs.append(weakref.ref(record))
+    del record
+    queue = held.worker.queue
+    assert held.worker.accounts.evict(queue, lambda taken: 0, "overload") == 0
+    assert held.worker.accounts.give_up(queue, "shutdown") == 2
+    held.shutdown(timeout=0)
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 23
 
 
 @pytest.mark.parametrize("handle", [COMPILED, PYTHON], ids=["compiled", "python"])

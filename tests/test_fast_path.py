@@ -518,7 +518,9 @@ def test_any_number_is_written_as_orjson_writes_it(fast_path: str, value: float)
     digits=st.integers(-(10**17), 10**17) | st.integers(-(10**6), 10**6),
     places=st.integers(0, 12),
 )
-def test_a_short_decimal_float_is_written_as_orjson_writes_it(fast_path: str, digits: int, places: int) -> None:
+def test_a_short_decimal_float_is_written_as_orjson_writes_it(
+    fast_path: str, digits: int, places: int
+) -> None:
     """Metric values are mostly short decimals (12.5, 0.25): the C writer's shortcut for them
     (no shortest-digits search) is held to orjson's bytes, also just past its bounds (15
     significant digits, 8 fraction digits, 1e-4)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from eventlog._engine.stats import Stats
 from eventlog._records.batch import Record
-from eventlog._records.caps import item_bytes
+from eventlog._records.caps import item_bytes, retrack
 
 #: A sentinel no queue item is: iter(popleft, _NEVER) never stops by itself.
 _NEVER = object()
@@ -68,6 +68,8 @@ class Accounting:
             # In C: iter(popleft, ...) calls popleft() and islice stops after n (a Python loop
             # costs ~800 instructions an event).
             items = list(islice(iter(queue.popleft, _NEVER), min(len(queue), most)))
+            if retrack is not None:  # the compiled caller's side hid them from the collector
+                retrack(items)
             self.stats.taken += len(items)
             self._in_flight += len(items)
             self._released(items, queue)
@@ -92,9 +94,11 @@ class Accounting:
             left = 0
             while True:  # one at a time: callers may still append
                 try:
-                    queue.popleft()
+                    item = queue.popleft()
                 except IndexError:
                     break
+                if retrack is not None:
+                    retrack([item])
                 left += 1
             self._released([], queue)
             if left:
@@ -119,6 +123,8 @@ class Accounting:
                         marker.target += 1
                 # One item, evicted to make room: its own size, so the room is known.
                 self.queued_bytes = max(0, self.queued_bytes - item_bytes(queue[index]))
+                if retrack is not None:
+                    retrack([queue[index]])
                 del queue[index]
                 self.stats.taken += 1
                 self.stats.drop(reason)

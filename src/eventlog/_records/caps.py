@@ -224,3 +224,26 @@ def _load_event_size() -> Callable[[Event], int]:
 
 #: An Event's queued bytes, as :func:`event_bytes` says (compiled where eventlog-speedups is).
 event_size = _load_event_size()
+
+
+def _load_retrack() -> Callable[[list[Any]], None] | None:
+    """eventlog-speedups' retrack, unless absent or EVENTLOG_SPEEDUPS=0 (then nothing queued is
+    ever untracked, and there is nothing to do).
+
+    The compiled handle() and log_event() hide what they queue from the garbage collector
+    (its young-generation passes walked every queued record's dict: ~4k instructions an
+    event in a flood); whatever takes items out of the queue shows them to it again first,
+    so a reference cycle made while they waited is collected as ever.
+    """
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from eventlog_speedups._caps import retrack as compiled  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    show: Callable[[list[Any]], None] = compiled
+    return show
+
+
+#: Shows queued items to the garbage collector again (None: nothing is ever hidden from it).
+retrack = _load_retrack()

@@ -373,6 +373,64 @@ done:
     return status;
 }
 
+/* A plain record handle() queued, and what it made for it, hidden from the garbage
+ * collector while they wait in the queue.  In a flood the queue holds hundreds of records,
+ * each with a __dict__ of ~22 entries: every young-generation pass walked them all, which
+ * cost the caller ~4k instructions an event (callgrind, 3.11), as much as the rest of
+ * handle().  Nothing in them can be part of a reference cycle when they are queued (the
+ * record passed the plain test: text, numbers, a tuple of those as its args; the item and
+ * the (msg, args) pair are referred to by the queue alone).  Whatever another handler or
+ * the application adds to the record later is seen again: the worker hands every item it
+ * takes (or drops) to retrack() first, so a cycle made meanwhile is collected as ever. */
+static void
+untrack_queued(PyObject *record, PyObject *attributes, PyObject *item, PyObject *message)
+{
+    PyObject *objects[4] = {item, message, attributes, record};
+    for (int i = 0; i < 4; i++) {
+        if (PyObject_IS_GC(objects[i]) && PyObject_GC_IsTracked(objects[i])) {
+            PyObject_GC_UnTrack(objects[i]);
+        }
+    }
+}
+
+/* retrack(items): the garbage collector sees again the records (and their __dict__) and
+ * Events that the caller's side untracked while they were queued (untrack_queued,
+ * untrack_fresh), before the worker (or a drop) lets go of them.  The item tuples and
+ * (msg, args) pairs stay untracked: only the worker refers to them. */
+static PyObject *
+retrack(PyObject *Py_UNUSED(module), PyObject *items)
+{
+    if (!PyList_CheckExact(items)) {
+        PyErr_Format(PyExc_TypeError, "retrack() takes a list of queued items, not %.100s",
+                     Py_TYPE(items)->tp_name);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 3) {
+            PyObject *record = PyTuple_GET_ITEM(item, 0);
+            if (H.record_type == NULL || Py_TYPE(record) != H.record_type || PyObject_GC_IsTracked(record)) {
+                continue;
+            }
+            PyObject *attributes = PyObject_GenericGetDict(record, NULL);
+            if (attributes == NULL) {
+                PyErr_Clear(); /* a record without a __dict__ has none to hide */
+            }
+            else {
+                if (PyObject_IS_GC(attributes) && !PyObject_GC_IsTracked(attributes)) {
+                    PyObject_GC_Track(attributes);
+                }
+                Py_DECREF(attributes);
+            }
+            PyObject_GC_Track(record);
+        }
+        else if (g_event_type != NULL && Py_TYPE(item) == g_event_type && !PyObject_GC_IsTracked(item)) {
+            PyObject_GC_Track(item);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 handle(PyObject *self, PyObject *record)
 {
@@ -515,6 +573,7 @@ handle(PyObject *self, PyObject *record)
     }
     switch (enqueue(worker, item, size)) {
     case 1:
+        untrack_queued(record, attributes, item, message);
         break;
     case -2:
         goto failed;
@@ -1376,6 +1435,8 @@ static PyMethodDef methods[] = {
     {"setup_event", (PyCFunction)(void (*)(void))setup_event, METH_VARARGS | METH_KEYWORDS,
      "setup_event(cls, params, namespace, ...): Event(...) made in C from now on (see event.py)"},
     {"event_compiled", event_compiled, METH_O, "event_compiled(cls) -> whether cls(...) is made in C"},
+    {"retrack", retrack, METH_O,
+     "retrack(items): the queued records and Events in items seen by the garbage collector again"},
     {"refcount", refcount, METH_O, "refcount(value) -> its reference count inside a C function"},
     {"setup_log_event", (PyCFunction)(void (*)(void))setup_log_event, METH_VARARGS | METH_KEYWORDS,
      "setup_log_event(python_log_event, api_namespace, get_pipeline, failed, module) -> log_event"},
