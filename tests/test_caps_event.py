@@ -28,6 +28,7 @@ import eventlog
 from eventlog._api import api
 from eventlog._builtin.receiver import LineReceiver
 from eventlog._config.config import Settings
+from eventlog._engine.accounting import done_with
 from eventlog._engine.pipeline import Pipeline
 from eventlog._records import event as event_module
 from eventlog._records.context import current
@@ -302,8 +303,10 @@ def test_log_event_is_the_compiled_one_and_queues_a_fresh_event_itself(held: Pip
     assert type(queued) is Event and queued.fields == {"n": 1} and queued.id is None
     # Only the queue holds it, and nothing it holds can hold it: left to reference counting.
     assert not gc.is_tracked(queued)
-    # Taken by the worker (whose enrichers may add anything), the collector sees it again.
-    assert held.worker.accounts.take(held.worker.queue, 10) == [queued]
+    # Once the worker (whose enrichers may add anything) is done with it, the collector sees it.
+    taken = held.worker.accounts.take(held.worker.queue, 10)
+    assert taken == [queued]
+    done_with(taken)
     assert gc.is_tracked(queued)
 
 

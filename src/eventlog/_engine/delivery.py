@@ -18,12 +18,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventlog._config.config import Settings
 from eventlog._core.diagnostics import Warnings
-from eventlog._engine.accounting import Accounting
+from eventlog._engine.accounting import Accounting, done_with
 from eventlog._engine.encoder import Encoder
 from eventlog._engine.sender import Count, Deadline, Sender
 from eventlog._engine.stats import Stats
@@ -61,7 +61,7 @@ class SpoolDelivery:
         stats: Stats,
         warnings: Warnings,
         wake: Callable[[], None] | None = None,
-        tag: Callable[[list[Record], list[Any]], list[Record]] | None = None,
+        tag: Callable[[Sequence[Record], list[Any]], Sequence[Record]] | None = None,
     ) -> None:
         self.spool = spool
         #: Marks the records of sheddable events (overload control), which the spool evicts first.
@@ -77,7 +77,7 @@ class SpoolDelivery:
         self._warnings = warnings
         self._batch_size: int = settings.batch_size
         self._linger: float = settings.linger_ms / 1000.0
-        self.unspooled: list[Record] = []  # encoded, but the spool could not take them
+        self.unspooled: Sequence[Record] = []  # encoded, but the spool could not take them
         self._sending_from_memory = 0  # events of a batch the spool refused, being sent now
         self._count_rows: Count = accounts.count_rows
         # What the spool sets aside or notices is counted in this (this process's) Stats.
@@ -107,10 +107,10 @@ class SpoolDelivery:
         """Nothing of this process waits: no refused batch in memory, no row in the spool."""
         return not self.unspooled and not self.spool.depth()
 
-    def handle(self, records: list[Record]) -> bool:
+    def handle(self, records: Sequence[Record]) -> bool:
         """Spool the records, then drain; True when nothing of this process waits."""
         if self.unspooled:
-            records, self.unspooled = self.unspooled + records, []
+            records, self.unspooled = [*self.unspooled, *records], []
         if records:
             try:
                 self._store(records)
@@ -186,17 +186,21 @@ class SpoolDelivery:
             items = self._accounts.take(queue, self._batch_size * 2)
             if not items:
                 return
-            records = self.unspooled + self.tag(*self._encoder.sourced(items))
-            self.unspooled = []
             try:
-                self._store(records)
-            except SpoolUnavailable as exc:
-                self._count_fallback(exc, len(records))
-                self.unspooled = records  # sent from memory with the next batch
-                if everything:
-                    self._accounts.count(len(records), "shutdown")
-                    self.unspooled = []
-                return
+                tagged = self.tag(*self._encoder.sourced(items))
+                records = [*self.unspooled, *tagged] if self.unspooled else tagged
+                self.unspooled = []
+                try:
+                    self._store(records)
+                except SpoolUnavailable as exc:
+                    self._count_fallback(exc, len(records))
+                    self.unspooled = records  # sent from memory with the next batch
+                    if everything:
+                        self._accounts.count(len(records), "shutdown")
+                        self.unspooled = []
+                    return
+            finally:
+                done_with(items)
 
     def wait(self, delay: float, cut: threading.Event | None = None) -> None:
         """Wait between send retries, moving new events to the spool meanwhile.
@@ -270,7 +274,7 @@ class SpoolDelivery:
             f"the oldest events are dropped (counted as {reason!r})",
         )
 
-    def _store(self, records: list[Record]) -> None:
+    def _store(self, records: Sequence[Record]) -> None:
         """``spool.add`` for records of events the worker took; raises SpoolUnavailable."""
         self._accounts.store(self.spool.add, records)
 
@@ -279,7 +283,7 @@ class SpoolDelivery:
         fallback[exc.reason] = fallback.get(exc.reason, 0) + count
 
 
-def _untagged(records: list[Record], items: list[Any]) -> list[Record]:
+def _untagged(records: Sequence[Record], items: list[Any]) -> Sequence[Record]:
     return records
 
 

@@ -10,7 +10,7 @@ dropped{unencodable} and warned about once; the rest of its batch goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eventlog._config.builder import Components, Enricher
@@ -81,20 +81,24 @@ class Encoder:
             return self.each(wires, sources)  # one by one, to find what cannot be encoded
         return EncodedBatch(body, len(wires), lambda: _heads(sources, wires), split_many)
 
-    def records(self, items: list[Any]) -> list[Record]:
+    def records(self, items: list[Any]) -> Sequence[Record]:
         """One Record per event (spool mode, and formats that encode one event at a time)."""
         return self.sourced(items)[0]
 
-    def sourced(self, items: list[Any]) -> tuple[list[Record], list[Any]]:
+    def sourced(self, items: list[Any]) -> tuple[Sequence[Record], list[Any]]:
         """:meth:`records`, and the item each Record came from (poison events left out of both).
 
         Overload control classes each Record by its item: by position, so the two
-        lists must stay paired whatever the encoder sets aside.
+        lists must stay paired whatever the encoder sets aside.  A batch written in one
+        piece with each payload's size is given as it is (an EncodedBatch), which the
+        spool stores without a Record per event.
         """
         lines = self.lines(items)
         if lines is not None:
             batch, written = lines
-            return (batch.records() if type(batch) is EncodedBatch else []), written
+            if type(batch) is EncodedBatch:
+                return (batch if batch.sizes is not None else batch.records()), written
+            return [], written
         format_many, split_many = self.format_many, self.split_many
         wires, sources = self.wires(items)
         if format_many is not None and split_many is not None and wires:
@@ -163,7 +167,7 @@ class Encoder:
                 return None  # it broke its contract (no way back to the payloads): the wire-dict way
         else:
             assert write is not None and stamp is not None
-            body, ids, actions, times, holes = write(
+            body, ids, actions, times, holes, sizes = write(
                 items, static, self.with_context, node, next_seq, stamp or None
             )
         sources = items

@@ -55,7 +55,7 @@ from eventlog._config.config import Settings
 from eventlog._engine.accounting import Accounting
 from eventlog._engine.stats import Stats
 from eventlog._engine.thinning import Thinning
-from eventlog._records.batch import Record, SheddableRecord, _new_tuple
+from eventlog._records.batch import EncodedBatch, Record, SheddableRecord, _new_tuple
 from eventlog._records.caps import item_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
@@ -331,9 +331,19 @@ def _summary(count: int, first: float, last: float, item: Any) -> Event:
     return event
 
 
-def tag_records(classifier: Classifier, records: list[Record], items: Sequence[Any]) -> list[Record]:
-    """``records`` with sheddable events' records as SheddableRecord; ``items[i]`` made ``records[i]``."""
+def tag_records(classifier: Classifier, records: Sequence[Record], items: Sequence[Any]) -> Sequence[Record]:
+    """``records`` with sheddable events' records as SheddableRecord; ``items[i]`` made ``records[i]``.
+
+    A batch encoded in one piece whose events are all of one class (a flood is) stays one
+    piece, marked with its class: no Record is made for it (the spool stores it as it is).
+    """
     sheddable = classifier.sheddable
+    if type(records) is EncodedBatch and len(records) == len(items):
+        kinds = set(map(sheddable, items))
+        if len(kinds) <= 1:
+            records.shed = int(True in kinds)
+            return records
+        records = records.records()
     return [
         _new_tuple(SheddableRecord, record) if sheddable(item) else record
         for item, record in zip(items, records, strict=True)

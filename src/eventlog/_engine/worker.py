@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from eventlog._core.diagnostics import WORKER_THREADS, Warnings
-from eventlog._engine.accounting import Accounting
+from eventlog._engine.accounting import Accounting, done_with
 from eventlog._engine.stats import Stats
 from eventlog._records.caps import item_bytes
 
@@ -463,11 +463,12 @@ class Worker:
                 self._hurry.wait(self._linger)
             self._hurry.clear()
         items = self.accounts.take(queue, self._batch_size) if queue else []
-        self.overload.release_repeats()  # summaries of repeats collapsed while the queue was full
-        # In spool mode a flush alone still drains the spool: flush() must not return while
-        # events logged before it wait there.
-        if self.delivery.deliver(items):
-            self.accounts.settled()
+        try:  # (in spool mode a flush alone still drains the spool: what it covers waits there)
+            self.overload.release_repeats()  # summaries of repeats collapsed while the queue was full
+            if self.delivery.deliver(items):
+                self.accounts.settled()
+        finally:
+            done_with(items)
 
 
 P = ParamSpec("P")

@@ -48,7 +48,7 @@ class EncodedBatch(Sequence[Record]):
     :meth:`heads` itself, and make no Record at all.
     """
 
-    __slots__ = ("_count", "_heads", "_records", "_split", "body", "sizes")
+    __slots__ = ("_count", "_heads", "_records", "_split", "body", "shed", "sizes")
 
     def __init__(
         self,
@@ -57,6 +57,7 @@ class EncodedBatch(Sequence[Record]):
         heads: Callable[[], Heads],
         split: Callable[[bytes], list[bytes]] | None,
         sizes: list[int] | None = None,
+        shed: int = 0,
     ) -> None:
         if split is None and sizes is None:
             raise PluginError("an EncodedBatch needs split or sizes to give its payloads back")
@@ -67,6 +68,9 @@ class EncodedBatch(Sequence[Record]):
         #: Each payload's length in ``body``, in order, or None (``split`` finds them).
         self.sizes = sizes
         self._records: list[Record] | None = None
+        #: 1: every event of the batch is sheddable (overload control): its Records are
+        #: SheddableRecords, and the spool stores it in rows that limits evict first.
+        self.shed = shed
 
     def heads(self) -> Heads:
         """Each event's id, action and time (three lists, in the batch's order)."""
@@ -80,9 +84,8 @@ class EncodedBatch(Sequence[Record]):
             if len(payloads) != self._count:
                 raise PluginError(f"the formatter split {self._count} events into {len(payloads)} payloads")
             ids, actions, times = self._heads()
-            records = self._records = [
-                _new_tuple(Record, head) for head in zip(ids, actions, times, payloads)
-            ]
+            kind = SheddableRecord if self.shed else Record
+            records = self._records = [_new_tuple(kind, head) for head in zip(ids, actions, times, payloads)]
         return records
 
     def __len__(self) -> int:

@@ -515,8 +515,8 @@ def _load_json_lines() -> JsonLines | None:
 
 
 #: ``lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times,
-#: holes)``: see eventlog_speedups/_wires.c.
-JsonLines = Callable[..., tuple[bytes, list[Any], list[Any], list[Any], list[tuple[int, int]]]]
+#: holes, sizes)``: see eventlog_speedups/_wires.c.
+JsonLines = Callable[..., tuple[bytes, list[Any], list[Any], list[Any], list[tuple[int, int]], list[Any]]]
 
 #: eventlog-speedups' ``wires`` when installed: the plain records and Events in C, the rest here.
 accelerator = _load_accelerator()

@@ -26,6 +26,7 @@ row owners are process identities (:mod:`eventlog._spool.identity`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from eventlog._core.diagnostics import Warnings
 from eventlog._core.errors import ConfigurationError, DamagedRow
-from eventlog._records.batch import Record, SheddableRecord, _new_tuple
+from eventlog._records.batch import EncodedBatch, Heads, Record, SheddableRecord, _new_tuple
 from eventlog._spool.database import (
     BUSY_TIMEOUT_MS,
     SQLITE_SIBLINGS,
@@ -204,10 +205,10 @@ class _Connection:
         self._unavailable: str | None = None  # the reason, while the spool cannot be written
         # What the last pending() returned, and for each of its rows (seq, start, end) in it:
         # remove() of that very list deletes its rows without looking at each event.
-        self._batch: list[Record] = []
+        self._batch: Sequence[Record] = []
         self._batch_rows: list[tuple[int, int, int]] = []
         self._events_of: dict[int, int] = {}  # seq -> events, of those rows
-        self._recent: dict[int, list[Record]] = {}  # seq -> records this process just added
+        self._recent: dict[int, Sequence[Record]] = {}  # seq -> records this process just added
         self._unremoved: dict[int, int] = {}  # seq -> events: sent, delete failed; retried
         # seq -> events of every row this process owns: only the owner changes its rows,
         # so pending() needs no query in the steady state (each query gives the GIL away).
@@ -813,7 +814,7 @@ class _Upkeep(_FileWatch):
                 self.path,
             )
 
-    def _remember(self, seq: int, records: list[Record]) -> None:
+    def _remember(self, seq: int, records: Sequence[Record]) -> None:
         recent = self._recent
         recent[seq] = records
         # Bounded memory in an outage.  The row sent last goes first: the oldest rows are
@@ -838,28 +839,12 @@ class _Writer(_Upkeep):
         now, fmt, owner, size = time.time(), self.format_name, self._owner, self.row_events
         destination = self.destination
         try:
-            # Overload control: sheddable events get rows of their own, which limits evict first.
-            kinds = set(map(type, records))  # one C pass: a batch is mostly of one class
-            if len(kinds) == 1:
-                groups: list[Sequence[Record]] = [records]
-                shed = int(SheddableRecord in kinds)
+            if type(records) is EncodedBatch and records.sizes is not None:
+                # A batch encoded in one piece, of one class: its rows are cut from the body by
+                # the sizes the encoder gave, with no Record and no payload copy per event.
+                chunks, rows = _encoded_rows(records, size, fmt, now, owner, destination)
             else:
-                groups = _by_class(records)
-                shed = -1  # per chunk
-            chunks = [group[i : i + size] for group in groups for i in range(0, len(group), size)]
-            rows = [
-                _row(
-                    fmt,
-                    len(chunk),
-                    _index(_entries(chunk)),
-                    b"".join(map(_payload_of, chunk)),
-                    now,
-                    owner,
-                    destination,
-                    _shed(chunk) if shed < 0 else shed,
-                )
-                for chunk in chunks
-            ]
+                chunks, rows = _record_rows(records, size, fmt, now, owner, destination)
         except Exception as exc:  # one event: contained to it, not to the batch or the worker
             chunks, rows = self._storable(records, exc, now)
             if not rows:
@@ -878,7 +863,7 @@ class _Writer(_Upkeep):
             first = last - len(chunks) + 1
             for offset, chunk in enumerate(chunks):
                 self._own[first + offset] = len(chunk)
-                self._remember(first + offset, list(chunk))
+                self._remember(first + offset, chunk if type(chunk) is EncodedBatch else list(chunk))
             self._recovered()
 
         self._locked("store a batch", insert)
@@ -951,7 +936,7 @@ class _Writer(_Upkeep):
 class _Reader(_Writer):
     """Choosing and reading the rows the worker sends next (part of SQLiteSpool)."""
 
-    def pending(self, limit: int) -> list[Record]:
+    def pending(self, limit: int) -> Sequence[Record]:
         """The oldest events this process may send (claiming free rows), in order.
 
         Whole stored batches, at least one, up to ``limit`` events when they fit.
@@ -963,10 +948,10 @@ class _Reader(_Writer):
             if not again:
                 return batch
 
-    def _pending_once(self, limit: int) -> tuple[list[Record], bool]:
+    def _pending_once(self, limit: int) -> tuple[Sequence[Record], bool]:
         """One try of :meth:`pending`; ``again`` when every chosen row had vanished."""
 
-        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, list[Record]], bool]:
+        def choose(conn: sqlite3.Connection) -> tuple[list[int], dict[int, Sequence[Record]], bool]:
             self._retry_removals(conn)
             if time.monotonic() >= self._next_housekeeping:
                 self._housekeeping(conn)
@@ -1006,7 +991,7 @@ class _Reader(_Writer):
                 ahead = [
                     seq for seq in sorted(self._own) if seq > after and seq not in skip and seq not in recent
                 ][:READ_AHEAD_ROWS]
-            loaded: dict[int, list[Record]] = {}
+            loaded: dict[int, Sequence[Record]] = {}
             damaged: dict[int, tuple[str, str]] = {}
             if missing:
                 for seq, index, payloads, events, checksum in self._read_rows(conn, missing + ahead, damaged):
@@ -1034,15 +1019,18 @@ class _Reader(_Writer):
         chosen, loaded, again = self._locked("read pending events", choose)
         if again:
             return [], True
-        batch: list[Record] = []
         rows = []
+        parts: list[Sequence[Record]] = []
+        count = 0
         recent = self._recent
         for seq in chosen:
             if seq not in recent and seq not in loaded:
                 continue  # vanished or quarantined meanwhile
             records = recent.get(seq) or loaded.get(seq) or []
-            rows.append((seq, len(batch), len(batch) + len(records)))
-            batch.extend(records)
+            rows.append((seq, count, count + len(records)))
+            parts.append(records)
+            count += len(records)
+        batch = _joined(parts)
         self._batch, self._batch_rows = batch, rows
         return batch, False
 
@@ -1221,6 +1209,98 @@ class SQLiteSpool(_Reader):
         self._own = {}
         self._unavailable = None
         self._retry_at = 0.0
+
+
+def _joined(parts: list[Sequence[Record]]) -> Sequence[Record]:
+    """The rows chosen for one send as one batch: rows this process stored in one piece
+    (EncodedBatch) are joined into one, whose body a stream transport sends as it is;
+    otherwise a list of Records."""
+    if len(parts) == 1 and type(parts[0]) is EncodedBatch:
+        return parts[0]
+    if parts and all(type(part) is EncodedBatch and part.sizes is not None for part in parts):
+        pieces: list[EncodedBatch] = parts  # type: ignore[assignment]
+
+        def heads() -> Heads:
+            ids: list[str] = []
+            actions: list[str] = []
+            times: list[int] = []
+            for piece in pieces:
+                more = piece.heads()
+                ids += more[0]
+                actions += more[1]
+                times += more[2]
+            return ids, actions, times
+
+        sizes = list(itertools.chain.from_iterable(piece.sizes or () for piece in pieces))
+        body = b"".join([piece.body for piece in pieces])
+        return EncodedBatch(body, len(sizes), heads, None, sizes)
+    batch: list[Record] = []
+    for part in parts:
+        batch.extend(part)
+    return batch
+
+
+def _record_rows(
+    records: Sequence[Record], size: int, fmt: str, now: float, owner: str, destination: str | None
+) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
+    """The rows of ``records`` (``size`` events each at most), and the records of each row."""
+    # Overload control: sheddable events get rows of their own, which limits evict first.
+    kinds = set(map(type, records))  # one C pass: a batch is mostly of one class
+    if len(kinds) == 1:
+        groups: list[Sequence[Record]] = [records]
+        shed = int(SheddableRecord in kinds)
+    else:
+        groups = _by_class(records)
+        shed = -1  # per chunk
+    chunks = [group[i : i + size] for group in groups for i in range(0, len(group), size)]
+    rows = [
+        _row(
+            fmt,
+            len(chunk),
+            _index(_entries(chunk)),
+            b"".join(map(_payload_of, chunk)),
+            now,
+            owner,
+            destination,
+            _shed(chunk) if shed < 0 else shed,
+        )
+        for chunk in chunks
+    ]
+    return chunks, rows
+
+
+def _encoded_rows(
+    batch: EncodedBatch, size: int, fmt: str, now: float, owner: str, destination: str | None
+) -> tuple[list[Sequence[Record]], list[tuple[Any, ...]]]:
+    """:func:`_record_rows` of a batch encoded in one piece (its events all of one class):
+    each row's payloads are a slice of the body (the body itself for a row that is all of
+    it), its index made from the encoder's columns; each row is kept as an EncodedBatch of
+    its own.  Raises where the sizes do not cover the body (the caller takes the Records
+    path, which finds what cannot be stored)."""
+    ids, actions, times = batch.heads()
+    sizes, body, shed = batch.sizes, batch.body, batch.shed
+    assert sizes is not None
+    chunks: list[Sequence[Record]] = []
+    rows: list[tuple[Any, ...]] = []
+    start = 0
+    for first in range(0, len(sizes), size):
+        part = sizes[first : first + size]
+        end = start + sum(part)
+        if min(part) < 0 or end > len(body):
+            raise ValueError(f"the encoder's payload sizes cover {end} of {len(body)} bytes")
+        payloads = body if start == 0 and end == len(body) else body[start:end]
+        heads = (ids[first : first + size], actions[first : first + size], times[first : first + size])
+        index = _index(list(zip(*heads, part, strict=True)))
+        rows.append(_row(fmt, len(part), index, payloads, now, owner, destination, shed))
+        chunks.append(EncodedBatch(payloads, len(part), functools.partial(_same, heads), None, part, shed))
+        start = end
+    if start != len(body):
+        raise ValueError(f"the encoder's payload sizes cover {start} of {len(body)} bytes")
+    return chunks, rows
+
+
+def _same(heads: Heads) -> Heads:
+    return heads
 
 
 def _by_class(records: Sequence[Record]) -> list[Sequence[Record]]:

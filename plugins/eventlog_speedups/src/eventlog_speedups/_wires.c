@@ -1605,29 +1605,34 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t n = PyList_GET_SIZE(items);
     PyObject *ids = PyList_New(n), *actions = PyList_New(n), *times = PyList_New(n);
+    PyObject *sizes = PyList_New(n); /* each line's length: the spool stores rows without splitting */
     PyObject *holes = PyList_New(0), *result = NULL;
     Buffer b = {NULL, 0, 0};
     Wire wire;
     wire.n = 0;
     wire.share = 1;
-    if (ids == NULL || actions == NULL || times == NULL || holes == NULL || reserve(&b, n * 400 + 64) < 0) {
+    if (ids == NULL || actions == NULL || times == NULL || sizes == NULL || holes == NULL ||
+        reserve(&b, n * 400 + 64) < 0) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
+        Py_ssize_t start = b.len;
         char drawn[32];
         int ok = item_fields(&wire, item, stat, with_context);
         if (ok > 0) {
             ok = write_line(&b, &wire, stamp, node, next_seq, drawn);
         }
-        PyObject *id = NULL, *time = NULL;
+        PyObject *id = NULL, *time = NULL, *size = NULL;
         if (ok > 0) {
             id = wire.values[0] != NULL ? Py_NewRef(wire.values[0])
                                         : PyUnicode_FromStringAndSize(drawn, 32);
             time = PyLong_FromLongLong(wire.time_ns);
-            if (id == NULL || time == NULL) {
+            size = PyLong_FromSsize_t(b.len - start);
+            if (id == NULL || time == NULL || size == NULL) {
                 Py_XDECREF(id);
                 Py_XDECREF(time);
+                Py_XDECREF(size);
                 wire_clear(&wire);
                 Py_DECREF(item);
                 goto done;
@@ -1635,6 +1640,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyList_SET_ITEM(ids, i, id);
             PyList_SET_ITEM(actions, i, Py_NewRef(wire.action));
             PyList_SET_ITEM(times, i, time);
+            PyList_SET_ITEM(sizes, i, size);
         }
         wire_clear(&wire);
         Py_DECREF(item);
@@ -1643,6 +1649,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyList_SET_ITEM(ids, i, Py_NewRef(Py_None));
             PyList_SET_ITEM(actions, i, Py_NewRef(Py_None));
             PyList_SET_ITEM(times, i, Py_NewRef(Py_None));
+            PyList_SET_ITEM(sizes, i, Py_NewRef(Py_None));
             PyObject *hole = Py_BuildValue("(nn)", i, b.len);
             if (hole == NULL || PyList_Append(holes, hole) < 0) {
                 Py_XDECREF(hole);
@@ -1654,7 +1661,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     {
         PyObject *body = PyBytes_FromStringAndSize(b.data, b.len);
         if (body != NULL) {
-            result = Py_BuildValue("(NOOOO)", body, ids, actions, times, holes);
+            result = Py_BuildValue("(NOOOOO)", body, ids, actions, times, holes, sizes);
         }
     }
 done:
@@ -1662,6 +1669,7 @@ done:
     Py_XDECREF(ids);
     Py_XDECREF(actions);
     Py_XDECREF(times);
+    Py_XDECREF(sizes);
     Py_XDECREF(holes);
     return result;
 }
@@ -1876,7 +1884,7 @@ static PyMethodDef methods[] = {
     {"wires", (PyCFunction)(void (*)(void))wires, METH_FASTCALL,
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
     {"lines", (PyCFunction)(void (*)(void))lines, METH_FASTCALL,
-     "lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes)"},
+     "lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes, sizes)"},
     {"plain_copy", plain_copy, METH_O,
      "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
     {"text_bytes", text_bytes, METH_O,
