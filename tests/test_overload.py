@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import eventlog
 from eventlog import Event
@@ -425,3 +427,33 @@ def test_a_flush_waits_for_its_events_however_many_collapse_or_are_evicted_after
     ((done, sent),) = flushed
     assert done and sent >= 50
     assert receiver.wait_for(50 + 30 + 20 + 1)  # and the collapsed lines' summary
+
+
+_LEVELS = st.sampled_from([5, 10, 20, 29, 30, 40, 50, 30.0, 10.5, True, "20", None, 2**70, -1])
+
+
+@st.composite
+def _batch_items(draw: st.DrawFn) -> list[Any]:
+    """Queued items as the worker takes them: record tuples of odd levels too, Events."""
+    items: list[Any] = []
+    for i in range(draw(st.integers(0, 12))):
+        if draw(st.integers(0, 5)) == 0:
+            items.append(Event("e", fields={"n": i}))
+            continue
+        record = logging.LogRecord("tests.overload", 20, "f.py", 1, "m %d", (i,), None)
+        level = draw(_LEVELS)
+        if level is None:
+            del record.levelno
+        else:
+            record.levelno = level  # type: ignore[assignment]
+        items.append((record, ("m %d", (i,)), current()))
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=_batch_items(), rules=st.sampled_from(["", "logger:tests.*=kept", "level:20=kept"]))
+def test_a_batch_is_classed_as_each_of_its_items_is(items: list[Any], rules: str) -> None:
+    """The batch classes (C loops over the levels, for log records with no rules) are exactly
+    the classes of its items one by one."""
+    classifier = Classifier(parse_classes(rules) if rules else ())
+    assert classifier.kinds(items) == set(map(classifier.sheddable, items))

@@ -43,10 +43,11 @@ those first at its size limit.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -63,6 +64,14 @@ from eventlog._records.logrecords import record_to_event
 __all__ = ["KEPT", "SHEDDABLE", "Classifier", "Overload", "tag_records"]
 
 _WARNING = logging.WARNING
+_first, _levelno = operator.itemgetter(0), operator.attrgetter("levelno")
+_TUPLE, _INT = {tuple}, {int}
+
+
+def _types(values: Iterable[Any]) -> set[type]:
+    return set(map(type, values))
+
+
 #: How long a blocked caller sleeps between looks at the queue.
 BLOCK_STEP = 0.001
 #: Templates collapsed at once; beyond them, repeats are shed plainly (bounded memory).
@@ -94,6 +103,19 @@ class Classifier:
             return type(level) is int and level < _WARNING
         except Exception:
             return False
+
+    def kinds(self, items: Sequence[Any]) -> set[bool]:
+        """``set(map(self.sheddable, items))``: for a batch of log records with no rules (a
+        flood), from their levels in C loops (one call of ``sheddable`` costs ~450 instructions,
+        callgrind, 3.11); anything else item by item."""
+        if not self.rules and _types(items) == _TUPLE:
+            try:
+                levels = set(map(_levelno, map(_first, items)))
+            except Exception:
+                levels = None  # an attribute deleted: sheddable() says False for that one
+            if levels is not None and _types(levels) <= _INT:
+                return {level < _WARNING for level in levels}
+        return set(map(self.sheddable, items))
 
     def klass(self, item: Any) -> str:
         """The class name of ``item``."""
@@ -339,7 +361,7 @@ def tag_records(classifier: Classifier, records: Sequence[Record], items: Sequen
     """
     sheddable = classifier.sheddable
     if type(records) is EncodedBatch and len(records) == len(items):
-        kinds = set(map(sheddable, items))
+        kinds = classifier.kinds(items)
         if len(kinds) <= 1:
             records.shed = int(True in kinds)
             return records
