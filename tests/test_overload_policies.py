@@ -278,6 +278,10 @@ def test_sampling_and_rate_limits_are_off_by_default_and_cost_the_intake_nothing
     assert pipeline.worker.limit == pipeline.settings.queue_size  # the inlined check as before
     sampled = eventlog.configure(sample_sheddable=2)
     assert sampled.worker.limit == 0  # every event goes to the overload control
+    # What the compiled doors read in one go is in step with the bounds.
+    for worker in (pipeline.worker, sampled.worker):
+        assert worker.gate == (worker.queue, worker.accounts, worker.limit, worker.max_bytes)
+        assert worker.gate[0] is worker.queue and worker.gate[1] is worker.accounts
 
 
 def test_sampling_and_rate_limits_come_from_the_environment_and_dict_config(

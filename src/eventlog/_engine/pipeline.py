@@ -42,7 +42,7 @@ from eventlog._engine.memory import MemoryDelivery
 from eventlog._engine.overload import Overload, tag_records
 from eventlog._engine.sender import MAX_UNEXPECTED_FAILURES, Sender
 from eventlog._engine.stats import Stats
-from eventlog._engine.worker import Delivery, Worker, weakly
+from eventlog._engine.worker import Delivery, Worker, set_bounds, weakly
 from eventlog._records.caps import ITEM_BYTES, SMALL_BYTES, cap_event, event_bytes, event_size, record_bytes
 from eventlog._records.event import Event
 from eventlog._records.logrecords import record_to_event
@@ -418,7 +418,7 @@ def _overload_control(
         settings, queue=worker.queue, accounts=worker.accounts, stats=worker.stats, lock=worker.caller_lock
     )
     if overload.thinning is not None:
-        worker.limit = 0  # every event goes to Overload.full, which samples and rate limits
+        set_bounds(worker, 0, worker.max_bytes)  # every event goes to Overload.full, which samples
     if not settings.ledger_interval:
         return overload, None
     ledger = Ledger(name, settings.ledger_interval, stats=worker.stats, overload=overload, queue=worker.queue)

@@ -114,9 +114,21 @@ class Intake(Protocol):
     max_bytes: int
     accounts: Accounting
     wake_needed: bool
+    #: ``(queue, accounts, limit, max_bytes)``, changed with them (:func:`set_bounds`).
+    gate: tuple[deque[Any], Accounting, int, int]
 
     def overflowed(self, item: Any, size: int) -> None: ...
     def wake(self) -> None: ...
+
+
+def set_bounds(worker: Worker, limit: int, max_bytes: int) -> None:
+    """Change a worker's queue bounds (``limit``, ``max_bytes``) and ``gate`` with them.
+
+    ``gate`` is ``(queue, accounts, limit, max_bytes)``: what a compiled door reads in one
+    attribute read instead of four (~200 instructions each, CPython 3.13).
+    """
+    worker.limit, worker.max_bytes = limit, max_bytes
+    worker.gate = (worker.queue, worker.accounts, limit, max_bytes)
 
 
 class Worker:
@@ -149,11 +161,11 @@ class Worker:
         self.state = State.IDLE
         #: ``state in _WAKE``, kept beside it for the hot path: one attribute test per event.
         self.wake_needed = True
-        #: When the work ends (shutdown, replay, exit): ``math.inf`` until one starts.
-        self.deadline = math.inf
+        self.deadline = math.inf  # when the work ends (shutdown, replay, exit); inf until one starts
         self.thread: threading.Thread | None = None
         self.died: str | None = None  # why the last thread died, until one is started again
         self.stats, self.accounts, self.warnings = stats, accounts, warnings
+        self.gate = (self.queue, accounts, queue_size, queue_max_bytes)  # see set_bounds()
         #: Guards counts made on callers' threads (overflow, enricher and value conversions).
         self.caller_lock = threading.Lock()
         self.stopped = threading.Event()  # shutdown: waits end
