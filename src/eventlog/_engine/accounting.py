@@ -99,8 +99,7 @@ class Accounting:
                     item = queue.popleft()
                 except IndexError:
                     break
-                if retrack is not None:
-                    retrack([item])
+                done_with([item])
                 left += 1
             self._released([], queue)
             if left:
@@ -125,8 +124,7 @@ class Accounting:
                         marker.target += 1
                 # One item, evicted to make room: its own size, so the room is known.
                 self.queued_bytes = max(0, self.queued_bytes - item_bytes(queue[index]))
-                if retrack is not None:
-                    retrack([queue[index]])
+                done_with([queue[index]])
                 del queue[index]
                 self.stats.taken += 1
                 self.stats.drop(reason)
@@ -257,10 +255,11 @@ class Accounting:
 
 
 def done_with(items: list[Any]) -> None:
-    """The worker has delivered or spooled ``items`` (or failed to): what the compiled
-    caller's side hid from the garbage collector while queued is shown to it again, before
-    the worker lets go of them.  Not at :meth:`Accounting.take`: the collector's passes
-    during the round (spool mode allocates while it stores) would walk every record taken
-    (~1k instructions an event, callgrind, 3.11)."""
+    """``items`` leave eventlog's hands (delivered, spooled or failed by the worker, given up,
+    evicted): what the compiled caller's side hid from the garbage collector while they
+    were queued is shown to it again, before the last reference goes.  The worker calls it
+    at the end of its round, not at :meth:`Accounting.take`: the collector's passes during
+    the round (spool mode allocates while it stores) would walk every record taken (~1k
+    instructions an event, callgrind, 3.11)."""
     if retrack is not None:
         retrack(items)

@@ -24,6 +24,7 @@ bound (``queue_max_bytes``) counts: an estimate, the text plus
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from itertools import islice
@@ -180,19 +181,24 @@ def _py_text_bytes(values: Any) -> int:
     return total
 
 
+def _compiled(module: str, name: str) -> Any:
+    """``name`` from eventlog-speedups' compiled ``module`` (``_wires``, ``_caps``), or None
+    where it is absent (or has no such name) or EVENTLOG_SPEEDUPS=0."""
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        return getattr(importlib.import_module(f"eventlog_speedups.{module}"), name, None)
+    except ImportError:
+        return None
+
+
 def _load_text_bytes() -> Callable[[Any], int]:
     """eventlog-speedups' text_bytes (the same number in C), unless absent or EVENTLOG_SPEEDUPS=0.
 
     Not ``sys.getsizeof`` (~2k instructions a call), nor a Python loop (~4k for an Event's
     two fields and one metric, more than making the Event): a few instructions an item.
     """
-    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
-        return _py_text_bytes
-    try:
-        from eventlog_speedups._wires import text_bytes  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return _py_text_bytes
-    compiled: Callable[[Any], int] = text_bytes
+    compiled: Callable[[Any], int] = _compiled("_wires", "text_bytes") or _py_text_bytes
     return compiled
 
 
@@ -206,14 +212,8 @@ def _load_event_size() -> Callable[[Event], int]:
     The Python function costs ~1.5k instructions an Event with fields (a frame, five
     attribute reads, two text_bytes calls); the compiled one a few hundred.
     """
-    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
-        return event_bytes
-    try:
-        from eventlog_speedups._caps import (  # type: ignore[import-not-found, unused-ignore]
-            event_bytes as compiled,
-        )
-        from eventlog_speedups._caps import setup  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
+    compiled, setup = _compiled("_caps", "event_bytes"), _compiled("_caps", "setup")
+    if compiled is None or setup is None:
         return event_bytes
     from eventlog._records.event import Event  # a lower module; here only for its slots
 
@@ -235,13 +235,7 @@ def _load_retrack() -> Callable[[list[Any]], None] | None:
     event in a flood); whatever takes items out of the queue shows them to it again first,
     so a reference cycle made while they waited is collected as ever.
     """
-    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
-        return None
-    try:
-        from eventlog_speedups._caps import retrack as compiled  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    show: Callable[[list[Any]], None] = compiled
+    show: Callable[[list[Any]], None] | None = _compiled("_caps", "retrack")
     return show
 
 

@@ -200,8 +200,8 @@ static struct {
 } H;
 
 static PyObject *s_filters, *s_pipeline, *s_name, *s_thread, *s_msg, *s_args, *s_created,
-    *s_exc_text, *s_caller_enrichers, *s_worker, *s_queue, *s_accounts, *s_limit, *s_max_bytes,
-    *s_queued_bytes, *s_wake_needed, *s_wake, *s_handleError, *s_default, *s_gate;
+    *s_exc_text, *s_caller_enrichers, *s_worker, *s_queued_bytes, *s_wake_needed, *s_wake,
+    *s_handleError, *s_default, *s_gate;
 
 static int set_deque(PyObject *deque_type);
 
@@ -1466,12 +1466,10 @@ PyInit__caps(void)
         return NULL;
     }
     PyObject **interned[] = {&s_filters, &s_pipeline, &s_name, &s_thread, &s_msg, &s_args,
-        &s_created, &s_exc_text, &s_caller_enrichers, &s_worker, &s_queue, &s_accounts, &s_limit,
-        &s_max_bytes, &s_queued_bytes, &s_wake_needed, &s_wake, &s_handleError, &s_default, &s_now_ns, &s_thread_name,
+        &s_created, &s_exc_text, &s_caller_enrichers, &s_worker, &s_queued_bytes, &s_wake_needed, &s_wake, &s_handleError, &s_default, &s_now_ns, &s_thread_name,
         &s_submit_event, &s_dunder_init, &s_gate};
     const char *texts[] = {"filters", "pipeline", "name", "thread", "msg", "args", "created",
-        "exc_text", "caller_enrichers", "worker", "queue", "accounts", "limit", "max_bytes",
-        "queued_bytes", "wake_needed", "wake", "handleError", "_default", "_now_ns", "_name",
+        "exc_text", "caller_enrichers", "worker", "queued_bytes", "wake_needed", "wake", "handleError", "_default", "_now_ns", "_name",
         "submit_event", "__init__", "gate"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         if ((*interned[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
