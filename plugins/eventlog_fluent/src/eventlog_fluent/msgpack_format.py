@@ -15,7 +15,9 @@ the time given is kept as ``fields.tstamp_original`` (milliseconds, as text).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import functools
+import os
+from collections.abc import Callable, MutableMapping
 from typing import Any, Self
 
 import msgpack
@@ -26,6 +28,30 @@ from eventlog.plugin import Formatter, PluginContext
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 #: The milliseconds EventTime can hold: 1970-01-01 to 2106-02-07 (seconds are a uint32).
 TSTAMP_MIN, TSTAMP_MAX = 0, (2**32 - 1) * 1000 + 999
+
+
+def _load_compiled() -> Callable[..., Any] | None:
+    """eventlog-speedups' ``msgpack_records`` (see :attr:`MsgpackFormatter.encode_items`),
+    unless it is absent, a release without it, or switched off (``EVENTLOG_SPEEDUPS=0``, the
+    switch eventlog's core reads for its own fast path, which also sets up the walk it uses)."""
+    if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
+        return None
+    try:
+        from eventlog_speedups import _wires  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    records: Callable[..., Any] | None = getattr(_wires, "msgpack_records", None)
+    if records is None:
+        return None
+    try:  # the core set the walk up (it does on import, unless switched off): an empty batch
+        records(bytes, TSTAMP_MIN, TSTAMP_MAX, [], {}, False, "0" * 12, int)
+    except Exception:
+        return None
+    return records
+
+
+#: eventlog-speedups' writer of a batch's msgpack maps straight from the queued items, or None.
+compiled_records = _load_compiled()
 
 
 def _big_ints_as_text(value: Any) -> Any:
@@ -53,6 +79,14 @@ class MsgpackFormatter(Formatter):
         self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
         #: Where clamped times are counted (the pipeline's conversions).
         self.conversions: MutableMapping[str, int] = {} if conversions is None else conversions
+        if compiled_records is not None and type(self) is MsgpackFormatter:
+            # eventlog-speedups: a batch's maps written straight from the queued records and
+            # Events in C (the core's walk; no wire dict, no Packer call): format()'s bytes for
+            # each event (tests/test_fluent_speedups.py).  An event whose time this format
+            # clamps goes through format() of its wire dict, from C, in its turn; what the
+            # walk does not take (an int beyond 64 bits, a value of another kind) is left to
+            # the engine's wire-dict way.  Not for a subclass: it may change format().
+            self.encode_items = functools.partial(compiled_records, self.format, TSTAMP_MIN, TSTAMP_MAX)
 
     @classmethod
     def from_context(cls, context: PluginContext) -> Self:

@@ -1588,35 +1588,23 @@ failed:
     return 0;
 }
 
-/* lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes)
- *
- * The JSON lines of the items, back to back, without a wire dict: ``ids``, ``actions`` and
- * ``times`` are each event's Record fields (None for an item not written), ``holes`` the
- * (index, offset in body) of each item the Python path must write, in order.  ``stamp`` is
- * None, or Logstash's (timestamp key, version key, version). */
+/* Writes one walked event at the end of a Buffer: 1 written, 0 not plain (the buffer as it
+ * was, no id drawn), -1 error.  ``how`` is the writer's own argument (Logstash's stamp, the
+ * msgpack writer's time bounds). */
+typedef int (*EventWriter)(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *next_seq,
+                           char *drawn);
+
+/* The payloads of the items, back to back, without a wire dict: (body, ids, actions, times,
+ * holes, sizes).  ``ids``, ``actions``, ``times`` and ``sizes`` are each event's Record fields
+ * and payload length (None for an item not written), ``holes`` the (index, offset in body) of
+ * each item the Python path must write, in order (eventlog.plugin.ItemsEncoder). */
 static PyObject *
-lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+write_batch(PyObject *items, PyObject *stat, int with_context, const char *node, PyObject *next_seq,
+            EventWriter write, const void *how)
 {
-    int with_context;
-    const char *node;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "lines(items, static, with_context, node, next_seq, stamp)");
-        return NULL;
-    }
-    if (batch_args(args, &with_context, &node) < 0) {
-        return NULL;
-    }
-    PyObject *items = args[0], *stat = args[1], *next_seq = args[4], *stamp = args[5];
-    if (stamp == Py_None) {
-        stamp = NULL;
-    }
-    else if (!PyTuple_CheckExact(stamp) || PyTuple_GET_SIZE(stamp) != 3) {
-        PyErr_SetString(PyExc_TypeError, "stamp must be None or (timestamp key, version key, version)");
-        return NULL;
-    }
     Py_ssize_t n = PyList_GET_SIZE(items);
     PyObject *ids = PyList_New(n), *actions = PyList_New(n), *times = PyList_New(n);
-    PyObject *sizes = PyList_New(n); /* each line's length: the spool stores rows without splitting */
+    PyObject *sizes = PyList_New(n); /* each payload's length: the spool stores rows without splitting */
     PyObject *holes = PyList_New(0), *result = NULL;
     /* Written straight into the bytes object it returns (copying a flood's batch into one at
      * the end cost ~400 instructions an event, callgrind). */
@@ -1634,7 +1622,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         char drawn[32];
         int ok = item_fields(&wire, item, stat, with_context);
         if (ok > 0) {
-            ok = write_line(&b, &wire, stamp, node, next_seq, drawn);
+            ok = write(&b, &wire, how, node, next_seq, drawn);
         }
         PyObject *id = NULL, *time = NULL, *size = NULL;
         if (ok > 0) {
@@ -1682,6 +1670,298 @@ done:
     Py_XDECREF(times);
     Py_XDECREF(sizes);
     Py_XDECREF(holes);
+    return result;
+}
+
+static int
+write_json(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *next_seq, char *drawn)
+{
+    return write_line(b, wire, (PyObject *)how, node, next_seq, drawn);
+}
+
+/* lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes,
+ * sizes): the JSON lines of the items (write_batch).  ``stamp`` is None, or Logstash's
+ * (timestamp key, version key, version). */
+static PyObject *
+lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int with_context;
+    const char *node;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "lines(items, static, with_context, node, next_seq, stamp)");
+        return NULL;
+    }
+    if (batch_args(args, &with_context, &node) < 0) {
+        return NULL;
+    }
+    PyObject *stamp = args[5];
+    if (stamp == Py_None) {
+        stamp = NULL;
+    }
+    else if (!PyTuple_CheckExact(stamp) || PyTuple_GET_SIZE(stamp) != 3) {
+        PyErr_SetString(PyExc_TypeError, "stamp must be None or (timestamp key, version key, version)");
+        return NULL;
+    }
+    return write_batch(args[0], args[1], with_context, node, args[4], write_json, stamp);
+}
+
+/* ---- msgpack, byte for byte what msgpack.Packer(use_bin_type=True).pack(wire) writes for the
+ * wire dict (the fluent plugin's msgpack format): a map of the wire fields in wire order, str as
+ * UTF-8 str (fixstr, str8, str16, str32), ints in their smallest form, floats as float64, the
+ * same values the JSON writer takes (anything else sends the item back). */
+
+/* A header: ``fix`` | n when n < ``fix_max``, else the 16- or 32-bit form (``wide`` and wide + 1),
+ * or the 8-bit form ``narrow`` when given (str8) and n < 256. */
+static int
+mp_header(Buffer *b, unsigned char fix, Py_ssize_t fix_max, int narrow, unsigned char wide, Py_ssize_t n)
+{
+    unsigned char head[5];
+    Py_ssize_t size;
+    if (n < fix_max) {
+        head[0] = (unsigned char)(fix | n);
+        size = 1;
+    }
+    else if (narrow >= 0 && n < 256) {
+        head[0] = (unsigned char)narrow;
+        head[1] = (unsigned char)n;
+        size = 2;
+    }
+    else if (n < 65536) {
+        head[0] = wide;
+        head[1] = (unsigned char)(n >> 8);
+        head[2] = (unsigned char)n;
+        size = 3;
+    }
+    else {
+        head[0] = (unsigned char)(wide + 1);
+        for (int i = 0; i < 4; i++) {
+            head[1 + i] = (unsigned char)((unsigned long long)n >> (24 - 8 * i));
+        }
+        size = 5;
+    }
+    return write_raw(b, (const char *)head, size);
+}
+
+/* A str.  1, 0 (not an exact str, or lone surrogates: the Python path escapes them), -1. */
+static int
+mp_text(Buffer *b, PyObject *text)
+{
+    const char *utf8;
+    Py_ssize_t size;
+    if (!PyUnicode_CheckExact(text)) {
+        return 0;
+    }
+    if (PyUnicode_IS_ASCII(text)) {
+        utf8 = (const char *)PyUnicode_1BYTE_DATA(text);
+        size = PyUnicode_GET_LENGTH(text);
+    }
+    else if ((utf8 = PyUnicode_AsUTF8AndSize(text, &size)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (size > 0xFFFFFFFFLL) {
+        return 0;
+    }
+    return mp_header(b, 0xa0, 32, 0xd9, 0xda, size) < 0 || write_raw(b, utf8, size) < 0 ? -1 : 1;
+}
+
+/* An int64 in msgpack's smallest form: a fixint, else the unsigned forms for what is positive
+ * and the signed ones for what is negative, as msgpack-c's pack_template does. */
+static int
+mp_int(Buffer *b, long long n)
+{
+    unsigned char head[9];
+    Py_ssize_t size;
+    unsigned long long u = (unsigned long long)n;
+    if (n >= -32 && n < 128) {
+        head[0] = (unsigned char)n;
+        size = 1;
+    }
+    else if (n >= 0) {
+        size = u < 256 ? 2 : u < 65536 ? 3 : u < 4294967296ULL ? 5 : 9;
+        head[0] = size == 2 ? 0xcc : size == 3 ? 0xcd : size == 5 ? 0xce : 0xcf;
+    }
+    else {
+        size = n >= -128 ? 2 : n >= -32768 ? 3 : n >= -2147483648LL ? 5 : 9;
+        head[0] = size == 2 ? 0xd0 : size == 3 ? 0xd1 : size == 5 ? 0xd2 : 0xd3;
+    }
+    for (Py_ssize_t i = 1; i < size; i++) { /* big-endian */
+        head[i] = (unsigned char)(u >> (8 * (size - 1 - i)));
+    }
+    return write_raw(b, (const char *)head, size);
+}
+
+/* An int64 or a finite float (a float64, big-endian).  1, 0 or -1. */
+static int
+mp_number(Buffer *b, PyObject *value)
+{
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (n == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return 0;
+        }
+        return mp_int(b, n) < 0 ? -1 : 1;
+    }
+    if (PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))) {
+        double d = PyFloat_AS_DOUBLE(value);
+        unsigned long long bits;
+        unsigned char head[9];
+        memcpy(&bits, &d, 8);
+        head[0] = 0xcb;
+        for (int i = 0; i < 8; i++) {
+            head[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
+        }
+        return write_raw(b, (const char *)head, 9) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+/* One wire value, of the kinds write_value takes: text, a number, a list of text (tags), a
+ * map of text to text or numbers (fields, metrics).  1, 0 or -1. */
+static int
+mp_value(Buffer *b, PyObject *value)
+{
+    int done;
+    if (PyUnicode_CheckExact(value)) {
+        return mp_text(b, value);
+    }
+    if (PyDict_CheckExact(value)) {
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        if (mp_header(b, 0x80, 16, -1, 0xde, PyDict_GET_SIZE(value)) < 0) {
+            return -1;
+        }
+        while (PyDict_Next(value, &pos, &key, &item)) {
+            if ((done = mp_text(b, key)) <= 0) {
+                return done;
+            }
+            done = PyUnicode_CheckExact(item) ? mp_text(b, item) : mp_number(b, item);
+            if (done <= 0) {
+                return done;
+            }
+        }
+        return 1;
+    }
+    if (PyList_CheckExact(value)) {
+        Py_ssize_t n = PyList_GET_SIZE(value);
+        if (mp_header(b, 0x90, 16, -1, 0xdc, n) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if ((done = mp_text(b, PyList_GET_ITEM(value, i))) <= 0) {
+                return done;
+            }
+        }
+        return 1;
+    }
+    return mp_number(b, value);
+}
+
+/* The bounds of the msgpack format's tstamp (its EventTime's range), and the formatter's
+ * format(): an event outside them is written by format() of its wire dict, which clamps and
+ * counts it (in its turn: its id is drawn in order, as the wire-dict path draws it). */
+typedef struct {
+    long long min_ms, max_ms;
+    PyObject *format;
+} TimeBounds;
+
+/* format() of the walked item's wire dict (its id drawn now), at the end of ``b``.  1, or 0
+ * (format() refused it: the Python path decides; an error cleared). */
+static int
+write_formatted(Buffer *b, Wire *wire, PyObject *format, const char *node, PyObject *next_seq)
+{
+    PyObject *dict = wire_dict(wire, node, next_seq);
+    PyObject *payload = dict == NULL ? NULL : PyObject_CallOneArg(format, dict);
+    Py_XDECREF(dict);
+    int done = payload != NULL && PyBytes_CheckExact(payload) &&
+               write_raw(b, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)) == 0;
+    Py_XDECREF(payload);
+    if (!done) {
+        PyErr_Clear();
+    }
+    return done;
+}
+
+/* One event as a msgpack map at the end of ``b``: as write_line. */
+static int
+write_msgpack(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *next_seq, char *drawn)
+{
+    const TimeBounds *bounds = how;
+    Py_ssize_t start = b->len, id_at = -1;
+    int done = 1;
+    if (wire->millis < bounds->min_ms || wire->millis > bounds->max_ms) {
+        return write_formatted(b, wire, bounds->format, node, next_seq);
+    }
+    if (mp_header(b, 0x80, 16, -1, 0xde, wire->n) < 0) {
+        goto failed;
+    }
+    for (Py_ssize_t i = 0; i < wire->n; i++) {
+        if ((done = mp_text(b, wire->keys[i])) <= 0) {
+            goto failed;
+        }
+        if (wire->values[i] == NULL) { /* the id (32 chars: a str8), drawn when the rest is written */
+            if (write_raw(b, "\xd9\x20", 2) < 0 || reserve(b, 32) < 0) {
+                done = -1;
+                goto failed;
+            }
+            id_at = b->len;
+            b->len += 32;
+            continue;
+        }
+        if ((done = mp_value(b, wire->values[i])) <= 0) {
+            goto failed;
+        }
+    }
+    if (id_at >= 0) {
+        if (draw_id(wire, drawn, node, next_seq) < 0) {
+            done = -1;
+            goto failed;
+        }
+        memcpy(b->data + id_at, drawn, 32);
+    }
+    return 1;
+failed:
+    b->len = start;
+    if (done < 0 || PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
+/* msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq) -> (body,
+ * ids, actions, times, holes, sizes): the msgpack maps of the items (write_batch); an event whose
+ * tstamp is outside [min_ms, max_ms] is written by ``format`` of its wire dict. */
+static PyObject *
+msgpack_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int with_context;
+    const char *node;
+    TimeBounds bounds;
+    if (nargs != 8 || !PyCallable_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq)");
+        return NULL;
+    }
+    bounds.format = args[0];
+    bounds.min_ms = PyLong_AsLongLong(args[1]);
+    bounds.max_ms = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred() || batch_args(args + 3, &with_context, &node) < 0) {
+        return NULL;
+    }
+    return write_batch(args[3], args[4], with_context, node, args[7], write_msgpack, &bounds);
+}
+
+/* mp_number's bytes alone (None where it hands the value on), for the test that holds them to
+ * msgpack's. */
+static PyObject *
+msgpack_number(PyObject *module, PyObject *value)
+{
+    Buffer b = {NULL, 0, 0};
+    int done = mp_number(&b, value);
+    PyObject *result = done < 0 ? NULL : done == 0 ? Py_NewRef(Py_None) : PyBytes_FromStringAndSize(b.data, b.len);
+    PyMem_Free(b.data);
     return result;
 }
 
@@ -1896,6 +2176,11 @@ static PyMethodDef methods[] = {
      "wires(items, static, with_context, node, next_seq) -> (list of wire dict or None, holes)"},
     {"lines", (PyCFunction)(void (*)(void))lines, METH_FASTCALL,
      "lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes, sizes)"},
+    {"msgpack_records", (PyCFunction)(void (*)(void))msgpack_records, METH_FASTCALL,
+     "msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq) -> (body, ids, "
+     "actions, times, holes, sizes)"},
+    {"msgpack_number", msgpack_number, METH_O,
+     "msgpack_number(value) -> the msgpack bytes of an int64 or finite float, or None"},
     {"plain_copy", plain_copy, METH_O,
      "plain_copy(values) -> a copy of a dict of str keys and str/int/float/bool/bytes/None values, or None"},
     {"text_bytes", text_bytes, METH_O,
