@@ -60,13 +60,17 @@ mapped ``long`` takes both), and an int beyond ``long`` is its decimal digits
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from eventlog._builtin.formats import dumps_line, dumps_lines, iso_millis, split_lines
 from eventlog._config.contracts import Formatter, FormatterSpec, PluginContext
 from eventlog._config.hookspecs import hookimpl
 from eventlog._core.options import Option, parser
+from eventlog._records import logrecords
+from eventlog._records.caps import _compiled
 
 #: The ECS version the documents follow (``ecs.version``).
 ECS_VERSION = "8.11.0"
@@ -196,6 +200,15 @@ def mappable_value(value: Any) -> Any:
     return value
 
 
+def _compiled_records() -> Callable[..., Any] | None:
+    """eventlog-speedups' ``ecs_records``, unless absent, a release without it, or switched off
+    (``EVENTLOG_SPEEDUPS=0``: then the core has not set up the walk it uses either)."""
+    if logrecords.accelerator is None:
+        return None
+    records: Callable[..., Any] | None = _compiled("_wires", "ecs_records")
+    return records
+
+
 def _file_name(path: str) -> str:
     """The last part of a path, as ``LogRecord.filename`` has it (either separator)."""
     return path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -222,6 +235,19 @@ class EcsFormatter(Formatter):
         # The spec: "the logging library should set event.dataset=${service.name}"
         # (Elastic's APM agent dropped its ".log" suffix for the same reason).
         self.dataset = service_name or None
+        records = _compiled_records()
+        if records is not None and type(self) is EcsFormatter:
+            # eventlog-speedups: a batch's documents written straight from the queued records
+            # and Events in C (the core's walk; no wire dict, no document(), no orjson call):
+            # format()'s bytes for each event (tests/test_ecs_speedups.py).  What its walk takes
+            # and it does not write (an exception, a key Elasticsearch could not map as it is,
+            # an odd pid) goes through format() of its wire dict, from C, in its turn; the
+            # rest, the wire-dict way.  Not for a subclass: it may change format() or document().
+            # The option-made parts of every document, as JSON, so that C spells none of them.
+            version = dumps_line({"ecs.version": ECS_VERSION})[1:-2]  # '"ecs.version":"8.11.0"'
+            dataset = b"" if self.dataset is None else b"," + dumps_line({"dataset": self.dataset})[1:-2]
+            services = b"" if not self.service else b"," + dumps_line({"service": self.service})[1:-2]
+            self.encode_items = functools.partial(records, self.format, version, dataset, services)
 
     def document(self, wire: dict[str, Any]) -> dict[str, Any]:
         """The ECS document of one wire dict (a new dict; the wire dict is not changed)."""

@@ -1498,6 +1498,13 @@ write_value(Buffer *b, PyObject *value)
     return write_number(b, value);
 }
 
+/* Text or a number (no container).  1, 0 or -1. */
+static int
+write_number_or_text(Buffer *b, PyObject *value)
+{
+    return PyUnicode_CheckExact(value) ? write_text(b, value) : write_number(b, value);
+}
+
 /* floor(a / b) for b > 0, as Python's //. */
 static inline long long
 floor_div(long long a, long long b)
@@ -1594,13 +1601,33 @@ failed:
 typedef int (*EventWriter)(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *next_seq,
                            char *drawn);
 
+/* format() of the walked item's wire dict (its id drawn now), at the end of ``b``.  1, or 0
+ * (format() refused it: the Python path decides; an error cleared). */
+static int
+write_formatted(Buffer *b, Wire *wire, PyObject *format, const char *node, PyObject *next_seq)
+{
+    PyObject *dict = wire_dict(wire, node, next_seq);
+    PyObject *payload = dict == NULL ? NULL : PyObject_CallOneArg(format, dict);
+    Py_XDECREF(dict);
+    int done = payload != NULL && PyBytes_CheckExact(payload) &&
+               write_raw(b, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)) == 0;
+    Py_XDECREF(payload);
+    if (!done) {
+        PyErr_Clear();
+    }
+    return done;
+}
+
 /* The payloads of the items, back to back, without a wire dict: (body, ids, actions, times,
  * holes, sizes).  ``ids``, ``actions``, ``times`` and ``sizes`` are each event's Record fields
  * and payload length (None for an item not written), ``holes`` the (index, offset in body) of
- * each item the Python path must write, in order (eventlog.plugin.ItemsEncoder). */
+ * each item the Python path must write, in order (eventlog.plugin.ItemsEncoder).  With
+ * ``fallback`` (the formatter's format()), an item the walk takes and the writer does not is
+ * written by format() of its wire dict, in its turn: its id is drawn in order, as the
+ * wire-dict path draws it. */
 static PyObject *
 write_batch(PyObject *items, PyObject *stat, int with_context, const char *node, PyObject *next_seq,
-            EventWriter write, const void *how)
+            EventWriter write, const void *how, PyObject *fallback)
 {
     Py_ssize_t n = PyList_GET_SIZE(items);
     PyObject *ids = PyList_New(n), *actions = PyList_New(n), *times = PyList_New(n);
@@ -1623,6 +1650,9 @@ write_batch(PyObject *items, PyObject *stat, int with_context, const char *node,
         int ok = item_fields(&wire, item, stat, with_context);
         if (ok > 0) {
             ok = write(&b, &wire, how, node, next_seq, drawn);
+            if (ok == 0 && fallback != NULL) {
+                ok = write_formatted(&b, &wire, fallback, node, next_seq);
+            }
         }
         PyObject *id = NULL, *time = NULL, *size = NULL;
         if (ok > 0) {
@@ -1702,7 +1732,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "stamp must be None or (timestamp key, version key, version)");
         return NULL;
     }
-    return write_batch(args[0], args[1], with_context, node, args[4], write_json, stamp);
+    return write_batch(args[0], args[1], with_context, node, args[4], write_json, stamp, NULL);
 }
 
 /* ---- msgpack, byte for byte what msgpack.Packer(use_bin_type=True).pack(wire) writes for the
@@ -1859,30 +1889,12 @@ mp_value(Buffer *b, PyObject *value)
     return mp_number(b, value);
 }
 
-/* The bounds of the msgpack format's tstamp (its EventTime's range), and the formatter's
- * format(): an event outside them is written by format() of its wire dict, which clamps and
- * counts it (in its turn: its id is drawn in order, as the wire-dict path draws it). */
+/* The bounds of the msgpack format's tstamp (its EventTime's range): an event outside them is
+ * written by the formatter's format() of its wire dict (write_batch's fallback), which clamps
+ * and counts it. */
 typedef struct {
     long long min_ms, max_ms;
-    PyObject *format;
 } TimeBounds;
-
-/* format() of the walked item's wire dict (its id drawn now), at the end of ``b``.  1, or 0
- * (format() refused it: the Python path decides; an error cleared). */
-static int
-write_formatted(Buffer *b, Wire *wire, PyObject *format, const char *node, PyObject *next_seq)
-{
-    PyObject *dict = wire_dict(wire, node, next_seq);
-    PyObject *payload = dict == NULL ? NULL : PyObject_CallOneArg(format, dict);
-    Py_XDECREF(dict);
-    int done = payload != NULL && PyBytes_CheckExact(payload) &&
-               write_raw(b, PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload)) == 0;
-    Py_XDECREF(payload);
-    if (!done) {
-        PyErr_Clear();
-    }
-    return done;
-}
 
 /* One event as a msgpack map at the end of ``b``: as write_line. */
 static int
@@ -1892,7 +1904,7 @@ write_msgpack(Buffer *b, Wire *wire, const void *how, const char *node, PyObject
     Py_ssize_t start = b->len, id_at = -1;
     int done = 1;
     if (wire->millis < bounds->min_ms || wire->millis > bounds->max_ms) {
-        return write_formatted(b, wire, bounds->format, node, next_seq);
+        return 0;
     }
     if (mp_header(b, 0x80, 16, -1, 0xde, wire->n) < 0) {
         goto failed;
@@ -1932,7 +1944,8 @@ failed:
 
 /* msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq) -> (body,
  * ids, actions, times, holes, sizes): the msgpack maps of the items (write_batch); an event whose
- * tstamp is outside [min_ms, max_ms] is written by ``format`` of its wire dict. */
+ * tstamp is outside [min_ms, max_ms], or a value the writer does not take, is written by
+ * ``format`` of its wire dict. */
 static PyObject *
 msgpack_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1944,13 +1957,438 @@ msgpack_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq)");
         return NULL;
     }
-    bounds.format = args[0];
     bounds.min_ms = PyLong_AsLongLong(args[1]);
     bounds.max_ms = PyLong_AsLongLong(args[2]);
     if (PyErr_Occurred() || batch_args(args + 3, &with_context, &node) < 0) {
         return NULL;
     }
-    return write_batch(args[3], args[4], with_context, node, args[7], write_msgpack, &bounds);
+    return write_batch(args[3], args[4], with_context, node, args[7], write_msgpack, &bounds, args[0]);
+}
+
+/* ---- ECS, byte for byte what eventlog._builtin.ecs.EcsFormatter.format() writes for the wire
+ * dict (orjson of its document(): see that module for the mapping).  The common event only:
+ * one with an exception, a pid that is no int64, a level name that is not ASCII, a key of its
+ * fields or metrics that Elasticsearch could not map as it is (renamed there), or a value of
+ * another kind goes back to the wire-dict way.  The formatter hands over its option-made
+ * pieces (ecs.version, event.dataset, service), as JSON. */
+
+typedef struct {
+    PyObject *version, *dataset, *service; /* bytes: '"ecs.version":"..."', ',"dataset":...', ',"service":{...}' */
+} EcsPieces;
+
+/* A key of labels, eventlog.fields or eventlog.metrics that the formatter keeps as it is: text
+ * with no '.', '*' or '\\' and something besides whitespace (ecs._needs_rename).  A key of
+ * text beyond ASCII made only of whitespace is left to Python's str.strip(): 0. */
+static int
+ecs_plain_key(PyObject *key)
+{
+    const char *utf8;
+    Py_ssize_t size;
+    if (!PyUnicode_CheckExact(key) || (utf8 = PyUnicode_AsUTF8AndSize(key, &size)) == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int seen = 0; /* an ASCII character that is not whitespace */
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c == '.' || c == '*' || c == '\\') {
+            return 0;
+        }
+        /* str.strip()'s whitespace among ASCII: \t \n \v \f \r, \x1c-\x1f and space */
+        if (c < 0x80 && !(c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f))) {
+            seen = 1;
+        }
+    }
+    return seen;
+}
+
+/* {"key":value,...} of a dict's items whose value is text (``text`` 1) or is not (0), keys
+ * checked by ecs_plain_key.  1, 0 or -1. */
+static int
+ecs_map(Buffer *b, PyObject *values, int text)
+{
+    PyObject *key, *item;
+    Py_ssize_t pos = 0;
+    char sep = '{';
+    int done;
+    while (PyDict_Next(values, &pos, &key, &item)) {
+        if (PyUnicode_CheckExact(item) != text) {
+            continue;
+        }
+        if (!ecs_plain_key(key)) {
+            return 0;
+        }
+        if (write_raw(b, &sep, 1) < 0) {
+            return -1;
+        }
+        sep = ',';
+        if ((done = write_key(b, key)) <= 0) {
+            return done;
+        }
+        done = text ? write_text(b, item) : write_number(b, item);
+        if (done <= 0) {
+            return done;
+        }
+    }
+    return write_raw(b, "}", 1) < 0 ? -1 : 1;
+}
+
+/* ,"name":{"inner":value} */
+static int
+ecs_named(Buffer *b, const char *name, const char *inner, PyObject *value)
+{
+    if (write_raw(b, ",\"", 2) < 0 || write_raw(b, name, strlen(name)) < 0 || write_raw(b, "\":{\"", 4) < 0 ||
+        write_raw(b, inner, strlen(inner)) < 0 || write_raw(b, "\":", 2) < 0) {
+        return -1;
+    }
+    int done = write_value(b, value);
+    return done <= 0 ? done : write_raw(b, "}", 1) < 0 ? -1 : 1;
+}
+
+#define ECS_RAW(text) (write_raw(b, text, sizeof(text) - 1) < 0)
+
+/* One event as an ECS document (a JSON line) at the end of ``b``: as write_line. */
+static int
+write_ecs(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *next_seq, char *drawn)
+{
+    const EcsPieces *pieces = how;
+    Py_ssize_t start = b->len, id_at = -1;
+    int done = 1;
+    PyObject *action = NULL, *target = NULL, *tg_type = NULL, *level = NULL, *level_name = NULL;
+    PyObject *message = NULL, *tags = NULL, *fields = NULL, *metrics = NULL, *user = NULL, *req_id = NULL;
+    PyObject *site = NULL, *host = NULL, *pid = NULL, *thread = NULL, *code_file = NULL, *code_line = NULL;
+    PyObject *code_func = NULL, *trace_id = NULL, *span_id = NULL;
+    int extras = 0; /* wire fields with no ECS place: eventlog.<name> */
+    for (Py_ssize_t i = 1; i < wire->n; i++) { /* 0 is the id */
+        PyObject *key = wire->keys[i], *value = wire->values[i];
+        PyObject **slot = key == k_action      ? &action
+                          : key == k_target    ? &target
+                          : key == k_tgType    ? &tg_type
+                          : key == k_level     ? &level
+                          : key == k_levelName ? &level_name
+                          : key == k_message   ? &message
+                          : key == k_tags      ? &tags
+                          : key == k_fields    ? &fields
+                          : key == k_metrics   ? &metrics
+                          : key == k_user      ? &user
+                          : key == k_reqId     ? &req_id
+                          : key == k_site      ? &site
+                          : key == k_host      ? &host
+                          : key == k_pid       ? &pid
+                          : key == k_thread    ? &thread
+                          : key == k_codeFile  ? &code_file
+                          : key == k_codeLine  ? &code_line
+                          : key == k_codeFunc  ? &code_func
+                          : key == k_traceId   ? &trace_id
+                          : key == k_spanId    ? &span_id
+                                               : NULL;
+        if (key == k_exc_info) {
+            return 0; /* error.*: parsed from its JSON in Python */
+        }
+        if (key == k_tstamp) {
+            continue;
+        }
+        if (slot == NULL) {
+            if (!PyUnicode_CheckExact(value) && !PyFloat_CheckExact(value) && !PyLong_CheckExact(value)) {
+                return 0; /* a bool is written 1/0 there (mappable_value), other kinds as they are */
+            }
+            extras = 1;
+            continue;
+        }
+        *slot = value;
+    }
+    if (action == NULL || (pid != NULL && !int64(pid)) ||
+        (level_name != NULL && !(PyUnicode_CheckExact(level_name) && PyUnicode_IS_ASCII(level_name)))) {
+        return 0;
+    }
+    char iso[24];
+    iso_millis(iso, wire->millis);
+    if (ECS_RAW("{\"@timestamp\":\"") || write_raw(b, iso, 24) < 0 || ECS_RAW("\",\"log.level\":")) {
+        goto failed;
+    }
+    if (level_name != NULL) {
+        /* str.lower() of ASCII text, as JSON: the escapes orjson writes are lower case already,
+         * so the letters are lowered after writing. */
+        Py_ssize_t at = b->len;
+        if ((done = write_text(b, level_name)) <= 0) {
+            goto failed;
+        }
+        for (char *c = b->data + at; c < b->data + b->len; c++) {
+            if (*c >= 'A' && *c <= 'Z') {
+                *c = (char)(*c + ('a' - 'A'));
+            }
+        }
+    }
+    else if (ECS_RAW("\"info\"")) {
+        goto failed;
+    }
+    if (message != NULL) {
+        if (ECS_RAW(",\"message\":") || (done = write_value(b, message)) <= 0) {
+            goto failed;
+        }
+    }
+    if (ECS_RAW(",") || write_raw(b, PyBytes_AS_STRING(pieces->version), PyBytes_GET_SIZE(pieces->version)) < 0 ||
+        ECS_RAW(",\"event\":{\"action\":") || (done = write_value(b, action)) <= 0 || ECS_RAW(",\"id\":")) {
+        goto failed;
+    }
+    if (wire->values[0] == NULL) { /* the id, drawn when the rest is written */
+        if (ECS_RAW("\"") || reserve(b, 33) < 0) {
+            goto failed;
+        }
+        id_at = b->len;
+        b->len += 32;
+        b->data[b->len++] = '"';
+    }
+    else if ((done = write_value(b, wire->values[0])) <= 0) {
+        goto failed;
+    }
+    if (write_raw(b, PyBytes_AS_STRING(pieces->dataset), PyBytes_GET_SIZE(pieces->dataset)) < 0 || ECS_RAW("}")) {
+        goto failed;
+    }
+    int logger = tg_type != NULL && target != NULL && PyUnicode_CheckExact(tg_type) &&
+                 PyUnicode_CompareWithASCIIString(tg_type, "logger") == 0;
+    int origin = code_file != NULL || code_line != NULL || code_func != NULL;
+    if (logger || origin) {
+        char sep = '{';
+        if (ECS_RAW(",\"log\":")) {
+            goto failed;
+        }
+        if (logger) {
+            if (ECS_RAW("{\"logger\":") || (done = write_value(b, target)) <= 0) {
+                goto failed;
+            }
+            sep = ',';
+        }
+        if (origin) {
+            if (write_raw(b, &sep, 1) < 0 || ECS_RAW("\"origin\":")) {
+                goto failed;
+            }
+            sep = '{';
+            if (code_file != NULL || code_line != NULL) {
+                if (ECS_RAW("{\"file\":")) {
+                    goto failed;
+                }
+                char inner = '{';
+                if (code_file != NULL) { /* its name: after the last '/', then the last '\\' */
+                    if (!PyUnicode_CheckExact(code_file)) {
+                        done = 0;
+                        goto failed;
+                    }
+                    Py_ssize_t n;
+                    const char *path = PyUnicode_AsUTF8AndSize(code_file, &n), *name = path;
+                    if (path == NULL) {
+                        PyErr_Clear();
+                        done = 0;
+                        goto failed;
+                    }
+                    for (Py_ssize_t i = 0; i < n; i++) {
+                        if (path[i] == '/') {
+                            name = path + i + 1;
+                        }
+                    }
+                    for (const char *c = name; c < path + n; c++) {
+                        if (*c == '\\') {
+                            name = c + 1;
+                        }
+                    }
+                    PyObject *base = PyUnicode_FromStringAndSize(name, path + n - name);
+                    if (base == NULL || ECS_RAW("{\"name\":")) {
+                        Py_XDECREF(base);
+                        goto failed;
+                    }
+                    done = write_text(b, base);
+                    Py_DECREF(base);
+                    if (done <= 0) {
+                        goto failed;
+                    }
+                    inner = ',';
+                }
+                if (code_line != NULL) {
+                    if (write_raw(b, &inner, 1) < 0 || ECS_RAW("\"line\":") || (done = write_value(b, code_line)) <= 0) {
+                        goto failed;
+                    }
+                }
+                if (ECS_RAW("}")) {
+                    goto failed;
+                }
+                sep = ',';
+            }
+            if (code_func != NULL) {
+                if (write_raw(b, &sep, 1) < 0 || ECS_RAW("\"function\":") || (done = write_value(b, code_func)) <= 0) {
+                    goto failed;
+                }
+            }
+            if (ECS_RAW("}")) {
+                goto failed;
+            }
+        }
+        if (ECS_RAW("}")) {
+            goto failed;
+        }
+    }
+    if (write_raw(b, PyBytes_AS_STRING(pieces->service), PyBytes_GET_SIZE(pieces->service)) < 0 ||
+        (host != NULL && (done = ecs_named(b, "host", "name", host)) <= 0)) {
+        goto failed;
+    }
+    if (pid != NULL || thread != NULL) {
+        if (ECS_RAW(",\"process\":{")) {
+            goto failed;
+        }
+        if (pid != NULL && (ECS_RAW("\"pid\":") || (done = write_value(b, pid)) <= 0)) {
+            goto failed;
+        }
+        if (thread != NULL) {
+            if ((pid != NULL && ECS_RAW(",")) || ECS_RAW("\"thread\":{\"name\":") ||
+                (done = write_value(b, thread)) <= 0 || ECS_RAW("}")) {
+                goto failed;
+            }
+        }
+        if (ECS_RAW("}")) {
+            goto failed;
+        }
+    }
+    if ((user != NULL && (done = ecs_named(b, "user", "name", user)) <= 0)) {
+        goto failed;
+    }
+    if (req_id != NULL) {
+        if (ECS_RAW(",\"http\":{\"request\":{\"id\":") || (done = write_value(b, req_id)) <= 0 || ECS_RAW("}}")) {
+            goto failed;
+        }
+    }
+    if ((site != NULL && (done = ecs_named(b, "organization", "name", site)) <= 0) ||
+        (trace_id != NULL && (done = ecs_named(b, "trace", "id", trace_id)) <= 0) ||
+        (span_id != NULL && (done = ecs_named(b, "span", "id", span_id)) <= 0)) {
+        goto failed;
+    }
+    if (tags != NULL && !(PyList_CheckExact(tags) && PyList_GET_SIZE(tags) == 0)) {
+        if (ECS_RAW(",\"tags\":") || (done = write_value(b, tags)) <= 0) {
+            goto failed;
+        }
+    }
+    /* fields: text under labels, the rest under eventlog.fields */
+    Py_ssize_t texts = 0, field_count = 0;
+    if (fields != NULL) {
+        if (!PyDict_CheckExact(fields)) {
+            done = 0;
+            goto failed;
+        }
+        PyObject *key, *item;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(fields, &pos, &key, &item)) {
+            texts += PyUnicode_CheckExact(item);
+        }
+        field_count = PyDict_GET_SIZE(fields);
+        if (texts > 0 && (ECS_RAW(",\"labels\":") || (done = ecs_map(b, fields, 1)) <= 0)) {
+            goto failed;
+        }
+    }
+    if (metrics != NULL && !PyDict_CheckExact(metrics)) {
+        done = 0;
+        goto failed;
+    }
+    /* The eventlog namespace, in document()'s order. */
+    int own_target = !logger && (target != NULL || tg_type != NULL);
+    int numbers = texts != field_count, has_metrics = metrics != NULL && PyDict_GET_SIZE(metrics) > 0;
+    if (own_target || code_file != NULL || numbers || has_metrics || level != NULL || extras) {
+        char sep = '{';
+        if (ECS_RAW(",\"eventlog\":")) {
+            goto failed;
+        }
+        PyObject *own[] = {own_target ? target : NULL, own_target ? tg_type : NULL, code_file};
+        PyObject *own_keys[] = {k_target, k_tgType, k_codeFile};
+        for (int i = 0; i < 3; i++) {
+            if (own[i] == NULL) {
+                continue;
+            }
+            if (write_raw(b, &sep, 1) < 0 || (done = write_key(b, own_keys[i])) <= 0 ||
+                (done = write_value(b, own[i])) <= 0) {
+                goto failed;
+            }
+            sep = ',';
+        }
+        if (numbers) {
+            if (write_raw(b, &sep, 1) < 0 || (done = write_key(b, k_fields)) <= 0 || (done = ecs_map(b, fields, 0)) <= 0) {
+                goto failed;
+            }
+            sep = ',';
+        }
+        if (has_metrics) {
+            if (write_raw(b, &sep, 1) < 0 || (done = write_key(b, k_metrics)) <= 0 ||
+                (done = ecs_map(b, metrics, 0)) <= 0) {
+                goto failed;
+            }
+            sep = ',';
+        }
+        if (level != NULL) {
+            if (write_raw(b, &sep, 1) < 0 || (done = write_key(b, k_level)) <= 0 || (done = write_value(b, level)) <= 0) {
+                goto failed;
+            }
+            sep = ',';
+        }
+        /* The rest in wire order (session, cluster, trace flags: names no ECS field or key of
+         * this namespace takes, so none is renamed). */
+        for (Py_ssize_t i = 1; extras && i < wire->n; i++) {
+            PyObject *key = wire->keys[i];
+            if (key == k_id || key == k_tstamp || key == k_action || key == k_target || key == k_tgType ||
+                key == k_level || key == k_levelName || key == k_message || key == k_tags || key == k_fields ||
+                key == k_metrics || key == k_user || key == k_reqId || key == k_site || key == k_host ||
+                key == k_pid || key == k_thread || key == k_codeFile || key == k_codeLine || key == k_codeFunc ||
+                key == k_traceId || key == k_spanId) {
+                continue;
+            }
+            if (!ecs_plain_key(key) || write_raw(b, &sep, 1) < 0 || (done = write_key(b, key)) <= 0 ||
+                (done = write_number_or_text(b, wire->values[i])) <= 0) {
+                if (done > 0) {
+                    done = 0;
+                }
+                goto failed;
+            }
+            sep = ',';
+        }
+        if (ECS_RAW("}")) {
+            goto failed;
+        }
+    }
+    if (ECS_RAW("}\n")) {
+        goto failed;
+    }
+    if (id_at >= 0) {
+        if (draw_id(wire, drawn, node, next_seq) < 0) {
+            goto failed;
+        }
+        memcpy(b->data + id_at, drawn, 32);
+    }
+    return 1;
+failed:
+    b->len = start;
+    if (done < 0 || PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+#undef ECS_RAW
+
+/* ecs_records(format, version, dataset, service, items, static, with_context, node, next_seq)
+ * -> (body, ids, actions, times, holes, sizes): the ECS documents of the items (write_batch);
+ * ``version``, ``dataset`` and ``service`` are the formatter's JSON pieces (EcsPieces), and
+ * what the writer does not take is written by ``format`` of its wire dict. */
+static PyObject *
+ecs_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int with_context;
+    const char *node;
+    if (nargs != 9 || !PyCallable_Check(args[0]) || !PyBytes_CheckExact(args[1]) || !PyBytes_CheckExact(args[2]) ||
+        !PyBytes_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ecs_records(format, version, dataset, service, items, static, with_context, node, "
+                        "next_seq): version, dataset and service bytes");
+        return NULL;
+    }
+    EcsPieces pieces = {args[1], args[2], args[3]};
+    if (batch_args(args + 4, &with_context, &node) < 0) {
+        return NULL;
+    }
+    return write_batch(args[4], args[5], with_context, node, args[8], write_ecs, &pieces, args[0]);
 }
 
 /* mp_number's bytes alone (None where it hands the value on), for the test that holds them to
@@ -2178,6 +2616,9 @@ static PyMethodDef methods[] = {
      "lines(items, static, with_context, node, next_seq, stamp) -> (body, ids, actions, times, holes, sizes)"},
     {"msgpack_records", (PyCFunction)(void (*)(void))msgpack_records, METH_FASTCALL,
      "msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq) -> (body, ids, "
+     "actions, times, holes, sizes)"},
+    {"ecs_records", (PyCFunction)(void (*)(void))ecs_records, METH_FASTCALL,
+     "ecs_records(format, version, dataset, service, items, static, with_context, node, next_seq) -> (body, ids, "
      "actions, times, holes, sizes)"},
     {"msgpack_number", msgpack_number, METH_O,
      "msgpack_number(value) -> the msgpack bytes of an int64 or finite float, or None"},
