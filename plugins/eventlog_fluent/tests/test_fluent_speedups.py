@@ -20,6 +20,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.peers import missing
 from tests.test_spool_props import any_text, hostile_event, hostile_value
 
 from eventlog import Event
@@ -34,10 +35,7 @@ from eventlog_fluent.msgpack_format import TSTAMP_MAX, MsgpackFormatter
 if msgpack_format.compiled_records is None:
     if os.environ.get("EVENTLOG_SPEEDUPS", "").strip() == "0":
         pytest.skip("EVENTLOG_SPEEDUPS=0: the compiled writer is off", allow_module_level=True)
-    pytest.skip(
-        "eventlog-speedups is not installed: pip install -e plugins/eventlog_speedups (needs a C compiler)",
-        allow_module_level=True,
-    )
+    missing("eventlog-speedups", "pip install -e plugins/eventlog_speedups (needs a C compiler)")
 
 LOGGER = logging.getLogger("fluent.items")
 #: Attribute names makeRecord refuses in extra= (they would overwrite the record's own).
