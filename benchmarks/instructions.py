@@ -22,6 +22,9 @@ The cases:
   log_event_fields  ``log_event(Event('user.did', 'alice', 'user', fields={'req_id': 'r-1', 'n': i},
              metrics={'duration_ms': 12.5}))``
   spool      the eventlog case in spool mode (EVENTLOG_DB: a fresh SQLite spool)
+  ecs        the eventlog case with the ecs format (Elastic Common Schema JSON lines)
+  fluent     the eventlog case over eventlog-fluent's transport (msgpack, Forward protocol;
+             acks off, as the sink answers nothing)
 The TCP peer is a separate process, not under valgrind, that reads and discards.
 
 ``--cases log_event,log_event_fields`` runs only those cases (and ``floor``, which the ratios
@@ -97,7 +100,11 @@ else:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.unlink(db + suffix)
-    eventlog.configure(transport="tcp", host="127.0.0.1", port=port, db=db)
+    if case == "fluent":  # acks off: the sink reads and answers nothing
+        eventlog.configure(transport="fluent", host="127.0.0.1", port=port)
+    else:
+        eventlog.configure(transport="tcp", host="127.0.0.1", port=port, db=db,
+                           format="ecs" if case == "ecs" else "json")
     log.addHandler(eventlog.EventHandler())
 
 def work():
@@ -184,6 +191,12 @@ CASES = [
         "log_event_fields",
         {},
     ),
+    ("eventlog, EventHandler, ecs/tcp (eventlog-speedups)", "ecs", {}),
+    (
+        "eventlog, EventHandler, fluent (msgpack, eventlog-speedups)",
+        "fluent",
+        {"EVENTLOG_FLUENT_REQUIRE_ACK_RESPONSE": "0"},
+    ),
 ]
 
 
@@ -269,11 +282,15 @@ def pythons() -> list[tuple[str, str]]:
 
 
 def venv_for(version: str, python: str, root: Path) -> str:
-    """A venv with eventlog (and eventlog-speedups) for that Python, made once and reused."""
+    """A venv with eventlog, eventlog-speedups and eventlog-fluent for that Python, made once
+    and reused."""
     venv = root / ".nox" / f"bench-instructions-{version}"
     bin_python = venv / "bin" / "python"
     if not bin_python.exists():
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    # Also a venv made before a case needed a package: installed if an import fails.
+    check = [str(bin_python), "-c", "import eventlog, eventlog_speedups._wires, eventlog_fluent"]
+    if subprocess.run(check, capture_output=True).returncode != 0:
         subprocess.run(
             [
                 str(bin_python),
@@ -285,6 +302,8 @@ def venv_for(version: str, python: str, root: Path) -> str:
                 str(root),
                 "-e",
                 str(root / "plugins" / "eventlog_speedups"),
+                "-e",
+                str(root / "plugins" / "eventlog_fluent"),
             ],
             check=True,
         )
@@ -314,6 +333,8 @@ def table(rows: dict[str, dict[str, tuple[float, float]]], versions: list[str]) 
         ("log_event", CASES[4][0]),
         ("spool", CASES[5][0]),
         ("log_event_fields", CASES[6][0]),
+        ("ecs", CASES[7][0]),
+        ("fluent", CASES[8][0]),
     ):
         if case not in rows:
             continue

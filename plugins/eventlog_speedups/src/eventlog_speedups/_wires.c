@@ -1272,6 +1272,13 @@ static struct {
     char text[64];
 } g_key_text[KEY_SLOTS];
 
+/* The same names as msgpack str (fixstr: a wire name is short ASCII), for the msgpack writer. */
+static struct {
+    PyObject *key;
+    Py_ssize_t len;
+    char text[32];
+} g_mp_key[KEY_SLOTS];
+
 static inline Py_ssize_t
 key_slot(PyObject *key)
 {
@@ -1298,6 +1305,7 @@ static int
 key_texts(PyObject **const *names, size_t count)
 {
     memset(g_key_text, 0, sizeof(g_key_text));
+    memset(g_mp_key, 0, sizeof(g_mp_key));
     for (int c = 0; c < 256; c++) {
         g_escaped[c] = c < 0x20 || c == '"' || c == '\\';
     }
@@ -1315,6 +1323,13 @@ key_texts(PyObject **const *names, size_t count)
             memcpy(g_key_text[slot].text, b.data, b.len);
         }
         PyMem_Free(b.data);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+        if (g_mp_key[slot].key == NULL && PyUnicode_IS_ASCII(key) && n < 31) {
+            g_mp_key[slot].key = key;
+            g_mp_key[slot].len = n + 1;
+            g_mp_key[slot].text[0] = (char)(0xa0 | n);
+            memcpy(g_mp_key[slot].text + 1, PyUnicode_1BYTE_DATA(key), n);
+        }
     }
     return 0;
 }
@@ -1742,7 +1757,7 @@ lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* A header: ``fix`` | n when n < ``fix_max``, else the 16- or 32-bit form (``wide`` and wide + 1),
  * or the 8-bit form ``narrow`` when given (str8) and n < 256. */
-static int
+static inline int
 mp_header(Buffer *b, unsigned char fix, Py_ssize_t fix_max, int narrow, unsigned char wide, Py_ssize_t n)
 {
     unsigned char head[5];
@@ -1910,7 +1925,15 @@ write_msgpack(Buffer *b, Wire *wire, const void *how, const char *node, PyObject
         goto failed;
     }
     for (Py_ssize_t i = 0; i < wire->n; i++) {
-        if ((done = mp_text(b, wire->keys[i])) <= 0) {
+        PyObject *key = wire->keys[i];
+        Py_ssize_t slot = key_slot(key);
+        if (g_mp_key[slot].key == key) { /* a wire name: its bytes made at setup() */
+            if (write_raw(b, g_mp_key[slot].text, g_mp_key[slot].len) < 0) {
+                done = -1;
+                goto failed;
+            }
+        }
+        else if ((done = mp_text(b, key)) <= 0) {
             goto failed;
         }
         if (wire->values[i] == NULL) { /* the id (32 chars: a str8), drawn when the rest is written */
