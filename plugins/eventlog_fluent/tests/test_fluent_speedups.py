@@ -259,3 +259,11 @@ def test_the_engine_uses_encode_items_with_the_fluent_transport() -> None:
         assert pipeline._encoder.encode_items is not None
     finally:
         pipeline.shutdown()
+
+
+@pytest.mark.parametrize("bounds", [("0", 1), (0, "1"), (2**64, 1), (0, None)])
+def test_time_bounds_that_are_no_int64_are_refused_with_their_error(bounds: tuple[Any, Any]) -> None:
+    assert msgpack_format.compiled_records is not None
+    node, next_seq = _ids.node_and_counter()
+    with pytest.raises((TypeError, OverflowError)):
+        msgpack_format.compiled_records(bytes, *bounds, [Event("e")], {}, False, node, next_seq)

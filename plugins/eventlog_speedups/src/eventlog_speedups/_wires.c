@@ -1324,7 +1324,7 @@ key_texts(PyObject **const *names, size_t count)
         }
         PyMem_Free(b.data);
         Py_ssize_t n = PyUnicode_GET_LENGTH(key);
-        if (g_mp_key[slot].key == NULL && PyUnicode_IS_ASCII(key) && n < 31) {
+        if (g_mp_key[slot].key == NULL && PyUnicode_IS_ASCII(key) && n < 32) { /* a fixstr */
             g_mp_key[slot].key = key;
             g_mp_key[slot].len = n + 1;
             g_mp_key[slot].text[0] = (char)(0xa0 | n);
@@ -1694,6 +1694,12 @@ write_batch(PyObject *items, PyObject *stat, int with_context, const char *node,
         wire_clear(&wire);
         Py_DECREF(item);
         if (ok <= 0) {
+            if (b.data == NULL) { /* the buffer could not grow (and is gone): no memory */
+                if (!PyErr_Occurred()) {
+                    PyErr_NoMemory();
+                }
+                goto done;
+            }
             PyErr_Clear(); /* an unexpected error: the Python path decides */
             PyList_SET_ITEM(ids, i, Py_NewRef(Py_None));
             PyList_SET_ITEM(actions, i, Py_NewRef(Py_None));
@@ -1983,9 +1989,13 @@ msgpack_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq)");
         return NULL;
     }
-    bounds.min_ms = PyLong_AsLongLong(args[1]);
-    bounds.max_ms = PyLong_AsLongLong(args[2]);
-    if (PyErr_Occurred() || batch_args(args + 3, &with_context, &node) < 0) {
+    if ((bounds.min_ms = PyLong_AsLongLong(args[1])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if ((bounds.max_ms = PyLong_AsLongLong(args[2])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (batch_args(args + 3, &with_context, &node) < 0) {
         return NULL;
     }
     return write_batch(args[3], args[4], with_context, node, args[7], write_msgpack, &bounds, args[0]);
@@ -2057,7 +2067,7 @@ ecs_map(Buffer *b, PyObject *values, int which)
             return done;
         }
     }
-    return write_raw(b, "}", 1) < 0 ? -1 : 1;
+    return write_raw(b, sep == '{' ? "{}" : "}", sep == '{' ? 2 : 1) < 0 ? -1 : 1;
 }
 
 /* ,"name":{"inner":value} */
