@@ -1553,6 +1553,42 @@ iso_millis(char *out, long long millis)
     }
 }
 
+/* The three writers below (JSON line, msgpack map, ECS document) share their id's handling
+ * and their way out.  The id's 32 characters are drawn when the rest of the event is written
+ * (a writer that gives up must not have drawn one): id_room() writes ``head``, leaves room
+ * for them and writes ``tail``, and gives their offset (-1 on error); id_drawn() draws the id
+ * into that room (-1 on error); event_undone() puts ``b`` back as it was and gives what the
+ * writer returns: -1 for an error, 0 for an event it does not take. */
+static Py_ssize_t
+id_room(Buffer *b, const char *head, Py_ssize_t head_len, const char *tail, Py_ssize_t tail_len)
+{
+    if (write_raw(b, head, head_len) < 0 || reserve(b, 32 + tail_len) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = b->len;
+    b->len += 32;
+    memcpy(b->data + b->len, tail, tail_len);
+    b->len += tail_len;
+    return at;
+}
+
+static int
+id_drawn(Buffer *b, Wire *wire, Py_ssize_t at, const char *node, PyObject *next_seq, char *drawn)
+{
+    if (draw_id(wire, drawn, node, next_seq) < 0) {
+        return -1;
+    }
+    memcpy(b->data + at, drawn, 32);
+    return 0;
+}
+
+static int
+event_undone(Buffer *b, Py_ssize_t start, int done)
+{
+    b->len = start;
+    return done < 0 || PyErr_Occurred() ? -1 : 0;
+}
+
 /* One event as a JSON line at the end of ``b`` (Logstash's two keys first when ``stamp``).
  * A drawn id's 32 chars go to ``drawn`` too.  1: written, 0: not plain (``b`` as it was,
  * no id drawn), -1: error. */
@@ -1580,12 +1616,9 @@ write_line(Buffer *b, Wire *wire, PyObject *stamp, const char *node, PyObject *n
             goto failed;
         }
         if (wire->values[i] == NULL) { /* the id, drawn when the rest is written */
-            if (write_raw(b, "\"", 1) < 0 || reserve(b, 33) < 0) {
+            if ((id_at = id_room(b, "\"", 1, "\"", 1)) < 0) {
                 goto failed;
             }
-            id_at = b->len;
-            b->len += 32;
-            b->data[b->len++] = '"';
             continue;
         }
         if ((done = write_value(b, wire->values[i])) <= 0) {
@@ -1595,19 +1628,13 @@ write_line(Buffer *b, Wire *wire, PyObject *stamp, const char *node, PyObject *n
     if (write_raw(b, "}\n", 2) < 0) {
         goto failed;
     }
-    if (id_at >= 0) {
-        if (draw_id(wire, drawn, node, next_seq) < 0) {
-            goto failed;
-        }
-        memcpy(b->data + id_at, drawn, 32);
+    if (id_at >= 0 && id_drawn(b, wire, id_at, node, next_seq, drawn) < 0) {
+        done = -1;
+        goto failed;
     }
     return 1;
 failed:
-    b->len = start;
-    if (done < 0 || PyErr_Occurred()) {
-        return -1;
-    }
-    return 0;
+    return event_undone(b, start, done);
 }
 
 /* Writes one walked event at the end of a Buffer: 1 written, 0 not plain (the buffer as it
@@ -1946,32 +1973,22 @@ write_msgpack(Buffer *b, Wire *wire, const void *how, const char *node, PyObject
             goto failed;
         }
         if (wire->values[i] == NULL) { /* the id (32 chars: a str8), drawn when the rest is written */
-            if (write_raw(b, "\xd9\x20", 2) < 0 || reserve(b, 32) < 0) {
-                done = -1;
+            if ((id_at = id_room(b, "\xd9\x20", 2, "", 0)) < 0) {
                 goto failed;
             }
-            id_at = b->len;
-            b->len += 32;
             continue;
         }
         if ((done = mp_value(b, wire->values[i])) <= 0) {
             goto failed;
         }
     }
-    if (id_at >= 0) {
-        if (draw_id(wire, drawn, node, next_seq) < 0) {
-            done = -1;
-            goto failed;
-        }
-        memcpy(b->data + id_at, drawn, 32);
+    if (id_at >= 0 && id_drawn(b, wire, id_at, node, next_seq, drawn) < 0) {
+        done = -1;
+        goto failed;
     }
     return 1;
 failed:
-    b->len = start;
-    if (done < 0 || PyErr_Occurred()) {
-        return -1;
-    }
-    return 0;
+    return event_undone(b, start, done);
 }
 
 /* msgpack_records(format, min_ms, max_ms, items, static, with_context, node, next_seq) -> (body,
@@ -2169,12 +2186,9 @@ write_ecs(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *ne
         goto failed;
     }
     if (wire->values[0] == NULL) { /* the id, drawn when the rest is written */
-        if (ECS_RAW("\"") || reserve(b, 33) < 0) {
+        if ((id_at = id_room(b, "\"", 1, "\"", 1)) < 0) {
             goto failed;
         }
-        id_at = b->len;
-        b->len += 32;
-        b->data[b->len++] = '"';
     }
     else if ((done = write_value(b, wire->values[0])) <= 0) {
         goto failed;
@@ -2389,19 +2403,13 @@ write_ecs(Buffer *b, Wire *wire, const void *how, const char *node, PyObject *ne
     if (ECS_RAW("}\n")) {
         goto failed;
     }
-    if (id_at >= 0) {
-        if (draw_id(wire, drawn, node, next_seq) < 0) {
-            goto failed;
-        }
-        memcpy(b->data + id_at, drawn, 32);
+    if (id_at >= 0 && id_drawn(b, wire, id_at, node, next_seq, drawn) < 0) {
+        done = -1;
+        goto failed;
     }
     return 1;
 failed:
-    b->len = start;
-    if (done < 0 || PyErr_Occurred()) {
-        return -1;
-    }
-    return 0;
+    return event_undone(b, start, done);
 }
 #undef ECS_RAW
 
